@@ -1,0 +1,154 @@
+package domain
+
+import "slices"
+
+func (x *decision) checkBody(body string) error {
+	if body == "" || len(body) > x.pol.Limits.MessageBytes {
+		return ErrMessageTooLarge.With("%d bytes, 1 to %d allowed", len(body), x.pol.Limits.MessageBytes)
+	}
+	return nil
+}
+
+// sender loads the room and the sender's session and returns the sender's
+// member record.
+func (x *decision) sender(sid SessionID, id RoomID) (*Room, *Member, error) {
+	if err := errorsJoinArgs(ValidateSessionID(sid), ValidateRoomID(id)); err != nil {
+		return nil, nil, err
+	}
+	if err := x.load(x.sessionKey(sid), x.roomKey(id)); err != nil {
+		return nil, nil, err
+	}
+	return x.memberOf(x.session(sid), sid, id)
+}
+
+// broadcast decides sendBroadcastMessage: reliable, ordered, in the history.
+func (x *decision) broadcast(c SendBroadcast) error {
+	if err := x.checkBody(c.Body); err != nil {
+		return err
+	}
+	r, m, err := x.sender(c.Session, c.Room)
+	if err != nil {
+		return err
+	}
+	rk := x.roomKey(c.Room)
+	if r.Rates.Broadcast.full(x.at(rk), x.pol.Limits.BroadcastPerSecond) {
+		return ErrRateLimited.With("%d broadcast messages per second per room", x.pol.Limits.BroadcastPerSecond)
+	}
+	x.emit(rk, &BroadcastSentData{From: m.User, FromName: m.UserName, Session: c.Session, Body: c.Body})
+	return nil
+}
+
+// barrage decides sendBarrageMessage. It checks the sender and the size; the
+// rate is counted where it is fanned out, since a barrage is never logged.
+func (x *decision) barrage(c SendBarrage) error {
+	if err := x.checkBody(c.Body); err != nil {
+		return err
+	}
+	_, m, err := x.sender(c.Session, c.Room)
+	if err != nil {
+		return err
+	}
+	x.out.Barrage = &Barrage{Room: c.Room, From: m.User, FromName: m.UserName, Session: c.Session, Body: c.Body,
+		Time: x.at(x.roomKey(c.Room))}
+	return nil
+}
+
+// customCommand decides sendCustomCommand.
+func (x *decision) customCommand(c SendCustomCommand) error {
+	if err := x.checkBody(c.Body); err != nil {
+		return err
+	}
+	l := x.pol.Limits
+	if len(c.To) > l.CommandMaxRecipients {
+		return ErrRecipientsInvalid.With("%d recipients, at most %d", len(c.To), l.CommandMaxRecipients)
+	}
+	var to []UserID
+	for _, u := range c.To {
+		if err := ValidateUserID(u); err != nil {
+			return ErrRecipientsInvalid.With("%v", err)
+		}
+		if !slices.Contains(to, u) {
+			to = append(to, u)
+		}
+	}
+	r, m, err := x.sender(c.Session, c.Room)
+	if err != nil {
+		return err
+	}
+	rk := x.roomKey(c.Room)
+	at := x.at(rk)
+	if len(to) == 1 {
+		if r.Rates.CommandToOne[to[0]].full(at, l.CommandToOnePerSecond) {
+			return ErrRateLimited.With("%d custom commands per second to one user", l.CommandToOnePerSecond)
+		}
+	} else if r.Rates.CommandToMany.full(at, l.CommandToManyPerSecond) {
+		return ErrRateLimited.With("%d custom commands per second to many users", l.CommandToManyPerSecond)
+	}
+	x.emit(rk, &CustomCommandSentData{From: m.User, FromName: m.UserName, Session: c.Session, To: to, Body: c.Body})
+	return nil
+}
+
+// setExtraInfo decides setRoomExtraInfo.
+func (x *decision) setExtraInfo(c SetRoomExtraInfo) error {
+	l := x.pol.Limits
+	if c.Key == "" || len(c.Key) >= l.ExtraInfoKeyBytes {
+		return ErrExtraInfoInvalid.With("key must be 1 to %d bytes", l.ExtraInfoKeyBytes-1)
+	}
+	if len(c.Value) >= l.ExtraInfoValueBytes {
+		return ErrExtraInfoInvalid.With("value must be shorter than %d bytes", l.ExtraInfoValueBytes)
+	}
+	r, m, err := x.sender(c.Session, c.Room)
+	if err != nil {
+		return err
+	}
+	if _, ok := r.ExtraInfo[c.Key]; !ok && len(r.ExtraInfo) >= l.ExtraInfoKeys {
+		return ErrExtraInfoInvalid.With("at most %d keys per room", l.ExtraInfoKeys)
+	}
+	rk := x.roomKey(c.Room)
+	if r.Rates.ExtraInfo.full(x.at(rk), l.ExtraInfoPerSecond) {
+		return ErrRateLimited.With("%d extra info updates per second per room", l.ExtraInfoPerSecond)
+	}
+	x.emit(rk, &ExtraInfoUpdatedData{Key: c.Key, Value: c.Value, By: m.User, ByName: m.UserName})
+	return nil
+}
+
+// setAttributes decides ZIM setRoomAttributes / deleteRoomAttributes.
+func (x *decision) setAttributes(c SetRoomAttributes) error {
+	if len(c.Set) == 0 && len(c.Delete) == 0 {
+		return invalid("nothing to set or delete")
+	}
+	r, m, err := x.sender(c.Session, c.Room)
+	if err != nil {
+		return err
+	}
+	next := map[string]string{}
+	for k, v := range r.Attributes {
+		next[k] = v
+	}
+	set := map[string]string{}
+	for _, k := range sortedKeys(c.Set) {
+		if old, ok := next[k]; !ok || old != c.Set[k] {
+			set[k] = c.Set[k]
+		}
+		next[k] = c.Set[k]
+	}
+	var deleted []string
+	for _, k := range c.Delete {
+		if _, ok := next[k]; ok && !slices.Contains(deleted, k) {
+			delete(next, k)
+			deleted = append(deleted, k)
+		}
+	}
+	if err := x.checkAttributes(next); err != nil {
+		return err
+	}
+	if len(set) == 0 && len(deleted) == 0 {
+		return nil
+	}
+	if len(set) == 0 {
+		set = nil
+	}
+	slices.Sort(deleted)
+	x.emit(x.roomKey(c.Room), &AttributesUpdatedData{Set: set, Deleted: deleted, By: m.User})
+	return nil
+}

@@ -1,0 +1,636 @@
+package domain
+
+func (x *decision) setRoomMode(c SetRoomMode) error {
+	if err := errorsJoinArgs(ValidateSessionID(c.Session), validMode(c.Mode)); err != nil {
+		return err
+	}
+	if err := x.load(x.sessionKey(c.Session)); err != nil {
+		return err
+	}
+	if x.session(c.Session).Opened {
+		return ErrRoomModeAfterLogin
+	}
+	return nil
+}
+
+func validMode(m RoomMode) error {
+	_, err := ParseRoomMode(string(m))
+	return err
+}
+
+func validRole(r Role) error {
+	_, err := ParseRole(string(r))
+	return err
+}
+
+func validCreate(p CreatePolicy) error {
+	_, err := ParseCreatePolicy(string(p))
+	return err
+}
+
+// validRoomConfig checks the configuration a join may create a room with.
+func (x *decision) validRoomConfig(cfg RoomConfig) error {
+	if cfg.DestroyDelay < 0 || cfg.DestroyDelay > x.pol.Limits.MaxDestroyDelaySeconds {
+		return ErrDestroyDelayInvalid.With("%d seconds", cfg.DestroyDelay)
+	}
+	return x.checkAttributes(cfg.Attributes)
+}
+
+// checkAttributes checks a complete set of room attributes against the ZIM limits.
+func (x *decision) checkAttributes(attrs map[string]string) error {
+	l := x.pol.Limits
+	if len(attrs) > l.AttributeKeys {
+		return ErrAttributesInvalid.With("%d keys, at most %d", len(attrs), l.AttributeKeys)
+	}
+	total := 0
+	for _, k := range sortedKeys(attrs) {
+		v := attrs[k]
+		switch {
+		case k == "" || len(k) > l.AttributeKeyBytes:
+			return ErrAttributesInvalid.With("key %q must be 1 to %d bytes", k, l.AttributeKeyBytes)
+		case len(v) > l.AttributeValueBytes:
+			return ErrAttributesInvalid.With("value of %q is %d bytes, at most %d", k, len(v), l.AttributeValueBytes)
+		}
+		total += len(k) + len(v)
+	}
+	if total > l.AttributeTotalBytes {
+		return ErrAttributesInvalid.With("%d bytes in all, at most %d", total, l.AttributeTotalBytes)
+	}
+	return nil
+}
+
+// join decides ZEGO loginRoom and ZIM createRoom / joinRoom / enterRoom.
+//
+// Steps: [fences of stale claims] → session (open, claim) → room (create,
+// duplicate-login kick, join) → [stream releases of a kicked session].
+func (x *decision) join(c JoinRoom) error {
+	if c.Role == "" {
+		c.Role = Anchor
+	}
+	if err := errorsJoinArgs(ValidateSessionID(c.Session), ValidateUser(c.User), ValidateRoomID(c.Room),
+		validMode(c.Mode), validRole(c.Role), validCreate(c.Create), validVia(c.Via)); err != nil {
+		return err
+	}
+	if len(c.RoomName) > MaxRoomIDBytes {
+		return invalid("room name is %d bytes, at most %d", len(c.RoomName), MaxRoomIDBytes)
+	}
+	if err := x.validRoomConfig(c.Config); err != nil {
+		return err
+	}
+	if !c.Grant.allows(c.User.ID, c.Room, x.now) {
+		return ErrTokenInvalid
+	}
+	if err := x.load(x.sessionKey(c.Session), x.roomKey(c.Room)); err != nil {
+		return err
+	}
+	s, r := x.session(c.Session), x.room(c.Room)
+	mode, err := x.checkIdentity(s, c.User, c.Mode)
+	if err != nil {
+		return err
+	}
+	if _, ok := r.MemberBySession(c.User.ID, c.Session); ok {
+		return nil // already in the room: logging in again changes nothing
+	}
+	if err := x.checkCreate(r, c.Create); err != nil {
+		return err
+	}
+	claim, err := x.claimRoom(s, c.Session, c.User, mode, c.Room, r, nil)
+	if err != nil {
+		return err
+	}
+	return x.enter(r, c.Room, joiner{
+		session: c.Session, user: c.User, role: c.Role, canPublish: c.Grant.CanPublish,
+		claim: claim, via: c.Via, name: c.RoomName, config: c.Config,
+	})
+}
+
+func validVia(v Via) error {
+	_, err := ParseVia(string(v))
+	return err
+}
+
+// checkIdentity applies the per-session identity rules and returns the
+// session's room mode.
+func (x *decision) checkIdentity(s *Session, u User, mode RoomMode) (RoomMode, error) {
+	if s.Opened {
+		if s.User != u.ID || s.UserName != u.Name {
+			return "", ErrUserMismatch.With("the session is %q (%q)", s.User, s.UserName)
+		}
+		mode = s.Mode
+	}
+	if mode == MultiRoom && !x.pol.MultiRoom {
+		return "", ErrMultiRoomNotAllowed
+	}
+	return mode, nil
+}
+
+func (x *decision) checkCreate(r *Room, p CreatePolicy) error {
+	switch {
+	case p == CreateNever && !r.Exists:
+		return ErrRoomNotExist
+	case p == CreateRequired && r.Exists:
+		return ErrRoomAlreadyExists
+	}
+	return nil
+}
+
+// claimRoom takes (or reuses) the session's claim on room id and returns it.
+// It enforces the room-count rules, reconciling stale claims when the session
+// is at its limit. release, if not nil, is a claim the same session step
+// gives up (the room being switched from), which does not count.
+func (x *decision) claimRoom(s *Session, sid SessionID, u User, mode RoomMode, id RoomID, r *Room,
+	release *RoomRef) (uint64, error) {
+	sk := x.sessionKey(sid)
+	held, have := s.Claims[id]
+	if have && held.Command == x.m.ID && !r.claimVoided(KindSession, string(sid), held.Seq) {
+		// An earlier attempt of this very command took the claim.
+		return held.Seq, nil
+	}
+	var fence []RoomRef // stale claims to void before the session step
+	if !have {
+		limit := x.pol.MaxRooms
+		if mode == SingleRoom {
+			limit = 1
+		}
+		var others []RoomID
+		for _, rid := range sortedKeys(s.Claims) {
+			if release == nil || rid != release.Room {
+				others = append(others, rid)
+			}
+		}
+		if len(others) >= limit {
+			if err := x.load(x.roomKeys(others)...); err != nil {
+				return 0, err
+			}
+			live := 0
+			for _, rid := range others {
+				cl := s.Claims[rid]
+				if m, ok := x.room(rid).MemberBySession(u.ID, sid); ok && m.Claim == cl.Seq {
+					live++
+				} else {
+					fence = append(fence, RoomRef{Room: rid, Claim: cl.Seq})
+				}
+			}
+			if mode == SingleRoom && live > 0 {
+				return 0, ErrAlreadyInAnotherRoom
+			}
+			if live >= limit {
+				return 0, ErrTooManyRooms.With("at most %d rooms", limit)
+			}
+		}
+	}
+	// Void stale claims in their rooms first: once a room has voided a claim,
+	// no slow writer can still use it, so the session may release it.
+	for _, f := range fence {
+		if !x.room(f.Room).claimVoided(KindSession, string(sid), f.Claim) {
+			x.emit(x.roomKey(f.Room), &ClaimVoidedData{Registry: KindSession, ID: string(sid), Claim: f.Claim})
+		}
+	}
+	if !s.Opened {
+		x.emit(sk, &SessionOpenedData{User: u.ID, UserName: u.Name, Mode: mode})
+	}
+	for _, f := range fence {
+		x.emit(sk, &RoomReleasedData{Room: f.Room, Claim: f.Claim, Reason: ReasonClaimVoided})
+	}
+	if have {
+		// A claim on this room from an earlier command that never completed:
+		// replace it, which does not change the count.
+		x.emit(sk, &RoomReleasedData{Room: id, Claim: held.Seq, Reason: ReasonLoginFailed})
+	}
+	if release != nil {
+		return x.emit(sk, &RoomSwitchedData{From: release.Room, FromClaim: release.Claim, To: id, Command: x.m.ID}), nil
+	}
+	return x.emit(sk, &RoomClaimedData{Room: id, Command: x.m.ID}), nil
+}
+
+// joiner is who enters a room and how.
+type joiner struct {
+	session    SessionID
+	user       User
+	role       Role
+	canPublish bool
+	claim      uint64
+	via        Via
+	name       string
+	config     RoomConfig
+}
+
+// enter emits the room step of a join: create the room if needed, kick the
+// same user's other session, add the member. Its follow-ups (the kicked
+// session's other rooms and claims) belong to KickSession.
+func (x *decision) enter(r *Room, id RoomID, j joiner) error {
+	rk := x.roomKey(id)
+	if !r.Exists {
+		attrs := j.config.Attributes
+		if len(attrs) == 0 {
+			attrs = nil
+		}
+		x.emit(rk, &RoomCreatedData{Name: j.name, Attributes: attrs, DestroyDelay: j.config.DestroyDelay,
+			By: j.user.ID, Session: j.session, Via: j.via})
+	}
+	if old, ok := r.Members[j.user.ID]; ok && old.Session != j.session {
+		// One session per user and room: the older one is kicked here, and
+		// out of its other rooms by KickSession, which the reactor sends on
+		// seeing this event. Its streams' registry entries are released the
+		// same way.
+		x.removeMember(r, id, old, ReasonKickedDuplicateLogin, j.session, "", false)
+	}
+	canPublish := j.canPublish && j.role == Anchor
+	x.emit(rk, &MemberJoinedData{User: j.user.ID, UserName: j.user.Name, Session: j.session, Role: j.role,
+		CanPublish: canPublish, Claim: j.claim, Via: j.via})
+	return nil
+}
+
+// removeMember emits, in the room's step, the stops of the member's streams
+// and its departure, and destroys the room if it empties with no destroy
+// delay (unless keep: someone joins in the same step). It returns the streams
+// it stopped, for their registry releases.
+func (x *decision) removeMember(r *Room, id RoomID, m *Member, reason Reason, by SessionID, detail string,
+	mayDestroy bool) []StreamClaim {
+	rk := x.roomKey(id)
+	var stopped []StreamClaim
+	for _, sid := range sortedKeys(m.Publishing) {
+		st, ok := r.Streams[sid]
+		if !ok {
+			continue
+		}
+		x.emit(rk, &StreamStoppedData{Stream: sid, User: m.User, Session: m.Session, Claim: st.Claim, Reason: reason})
+		stopped = append(stopped, StreamClaim{Stream: sid, User: m.User, Session: m.Session, Claim: st.Claim})
+	}
+	x.emit(rk, &MemberLeftData{User: m.User, Session: m.Session, Claim: m.Claim, Reason: reason,
+		BySession: by, Detail: detail})
+	if mayDestroy && len(r.Members) == 1 && r.DestroyDelay == 0 && r.Exists {
+		x.emit(rk, &RoomDestroyedData{Reason: DestroyEmpty})
+	}
+	return stopped
+}
+
+// releaseStreams emits the registry releases of stopped streams. The caller
+// has loaded their entries (or they are loaded here, via NeedError).
+func (x *decision) releaseStreams(stopped []StreamClaim, reason Reason) {
+	for _, st := range stopped {
+		e := x.v.Streams[st.Stream]
+		if e == nil {
+			// Not loaded: the reactor releases it from the room's stream_stopped.
+			continue
+		}
+		if e.Claimed && e.Claim == st.Claim {
+			x.emit(x.streamKey(st.Stream), &StreamReleasedData{Claim: st.Claim, Reason: reason})
+		}
+	}
+}
+
+// memberStreams lists the registry keys of the streams m publishes.
+func (x *decision) memberStreams(m *Member) []Key {
+	return x.streamKeys(sortedKeys(m.Publishing))
+}
+
+// leave decides ZEGO logoutRoom and ZIM leaveRoom / leaveAllRoom.
+//
+// Steps: rooms (stops, member left, maybe destroyed) → session (releases) →
+// stream registry releases.
+func (x *decision) leave(c LeaveRoom) error {
+	if c.Reason == "" {
+		c.Reason = ReasonLogout
+	}
+	if err := checkArg(ValidateSessionID(c.Session)); err != nil {
+		return err
+	}
+	if c.Reason != ReasonLogout && c.Reason != ReasonLeave {
+		return invalid("a leave's reason is logout or leave, not %q", c.Reason)
+	}
+	if c.Room != "" {
+		if err := checkArg(ValidateRoomID(c.Room)); err != nil {
+			return err
+		}
+	}
+	sk := x.sessionKey(c.Session)
+	if err := x.load(sk); err != nil {
+		return err
+	}
+	s := x.session(c.Session)
+	rooms := sortedKeys(s.Claims)
+	if c.Room != "" {
+		rooms = []RoomID{c.Room}
+	}
+	if err := x.load(x.roomKeys(rooms)...); err != nil {
+		return err
+	}
+	type gone struct {
+		room  RoomID
+		claim uint64
+	}
+	var left []gone
+	var streams []Key
+	for _, id := range rooms {
+		r := x.room(id)
+		m, ok := r.MemberBySession(s.User, c.Session)
+		if !ok || !s.Opened {
+			if c.Room != "" {
+				return ErrNotInRoom
+			}
+			continue // a claim whose room already removed us; the reactor frees it
+		}
+		streams = append(streams, x.memberStreams(m)...)
+		left = append(left, gone{id, m.Claim})
+	}
+	if err := x.load(streams...); err != nil {
+		return err
+	}
+	var stopped []StreamClaim
+	for _, g := range left {
+		r := x.room(g.room)
+		m := r.Members[s.User]
+		stopped = append(stopped, x.removeMember(r, g.room, m, c.Reason, "", "", true)...)
+		x.out.Rooms = append(x.out.Rooms, g.room)
+	}
+	for _, g := range left {
+		if cl, ok := s.Claims[g.room]; ok {
+			x.emit(sk, &RoomReleasedData{Room: g.room, Claim: cl.Seq, Reason: c.Reason})
+		}
+	}
+	x.releaseStreams(stopped, c.Reason)
+	return nil
+}
+
+// switchRoom decides ZEGO and ZIM switchRoom: leave From and join To under one
+// correlation.
+//
+// Steps: session (claim moves From → To) → From (stops, member left) → To
+// (create, join) → stream registry releases. The session step comes first
+// so that a retried switch recognises it by its command ID.
+func (x *decision) switchRoom(c SwitchRoom) error {
+	if c.Role == "" {
+		c.Role = Anchor
+	}
+	if err := errorsJoinArgs(ValidateSessionID(c.Session), ValidateRoomID(c.From), ValidateRoomID(c.To),
+		validRole(c.Role), validCreate(c.Create)); err != nil {
+		return err
+	}
+	if c.From == c.To {
+		return invalid("cannot switch from a room to itself")
+	}
+	if len(c.ToName) > MaxRoomIDBytes {
+		return invalid("room name is %d bytes, at most %d", len(c.ToName), MaxRoomIDBytes)
+	}
+	if err := x.validRoomConfig(c.Config); err != nil {
+		return err
+	}
+	sk := x.sessionKey(c.Session)
+	if err := x.load(sk, x.roomKey(c.From), x.roomKey(c.To)); err != nil {
+		return err
+	}
+	s, from, to := x.session(c.Session), x.room(c.From), x.room(c.To)
+	if !s.Opened {
+		return ErrNotInRoom
+	}
+	if !c.Grant.allows(s.User, c.To, x.now) {
+		return ErrTokenInvalid
+	}
+	user := User{ID: s.User, Name: s.UserName}
+	mFrom, inFrom := from.MemberBySession(s.User, c.Session)
+	if inFrom {
+		if err := x.load(x.memberStreams(mFrom)...); err != nil {
+			return err
+		}
+	}
+	held, have := s.Claims[c.To]
+	retried := have && held.Command == x.m.ID
+	var claim uint64
+	if retried {
+		claim = held.Seq
+	} else {
+		if _, ok := to.MemberBySession(s.User, c.Session); ok {
+			return ErrAlreadyInRoom
+		}
+		cFrom, claimed := s.Claims[c.From]
+		if !inFrom || !claimed {
+			return ErrNotInRoom
+		}
+		if err := x.checkCreate(to, c.Create); err != nil {
+			return err
+		}
+		var err error
+		claim, err = x.claimRoom(s, c.Session, user, s.Mode, c.To, to, &RoomRef{Room: c.From, Claim: cFrom.Seq})
+		if err != nil {
+			return err
+		}
+	}
+	var stopped []StreamClaim
+	if inFrom {
+		stopped = x.removeMember(from, c.From, mFrom, ReasonSwitch, "", "", true)
+	}
+	if _, ok := to.MemberBySession(s.User, c.Session); !ok {
+		if err := x.checkCreate(to, c.Create); err != nil || to.claimVoided(KindSession, string(c.Session), claim) {
+			// The target changed under a retried switch: give the claim back.
+			x.emit(sk, &RoomReleasedData{Room: c.To, Claim: claim, Reason: ReasonLoginFailed})
+			x.releaseStreams(stopped, ReasonSwitch)
+			if err == nil {
+				err = ErrTimeout
+			}
+			return err
+		}
+		if err := x.enter(to, c.To, joiner{session: c.Session, user: user, role: c.Role,
+			canPublish: c.Grant.CanPublish, claim: claim, via: ViaSwitch, name: c.ToName, config: c.Config}); err != nil {
+			return err
+		}
+	}
+	x.releaseStreams(stopped, ReasonSwitch)
+	x.out.Rooms = []RoomID{c.From, c.To}
+	return nil
+}
+
+// kickUser decides the admin API's kick: the user leaves the room.
+//
+// Steps: room → session (release) → stream registry releases.
+func (x *decision) kickUser(c KickUser) error {
+	if err := errorsJoinArgs(ValidateRoomID(c.Room), ValidateUserID(c.User)); err != nil {
+		return err
+	}
+	if len(c.Detail) > x.pol.Limits.MessageBytes {
+		return invalid("kick detail is longer than %d bytes", x.pol.Limits.MessageBytes)
+	}
+	if err := x.load(x.roomKey(c.Room)); err != nil {
+		return err
+	}
+	r := x.room(c.Room)
+	m, ok := r.Members[c.User]
+	if !ok {
+		return ErrUserNotInRoom
+	}
+	keys := append([]Key{x.sessionKey(m.Session)}, x.memberStreams(m)...)
+	if err := x.load(keys...); err != nil {
+		return err
+	}
+	s := x.session(m.Session)
+	stopped := x.removeMember(r, c.Room, m, ReasonKickedByBackend, "", c.Detail, true)
+	if cl, ok := s.Claims[c.Room]; ok && cl.Seq == m.Claim {
+		x.emit(x.sessionKey(m.Session), &RoomReleasedData{Room: c.Room, Claim: cl.Seq, Reason: ReasonKickedByBackend})
+	}
+	x.releaseStreams(stopped, ReasonKickedByBackend)
+	return nil
+}
+
+// destroyRoom decides the admin API's destroy. The members' claims and the
+// streams' registry entries are released by the reactor from the event,
+// which lists them: a room may have thousands of members.
+func (x *decision) destroyRoom(c DestroyRoom) error {
+	if err := checkArg(ValidateRoomID(c.Room)); err != nil {
+		return err
+	}
+	if len(c.Detail) > x.pol.Limits.MessageBytes {
+		return invalid("destroy detail is longer than %d bytes", x.pol.Limits.MessageBytes)
+	}
+	if err := x.load(x.roomKey(c.Room)); err != nil {
+		return err
+	}
+	r := x.room(c.Room)
+	if !r.Exists {
+		return ErrRoomNotExist
+	}
+	x.emitDestroyed(r, c.Room, DestroyBackend, c.Detail)
+	return nil
+}
+
+func (x *decision) emitDestroyed(r *Room, id RoomID, reason DestroyReason, detail string) {
+	d := &RoomDestroyedData{Reason: reason, Detail: detail}
+	for _, u := range sortedKeys(r.Members) {
+		m := r.Members[u]
+		d.Members = append(d.Members, MemberClaim{User: m.User, Session: m.Session, Claim: m.Claim})
+	}
+	for _, sid := range sortedKeys(r.Streams) {
+		st := r.Streams[sid]
+		d.Streams = append(d.Streams, StreamClaim{Stream: sid, User: st.User, Session: st.Session, Claim: st.Claim})
+	}
+	x.emit(x.roomKey(id), d)
+}
+
+// expireRoom destroys an empty room whose destroy delay has run out.
+func (x *decision) expireRoom(c ExpireRoom) error {
+	if err := checkArg(ValidateRoomID(c.Room)); err != nil {
+		return err
+	}
+	if err := x.load(x.roomKey(c.Room)); err != nil {
+		return err
+	}
+	r := x.room(c.Room)
+	at, due := r.DestroyAt()
+	if !due || x.now.Before(at) || len(r.Members) > 0 {
+		return nil
+	}
+	x.emitDestroyed(r, c.Room, DestroyEmpty, "")
+	return nil
+}
+
+// timeoutSession records a heartbeat timeout: the session leaves every room.
+// A claim no membership backs is voided in its room, so a login still in
+// flight from the silent session can never land after the timeout.
+//
+// Steps: rooms → session (timed out, all claims released) → stream releases.
+func (x *decision) timeoutSession(c TimeoutSession) error {
+	if err := checkArg(ValidateSessionID(c.Session)); err != nil {
+		return err
+	}
+	sk := x.sessionKey(c.Session)
+	if err := x.load(sk); err != nil {
+		return err
+	}
+	s := x.session(c.Session)
+	if len(s.Claims) == 0 {
+		return nil
+	}
+	released, stopped, err := x.evict(s, c.Session, ReasonHeartbeatTimeout, "", "")
+	if err != nil {
+		return err
+	}
+	x.emit(sk, &SessionTimedOutData{LastSeen: c.LastSeen.UTC(), Released: released})
+	x.releaseStreams(stopped, ReasonHeartbeatTimeout)
+	return nil
+}
+
+// evict removes session s from every room it claims (voiding claims no
+// membership backs) and returns the claims to release and the streams stopped.
+// skip names a room already handled by the caller, whose claim is released
+// without touching the room.
+func (x *decision) evict(s *Session, sid SessionID, reason Reason, by SessionID, skip RoomID) ([]RoomRef, []StreamClaim, error) {
+	rooms := sortedKeys(s.Claims)
+	if err := x.load(x.roomKeys(rooms)...); err != nil {
+		return nil, nil, err
+	}
+	var streams []Key
+	for _, id := range rooms {
+		if m, ok := x.room(id).MemberBySession(s.User, sid); ok {
+			streams = append(streams, x.memberStreams(m)...)
+		}
+	}
+	if err := x.load(streams...); err != nil {
+		return nil, nil, err
+	}
+	var released []RoomRef
+	var stopped []StreamClaim
+	for _, id := range rooms {
+		cl := s.Claims[id]
+		r := x.room(id)
+		switch m, ok := r.MemberBySession(s.User, sid); {
+		case ok:
+			stopped = append(stopped, x.removeMember(r, id, m, reason, by, "", true)...)
+		case id == skip:
+		case !r.claimVoided(KindSession, string(sid), cl.Seq):
+			x.emit(x.roomKey(id), &ClaimVoidedData{Registry: KindSession, ID: string(sid), Claim: cl.Seq})
+		}
+		released = append(released, RoomRef{Room: id, Claim: cl.Seq})
+	}
+	return released, stopped, nil
+}
+
+// kickSession is the follow-up of a duplicate-login kick: the kicked session
+// leaves all the other rooms it was in at the time of the kick, and its claims
+// on them are released. Rooms it logs into after the kick are its own new
+// choice and are left alone.
+func (x *decision) kickSession(c KickSession) error {
+	if err := errorsJoinArgs(ValidateSessionID(c.Session), ValidateSessionID(c.BySession),
+		ValidateRoomID(c.Room)); err != nil {
+		return err
+	}
+	sk := x.sessionKey(c.Session)
+	if err := x.load(sk); err != nil {
+		return err
+	}
+	s := x.session(c.Session)
+	old := &Session{Head: s.Head, Opened: s.Opened, User: s.User, UserName: s.UserName, Mode: s.Mode}
+	for id, cl := range s.Claims {
+		if (id == c.Room && cl.Seq == c.Claim) || (id != c.Room && !cl.At.After(c.At)) {
+			old.claim(id, cl.Seq, cl.Command, cl.At)
+		}
+	}
+	if len(old.Claims) == 0 {
+		return nil
+	}
+	released, stopped, err := x.evict(old, c.Session, ReasonKickedDuplicateLogin, c.BySession, c.Room)
+	if err != nil {
+		return err
+	}
+	x.emit(sk, &SessionKickedData{BySession: c.BySession, Reason: ReasonKickedDuplicateLogin, Released: released})
+	x.releaseStreams(stopped, ReasonKickedDuplicateLogin)
+	return nil
+}
+
+// releaseRoomClaim frees a claim after its room removed the member.
+func (x *decision) releaseRoomClaim(c ReleaseRoomClaim) error {
+	if err := errorsJoinArgs(ValidateSessionID(c.Session), ValidateRoomID(c.Room)); err != nil {
+		return err
+	}
+	if err := x.load(x.sessionKey(c.Session), x.roomKey(c.Room)); err != nil {
+		return err
+	}
+	s, r := x.session(c.Session), x.room(c.Room)
+	cl, ok := s.Claims[c.Room]
+	if !ok || cl.Seq != c.Claim {
+		return nil
+	}
+	if m, ok := r.MemberBySession(s.User, c.Session); ok && m.Claim == c.Claim {
+		return nil // the claim backs a membership again: keep it
+	}
+	x.emit(x.sessionKey(c.Session), &RoomReleasedData{Room: c.Room, Claim: c.Claim, Reason: c.Reason})
+	return nil
+}

@@ -1,0 +1,139 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Limits are the per-app size and rate limits (SEMANTICS.md section 3 and
+// the ZIM room attribute limits). Sizes are in bytes, rates per second.
+type Limits struct {
+	MessageBytes           int `json:"message_bytes"`              // broadcast, barrage and custom command bodies
+	BroadcastPerSecond     int `json:"broadcast_per_second"`       // per room
+	BarragePerSecond       int `json:"barrage_per_second"`         // per room, enforced by each node (barrage is not logged)
+	CommandToOnePerSecond  int `json:"command_to_one_per_second"`  // per room and recipient
+	CommandToManyPerSecond int `json:"command_to_many_per_second"` // per room, for zero or several recipients
+	CommandMaxRecipients   int `json:"command_max_recipients"`
+	ExtraInfoKeyBytes      int `json:"extra_info_key_bytes"`   // a key must be shorter than this
+	ExtraInfoValueBytes    int `json:"extra_info_value_bytes"` // a value must be shorter than this
+	ExtraInfoPerSecond     int `json:"extra_info_per_second"`  // per room
+	ExtraInfoKeys          int `json:"extra_info_keys"`        // distinct keys per room
+	StreamExtraInfoBytes   int `json:"stream_extra_info_bytes"`
+	AttributeKeys          int `json:"attribute_keys"`
+	AttributeKeyBytes      int `json:"attribute_key_bytes"`
+	AttributeValueBytes    int `json:"attribute_value_bytes"`
+	AttributeTotalBytes    int `json:"attribute_total_bytes"`
+	MaxDestroyDelaySeconds int `json:"max_destroy_delay_s"`
+}
+
+// DefaultLimits returns the limits published by ZEGO and ZIM.
+func DefaultLimits() Limits {
+	return Limits{
+		MessageBytes:           1024,
+		BroadcastPerSecond:     10,
+		BarragePerSecond:       20,
+		CommandToOnePerSecond:  200,
+		CommandToManyPerSecond: 10,
+		CommandMaxRecipients:   100,
+		ExtraInfoKeyBytes:      128,
+		ExtraInfoValueBytes:    4096,
+		ExtraInfoPerSecond:     10,
+		ExtraInfoKeys:          10,
+		StreamExtraInfoBytes:   1024,
+		AttributeKeys:          20,
+		AttributeKeyBytes:      16,
+		AttributeValueBytes:    1024,
+		AttributeTotalBytes:    5 * 1024,
+		MaxDestroyDelaySeconds: 10800,
+	}
+}
+
+// Policy is what an app is allowed to do.
+type Policy struct {
+	// MultiRoom allows sessions in multi-room mode (off by default, as in ZEGO).
+	MultiRoom bool `json:"multi_room"`
+	// MaxRooms is how many rooms one multi-room session may be in at once.
+	MaxRooms int    `json:"max_rooms"`
+	Limits   Limits `json:"limits"`
+}
+
+// DefaultPolicy returns the policy of an app that configured nothing.
+func DefaultPolicy() Policy {
+	return Policy{MultiRoom: false, MaxRooms: 5, Limits: DefaultLimits()}
+}
+
+// Validate reports every problem with p at once.
+func (p Policy) Validate() error {
+	var errs []error
+	positive := func(name string, v int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
+		}
+	}
+	positive("max_rooms", p.MaxRooms)
+	l := p.Limits
+	positive("message_bytes", l.MessageBytes)
+	positive("broadcast_per_second", l.BroadcastPerSecond)
+	positive("barrage_per_second", l.BarragePerSecond)
+	positive("command_to_one_per_second", l.CommandToOnePerSecond)
+	positive("command_to_many_per_second", l.CommandToManyPerSecond)
+	positive("command_max_recipients", l.CommandMaxRecipients)
+	positive("extra_info_key_bytes", l.ExtraInfoKeyBytes)
+	positive("extra_info_value_bytes", l.ExtraInfoValueBytes)
+	positive("extra_info_per_second", l.ExtraInfoPerSecond)
+	positive("extra_info_keys", l.ExtraInfoKeys)
+	positive("stream_extra_info_bytes", l.StreamExtraInfoBytes)
+	positive("attribute_keys", l.AttributeKeys)
+	positive("attribute_key_bytes", l.AttributeKeyBytes)
+	positive("attribute_value_bytes", l.AttributeValueBytes)
+	positive("attribute_total_bytes", l.AttributeTotalBytes)
+	if l.MaxDestroyDelaySeconds < 0 {
+		errs = append(errs, fmt.Errorf("max_destroy_delay_s must not be negative, got %d", l.MaxDestroyDelaySeconds))
+	}
+	return errors.Join(errs...)
+}
+
+// Config configures a Decider.
+type Config struct {
+	// Default applies to every app without an entry in Apps.
+	Default Policy
+	// Apps overrides the policy per app.
+	Apps map[AppID]Policy
+}
+
+// Decider decides commands under per-app policies. It holds configuration
+// only; its methods are pure functions of their arguments.
+type Decider struct {
+	def  Policy
+	apps map[AppID]Policy
+}
+
+// NewDecider validates cfg and returns a Decider.
+func NewDecider(cfg Config) (*Decider, error) {
+	var errs []error
+	if err := cfg.Default.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("default policy: %w", err))
+	}
+	apps := make(map[AppID]Policy, len(cfg.Apps))
+	for app, p := range cfg.Apps {
+		if err := ValidateAppID(app); err != nil {
+			errs = append(errs, err)
+		}
+		if err := p.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("policy of app %q: %w", app, err))
+		}
+		apps[app] = p
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Decider{def: cfg.Default, apps: apps}, nil
+}
+
+// Policy returns the policy of app.
+func (d *Decider) Policy(app AppID) Policy {
+	if p, ok := d.apps[app]; ok {
+		return p
+	}
+	return d.def
+}
