@@ -18,7 +18,9 @@ func broadcasts(n int) []Command {
 	return cs
 }
 
-func with(given []Command, more ...Command) []Command { return append(append([]Command{}, given...), more...) }
+func with(given []Command, more ...Command) []Command {
+	return append(append([]Command{}, given...), more...)
+}
 
 // Section 3: room messages and extra info.
 func TestMessageRules(t *testing.T) {
