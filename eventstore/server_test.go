@@ -1,0 +1,212 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSyncModeRoundTrip(t *testing.T) {
+	for _, m := range []SyncMode{SyncModeInterval, SyncModeAlways} {
+		got, err := ParseSyncMode(m.String())
+		if err != nil || got != m {
+			t.Errorf("ParseSyncMode(%q) = %q, %v", m, got, err)
+		}
+	}
+	for _, s := range []string{"", "Always", "INTERVAL", "never", " always"} {
+		if _, err := ParseSyncMode(s); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("ParseSyncMode(%q) err = %v, want ErrInvalidConfig", s, err)
+		}
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{DataDir: "x"}.withDefaults()
+	if c.Sync != SyncModeInterval || c.SyncInterval != 0 || c.Stream != "ROOMLOG" || c.Prefix != "roomlog" ||
+		c.Replicas != 1 || c.MaxMsgSize != 1<<20 || c.ConnectTimeout != 5*time.Second || c.Logger == nil {
+		t.Fatalf("defaults = %+v", c)
+	}
+	if err := c.validate(); err != nil {
+		t.Fatalf("defaulted config invalid: %v", err)
+	}
+	ext := Config{URL: "nats://a:4222, b:4223", Replicas: 3}.withDefaults()
+	if err := ext.validate(); err != nil {
+		t.Fatalf("external config invalid: %v", err)
+	}
+}
+
+func TestOpenReportsAllConfigProblems(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		want []string // one fragment per expected problem
+	}{
+		{
+			name: "embedded",
+			cfg: Config{
+				Sync: "sometimes", SyncInterval: -time.Second, Listen: "nope", Stream: "a.b", Prefix: "bad prefix",
+				Replicas: 3, MaxMsgSize: -5, ConnectTimeout: -1,
+			},
+			want: []string{"DataDir", "Listen", "Replicas", "sync mode", "SyncInterval", "Stream", "Prefix", "MaxMsgSize", "ConnectTimeout"},
+		},
+		{
+			name: "external",
+			cfg:  Config{URL: "http://x, ", Sync: SyncModeAlways, SyncInterval: time.Second, Listen: ":4222", Replicas: 7, Prefix: "$JS"},
+			want: []string{"scheme", "empty server URL", "Sync \"always\"", "SyncInterval applies", "contradicts", "Listen", "Replicas", "Prefix"},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := Open(context.Background(), c.cfg)
+			if l != nil || !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("Open = %v, %v; want ErrInvalidConfig", l, err)
+			}
+			joined, ok := err.(interface{ Unwrap() []error })
+			if !ok {
+				t.Fatalf("err %T is not a joined error", err)
+			}
+			problems := joined.Unwrap()
+			if len(problems) != len(c.want) {
+				t.Errorf("%d problems, want %d:\n%v", len(problems), len(c.want), err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("no problem mentions %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenFailsWithoutJetStream(t *testing.T) {
+	// A DataDir that is a file: JetStream cannot start, and the server
+	// would silently run without it.
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(context.Background(), Config{DataDir: file, Logger: testLogger(t)})
+	if err == nil {
+		l.Close()
+		t.Fatal("Open succeeded with a file as DataDir")
+	}
+}
+
+func TestOpenExternalUnreachable(t *testing.T) {
+	start := time.Now()
+	_, err := Open(context.Background(), Config{URL: "nats://127.0.0.1:1", ConnectTimeout: time.Second, Logger: testLogger(t)})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Open took %v", d)
+	}
+}
+
+func TestReopenKeepsHistoryAndUpdatesStream(t *testing.T) {
+	dir := t.TempDir()
+	ctx := testCtx(t)
+	l, err := Open(ctx, Config{DataDir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := l.Subject("app", "room", "r1")
+	seqs := appendChain(t, l, subj, 3, 0)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = mustOpen(t, Config{DataDir: dir, MaxMsgSize: 2 << 20, Logger: testLogger(t)})
+	last, ok, err := l.Last(ctx, subj)
+	if err != nil || !ok || last.Seq != seqs[2] {
+		t.Fatalf("Last after reopen = %d, %v, %v; want %d", last.Seq, ok, err, seqs[2])
+	}
+	info, err := l.Stream().Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxMsgSize != 2<<20 || !info.Config.AllowDirect || info.Config.Duplicates != 2*time.Minute || info.Config.AllowAtomicPublish {
+		t.Fatalf("stream config not updated: %+v", info.Config)
+	}
+}
+
+func TestCloseTwiceAndAfterClose(t *testing.T) {
+	l, err := Open(context.Background(), Config{DataDir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := l.Subject("app", "room", "r1")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if l.Server().Running() {
+		t.Fatal("server still running after Close")
+	}
+	_, err = l.Append(testCtx(t), Message{Subject: subj, MsgID: "1"})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Append after Close = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestAppendUnavailableWhenServerDown(t *testing.T) {
+	l := openEmbedded(t, nil)
+	subj := l.Subject("app", "room", "r1")
+	l.Server().Shutdown()
+	l.Server().WaitForShutdown()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := l.Append(ctx, Message{Subject: subj, MsgID: "1"})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Append took %v with a 300ms context", d)
+	}
+	_, err = l.Read(ctx, nil, 0, func(Record) error { return nil })
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Read err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestNewConnAndClientURL(t *testing.T) {
+	l := openEmbedded(t, nil)
+	if u := l.ClientURL(); u != "" {
+		t.Fatalf("in-process only log has ClientURL %q", u)
+	}
+	nc, err := l.NewConn("test-consumer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if nc == l.Conn() {
+		t.Fatal("NewConn returned the log's own connection")
+	}
+
+	emb, ext := openTCPPair(t, nil)
+	if ext.Server() != nil || emb.Server() == nil {
+		t.Fatal("Server() must be nil exactly for the external log")
+	}
+	if ext.ClientURL() != emb.ClientURL() || !strings.HasPrefix(emb.ClientURL(), "nats://127.0.0.1:") {
+		t.Fatalf("ClientURL: embedded %q, external %q", emb.ClientURL(), ext.ClientURL())
+	}
+	nc2, err := ext.NewConn("tcp-consumer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	if err := nc2.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
