@@ -102,6 +102,25 @@ func VerifyEvents(prev string, body []byte) (head string, events []Event, err er
 	return prev, events, nil
 }
 
+// MessageHead decodes one stored message without knowing its predecessor and
+// returns its events and the hash of its last event: what a reader that
+// takes an aggregate's state from elsewhere needs to chain the next append.
+// The events inside the message must chain to each other.
+func MessageHead(body []byte) (head string, events []Event, err error) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return "", nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
+	}
+	if len(raws) == 0 {
+		return "", nil, fmt.Errorf("%w: no events", ErrMalformedEvent)
+	}
+	var first Event
+	if err := json.Unmarshal(raws[0], &first); err != nil {
+		return "", nil, err
+	}
+	return VerifyEvents(first.Prev, body)
+}
+
 // eventJSON is the stored shape of an Event with its payload still raw.
 type eventJSON struct {
 	ID          EventID         `json:"id"`

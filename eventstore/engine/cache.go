@@ -1,0 +1,235 @@
+package engine
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+)
+
+// entry is one aggregate's cached state. mu is held by the one command that
+// is deciding or appending for it; everything below it is guarded by mu.
+type entry struct {
+	key domain.Key
+	mu  sync.Mutex
+
+	users int           // commands holding or waiting for it; guarded by cache.mu
+	elem  *list.Element // position in the LRU; guarded by cache.mu
+
+	loaded bool
+	room   *domain.Room
+	sess   *domain.Session
+	stream *domain.StreamEntry
+	// seq is the stream sequence of the aggregate's last message, the value
+	// of the next append's expected-last-subject-sequence.
+	seq uint64
+	// hash is the hash of the aggregate's last event, the next event's Prev.
+	hash string
+}
+
+func (e *entry) head() domain.Head {
+	switch e.key.Kind {
+	case domain.KindRoom:
+		return e.room.Head
+	case domain.KindSession:
+		return e.sess.Head
+	case domain.KindStream:
+		return e.stream.Head
+	}
+	return domain.Head{}
+}
+
+func (e *entry) reset() {
+	e.loaded, e.seq, e.hash = false, 0, ""
+	e.room, e.sess, e.stream = nil, nil, nil
+	switch e.key.Kind {
+	case domain.KindRoom:
+		e.room = &domain.Room{}
+	case domain.KindSession:
+		e.sess = &domain.Session{}
+	case domain.KindStream:
+		e.stream = &domain.StreamEntry{}
+	}
+}
+
+// apply folds one event into the cached state.
+func (e *entry) apply(ev *domain.Event) {
+	switch e.key.Kind {
+	case domain.KindRoom:
+		e.room.Apply(ev)
+	case domain.KindSession:
+		e.sess.Apply(ev)
+	case domain.KindStream:
+		e.stream.Apply(ev)
+	}
+}
+
+// put exposes the cached state to a decision. Decisions never modify states,
+// and mu is held while they read.
+func (e *entry) put(v *domain.View) {
+	switch e.key.Kind {
+	case domain.KindRoom:
+		v.Rooms[domain.RoomID(e.key.ID)] = e.room
+	case domain.KindSession:
+		v.Sessions[domain.SessionID(e.key.ID)] = e.sess
+	case domain.KindStream:
+		v.Streams[domain.StreamID(e.key.ID)] = e.stream
+	}
+}
+
+// fold applies one stored message to the entry, checking that it chains
+// from the cached head, and returns the ID of its first event.
+func (e *entry) fold(rec eventstore.Record) (string, error) {
+	head, events, err := domain.VerifyEvents(e.hash, rec.Data)
+	if err != nil {
+		return "", fmt.Errorf("%s at stream sequence %d: %w", e.key, rec.Seq, err)
+	}
+	for i := range events {
+		if want := e.head().Seq + 1; events[i].Seq != want {
+			return "", fmt.Errorf("%s at stream sequence %d: event seq %d, want %d", e.key, rec.Seq, events[i].Seq, want)
+		}
+		e.apply(&events[i])
+	}
+	e.seq, e.hash = rec.Seq, head
+	return events[0].ID.String(), nil
+}
+
+// catchUp folds every message appended to the aggregate's subject after the
+// cached one. It returns the IDs of the first events of the messages it read,
+// to recognise an append of ours whose acknowledgement was lost. It reads
+// from the cached sequence on: cheap for a recent one (see load).
+func (e *entry) catchUp(ctx context.Context, log *eventstore.Log, subject string) (map[string]uint64, error) {
+	seen := map[string]uint64{}
+	_, err := log.Read(ctx, []string{subject}, e.seq+1, func(rec eventstore.Record) error {
+		id, err := e.fold(rec)
+		seen[id] = rec.Seq
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return seen, nil
+}
+
+// Source supplies folded aggregate states, so that loading an aggregate does
+// not replay its subject from the beginning (a filtered read scans the whole
+// span of the stream the subject covers). *projections.Live is one.
+type Source interface {
+	// State returns a copy of k's state folded up to at least stream
+	// sequence atLeast; ok is false for an aggregate it has never seen.
+	State(ctx context.Context, k domain.Key, atLeast uint64) (state any, cursor uint64, ok bool, err error)
+}
+
+// load brings a cold entry up to date: the last message of the subject tells
+// where the aggregate ends; the state comes from src when it has folded that
+// far, else from a replay of the subject.
+func (e *entry) load(ctx context.Context, log *eventstore.Log, src Source, subject string) error {
+	e.reset()
+	for try := 0; src != nil && try < 3; try++ {
+		last, ok, err := log.Last(ctx, subject)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			e.loaded = true
+			return nil
+		}
+		head, events, err := domain.MessageHead(last.Data)
+		if err != nil {
+			return fmt.Errorf("%s at stream sequence %d: %w", e.key, last.Seq, err)
+		}
+		state, _, found, err := src.State(ctx, e.key, last.Seq)
+		if err != nil {
+			return err
+		}
+		if !found || !e.set(state) {
+			break
+		}
+		switch got, want := e.head().Seq, events[len(events)-1].Seq; {
+		case got == want:
+			e.seq, e.hash, e.loaded = last.Seq, head, true
+			return nil
+		case got < want:
+			return fmt.Errorf("%s: the source folded it to seq %d, the log has %d", e.key, got, want)
+		}
+		e.reset() // appended to since we looked: look again
+	}
+	e.reset()
+	if _, err := e.catchUp(ctx, log, subject); err != nil {
+		return err
+	}
+	e.loaded = true
+	return nil
+}
+
+// set installs a state copy from a Source; false if it is of the wrong kind.
+func (e *entry) set(state any) bool {
+	switch s := state.(type) {
+	case *domain.Room:
+		e.room = s
+		return e.key.Kind == domain.KindRoom
+	case *domain.Session:
+		e.sess = s
+		return e.key.Kind == domain.KindSession
+	case *domain.StreamEntry:
+		e.stream = s
+		return e.key.Kind == domain.KindStream
+	}
+	return false
+}
+
+// cache holds entries, evicting the least recently used idle ones past max.
+type cache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[domain.Key]*entry
+	lru     *list.List // front: most recently used
+}
+
+func newCache(max int) *cache {
+	return &cache{max: max, entries: map[domain.Key]*entry{}, lru: list.New()}
+}
+
+// acquire returns the entry for k, marked in use so that it is not evicted.
+func (c *cache) acquire(k domain.Key) *entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok {
+		e = &entry{key: k}
+		e.reset()
+		e.elem = c.lru.PushFront(e)
+		c.entries[k] = e
+		c.evictLocked()
+	} else {
+		c.lru.MoveToFront(e.elem)
+	}
+	e.users++
+	return e
+}
+
+func (c *cache) release(e *entry) {
+	c.mu.Lock()
+	e.users--
+	c.mu.Unlock()
+}
+
+func (c *cache) evictLocked() {
+	for el := c.lru.Back(); el != nil && len(c.entries) > c.max; {
+		prev := el.Prev()
+		if e := el.Value.(*entry); e.users == 0 {
+			c.lru.Remove(el)
+			delete(c.entries, e.key)
+		}
+		el = prev
+	}
+}
+
+func (c *cache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}

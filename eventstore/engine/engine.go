@@ -1,0 +1,300 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+)
+
+// Config configures an Engine.
+type Config struct {
+	Log     *eventstore.Log
+	Decider *domain.Decider
+	// Clock returns the time a command is decided at. Default time.Now.
+	Clock func() time.Time
+	// CacheSize bounds the aggregates kept in memory. Default 100,000.
+	CacheSize int
+	// Retries bounds how often a command is decided again after a conflict.
+	// Default 16.
+	Retries int
+	// Source, if set, supplies folded states for cold loads (the node's live
+	// projection). Without it an aggregate is loaded by replaying its subject.
+	Source Source
+	Logger *slog.Logger
+}
+
+// Engine executes commands. It is safe for concurrent use.
+type Engine struct {
+	log     *eventstore.Log
+	decider *domain.Decider
+	clock   func() time.Time
+	retries int
+	source  Source
+	logger  *slog.Logger
+	cache   *cache
+
+	idMu    sync.Mutex
+	entropy io.Reader
+}
+
+// New validates cfg and returns an Engine.
+func New(cfg Config) (*Engine, error) {
+	var errs []error
+	if cfg.Log == nil {
+		errs = append(errs, errors.New("engine: Log is required"))
+	}
+	if cfg.Decider == nil {
+		errs = append(errs, errors.New("engine: Decider is required"))
+	}
+	if cfg.CacheSize < 0 || cfg.Retries < 0 {
+		errs = append(errs, fmt.Errorf("engine: CacheSize (%d) and Retries (%d) must not be negative", cfg.CacheSize, cfg.Retries))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 100_000
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = 16
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Engine{log: cfg.Log, decider: cfg.Decider, clock: cfg.Clock, retries: cfg.Retries, source: cfg.Source, logger: cfg.Logger,
+		cache: newCache(cfg.CacheSize), entropy: ulid.Monotonic(rand.Reader, 0)}, nil
+}
+
+// NewID returns a new ULID at time t, monotonic within this engine.
+func (e *Engine) NewID(t time.Time) ulid.ULID {
+	e.idMu.Lock()
+	defer e.idMu.Unlock()
+	return ulid.MustNew(ulid.Timestamp(t), e.entropy)
+}
+
+// Now returns the engine's clock reading.
+func (e *Engine) Now() time.Time { return e.clock() }
+
+// Subject returns the log subject of aggregate k.
+func (e *Engine) Subject(k domain.Key) string {
+	return e.log.Subject(string(k.App), string(k.Kind), k.ID)
+}
+
+// Appended is one step as stored.
+type Appended struct {
+	Key domain.Key
+	// Seq is the stream sequence of the message.
+	Seq    uint64
+	Events []domain.Event
+}
+
+// Result is what a command did.
+type Result struct {
+	domain.Decision
+	// Meta is the command's meta, with its ID and correlation filled in.
+	Meta domain.Meta
+	// Appended lists the steps as stored, in order.
+	Appended []Appended
+	// At is the time the command was decided at.
+	At time.Time
+}
+
+// Execute decides cmd and appends its steps. A refusal is returned as the
+// domain's coded error (errors.Is with the domain sentinels); a log that
+// cannot be reached as domain.ErrUnavailable, and a deadline that runs out as
+// domain.ErrTimeout. On a refusal the Result still lists any compensating
+// steps that were appended.
+func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command) (Result, error) {
+	now := e.clock().UTC()
+	if m.ID == "" {
+		m.ID = e.NewID(now).String()
+	}
+	if m.Correlation == "" {
+		m.Correlation = m.ID
+	}
+	res := Result{Meta: m, At: now}
+	var keys []domain.Key
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return res, wrapCtx(err)
+		}
+		entries := e.lock(keys)
+		d, derr, need := e.decide(ctx, entries, m, cmd, now)
+		if derr != nil && need == nil {
+			if isInternal(derr) {
+				e.unlock(entries)
+				return res, derr
+			}
+		}
+		if need != nil {
+			e.unlock(entries)
+			keys = merge(keys, need.Keys)
+			continue
+		}
+		res.Decision = d
+		conflict, err := e.appendSteps(ctx, entries, now, &res)
+		e.unlock(entries)
+		if err != nil {
+			return res, err
+		}
+		if conflict {
+			if attempt >= e.retries {
+				return res, domain.ErrUnavailable.With("gave up after %d conflicting attempts", attempt+1)
+			}
+			continue
+		}
+		return res, derr
+	}
+}
+
+// lock acquires and locks the entries of keys in a global order (sorted by
+// key), so that two commands can never wait for each other.
+func (e *Engine) lock(keys []domain.Key) []*entry {
+	entries := make([]*entry, len(keys))
+	for i, k := range keys {
+		entries[i] = e.cache.acquire(k)
+	}
+	for _, en := range entries {
+		en.mu.Lock()
+	}
+	return entries
+}
+
+func (e *Engine) unlock(entries []*entry) {
+	for _, en := range entries {
+		en.mu.Unlock()
+		e.cache.release(en)
+	}
+}
+
+// merge adds more to keys, keeping keys sorted and unique.
+func merge(keys, more []domain.Key) []domain.Key {
+	for _, k := range more {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b domain.Key) int { return strings.Compare(a.String(), b.String()) })
+	return keys
+}
+
+// decide loads the locked entries and decides. It returns the decision, the
+// refusal or internal error, and the keys still needed.
+func (e *Engine) decide(ctx context.Context, entries []*entry, m domain.Meta, cmd domain.Command, now time.Time) (domain.Decision, error, *domain.NeedError) {
+	v := domain.NewView()
+	for _, en := range entries {
+		if !en.loaded {
+			if err := en.load(ctx, e.log, e.source, e.Subject(en.key)); err != nil {
+				return domain.Decision{}, e.storeErr("load "+en.key.String(), err), nil
+			}
+		}
+		en.put(v)
+	}
+	d, err := e.decider.Decide(v, m, cmd, now)
+	var need *domain.NeedError
+	if errors.As(err, &need) {
+		return d, nil, need
+	}
+	return d, err, nil
+}
+
+// appendSteps appends the decision's steps in order. It reports a conflict
+// (after catching the conflicting aggregate up) so the caller decides again;
+// steps appended before the conflict stay: the next decision recognises them.
+func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Time, res *Result) (bool, error) {
+	byKey := make(map[domain.Key]*entry, len(entries))
+	for _, en := range entries {
+		byKey[en.key] = en
+	}
+	for _, st := range res.Steps {
+		en := byKey[st.Key]
+		if en == nil || en.head().Seq != st.Expect {
+			return false, fmt.Errorf("engine: step for %s decided on an aggregate that was not locked", st.Key)
+		}
+		events := slices.Clone(st.Events)
+		for i := range events {
+			events[i].ID = e.NewID(now)
+		}
+		body, head, err := domain.EncodeEvents(en.hash, events)
+		if err != nil {
+			return false, domain.ErrInternal.With("encode %s: %v", st.Key, err)
+		}
+		msgID := events[0].ID.String()
+		subject := e.Subject(st.Key)
+		ack, err := e.log.Append(ctx, eventstore.Message{Subject: subject, MsgID: msgID, Expected: en.seq, Data: body})
+		if err != nil && !errors.Is(err, eventstore.ErrConflict) && ctx.Err() == nil {
+			// The append may or may not have landed (a lost acknowledgement):
+			// look before trying anything else.
+			seen, cerr := en.catchUp(ctx, e.log, subject)
+			if cerr == nil {
+				if seq, ok := seen[msgID]; ok {
+					res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: seq, Events: events})
+					continue
+				}
+				return true, nil
+			}
+		}
+		if errors.Is(err, eventstore.ErrConflict) {
+			seen, cerr := en.catchUp(ctx, e.log, subject)
+			if cerr != nil {
+				return false, e.storeErr("catch up "+st.Key.String(), cerr)
+			}
+			if seq, ok := seen[msgID]; ok {
+				// Ours after all: the acknowledgement of an earlier try was lost.
+				res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: seq, Events: events})
+				continue
+			}
+			return true, nil
+		}
+		if err != nil {
+			return false, e.storeErr("append "+st.Key.String(), err)
+		}
+		for i := range events {
+			en.apply(&events[i])
+		}
+		en.seq, en.hash = ack.Seq, head
+		res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: ack.Seq, Events: events})
+	}
+	return false, nil
+}
+
+// storeErr maps a log failure to the domain's codes.
+func (e *Engine) storeErr(op string, err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return wrapCtx(err)
+	case errors.Is(err, eventstore.ErrUnavailable):
+		return domain.ErrUnavailable.With("%s: %v", op, err)
+	}
+	e.logger.Error("log failure", "op", op, "err", err)
+	return domain.ErrInternal.With("%s: %v", op, err)
+}
+
+func wrapCtx(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return domain.ErrTimeout.With("%v", err)
+	}
+	return domain.ErrUnavailable.With("%v", err)
+}
+
+// isInternal reports errors that are not the domain's refusals.
+func isInternal(err error) bool {
+	var de *domain.Error
+	return errors.As(err, &de) && (de.Code == domain.ErrInternal.Code || de.Code == domain.ErrUnavailable.Code ||
+		de.Code == domain.ErrTimeout.Code)
+}

@@ -1,0 +1,69 @@
+// Package estest starts real logs for tests: an embedded NATS server with
+// JetStream, storage in the test's temporary directory, stopped when the test
+// ends. There is no mock of NATS anywhere in roomlog's tests.
+package estest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/eventstore"
+)
+
+// Logger logs warnings and errors into the test's output.
+func Logger(tb testing.TB) *slog.Logger {
+	var w io.Writer = io.Discard
+	if t, ok := tb.(*testing.T); ok {
+		w = t.Output()
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// Ctx returns a context that ends well before the test binary's timeout, so
+// a hang fails one test with a clear message.
+func Ctx(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+// Open opens a log on a fresh embedded server (in-process connection) with
+// storage in a temporary directory; edit may change the config first.
+func Open(tb testing.TB, edit func(*eventstore.Config)) *eventstore.Log {
+	tb.Helper()
+	cfg := eventstore.Config{DataDir: tb.TempDir(), Logger: Logger(tb)}
+	if edit != nil {
+		edit(&cfg)
+	}
+	return Must(tb, cfg)
+}
+
+// Must opens cfg and closes the log when the test ends.
+func Must(tb testing.TB, cfg eventstore.Config) *eventstore.Log {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := eventstore.Open(ctx, cfg)
+	if err != nil {
+		tb.Fatalf("open log: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			tb.Errorf("close log: %v", err)
+		}
+	})
+	return l
+}
+
+// Shared opens an embedded server listening on a random loopback port and a
+// second log connected to it over TCP, as two roomd processes sharing one
+// JetStream would be.
+func Shared(tb testing.TB) (embedded, external *eventstore.Log) {
+	tb.Helper()
+	embedded = Open(tb, func(c *eventstore.Config) { c.Listen = "127.0.0.1:-1" })
+	external = Must(tb, eventstore.Config{URL: embedded.ClientURL(), Logger: Logger(tb)})
+	return embedded, external
+}
