@@ -258,6 +258,12 @@ func (x *decision) causation() string {
 	return x.m.ID
 }
 
+// newer reports whether command id is newer than the command being decided.
+// Command IDs are ULIDs, which sort by time. When two commands would undo
+// each other's claims (two engines logging one session into one room), the
+// newer one wins and the older one stops, so they cannot livelock.
+func (x *decision) newer(id string) bool { return id > x.m.ID }
+
 // at returns the time the next event of aggregate k will carry.
 func (x *decision) at(k Key) time.Time {
 	t := x.now

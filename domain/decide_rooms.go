@@ -94,14 +94,15 @@ func (x *decision) join(c JoinRoom) error {
 	if err := x.checkCreate(r, c.Create); err != nil {
 		return err
 	}
-	claim, err := x.claimRoom(s, c.Session, c.User, mode, c.Room, r, nil)
+	claim, err := x.claimRoom(s, c.Session, c.User, mode, c.Room, r, "")
 	if err != nil {
 		return err
 	}
-	return x.enter(r, c.Room, joiner{
+	x.enter(r, c.Room, joiner{
 		session: c.Session, user: c.User, role: c.Role, canPublish: c.Grant.CanPublish,
 		claim: claim, via: c.Via, name: c.RoomName, config: c.Config,
 	})
+	return nil
 }
 
 func validVia(v Via) error {
@@ -134,55 +135,67 @@ func (x *decision) checkCreate(r *Room, p CreatePolicy) error {
 	return nil
 }
 
-// claimRoom takes (or reuses) the session's claim on room id and returns it.
-// It enforces the room-count rules, reconciling stale claims when the session
-// is at its limit. release, if not nil, is a claim the same session step
-// gives up (the room being switched from), which does not count.
+// claimRoom takes the session's claim on room id (or reuses the one this
+// very command took in an earlier attempt) and returns it. It enforces the
+// room-count rules, reconciling stale claims when the session is at its
+// limit. switchFrom, if not empty, is the room a switch is leaving: it does
+// not count, so a switch holds one claim more than the limit until it has
+// left that room; every membership still has a claim, and a join never makes
+// the memberships more than the limit.
 func (x *decision) claimRoom(s *Session, sid SessionID, u User, mode RoomMode, id RoomID, r *Room,
-	release *RoomRef) (uint64, error) {
+	switchFrom RoomID) (uint64, error) {
 	sk := x.sessionKey(sid)
 	held, have := s.Claims[id]
 	if have && held.Command == x.m.ID && !r.claimVoided(KindSession, string(sid), held.Seq) {
 		// An earlier attempt of this very command took the claim.
 		return held.Seq, nil
 	}
-	var fence []RoomRef // stale claims to void before the session step
-	if !have {
-		limit := x.pol.MaxRooms
-		if mode == SingleRoom {
-			limit = 1
+	limit := x.pol.MaxRooms
+	if mode == SingleRoom {
+		limit = 1
+	}
+	var others []RoomID
+	for _, rid := range sortedKeys(s.Claims) {
+		if rid != id && rid != switchFrom {
+			others = append(others, rid)
 		}
-		var others []RoomID
-		for _, rid := range sortedKeys(s.Claims) {
-			if release == nil || rid != release.Room {
-				others = append(others, rid)
-			}
+	}
+	var fence []RoomRef // claims to void in their rooms before they are released
+	if len(others) >= limit {
+		if err := x.load(x.roomKeys(others)...); err != nil {
+			return 0, err
 		}
-		if len(others) >= limit {
-			if err := x.load(x.roomKeys(others)...); err != nil {
-				return 0, err
-			}
-			live := 0
-			for _, rid := range others {
-				cl := s.Claims[rid]
-				if m, ok := x.room(rid).MemberBySession(u.ID, sid); ok && m.Claim == cl.Seq {
-					live++
-				} else {
-					fence = append(fence, RoomRef{Room: rid, Claim: cl.Seq})
-				}
-			}
-			if mode == SingleRoom && live > 0 {
-				return 0, ErrAlreadyInAnotherRoom
-			}
-			if live >= limit {
-				return 0, ErrTooManyRooms.With("at most %d rooms", limit)
+		live := 0
+		for _, rid := range others {
+			cl := s.Claims[rid]
+			// A membership occupies its slot whatever claim it joined with,
+			// and so does the claim of a newer command still on its way.
+			if _, ok := x.room(rid).MemberBySession(u.ID, sid); ok || x.newer(cl.Command) {
+				live++
+			} else {
+				fence = append(fence, RoomRef{Room: rid, Claim: cl.Seq})
 			}
 		}
+		if mode == SingleRoom && live > 0 {
+			return 0, ErrAlreadyInAnotherRoom
+		}
+		if live >= limit {
+			return 0, ErrTooManyRooms.With("at most %d rooms", limit)
+		}
+	}
+	if have {
+		// A claim on this room taken by another command that never joined: it
+		// died, or it is still on its way. An older one is voided here, so
+		// that it can never land, and replaced; a newer one wins.
+		if x.newer(held.Command) {
+			return 0, ErrTimeout.With("a newer login of this session to this room is in progress")
+		}
+		fence = append(fence, RoomRef{Room: id, Claim: held.Seq})
 	}
 	// Void stale claims in their rooms first: once a room has voided a claim,
 	// no slow writer can still use it, so the session may release it.
 	for _, f := range fence {
-		if !x.room(f.Room).claimVoided(KindSession, string(sid), f.Claim) {
+		if room := x.v.Rooms[f.Room]; !room.claimVoided(KindSession, string(sid), f.Claim) {
 			x.emit(x.roomKey(f.Room), &ClaimVoidedData{Registry: KindSession, ID: string(sid), Claim: f.Claim})
 		}
 	}
@@ -191,14 +204,6 @@ func (x *decision) claimRoom(s *Session, sid SessionID, u User, mode RoomMode, i
 	}
 	for _, f := range fence {
 		x.emit(sk, &RoomReleasedData{Room: f.Room, Claim: f.Claim, Reason: ReasonClaimVoided})
-	}
-	if have {
-		// A claim on this room from an earlier command that never completed:
-		// replace it, which does not change the count.
-		x.emit(sk, &RoomReleasedData{Room: id, Claim: held.Seq, Reason: ReasonLoginFailed})
-	}
-	if release != nil {
-		return x.emit(sk, &RoomSwitchedData{From: release.Room, FromClaim: release.Claim, To: id, Command: x.m.ID}), nil
 	}
 	return x.emit(sk, &RoomClaimedData{Room: id, Command: x.m.ID}), nil
 }
@@ -218,7 +223,7 @@ type joiner struct {
 // enter emits the room step of a join: create the room if needed, kick the
 // same user's other session, add the member. Its follow-ups (the kicked
 // session's other rooms and claims) belong to KickSession.
-func (x *decision) enter(r *Room, id RoomID, j joiner) error {
+func (x *decision) enter(r *Room, id RoomID, j joiner) {
 	rk := x.roomKey(id)
 	if !r.Exists {
 		attrs := j.config.Attributes
@@ -238,7 +243,6 @@ func (x *decision) enter(r *Room, id RoomID, j joiner) error {
 	canPublish := j.canPublish && j.role == Anchor
 	x.emit(rk, &MemberJoinedData{User: j.user.ID, UserName: j.user.Name, Session: j.session, Role: j.role,
 		CanPublish: canPublish, Claim: j.claim, Via: j.via})
-	return nil
 }
 
 // removeMember emits, in the room's step, the stops of the member's streams
@@ -356,9 +360,11 @@ func (x *decision) leave(c LeaveRoom) error {
 // switchRoom decides ZEGO and ZIM switchRoom: leave From and join To under one
 // correlation.
 //
-// Steps: session (claim moves From → To) → From (stops, member left) → To
-// (create, join) → stream registry releases. The session step comes first
-// so that a retried switch recognises it by its command ID.
+// Steps: session (claim To) → From (stops, member left) → session (release
+// From) → To (create, join) → stream registry releases. From stays claimed
+// until it is left, so a concurrent login can never take its slot while the
+// session is still in it; the claim on To, taken first, lets a retried switch
+// recognise what it already did.
 func (x *decision) switchRoom(c SwitchRoom) error {
 	if c.Role == "" {
 		c.Role = Anchor
@@ -395,45 +401,44 @@ func (x *decision) switchRoom(c SwitchRoom) error {
 		}
 	}
 	held, have := s.Claims[c.To]
-	retried := have && held.Command == x.m.ID
 	var claim uint64
-	if retried {
-		claim = held.Seq
+	if have && held.Command == x.m.ID {
+		claim = held.Seq // a retry: the claim on To is ours
 	} else {
 		if _, ok := to.MemberBySession(s.User, c.Session); ok {
 			return ErrAlreadyInRoom
 		}
-		cFrom, claimed := s.Claims[c.From]
-		if !inFrom || !claimed {
+		if _, claimed := s.Claims[c.From]; !inFrom || !claimed {
 			return ErrNotInRoom
 		}
 		if err := x.checkCreate(to, c.Create); err != nil {
 			return err
 		}
 		var err error
-		claim, err = x.claimRoom(s, c.Session, user, s.Mode, c.To, to, &RoomRef{Room: c.From, Claim: cFrom.Seq})
-		if err != nil {
+		if claim, err = x.claimRoom(s, c.Session, user, s.Mode, c.To, to, c.From); err != nil {
 			return err
 		}
 	}
 	var stopped []StreamClaim
 	if inFrom {
 		stopped = x.removeMember(from, c.From, mFrom, ReasonSwitch, "", "", true)
+		if cl, ok := s.Claims[c.From]; ok {
+			x.emit(sk, &RoomReleasedData{Room: c.From, Claim: cl.Seq, Reason: ReasonSwitch})
+		}
 	}
 	if _, ok := to.MemberBySession(s.User, c.Session); !ok {
-		if err := x.checkCreate(to, c.Create); err != nil || to.claimVoided(KindSession, string(c.Session), claim) {
-			// The target changed under a retried switch: give the claim back.
+		err := x.checkCreate(to, c.Create)
+		if err == nil && to.claimVoided(KindSession, string(c.Session), claim) {
+			err = ErrTimeout.With("a concurrent command of the session took the target room's slot")
+		}
+		if err != nil {
+			// The target changed under the switch: give its claim back.
 			x.emit(sk, &RoomReleasedData{Room: c.To, Claim: claim, Reason: ReasonLoginFailed})
 			x.releaseStreams(stopped, ReasonSwitch)
-			if err == nil {
-				err = ErrTimeout
-			}
 			return err
 		}
-		if err := x.enter(to, c.To, joiner{session: c.Session, user: user, role: c.Role,
-			canPublish: c.Grant.CanPublish, claim: claim, via: ViaSwitch, name: c.ToName, config: c.Config}); err != nil {
-			return err
-		}
+		x.enter(to, c.To, joiner{session: c.Session, user: user, role: c.Role,
+			canPublish: c.Grant.CanPublish, claim: claim, via: ViaSwitch, name: c.ToName, config: c.Config})
 	}
 	x.releaseStreams(stopped, ReasonSwitch)
 	x.out.Rooms = []RoomID{c.From, c.To}
@@ -628,8 +633,8 @@ func (x *decision) releaseRoomClaim(c ReleaseRoomClaim) error {
 	if !ok || cl.Seq != c.Claim {
 		return nil
 	}
-	if m, ok := r.MemberBySession(s.User, c.Session); ok && m.Claim == c.Claim {
-		return nil // the claim backs a membership again: keep it
+	if _, ok := r.MemberBySession(s.User, c.Session); ok {
+		return nil // the session is in the room (again): the claim counts it
 	}
 	x.emit(x.sessionKey(c.Session), &RoomReleasedData{Room: c.Room, Claim: c.Claim, Reason: c.Reason})
 	return nil

@@ -82,6 +82,8 @@ func (x *decision) publish(c PublishStream) error {
 		voided := holder.claimVoided(KindStream, string(c.Stream), e.Claim)
 		if e.Session == c.Session && e.Room == id && e.Command == x.m.ID && !voided {
 			claim = e.Claim // an earlier attempt of this command claimed it
+		} else if x.newer(e.Command) && !voided {
+			return ErrStreamIDInUse.With("a newer publish of this stream ID is in progress")
 		} else if !voided {
 			// Nobody publishes under this claim, but a slow publisher may still
 			// hold it: void it in its room before taking the ID over.

@@ -32,7 +32,6 @@ const (
 	SessionOpened       EventType = "session.opened"
 	SessionRoomClaimed  EventType = "session.room_claimed"
 	SessionRoomReleased EventType = "session.room_released"
-	SessionRoomSwitched EventType = "session.room_switched"
 	SessionKicked       EventType = "session.kicked"
 	SessionTimedOut     EventType = "session.timed_out"
 )
@@ -49,7 +48,7 @@ func EventTypes() []EventType {
 		RoomCreated, RoomMemberJoined, RoomMemberLeft, RoomStreamPublished, RoomStreamStopped,
 		RoomStreamExtraInfoUpdated, RoomStreamPlayStarted, RoomStreamPlayStopped, RoomBroadcastSent,
 		RoomCustomCommandSent, RoomExtraInfoUpdated, RoomAttributesUpdated, RoomClaimVoided, RoomDestroyed,
-		SessionOpened, SessionRoomClaimed, SessionRoomReleased, SessionRoomSwitched, SessionKicked, SessionTimedOut,
+		SessionOpened, SessionRoomClaimed, SessionRoomReleased, SessionKicked, SessionTimedOut,
 		StreamClaimed, StreamReleased,
 	}
 }
@@ -106,8 +105,6 @@ func newPayload(t EventType) Payload {
 		return &RoomClaimedData{}
 	case SessionRoomReleased:
 		return &RoomReleasedData{}
-	case SessionRoomSwitched:
-		return &RoomSwitchedData{}
 	case SessionKicked:
 		return &SessionKickedData{}
 	case SessionTimedOut:
@@ -341,15 +338,6 @@ type RoomReleasedData struct {
 	Reason Reason `json:"reason"`
 }
 
-// RoomSwitchedData moves a claim from one room to another in one step: the
-// claim on To is this event's sequence number.
-type RoomSwitchedData struct {
-	From      RoomID `json:"from"`
-	FromClaim uint64 `json:"from_claim"`
-	To        RoomID `json:"to"`
-	Command   string `json:"command"`
-}
-
 // SessionKickedData records that the session was kicked out of its rooms
 // because its user logged in from another session.
 type SessionKickedData struct {
@@ -406,7 +394,6 @@ func (*RoomDestroyedData) EventType() EventType     { return RoomDestroyed }
 func (*SessionOpenedData) EventType() EventType     { return SessionOpened }
 func (*RoomClaimedData) EventType() EventType       { return SessionRoomClaimed }
 func (*RoomReleasedData) EventType() EventType      { return SessionRoomReleased }
-func (*RoomSwitchedData) EventType() EventType      { return SessionRoomSwitched }
 func (*SessionKickedData) EventType() EventType     { return SessionKicked }
 func (*SessionTimedOutData) EventType() EventType   { return SessionTimedOut }
 func (*StreamClaimedData) EventType() EventType     { return StreamClaimed }

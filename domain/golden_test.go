@@ -55,7 +55,6 @@ func fixtures() []Event {
 		mk(sess, 1, &SessionOpenedData{User: "t1", UserName: "Teacher", Mode: MultiRoom}),
 		mk(sess, 2, &RoomClaimedData{Room: "class 1.A", Command: "01KAK3J7Q8ZX5V2B8T9W0N3E4W"}),
 		mk(sess, 3, &RoomReleasedData{Room: "class 1.A", Claim: 2, Reason: ReasonLogout}),
-		mk(sess, 4, &RoomSwitchedData{From: "group 1", FromClaim: 3, To: "group 2", Command: "01KAK3J7Q8ZX5V2B8T9W0N3E4X"}),
 		mk(sess, 5, &SessionKickedData{BySession: "s-t1b", Reason: ReasonKickedDuplicateLogin,
 			Released: []RoomRef{{Room: "group 2", Claim: 4}}}),
 		mk(sess, 6, &SessionTimedOutData{LastSeen: at.Add(-90 * time.Second), Released: []RoomRef{{Room: "class 1.A", Claim: 5}}}),

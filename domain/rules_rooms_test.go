@@ -133,7 +133,7 @@ func TestZIMRoomRules(t *testing.T) {
 			when: withAttrs(map[string]string{"teacher": "t1"}, 60),
 			then: []ev{
 				inSession("s1", opened("u1", MultiRoom)),
-				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-1"}),
+				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-0001"}),
 				inRoom("r1", &RoomCreatedData{Name: "Maths", Attributes: map[string]string{"teacher": "t1"},
 					DestroyDelay: 60, By: "u1", Session: "s1", Via: ViaCreate}),
 				inRoom("r1", joined("u1", "s1", 2, ViaCreate)),
@@ -148,14 +148,14 @@ func TestZIMRoomRules(t *testing.T) {
 			when:  zim("s1", "u1", "r1", ViaJoin),
 			then: []ev{
 				inSession("s1", opened("u1", MultiRoom)),
-				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-2"}),
+				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-0002"}),
 				inRoom("r1", joined("u1", "s1", 2, ViaJoin)),
 			}},
 		{name: "enterRoom creates a missing room", policy: multi,
 			when: zim("s1", "u1", "r1", ViaEnter),
 			then: []ev{
 				inSession("s1", opened("u1", MultiRoom)),
-				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-1"}),
+				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-0001"}),
 				inRoom("r1", created("u1", "s1", ViaEnter)),
 				inRoom("r1", joined("u1", "s1", 2, ViaEnter)),
 			}},
@@ -179,9 +179,10 @@ func TestZIMRoomRules(t *testing.T) {
 			given: []Command{zim("s1", "u1", "r1", ViaEnter)},
 			when:  switchCreate,
 			then: []ev{
-				inSession("s1", &RoomSwitchedData{From: "r1", FromClaim: 2, To: "r2", Command: "cmd-2"}),
+				inSession("s1", &RoomClaimedData{Room: "r2", Command: "cmd-0002"}),
 				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonSwitch}),
 				inRoom("r1", &RoomDestroyedData{Reason: DestroyEmpty}),
+				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonSwitch}),
 				inRoom("r2", &RoomCreatedData{Name: "Two", DestroyDelay: 90, By: "u1", Session: "s1", Via: ViaSwitch}),
 				inRoom("r2", joined("u1", "s1", 3, ViaSwitch)),
 			}},
@@ -263,7 +264,7 @@ func TestKickAndTimeoutRules(t *testing.T) {
 			when:  login("new", "u1", "r1"),
 			then: []ev{
 				inSession("new", opened("u1", SingleRoom)),
-				inSession("new", &RoomClaimedData{Room: "r1", Command: "cmd-3"}),
+				inSession("new", &RoomClaimedData{Room: "r1", Command: "cmd-0003"}),
 				inRoom("r1", &StreamStoppedData{Stream: "st", User: "u1", Session: "old", Claim: 1, Reason: ReasonKickedDuplicateLogin}),
 				inRoom("r1", &MemberLeftData{User: "u1", Session: "old", Claim: 2, Reason: ReasonKickedDuplicateLogin, BySession: "new"}),
 				inRoom("r1", joined("u1", "new", 2, ViaLogin)),

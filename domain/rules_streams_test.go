@@ -13,7 +13,7 @@ func TestStreamRules(t *testing.T) {
 			given: []Command{login("s1", "u1", "r1")},
 			when:  PublishStream{Session: "s1", Stream: "st1", ExtraInfo: "hd"},
 			then: []ev{
-				inStream("st1", &StreamClaimedData{Room: "r1", User: "u1", Session: "s1", Command: "cmd-2"}),
+				inStream("st1", &StreamClaimedData{Room: "r1", User: "u1", Session: "s1", Command: "cmd-0002"}),
 				inRoom("r1", &StreamPublishedData{Stream: "st1", User: "u1", Session: "s1", ExtraInfo: "hd", Claim: 1}),
 			}},
 		{name: "multi-room: publishing needs a room ID (1003070)", policy: multi,
@@ -46,7 +46,7 @@ func TestStreamRules(t *testing.T) {
 				PublishStream{Session: "s1", Stream: "st", Room: "r1"}, StopPublishing{Session: "s1", Stream: "st"}},
 			when: PublishStream{Session: "s2", Stream: "st", Room: "r2"},
 			then: []ev{
-				inStream("st", &StreamClaimedData{Room: "r2", User: "u2", Session: "s2", Command: "cmd-5"}),
+				inStream("st", &StreamClaimedData{Room: "r2", User: "u2", Session: "s2", Command: "cmd-0005"}),
 				inRoom("r2", &StreamPublishedData{Stream: "st", User: "u2", Session: "s2", Claim: 3}),
 			}},
 		{name: "stopping a stream: the room says DELETE, the ID is released",
@@ -85,7 +85,7 @@ func TestStreamRules(t *testing.T) {
 			given: []Command{loginMulti("a", "A", "1000"), asAudience(loginMulti("a", "A", "2000"))},
 			when:  PublishStream{Session: "a", Stream: "A-main", Room: "1000"},
 			then: []ev{
-				inStream("A-main", &StreamClaimedData{Room: "1000", User: "A", Session: "a", Command: "cmd-3"}),
+				inStream("A-main", &StreamClaimedData{Room: "1000", User: "A", Session: "a", Command: "cmd-0003"}),
 				inRoom("1000", &StreamPublishedData{Stream: "A-main", User: "A", Session: "a", Claim: 1}),
 			}},
 		{name: "anchor in one room, audience in another: may not publish in the second (1903002)", policy: multi,

@@ -91,7 +91,7 @@ func TestSessionRules(t *testing.T) {
 			when: login("s1", "u1", "r1"),
 			then: []ev{
 				inSession("s1", opened("u1", SingleRoom)),
-				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-1"}),
+				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-0001"}),
 				inRoom("r1", created("u1", "s1", ViaLogin)),
 				inRoom("r1", joined("u1", "s1", 2, ViaLogin)),
 			}},
@@ -112,7 +112,7 @@ func TestSessionRules(t *testing.T) {
 				LeaveRoom{Session: "s1", Room: "r1"}},
 			when: loginMulti("s1", "u1", "r3"),
 			then: []ev{
-				inSession("s1", &RoomClaimedData{Room: "r3", Command: "cmd-4"}),
+				inSession("s1", &RoomClaimedData{Room: "r3", Command: "cmd-0004"}),
 				inRoom("r3", created("u1", "s1", ViaLogin)),
 				inRoom("r3", joined("u1", "s1", 5, ViaLogin)),
 			}},
@@ -131,7 +131,7 @@ func TestSessionRules(t *testing.T) {
 		{name: "a token listing the room is accepted", when: listed,
 			then: []ev{
 				inSession("s1", opened("u1", SingleRoom)),
-				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-1"}),
+				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-0001"}),
 				inRoom("r1", created("u1", "s1", ViaLogin)),
 				inRoom("r1", &MemberJoinedData{User: "u1", UserName: "name-u1", Session: "s1", Role: Anchor,
 					CanPublish: false, Claim: 2, Via: ViaLogin}),
@@ -162,8 +162,9 @@ func TestSessionRules(t *testing.T) {
 			given: []Command{login("s1", "u1", "r1"), login("s2", "u2", "r1")},
 			when:  SwitchRoom{Session: "s1", From: "r1", To: "r2", Grant: allRooms("u1"), Create: CreateIfMissing},
 			then: []ev{
-				inSession("s1", &RoomSwitchedData{From: "r1", FromClaim: 2, To: "r2", Command: "cmd-3"}),
+				inSession("s1", &RoomClaimedData{Room: "r2", Command: "cmd-0003"}),
 				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonSwitch}),
+				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonSwitch}),
 				inRoom("r2", created("u1", "s1", ViaSwitch)),
 				inRoom("r2", joined("u1", "s1", 3, ViaSwitch)),
 			}},

@@ -293,9 +293,6 @@ func (s *Session) Apply(e *Event) {
 		s.claim(d.Room, e.Seq, d.Command, e.Time)
 	case *RoomReleasedData:
 		s.release(d.Room, d.Claim)
-	case *RoomSwitchedData:
-		s.release(d.From, d.FromClaim)
-		s.claim(d.To, e.Seq, d.Command, e.Time)
 	case *SessionKickedData:
 		for _, r := range d.Released {
 			s.release(r.Room, r.Claim)

@@ -48,7 +48,7 @@ func (w *world) advance(d time.Duration) { w.now = w.now.Add(d) }
 
 func (w *world) meta() Meta {
 	w.n++
-	return Meta{App: w.app, ID: fmt.Sprintf("cmd-%d", w.n)}
+	return Meta{App: w.app, ID: fmt.Sprintf("cmd-%04d", w.n)}
 }
 
 // view copies the states a decision asks for, so that a decision can never

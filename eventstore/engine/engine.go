@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -47,6 +49,20 @@ type Engine struct {
 
 	idMu    sync.Mutex
 	entropy io.Reader
+
+	commands, conflicts, appends atomic.Uint64
+}
+
+// Stats counts what an engine did since it started.
+type Stats struct {
+	Commands  uint64 // commands executed
+	Appends   uint64 // messages appended
+	Conflicts uint64 // appends refused because another writer moved the aggregate first
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	return Stats{Commands: e.commands.Load(), Appends: e.appends.Load(), Conflicts: e.conflicts.Load()}
 }
 
 // New validates cfg and returns an Engine.
@@ -120,6 +136,7 @@ type Result struct {
 // domain.ErrTimeout. On a refusal the Result still lists any compensating
 // steps that were appended.
 func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command) (Result, error) {
+	e.commands.Add(1)
 	now := e.clock().UTC()
 	if m.ID == "" {
 		m.ID = e.NewID(now).String()
@@ -156,9 +173,32 @@ func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 			if attempt >= e.retries {
 				return res, domain.ErrUnavailable.With("gave up after %d conflicting attempts", attempt+1)
 			}
+			if err := backoff(ctx, attempt); err != nil {
+				return res, wrapCtx(err)
+			}
 			continue
 		}
 		return res, derr
+	}
+}
+
+// backoff waits before deciding again after the attempt-th conflict. The
+// first retry is immediate (the conflicting aggregate was just caught up);
+// later ones wait a random time that doubles up to 25 ms, so that two writers
+// undoing each other's claims (two engines logging one session into one room)
+// stop meeting.
+func backoff(ctx context.Context, attempt int) error {
+	if attempt == 0 {
+		return nil
+	}
+	ceiling := min(200*time.Microsecond<<min(attempt, 8), 25*time.Millisecond)
+	t := time.NewTimer(time.Duration(mrand.Int64N(int64(ceiling))))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -250,6 +290,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 			}
 		}
 		if errors.Is(err, eventstore.ErrConflict) {
+			e.conflicts.Add(1)
 			seen, cerr := en.catchUp(ctx, e.log, subject)
 			if cerr != nil {
 				return false, e.storeErr("catch up "+st.Key.String(), cerr)
@@ -264,6 +305,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		if err != nil {
 			return false, e.storeErr("append "+st.Key.String(), err)
 		}
+		e.appends.Add(1)
 		for i := range events {
 			en.apply(&events[i])
 		}
