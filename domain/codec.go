@@ -7,6 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/oklog/ulid/v2"
 )
 
 // The stored form: one log message carries the events that one command
@@ -42,62 +51,138 @@ func EncodeEvents(prev string, events []Event) (body []byte, head string, err er
 		return nil, "", fmt.Errorf("%w: no events", ErrMalformedEvent)
 	}
 	var buf bytes.Buffer
+	buf.Grow(512 * len(events))
 	buf.WriteByte('[')
 	for i := range events {
 		events[i].Prev = prev
-		raw, err := json.Marshal(&events[i])
-		if err != nil {
-			return nil, "", fmt.Errorf("encode %s: %w", events[i].Type, err)
-		}
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		buf.Write(raw)
-		prev = HashEvent(raw)
+		start := buf.Len()
+		if err := appendEvent(&buf, &events[i]); err != nil {
+			return nil, "", fmt.Errorf("encode %s: %w", events[i].Type, err)
+		}
+		prev = HashEvent(buf.Bytes()[start:])
 	}
 	buf.WriteByte(']')
 	return buf.Bytes(), prev, nil
 }
 
-// DecodeEvents parses a message body into its events.
-func DecodeEvents(body []byte) ([]Event, error) {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(body, &raws); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
+// appendEvent writes e exactly as encoding/json writes an Event (the golden
+// files and a fuzz test hold it to that), without reflecting over the
+// envelope: it is on the path of every command.
+func appendEvent(buf *bytes.Buffer, e *Event) error {
+	data, err := json.Marshal(e.Data)
+	if err != nil {
+		return err
 	}
-	if len(raws) == 0 {
-		return nil, fmt.Errorf("%w: no events", ErrMalformedEvent)
-	}
-	events := make([]Event, len(raws))
-	for i, raw := range raws {
-		if err := json.Unmarshal(raw, &events[i]); err != nil {
-			return nil, err
+	b := buf.AvailableBuffer()
+	b = append(b, `{"id":"`...)
+	b = append(b, e.ID.String()...)
+	b = append(b, `","type":`...)
+	b = appendJSONString(b, string(e.Type))
+	b = append(b, `,"app":`...)
+	b = appendJSONString(b, string(e.App))
+	b = append(b, `,"aggregate":`...)
+	b = appendJSONString(b, string(e.Aggregate))
+	b = append(b, `,"aggregate_id":`...)
+	b = appendJSONString(b, e.AggregateID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"time":"`...)
+	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	for _, f := range [...]struct{ name, value string }{
+		{`,"correlation":`, e.Correlation}, {`,"causation":`, e.Causation}, {`,"prev":`, e.Prev},
+	} {
+		if f.value != "" {
+			b = append(b, f.name...)
+			b = appendJSONString(b, f.value)
 		}
 	}
-	return events, nil
+	b = append(b, `,"data":`...)
+	b = append(b, data...)
+	b = append(b, '}')
+	buf.Write(b)
+	return nil
+}
+
+// appendJSONString appends s as encoding/json quotes a string: HTML-safe,
+// with invalid UTF-8 replaced.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// DecodeEvents parses a message body into its events, for readers that fold
+// them. It leaves Prev empty: a reader that checks the chain uses
+// VerifyEvents.
+func DecodeEvents(body []byte) ([]Event, error) {
+	events, _, err := decodeMessage(body, false)
+	return events, err
 }
 
 // VerifyEvents checks that the events of one message chain from prev, and
 // returns the hash of the last one. It hashes the stored bytes, never a
 // re-encoding, so it holds for events written by any version.
 func VerifyEvents(prev string, body []byte) (head string, events []Event, err error) {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(body, &raws); err != nil {
-		return "", nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
+	events, hashes, err := decodeMessage(body, true)
+	if err != nil {
+		return "", nil, err
 	}
-	if len(raws) == 0 {
-		return "", nil, fmt.Errorf("%w: no events", ErrMalformedEvent)
-	}
-	events = make([]Event, len(raws))
-	for i, raw := range raws {
-		if err := json.Unmarshal(raw, &events[i]); err != nil {
-			return "", nil, err
-		}
+	for i := range events {
 		if events[i].Prev != prev {
 			return "", nil, fmt.Errorf("%w: %s seq %d names %q, expected %q",
 				ErrBrokenChain, events[i].Key(), events[i].Seq, events[i].Prev, prev)
 		}
-		prev = HashEvent(raw)
+		prev = hashes[i]
 	}
 	return prev, events, nil
 }
@@ -107,58 +192,341 @@ func VerifyEvents(prev string, body []byte) (head string, events []Event, err er
 // takes an aggregate's state from elsewhere needs to chain the next append.
 // The events inside the message must chain to each other.
 func MessageHead(body []byte) (head string, events []Event, err error) {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(body, &raws); err != nil {
-		return "", nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
-	}
-	if len(raws) == 0 {
-		return "", nil, fmt.Errorf("%w: no events", ErrMalformedEvent)
-	}
-	var first Event
-	if err := json.Unmarshal(raws[0], &first); err != nil {
+	events, hashes, err := decodeMessage(body, true)
+	if err != nil {
 		return "", nil, err
 	}
-	return VerifyEvents(first.Prev, body)
+	for i := 1; i < len(events); i++ {
+		if events[i].Prev != hashes[i-1] {
+			return "", nil, fmt.Errorf("%w: %s seq %d does not chain to the event before it in its message",
+				ErrBrokenChain, events[i].Key(), events[i].Seq)
+		}
+	}
+	return hashes[len(hashes)-1], events, nil
 }
 
-// eventJSON is the stored shape of an Event with its payload still raw.
-type eventJSON struct {
-	ID          EventID         `json:"id"`
-	Type        EventType       `json:"type"`
-	App         AppID           `json:"app"`
-	Aggregate   Kind            `json:"aggregate"`
-	AggregateID string          `json:"aggregate_id"`
-	Seq         uint64          `json:"seq"`
-	Time        json.RawMessage `json:"time"`
-	Correlation string          `json:"correlation,omitempty"`
-	Causation   string          `json:"causation,omitempty"`
-	Prev        string          `json:"prev,omitempty"`
-	Data        json.RawMessage `json:"data"`
+// decodeMessage parses a message body in one pass, and with hashes the hash
+// of each event's stored bytes.
+//
+// Every command's events are read back by every projection, and a replay of a
+// million events spends its time here: the envelope, whose shape is fixed, is
+// read token by token with go-json-experiment/json's jsontext (the proposed
+// encoding/json/v2), and only the small payload goes through reflection. It
+// accepts any valid JSON with the same members, in any order.
+func decodeMessage(body []byte, hashes bool) ([]Event, []string, error) {
+	if events, sums, ok, err := fastMessage(body, hashes); ok {
+		return events, sums, err
+	}
+	dec := getDecoder(body)
+	defer decoders.Put(dec)
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, nil, fmt.Errorf("%w: not an array of events", ErrMalformedEvent)
+	}
+	var events []Event
+	var sums []string
+	for dec.PeekKind() == '{' {
+		start := int(dec.InputOffset())
+		for start < len(body) && (body[start] == ',' || body[start] == ' ' || body[start] == '\t' ||
+			body[start] == '\n' || body[start] == '\r') {
+			start++
+		}
+		var e Event
+		if err := e.decodeFrom(dec, body, hashes); err != nil {
+			return nil, nil, err
+		}
+		if n := len(events); n > 0 {
+			// Events of one message share an app and an aggregate: share
+			// the strings too.
+			if e.App == events[n-1].App {
+				e.App = events[n-1].App
+			}
+			if e.AggregateID == events[n-1].AggregateID {
+				e.AggregateID = events[n-1].AggregateID
+			}
+		}
+		events = append(events, e)
+		if hashes {
+			sums = append(sums, HashEvent(body[start:dec.InputOffset()]))
+		}
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
+		return nil, nil, fmt.Errorf("%w: events array not closed: %v", ErrMalformedEvent, err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, nil, fmt.Errorf("%w: data after the events", ErrMalformedEvent)
+	}
+	if len(events) == 0 {
+		return nil, nil, fmt.Errorf("%w: no events", ErrMalformedEvent)
+	}
+	return events, sums, nil
 }
 
 // UnmarshalJSON decodes an event and its payload by its type name.
 func (e *Event) UnmarshalJSON(b []byte) error {
-	var j eventJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformedEvent, err)
+	dec := getDecoder(b)
+	defer decoders.Put(dec)
+	if err := e.decodeFrom(dec, b, true); err != nil {
+		return err
 	}
-	p := newPayload(j.Type)
-	if p == nil {
-		return fmt.Errorf("%w: %q", ErrUnknownEventType, j.Type)
-	}
-	if j.Type.Kind() != j.Aggregate {
-		return fmt.Errorf("%w: %s event on a %q aggregate", ErrMalformedEvent, j.Type, j.Aggregate)
-	}
-	if len(j.Data) == 0 || j.Data[0] != '{' {
-		return fmt.Errorf("%w: %s event without an object payload", ErrMalformedEvent, j.Type)
-	}
-	if err := json.Unmarshal(j.Data, p); err != nil {
-		return fmt.Errorf("%w: %s payload: %v", ErrMalformedEvent, j.Type, err)
-	}
-	*e = Event{ID: j.ID, Type: j.Type, App: j.App, Aggregate: j.Aggregate, AggregateID: j.AggregateID,
-		Seq: j.Seq, Correlation: j.Correlation, Causation: j.Causation, Prev: j.Prev, Data: p}
-	if err := e.Time.UnmarshalJSON(j.Time); err != nil {
-		return fmt.Errorf("%w: time: %v", ErrMalformedEvent, err)
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return fmt.Errorf("%w: data after the event", ErrMalformedEvent)
 	}
 	return nil
+}
+
+// decoders are reused: a jsontext.Decoder is costly to make, and a replay
+// makes one per message. Duplicate members are checked by decodeFrom for the
+// envelope and by the payload's own decoding.
+var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
+
+func getDecoder(b []byte) *jsontext.Decoder {
+	dec := decoders.Get().(*jsontext.Decoder)
+	dec.Reset(bytes.NewBuffer(b), jsontext.AllowDuplicateNames(true))
+	return dec
+}
+
+// decodeFrom reads one event object from dec, which reads body. Without
+// withPrev it skips the hash of the previous event, which only a verifier
+// needs.
+func (e *Event) decodeFrom(dec *jsontext.Decoder, body []byte, withPrev bool) error {
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return bad("an event is not an object", err)
+	}
+	var data jsontext.Value
+	var seen uint16
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil || name.Kind() != '"' {
+			return bad("member name", err)
+		}
+		field := fieldOf(name)
+		if field != 0 && seen&field != 0 {
+			return bad("duplicate member "+string(name), nil)
+		}
+		seen |= field
+		switch field {
+		case fieldID:
+			s, err := readString(dec)
+			if err != nil {
+				return bad("id", err)
+			}
+			if e.ID, err = ulid.ParseStrict(s); err != nil {
+				return bad("id", err)
+			}
+		case fieldType:
+			v, err := dec.ReadValue()
+			if err != nil || v.Kind() != '"' {
+				return bad("type", err)
+			}
+			e.Type = eventTypeOf(v)
+		case fieldApp:
+			s, err := readString(dec)
+			e.App = AppID(s)
+			if err != nil {
+				return bad("app", err)
+			}
+		case fieldAggregate:
+			v, err := dec.ReadValue()
+			if err != nil || v.Kind() != '"' {
+				return bad("aggregate", err)
+			}
+			switch string(v) {
+			case `"room"`:
+				e.Aggregate = KindRoom
+			case `"session"`:
+				e.Aggregate = KindSession
+			case `"stream"`:
+				e.Aggregate = KindStream
+			default:
+				return bad("unknown aggregate "+string(v), nil)
+			}
+		case fieldAggregateID:
+			if e.AggregateID, err = readString(dec); err != nil {
+				return bad("aggregate_id", err)
+			}
+		case fieldSeq:
+			tok, err := dec.ReadToken()
+			if err != nil || tok.Kind() != '0' {
+				return bad("seq", err)
+			}
+			if e.Seq, err = strconv.ParseUint(tok.String(), 10, 64); err != nil {
+				return bad("seq", err)
+			}
+		case fieldTime:
+			s, err := readString(dec)
+			if err != nil {
+				return bad("time", err)
+			}
+			if e.Time, err = time.Parse(time.RFC3339Nano, s); err != nil {
+				return bad("time", err)
+			}
+		case fieldCorrelation:
+			if e.Correlation, err = readString(dec); err != nil {
+				return bad("correlation", err)
+			}
+		case fieldCausation:
+			v, err := dec.ReadValue()
+			if err != nil || v.Kind() != '"' {
+				return bad("causation", err)
+			}
+			if len(v) == len(e.Correlation)+2 && string(v[1:len(v)-1]) == e.Correlation {
+				e.Causation = e.Correlation // usually the same command ID
+			} else if err := jsonv2.Unmarshal(v, &e.Causation); err != nil {
+				return bad("causation", err)
+			}
+		case fieldPrev:
+			if !withPrev {
+				if err := dec.SkipValue(); err != nil {
+					return bad("prev", err)
+				}
+				continue
+			}
+			if e.Prev, err = readString(dec); err != nil {
+				return bad("prev", err)
+			}
+		case fieldData:
+			if p := newPayload(e.Type); p != nil && seen&fieldAggregate != 0 && dec.PeekKind() == '{' {
+				// The type came first, as roomlog writes it: decode the
+				// payload straight from the stream, in the same pass.
+				if err := jsonv2.UnmarshalDecode(dec, p); err != nil {
+					return fmt.Errorf("%w: %s payload: %v", ErrMalformedEvent, e.Type, err)
+				}
+				e.Data = p
+				continue
+			}
+			v, err := dec.ReadValue()
+			if err != nil {
+				return bad("data", err)
+			}
+			// The same bytes, from the body rather than the decoder's buffer,
+			// which the next read reuses.
+			end := int(dec.InputOffset())
+			data = jsontext.Value(body[end-len(v) : end])
+		default:
+			if err := dec.SkipValue(); err != nil {
+				return bad("member "+string(name), err)
+			}
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return bad("an event is not closed", err)
+	}
+	switch {
+	case newPayload(e.Type) == nil:
+		return &unknownTypeError{e.Type}
+	case e.Type.Kind() != e.Aggregate:
+		return fmt.Errorf("%w: %s event on a %q aggregate", ErrMalformedEvent, e.Type, e.Aggregate)
+	case e.Data == nil && data.Kind() != '{':
+		return fmt.Errorf("%w: %s event without an object payload", ErrMalformedEvent, e.Type)
+	case seen&fieldTime == 0:
+		return fmt.Errorf("%w: %s event without a time", ErrMalformedEvent, e.Type)
+	}
+	if e.Data == nil {
+		p := newPayload(e.Type)
+		if err := jsonv2.Unmarshal(data, p); err != nil {
+			return fmt.Errorf("%w: %s payload: %v", ErrMalformedEvent, e.Type, err)
+		}
+		e.Data = p
+	}
+	return nil
+}
+
+// eventTypeOf returns the event type named by a quoted JSON string, as one of
+// the constants when it is one (no allocation), else as read.
+func eventTypeOf(quoted jsontext.Value) EventType {
+	if t := eventTypeNamed(quoted[1 : len(quoted)-1]); newPayload(t) != nil {
+		return t
+	}
+	var s string
+	if jsonv2.Unmarshal(quoted, &s) != nil {
+		return EventType(quoted[1 : len(quoted)-1])
+	}
+	return EventType(s)
+}
+
+func bad(what string, err error) error {
+	if err == nil {
+		return fmt.Errorf("%w: %s", ErrMalformedEvent, what)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrMalformedEvent, what, err)
+}
+
+type unknownTypeError struct{ t EventType }
+
+func (e *unknownTypeError) Error() string { return fmt.Sprintf("%v: %q", ErrUnknownEventType, e.t) }
+func (e *unknownTypeError) Unwrap() error { return ErrUnknownEventType }
+
+// Envelope members, as bits of a set.
+const (
+	fieldID uint16 = 1 << iota
+	fieldType
+	fieldApp
+	fieldAggregate
+	fieldAggregateID
+	fieldSeq
+	fieldTime
+	fieldCorrelation
+	fieldCausation
+	fieldPrev
+	fieldData
+)
+
+// fieldOf names a member from its quoted name, without allocating.
+func fieldOf(quoted jsontext.Value) uint16 {
+	switch string(quoted) {
+	case `"id"`:
+		return fieldID
+	case `"type"`:
+		return fieldType
+	case `"app"`:
+		return fieldApp
+	case `"aggregate"`:
+		return fieldAggregate
+	case `"aggregate_id"`:
+		return fieldAggregateID
+	case `"seq"`:
+		return fieldSeq
+	case `"time"`:
+		return fieldTime
+	case `"correlation"`:
+		return fieldCorrelation
+	case `"causation"`:
+		return fieldCausation
+	case `"prev"`:
+		return fieldPrev
+	case `"data"`:
+		return fieldData
+	}
+	return 0
+}
+
+// eventTypeNamed returns the event type constant spelled name, or name as
+// read when it is none.
+func eventTypeNamed(name []byte) EventType {
+	for _, t := range eventTypes {
+		if string(t) == string(name) {
+			return t
+		}
+	}
+	return EventType(name)
+}
+
+// readString reads a JSON string value, unquoting it only when it holds an
+// escape.
+func readString(dec *jsontext.Decoder) (string, error) {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return "", err
+	}
+	if v.Kind() != '"' {
+		return "", fmt.Errorf("want a string, got %s", v.Kind())
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), nil
+	}
+	var s string
+	if err := jsonv2.Unmarshal(v, &s); err != nil {
+		return "", err
+	}
+	return s, nil
 }

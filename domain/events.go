@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"slices"
 	"time"
 )
 
@@ -43,14 +44,15 @@ const (
 )
 
 // EventTypes lists every event type, for the codec and the golden files.
-func EventTypes() []EventType {
-	return []EventType{
-		RoomCreated, RoomMemberJoined, RoomMemberLeft, RoomStreamPublished, RoomStreamStopped,
-		RoomStreamExtraInfoUpdated, RoomStreamPlayStarted, RoomStreamPlayStopped, RoomBroadcastSent,
-		RoomCustomCommandSent, RoomExtraInfoUpdated, RoomAttributesUpdated, RoomClaimVoided, RoomDestroyed,
-		SessionOpened, SessionRoomClaimed, SessionRoomReleased, SessionKicked, SessionTimedOut,
-		StreamClaimed, StreamReleased,
-	}
+func EventTypes() []EventType { return slices.Clone(eventTypes[:]) }
+
+// eventTypes is every event type (a constant array: nothing can change it).
+var eventTypes = [...]EventType{
+	RoomCreated, RoomMemberJoined, RoomMemberLeft, RoomStreamPublished, RoomStreamStopped,
+	RoomStreamExtraInfoUpdated, RoomStreamPlayStarted, RoomStreamPlayStopped, RoomBroadcastSent,
+	RoomCustomCommandSent, RoomExtraInfoUpdated, RoomAttributesUpdated, RoomClaimVoided, RoomDestroyed,
+	SessionOpened, SessionRoomClaimed, SessionRoomReleased, SessionKicked, SessionTimedOut,
+	StreamClaimed, StreamReleased,
 }
 
 // Kind returns the aggregate kind an event type belongs to.

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 )
@@ -276,4 +277,92 @@ func TestErrorCodesAreUnique(t *testing.T) {
 			t.Errorf("SEMANTICS.md code %d has no error", c)
 		}
 	}
+}
+
+// The hand-written encoder writes what encoding/json writes, for any strings.
+func FuzzEncoderMatchesEncodingJSON(f *testing.F) {
+	f.Add("room.*.>", "<&>", "日本語", "\x00\x1f\b\f\n\r\t\"\\", "\u2028\u2029\xff")
+	f.Fuzz(func(t *testing.T, app, id, corr, cause, prev string) {
+		e := fixtures()[1]
+		e.App, e.AggregateID, e.Correlation, e.Causation, e.Prev = AppID(app), id, corr, cause, prev
+		want, err := json.Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := appendEvent(&buf, &e); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf.Bytes(), want) {
+			t.Fatalf("encoder wrote\n%s\nencoding/json writes\n%s", buf.Bytes(), want)
+		}
+	})
+}
+
+// generalMessage decodes with the general decoder only.
+func generalMessage(body []byte, hashes bool) ([]Event, []string, error) {
+	dec := getDecoder(body)
+	defer decoders.Put(dec)
+	var events []Event
+	var sums []string
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, nil, ErrMalformedEvent
+	}
+	for dec.PeekKind() == '{' {
+		start := int(dec.InputOffset())
+		for start < len(body) && (body[start] == ',' || body[start] == ' ' || body[start] == '\t' || body[start] == '\n' || body[start] == '\r') {
+			start++
+		}
+		var e Event
+		if err := e.decodeFrom(dec, body, hashes); err != nil {
+			return nil, nil, err
+		}
+		events = append(events, e)
+		if hashes {
+			sums = append(sums, HashEvent(body[start:dec.InputOffset()]))
+		}
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
+		return nil, nil, ErrMalformedEvent
+	}
+	return events, sums, nil
+}
+
+// The fast decoder reads every message EncodeEvents writes, and whatever it
+// accepts it reads exactly as the general decoder does.
+func FuzzFastDecodeMatchesGeneral(f *testing.F) {
+	body, _, _ := EncodeEvents("", fixtures())
+	f.Add(body, "room.*.>", "日本語 \u2028", "<&>\\\"", uint64(7))
+	f.Add([]byte(`[{"id":"01KAK3J7Q8ZX5V2B8T9W0N3E4R","type":"room.created","app":"a","aggregate":"room","aggregate_id":"r","seq":1,"time":"2026-01-01T00:00:00Z","data":{}}]`), "", "", "", uint64(0))
+	f.Fuzz(func(t *testing.T, raw []byte, app, id, corr string, seq uint64) {
+		// Any input: what the fast path accepts, the general one reads the same.
+		for _, hashes := range []bool{false, true} {
+			fe, fs, ok, ferr := fastMessage(raw, hashes)
+			if !ok {
+				continue
+			}
+			ge, gs, gerr := generalMessage(raw, hashes)
+			if (ferr == nil) != (gerr == nil) {
+				t.Fatalf("fast error %v, general error %v, for %q", ferr, gerr, raw)
+			}
+			if ferr == nil && (!reflect.DeepEqual(fe, ge) || !reflect.DeepEqual(fs, gs)) {
+				t.Fatalf("fast and general decoders disagree on %q", raw)
+			}
+		}
+		// What roomlog writes, with any strings in it: the fast path reads it.
+		events := fixtures()
+		for i := range events {
+			events[i].App, events[i].AggregateID, events[i].Correlation, events[i].Seq = AppID(app), id, corr, seq
+		}
+		if !utf8.ValidString(app + id + corr) {
+			return // the writer replaces invalid UTF-8, so the bytes would not round-trip
+		}
+		written, _, err := EncodeEvents("", events[:3])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok, err := fastMessage(written, true); !ok || err != nil {
+			t.Fatalf("the fast path declined roomlog's own message (ok=%v, %v): %s", ok, err, written)
+		}
+	})
 }

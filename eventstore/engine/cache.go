@@ -15,6 +15,8 @@ import (
 type entry struct {
 	key domain.Key
 	mu  sync.Mutex
+	// subj is the aggregate's log subject, computed once.
+	subj string
 
 	users int           // commands holding or waiting for it; guarded by cache.mu
 	elem  *list.Element // position in the LRU; guarded by cache.mu
@@ -28,6 +30,13 @@ type entry struct {
 	seq uint64
 	// hash is the hash of the aggregate's last event, the next event's Prev.
 	hash string
+}
+
+func (e *entry) subject(log *eventstore.Log) string {
+	if e.subj == "" {
+		e.subj = log.Subject(string(e.key.App), string(e.key.Kind), e.key.ID)
+	}
+	return e.subj
 }
 
 func (e *entry) head() domain.Head {
