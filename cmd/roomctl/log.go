@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/roomlog/roomlog/eventstore"
+)
+
+// logFlags are the flags of every command that reads the log.
+type logFlags struct {
+	nats, data string
+}
+
+func (f *logFlags) register(fs *flag.FlagSet) {
+	def := os.Getenv("ROOMLOG_NATS_URL")
+	if def == "" {
+		def = "nats://127.0.0.1:4222"
+	}
+	fs.StringVar(&f.nats, "nats", def, "NATS URL of a running roomd (ROOMLOG_NATS_URL)")
+	fs.StringVar(&f.data, "data", "", "data folder of a stopped roomd: open it directly instead of -nats")
+}
+
+func (f *logFlags) open(ctx context.Context) (*eventstore.Log, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cfg := eventstore.Config{URL: f.nats, Logger: quiet()}
+	if f.data != "" {
+		if _, err := os.Stat(f.data); err != nil {
+			return nil, fmt.Errorf("-data: %w", err)
+		}
+		cfg = eventstore.Config{DataDir: f.data, Logger: quiet()}
+	}
+	return eventstore.Open(ctx, cfg)
+}

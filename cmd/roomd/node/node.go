@@ -1,0 +1,197 @@
+// Package node assembles one roomd node: the log (an embedded JetStream or an
+// external cluster), the engine that executes commands, the live projection
+// that folds the log, the reactor and timekeeper that record what events and
+// time call for, and the transports in front of them. cmd/roomd runs one;
+// end-to-end tests start real ones in-process.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/projections"
+)
+
+// SnapshotName is the versioned name of the projection snapshot.
+const SnapshotName = "proj.rooms.v1"
+
+// Config configures a node.
+type Config struct {
+	// Log configures the log: DataDir for the embedded server, or URL.
+	Log eventstore.Config
+	// Policy holds the per-app policies.
+	Policy domain.Config
+	// Clock is the node's clock. Default engine.SystemClock.
+	Clock engine.Clock
+	// SnapshotEvery saves the projection after this many new records
+	// (0: 100,000; negative: never).
+	SnapshotEvery int
+	Logger        *slog.Logger
+}
+
+// Node is a running roomd node.
+type Node struct {
+	cfg        Config
+	Log        *eventstore.Log
+	Engine     *engine.Engine
+	Live       *projections.Live
+	Timekeeper *engine.Timekeeper
+	reactor    *engine.Reactor
+	snapshots  projections.Store
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
+}
+
+// Start opens the log, restores and catches up the projection, and starts the
+// node's background work.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = engine.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = 100_000
+	}
+	decider, err := domain.NewDecider(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Log.Logger == nil {
+		cfg.Log.Logger = cfg.Logger
+	}
+	log, err := eventstore.Open(ctx, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, Log: log}
+	if err := n.start(ctx, decider); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
+	started := time.Now()
+	replicas := max(n.cfg.Log.Replicas, 1)
+	store, err := projections.NewObjectStore(ctx, n.Log.JetStream(), "roomlog-snapshots", replicas)
+	if err != nil {
+		return err
+	}
+	n.snapshots = store
+	model, err := projections.Restore(ctx, store, SnapshotName)
+	if err != nil {
+		n.cfg.Logger.Warn("snapshot unusable; rebuilding from the beginning", "err", err)
+		model = projections.NewModel()
+	}
+	fromSnapshot := model.Cursor
+	if err := projections.Rebuild(ctx, n.Log, n.filters(), model); err != nil {
+		return fmt.Errorf("rebuild the projection: %w", err)
+	}
+	n.cfg.Logger.Info("projection ready", "snapshot_cursor", fromSnapshot, "cursor", model.Cursor,
+		"took", time.Since(started).Round(time.Millisecond))
+	n.Live = projections.NewLive(model)
+	n.Engine, err = engine.New(engine.Config{Log: n.Log, Decider: decider, Clock: n.cfg.Clock.Now, Source: n.Live,
+		Logger: n.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	n.Timekeeper = engine.NewTimekeeper(n.Engine, n.Live, n.cfg.Clock, n.cfg.Logger)
+	n.Timekeeper.Attach()
+	n.Timekeeper.Scan()
+	if n.cfg.SnapshotEvery > 0 {
+		n.Live.Subscribe(n.snapshotter())
+	}
+	n.reactor, err = engine.NewReactor(engine.ReactorConfig{Engine: n.Engine, Log: n.Log, Logger: n.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.goRun("projection", func() error { return n.Live.Run(runCtx, n.Log, n.filters()) })
+	n.goRun("reactor", func() error { return n.reactor.Run(runCtx) })
+	select {
+	case <-n.reactor.Running():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (n *Node) filters() []string { return []string{n.Log.Prefix() + ".>"} }
+
+// goRun runs fn until the node stops; an error stops nothing but is kept
+// for Err and logged.
+func (n *Node) goRun(name string, fn func() error) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := fn(); err != nil {
+			n.cfg.Logger.Error(name+" stopped", "err", err)
+			n.errMu.Lock()
+			n.err = errors.Join(n.err, fmt.Errorf("%s: %w", name, err))
+			n.errMu.Unlock()
+		}
+	}()
+}
+
+// Err returns what stopped a background part of the node, if anything.
+func (n *Node) Err() error {
+	n.errMu.Lock()
+	defer n.errMu.Unlock()
+	return n.err
+}
+
+// snapshotter saves the projection every SnapshotEvery records, in the
+// background, so that a restart folds only what came after.
+func (n *Node) snapshotter() func(projections.Record) {
+	var count int
+	var saving sync.Mutex
+	return func(projections.Record) {
+		count++
+		if count < n.cfg.SnapshotEvery || !saving.TryLock() {
+			return
+		}
+		count = 0
+		var snap projections.Snapshot
+		var err error
+		n.Live.Read(func(m *projections.Model) { snap, err = projections.TakeSnapshot(SnapshotName, m) })
+		go func() {
+			defer saving.Unlock()
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				err = n.snapshots.Save(ctx, snap)
+				cancel()
+			}
+			if err != nil {
+				n.cfg.Logger.Warn("projection snapshot failed", "err", err)
+				return
+			}
+			n.cfg.Logger.Debug("projection snapshot saved", "cursor", snap.Cursor, "bytes", len(snap.Data))
+		}()
+	}
+}
+
+// Close stops the node's background work and closes the log.
+func (n *Node) Close() error {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	if n.Timekeeper != nil {
+		n.Timekeeper.Stop()
+	}
+	return n.Log.Close()
+}
