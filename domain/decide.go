@@ -178,9 +178,14 @@ type decision struct {
 	m   Meta
 	now time.Time
 	out Decision
-	// next holds, per aggregate touched, the sequence and time the next
-	// emitted event gets.
-	next map[Key]*Head
+	// next holds, per aggregate touched (a handful), the sequence and time
+	// of the last event emitted for it.
+	next []nextHead
+}
+
+type nextHead struct {
+	key  Key
+	head Head
 }
 
 // load makes sure every key is in the view, or returns a NeedError naming all
@@ -219,18 +224,23 @@ func mapKeys[T any](ids []T, f func(T) Key) []Key {
 // emit appends an event for aggregate k, to the current step if the last step
 // is for k, else to a new step. It returns the event's sequence number.
 func (x *decision) emit(k Key, p Payload) uint64 {
-	if x.next == nil {
-		x.next = map[Key]*Head{}
+	var h *Head
+	for i := range x.next {
+		if x.next[i].key == k {
+			h = &x.next[i].head
+			break
+		}
 	}
-	h, ok := x.next[k]
-	if !ok {
-		cur := x.v.Head(k)
-		h = &cur
-		x.next[k] = h
+	if h == nil {
+		x.next = append(x.next, nextHead{key: k, head: x.v.Head(k)})
+		h = &x.next[len(x.next)-1].head
 	}
 	steps := x.out.Steps
 	if len(steps) == 0 || steps[len(steps)-1].Key != k {
-		x.out.Steps = append(x.out.Steps, Step{Key: k, Expect: h.Seq})
+		if x.out.Steps == nil {
+			x.out.Steps = make([]Step, 0, 2)
+		}
+		x.out.Steps = append(x.out.Steps, Step{Key: k, Expect: h.Seq, Events: make([]Event, 0, 1)})
 		steps = x.out.Steps
 	}
 	at := x.now
@@ -267,8 +277,10 @@ func (x *decision) newer(id string) bool { return id > x.m.ID }
 // at returns the time the next event of aggregate k will carry.
 func (x *decision) at(k Key) time.Time {
 	t := x.now
-	if h, ok := x.next[k]; ok && t.Before(h.Time) {
-		return h.Time
+	for _, n := range x.next {
+		if n.key == k && t.Before(n.head.Time) {
+			return n.head.Time
+		}
 	}
 	if h := x.v.Head(k); t.Before(h.Time) {
 		return h.Time

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"sync"
 
 	"github.com/roomlog/roomlog/domain"
@@ -18,8 +19,9 @@ type entry struct {
 	// subj is the aggregate's log subject, computed once.
 	subj string
 
-	users int           // commands holding or waiting for it; guarded by cache.mu
-	elem  *list.Element // position in the LRU; guarded by cache.mu
+	shard *cacheShard
+	users int           // commands holding or waiting for it; guarded by shard.mu
+	elem  *list.Element // position in the LRU; guarded by shard.mu
 
 	loaded bool
 	room   *domain.Room
@@ -190,8 +192,16 @@ func (e *entry) set(state any) bool {
 	return false
 }
 
-// cache holds entries, evicting the least recently used idle ones past max.
+// cache holds entries in shards (so that commands on different aggregates
+// rarely meet on a lock), each evicting its least recently used idle entries
+// past its share of the size.
 type cache struct {
+	shards [cacheShards]cacheShard
+}
+
+const cacheShards = 64
+
+type cacheShard struct {
 	mu      sync.Mutex
 	max     int
 	entries map[domain.Key]*entry
@@ -199,46 +209,52 @@ type cache struct {
 }
 
 func newCache(max int) *cache {
-	return &cache{max: max, entries: map[domain.Key]*entry{}, lru: list.New()}
+	c := &cache{}
+	for i := range c.shards {
+		c.shards[i] = cacheShard{max: max/cacheShards + 1, entries: map[domain.Key]*entry{}, lru: list.New()}
+	}
+	return c
+}
+
+func (c *cache) shard(k domain.Key) *cacheShard {
+	h := fnv.New32a()
+	h.Write([]byte(k.ID))
+	h.Write([]byte(k.App))
+	return &c.shards[h.Sum32()%cacheShards]
 }
 
 // acquire returns the entry for k, marked in use so that it is not evicted.
 func (c *cache) acquire(k domain.Key) *entry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[k]
+	s := c.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[k]
 	if !ok {
-		e = &entry{key: k}
+		e = &entry{key: k, shard: s}
 		e.reset()
-		e.elem = c.lru.PushFront(e)
-		c.entries[k] = e
-		c.evictLocked()
+		e.elem = s.lru.PushFront(e)
+		s.entries[k] = e
+		s.evictLocked()
 	} else {
-		c.lru.MoveToFront(e.elem)
+		s.lru.MoveToFront(e.elem)
 	}
 	e.users++
 	return e
 }
 
 func (c *cache) release(e *entry) {
-	c.mu.Lock()
+	e.shard.mu.Lock()
 	e.users--
-	c.mu.Unlock()
+	e.shard.mu.Unlock()
 }
 
-func (c *cache) evictLocked() {
-	for el := c.lru.Back(); el != nil && len(c.entries) > c.max; {
+func (s *cacheShard) evictLocked() {
+	for el := s.lru.Back(); el != nil && len(s.entries) > s.max; {
 		prev := el.Prev()
 		if e := el.Value.(*entry); e.users == 0 {
-			c.lru.Remove(el)
-			delete(c.entries, e.key)
+			s.lru.Remove(el)
+			delete(s.entries, e.key)
 		}
 		el = prev
 	}
-}
-
-func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
 }

@@ -268,16 +268,18 @@ func (e *Engine) decide(ctx context.Context, entries []*entry, m domain.Meta, cm
 // (after catching the conflicting aggregate up) so the caller decides again;
 // steps appended before the conflict stay: the next decision recognises them.
 func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Time, res *Result) (bool, error) {
-	byKey := make(map[domain.Key]*entry, len(entries))
-	for _, en := range entries {
-		byKey[en.key] = en
-	}
 	for _, st := range res.Steps {
-		en := byKey[st.Key]
+		var en *entry
+		for _, c := range entries {
+			if c.key == st.Key {
+				en = c
+				break
+			}
+		}
 		if en == nil || en.head().Seq != st.Expect {
 			return false, fmt.Errorf("engine: step for %s decided on an aggregate that was not locked", st.Key)
 		}
-		events := slices.Clone(st.Events)
+		events := st.Events // this call's own decision: stamp it in place
 		for i := range events {
 			events[i].ID = e.NewID(now)
 		}

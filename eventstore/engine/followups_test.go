@@ -119,6 +119,13 @@ func TestReactorCatchesUpAfterARestart(t *testing.T) {
 	exec(t, e, login("a", "u1", "r1"))
 	exec(t, e, login("b", "u2", "r1"))
 	exec(t, e, domain.DestroyRoom{Room: "r1"}) // nobody frees a's and b's claims yet
+	last, err := log.LastSeq(estest.Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitFor(estest.Ctx(t), last); err != nil {
+		t.Fatal(err)
+	}
 	if len(session(l, "a").Claims) == 0 {
 		t.Fatal("the claim was freed without a reactor")
 	}
