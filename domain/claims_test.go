@@ -76,7 +76,7 @@ func TestStaleClaimsAreVoidedBeforeRelease(t *testing.T) {
 			then: []ev{
 				inRoom("r1", &ClaimVoidedData{Registry: KindStream, ID: "st", Claim: 1}),
 				inStream("st", &StreamClaimedData{Room: "r2", User: "u2", Session: "s2", Command: "cmd-0006"}),
-				inRoom("r2", &StreamPublishedData{Stream: "st", User: "u2", Session: "s2", Claim: 2}),
+				inRoom("r2", &StreamPublishedData{Stream: "st", User: "u2", UserName: "name-u2", Session: "s2", Claim: 2}),
 			}},
 		{name: "a heartbeat timeout voids a claim that no membership backs",
 			given: []Command{login("s1", "u1", "r1"), login("s2", "u2", "r1"), DestroyRoom{Room: "r1"}},
@@ -113,7 +113,7 @@ func TestInFlightClaims(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectEvents(t, d,
-			inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonSwitch}),
+			inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonSwitch}),
 			inRoom("r1", &RoomDestroyedData{Reason: DestroyEmpty}),
 			inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonSwitch}),
 			inRoom("r2", created("u1", "s1", ViaSwitch)),

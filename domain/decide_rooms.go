@@ -258,10 +258,11 @@ func (x *decision) removeMember(r *Room, id RoomID, m *Member, reason Reason, by
 		if !ok {
 			continue
 		}
-		x.emit(rk, &StreamStoppedData{Stream: sid, User: m.User, Session: m.Session, Claim: st.Claim, Reason: reason})
+		x.emit(rk, &StreamStoppedData{Stream: sid, User: m.User, UserName: m.UserName, Session: m.Session, Claim: st.Claim,
+			Reason: reason})
 		stopped = append(stopped, StreamClaim{Stream: sid, User: m.User, Session: m.Session, Claim: st.Claim})
 	}
-	x.emit(rk, &MemberLeftData{User: m.User, Session: m.Session, Claim: m.Claim, Reason: reason,
+	x.emit(rk, &MemberLeftData{User: m.User, UserName: m.UserName, Session: m.Session, Claim: m.Claim, Reason: reason,
 		BySession: by, Detail: detail})
 	if mayDestroy && len(r.Members) == 1 && r.DestroyDelay == 0 && r.Exists {
 		x.emit(rk, &RoomDestroyedData{Reason: DestroyEmpty})

@@ -93,8 +93,8 @@ func (x *decision) publish(c PublishStream) error {
 	if claim == 0 {
 		claim = x.emit(sk, &StreamClaimedData{Room: id, User: s.User, Session: c.Session, Command: x.m.ID})
 	}
-	x.emit(rk, &StreamPublishedData{Stream: c.Stream, User: s.User, Session: c.Session, ExtraInfo: c.ExtraInfo,
-		Claim: claim})
+	x.emit(rk, &StreamPublishedData{Stream: c.Stream, User: s.User, UserName: m.UserName, Session: c.Session,
+		ExtraInfo: c.ExtraInfo, Claim: claim})
 	return nil
 }
 
@@ -130,8 +130,8 @@ func (x *decision) stopPublishing(c StopPublishing) error {
 	if err != nil {
 		return err
 	}
-	x.emit(x.roomKey(e.Room), &StreamStoppedData{Stream: c.Stream, User: st.User, Session: c.Session,
-		Claim: st.Claim, Reason: ReasonStopped})
+	x.emit(x.roomKey(e.Room), &StreamStoppedData{Stream: c.Stream, User: st.User, UserName: st.UserName,
+		Session: c.Session, Claim: st.Claim, Reason: ReasonStopped})
 	x.emit(x.streamKey(c.Stream), &StreamReleasedData{Claim: st.Claim, Reason: ReasonStopped})
 	x.out.Rooms = []RoomID{e.Room}
 	return nil
@@ -153,7 +153,8 @@ func (x *decision) setStreamExtraInfo(c SetStreamExtraInfo) error {
 	if st.ExtraInfo == c.ExtraInfo {
 		return nil
 	}
-	x.emit(x.roomKey(e.Room), &StreamExtraInfoData{Stream: c.Stream, User: st.User, ExtraInfo: c.ExtraInfo})
+	x.emit(x.roomKey(e.Room), &StreamExtraInfoData{Stream: c.Stream, User: st.User, UserName: st.UserName,
+		ExtraInfo: c.ExtraInfo})
 	return nil
 }
 

@@ -197,10 +197,13 @@ type MemberJoinedData struct {
 
 // MemberLeftData records that a member left or was removed.
 type MemberLeftData struct {
-	User    UserID    `json:"user"`
-	Session SessionID `json:"session"`
-	Claim   uint64    `json:"claim"`
-	Reason  Reason    `json:"reason"`
+	User UserID `json:"user"`
+	// UserName is the departing member's name (added in v1.1: older events
+	// lack it).
+	UserName string    `json:"user_name,omitempty"`
+	Session  SessionID `json:"session"`
+	Claim    uint64    `json:"claim"`
+	Reason   Reason    `json:"reason"`
 	// BySession is the session whose login caused a duplicate-login kick.
 	BySession SessionID `json:"by_session,omitempty"`
 	// Detail is free text from the backend for a kick.
@@ -209,8 +212,10 @@ type MemberLeftData struct {
 
 // StreamPublishedData records that a member started publishing a stream here.
 type StreamPublishedData struct {
-	Stream    StreamID  `json:"stream"`
-	User      UserID    `json:"user"`
+	Stream StreamID `json:"stream"`
+	User   UserID   `json:"user"`
+	// UserName is the publisher's name (added in v1.1: older events lack it).
+	UserName  string    `json:"user_name,omitempty"`
 	Session   SessionID `json:"session"`
 	ExtraInfo string    `json:"extra_info,omitempty"`
 	// Claim is the sequence of the stream registry event that claimed the ID.
@@ -219,18 +224,22 @@ type StreamPublishedData struct {
 
 // StreamStoppedData records that a stream stopped being published here.
 type StreamStoppedData struct {
-	Stream  StreamID  `json:"stream"`
-	User    UserID    `json:"user"`
-	Session SessionID `json:"session"`
-	Claim   uint64    `json:"claim"`
-	Reason  Reason    `json:"reason"`
+	Stream StreamID `json:"stream"`
+	User   UserID   `json:"user"`
+	// UserName is the publisher's name (added in v1.1: older events lack it).
+	UserName string    `json:"user_name,omitempty"`
+	Session  SessionID `json:"session"`
+	Claim    uint64    `json:"claim"`
+	Reason   Reason    `json:"reason"`
 }
 
 // StreamExtraInfoData records a publisher's new stream extra info.
 type StreamExtraInfoData struct {
-	Stream    StreamID `json:"stream"`
-	User      UserID   `json:"user"`
-	ExtraInfo string   `json:"extra_info"`
+	Stream StreamID `json:"stream"`
+	User   UserID   `json:"user"`
+	// UserName is the publisher's name (added in v1.1: older events lack it).
+	UserName  string `json:"user_name,omitempty"`
+	ExtraInfo string `json:"extra_info"`
 }
 
 // PlayStartedData records that a member started playing a stream in this room.

@@ -37,11 +37,11 @@ func fixtures() []Event {
 			By: "t1", Session: "s-t1", Via: ViaCreate}),
 		mk(room, 2, &MemberJoinedData{User: "t1", UserName: "Teacher", Session: "s-t1", Role: Anchor, CanPublish: true,
 			Claim: 2, Via: ViaLogin}),
-		mk(room, 3, &MemberLeftData{User: "u1", Session: "s-u1", Claim: 4, Reason: ReasonKickedDuplicateLogin,
+		mk(room, 3, &MemberLeftData{User: "u1", UserName: "Student 1", Session: "s-u1", Claim: 4, Reason: ReasonKickedDuplicateLogin,
 			BySession: "s-u1b", Detail: "replaced"}),
-		mk(room, 4, &StreamPublishedData{Stream: "teacher-main", User: "t1", Session: "s-t1", ExtraInfo: "hd", Claim: 1}),
-		mk(room, 5, &StreamStoppedData{Stream: "teacher-main", User: "t1", Session: "s-t1", Claim: 1, Reason: ReasonStopped}),
-		mk(room, 6, &StreamExtraInfoData{Stream: "teacher-main", User: "t1", ExtraInfo: "layout=2"}),
+		mk(room, 4, &StreamPublishedData{Stream: "teacher-main", User: "t1", UserName: "Teacher", Session: "s-t1", ExtraInfo: "hd", Claim: 1}),
+		mk(room, 5, &StreamStoppedData{Stream: "teacher-main", User: "t1", UserName: "Teacher", Session: "s-t1", Claim: 1, Reason: ReasonStopped}),
+		mk(room, 6, &StreamExtraInfoData{Stream: "teacher-main", User: "t1", UserName: "Teacher", ExtraInfo: "layout=2"}),
 		mk(room, 7, &PlayStartedData{Stream: "teacher-main", User: "u1", Session: "s-u1"}),
 		mk(room, 8, &PlayStoppedData{Stream: "teacher-main", User: "u1", Session: "s-u1"}),
 		mk(room, 9, &BroadcastSentData{From: "t1", FromName: "Teacher", Session: "s-t1", Body: "hello class"}),
@@ -365,4 +365,27 @@ func FuzzFastDecodeMatchesGeneral(f *testing.F) {
 			t.Fatalf("the fast path declined roomlog's own message (ok=%v, %v): %s", ok, err, written)
 		}
 	})
+}
+
+// Events stored by earlier versions stay readable: testdata/events/v1.0
+// holds shapes that later versions extended by addition.
+func TestOlderEventShapesDecode(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "events", "v*", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no older event shapes found: %v", err)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e Event
+		if err := json.Unmarshal(bytes.TrimSpace(raw), &e); err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if string(e.Type)+".json" != filepath.Base(f) {
+			t.Errorf("%s holds a %s event", f, e.Type)
+		}
+	}
 }

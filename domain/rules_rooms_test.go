@@ -180,7 +180,7 @@ func TestZIMRoomRules(t *testing.T) {
 			when:  switchCreate,
 			then: []ev{
 				inSession("s1", &RoomClaimedData{Room: "r2", Command: "cmd-0002"}),
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonSwitch}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonSwitch}),
 				inRoom("r1", &RoomDestroyedData{Reason: DestroyEmpty}),
 				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonSwitch}),
 				inRoom("r2", &RoomCreatedData{Name: "Two", DestroyDelay: 90, By: "u1", Session: "s1", Via: ViaSwitch}),
@@ -193,8 +193,8 @@ func TestZIMRoomRules(t *testing.T) {
 			given: []Command{zim("s1", "u1", "r1", ViaEnter), zim("s1", "u1", "r2", ViaEnter), zim("s2", "u2", "r1", ViaEnter)},
 			when:  LeaveRoom{Session: "s1", Reason: ReasonLeave},
 			then: []ev{
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonLeave}),
-				inRoom("r2", &MemberLeftData{User: "u1", Session: "s1", Claim: 3, Reason: ReasonLeave}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonLeave}),
+				inRoom("r2", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 3, Reason: ReasonLeave}),
 				inRoom("r2", &RoomDestroyedData{Reason: DestroyEmpty}),
 				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonLeave}),
 				inSession("s1", &RoomReleasedData{Room: "r2", Claim: 3, Reason: ReasonLeave}),
@@ -203,7 +203,7 @@ func TestZIMRoomRules(t *testing.T) {
 			given: []Command{withAttrs(nil, 60)},
 			when:  LeaveRoom{Session: "s1", Room: "r1", Reason: ReasonLeave},
 			then: []ev{
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonLeave}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonLeave}),
 				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonLeave}),
 			}},
 		{name: "an empty room is not destroyed before its delay", policy: multi,
@@ -252,8 +252,8 @@ func TestKickAndTimeoutRules(t *testing.T) {
 			given: []Command{login("s1", "u1", "r1"), login("s2", "u2", "r1"), PublishStream{Session: "s1", Stream: "st"}},
 			when:  KickUser{Room: "r1", User: "u1", Detail: "spam"},
 			then: []ev{
-				inRoom("r1", &StreamStoppedData{Stream: "st", User: "u1", Session: "s1", Claim: 1, Reason: ReasonKickedByBackend}),
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonKickedByBackend, Detail: "spam"}),
+				inRoom("r1", &StreamStoppedData{Stream: "st", User: "u1", UserName: "name-u1", Session: "s1", Claim: 1, Reason: ReasonKickedByBackend}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonKickedByBackend, Detail: "spam"}),
 				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonKickedByBackend}),
 				inStream("st", &StreamReleasedData{Claim: 1, Reason: ReasonKickedByBackend}),
 			}},
@@ -265,8 +265,8 @@ func TestKickAndTimeoutRules(t *testing.T) {
 			then: []ev{
 				inSession("new", opened("u1", SingleRoom)),
 				inSession("new", &RoomClaimedData{Room: "r1", Command: "cmd-0003"}),
-				inRoom("r1", &StreamStoppedData{Stream: "st", User: "u1", Session: "old", Claim: 1, Reason: ReasonKickedDuplicateLogin}),
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "old", Claim: 2, Reason: ReasonKickedDuplicateLogin, BySession: "new"}),
+				inRoom("r1", &StreamStoppedData{Stream: "st", User: "u1", UserName: "name-u1", Session: "old", Claim: 1, Reason: ReasonKickedDuplicateLogin}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "old", Claim: 2, Reason: ReasonKickedDuplicateLogin, BySession: "new"}),
 				inRoom("r1", joined("u1", "new", 2, ViaLogin)),
 			}},
 		{name: "the kicked session then leaves its other rooms, recorded with who caused it", policy: multi,
@@ -274,7 +274,7 @@ func TestKickAndTimeoutRules(t *testing.T) {
 				loginMulti("new", "u1", "r1")},
 			when: KickSession{Session: "old", BySession: "new", Room: "r1", Claim: 2, At: t0},
 			then: []ev{
-				inRoom("r2", &MemberLeftData{User: "u1", Session: "old", Claim: 3, Reason: ReasonKickedDuplicateLogin, BySession: "new"}),
+				inRoom("r2", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "old", Claim: 3, Reason: ReasonKickedDuplicateLogin, BySession: "new"}),
 				inSession("old", &SessionKickedData{BySession: "new", Reason: ReasonKickedDuplicateLogin,
 					Released: []RoomRef{{Room: "r1", Claim: 2}, {Room: "r2", Claim: 3}}}),
 			}},
@@ -288,9 +288,9 @@ func TestKickAndTimeoutRules(t *testing.T) {
 				PublishStream{Session: "s1", Stream: "st", Room: "r1"}},
 			when: TimeoutSession{Session: "s1", LastSeen: t0},
 			then: []ev{
-				inRoom("r1", &StreamStoppedData{Stream: "st", User: "u1", Session: "s1", Claim: 1, Reason: ReasonHeartbeatTimeout}),
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonHeartbeatTimeout}),
-				inRoom("r2", &MemberLeftData{User: "u1", Session: "s1", Claim: 3, Reason: ReasonHeartbeatTimeout}),
+				inRoom("r1", &StreamStoppedData{Stream: "st", User: "u1", UserName: "name-u1", Session: "s1", Claim: 1, Reason: ReasonHeartbeatTimeout}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonHeartbeatTimeout}),
+				inRoom("r2", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 3, Reason: ReasonHeartbeatTimeout}),
 				inRoom("r2", &RoomDestroyedData{Reason: DestroyEmpty}),
 				inSession("s1", &SessionTimedOutData{LastSeen: t0, Released: []RoomRef{{Room: "r1", Claim: 2}, {Room: "r2", Claim: 3}}}),
 				inStream("st", &StreamReleasedData{Claim: 1, Reason: ReasonHeartbeatTimeout}),

@@ -14,7 +14,7 @@ func TestStreamRules(t *testing.T) {
 			when:  PublishStream{Session: "s1", Stream: "st1", ExtraInfo: "hd"},
 			then: []ev{
 				inStream("st1", &StreamClaimedData{Room: "r1", User: "u1", Session: "s1", Command: "cmd-0002"}),
-				inRoom("r1", &StreamPublishedData{Stream: "st1", User: "u1", Session: "s1", ExtraInfo: "hd", Claim: 1}),
+				inRoom("r1", &StreamPublishedData{Stream: "st1", User: "u1", UserName: "name-u1", Session: "s1", ExtraInfo: "hd", Claim: 1}),
 			}},
 		{name: "multi-room: publishing needs a room ID (1003070)", policy: multi,
 			given: []Command{loginMulti("s1", "u1", "r1")},
@@ -47,13 +47,13 @@ func TestStreamRules(t *testing.T) {
 			when: PublishStream{Session: "s2", Stream: "st", Room: "r2"},
 			then: []ev{
 				inStream("st", &StreamClaimedData{Room: "r2", User: "u2", Session: "s2", Command: "cmd-0005"}),
-				inRoom("r2", &StreamPublishedData{Stream: "st", User: "u2", Session: "s2", Claim: 3}),
+				inRoom("r2", &StreamPublishedData{Stream: "st", User: "u2", UserName: "name-u2", Session: "s2", Claim: 3}),
 			}},
 		{name: "stopping a stream: the room says DELETE, the ID is released",
 			given: []Command{login("s1", "u1", "r1"), PublishStream{Session: "s1", Stream: "st"}},
 			when:  StopPublishing{Session: "s1", Stream: "st"},
 			then: []ev{
-				inRoom("r1", &StreamStoppedData{Stream: "st", User: "u1", Session: "s1", Claim: 1, Reason: ReasonStopped}),
+				inRoom("r1", &StreamStoppedData{Stream: "st", User: "u1", UserName: "name-u1", Session: "s1", Claim: 1, Reason: ReasonStopped}),
 				inStream("st", &StreamReleasedData{Claim: 1, Reason: ReasonStopped}),
 			}},
 		{name: "only the publisher may stop a stream (1903004)",
@@ -65,7 +65,7 @@ func TestStreamRules(t *testing.T) {
 		{name: "the publisher sets the stream's extra info; members get an update",
 			given: []Command{login("s1", "u1", "r1"), PublishStream{Session: "s1", Stream: "st"}},
 			when:  SetStreamExtraInfo{Session: "s1", Stream: "st", ExtraInfo: "layout=2"},
-			then:  []ev{inRoom("r1", &StreamExtraInfoData{Stream: "st", User: "u1", ExtraInfo: "layout=2"})}},
+			then:  []ev{inRoom("r1", &StreamExtraInfoData{Stream: "st", User: "u1", UserName: "name-u1", ExtraInfo: "layout=2"})}},
 		{name: "stream extra info is bounded (1903005)",
 			given: []Command{login("s1", "u1", "r1"), PublishStream{Session: "s1", Stream: "st"}},
 			when:  SetStreamExtraInfo{Session: "s1", Stream: "st", ExtraInfo: string(make([]byte, 1025))},
@@ -86,7 +86,7 @@ func TestStreamRules(t *testing.T) {
 			when:  PublishStream{Session: "a", Stream: "A-main", Room: "1000"},
 			then: []ev{
 				inStream("A-main", &StreamClaimedData{Room: "1000", User: "A", Session: "a", Command: "cmd-0003"}),
-				inRoom("1000", &StreamPublishedData{Stream: "A-main", User: "A", Session: "a", Claim: 1}),
+				inRoom("1000", &StreamPublishedData{Stream: "A-main", User: "A", UserName: "name-A", Session: "a", Claim: 1}),
 			}},
 		{name: "anchor in one room, audience in another: may not publish in the second (1903002)", policy: multi,
 			given: []Command{loginMulti("a", "A", "1000"), asAudience(loginMulti("a", "A", "2000"))},

@@ -143,7 +143,7 @@ func TestSessionRules(t *testing.T) {
 			given: []Command{login("s1", "u1", "r1")},
 			when:  LeaveRoom{Session: "s1", Room: "r1"},
 			then: []ev{
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonLogout}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonLogout}),
 				inRoom("r1", &RoomDestroyedData{Reason: DestroyEmpty}),
 				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonLogout}),
 			}},
@@ -151,9 +151,9 @@ func TestSessionRules(t *testing.T) {
 			given: []Command{loginMulti("s1", "u1", "r1"), loginMulti("s1", "u1", "r2"), loginMulti("s2", "u2", "r2")},
 			when:  LeaveRoom{Session: "s1"},
 			then: []ev{
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonLogout}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonLogout}),
 				inRoom("r1", &RoomDestroyedData{Reason: DestroyEmpty}),
-				inRoom("r2", &MemberLeftData{User: "u1", Session: "s1", Claim: 3, Reason: ReasonLogout}),
+				inRoom("r2", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 3, Reason: ReasonLogout}),
 				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonLogout}),
 				inSession("s1", &RoomReleasedData{Room: "r2", Claim: 3, Reason: ReasonLogout}),
 			}},
@@ -163,7 +163,7 @@ func TestSessionRules(t *testing.T) {
 			when:  SwitchRoom{Session: "s1", From: "r1", To: "r2", Grant: allRooms("u1"), Create: CreateIfMissing},
 			then: []ev{
 				inSession("s1", &RoomClaimedData{Room: "r2", Command: "cmd-0003"}),
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonSwitch}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonSwitch}),
 				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonSwitch}),
 				inRoom("r2", created("u1", "s1", ViaSwitch)),
 				inRoom("r2", joined("u1", "s1", 3, ViaSwitch)),
@@ -182,8 +182,8 @@ func TestSessionRules(t *testing.T) {
 				PublishStream{Session: "s1", Stream: "st1"}, PlayStream{Session: "s1", Stream: "st2"}},
 			when: LeaveRoom{Session: "s1", Room: "r1"},
 			then: []ev{
-				inRoom("r1", &StreamStoppedData{Stream: "st1", User: "u1", Session: "s1", Claim: 1, Reason: ReasonLogout}),
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonLogout}),
+				inRoom("r1", &StreamStoppedData{Stream: "st1", User: "u1", UserName: "name-u1", Session: "s1", Claim: 1, Reason: ReasonLogout}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonLogout}),
 				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonLogout}),
 				inStream("st1", &StreamReleasedData{Claim: 1, Reason: ReasonLogout}),
 			}},
@@ -192,8 +192,8 @@ func TestSessionRules(t *testing.T) {
 				PublishStream{Session: "s1", Stream: "a", Room: "r1"}, PublishStream{Session: "s1", Stream: "b", Room: "r2"}},
 			when: LeaveRoom{Session: "s1", Room: "r1"},
 			then: []ev{
-				inRoom("r1", &StreamStoppedData{Stream: "a", User: "u1", Session: "s1", Claim: 1, Reason: ReasonLogout}),
-				inRoom("r1", &MemberLeftData{User: "u1", Session: "s1", Claim: 2, Reason: ReasonLogout}),
+				inRoom("r1", &StreamStoppedData{Stream: "a", User: "u1", UserName: "name-u1", Session: "s1", Claim: 1, Reason: ReasonLogout}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonLogout}),
 				inRoom("r1", &RoomDestroyedData{Reason: DestroyEmpty}),
 				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonLogout}),
 				inStream("a", &StreamReleasedData{Claim: 1, Reason: ReasonLogout}),

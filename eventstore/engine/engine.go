@@ -365,3 +365,15 @@ func isInternal(err error) bool {
 	return errors.As(err, &de) && (de.Code == domain.ErrInternal.Code || de.Code == domain.ErrUnavailable.Code ||
 		de.Code == domain.ErrTimeout.Code)
 }
+
+// Cursor returns the stream sequence of the last message of aggregate k as
+// this engine last saw it (0 if it has none or it is not cached). A reader
+// that waits for the live projection to reach it sees everything this
+// engine's commands did to k.
+func (e *Engine) Cursor(k domain.Key) uint64 {
+	en := e.cache.acquire(k)
+	defer e.cache.release(en)
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	return en.seq
+}
