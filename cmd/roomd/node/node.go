@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -17,6 +19,9 @@ import (
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/projections"
+	"github.com/roomlog/roomlog/transport/admin"
+	"github.com/roomlog/roomlog/transport/auth"
+	"github.com/roomlog/roomlog/transport/gateway"
 )
 
 // SnapshotName is the versioned name of the projection snapshot.
@@ -33,7 +38,16 @@ type Config struct {
 	// SnapshotEvery saves the projection after this many new records
 	// (0: 100,000; negative: never).
 	SnapshotEvery int
-	Logger        *slog.Logger
+	// Secret signs client and admin tokens (at least 32 bytes).
+	Secret []byte
+	// HTTPListen is where the WebSocket gateway (/ws), the admin API
+	// (/admin/v1/) and the health endpoints listen ("127.0.0.1:0": a free
+	// port; empty: no HTTP at all).
+	HTTPListen string
+	// Gateway tunes the gateway; its Engine, Live, Log, Signer, Policy,
+	// Clock and Logger are filled in by the node.
+	Gateway gateway.Config
+	Logger  *slog.Logger
 }
 
 // Node is a running roomd node.
@@ -43,8 +57,13 @@ type Node struct {
 	Engine     *engine.Engine
 	Live       *projections.Live
 	Timekeeper *engine.Timekeeper
+	Gateway    *gateway.Server
+	Signer     *auth.Signer
 	reactor    *engine.Reactor
 	snapshots  projections.Store
+	httpSrv    *http.Server
+	httpAddr   string
+	decider    *domain.Decider
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -75,7 +94,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, Log: log}
+	n := &Node{cfg: cfg, Log: log, decider: decider}
 	if err := n.start(ctx, decider); err != nil {
 		n.Close()
 		return nil, err
@@ -117,6 +136,11 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	n.reactor, err = engine.NewReactor(engine.ReactorConfig{Engine: n.Engine, Log: n.Log, Logger: n.cfg.Logger})
 	if err != nil {
 		return err
+	}
+	if n.cfg.HTTPListen != "" {
+		if err := n.startHTTP(); err != nil {
+			return err
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -184,8 +208,79 @@ func (n *Node) snapshotter() func(projections.Record) {
 	}
 }
 
-// Close stops the node's background work and closes the log.
+// startHTTP starts the gateway, the admin API and the health endpoints. The
+// gateway subscribes to the projection before it runs, so it sees every event.
+func (n *Node) startHTTP() error {
+	var err error
+	// A few seconds of leeway: a token minted on a host whose clock runs ahead
+	// is valid at once here too.
+	if n.Signer, err = auth.NewSigner(auth.Config{Secret: n.cfg.Secret, Clock: n.cfg.Clock.Now, Leeway: 5 * time.Second}); err != nil {
+		return err
+	}
+	gc := n.cfg.Gateway
+	gc.Engine, gc.Live, gc.Log, gc.Signer, gc.Policy, gc.Clock, gc.Logger = n.Engine, n.Live, n.Log, n.Signer,
+		n.decider.Policy, n.cfg.Clock, n.cfg.Logger
+	if n.Gateway, err = gateway.New(gc); err != nil {
+		return err
+	}
+	api, err := admin.New(admin.Config{Engine: n.Engine, Live: n.Live, Signer: n.Signer, Clock: n.cfg.Clock,
+		Logger: n.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", n.Gateway)
+	mux.Handle("/admin/", api)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "alive") })
+	mux.HandleFunc("GET /readyz", n.ready)
+	ln, err := net.Listen("tcp", n.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	n.httpAddr = ln.Addr().String()
+	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.goRun("http", func() error {
+		if err := n.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return nil
+}
+
+// ready answers whether the node can serve: the log answers and the
+// projection runs.
+func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := n.Log.LastSeq(ctx); err != nil {
+		http.Error(w, "the log is unreachable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if err := n.Err(); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// HTTPAddr returns the address the HTTP listener is bound to.
+func (n *Node) HTTPAddr() string { return n.httpAddr }
+
+// Close stops the node: it stops accepting connections, tells clients why
+// they are closed, stops its background work and closes the log.
 func (n *Node) Close() error {
+	return n.Shutdown(context.Background())
+}
+
+// Shutdown is Close bounded by ctx for the connections to drain.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if n.httpSrv != nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n.httpSrv.Shutdown(sctx)
+		n.Gateway.Shutdown(sctx)
+		cancel()
+	}
 	if n.cancel != nil {
 		n.cancel()
 	}

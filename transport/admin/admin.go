@@ -1,0 +1,384 @@
+// Package admin is roomlog's HTTP admin API for backends: kick a user out of
+// a room, destroy a room, list rooms, members and streams, and issue client
+// tokens. Every request carries an admin token (Authorization: Bearer ...)
+// signed with the server's secret; answers are JSON, errors carry the same
+// numeric code and name as on the WebSocket.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/projections"
+	"github.com/roomlog/roomlog/transport/auth"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// Config configures the API.
+type Config struct {
+	Engine  *engine.Engine
+	Live    *projections.Live
+	Signer  *auth.Signer
+	Clock   engine.Clock
+	Timeout time.Duration // per command; default 10 s
+	Logger  *slog.Logger
+}
+
+// API serves the admin routes under /admin/v1/.
+type API struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New validates cfg and returns the API.
+func New(cfg Config) (*API, error) {
+	var errs []error
+	if cfg.Engine == nil || cfg.Live == nil || cfg.Signer == nil {
+		errs = append(errs, errors.New("admin: Engine, Live and Signer are required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = engine.SystemClock{}
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &API{cfg: cfg, mux: http.NewServeMux()}
+	a.mux.HandleFunc("POST /admin/v1/apps/{app}/tokens", a.authed(a.issueToken))
+	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms", a.authed(a.listRooms))
+	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}", a.authed(a.getRoom))
+	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/members", a.authed(a.listMembers))
+	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/streams", a.authed(a.listStreams))
+	a.mux.HandleFunc("POST /admin/v1/apps/{app}/rooms/{room}/kick", a.authed(a.kick))
+	a.mux.HandleFunc("DELETE /admin/v1/apps/{app}/rooms/{room}", a.authed(a.destroy))
+	a.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, protocol.ErrNotFound.With("%s %s", r.Method, r.URL.Path))
+	})
+	return a, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// authed checks the admin token before calling h.
+func (a *API) authed(h func(http.ResponseWriter, *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			writeError(w, protocol.ErrUnauthorized.With("no bearer token"))
+			return
+		}
+		who, err := a.cfg.Signer.VerifyAdmin(tok)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if err := domain.ValidateAppID(domain.AppID(r.PathValue("app"))); err != nil {
+			writeError(w, domain.ErrInvalidArgument.With("%v", err))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		v, err := h(w, r)
+		if err != nil {
+			a.cfg.Logger.Debug("admin request refused", "admin", who, "path", r.URL.Path, "err", err)
+			writeError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	}
+}
+
+// errorBody is how every error is answered.
+type errorBody struct {
+	Code    domain.Code `json:"code"`
+	Error   string      `json:"error"`
+	Message string      `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	r := protocol.ReplyTo("", nil, err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status(err))
+	json.NewEncoder(w).Encode(errorBody{Code: r.Code, Error: r.Error, Message: r.Message})
+}
+
+// status maps a coded error to an HTTP status.
+func status(err error) int {
+	switch {
+	case errors.Is(err, protocol.ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, protocol.ErrNotFound), errors.Is(err, domain.ErrRoomNotExist), errors.Is(err, domain.ErrUserNotInRoom):
+		return http.StatusNotFound
+	case errors.Is(err, domain.ErrTimeout):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, domain.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, domain.ErrRateLimited):
+		return http.StatusTooManyRequests
+	case errors.Is(err, domain.ErrInternal):
+		return http.StatusInternalServerError
+	}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+func decodeBody(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		return protocol.ErrMalformedRequest.With("%v", err)
+	}
+	return nil
+}
+
+func (a *API) exec(r *http.Request, c domain.Command) (engine.Result, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	return a.cfg.Engine.Execute(ctx, domain.Meta{App: domain.AppID(r.PathValue("app"))}, c)
+}
+
+// room returns a copy of a room that exists, from the live projection.
+func (a *API) room(r *http.Request) (*domain.Room, error) {
+	app, id := domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room"))
+	var room *domain.Room
+	a.cfg.Live.Read(func(m *projections.Model) {
+		if x := m.App(app); x != nil && x.Rooms[id] != nil && x.Rooms[id].Exists {
+			room = x.Rooms[id].Clone()
+		}
+	})
+	if room == nil {
+		return nil, domain.ErrRoomNotExist.With("%q", id)
+	}
+	return room, nil
+}
+
+// TokenRequest asks for a client token.
+type TokenRequest struct {
+	User       string   `json:"user"`
+	Name       string   `json:"name,omitempty"`
+	Rooms      []string `json:"rooms,omitempty"` // default every room
+	Publish    *bool    `json:"publish,omitempty"`
+	TTLSeconds int      `json:"ttl_seconds,omitempty"` // default 86400
+}
+
+// TokenReply is an issued token.
+type TokenReply struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *API) issueToken(_ http.ResponseWriter, r *http.Request) (any, error) {
+	var req TokenRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if req.TTLSeconds == 0 {
+		req.TTLSeconds = 86400
+	}
+	if req.TTLSeconds < 0 {
+		return nil, domain.ErrInvalidArgument.With("ttl_seconds must be positive")
+	}
+	c := auth.Claims{App: r.PathValue("app"), User: req.User, Name: req.Name, Rooms: req.Rooms,
+		AllRooms: len(req.Rooms) == 0 || slices.Contains(req.Rooms, "*"), Publish: req.Publish == nil || *req.Publish,
+		IssuedAt: a.cfg.Clock.Now(), ExpiresAt: a.cfg.Clock.Now().Add(time.Duration(req.TTLSeconds) * time.Second)}
+	if c.AllRooms {
+		c.Rooms = nil
+	}
+	tok, err := a.cfg.Signer.Mint(c)
+	if err != nil {
+		return nil, domain.ErrInvalidArgument.With("%v", err)
+	}
+	return TokenReply{Token: tok, ExpiresAt: c.ExpiresAt.UTC()}, nil
+}
+
+// RoomSummary is a room in a list.
+type RoomSummary struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`
+	Members   int       `json:"members"`
+	Streams   int       `json:"streams"`
+	Seq       uint64    `json:"seq"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (a *API) listRooms(_ http.ResponseWriter, r *http.Request) (any, error) {
+	app := domain.AppID(r.PathValue("app"))
+	rooms := []RoomSummary{}
+	a.cfg.Live.Read(func(m *projections.Model) {
+		x := m.App(app)
+		if x == nil {
+			return
+		}
+		for id, room := range x.Rooms {
+			if room.Exists {
+				rooms = append(rooms, RoomSummary{ID: string(id), Name: room.Name, Members: len(room.Members),
+					Streams: len(room.Streams), Seq: room.Seq, CreatedAt: room.CreatedAt})
+			}
+		}
+	})
+	slices.SortFunc(rooms, func(x, y RoomSummary) int { return strings.Compare(x.ID, y.ID) })
+	return map[string]any{"rooms": rooms}, nil
+}
+
+// Member is a room member as the admin API shows it.
+type Member struct {
+	User       string    `json:"user"`
+	Name       string    `json:"name,omitempty"`
+	Session    string    `json:"session"`
+	Role       string    `json:"role"`
+	CanPublish bool      `json:"can_publish"`
+	JoinedAt   time.Time `json:"joined_at"`
+	Publishing []string  `json:"publishing,omitempty"`
+	Playing    []string  `json:"playing,omitempty"`
+}
+
+// Stream is a published stream as the admin API shows it.
+type Stream struct {
+	Stream      string    `json:"stream"`
+	User        string    `json:"user"`
+	Session     string    `json:"session"`
+	ExtraInfo   string    `json:"extra_info,omitempty"`
+	PublishedAt time.Time `json:"published_at"`
+}
+
+func members(room *domain.Room) []Member {
+	out := []Member{}
+	for _, m := range room.Members {
+		mm := Member{User: string(m.User), Name: m.UserName, Session: string(m.Session), Role: string(m.Role),
+			CanPublish: m.CanPublish, JoinedAt: m.JoinedAt}
+		for s := range m.Publishing {
+			mm.Publishing = append(mm.Publishing, string(s))
+		}
+		for s := range m.Playing {
+			mm.Playing = append(mm.Playing, string(s))
+		}
+		slices.Sort(mm.Publishing)
+		slices.Sort(mm.Playing)
+		out = append(out, mm)
+	}
+	slices.SortFunc(out, func(x, y Member) int { return strings.Compare(x.User, y.User) })
+	return out
+}
+
+func streams(room *domain.Room) []Stream {
+	out := []Stream{}
+	for id, s := range room.Streams {
+		out = append(out, Stream{Stream: string(id), User: string(s.User), Session: string(s.Session),
+			ExtraInfo: s.ExtraInfo, PublishedAt: s.PublishedAt})
+	}
+	slices.SortFunc(out, func(x, y Stream) int { return strings.Compare(x.Stream, y.Stream) })
+	return out
+}
+
+// RoomDetail is one room as the admin API shows it.
+type RoomDetail struct {
+	RoomSummary
+	Members      []Member                    `json:"members"`
+	Streams      []Stream                    `json:"streams"`
+	ExtraInfo    map[string]domain.ExtraInfo `json:"extra_info"`
+	Attributes   map[string]string           `json:"attributes"`
+	DestroyDelay int                         `json:"destroy_delay_s"`
+}
+
+func (a *API) getRoom(_ http.ResponseWriter, r *http.Request) (any, error) {
+	room, err := a.room(r)
+	if err != nil {
+		return nil, err
+	}
+	d := RoomDetail{RoomSummary: RoomSummary{ID: r.PathValue("room"), Name: room.Name, Members: len(room.Members),
+		Streams: len(room.Streams), Seq: room.Seq, CreatedAt: room.CreatedAt}, Members: members(room),
+		Streams: streams(room), ExtraInfo: room.ExtraInfo, Attributes: room.Attributes, DestroyDelay: room.DestroyDelay}
+	if d.ExtraInfo == nil {
+		d.ExtraInfo = map[string]domain.ExtraInfo{}
+	}
+	if d.Attributes == nil {
+		d.Attributes = map[string]string{}
+	}
+	return d, nil
+}
+
+func (a *API) listMembers(_ http.ResponseWriter, r *http.Request) (any, error) {
+	room, err := a.room(r)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"members": members(room)}, nil
+}
+
+func (a *API) listStreams(_ http.ResponseWriter, r *http.Request) (any, error) {
+	room, err := a.room(r)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"streams": streams(room)}, nil
+}
+
+// KickRequest names the user to kick.
+type KickRequest struct {
+	User   string `json:"user"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Done acknowledges a change and says where it is in the room's history.
+type Done struct {
+	Seq uint64 `json:"seq"`
+}
+
+func done(res engine.Result) Done {
+	var d Done
+	for _, a := range res.Appended {
+		if a.Key.Kind == domain.KindRoom {
+			d.Seq = a.Events[len(a.Events)-1].Seq
+		}
+	}
+	return d
+}
+
+func (a *API) kick(_ http.ResponseWriter, r *http.Request) (any, error) {
+	var req KickRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	res, err := a.exec(r, domain.KickUser{Room: domain.RoomID(r.PathValue("room")), User: domain.UserID(req.User),
+		Detail: req.Reason})
+	if err != nil {
+		return nil, err
+	}
+	return done(res), nil
+}
+
+// DestroyRequest optionally says why a room is destroyed.
+type DestroyRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+func (a *API) destroy(_ http.ResponseWriter, r *http.Request) (any, error) {
+	var req DestroyRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	res, err := a.exec(r, domain.DestroyRoom{Room: domain.RoomID(r.PathValue("room")), Detail: req.Reason})
+	if err != nil {
+		return nil, err
+	}
+	return done(res), nil
+}

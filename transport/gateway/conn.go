@@ -1,0 +1,219 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// outMsg is one frame waiting to be written.
+type outMsg struct {
+	b []byte
+}
+
+// conn is one WebSocket connection. Three goroutines serve it: the reader
+// (decodes frames, answers bad ones at once, queues requests), the worker
+// (runs the session's requests in order), and the writer (the only one that
+// writes to the socket). Frames to the client wait in a bounded queue: a
+// barrage message is dropped when the queue is half full, and a client that
+// lets it fill up entirely is disconnected (slow_consumer) so that it never
+// stalls a room.
+type conn struct {
+	srv  *Server
+	ws   *websocket.Conn
+	sess *session
+
+	out     chan outMsg
+	reqs    chan protocol.Request
+	done    chan struct{}
+	once    sync.Once
+	limiter *rate.Limiter
+	dropped atomic.Int64
+
+	reasonMu sync.Mutex
+	reason   *domain.Error
+}
+
+func newConn(srv *Server, ws *websocket.Conn, sess *session) *conn {
+	cfg := srv.cfg
+	return &conn{srv: srv, ws: ws, sess: sess, out: make(chan outMsg, cfg.QueueSize),
+		reqs: make(chan protocol.Request, cfg.RequestQueue), done: make(chan struct{}),
+		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), cfg.RequestBurst)}
+}
+
+// enqueue queues a frame without ever blocking the caller (the hub fanning a
+// room out must not wait for one client).
+func (c *conn) enqueue(b []byte, droppable bool) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	if droppable && len(c.out) >= cap(c.out)/2 {
+		c.dropped.Add(1)
+		return
+	}
+	select {
+	case c.out <- outMsg{b: b}:
+	default:
+		c.close(protocol.ErrSlowConsumer.With("%d frames queued", cap(c.out)))
+	}
+}
+
+// close ends the connection for reason (nil: the client went away). The
+// reason is sent as a last frame when the writer can still send it.
+func (c *conn) close(reason *domain.Error) {
+	c.once.Do(func() {
+		c.reasonMu.Lock()
+		c.reason = reason
+		c.reasonMu.Unlock()
+		close(c.done)
+	})
+}
+
+// serve runs the connection until it ends.
+func (c *conn) serve(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.writer(ctx) }()
+	go func() { defer wg.Done(); c.worker(ctx) }()
+	c.reader(ctx)
+	c.close(nil)
+	cancel()
+	wg.Wait()
+}
+
+func (c *conn) reader(ctx context.Context) {
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig {
+				c.close(protocol.ErrFrameTooLarge.With("more than %d bytes", c.srv.cfg.HardFrameBytes))
+			}
+			return
+		}
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+		c.sess.touch()
+		if typ != websocket.MessageText {
+			c.sess.reply("", nil, protocol.ErrMalformedRequest.With("binary frames are not part of the protocol"))
+			continue
+		}
+		if len(data) > c.srv.cfg.MaxFrameBytes {
+			c.sess.reply(peekID(data), nil, protocol.ErrFrameTooLarge.With("%d bytes, at most %d", len(data), c.srv.cfg.MaxFrameBytes))
+			continue
+		}
+		var req protocol.Request
+		if err := strictDecode(data, &req); err != nil {
+			c.sess.reply(peekID(data), nil, protocol.ErrMalformedRequest.With("%v", err))
+			continue
+		}
+		if req.Op == "" {
+			c.sess.reply(req.ID, nil, protocol.ErrMalformedRequest.With("no op"))
+			continue
+		}
+		if len(req.ID) > 64 {
+			c.sess.reply("", nil, protocol.ErrMalformedRequest.With("the id is longer than 64 bytes"))
+			continue
+		}
+		if req.Op == protocol.OpHeartbeat {
+			// Answered here, never queued behind slow commands.
+			c.sess.reply(req.ID, nil, nil)
+			continue
+		}
+		if !c.limiter.Allow() {
+			c.sess.reply(req.ID, nil, protocol.ErrTooManyRequests.With("%g requests per second", c.srv.cfg.RequestsPerSecond))
+			continue
+		}
+		select {
+		case c.reqs <- req:
+		default:
+			c.sess.reply(req.ID, nil, protocol.ErrTooManyRequests.With("%d requests already waiting", cap(c.reqs)))
+		}
+	}
+}
+
+// strictDecode decodes one JSON object and nothing after it.
+func strictDecode(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the request")
+	}
+	return nil
+}
+
+// peekID recovers the id of a request that cannot be decoded, when it can.
+func peekID(data []byte) string {
+	var r struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(data, &r) != nil || len(r.ID) > 64 {
+		return ""
+	}
+	return r.ID
+}
+
+func (c *conn) worker(ctx context.Context) {
+	for {
+		select {
+		case <-c.done:
+			return
+		case req := <-c.reqs:
+			c.sess.handle(ctx, req)
+		}
+	}
+}
+
+func (c *conn) writer(ctx context.Context) {
+	write := func(b []byte) error {
+		wctx, cancel := context.WithTimeout(ctx, c.srv.cfg.WriteTimeout)
+		defer cancel()
+		return c.ws.Write(wctx, websocket.MessageText, b)
+	}
+	for {
+		select {
+		case m := <-c.out:
+			if err := write(m.b); err != nil {
+				c.close(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
+				c.ws.CloseNow()
+				return
+			}
+		case <-c.done:
+			c.reasonMu.Lock()
+			reason := c.reason
+			c.reasonMu.Unlock()
+			if reason == nil {
+				c.ws.CloseNow()
+				return
+			}
+			// Tell the client why, then close with the code in the reason.
+			b, _ := json.Marshal(protocol.Event{Type: protocol.TypeEvent, Event: protocol.EvSessionClosing,
+				Data: protocol.SessionClosing{Code: int(reason.Code), Error: reason.Name, Message: reason.Error()}})
+			write(b)
+			status := websocket.StatusPolicyViolation
+			if errors.Is(reason, protocol.ErrShuttingDown) {
+				status = websocket.StatusGoingAway
+			}
+			go c.ws.Close(status, reason.Name)
+			return
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/projections"
+)
+
+// hub knows which of this node's sessions are in which room, and fans each
+// room event out to them in log order.
+type hub struct {
+	live   *projections.Live
+	logger *slog.Logger
+
+	mu    sync.Mutex
+	rooms map[domain.Key]map[*session]*membership
+	// dirty holds rooms whose member count changed since the last
+	// online-count push.
+	dirty map[domain.Key]bool
+}
+
+// membership is one session's place in one room on this node.
+type membership struct {
+	// last is the seq of the last room event sent to the session (or of the
+	// snapshot it entered with): events at or below it are not sent again.
+	last uint64
+}
+
+func newHub(live *projections.Live, logger *slog.Logger) *hub {
+	return &hub{live: live, logger: logger, rooms: map[domain.Key]map[*session]*membership{},
+		dirty: map[domain.Key]bool{}}
+}
+
+// dispatch is the projection's subscriber: it runs for every folded log
+// message, in order.
+func (h *hub) dispatch(rec projections.Record) {
+	if len(rec.Events) == 0 || rec.Events[0].Aggregate != domain.KindRoom {
+		return
+	}
+	key := rec.Events[0].Key()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	members := h.rooms[key]
+	if len(members) == 0 {
+		return
+	}
+	for i := range rec.Events {
+		e := &rec.Events[i]
+		switch e.Data.(type) {
+		case *domain.MemberJoinedData, *domain.MemberLeftData, *domain.RoomDestroyedData:
+			h.dirty[key] = true
+		}
+		frames, err := translate(e, rec.Seq)
+		if err != nil {
+			h.logger.Error("cannot translate an event", "type", e.Type, "err", err)
+			continue
+		}
+		for _, f := range frames {
+			for s, m := range members {
+				if e.Seq <= m.last || !f.to.includes(s.id, s.userID()) {
+					continue
+				}
+				s.send(f.bytes(m.last), false)
+				m.last = e.Seq
+				if f.to.leaves {
+					delete(members, s)
+					s.leftRoom(domain.RoomID(key.ID))
+				}
+			}
+		}
+	}
+	if len(members) == 0 {
+		delete(h.rooms, key)
+	}
+}
+
+// enter registers s in room key from the projection's current state of the
+// room (which must include what s's own command appended: the caller waits
+// for the projection first), and calls then with that state while holding
+// the hub, so that what then sends reaches s before any later event of the
+// room.
+func (h *hub) enter(s *session, key domain.Key, then func(r *domain.Room)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var r *domain.Room
+	h.live.Read(func(m *projections.Model) {
+		if a := m.App(key.App); a != nil && a.Rooms[domain.RoomID(key.ID)] != nil {
+			r = a.Rooms[domain.RoomID(key.ID)].Clone()
+		}
+	})
+	if r == nil {
+		r = &domain.Room{}
+	}
+	members := h.rooms[key]
+	if members == nil {
+		members = map[*session]*membership{}
+		h.rooms[key] = members
+	}
+	members[s] = &membership{last: r.Seq}
+	h.dirty[key] = true
+	then(r)
+}
+
+// leave unregisters s from room key.
+func (h *hub) leave(s *session, key domain.Key) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if members := h.rooms[key]; members != nil {
+		delete(members, s)
+		if len(members) == 0 {
+			delete(h.rooms, key)
+		}
+	}
+}
+
+// forget unregisters s from every room (its connection is gone).
+func (h *hub) forget(s *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for key, members := range h.rooms {
+		delete(members, s)
+		if len(members) == 0 {
+			delete(h.rooms, key)
+		}
+	}
+}
+
+// broadcastEphemeral sends a frame that is not a room event (a barrage
+// message) to the room's sessions on this node.
+func (h *hub) broadcastEphemeral(key domain.Key, f *outFrame) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.rooms[key] {
+		if f.to.includes(s.id, s.userID()) {
+			s.send(f.head, true)
+		}
+	}
+}
+
+// onlineCounts pushes the member count of every room whose membership
+// changed since the last call (ZEGO pushes it periodically, not per change).
+func (h *hub) onlineCounts(ctx context.Context) {
+	h.mu.Lock()
+	keys := make([]domain.Key, 0, len(h.dirty))
+	for k := range h.dirty {
+		keys = append(keys, k)
+	}
+	clear(h.dirty)
+	h.mu.Unlock()
+	for _, k := range keys {
+		count := 0
+		h.live.Read(func(m *projections.Model) {
+			if a := m.App(k.App); a != nil && a.Rooms[domain.RoomID(k.ID)] != nil {
+				count = len(a.Rooms[domain.RoomID(k.ID)].Members)
+			}
+		})
+		frame := onlineFrame(domain.RoomID(k.ID), count)
+		h.mu.Lock()
+		for s := range h.rooms[k] {
+			s.send(frame, true)
+		}
+		h.mu.Unlock()
+	}
+}

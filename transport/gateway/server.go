@@ -1,0 +1,319 @@
+// Package gateway is roomlog's WebSocket gateway: it speaks the protocol of
+// transport/protocol to app clients, turns their requests into commands for
+// the engine, and fans the log's room events out to the sessions in each room.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"golang.org/x/time/rate"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/projections"
+	"github.com/roomlog/roomlog/transport/auth"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// Config configures a gateway.
+type Config struct {
+	Engine *engine.Engine
+	Live   *projections.Live
+	Log    *eventstore.Log // for barrage messages, which travel over core NATS
+	Signer *auth.Signer
+	// Policy returns an app's policy (the barrage rate limit is enforced here).
+	Policy func(domain.AppID) domain.Policy
+	Clock  engine.Clock
+	Logger *slog.Logger
+
+	// OriginPatterns are the browser origins allowed to connect (host
+	// patterns, as in coder/websocket). Clients without an Origin header
+	// (SDKs, servers) are always allowed.
+	OriginPatterns []string
+	// MaxFrameBytes is the largest request answered (larger ones get
+	// frame_too_large); HardFrameBytes closes the connection. Defaults 64 KiB, 1 MiB.
+	MaxFrameBytes  int
+	HardFrameBytes int
+	// QueueSize is how many frames may wait for a slow client (default 1024).
+	QueueSize int
+	// RequestQueue is how many requests may wait for the session (default 64).
+	RequestQueue int
+	// RequestsPerSecond and RequestBurst limit each connection (defaults 100, 200).
+	RequestsPerSecond float64
+	RequestBurst      int
+	// CommandTimeout bounds every command, logins included (default 10 s):
+	// past it a login fails with 1002053.
+	CommandTimeout time.Duration
+	// WriteTimeout bounds one write to a client (default 10 s).
+	WriteTimeout time.Duration
+	// TokenWarning is how long before its token expires a session is warned
+	// (default 30 s).
+	TokenWarning time.Duration
+	// HeartbeatInterval and HeartbeatTimeout are advertised in hello
+	// (defaults 30 s and 90 s).
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
+	// OnlineCountEvery is how often changed room member counts are pushed
+	// (default 1 s).
+	OnlineCountEvery time.Duration
+}
+
+func (c *Config) setDefaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxFrameBytes, 64<<10)
+	def(&c.HardFrameBytes, 1<<20)
+	def(&c.QueueSize, 1024)
+	def(&c.RequestQueue, 64)
+	def(&c.RequestBurst, 200)
+	if c.RequestsPerSecond == 0 {
+		c.RequestsPerSecond = 100
+	}
+	defd(&c.CommandTimeout, 10*time.Second)
+	defd(&c.WriteTimeout, 10*time.Second)
+	defd(&c.TokenWarning, 30*time.Second)
+	defd(&c.HeartbeatInterval, 30*time.Second)
+	defd(&c.HeartbeatTimeout, 90*time.Second)
+	defd(&c.OnlineCountEvery, time.Second)
+	if c.Clock == nil {
+		c.Clock = engine.SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	for name, missing := range map[string]bool{"Engine": c.Engine == nil, "Live": c.Live == nil, "Log": c.Log == nil,
+		"Signer": c.Signer == nil, "Policy": c.Policy == nil} {
+		if missing {
+			errs = append(errs, fmt.Errorf("gateway: %s is required", name))
+		}
+	}
+	if c.MaxFrameBytes > c.HardFrameBytes {
+		errs = append(errs, fmt.Errorf("gateway: MaxFrameBytes %d exceeds HardFrameBytes %d", c.MaxFrameBytes, c.HardFrameBytes))
+	}
+	if c.QueueSize < 2 || c.RequestQueue < 1 || c.RequestBurst < 1 || c.RequestsPerSecond <= 0 {
+		errs = append(errs, errors.New("gateway: queue sizes and request limits must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is a running gateway.
+type Server struct {
+	cfg Config
+	hub *hub
+
+	mu       sync.Mutex
+	sessions map[domain.SessionID]*session
+	conns    map[*conn]struct{}
+	closing  bool
+	wg       sync.WaitGroup
+
+	barrage     *nats.Conn
+	barrageSub  *nats.Subscription
+	barrageSubj string
+	limitMu     sync.Mutex
+	limits      map[domain.Key]*rate.Limiter
+
+	stop context.CancelFunc
+}
+
+// New validates cfg, subscribes the gateway to the live projection and to
+// barrage messages, and returns it. Call it before the projection runs, so
+// that no room event is missed.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, hub: newHub(cfg.Live, cfg.Logger), sessions: map[domain.SessionID]*session{},
+		conns: map[*conn]struct{}{}, limits: map[domain.Key]*rate.Limiter{}}
+	cfg.Live.Subscribe(s.hub.dispatch)
+	nc, err := cfg.Log.NewConn("roomlog-barrage")
+	if err != nil {
+		return nil, err
+	}
+	s.barrage = nc
+	s.barrageSubj = cfg.Log.Prefix() + "-ephemeral.barrage"
+	s.barrageSub, err = nc.Subscribe(s.barrageSubj+".>", s.onBarrage)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	go s.tick(ctx)
+	return s, nil
+}
+
+// tick pushes changed online counts.
+func (s *Server) tick(ctx context.Context) {
+	t := time.NewTicker(s.cfg.OnlineCountEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.hub.onlineCounts(ctx)
+		}
+	}
+}
+
+// ServeHTTP accepts a WebSocket connection and serves it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol},
+		OriginPatterns: s.cfg.OriginPatterns})
+	if err != nil {
+		return // Accept has answered the request
+	}
+	if ws.Subprotocol() != protocol.Subprotocol {
+		ws.Close(websocket.StatusPolicyViolation, "the client must ask for the "+protocol.Subprotocol+" subprotocol")
+		return
+	}
+	ws.SetReadLimit(int64(s.cfg.HardFrameBytes))
+	id := domain.SessionID(s.cfg.Engine.NewID(s.cfg.Clock.Now()).String())
+	sess := newSession(s, id)
+	c := newConn(s, ws, sess)
+	sess.conn = c
+	sess.touch()
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ws.Close(websocket.StatusGoingAway, "shutting down")
+		return
+	}
+	s.sessions[id], s.conns[c] = sess, struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.hub.forget(sess)
+		s.mu.Lock()
+		delete(s.sessions, id)
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	c.enqueue(eventFrame(protocol.EvHello, "", protocol.Hello{Protocol: protocol.Version, Session: string(id),
+		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds(), TimeoutMS: s.cfg.HeartbeatTimeout.Milliseconds(),
+		ServerTime: s.cfg.Clock.Now().UnixMilli()}), false)
+	c.serve(context.Background())
+}
+
+// Sessions returns how many sessions are connected.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Shutdown stops accepting connections, tells every client why it is
+// closed, and waits (until ctx ends) for the connections to finish.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close(protocol.ErrShuttingDown)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.stop()
+	s.barrageSub.Unsubscribe()
+	s.barrage.Close()
+	return err
+}
+
+// barrage checks a barrage message against the room's node-local rate limit
+// and publishes it to every node. It is never logged: best effort by design.
+func (s *session) barrage(ctx context.Context, r protocol.MessageRequest) (any, error) {
+	res, err := s.exec(ctx, domain.SendBarrage{Session: s.id, Room: domain.RoomID(r.Room), Body: r.Message})
+	if err != nil {
+		return nil, err
+	}
+	b := res.Barrage
+	key := s.roomKey(b.Room)
+	if !s.srv.allowBarrage(key) {
+		return nil, domain.ErrRateLimited.With("%d barrage messages per second per room",
+			s.srv.cfg.Policy(key.App).Limits.BarragePerSecond)
+	}
+	id := s.srv.cfg.Engine.NewID(b.Time).String()
+	msg, err := json.Marshal(barrageWire{App: key.App, Barrage: *b, ID: id})
+	if err != nil {
+		return nil, domain.ErrInternal.With("%v", err)
+	}
+	subj := s.srv.barrageSubj + "." + eventstore.Token(string(key.App)) + "." + eventstore.Token(string(b.Room))
+	if err := s.srv.barrage.Publish(subj, msg); err != nil {
+		return nil, domain.ErrUnavailable.With("%v", err)
+	}
+	return protocol.MessageReply{MessageID: id}, nil
+}
+
+// barrageWire is a barrage message between nodes.
+type barrageWire struct {
+	App     domain.AppID   `json:"app"`
+	ID      string         `json:"id"`
+	Barrage domain.Barrage `json:"barrage"`
+}
+
+func (s *Server) onBarrage(m *nats.Msg) {
+	var w barrageWire
+	if err := json.Unmarshal(m.Data, &w); err != nil {
+		s.cfg.Logger.Warn("unreadable barrage message", "err", err)
+		return
+	}
+	f, err := barrageFrame(&w.Barrage, w.ID)
+	if err != nil {
+		return
+	}
+	s.hub.broadcastEphemeral(domain.RoomKey(w.App, w.Barrage.Room), f)
+}
+
+func (s *Server) allowBarrage(key domain.Key) bool {
+	s.limitMu.Lock()
+	defer s.limitMu.Unlock()
+	l, ok := s.limits[key]
+	if !ok {
+		n := s.cfg.Policy(key.App).Limits.BarragePerSecond
+		l = rate.NewLimiter(rate.Limit(n), n)
+		s.limits[key] = l
+	}
+	return l.Allow()
+}

@@ -1,0 +1,619 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/projections"
+	"github.com/roomlog/roomlog/transport/auth"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// session is one client session: its identity, its token, the rooms it is in
+// on this node, and the connection it currently talks through. Its requests
+// run one at a time, in order, on its worker: a session is a single writer of
+// its own commands.
+type session struct {
+	id  domain.SessionID
+	srv *Server
+
+	mu       sync.Mutex
+	app      domain.AppID
+	user     domain.User // bound by the first successful login
+	bound    bool
+	mode     domain.RoomMode
+	claims   *auth.Claims // the current token's
+	expiry   engine.Timer // warns before the token expires
+	rooms    map[domain.RoomID]bool
+	conn     *conn
+	lastSeen time.Time
+}
+
+func newSession(srv *Server, id domain.SessionID) *session {
+	return &session{id: id, srv: srv, mode: domain.SingleRoom, rooms: map[domain.RoomID]bool{}}
+}
+
+// send queues a frame on the session's connection; a detached session drops
+// it (it resumes from the log).
+func (s *session) send(b []byte, droppable bool) {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c != nil {
+		c.enqueue(b, droppable)
+	}
+}
+
+func (s *session) userID() domain.UserID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.user.ID
+}
+
+// leftRoom is called by the hub once the session's departure was sent.
+func (s *session) leftRoom(room domain.RoomID) {
+	s.mu.Lock()
+	delete(s.rooms, room)
+	s.mu.Unlock()
+}
+
+func (s *session) roomKey(room domain.RoomID) domain.Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return domain.RoomKey(s.app, room)
+}
+
+// errReplied tells handle that the operation sent its own reply (it had to
+// go out before the room's next event).
+var errReplied = errors.New("replied")
+
+// handle runs one request and replies to it.
+func (s *session) handle(ctx context.Context, req protocol.Request) {
+	data, err := s.do(ctx, req)
+	if errors.Is(err, errReplied) {
+		return
+	}
+	s.reply(req.ID, data, err)
+}
+
+func (s *session) reply(id string, data any, err error) {
+	b, merr := json.Marshal(protocol.ReplyTo(id, data, err))
+	if merr != nil {
+		b, _ = json.Marshal(protocol.ReplyTo(id, nil, domain.ErrInternal.With("%v", merr)))
+	}
+	s.send(b, false)
+}
+
+// decode reads a request's data into v: malformed_request when it is not
+// the operation's shape.
+func decode(req protocol.Request, v any) error {
+	if len(req.Data) == 0 {
+		return protocol.ErrMalformedRequest.With("%s needs data", req.Op)
+	}
+	if err := json.Unmarshal(req.Data, v); err != nil {
+		return protocol.ErrMalformedRequest.With("%s: %v", req.Op, err)
+	}
+	return nil
+}
+
+func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
+	switch req.Op {
+	case protocol.OpSetRoomMode:
+		return s.setRoomMode(req)
+	case protocol.OpLogin:
+		return s.login(ctx, req)
+	case protocol.OpLogout:
+		var r protocol.LogoutRequest
+		if len(req.Data) > 0 {
+			if err := decode(req, &r); err != nil {
+				return nil, err
+			}
+		}
+		return s.leave(ctx, domain.RoomID(r.Room), domain.ReasonLogout)
+	case protocol.OpSwitchRoom:
+		return s.switchRoom(ctx, req)
+	case protocol.OpCreateRoom, protocol.OpEnterRoom:
+		return s.createRoom(ctx, req)
+	case protocol.OpJoinRoom:
+		return s.joinRoom(ctx, req)
+	case protocol.OpLeaveRoom:
+		var r protocol.RoomRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		if r.Room == "" {
+			return nil, domain.ErrInvalidArgument.With("room is required")
+		}
+		return s.leave(ctx, domain.RoomID(r.Room), domain.ReasonLeave)
+	case protocol.OpLeaveAllRooms:
+		return s.leave(ctx, "", domain.ReasonLeave)
+	case protocol.OpPublish:
+		var r protocol.PublishRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		res, err := s.exec(ctx, domain.PublishStream{Session: s.id, Stream: domain.StreamID(r.Stream),
+			Room: domain.RoomID(r.Room), ExtraInfo: r.ExtraInfo})
+		return streamReply(res), err
+	case protocol.OpStopPublish:
+		var r protocol.StreamRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		res, err := s.exec(ctx, domain.StopPublishing{Session: s.id, Stream: domain.StreamID(r.Stream)})
+		return streamReply(res), err
+	case protocol.OpSetStreamExtraInfo:
+		var r protocol.StreamExtraInfoRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		res, err := s.exec(ctx, domain.SetStreamExtraInfo{Session: s.id, Stream: domain.StreamID(r.Stream),
+			ExtraInfo: r.ExtraInfo})
+		return streamReply(res), err
+	case protocol.OpPlay:
+		var r protocol.PlayRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		res, err := s.exec(ctx, domain.PlayStream{Session: s.id, Stream: domain.StreamID(r.Stream), Room: domain.RoomID(r.Room)})
+		return streamReply(res), err
+	case protocol.OpStopPlay:
+		var r protocol.PlayRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		res, err := s.exec(ctx, domain.StopPlaying{Session: s.id, Stream: domain.StreamID(r.Stream), Room: domain.RoomID(r.Room)})
+		return streamReply(res), err
+	case protocol.OpBroadcast:
+		var r protocol.MessageRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		res, err := s.exec(ctx, domain.SendBroadcast{Session: s.id, Room: domain.RoomID(r.Room), Body: r.Message})
+		return messageReply(res), err
+	case protocol.OpBarrage:
+		var r protocol.MessageRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		return s.barrage(ctx, r)
+	case protocol.OpCustomCommand:
+		var r protocol.CustomCommandRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		to := make([]domain.UserID, len(r.To))
+		for i, u := range r.To {
+			to[i] = domain.UserID(u)
+		}
+		res, err := s.exec(ctx, domain.SendCustomCommand{Session: s.id, Room: domain.RoomID(r.Room), To: to, Body: r.Command})
+		return messageReply(res), err
+	case protocol.OpSetRoomExtraInfo:
+		var r protocol.RoomExtraInfoRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		_, err := s.exec(ctx, domain.SetRoomExtraInfo{Session: s.id, Room: domain.RoomID(r.Room), Key: r.Key, Value: r.Value})
+		return nil, err
+	case protocol.OpSetRoomAttributes, protocol.OpDeleteRoomAttributes:
+		var r protocol.RoomAttributesRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		c := domain.SetRoomAttributes{Session: s.id, Room: domain.RoomID(r.Room)}
+		if req.Op == protocol.OpSetRoomAttributes {
+			c.Set = r.Attributes
+		} else {
+			c.Delete = r.Keys
+		}
+		_, err := s.exec(ctx, c)
+		return nil, err
+	case protocol.OpQueryRoom:
+		var r protocol.RoomRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		return s.queryRoom(domain.RoomID(r.Room))
+	case protocol.OpRenewToken:
+		var r protocol.TokenRequest
+		if err := decode(req, &r); err != nil {
+			return nil, err
+		}
+		return nil, s.renewToken(r.Token)
+	case protocol.OpHeartbeat:
+		s.touch()
+		return nil, nil
+	case protocol.OpResume:
+		return nil, protocol.ErrResumeFailed.With("resume is sent as the first request of a new connection")
+	}
+	return nil, protocol.ErrUnknownOperation.With("%q", req.Op)
+}
+
+// exec runs a command as this session, within the command timeout.
+func (s *session) exec(ctx context.Context, c domain.Command) (engine.Result, error) {
+	s.mu.Lock()
+	app := s.app
+	s.mu.Unlock()
+	if app == "" {
+		return engine.Result{}, domain.ErrNotLoggedIn.With("log in first")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
+	defer cancel()
+	return s.srv.cfg.Engine.Execute(ctx, domain.Meta{App: app}, c)
+}
+
+func (s *session) touch() {
+	s.mu.Lock()
+	s.lastSeen = s.srv.cfg.Clock.Now()
+	s.mu.Unlock()
+}
+
+func streamReply(res engine.Result) any {
+	if len(res.Rooms) == 0 {
+		return nil
+	}
+	return protocol.StreamReply{Room: string(res.Rooms[0])}
+}
+
+func messageReply(res engine.Result) any {
+	for _, a := range res.Appended {
+		if a.Key.Kind == domain.KindRoom {
+			e := a.Events[len(a.Events)-1]
+			return protocol.MessageReply{MessageID: e.ID.String(), Seq: e.Seq}
+		}
+	}
+	return nil
+}
+
+func (s *session) setRoomMode(req protocol.Request) (any, error) {
+	var r protocol.SetRoomModeRequest
+	if err := decode(req, &r); err != nil {
+		return nil, err
+	}
+	mode, err := domain.ParseRoomMode(r.Mode)
+	if err != nil {
+		return nil, domain.ErrInvalidArgument.With("%v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bound {
+		return nil, domain.ErrRoomModeAfterLogin
+	}
+	s.mode = mode
+	return nil, nil
+}
+
+// token returns the claims to act with: those of raw if given (verified),
+// else the session's current ones. A token must be for the session's app.
+func (s *session) token(raw string) (*auth.Claims, error) {
+	s.mu.Lock()
+	cur, app := s.claims, s.app
+	s.mu.Unlock()
+	if raw == "" {
+		if cur == nil {
+			return nil, domain.ErrTokenInvalid.With("no token: log in with one")
+		}
+		return cur, nil
+	}
+	c, err := s.srv.cfg.Signer.Verify(raw)
+	if err != nil {
+		return nil, err
+	}
+	if app != "" && domain.AppID(c.App) != app {
+		return nil, domain.ErrTokenInvalid.With("the token is for app %q, the session is in %q", c.App, app)
+	}
+	return &c, nil
+}
+
+// adopt makes claims the session's current token (and app) and schedules
+// the warning before it expires.
+func (s *session) adopt(c *auth.Claims) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.claims, s.app = c, domain.AppID(c.App)
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	warn := s.srv.cfg.TokenWarning
+	if c.ExpiresAt.IsZero() {
+		return
+	}
+	in := c.ExpiresAt.Sub(s.srv.cfg.Clock.Now()) - warn
+	s.expiry = s.srv.cfg.Clock.AfterFunc(max(in, 0), func() {
+		left := int(c.ExpiresAt.Sub(s.srv.cfg.Clock.Now()).Round(time.Second) / time.Second)
+		s.send(eventFrame(protocol.EvTokenWillExpire, "", protocol.TokenWillExpire{RemainSeconds: max(left, 0)}), false)
+	})
+}
+
+func (s *session) renewToken(raw string) error {
+	if raw == "" {
+		return domain.ErrTokenInvalid.With("empty token")
+	}
+	c, err := s.token(raw)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	bound, u := s.bound, s.user.ID
+	s.mu.Unlock()
+	if bound && domain.UserID(c.User) != u {
+		return domain.ErrTokenInvalid.With("the token is for user %q, the session is %q", c.User, u)
+	}
+	s.adopt(c)
+	return nil
+}
+
+func role(r string) (domain.Role, error) {
+	if r == "" {
+		return domain.Anchor, nil
+	}
+	v, err := domain.ParseRole(r)
+	if err != nil {
+		return "", domain.ErrInvalidArgument.With("%v", err)
+	}
+	return v, nil
+}
+
+// state pushes a room state change that is not itself a room event
+// (Logining, LoginFailed, LogoutFailed).
+func (s *session) state(room domain.RoomID, st domain.ConnState, err error, zim, zimEvent string) {
+	code, _ := domain.CodeOf(err)
+	s.send(eventFrame(protocol.EvRoomStateChanged, room, protocol.RoomStateChanged{State: string(st), Code: int(code),
+		ZIMState: zim, ZIMEvent: zimEvent}), false)
+}
+
+// join runs a command that enters a room, with the state changes ZEGO and
+// ZIM clients expect around it, and on success registers the session in the
+// room and replies with the room's snapshot.
+func (s *session) join(ctx context.Context, req protocol.Request, room domain.RoomID, claims *auth.Claims,
+	u domain.User, c domain.Command) (any, error) {
+	s.state(room, domain.StateLogining, nil, "Connecting", "Success")
+	res, err := s.exec(ctx, c)
+	if err != nil {
+		s.state(room, domain.StateLoginFailed, err, "Disconnected", zimFailure(err))
+		return nil, err
+	}
+	s.mu.Lock()
+	s.user, s.bound = u, true
+	s.mu.Unlock()
+	s.adopt(claims)
+	return nil, s.enter(ctx, req.ID, room, res)
+}
+
+func zimFailure(err error) string {
+	switch {
+	case errors.Is(err, domain.ErrRoomNotExist):
+		return "RoomNotExist"
+	case errors.Is(err, domain.ErrTimeout), errors.Is(err, domain.ErrUnavailable):
+		return "NetworkInterrupted"
+	}
+	return "LoginFailed"
+}
+
+// enter registers the session in room once the projection has folded res,
+// and sends, before any later event of the room: the reply with the room's
+// snapshot, Logined, and the room's users, streams and extra info as ADD
+// and update events (what ZEGO SDKs call back with after a login).
+func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, res engine.Result) error {
+	key := s.roomKey(room)
+	wait := s.srv.cfg.Engine.Cursor(key)
+	for _, a := range res.Appended {
+		wait = max(wait, a.Seq)
+	}
+	if err := s.srv.cfg.Live.WaitFor(ctx, wait); err != nil {
+		err = domain.ErrTimeout.With("the room did not become visible in time")
+		s.reply(reqID, nil, err)
+		return errReplied
+	}
+	s.mu.Lock()
+	s.rooms[room] = true
+	uid := s.user.ID
+	s.mu.Unlock()
+	s.srv.hub.enter(s, key, func(r *domain.Room) {
+		snap := snapshot(r, room)
+		s.reply(reqID, snap, nil)
+		s.send(eventFrame(protocol.EvRoomStateChanged, room, protocol.RoomStateChanged{
+			State: string(domain.StateLogined), ZIMState: "Connected", ZIMEvent: "Success"}), false)
+		var others []protocol.User
+		for _, u := range snap.Users {
+			if u.ID != string(uid) {
+				others = append(others, u)
+			}
+		}
+		if len(others) > 0 {
+			s.send(eventFrame(protocol.EvRoomUserUpdate, room, protocol.UserUpdate{UpdateType: "ADD", Users: others}), false)
+		}
+		var streams []protocol.Stream
+		for _, st := range snap.Streams {
+			if st.User.ID != string(uid) {
+				streams = append(streams, st)
+			}
+		}
+		if len(streams) > 0 {
+			s.send(eventFrame(protocol.EvRoomStreamUpdate, room, protocol.StreamUpdate{UpdateType: "ADD", Streams: streams}), false)
+		}
+		if len(snap.ExtraInfo) > 0 {
+			s.send(eventFrame(protocol.EvRoomExtraInfoUpdate, room, protocol.RoomExtraInfoUpdate{Items: snap.ExtraInfo}), false)
+		}
+	})
+	return errReplied
+}
+
+func (s *session) login(ctx context.Context, req protocol.Request) (any, error) {
+	var r protocol.LoginRequest
+	if err := decode(req, &r); err != nil {
+		return nil, err
+	}
+	room := domain.RoomID(r.Room)
+	claims, err := s.token(r.Token)
+	if err != nil {
+		s.state(room, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
+		return nil, err
+	}
+	rl, err := role(r.Role)
+	if err != nil {
+		return nil, err
+	}
+	s.adoptApp(claims)
+	u := domain.User{ID: domain.UserID(r.User.ID), Name: r.User.Name}
+	s.mu.Lock()
+	mode := s.mode
+	s.mu.Unlock()
+	return s.join(ctx, req, room, claims, u, domain.JoinRoom{Session: s.id, User: u, Mode: mode, Room: room, Role: rl,
+		Grant: claims.Grant(), Create: domain.CreateIfMissing, Via: domain.ViaLogin})
+}
+
+// adoptApp fixes the session's app from its first token (before any command
+// can run).
+func (s *session) adoptApp(c *auth.Claims) {
+	s.mu.Lock()
+	if s.app == "" {
+		s.app = domain.AppID(c.App)
+	}
+	s.mu.Unlock()
+}
+
+// zimUser is the user a ZIM operation acts as: the request's, else the
+// session's, else the token's.
+func (s *session) zimUser(u *protocol.User, c *auth.Claims) domain.User {
+	if u != nil {
+		return domain.User{ID: domain.UserID(u.ID), Name: u.Name}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bound {
+		return s.user
+	}
+	return domain.User{ID: domain.UserID(c.User), Name: c.Name}
+}
+
+func roomConfig(c *protocol.RoomConfig) domain.RoomConfig {
+	if c == nil {
+		return domain.RoomConfig{}
+	}
+	return domain.RoomConfig{Attributes: c.Attributes, DestroyDelay: c.DestroyDelay}
+}
+
+func (s *session) createRoom(ctx context.Context, req protocol.Request) (any, error) {
+	var r protocol.CreateRoomRequest
+	if err := decode(req, &r); err != nil {
+		return nil, err
+	}
+	room := domain.RoomID(r.Room.ID)
+	claims, err := s.token(r.Token)
+	if err != nil {
+		s.state(room, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
+		return nil, err
+	}
+	rl, err := role(r.Role)
+	if err != nil {
+		return nil, err
+	}
+	s.adoptApp(claims)
+	via, create := domain.ViaCreate, domain.CreateRequired
+	if req.Op == protocol.OpEnterRoom {
+		via, create = domain.ViaEnter, domain.CreateIfMissing
+	}
+	u := s.zimUser(r.User, claims)
+	return s.join(ctx, req, room, claims, u, domain.JoinRoom{Session: s.id, User: u, Mode: s.zimMode(), Room: room,
+		RoomName: r.Room.Name, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config), Via: via})
+}
+
+// zimMode is the mode of a session that uses ZIM operations: ZIM sessions
+// may be in several rooms (up to the app's limit) without choosing a mode,
+// if the app allows multi-room sessions at all.
+func (s *session) zimMode() domain.RoomMode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bound || s.mode == domain.MultiRoom || !s.srv.cfg.Policy(s.app).MultiRoom {
+		return s.mode
+	}
+	return domain.MultiRoom
+}
+
+func (s *session) joinRoom(ctx context.Context, req protocol.Request) (any, error) {
+	var r protocol.JoinRoomRequest
+	if err := decode(req, &r); err != nil {
+		return nil, err
+	}
+	room := domain.RoomID(r.Room)
+	claims, err := s.token(r.Token)
+	if err != nil {
+		s.state(room, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
+		return nil, err
+	}
+	rl, err := role(r.Role)
+	if err != nil {
+		return nil, err
+	}
+	s.adoptApp(claims)
+	u := s.zimUser(r.User, claims)
+	return s.join(ctx, req, room, claims, u, domain.JoinRoom{Session: s.id, User: u, Mode: s.zimMode(), Room: room,
+		Role: rl, Grant: claims.Grant(), Create: domain.CreateNever, Via: domain.ViaJoin})
+}
+
+func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, error) {
+	var r protocol.SwitchRoomRequest
+	if err := decode(req, &r); err != nil {
+		return nil, err
+	}
+	to := domain.RoomID(r.To)
+	claims, err := s.token(r.Token)
+	if err != nil {
+		s.state(to, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
+		return nil, err
+	}
+	rl, err := role(r.Role)
+	if err != nil {
+		return nil, err
+	}
+	create := domain.CreateIfMissing
+	if r.CreateIfMissing != nil && !*r.CreateIfMissing {
+		create = domain.CreateNever
+	}
+	s.mu.Lock()
+	u := s.user
+	s.mu.Unlock()
+	return s.join(ctx, req, to, claims, u, domain.SwitchRoom{Session: s.id, From: domain.RoomID(r.From), To: to,
+		ToName: r.ToName, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config)})
+}
+
+// leave logs out of one room (or all): the departure's state change reaches
+// the session through the room's events, like everyone else's.
+func (s *session) leave(ctx context.Context, room domain.RoomID, reason domain.Reason) (any, error) {
+	res, err := s.exec(ctx, domain.LeaveRoom{Session: s.id, Room: room, Reason: reason})
+	if err != nil {
+		if room != "" {
+			s.state(room, domain.StateLogoutFailed, err, "Connected", "Success")
+		}
+		return nil, err
+	}
+	rooms := make([]string, len(res.Rooms))
+	for i, r := range res.Rooms {
+		rooms[i] = string(r)
+	}
+	return protocol.RoomsReply{Rooms: rooms}, nil
+}
+
+func (s *session) queryRoom(room domain.RoomID) (any, error) {
+	key := s.roomKey(room)
+	var r *domain.Room
+	s.srv.cfg.Live.Read(func(m *projections.Model) {
+		if a := m.App(key.App); a != nil && a.Rooms[room] != nil {
+			r = a.Rooms[room].Clone()
+		}
+	})
+	if r == nil || !r.Exists {
+		return nil, domain.ErrRoomNotExist
+	}
+	if _, ok := r.MemberBySession(s.userID(), s.id); !ok {
+		return nil, domain.ErrNotLoggedIn.With("only members may query a room")
+	}
+	return snapshot(r, room), nil
+}

@@ -1,0 +1,44 @@
+package protocol
+
+import (
+	"errors"
+
+	"github.com/roomlog/roomlog/domain"
+)
+
+// Transport errors (19060xx). The domain's refusals keep their own codes.
+var (
+	ErrMalformedRequest = &domain.Error{Code: 1906002, Name: "malformed_request", Message: "the frame is not a valid request"}
+	ErrUnknownOperation = &domain.Error{Code: 1906003, Name: "unknown_operation", Message: "the operation does not exist"}
+	ErrFrameTooLarge    = &domain.Error{Code: 1906004, Name: "frame_too_large", Message: "the frame is larger than allowed"}
+	ErrTooManyRequests  = &domain.Error{Code: 1906005, Name: "too_many_requests", Message: "the connection sends requests faster than allowed"}
+	ErrSlowConsumer     = &domain.Error{Code: 1906006, Name: "slow_consumer", Message: "the connection did not read its events fast enough"}
+	ErrUnauthorized     = &domain.Error{Code: 1906007, Name: "unauthorized", Message: "the admin credentials are missing or invalid"}
+	ErrShuttingDown     = &domain.Error{Code: 1906008, Name: "shutting_down", Message: "the server is shutting down; reconnect"}
+	ErrSessionReplaced  = &domain.Error{Code: 1906009, Name: "session_replaced", Message: "the session was resumed on another connection"}
+	ErrResumeFailed     = &domain.Error{Code: 1906010, Name: "resume_failed", Message: "the session cannot be resumed; log in again"}
+	ErrNotFound         = &domain.Error{Code: 1906011, Name: "not_found", Message: "no such resource"}
+)
+
+// Errors lists the transport's errors.
+func Errors() []*domain.Error {
+	return []*domain.Error{ErrMalformedRequest, ErrUnknownOperation, ErrFrameTooLarge, ErrTooManyRequests,
+		ErrSlowConsumer, ErrUnauthorized, ErrShuttingDown, ErrSessionReplaced, ErrResumeFailed, ErrNotFound}
+}
+
+// ReplyTo builds the reply to request id from a result or an error.
+func ReplyTo(id string, data any, err error) Reply {
+	if err == nil {
+		return Reply{Type: TypeReply, ID: id, Data: data}
+	}
+	code, name := domain.CodeOf(err)
+	msg := err.Error()
+	var de *domain.Error
+	if errors.As(err, &de) {
+		msg = de.Message
+		if de.Detail != "" {
+			msg += ": " + de.Detail
+		}
+	}
+	return Reply{Type: TypeReply, ID: id, Code: code, Error: name, Message: msg}
+}

@@ -1,0 +1,151 @@
+// Package protocol is roomlog's WebSocket protocol, version 1: the typed
+// envelope of every frame, the payload of every request, reply and event,
+// and the codes of transport errors. The gateway, the Go SDK and
+// docs/protocol.md all follow it; the examples in examples.go are checked
+// against the document.
+//
+// A client sends requests: {"id": "7", "op": "login", "data": {...}}. The
+// server answers each with a reply carrying the same id and a code (0 or a
+// roomlog/ZEGO error code), and pushes events: {"type": "event", "event":
+// "room_user_update", "room": "r1", "seq": 12, "prev": 11, "data": {...}}.
+// seq is the room's own gapless event sequence; prev is the seq of the
+// previous event this connection was sent for that room, so a client that
+// sees prev differ from the last seq it got knows it missed something.
+package protocol
+
+import (
+	"encoding/json"
+
+	"github.com/roomlog/roomlog/domain"
+)
+
+// Version is the protocol version; Subprotocol names it in the WebSocket
+// handshake (Sec-WebSocket-Protocol).
+const (
+	Version     = 1
+	Subprotocol = "roomlog.v1"
+)
+
+// Op names a request's operation.
+type Op string
+
+// Operations. ZEGO Express and ZIM operations map onto them one to one.
+const (
+	OpSetRoomMode          Op = "set_room_mode"          // ZEGO setRoomMode
+	OpLogin                Op = "login"                  // ZEGO loginRoom
+	OpLogout               Op = "logout"                 // ZEGO logoutRoom (one room, or all)
+	OpSwitchRoom           Op = "switch_room"            // ZEGO switchRoom, ZIM switchRoom
+	OpCreateRoom           Op = "create_room"            // ZIM createRoom
+	OpJoinRoom             Op = "join_room"              // ZIM joinRoom
+	OpEnterRoom            Op = "enter_room"             // ZIM enterRoom
+	OpLeaveRoom            Op = "leave_room"             // ZIM leaveRoom
+	OpLeaveAllRooms        Op = "leave_all_rooms"        // ZIM leaveAllRoom
+	OpPublish              Op = "publish"                // startPublishingStream
+	OpStopPublish          Op = "stop_publish"           // stopPublishingStream
+	OpSetStreamExtraInfo   Op = "set_stream_extra_info"  // setStreamExtraInfo
+	OpPlay                 Op = "play"                   // startPlayingStream
+	OpStopPlay             Op = "stop_play"              // stopPlayingStream
+	OpBroadcast            Op = "broadcast"              // sendBroadcastMessage
+	OpBarrage              Op = "barrage"                // sendBarrageMessage
+	OpCustomCommand        Op = "custom_command"         // sendCustomCommand
+	OpSetRoomExtraInfo     Op = "set_room_extra_info"    // setRoomExtraInfo
+	OpSetRoomAttributes    Op = "set_room_attributes"    // ZIM setRoomAttributes
+	OpDeleteRoomAttributes Op = "delete_room_attributes" // ZIM deleteRoomAttributes
+	OpQueryRoom            Op = "query_room"             // the room's current state
+	OpRenewToken           Op = "renew_token"            // ZEGO renewToken
+	OpHeartbeat            Op = "heartbeat"              // keep the session alive
+	OpResume               Op = "resume"                 // reattach a session after a reconnect
+)
+
+// Ops lists every operation.
+func Ops() []Op {
+	return []Op{OpSetRoomMode, OpLogin, OpLogout, OpSwitchRoom, OpCreateRoom, OpJoinRoom, OpEnterRoom, OpLeaveRoom,
+		OpLeaveAllRooms, OpPublish, OpStopPublish, OpSetStreamExtraInfo, OpPlay, OpStopPlay, OpBroadcast, OpBarrage,
+		OpCustomCommand, OpSetRoomExtraInfo, OpSetRoomAttributes, OpDeleteRoomAttributes, OpQueryRoom, OpRenewToken,
+		OpHeartbeat, OpResume}
+}
+
+// EventName names a pushed event.
+type EventName string
+
+// Events. Each is one callback of the ZEGO / ZIM SDKs.
+const (
+	EvHello                 EventName = "hello"                    // first frame: the session and its timings
+	EvRoomStateChanged      EventName = "room_state_changed"       // onRoomStateChanged / ZIM roomStateChanged
+	EvRoomUserUpdate        EventName = "room_user_update"         // onRoomUserUpdate / ZIM roomMemberJoined, roomMemberLeft
+	EvRoomStreamUpdate      EventName = "room_stream_update"       // onRoomStreamUpdate
+	EvStreamExtraInfoUpdate EventName = "stream_extra_info_update" // onRoomStreamExtraInfoUpdate
+	EvBroadcastMessage      EventName = "broadcast_message"        // onIMRecvBroadcastMessage
+	EvBarrageMessage        EventName = "barrage_message"          // onIMRecvBarrageMessage
+	EvCustomCommand         EventName = "custom_command"           // onIMRecvCustomCommand
+	EvRoomExtraInfoUpdate   EventName = "room_extra_info_update"   // onRoomExtraInfoUpdate
+	EvRoomAttributesUpdate  EventName = "room_attributes_update"   // ZIM roomAttributesUpdated
+	EvRoomOnlineUserCount   EventName = "room_online_user_count"   // onRoomOnlineUserCountUpdate
+	EvTokenWillExpire       EventName = "token_will_expire"        // onRoomTokenWillExpire
+	EvSessionClosing        EventName = "session_closing"          // the server is about to close the connection
+)
+
+// EventNames lists every event.
+func EventNames() []EventName {
+	return []EventName{EvHello, EvRoomStateChanged, EvRoomUserUpdate, EvRoomStreamUpdate, EvStreamExtraInfoUpdate,
+		EvBroadcastMessage, EvBarrageMessage, EvCustomCommand, EvRoomExtraInfoUpdate, EvRoomAttributesUpdate,
+		EvRoomOnlineUserCount, EvTokenWillExpire, EvSessionClosing}
+}
+
+// Request is a client frame.
+type Request struct {
+	// ID is chosen by the client and echoed in the reply (at most 64 bytes).
+	ID   string          `json:"id"`
+	Op   Op              `json:"op"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// FrameType tells replies from events.
+type FrameType string
+
+// Frame types.
+const (
+	TypeReply FrameType = "reply"
+	TypeEvent FrameType = "event"
+)
+
+// Reply answers one request.
+type Reply struct {
+	Type FrameType `json:"type"` // "reply"
+	ID   string    `json:"id"`
+	// Code is 0 on success, else an error code (see docs/protocol.md).
+	Code    domain.Code `json:"code"`
+	Error   string      `json:"error,omitempty"`   // the error's stable name
+	Message string      `json:"message,omitempty"` // for people
+	Data    any         `json:"data,omitempty"`
+}
+
+// Event is pushed by the server.
+type Event struct {
+	Type  FrameType `json:"type"` // "event"
+	Event EventName `json:"event"`
+	// Room, Seq and Prev are set on room events: Seq is the room event's
+	// sequence, Prev the sequence of the previous event of that room sent to
+	// this connection (the room snapshot's sequence for the first).
+	Room string `json:"room,omitempty"`
+	Seq  uint64 `json:"seq,omitempty"`
+	Prev uint64 `json:"prev,omitempty"`
+	// Cursor is the log position of a room event, to resume from.
+	Cursor uint64 `json:"cursor,omitempty"`
+	Data   any    `json:"data,omitempty"`
+}
+
+// Frame is any server frame, as a client decodes it.
+type Frame struct {
+	Type    FrameType       `json:"type"`
+	ID      string          `json:"id,omitempty"`
+	Code    domain.Code     `json:"code,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	Message string          `json:"message,omitempty"`
+	Event   EventName       `json:"event,omitempty"`
+	Room    string          `json:"room,omitempty"`
+	Seq     uint64          `json:"seq,omitempty"`
+	Prev    uint64          `json:"prev,omitempty"`
+	Cursor  uint64          `json:"cursor,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
