@@ -1,20 +1,28 @@
 // Command roomd runs a roomlog node: an embedded NATS server with JetStream
 // (or an external cluster), the engine, the projections, the reactor and the
-// timekeeper, and the transports in front of them.
+// timekeeper, the WebSocket gateway and the admin API.
 //
-// Every flag has an environment variable (ROOMLOG_ and the flag name in
-// capitals, dashes as underscores); a flag on the command line wins.
+// Every flag has an environment variable: ROOMLOG_ and the flag name in
+// capitals, dashes as underscores (-nats-url is ROOMLOG_NATS_URL). A flag on
+// the command line wins over the variable.
+//
+// Without a secret (-secret / ROOMLOG_SECRET) roomd runs in development mode:
+// it keeps a generated secret in its data folder, allows multi-room sessions,
+// accepts browsers from localhost, and prints how to get a token.
 package main
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -22,66 +30,73 @@ import (
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/transport/auth"
+	"github.com/roomlog/roomlog/transport/gateway"
 )
 
 // options are roomd's settings.
 type options struct {
-	data       string
-	natsURL    string
-	natsListen string
-	sync       string
-	replicas   int
-	multiRoom  bool
-	maxRooms   int
-	logLevel   string
-}
-
-func parse(args []string, env func(string) string) (options, error) {
-	var o options
-	fs := flag.NewFlagSet("roomd", flag.ContinueOnError)
-	str := func(p *string, name, def, usage string) {
-		if v := env(envName(name)); v != "" {
-			def = v
-		}
-		fs.StringVar(p, name, def, usage+" ("+envName(name)+")")
-	}
-	str(&o.data, "data", "roomlog-data", "folder of the embedded JetStream store")
-	str(&o.natsURL, "nats-url", "", "external NATS URL(s); set, no server is embedded")
-	str(&o.natsListen, "nats-listen", "127.0.0.1:4222", `embedded server's client port for roomctl and other nodes ("off": none)`)
-	str(&o.sync, "sync", "interval", `embedded durability: "interval" (fsync every 2 min) or "always" (every write)`)
-	str(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	replicas, maxRooms, multi := "1", "5", "true"
-	for _, v := range []struct {
-		p    *string
-		name string
-	}{{&replicas, "replicas"}, {&maxRooms, "max-rooms"}, {&multi, "multi-room"}} {
-		if e := env(envName(v.name)); e != "" {
-			*v.p = e
-		}
-	}
-	var err error
-	ri, _ := strconv.Atoi(replicas)
-	mi, _ := strconv.Atoi(maxRooms)
-	mb, _ := strconv.ParseBool(multi)
-	fs.IntVar(&o.replicas, "replicas", ri, "stream replicas in an external cluster ("+envName("replicas")+")")
-	fs.IntVar(&o.maxRooms, "max-rooms", mi, "rooms one multi-room session may be in ("+envName("max-rooms")+")")
-	fs.BoolVar(&o.multiRoom, "multi-room", mb, "allow multi-room sessions ("+envName("multi-room")+")")
-	if err = fs.Parse(args); err != nil {
-		return o, err
-	}
-	return o, nil
+	data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
+	replicas, maxRooms                                                     int
+	multiRoom                                                              string // "true", "false", or "" (dev: true, else false)
+	heartbeat, heartbeatTimeout                                            time.Duration
+	shutdownGrace                                                          time.Duration
 }
 
 func envName(flag string) string {
 	return "ROOMLOG_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// parse reads the flags, then fills every flag not given on the command line
+// from its environment variable.
+func parse(args []string, getenv func(string) string, errOut io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("roomd", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.StringVar(&o.data, "data", "roomlog-data", "folder of the embedded JetStream store")
+	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS URL(s); set, nothing is embedded")
+	fs.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", `the embedded server's client port, for roomctl and other nodes ("off": none)`)
+	fs.StringVar(&o.sync, "sync", "interval", `durability of the embedded store: "interval" (fsync every 2 min) or "always"`)
+	fs.IntVar(&o.replicas, "replicas", 1, "stream replicas in an external cluster (3 for an R3 cluster)")
+	fs.StringVar(&o.http, "http", "127.0.0.1:7070", "address of the WebSocket gateway (/ws), the admin API (/admin/v1/) and /healthz, /readyz")
+	fs.StringVar(&o.secret, "secret", "", "secret signing tokens, at least 32 bytes (none: development mode)")
+	fs.StringVar(&o.origins, "origins", "", "browser origins allowed to connect, comma separated host patterns (development: localhost:*,127.0.0.1:*)")
+	fs.StringVar(&o.multiRoom, "multi-room", "", "allow multi-room sessions (default: true in development, false otherwise)")
+	fs.IntVar(&o.maxRooms, "max-rooms", 5, "rooms one multi-room session may be in")
+	fs.StringVar(&o.apps, "apps", "", "JSON file of per-app policies (see README)")
+	fs.DurationVar(&o.heartbeat, "heartbeat", 30*time.Second, "how often clients send heartbeats")
+	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", 90*time.Second, "silence after which a session times out")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for clients to go")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	for _, f := range []string{"data", "nats-url", "sync", "secret"} {
+		fs.Lookup(f).Usage += " (" + envName(f) + ")"
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && !given[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+		}
+	})
+	return o, errors.Join(errs...)
+}
+
 func main() {
-	o, err := parse(os.Args[1:], os.Getenv)
+	o, err := parse(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "roomd:", err)
 		os.Exit(2)
 	}
 	var level slog.Level
@@ -90,39 +105,145 @@ func main() {
 		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(o, logger); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, logger, os.Stdout); err != nil {
 		logger.Error("roomd stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(o options, logger *slog.Logger) error {
+// config turns options into a node configuration, and says whether this is
+// development mode.
+func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 	mode, err := eventstore.ParseSyncMode(o.sync)
 	if err != nil {
-		return err
+		return node.Config{}, false, err
+	}
+	dev := o.secret == ""
+	secret := []byte(o.secret)
+	if dev {
+		if secret, err = devSecret(o.data); err != nil {
+			return node.Config{}, false, err
+		}
 	}
 	policy := domain.DefaultPolicy()
-	policy.MultiRoom, policy.MaxRooms = o.multiRoom, o.maxRooms
-	cfg := node.Config{Policy: domain.Config{Default: policy}, Logger: logger,
-		Log: eventstore.Config{URL: o.natsURL, Replicas: o.replicas}}
+	policy.MultiRoom, policy.MaxRooms = dev, o.maxRooms
+	switch o.multiRoom {
+	case "true":
+		policy.MultiRoom = true
+	case "false":
+		policy.MultiRoom = false
+	case "":
+	default:
+		return node.Config{}, false, fmt.Errorf("-multi-room: want true or false, got %q", o.multiRoom)
+	}
+	policies := domain.Config{Default: policy}
+	if o.apps != "" {
+		if policies.Apps, err = loadApps(o.apps, policy); err != nil {
+			return node.Config{}, false, err
+		}
+	}
+	origins := splitList(o.origins)
+	if len(origins) == 0 && dev {
+		origins = []string{"localhost:*", "127.0.0.1:*"}
+	}
+	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http,
+		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas},
+		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout}}
 	if o.natsURL == "" {
 		cfg.Log.DataDir, cfg.Log.Sync = o.data, mode
 		if o.natsListen != "off" {
 			cfg.Log.Listen = o.natsListen
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	return cfg, dev, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// loadApps reads per-app policies: {"app-id": {"multi_room": true,
+// "max_rooms": 5, "limits": {...}}}; missing fields keep the defaults.
+func loadApps(path string, def domain.Policy) (map[domain.AppID]domain.Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-apps: %w", err)
+	}
+	var raw map[domain.AppID]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("-apps %s: %w", path, err)
+	}
+	apps := map[domain.AppID]domain.Policy{}
+	for app, r := range raw {
+		p := def
+		if err := json.Unmarshal(r, &p); err != nil {
+			return nil, fmt.Errorf("-apps %s: app %q: %w", path, app, err)
+		}
+		apps[app] = p
+	}
+	return apps, nil
+}
+
+// devSecret returns the development secret kept in the data folder,
+// creating it the first time, so that tokens survive a restart.
+func devSecret(data string) ([]byte, error) {
+	path := filepath.Join(data, "dev-secret")
+	if b, err := os.ReadFile(path); err == nil {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	raw, err := auth.GenerateSecret()
+	if err != nil {
+		return nil, err
+	}
+	secret := hex.EncodeToString(raw)
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return []byte(secret), nil
+}
+
+func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) error {
+	cfg, dev, err := config(o, logger)
+	if err != nil {
+		return err
+	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	n, err := node.Start(startCtx, cfg)
 	cancel()
 	if err != nil {
 		return err
 	}
-	logger.Info("roomd is running", "log", describe(o, n), "multi_room", o.multiRoom, "max_rooms", o.maxRooms)
+	logger.Info("roomd is running", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
+		"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev)
+	if dev {
+		fmt.Fprintf(out, `
+roomd is running in development mode (no -secret given).
+  WebSocket:  ws://%[1]s/ws
+  Admin API:  http://%[1]s/admin/v1/
+  Secret:     kept in %[2]s
+Get a client token for user alice (app "dev"):
+  ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -app dev -user alice
+and an admin token:
+  ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -admin
+
+`, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"))
+	}
 	<-ctx.Done()
-	logger.Info("roomd is stopping")
-	return n.Close()
+	logger.Info("roomd is stopping: telling clients, draining, flushing")
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
+	defer cancel()
+	return n.Shutdown(sctx)
 }
 
 func describe(o options, n *node.Node) string {

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestFlagsFallBackToEnvironment(t *testing.T) {
+	o, err := parse([]string{"-sync", "always"}, env(map[string]string{"ROOMLOG_SYNC": "interval",
+		"ROOMLOG_HTTP": "127.0.0.1:9999", "ROOMLOG_HEARTBEAT_TIMEOUT": "45s"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.sync != "always" || o.http != "127.0.0.1:9999" || o.heartbeatTimeout != 45*time.Second {
+		t.Errorf("flags over environment: %+v", o)
+	}
+	if _, err := parse(nil, env(map[string]string{"ROOMLOG_MAX_ROOMS": "many"}), io.Discard); err == nil {
+		t.Error("a malformed environment variable was accepted")
+	}
+}
+
+func TestDevelopmentAndProductionDefaults(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := t.TempDir()
+	o, _ := parse([]string{"-data", dir}, env(nil), io.Discard)
+	cfg, dev, err := config(o, logger)
+	if err != nil || !dev {
+		t.Fatalf("no secret: dev=%v, %v", dev, err)
+	}
+	if !cfg.Policy.Default.MultiRoom || len(cfg.Gateway.OriginPatterns) == 0 || len(cfg.Secret) < 32 {
+		t.Errorf("development mode: multi-room %v, origins %v, secret %d bytes", cfg.Policy.Default.MultiRoom,
+			cfg.Gateway.OriginPatterns, len(cfg.Secret))
+	}
+	again, _, _ := config(o, logger)
+	if string(again.Secret) != string(cfg.Secret) {
+		t.Error("the development secret changed between two starts")
+	}
+	o, _ = parse([]string{"-data", dir, "-secret", "0123456789abcdef0123456789abcdef"}, env(nil), io.Discard)
+	cfg, dev, err = config(o, logger)
+	if err != nil || dev || cfg.Policy.Default.MultiRoom {
+		t.Errorf("with a secret: dev=%v multi-room=%v %v", dev, cfg.Policy.Default.MultiRoom, err)
+	}
+}
+
+func TestPerAppPolicies(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "apps.json")
+	os.WriteFile(path, []byte(`{"classroom": {"multi_room": true, "max_rooms": 8}, "live": {"limits": {"message_bytes": 2048}}}`), 0o600)
+	o, _ := parse([]string{"-data", t.TempDir(), "-secret", "0123456789abcdef0123456789abcdef", "-apps", path}, env(nil), io.Discard)
+	cfg, _, err := config(o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := domain.NewDecider(cfg.Policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := d.Policy("classroom"); !p.MultiRoom || p.MaxRooms != 8 || p.Limits.MessageBytes != 1024 {
+		t.Errorf("classroom policy: %+v", p)
+	}
+	if p := d.Policy("live"); p.MultiRoom || p.Limits.MessageBytes != 2048 || p.Limits.BroadcastPerSecond != 10 {
+		t.Errorf("live policy: %+v", p)
+	}
+}
