@@ -205,6 +205,17 @@ func MessageHead(body []byte) (head string, events []Event, err error) {
 	return hashes[len(hashes)-1], events, nil
 }
 
+// StoredHead returns the hash of the last event object of a message as
+// stored, whether or not its events chain: what the next message of the
+// aggregate must name, for a verifier that carries on past a broken link.
+func StoredHead(body []byte) (string, error) {
+	_, hashes, err := decodeMessage(body, true)
+	if err != nil {
+		return "", err
+	}
+	return hashes[len(hashes)-1], nil
+}
+
 // decodeMessage parses a message body in one pass, and with hashes the hash
 // of each event's stored bytes.
 //

@@ -177,7 +177,14 @@ func Unmarshal(b []byte) (*Model, error) {
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, fmt.Errorf("unmarshal model: %w", err)
 	}
-	for _, a := range m.Apps {
+	if m.Apps == nil {
+		m.Apps = map[domain.AppID]*App{}
+	}
+	for id, a := range m.Apps {
+		if a == nil {
+			a = &App{}
+			m.Apps[id] = a
+		}
 		if a.Rooms == nil {
 			a.Rooms = map[domain.RoomID]*domain.Room{}
 		}

@@ -26,7 +26,7 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 	defer log.Close()
 	p := domain.DefaultPolicy()
 	p.MultiRoom, p.MaxRooms = *multi, *maxRooms
-	a := audit.New(func(domain.AppID) domain.Policy { return p })
+	a := audit.New(log.Prefix(), func(domain.AppID) domain.Policy { return p })
 	last, err := log.Read(ctx, []string{log.Prefix() + ".>"}, 1, a.Apply)
 	if err != nil {
 		return err

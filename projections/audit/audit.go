@@ -32,6 +32,7 @@ type streamKey struct {
 
 // Auditor folds a log record by record and reports what is wrong with it.
 type Auditor struct {
+	prefix string
 	policy func(domain.AppID) domain.Policy
 
 	heads   map[domain.Key]aggHead
@@ -47,9 +48,10 @@ type Auditor struct {
 	dropped          int
 }
 
-// New returns an Auditor that checks room counts against policy.
-func New(policy func(domain.AppID) domain.Policy) *Auditor {
-	return &Auditor{policy: policy, heads: map[domain.Key]aggHead{}, rooms: map[domain.Key]*domain.Room{},
+// New returns an Auditor of a log whose subjects start with prefix, that
+// checks room counts against policy.
+func New(prefix string, policy func(domain.AppID) domain.Policy) *Auditor {
+	return &Auditor{prefix: prefix, policy: policy, heads: map[domain.Key]aggHead{}, rooms: map[domain.Key]*domain.Room{},
 		mode: map[sessKey]domain.RoomMode{}, user: map[sessKey]domain.UserID{},
 		in: map[sessKey]map[domain.RoomID]bool{}, publish: map[streamKey]domain.RoomID{}}
 }
@@ -81,11 +83,20 @@ func (a *Auditor) Apply(rec eventstore.Record) error {
 	}
 	first = events[0]
 	k := first.Key()
+	if app, kind, id, err := eventstore.ParseSubject(a.prefix, rec.Subject); err != nil {
+		a.violate(rec.Seq, "subject %q: %v", rec.Subject, err)
+	} else if (domain.Key{Kind: domain.Kind(kind), App: domain.AppID(app), ID: id}) != k {
+		// The engine loads an aggregate by reading its subject: events on
+		// another aggregate's subject corrupt that aggregate's history.
+		a.violate(rec.Seq, "events of %s stored on the subject of %s:%s:%s", k, kind, app, id)
+	}
 	h := a.heads[k]
 	head, _, err := domain.VerifyEvents(h.hash, rec.Data)
 	if err != nil {
 		a.violate(rec.Seq, "%s: %v", k, err)
-		head, _, _ = domain.MessageHead(rec.Data)
+		// Carry on from the bytes as stored, so that only this message is
+		// blamed, not the next one that chains to it correctly.
+		head, _ = domain.StoredHead(rec.Data)
 	}
 	for i := range events {
 		e := &events[i]

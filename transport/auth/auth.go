@@ -35,6 +35,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/transport/protocol"
 )
 
 const (
@@ -43,6 +44,8 @@ const (
 	// AudienceClient and AudienceAdmin are the aud claims of the two kinds.
 	AudienceClient = "roomlog-client"
 	AudienceAdmin  = "roomlog-admin"
+	// AudienceResume is the aud claim of a session's resume token.
+	AudienceResume = "roomlog-resume"
 	// AllRooms is the rooms entry that grants every room of the app.
 	AllRooms = "*"
 	// MinSecretLen is the shortest secret accepted: 256 bits, the HS256 key size.
@@ -129,6 +132,7 @@ type Signer struct {
 	clock  func() time.Time
 	client *jwt.Parser
 	admin  *jwt.Parser
+	resume *jwt.Parser
 }
 
 // NewSigner checks cfg, reporting every problem at once, and fills its
@@ -154,7 +158,7 @@ func NewSigner(cfg Config) (*Signer, error) {
 			// Strict base64: no second spelling of the same token.
 			jwt.WithStrictDecoding())
 	}
-	s.client, s.admin = parser(AudienceClient), parser(AudienceAdmin)
+	s.client, s.admin, s.resume = parser(AudienceClient), parser(AudienceAdmin), parser(AudienceResume)
 	return s, nil
 }
 
@@ -263,6 +267,42 @@ func (s *Signer) VerifyAdmin(token string) (string, error) {
 		return "", refuse(ErrAdminUnauthorized, ErrClaims, "no subject")
 	}
 	return rc.Subject, nil
+}
+
+// resumeClaims are a resume token's claims: the session it reattaches.
+type resumeClaims struct {
+	jwt.RegisteredClaims
+	App string `json:"app"`
+}
+
+// MintResume signs the token a client presents to reattach session (of app)
+// after a reconnect. Any node with the secret can check it, so a client may
+// reconnect to another node.
+func (s *Signer) MintResume(app, session string, ttl time.Duration) (string, error) {
+	if app == "" || session == "" || ttl < time.Second {
+		return "", domain.ErrInvalidArgument.With("resume token: app, session and a ttl of at least a second are required")
+	}
+	now := s.clock()
+	return s.sign(resumeClaims{RegisteredClaims: jwt.RegisteredClaims{Issuer: Issuer, Subject: session,
+		Audience: jwt.ClaimStrings{AudienceResume}, IssuedAt: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl))}, App: app})
+}
+
+// VerifyResume checks a resume token and returns its app and session. Every
+// error matches protocol.ErrResumeFailed and one reason, as for Verify.
+func (s *Signer) VerifyResume(token string) (app, session string, err error) {
+	if token == "" {
+		return "", "", refuse(protocol.ErrResumeFailed, ErrMalformed, "no resume token")
+	}
+	var rc resumeClaims
+	tok, err := s.resume.ParseWithClaims(token, &rc, s.key)
+	if err := s.check(protocol.ErrResumeFailed, AudienceResume, tok, &rc.RegisteredClaims, err); err != nil {
+		return "", "", err
+	}
+	if rc.Subject == "" || rc.App == "" {
+		return "", "", refuse(protocol.ErrResumeFailed, ErrClaims, "no session or app")
+	}
+	return rc.App, rc.Subject, nil
 }
 
 func (s *Signer) sign(claims jwt.Claims) (string, error) {
