@@ -269,40 +269,33 @@ func (s *Signer) VerifyAdmin(token string) (string, error) {
 	return rc.Subject, nil
 }
 
-// resumeClaims are a resume token's claims: the session it reattaches.
-type resumeClaims struct {
-	jwt.RegisteredClaims
-	App string `json:"app"`
-}
-
-// MintResume signs the token a client presents to reattach session (of app)
-// after a reconnect. Any node with the secret can check it, so a client may
-// reconnect to another node.
-func (s *Signer) MintResume(app, session string, ttl time.Duration) (string, error) {
-	if app == "" || session == "" || ttl < time.Second {
-		return "", domain.ErrInvalidArgument.With("resume token: app, session and a ttl of at least a second are required")
+// MintResume signs the token a client presents to reattach session after a
+// reconnect (sent in hello, before the session has an app). Any node with the
+// secret can check it, so a client may reconnect to another node.
+func (s *Signer) MintResume(session string, ttl time.Duration) (string, error) {
+	if session == "" || ttl < time.Second {
+		return "", domain.ErrInvalidArgument.With("resume token: a session and a ttl of at least a second are required")
 	}
 	now := s.clock()
-	return s.sign(resumeClaims{RegisteredClaims: jwt.RegisteredClaims{Issuer: Issuer, Subject: session,
-		Audience: jwt.ClaimStrings{AudienceResume}, IssuedAt: jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl))}, App: app})
+	return s.sign(jwt.RegisteredClaims{Issuer: Issuer, Subject: session, Audience: jwt.ClaimStrings{AudienceResume},
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl))})
 }
 
-// VerifyResume checks a resume token and returns its app and session. Every
-// error matches protocol.ErrResumeFailed and one reason, as for Verify.
-func (s *Signer) VerifyResume(token string) (app, session string, err error) {
+// VerifyResume checks a resume token and returns its session. Every error
+// matches protocol.ErrResumeFailed and one reason, as for Verify.
+func (s *Signer) VerifyResume(token string) (session string, err error) {
 	if token == "" {
-		return "", "", refuse(protocol.ErrResumeFailed, ErrMalformed, "no resume token")
+		return "", refuse(protocol.ErrResumeFailed, ErrMalformed, "no resume token")
 	}
-	var rc resumeClaims
+	var rc jwt.RegisteredClaims
 	tok, err := s.resume.ParseWithClaims(token, &rc, s.key)
-	if err := s.check(protocol.ErrResumeFailed, AudienceResume, tok, &rc.RegisteredClaims, err); err != nil {
-		return "", "", err
+	if err := s.check(protocol.ErrResumeFailed, AudienceResume, tok, &rc, err); err != nil {
+		return "", err
 	}
-	if rc.Subject == "" || rc.App == "" {
-		return "", "", refuse(protocol.ErrResumeFailed, ErrClaims, "no session or app")
+	if rc.Subject == "" {
+		return "", refuse(protocol.ErrResumeFailed, ErrClaims, "no session")
 	}
-	return rc.App, rc.Subject, nil
+	return rc.Subject, nil
 }
 
 func (s *Signer) sign(claims jwt.Claims) (string, error) {

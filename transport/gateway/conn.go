@@ -28,9 +28,10 @@ type outMsg struct {
 // lets it fill up entirely is disconnected (slow_consumer) so that it never
 // stalls a room.
 type conn struct {
-	srv  *Server
-	ws   *websocket.Conn
-	sess *session
+	srv *Server
+	ws  *websocket.Conn
+	// sess is the session the connection carries: a resume replaces it.
+	sess atomic.Pointer[session]
 
 	out     chan outMsg
 	reqs    chan protocol.Request
@@ -45,9 +46,11 @@ type conn struct {
 
 func newConn(srv *Server, ws *websocket.Conn, sess *session) *conn {
 	cfg := srv.cfg
-	return &conn{srv: srv, ws: ws, sess: sess, out: make(chan outMsg, cfg.QueueSize),
+	c := &conn{srv: srv, ws: ws, out: make(chan outMsg, cfg.QueueSize),
 		reqs: make(chan protocol.Request, cfg.RequestQueue), done: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), cfg.RequestBurst)}
+	c.sess.Store(sess)
+	return c
 }
 
 // enqueue queues a frame without ever blocking the caller (the hub fanning a
@@ -109,41 +112,43 @@ func (c *conn) reader(ctx context.Context) {
 			return
 		default:
 		}
-		c.sess.touch()
+		c.sess.Load().touch()
 		if typ != websocket.MessageText {
-			c.sess.reply("", nil, protocol.ErrMalformedRequest.With("binary frames are not part of the protocol"))
+			c.sess.Load().reply("", nil, protocol.ErrMalformedRequest.With("binary frames are not part of the protocol"))
 			continue
 		}
 		if len(data) > c.srv.cfg.MaxFrameBytes {
-			c.sess.reply(peekID(data), nil, protocol.ErrFrameTooLarge.With("%d bytes, at most %d", len(data), c.srv.cfg.MaxFrameBytes))
+			c.sess.Load().reply(peekID(data), nil, protocol.ErrFrameTooLarge.With("%d bytes, at most %d", len(data), c.srv.cfg.MaxFrameBytes))
 			continue
 		}
 		var req protocol.Request
 		if err := strictDecode(data, &req); err != nil {
-			c.sess.reply(peekID(data), nil, protocol.ErrMalformedRequest.With("%v", err))
+			c.sess.Load().reply(peekID(data), nil, protocol.ErrMalformedRequest.With("%v", err))
 			continue
 		}
 		if req.Op == "" {
-			c.sess.reply(req.ID, nil, protocol.ErrMalformedRequest.With("no op"))
+			c.sess.Load().reply(req.ID, nil, protocol.ErrMalformedRequest.With("no op"))
 			continue
 		}
 		if len(req.ID) > 64 {
-			c.sess.reply("", nil, protocol.ErrMalformedRequest.With("the id is longer than 64 bytes"))
+			c.sess.Load().reply("", nil, protocol.ErrMalformedRequest.With("the id is longer than 64 bytes"))
 			continue
 		}
 		if req.Op == protocol.OpHeartbeat {
 			// Answered here, never queued behind slow commands.
-			c.sess.reply(req.ID, nil, nil)
+			s := c.sess.Load()
+			s.heartbeat(ctx)
+			s.reply(req.ID, nil, nil)
 			continue
 		}
 		if !c.limiter.Allow() {
-			c.sess.reply(req.ID, nil, protocol.ErrTooManyRequests.With("%g requests per second", c.srv.cfg.RequestsPerSecond))
+			c.sess.Load().reply(req.ID, nil, protocol.ErrTooManyRequests.With("%g requests per second", c.srv.cfg.RequestsPerSecond))
 			continue
 		}
 		select {
 		case c.reqs <- req:
 		default:
-			c.sess.reply(req.ID, nil, protocol.ErrTooManyRequests.With("%d requests already waiting", cap(c.reqs)))
+			c.sess.Load().reply(req.ID, nil, protocol.ErrTooManyRequests.With("%d requests already waiting", cap(c.reqs)))
 		}
 	}
 }
@@ -177,7 +182,11 @@ func (c *conn) worker(ctx context.Context) {
 		case <-c.done:
 			return
 		case req := <-c.reqs:
-			c.sess.handle(ctx, req)
+			if req.Op == protocol.OpResume {
+				c.resume(ctx, req)
+				continue
+			}
+			c.sess.Load().handle(ctx, req)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,15 @@ type Config struct {
 	Live   *projections.Live
 	Log    *eventstore.Log // for barrage messages, which travel over core NATS
 	Signer *auth.Signer
+	// Presence tracks live sessions (heartbeats) so that a silent one times
+	// out and a reconnecting one can resume. Without it sessions end with
+	// their connection and resume is refused.
+	Presence *engine.Presence
+	// Node names this node (in presence records and takeover notices).
+	Node string
+	// ResumeWindow is how long after a disconnect a client may resume
+	// (the validity of the resume token). Default 20 minutes.
+	ResumeWindow time.Duration
 	// Policy returns an app's policy (the barrage rate limit is enforced here).
 	Policy func(domain.AppID) domain.Policy
 	Clock  engine.Clock
@@ -93,6 +103,7 @@ func (c *Config) setDefaults() {
 	defd(&c.HeartbeatInterval, 30*time.Second)
 	defd(&c.HeartbeatTimeout, 90*time.Second)
 	defd(&c.OnlineCountEvery, time.Second)
+	defd(&c.ResumeWindow, 20*time.Minute)
 	if c.Clock == nil {
 		c.Clock = engine.SystemClock{}
 	}
@@ -129,11 +140,14 @@ type Server struct {
 	closing  bool
 	wg       sync.WaitGroup
 
-	barrage     *nats.Conn
-	barrageSub  *nats.Subscription
-	barrageSubj string
-	limitMu     sync.Mutex
-	limits      map[domain.Key]*rate.Limiter
+	barrage      *nats.Conn
+	barrageSub   *nats.Subscription
+	barrageSubj  string
+	takeoverSub  *nats.Subscription
+	takeoverSubj string
+	node         string
+	limitMu      sync.Mutex
+	limits       map[domain.Key]*rate.Limiter
 
 	stop context.CancelFunc
 }
@@ -156,6 +170,16 @@ func New(cfg Config) (*Server, error) {
 	s.barrage = nc
 	s.barrageSubj = cfg.Log.Prefix() + "-ephemeral.barrage"
 	s.barrageSub, err = nc.Subscribe(s.barrageSubj+".>", s.onBarrage)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s.node = cfg.Node
+	if s.node == "" {
+		s.node = cfg.Engine.NewID(cfg.Clock.Now()).String()
+	}
+	s.takeoverSubj = cfg.Log.Prefix() + "-ephemeral.takeover"
+	s.takeoverSub, err = nc.Subscribe(s.takeoverSubj+".*", s.onTakeover)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -200,6 +224,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(int64(s.cfg.HardFrameBytes))
 	id := domain.SessionID(s.cfg.Engine.NewID(s.cfg.Clock.Now()).String())
+	resume, err := s.cfg.Signer.MintResume(string(id), s.cfg.ResumeWindow+s.cfg.HeartbeatTimeout)
+	if err != nil {
+		ws.Close(websocket.StatusInternalError, "cannot mint a resume token")
+		return
+	}
 	sess := newSession(s, id)
 	c := newConn(s, ws, sess)
 	sess.conn = c
@@ -214,17 +243,75 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer func() {
-		s.hub.forget(sess)
 		s.mu.Lock()
-		delete(s.sessions, id)
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.detach(c)
 		s.wg.Done()
 	}()
 	c.enqueue(eventFrame(protocol.EvHello, "", protocol.Hello{Protocol: protocol.Version, Session: string(id),
-		HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds(), TimeoutMS: s.cfg.HeartbeatTimeout.Milliseconds(),
-		ServerTime: s.cfg.Clock.Now().UnixMilli()}), false)
+		ResumeToken: resume, HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds(),
+		TimeoutMS: s.cfg.HeartbeatTimeout.Milliseconds(), ServerTime: s.cfg.Clock.Now().UnixMilli()}), false)
 	c.serve(context.Background())
+}
+
+// detach ends what connection c carried: its session leaves this node's
+// rooms (it will resume from the log, here or elsewhere) and presence keeps
+// its last heartbeat, so it times out unless it comes back.
+func (s *Server) detach(c *conn) {
+	sess := c.sess.Load()
+	sess.mu.Lock()
+	mine := sess.conn == c
+	if mine {
+		sess.conn = nil
+	}
+	app, bound := sess.app, sess.bound
+	sess.mu.Unlock()
+	if !mine {
+		return // taken over by another connection
+	}
+	s.hub.forget(sess)
+	s.mu.Lock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+	s.mu.Unlock()
+	if bound && s.cfg.Presence != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.cfg.Presence.Detach(ctx, sess.id); err != nil {
+			s.cfg.Logger.Warn("presence detach failed", "session", sess.id, "app", app, "err", err)
+		}
+	}
+}
+
+// onTakeover closes this node's connection of a session another node resumed.
+func (s *Server) onTakeover(m *nats.Msg) {
+	if string(m.Data) == s.node {
+		return // our own notice: the resume already took the session over here
+	}
+	i := strings.LastIndexByte(m.Subject, '.')
+	id, err := eventstore.ParseToken(m.Subject[i+1:])
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	sess := s.sessions[domain.SessionID(id)]
+	if sess != nil {
+		delete(s.sessions, sess.id)
+	}
+	s.mu.Unlock()
+	if sess == nil {
+		return
+	}
+	s.hub.forget(sess)
+	sess.mu.Lock()
+	c := sess.conn
+	sess.conn = nil
+	sess.mu.Unlock()
+	if c != nil {
+		c.close(protocol.ErrSessionReplaced)
+	}
 }
 
 // Sessions returns how many sessions are connected.
@@ -256,6 +343,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.stop()
+	s.takeoverSub.Unsubscribe()
 	s.barrageSub.Unsubscribe()
 	s.barrage.Close()
 	return err

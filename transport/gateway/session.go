@@ -380,9 +380,14 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 		return nil, err
 	}
 	s.mu.Lock()
+	first := !s.bound
 	s.user, s.bound = u, true
 	s.mu.Unlock()
 	s.adopt(claims)
+	if first {
+		// From now on the cluster keeps the session alive on heartbeats.
+		s.heartbeat(ctx)
+	}
 	return nil, s.enter(ctx, req.ID, room, res)
 }
 

@@ -272,3 +272,20 @@ type SessionClosing struct {
 	Error   string `json:"error"`
 	Message string `json:"message"`
 }
+
+// ResumeReply answers a successful resume: the connection carries Session
+// again, and for each room the client named, the missed events follow.
+type ResumeReply struct {
+	Session string                 `json:"session"`
+	Rooms   map[string]ResumedRoom `json:"rooms"`
+}
+
+// ResumedRoom says what happened to one room while the client was away.
+type ResumedRoom struct {
+	// Status is "resumed" (still in the room: the missed events follow, then
+	// live ones) or "left" (removed meanwhile: the missed events up to the
+	// session's own departure follow).
+	Status string `json:"status"`
+	// Seq is where the replay starts after (the seq the client sent).
+	Seq uint64 `json:"seq"`
+}

@@ -57,6 +57,7 @@ type Node struct {
 	Engine     *engine.Engine
 	Live       *projections.Live
 	Timekeeper *engine.Timekeeper
+	Presence   *engine.Presence
 	Gateway    *gateway.Server
 	Signer     *auth.Signer
 	reactor    *engine.Reactor
@@ -137,8 +138,18 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	if err != nil {
 		return err
 	}
+	timeout := n.cfg.Gateway.HeartbeatTimeout
+	if timeout == 0 {
+		timeout = 90 * time.Second
+	}
+	node := n.Engine.NewID(n.cfg.Clock.Now()).String()
+	n.Presence, err = engine.NewPresence(ctx, engine.PresenceConfig{Engine: n.Engine, Log: n.Log, Clock: n.cfg.Clock,
+		Timeout: timeout, Node: node, Replicas: n.cfg.Log.Replicas, Logger: n.cfg.Logger})
+	if err != nil {
+		return err
+	}
 	if n.cfg.HTTPListen != "" {
-		if err := n.startHTTP(); err != nil {
+		if err := n.startHTTP(node); err != nil {
 			return err
 		}
 	}
@@ -146,6 +157,7 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	n.cancel = cancel
 	n.goRun("projection", func() error { return n.Live.Run(runCtx, n.Log, n.filters()) })
 	n.goRun("reactor", func() error { return n.reactor.Run(runCtx) })
+	n.goRun("presence", func() error { return n.Presence.Run(runCtx) })
 	select {
 	case <-n.reactor.Running():
 	case <-ctx.Done():
@@ -210,7 +222,7 @@ func (n *Node) snapshotter() func(projections.Record) {
 
 // startHTTP starts the gateway, the admin API and the health endpoints. The
 // gateway subscribes to the projection before it runs, so it sees every event.
-func (n *Node) startHTTP() error {
+func (n *Node) startHTTP(node string) error {
 	var err error
 	// A few seconds of leeway: a token minted on a host whose clock runs ahead
 	// is valid at once here too.
@@ -220,6 +232,7 @@ func (n *Node) startHTTP() error {
 	gc := n.cfg.Gateway
 	gc.Engine, gc.Live, gc.Log, gc.Signer, gc.Policy, gc.Clock, gc.Logger = n.Engine, n.Live, n.Log, n.Signer,
 		n.decider.Policy, n.cfg.Clock, n.cfg.Logger
+	gc.Presence, gc.Node = n.Presence, node
 	if n.Gateway, err = gateway.New(gc); err != nil {
 		return err
 	}

@@ -1,0 +1,345 @@
+// Package client is roomlog's Go SDK: a WebSocket client of the gateway
+// (transport/gateway, protocol transport/protocol) with the room semantics
+// and the names of ZEGO Express (loginRoom, onRoomStateChanged, ...) and ZIM
+// (createRoom, roomMemberJoined, ...).
+//
+// A Client is one connection-backed session. Every operation is a method
+// that takes a context, sends one protocol request and waits for its reply;
+// the server's refusals come back as *Error, which matches the domain and
+// protocol sentinels with errors.Is. What the server pushes (room state
+// changes, users, streams, messages, ...) is delivered to the callbacks in
+// Options.Handlers.
+//
+// # Callbacks
+//
+// All callbacks of one client run on one goroutine, one at a time, in the
+// order their frames arrived (and SDK-made state changes such as
+// Reconnecting take their place in that order). That goroutine is not the
+// socket reader: frames are buffered between the two without bound, so a slow
+// callback never stalls the connection or the room, and a callback may call
+// the client's methods (LoginRoom from OnRoomStateChanged, ...). While a
+// callback runs, later callbacks wait.
+//
+// # Sequence checks
+//
+// Every room event carries the room's sequence number and the sequence of
+// the previous event the connection was sent for that room. The client tracks
+// the last one per room, starting from the snapshot of the reply that entered
+// the room, and calls OnGap when an event does not follow on. Against a
+// correct server that never happens; it is the client's proof that nothing
+// was lost or reordered.
+//
+// # Reconnection
+//
+// The client sends a heartbeat every interval the server's hello names. When
+// the socket fails or nothing at all arrives for two intervals, every room
+// the client is in gets OnRoomStateChanged(Reconnecting, 1002051) and the
+// client redials with jittered exponential backoff for up to
+// Options.ReconnectWindow (ZEGO's 20 minutes by default):
+//
+//   - it first asks the server to resume the original session (the resume
+//     token of the session's hello, and the last sequence of each room);
+//     each room resumed gets Reconnected (code 0), and the server replays
+//     what the client missed, in order;
+//   - if the server cannot resume (the session timed out: resume_failed,
+//     1906010) or issues no resume token, the client adopts the new
+//     connection's session, restores its room mode and logs into each room
+//     again as it originally did (login, or enter for create/enter/switch
+//     rooms, or join), with the last token it knows; the server then sends
+//     Logining, Logined and the rooms' current state, and other members see
+//     the user ADDed again. A room whose re-login is refused gets
+//     LoginFailed with the code;
+//   - if the window runs out, every room gets ReconnectFailed (1002053) and
+//     every method returns an error with code 1002053: dial again and log in.
+//
+// Requests made while reconnecting wait for the restored connection, bounded
+// by their context and Options.RequestTimeout. A request whose reply was
+// lost with the connection fails with code 1002051 (it may or may not have
+// taken effect). A room the user was kicked out of (KickOut) is not
+// re-entered, and a connection the server closed with session_replaced
+// (1906009, the session was resumed elsewhere) is not reconnected at all.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// Options configures a client. The zero value of every field is its default.
+type Options struct {
+	// Logger receives the client's diagnostics (default slog.Default()).
+	Logger *slog.Logger
+	// HTTPHeader is sent with every WebSocket handshake, reconnections included.
+	HTTPHeader http.Header
+	// DialTimeout bounds one connection attempt: the handshake and the
+	// hello frame (default 10 s).
+	DialTimeout time.Duration
+	// RequestTimeout bounds every request, waiting for a connection
+	// included; past it the request fails with code 1002053
+	// (domain.ErrTimeout). Default 15 s.
+	RequestTimeout time.Duration
+	// ReconnectWindow is how long the client tries to restore a lost
+	// connection before it gives up with ReconnectFailed (default 20 min,
+	// ZEGO's retry window).
+	ReconnectWindow time.Duration
+	// BackoffMin and BackoffMax bound the delay between reconnection
+	// attempts, which doubles from one to the next, with jitter (defaults
+	// 250 ms and 10 s).
+	BackoffMin, BackoffMax time.Duration
+	// ReadLimit is the largest frame accepted from the server (default
+	// 16 MiB: a room snapshot lists every member).
+	ReadLimit int64
+	// Clock is the time source (default the real clock); see Clock.
+	Clock Clock
+	// Handlers are the callbacks; nil ones are skipped.
+	Handlers Handlers
+}
+
+func (o *Options) setDefaults() {
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defd(&o.DialTimeout, 10*time.Second)
+	defd(&o.RequestTimeout, 15*time.Second)
+	defd(&o.ReconnectWindow, 20*time.Minute)
+	defd(&o.BackoffMin, 250*time.Millisecond)
+	defd(&o.BackoffMax, 10*time.Second)
+	if o.ReadLimit == 0 {
+		o.ReadLimit = 16 << 20
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// validate reports every problem at once.
+func (o *Options) validate() error {
+	var errs []error
+	for name, d := range map[string]time.Duration{"DialTimeout": o.DialTimeout, "RequestTimeout": o.RequestTimeout,
+		"ReconnectWindow": o.ReconnectWindow, "BackoffMin": o.BackoffMin, "BackoffMax": o.BackoffMax} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("client: %s must not be negative, got %v", name, d))
+		}
+	}
+	if o.BackoffMin > o.BackoffMax {
+		errs = append(errs, fmt.Errorf("client: BackoffMin %v exceeds BackoffMax %v", o.BackoffMin, o.BackoffMax))
+	}
+	if o.ReadLimit < 0 {
+		errs = append(errs, fmt.Errorf("client: ReadLimit must not be negative, got %d", o.ReadLimit))
+	}
+	return errors.Join(errs...)
+}
+
+// Client is one session with a roomlog gateway. Its methods are safe for
+// concurrent use, callbacks included.
+type Client struct {
+	url   string
+	opts  Options
+	log   *slog.Logger
+	clock Clock
+	disp  *dispatcher
+	ids   atomic.Uint64
+
+	// ctx ends when the client is closed; it stops reconnection.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu sync.Mutex
+	// link is the connection requests go to: nil while reconnecting (and
+	// during the re-logins that follow a reconnection).
+	link *link
+	// changed is closed (and replaced) whenever link or stopErr changes, to
+	// wake the requests waiting for a connection.
+	changed chan struct{}
+	// stopErr is set once the client can no longer serve: ErrClosed,
+	// errReconnectFailed or errReplaced.
+	stopErr error
+	closed  bool
+	// session and resumeToken are those of the session the client speaks
+	// for: the first connection's, until a resume fails and a new
+	// connection's session is adopted.
+	session     string
+	resumeToken string
+	// mode is the room mode set by SetRoomMode ("" if never set);
+	// modeApplied says whether the current session has it (a new session
+	// must get it before the re-logins).
+	mode        domain.RoomMode
+	modeApplied bool
+	// user is the session's user as the last LoginRoom gave it, for
+	// switches re-entered with a login.
+	user *User
+	// token is the latest token the client sent (login or renew): rooms
+	// entered without one are re-entered with it.
+	token string
+	// rooms is every room the session is in, or on its way in or out of.
+	rooms     map[string]*roomTrack
+	nextOrder uint64
+	// loginFailed records the rooms for which the server sent LoginFailed
+	// since the flag was cleared, so that a failed re-login is reported once.
+	loginFailed map[string]bool
+}
+
+// roomTrack is what the client keeps per room: the sequence check and what
+// it needs to enter the room again.
+type roomTrack struct {
+	seq   uint64
+	entry entry
+	order uint64 // rooms are re-entered in the order they were first entered
+	// leaving: the session asked to leave (logout, leave, the from room of a
+	// switch) and the departure event is on its way; never re-entered.
+	leaving bool
+	// relogin: the session the room was entered with is gone; the room is
+	// entered again on the next connection.
+	relogin bool
+}
+
+// entry is how a room was entered, to enter it again after a reconnection.
+type entry struct {
+	op     protocol.Op // OpLogin, OpEnterRoom or OpJoinRoom
+	user   *User
+	name   string // the room's name, for enter
+	token  string
+	role   string
+	config *RoomConfig
+}
+
+// Dial connects to the gateway at url (ws://host/ws or wss://host/ws),
+// reads the hello frame (the session, its resume token and heartbeat
+// interval) and returns the client. The session logs into nothing yet.
+func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{url: url, opts: opts, log: opts.Logger, clock: opts.Clock, changed: make(chan struct{}),
+		rooms: map[string]*roomTrack{}, loginFailed: map[string]bool{}}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.disp = newDispatcher()
+	dctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	defer cancel()
+	l, err := c.connect(dctx)
+	if err == nil {
+		c.mu.Lock()
+		c.session, c.resumeToken = l.hello.Session, l.hello.ResumeToken
+		c.mu.Unlock()
+		err = c.install(l)
+	}
+	if err != nil {
+		c.cancel()
+		c.disp.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Session returns the ID of the session the client speaks for. It changes
+// only when a reconnection could not resume the session and a new one was
+// adopted.
+func (c *Client) Session() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session
+}
+
+// Close closes the connection and stops reconnecting; every method then
+// returns ErrClosed, and callbacks still queued are dropped.
+//
+// Closing is not a logout: the server keeps the session in its rooms (other
+// members still see the user) until its heartbeat times out. Call
+// LogoutAllRooms or LeaveAllRooms first to leave at once.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	l := c.link
+	c.link = nil
+	c.stopLocked(ErrClosed)
+	c.mu.Unlock()
+	c.cancel()
+	if l != nil {
+		l.closeNormally()
+	}
+	c.disp.stop()
+	return nil
+}
+
+// stopLocked puts the client in its final state; c.mu is held.
+func (c *Client) stopLocked(err error) {
+	if c.stopErr == nil || err == ErrClosed {
+		c.stopErr = err
+	}
+	c.signalLocked()
+}
+
+// signalLocked wakes every request waiting for a connection; c.mu is held.
+func (c *Client) signalLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// install makes l the connection requests go to, unless it died already or
+// the client stopped.
+func (c *Client) install(l *link) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopErr != nil {
+		go l.closeNormally()
+		return c.stopErr
+	}
+	if l.isDead() {
+		return fmt.Errorf("roomlog: the connection failed: %w", l.cause())
+	}
+	c.link = l
+	c.signalLocked()
+	return nil
+}
+
+// do sends one request and waits for its reply: on the current connection,
+// or on the next one while reconnecting. hook, if not nil, runs on the
+// reader goroutine when the reply succeeds, before any later frame is
+// handled (it records what a reply changes, such as the sequence a room's
+// events start from); it runs even if the caller stopped waiting.
+func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(data []byte) error) ([]byte, error) {
+	expired := make(chan struct{})
+	t := c.clock.AfterFunc(c.opts.RequestTimeout, func() { close(expired) })
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		l, changed, stopErr := c.link, c.changed, c.stopErr
+		c.mu.Unlock()
+		if stopErr != nil {
+			return nil, stopErr
+		}
+		if l != nil {
+			data, err := l.roundTrip(ctx, expired, op, payload, hook)
+			if err != errNotSent {
+				return data, err
+			}
+			// The link died before the request left: wait for the next.
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("roomlog: %s: %w", op, ctx.Err())
+		case <-expired:
+			return nil, localError(op, domain.ErrTimeout, "no connection within %v", c.opts.RequestTimeout)
+		}
+	}
+}

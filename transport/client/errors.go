@@ -1,0 +1,102 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// Error is a failed operation: a refusal from the server (the reply's code,
+// name and message), or a failure the SDK reports with the code a ZEGO app
+// expects (a request timeout, a connection lost before the reply, a
+// reconnect window that ran out).
+//
+// It matches the domain and protocol sentinels of the same code with
+// errors.Is (errors.Is(err, domain.ErrTokenInvalid)), exactly as
+// *domain.Error does, and errors.As can also extract a *domain.Error from it
+// (Unwrap returns one with the same code, name and message).
+type Error struct {
+	// Op is the operation that failed ("" when the error is not about one).
+	Op      protocol.Op
+	Code    domain.Code
+	Name    string
+	Message string
+
+	// local marks errors the SDK made up rather than received: the
+	// reconnection logic retries those but not the server's refusals.
+	local bool
+}
+
+func (e *Error) Error() string {
+	s := "roomlog: "
+	if e.Op != "" {
+		s += string(e.Op) + ": "
+	}
+	s += fmt.Sprintf("%s (%d)", e.Name, e.Code)
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Is reports whether target is a *domain.Error or an *Error with the same code.
+func (e *Error) Is(target error) bool {
+	switch t := target.(type) {
+	case *domain.Error:
+		return t != nil && t.Code == e.Code
+	case *Error:
+		return t != nil && t.Code == e.Code
+	}
+	return false
+}
+
+// Unwrap returns the error as a *domain.Error, for code that uses errors.As
+// with the server's error type.
+func (e *Error) Unwrap() error {
+	return &domain.Error{Code: e.Code, Name: e.Name, Message: e.Message}
+}
+
+// ErrClosed is returned by every method once Close was called.
+var ErrClosed = errors.New("roomlog: the client is closed")
+
+// serverError is the error of a reply with a non-zero code.
+func serverError(op protocol.Op, f *protocol.Frame) *Error {
+	return &Error{Op: op, Code: f.Code, Name: f.Error, Message: f.Message}
+}
+
+// localError builds an SDK-side error from a sentinel's code and name.
+func localError(op protocol.Op, sentinel *domain.Error, format string, args ...any) *Error {
+	return &Error{Op: op, Code: sentinel.Code, Name: sentinel.Name, Message: fmt.Sprintf(format, args...), local: true}
+}
+
+// isLocal reports whether err was made up by the SDK (the connection failed,
+// a request timed out) rather than sent by the server.
+func isLocal(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.local
+	}
+	return true
+}
+
+// errConnLost fails a request that was sent but whose reply cannot come: the
+// connection it went out on is gone. Whether it took effect is unknown.
+func errConnLost(op protocol.Op) *Error {
+	return localError(op, domain.ErrReconnecting,
+		"the connection was lost before the reply; the operation may or may not have taken effect")
+}
+
+// errNotSent is returned by a link that died before the request left: the
+// request is sent again on the next connection.
+var errNotSent = localError("", domain.ErrReconnecting, "the connection was lost before the request was sent")
+
+// errReconnectFailed is what every method returns once the reconnect window
+// ran out (ZEGO ReconnectFailed).
+var errReconnectFailed = localError("", domain.ErrTimeout,
+	"the connection could not be restored within the reconnect window; dial again and log in")
+
+// errReplaced is what every method returns once the server said the session
+// was resumed on another connection.
+var errReplaced = localError("", protocol.ErrSessionReplaced, "%s", protocol.ErrSessionReplaced.Message)

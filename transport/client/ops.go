@@ -1,0 +1,377 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// RoomMode is a session's room mode (ZEGO ZegoRoomMode).
+type RoomMode = domain.RoomMode
+
+// Room modes.
+const (
+	SingleRoom = domain.SingleRoom
+	MultiRoom  = domain.MultiRoom
+)
+
+// Roles (TRTC): an anchor may publish, an audience member only plays.
+const (
+	RoleAnchor   = string(domain.Anchor)
+	RoleAudience = string(domain.Audience)
+)
+
+// LoginOptions are the optional parts of LoginRoom.
+type LoginOptions struct {
+	// Token authenticates the login; it may be left out after a login or a
+	// RenewToken on the same session (the session's token is used).
+	Token string
+	// Role is RoleAnchor (the default) or RoleAudience.
+	Role string
+}
+
+// SwitchOptions are the optional parts of SwitchRoom.
+type SwitchOptions struct {
+	Token, Role string
+	// ToName and Config apply if the switch creates the room.
+	ToName string
+	Config *RoomConfig
+	// CreateIfMissing is ZIM's isCreateWhenRoomNotExisted (default true, as
+	// ZEGO's switchRoom always creates).
+	CreateIfMissing *bool
+}
+
+// RoomOptions are the optional parts of CreateRoom, EnterRoom and JoinRoom.
+type RoomOptions struct {
+	// User defaults to the session's user, else the token's.
+	User        *User
+	Token, Role string
+	// Config applies when the operation creates the room (not JoinRoom).
+	Config *RoomConfig
+}
+
+// PublishOptions are the optional parts of StartPublishingStream.
+type PublishOptions struct {
+	// Room is required in multi-room mode (1003070 otherwise).
+	Room      string
+	ExtraInfo string
+}
+
+// MessageResult identifies a sent message: its ID and, for the messages that
+// are room events (broadcast, custom command), the room event's sequence.
+type MessageResult struct {
+	ID  string
+	Seq uint64
+}
+
+// SetRoomMode chooses the session's room mode before its first login (ZEGO
+// setRoomMode); afterwards it fails with 1001020. The mode is restored on a
+// new session after a reconnection.
+func (c *Client) SetRoomMode(ctx context.Context, mode RoomMode) error {
+	_, err := c.do(ctx, protocol.OpSetRoomMode, protocol.SetRoomModeRequest{Mode: string(mode)}, func([]byte) error {
+		c.mu.Lock()
+		c.mode, c.modeApplied = mode, true
+		c.mu.Unlock()
+		return nil
+	})
+	return err
+}
+
+// LoginRoom logs into a room (ZEGO loginRoom), creating it if needed, and
+// returns the room's state. The client gets Logining, then Logined and the
+// room's other users, streams and extra info as callbacks; on failure
+// LoginFailed with the code (1002033 for a bad token).
+func (c *Client) LoginRoom(ctx context.Context, room string, user User, opts LoginOptions) (*RoomSnapshot, error) {
+	e := entry{op: protocol.OpLogin, user: &user, token: opts.Token, role: opts.Role}
+	return c.enter(ctx, protocol.OpLogin, room, protocol.LoginRequest{Room: room, User: user, Token: opts.Token,
+		Role: opts.Role}, e, nil)
+}
+
+// LogoutRoom leaves one room (ZEGO logoutRoom(roomID)): the client gets
+// Logout, other members the user DELETE. Leaving a room the session is not
+// in fails with 1002002 (and LogoutFailed). The empty room ID is refused
+// (use LogoutAllRooms), so that a missing ID never logs out of everything.
+func (c *Client) LogoutRoom(ctx context.Context, room string) error {
+	if room == "" {
+		return localError(protocol.OpLogout, domain.ErrInvalidArgument, "no room: use LogoutAllRooms")
+	}
+	_, err := c.leave(ctx, protocol.OpLogout, protocol.LogoutRequest{Room: room})
+	return err
+}
+
+// LogoutAllRooms leaves every room (ZEGO logoutRoom()) and returns their IDs.
+func (c *Client) LogoutAllRooms(ctx context.Context) ([]string, error) {
+	return c.leave(ctx, protocol.OpLogout, nil)
+}
+
+// SwitchRoom leaves from and logs into to as one step (ZEGO and ZIM
+// switchRoom): from gets Logout, to gets Logining and Logined.
+func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOptions) (*RoomSnapshot, error) {
+	req := protocol.SwitchRoomRequest{From: from, To: to, Token: opts.Token, Role: opts.Role, ToName: opts.ToName,
+		Config: opts.Config, CreateIfMissing: opts.CreateIfMissing}
+	// The target is re-entered the way the session entered rooms before
+	// (ZEGO login or ZIM enter/join), so a new session gets the same mode.
+	c.mu.Lock()
+	e := entry{op: protocol.OpEnterRoom, name: opts.ToName, token: opts.Token, role: opts.Role, config: opts.Config}
+	if r := c.rooms[from]; r != nil && r.entry.op == protocol.OpLogin && c.user != nil {
+		u := *c.user
+		e.op, e.user, e.name, e.config = protocol.OpLogin, &u, "", nil
+	} else if opts.CreateIfMissing != nil && !*opts.CreateIfMissing {
+		e.op = protocol.OpJoinRoom
+	}
+	c.mu.Unlock()
+	return c.enter(ctx, protocol.OpSwitchRoom, to, req, e, func() { c.leaving(from) })
+}
+
+// CreateRoom creates a room and joins it (ZIM createRoom); it fails with
+// 1902003 if the room exists.
+func (c *Client) CreateRoom(ctx context.Context, room RoomInfo, opts RoomOptions) (*RoomSnapshot, error) {
+	return c.createRoom(ctx, protocol.OpCreateRoom, room, opts)
+}
+
+// EnterRoom joins a room, creating it if it does not exist (ZIM enterRoom).
+func (c *Client) EnterRoom(ctx context.Context, room RoomInfo, opts RoomOptions) (*RoomSnapshot, error) {
+	return c.createRoom(ctx, protocol.OpEnterRoom, room, opts)
+}
+
+func (c *Client) createRoom(ctx context.Context, op protocol.Op, room RoomInfo, opts RoomOptions) (*RoomSnapshot, error) {
+	// A created room is re-entered with enter: creating it again would
+	// fail while it exists.
+	e := entry{op: protocol.OpEnterRoom, user: opts.User, name: room.Name, token: opts.Token, role: opts.Role,
+		config: opts.Config}
+	return c.enter(ctx, op, room.ID, protocol.CreateRoomRequest{Room: room, User: opts.User, Token: opts.Token,
+		Role: opts.Role, Config: opts.Config}, e, nil)
+}
+
+// JoinRoom joins a room that exists (ZIM joinRoom); 1902002 otherwise.
+// opts.Config is ignored.
+func (c *Client) JoinRoom(ctx context.Context, room string, opts RoomOptions) (*RoomSnapshot, error) {
+	e := entry{op: protocol.OpJoinRoom, user: opts.User, token: opts.Token, role: opts.Role}
+	return c.enter(ctx, protocol.OpJoinRoom, room, protocol.JoinRoomRequest{Room: room, User: opts.User,
+		Token: opts.Token, Role: opts.Role}, e, nil)
+}
+
+// LeaveRoom leaves one room (ZIM leaveRoom).
+func (c *Client) LeaveRoom(ctx context.Context, room string) error {
+	_, err := c.leave(ctx, protocol.OpLeaveRoom, protocol.RoomRequest{Room: room})
+	return err
+}
+
+// LeaveAllRooms leaves every room this session is in (ZIM leaveAllRoom) and
+// returns their IDs; the user's other sessions are not affected.
+func (c *Client) LeaveAllRooms(ctx context.Context) ([]string, error) {
+	return c.leave(ctx, protocol.OpLeaveAllRooms, nil)
+}
+
+// StartPublishingStream publishes a stream (ZEGO startPublishingStream) and
+// returns the room it is published in. In multi-room mode opts.Room is
+// required (1003070); a stream ID another publisher holds fails with 1903001;
+// an audience member gets 1903002.
+func (c *Client) StartPublishingStream(ctx context.Context, stream string, opts PublishOptions) (string, error) {
+	return c.streamOp(ctx, protocol.OpPublish, protocol.PublishRequest{Stream: stream, Room: opts.Room,
+		ExtraInfo: opts.ExtraInfo})
+}
+
+// StopPublishingStream stops publishing a stream (ZEGO stopPublishingStream).
+func (c *Client) StopPublishingStream(ctx context.Context, stream string) error {
+	_, err := c.streamOp(ctx, protocol.OpStopPublish, protocol.StreamRequest{Stream: stream})
+	return err
+}
+
+// SetStreamExtraInfo sets a published stream's extra info (ZEGO
+// setStreamExtraInfo); the room's other members get
+// OnRoomStreamExtraInfoUpdate.
+func (c *Client) SetStreamExtraInfo(ctx context.Context, stream, info string) error {
+	_, err := c.streamOp(ctx, protocol.OpSetStreamExtraInfo, protocol.StreamExtraInfoRequest{Stream: stream,
+		ExtraInfo: info})
+	return err
+}
+
+// StartPlayingStream plays a stream (ZEGO startPlayingStream) and returns
+// the room it is played in. In multi-room mode room may be empty only if the
+// stream is published in one of the session's rooms (the Web SDK's way;
+// 1004070 otherwise).
+func (c *Client) StartPlayingStream(ctx context.Context, stream, room string) (string, error) {
+	return c.streamOp(ctx, protocol.OpPlay, protocol.PlayRequest{Stream: stream, Room: room})
+}
+
+// StopPlayingStream stops playing a stream (ZEGO stopPlayingStream).
+func (c *Client) StopPlayingStream(ctx context.Context, stream, room string) error {
+	_, err := c.streamOp(ctx, protocol.OpStopPlay, protocol.PlayRequest{Stream: stream, Room: room})
+	return err
+}
+
+// SendBroadcastMessage sends a message to every other member of the room
+// (ZEGO sendBroadcastMessage): reliable, ordered, in the room's history.
+// Bodies over the app's limit (1 KB) fail with 1905001, bursts over the
+// room's rate with 1905002.
+func (c *Client) SendBroadcastMessage(ctx context.Context, room, msg string) (MessageResult, error) {
+	return c.message(ctx, protocol.OpBroadcast, protocol.MessageRequest{Room: room, Message: msg})
+}
+
+// SendBarrageMessage sends a best-effort message to every other member
+// (ZEGO sendBarrageMessage): it is not a room event, has no sequence, and
+// may be dropped under load.
+func (c *Client) SendBarrageMessage(ctx context.Context, room, msg string) (MessageResult, error) {
+	return c.message(ctx, protocol.OpBarrage, protocol.MessageRequest{Room: room, Message: msg})
+}
+
+// SendCustomCommand sends a command to the listed users of the room, or to
+// every other member when to is empty (ZEGO sendCustomCommand).
+func (c *Client) SendCustomCommand(ctx context.Context, room, command string, to []string) (MessageResult, error) {
+	return c.message(ctx, protocol.OpCustomCommand, protocol.CustomCommandRequest{Room: room, To: to, Command: command})
+}
+
+// SetRoomExtraInfo sets one room extra info key (ZEGO setRoomExtraInfo);
+// members get OnRoomExtraInfoUpdate, and later members get it at login.
+func (c *Client) SetRoomExtraInfo(ctx context.Context, room, key, value string) error {
+	_, err := c.do(ctx, protocol.OpSetRoomExtraInfo, protocol.RoomExtraInfoRequest{Room: room, Key: key, Value: value}, nil)
+	return err
+}
+
+// SetRoomAttributes sets room attributes (ZIM setRoomAttributes); members
+// get OnRoomAttributesUpdated. The ZIM limits apply (1902004).
+func (c *Client) SetRoomAttributes(ctx context.Context, room string, attrs map[string]string) error {
+	_, err := c.do(ctx, protocol.OpSetRoomAttributes, protocol.RoomAttributesRequest{Room: room, Attributes: attrs}, nil)
+	return err
+}
+
+// DeleteRoomAttributes deletes room attributes (ZIM deleteRoomAttributes).
+func (c *Client) DeleteRoomAttributes(ctx context.Context, room string, keys []string) error {
+	_, err := c.do(ctx, protocol.OpDeleteRoomAttributes, protocol.RoomAttributesRequest{Room: room, Keys: keys}, nil)
+	return err
+}
+
+// QueryRoom returns the current state of a room the session is in.
+func (c *Client) QueryRoom(ctx context.Context, room string) (*RoomSnapshot, error) {
+	data, err := c.do(ctx, protocol.OpQueryRoom, protocol.RoomRequest{Room: room}, nil)
+	if err != nil {
+		return nil, err
+	}
+	var snap RoomSnapshot
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return nil, fmt.Errorf("roomlog: query_room: %w", err)
+	}
+	return &snap, nil
+}
+
+// RenewToken replaces the session's token (ZEGO renewToken), typically from
+// OnRoomTokenWillExpire. The client also re-enters its rooms with it after a
+// reconnection.
+func (c *Client) RenewToken(ctx context.Context, token string) error {
+	_, err := c.do(ctx, protocol.OpRenewToken, protocol.TokenRequest{Token: token}, func([]byte) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.token = token
+		for _, r := range c.rooms {
+			r.entry.token = token
+		}
+		return nil
+	})
+	return err
+}
+
+// enter runs an operation that enters room. Its reply's snapshot starts the
+// room's sequence check; this is recorded on the reader goroutine, before
+// the room's next event is read. also, if not nil, runs then too.
+func (c *Client) enter(ctx context.Context, op protocol.Op, room string, req any, e entry, also func()) (*RoomSnapshot, error) {
+	var snap RoomSnapshot
+	_, err := c.do(ctx, op, req, func(data []byte) error {
+		if err := json.Unmarshal(data, &snap); err != nil {
+			return fmt.Errorf("roomlog: %s: the reply is not a room snapshot: %w", op, err)
+		}
+		if also != nil {
+			also()
+		}
+		c.entered(room, snap.Seq, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &snap, nil
+}
+
+// entered records that the session is in room as of seq.
+func (c *Client) entered(room string, seq uint64, e entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.token == "" {
+		e.token = c.token // the login used the session's token
+	} else {
+		c.token = e.token
+	}
+	if e.op == protocol.OpLogin && e.user != nil {
+		u := *e.user
+		c.user = &u
+	}
+	r := c.rooms[room]
+	if r == nil {
+		c.nextOrder++
+		r = &roomTrack{order: c.nextOrder}
+		c.rooms[room] = r
+	}
+	r.seq, r.entry, r.leaving, r.relogin = seq, e, false, false
+}
+
+// leaving marks rooms the session asked to leave: their departure event is
+// on its way, and they are not re-entered if the connection is lost first.
+func (c *Client) leaving(rooms ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, room := range rooms {
+		if r := c.rooms[room]; r != nil {
+			r.leaving = true
+		}
+	}
+}
+
+// leave runs logout or leave_room / leave_all_rooms and returns the rooms left.
+func (c *Client) leave(ctx context.Context, op protocol.Op, req any) ([]string, error) {
+	var rep protocol.RoomsReply
+	_, err := c.do(ctx, op, req, func(data []byte) error {
+		if len(data) > 0 {
+			if err := json.Unmarshal(data, &rep); err != nil {
+				return fmt.Errorf("roomlog: %s: %w", op, err)
+			}
+		}
+		c.leaving(rep.Rooms...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clip(rep.Rooms), nil
+}
+
+func (c *Client) streamOp(ctx context.Context, op protocol.Op, req any) (string, error) {
+	data, err := c.do(ctx, op, req, nil)
+	if err != nil {
+		return "", err
+	}
+	var rep protocol.StreamReply
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &rep); err != nil {
+			return "", fmt.Errorf("roomlog: %s: %w", op, err)
+		}
+	}
+	return rep.Room, nil
+}
+
+func (c *Client) message(ctx context.Context, op protocol.Op, req any) (MessageResult, error) {
+	data, err := c.do(ctx, op, req, nil)
+	if err != nil {
+		return MessageResult{}, err
+	}
+	var rep protocol.MessageReply
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &rep); err != nil {
+			return MessageResult{}, fmt.Errorf("roomlog: %s: %w", op, err)
+		}
+	}
+	return MessageResult{ID: rep.MessageID, Seq: rep.Seq}, nil
+}

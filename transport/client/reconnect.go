@@ -1,0 +1,383 @@
+package client
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// Resume statuses of a room in the resume reply.
+const (
+	resumeResumed = "resumed" // the session is still in the room; missed events follow
+	resumeLeft    = "left"    // the session left the room while away; its departure is among the missed events
+)
+
+// resumeReply is the data of a successful resume reply.
+type resumeReply struct {
+	Session string                      `json:"session"`
+	Rooms   map[string]resumeRoomStatus `json:"rooms"`
+}
+
+type resumeRoomStatus struct {
+	Status string `json:"status"`
+	Seq    uint64 `json:"seq"`
+}
+
+// errStopped ends the reconnection loop: the client was closed.
+var errStopped = errors.New("roomlog: stopped")
+
+// lost handles the end of a link: for the current link it starts the
+// reconnection (or stops the client for good after session_replaced); for
+// a link still being set up by a reconnection it only ends it, and the
+// reconnection loop sees its requests fail.
+func (c *Client) lost(l *link, why error) {
+	if !l.kill(why) {
+		return
+	}
+	c.mu.Lock()
+	if c.link != l || c.stopErr != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.link = nil
+	c.signalLocked()
+	if l.replaced.Load() {
+		// The session lives on another connection now: reconnecting would
+		// take it back from there.
+		c.stopLocked(errReplaced)
+		c.mu.Unlock()
+		c.log.Warn("roomlog: the session was resumed on another connection; not reconnecting")
+		return
+	}
+	rooms := c.activeRoomsLocked()
+	c.mu.Unlock()
+	c.log.Warn("roomlog: connection lost; reconnecting", "err", why, "rooms", len(rooms))
+	for _, room := range rooms {
+		c.state(room, StateReconnecting, domain.ErrReconnecting.Code, StateInfo{Reason: "connection_lost",
+			ZIMState: "Connecting", ZIMEvent: "NetworkInterrupted"})
+	}
+	go c.reconnect()
+}
+
+// activeRoomsLocked returns the rooms the session is in and means to stay
+// in, in the order they were entered; c.mu is held.
+func (c *Client) activeRoomsLocked() []string {
+	var rs []*roomTrack
+	names := map[*roomTrack]string{}
+	for name, r := range c.rooms {
+		if !r.leaving {
+			rs = append(rs, r)
+			names[r] = name
+		}
+	}
+	slices.SortFunc(rs, func(a, b *roomTrack) int { return cmp.Compare(a.order, b.order) })
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = names[r]
+	}
+	return out
+}
+
+// reconnect redials until a connection is restored, the window runs out,
+// or the client is closed.
+func (c *Client) reconnect() {
+	deadline := c.clock.Now().Add(c.opts.ReconnectWindow)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			wait := min(c.backoff(attempt), deadline.Sub(c.clock.Now()))
+			if !c.sleep(wait) {
+				return
+			}
+		}
+		if !c.clock.Now().Before(deadline) {
+			c.giveUp()
+			return
+		}
+		err := c.reattach(deadline)
+		if err == nil {
+			c.log.Info("roomlog: connection restored", "attempts", attempt+1, "session", c.Session())
+			return
+		}
+		if errors.Is(err, errStopped) || c.ctx.Err() != nil {
+			return
+		}
+		c.log.Info("roomlog: reconnection attempt failed", "attempt", attempt+1, "err", err)
+	}
+}
+
+// backoff is the delay before attempt n (n ≥ 1): BackoffMin doubled each
+// time up to BackoffMax, of which a random half is jitter, so that the
+// clients of a failed server do not all come back at once.
+func (c *Client) backoff(n int) time.Duration {
+	d := c.opts.BackoffMin
+	for i := 1; i < n && d < c.opts.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.opts.BackoffMax)
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d on the client's clock; false if the client was closed.
+func (c *Client) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return c.ctx.Err() == nil
+	}
+	done := make(chan struct{})
+	t := c.clock.AfterFunc(d, func() { close(done) })
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+// giveUp ends the reconnection: ReconnectFailed for every room, and the
+// client stops.
+func (c *Client) giveUp() {
+	c.mu.Lock()
+	if c.stopErr != nil {
+		c.mu.Unlock()
+		return
+	}
+	rooms := c.activeRoomsLocked()
+	clear(c.rooms)
+	c.stopLocked(errReconnectFailed)
+	c.mu.Unlock()
+	c.log.Warn("roomlog: reconnect window ran out", "window", c.opts.ReconnectWindow)
+	for _, room := range rooms {
+		c.state(room, StateReconnectFailed, domain.ErrTimeout.Code, StateInfo{Reason: "reconnect_window_elapsed",
+			ZIMState: "Disconnected", ZIMEvent: "NetworkInterrupted"})
+	}
+}
+
+// reattach makes one attempt: dial, resume the session or adopt the new
+// one, re-enter the rooms that need it, and install the connection.
+func (c *Client) reattach(deadline time.Time) error {
+	ctx, cancel := context.WithTimeout(c.ctx, min(c.opts.DialTimeout, max(deadline.Sub(c.clock.Now()), 0)))
+	l, err := c.connect(ctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if err := c.restore(l); err != nil {
+		l.kill(err)
+		if c.ctx.Err() != nil {
+			return errStopped
+		}
+		return err
+	}
+	if err := c.install(l); err != nil {
+		if c.ctx.Err() != nil {
+			return errStopped
+		}
+		return err
+	}
+	return nil
+}
+
+// request sends one request on l during a reconnection, bounded by the
+// request timeout.
+func (c *Client) request(l *link, op protocol.Op, payload any, hook func([]byte) error) ([]byte, error) {
+	expired := make(chan struct{})
+	t := c.clock.AfterFunc(c.opts.RequestTimeout, func() { close(expired) })
+	defer t.Stop()
+	return l.roundTrip(c.ctx, expired, op, payload, hook)
+}
+
+// restore brings the session back on l: resume first, else a new session
+// and re-logins. An error means l is unusable (try another connection).
+func (c *Client) restore(l *link) error {
+	c.mu.Lock()
+	token := c.resumeToken
+	seqs := map[string]uint64{}
+	for name, r := range c.rooms {
+		if !r.relogin {
+			seqs[name] = r.seq
+		}
+	}
+	c.mu.Unlock()
+
+	resumed := false
+	if token != "" {
+		_, err := c.request(l, protocol.OpResume, protocol.ResumeRequest{ResumeToken: token, Rooms: seqs},
+			func(data []byte) error { return c.resumed(data, seqs) })
+		switch {
+		case err == nil:
+			resumed = true
+		case errors.Is(err, protocol.ErrResumeFailed) && !isLocal(err),
+			errors.Is(err, protocol.ErrUnknownOperation) && !isLocal(err):
+			// The session is gone (timed out server-side), or the server
+			// cannot resume: start over on the new session.
+			c.log.Info("roomlog: the session cannot be resumed; logging in again", "err", err)
+		default:
+			return fmt.Errorf("resume: %w", err)
+		}
+	}
+	if !resumed {
+		c.adopt(l.hello)
+	}
+	if err := c.restoreMode(l); err != nil {
+		return err
+	}
+	return c.relogin(l)
+}
+
+// resumed applies a successful resume reply, on the reader goroutine, so
+// that Reconnected is queued before the missed events that follow it.
+func (c *Client) resumed(data []byte, sent map[string]uint64) error {
+	var rep resumeReply
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return fmt.Errorf("roomlog: resume: %w", err)
+	}
+	c.mu.Lock()
+	if rep.Session != "" {
+		c.session = rep.Session
+	}
+	var back []string
+	for name := range sent {
+		r := c.rooms[name]
+		if r == nil {
+			continue
+		}
+		switch st := rep.Rooms[name]; st.Status {
+		case resumeResumed:
+			if !r.leaving {
+				back = append(back, name)
+			}
+		case resumeLeft:
+			// The departure event is among the missed events and ends the
+			// room's tracking; until then the room is not re-entered.
+			r.leaving = true
+		default:
+			// The server does not know the session in this room: nothing
+			// more will come for it.
+			c.log.Warn("roomlog: resume says nothing of a room; forgetting it", "room", name, "status", st.Status)
+			delete(c.rooms, name)
+		}
+	}
+	c.mu.Unlock()
+	slices.Sort(back)
+	for _, room := range back {
+		c.state(room, StateReconnected, 0, StateInfo{Reason: "resumed", ZIMState: "Connected", ZIMEvent: "Success"})
+	}
+	return nil
+}
+
+// adopt makes l's session the client's: the old one is gone, so every room
+// the client meant to stay in must be entered again.
+func (c *Client) adopt(h protocol.Hello) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.session, c.resumeToken = h.Session, h.ResumeToken
+	c.modeApplied = false
+	for name, r := range c.rooms {
+		if r.leaving {
+			delete(c.rooms, name)
+			continue
+		}
+		r.relogin, r.seq = true, 0
+	}
+}
+
+// restoreMode sets the room mode the app chose on a new session, before
+// any re-login.
+func (c *Client) restoreMode(l *link) error {
+	c.mu.Lock()
+	mode, applied := c.mode, c.modeApplied
+	c.mu.Unlock()
+	if mode == "" || applied {
+		return nil
+	}
+	_, err := c.request(l, protocol.OpSetRoomMode, protocol.SetRoomModeRequest{Mode: string(mode)}, nil)
+	if err != nil && isLocal(err) {
+		return err
+	}
+	if err != nil {
+		c.log.Warn("roomlog: cannot restore the room mode on the new session", "mode", mode, "err", err)
+	}
+	c.mu.Lock()
+	c.modeApplied = true
+	c.mu.Unlock()
+	return nil
+}
+
+// relogin enters again, on l, every room whose session was lost. A room
+// the server refuses gets LoginFailed and is forgotten; a connection
+// failure aborts (the rooms left are entered on the next connection).
+func (c *Client) relogin(l *link) error {
+	for {
+		c.mu.Lock()
+		var name string
+		var next *roomTrack
+		for n, r := range c.rooms {
+			if r.relogin && (next == nil || r.order < next.order) {
+				name, next = n, r
+			}
+		}
+		if next == nil {
+			c.mu.Unlock()
+			return nil
+		}
+		e := next.entry
+		delete(c.loginFailed, name)
+		c.mu.Unlock()
+
+		_, err := c.request(l, e.op, e.request(name), func(data []byte) error {
+			var snap RoomSnapshot
+			if err := json.Unmarshal(data, &snap); err != nil {
+				return fmt.Errorf("roomlog: %s: %w", e.op, err)
+			}
+			c.entered(name, snap.Seq, e)
+			return nil
+		})
+		if err == nil {
+			continue
+		}
+		if isLocal(err) {
+			return fmt.Errorf("re-enter %q: %w", name, err)
+		}
+		c.mu.Lock()
+		told := c.loginFailed[name]
+		if r := c.rooms[name]; r == next {
+			delete(c.rooms, name)
+		}
+		c.mu.Unlock()
+		c.log.Warn("roomlog: cannot enter a room again after reconnecting", "room", name, "err", err)
+		if !told {
+			var ce *Error
+			errors.As(err, &ce)
+			c.state(name, StateLoginFailed, ce.Code, StateInfo{Reason: "relogin_failed", ZIMState: "Disconnected",
+				ZIMEvent: "LoginFailed"})
+		}
+	}
+}
+
+// request is the request that enters room again as e entered it.
+func (e entry) request(room string) any {
+	switch e.op {
+	case protocol.OpLogin:
+		var u User
+		if e.user != nil {
+			u = *e.user
+		}
+		return protocol.LoginRequest{Room: room, User: u, Token: e.token, Role: e.role}
+	case protocol.OpJoinRoom:
+		return protocol.JoinRoomRequest{Room: room, User: e.user, Token: e.token, Role: e.role}
+	default:
+		return protocol.CreateRoomRequest{Room: RoomInfo{ID: room, Name: e.name}, User: e.user, Token: e.token,
+			Role: e.role, Config: e.config}
+	}
+}

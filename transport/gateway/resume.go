@@ -1,0 +1,260 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/projections"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// heartbeat records that the session was heard from. Heartbeats are not
+// events: they go to presence, where every node can see a session go silent.
+func (s *session) heartbeat(ctx context.Context) {
+	s.touch()
+	s.mu.Lock()
+	app, bound := s.app, s.bound
+	s.mu.Unlock()
+	if bound && s.srv.cfg.Presence != nil {
+		if err := s.srv.cfg.Presence.Beat(ctx, app, s.id); err != nil {
+			s.srv.cfg.Logger.Warn("presence heartbeat failed", "session", s.id, "err", err)
+		}
+	}
+}
+
+// resume reattaches the session named by a resume token to this connection,
+// replays what each of its rooms saw while it was away, and switches it to
+// live delivery (seed case 1: others see nothing of the interruption). If
+// the session timed out meanwhile the client gets resume_failed and logs in
+// again (seed case 2).
+func (c *conn) resume(ctx context.Context, req protocol.Request) {
+	fresh := c.sess.Load()
+	s, reply, err := c.srv.reattach(ctx, c, fresh, req)
+	if err != nil {
+		fresh.reply(req.ID, nil, err)
+		return
+	}
+	s.reply(req.ID, reply, nil)
+	rooms := slices.Sorted(maps.Keys(reply.Rooms))
+	var after map[string]uint64
+	var r protocol.ResumeRequest
+	if decode(req, &r) == nil {
+		after = r.Rooms
+	}
+	for _, room := range rooms {
+		if err := c.srv.replay(ctx, s, domain.RoomID(room), after[room]); err != nil {
+			// Without its history the client cannot be told the truth:
+			// close, and it resumes again from the same place.
+			c.srv.cfg.Logger.Warn("resume replay failed", "session", s.id, "room", room, "err", err)
+			c.close(domain.ErrUnavailable.With("replay of room %q failed", room))
+			return
+		}
+	}
+}
+
+// reattach checks the resume request and makes the connection carry the
+// resumed session.
+func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req protocol.Request) (*session, protocol.ResumeReply, error) {
+	var r protocol.ResumeRequest
+	if err := decode(req, &r); err != nil {
+		return nil, protocol.ResumeReply{}, err
+	}
+	fresh.mu.Lock()
+	used := fresh.bound || fresh.app != ""
+	fresh.mu.Unlock()
+	if used {
+		return nil, protocol.ResumeReply{}, protocol.ErrResumeFailed.With("resume must come before any login on a connection")
+	}
+	if srv.cfg.Presence == nil {
+		return nil, protocol.ResumeReply{}, protocol.ErrResumeFailed.With("this node does not keep sessions across connections")
+	}
+	id, err := srv.cfg.Signer.VerifyResume(r.ResumeToken)
+	if err != nil {
+		return nil, protocol.ResumeReply{}, err
+	}
+	sid := domain.SessionID(id)
+	rec, alive, err := srv.cfg.Presence.Lookup(ctx, sid)
+	if err != nil {
+		return nil, protocol.ResumeReply{}, domain.ErrUnavailable.With("presence: %v", err)
+	}
+	if !alive {
+		return nil, protocol.ResumeReply{}, protocol.ErrResumeFailed.With("the session timed out; log in again")
+	}
+	// The session as the log knows it.
+	var st *domain.Session
+	srv.cfg.Live.Read(func(m *projections.Model) {
+		if a := m.App(rec.App); a != nil && a.Sessions[sid] != nil {
+			st = a.Sessions[sid].Clone()
+		}
+	})
+	s := newSession(srv, sid)
+	s.app = rec.App
+	if st != nil && st.Opened {
+		s.user, s.bound, s.mode = domain.User{ID: st.User, Name: st.UserName}, true, st.Mode
+	}
+	s.conn = c
+	if err := srv.cfg.Presence.Beat(ctx, rec.App, sid); err != nil {
+		return nil, protocol.ResumeReply{}, domain.ErrUnavailable.With("presence: %v", err)
+	}
+	// Take the session over: from another connection on this node, and
+	// from any other node (which closes its connection on hearing this).
+	srv.mu.Lock()
+	old := srv.sessions[sid]
+	srv.sessions[sid] = s
+	delete(srv.sessions, fresh.id)
+	srv.mu.Unlock()
+	if old != nil {
+		srv.hub.forget(old)
+		old.mu.Lock()
+		oc := old.conn
+		old.conn = nil
+		old.mu.Unlock()
+		if oc != nil && oc != c {
+			oc.close(protocol.ErrSessionReplaced)
+		}
+	}
+	if err := srv.barrage.Publish(srv.takeoverSubj+"."+eventstore.Token(id), []byte(srv.node)); err != nil {
+		srv.cfg.Logger.Warn("takeover notice failed", "session", sid, "err", err)
+	}
+	c.sess.Store(s)
+	reply := protocol.ResumeReply{Session: id, Rooms: map[string]protocol.ResumedRoom{}}
+	srv.cfg.Live.Read(func(m *projections.Model) {
+		a := m.App(rec.App)
+		for room, seq := range r.Rooms {
+			status := "left"
+			if a != nil && a.Rooms[domain.RoomID(room)] != nil {
+				if _, in := a.Rooms[domain.RoomID(room)].MemberBySession(s.user.ID, sid); in {
+					status = "resumed"
+				}
+			}
+			reply.Rooms[room] = protocol.ResumedRoom{Status: status, Seq: seq}
+		}
+	})
+	return s, reply, nil
+}
+
+// replay sends session s every event of room it has not seen (those after
+// seq after), read from the log, then registers it for live delivery if it is
+// still in the room, with nothing lost or repeated in between.
+func (srv *Server) replay(ctx context.Context, s *session, room domain.RoomID, after uint64) error {
+	key := domain.RoomKey(s.app, room)
+	subject := srv.cfg.Log.Subject(string(key.App), string(key.Kind), key.ID)
+	recs, next, err := srv.readRoom(ctx, subject, after, 0)
+	if err != nil {
+		return err
+	}
+	return srv.hub.resume(s, key, after, recs, func(have uint64) ([]projections.Record, error) {
+		// Events folded by the projection since the read above.
+		more, _, err := srv.readRoom(ctx, subject, have, next)
+		return more, err
+	})
+}
+
+// readRoom reads the room's messages holding events after seq after,
+// starting at stream sequence from (0: find it by binary search), and
+// returns them with the stream sequence to continue from.
+func (srv *Server) readRoom(ctx context.Context, subject string, after, from uint64) ([]projections.Record, uint64, error) {
+	log := srv.cfg.Log
+	if from == 0 {
+		start, ok, err := log.Search(ctx, subject, func(rec eventstore.Record) (bool, error) {
+			events, err := domain.DecodeEvents(rec.Data)
+			if err != nil {
+				return false, err
+			}
+			return events[len(events)-1].Seq > after, nil
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		if !ok {
+			last, err := log.LastSeq(ctx)
+			return nil, last + 1, err
+		}
+		from = start
+	}
+	var recs []projections.Record
+	next := from
+	_, err := log.Read(ctx, []string{subject}, from, func(raw eventstore.Record) error {
+		rec, err := projections.Decode(raw)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec)
+		next = raw.Seq + 1
+		return nil
+	})
+	return recs, next, err
+}
+
+// resume sends s the events of recs after seq after, reads more with more if
+// the projection has folded past them, and registers s in the room if it is
+// still a member, all while holding the hub so no live event slips between.
+func (h *hub) resume(s *session, key domain.Key, after uint64, recs []projections.Record,
+	more func(have uint64) ([]projections.Record, error)) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var now uint64
+	var member bool
+	uid := s.userID()
+	h.live.Read(func(m *projections.Model) {
+		if a := m.App(key.App); a != nil && a.Rooms[domain.RoomID(key.ID)] != nil {
+			r := a.Rooms[domain.RoomID(key.ID)]
+			now = r.Seq
+			_, member = r.MemberBySession(uid, s.id)
+		}
+	})
+	have := after
+	if n := len(recs); n > 0 {
+		have = recs[n-1].Events[len(recs[n-1].Events)-1].Seq
+	}
+	if have < now {
+		extra, err := more(have)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, extra...)
+	}
+	last, left := after, false
+	for _, rec := range recs {
+		for i := range rec.Events {
+			e := &rec.Events[i]
+			if e.Seq <= after || e.Seq > now || left {
+				continue
+			}
+			frames, err := translate(e, rec.Seq)
+			if err != nil {
+				return fmt.Errorf("translate %s: %w", e.Type, err)
+			}
+			for _, f := range frames {
+				if !f.to.includes(s.id, uid) {
+					continue
+				}
+				s.send(f.bytes(last), false)
+				last = e.Seq
+				if f.to.leaves {
+					left = true
+					break
+				}
+			}
+		}
+	}
+	if member && !left {
+		members := h.rooms[key]
+		if members == nil {
+			members = map[*session]*membership{}
+			h.rooms[key] = members
+		}
+		// last is what the client last got: the next event's prev. Events up
+		// to now that were for the session were all replayed, so none can
+		// come twice; later ones arrive live.
+		members[s] = &membership{last: last}
+		s.mu.Lock()
+		s.rooms[domain.RoomID(key.ID)] = true
+		s.mu.Unlock()
+	}
+	return nil
+}

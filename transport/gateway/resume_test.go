@@ -1,0 +1,317 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/roomlog/roomlog/cmd/roomd/node"
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/netcut"
+	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+func startClocked(t *testing.T, clock *estest.Clock, p domain.Policy, gc gateway.Config) *node.Node {
+	t.Helper()
+	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir()}, Clock: clock,
+		Policy: domain.Config{Default: p}, Secret: secret, HTTPListen: "127.0.0.1:0", Gateway: gc, Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// dialVia connects through a proxy and returns the wire and its hello.
+func dialVia(t *testing.T, addr string) (*wire, protocol.Hello) {
+	t.Helper()
+	ws, _, err := websocket.Dial(estest.Ctx(t), "ws://"+addr+"/ws",
+		&websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	w := &wire{t: t, ws: ws}
+	f := w.next()
+	var h protocol.Hello
+	if f.Event != protocol.EvHello || json.Unmarshal(f.Data, &h) != nil {
+		t.Fatalf("first frame %+v", f)
+	}
+	return w, h
+}
+
+func login(t *testing.T, n *node.Node, w *wire, user, room string) protocol.RoomSnapshot {
+	t.Helper()
+	id := "login-" + room
+	w.send(id, protocol.OpLogin, protocol.LoginRequest{Room: room, User: protocol.User{ID: user, Name: user}, Token: token(t, n, user)})
+	f := w.reply(id)
+	var snap protocol.RoomSnapshot
+	if f.Code != 0 || json.Unmarshal(f.Data, &snap) != nil {
+		t.Fatalf("%s login to %s: %+v", user, room, f)
+	}
+	return snap
+}
+
+func ok(t *testing.T, w *wire, id string, op protocol.Op, data any) protocol.Frame {
+	t.Helper()
+	w.send(id, op, data)
+	f := w.reply(id)
+	if f.Code != 0 {
+		t.Fatalf("%s: %+v", op, f)
+	}
+	return f
+}
+
+// waitTracked waits until presence has a timer for n sessions.
+func waitTracked(t *testing.T, n *node.Node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Presence.Tracked() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("presence tracks %d sessions, want %d", n.Presence.Tracked(), want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// roomFrames reads frames until pred says stop, returning the room events seen.
+func roomFrames(w *wire, stop func(protocol.Frame) bool) []protocol.Frame {
+	var out []protocol.Frame
+	for {
+		f := w.next()
+		if f.Type == protocol.TypeEvent && f.Seq != 0 {
+			out = append(out, f)
+		}
+		if stop(f) {
+			return out
+		}
+	}
+}
+
+// Seed case 1: the client reconnects before the heartbeat timeout. The others
+// see nothing; the client gets every event it missed, in order, no gap, no
+// duplicate, and then live events.
+func TestResumeWithinTheTimeout(t *testing.T) {
+	clock := estest.NewClock(t0)
+	p := domain.DefaultPolicy()
+	p.MultiRoom = true
+	n := startClocked(t, clock, p, gateway.Config{})
+	proxy, err := netcut.Listen(n.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	alice, hello := dialVia(t, proxy.Addr())
+	snap := login(t, n, alice, "alice", "r1")
+	bob := dial(t, n)
+	login(t, n, bob, "bob", "r1")
+	last := alice.until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate }).Seq
+	waitTracked(t, n, 2)
+
+	proxy.Cut() // the network drops alice
+	for i := range 5 {
+		ok(t, bob, fmt.Sprint("b", i), protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: fmt.Sprint("missed ", i)})
+	}
+	ok(t, bob, "x", protocol.OpSetRoomExtraInfo, protocol.RoomExtraInfoRequest{Room: "r1", Key: "topic", Value: "while away"})
+	carol := dial(t, n)
+	login(t, n, carol, "carol", "r1")
+	ok(t, carol, "bye", protocol.OpLogout, protocol.LogoutRequest{Room: "r1"})
+	clock.Advance(30 * time.Second) // well within the 90 s timeout
+
+	again, fresh := dialVia(t, proxy.Addr())
+	again.send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken, Rooms: map[string]uint64{"r1": last}})
+	f := again.reply("r")
+	var rr protocol.ResumeReply
+	if f.Code != 0 || json.Unmarshal(f.Data, &rr) != nil || rr.Session != hello.Session || rr.Rooms["r1"].Status != "resumed" {
+		t.Fatalf("resume: %+v %+v (fresh session %s)", f, rr, fresh.Session)
+	}
+	ok(t, bob, "live", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "live again"})
+	frames := roomFrames(again, func(f protocol.Frame) bool { return strings.Contains(string(f.Data), "live again") })
+	var kinds []string
+	prev := last
+	for _, f := range frames {
+		if f.Prev != prev || f.Seq <= prev {
+			t.Fatalf("frame seq %d prev %d after seq %d: a gap or a duplicate", f.Seq, f.Prev, prev)
+		}
+		prev = f.Seq
+		kinds = append(kinds, string(f.Event))
+	}
+	want := "broadcast_message broadcast_message broadcast_message broadcast_message broadcast_message room_extra_info_update room_user_update room_user_update broadcast_message"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Errorf("replayed and live events:\n got %s\nwant %s", got, want)
+	}
+	if snap.Seq >= last {
+		t.Errorf("snapshot seq %d, then bob's join at %d", snap.Seq, last)
+	}
+	// Bob saw nothing of alice's interruption.
+	bob.send("end", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "end"})
+	for _, f := range roomFrames(bob, func(f protocol.Frame) bool { return f.Type == protocol.TypeReply && f.ID == "end" }) {
+		if f.Event == protocol.EvRoomUserUpdate && strings.Contains(string(f.Data), `"alice"`) {
+			t.Errorf("bob was told about alice: %s", f.Data)
+		}
+	}
+}
+
+// Seed case 2: the client comes back after the timeout. The timeout was
+// recorded (others got DELETE); resume is refused; a new login is ADDed.
+func TestResumeAfterTheTimeoutIsRefused(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	proxy, err := netcut.Listen(n.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	alice, hello := dialVia(t, proxy.Addr())
+	login(t, n, alice, "alice", "r1")
+	bob := dial(t, n)
+	login(t, n, bob, "bob", "r1")
+	waitTracked(t, n, 2)
+	proxy.Cut()
+	clock.Advance(89 * time.Second)
+	ok(t, bob, "hb", protocol.OpHeartbeat, nil) // bob is alive
+	waitTracked(t, n, 2)
+	clock.Advance(2 * time.Second) // alice's 90 s are up
+	gone := bob.until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
+	if !strings.Contains(string(gone.Data), `"DELETE"`) || !strings.Contains(string(gone.Data), `"alice"`) {
+		t.Fatalf("bob got %s, want alice DELETE", gone.Data)
+	}
+	again, _ := dialVia(t, proxy.Addr())
+	again.send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken, Rooms: map[string]uint64{"r1": 3}})
+	if f := again.reply("r"); f.Code != protocol.ErrResumeFailed.Code {
+		t.Fatalf("resume after the timeout: %+v", f)
+	}
+	login(t, n, again, "alice", "r1")
+	back := bob.until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
+	if !strings.Contains(string(back.Data), `"ADD"`) {
+		t.Fatalf("bob got %s, want alice ADD", back.Data)
+	}
+}
+
+// A client that hangs (reads nothing, sends no heartbeat) times out on time.
+func TestAHungClientTimesOut(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	proxy, err := netcut.Listen(n.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	alice, _ := dialVia(t, proxy.Addr())
+	login(t, n, alice, "alice", "r1")
+	bob := dial(t, n)
+	login(t, n, bob, "bob", "r1")
+	waitTracked(t, n, 2)
+	proxy.Freeze()
+	clock.Advance(60 * time.Second)
+	ok(t, bob, "hb", protocol.OpHeartbeat, nil)
+	waitTracked(t, n, 2)
+	clock.Advance(31 * time.Second)
+	gone := bob.until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
+	if !strings.Contains(string(gone.Data), `"DELETE"`) {
+		t.Fatalf("bob got %s", gone.Data)
+	}
+	var timedOut int
+	_, err = n.Log.Read(estest.Ctx(t), []string{n.Log.Prefix() + ".>"}, 1, func(rec eventstore.Record) error {
+		events, _ := domain.DecodeEvents(rec.Data)
+		for _, e := range events {
+			if d, ok := e.Data.(*domain.SessionTimedOutData); ok {
+				timedOut++
+				if want := t0; !d.LastSeen.Equal(want) || !e.Time.Equal(t0.Add(90*time.Second)) {
+					t.Errorf("timeout recorded at %v for last seen %v; want 90 s after %v", e.Time, d.LastSeen, want)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || timedOut != 1 {
+		t.Fatalf("%d timeouts recorded (%v), want 1", timedOut, err)
+	}
+}
+
+// A client that stops reading in a busy room is disconnected; the room and
+// its other members go on undisturbed.
+func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
+	p := domain.DefaultPolicy()
+	p.Limits.BroadcastPerSecond = 1 << 20
+	n := startClocked(t, estest.NewClock(t0), p, gateway.Config{QueueSize: 512, WriteTimeout: 200 * time.Millisecond,
+		RequestsPerSecond: 1e6, RequestBurst: 1e6})
+	proxy, err := netcut.Listen(n.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	stalled, _ := dialVia(t, proxy.Addr())
+	login(t, n, stalled, "stalled", "busy")
+	bob, carol := dial(t, n), dial(t, n)
+	login(t, n, bob, "bob", "busy")
+	login(t, n, carol, "carol", "busy")
+	proxy.Freeze()
+	// Carol reads as a healthy client does, while bob floods the room.
+	type result struct {
+		got int
+		err error
+	}
+	carolDone := make(chan result, 1)
+	stop := make(chan int, 1)
+	go func() {
+		got, prev, want := 0, uint64(0), -1
+		for want < 0 || got < want {
+			select {
+			case want = <-stop:
+				continue
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, b, err := carol.ws.Read(ctx)
+			cancel()
+			if err != nil {
+				carolDone <- result{got, err}
+				return
+			}
+			var f protocol.Frame
+			json.Unmarshal(b, &f)
+			if f.Event != protocol.EvBroadcastMessage {
+				continue
+			}
+			if prev != 0 && f.Prev != prev {
+				carolDone <- result{got, fmt.Errorf("frame prev %d after %d", f.Prev, prev)}
+				return
+			}
+			prev = f.Seq
+			got++
+		}
+		carolDone <- result{got, nil}
+	}()
+	body := strings.Repeat("x", 1000)
+	deadline := time.Now().Add(20 * time.Second)
+	sent := 0
+	for n.Gateway.Sessions() == 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled reader was never disconnected after %d broadcasts", sent)
+		}
+		ok(t, bob, fmt.Sprint(sent), protocol.OpBroadcast, protocol.MessageRequest{Room: "busy", Message: body})
+		sent++
+	}
+	stop <- sent
+	// Carol got every one of bob's messages, in order, without a gap.
+	if r := <-carolDone; r.err != nil || r.got != sent {
+		t.Fatalf("carol got %d of %d broadcasts: %v", r.got, sent, r.err)
+	}
+	t.Logf("the stalled reader was disconnected after %d broadcasts of 1 KB", sent)
+	ok(t, carol, "still", protocol.OpBroadcast, protocol.MessageRequest{Room: "busy", Message: "still here"})
+	msg := bob.until(func(f protocol.Frame) bool { return strings.Contains(string(f.Data), "still here") })
+	if msg.Event != protocol.EvBroadcastMessage {
+		t.Fatalf("bob got %+v", msg)
+	}
+}
