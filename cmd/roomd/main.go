@@ -36,11 +36,11 @@ import (
 
 // options are roomd's settings.
 type options struct {
-	data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
-	replicas, maxRooms                                                     int
-	multiRoom                                                              string // "true", "false", or "" (dev: true, else false)
-	heartbeat, heartbeatTimeout                                            time.Duration
-	shutdownGrace                                                          time.Duration
+	role, data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
+	replicas, maxRooms                                                           int
+	multiRoom                                                                    string // "true", "false", or "" (dev: true, else false)
+	heartbeat, heartbeatTimeout                                                  time.Duration
+	shutdownGrace                                                                time.Duration
 }
 
 func envName(flag string) string {
@@ -53,6 +53,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	var o options
 	fs := flag.NewFlagSet("roomd", flag.ContinueOnError)
 	fs.SetOutput(errOut)
+	fs.StringVar(&o.role, "role", "all", `"all": a whole node; "nats": only the embedded JetStream server, for nodes started with -nats-url`)
 	fs.StringVar(&o.data, "data", "roomlog-data", "folder of the embedded JetStream store")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS URL(s); set, nothing is embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", `the embedded server's client port, for roomctl and other nodes ("off": none)`)
@@ -214,6 +215,13 @@ func devSecret(data string) ([]byte, error) {
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) error {
+	switch o.role {
+	case "all":
+	case "nats":
+		return runNATS(ctx, o, logger)
+	default:
+		return fmt.Errorf("-role: want all or nats, got %q", o.role)
+	}
 	cfg, dev, err := config(o, logger)
 	if err != nil {
 		return err
@@ -244,6 +252,26 @@ and an admin token:
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
 	return n.Shutdown(sctx)
+}
+
+// runNATS runs only the embedded JetStream server (with the log's stream),
+// for nodes that connect to it with -nats-url: the log then outlives any of
+// them.
+func runNATS(ctx context.Context, o options, logger *slog.Logger) error {
+	mode, err := eventstore.ParseSyncMode(o.sync)
+	if err != nil {
+		return err
+	}
+	if o.natsListen == "off" {
+		return errors.New("-role nats needs -nats-listen")
+	}
+	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen, Logger: logger})
+	if err != nil {
+		return err
+	}
+	logger.Info("roomd is serving JetStream", "nats", log.ClientURL(), "data", o.data, "sync", o.sync)
+	<-ctx.Done()
+	return log.Close()
 }
 
 func describe(o options, n *node.Node) string {

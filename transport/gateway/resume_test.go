@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/tests/netcut"
+	"github.com/roomlog/roomlog/tests/wire"
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
@@ -32,46 +31,6 @@ func startClocked(t *testing.T, clock *estest.Clock, p domain.Policy, gc gateway
 	return n
 }
 
-// dialVia connects through a proxy and returns the wire and its hello.
-func dialVia(t *testing.T, addr string) (*wire, protocol.Hello) {
-	t.Helper()
-	ws, _, err := websocket.Dial(estest.Ctx(t), "ws://"+addr+"/ws",
-		&websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ws.CloseNow() })
-	w := &wire{t: t, ws: ws}
-	f := w.next()
-	var h protocol.Hello
-	if f.Event != protocol.EvHello || json.Unmarshal(f.Data, &h) != nil {
-		t.Fatalf("first frame %+v", f)
-	}
-	return w, h
-}
-
-func login(t *testing.T, n *node.Node, w *wire, user, room string) protocol.RoomSnapshot {
-	t.Helper()
-	id := "login-" + room
-	w.send(id, protocol.OpLogin, protocol.LoginRequest{Room: room, User: protocol.User{ID: user, Name: user}, Token: token(t, n, user)})
-	f := w.reply(id)
-	var snap protocol.RoomSnapshot
-	if f.Code != 0 || json.Unmarshal(f.Data, &snap) != nil {
-		t.Fatalf("%s login to %s: %+v", user, room, f)
-	}
-	return snap
-}
-
-func ok(t *testing.T, w *wire, id string, op protocol.Op, data any) protocol.Frame {
-	t.Helper()
-	w.send(id, op, data)
-	f := w.reply(id)
-	if f.Code != 0 {
-		t.Fatalf("%s: %+v", op, f)
-	}
-	return f
-}
-
 // waitTracked waits until presence has a timer for n sessions.
 func waitTracked(t *testing.T, n *node.Node, want int) {
 	t.Helper()
@@ -84,11 +43,11 @@ func waitTracked(t *testing.T, n *node.Node, want int) {
 	}
 }
 
-// roomFrames reads frames until pred says stop, returning the room events seen.
-func roomFrames(w *wire, stop func(protocol.Frame) bool) []protocol.Frame {
+// roomFrames reads frames until stop says so, returning the room events seen.
+func roomFrames(w *wire.Conn, stop func(protocol.Frame) bool) []protocol.Frame {
 	var out []protocol.Frame
 	for {
-		f := w.next()
+		f := w.Next()
 		if f.Type == protocol.TypeEvent && f.Seq != 0 {
 			out = append(out, f)
 		}
@@ -111,31 +70,33 @@ func TestResumeWithinTheTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxy.Close() })
-	alice, hello := dialVia(t, proxy.Addr())
-	snap := login(t, n, alice, "alice", "r1")
+	alice := wire.Dial(t, proxy.Addr())
+	hello := alice.Hello
+	snap := alice.Login("r1", "alice", token(t, n, "alice"))
 	bob := dial(t, n)
-	login(t, n, bob, "bob", "r1")
-	last := alice.until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate }).Seq
+	bob.Login("r1", "bob", token(t, n, "bob"))
+	last := alice.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate }).Seq
 	waitTracked(t, n, 2)
 
 	proxy.Cut() // the network drops alice
 	for i := range 5 {
-		ok(t, bob, fmt.Sprint("b", i), protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: fmt.Sprint("missed ", i)})
+		bob.Do(fmt.Sprint("b", i), protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: fmt.Sprint("missed ", i)})
 	}
-	ok(t, bob, "x", protocol.OpSetRoomExtraInfo, protocol.RoomExtraInfoRequest{Room: "r1", Key: "topic", Value: "while away"})
+	bob.Do("x", protocol.OpSetRoomExtraInfo, protocol.RoomExtraInfoRequest{Room: "r1", Key: "topic", Value: "while away"})
 	carol := dial(t, n)
-	login(t, n, carol, "carol", "r1")
-	ok(t, carol, "bye", protocol.OpLogout, protocol.LogoutRequest{Room: "r1"})
+	carol.Login("r1", "carol", token(t, n, "carol"))
+	carol.Do("bye", protocol.OpLogout, protocol.LogoutRequest{Room: "r1"})
 	clock.Advance(30 * time.Second) // well within the 90 s timeout
 
-	again, fresh := dialVia(t, proxy.Addr())
-	again.send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken, Rooms: map[string]uint64{"r1": last}})
-	f := again.reply("r")
+	again := wire.Dial(t, proxy.Addr())
+	fresh := again.Hello
+	again.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken, Rooms: map[string]uint64{"r1": last}})
+	f := again.Reply("r")
 	var rr protocol.ResumeReply
 	if f.Code != 0 || json.Unmarshal(f.Data, &rr) != nil || rr.Session != hello.Session || rr.Rooms["r1"].Status != "resumed" {
 		t.Fatalf("resume: %+v %+v (fresh session %s)", f, rr, fresh.Session)
 	}
-	ok(t, bob, "live", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "live again"})
+	bob.Do("live", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "live again"})
 	frames := roomFrames(again, func(f protocol.Frame) bool { return strings.Contains(string(f.Data), "live again") })
 	var kinds []string
 	prev := last
@@ -154,7 +115,7 @@ func TestResumeWithinTheTimeout(t *testing.T) {
 		t.Errorf("snapshot seq %d, then bob's join at %d", snap.Seq, last)
 	}
 	// Bob saw nothing of alice's interruption.
-	bob.send("end", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "end"})
+	bob.Send("end", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "end"})
 	for _, f := range roomFrames(bob, func(f protocol.Frame) bool { return f.Type == protocol.TypeReply && f.ID == "end" }) {
 		if f.Event == protocol.EvRoomUserUpdate && strings.Contains(string(f.Data), `"alice"`) {
 			t.Errorf("bob was told about alice: %s", f.Data)
@@ -172,27 +133,28 @@ func TestResumeAfterTheTimeoutIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxy.Close() })
-	alice, hello := dialVia(t, proxy.Addr())
-	login(t, n, alice, "alice", "r1")
+	alice := wire.Dial(t, proxy.Addr())
+	hello := alice.Hello
+	alice.Login("r1", "alice", token(t, n, "alice"))
 	bob := dial(t, n)
-	login(t, n, bob, "bob", "r1")
+	bob.Login("r1", "bob", token(t, n, "bob"))
 	waitTracked(t, n, 2)
 	proxy.Cut()
 	clock.Advance(89 * time.Second)
-	ok(t, bob, "hb", protocol.OpHeartbeat, nil) // bob is alive
+	bob.Do("hb", protocol.OpHeartbeat, nil) // bob is alive
 	waitTracked(t, n, 2)
 	clock.Advance(2 * time.Second) // alice's 90 s are up
-	gone := bob.until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
+	gone := bob.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
 	if !strings.Contains(string(gone.Data), `"DELETE"`) || !strings.Contains(string(gone.Data), `"alice"`) {
 		t.Fatalf("bob got %s, want alice DELETE", gone.Data)
 	}
-	again, _ := dialVia(t, proxy.Addr())
-	again.send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken, Rooms: map[string]uint64{"r1": 3}})
-	if f := again.reply("r"); f.Code != protocol.ErrResumeFailed.Code {
+	again := wire.Dial(t, proxy.Addr())
+	again.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken, Rooms: map[string]uint64{"r1": 3}})
+	if f := again.Reply("r"); f.Code != protocol.ErrResumeFailed.Code {
 		t.Fatalf("resume after the timeout: %+v", f)
 	}
-	login(t, n, again, "alice", "r1")
-	back := bob.until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
+	again.Login("r1", "alice", token(t, n, "alice"))
+	back := bob.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
 	if !strings.Contains(string(back.Data), `"ADD"`) {
 		t.Fatalf("bob got %s, want alice ADD", back.Data)
 	}
@@ -207,17 +169,17 @@ func TestAHungClientTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxy.Close() })
-	alice, _ := dialVia(t, proxy.Addr())
-	login(t, n, alice, "alice", "r1")
+	alice := wire.Dial(t, proxy.Addr())
+	alice.Login("r1", "alice", token(t, n, "alice"))
 	bob := dial(t, n)
-	login(t, n, bob, "bob", "r1")
+	bob.Login("r1", "bob", token(t, n, "bob"))
 	waitTracked(t, n, 2)
 	proxy.Freeze()
 	clock.Advance(60 * time.Second)
-	ok(t, bob, "hb", protocol.OpHeartbeat, nil)
+	bob.Do("hb", protocol.OpHeartbeat, nil)
 	waitTracked(t, n, 2)
 	clock.Advance(31 * time.Second)
-	gone := bob.until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
+	gone := bob.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
 	if !strings.Contains(string(gone.Data), `"DELETE"`) {
 		t.Fatalf("bob got %s", gone.Data)
 	}
@@ -251,11 +213,11 @@ func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxy.Close() })
-	stalled, _ := dialVia(t, proxy.Addr())
-	login(t, n, stalled, "stalled", "busy")
+	stalled := wire.Dial(t, proxy.Addr())
+	stalled.Login("busy", "stalled", token(t, n, "stalled"))
 	bob, carol := dial(t, n), dial(t, n)
-	login(t, n, bob, "bob", "busy")
-	login(t, n, carol, "carol", "busy")
+	bob.Login("busy", "bob", token(t, n, "bob"))
+	carol.Login("busy", "carol", token(t, n, "carol"))
 	proxy.Freeze()
 	// Carol reads as a healthy client does, while bob floods the room.
 	type result struct {
@@ -273,7 +235,7 @@ func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
 			default:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, b, err := carol.ws.Read(ctx)
+			_, b, err := carol.WS.Read(ctx)
 			cancel()
 			if err != nil {
 				carolDone <- result{got, err}
@@ -300,7 +262,7 @@ func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the stalled reader was never disconnected after %d broadcasts", sent)
 		}
-		ok(t, bob, fmt.Sprint(sent), protocol.OpBroadcast, protocol.MessageRequest{Room: "busy", Message: body})
+		bob.Do(fmt.Sprint(sent), protocol.OpBroadcast, protocol.MessageRequest{Room: "busy", Message: body})
 		sent++
 	}
 	stop <- sent
@@ -309,8 +271,8 @@ func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
 		t.Fatalf("carol got %d of %d broadcasts: %v", r.got, sent, r.err)
 	}
 	t.Logf("the stalled reader was disconnected after %d broadcasts of 1 KB", sent)
-	ok(t, carol, "still", protocol.OpBroadcast, protocol.MessageRequest{Room: "busy", Message: "still here"})
-	msg := bob.until(func(f protocol.Frame) bool { return strings.Contains(string(f.Data), "still here") })
+	carol.Do("still", protocol.OpBroadcast, protocol.MessageRequest{Room: "busy", Message: "still here"})
+	msg := bob.Until(func(f protocol.Frame) bool { return strings.Contains(string(f.Data), "still here") })
 	if msg.Event != protocol.EvBroadcastMessage {
 		t.Fatalf("bob got %+v", msg)
 	}

@@ -1,19 +1,17 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/wire"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/protocol"
@@ -45,94 +43,31 @@ func token(t *testing.T, n *node.Node, user string) string {
 	return tok
 }
 
-// wire is a raw protocol client: frames in, frames out, nothing else.
-type wire struct {
-	t  *testing.T
-	ws *websocket.Conn
-}
-
-func dial(t *testing.T, n *node.Node) *wire {
-	t.Helper()
-	ws, _, err := websocket.Dial(estest.Ctx(t), "ws://"+n.HTTPAddr()+"/ws",
-		&websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ws.CloseNow() })
-	w := &wire{t: t, ws: ws}
-	if f := w.next(); f.Event != protocol.EvHello {
-		t.Fatalf("first frame %+v, want hello", f)
-	}
-	return w
-}
-
-func (w *wire) sendRaw(s string) {
-	w.t.Helper()
-	if err := w.ws.Write(estest.Ctx(w.t), websocket.MessageText, []byte(s)); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-func (w *wire) send(id string, op protocol.Op, data any) {
-	w.t.Helper()
-	b, _ := json.Marshal(data)
-	req, _ := json.Marshal(protocol.Request{ID: id, Op: op, Data: b})
-	w.sendRaw(string(req))
-}
-
-func (w *wire) next() protocol.Frame {
-	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, b, err := w.ws.Read(ctx)
-	if err != nil {
-		w.t.Fatalf("read: %v", err)
-	}
-	var f protocol.Frame
-	if err := json.Unmarshal(b, &f); err != nil {
-		w.t.Fatalf("frame %s: %v", b, err)
-	}
-	return f
-}
-
-// until reads frames until one matches, failing on a reply with another id.
-func (w *wire) until(match func(protocol.Frame) bool) protocol.Frame {
-	w.t.Helper()
-	for {
-		if f := w.next(); match(f) {
-			return f
-		}
-	}
-}
-
-func (w *wire) reply(id string) protocol.Frame {
-	w.t.Helper()
-	return w.until(func(f protocol.Frame) bool { return f.Type == protocol.TypeReply && f.ID == id })
-}
+func dial(t *testing.T, n *node.Node) *wire.Conn { return wire.Dial(t, n.HTTPAddr()) }
 
 func TestWireLoginAndBroadcast(t *testing.T) {
 	n := startNode(t, gateway.Config{})
 	a, b := dial(t, n), dial(t, n)
-	a.send("1", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "Alice"}, Token: token(t, n, "alice")})
-	if f := a.reply("1"); f.Code != 0 {
+	a.Send("1", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "Alice"}, Token: token(t, n, "alice")})
+	if f := a.Reply("1"); f.Code != 0 {
 		t.Fatalf("login: %+v", f)
 	}
-	b.send("1", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "bob", Name: "Bob"}, Token: token(t, n, "bob")})
-	f := b.reply("1")
+	b.Send("1", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "bob", Name: "Bob"}, Token: token(t, n, "bob")})
+	f := b.Reply("1")
 	var snap protocol.RoomSnapshot
 	json.Unmarshal(f.Data, &snap)
 	if f.Code != 0 || len(snap.Users) != 2 {
 		t.Fatalf("bob's login: %+v %+v", f, snap)
 	}
-	joined := a.until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
+	joined := a.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
 	if !strings.Contains(string(joined.Data), `"bob"`) || joined.Room != "r1" || joined.Prev == 0 || joined.Seq <= joined.Prev {
 		t.Fatalf("alice heard of bob as %+v", joined)
 	}
-	b.send("2", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "hi alice"})
-	if f := b.reply("2"); f.Code != 0 {
+	b.Send("2", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "hi alice"})
+	if f := b.Reply("2"); f.Code != 0 {
 		t.Fatalf("broadcast: %+v", f)
 	}
-	msg := a.until(func(f protocol.Frame) bool { return f.Event == protocol.EvBroadcastMessage })
+	msg := a.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvBroadcastMessage })
 	if !strings.Contains(string(msg.Data), "hi alice") || msg.Prev != joined.Seq {
 		t.Fatalf("alice got %+v after %+v", msg, joined)
 	}
@@ -141,25 +76,25 @@ func TestWireLoginAndBroadcast(t *testing.T) {
 func TestWireBadInput(t *testing.T) {
 	n := startNode(t, gateway.Config{MaxFrameBytes: 2048})
 	w := dial(t, n)
-	w.sendRaw(`{"id":"1","op":`)
-	if f := w.next(); f.Code != protocol.ErrMalformedRequest.Code {
+	w.SendRaw(`{"id":"1","op":`)
+	if f := w.Next(); f.Code != protocol.ErrMalformedRequest.Code {
 		t.Errorf("malformed JSON: %+v", f)
 	}
-	w.send("2", "teleport", map[string]string{})
-	if f := w.reply("2"); f.Code != protocol.ErrUnknownOperation.Code {
+	w.Send("2", "teleport", map[string]string{})
+	if f := w.Reply("2"); f.Code != protocol.ErrUnknownOperation.Code {
 		t.Errorf("unknown op: %+v", f)
 	}
-	w.sendRaw(`{"id":"3","op":"broadcast","data":{"room":"r1","message":"` + strings.Repeat("x", 3000) + `"}}`)
-	if f := w.reply("3"); f.Code != protocol.ErrFrameTooLarge.Code {
+	w.SendRaw(`{"id":"3","op":"broadcast","data":{"room":"r1","message":"` + strings.Repeat("x", 3000) + `"}}`)
+	if f := w.Reply("3"); f.Code != protocol.ErrFrameTooLarge.Code {
 		t.Errorf("oversize frame: %+v", f)
 	}
-	w.send("4", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice"}, Token: "not a token"})
-	if f := w.reply("4"); f.Code != domain.ErrTokenInvalid.Code {
+	w.Send("4", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice"}, Token: "not a token"})
+	if f := w.Reply("4"); f.Code != domain.ErrTokenInvalid.Code {
 		t.Errorf("bad token: %+v", f)
 	}
 	// The connection still works after all of it.
-	w.send("5", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice"}, Token: token(t, n, "alice")})
-	if f := w.reply("5"); f.Code != 0 {
+	w.Send("5", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice"}, Token: token(t, n, "alice")})
+	if f := w.Reply("5"); f.Code != 0 {
 		t.Errorf("login after bad input: %+v", f)
 	}
 	// Health.

@@ -1,0 +1,226 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/wire"
+	"github.com/roomlog/roomlog/transport/auth"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// buildRoomd builds the roomd binary once for the tests that run processes.
+var buildRoomd = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "roomd-bin-*")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "roomd")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/roomlog/roomlog/cmd/roomd").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// process is a roomd running as its own process.
+type process struct {
+	cmd  *exec.Cmd
+	out  *strings.Builder
+	http string
+}
+
+func startProcess(t *testing.T, name string, args ...string) *process {
+	t.Helper()
+	bin, err := buildRoomd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &process{out: &strings.Builder{}}
+	p.cmd = exec.Command(bin, args...)
+	var mu sync.Mutex
+	p.cmd.Stdout, p.cmd.Stderr = lockedWriter{&mu, p.out}, lockedWriter{&mu, p.out}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("%s output:\n%s", name, p.out.String())
+			mu.Unlock()
+		}
+	})
+	return p
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// waitReady polls addr's /readyz until it answers.
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never became ready: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Two roomd processes share one JetStream. One is killed (SIGKILL) while it
+// holds sessions: the survivor times each of them out once, at its heartbeat
+// timeout, and the members it serves see them go.
+func TestKilledNodesSessionsTimeOutOnTheSurvivor(t *testing.T) {
+	const secret = "kill-test-secret-0123456789abcdef"
+	natsAddr := freePort(t)
+	startProcess(t, "nats", "-role", "nats", "-nats-listen", natsAddr, "-data", t.TempDir())
+	natsURL := "nats://" + natsAddr
+	waitNATS(t, natsURL)
+	timeout := 2 * time.Second
+	node := func(name string) *process {
+		addr := freePort(t)
+		p := startProcess(t, name, "-nats-url", natsURL, "-secret", secret, "-http", addr,
+			"-heartbeat", "200ms", "-heartbeat-timeout", timeout.String(), "-multi-room", "true")
+		p.http = addr
+		waitReady(t, p.http)
+		return p
+	}
+	a, b := node("node A"), node("node B")
+	signer, err := auth.NewSigner(auth.Config{Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := func(u string) string {
+		s, err := signer.Mint(auth.Claims{App: "dev", User: u, AllRooms: true, Publish: true, ExpiresAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	alice, bob, carol := wire.Dial(t, a.http), wire.Dial(t, a.http), wire.Dial(t, b.http)
+	for _, c := range []*wire.Conn{alice, bob, carol} {
+		go c.Heartbeat(ctx, 200*time.Millisecond)
+	}
+	alice.Login("stage", "alice", tok("alice"))
+	bob.Login("stage", "bob", tok("bob"))
+	if snap := carol.Login("stage", "carol", tok("carol")); len(snap.Users) != 3 {
+		t.Fatalf("carol sees %v in the room", snap.Users)
+	}
+	killed := time.Now()
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	gone := map[string]bool{}
+	deadline := time.Now().Add(timeout + 8*time.Second)
+	for len(gone) < 2 {
+		f, err := carol.TryNext(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("carol heard of %v leaving, then nothing: %v", gone, err)
+		}
+		if f.Event == protocol.EvRoomUserUpdate && strings.Contains(string(f.Data), "DELETE") {
+			for _, u := range []string{"alice", "bob"} {
+				if strings.Contains(string(f.Data), `"`+u+`"`) {
+					gone[u] = true
+				}
+			}
+		}
+	}
+	noticed := time.Since(killed)
+	// The log records each timeout once, 2 s after the session's last heartbeat.
+	log := estest.Must(t, eventstore.Config{URL: natsURL, Logger: estest.Logger(t)})
+	timeouts := map[domain.SessionID]int{}
+	_, err = log.Read(estest.Ctx(t), []string{log.Prefix() + ".>"}, 1, func(rec eventstore.Record) error {
+		events, err := domain.DecodeEvents(rec.Data)
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			d, ok := e.Data.(*domain.SessionTimedOutData)
+			if !ok {
+				continue
+			}
+			timeouts[domain.SessionID(e.AggregateID)]++
+			if late := e.Time.Sub(d.LastSeen); late < timeout || late > timeout+1500*time.Millisecond {
+				t.Errorf("session %s timed out %v after its last heartbeat, want %v", e.AggregateID, late, timeout)
+			}
+			if d.LastSeen.After(killed) || killed.Sub(d.LastSeen) > time.Second {
+				t.Errorf("session %s last seen %v, killed at %v", e.AggregateID, d.LastSeen, killed)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*wire.Conn{alice, bob} {
+		if n := timeouts[domain.SessionID(c.Hello.Session)]; n != 1 {
+			t.Errorf("session %s timed out %d times, want once", c.Hello.Session, n)
+		}
+	}
+	if n := timeouts[domain.SessionID(carol.Hello.Session)]; n != 0 {
+		t.Errorf("carol, alive on the survivor, was timed out")
+	}
+	t.Logf("the survivor recorded both timeouts %v after the kill (heartbeat timeout %v)", noticed.Round(time.Millisecond), timeout)
+}
+
+// waitNATS waits until a NATS server answers at url with its stream.
+func waitNATS(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		log, err := eventstore.Open(ctx, eventstore.Config{URL: url, Logger: estest.Logger(t)})
+		cancel()
+		if err == nil {
+			log.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("NATS at %s never answered: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
