@@ -150,11 +150,25 @@ func (l *link) kill(why error) bool {
 // closeNormally ends the link with a normal closure, so that the server
 // knows the client went away on purpose (it still keeps the session).
 func (l *link) closeNormally() {
-	// Close performs the closing handshake (bounded by the library); the
-	// reader then sees the connection end.
-	l.ws.Close(websocket.StatusNormalClosure, "client closed")
+	// Close performs the closing handshake, which the library bounds by 5 s
+	// per step: a connection that went silent must not hold Close up that
+	// long, so the handshake gets a second and the socket is then dropped.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.ws.Close(websocket.StatusNormalClosure, "client closed")
+	}()
+	t := time.NewTimer(closeHandshake)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 	l.kill(ErrClosed)
 }
+
+// closeHandshake bounds the closing handshake of Close.
+const closeHandshake = time.Second
 
 // write sends one request frame, bounded by the request timeout.
 func (l *link) write(req protocol.Request) error {

@@ -14,22 +14,11 @@ import (
 	"github.com/roomlog/roomlog/transport/protocol"
 )
 
-// Resume statuses of a room in the resume reply.
+// Resume statuses of a room in the resume reply (protocol.ResumedRoom).
 const (
 	resumeResumed = "resumed" // the session is still in the room; missed events follow
 	resumeLeft    = "left"    // the session left the room while away; its departure is among the missed events
 )
-
-// resumeReply is the data of a successful resume reply.
-type resumeReply struct {
-	Session string                      `json:"session"`
-	Rooms   map[string]resumeRoomStatus `json:"rooms"`
-}
-
-type resumeRoomStatus struct {
-	Status string `json:"status"`
-	Seq    uint64 `json:"seq"`
-}
 
 // errStopped ends the reconnection loop: the client was closed.
 var errStopped = errors.New("roomlog: stopped")
@@ -217,13 +206,13 @@ func (c *Client) restore(l *link) error {
 		switch {
 		case err == nil:
 			resumed = true
-		case errors.Is(err, protocol.ErrResumeFailed) && !isLocal(err),
-			errors.Is(err, protocol.ErrUnknownOperation) && !isLocal(err):
-			// The session is gone (timed out server-side), or the server
-			// cannot resume: start over on the new session.
-			c.log.Info("roomlog: the session cannot be resumed; logging in again", "err", err)
-		default:
+		case isLocal(err) || transient(err):
 			return fmt.Errorf("resume: %w", err)
+		default:
+			// resume_failed (the session timed out server-side, or its
+			// token expired), or a server that cannot resume: start over
+			// on the new session.
+			c.log.Info("roomlog: the session cannot be resumed; logging in again", "err", err)
 		}
 	}
 	if !resumed {
@@ -235,10 +224,22 @@ func (c *Client) restore(l *link) error {
 	return c.relogin(l)
 }
 
+// transient reports whether a server error is worth retrying on another
+// connection rather than giving the session up.
+func transient(err error) bool {
+	for _, e := range []error{domain.ErrUnavailable, domain.ErrInternal, domain.ErrTimeout, protocol.ErrTooManyRequests,
+		protocol.ErrShuttingDown, protocol.ErrSlowConsumer} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // resumed applies a successful resume reply, on the reader goroutine, so
 // that Reconnected is queued before the missed events that follow it.
 func (c *Client) resumed(data []byte, sent map[string]uint64) error {
-	var rep resumeReply
+	var rep protocol.ResumeReply
 	if err := json.Unmarshal(data, &rep); err != nil {
 		return fmt.Errorf("roomlog: resume: %w", err)
 	}

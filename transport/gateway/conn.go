@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -118,20 +117,12 @@ func (c *conn) reader(ctx context.Context) {
 			continue
 		}
 		if len(data) > c.srv.cfg.MaxFrameBytes {
-			c.sess.Load().reply(peekID(data), nil, protocol.ErrFrameTooLarge.With("%d bytes, at most %d", len(data), c.srv.cfg.MaxFrameBytes))
+			c.sess.Load().reply(protocol.PeekID(data), nil, protocol.ErrFrameTooLarge.With("%d bytes, at most %d", len(data), c.srv.cfg.MaxFrameBytes))
 			continue
 		}
-		var req protocol.Request
-		if err := strictDecode(data, &req); err != nil {
-			c.sess.Load().reply(peekID(data), nil, protocol.ErrMalformedRequest.With("%v", err))
-			continue
-		}
-		if req.Op == "" {
-			c.sess.Load().reply(req.ID, nil, protocol.ErrMalformedRequest.With("no op"))
-			continue
-		}
-		if len(req.ID) > 64 {
-			c.sess.Load().reply("", nil, protocol.ErrMalformedRequest.With("the id is longer than 64 bytes"))
+		req, err := protocol.ParseRequest(data)
+		if err != nil {
+			c.sess.Load().reply(req.ID, nil, err)
 			continue
 		}
 		if req.Op == protocol.OpHeartbeat {
@@ -151,29 +142,6 @@ func (c *conn) reader(ctx context.Context) {
 			c.sess.Load().reply(req.ID, nil, protocol.ErrTooManyRequests.With("%d requests already waiting", cap(c.reqs)))
 		}
 	}
-}
-
-// strictDecode decodes one JSON object and nothing after it.
-func strictDecode(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("data after the request")
-	}
-	return nil
-}
-
-// peekID recovers the id of a request that cannot be decoded, when it can.
-func peekID(data []byte) string {
-	var r struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(data, &r) != nil || len(r.ID) > 64 {
-		return ""
-	}
-	return r.ID
 }
 
 func (c *conn) worker(ctx context.Context) {

@@ -89,17 +89,8 @@ func (s *session) reply(id string, data any, err error) {
 	s.send(b, false)
 }
 
-// decode reads a request's data into v: malformed_request when it is not
-// the operation's shape.
-func decode(req protocol.Request, v any) error {
-	if len(req.Data) == 0 {
-		return protocol.ErrMalformedRequest.With("%s needs data", req.Op)
-	}
-	if err := json.Unmarshal(req.Data, v); err != nil {
-		return protocol.ErrMalformedRequest.With("%s: %v", req.Op, err)
-	}
-	return nil
-}
+// decode reads a request's data into v.
+func decode(req protocol.Request, v any) error { return req.Decode(v) }
 
 func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 	switch req.Op {

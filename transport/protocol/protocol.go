@@ -14,6 +14,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/roomlog/roomlog/domain"
@@ -148,4 +149,93 @@ type Frame struct {
 	Prev    uint64          `json:"prev,omitempty"`
 	Cursor  uint64          `json:"cursor,omitempty"`
 	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// MaxIDBytes is the longest request id.
+const MaxIDBytes = 64
+
+// ParseRequest decodes one client frame: a single JSON object with an op
+// and an id of at most MaxIDBytes. Anything else is ErrMalformedRequest.
+func ParseRequest(b []byte) (Request, error) {
+	var r Request
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&r); err != nil {
+		return Request{ID: PeekID(b)}, ErrMalformedRequest.With("%v", err)
+	}
+	if dec.More() {
+		return Request{ID: r.ID}, ErrMalformedRequest.With("data after the request")
+	}
+	switch {
+	case len(r.ID) > MaxIDBytes:
+		return Request{}, ErrMalformedRequest.With("the id is longer than %d bytes", MaxIDBytes)
+	case r.Op == "":
+		return Request{ID: r.ID}, ErrMalformedRequest.With("no op")
+	}
+	return r, nil
+}
+
+// PeekID recovers the id of a request that cannot be decoded (or is too
+// large to be), when it can.
+func PeekID(b []byte) string {
+	var r struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(b, &r) != nil || len(r.ID) > MaxIDBytes {
+		return ""
+	}
+	return r.ID
+}
+
+// Decode reads the request's data into v: ErrMalformedRequest when it is not
+// the operation's shape.
+func (r Request) Decode(v any) error {
+	if len(r.Data) == 0 || string(r.Data) == "null" {
+		return ErrMalformedRequest.With("%s needs data", r.Op)
+	}
+	if err := json.Unmarshal(r.Data, v); err != nil {
+		return ErrMalformedRequest.With("%s: %v", r.Op, err)
+	}
+	return nil
+}
+
+// NewPayload returns a new value of op's request payload (nil for an
+// operation without one, or an unknown one).
+func NewPayload(op Op) any {
+	switch op {
+	case OpSetRoomMode:
+		return &SetRoomModeRequest{}
+	case OpLogin:
+		return &LoginRequest{}
+	case OpLogout:
+		return &LogoutRequest{}
+	case OpSwitchRoom:
+		return &SwitchRoomRequest{}
+	case OpCreateRoom, OpEnterRoom:
+		return &CreateRoomRequest{}
+	case OpJoinRoom:
+		return &JoinRoomRequest{}
+	case OpLeaveRoom, OpQueryRoom:
+		return &RoomRequest{}
+	case OpPublish:
+		return &PublishRequest{}
+	case OpStopPublish:
+		return &StreamRequest{}
+	case OpSetStreamExtraInfo:
+		return &StreamExtraInfoRequest{}
+	case OpPlay, OpStopPlay:
+		return &PlayRequest{}
+	case OpBroadcast, OpBarrage:
+		return &MessageRequest{}
+	case OpCustomCommand:
+		return &CustomCommandRequest{}
+	case OpSetRoomExtraInfo:
+		return &RoomExtraInfoRequest{}
+	case OpSetRoomAttributes, OpDeleteRoomAttributes:
+		return &RoomAttributesRequest{}
+	case OpRenewToken:
+		return &TokenRequest{}
+	case OpResume:
+		return &ResumeRequest{}
+	}
+	return nil
 }

@@ -1,0 +1,439 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/transport/client"
+	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// fastRetry makes reconnection attempts quick.
+func fastRetry(o *client.Options) {
+	o.BackoffMin, o.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+}
+
+// waitRestored waits, after a Reconnecting, until room is usable again:
+// Reconnected if the server resumed the session, Logined if the client had
+// to log in again (the server could not resume). It reports which.
+func waitRestored(t *testing.T, r *rec, room string) client.RoomState {
+	t.Helper()
+	e := r.waitFor("Reconnected or Logined in "+room, func(e ev) bool {
+		return e.kind == "state" && e.room == room &&
+			(e.state == client.StateReconnected || e.state == client.StateLogined || e.state == client.StateReconnectFailed ||
+				e.state == client.StateLoginFailed)
+	})
+	if e.state != client.StateReconnected && e.state != client.StateLogined {
+		t.Fatalf("%s: %v", room, e)
+	}
+	return e.state
+}
+
+// A cut connection: Reconnecting in every room, then the session is back
+// (resumed, or logged in again with the same room mode) and works.
+func TestReconnectAfterCut(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	p := newProxy(t, n)
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	ra.reconnects.Store(true)
+	a := dial(t, p.url(), ra, fastRetry)
+	b := dial(t, wsURL(n), rb, nil)
+	if err := a.SetRoomMode(ctx(t), client.MultiRoom); err != nil {
+		t.Fatal(err)
+	}
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, a, ra, "r2", "alice")
+	login(t, n, b, rb, "r1", "bob")
+	ra.waitUsers("r1", client.UpdateAdd, "bob")
+	before := a.Session()
+
+	p.cut()
+	got := map[string]ev{}
+	for len(got) < 2 {
+		e := ra.waitFor("Reconnecting", func(e ev) bool { return e.kind == "state" && e.state == client.StateReconnecting })
+		got[e.room] = e
+	}
+	for room, e := range got {
+		if e.code != 1002051 || e.info.Reason != "connection_lost" {
+			t.Errorf("%s: %+v", room, e)
+		}
+	}
+	s1, s2 := waitRestored(t, ra, "r1"), waitRestored(t, ra, "r2")
+	t.Logf("restored as %s/%s; session %s → %s", s1, s2, before, a.Session())
+	if (s1 == client.StateReconnected) != (a.Session() == before) {
+		t.Errorf("restored as %s but the session went from %s to %s", s1, before, a.Session())
+	}
+
+	// Both directions work, in both rooms, and the room mode survived.
+	if _, err := b.SendBroadcastMessage(ctx(t), "r1", "are you back?"); err != nil {
+		t.Fatal(err)
+	}
+	ra.waitFor("bob's message", func(e ev) bool {
+		return e.kind == "broadcast" && e.room == "r1" && e.msgs[0].Message == "are you back?"
+	})
+	if _, err := a.SendBroadcastMessage(ctx(t), "r1", "yes"); err != nil {
+		t.Fatal(err)
+	}
+	rb.waitFor("alice's answer", func(e ev) bool { return e.kind == "broadcast" && e.msgs[0].Message == "yes" })
+	if _, err := a.StartPublishingStream(ctx(t), "sa", client.PublishOptions{}); !errors.Is(err, domain.ErrPublishRoomRequired) {
+		t.Errorf("the room mode was not restored: publish without a room gave %v", err)
+	}
+	if room, err := a.StartPublishingStream(ctx(t), "sa", client.PublishOptions{Room: "r2"}); err != nil || room != "r2" {
+		t.Errorf("publish in r2 after reconnecting: %q, %v", room, err)
+	}
+}
+
+// Silence without a broken socket: after two heartbeat intervals without a
+// frame the client gives the connection up and reconnects.
+func TestReconnectAfterSilence(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	p := newProxy(t, n)
+	ra := newRec(t, "alice")
+	ra.reconnects.Store(true)
+	a := dial(t, p.url(), ra, fastRetry)
+	login(t, n, a, ra, "r1", "alice")
+
+	p.freeze()
+	frozen := time.Now()
+	ra.waitState("r1", client.StateReconnecting)
+	if took := time.Since(frozen); took > 3*testHeartbeat+time.Second {
+		t.Errorf("silence noticed after %v (heartbeat %v)", took, testHeartbeat)
+	}
+	waitRestored(t, ra, "r1")
+	if _, err := a.QueryRoom(ctx(t), "r1"); err != nil {
+		t.Fatalf("query after reconnecting: %v", err)
+	}
+}
+
+// Requests wait for the connection while the client reconnects, bounded by
+// their context and the request timeout; a request in flight when the
+// connection dies fails with 1002051.
+func TestRequestsWhileReconnecting(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	p := newProxy(t, n)
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	ra.reconnects.Store(true)
+	a := dial(t, p.url(), ra, func(o *client.Options) { fastRetry(o); o.RequestTimeout = time.Second })
+	b := dial(t, wsURL(n), rb, nil)
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, b, rb, "r1", "bob")
+
+	p.setRefuse(true)
+	p.cut()
+	ra.waitState("r1", client.StateReconnecting)
+	p.waitRefused(t)
+	short, cancel := context.WithTimeout(ctx(t), 50*time.Millisecond)
+	defer cancel()
+	if _, err := a.SendBroadcastMessage(short, "r1", "lost"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("request bounded by its context while reconnecting: %v", err)
+	}
+	start := time.Now()
+	_, err := a.SendBroadcastMessage(ctx(t), "r1", "lost too")
+	var ce *client.Error
+	if !errors.Is(err, domain.ErrTimeout) || !errors.As(err, &ce) || ce.Op != protocol.OpBroadcast {
+		t.Errorf("request bounded by RequestTimeout while reconnecting: %v", err)
+	} else if took := time.Since(start); took < time.Second {
+		t.Errorf("timed out after %v, RequestTimeout is 1s", took)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.SendBroadcastMessage(ctx(t), "r1", "sent once back")
+		done <- err
+	}()
+	p.waitRefused(t)
+	p.setRefuse(false)
+	if err := <-done; err != nil {
+		t.Fatalf("request made while reconnecting: %v", err)
+	}
+	rb.waitFor("the waiting message", func(e ev) bool { return e.kind == "broadcast" && e.msgs[0].Message == "sent once back" })
+}
+
+func TestRequestTimeoutAndCancel(t *testing.T) {
+	t.Parallel()
+	// A long heartbeat: a frozen connection is not noticed during the test.
+	n := startNode(t, gateway.Config{HeartbeatInterval: time.Minute})
+	p := newProxy(t, n)
+	ra := newRec(t, "alice")
+	a := dial(t, p.url(), ra, func(o *client.Options) { o.RequestTimeout = 300 * time.Millisecond })
+	login(t, n, a, ra, "r1", "alice")
+
+	p.freeze()
+	start := time.Now()
+	_, err := a.SendBroadcastMessage(ctx(t), "r1", "into the void")
+	var ce *client.Error
+	if !errors.Is(err, domain.ErrTimeout) || !errors.As(err, &ce) || ce.Code != 1002053 || ce.Op != protocol.OpBroadcast {
+		t.Fatalf("no reply: %v", err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond || took > 5*time.Second {
+		t.Errorf("timed out after %v, RequestTimeout is 300ms", took)
+	}
+	short, cancel := context.WithTimeout(ctx(t), 50*time.Millisecond)
+	defer cancel()
+	if _, err := a.QueryRoom(short, "r1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("context deadline: %v", err)
+	}
+	cancelled, cancel2 := context.WithCancel(ctx(t))
+	cancel2()
+	if _, err := a.QueryRoom(cancelled, "r1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v", err)
+	}
+}
+
+// The window runs out: ReconnectFailed (1002053) in every room, and every
+// method fails with 1002053.
+func TestReconnectWindowRunsOut(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	p := newProxy(t, n)
+	ra := newRec(t, "alice")
+	ra.reconnects.Store(true)
+	a := dial(t, p.url(), ra, func(o *client.Options) { fastRetry(o); o.ReconnectWindow = 300 * time.Millisecond })
+	if err := a.SetRoomMode(ctx(t), client.MultiRoom); err != nil {
+		t.Fatal(err)
+	}
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, a, ra, "r2", "alice")
+
+	p.setRefuse(true)
+	p.cut()
+	var failed []string
+	for len(failed) < 2 {
+		e := ra.waitFor("ReconnectFailed", func(e ev) bool { return e.kind == "state" && e.state == client.StateReconnectFailed })
+		if e.code != 1002053 {
+			t.Errorf("ReconnectFailed %+v", e)
+		}
+		failed = append(failed, e.room)
+	}
+	slices.Sort(failed)
+	if !slices.Equal(failed, []string{"r1", "r2"}) {
+		t.Errorf("ReconnectFailed in %v", failed)
+	}
+	if _, err := a.QueryRoom(ctx(t), "r1"); !errors.Is(err, domain.ErrTimeout) {
+		t.Errorf("a method after ReconnectFailed: %v", err)
+	}
+	p.setRefuse(false)
+	if err := a.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+// A server shutting down says why before it closes the connection; the
+// client then tries to reconnect.
+func TestSessionClosingOnShutdown(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	ra := newRec(t, "alice")
+	ra.reconnects.Store(true)
+	a := dial(t, wsURL(n), ra, func(o *client.Options) { fastRetry(o); o.ReconnectWindow = 200 * time.Millisecond })
+	login(t, n, a, ra, "r1", "alice")
+
+	sctx, cancel := context.WithTimeout(ctx(t), wait)
+	defer cancel()
+	go n.Gateway.Shutdown(sctx)
+	e := ra.waitKind("closing", "")
+	if e.code != protocol.ErrShuttingDown.Code || e.name != "shutting_down" {
+		t.Errorf("session closing %+v", e)
+	}
+	ra.waitState("r1", client.StateReconnecting)
+	ra.waitState("r1", client.StateReconnectFailed)
+}
+
+// ---- resume (needs the server's side of resume) ----
+
+func skipWithoutResume(t *testing.T, c *client.Client) {
+	t.Helper()
+	if client.ResumeToken(c) == "" {
+		t.Skip("the server's hello carries no resume_token: resume is not implemented server-side yet")
+	}
+}
+
+// Case 1 of the seed: the client comes back before the heartbeat timeout.
+// Other members see nothing; the client gets Reconnected, then every event
+// it missed, in order, without gap.
+func TestResumeBeforeTimeout(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	p := newProxy(t, n)
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	ra.reconnects.Store(true)
+	a := dial(t, p.url(), ra, fastRetry)
+	skipWithoutResume(t, a)
+	b := dial(t, wsURL(n), rb, nil)
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, b, rb, "r1", "bob")
+	ra.waitUsers("r1", client.UpdateAdd, "bob")
+	rb.waitUsers("r1", client.UpdateAdd, "alice") // the ADD after bob's login
+	session := a.Session()
+
+	p.setRefuse(true)
+	p.cut()
+	ra.waitState("r1", client.StateReconnecting)
+	for _, m := range []string{"m1", "m2", "m3"} {
+		if _, err := b.SendBroadcastMessage(ctx(t), "r1", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.setRefuse(false)
+	if e := ra.waitState("r1", client.StateReconnected); e.code != 0 {
+		t.Errorf("Reconnected %+v", e)
+	}
+	for _, m := range []string{"m1", "m2", "m3"} {
+		if e := ra.next(); e.kind != "broadcast" || e.msgs[0].Message != m {
+			t.Fatalf("after Reconnected: %v, want broadcast %s", e, m)
+		}
+	}
+	if a.Session() != session {
+		t.Errorf("session %s after resuming %s", a.Session(), session)
+	}
+	if _, err := a.SendBroadcastMessage(ctx(t), "r1", "back"); err != nil {
+		t.Fatal(err)
+	}
+	e := rb.waitFor("alice's message", func(e ev) bool {
+		return e.kind == "broadcast" || (e.kind == "user" && hasUser(e.users, "alice"))
+	})
+	if e.kind != "broadcast" {
+		t.Errorf("bob saw %v while alice was away", e)
+	}
+}
+
+// Case 2: the client comes back after the heartbeat timeout. Others saw the
+// user leave; the resume fails, the client adopts a new session, restores
+// its room mode and enters its rooms again as it first did (ZEGO login, ZIM
+// join); others see the user ADDed. A room that cannot be entered again gets
+// one LoginFailed.
+func TestResumeAfterTimeout(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{HeartbeatTimeout: time.Second})
+	p := newProxy(t, n)
+	ra, rb, rc, rd := newRec(t, "alice"), newRec(t, "bob"), newRec(t, "carol"), newRec(t, "dave")
+	ra.reconnects.Store(true)
+	rc.reconnects.Store(true)
+	a := dial(t, p.url(), ra, fastRetry)
+	skipWithoutResume(t, a)
+	c := dial(t, p.url(), rc, fastRetry)
+	b, d := dial(t, wsURL(n), rb, nil), dial(t, wsURL(n), rd, nil)
+	login(t, n, b, rb, "r1", "bob")
+	login(t, n, d, rd, "z2", "dave")
+	// Alice: ZEGO, multi-room, two rooms.
+	if err := a.SetRoomMode(ctx(t), client.MultiRoom); err != nil {
+		t.Fatal(err)
+	}
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, a, ra, "r2", "alice")
+	// Carol: ZIM, joins r1 and dave's z2.
+	carol := client.RoomOptions{User: &client.User{ID: "carol"}, Token: token(t, n, "carol")}
+	for _, room := range []string{"r1", "z2"} {
+		if _, err := c.JoinRoom(ctx(t), room, carol); err != nil {
+			t.Fatal(err)
+		}
+		rc.waitState(room, client.StateLogined)
+	}
+	sessions := []string{a.Session(), c.Session()}
+
+	p.setRefuse(true)
+	p.freeze() // the server hears nothing more and times both sessions out
+	ra.waitState("r1", client.StateReconnecting)
+	rc.waitState("z2", client.StateReconnecting)
+	gone := map[string]bool{}
+	for len(gone) < 2 {
+		e := rb.waitFor("users DELETEd", func(e ev) bool { return e.kind == "user" && e.typ == client.UpdateDelete })
+		for _, u := range e.users {
+			gone[u.ID] = true
+		}
+	}
+	// z2 disappears while carol is away: she cannot join it again.
+	if _, err := n.Engine.Execute(ctx(t), domain.Meta{App: "dev"}, domain.DestroyRoom{Room: "z2"}); err != nil {
+		t.Fatal(err)
+	}
+	rd.waitState("z2", client.StateLogout)
+	p.setRefuse(false)
+
+	ra.waitState("r1", client.StateLogined)
+	ra.waitState("r2", client.StateLogined)
+	rc.waitState("r1", client.StateLogined)
+	if e := rc.waitState("z2", client.StateLoginFailed); e.code != domain.ErrRoomNotExist.Code {
+		t.Errorf("carol's LoginFailed in z2: %+v", e)
+	}
+	back := map[string]bool{}
+	for len(back) < 2 {
+		e := rb.waitFor("users ADDed", func(e ev) bool { return e.kind == "user" && e.typ == client.UpdateAdd })
+		for _, u := range e.users {
+			back[u.ID] = true
+		}
+	}
+	if !back["alice"] || !back["carol"] {
+		t.Errorf("bob saw %v come back", back)
+	}
+	if a.Session() == sessions[0] || c.Session() == sessions[1] {
+		t.Errorf("sessions %v kept after the server timed them out: %s, %s", sessions, a.Session(), c.Session())
+	}
+
+	// The mode survived the new session; both clients work.
+	if _, err := a.StartPublishingStream(ctx(t), "sa", client.PublishOptions{}); !errors.Is(err, domain.ErrPublishRoomRequired) {
+		t.Errorf("the room mode was not restored: publish without a room gave %v", err)
+	}
+	if _, err := a.StartPublishingStream(ctx(t), "sa", client.PublishOptions{Room: "r2"}); err != nil {
+		t.Errorf("publish in r2: %v", err)
+	}
+	if _, err := b.SendBroadcastMessage(ctx(t), "r1", "welcome back"); err != nil {
+		t.Fatal(err)
+	}
+	e := rc.waitFor("the broadcast", func(e ev) bool {
+		return e.kind == "broadcast" || (e.kind == "state" && e.state == client.StateLoginFailed)
+	})
+	if e.kind != "broadcast" {
+		t.Errorf("carol got a second LoginFailed: %v", e)
+	}
+	ra.waitFor("the broadcast", func(e ev) bool { return e.kind == "broadcast" && e.msgs[0].Message == "welcome back" })
+}
+
+// A session resumed on another connection closes the first with
+// session_replaced, and the first client does not take it back.
+func TestSessionReplaced(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	ra := newRec(t, "alice")
+	a := dial(t, wsURL(n), ra, fastRetry)
+	skipWithoutResume(t, a)
+	snap := login(t, n, a, ra, "r1", "alice")
+
+	ws, _, err := websocket.Dial(ctx(t), wsURL(n), &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if _, _, err := ws.Read(ctx(t)); err != nil { // hello
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(protocol.ResumeRequest{ResumeToken: client.ResumeToken(a), Rooms: map[string]uint64{"r1": snap.Seq}})
+	req, _ := json.Marshal(protocol.Request{ID: "1", Op: protocol.OpResume, Data: data})
+	if err := ws.Write(ctx(t), websocket.MessageText, req); err != nil {
+		t.Fatal(err)
+	}
+	e := ra.waitKind("closing", "")
+	if e.code != protocol.ErrSessionReplaced.Code {
+		t.Fatalf("session closing %+v", e)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		_, err := a.QueryRoom(ctx(t), "r1")
+		if errors.Is(err, protocol.ErrSessionReplaced) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after session_replaced a method gave %v", err)
+		}
+	}
+}
