@@ -5,6 +5,8 @@
 //
 //	go run ./cmd/roomload core    [-rooms 1000] [-duration 5s] [-rounds 5] [-sync interval,always]
 //	go run ./cmd/roomload rebuild [-events 1000000] [-rooms 1000] [-rounds 5]
+//	go run ./cmd/roomload login   [-sessions 1000] [-rate 500] [-duration 10s] [-rounds 3]
+//	go run ./cmd/roomload fanout  [-members 1000] [-window 8] [-duration 5s] [-rounds 3]
 package main
 
 import (
@@ -37,6 +39,10 @@ func main() {
 		err = core(ctx, os.Args[2:])
 	case "rebuild":
 		err = rebuild(ctx, os.Args[2:])
+	case "login":
+		err = login(ctx, os.Args[2:])
+	case "fanout":
+		err = fanout(ctx, os.Args[2:])
 	default:
 		usage()
 	}
@@ -51,7 +57,9 @@ func usage() {
 
 benchmarks:
   core     engine commands/s (decide + append) vs raw JetStream appends with the same headers
-  rebuild  projection rebuild vs a raw ordered-consumer read of the same stream`)
+  rebuild  projection rebuild vs a raw ordered-consumer read of the same stream
+  login    login -> Logined latency with 1,000 connected sessions vs raw JetStream publish latency
+  fanout   broadcast fan-out to a 1,000-member room vs a raw WebSocket broadcast server`)
 	os.Exit(2)
 }
 
