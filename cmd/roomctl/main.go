@@ -28,6 +28,9 @@ func commands() []command {
 		{"verify", "check every event's sequence and hash chain and the cross-room invariants", verify},
 		{"replay", "fold one room's history up to a sequence or a time and print its state", replay},
 		{"tail", "print events as JSON lines from a cursor, and follow", tail},
+		{"kick", "kick a user out of a room (admin API)", kick},
+		{"destroy", "destroy a room (admin API)", destroy},
+		{"rooms", "list the rooms of an app, or show one (admin API)", rooms},
 		{"token", "mint a client or admin token signed with the server's secret", token},
 	}
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/roomlog/roomlog/transport/auth"
+)
+
+// adminFlags are the flags of the commands that call the admin API.
+type adminFlags struct {
+	http, secret, app string
+}
+
+func (f *adminFlags) register(fs *flag.FlagSet) {
+	def := os.Getenv("ROOMLOG_HTTP")
+	if def == "" {
+		def = "127.0.0.1:7070"
+	}
+	fs.StringVar(&f.http, "http", def, "roomd's HTTP address (ROOMLOG_HTTP)")
+	fs.StringVar(&f.secret, "secret", "", "the server's secret, to sign an admin token (default $"+auth.SecretEnv+")")
+	fs.StringVar(&f.app, "app", "dev", "app ID")
+}
+
+// call signs a short-lived admin token and calls the admin API.
+func (f *adminFlags) call(ctx context.Context, method, path string, body any, out io.Writer) error {
+	secret := f.secret
+	if secret == "" {
+		secret = os.Getenv(auth.SecretEnv)
+	}
+	if secret == "" {
+		return exitError{2, "no secret: pass -secret or set " + auth.SecretEnv}
+	}
+	signer, err := auth.NewSigner(auth.Config{Secret: []byte(secret)})
+	if err != nil {
+		return exitError{2, err.Error()}
+	}
+	tok, err := signer.MintAdmin("roomctl", time.Minute)
+	if err != nil {
+		return err
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+f.http+"/admin/v1/apps/"+url.PathEscape(f.app)+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		var e struct {
+			Code    int    `json:"code"`
+			Error   string `json:"error"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Code != 0 {
+			return exitError{1, fmt.Sprintf("%s (%d): %s", e.Error, e.Code, e.Message)}
+		}
+		return exitError{1, fmt.Sprintf("%s: %s", res.Status, b)}
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, b, "", "  ") == nil {
+		b = append(pretty.Bytes(), '\n')
+	}
+	_, err = out.Write(b)
+	return err
+}
+
+func kick(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("kick", flag.ContinueOnError)
+	var af adminFlags
+	af.register(fs)
+	room := fs.String("room", "", "room ID (required)")
+	user := fs.String("user", "", "user ID (required)")
+	reason := fs.String("reason", "", "why, for the room's history")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2, err.Error()}
+	}
+	if *room == "" || *user == "" {
+		return exitError{2, "kick: -room and -user are required"}
+	}
+	return af.call(ctx, http.MethodPost, "/rooms/"+url.PathEscape(*room)+"/kick",
+		map[string]string{"user": *user, "reason": *reason}, out)
+}
+
+func destroy(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("destroy", flag.ContinueOnError)
+	var af adminFlags
+	af.register(fs)
+	room := fs.String("room", "", "room ID (required)")
+	reason := fs.String("reason", "", "why, for the room's history")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2, err.Error()}
+	}
+	if *room == "" {
+		return exitError{2, "destroy: -room is required"}
+	}
+	return af.call(ctx, http.MethodDelete, "/rooms/"+url.PathEscape(*room), map[string]string{"reason": *reason}, out)
+}
+
+func rooms(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("rooms", flag.ContinueOnError)
+	var af adminFlags
+	af.register(fs)
+	room := fs.String("room", "", "one room's members, streams, extra info and attributes")
+	if err := fs.Parse(args); err != nil {
+		return exitError{2, err.Error()}
+	}
+	path := "/rooms"
+	if *room != "" {
+		path += "/" + url.PathEscape(*room)
+	}
+	return af.call(ctx, http.MethodGet, path, nil, out)
+}

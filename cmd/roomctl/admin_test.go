@@ -1,0 +1,55 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/cmd/roomd/node"
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/wire"
+	"github.com/roomlog/roomlog/transport/auth"
+)
+
+func TestKickDestroyAndRoomsThroughTheAdminAPI(t *testing.T) {
+	const secret = "roomctl-test-secret-0123456789abcdef"
+	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir()},
+		Policy: domain.Config{Default: domain.DefaultPolicy()}, Secret: []byte(secret), HTTPListen: "127.0.0.1:0",
+		Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	for _, u := range []string{"alice", "bob"} {
+		tok, _ := n.Signer.Mint(auth.Claims{App: "dev", User: u, AllRooms: true, ExpiresAt: time.Now().Add(time.Hour)})
+		wire.Dial(t, n.HTTPAddr()).Login("lobby", u, tok)
+	}
+	flags := []string{"-http", n.HTTPAddr(), "-secret", secret, "-app", "dev"}
+	out, code := roomctl(t, append([]string{"rooms"}, flags...)...)
+	if code != 0 || !strings.Contains(out, `"lobby"`) || !strings.Contains(out, `"members": 2`) {
+		t.Fatalf("rooms: exit %d\n%s", code, out)
+	}
+	if out, code := roomctl(t, append([]string{"kick", "-room", "lobby", "-user", "alice"}, flags...)...); code != 0 {
+		t.Fatalf("kick: exit %d\n%s", code, out)
+	}
+	out, _ = roomctl(t, append([]string{"rooms", "-room", "lobby"}, flags...)...)
+	if strings.Contains(out, `"alice"`) || !strings.Contains(out, `"bob"`) {
+		t.Errorf("after the kick the room shows:\n%s", out)
+	}
+	if out, code := roomctl(t, append([]string{"kick", "-room", "lobby", "-user", "alice"}, flags...)...); code != 1 ||
+		!strings.Contains(out, "user_not_in_room") {
+		t.Errorf("kicking her again: exit %d\n%s", code, out)
+	}
+	if out, code := roomctl(t, append([]string{"destroy", "-room", "lobby"}, flags...)...); code != 0 {
+		t.Fatalf("destroy: exit %d\n%s", code, out)
+	}
+	if out, code := roomctl(t, append([]string{"rooms", "-room", "lobby"}, flags...)...); code != 1 || !strings.Contains(out, "room_not_exist") {
+		t.Errorf("a destroyed room: exit %d\n%s", code, out)
+	}
+	t.Setenv("ROOMLOG_SECRET", "")
+	if _, code := roomctl(t, "kick", "-http", n.HTTPAddr(), "-room", "x", "-user", "y"); code != 2 {
+		t.Errorf("kick without a secret: exit %d, want 2", code)
+	}
+}
