@@ -26,8 +26,9 @@
 // the previous event the connection was sent for that room. The client tracks
 // the last one per room, starting from the snapshot of the reply that entered
 // the room, and calls OnGap when an event does not follow on. Against a
-// correct server that never happens; it is the client's proof that nothing
-// was lost or reordered.
+// correct server that never happens. It proves that nothing the server sent
+// was lost or reordered on the way; since prev names the previous event sent
+// to this connection, it cannot reveal an event the server never sent.
 //
 // # Reconnection
 //
@@ -43,9 +44,11 @@
 //     what the client missed, in order;
 //   - if the server cannot resume (the session timed out: resume_failed,
 //     1906010) or issues no resume token, the client adopts the new
-//     connection's session, restores its room mode and logs into each room
-//     again as it originally did (login, or enter for create/enter/switch
-//     rooms, or join), with the last token it knows; the server then sends
+//     connection's session, restores its room mode and enters each room
+//     again as it originally did (ZEGO login, ZIM join; ZIM create and
+//     enter as enter, since the room may still exist; a switch as the room
+//     it left was entered), with the last token it knows (RenewToken's
+//     replaces the login's); the server then sends
 //     Logining, Logined and the rooms' current state, and other members see
 //     the user ADDed again. A room whose re-login is refused gets
 //     LoginFailed with the code;

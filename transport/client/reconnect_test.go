@@ -73,7 +73,13 @@ func TestReconnectAfterCut(t *testing.T) {
 		t.Errorf("restored as %s but the session went from %s to %s", s1, before, a.Session())
 	}
 
-	// Both directions work, in both rooms, and the room mode survived.
+	// Both directions work, in both rooms, and the room mode survived. The
+	// query first: its reply comes after the server finished replaying, and
+	// an event sent during the replay can be lost (a gateway bug, see
+	// TestResumeLosesConcurrentEvent).
+	if _, err := a.QueryRoom(ctx(t), "r1"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b.SendBroadcastMessage(ctx(t), "r1", "are you back?"); err != nil {
 		t.Fatal(err)
 	}

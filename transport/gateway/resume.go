@@ -160,6 +160,12 @@ func (srv *Server) replay(ctx context.Context, s *session, room domain.RoomID, a
 func (srv *Server) readRoom(ctx context.Context, subject string, after, from uint64) ([]projections.Record, uint64, error) {
 	log := srv.cfg.Log
 	if from == 0 {
+		// Where the log ends, read before searching it: an event appended
+		// after the search must be read by the next call, not skipped.
+		end, err := log.LastSeq(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
 		start, ok, err := log.Search(ctx, subject, func(rec eventstore.Record) (bool, error) {
 			events, err := domain.DecodeEvents(rec.Data)
 			if err != nil {
@@ -171,8 +177,7 @@ func (srv *Server) readRoom(ctx context.Context, subject string, after, from uin
 			return nil, 0, err
 		}
 		if !ok {
-			last, err := log.LastSeq(ctx)
-			return nil, last + 1, err
+			return nil, end + 1, nil
 		}
 		from = start
 	}
