@@ -38,10 +38,12 @@
 // client redials with jittered exponential backoff for up to
 // Options.ReconnectWindow (ZEGO's 20 minutes by default):
 //
-//   - it first asks the server to resume the original session (the resume
-//     token of the session's hello, and the last sequence of each room);
-//     each room resumed gets Reconnected (code 0), and the server replays
-//     what the client missed, in order;
+//   - it first asks the server to resume the original session (its latest
+//     resume token: the hello's, renewed by heartbeat replies while the
+//     connection lives, and the last sequence of each room); each room
+//     resumed gets Reconnected (code 0), and the server replays what the
+//     client missed, in order; a room the session entered by a request
+//     whose reply was lost (the app got 1002051) is left again;
 //   - if the server cannot resume (the session timed out: resume_failed,
 //     1906010) or issues no resume token, the client adopts the new
 //     connection's session, restores its room mode and enters each room

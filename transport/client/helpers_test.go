@@ -16,6 +16,7 @@ import (
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/client"
@@ -36,6 +37,16 @@ const wait = 10 * time.Second
 // free port, with multi-room mode allowed.
 func startNode(t *testing.T, gc gateway.Config) *node.Node {
 	t.Helper()
+	return startNodeClocked(t, gc, nil)
+}
+
+// startNodeClocked starts a node whose time is clock (nil: the system's).
+func startNodeClocked(t *testing.T, gc gateway.Config, clock *estest.Clock) *node.Node {
+	t.Helper()
+	var c engine.Clock
+	if clock != nil {
+		c = clock
+	}
 	p := domain.DefaultPolicy()
 	p.MultiRoom = true
 	if gc.HeartbeatInterval == 0 {
@@ -45,7 +56,7 @@ func startNode(t *testing.T, gc gateway.Config) *node.Node {
 		gc.OnlineCountEvery = 50 * time.Millisecond
 	}
 	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir()},
-		Policy: domain.Config{Default: p}, Secret: secret, HTTPListen: "127.0.0.1:0", Gateway: gc,
+		Policy: domain.Config{Default: p}, Secret: secret, HTTPListen: "127.0.0.1:0", Gateway: gc, Clock: c,
 		Logger: estest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -317,9 +328,11 @@ type proxy struct {
 }
 
 type pipe struct {
-	a, b   net.Conn
+	a, b   net.Conn // a: the client's end, b: the server's
 	frozen atomic.Bool
-	once   sync.Once
+	// mute drops what the server sends, not what the client sends.
+	mute atomic.Bool
+	once sync.Once
 }
 
 func (p *pipe) close() { p.once.Do(func() { p.a.Close(); p.b.Close() }) }
@@ -379,7 +392,7 @@ func (pp *pipe) copy(dst, src net.Conn) {
 		if err != nil {
 			return
 		}
-		if pp.frozen.Load() {
+		if pp.frozen.Load() || (dst == pp.a && pp.mute.Load()) {
 			continue // the network ate it
 		}
 		if _, err := dst.Write(buf[:n]); err != nil {
@@ -405,6 +418,16 @@ func (p *proxy) freeze() {
 	defer p.mu.Unlock()
 	for pp := range p.pipes {
 		pp.frozen.Store(true)
+	}
+}
+
+// muteDown makes every current connection drop what the server sends: the
+// server hears the client, the client hears nothing.
+func (p *proxy) muteDown() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pp := range p.pipes {
+		pp.mute.Store(true)
 	}
 }
 

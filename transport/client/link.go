@@ -254,9 +254,17 @@ func (l *link) read() {
 	}
 }
 
+// heartbeatID is the id heartbeats carry; request ids are numbers, so it
+// never names a request.
+const heartbeatID = "hb"
+
 // reply completes the request f answers. Replies without an id answer
-// heartbeats (or requests the server could not read).
+// requests the server could not read.
 func (l *link) reply(f *protocol.Frame) {
+	if f.ID == heartbeatID {
+		l.heartbeatReply(f)
+		return
+	}
 	l.mu.Lock()
 	cl := l.pending[f.ID]
 	delete(l.pending, f.ID)
@@ -283,6 +291,24 @@ func (l *link) reply(f *protocol.Frame) {
 	cl.done <- result{data: f.Data}
 }
 
+// heartbeatReply adopts the fresh resume token a heartbeat reply may carry:
+// the server renews it while the connection lives, so a resume works however
+// long the session has been up.
+func (l *link) heartbeatReply(f *protocol.Frame) {
+	if f.Code != 0 || len(f.Data) == 0 {
+		return
+	}
+	var rep protocol.HeartbeatReply
+	if err := json.Unmarshal(f.Data, &rep); err != nil || rep.ResumeToken == "" {
+		return
+	}
+	l.c.mu.Lock()
+	if l.c.link == l {
+		l.c.resumeToken = rep.ResumeToken
+	}
+	l.c.mu.Unlock()
+}
+
 // startHeartbeat schedules the heartbeats and the silence watchdog at the
 // interval the hello named.
 func (l *link) startHeartbeat() {
@@ -307,7 +333,7 @@ func (l *link) beat(every time.Duration) {
 	if l.isDead() {
 		return
 	}
-	if err := l.write(protocol.Request{Op: protocol.OpHeartbeat}); err != nil {
+	if err := l.write(protocol.Request{ID: heartbeatID, Op: protocol.OpHeartbeat}); err != nil {
 		l.c.lost(l, fmt.Errorf("heartbeat: %w", err))
 		return
 	}

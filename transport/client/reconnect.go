@@ -18,6 +18,7 @@ import (
 const (
 	resumeResumed = "resumed" // the session is still in the room; missed events follow
 	resumeLeft    = "left"    // the session left the room while away; its departure is among the missed events
+	resumeUnknown = "unknown" // the session is in a room the client did not name
 )
 
 // errStopped ends the reconnection loop: the client was closed.
@@ -200,9 +201,10 @@ func (c *Client) restore(l *link) error {
 	c.mu.Unlock()
 
 	resumed := false
+	var strays []string
 	if token != "" {
 		_, err := c.request(l, protocol.OpResume, protocol.ResumeRequest{ResumeToken: token, Rooms: seqs},
-			func(data []byte) error { return c.resumed(data, seqs) })
+			func(data []byte) (err error) { strays, err = c.resumed(data, seqs); return err })
 		switch {
 		case err == nil:
 			resumed = true
@@ -217,6 +219,9 @@ func (c *Client) restore(l *link) error {
 	}
 	if !resumed {
 		c.adopt(l.hello)
+	}
+	if err := c.dropStrays(l, strays); err != nil {
+		return err
 	}
 	if err := c.restoreMode(l); err != nil {
 		return err
@@ -237,16 +242,32 @@ func transient(err error) bool {
 }
 
 // resumed applies a successful resume reply, on the reader goroutine, so
-// that Reconnected is queued before the missed events that follow it.
-func (c *Client) resumed(data []byte, sent map[string]uint64) error {
+// that Reconnected is queued before the missed events that follow it. It
+// returns the strays: rooms the session is in that the client does not
+// know of, because the reply that entered them was lost with the
+// connection (the app was told the login failed).
+func (c *Client) resumed(data []byte, sent map[string]uint64) ([]string, error) {
 	var rep protocol.ResumeReply
 	if err := json.Unmarshal(data, &rep); err != nil {
-		return fmt.Errorf("roomlog: resume: %w", err)
+		return nil, fmt.Errorf("roomlog: resume: %w", err)
 	}
 	c.mu.Lock()
 	if rep.Session != "" {
 		c.session = rep.Session
 	}
+	if rep.ResumeToken != "" {
+		c.resumeToken = rep.ResumeToken
+	}
+	var strays []string
+	for name, st := range rep.Rooms {
+		// A tracked room the server reports unknown is one being entered
+		// again (relogin): entering it again is harmless, the session
+		// being in it already.
+		if _, known := c.rooms[name]; st.Status == resumeUnknown && !known {
+			strays = append(strays, name)
+		}
+	}
+	slices.Sort(strays)
 	var back []string
 	for name := range sent {
 		r := c.rooms[name]
@@ -273,6 +294,27 @@ func (c *Client) resumed(data []byte, sent map[string]uint64) error {
 	slices.Sort(back)
 	for _, room := range back {
 		c.state(room, StateReconnected, 0, StateInfo{Reason: "resumed", ZIMState: "Connected", ZIMEvent: "Success"})
+	}
+	return strays, nil
+}
+
+// dropStrays logs the session out of rooms it entered without the client
+// learning of it, so that the server's view matches what the app was told.
+func (c *Client) dropStrays(l *link, rooms []string) error {
+	for _, room := range rooms {
+		c.mu.Lock()
+		_, known := c.rooms[room]
+		c.mu.Unlock()
+		if known {
+			continue // entered meanwhile by the app: keep it
+		}
+		_, err := c.request(l, protocol.OpLogout, protocol.LogoutRequest{Room: room}, nil)
+		if err != nil && isLocal(err) {
+			return fmt.Errorf("leave stray room %q: %w", room, err)
+		}
+		if err != nil {
+			c.log.Warn("roomlog: cannot leave a room entered by a lost request", "room", room, "err", err)
+		}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/transport/client"
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/protocol"
@@ -258,10 +259,12 @@ func TestSessionClosingOnShutdown(t *testing.T) {
 
 // ---- resume (needs the server's side of resume) ----
 
-func skipWithoutResume(t *testing.T, c *client.Client) {
+// mustResume fails a test whose server issued no resume token: every
+// session can be resumed.
+func mustResume(t *testing.T, c *client.Client) {
 	t.Helper()
 	if client.ResumeToken(c) == "" {
-		t.Skip("the server's hello carries no resume_token: resume is not implemented server-side yet")
+		t.Fatal("the server's hello carries no resume_token")
 	}
 }
 
@@ -275,7 +278,7 @@ func TestResumeBeforeTimeout(t *testing.T) {
 	ra, rb := newRec(t, "alice"), newRec(t, "bob")
 	ra.reconnects.Store(true)
 	a := dial(t, p.url(), ra, fastRetry)
-	skipWithoutResume(t, a)
+	mustResume(t, a)
 	b := dial(t, wsURL(n), rb, nil)
 	login(t, n, a, ra, "r1", "alice")
 	login(t, n, b, rb, "r1", "bob")
@@ -327,7 +330,7 @@ func TestResumeAfterTimeout(t *testing.T) {
 	ra.reconnects.Store(true)
 	rc.reconnects.Store(true)
 	a := dial(t, p.url(), ra, fastRetry)
-	skipWithoutResume(t, a)
+	mustResume(t, a)
 	c := dial(t, p.url(), rc, fastRetry)
 	b, d := dial(t, wsURL(n), rb, nil), dial(t, wsURL(n), rd, nil)
 	login(t, n, b, rb, "r1", "bob")
@@ -412,7 +415,7 @@ func TestSessionReplaced(t *testing.T) {
 	n := startNode(t, gateway.Config{})
 	ra := newRec(t, "alice")
 	a := dial(t, wsURL(n), ra, fastRetry)
-	skipWithoutResume(t, a)
+	mustResume(t, a)
 	snap := login(t, n, a, ra, "r1", "alice")
 
 	ws, _, err := websocket.Dial(ctx(t), wsURL(n), &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
@@ -442,4 +445,77 @@ func TestSessionReplaced(t *testing.T) {
 			t.Fatalf("after session_replaced a method gave %v", err)
 		}
 	}
+}
+
+// A connection that lives longer than its resume token gets fresh tokens on
+// its heartbeats: after twice the token's lifetime, a cut still resumes the
+// session instead of starting a new one.
+func TestResumeAfterTheFirstTokenExpired(t *testing.T) {
+	t.Parallel()
+	clock := estest.NewClock(time.Now())
+	// Tokens last 11 min (window + timeout); renewed after 5.5.
+	n := startNodeClocked(t, gateway.Config{ResumeWindow: time.Minute, HeartbeatTimeout: 10 * time.Minute}, clock)
+	p := newProxy(t, n)
+	ra := newRec(t, "alice")
+	ra.reconnects.Store(true)
+	a := dial(t, p.url(), ra, fastRetry)
+	login(t, n, a, ra, "r1", "alice")
+	session := a.Session()
+
+	tokens := map[string]bool{client.ResumeToken(a): true}
+	for range 2 {
+		clock.Advance(6 * time.Minute)
+		deadline := time.Now().Add(wait)
+		for tokens[client.ResumeToken(a)] { // the next heartbeat brings a new one
+			if time.Now().After(deadline) {
+				t.Fatal("no fresh resume token after 6 minutes")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		tokens[client.ResumeToken(a)] = true
+	}
+	// 12 minutes on, the hello's token has expired; the latest has not.
+	p.cut()
+	if st := waitRestored(t, ra, "r1"); st != client.StateReconnected {
+		t.Fatalf("after the cut: %s, want Reconnected (the session resumed)", st)
+	}
+	if a.Session() != session {
+		t.Errorf("session %s after resuming %s", a.Session(), session)
+	}
+}
+
+// A login whose reply is lost with the connection leaves the session in a
+// room the app was told it could not enter. The resume names that room, and
+// the client leaves it: the server's view matches the app's again.
+func TestResumeLeavesARoomEnteredByALostLogin(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	p := newProxy(t, n)
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	ra.reconnects.Store(true)
+	a := dial(t, p.url(), ra, fastRetry)
+	b := dial(t, wsURL(n), rb, nil)
+	if err := a.SetRoomMode(ctx(t), client.MultiRoom); err != nil {
+		t.Fatal(err)
+	}
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, b, rb, "r2", "bob")
+	session := a.Session()
+
+	p.muteDown() // the server hears alice; alice hears nothing
+	_, err := a.LoginRoom(ctx(t), "r2", client.User{ID: "alice", Name: "Alice"}, client.LoginOptions{Token: token(t, n, "alice")})
+	if err == nil {
+		t.Fatal("a login whose reply never came succeeded")
+	}
+	rb.waitUsers("r2", client.UpdateAdd, "alice") // the login took effect
+	if st := waitRestored(t, ra, "r1"); st != client.StateReconnected {
+		t.Fatalf("after the lost reply: %s, want Reconnected", st)
+	}
+	rb.waitUsers("r2", client.UpdateDelete, "alice")
+	if a.Session() != session {
+		t.Errorf("session %s after resuming %s", a.Session(), session)
+	}
+	// The app can enter r2 now, as it would after any failed login.
+	login(t, n, a, ra, "r2", "alice")
+	rb.waitUsers("r2", client.UpdateAdd, "alice")
 }

@@ -128,8 +128,7 @@ func (c *conn) reader(ctx context.Context) {
 		if req.Op == protocol.OpHeartbeat {
 			// Answered here, never queued behind slow commands.
 			s := c.sess.Load()
-			s.heartbeat(ctx)
-			s.reply(req.ID, nil, nil)
+			s.reply(req.ID, s.heartbeat(ctx), nil)
 			continue
 		}
 		if !c.limiter.Allow() {

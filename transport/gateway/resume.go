@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -12,10 +13,16 @@ import (
 	"github.com/roomlog/roomlog/transport/protocol"
 )
 
-// heartbeat records that the session was heard from. Heartbeats are not
-// events: they go to presence, where every node can see a session go silent.
-func (s *session) heartbeat(ctx context.Context) {
+// heartbeat records that the session was heard from, and returns a fresh
+// resume token once the current one is half spent (nil otherwise).
+// Heartbeats are not events: they go to presence, where every node can see a
+// session go silent.
+func (s *session) heartbeat(ctx context.Context) any {
 	s.touch()
+	var reply any
+	if tok, ok := s.srv.refreshResume(s); ok {
+		reply = protocol.HeartbeatReply{ResumeToken: tok}
+	}
 	s.mu.Lock()
 	app, bound := s.app, s.bound
 	s.mu.Unlock()
@@ -24,6 +31,35 @@ func (s *session) heartbeat(ctx context.Context) {
 			s.srv.cfg.Logger.Warn("presence heartbeat failed", "session", s.id, "err", err)
 		}
 	}
+	return reply
+}
+
+// resumeTTL is how long a resume token is valid: long enough to outlast the
+// heartbeat timeout after the last refresh, which is all a resume needs
+// (past the timeout the session is gone whatever the token says).
+func (srv *Server) resumeTTL() time.Duration { return srv.cfg.ResumeWindow + srv.cfg.HeartbeatTimeout }
+
+// mintResume mints a resume token for s and remembers when.
+func (srv *Server) mintResume(s *session) (string, error) {
+	tok, err := srv.cfg.Signer.MintResume(string(s.id), srv.resumeTTL())
+	if err == nil {
+		s.mu.Lock()
+		s.resumeAt = srv.cfg.Clock.Now()
+		s.mu.Unlock()
+	}
+	return tok, err
+}
+
+// refreshResume mints a new resume token if the session's is half spent.
+func (srv *Server) refreshResume(s *session) (string, bool) {
+	s.mu.Lock()
+	due := srv.cfg.Clock.Now().Sub(s.resumeAt) > srv.resumeTTL()/2
+	s.mu.Unlock()
+	if !due {
+		return "", false
+	}
+	tok, err := srv.mintResume(s)
+	return tok, err == nil
 }
 
 // resume reattaches the session named by a resume token to this connection,
@@ -39,7 +75,12 @@ func (c *conn) resume(ctx context.Context, req protocol.Request) {
 		return
 	}
 	s.reply(req.ID, reply, nil)
-	rooms := slices.Sorted(maps.Keys(reply.Rooms))
+	var rooms []string
+	for _, room := range slices.Sorted(maps.Keys(reply.Rooms)) {
+		if reply.Rooms[room].Status != "unknown" {
+			rooms = append(rooms, room)
+		}
+	}
 	var after map[string]uint64
 	var r protocol.ResumeRequest
 	if decode(req, &r) == nil {
@@ -49,7 +90,9 @@ func (c *conn) resume(ctx context.Context, req protocol.Request) {
 		if err := c.srv.replay(ctx, s, domain.RoomID(room), after[room]); err != nil {
 			// Without its history the client cannot be told the truth:
 			// close, and it resumes again from the same place.
-			c.srv.cfg.Logger.Warn("resume replay failed", "session", s.id, "room", room, "err", err)
+			if ctx.Err() == nil { // else the connection or the server is closing
+				c.srv.cfg.Logger.Warn("resume replay failed", "session", s.id, "room", room, "err", err)
+			}
 			c.close(domain.ErrUnavailable.With("replay of room %q failed", room))
 			return
 		}
@@ -121,7 +164,11 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		srv.cfg.Logger.Warn("takeover notice failed", "session", sid, "err", err)
 	}
 	c.sess.Store(s)
-	reply := protocol.ResumeReply{Session: id, Rooms: map[string]protocol.ResumedRoom{}}
+	tok, err := srv.mintResume(s)
+	if err != nil {
+		return nil, protocol.ResumeReply{}, domain.ErrInternal.With("%v", err)
+	}
+	reply := protocol.ResumeReply{Session: id, ResumeToken: tok, Rooms: map[string]protocol.ResumedRoom{}}
 	srv.cfg.Live.Read(func(m *projections.Model) {
 		a := m.App(rec.App)
 		for room, seq := range r.Rooms {
@@ -132,6 +179,17 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 				}
 			}
 			reply.Rooms[room] = protocol.ResumedRoom{Status: status, Seq: seq}
+		}
+		// Rooms the session is in that the client did not name.
+		if a != nil && st != nil {
+			for room := range st.Claims {
+				if _, named := r.Rooms[string(room)]; named || a.Rooms[room] == nil {
+					continue
+				}
+				if _, in := a.Rooms[room].MemberBySession(s.user.ID, sid); in {
+					reply.Rooms[string(room)] = protocol.ResumedRoom{Status: "unknown"}
+				}
+			}
 		}
 	})
 	return s, reply, nil

@@ -277,3 +277,62 @@ func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
 		t.Fatalf("bob got %+v", msg)
 	}
 }
+
+// A session that lives longer than its resume token gets fresh ones on its
+// heartbeats, and can still resume; a resume names the rooms the client
+// forgot (a login whose reply was lost) as "unknown".
+func TestResumeTokenIsRenewedAndStrayRoomsAreNamed(t *testing.T) {
+	clock := estest.NewClock(t0)
+	p := domain.DefaultPolicy()
+	p.MultiRoom = true
+	n := startClocked(t, clock, p, gateway.Config{ResumeWindow: 2 * time.Minute}) // tokens last 3.5 min
+	alice := dial(t, n)
+	first := alice.Hello.ResumeToken
+	if f := alice.Do("m", protocol.OpSetRoomMode, protocol.SetRoomModeRequest{Mode: string(domain.MultiRoom)}); f.Code != 0 {
+		t.Fatalf("set_room_mode: %+v", f)
+	}
+	alice.Login("r1", "alice", token(t, n, "alice"))
+	alice.Login("r2", "alice", token(t, n, "alice"))
+	waitTracked(t, n, 1)
+
+	latest := first
+	renewals := 0
+	for i := range 10 { // ten minutes of heartbeats, a minute apart
+		clock.Advance(time.Minute)
+		f := alice.Do(fmt.Sprint("hb", i), protocol.OpHeartbeat, nil)
+		var hb protocol.HeartbeatReply
+		if len(f.Data) > 0 {
+			if err := json.Unmarshal(f.Data, &hb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if hb.ResumeToken != "" {
+			latest = hb.ResumeToken
+			renewals++
+		}
+	}
+	// Renewed once half the 3.5 min are spent: at minutes 2, 4, 6, 8, 10.
+	if renewals != 5 {
+		t.Errorf("%d renewals in ten minutes, want 5", renewals)
+	}
+	alice.WS.CloseNow()
+
+	stale := dial(t, n)
+	stale.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: first})
+	if f := stale.Reply("r"); f.Code != protocol.ErrResumeFailed.Code {
+		t.Fatalf("resume with the ten-minute-old token: %+v", f)
+	}
+	again := dial(t, n)
+	again.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: latest, Rooms: map[string]uint64{"r1": 0}})
+	f := again.Reply("r")
+	var rr protocol.ResumeReply
+	if f.Code != 0 || json.Unmarshal(f.Data, &rr) != nil {
+		t.Fatalf("resume with the renewed token: %+v", f)
+	}
+	if rr.Rooms["r1"].Status != "resumed" || rr.Rooms["r2"].Status != "unknown" || len(rr.Rooms) != 2 {
+		t.Errorf("resumed rooms %+v, want r1 resumed and r2 unknown", rr.Rooms)
+	}
+	if sid, err := n.Signer.VerifyResume(rr.ResumeToken); err != nil || sid != alice.Hello.Session {
+		t.Errorf("the resume reply's token names %q (%v), want session %s", sid, err, alice.Hello.Session)
+	}
+}

@@ -224,12 +224,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(int64(s.cfg.HardFrameBytes))
 	id := domain.SessionID(s.cfg.Engine.NewID(s.cfg.Clock.Now()).String())
-	resume, err := s.cfg.Signer.MintResume(string(id), s.cfg.ResumeWindow+s.cfg.HeartbeatTimeout)
+	sess := newSession(s, id)
+	resume, err := s.mintResume(sess)
 	if err != nil {
 		ws.Close(websocket.StatusInternalError, "cannot mint a resume token")
 		return
 	}
-	sess := newSession(s, id)
 	c := newConn(s, ws, sess)
 	sess.conn = c
 	sess.touch()

@@ -32,6 +32,8 @@ type session struct {
 	rooms    map[domain.RoomID]bool
 	conn     *conn
 	lastSeen time.Time
+	// resumeAt is when the session's current resume token was minted.
+	resumeAt time.Time
 }
 
 func newSession(srv *Server, id domain.SessionID) *session {
@@ -217,8 +219,7 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 		}
 		return nil, s.renewToken(r.Token)
 	case protocol.OpHeartbeat:
-		s.touch()
-		return nil, nil
+		return s.heartbeat(ctx), nil
 	case protocol.OpResume:
 		return nil, protocol.ErrResumeFailed.With("resume is sent as the first request of a new connection")
 	}

@@ -276,15 +276,26 @@ type SessionClosing struct {
 // ResumeReply answers a successful resume: the connection carries Session
 // again, and for each room the client named, the missed events follow.
 type ResumeReply struct {
-	Session string                 `json:"session"`
-	Rooms   map[string]ResumedRoom `json:"rooms"`
+	Session string `json:"session"`
+	// ResumeToken replaces the one the client resumed with.
+	ResumeToken string                 `json:"resume_token"`
+	Rooms       map[string]ResumedRoom `json:"rooms"`
+}
+
+// HeartbeatReply answers a heartbeat; it carries a fresh resume token once
+// the session's current one is half spent.
+type HeartbeatReply struct {
+	ResumeToken string `json:"resume_token,omitempty"`
 }
 
 // ResumedRoom says what happened to one room while the client was away.
 type ResumedRoom struct {
 	// Status is "resumed" (still in the room: the missed events follow, then
-	// live ones) or "left" (removed meanwhile: the missed events up to the
-	// session's own departure follow).
+	// live ones), "left" (removed meanwhile: the missed events up to the
+	// session's own departure follow), or "unknown" (the session is in the
+	// room but the client did not name it, as when a login's reply was lost
+	// with the connection: nothing follows; the client should log out of it
+	// or log in again to get its state).
 	Status string `json:"status"`
 	// Seq is where the replay starts after (the seq the client sent).
 	Seq uint64 `json:"seq"`
