@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/domain/domaintest"
@@ -27,7 +28,7 @@ func TestReplayIsDeterministic(t *testing.T) {
 			p.MaxRooms = 3
 			log := estest.Open(t, nil)
 			live := runLive(t, log)
-			clock := newFakeClock()
+			clock := estest.NewClock(time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC))
 			e := newEngine(t, log, p, clock.Now, live)
 			gen := domaintest.New(domaintest.Config{Users: 30, SessionsPerUser: 2, Rooms: 20, Streams: 15,
 				MultiRoom: seed%2 == 0, Weird: seed%2 == 1}, seed)

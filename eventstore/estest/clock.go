@@ -35,10 +35,16 @@ func (c *Clock) Now() time.Time {
 	return c.now
 }
 
-// AfterFunc schedules f for d from now.
+// AfterFunc schedules f for d from now. As with time.AfterFunc, f runs at
+// once (in its own goroutine) when d is not positive: a deadline already
+// passed does not wait for the next Advance.
 func (c *Clock) AfterFunc(d time.Duration, f func()) engine.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if d <= 0 {
+		go f()
+		return &timer{c: c, at: c.now, f: f}
+	}
 	t := &timer{c: c, at: c.now.Add(d), f: f, ready: true}
 	c.timers = append(c.timers, t)
 	return t

@@ -1,30 +1,44 @@
-// Package netcut is a TCP proxy for tests that need the network to fail: it
-// forwards connections to a target and can cut every connection (both
-// directions closed, as a dead network or a server-side close looks to the
-// client) or freeze them (stop carrying data in either direction, as a
-// client that hangs looks to the server: it neither reads nor heartbeats).
+// Package netcut is a TCP proxy for tests that need the network to fail. It
+// forwards connections to a target and breaks them the ways networks do:
+//
+//   - Cut closes every connection, both directions (a dead network or a
+//     server-side close, as the client sees it);
+//   - Freeze holds every byte until Thaw, on every connection, new ones too
+//     (a client that hangs, as the server sees it: it neither reads nor
+//     heartbeats);
+//   - Drop makes the connections open now lose every byte, without closing
+//     them (a path that died silently); new connections work;
+//   - MuteServer makes the connections open now lose what the server sends
+//     (the server hears the client, the client hears nothing);
+//   - Refuse closes new connections at once (the server is unreachable).
 package netcut
 
 import (
 	"net"
 	"sync"
+	"sync/atomic"
+	"testing"
 )
 
 // Proxy forwards connections from its own loopback address to a target.
 type Proxy struct {
-	ln     net.Listener
-	target string
+	ln      net.Listener
+	target  string
+	refused chan struct{}
 
 	mu     sync.Mutex
 	cond   *sync.Cond
 	pairs  map[*pair]struct{}
 	frozen bool
+	refuse bool
 	closed bool
 	wg     sync.WaitGroup
 }
 
 type pair struct {
 	client, server net.Conn
+	// drop loses both directions; mute loses what the server sends.
+	drop, mute atomic.Bool
 }
 
 // Listen starts a proxy to target on 127.0.0.1 and a free port.
@@ -33,11 +47,23 @@ func Listen(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, pairs: map[*pair]struct{}{}}
+	p := &Proxy{ln: ln, target: target, pairs: map[*pair]struct{}{}, refused: make(chan struct{}, 1024)}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// Start is Listen for a test: it fails t on error and closes the proxy when
+// the test ends.
+func Start(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p, err := Listen(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 // Addr returns the proxy's address.
@@ -50,6 +76,17 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
+		p.mu.Lock()
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse {
+			c.Close()
+			select {
+			case p.refused <- struct{}{}:
+			default:
+			}
+			continue
+		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
@@ -60,37 +97,41 @@ func (p *Proxy) accept() {
 		p.pairs[pr] = struct{}{}
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.copy(s, c)
-		go p.copy(c, s)
+		go p.copy(pr, s, c, false)
+		go p.copy(pr, c, s, true)
 	}
 }
 
-// copy carries data from src to dst, waiting while the proxy is frozen.
-func (p *Proxy) copy(dst, src net.Conn) {
+// copy carries data from src to dst, waiting while the proxy is frozen and
+// losing it while the pair drops it.
+func (p *Proxy) copy(pr *pair, dst, src net.Conn, fromServer bool) {
 	defer p.wg.Done()
 	defer dst.Close()
 	buf := make([]byte, 16<<10)
 	for {
-		p.mu.Lock()
-		for p.frozen && !p.closed {
-			p.cond.Wait()
-		}
-		p.mu.Unlock()
+		p.waitThawed()
 		n, err := src.Read(buf)
 		if n > 0 {
-			p.mu.Lock()
-			for p.frozen && !p.closed {
-				p.cond.Wait()
-			}
-			p.mu.Unlock()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
+			p.waitThawed()
+			lost := pr.drop.Load() || (fromServer && pr.mute.Load())
+			if !lost {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
 			}
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+func (p *Proxy) waitThawed() {
+	p.mu.Lock()
+	for p.frozen && !p.closed {
+		p.cond.Wait()
+	}
+	p.mu.Unlock()
 }
 
 // Cut closes every connection open now, in both directions.
@@ -111,13 +152,41 @@ func (p *Proxy) Freeze() {
 	p.mu.Unlock()
 }
 
-// Thaw carries data again.
+// Thaw carries data again, the data held first.
 func (p *Proxy) Thaw() {
 	p.mu.Lock()
 	p.frozen = false
 	p.cond.Broadcast()
 	p.mu.Unlock()
 }
+
+// Drop makes every connection open now lose what it carries, both ways.
+func (p *Proxy) Drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pr := range p.pairs {
+		pr.drop.Store(true)
+	}
+}
+
+// MuteServer makes every connection open now lose what the server sends.
+func (p *Proxy) MuteServer() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pr := range p.pairs {
+		pr.mute.Store(true)
+	}
+}
+
+// Refuse makes the proxy close new connections at once (or stop doing so).
+func (p *Proxy) Refuse(on bool) {
+	p.mu.Lock()
+	p.refuse = on
+	p.mu.Unlock()
+}
+
+// Refused receives once per connection refused.
+func (p *Proxy) Refused() <-chan struct{} { return p.refused }
 
 // Close stops the proxy and cuts what it carries.
 func (p *Proxy) Close() error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/transport/client"
+	"github.com/roomlog/roomlog/transport/client/clienttest"
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
@@ -35,10 +36,10 @@ func TestLoginUsersAndLogout(t *testing.T) {
 		t.Fatalf("alice's snapshot %+v", snap)
 	}
 	// Logining comes first, then Logined, both with code 0.
-	if e := ra.next(); e.kind != "state" || e.state != client.StateLogining || e.code != 0 || e.room != "r1" {
+	if e := ra.Next(); e.Kind != "state" || e.State != client.StateLogining || e.Code != 0 || e.Room != "r1" {
 		t.Fatalf("first callback %v, want Logining", e)
 	}
-	if e := ra.next(); e.kind != "state" || e.state != client.StateLogined || e.code != 0 || e.info.ZIMState != "Connected" {
+	if e := ra.Next(); e.Kind != "state" || e.State != client.StateLogined || e.Code != 0 || e.Info.ZIMState != "Connected" {
 		t.Fatalf("second callback %v, want Logined", e)
 	}
 
@@ -51,39 +52,39 @@ func TestLoginUsersAndLogout(t *testing.T) {
 	}
 	// Bob hears of the users already there, as ADD, right after Logined;
 	// the ZIM callback follows the ZEGO one.
-	rb.waitState("r1", client.StateLogined)
-	if e := rb.next(); e.kind != "user" || e.typ != client.UpdateAdd || len(e.users) != 1 || e.users[0] != (client.User{ID: "alice", Name: "Alice"}) {
+	rb.WaitState("r1", client.StateLogined)
+	if e := rb.Next(); e.Kind != "user" || e.Type != client.UpdateAdd || len(e.Users) != 1 || e.Users[0] != (client.User{ID: "alice", Name: "Alice"}) {
 		t.Fatalf("bob's callback after Logined: %v", e)
 	}
-	if e := rb.next(); e.kind != "joined" || !hasUser(e.users, "alice") {
+	if e := rb.Next(); e.Kind != "joined" || !clienttest.HasUser(e.Users, "alice") {
 		t.Fatalf("bob's member joined: %v", e)
 	}
 	// Alice hears of Bob (ZEGO and ZIM), then of the count.
-	ra.waitUsers("r1", client.UpdateAdd, "bob")
-	if e := ra.next(); e.kind != "joined" || !hasUser(e.users, "bob") {
+	ra.WaitUsers("r1", client.UpdateAdd, "bob")
+	if e := ra.Next(); e.Kind != "joined" || !clienttest.HasUser(e.Users, "bob") {
 		t.Fatalf("alice's member joined: %v", e)
 	}
-	ra.waitFor("online count 2", func(e ev) bool { return e.kind == "online" && e.room == "r1" && e.count == 2 })
+	ra.WaitFor("online count 2", func(e ev) bool { return e.Kind == "online" && e.Room == "r1" && e.Count == 2 })
 
 	if err := b.LogoutRoom(ctx(t), "r1"); err != nil {
 		t.Fatal(err)
 	}
-	e := rb.waitState("r1", client.StateLogout)
-	if e.code != 0 || e.info.Reason != "logout" || e.info.ZIMState != "Disconnected" {
+	e := rb.WaitState("r1", client.StateLogout)
+	if e.Code != 0 || e.Info.Reason != "logout" || e.Info.ZIMState != "Disconnected" {
 		t.Errorf("bob's Logout %+v", e)
 	}
-	ra.waitUsers("r1", client.UpdateDelete, "bob")
-	if e := ra.next(); e.kind != "left" || !hasUser(e.users, "bob") {
+	ra.WaitUsers("r1", client.UpdateDelete, "bob")
+	if e := ra.Next(); e.Kind != "left" || !clienttest.HasUser(e.Users, "bob") {
 		t.Fatalf("alice's member left: %v", e)
 	}
-	ra.waitFor("online count 1", func(e ev) bool { return e.kind == "online" && e.room == "r1" && e.count == 1 })
+	ra.WaitFor("online count 1", func(e ev) bool { return e.Kind == "online" && e.Room == "r1" && e.Count == 1 })
 
 	// Logging out of a room the session is not in: 1002002 and LogoutFailed.
 	err = b.LogoutRoom(ctx(t), "r1")
 	if !errors.Is(err, domain.ErrNotInRoom) {
 		t.Fatalf("second logout: %v", err)
 	}
-	if e := rb.waitState("r1", client.StateLogoutFailed); e.code != domain.ErrNotInRoom.Code {
+	if e := rb.WaitState("r1", client.StateLogoutFailed); e.Code != domain.ErrNotInRoom.Code {
 		t.Errorf("LogoutFailed %+v", e)
 	}
 	if err := b.LogoutRoom(ctx(t), ""); !errors.Is(err, domain.ErrInvalidArgument) {
@@ -113,7 +114,7 @@ func TestErrors(t *testing.T) {
 	if errors.Is(err, domain.ErrNotInRoom) {
 		t.Error("a token error matches another code")
 	}
-	if e := ra.waitState("r1", client.StateLoginFailed); e.code != 1002033 || e.info.ZIMState != "Disconnected" {
+	if e := ra.WaitState("r1", client.StateLoginFailed); e.Code != 1002033 || e.Info.ZIMState != "Disconnected" {
 		t.Errorf("LoginFailed %+v", e)
 	}
 	// A token for another user.
@@ -185,15 +186,15 @@ func TestStreams(t *testing.T) {
 	if err != nil || room != "r1" {
 		t.Fatalf("publish: %q, %v", room, err)
 	}
-	e := rb.waitKind("stream", "r1")
-	if e.typ != client.UpdateAdd || len(e.streams) != 1 || e.streams[0].Stream != "s1" || e.streams[0].User.ID != "alice" ||
-		e.streams[0].ExtraInfo != "720p" {
+	e := rb.WaitKind("stream", "r1")
+	if e.Type != client.UpdateAdd || len(e.Streams) != 1 || e.Streams[0].Stream != "s1" || e.Streams[0].User.ID != "alice" ||
+		e.Streams[0].ExtraInfo != "720p" {
 		t.Fatalf("bob's stream update %+v", e)
 	}
 	if err := a.SetStreamExtraInfo(ctx(t), "s1", "1080p"); err != nil {
 		t.Fatal(err)
 	}
-	if e := rb.waitKind("stream_extra", "r1"); len(e.streams) != 1 || e.streams[0].ExtraInfo != "1080p" {
+	if e := rb.WaitKind("stream_extra", "r1"); len(e.Streams) != 1 || e.Streams[0].ExtraInfo != "1080p" {
 		t.Errorf("bob's stream extra info update %+v", e)
 	}
 	if room, err := b.StartPlayingStream(ctx(t), "s1", "r1"); err != nil || room != "r1" {
@@ -214,12 +215,12 @@ func TestStreams(t *testing.T) {
 	if _, err := c.LoginRoom(ctx(t), "r1", client.User{ID: "carol"}, client.LoginOptions{Token: token(t, n, "carol"), Role: client.RoleAudience}); err != nil {
 		t.Fatal(err)
 	}
-	rc.waitState("r1", client.StateLogined)
-	rc.waitUsers("r1", client.UpdateAdd, "bob")
-	if e := rc.next(); e.kind != "joined" {
+	rc.WaitState("r1", client.StateLogined)
+	rc.WaitUsers("r1", client.UpdateAdd, "bob")
+	if e := rc.Next(); e.Kind != "joined" {
 		t.Fatalf("carol: %v", e)
 	}
-	if e := rc.next(); e.kind != "stream" || e.typ != client.UpdateAdd || len(e.streams) != 1 || e.streams[0].ExtraInfo != "1080p" {
+	if e := rc.Next(); e.Kind != "stream" || e.Type != client.UpdateAdd || len(e.Streams) != 1 || e.Streams[0].ExtraInfo != "1080p" {
 		t.Fatalf("carol's streams after login: %+v", e)
 	}
 	if _, err := c.StartPublishingStream(ctx(t), "s2", client.PublishOptions{}); !errors.Is(err, domain.ErrPublishNotAllowed) {
@@ -229,10 +230,10 @@ func TestStreams(t *testing.T) {
 	if err := a.StopPublishingStream(ctx(t), "s1"); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []*rec{rb, rc} {
-		e := r.waitFor("stream DELETE", func(e ev) bool { return e.kind == "stream" && e.typ == client.UpdateDelete })
-		if len(e.streams) != 1 || e.streams[0].Stream != "s1" {
-			t.Errorf("%s: stream DELETE %+v", r.name, e)
+	for i, r := range []*rec{rb, rc} {
+		e := r.WaitFor("stream DELETE", func(e ev) bool { return e.Kind == "stream" && e.Type == client.UpdateDelete })
+		if len(e.Streams) != 1 || e.Streams[0].Stream != "s1" {
+			t.Errorf("member %d: stream DELETE %+v", i, e)
 		}
 	}
 }
@@ -251,10 +252,10 @@ func TestMessages(t *testing.T) {
 		t.Fatalf("broadcast: %+v, %v", res, err)
 	}
 	for _, r := range []*rec{rb, rc} {
-		e := r.waitKind("broadcast", "r1")
-		m := e.msgs[0]
-		if len(e.msgs) != 1 || m.MessageID != res.ID || m.Message != "hello room" || m.From.ID != "alice" || m.SendTime == 0 {
-			t.Errorf("%s got broadcast %+v, sent %+v", r.name, e.msgs, res)
+		e := r.WaitKind("broadcast", "r1")
+		m := e.Msgs[0]
+		if len(e.Msgs) != 1 || m.MessageID != res.ID || m.Message != "hello room" || m.From.ID != "alice" || m.SendTime == 0 {
+			t.Errorf("%s got broadcast %+v, sent %+v", r.Name(), e.Msgs, res)
 		}
 	}
 
@@ -262,8 +263,8 @@ func TestMessages(t *testing.T) {
 	if err != nil || res.ID == "" || res.Seq != 0 {
 		t.Fatalf("barrage: %+v, %v", res, err)
 	}
-	if e := rb.waitKind("barrage", "r1"); e.msgs[0].MessageID != res.ID || e.msgs[0].Message != "woo" || e.msgs[0].From.ID != "alice" {
-		t.Errorf("bob got barrage %+v", e.msgs)
+	if e := rb.WaitKind("barrage", "r1"); e.Msgs[0].MessageID != res.ID || e.Msgs[0].Message != "woo" || e.Msgs[0].From.ID != "alice" {
+		t.Errorf("bob got barrage %+v", e.Msgs)
 	}
 
 	// To one user: only Bob. Then to all: Bob and Carol; Carol's first
@@ -276,14 +277,14 @@ func TestMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := rb.waitKind("command", "r1"); e.cmd.Command != "for bob" || e.cmd.MessageID != one.ID || e.cmd.From.ID != "alice" {
-		t.Errorf("bob's first command %+v", e.cmd)
+	if e := rb.WaitKind("command", "r1"); e.Cmd.Command != "for bob" || e.Cmd.MessageID != one.ID || e.Cmd.From.ID != "alice" {
+		t.Errorf("bob's first command %+v", e.Cmd)
 	}
-	if e := rb.waitKind("command", "r1"); e.cmd.Command != "for all" || e.cmd.MessageID != all.ID {
-		t.Errorf("bob's second command %+v", e.cmd)
+	if e := rb.WaitKind("command", "r1"); e.Cmd.Command != "for all" || e.Cmd.MessageID != all.ID {
+		t.Errorf("bob's second command %+v", e.Cmd)
 	}
-	if e := rc.waitKind("command", "r1"); e.cmd.Command != "for all" {
-		t.Errorf("carol's first command %+v (the one for bob leaked?)", e.cmd)
+	if e := rc.WaitKind("command", "r1"); e.Cmd.Command != "for all" {
+		t.Errorf("carol's first command %+v (the one for bob leaked?)", e.Cmd)
 	}
 }
 
@@ -304,15 +305,15 @@ func TestRoomExtraInfoAndAttributes(t *testing.T) {
 	if _, err := b.JoinRoom(ctx(t), "r1", client.RoomOptions{User: &client.User{ID: "bob"}, Token: token(t, n, "bob")}); err != nil {
 		t.Fatal(err)
 	}
-	rb.waitState("r1", client.StateLogined)
+	rb.WaitState("r1", client.StateLogined)
 
 	if err := a.SetRoomExtraInfo(ctx(t), "r1", "topic", "go"); err != nil {
 		t.Fatal(err)
 	}
-	e := rb.waitKind("extra_info", "r1")
-	if len(e.items) != 1 || e.items[0].Key != "topic" || e.items[0].Value != "go" || e.items[0].UpdateUser.ID != "alice" ||
-		e.items[0].UpdateTime == 0 {
-		t.Errorf("bob's extra info update %+v", e.items)
+	e := rb.WaitKind("extra_info", "r1")
+	if len(e.Items) != 1 || e.Items[0].Key != "topic" || e.Items[0].Value != "go" || e.Items[0].UpdateUser.ID != "alice" ||
+		e.Items[0].UpdateTime == 0 {
+		t.Errorf("bob's extra info update %+v", e.Items)
 	}
 
 	// A late joiner gets the room's extra info right after its login.
@@ -321,22 +322,22 @@ func TestRoomExtraInfoAndAttributes(t *testing.T) {
 	if _, err := c.LoginRoom(ctx(t), "r1", client.User{ID: "carol"}, client.LoginOptions{Token: token(t, n, "carol")}); err != nil {
 		t.Fatal(err)
 	}
-	rc.waitState("r1", client.StateLogined)
-	e = rc.waitFor("extra info", func(e ev) bool { return e.kind == "extra_info" || e.kind == "state" })
-	if e.kind != "extra_info" || len(e.items) != 1 || e.items[0].Value != "go" {
+	rc.WaitState("r1", client.StateLogined)
+	e = rc.WaitFor("extra info", func(e ev) bool { return e.Kind == "extra_info" || e.Kind == "state" })
+	if e.Kind != "extra_info" || len(e.Items) != 1 || e.Items[0].Value != "go" {
 		t.Errorf("carol after login: %+v", e)
 	}
 
 	if err := a.SetRoomAttributes(ctx(t), "r1", map[string]string{"seats": "8"}); err != nil {
 		t.Fatal(err)
 	}
-	if e := rb.waitKind("attrs", "r1"); !maps.Equal(e.set, map[string]string{"seats": "8"}) || len(e.deleted) != 0 {
+	if e := rb.WaitKind("attrs", "r1"); !maps.Equal(e.Set, map[string]string{"seats": "8"}) || len(e.Deleted) != 0 {
 		t.Errorf("attributes set: %+v", e)
 	}
 	if err := a.DeleteRoomAttributes(ctx(t), "r1", []string{"theme"}); err != nil {
 		t.Fatal(err)
 	}
-	if e := rb.waitKind("attrs", "r1"); !slices.Equal(e.deleted, []string{"theme"}) || len(e.set) != 0 {
+	if e := rb.WaitKind("attrs", "r1"); !slices.Equal(e.Deleted, []string{"theme"}) || len(e.Set) != 0 {
 		t.Errorf("attributes deleted: %+v", e)
 	}
 	q, err := b.QueryRoom(ctx(t), "r1")
@@ -360,27 +361,27 @@ func TestZIMRooms(t *testing.T) {
 	if _, err := a.JoinRoom(ctx(t), "z1", alice); !errors.Is(err, domain.ErrRoomNotExist) {
 		t.Fatalf("join of a missing room: %v", err)
 	}
-	if e := ra.waitState("z1", client.StateLoginFailed); e.info.ZIMEvent != "RoomNotExist" {
+	if e := ra.WaitState("z1", client.StateLoginFailed); e.Info.ZIMEvent != "RoomNotExist" {
 		t.Errorf("LoginFailed %+v", e)
 	}
 	snap, err := a.CreateRoom(ctx(t), client.RoomInfo{ID: "z1", Name: "Zed"}, alice)
 	if err != nil || snap.Room.Name != "Zed" {
 		t.Fatalf("create: %+v, %v", snap, err)
 	}
-	ra.waitState("z1", client.StateLogined)
+	ra.WaitState("z1", client.StateLogined)
 	if _, err := b.CreateRoom(ctx(t), client.RoomInfo{ID: "z1"}, bob); !errors.Is(err, domain.ErrRoomAlreadyExists) {
 		t.Fatalf("create of an existing room: %v", err)
 	}
 	if _, err := b.JoinRoom(ctx(t), "z1", bob); err != nil {
 		t.Fatal(err)
 	}
-	rb.waitState("z1", client.StateLogined)
-	ra.waitUsers("z1", client.UpdateAdd, "bob")
+	rb.WaitState("z1", client.StateLogined)
+	ra.WaitUsers("z1", client.UpdateAdd, "bob")
 	// ZIM sessions may be in several rooms without choosing a mode.
 	if _, err := a.EnterRoom(ctx(t), client.RoomInfo{ID: "z2"}, client.RoomOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ra.waitState("z2", client.StateLogined)
+	ra.WaitState("z2", client.StateLogined)
 
 	// switch z2 → z3: Logout in z2 (reason switch), Logining, Logined in z3.
 	snap, err = a.SwitchRoom(ctx(t), "z2", "z3", client.SwitchOptions{ToName: "Three"})
@@ -389,8 +390,8 @@ func TestZIMRooms(t *testing.T) {
 	}
 	got := map[string]bool{}
 	for len(got) < 3 {
-		e := ra.waitFor("switch states", func(e ev) bool { return e.kind == "state" })
-		got[fmt.Sprintf("%s %s %s", e.room, e.state, e.info.Reason)] = true
+		e := ra.WaitFor("switch states", func(e ev) bool { return e.Kind == "state" })
+		got[fmt.Sprintf("%s %s %s", e.Room, e.State, e.Info.Reason)] = true
 	}
 	for _, want := range []string{"z2 Logout switch", "z3 Logining ", "z3 Logined "} {
 		if !got[want] {
@@ -405,17 +406,17 @@ func TestZIMRooms(t *testing.T) {
 	if err := b.LeaveRoom(ctx(t), "z1"); err != nil {
 		t.Fatal(err)
 	}
-	if e := rb.waitState("z1", client.StateLogout); e.info.Reason != "leave" {
+	if e := rb.WaitState("z1", client.StateLogout); e.Info.Reason != "leave" {
 		t.Errorf("bob's leave: %+v", e)
 	}
-	ra.waitUsers("z1", client.UpdateDelete, "bob")
+	ra.WaitUsers("z1", client.UpdateDelete, "bob")
 	rooms, err := a.LeaveAllRooms(ctx(t))
 	slices.Sort(rooms)
 	if err != nil || !slices.Equal(rooms, []string{"z1", "z3"}) {
 		t.Fatalf("leave all: %v, %v", rooms, err)
 	}
-	ra.waitState("z1", client.StateLogout)
-	ra.waitState("z3", client.StateLogout)
+	ra.WaitState("z1", client.StateLogout)
+	ra.WaitState("z3", client.StateLogout)
 }
 
 func TestSwitchAndLogoutAll(t *testing.T) {
@@ -431,14 +432,14 @@ func TestSwitchAndLogoutAll(t *testing.T) {
 	if err != nil || len(snap.Users) != 2 {
 		t.Fatalf("switch: %+v, %v", snap, err)
 	}
-	ra.waitState("r2", client.StateLogined)
-	rb.waitUsers("r2", client.UpdateAdd, "alice")
+	ra.WaitState("r2", client.StateLogined)
+	rb.WaitUsers("r2", client.UpdateAdd, "alice")
 	// The new room's events follow on from the snapshot (the recorder
 	// checks the sequence).
 	if _, err := b.SendBroadcastMessage(ctx(t), "r2", "welcome"); err != nil {
 		t.Fatal(err)
 	}
-	ra.waitKind("broadcast", "r2")
+	ra.WaitKind("broadcast", "r2")
 
 	// Multi-room: logout of everything.
 	rc := newRec(t, "carol")
@@ -453,8 +454,8 @@ func TestSwitchAndLogoutAll(t *testing.T) {
 	if err != nil || !slices.Equal(rooms, []string{"r1", "r2"}) {
 		t.Fatalf("logout all: %v, %v", rooms, err)
 	}
-	rc.waitState("r1", client.StateLogout)
-	rc.waitState("r2", client.StateLogout)
+	rc.WaitState("r1", client.StateLogout)
+	rc.WaitState("r2", client.StateLogout)
 }
 
 func TestTokenWillExpire(t *testing.T) {
@@ -465,14 +466,14 @@ func TestTokenWillExpire(t *testing.T) {
 	if _, err := a.LoginRoom(ctx(t), "r1", client.User{ID: "alice"}, client.LoginOptions{Token: tokenFor(t, n, "alice", time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	e := ra.waitKind("token", "")
-	if e.count <= 0 || e.count > 60 {
-		t.Errorf("remain %d seconds, want (0, 60]", e.count)
+	e := ra.WaitKind("token", "")
+	if e.Count <= 0 || e.Count > 60 {
+		t.Errorf("remain %d seconds, want (0, 60]", e.Count)
 	}
 	if err := a.RenewToken(ctx(t), tokenFor(t, n, "alice", time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	ra.waitKind("token", "") // the renewed token is warned about too
+	ra.WaitKind("token", "") // the renewed token is warned about too
 	if err := a.RenewToken(ctx(t), token(t, n, "bob")); !errors.Is(err, domain.ErrTokenInvalid) {
 		t.Errorf("renewal with another user's token: %v", err)
 	}
@@ -502,18 +503,18 @@ func TestKickOut(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("kick: %s", res.Status)
 	}
-	e := rb.waitFor("KickOut", func(e ev) bool { return e.kind == "state" && e.state == client.StateKickOut })
-	if e.code != 1002055 || e.info.Reason != "kicked_by_backend" || e.info.ZIMEvent != "KickedOut" {
+	e := rb.WaitFor("KickOut", func(e ev) bool { return e.Kind == "state" && e.State == client.StateKickOut })
+	if e.Code != 1002055 || e.Info.Reason != "kicked_by_backend" || e.Info.ZIMEvent != "KickedOut" {
 		t.Errorf("bob's KickOut %+v", e)
 	}
-	ra.waitUsers("r1", client.UpdateDelete, "bob")
+	ra.WaitUsers("r1", client.UpdateDelete, "bob")
 
 	// Duplicate login: Alice logs in from a second client.
 	ra2 := newRec(t, "alice2")
 	a2 := dial(t, wsURL(n), ra2, nil)
 	login(t, n, a2, ra2, "r1", "alice")
-	e = ra.waitFor("KickOut", func(e ev) bool { return e.kind == "state" && e.state == client.StateKickOut })
-	if e.code != 1002050 || e.info.Reason != "kicked_duplicate_login" || e.info.BySession != a2.Session() {
+	e = ra.WaitFor("KickOut", func(e ev) bool { return e.Kind == "state" && e.State == client.StateKickOut })
+	if e.Code != 1002050 || e.Info.Reason != "kicked_duplicate_login" || e.Info.BySession != a2.Session() {
 		t.Errorf("alice's first client KickOut %+v (second session %s)", e, a2.Session())
 	}
 	// The kicked client is out of the room.
@@ -536,7 +537,7 @@ func TestCallbacksInOrderAndReentrant(t *testing.T) {
 	blocked := make(chan struct{})
 	got := make(chan string, 100)
 	rb := newRec(t, "bob")
-	h := rb.handlers()
+	h := rb.Handlers()
 	h.OnIMRecvCustomCommand = func(room string, cmd client.CustomCommand) {
 		switch cmd.Command {
 		case "block":
@@ -595,8 +596,8 @@ func TestCallbacksInOrderAndReentrant(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("ping never answered")
 	}
-	if e := ra.waitKind("command", "r1"); e.cmd.Command != "pong" || e.cmd.From.ID != "bob" {
-		t.Errorf("alice got %+v", e.cmd)
+	if e := ra.WaitKind("command", "r1"); e.Cmd.Command != "pong" || e.Cmd.From.ID != "bob" {
+		t.Errorf("alice got %+v", e.Cmd)
 	}
 }
 
@@ -617,7 +618,7 @@ func TestCloseIsNotLogout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasUser(q.Users, "alice") {
+	if !clienttest.HasUser(q.Users, "alice") {
 		t.Errorf("alice left the room when her client closed: %+v", q.Users)
 	}
 	if _, err := a.SendBroadcastMessage(ctx(t), "r1", "hi"); !errors.Is(err, client.ErrClosed) {
@@ -628,7 +629,7 @@ func TestCloseIsNotLogout(t *testing.T) {
 func TestDialFailures(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, gateway.Config{})
-	if _, err := client.Dial(ctx(t), "ws://"+n.HTTPAddr()+"/nothing", client.Options{Logger: testLogger(t)}); err == nil {
+	if _, err := client.Dial(ctx(t), "ws://"+n.HTTPAddr()+"/nothing", client.Options{Logger: clienttest.Logger(t)}); err == nil {
 		t.Error("dial of a path that is not the gateway succeeded")
 	}
 	_, err := client.Dial(ctx(t), wsURL(n), client.Options{RequestTimeout: -1, BackoffMin: time.Minute, BackoffMax: time.Second})

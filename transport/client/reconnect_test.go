@@ -12,7 +12,9 @@ import (
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/netcut"
 	"github.com/roomlog/roomlog/transport/client"
+	"github.com/roomlog/roomlog/transport/client/clienttest"
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
@@ -27,15 +29,15 @@ func fastRetry(o *client.Options) {
 // to log in again (the server could not resume). It reports which.
 func waitRestored(t *testing.T, r *rec, room string) client.RoomState {
 	t.Helper()
-	e := r.waitFor("Reconnected or Logined in "+room, func(e ev) bool {
-		return e.kind == "state" && e.room == room &&
-			(e.state == client.StateReconnected || e.state == client.StateLogined || e.state == client.StateReconnectFailed ||
-				e.state == client.StateLoginFailed)
+	e := r.WaitFor("Reconnected or Logined in "+room, func(e ev) bool {
+		return e.Kind == "state" && e.Room == room &&
+			(e.State == client.StateReconnected || e.State == client.StateLogined || e.State == client.StateReconnectFailed ||
+				e.State == client.StateLoginFailed)
 	})
-	if e.state != client.StateReconnected && e.state != client.StateLogined {
+	if e.State != client.StateReconnected && e.State != client.StateLogined {
 		t.Fatalf("%s: %v", room, e)
 	}
-	return e.state
+	return e.State
 }
 
 // A cut connection: Reconnecting in every room, then the session is back
@@ -43,10 +45,10 @@ func waitRestored(t *testing.T, r *rec, room string) client.RoomState {
 func TestReconnectAfterCut(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, gateway.Config{})
-	p := newProxy(t, n)
+	p := netcut.Start(t, n.HTTPAddr())
 	ra, rb := newRec(t, "alice"), newRec(t, "bob")
-	ra.reconnects.Store(true)
-	a := dial(t, p.url(), ra, fastRetry)
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
 	b := dial(t, wsURL(n), rb, nil)
 	if err := a.SetRoomMode(ctx(t), client.MultiRoom); err != nil {
 		t.Fatal(err)
@@ -54,17 +56,17 @@ func TestReconnectAfterCut(t *testing.T) {
 	login(t, n, a, ra, "r1", "alice")
 	login(t, n, a, ra, "r2", "alice")
 	login(t, n, b, rb, "r1", "bob")
-	ra.waitUsers("r1", client.UpdateAdd, "bob")
+	ra.WaitUsers("r1", client.UpdateAdd, "bob")
 	before := a.Session()
 
-	p.cut()
+	p.Cut()
 	got := map[string]ev{}
 	for len(got) < 2 {
-		e := ra.waitFor("Reconnecting", func(e ev) bool { return e.kind == "state" && e.state == client.StateReconnecting })
-		got[e.room] = e
+		e := ra.WaitFor("Reconnecting", func(e ev) bool { return e.Kind == "state" && e.State == client.StateReconnecting })
+		got[e.Room] = e
 	}
 	for room, e := range got {
-		if e.code != 1002051 || e.info.Reason != "connection_lost" {
+		if e.Code != 1002051 || e.Info.Reason != "connection_lost" {
 			t.Errorf("%s: %+v", room, e)
 		}
 	}
@@ -84,13 +86,13 @@ func TestReconnectAfterCut(t *testing.T) {
 	if _, err := b.SendBroadcastMessage(ctx(t), "r1", "are you back?"); err != nil {
 		t.Fatal(err)
 	}
-	ra.waitFor("bob's message", func(e ev) bool {
-		return e.kind == "broadcast" && e.room == "r1" && e.msgs[0].Message == "are you back?"
+	ra.WaitFor("bob's message", func(e ev) bool {
+		return e.Kind == "broadcast" && e.Room == "r1" && e.Msgs[0].Message == "are you back?"
 	})
 	if _, err := a.SendBroadcastMessage(ctx(t), "r1", "yes"); err != nil {
 		t.Fatal(err)
 	}
-	rb.waitFor("alice's answer", func(e ev) bool { return e.kind == "broadcast" && e.msgs[0].Message == "yes" })
+	rb.WaitFor("alice's answer", func(e ev) bool { return e.Kind == "broadcast" && e.Msgs[0].Message == "yes" })
 	if _, err := a.StartPublishingStream(ctx(t), "sa", client.PublishOptions{}); !errors.Is(err, domain.ErrPublishRoomRequired) {
 		t.Errorf("the room mode was not restored: publish without a room gave %v", err)
 	}
@@ -104,17 +106,17 @@ func TestReconnectAfterCut(t *testing.T) {
 func TestReconnectAfterSilence(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, gateway.Config{})
-	p := newProxy(t, n)
+	p := netcut.Start(t, n.HTTPAddr())
 	ra := newRec(t, "alice")
-	ra.reconnects.Store(true)
-	a := dial(t, p.url(), ra, fastRetry)
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
 	login(t, n, a, ra, "r1", "alice")
 
-	p.freeze()
+	p.Drop()
 	frozen := time.Now()
-	ra.waitState("r1", client.StateReconnecting)
-	if took := time.Since(frozen); took > 3*testHeartbeat+time.Second {
-		t.Errorf("silence noticed after %v (heartbeat %v)", took, testHeartbeat)
+	ra.WaitState("r1", client.StateReconnecting)
+	if took := time.Since(frozen); took > 3*clienttest.Heartbeat+time.Second {
+		t.Errorf("silence noticed after %v (heartbeat %v)", took, clienttest.Heartbeat)
 	}
 	waitRestored(t, ra, "r1")
 	if _, err := a.QueryRoom(ctx(t), "r1"); err != nil {
@@ -128,18 +130,18 @@ func TestReconnectAfterSilence(t *testing.T) {
 func TestRequestsWhileReconnecting(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, gateway.Config{})
-	p := newProxy(t, n)
+	p := netcut.Start(t, n.HTTPAddr())
 	ra, rb := newRec(t, "alice"), newRec(t, "bob")
-	ra.reconnects.Store(true)
-	a := dial(t, p.url(), ra, func(o *client.Options) { fastRetry(o); o.RequestTimeout = time.Second })
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) { fastRetry(o); o.RequestTimeout = time.Second })
 	b := dial(t, wsURL(n), rb, nil)
 	login(t, n, a, ra, "r1", "alice")
 	login(t, n, b, rb, "r1", "bob")
 
-	p.setRefuse(true)
-	p.cut()
-	ra.waitState("r1", client.StateReconnecting)
-	p.waitRefused(t)
+	p.Refuse(true)
+	p.Cut()
+	ra.WaitState("r1", client.StateReconnecting)
+	waitRefused(t, p)
 	short, cancel := context.WithTimeout(ctx(t), 50*time.Millisecond)
 	defer cancel()
 	if _, err := a.SendBroadcastMessage(short, "r1", "lost"); !errors.Is(err, context.DeadlineExceeded) {
@@ -159,24 +161,24 @@ func TestRequestsWhileReconnecting(t *testing.T) {
 		_, err := a.SendBroadcastMessage(ctx(t), "r1", "sent once back")
 		done <- err
 	}()
-	p.waitRefused(t)
-	p.setRefuse(false)
+	waitRefused(t, p)
+	p.Refuse(false)
 	if err := <-done; err != nil {
 		t.Fatalf("request made while reconnecting: %v", err)
 	}
-	rb.waitFor("the waiting message", func(e ev) bool { return e.kind == "broadcast" && e.msgs[0].Message == "sent once back" })
+	rb.WaitFor("the waiting message", func(e ev) bool { return e.Kind == "broadcast" && e.Msgs[0].Message == "sent once back" })
 }
 
 func TestRequestTimeoutAndCancel(t *testing.T) {
 	t.Parallel()
 	// A long heartbeat: a frozen connection is not noticed during the test.
 	n := startNode(t, gateway.Config{HeartbeatInterval: time.Minute})
-	p := newProxy(t, n)
+	p := netcut.Start(t, n.HTTPAddr())
 	ra := newRec(t, "alice")
-	a := dial(t, p.url(), ra, func(o *client.Options) { o.RequestTimeout = 300 * time.Millisecond })
+	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) { o.RequestTimeout = 300 * time.Millisecond })
 	login(t, n, a, ra, "r1", "alice")
 
-	p.freeze()
+	p.Drop()
 	start := time.Now()
 	_, err := a.SendBroadcastMessage(ctx(t), "r1", "into the void")
 	var ce *client.Error
@@ -203,25 +205,25 @@ func TestRequestTimeoutAndCancel(t *testing.T) {
 func TestReconnectWindowRunsOut(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, gateway.Config{})
-	p := newProxy(t, n)
+	p := netcut.Start(t, n.HTTPAddr())
 	ra := newRec(t, "alice")
-	ra.reconnects.Store(true)
-	a := dial(t, p.url(), ra, func(o *client.Options) { fastRetry(o); o.ReconnectWindow = 300 * time.Millisecond })
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) { fastRetry(o); o.ReconnectWindow = 300 * time.Millisecond })
 	if err := a.SetRoomMode(ctx(t), client.MultiRoom); err != nil {
 		t.Fatal(err)
 	}
 	login(t, n, a, ra, "r1", "alice")
 	login(t, n, a, ra, "r2", "alice")
 
-	p.setRefuse(true)
-	p.cut()
+	p.Refuse(true)
+	p.Cut()
 	var failed []string
 	for len(failed) < 2 {
-		e := ra.waitFor("ReconnectFailed", func(e ev) bool { return e.kind == "state" && e.state == client.StateReconnectFailed })
-		if e.code != 1002053 {
+		e := ra.WaitFor("ReconnectFailed", func(e ev) bool { return e.Kind == "state" && e.State == client.StateReconnectFailed })
+		if e.Code != 1002053 {
 			t.Errorf("ReconnectFailed %+v", e)
 		}
-		failed = append(failed, e.room)
+		failed = append(failed, e.Room)
 	}
 	slices.Sort(failed)
 	if !slices.Equal(failed, []string{"r1", "r2"}) {
@@ -230,7 +232,7 @@ func TestReconnectWindowRunsOut(t *testing.T) {
 	if _, err := a.QueryRoom(ctx(t), "r1"); !errors.Is(err, domain.ErrTimeout) {
 		t.Errorf("a method after ReconnectFailed: %v", err)
 	}
-	p.setRefuse(false)
+	p.Refuse(false)
 	if err := a.Close(); err != nil {
 		t.Error(err)
 	}
@@ -242,19 +244,19 @@ func TestSessionClosingOnShutdown(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, gateway.Config{})
 	ra := newRec(t, "alice")
-	ra.reconnects.Store(true)
+	ra.AllowReconnects()
 	a := dial(t, wsURL(n), ra, func(o *client.Options) { fastRetry(o); o.ReconnectWindow = 200 * time.Millisecond })
 	login(t, n, a, ra, "r1", "alice")
 
 	sctx, cancel := context.WithTimeout(ctx(t), wait)
 	defer cancel()
 	go n.Gateway.Shutdown(sctx)
-	e := ra.waitKind("closing", "")
-	if e.code != protocol.ErrShuttingDown.Code || e.name != "shutting_down" {
+	e := ra.WaitKind("closing", "")
+	if e.Code != protocol.ErrShuttingDown.Code || e.Name != "shutting_down" {
 		t.Errorf("session closing %+v", e)
 	}
-	ra.waitState("r1", client.StateReconnecting)
-	ra.waitState("r1", client.StateReconnectFailed)
+	ra.WaitState("r1", client.StateReconnecting)
+	ra.WaitState("r1", client.StateReconnectFailed)
 }
 
 // ---- resume (needs the server's side of resume) ----
@@ -274,32 +276,32 @@ func mustResume(t *testing.T, c *client.Client) {
 func TestResumeBeforeTimeout(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, gateway.Config{})
-	p := newProxy(t, n)
+	p := netcut.Start(t, n.HTTPAddr())
 	ra, rb := newRec(t, "alice"), newRec(t, "bob")
-	ra.reconnects.Store(true)
-	a := dial(t, p.url(), ra, fastRetry)
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
 	mustResume(t, a)
 	b := dial(t, wsURL(n), rb, nil)
 	login(t, n, a, ra, "r1", "alice")
 	login(t, n, b, rb, "r1", "bob")
-	ra.waitUsers("r1", client.UpdateAdd, "bob")
-	rb.waitUsers("r1", client.UpdateAdd, "alice") // the ADD after bob's login
+	ra.WaitUsers("r1", client.UpdateAdd, "bob")
+	rb.WaitUsers("r1", client.UpdateAdd, "alice") // the ADD after bob's login
 	session := a.Session()
 
-	p.setRefuse(true)
-	p.cut()
-	ra.waitState("r1", client.StateReconnecting)
+	p.Refuse(true)
+	p.Cut()
+	ra.WaitState("r1", client.StateReconnecting)
 	for _, m := range []string{"m1", "m2", "m3"} {
 		if _, err := b.SendBroadcastMessage(ctx(t), "r1", m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p.setRefuse(false)
-	if e := ra.waitState("r1", client.StateReconnected); e.code != 0 {
+	p.Refuse(false)
+	if e := ra.WaitState("r1", client.StateReconnected); e.Code != 0 {
 		t.Errorf("Reconnected %+v", e)
 	}
 	for _, m := range []string{"m1", "m2", "m3"} {
-		if e := ra.next(); e.kind != "broadcast" || e.msgs[0].Message != m {
+		if e := ra.Next(); e.Kind != "broadcast" || e.Msgs[0].Message != m {
 			t.Fatalf("after Reconnected: %v, want broadcast %s", e, m)
 		}
 	}
@@ -309,10 +311,10 @@ func TestResumeBeforeTimeout(t *testing.T) {
 	if _, err := a.SendBroadcastMessage(ctx(t), "r1", "back"); err != nil {
 		t.Fatal(err)
 	}
-	e := rb.waitFor("alice's message", func(e ev) bool {
-		return e.kind == "broadcast" || (e.kind == "user" && hasUser(e.users, "alice"))
+	e := rb.WaitFor("alice's message", func(e ev) bool {
+		return e.Kind == "broadcast" || (e.Kind == "user" && clienttest.HasUser(e.Users, "alice"))
 	})
-	if e.kind != "broadcast" {
+	if e.Kind != "broadcast" {
 		t.Errorf("bob saw %v while alice was away", e)
 	}
 }
@@ -325,13 +327,13 @@ func TestResumeBeforeTimeout(t *testing.T) {
 func TestResumeAfterTimeout(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, gateway.Config{HeartbeatTimeout: time.Second})
-	p := newProxy(t, n)
+	p := netcut.Start(t, n.HTTPAddr())
 	ra, rb, rc, rd := newRec(t, "alice"), newRec(t, "bob"), newRec(t, "carol"), newRec(t, "dave")
-	ra.reconnects.Store(true)
-	rc.reconnects.Store(true)
-	a := dial(t, p.url(), ra, fastRetry)
+	ra.AllowReconnects()
+	rc.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
 	mustResume(t, a)
-	c := dial(t, p.url(), rc, fastRetry)
+	c := dial(t, clienttest.URL(p.Addr()), rc, fastRetry)
 	b, d := dial(t, wsURL(n), rb, nil), dial(t, wsURL(n), rd, nil)
 	login(t, n, b, rb, "r1", "bob")
 	login(t, n, d, rd, "z2", "dave")
@@ -347,18 +349,18 @@ func TestResumeAfterTimeout(t *testing.T) {
 		if _, err := c.JoinRoom(ctx(t), room, carol); err != nil {
 			t.Fatal(err)
 		}
-		rc.waitState(room, client.StateLogined)
+		rc.WaitState(room, client.StateLogined)
 	}
 	sessions := []string{a.Session(), c.Session()}
 
-	p.setRefuse(true)
-	p.freeze() // the server hears nothing more and times both sessions out
-	ra.waitState("r1", client.StateReconnecting)
-	rc.waitState("z2", client.StateReconnecting)
+	p.Refuse(true)
+	p.Drop() // the server hears nothing more and times both sessions out
+	ra.WaitState("r1", client.StateReconnecting)
+	rc.WaitState("z2", client.StateReconnecting)
 	gone := map[string]bool{}
 	for len(gone) < 2 {
-		e := rb.waitFor("users DELETEd", func(e ev) bool { return e.kind == "user" && e.typ == client.UpdateDelete })
-		for _, u := range e.users {
+		e := rb.WaitFor("users DELETEd", func(e ev) bool { return e.Kind == "user" && e.Type == client.UpdateDelete })
+		for _, u := range e.Users {
 			gone[u.ID] = true
 		}
 	}
@@ -366,19 +368,19 @@ func TestResumeAfterTimeout(t *testing.T) {
 	if _, err := n.Engine.Execute(ctx(t), domain.Meta{App: "dev"}, domain.DestroyRoom{Room: "z2"}); err != nil {
 		t.Fatal(err)
 	}
-	rd.waitState("z2", client.StateLogout)
-	p.setRefuse(false)
+	rd.WaitState("z2", client.StateLogout)
+	p.Refuse(false)
 
-	ra.waitState("r1", client.StateLogined)
-	ra.waitState("r2", client.StateLogined)
-	rc.waitState("r1", client.StateLogined)
-	if e := rc.waitState("z2", client.StateLoginFailed); e.code != domain.ErrRoomNotExist.Code {
+	ra.WaitState("r1", client.StateLogined)
+	ra.WaitState("r2", client.StateLogined)
+	rc.WaitState("r1", client.StateLogined)
+	if e := rc.WaitState("z2", client.StateLoginFailed); e.Code != domain.ErrRoomNotExist.Code {
 		t.Errorf("carol's LoginFailed in z2: %+v", e)
 	}
 	back := map[string]bool{}
 	for len(back) < 2 {
-		e := rb.waitFor("users ADDed", func(e ev) bool { return e.kind == "user" && e.typ == client.UpdateAdd })
-		for _, u := range e.users {
+		e := rb.WaitFor("users ADDed", func(e ev) bool { return e.Kind == "user" && e.Type == client.UpdateAdd })
+		for _, u := range e.Users {
 			back[u.ID] = true
 		}
 	}
@@ -399,13 +401,13 @@ func TestResumeAfterTimeout(t *testing.T) {
 	if _, err := b.SendBroadcastMessage(ctx(t), "r1", "welcome back"); err != nil {
 		t.Fatal(err)
 	}
-	e := rc.waitFor("the broadcast", func(e ev) bool {
-		return e.kind == "broadcast" || (e.kind == "state" && e.state == client.StateLoginFailed)
+	e := rc.WaitFor("the broadcast", func(e ev) bool {
+		return e.Kind == "broadcast" || (e.Kind == "state" && e.State == client.StateLoginFailed)
 	})
-	if e.kind != "broadcast" {
+	if e.Kind != "broadcast" {
 		t.Errorf("carol got a second LoginFailed: %v", e)
 	}
-	ra.waitFor("the broadcast", func(e ev) bool { return e.kind == "broadcast" && e.msgs[0].Message == "welcome back" })
+	ra.WaitFor("the broadcast", func(e ev) bool { return e.Kind == "broadcast" && e.Msgs[0].Message == "welcome back" })
 }
 
 // A session resumed on another connection closes the first with
@@ -431,8 +433,8 @@ func TestSessionReplaced(t *testing.T) {
 	if err := ws.Write(ctx(t), websocket.MessageText, req); err != nil {
 		t.Fatal(err)
 	}
-	e := ra.waitKind("closing", "")
-	if e.code != protocol.ErrSessionReplaced.Code {
+	e := ra.WaitKind("closing", "")
+	if e.Code != protocol.ErrSessionReplaced.Code {
 		t.Fatalf("session closing %+v", e)
 	}
 	deadline := time.Now().Add(wait)
@@ -455,10 +457,10 @@ func TestResumeAfterTheFirstTokenExpired(t *testing.T) {
 	clock := estest.NewClock(time.Now())
 	// Tokens last 11 min (window + timeout); renewed after 5.5.
 	n := startNodeClocked(t, gateway.Config{ResumeWindow: time.Minute, HeartbeatTimeout: 10 * time.Minute}, clock)
-	p := newProxy(t, n)
+	p := netcut.Start(t, n.HTTPAddr())
 	ra := newRec(t, "alice")
-	ra.reconnects.Store(true)
-	a := dial(t, p.url(), ra, fastRetry)
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
 	login(t, n, a, ra, "r1", "alice")
 	session := a.Session()
 
@@ -475,7 +477,7 @@ func TestResumeAfterTheFirstTokenExpired(t *testing.T) {
 		tokens[client.ResumeToken(a)] = true
 	}
 	// 12 minutes on, the hello's token has expired; the latest has not.
-	p.cut()
+	p.Cut()
 	if st := waitRestored(t, ra, "r1"); st != client.StateReconnected {
 		t.Fatalf("after the cut: %s, want Reconnected (the session resumed)", st)
 	}
@@ -490,10 +492,10 @@ func TestResumeAfterTheFirstTokenExpired(t *testing.T) {
 func TestResumeLeavesARoomEnteredByALostLogin(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, gateway.Config{})
-	p := newProxy(t, n)
+	p := netcut.Start(t, n.HTTPAddr())
 	ra, rb := newRec(t, "alice"), newRec(t, "bob")
-	ra.reconnects.Store(true)
-	a := dial(t, p.url(), ra, fastRetry)
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
 	b := dial(t, wsURL(n), rb, nil)
 	if err := a.SetRoomMode(ctx(t), client.MultiRoom); err != nil {
 		t.Fatal(err)
@@ -502,20 +504,20 @@ func TestResumeLeavesARoomEnteredByALostLogin(t *testing.T) {
 	login(t, n, b, rb, "r2", "bob")
 	session := a.Session()
 
-	p.muteDown() // the server hears alice; alice hears nothing
+	p.MuteServer() // the server hears alice; alice hears nothing
 	_, err := a.LoginRoom(ctx(t), "r2", client.User{ID: "alice", Name: "Alice"}, client.LoginOptions{Token: token(t, n, "alice")})
 	if err == nil {
 		t.Fatal("a login whose reply never came succeeded")
 	}
-	rb.waitUsers("r2", client.UpdateAdd, "alice") // the login took effect
+	rb.WaitUsers("r2", client.UpdateAdd, "alice") // the login took effect
 	if st := waitRestored(t, ra, "r1"); st != client.StateReconnected {
 		t.Fatalf("after the lost reply: %s, want Reconnected", st)
 	}
-	rb.waitUsers("r2", client.UpdateDelete, "alice")
+	rb.WaitUsers("r2", client.UpdateDelete, "alice")
 	if a.Session() != session {
 		t.Errorf("session %s after resuming %s", a.Session(), session)
 	}
 	// The app can enter r2 now, as it would after any failed login.
 	login(t, n, a, ra, "r2", "alice")
-	rb.waitUsers("r2", client.UpdateAdd, "alice")
+	rb.WaitUsers("r2", client.UpdateAdd, "alice")
 }

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomlog/roomlog/tests/netcut"
 	"github.com/roomlog/roomlog/transport/client"
+	"github.com/roomlog/roomlog/transport/client/clienttest"
 	"github.com/roomlog/roomlog/transport/gateway"
 )
 
@@ -21,17 +23,17 @@ import (
 // the session was registered.
 func TestResumeDoesNotLoseAConcurrentEvent(t *testing.T) {
 	n := startNode(t, gateway.Config{})
-	p := newProxy(t, n)
+	p := netcut.Start(t, n.HTTPAddr())
 	ra, rb := newRec(t, "alice"), newRec(t, "bob")
-	ra.reconnects.Store(true)
-	a := dial(t, p.url(), ra, fastRetry)
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
 	b := dial(t, wsURL(n), rb, nil)
 	login(t, n, a, ra, "r1", "alice")
 	login(t, n, b, rb, "r1", "bob")
-	ra.waitUsers("r1", client.UpdateAdd, "bob")
+	ra.WaitUsers("r1", client.UpdateAdd, "bob")
 	for i := range 100 {
-		p.cut()
-		ra.waitState("r1", client.StateReconnected)
+		p.Cut()
+		ra.WaitState("r1", client.StateReconnected)
 		// Sent the moment the client hears it is resumed: while the server
 		// is still replaying.
 		msg := fmt.Sprint("m", i)
@@ -43,21 +45,18 @@ func TestResumeDoesNotLoseAConcurrentEvent(t *testing.T) {
 		if _, err := a.QueryRoom(ctx(t), "r1"); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.After(2 * time.Second)
-	wait:
 		for {
-			select {
-			case e := <-ra.ch:
-				if e.kind == "online" {
-					continue
-				}
-				if e.kind != "command" || e.cmd.Command != msg {
-					t.Fatalf("iteration %d: alice got %v, want command %s", i, e, msg)
-				}
-				break wait
-			case <-deadline:
+			e, ok := ra.TryNext(2 * time.Second)
+			if !ok {
 				t.Fatalf("iteration %d: command %s (sent after Reconnected) never reached alice", i, msg)
 			}
+			if e.Kind == "online" {
+				continue
+			}
+			if e.Kind != "command" || e.Cmd.Command != msg {
+				t.Fatalf("iteration %d: alice got %v, want command %s", i, e, msg)
+			}
+			break
 		}
 	}
 }
