@@ -372,3 +372,13 @@ func (r *Recorder) WaitStreams(room string, typ client.UpdateType, stream string
 func HasUser(us []client.User, id string) bool {
 	return slices.ContainsFunc(us, func(u client.User) bool { return u.ID == id })
 }
+
+// ClientClock lets a client run on a fake clock: its heartbeats, watchdog,
+// request timeouts, backoff and reconnect window move only with Advance.
+func ClientClock(c *estest.Clock) client.Clock { return clientClock{c} }
+
+type clientClock struct{ c *estest.Clock }
+
+func (k clientClock) Now() time.Time { return k.c.Now() }
+
+func (k clientClock) AfterFunc(d time.Duration, f func()) client.Timer { return k.c.AfterFunc(d, f) }
