@@ -22,7 +22,9 @@ import (
 // connection the ways networks do.
 
 // quickRetry makes reconnection attempts quick (on the client's real clock).
-func quickRetry(o *client.Options) { o.BackoffMin, o.BackoffMax = 10*time.Millisecond, 50*time.Millisecond }
+func quickRetry(o *client.Options) {
+	o.BackoffMin, o.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+}
 
 // advance moves the node's clock by d in steps of at most 30 s, waiting
 // after each step until every client in alive was heard from at the new
