@@ -13,7 +13,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	var c *client.Client
-	c, err := client.Dial(ctx, "ws://localhost:8080/ws", client.Options{Handlers: client.Handlers{
+	c, err := client.Dial(ctx, "ws://127.0.0.1:7070/ws", client.Options{Handlers: client.Handlers{
 		OnRoomStateChanged: func(room string, state client.RoomState, code domain.Code, info client.StateInfo) {
 			log.Printf("%s: %s (%d, %s)", room, state, code, info.Reason)
 		},
