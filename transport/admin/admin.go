@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/transport/auth"
@@ -25,8 +26,12 @@ import (
 
 // Config configures the API.
 type Config struct {
-	Engine  *engine.Engine
-	Live    *projections.Live
+	Engine *engine.Engine
+	Live   *projections.Live
+	// Log, when set, makes every read wait until the projection has folded
+	// the whole log as it was when the request arrived: a backend reads its
+	// own writes (and anyone's acknowledged before), on any node.
+	Log     *eventstore.Log
 	Signer  *auth.Signer
 	Clock   engine.Clock
 	Timeout time.Duration // per command; default 10 s
@@ -156,8 +161,29 @@ func (a *API) exec(r *http.Request, c domain.Command) (engine.Result, error) {
 	return a.cfg.Engine.Execute(ctx, domain.Meta{App: domain.AppID(r.PathValue("app"))}, c)
 }
 
+// caughtUp waits until the live projection has folded every message the
+// log held when the request arrived.
+func (a *API) caughtUp(r *http.Request) error {
+	if a.cfg.Log == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	last, err := a.cfg.Log.LastSeq(ctx)
+	if err != nil {
+		return domain.ErrUnavailable.With("%v", err)
+	}
+	if err := a.cfg.Live.WaitFor(ctx, last); err != nil {
+		return domain.ErrTimeout.With("the projection did not catch up in time")
+	}
+	return nil
+}
+
 // room returns a copy of a room that exists, from the live projection.
 func (a *API) room(r *http.Request) (*domain.Room, error) {
+	if err := a.caughtUp(r); err != nil {
+		return nil, err
+	}
 	app, id := domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room"))
 	var room *domain.Room
 	a.cfg.Live.Read(func(m *projections.Model) {
@@ -221,6 +247,9 @@ type RoomSummary struct {
 }
 
 func (a *API) listRooms(_ http.ResponseWriter, r *http.Request) (any, error) {
+	if err := a.caughtUp(r); err != nil {
+		return nil, err
+	}
 	app := domain.AppID(r.PathValue("app"))
 	rooms := []RoomSummary{}
 	a.cfg.Live.Read(func(m *projections.Model) {

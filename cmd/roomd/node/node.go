@@ -236,7 +236,7 @@ func (n *Node) startHTTP(node string) error {
 	if n.Gateway, err = gateway.New(gc); err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Engine: n.Engine, Live: n.Live, Signer: n.Signer, Clock: n.cfg.Clock,
+	api, err := admin.New(admin.Config{Engine: n.Engine, Live: n.Live, Log: n.Log, Signer: n.Signer, Clock: n.cfg.Clock,
 		Logger: n.cfg.Logger})
 	if err != nil {
 		return err
