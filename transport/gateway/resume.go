@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -205,7 +206,17 @@ func (srv *Server) replay(ctx context.Context, s *session, room domain.RoomID, a
 	if err != nil {
 		return err
 	}
-	return srv.hub.resume(s, key, after, recs, func(have uint64) ([]projections.Record, error) {
+	// What the log held is sent first, as fast as the client reads it: a
+	// session may have missed more than its queue holds (a slow consumer
+	// that was cut off always has), and sending it all at once, as the
+	// hub does, would cut it off again. This is the connection's own
+	// worker, and the session is not in the room's fan-out yet, so waiting
+	// holds up nobody else; the hub then sends only what came meanwhile.
+	after, left, err := replayFrames(s, recs, after, math.MaxUint64, func(b []byte) error { return s.sendWait(ctx, b) })
+	if err != nil || left {
+		return err
+	}
+	return srv.hub.resume(s, key, after, func(have uint64) ([]projections.Record, error) {
 		// Events folded by the projection since the read above.
 		more, _, err := srv.readRoom(ctx, subject, have, next)
 		return more, err
@@ -253,10 +264,10 @@ func (srv *Server) readRoom(ctx context.Context, subject string, after, from uin
 	return recs, next, err
 }
 
-// resume sends s the events of recs after seq after, reads more with more if
-// the projection has folded past them, and registers s in the room if it is
-// still a member, all while holding the hub so no live event slips between.
-func (h *hub) resume(s *session, key domain.Key, after uint64, recs []projections.Record,
+// resume sends s the events after seq after that the projection has folded
+// (read with more), and registers s in the room if it is still a member, all
+// while holding the hub so no live event slips between.
+func (h *hub) resume(s *session, key domain.Key, after uint64,
 	more func(have uint64) ([]projections.Record, error)) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -270,40 +281,16 @@ func (h *hub) resume(s *session, key domain.Key, after uint64, recs []projection
 			_, member = r.MemberBySession(uid, s.id)
 		}
 	})
-	have := after
-	if n := len(recs); n > 0 {
-		have = recs[n-1].Events[len(recs[n-1].Events)-1].Seq
-	}
-	if have < now {
-		extra, err := more(have)
-		if err != nil {
+	var recs []projections.Record
+	if after < now {
+		var err error
+		if recs, err = more(after); err != nil {
 			return err
 		}
-		recs = append(recs, extra...)
 	}
-	last, left := after, false
-	for _, rec := range recs {
-		for i := range rec.Events {
-			e := &rec.Events[i]
-			if e.Seq <= after || e.Seq > now || left {
-				continue
-			}
-			frames, err := translate(e, rec.Seq)
-			if err != nil {
-				return fmt.Errorf("translate %s: %w", e.Type, err)
-			}
-			for _, f := range frames {
-				if !f.to.includes(s.id, uid) {
-					continue
-				}
-				s.send(f.bytes(last), false)
-				last = e.Seq
-				if f.to.leaves {
-					left = true
-					break
-				}
-			}
-		}
+	last, left, err := replayFrames(s, recs, after, now, func(b []byte) error { s.send(b, false); return nil })
+	if err != nil {
+		return err
 	}
 	if member && !left {
 		members := h.rooms[key]
@@ -320,4 +307,38 @@ func (h *hub) resume(s *session, key domain.Key, after uint64, recs []projection
 		s.mu.Unlock()
 	}
 	return nil
+}
+
+// replayFrames sends s, with send, the frames of the events of recs after
+// seq after and up to seq upto that are for it, each chained to the one
+// before; it stops after a frame by which s leaves the room. It returns the
+// seq of the last event sent (after if none) and whether s left.
+func replayFrames(s *session, recs []projections.Record, after, upto uint64, send func([]byte) error) (uint64, bool, error) {
+	uid := s.userID()
+	last := after
+	for _, rec := range recs {
+		for i := range rec.Events {
+			e := &rec.Events[i]
+			if e.Seq <= after || e.Seq > upto {
+				continue
+			}
+			frames, err := translate(e, rec.Seq)
+			if err != nil {
+				return last, false, fmt.Errorf("translate %s: %w", e.Type, err)
+			}
+			for _, f := range frames {
+				if !f.to.includes(s.id, uid) {
+					continue
+				}
+				if err := send(f.bytes(last)); err != nil {
+					return last, false, err
+				}
+				last = e.Seq
+				if f.to.leaves {
+					return last, true, nil
+				}
+			}
+		}
+	}
+	return last, false, nil
 }

@@ -51,6 +51,29 @@ func (s *session) send(b []byte, droppable bool) {
 	}
 }
 
+// sendWait queues a frame on the session's connection, waiting while its
+// queue is full (only for what the connection's own worker sends: the hub
+// never waits for a client). It fails once the connection is gone.
+func (s *session) sendWait(ctx context.Context, b []byte) error {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c == nil {
+		return errDetached
+	}
+	select {
+	case c.out <- outMsg{b: b}:
+		return nil
+	case <-c.done:
+		return errDetached
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errDetached is sendWait's error once the session has no connection.
+var errDetached = errors.New("the session's connection is gone")
+
 func (s *session) userID() domain.UserID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -368,6 +391,7 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	s.state(room, domain.StateLogining, nil, "Connecting", "Success")
 	res, err := s.exec(ctx, c)
 	if err != nil {
+		err = loginError(err)
 		s.state(room, domain.StateLoginFailed, err, "Disconnected", zimFailure(err))
 		return nil, err
 	}
@@ -381,6 +405,23 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 		s.heartbeat(ctx)
 	}
 	return nil, s.enter(ctx, req.ID, room, res)
+}
+
+// loginError is the error a login reports. A login the log could not serve
+// fails with ZEGO's login timeout (1002053, SEMANTICS.md sections 1 and 5:
+// LoginFailed carries 1002033 or 1002053), whether the log did not answer in
+// time or answered at once that it is unavailable: apps ported from ZEGO
+// branch on 1002053 and know nothing of roomlog's 1906098.
+func loginError(err error) error {
+	var de *domain.Error
+	if errors.As(err, &de) && de.Code == domain.ErrUnavailable.Code {
+		why := de.Message
+		if de.Detail != "" {
+			why += ": " + de.Detail
+		}
+		return domain.ErrTimeout.With("%s", why)
+	}
+	return err
 }
 
 func zimFailure(err error) string {
@@ -584,6 +625,20 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 // leave logs out of one room (or all): the departure's state change reaches
 // the session through the room's events, like everyone else's.
 func (s *session) leave(ctx context.Context, room domain.RoomID, reason domain.Reason) (any, error) {
+	s.mu.Lock()
+	app := s.app
+	s.mu.Unlock()
+	if app == "" {
+		// A session that never presented a token is in no room: it gets
+		// what the log answers any session in no room (1002002 and
+		// LogoutFailed for one room, SEMANTICS.md section 1; nothing left
+		// for all), not exec's not_logged_in, which is about acting in one.
+		if room == "" {
+			return protocol.RoomsReply{Rooms: []string{}}, nil
+		}
+		s.state(room, domain.StateLogoutFailed, domain.ErrNotInRoom, "Connected", "Success")
+		return nil, domain.ErrNotInRoom
+	}
 	res, err := s.exec(ctx, domain.LeaveRoom{Session: s.id, Room: room, Reason: reason})
 	if err != nil {
 		if room != "" {
