@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -192,5 +193,36 @@ func TestTimekeeperDestroysEmptyRoomsWhenTheirDelayRunsOut(t *testing.T) {
 	}
 	if n := tk.Pending(); n != 0 {
 		t.Errorf("%d deadlines still scheduled", n)
+	}
+}
+
+// A reactor stopped while messages stream in stops cleanly, however the
+// stop falls: watermill-nats closes its output channel when the
+// subscription's context ends, and a delivery in flight at that moment
+// would send on the closed channel (a panic that takes the node down).
+func TestReactorStopsCleanlyWhileBusy(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := live(t, log)
+	e := newEngine(t, log, l)
+	for i := range 300 {
+		room := domain.RoomID(fmt.Sprint("r", i%10))
+		s := domain.SessionID(fmt.Sprint("s", i))
+		exec(t, e, login(s, domain.UserID(fmt.Sprint("u", i)), room))
+		exec(t, e, domain.LeaveRoom{Session: s, Room: room}) // a follow-up frees its claim
+	}
+	for i := range 30 {
+		r, err := engine.NewReactor(engine.ReactorConfig{Engine: e, Log: log, Logger: estest.Logger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		<-r.Running()
+		time.Sleep(time.Duration(i%5) * time.Millisecond) // stop at various points of the flow
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("stop %d: %v", i, err)
+		}
 	}
 }

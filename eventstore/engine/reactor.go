@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmjs "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomlog/roomlog/domain"
@@ -41,6 +43,8 @@ type Reactor struct {
 	cfg    ReactorConfig
 	router *message.Router
 	sub    *wmjs.Subscriber
+	nc     *nats.Conn // the subscriber's own connection
+	gate   *deliveryGate
 }
 
 // NewReactor validates cfg and prepares the reactor.
@@ -74,6 +78,7 @@ func NewReactor(cfg ReactorConfig) (*Reactor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reactor: %w", err)
 	}
+	gate := newDeliveryGate()
 	stream := cfg.Log.Stream()
 	filter := cfg.Log.KindFilter(string(domain.KindRoom))
 	sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
@@ -81,7 +86,7 @@ func NewReactor(cfg ReactorConfig) (*Reactor, error) {
 		Logger:         wlog,
 		AckWaitTimeout: cfg.Timeout + 5*time.Second,
 		NakDelay:       wmjs.NewStaticDelay(time.Second),
-		Unmarshaler:    recordUnmarshaler{},
+		Unmarshaler:    recordUnmarshaler{gate: gate},
 		ResourceInitializer: func(ctx context.Context, _ jetstream.JetStream, _ string) (jetstream.Consumer,
 			func(context.Context, watermill.LoggerAdapter), error) {
 			// A durable consumer: it survives restarts and is shared by
@@ -106,19 +111,64 @@ func NewReactor(cfg ReactorConfig) (*Reactor, error) {
 		sub.Close()
 		return nil, fmt.Errorf("reactor: %w", err)
 	}
-	r := &Reactor{cfg: cfg, router: router, sub: sub}
+	r := &Reactor{cfg: cfg, router: router, sub: sub, nc: nc, gate: gate}
 	router.AddConsumerHandler("followups", cfg.Consumer, sub, r.handle)
 	return r, nil
 }
 
 // Run handles events until ctx is done, then stops and returns nil.
+//
+// The stop is ordered, to work around watermill-nats (v2.1.3): it closes
+// its output channel when the subscriber closes, while a delivery may be
+// about to send on it, and the send panics ("send on closed channel") and
+// takes the node down; nats.go even runs deliveries already buffered after
+// the connection closed. So: the connection is drained (no new message
+// comes), the gate stops new deliveries at their first step (unmarshaling)
+// and the ones past it finish with the router still running, then the
+// subscriber is closed, and only then are the held deliveries let go: they
+// find the subscriber closed and discard their message, which stays
+// unacknowledged for the next reactor.
 func (r *Reactor) Run(ctx context.Context) error {
-	err := r.router.Run(ctx)
-	r.sub.Close()
-	if ctx.Err() != nil {
-		return nil
+	routerCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.router.Run(routerCtx) }()
+	select {
+	case err := <-done: // the router failed on its own
+		r.sub.Close()
+		return err
+	case <-ctx.Done():
 	}
-	return err
+	if err := r.drain(); err != nil {
+		r.cfg.Logger.Warn("reactor: draining its connection", "err", err)
+	}
+	if !r.gate.stop(r.cfg.Timeout + 5*time.Second) {
+		r.cfg.Logger.Warn("reactor: deliveries still under way at shutdown")
+	}
+	r.sub.Close() // its connection is closed already: nothing left to drain
+	r.gate.release()
+	cancel()
+	<-done
+	return nil
+}
+
+// drain drains the subscriber's connection and waits until it is closed.
+func (r *Reactor) drain() error {
+	closed := make(chan struct{})
+	r.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := r.nc.Drain(); err != nil {
+		if r.nc.IsClosed() {
+			return nil
+		}
+		return err
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(r.cfg.Timeout + 5*time.Second):
+		r.nc.Close()
+		return errors.New("drain did not finish in time")
+	}
 }
 
 // Running is closed once the reactor is consuming.
@@ -128,6 +178,9 @@ func (r *Reactor) Running() chan struct{} { return r.router.Running() }
 // refuses is done (it found nothing to do or a newer state); a log that cannot
 // be reached makes the message come back later.
 func (r *Reactor) handle(msg *message.Message) error {
+	// The delivery ends when watermill-nats ends the message's context,
+	// after the message is acknowledged (or not).
+	context.AfterFunc(msg.Context(), r.gate.leave)
 	events, err := domain.DecodeEvents(msg.Payload)
 	if err != nil {
 		// Never skip a message that cannot be read: it stays unacknowledged
@@ -153,10 +206,12 @@ func (r *Reactor) handle(msg *message.Message) error {
 	return nil
 }
 
-// recordUnmarshaler keeps the stream sequence with each message.
-type recordUnmarshaler struct{}
+// recordUnmarshaler keeps the stream sequence with each message. It is the
+// first step of each delivery, so it is where the gate stands.
+type recordUnmarshaler struct{ gate *deliveryGate }
 
-func (recordUnmarshaler) Unmarshal(m jetstream.Msg) (*message.Message, error) {
+func (u recordUnmarshaler) Unmarshal(m jetstream.Msg) (*message.Message, error) {
+	u.gate.enter()
 	md, err := m.Metadata()
 	if err != nil {
 		return nil, err
@@ -166,3 +221,65 @@ func (recordUnmarshaler) Unmarshal(m jetstream.Msg) (*message.Message, error) {
 	wm.Metadata.Set("subject", m.Subject())
 	return wm, nil
 }
+
+// deliveryGate counts the deliveries under way and, once stopped, holds new
+// ones at their first step until released.
+type deliveryGate struct {
+	mu       sync.Mutex
+	stopping bool
+	inflight int
+	idle     *sync.Cond
+	released chan struct{}
+}
+
+func newDeliveryGate() *deliveryGate {
+	g := &deliveryGate{released: make(chan struct{})}
+	g.idle = sync.NewCond(&g.mu)
+	return g
+}
+
+// enter starts a delivery, or holds it until release once the gate stopped
+// (such a delivery is not counted: it reaches no handler, so never leaves).
+func (g *deliveryGate) enter() {
+	g.mu.Lock()
+	if g.stopping {
+		g.mu.Unlock()
+		<-g.released
+		return
+	}
+	g.inflight++
+	g.mu.Unlock()
+}
+
+// leave ends a counted delivery.
+func (g *deliveryGate) leave() {
+	g.mu.Lock()
+	g.inflight--
+	if g.inflight == 0 {
+		g.idle.Broadcast()
+	}
+	g.mu.Unlock()
+}
+
+// stop holds new deliveries and waits up to d for those under way to end;
+// false if some had not.
+func (g *deliveryGate) stop(d time.Duration) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopping = true
+	expired := false
+	t := time.AfterFunc(d, func() {
+		g.mu.Lock()
+		expired = true
+		g.idle.Broadcast()
+		g.mu.Unlock()
+	})
+	defer t.Stop()
+	for g.inflight > 0 && !expired {
+		g.idle.Wait()
+	}
+	return g.inflight == 0
+}
+
+// release lets the held deliveries go.
+func (g *deliveryGate) release() { close(g.released) }
