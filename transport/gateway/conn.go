@@ -100,8 +100,10 @@ func (c *conn) reader(ctx context.Context) {
 	for {
 		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
-			var ce websocket.CloseError
-			if errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				// The library has already closed the connection with
+				// status 1009 ("read limited at N bytes"); this records why.
+				c.srv.cfg.Logger.Debug("frame over the hard limit; connection closed", "limit", c.srv.cfg.HardFrameBytes)
 				c.close(protocol.ErrFrameTooLarge.With("more than %d bytes", c.srv.cfg.HardFrameBytes))
 			}
 			return

@@ -28,6 +28,11 @@ func (s *session) heartbeat(ctx context.Context) any {
 	app, bound := s.app, s.bound
 	s.mu.Unlock()
 	if bound && s.srv.cfg.Presence != nil {
+		// Bounded: a log that does not answer must not stall the
+		// connection's reader, which answers heartbeats; a beat that
+		// misses is made good by the next.
+		ctx, cancel := context.WithTimeout(ctx, min(s.srv.cfg.CommandTimeout, s.srv.cfg.HeartbeatInterval))
+		defer cancel()
 		if err := s.srv.cfg.Presence.Beat(ctx, app, s.id); err != nil {
 			s.srv.cfg.Logger.Warn("presence heartbeat failed", "session", s.id, "err", err)
 		}

@@ -444,7 +444,9 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 	for _, a := range res.Appended {
 		wait = max(wait, a.Seq)
 	}
-	if err := s.srv.cfg.Live.WaitFor(ctx, wait); err != nil {
+	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
+	defer cancel()
+	if err := s.srv.cfg.Live.WaitFor(wctx, wait); err != nil {
 		err = domain.ErrTimeout.With("the room did not become visible in time")
 		s.reply(reqID, nil, err)
 		return errReplied
