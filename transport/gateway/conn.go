@@ -14,11 +14,6 @@ import (
 	"github.com/roomlog/roomlog/transport/protocol"
 )
 
-// outMsg is one frame waiting to be written.
-type outMsg struct {
-	b []byte
-}
-
 // conn is one WebSocket connection. Three goroutines serve it: the reader
 // (decodes frames, answers bad ones at once, queues requests), the worker
 // (runs the session's requests in order), and the writer (the only one that
@@ -32,7 +27,7 @@ type conn struct {
 	// sess is the session the connection carries: a resume replaces it.
 	sess atomic.Pointer[session]
 
-	out     chan outMsg
+	out     *frameQueue
 	reqs    chan protocol.Request
 	done    chan struct{}
 	once    sync.Once
@@ -45,7 +40,7 @@ type conn struct {
 
 func newConn(srv *Server, ws *websocket.Conn, sess *session) *conn {
 	cfg := srv.cfg
-	c := &conn{srv: srv, ws: ws, out: make(chan outMsg, cfg.QueueSize),
+	c := &conn{srv: srv, ws: ws, out: newFrameQueue(cfg.QueueSize),
 		reqs: make(chan protocol.Request, cfg.RequestQueue), done: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), cfg.RequestBurst)}
 	c.sess.Store(sess)
@@ -60,14 +55,28 @@ func (c *conn) enqueue(b []byte, droppable bool) {
 		return
 	default:
 	}
-	if droppable && len(c.out) >= cap(c.out)/2 {
+	switch queued, full := c.out.push(b, droppable); {
+	case full:
+		c.close(protocol.ErrSlowConsumer.With("%d frames queued", c.out.limit))
+	case !queued:
 		c.dropped.Add(1)
-		return
 	}
-	select {
-	case c.out <- outMsg{b: b}:
-	default:
-		c.close(protocol.ErrSlowConsumer.With("%d frames queued", cap(c.out)))
+}
+
+// enqueueWait queues a frame, waiting while the queue is full: only for what
+// the connection's own worker sends (a resume's replay), never for the hub.
+func (c *conn) enqueueWait(ctx context.Context, b []byte) error {
+	for {
+		if queued, _ := c.out.push(b, false); queued {
+			return nil
+		}
+		select {
+		case <-c.out.taken:
+		case <-c.done:
+			return errDetached
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -168,12 +177,20 @@ func (c *conn) writer(ctx context.Context) {
 	}
 	for {
 		select {
-		case m := <-c.out:
-			if err := write(m.b); err != nil {
-				c.close(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
-				c.ws.CloseNow()
-				return
+		case <-c.done:
+		default:
+			if b, ok := c.out.pop(); ok {
+				if err := write(b); err != nil {
+					c.close(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
+					c.ws.CloseNow()
+					return
+				}
+				continue
 			}
+		}
+		select {
+		case <-c.out.ready:
+			continue
 		case <-c.done:
 			c.reasonMu.Lock()
 			reason := c.reason

@@ -61,14 +61,7 @@ func (s *session) sendWait(ctx context.Context, b []byte) error {
 	if c == nil {
 		return errDetached
 	}
-	select {
-	case c.out <- outMsg{b: b}:
-		return nil
-	case <-c.done:
-		return errDetached
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return c.enqueueWait(ctx, b)
 }
 
 // errDetached is sendWait's error once the session has no connection.

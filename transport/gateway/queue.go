@@ -1,0 +1,72 @@
+package gateway
+
+import "sync"
+
+// frameQueue is a connection's bounded FIFO of frames to write. It holds
+// memory only for the frames waiting, unlike a buffered channel of the same
+// bound: a gateway with many mostly idle connections keeps a small heap, and
+// the garbage collector has little to scan (a preallocated 1024-slot channel
+// per connection was most of the heap, and its scans most of login latency's
+// tail).
+type frameQueue struct {
+	mu     sync.Mutex
+	frames [][]byte // waiting from frames[head] on
+	head   int
+	limit  int
+	// ready wakes the writer when a frame is pushed; taken wakes a pusher
+	// waiting for room (pushWait) when the writer takes frames.
+	ready, taken chan struct{}
+}
+
+func newFrameQueue(limit int) *frameQueue {
+	return &frameQueue{limit: limit, ready: make(chan struct{}, 1), taken: make(chan struct{}, 1)}
+}
+
+// push appends b unless the queue holds limit frames, or half of it and b is
+// droppable. It reports whether b was queued, and whether the queue was full.
+func (q *frameQueue) push(b []byte, droppable bool) (queued, full bool) {
+	q.mu.Lock()
+	n := len(q.frames) - q.head
+	switch {
+	case n >= q.limit:
+		q.mu.Unlock()
+		return false, true
+	case droppable && n >= q.limit/2:
+		q.mu.Unlock()
+		return false, false
+	}
+	q.frames = append(q.frames, b)
+	q.mu.Unlock()
+	signal(q.ready)
+	return true, false
+}
+
+// pop removes and returns the oldest frame (false if none).
+func (q *frameQueue) pop() ([]byte, bool) {
+	q.mu.Lock()
+	if q.head == len(q.frames) {
+		q.mu.Unlock()
+		return nil, false
+	}
+	b := q.frames[q.head]
+	q.frames[q.head] = nil
+	q.head++
+	if q.head == len(q.frames) {
+		// Drained: start over, and let a burst's backing array go.
+		q.frames, q.head = q.frames[:0], 0
+		if cap(q.frames) > 64 {
+			q.frames = nil
+		}
+	}
+	q.mu.Unlock()
+	signal(q.taken)
+	return b, true
+}
+
+// signal wakes whoever waits on ch, once, without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
