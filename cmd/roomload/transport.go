@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/roomlog/roomlog/cmd/roomd/node"
@@ -17,29 +21,110 @@ import (
 	"github.com/roomlog/roomlog/transport/gateway"
 )
 
-// startNode starts a whole roomd node in this process, on loopback.
-func startNode(ctx context.Context, mode eventstore.SyncMode) (*node.Node, func(string) string, func(), error) {
+// loadSecret signs the tokens of the nodes the transport benchmarks start.
+var loadSecret = []byte("roomload-secret-0123456789abcdef")
+
+// startNode starts a whole roomd node in this process, on loopback, its
+// NATS server also listening on natsListen ("": in-process only).
+func startNode(ctx context.Context, mode eventstore.SyncMode, natsListen string) (*node.Node, func(), error) {
 	dir, err := os.MkdirTemp("", "roomload-node-*")
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	secret := []byte("roomload-secret-0123456789abcdef")
-	n, err := node.Start(ctx, node.Config{Log: eventstore.Config{DataDir: dir, Sync: mode}, Secret: secret,
-		Policy: domain.Config{Default: loadgen.Policy()}, HTTPListen: "127.0.0.1:0", SnapshotEvery: -1,
-		Gateway: gateway.Config{RequestsPerSecond: 1e6, RequestBurst: 1e6, QueueSize: 8192}, Logger: quiet()})
+	n, err := node.Start(ctx, node.Config{Log: eventstore.Config{DataDir: dir, Sync: mode, Listen: natsListen},
+		Secret: loadSecret, Policy: domain.Config{Default: loadgen.Policy()}, HTTPListen: "127.0.0.1:0",
+		SnapshotEvery: -1, Gateway: gateway.Config{RequestsPerSecond: 1e6, RequestBurst: 1e6, QueueSize: 8192},
+		Logger: quiet()})
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	token := func(user string) string {
-		t, err := n.Signer.Mint(auth.Claims{App: string(loadgen.App), User: user, AllRooms: true, Publish: true,
+	return n, func() { n.Close(); os.RemoveAll(dir) }, nil
+}
+
+// tokens returns a minter of client tokens signed with loadSecret.
+func tokens() (func(string) string, error) {
+	signer, err := auth.NewSigner(auth.Config{Secret: loadSecret})
+	if err != nil {
+		return nil, err
+	}
+	return func(user string) string {
+		t, err := signer.Mint(auth.Claims{App: string(loadgen.App), User: user, AllRooms: true, Publish: true,
 			ExpiresAt: time.Now().Add(time.Hour)})
 		if err != nil {
 			panic(err)
 		}
 		return t
+	}, nil
+}
+
+// The transport benchmarks measure servers in processes of their own, as in
+// production, where the clients are elsewhere: in one process, the load
+// generator's thousand clients would share the server's garbage collector
+// and double its heap. "serve-node" and "serve-raw" are those processes:
+// they print "ready" and their addresses, and run until stdin closes.
+
+// serveNode runs a node until stdin closes.
+func serveNode(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve-node", flag.ExitOnError)
+	sync := fs.String("sync", "interval", "durability: interval or always")
+	fs.Parse(args)
+	mode, err := eventstore.ParseSyncMode(*sync)
+	if err != nil {
+		return err
 	}
-	return n, token, func() { n.Close(); os.RemoveAll(dir) }, nil
+	n, done, err := startNode(ctx, mode, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer done()
+	fmt.Printf("ready %s %s\n", n.HTTPAddr(), n.Log.ClientURL())
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// serveRaw runs the raw WebSocket broadcast baseline until stdin closes.
+func serveRaw(context.Context, []string) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: loadgen.NewRawBroadcastServer()}
+	go srv.Serve(ln)
+	defer srv.Close()
+	fmt.Printf("ready %s\n", ln.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// spawn runs this program with args in a child process and returns the
+// addresses its ready line gives; stop ends it.
+func spawn(args ...string) (addrs []string, stop func(), err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	stop = func() { stdin.Close(); cmd.Wait() }
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	fields := strings.Fields(line)
+	if err != nil || len(fields) < 2 || fields[0] != "ready" {
+		stop()
+		return nil, nil, fmt.Errorf("%s: no ready line (%q, %v)", args[0], line, err)
+	}
+	return fields[1:], stop, nil
 }
 
 func login(ctx context.Context, args []string) error {
@@ -49,18 +134,29 @@ func login(ctx context.Context, args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "length of each measurement")
 	rounds := fs.Int("rounds", 3, "rounds; medians are reported")
 	fs.Parse(args)
-	n, token, done, err := startNode(ctx, eventstore.SyncModeInterval)
+	addrs, stop, err := spawn("serve-node")
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer stop()
+	// The raw baseline publishes from this process to the node's JetStream,
+	// over loopback TCP like the clients' logins.
+	log, err := eventstore.Open(ctx, eventstore.Config{URL: addrs[1], Logger: quiet()})
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	token, err := tokens()
+	if err != nil {
+		return err
+	}
 	var l50, l99, r50, r99 []float64
 	for range *rounds {
-		raw, err := loadgen.PublishLatency(ctx, n.Log, *sessions, *rate, *dur)
+		raw, err := loadgen.PublishLatency(ctx, log, *sessions, *rate, *dur)
 		if err != nil {
 			return err
 		}
-		lat, err := loadgen.LoginLatency(ctx, n.HTTPAddr(), token, *sessions, *rate, *dur)
+		lat, err := loadgen.LoginLatency(ctx, addrs[0], token, *sessions, *rate, *dur)
 		if err != nil {
 			return err
 		}
@@ -85,18 +181,20 @@ func fanout(ctx context.Context, args []string) error {
 	rounds := fs.Int("rounds", 3, "rounds; medians are reported")
 	paced := fs.Float64("paced", 20, "broadcasts per second of the paced (latency) measurement")
 	fs.Parse(args)
-	n, token, done, err := startNode(ctx, eventstore.SyncModeInterval)
+	node, stopNode, err := spawn("serve-node")
 	if err != nil {
 		return err
 	}
-	defer done()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	defer stopNode()
+	raw, stopRaw, err := spawn("serve-raw")
 	if err != nil {
 		return err
 	}
-	raw := &http.Server{Handler: loadgen.NewRawBroadcastServer()}
-	go raw.Serve(ln)
-	defer raw.Close()
+	defer stopRaw()
+	token, err := tokens()
+	if err != nil {
+		return err
+	}
 	header("roomload fanout")
 	fmt.Printf("| members | load | raw WebSocket deliveries/s | raw p50 / p99 (ms) | roomlog deliveries/s | roomlog p50 / p99 (ms) | roomlog / raw deliveries |\n")
 	fmt.Printf("|---:|---|---:|---:|---:|---:|---:|\n")
@@ -106,11 +204,11 @@ func fanout(ctx context.Context, args []string) error {
 	}{{"saturated (" + fmt.Sprint(*window) + " in flight)", 0}, {fmt.Sprintf("paced (%.0f broadcasts/s)", *paced), *paced}} {
 		var rawRate, rate, ratio, rawP50, rawP99, p50, p99 []float64
 		for range *rounds {
-			b, err := loadgen.RoomFanOut(ctx, ln.Addr().String(), func(string) string { return "" }, *members, *window, load.rate, *dur)
+			b, err := loadgen.RoomFanOut(ctx, raw[0], func(string) string { return "" }, *members, *window, load.rate, *dur)
 			if err != nil {
 				return fmt.Errorf("raw: %w", err)
 			}
-			r, err := loadgen.RoomFanOut(ctx, n.HTTPAddr(), token, *members, *window, load.rate, *dur)
+			r, err := loadgen.RoomFanOut(ctx, node[0], token, *members, *window, load.rate, *dur)
 			if err != nil {
 				return err
 			}
