@@ -310,15 +310,8 @@ func (x *decision) leave(c LeaveRoom) error {
 		}
 	}
 	sk := x.sessionKey(c.Session)
-	if err := x.load(sk); err != nil {
-		return err
-	}
-	s := x.session(c.Session)
-	rooms := sortedKeys(s.Claims)
-	if c.Room != "" {
-		rooms = []RoomID{c.Room}
-	}
-	if err := x.load(x.roomKeys(rooms)...); err != nil {
+	s, rooms, err := x.sessionRooms(c.Session, c.Room)
+	if err != nil {
 		return err
 	}
 	type gone struct {
@@ -639,4 +632,18 @@ func (x *decision) releaseRoomClaim(c ReleaseRoomClaim) error {
 	}
 	x.emit(x.sessionKey(c.Session), &RoomReleasedData{Room: c.Room, Claim: c.Claim, Reason: c.Reason})
 	return nil
+}
+
+// sessionRooms loads a session and the rooms a command about room concerns:
+// that room, or (room empty) every room the session claims, in order.
+func (x *decision) sessionRooms(session SessionID, room RoomID) (*Session, []RoomID, error) {
+	if err := x.load(x.sessionKey(session)); err != nil {
+		return nil, nil, err
+	}
+	s := x.session(session)
+	rooms := sortedKeys(s.Claims)
+	if room != "" {
+		rooms = []RoomID{room}
+	}
+	return s, rooms, x.load(x.roomKeys(rooms)...)
 }

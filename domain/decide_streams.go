@@ -211,15 +211,8 @@ func (x *decision) stopPlaying(c StopPlaying) error {
 	if err := errorsJoinArgs(ValidateSessionID(c.Session), ValidateStreamID(c.Stream)); err != nil {
 		return err
 	}
-	if err := x.load(x.sessionKey(c.Session)); err != nil {
-		return err
-	}
-	s := x.session(c.Session)
-	rooms := sortedKeys(s.Claims)
-	if c.Room != "" {
-		rooms = []RoomID{c.Room}
-	}
-	if err := x.load(x.roomKeys(rooms)...); err != nil {
+	s, rooms, err := x.sessionRooms(c.Session, c.Room)
+	if err != nil {
 		return err
 	}
 	for _, id := range rooms {

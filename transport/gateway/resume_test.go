@@ -65,11 +65,7 @@ func TestResumeWithinTheTimeout(t *testing.T) {
 	p := domain.DefaultPolicy()
 	p.MultiRoom = true
 	n := startClocked(t, clock, p, gateway.Config{})
-	proxy, err := netcut.Listen(n.HTTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
+	proxy := netcut.Start(t, n.HTTPAddr())
 	alice := wire.Dial(t, proxy.Addr())
 	hello := alice.Hello
 	snap := alice.Login("r1", "alice", token(t, n, "alice"))
@@ -128,11 +124,7 @@ func TestResumeWithinTheTimeout(t *testing.T) {
 func TestResumeAfterTheTimeoutIsRefused(t *testing.T) {
 	clock := estest.NewClock(t0)
 	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
-	proxy, err := netcut.Listen(n.HTTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
+	proxy := netcut.Start(t, n.HTTPAddr())
 	alice := wire.Dial(t, proxy.Addr())
 	hello := alice.Hello
 	alice.Login("r1", "alice", token(t, n, "alice"))
@@ -164,11 +156,7 @@ func TestResumeAfterTheTimeoutIsRefused(t *testing.T) {
 func TestAHungClientTimesOut(t *testing.T) {
 	clock := estest.NewClock(t0)
 	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
-	proxy, err := netcut.Listen(n.HTTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
+	proxy := netcut.Start(t, n.HTTPAddr())
 	alice := wire.Dial(t, proxy.Addr())
 	alice.Login("r1", "alice", token(t, n, "alice"))
 	bob := dial(t, n)
@@ -184,7 +172,7 @@ func TestAHungClientTimesOut(t *testing.T) {
 		t.Fatalf("bob got %s", gone.Data)
 	}
 	var timedOut int
-	_, err = n.Log.Read(estest.Ctx(t), []string{n.Log.Prefix() + ".>"}, 1, func(rec eventstore.Record) error {
+	_, err := n.Log.Read(estest.Ctx(t), []string{n.Log.Prefix() + ".>"}, 1, func(rec eventstore.Record) error {
 		events, _ := domain.DecodeEvents(rec.Data)
 		for _, e := range events {
 			if d, ok := e.Data.(*domain.SessionTimedOutData); ok {
@@ -208,11 +196,7 @@ func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
 	p.Limits.BroadcastPerSecond = 1 << 20
 	n := startClocked(t, estest.NewClock(t0), p, gateway.Config{QueueSize: 512, WriteTimeout: 200 * time.Millisecond,
 		RequestsPerSecond: 1e6, RequestBurst: 1e6})
-	proxy, err := netcut.Listen(n.HTTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
+	proxy := netcut.Start(t, n.HTTPAddr())
 	stalled := wire.Dial(t, proxy.Addr())
 	stalled.Login("busy", "stalled", token(t, n, "stalled"))
 	bob, carol := dial(t, n), dial(t, n)

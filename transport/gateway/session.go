@@ -478,18 +478,25 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 	return errReplied
 }
 
+// admit checks the token and role of a request that enters room: a token
+// refused is a LoginFailed in that room.
+func (s *session) admit(room domain.RoomID, token, roleName string) (*auth.Claims, domain.Role, error) {
+	claims, err := s.token(token)
+	if err != nil {
+		s.state(room, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
+		return nil, "", err
+	}
+	rl, err := role(roleName)
+	return claims, rl, err
+}
+
 func (s *session) login(ctx context.Context, req protocol.Request) (any, error) {
 	var r protocol.LoginRequest
 	if err := decode(req, &r); err != nil {
 		return nil, err
 	}
 	room := domain.RoomID(r.Room)
-	claims, err := s.token(r.Token)
-	if err != nil {
-		s.state(room, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
-		return nil, err
-	}
-	rl, err := role(r.Role)
+	claims, rl, err := s.admit(room, r.Token, r.Role)
 	if err != nil {
 		return nil, err
 	}
@@ -539,12 +546,7 @@ func (s *session) createRoom(ctx context.Context, req protocol.Request) (any, er
 		return nil, err
 	}
 	room := domain.RoomID(r.Room.ID)
-	claims, err := s.token(r.Token)
-	if err != nil {
-		s.state(room, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
-		return nil, err
-	}
-	rl, err := role(r.Role)
+	claims, rl, err := s.admit(room, r.Token, r.Role)
 	if err != nil {
 		return nil, err
 	}
@@ -576,12 +578,7 @@ func (s *session) joinRoom(ctx context.Context, req protocol.Request) (any, erro
 		return nil, err
 	}
 	room := domain.RoomID(r.Room)
-	claims, err := s.token(r.Token)
-	if err != nil {
-		s.state(room, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
-		return nil, err
-	}
-	rl, err := role(r.Role)
+	claims, rl, err := s.admit(room, r.Token, r.Role)
 	if err != nil {
 		return nil, err
 	}
@@ -597,12 +594,7 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 		return nil, err
 	}
 	to := domain.RoomID(r.To)
-	claims, err := s.token(r.Token)
-	if err != nil {
-		s.state(to, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
-		return nil, err
-	}
-	rl, err := role(r.Role)
+	claims, rl, err := s.admit(to, r.Token, r.Role)
 	if err != nil {
 		return nil, err
 	}
