@@ -242,6 +242,20 @@ func (c *cache) acquire(k domain.Key) *entry {
 	return e
 }
 
+// peek is acquire for an entry that is already cached; it returns nil
+// (creating nothing) for one that is not.
+func (c *cache) peek(k domain.Key) *entry {
+	s := c.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[k]
+	if !ok {
+		return nil
+	}
+	e.users++
+	return e
+}
+
 func (c *cache) release(e *entry) {
 	e.shard.mu.Lock()
 	e.users--

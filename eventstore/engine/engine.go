@@ -377,3 +377,25 @@ func (e *Engine) Cursor(k domain.Key) uint64 {
 	defer en.mu.Unlock()
 	return en.seq
 }
+
+// Room returns a copy of room k's state as this engine's cache holds it, and
+// false if the cache does not hold it. Right after a command of this engine
+// appended to k, the copy includes what the command appended (and perhaps
+// later events): a gateway builds the snapshot of a room a session enters
+// from it without waiting for the projection to catch up.
+func (e *Engine) Room(k domain.Key) (*domain.Room, bool) {
+	if k.Kind != domain.KindRoom {
+		return nil, false
+	}
+	en := e.cache.peek(k)
+	if en == nil {
+		return nil, false
+	}
+	defer e.cache.release(en)
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	if !en.loaded {
+		return nil, false
+	}
+	return en.room.Clone(), true
+}

@@ -133,6 +133,43 @@ func TestColdEnginesLoadFromTheLog(t *testing.T) {
 	}
 }
 
+// Room hands out the room as the engine's own last command left it, as a
+// copy, and nothing for a room the engine has not cached.
+func TestRoomIsTheStateAfterTheEnginesLastCommand(t *testing.T) {
+	log := estest.Open(t, nil)
+	e := newEngine(t, log, nil)
+	key := domain.RoomKey(app, "r1")
+	if _, ok := e.Room(key); ok {
+		t.Fatal("a room no command touched is reported as cached")
+	}
+	exec(t, e, login("s1", "u1", "r1"))
+	res := exec(t, e, login("s2", "u2", "r1"))
+	r, ok := e.Room(key)
+	if !ok {
+		t.Fatal("the room a command just joined is not cached")
+	}
+	if r.Members["u1"] == nil || r.Members["u2"] == nil {
+		t.Fatalf("members after two joins: %v", r.Members)
+	}
+	var roomSeq uint64
+	for _, a := range res.Appended {
+		if a.Key == key {
+			roomSeq = a.Events[len(a.Events)-1].Seq
+		}
+	}
+	if r.Seq != roomSeq {
+		t.Fatalf("room at seq %d, the join appended up to %d", r.Seq, roomSeq)
+	}
+	delete(r.Members, "u1")
+	again, _ := e.Room(key)
+	if again.Members["u1"] == nil {
+		t.Fatal("changing the returned room changed the engine's cache")
+	}
+	if _, ok := e.Room(domain.SessionKey(app, "s1")); ok {
+		t.Fatal("a session key is answered as a room")
+	}
+}
+
 // Many writers on one room across two engines: every command lands once, the
 // room's sequence has no gap, and no writer's cache goes wrong.
 func TestConcurrentWritersOnOneRoom(t *testing.T) {

@@ -77,18 +77,22 @@ func (h *hub) dispatch(rec projections.Record) {
 	}
 }
 
-// enter registers s in room key from the projection's current state of the
-// room (which must include what s's own command appended: the caller waits
-// for the projection first), and calls then with that state while holding
-// the hub, so that what then sends reaches s before any later event of the
-// room.
-func (h *hub) enter(s *session, key domain.Key, then func(r *domain.Room)) {
+// enter registers s in room key and calls then with the room's state while
+// holding the hub, so that what then sends reaches s before any later event
+// of the room. r is the room as the engine left it after s's own command
+// (nil: the caller waited for the projection to fold that command); the
+// projection's state is used instead when it is newer, since the hub may
+// already have sent its events to others.
+func (h *hub) enter(s *session, key domain.Key, r *domain.Room, then func(r *domain.Room)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var r *domain.Room
 	h.live.Read(func(m *projections.Model) {
-		if a := m.App(key.App); a != nil && a.Rooms[domain.RoomID(key.ID)] != nil {
-			r = a.Rooms[domain.RoomID(key.ID)].Clone()
+		a := m.App(key.App)
+		if a == nil {
+			return
+		}
+		if live := a.Rooms[domain.RoomID(key.ID)]; live != nil && (r == nil || live.Seq > r.Seq) {
+			r = live.Clone()
 		}
 	})
 	if r == nil {

@@ -427,28 +427,33 @@ func zimFailure(err error) string {
 	return "LoginFailed"
 }
 
-// enter registers the session in room once the projection has folded res,
-// and sends, before any later event of the room: the reply with the room's
-// snapshot, Logined, and the room's users, streams and extra info as ADD
-// and update events (what ZEGO SDKs call back with after a login).
+// enter registers the session in room, which res entered, and sends before
+// any later event of the room: the reply with the room's snapshot, Logined,
+// and the room's users, streams and extra info as ADD and update events
+// (what ZEGO SDKs call back with after a login). The snapshot is the room as
+// the engine left it after res; only a room the engine no longer caches
+// makes it wait for the projection to fold res.
 func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, res engine.Result) error {
 	key := s.roomKey(room)
-	wait := s.srv.cfg.Engine.Cursor(key)
-	for _, a := range res.Appended {
-		wait = max(wait, a.Seq)
-	}
-	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
-	defer cancel()
-	if err := s.srv.cfg.Live.WaitFor(wctx, wait); err != nil {
-		err = domain.ErrTimeout.With("the room did not become visible in time")
-		s.reply(reqID, nil, err)
-		return errReplied
+	r, ok := s.srv.cfg.Engine.Room(key)
+	if !ok {
+		wait := s.srv.cfg.Engine.Cursor(key)
+		for _, a := range res.Appended {
+			wait = max(wait, a.Seq)
+		}
+		wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
+		defer cancel()
+		if err := s.srv.cfg.Live.WaitFor(wctx, wait); err != nil {
+			err = domain.ErrTimeout.With("the room did not become visible in time")
+			s.reply(reqID, nil, err)
+			return errReplied
+		}
 	}
 	s.mu.Lock()
 	s.rooms[room] = true
 	uid := s.user.ID
 	s.mu.Unlock()
-	s.srv.hub.enter(s, key, func(r *domain.Room) {
+	s.srv.hub.enter(s, key, r, func(r *domain.Room) {
 		snap := snapshot(r, room)
 		s.reply(reqID, snap, nil)
 		s.send(eventFrame(protocol.EvRoomStateChanged, room, protocol.RoomStateChanged{
