@@ -393,11 +393,15 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	s.user, s.bound = u, true
 	s.mu.Unlock()
 	s.adopt(claims)
+	err = s.enter(ctx, req.ID, room, res)
 	if first {
 		// From now on the cluster keeps the session alive on heartbeats.
+		// The first beat is written after the reply, not before: it is a
+		// round trip to the log that the client need not wait for, and the
+		// session's next request still runs after it.
 		s.heartbeat(ctx)
 	}
-	return nil, s.enter(ctx, req.ID, room, res)
+	return nil, err
 }
 
 // loginError is the error a login reports. A login the log could not serve
