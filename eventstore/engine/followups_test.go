@@ -226,3 +226,31 @@ func TestReactorStopsCleanlyWhileBusy(t *testing.T) {
 		}
 	}
 }
+
+// A session whose last heartbeat is the timeout old is timed out for
+// Lookup, even while its record is still there: the timekeeper records the
+// timeout in the log before it forgets the record, and a resume in between
+// must be refused (seed case 2). No watcher runs here, so nothing fires.
+func TestPresenceLookupCountsAnExpiredRecordAsTimedOut(t *testing.T) {
+	log := estest.Open(t, nil)
+	clock := estest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	p, err := engine.NewPresence(estest.Ctx(t), engine.PresenceConfig{Engine: newEngine(t, log, nil), Log: log,
+		Clock: clock, Timeout: 90 * time.Second, Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := p.Lookup(estest.Ctx(t), "s1"); err != nil || ok {
+		t.Fatalf("a session never heard from: alive %v, %v", ok, err)
+	}
+	if err := p.Beat(estest.Ctx(t), app, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(89 * time.Second)
+	if r, ok, err := p.Lookup(estest.Ctx(t), "s1"); err != nil || !ok || r.App != app {
+		t.Fatalf("89 s after a heartbeat: %+v, alive %v, %v", r, ok, err)
+	}
+	clock.Advance(time.Second)
+	if r, ok, err := p.Lookup(estest.Ctx(t), "s1"); err != nil || ok || r.Session != "s1" {
+		t.Fatalf("90 s after a heartbeat: %+v, alive %v, %v; want the record, timed out", r, ok, err)
+	}
+}

@@ -124,7 +124,10 @@ func (p *Presence) Detach(ctx context.Context, s domain.SessionID) error {
 }
 
 // Lookup returns what the cluster knows of a session; ok is false once it
-// timed out (or never existed).
+// timed out (or never existed). A record whose last heartbeat is the
+// timeout old counts as timed out even before it is gone: the timekeeper
+// records the timeout in the log first and forgets the record after, and a
+// session is not to be resumed in between.
 func (p *Presence) Lookup(ctx context.Context, s domain.SessionID) (PresenceRecord, bool, error) {
 	e, err := p.kv.Get(ctx, presenceKey(s))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -137,7 +140,7 @@ func (p *Presence) Lookup(ctx context.Context, s domain.SessionID) (PresenceReco
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return PresenceRecord{}, false, err
 	}
-	return r, true, nil
+	return r, p.cfg.Clock.Now().Sub(r.LastSeen) < p.cfg.Timeout, nil
 }
 
 func (p *Presence) put(ctx context.Context, r PresenceRecord) error {
