@@ -213,7 +213,7 @@ func directRecord(raw *jetstream.RawStreamMsg, err error, op string) (Record, bo
 		return Record{}, false, classify(op, err)
 	}
 	h := raw.Header
-	for _, k := range [...]string{jetstream.StreamHeader, jetstream.SequenceHeader, jetstream.TimeStampHeaer, jetstream.SubjectHeader, "Nats-Num-Pending", "Nats-Last-Sequence"} {
+	for _, k := range directHeaders {
 		delete(h, k)
 	}
 	return Record{

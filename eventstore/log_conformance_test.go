@@ -377,6 +377,69 @@ func runLogConformance(t *testing.T, open func(t *testing.T) *Log) {
 		})
 	})
 
+	t.Run("ReadSubject", func(t *testing.T) {
+		l := open(t)
+		ctx := testCtx(t)
+		room, other := l.Subject("a", "room", "1"), l.Subject("a", "room", "2")
+		readSubject := func(t *testing.T, from uint64) ([]Record, uint64) {
+			t.Helper()
+			var recs []Record
+			last, err := l.ReadSubject(ctx, room, from, func(r Record) error { recs = append(recs, r); return nil })
+			if err != nil {
+				t.Fatalf("ReadSubject(%d): %v", from, err)
+			}
+			return recs, last
+		}
+		if recs, last := readSubject(t, 0); len(recs) != 0 || last != 0 {
+			t.Fatalf("ReadSubject of an empty subject = %d records, last %d", len(recs), last)
+		}
+		// More records than one batched get answers, interleaved with
+		// another subject's.
+		for i := range 300 {
+			appendChain(t, l, room, 1, i)
+			if i%3 == 0 {
+				appendChain(t, l, other, 1, i)
+			}
+		}
+		want, _ := readAll(t, l, []string{room}, 0)
+		for _, from := range []uint64{0, 1, want[1].Seq, want[150].Seq + 1, want[299].Seq} {
+			var tail []Record
+			for _, r := range want {
+				if r.Seq >= from {
+					tail = append(tail, r)
+				}
+			}
+			got, last := readSubject(t, from)
+			if !slices.Equal(seqsOf(got), seqsOf(tail)) || last != tail[len(tail)-1].Seq {
+				t.Fatalf("from %d: seqs %v (last %d), want %v", from, seqsOf(got), last, seqsOf(tail))
+			}
+			for i, r := range got {
+				w := tail[i]
+				if r.Subject != w.Subject || r.MsgID != w.MsgID || string(r.Data) != string(w.Data) ||
+					!r.Time.Equal(w.Time) || !headersEqual(r.Header, w.Header) {
+					t.Fatalf("from %d: record %+v differs from Read's %+v", from, r, w)
+				}
+			}
+		}
+		if recs, last := readSubject(t, want[299].Seq+1); len(recs) != 0 || last != 0 {
+			t.Fatalf("ReadSubject past the end = %d records, last %d", len(recs), last)
+		}
+		stop := errors.New("stop")
+		n := 0
+		last, err := l.ReadSubject(ctx, room, 0, func(Record) error {
+			if n++; n == 3 {
+				return stop
+			}
+			return nil
+		})
+		if err != stop || last != want[1].Seq {
+			t.Fatalf("a handler's error: ReadSubject = %d, %v; want %d, the error itself", last, err, want[1].Seq)
+		}
+		if _, err := l.ReadSubject(ctx, l.Prefix()+".a.room.*", 0, func(Record) error { return nil }); !errors.Is(err, ErrInvalidSubject) {
+			t.Fatalf("ReadSubject of a wildcard = %v, want ErrInvalidSubject", err)
+		}
+	})
+
 	t.Run("Tail", func(t *testing.T) {
 		l := open(t)
 		subj := l.Subject("app", "room", "r1")
