@@ -32,6 +32,9 @@ type entry struct {
 	seq uint64
 	// hash is the hash of the aggregate's last event, the next event's Prev.
 	hash string
+	// stale marks an aggregate another writer appended to (an append of
+	// ours conflicted): a retry after a backoff catches it up first.
+	stale bool
 }
 
 func (e *entry) subject(log *eventstore.Log) string {
@@ -54,7 +57,7 @@ func (e *entry) head() domain.Head {
 }
 
 func (e *entry) reset() {
-	e.loaded, e.seq, e.hash = false, 0, ""
+	e.loaded, e.seq, e.hash, e.stale = false, 0, "", false
 	e.room, e.sess, e.stream = nil, nil, nil
 	switch e.key.Kind {
 	case domain.KindRoom:
@@ -114,11 +117,19 @@ func (e *entry) fold(rec eventstore.Record) (string, error) {
 // from the cached sequence on: cheap for a recent one (see load).
 func (e *entry) catchUp(ctx context.Context, log *eventstore.Log, subject string) (map[string]uint64, error) {
 	seen := map[string]uint64{}
-	_, err := log.Read(ctx, []string{subject}, e.seq+1, func(rec eventstore.Record) error {
+	fold := func(rec eventstore.Record) error {
 		id, err := e.fold(rec)
 		seen[id] = rec.Seq
 		return err
-	})
+	}
+	var err error
+	if e.seq > 0 {
+		// A cached aggregate behind by a few messages (another writer's):
+		// direct gets fetch them in one round trip.
+		_, err = log.ReadSubject(ctx, subject, e.seq+1, fold)
+	} else {
+		_, err = log.Read(ctx, []string{subject}, 1, fold)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -146,11 +146,22 @@ func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 	}
 	res := Result{Meta: m, At: now}
 	keys := merge(nil, domain.Keys(m.App, cmd))
+	slept := false
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return res, wrapCtx(err)
 		}
 		entries := e.lock(keys)
+		if slept {
+			// Other writers went on while this one backed off: fold what
+			// they appended, or the retry is decided on a stale state and
+			// conflicts again (for as long as they keep writing).
+			if err := e.refresh(ctx, entries); err != nil {
+				e.unlock(entries)
+				return res, err
+			}
+			slept = false
+		}
 		d, derr, need := e.decide(ctx, entries, m, cmd, now)
 		if derr != nil && need == nil {
 			if isInternal(derr) {
@@ -173,33 +184,54 @@ func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 			if attempt >= e.retries {
 				return res, domain.ErrUnavailable.With("gave up after %d conflicting attempts", attempt+1)
 			}
-			if err := backoff(ctx, attempt); err != nil {
+			waited, err := backoff(ctx, attempt)
+			if err != nil {
 				return res, wrapCtx(err)
 			}
+			slept = waited
 			continue
 		}
 		return res, derr
 	}
 }
 
+// immediateRetries is how many conflicts in a row are retried at once.
+const immediateRetries = 4
+
 // backoff waits before deciding again after the attempt-th conflict. The
-// first retry is immediate (the conflicting aggregate was just caught up);
-// later ones wait a random time that doubles up to 25 ms, so that two writers
-// undoing each other's claims (two engines logging one session into one room)
-// stop meeting.
-func backoff(ctx context.Context, attempt int) error {
-	if attempt == 0 {
-		return nil
+// first retries are immediate (the conflicting aggregate was just caught
+// up): a writer that keeps meeting a busy one (another node appending to the
+// room without pause) gets in by being quick, and waiting would only let the
+// other write more. Later ones wait a random time that doubles up to 25 ms,
+// so that two writers undoing each other's claims (two engines logging one
+// session into one room) stop meeting. It reports whether it waited.
+func backoff(ctx context.Context, attempt int) (bool, error) {
+	if attempt < immediateRetries {
+		return false, nil
 	}
-	ceiling := min(200*time.Microsecond<<min(attempt, 8), 25*time.Millisecond)
+	ceiling := min(200*time.Microsecond<<min(attempt-immediateRetries+1, 8), 25*time.Millisecond)
 	t := time.NewTimer(time.Duration(mrand.Int64N(int64(ceiling))))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return true, ctx.Err()
 	case <-t.C:
-		return nil
+		return true, nil
 	}
+}
+
+// refresh catches up the entries a conflict left stale.
+func (e *Engine) refresh(ctx context.Context, entries []*entry) error {
+	for _, en := range entries {
+		if !en.loaded || !en.stale {
+			continue
+		}
+		en.stale = false
+		if _, err := en.catchUp(ctx, e.log, en.subject(e.log)); err != nil {
+			return e.storeErr("catch up "+en.key.String(), err)
+		}
+	}
+	return nil
 }
 
 // lock acquires and locks the entries of keys in a global order (sorted by
@@ -308,6 +340,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 			if cerr != nil {
 				return false, e.storeErr("catch up "+st.Key.String(), cerr)
 			}
+			en.stale = true // again after a backoff, if there is one
 			if seq, ok := seen[msgID]; ok {
 				// Ours after all: the acknowledgement of an earlier try was lost.
 				res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: seq, Events: events})

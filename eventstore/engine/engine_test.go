@@ -217,6 +217,56 @@ func TestConcurrentWritersOnOneRoom(t *testing.T) {
 	}
 }
 
+// One engine appends to a room every 2 ms (50 times ZEGO's broadcast limit
+// for a room) while the other logs sessions into it. The joins conflict
+// with those appends and are decided again: at once a few times, each on
+// the room just caught up, then after backoffs that catch the room up again
+// before deciding. Every join gets in.
+func TestJoinsGetIntoARoomAnotherEngineKeepsWritingTo(t *testing.T) {
+	embedded, external := estest.Shared(t)
+	busy, joiner := newEngine(t, embedded, nil), newEngine(t, external, nil)
+	exec(t, busy, login("s0", "u0", "r1"))
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			if _, err := busy.Execute(context.Background(), domain.Meta{App: app},
+				domain.SendBroadcast{Session: "s0", Room: "r1", Body: fmt.Sprint(n)}); err != nil {
+				t.Error(err)
+			}
+			n++
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	const joins = 20
+	for i := 1; i <= joins; i++ {
+		if _, err := joiner.Execute(estest.Ctx(t), domain.Meta{App: app},
+			login(domain.SessionID(fmt.Sprint("s", i)), domain.UserID(fmt.Sprint("u", i)), "r1")); err != nil {
+			t.Errorf("join %d: %v", i, err)
+		}
+	}
+	close(stop)
+	broadcasts := <-done
+	stats := joiner.Stats()
+	t.Logf("%d joins among %d broadcasts; the joining engine met %d conflicts", joins, broadcasts, stats.Conflicts)
+	joined := 0
+	for _, ev := range history(t, embedded, domain.RoomKey(app, "r1")) {
+		if _, ok := ev.Data.(*domain.MemberJoinedData); ok {
+			joined++
+		}
+	}
+	if joined != joins+1 {
+		t.Errorf("%d members joined, want %d", joined, joins+1)
+	}
+}
+
 func TestRefusalsAndFailuresAreCoded(t *testing.T) {
 	log := estest.Open(t, nil)
 	e := newEngine(t, log, nil)
