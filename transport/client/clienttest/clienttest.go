@@ -53,6 +53,12 @@ type NodeOptions struct {
 	Policy *domain.Policy
 	// Apps are per-app policies.
 	Apps map[domain.AppID]domain.Policy
+	// NATSListen makes the embedded NATS server listen on this loopback
+	// address ("127.0.0.1:0": a free port), so that other nodes can join it.
+	NATSListen string
+	// Join is a node (started with NATSListen) whose NATS server this node
+	// uses instead of embedding its own: two nodes, one log.
+	Join *node.Node
 }
 
 // StartNode starts a real node on a free loopback port and stops it when the
@@ -75,7 +81,11 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 	if o.Clock != nil {
 		clock = o.Clock
 	}
-	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir()},
+	lc := eventstore.Config{DataDir: t.TempDir(), Listen: o.NATSListen}
+	if o.Join != nil {
+		lc = eventstore.Config{URL: o.Join.Log.ClientURL()}
+	}
+	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc,
 		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc,
 		Clock: clock, Logger: estest.Logger(t)})
 	if err != nil {
