@@ -16,7 +16,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
-	"golang.org/x/time/rate"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -146,8 +145,7 @@ type Server struct {
 	takeoverSub  *nats.Subscription
 	takeoverSubj string
 	node         string
-	limitMu      sync.Mutex
-	limits       map[domain.Key]*rate.Limiter
+	limits       *roomLimits // barrage, per room
 
 	stop context.CancelFunc
 }
@@ -161,7 +159,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, hub: newHub(cfg.Live, cfg.Logger), sessions: map[domain.SessionID]*session{},
-		conns: map[*conn]struct{}{}, limits: map[domain.Key]*rate.Limiter{}}
+		conns: map[*conn]struct{}{}, limits: newRoomLimits()}
 	cfg.Live.Subscribe(s.hub.dispatch)
 	nc, err := cfg.Log.NewConn("roomlog-barrage")
 	if err != nil {
@@ -395,15 +393,7 @@ func (s *Server) onBarrage(m *nats.Msg) {
 }
 
 func (s *Server) allowBarrage(key domain.Key) bool {
-	s.limitMu.Lock()
-	defer s.limitMu.Unlock()
-	l, ok := s.limits[key]
-	if !ok {
-		n := s.cfg.Policy(key.App).Limits.BarragePerSecond
-		l = rate.NewLimiter(rate.Limit(n), n)
-		s.limits[key] = l
-	}
 	// The gateway's clock, not the wall's: a node on an injected clock
 	// counts barrage in the same seconds as the log counts broadcasts.
-	return l.AllowN(s.cfg.Clock.Now(), 1)
+	return s.limits.allow(key, s.cfg.Clock.Now(), s.cfg.Policy(key.App).Limits.BarragePerSecond)
 }
