@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/tests/wire"
 	"github.com/roomlog/roomlog/transport/client"
 	"github.com/roomlog/roomlog/transport/client/clienttest"
@@ -187,21 +188,23 @@ func TestOversizeFrames(t *testing.T) {
 }
 
 // A connection may send RequestsPerSecond requests with a burst of
-// RequestBurst (2 and 4 here): past that, too_many_requests, while
-// heartbeats are still answered at once. The requests that passed are
-// carried out in order and the refused ones never are; once the rate allows
-// it the connection works again; other connections are not limited by it.
+// RequestBurst (2 and 4 here), counted on the node's clock (a fake one,
+// frozen during the flood): past that, too_many_requests, while heartbeats
+// are still answered at once. The requests that passed are carried out in
+// order and the refused ones never are; once the rate allows it the
+// connection works again; other connections are not limited by it.
 func TestRequestRateLimitPerConnection(t *testing.T) {
 	t.Parallel()
 	const rps, burst, flood = 2, 4, 12
-	n := clienttest.StartNode(t, clienttest.NodeOptions{Gateway: gateway.Config{RequestsPerSecond: rps, RequestBurst: burst}})
+	clock := estest.NewClock(time.Now())
+	n := clienttest.StartNode(t, clienttest.NodeOptions{Clock: clock,
+		Gateway: gateway.Config{RequestsPerSecond: rps, RequestBurst: burst}})
 	bob, rb := dialMember(t, n, "r1", "bob")
 	_, rc := dialMember(t, n, "r1", "carol")
 	m := wire.Dial(t, n.HTTPAddr())
 	m.Login("r1", "mallory", clienttest.Token(t, n, "mallory")) // one of the burst
 	rb.WaitUsers("r1", client.UpdateAdd, "mallory")
 
-	start := time.Now()
 	for i := range flood {
 		m.Send(fmt.Sprint(i), protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: fmt.Sprint("flood ", i)})
 	}
@@ -219,13 +222,11 @@ func TestRequestRateLimitPerConnection(t *testing.T) {
 			wireRefusedWith(t, "a request over the rate", f, f.ID, protocol.ErrTooManyRequests)
 		}
 	}
-	elapsed := time.Since(start)
-	// The bucket held at most burst tokens (login took one of them) and
-	// refilled at rps during the flood.
-	if most := burst + int(elapsed.Seconds()*rps); len(passed) < burst-1 || len(passed) > most {
-		t.Fatalf("%d of %d requests passed in %v, want %d to %d", len(passed), flood, elapsed, burst-1, most)
-	}
+	// The login took one of the burst; the clock stood still.
 	slices.Sort(passed)
+	if fmt.Sprint(passed) != "[0 1 2]" {
+		t.Fatalf("requests %v of %d passed, want the first %d", passed, flood, burst-1)
+	}
 
 	// Heartbeats are never limited.
 	m.Send("hb", protocol.OpHeartbeat, nil)
@@ -236,20 +237,14 @@ func TestRequestRateLimitPerConnection(t *testing.T) {
 	if _, err := bob.SendBroadcastMessage(clienttest.Ctx(t), "r1", "bob, not limited"); err != nil {
 		t.Fatalf("bob's broadcast while mallory is limited: %v", err)
 	}
-	// Mallory's connection works again once the rate allows.
-	deadline := time.Now().Add(5 * time.Second)
-	for try := 0; ; try++ {
-		id := fmt.Sprint("again-", try)
-		m.Send(id, protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "mallory again"})
-		f := nextReply(m)
-		if f.Code == 0 {
-			break
-		}
-		wireRefusedWith(t, "a retry while limited", f, id, protocol.ErrTooManyRequests)
-		if time.Now().After(deadline) {
-			t.Fatal("mallory's connection is still limited after 5 s")
-		}
-		time.Sleep(100 * time.Millisecond)
+	// Mallory's connection works again once the rate allows: not before
+	// half a second, then at once.
+	m.Send("early", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "too early"})
+	wireRefusedWith(t, "a request still over the rate", nextReply(m), "early", protocol.ErrTooManyRequests)
+	clock.Advance(time.Second / rps)
+	m.Send("again", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "mallory again"})
+	if f := nextReply(m); f.ID != "again" || f.Code != 0 {
+		t.Fatalf("a request once the rate allows it: %+v", f)
 	}
 
 	// Bob got exactly the flood's requests that passed, in order, then the

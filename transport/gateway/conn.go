@@ -142,7 +142,7 @@ func (c *conn) reader(ctx context.Context) {
 			s.reply(req.ID, s.heartbeat(ctx), nil)
 			continue
 		}
-		if !c.limiter.Allow() {
+		if !c.limiter.AllowN(c.srv.cfg.Clock.Now(), 1) { // the injected clock, as everywhere
 			c.sess.Load().reply(req.ID, nil, protocol.ErrTooManyRequests.With("%g requests per second", c.srv.cfg.RequestsPerSecond))
 			continue
 		}
