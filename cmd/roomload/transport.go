@@ -144,7 +144,7 @@ func login(ctx context.Context, args []string) error {
 	sessions := fs.Int("sessions", 1000, "connected sessions")
 	rate := fs.Float64("rate", 500, "logins per second in all")
 	dur := fs.Duration("duration", 10*time.Second, "length of each measurement")
-	rounds := fs.Int("rounds", 3, "rounds; medians are reported")
+	rounds := fs.Int("rounds", 5, "rounds; medians are reported")
 	procs := clientProcsFlag(fs)
 	fs.Parse(args)
 	addrs, stop, err := spawn("serve-node")
