@@ -44,7 +44,9 @@ func TestCrossRoomCoHostingOneSessionPerAnchor(t *testing.T) {
 		t.Errorf("A was told of b-cam as %+v", e.Streams)
 	}
 	a.play("b-cam", "2000")
-	x.waitUsers("2000", client.UpdateAdd, "anchor-a")
+	if e := x.waitUsers("2000", client.UpdateAdd, "anchor-a"); e.Users[0].Role != client.RoleAudience {
+		t.Errorf("X was told A arrived as %+v, want audience", e.Users)
+	}
 	b.waitUsers("2000", client.UpdateAdd, "anchor-a")
 
 	// B visits room 1000 and plays A's stream by its ID alone, the Web
@@ -93,6 +95,13 @@ func TestCrossRoomCoHostingOneSessionPerAnchor(t *testing.T) {
 		}
 		if got := userIDs(q.Users); !slices.Equal(got, []string{"anchor-a", "anchor-b", c.p.user.ID}) {
 			t.Errorf("room %s's users as %s sees them: %v", c.room, c.p.user.ID, got)
+		}
+		// With their roles: the room's own anchor, the visiting one as audience.
+		host := map[string]string{"1000": "anchor-a", "2000": "anchor-b"}[c.room]
+		for _, u := range q.Users {
+			if want := map[bool]string{true: client.RoleAnchor, false: client.RoleAudience}[u.ID == host]; u.Role != want {
+				t.Errorf("room %s lists %s as %q, want %q", c.room, u.ID, u.Role, want)
+			}
 		}
 	}
 

@@ -357,7 +357,7 @@ func TestLogoutOfARoomNotIn(t *testing.T) {
 			seen = append(seen, e.String())
 		}
 	}
-	want := []string{"user r1 ADD [{carol Carol}]", "broadcast r1", "user r1 DELETE [{alice Alice}]"}
+	want := []string{"user r1 ADD [{carol Carol anchor}]", "broadcast r1", "user r1 DELETE [{alice Alice }]"}
 	if !slices.Equal(seen, want) {
 		t.Errorf("bob saw %q, want %q", seen, want)
 	}

@@ -53,7 +53,7 @@ func TestLoginUsersAndLogout(t *testing.T) {
 	// Bob hears of the users already there, as ADD, right after Logined;
 	// the ZIM callback follows the ZEGO one.
 	rb.WaitState("r1", client.StateLogined)
-	if e := rb.Next(); e.Kind != "user" || e.Type != client.UpdateAdd || len(e.Users) != 1 || e.Users[0] != (client.User{ID: "alice", Name: "Alice"}) {
+	if e := rb.Next(); e.Kind != "user" || e.Type != client.UpdateAdd || len(e.Users) != 1 || e.Users[0] != (client.User{ID: "alice", Name: "Alice", Role: client.RoleAnchor}) {
 		t.Fatalf("bob's callback after Logined: %v", e)
 	}
 	if e := rb.Next(); e.Kind != "joined" || !clienttest.HasUser(e.Users, "alice") {

@@ -102,6 +102,11 @@ func user(id domain.UserID, name string) protocol.User {
 	return protocol.User{ID: string(id), Name: name}
 }
 
+// member is a user listed as a room's member: with its role.
+func member(id domain.UserID, name string, role domain.Role) protocol.User {
+	return protocol.User{ID: string(id), Name: name, Role: string(role)}
+}
+
 // translate turns one room event into the frames its members get. Events
 // that concern nobody outside the server (claims, plays, the room's creation)
 // give none; the member a departure or a stream is about, and the sender of a
@@ -121,7 +126,7 @@ func translate(e *domain.Event, cursor uint64) ([]*outFrame, error) {
 	switch d := e.Data.(type) {
 	case *domain.MemberJoinedData:
 		err = add(protocol.EvRoomUserUpdate, audience{exceptSession: d.Session},
-			protocol.UserUpdate{UpdateType: "ADD", Users: []protocol.User{user(d.User, d.UserName)}})
+			protocol.UserUpdate{UpdateType: "ADD", Users: []protocol.User{member(d.User, d.UserName, d.Role)}})
 	case *domain.MemberLeftData:
 		if err = add(protocol.EvRoomStateChanged, audience{onlySession: d.Session, leaves: true},
 			stateOf(d.Reason, d.BySession)); err == nil {
@@ -182,7 +187,7 @@ func snapshot(r *domain.Room, id domain.RoomID) protocol.RoomSnapshot {
 		Attributes: map[string]string{}, Online: len(r.Members)}
 	for _, u := range sortedKeys(r.Members) {
 		m := r.Members[u]
-		s.Users = append(s.Users, user(m.User, m.UserName))
+		s.Users = append(s.Users, member(m.User, m.UserName, m.Role))
 	}
 	for _, id := range sortedKeys(r.Streams) {
 		st := r.Streams[id]

@@ -25,13 +25,16 @@ func ev(name EventName, room string, seq, prev, cursor uint64, data any) Event {
 var (
 	alice = User{ID: "alice", Name: "Alice"}
 	bob   = User{ID: "bob", Name: "Bob"}
-	yes   = true
+	// As listed among a room's members: with their roles.
+	aliceMember = User{ID: "alice", Name: "Alice", Role: "anchor"}
+	bobMember   = User{ID: "bob", Name: "Bob", Role: "audience"}
+	yes         = true
 )
 
 // Examples returns one example of every request, of the reply to it, and of
 // every event. docs/protocol.md holds exactly these (a test checks).
 func Examples() []Example {
-	snap := RoomSnapshot{Room: RoomInfo{ID: "class-1"}, Seq: 7, Users: []User{alice, bob},
+	snap := RoomSnapshot{Room: RoomInfo{ID: "class-1"}, Seq: 7, Users: []User{aliceMember, bobMember},
 		Streams:    []Stream{{Stream: "alice-cam", User: alice, ExtraInfo: "720p"}},
 		ExtraInfo:  []ExtraInfo{{Key: "topic", Value: "fractions", UpdateUser: bob, UpdateTime: 1795262400000}},
 		Attributes: map[string]string{"slide": "4"}, Online: 2}
@@ -50,7 +53,7 @@ func Examples() []Example {
 		{"switch_room (ZIM, create the target if missing)", req("5", OpSwitchRoom, SwitchRoomRequest{From: "group-1",
 			To: "group-3", ToName: "Group 3", CreateIfMissing: &yes, Config: &RoomConfig{DestroyDelay: 90}})},
 		{"switch_room: reply (the target's snapshot)", ok("4", RoomSnapshot{Room: RoomInfo{ID: "group-2"}, Seq: 3,
-			Users: []User{alice}, Streams: []Stream{}, ExtraInfo: []ExtraInfo{}, Attributes: map[string]string{}, Online: 1})},
+			Users: []User{aliceMember}, Streams: []Stream{}, ExtraInfo: []ExtraInfo{}, Attributes: map[string]string{}, Online: 1})},
 		{"create_room (ZIM)", req("6", OpCreateRoom, CreateRoomRequest{Room: RoomInfo{ID: "maths", Name: "Maths"},
 			Config: &RoomConfig{Attributes: map[string]string{"teacher": "bob"}, DestroyDelay: 300}})},
 		{"enter_room (ZIM: create or join)", req("7", OpEnterRoom, CreateRoomRequest{Room: RoomInfo{ID: "maths", Name: "Maths"}})},
@@ -93,7 +96,7 @@ func Examples() []Example {
 		{"room_state_changed: kicked by a duplicate login (a room event)", ev(EvRoomStateChanged, "class-1", 14, 12, 2051,
 			RoomStateChanged{State: "KickOut", Code: 1002050, Reason: "kicked_duplicate_login", ZIMState: "Disconnected",
 				ZIMEvent: "KickedOutByOtherDevice", By: "01KAK3J7Q8ZX5V2B8T9W0N3E4W"})},
-		{"room_user_update", ev(EvRoomUserUpdate, "class-1", 8, 7, 2040, UserUpdate{UpdateType: "ADD", Users: []User{bob}})},
+		{"room_user_update", ev(EvRoomUserUpdate, "class-1", 8, 7, 2040, UserUpdate{UpdateType: "ADD", Users: []User{bobMember}})},
 		{"room_stream_update", ev(EvRoomStreamUpdate, "class-1", 9, 8, 2042, StreamUpdate{UpdateType: "ADD",
 			Streams: []Stream{{Stream: "bob-cam", User: bob, ExtraInfo: "720p"}}})},
 		{"stream_extra_info_update", ev(EvStreamExtraInfoUpdate, "class-1", 10, 9, 2043,

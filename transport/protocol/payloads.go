@@ -6,6 +6,11 @@ package protocol
 type User struct {
 	ID   string `json:"id"`
 	Name string `json:"name,omitempty"`
+	// Role is the user's role in the room (anchor or audience), given
+	// where users are listed as members: a snapshot's users and a
+	// room_user_update ADD. TRTC apps tell a visiting anchor (audience in
+	// the room it visits) from the room's own by it.
+	Role string `json:"role,omitempty"`
 }
 
 // RoomInfo names a room (ZIM ZIMRoomInfo).
