@@ -432,3 +432,19 @@ func (e *Engine) Room(k domain.Key) (*domain.Room, bool) {
 	}
 	return en.room.Clone(), true
 }
+
+// Fresh tells the engine that aggregate k has nothing in the log yet: its
+// ID was just minted (a new connection's session). Its first command then
+// skips the lookup a cold aggregate needs, a round trip on every first
+// login. Should the log hold messages for it after all, the first append
+// conflicts and the engine catches up as on any conflict.
+func (e *Engine) Fresh(k domain.Key) {
+	en := e.cache.acquire(k)
+	defer e.cache.release(en)
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	if !en.loaded {
+		en.reset()
+		en.loaded = true
+	}
+}

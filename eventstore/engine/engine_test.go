@@ -267,6 +267,38 @@ func TestJoinsGetIntoARoomAnotherEngineKeepsWritingTo(t *testing.T) {
 	}
 }
 
+// Fresh skips the log lookup of a just-minted aggregate; if the log held
+// messages for it after all, the first append conflicts and the engine
+// catches up, so nothing is lost or decided on a wrong state.
+func TestFreshAggregatesSkipTheLookupAndStillCatchUp(t *testing.T) {
+	embedded, external := estest.Shared(t)
+	e := newEngine(t, embedded, nil)
+	e.Fresh(domain.SessionKey(app, "s1"))
+	exec(t, e, login("s1", "u1", "r1"))
+	if got := len(history(t, embedded, domain.SessionKey(app, "s1"))); got == 0 {
+		t.Fatal("the fresh session's first command stored nothing")
+	}
+
+	// Another engine wrote s2 first; this one is wrongly told it is new.
+	other := newEngine(t, external, nil)
+	exec(t, other, login("s2", "u2", "r2"))
+	before := e.Stats().Conflicts
+	e.Fresh(domain.SessionKey(app, "s2"))
+	exec(t, e, login("s2", "u2", "r3"))
+	if e.Stats().Conflicts == before {
+		t.Error("a wrongly fresh aggregate appended without a conflict")
+	}
+	var rooms []domain.RoomID
+	for _, ev := range history(t, embedded, domain.SessionKey(app, "s2")) {
+		if c, ok := ev.Data.(*domain.RoomClaimedData); ok {
+			rooms = append(rooms, c.Room)
+		}
+	}
+	if fmt.Sprint(rooms) != "[r2 r3]" {
+		t.Errorf("s2 claimed %v, want [r2 r3]", rooms)
+	}
+}
+
 func TestRefusalsAndFailuresAreCoded(t *testing.T) {
 	log := estest.Open(t, nil)
 	e := newEngine(t, log, nil)

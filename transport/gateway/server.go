@@ -223,6 +223,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(int64(s.cfg.HardFrameBytes))
 	id := domain.SessionID(s.cfg.Engine.NewID(s.cfg.Clock.Now()).String())
 	sess := newSession(s, id)
+	sess.fresh = true
 	resume, err := s.mintResume(sess)
 	if err != nil {
 		ws.Close(websocket.StatusInternalError, "cannot mint a resume token")

@@ -34,6 +34,9 @@ type session struct {
 	lastSeen time.Time
 	// resumeAt is when the session's current resume token was minted.
 	resumeAt time.Time
+	// fresh marks a session this node minted for a new connection, with
+	// nothing in the log yet, until its app is known (its first token).
+	fresh bool
 }
 
 func newSession(srv *Server, id domain.SessionID) *session {
@@ -519,13 +522,19 @@ func (s *session) login(ctx context.Context, req protocol.Request) (any, error) 
 }
 
 // adoptApp fixes the session's app from its first token (before any command
-// can run).
+// can run). A session minted for a new connection has nothing in the log:
+// the engine is told, so that its first login does not look.
 func (s *session) adoptApp(c *auth.Claims) {
 	s.mu.Lock()
 	if s.app == "" {
 		s.app = domain.AppID(c.App)
 	}
+	fresh := s.fresh
+	s.fresh = false
 	s.mu.Unlock()
+	if fresh {
+		s.srv.cfg.Engine.Fresh(domain.SessionKey(s.app, s.id))
+	}
 }
 
 // zimUser is the user a ZIM operation acts as: the request's, else the
