@@ -121,13 +121,20 @@ func (c *client) do(ctx context.Context, op protocol.Op, data any) (protocol.Fra
 
 func (c *client) close() { c.ws.Close(websocket.StatusNormalClosure, "") }
 
+// Logins is the result of a login measurement: all logins, and apart the
+// first login of each session (on a new connection: the token checked, the
+// session opened) and the later ones (the session back into its room).
+type Logins struct {
+	All, First, Later Latencies
+}
+
 // LoginLatency connects sessions clients to the gateway at addr, then has
 // them log in and out for d at about rate logins per second in all (each
 // session paced on its own, so the load does not depend on the latency), ten
 // sessions to a room. It measures each login from the request to the
 // Logined state change.
 func LoginLatency(ctx context.Context, addr string, token func(user string) string, sessions int, rate float64,
-	d time.Duration) (Latencies, error) {
+	d time.Duration) (Logins, error) {
 	type logined struct {
 		mu sync.Mutex
 		ch chan time.Time
@@ -146,14 +153,14 @@ func LoginLatency(ctx context.Context, addr string, token func(user string) stri
 			}
 		})
 		if err != nil {
-			return Latencies{}, err
+			return Logins{}, err
 		}
 		defer c.close()
 		clients[i] = c
 	}
 	period := time.Duration(float64(sessions) / rate * float64(time.Second))
 	var mu sync.Mutex
-	var lat []time.Duration
+	var all, firsts, later []time.Duration
 	var wg sync.WaitGroup
 	errs := make(chan error, sessions)
 	stop := time.Now().Add(d)
@@ -186,7 +193,12 @@ func LoginLatency(ctx context.Context, addr string, token func(user string) stri
 					return
 				}
 				mu.Lock()
-				lat = append(lat, at.Sub(start))
+				all = append(all, at.Sub(start))
+				if first {
+					firsts = append(firsts, at.Sub(start))
+				} else {
+					later = append(later, at.Sub(start))
+				}
 				mu.Unlock()
 				if _, err := c.do(ctx, protocol.OpLogout, protocol.LogoutRequest{Room: room}); err != nil {
 					errs <- err
@@ -198,9 +210,9 @@ func LoginLatency(ctx context.Context, addr string, token func(user string) stri
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		return Latencies{}, err
+		return Logins{}, err
 	}
-	return summarise(lat), nil
+	return Logins{All: summarise(all), First: summarise(firsts), Later: summarise(later)}, nil
 }
 
 // PublishLatency publishes to JetStream for d at about rate appends per
