@@ -235,33 +235,28 @@ func (c *cache) shard(k domain.Key) *cacheShard {
 }
 
 // acquire returns the entry for k, marked in use so that it is not evicted.
-func (c *cache) acquire(k domain.Key) *entry {
+func (c *cache) acquire(k domain.Key) *entry { return c.get(k, true) }
+
+// peek is acquire for an entry that is already cached; it returns nil
+// (creating nothing) for one that is not.
+func (c *cache) peek(k domain.Key) *entry { return c.get(k, false) }
+
+func (c *cache) get(k domain.Key, create bool) *entry {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.entries[k]
-	if !ok {
+	switch {
+	case ok:
+		s.lru.MoveToFront(e.elem)
+	case !create:
+		return nil
+	default:
 		e = &entry{key: k, shard: s}
 		e.reset()
 		e.elem = s.lru.PushFront(e)
 		s.entries[k] = e
 		s.evictLocked()
-	} else {
-		s.lru.MoveToFront(e.elem)
-	}
-	e.users++
-	return e
-}
-
-// peek is acquire for an entry that is already cached; it returns nil
-// (creating nothing) for one that is not.
-func (c *cache) peek(k domain.Key) *entry {
-	s := c.shard(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.entries[k]
-	if !ok {
-		return nil
 	}
 	e.users++
 	return e
