@@ -25,19 +25,30 @@ func (s *session) heartbeat(ctx context.Context) any {
 		reply = protocol.HeartbeatReply{ResumeToken: tok}
 	}
 	s.mu.Lock()
-	app, bound := s.app, s.bound
+	bound := s.bound
 	s.mu.Unlock()
-	if bound && s.srv.cfg.Presence != nil {
-		// Bounded: a log that does not answer must not stall the
-		// connection's reader, which answers heartbeats; a beat that
-		// misses is made good by the next.
-		ctx, cancel := context.WithTimeout(ctx, min(s.srv.cfg.CommandTimeout, s.srv.cfg.HeartbeatInterval))
-		defer cancel()
-		if err := s.srv.cfg.Presence.Beat(ctx, app, s.id); err != nil {
-			s.srv.cfg.Logger.Warn("presence heartbeat failed", "session", s.id, "err", err)
-		}
+	if bound {
+		s.beat(ctx)
 	}
 	return reply
+}
+
+// beat records in presence that the session was heard from now.
+func (s *session) beat(ctx context.Context) {
+	if s.srv.cfg.Presence == nil {
+		return
+	}
+	s.mu.Lock()
+	app := s.app
+	s.mu.Unlock()
+	// Bounded: a log that does not answer must not stall the connection's
+	// reader, which answers heartbeats; a beat that misses is made good by
+	// the next.
+	ctx, cancel := context.WithTimeout(ctx, min(s.srv.cfg.CommandTimeout, s.srv.cfg.HeartbeatInterval))
+	defer cancel()
+	if err := s.srv.cfg.Presence.Beat(ctx, app, s.id); err != nil {
+		s.srv.cfg.Logger.Warn("presence heartbeat failed", "session", s.id, "err", err)
+	}
 }
 
 // resumeTTL is how long a resume token is valid: long enough to outlast the

@@ -385,26 +385,33 @@ func (s *session) state(room domain.RoomID, st domain.ConnState, err error, zim,
 func (s *session) join(ctx context.Context, req protocol.Request, room domain.RoomID, claims *auth.Claims,
 	u domain.User, c domain.Command) (any, error) {
 	s.state(room, domain.StateLogining, nil, "Connecting", "Success")
+	// A session's first login starts its presence: from then on the
+	// cluster keeps it alive on heartbeats, and it can be resumed. The
+	// record must exist before the reply (a client may lose its
+	// connection and resume at once), so the first beat is written while
+	// the command's appends are in flight and waited for after them.
+	s.mu.Lock()
+	first := !s.bound
+	s.mu.Unlock()
+	var beat chan struct{}
+	if first {
+		beat = make(chan struct{})
+		go func() { defer close(beat); s.beat(ctx) }()
+	}
 	res, err := s.exec(ctx, c)
+	if beat != nil {
+		<-beat
+	}
 	if err != nil {
 		err = loginError(err)
 		s.state(room, domain.StateLoginFailed, err, "Disconnected", zimFailure(err))
 		return nil, err
 	}
 	s.mu.Lock()
-	first := !s.bound
 	s.user, s.bound = u, true
 	s.mu.Unlock()
 	s.adopt(claims)
-	err = s.enter(ctx, req.ID, room, res)
-	if first {
-		// From now on the cluster keeps the session alive on heartbeats.
-		// The first beat is written after the reply, not before: it is a
-		// round trip to the log that the client need not wait for, and the
-		// session's next request still runs after it.
-		s.heartbeat(ctx)
-	}
-	return nil, err
+	return nil, s.enter(ctx, req.ID, room, res)
 }
 
 // loginError is the error a login reports. A login the log could not serve
