@@ -67,7 +67,10 @@ func (l *Log) ReadSubject(ctx context.Context, subject string, from uint64, fn f
 }
 
 // readBatch reads one batched direct get's answer from sub, calling fn for
-// each record; more reports that the subject has records past the batch.
+// each record; more reports that the subject may have records past it. A
+// server without batched gets (before nats-server 2.11) answers with one
+// plain message, no count and no end-of-batch: that message is the whole
+// answer, and the caller asks again from the next sequence.
 func (l *Log) readBatch(ctx context.Context, sub *nats.Subscription, fn func(Record) error) (more bool, err error) {
 	for n := 0; ; n++ {
 		msg, err := sub.NextMsgWithContext(ctx)
@@ -80,15 +83,21 @@ func (l *Log) readBatch(ctx context.Context, sub *nats.Subscription, fn func(Rec
 			return false, nil
 		case "204": // end of the batch; a batch that read nothing cannot go on
 			return n > 0 && msg.Header.Get("Nats-Num-Pending") != "0", nil
+		case "503":
+			return false, classify("direct get", nats.ErrNoResponders)
 		default:
 			return false, classify("direct get", fmt.Errorf("status %s %s", status, msg.Header.Get("Description")))
 		}
+		single := msg.Header.Get("Nats-Num-Pending") == ""
 		rec, err := batchRecord(msg)
 		if err != nil {
 			return false, fmt.Errorf("eventstore: %w", err)
 		}
 		if err := fn(rec); err != nil {
 			return false, err
+		}
+		if single {
+			return true, nil
 		}
 	}
 }
