@@ -355,7 +355,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		for i := range events {
 			en.apply(&events[i])
 		}
-		en.seq, en.hash = ack.Seq, head
+		en.seq, en.hash, en.stale = ack.Seq, head, false
 		res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: ack.Seq, Events: events})
 	}
 	return false, nil
