@@ -123,6 +123,12 @@ func (p *Presence) Detach(ctx context.Context, s domain.SessionID) error {
 	return errors.New("presence: detach kept conflicting")
 }
 
+// Forget removes a session's record: one whose first login failed was
+// never in a room, and must neither be resumable nor time out later.
+func (p *Presence) Forget(ctx context.Context, s domain.SessionID) error {
+	return p.kv.Delete(ctx, presenceKey(s))
+}
+
 // Lookup returns what the cluster knows of a session; ok is false once it
 // timed out (or never existed). A record whose last heartbeat is the
 // timeout old counts as timed out even before it is gone: the timekeeper

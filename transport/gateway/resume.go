@@ -33,6 +33,18 @@ func (s *session) heartbeat(ctx context.Context) any {
 	return reply
 }
 
+// forget removes the presence record of a session whose first login failed.
+func (s *session) forget(ctx context.Context) {
+	if s.srv.cfg.Presence == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
+	defer cancel()
+	if err := s.srv.cfg.Presence.Forget(ctx, s.id); err != nil {
+		s.srv.cfg.Logger.Warn("forgetting a session's presence failed", "session", s.id, "err", err)
+	}
+}
+
 // beat records in presence that the session was heard from now.
 func (s *session) beat(ctx context.Context) {
 	if s.srv.cfg.Presence == nil {

@@ -318,3 +318,31 @@ func TestResumeTokenIsRenewedAndStrayRoomsAreNamed(t *testing.T) {
 		t.Errorf("the resume reply's token names %q (%v), want session %s", sid, err, alice.Hello.Session)
 	}
 }
+
+// A session whose first login failed was never in a room: presence keeps no
+// record of it (its first heartbeat is written alongside the login's
+// appends, and removed when they are refused), so it cannot be resumed and
+// nothing times it out later.
+func TestAFailedFirstLoginLeavesNoPresence(t *testing.T) {
+	n := startClocked(t, estest.NewClock(t0), domain.DefaultPolicy(), gateway.Config{})
+	c := wire.Dial(t, n.HTTPAddr())
+	hello := c.Hello
+	c.Send("j", protocol.OpJoinRoom, protocol.JoinRoomRequest{Room: "nowhere", User: &protocol.User{ID: "alice"},
+		Token: token(t, n, "alice")})
+	if f := c.Reply("j"); f.Code != domain.ErrRoomNotExist.Code {
+		t.Fatalf("joining a room that does not exist: %+v", f)
+	}
+	if r, ok, err := n.Presence.Lookup(estest.Ctx(t), domain.SessionID(hello.Session)); err != nil || ok {
+		t.Fatalf("presence after a failed first login: %+v, alive %v, %v", r, ok, err)
+	}
+	again := wire.Dial(t, n.HTTPAddr())
+	again.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken})
+	if f := again.Reply("r"); f.Code != protocol.ErrResumeFailed.Code {
+		t.Fatalf("resuming a session that never logged in: %+v", f)
+	}
+	// The same connection logs in afterwards: its session is resumable.
+	c.Login("r1", "alice", token(t, n, "alice"))
+	if _, ok, err := n.Presence.Lookup(estest.Ctx(t), domain.SessionID(hello.Session)); err != nil || !ok {
+		t.Fatalf("presence after a login: alive %v, %v", ok, err)
+	}
+}

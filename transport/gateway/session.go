@@ -401,6 +401,9 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	res, err := s.exec(ctx, c)
 	if beat != nil {
 		<-beat
+		if err != nil {
+			s.forget(ctx)
+		}
 	}
 	if err != nil {
 		err = loginError(err)
