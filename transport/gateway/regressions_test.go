@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,55 @@ func TestResumeReplaysMoreThanTheQueueHolds(t *testing.T) {
 			t.Fatalf("replayed event %d: %s #%d after #%d: %s", i, f.Event, f.Seq, f.Prev, f.Data)
 		}
 		last = f.Seq
+	}
+}
+
+// A switch tells the session it left the old room before it tells it about
+// the new one: Logout in the old room comes before the reply, Logined and
+// the new room's users and streams. (The new room's snapshot comes from the
+// engine without waiting for the projection, but the old room's Logout is
+// sent as the projection folds it, so entering waits for that.) Run many
+// times, since an ordering that depends on the projection's lag fails only
+// sometimes.
+func TestASwitchSaysLogoutBeforeTheNewRoom(t *testing.T) {
+	n := startNode(t, gateway.Config{})
+	bob := dial(t, n)
+	bob.Login("r2", "bob", token(t, n, "bob"))
+	bob.Do("pub", protocol.OpPublish, protocol.PublishRequest{Stream: "bob-cam", Room: "r2"})
+	alice := dial(t, n)
+	alice.Login("r0", "alice", token(t, n, "alice"))
+	from := "r0"
+	for i := range 30 {
+		to := map[bool]string{true: "r2", false: fmt.Sprint("r", 10+i)}[i%2 == 0]
+		id := fmt.Sprint("switch-", i)
+		alice.Send(id, protocol.OpSwitchRoom, protocol.SwitchRoomRequest{From: from, To: to})
+		var seen []string
+		for {
+			f := alice.Next()
+			switch {
+			case f.Type == protocol.TypeReply && f.ID == id:
+				if f.Code != 0 {
+					t.Fatalf("switch %s → %s: %+v", from, to, f)
+				}
+				seen = append(seen, "reply "+to)
+			case f.Event == protocol.EvRoomStateChanged:
+				var sc protocol.RoomStateChanged
+				json.Unmarshal(f.Data, &sc)
+				seen = append(seen, sc.State+" "+f.Room)
+			case f.Event == protocol.EvRoomStreamUpdate:
+				seen = append(seen, "streams "+f.Room)
+			}
+			if slices.Contains(seen, "Logout "+from) && slices.Contains(seen, "Logined "+to) &&
+				(to != "r2" || slices.Contains(seen, "streams "+to)) {
+				break
+			}
+		}
+		logout := slices.Index(seen, "Logout "+from)
+		for _, later := range []string{"reply ", "Logined ", "streams "} {
+			if k := slices.Index(seen, later+to); k >= 0 && k < logout {
+				t.Fatalf("switch %d %s → %s: frames %q: %q before the old room's Logout", i, from, to, seen, later+to)
+			}
+		}
+		from = to
 	}
 }

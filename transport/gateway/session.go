@@ -448,16 +448,23 @@ func zimFailure(err error) string {
 // any later event of the room: the reply with the room's snapshot, Logined,
 // and the room's users, streams and extra info as ADD and update events
 // (what ZEGO SDKs call back with after a login). The snapshot is the room as
-// the engine left it after res; only a room the engine no longer caches
-// makes it wait for the projection to fold res.
+// the engine left it after res. It waits for the projection to fold res
+// only for a room the engine no longer caches, and for what res did to
+// other rooms: a switch's Logout from the old room, which the hub sends as
+// the projection folds it, must come before the new room's Logined.
 func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, res engine.Result) error {
 	key := s.roomKey(room)
 	r, ok := s.srv.cfg.Engine.Room(key)
-	if !ok {
-		wait := s.srv.cfg.Engine.Cursor(key)
-		for _, a := range res.Appended {
+	var wait uint64
+	for _, a := range res.Appended {
+		if a.Key.Kind == domain.KindRoom && (a.Key != key || !ok) {
 			wait = max(wait, a.Seq)
 		}
+	}
+	if !ok {
+		wait = max(wait, s.srv.cfg.Engine.Cursor(key))
+	}
+	if wait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
 		defer cancel()
 		if err := s.srv.cfg.Live.WaitFor(wctx, wait); err != nil {
