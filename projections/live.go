@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -103,12 +104,16 @@ type Live struct {
 	subs   []func(Record)
 	waitMu sync.Mutex
 	cond   *sync.Cond
+	// told is the stream sequence of the last record the subscribers were
+	// told of; WaitFor waits for it, not for the fold alone.
+	told atomic.Uint64
 }
 
 // NewLive wraps m (a fresh model, a restored snapshot or a rebuilt one).
 func NewLive(m *Model) *Live {
 	l := &Live{model: m}
 	l.cond = sync.NewCond(&l.waitMu)
+	l.told.Store(m.Cursor)
 	return l
 }
 
@@ -143,6 +148,7 @@ func (l *Live) Apply(rec Record) {
 	for _, fn := range l.subs {
 		fn(rec)
 	}
+	l.told.Store(rec.Seq)
 	l.waitMu.Lock()
 	l.cond.Broadcast()
 	l.waitMu.Unlock()
@@ -165,7 +171,8 @@ func (l *Live) Run(ctx context.Context, log *eventstore.Log, filters []string) e
 	return err
 }
 
-// WaitFor blocks until the model has folded stream sequence seq, or ctx is done.
+// WaitFor blocks until the model has folded stream sequence seq and its
+// subscribers have been told (a hub has sent what it folded), or ctx is done.
 func (l *Live) WaitFor(ctx context.Context, seq uint64) error {
 	stop := context.AfterFunc(ctx, func() {
 		l.waitMu.Lock()
@@ -175,7 +182,7 @@ func (l *Live) WaitFor(ctx context.Context, seq uint64) error {
 	defer stop()
 	l.waitMu.Lock()
 	defer l.waitMu.Unlock()
-	for l.Cursor() < seq {
+	for l.told.Load() < seq {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
