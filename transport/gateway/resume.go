@@ -156,7 +156,18 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	if !alive {
 		return nil, protocol.ResumeReply{}, protocol.ErrResumeFailed.With("the session timed out; log in again")
 	}
-	// The session as the log knows it.
+	// The session as the log knows it: the log as it is now, folded, so
+	// that a resume right after a command (a login whose reply did not
+	// wait for the projection, on this node or another) sees what it did.
+	last, err := srv.cfg.Log.LastSeq(ctx)
+	if err == nil {
+		wctx, cancel := context.WithTimeout(ctx, srv.cfg.CommandTimeout)
+		err = srv.cfg.Live.WaitFor(wctx, last)
+		cancel()
+	}
+	if err != nil {
+		return nil, protocol.ResumeReply{}, domain.ErrUnavailable.With("the log: %v", err)
+	}
 	var st *domain.Session
 	srv.cfg.Live.Read(func(m *projections.Model) {
 		if a := m.App(rec.App); a != nil && a.Sessions[sid] != nil {

@@ -230,7 +230,7 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 		if err := decode(req, &r); err != nil {
 			return nil, err
 		}
-		return s.queryRoom(domain.RoomID(r.Room))
+		return s.queryRoom(ctx, domain.RoomID(r.Room))
 	case protocol.OpRenewToken:
 		var r protocol.TokenRequest
 		if err := decode(req, &r); err != nil {
@@ -675,8 +675,16 @@ func (s *session) leave(ctx context.Context, room domain.RoomID, reason domain.R
 	return protocol.RoomsReply{Rooms: rooms}, nil
 }
 
-func (s *session) queryRoom(room domain.RoomID) (any, error) {
+func (s *session) queryRoom(ctx context.Context, room domain.RoomID) (any, error) {
 	key := s.roomKey(room)
+	// The projection answers; it must have folded what this node's engine
+	// has appended to the room (a login's reply does not wait for it), so
+	// that a client reads its own writes.
+	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
+	defer cancel()
+	if err := s.srv.cfg.Live.WaitFor(wctx, s.srv.cfg.Engine.Cursor(key)); err != nil {
+		return nil, domain.ErrTimeout.With("the room's state did not catch up in time")
+	}
 	var r *domain.Room
 	s.srv.cfg.Live.Read(func(m *projections.Model) {
 		if a := m.App(key.App); a != nil && a.Rooms[room] != nil {
