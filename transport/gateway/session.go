@@ -145,48 +145,35 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 	case protocol.OpLeaveAllRooms:
 		return s.leave(ctx, "", domain.ReasonLeave)
 	case protocol.OpPublish:
-		var r protocol.PublishRequest
-		if err := decode(req, &r); err != nil {
-			return nil, err
-		}
-		res, err := s.exec(ctx, domain.PublishStream{Session: s.id, Stream: domain.StreamID(r.Stream),
-			Room: domain.RoomID(r.Room), ExtraInfo: r.ExtraInfo})
+		res, err := command(ctx, s, req, func(r protocol.PublishRequest) domain.Command {
+			return domain.PublishStream{Session: s.id, Stream: domain.StreamID(r.Stream), Room: domain.RoomID(r.Room),
+				ExtraInfo: r.ExtraInfo}
+		})
 		return streamReply(res), err
 	case protocol.OpStopPublish:
-		var r protocol.StreamRequest
-		if err := decode(req, &r); err != nil {
-			return nil, err
-		}
-		res, err := s.exec(ctx, domain.StopPublishing{Session: s.id, Stream: domain.StreamID(r.Stream)})
+		res, err := command(ctx, s, req, func(r protocol.StreamRequest) domain.Command {
+			return domain.StopPublishing{Session: s.id, Stream: domain.StreamID(r.Stream)}
+		})
 		return streamReply(res), err
 	case protocol.OpSetStreamExtraInfo:
-		var r protocol.StreamExtraInfoRequest
-		if err := decode(req, &r); err != nil {
-			return nil, err
-		}
-		res, err := s.exec(ctx, domain.SetStreamExtraInfo{Session: s.id, Stream: domain.StreamID(r.Stream),
-			ExtraInfo: r.ExtraInfo})
+		res, err := command(ctx, s, req, func(r protocol.StreamExtraInfoRequest) domain.Command {
+			return domain.SetStreamExtraInfo{Session: s.id, Stream: domain.StreamID(r.Stream), ExtraInfo: r.ExtraInfo}
+		})
 		return streamReply(res), err
 	case protocol.OpPlay:
-		var r protocol.PlayRequest
-		if err := decode(req, &r); err != nil {
-			return nil, err
-		}
-		res, err := s.exec(ctx, domain.PlayStream{Session: s.id, Stream: domain.StreamID(r.Stream), Room: domain.RoomID(r.Room)})
+		res, err := command(ctx, s, req, func(r protocol.PlayRequest) domain.Command {
+			return domain.PlayStream{Session: s.id, Stream: domain.StreamID(r.Stream), Room: domain.RoomID(r.Room)}
+		})
 		return streamReply(res), err
 	case protocol.OpStopPlay:
-		var r protocol.PlayRequest
-		if err := decode(req, &r); err != nil {
-			return nil, err
-		}
-		res, err := s.exec(ctx, domain.StopPlaying{Session: s.id, Stream: domain.StreamID(r.Stream), Room: domain.RoomID(r.Room)})
+		res, err := command(ctx, s, req, func(r protocol.PlayRequest) domain.Command {
+			return domain.StopPlaying{Session: s.id, Stream: domain.StreamID(r.Stream), Room: domain.RoomID(r.Room)}
+		})
 		return streamReply(res), err
 	case protocol.OpBroadcast:
-		var r protocol.MessageRequest
-		if err := decode(req, &r); err != nil {
-			return nil, err
-		}
-		res, err := s.exec(ctx, domain.SendBroadcast{Session: s.id, Room: domain.RoomID(r.Room), Body: r.Message})
+		res, err := command(ctx, s, req, func(r protocol.MessageRequest) domain.Command {
+			return domain.SendBroadcast{Session: s.id, Room: domain.RoomID(r.Room), Body: r.Message}
+		})
 		return messageReply(res), err
 	case protocol.OpBarrage:
 		var r protocol.MessageRequest
@@ -195,35 +182,26 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 		}
 		return s.barrage(ctx, r)
 	case protocol.OpCustomCommand:
-		var r protocol.CustomCommandRequest
-		if err := decode(req, &r); err != nil {
-			return nil, err
-		}
-		to := make([]domain.UserID, len(r.To))
-		for i, u := range r.To {
-			to[i] = domain.UserID(u)
-		}
-		res, err := s.exec(ctx, domain.SendCustomCommand{Session: s.id, Room: domain.RoomID(r.Room), To: to, Body: r.Command})
+		res, err := command(ctx, s, req, func(r protocol.CustomCommandRequest) domain.Command {
+			to := make([]domain.UserID, len(r.To))
+			for i, u := range r.To {
+				to[i] = domain.UserID(u)
+			}
+			return domain.SendCustomCommand{Session: s.id, Room: domain.RoomID(r.Room), To: to, Body: r.Command}
+		})
 		return messageReply(res), err
 	case protocol.OpSetRoomExtraInfo:
-		var r protocol.RoomExtraInfoRequest
-		if err := decode(req, &r); err != nil {
-			return nil, err
-		}
-		_, err := s.exec(ctx, domain.SetRoomExtraInfo{Session: s.id, Room: domain.RoomID(r.Room), Key: r.Key, Value: r.Value})
+		_, err := command(ctx, s, req, func(r protocol.RoomExtraInfoRequest) domain.Command {
+			return domain.SetRoomExtraInfo{Session: s.id, Room: domain.RoomID(r.Room), Key: r.Key, Value: r.Value}
+		})
 		return nil, err
 	case protocol.OpSetRoomAttributes, protocol.OpDeleteRoomAttributes:
-		var r protocol.RoomAttributesRequest
-		if err := decode(req, &r); err != nil {
-			return nil, err
-		}
-		c := domain.SetRoomAttributes{Session: s.id, Room: domain.RoomID(r.Room)}
-		if req.Op == protocol.OpSetRoomAttributes {
-			c.Set = r.Attributes
-		} else {
-			c.Delete = r.Keys
-		}
-		_, err := s.exec(ctx, c)
+		_, err := command(ctx, s, req, func(r protocol.RoomAttributesRequest) domain.Command {
+			if req.Op == protocol.OpSetRoomAttributes {
+				return domain.SetRoomAttributes{Session: s.id, Room: domain.RoomID(r.Room), Set: r.Attributes}
+			}
+			return domain.SetRoomAttributes{Session: s.id, Room: domain.RoomID(r.Room), Delete: r.Keys}
+		})
 		return nil, err
 	case protocol.OpQueryRoom:
 		var r protocol.RoomRequest
@@ -243,6 +221,16 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 		return nil, protocol.ErrResumeFailed.With("resume is sent as the first request of a new connection")
 	}
 	return nil, protocol.ErrUnknownOperation.With("%q", req.Op)
+}
+
+// command decodes req's data as an R and runs, as this session, the command
+// build makes of it.
+func command[R any](ctx context.Context, s *session, req protocol.Request, build func(R) domain.Command) (engine.Result, error) {
+	var r R
+	if err := decode(req, &r); err != nil {
+		return engine.Result{}, err
+	}
+	return s.exec(ctx, build(r))
 }
 
 // exec runs a command as this session, within the command timeout.
