@@ -37,7 +37,7 @@ func TestReadEndsWhenPendingRecordsAreDeleted(t *testing.T) {
 		if count++; count == 1 {
 			// The last two records vanish after Read counted them.
 			for _, seq := range []uint64{n - 1, n} {
-				if err := l.Stream().DeleteMsg(ctx, seq); err != nil {
+				if err := l.stream.DeleteMsg(ctx, seq); err != nil {
 					t.Fatalf("DeleteMsg(%d): %v", seq, err)
 				}
 			}

@@ -496,15 +496,9 @@ func drain(nc *nats.Conn, timeout time.Duration) error {
 	}
 }
 
-// Conn returns the log's own connection. Use NewConn for a component that
-// subscribes or consumes, so that its slow handling cannot delay appends.
-func (l *Log) Conn() *nats.Conn { return l.nc }
-
-// JetStream returns the JetStream context the log appends through.
-func (l *Log) JetStream() jetstream.JetStream { return l.js }
-
-// Stream returns the log's stream handle.
-func (l *Log) Stream() jetstream.Stream { return l.stream }
+// StreamName returns the name of the JetStream stream the log lives in
+// (for consumers built on NewConn).
+func (l *Log) StreamName() string { return l.cfg.Stream }
 
 // Prefix returns the subject prefix.
 func (l *Log) Prefix() string { return l.prefix }

@@ -125,7 +125,7 @@ func TestReopenKeepsHistoryAndUpdatesStream(t *testing.T) {
 	if err != nil || !ok || last.Seq != seqs[2] {
 		t.Fatalf("Last after reopen = %d, %v, %v; want %d", last.Seq, ok, err, seqs[2])
 	}
-	info, err := l.Stream().Info(ctx)
+	info, err := l.stream.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestNewConnAndClientURL(t *testing.T) {
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if nc == l.Conn() {
+	if nc == l.nc {
 		t.Fatal("NewConn returned the log's own connection")
 	}
 

@@ -8,11 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"sync"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Snapshot is a model saved at a cursor, so that a rebuild can start there
@@ -113,26 +110,28 @@ func (s *MemStore) Load(_ context.Context, name string) (Snapshot, bool, error) 
 	return snap, true, check(snap)
 }
 
-// ObjectStore keeps snapshots in a JetStream object store bucket, next to the
-// log: snapshots can be far larger than a KV value.
-type ObjectStore struct {
-	obs jetstream.ObjectStore
+// Blobs is where a BlobStore keeps its snapshots (eventstore.Blobs, a
+// JetStream object store bucket next to the log).
+type Blobs interface {
+	// Put replaces the blob stored under name.
+	Put(ctx context.Context, name string, data []byte, meta map[string]string) error
+	// Get returns the blob stored under name; ok is false if there is none.
+	Get(ctx context.Context, name string) (data []byte, meta map[string]string, ok bool, err error)
 }
 
-var _ Store = (*ObjectStore)(nil)
-
-// NewObjectStore opens (creating if needed) the bucket.
-func NewObjectStore(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*ObjectStore, error) {
-	if replicas <= 0 {
-		replicas = 1
-	}
-	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket, Replicas: replicas,
-		Storage: jetstream.FileStorage, Description: "roomlog projection snapshots"})
-	if err != nil {
-		return nil, fmt.Errorf("snapshot bucket %s: %w", bucket, err)
-	}
-	return &ObjectStore{obs: obs}, nil
+// BlobStore keeps snapshots in a blob bucket: snapshots can be far larger
+// than a record.
+type BlobStore struct {
+	blobs Blobs
 }
+
+var _ Store = (*BlobStore)(nil)
+
+// NewBlobStore returns a store that keeps snapshots in blobs.
+func NewBlobStore(blobs Blobs) *BlobStore { return &BlobStore{blobs: blobs} }
+
+// snapMetaKey is the metadata entry that holds a snapshot's cursor and hash.
+const snapMetaKey = "roomlog-snapshot"
 
 type snapMeta struct {
 	Cursor uint64 `json:"cursor"`
@@ -140,14 +139,13 @@ type snapMeta struct {
 }
 
 // Save implements Store.
-func (s *ObjectStore) Save(ctx context.Context, snap Snapshot) error {
+func (s *BlobStore) Save(ctx context.Context, snap Snapshot) error {
 	meta, err := json.Marshal(snapMeta{Cursor: snap.Cursor, Hash: snap.Hash})
 	if err != nil {
 		return err
 	}
-	_, err = s.obs.Put(ctx, jetstream.ObjectMeta{Name: snap.Name,
-		Metadata: map[string]string{"roomlog-snapshot": string(meta), "cursor": strconv.FormatUint(snap.Cursor, 10)}},
-		bytes.NewReader(snap.Data))
+	err = s.blobs.Put(ctx, snap.Name, snap.Data,
+		map[string]string{snapMetaKey: string(meta), "cursor": strconv.FormatUint(snap.Cursor, 10)})
 	if err != nil {
 		return fmt.Errorf("save snapshot %s: %w", snap.Name, err)
 	}
@@ -155,25 +153,16 @@ func (s *ObjectStore) Save(ctx context.Context, snap Snapshot) error {
 }
 
 // Load implements Store.
-func (s *ObjectStore) Load(ctx context.Context, name string) (Snapshot, bool, error) {
-	r, err := s.obs.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+func (s *BlobStore) Load(ctx context.Context, name string) (Snapshot, bool, error) {
+	data, md, ok, err := s.blobs.Get(ctx, name)
+	if err != nil {
+		return Snapshot{}, false, fmt.Errorf("load snapshot %s: %w", name, err)
+	}
+	if !ok {
 		return Snapshot{}, false, nil
 	}
-	if err != nil {
-		return Snapshot{}, false, fmt.Errorf("load snapshot %s: %w", name, err)
-	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return Snapshot{}, false, fmt.Errorf("load snapshot %s: %w", name, err)
-	}
-	info, err := r.Info()
-	if err != nil {
-		return Snapshot{}, false, fmt.Errorf("load snapshot %s: %w", name, err)
-	}
 	var meta snapMeta
-	if err := json.Unmarshal([]byte(info.Metadata["roomlog-snapshot"]), &meta); err != nil {
+	if err := json.Unmarshal([]byte(md[snapMetaKey]), &meta); err != nil {
 		return Snapshot{}, false, fmt.Errorf("%w: %s: metadata: %v", ErrCorruptSnapshot, name, err)
 	}
 	snap := Snapshot{Name: name, Cursor: meta.Cursor, Hash: meta.Hash, Data: data}

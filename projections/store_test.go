@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/projections"
 )
@@ -18,13 +19,9 @@ func TestStoreConformance(t *testing.T) {
 	t.Run("MemStore", func(t *testing.T) {
 		testStore(t, func(t *testing.T) projections.Store { return projections.NewMemStore() })
 	})
-	t.Run("ObjectStore", func(t *testing.T) {
+	t.Run("BlobStore", func(t *testing.T) {
 		testStore(t, func(t *testing.T) projections.Store {
-			log := estest.Open(t, nil)
-			st, err := projections.NewObjectStore(estest.Ctx(t), log.JetStream(), "snapshots", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+			st, _ := blobStore(t, estest.Open(t, nil), "snapshots")
 			return st
 		})
 	})
@@ -220,39 +217,27 @@ func testStore(t *testing.T, newStore func(t *testing.T) projections.Store) {
 	})
 }
 
-func TestObjectStoreSnapshotsSurviveReopeningTheBucket(t *testing.T) {
+func TestBlobStoreSnapshotsSurviveReopeningTheBucket(t *testing.T) {
 	log := estest.Open(t, nil)
-	first, err := projections.NewObjectStore(estest.Ctx(t), log.JetStream(), "snapshots", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, _ := blobStore(t, log, "snapshots")
 	want := snapshotOf("proj.rooms.v1", 9, []byte(`{"cursor":9}`))
 	if err := first.Save(estest.Ctx(t), want); err != nil {
 		t.Fatal(err)
 	}
-	second, err := projections.NewObjectStore(estest.Ctx(t), log.JetStream(), "snapshots", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	second, _ := blobStore(t, log, "snapshots")
 	got, ok, err := second.Load(estest.Ctx(t), "proj.rooms.v1")
 	if err != nil || !ok || got.Cursor != 9 || !bytes.Equal(got.Data, want.Data) {
 		t.Fatalf("Load through a second handle: %+v, ok %v, err %v", got, ok, err)
 	}
-	other, err := projections.NewObjectStore(estest.Ctx(t), log.JetStream(), "other-snapshots", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other, _ := blobStore(t, log, "other-snapshots")
 	if _, ok, err := other.Load(estest.Ctx(t), "proj.rooms.v1"); ok || err != nil {
 		t.Fatalf("another bucket sees the snapshot: ok %v, err %v", ok, err)
 	}
 }
 
-func TestObjectStoreOverwriteFreesTheOldSnapshotsStorage(t *testing.T) {
+func TestBlobStoreOverwriteFreesTheOldSnapshotsStorage(t *testing.T) {
 	log := estest.Open(t, nil)
-	st, err := projections.NewObjectStore(estest.Ctx(t), log.JetStream(), "snapshots", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, blobs := blobStore(t, log, "snapshots")
 	big := make([]byte, 3<<20)
 	if err := st.Save(estest.Ctx(t), snapshotOf("proj.rooms.v1", 1, big)); err != nil {
 		t.Fatal(err)
@@ -260,19 +245,24 @@ func TestObjectStoreOverwriteFreesTheOldSnapshotsStorage(t *testing.T) {
 	if err := st.Save(estest.Ctx(t), snapshotOf("proj.rooms.v1", 2, []byte(`{"cursor":2}`))); err != nil {
 		t.Fatal(err)
 	}
-	bucket, err := log.JetStream().ObjectStore(estest.Ctx(t), "snapshots")
+	count, size, err := blobs.Stats(estest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, err := bucket.Status(estest.Ctx(t))
+	if size >= 1<<20 {
+		t.Errorf("the bucket holds %d bytes after a 3 MiB snapshot was replaced by a tiny one", size)
+	}
+	if count != 1 {
+		t.Errorf("the bucket lists %d objects, want 1", count)
+	}
+}
+
+// blobStore opens a snapshot store on a blob bucket of log.
+func blobStore(t *testing.T, log *eventstore.Log, bucket string) (*projections.BlobStore, *eventstore.Blobs) {
+	t.Helper()
+	blobs, err := log.OpenBlobs(estest.Ctx(t), eventstore.BlobsConfig{Bucket: bucket})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status.Size() >= 1<<20 {
-		t.Errorf("the bucket holds %d bytes after a 3 MiB snapshot was replaced by a tiny one", status.Size())
-	}
-	objects, err := bucket.List(estest.Ctx(t))
-	if err != nil || len(objects) != 1 {
-		t.Errorf("the bucket lists %d objects (err %v), want 1", len(objects), err)
-	}
+	return projections.NewBlobStore(blobs), blobs
 }

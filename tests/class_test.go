@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/transport/admin"
 	"github.com/roomlog/roomlog/transport/client"
-	"github.com/roomlog/roomlog/transport/client/clienttest"
 )
 
 // The ZEGO "super small class": a teacher publishes in the big class room,

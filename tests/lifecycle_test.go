@@ -11,9 +11,9 @@ import (
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/tests/netcut"
 	"github.com/roomlog/roomlog/transport/client"
-	"github.com/roomlog/roomlog/transport/client/clienttest"
 )
 
 // The seed's room connection status cases, end to end: a node on a fake

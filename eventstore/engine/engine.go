@@ -164,7 +164,7 @@ func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 		}
 		d, derr, need := e.decide(ctx, entries, m, cmd, now)
 		if derr != nil && need == nil {
-			if isInternal(derr) {
+			if IsInternal(derr) {
 				e.unlock(entries)
 				return res, derr
 			}
@@ -392,8 +392,10 @@ func wrapCtx(err error) error {
 	return domain.ErrUnavailable.With("%v", err)
 }
 
-// isInternal reports errors that are not the domain's refusals.
-func isInternal(err error) bool {
+// IsInternal reports errors that are not the domain's refusals: the log
+// failed, could not be reached or did not answer in time. A command that
+// failed so may succeed when tried again.
+func IsInternal(err error) bool {
 	var de *domain.Error
 	return errors.As(err, &de) && (de.Code == domain.ErrInternal.Code || de.Code == domain.ErrUnavailable.Code ||
 		de.Code == domain.ErrTimeout.Code)

@@ -15,41 +15,17 @@ import (
 	"github.com/roomlog/roomlog/projections"
 )
 
-const app = domain.AppID("app")
-
-func policy() domain.Policy {
-	p := domain.DefaultPolicy()
-	p.MultiRoom = true
-	p.Limits.BroadcastPerSecond = 1_000_000
-	return p
-}
+const app = estest.App
 
 func newEngine(t *testing.T, log *eventstore.Log, src engine.Source) *engine.Engine {
-	t.Helper()
-	d, err := domain.NewDecider(domain.Config{Default: policy()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := engine.New(engine.Config{Log: log, Decider: d, Source: src, Logger: estest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return estest.Engine(t, log, src, nil)
 }
 
-func login(s domain.SessionID, u domain.UserID, r domain.RoomID) domain.JoinRoom {
-	return domain.JoinRoom{Session: s, User: domain.User{ID: u, Name: string(u)}, Mode: domain.MultiRoom, Room: r,
-		Role: domain.Anchor, Grant: domain.Grant{User: u, AllRooms: true, CanPublish: true},
-		Create: domain.CreateIfMissing, Via: domain.ViaLogin}
-}
+var login = estest.Login
 
 func exec(t *testing.T, e *engine.Engine, c domain.Command) engine.Result {
 	t.Helper()
-	res, err := e.Execute(estest.Ctx(t), domain.Meta{App: app}, c)
-	if err != nil {
-		t.Fatalf("%s: %v", c.CommandName(), err)
-	}
-	return res
+	return estest.Exec(t, e, c)
 }
 
 // history reads one aggregate's events from the log, checking that sequence

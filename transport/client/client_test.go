@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/transport/client"
-	"github.com/roomlog/roomlog/transport/client/clienttest"
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/protocol"
 )

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/tests/netcut"
 	"github.com/roomlog/roomlog/transport/client"
-	"github.com/roomlog/roomlog/transport/client/clienttest"
 	"github.com/roomlog/roomlog/transport/gateway"
 )
 

@@ -200,7 +200,7 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 			oc.close(protocol.ErrSessionReplaced)
 		}
 	}
-	if err := srv.barrage.Publish(srv.takeoverSubj+"."+eventstore.Token(id), []byte(srv.node)); err != nil {
+	if err := srv.cfg.Bus.Publish(takeoverSubject+"."+eventstore.Token(id), []byte(srv.node)); err != nil {
 		srv.cfg.Logger.Warn("takeover notice failed", "session", sid, "err", err)
 	}
 	c.sess.Store(s)

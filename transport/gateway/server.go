@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/nats-io/nats.go"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/eventstore/presence"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/protocol"
@@ -29,12 +29,16 @@ import (
 type Config struct {
 	Engine *engine.Engine
 	Live   *projections.Live
-	Log    *eventstore.Log // for barrage messages, which travel over core NATS
+	// Log is read when a session resumes: what it missed comes from the log.
+	Log *eventstore.Log
+	// Bus carries what goes to every node and is never stored: barrage and
+	// session takeovers (an *eventstore.Bus).
+	Bus    Bus
 	Signer *auth.Signer
 	// Presence tracks live sessions (heartbeats) so that a silent one times
 	// out and a reconnecting one can resume. Without it sessions end with
 	// their connection and resume is refused.
-	Presence *engine.Presence
+	Presence Presence
 	// Node names this node (in presence records and takeover notices).
 	Node string
 	// ResumeWindow is how long after a disconnect a client may resume
@@ -77,6 +81,33 @@ type Config struct {
 	OnlineCountEvery time.Duration
 }
 
+// Bus is the ephemeral channel between nodes (an *eventstore.Bus).
+type Bus interface {
+	// Publish sends data to every node subscribed to subject.
+	Publish(subject string, data []byte) error
+	// Subscribe calls fn with each message on subject (wildcards allowed)
+	// until the returned function is called.
+	Subscribe(subject string, fn func(subject string, data []byte)) (func() error, error)
+}
+
+// Presence is where sessions' heartbeats are kept (a *presence.Presence).
+type Presence interface {
+	// Beat records that session s of app was heard from now.
+	Beat(ctx context.Context, app domain.AppID, s domain.SessionID) error
+	// Detach records that s has no connection; it times out unless it
+	// resumes.
+	Detach(ctx context.Context, s domain.SessionID) error
+	// Forget removes s's record: it is neither resumable nor timed out.
+	Forget(ctx context.Context, s domain.SessionID) error
+	// Lookup returns s's record; alive is false once s timed out.
+	Lookup(ctx context.Context, s domain.SessionID) (r presence.Record, alive bool, err error)
+}
+
+var (
+	_ Bus      = (*eventstore.Bus)(nil)
+	_ Presence = (*presence.Presence)(nil)
+)
+
 func (c *Config) setDefaults() {
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -114,7 +145,7 @@ func (c *Config) setDefaults() {
 func (c *Config) validate() error {
 	var errs []error
 	for name, missing := range map[string]bool{"Engine": c.Engine == nil, "Live": c.Live == nil, "Log": c.Log == nil,
-		"Signer": c.Signer == nil, "Policy": c.Policy == nil} {
+		"Bus": c.Bus == nil, "Signer": c.Signer == nil, "Policy": c.Policy == nil} {
 		if missing {
 			errs = append(errs, fmt.Errorf("gateway: %s is required", name))
 		}
@@ -139,13 +170,9 @@ type Server struct {
 	closing  bool
 	wg       sync.WaitGroup
 
-	barrage      *nats.Conn
-	barrageSub   *nats.Subscription
-	barrageSubj  string
-	takeoverSub  *nats.Subscription
-	takeoverSubj string
-	node         string
-	limits       *roomLimits // barrage, per room
+	unsubscribe []func() error // from the bus
+	node        string
+	limits      *roomLimits // barrage, per room
 
 	stop context.CancelFunc
 }
@@ -160,28 +187,20 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, hub: newHub(cfg.Live, cfg.Logger), sessions: map[domain.SessionID]*session{},
 		conns: map[*conn]struct{}{}, limits: newRoomLimits()}
-	cfg.Live.Subscribe(s.hub.dispatch)
-	nc, err := cfg.Log.NewConn("roomlog-barrage")
-	if err != nil {
-		return nil, err
-	}
-	s.barrage = nc
-	s.barrageSubj = cfg.Log.Prefix() + "-ephemeral.barrage"
-	s.barrageSub, err = nc.Subscribe(s.barrageSubj+".>", s.onBarrage)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
 	s.node = cfg.Node
 	if s.node == "" {
 		s.node = cfg.Engine.NewID(cfg.Clock.Now()).String()
 	}
-	s.takeoverSubj = cfg.Log.Prefix() + "-ephemeral.takeover"
-	s.takeoverSub, err = nc.Subscribe(s.takeoverSubj+".*", s.onTakeover)
-	if err != nil {
-		nc.Close()
-		return nil, err
+	for subject, fn := range map[string]func(string, []byte){barrageSubject + ".>": s.onBarrage,
+		takeoverSubject + ".*": s.onTakeover} {
+		unsub, err := cfg.Bus.Subscribe(subject, fn)
+		if err != nil {
+			s.unsubscribeAll()
+			return nil, err
+		}
+		s.unsubscribe = append(s.unsubscribe, unsub)
 	}
+	cfg.Live.Subscribe(s.hub.dispatch)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	go s.tick(ctx)
@@ -284,13 +303,29 @@ func (s *Server) detach(c *conn) {
 	}
 }
 
+// Subjects on the bus.
+const (
+	// barrageSubject.<app>.<room> carries a barrage message to every node.
+	barrageSubject = "barrage"
+	// takeoverSubject.<session> tells every node that the session was
+	// resumed by the node the message names.
+	takeoverSubject = "takeover"
+)
+
+func (s *Server) unsubscribeAll() {
+	for _, unsub := range s.unsubscribe {
+		unsub()
+	}
+	s.unsubscribe = nil
+}
+
 // onTakeover closes this node's connection of a session another node resumed.
-func (s *Server) onTakeover(m *nats.Msg) {
-	if string(m.Data) == s.node {
+func (s *Server) onTakeover(subject string, data []byte) {
+	if string(data) == s.node {
 		return // our own notice: the resume already took the session over here
 	}
-	i := strings.LastIndexByte(m.Subject, '.')
-	id, err := eventstore.ParseToken(m.Subject[i+1:])
+	i := strings.LastIndexByte(subject, '.')
+	id, err := eventstore.ParseToken(subject[i+1:])
 	if err != nil {
 		return
 	}
@@ -342,9 +377,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	s.stop()
-	s.takeoverSub.Unsubscribe()
-	s.barrageSub.Unsubscribe()
-	s.barrage.Close()
+	s.unsubscribeAll()
 	return err
 }
 
@@ -366,8 +399,8 @@ func (s *session) barrage(ctx context.Context, r protocol.MessageRequest) (any, 
 	if err != nil {
 		return nil, domain.ErrInternal.With("%v", err)
 	}
-	subj := s.srv.barrageSubj + "." + eventstore.Token(string(key.App)) + "." + eventstore.Token(string(b.Room))
-	if err := s.srv.barrage.Publish(subj, msg); err != nil {
+	subj := barrageSubject + "." + eventstore.Token(string(key.App)) + "." + eventstore.Token(string(b.Room))
+	if err := s.srv.cfg.Bus.Publish(subj, msg); err != nil {
 		return nil, domain.ErrUnavailable.With("%v", err)
 	}
 	return protocol.MessageReply{MessageID: id}, nil
@@ -380,9 +413,9 @@ type barrageWire struct {
 	Barrage domain.Barrage `json:"barrage"`
 }
 
-func (s *Server) onBarrage(m *nats.Msg) {
+func (s *Server) onBarrage(_ string, data []byte) {
 	var w barrageWire
-	if err := json.Unmarshal(m.Data, &w); err != nil {
+	if err := json.Unmarshal(data, &w); err != nil {
 		s.cfg.Logger.Warn("unreadable barrage message", "err", err)
 		return
 	}

@@ -18,6 +18,9 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/eventstore/presence"
+	"github.com/roomlog/roomlog/eventstore/reactor"
+	"github.com/roomlog/roomlog/eventstore/timekeeper"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/transport/admin"
 	"github.com/roomlog/roomlog/transport/auth"
@@ -56,11 +59,12 @@ type Node struct {
 	Log        *eventstore.Log
 	Engine     *engine.Engine
 	Live       *projections.Live
-	Timekeeper *engine.Timekeeper
-	Presence   *engine.Presence
+	Timekeeper *timekeeper.Timekeeper
+	Presence   *presence.Presence
 	Gateway    *gateway.Server
 	Signer     *auth.Signer
-	reactor    *engine.Reactor
+	bus        *eventstore.Bus
+	reactor    *reactor.Reactor
 	snapshots  projections.Store
 	httpSrv    *http.Server
 	httpAddr   string
@@ -106,12 +110,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	started := time.Now()
 	replicas := max(n.cfg.Log.Replicas, 1)
-	store, err := projections.NewObjectStore(ctx, n.Log.JetStream(), "roomlog-snapshots", replicas)
+	blobs, err := n.Log.OpenBlobs(ctx, eventstore.BlobsConfig{Bucket: "roomlog-snapshots", Replicas: replicas,
+		Description: "roomlog projection snapshots"})
 	if err != nil {
 		return err
 	}
-	n.snapshots = store
-	model, err := projections.Restore(ctx, store, SnapshotName)
+	n.snapshots = projections.NewBlobStore(blobs)
+	model, err := projections.Restore(ctx, n.snapshots, SnapshotName)
 	if err != nil {
 		n.cfg.Logger.Warn("snapshot unusable; rebuilding from the beginning", "err", err)
 		model = projections.NewModel()
@@ -128,13 +133,15 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	if err != nil {
 		return err
 	}
-	n.Timekeeper = engine.NewTimekeeper(n.Engine, n.Live, n.cfg.Clock, n.cfg.Logger)
-	n.Timekeeper.Attach()
-	n.Timekeeper.Scan()
+	n.Timekeeper, err = timekeeper.New(timekeeper.Config{Engine: n.Engine, Live: n.Live, Clock: n.cfg.Clock,
+		Logger: n.cfg.Logger})
+	if err != nil {
+		return err
+	}
 	if n.cfg.SnapshotEvery > 0 {
 		n.Live.Subscribe(n.snapshotter())
 	}
-	n.reactor, err = engine.NewReactor(engine.ReactorConfig{Engine: n.Engine, Log: n.Log, Logger: n.cfg.Logger})
+	n.reactor, err = reactor.New(reactor.Config{Engine: n.Engine, Log: n.Log, Logger: n.cfg.Logger})
 	if err != nil {
 		return err
 	}
@@ -143,9 +150,17 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 		timeout = 90 * time.Second
 	}
 	node := n.Engine.NewID(n.cfg.Clock.Now()).String()
-	n.Presence, err = engine.NewPresence(ctx, engine.PresenceConfig{Engine: n.Engine, Log: n.Log, Clock: n.cfg.Clock,
-		Timeout: timeout, Node: node, Replicas: n.cfg.Log.Replicas, Logger: n.cfg.Logger})
+	records, err := n.Log.OpenRecords(ctx, eventstore.RecordsConfig{Bucket: presence.DefaultBucket, Replicas: replicas,
+		Description: "roomlog session presence: last heartbeat per session"})
 	if err != nil {
+		return err
+	}
+	n.Presence, err = presence.New(presence.Config{Records: records, Engine: n.Engine, Clock: n.cfg.Clock,
+		Timeout: timeout, Node: node, Logger: n.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	if n.bus, err = n.Log.OpenBus("roomlog-bus"); err != nil {
 		return err
 	}
 	if n.cfg.HTTPListen != "" {
@@ -158,6 +173,7 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	n.goRun("projection", func() error { return n.Live.Run(runCtx, n.Log, n.filters()) })
 	n.goRun("reactor", func() error { return n.reactor.Run(runCtx) })
 	n.goRun("presence", func() error { return n.Presence.Run(runCtx) })
+	n.goRun("timekeeper", func() error { return n.Timekeeper.Run(runCtx) })
 	select {
 	case <-n.reactor.Running():
 	case <-ctx.Done():
@@ -232,7 +248,7 @@ func (n *Node) startHTTP(node string) error {
 	gc := n.cfg.Gateway
 	gc.Engine, gc.Live, gc.Log, gc.Signer, gc.Policy, gc.Clock, gc.Logger = n.Engine, n.Live, n.Log, n.Signer,
 		n.decider.Policy, n.cfg.Clock, n.cfg.Logger
-	gc.Presence, gc.Node = n.Presence, node
+	gc.Presence, gc.Node, gc.Bus = n.Presence, node, n.bus
 	if n.Gateway, err = gateway.New(gc); err != nil {
 		return err
 	}
@@ -298,8 +314,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.cancel()
 	}
 	n.wg.Wait()
-	if n.Timekeeper != nil {
-		n.Timekeeper.Stop()
+	if n.bus != nil {
+		n.bus.Close()
 	}
 	return n.Log.Close()
 }

@@ -1,4 +1,11 @@
-package engine
+// Package reactor runs the follow-ups that room events call for
+// (domain.FollowUps): freeing the claims of members and streams a room
+// removed, and taking a session kicked by a duplicate login out of its other
+// rooms. It reads the room events through a durable JetStream consumer
+// (watermill-nats) shared by every node, so each event is handled by one
+// node, and a follow-up that a crashed node did not finish is redelivered to
+// another.
+package reactor
 
 import (
 	"context"
@@ -17,12 +24,22 @@ import (
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/engine"
 )
 
-// ReactorConfig configures a Reactor.
-type ReactorConfig struct {
-	Engine *Engine
-	Log    *eventstore.Log
+// Executor executes commands (an *engine.Engine).
+type Executor interface {
+	Execute(ctx context.Context, m domain.Meta, cmd domain.Command) (engine.Result, error)
+}
+
+var _ Executor = (*engine.Engine)(nil)
+
+// Config configures a Reactor.
+type Config struct {
+	// Engine runs the follow-up commands. Required.
+	Engine Executor
+	// Log is where the room events are read from. Required.
+	Log *eventstore.Log
 	// Consumer is the durable consumer's name, versioned: a reactor whose
 	// behaviour changes gets a new name (and starts from the beginning of
 	// the log, which is harmless: follow-ups are idempotent). Every roomd
@@ -34,21 +51,17 @@ type ReactorConfig struct {
 	Logger  *slog.Logger
 }
 
-// Reactor runs the follow-ups that room events call for (domain.FollowUps):
-// freeing the claims of members and streams a room removed, and taking a
-// session kicked by a duplicate login out of its other rooms. It reads the
-// room events through a durable JetStream consumer shared by every node, so
-// a follow-up that a crashed node did not finish is redelivered to another.
+// Reactor runs follow-ups from a durable consumer of the room events.
 type Reactor struct {
-	cfg    ReactorConfig
+	cfg    Config
 	router *message.Router
 	sub    *wmjs.Subscriber
 	nc     *nats.Conn // the subscriber's own connection
 	gate   *deliveryGate
 }
 
-// NewReactor validates cfg and prepares the reactor.
-func NewReactor(cfg ReactorConfig) (*Reactor, error) {
+// New validates cfg and prepares the reactor.
+func New(cfg Config) (*Reactor, error) {
 	var errs []error
 	if cfg.Engine == nil {
 		errs = append(errs, errors.New("reactor: Engine is required"))
@@ -79,7 +92,7 @@ func NewReactor(cfg ReactorConfig) (*Reactor, error) {
 		return nil, fmt.Errorf("reactor: %w", err)
 	}
 	gate := newDeliveryGate()
-	stream := cfg.Log.Stream()
+	stream := cfg.Log.StreamName()
 	filter := cfg.Log.KindFilter(string(domain.KindRoom))
 	sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
 		Conn:           nc,
@@ -87,11 +100,11 @@ func NewReactor(cfg ReactorConfig) (*Reactor, error) {
 		AckWaitTimeout: cfg.Timeout + 5*time.Second,
 		NakDelay:       wmjs.NewStaticDelay(time.Second),
 		Unmarshaler:    recordUnmarshaler{gate: gate},
-		ResourceInitializer: func(ctx context.Context, _ jetstream.JetStream, _ string) (jetstream.Consumer,
+		ResourceInitializer: func(ctx context.Context, js jetstream.JetStream, _ string) (jetstream.Consumer,
 			func(context.Context, watermill.LoggerAdapter), error) {
 			// A durable consumer: it survives restarts and is shared by
 			// every node (watermill's own grouped consumer is not durable).
-			c, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 				Durable:        cfg.Consumer,
 				FilterSubjects: []string{filter},
 				AckPolicy:      jetstream.AckExplicitPolicy,
@@ -195,7 +208,7 @@ func (r *Reactor) handle(msg *message.Message) error {
 				Correlation: f.Cause.Correlation}, f.Command)
 			cancel()
 			var de *domain.Error
-			if err != nil && (!errors.As(err, &de) || isInternal(err)) {
+			if err != nil && (!errors.As(err, &de) || engine.IsInternal(err)) {
 				return fmt.Errorf("follow-up %s of %s: %w", f.Command.CommandName(), f.Cause.Type, err)
 			}
 			if err != nil {

@@ -1,0 +1,265 @@
+// Package presence is where the cluster knows which sessions are alive, and
+// where a silent one is timed out.
+//
+// Heartbeats are not events: a session's heartbeat lands in a bucket of
+// records beside the log (one key per session, written on attach, on each
+// heartbeat, and on detach), which every node watches. A session silent for
+// longer than the timeout is timed out (domain.TimeoutSession) by whichever
+// node's timer fires: the engine's conditional appends make it happen once,
+// and the timeout is an event, so a replay reproduces it without reading a
+// clock.
+//
+// Keeping presence out of the log keeps the log free of one write per
+// session every few seconds that nobody replays; keeping it beside the log
+// rather than in a node's memory is what lets a surviving node time out the
+// sessions of a node that died.
+package presence
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/engine"
+)
+
+// Records is the bucket presence keeps its records in (an
+// *eventstore.Records). Its errors are the eventstore's:
+// eventstore.ErrRevisionMismatch for a conditional write that lost,
+// eventstore.ErrUnavailable for a bucket that does not answer.
+type Records interface {
+	Get(ctx context.Context, key string) (eventstore.Entry, bool, error)
+	Put(ctx context.Context, key string, value []byte) (uint64, error)
+	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
+	Delete(ctx context.Context, key string, rev uint64) error
+	Watch(ctx context.Context, ready func(), fn func(eventstore.Entry)) error
+}
+
+// Executor executes commands (an *engine.Engine).
+type Executor interface {
+	Execute(ctx context.Context, m domain.Meta, cmd domain.Command) (engine.Result, error)
+}
+
+var (
+	_ Records  = (*eventstore.Records)(nil)
+	_ Executor = (*engine.Engine)(nil)
+)
+
+// Config configures Presence.
+type Config struct {
+	// Records is the bucket of presence records. Required.
+	Records Records
+	// Engine records timeouts. Required.
+	Engine Executor
+	// Clock is the node's clock. Default engine.SystemClock.
+	Clock engine.Clock
+	// Timeout is the heartbeat timeout: 90 s by default (ZEGO's).
+	Timeout time.Duration
+	// Retry is how long a timeout that could not be recorded waits before
+	// it is tried again. Default 1 s.
+	Retry time.Duration
+	// Node names this node in the records (for operators).
+	Node   string
+	Logger *slog.Logger
+}
+
+// DefaultBucket is the bucket roomd keeps presence records in.
+const DefaultBucket = "roomlog-presence"
+
+// Presence tracks sessions' heartbeats and times silent sessions out. It is
+// safe for concurrent use.
+type Presence struct {
+	cfg Config
+
+	mu      sync.Mutex
+	timers  map[string]engine.Timer
+	stopped bool
+	ready   chan struct{}
+}
+
+// Record is what the cluster knows of one session.
+type Record struct {
+	App      domain.AppID     `json:"app"`
+	Session  domain.SessionID `json:"session"`
+	Node     string           `json:"node"`
+	LastSeen time.Time        `json:"last_seen"`
+	Attached bool             `json:"attached"`
+}
+
+// New validates cfg, fills its defaults and returns a Presence. Run it to
+// time sessions out; Beat, Detach, Forget and Lookup work without Run.
+func New(cfg Config) (*Presence, error) {
+	var errs []error
+	if cfg.Records == nil {
+		errs = append(errs, errors.New("presence: Records is required"))
+	}
+	if cfg.Engine == nil {
+		errs = append(errs, errors.New("presence: Engine is required"))
+	}
+	if cfg.Timeout < 0 || cfg.Retry < 0 {
+		errs = append(errs, fmt.Errorf("presence: Timeout (%v) and Retry (%v) must not be negative", cfg.Timeout, cfg.Retry))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = engine.SystemClock{}
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 90 * time.Second
+	}
+	if cfg.Retry == 0 {
+		cfg.Retry = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Presence{cfg: cfg, timers: map[string]engine.Timer{}, ready: make(chan struct{})}, nil
+}
+
+// key is a session's key. Session IDs are ULIDs made by the server, unique
+// across apps, so a resuming client (which knows only its session) finds its
+// record; the record says the app.
+func key(s domain.SessionID) string { return eventstore.Token(string(s)) }
+
+// Beat records that a session was heard from now (a heartbeat, or a
+// connection attaching it).
+func (p *Presence) Beat(ctx context.Context, app domain.AppID, s domain.SessionID) error {
+	b, err := json.Marshal(Record{App: app, Session: s, Node: p.cfg.Node, LastSeen: p.cfg.Clock.Now().UTC(), Attached: true})
+	if err != nil {
+		return err
+	}
+	_, err = p.cfg.Records.Put(ctx, key(s), b)
+	return err
+}
+
+// Detach records that a session's connection is gone; its last heartbeat
+// still counts, so it times out on time unless it resumes.
+func (p *Presence) Detach(ctx context.Context, s domain.SessionID) error {
+	k := key(s)
+	for range 5 {
+		e, ok, err := p.cfg.Records.Get(ctx, k)
+		if err != nil || !ok {
+			return err // !ok: already timed out
+		}
+		var r Record
+		if err := json.Unmarshal(e.Value, &r); err != nil {
+			return err
+		}
+		r.Attached = false
+		b, _ := json.Marshal(r)
+		if _, err := p.cfg.Records.Update(ctx, k, b, e.Revision); !errors.Is(err, eventstore.ErrRevisionMismatch) {
+			return err
+		}
+	}
+	return errors.New("presence: detach kept conflicting")
+}
+
+// Forget removes a session's record: one whose first login failed was
+// never in a room, and must neither be resumable nor time out later.
+func (p *Presence) Forget(ctx context.Context, s domain.SessionID) error {
+	return p.cfg.Records.Delete(ctx, key(s), 0)
+}
+
+// Lookup returns what the cluster knows of a session; ok is false once it
+// timed out (or never existed). A record whose last heartbeat is the
+// timeout old counts as timed out even before it is gone: the timeout is
+// recorded in the log first and the record forgotten after, and a session
+// is not to be resumed in between.
+func (p *Presence) Lookup(ctx context.Context, s domain.SessionID) (Record, bool, error) {
+	e, ok, err := p.cfg.Records.Get(ctx, key(s))
+	if err != nil || !ok {
+		return Record{}, false, err
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value, &r); err != nil {
+		return Record{}, false, err
+	}
+	return r, p.cfg.Clock.Now().Sub(r.LastSeen) < p.cfg.Timeout, nil
+}
+
+// Run watches the records and keeps a timer per session until ctx ends.
+func (p *Presence) Run(ctx context.Context) error {
+	defer p.stop()
+	return p.cfg.Records.Watch(ctx, func() { close(p.ready) }, p.observe)
+}
+
+// Ready is closed once Run has scheduled every record present when it
+// started.
+func (p *Presence) Ready() <-chan struct{} { return p.ready }
+
+// Tracked returns how many sessions this node has a timer for.
+func (p *Presence) Tracked() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.timers)
+}
+
+func (p *Presence) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	for k, t := range p.timers {
+		t.Stop()
+		delete(p.timers, k)
+	}
+}
+
+func (p *Presence) observe(e eventstore.Entry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t := p.timers[e.Key]; t != nil {
+		t.Stop()
+		delete(p.timers, e.Key)
+	}
+	if p.stopped || e.Deleted {
+		return
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value, &r); err != nil {
+		p.cfg.Logger.Warn("unreadable presence record", "key", e.Key, "err", err)
+		return
+	}
+	p.schedule(e.Key, r, e.Revision, max(r.LastSeen.Add(p.cfg.Timeout).Sub(p.cfg.Clock.Now()), 0))
+}
+
+// schedule sets the timer of key; p.mu is held.
+func (p *Presence) schedule(key string, r Record, rev uint64, d time.Duration) {
+	p.timers[key] = p.cfg.Clock.AfterFunc(d, func() { p.fire(key, r, rev) })
+}
+
+// fire times a silent session out, if it is still silent, then forgets it.
+func (p *Presence) fire(key string, r Record, rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, ok, err := p.cfg.Records.Get(ctx, key)
+	switch {
+	case err == nil && !ok:
+		return // another node did it
+	case err == nil && e.Revision != rev:
+		return // heard from since: the watch has rescheduled it
+	case err == nil:
+		_, err = p.cfg.Engine.Execute(ctx, domain.Meta{App: r.App}, domain.TimeoutSession{Session: r.Session, LastSeen: r.LastSeen})
+	}
+	if err != nil {
+		p.cfg.Logger.Warn("recording a heartbeat timeout failed; will retry", "session", r.Session, "err", err)
+		p.mu.Lock()
+		if !p.stopped && p.timers[key] != nil {
+			p.schedule(key, r, rev, p.cfg.Retry)
+		}
+		p.mu.Unlock()
+		return
+	}
+	// The timeout is in the log; forget the session unless it was heard
+	// from meanwhile (then it is alive, in no room, and will time out again
+	// if it goes silent).
+	if err := p.cfg.Records.Delete(ctx, key, rev); err != nil && !errors.Is(err, eventstore.ErrRevisionMismatch) {
+		p.cfg.Logger.Debug("forgetting a timed-out session", "session", r.Session, "err", err)
+	}
+}

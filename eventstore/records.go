@@ -1,0 +1,133 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Records is a bucket of small, mutable, per-key records beside the log (a
+// JetStream key-value bucket holding the latest value of each key). It is for
+// what changes too often to be an event and that no replay needs, such as
+// the last heartbeat of each session. Every write returns the key's new
+// revision, and Update and Delete can be made conditional on it.
+type Records struct {
+	kv jetstream.KeyValue
+}
+
+// RecordsConfig configures OpenRecords.
+type RecordsConfig struct {
+	// Bucket names the bucket. Required.
+	Bucket string
+	// Description is shown to operators.
+	Description string
+	// Replicas is the bucket's replication factor (default 1).
+	Replicas int
+}
+
+// Record errors.
+var (
+	// ErrRevisionMismatch is returned by a conditional Update or Delete when
+	// the key has moved on from the revision given.
+	ErrRevisionMismatch = errors.New("eventstore: the record has another revision")
+)
+
+// Entry is one record.
+type Entry struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+	// Deleted marks a key deleted (only in Watch).
+	Deleted bool
+}
+
+// OpenRecords opens the bucket, creating it if it does not exist.
+func (l *Log) OpenRecords(ctx context.Context, cfg RecordsConfig) (*Records, error) {
+	if cfg.Bucket == "" {
+		return nil, fmt.Errorf("%w: records: Bucket is required", ErrInvalidConfig)
+	}
+	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cfg.Bucket, History: 1,
+		Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1), Description: cfg.Description})
+	if err != nil {
+		return nil, classify("open records "+cfg.Bucket, err)
+	}
+	return &Records{kv: kv}, nil
+}
+
+// Get returns the record of key; ok is false if there is none.
+func (r *Records) Get(ctx context.Context, key string) (e Entry, ok bool, err error) {
+	kve, err := r.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, classify("get record", err)
+	}
+	return Entry{Key: key, Value: kve.Value(), Revision: kve.Revision()}, true, nil
+}
+
+// Put writes the record of key, whatever its revision, and returns the new
+// revision.
+func (r *Records) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	rev, err := r.kv.Put(ctx, key, value)
+	return rev, classify("put record", err)
+}
+
+// Update writes the record of key if its revision is still rev; else it
+// fails with ErrRevisionMismatch.
+func (r *Records) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	nrev, err := r.kv.Update(ctx, key, value, rev)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, fmt.Errorf("%w: %s", ErrRevisionMismatch, key)
+	}
+	return nrev, classify("update record", err)
+}
+
+// Delete removes the record of key. With rev > 0 it does so only if the
+// record's revision is still rev, and fails with ErrRevisionMismatch
+// otherwise. Deleting a key that has no record succeeds.
+func (r *Records) Delete(ctx context.Context, key string, rev uint64) error {
+	var opts []jetstream.KVDeleteOpt
+	if rev > 0 {
+		opts = append(opts, jetstream.LastRevision(rev))
+	}
+	err := r.kv.Delete(ctx, key, opts...)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("%w: %s", ErrRevisionMismatch, key)
+	}
+	return classify("delete record", err)
+}
+
+// Watch calls fn with every record as it is now, then with every change,
+// until ctx ends (it then returns nil) or the watch fails. ready is called
+// once the records present at the start have all been passed to fn.
+func (r *Records) Watch(ctx context.Context, ready func(), fn func(Entry)) error {
+	w, err := r.kv.WatchAll(ctx)
+	if err != nil {
+		return classify("watch records", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("%w: the records watch ended", ErrUnavailable)
+			}
+			if e == nil {
+				if ready != nil {
+					ready()
+				}
+				continue
+			}
+			fn(Entry{Key: e.Key(), Value: e.Value(), Revision: e.Revision(),
+				Deleted: e.Operation() != jetstream.KeyValuePut})
+		}
+	}
+}
