@@ -312,11 +312,17 @@ const (
 	takeoverSubject = "takeover"
 )
 
+// unsubscribeAll drops the bus subscriptions. Shutdown may run twice at
+// once (a node's Close while another Shutdown waits), so the list is taken
+// under the lock and dropped once.
 func (s *Server) unsubscribeAll() {
-	for _, unsub := range s.unsubscribe {
+	s.mu.Lock()
+	unsubs := s.unsubscribe
+	s.unsubscribe = nil
+	s.mu.Unlock()
+	for _, unsub := range unsubs {
 		unsub()
 	}
-	s.unsubscribe = nil
 }
 
 // onTakeover closes this node's connection of a session another node resumed.
