@@ -23,19 +23,29 @@ type BlobsConfig struct {
 	Bucket string
 	// Description is shown to operators.
 	Description string
-	// Replicas is the bucket's replication factor (default 1).
+	// Replicas is the replication factor of a bucket OpenBlobs creates
+	// (default 1); an existing bucket keeps its own.
 	Replicas int
 }
 
-// OpenBlobs opens the bucket, creating it if it does not exist.
+// OpenBlobs opens the bucket, creating it if it does not exist (unless the
+// log is read-only). An existing bucket is used as it is: its settings are
+// never changed.
 func (l *Log) OpenBlobs(ctx context.Context, cfg BlobsConfig) (*Blobs, error) {
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("%w: blobs: Bucket is required", ErrInvalidConfig)
 	}
-	obs, err := l.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: cfg.Bucket,
-		Replicas: max(cfg.Replicas, 1), Storage: jetstream.FileStorage, Description: cfg.Description})
+	var obs jetstream.ObjectStore
+	err := l.openBucket(ctx, "blobs "+cfg.Bucket, jetstream.ErrBucketNotFound, func(ctx context.Context) (err error) {
+		obs, err = l.js.ObjectStore(ctx, cfg.Bucket)
+		return err
+	}, func(ctx context.Context) (err error) {
+		obs, err = l.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: cfg.Bucket,
+			Replicas: max(cfg.Replicas, 1), Storage: jetstream.FileStorage, Description: cfg.Description})
+		return err
+	})
 	if err != nil {
-		return nil, classify("open blobs "+cfg.Bucket, err)
+		return nil, err
 	}
 	return &Blobs{obs: obs}, nil
 }

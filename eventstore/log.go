@@ -148,6 +148,9 @@ func (p *PendingAck) Wait(ctx context.Context) (Ack, error) {
 // natsMsg validates m and builds the message to publish, with a fresh
 // header so that the caller's is never mutated.
 func (l *Log) natsMsg(m Message) (*nats.Msg, error) {
+	if l.cfg.ReadOnly {
+		return nil, fmt.Errorf("%w: the log was opened read-only", ErrInvalidMessage)
+	}
 	if !l.owns(m.Subject, false) {
 		return nil, fmt.Errorf("%w: subject %q is not a literal subject under %q", ErrInvalidMessage, m.Subject, l.prefix)
 	}

@@ -23,7 +23,8 @@ type RecordsConfig struct {
 	Bucket string
 	// Description is shown to operators.
 	Description string
-	// Replicas is the bucket's replication factor (default 1).
+	// Replicas is the replication factor of a bucket OpenRecords creates
+	// (default 1); an existing bucket keeps its own.
 	Replicas int
 }
 
@@ -43,15 +44,24 @@ type Entry struct {
 	Deleted bool
 }
 
-// OpenRecords opens the bucket, creating it if it does not exist.
+// OpenRecords opens the bucket, creating it if it does not exist (unless the
+// log is read-only). An existing bucket is used as it is: its settings are
+// never changed.
 func (l *Log) OpenRecords(ctx context.Context, cfg RecordsConfig) (*Records, error) {
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("%w: records: Bucket is required", ErrInvalidConfig)
 	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cfg.Bucket, History: 1,
-		Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1), Description: cfg.Description})
+	var kv jetstream.KeyValue
+	err := l.openBucket(ctx, "records "+cfg.Bucket, jetstream.ErrBucketNotFound, func(ctx context.Context) (err error) {
+		kv, err = l.js.KeyValue(ctx, cfg.Bucket)
+		return err
+	}, func(ctx context.Context) (err error) {
+		kv, err = l.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cfg.Bucket, History: 1,
+			Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1), Description: cfg.Description})
+		return err
+	})
 	if err != nil {
-		return nil, classify("open records "+cfg.Bucket, err)
+		return nil, err
 	}
 	return &Records{kv: kv}, nil
 }

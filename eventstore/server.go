@@ -106,10 +106,21 @@ type Config struct {
 	// Prefix is the subject prefix, one or more dot-separated tokens
 	// (default DefaultPrefix). The stream owns "<Prefix>.>".
 	Prefix string
-	// Replicas is the stream's replication factor: 1 (the default, and
-	// the only value an embedded single server supports) or up to 5 on an
-	// external cluster, where 3 is the usual choice.
+	// Replicas is the stream's replication factor: 1 (the only value an
+	// embedded single server supports) or up to 5 on an external cluster,
+	// where 3 is the usual choice. 0 (the default) means: whatever the
+	// existing stream has, and 1 for a stream Open creates.
 	Replicas int
+	// ReadOnly opens the log for reading only (tools such as roomctl tail,
+	// verify and replay): Open binds to the existing stream and never
+	// creates or changes it, and appends are refused.
+	ReadOnly bool
+	// UpdateStream lets Open change an existing stream on an external
+	// server whose settings (Replicas, MaxMsgSize, ...) differ from this
+	// Config's. Without it Open refuses such a stream with
+	// ErrStreamMismatch naming each difference. An embedded server's
+	// stream is always brought in line: this process owns it.
+	UpdateStream bool
 	// MaxMsgSize is the largest message (headers included) the stream
 	// accepts (default DefaultMaxMsgSize, at most 64 MiB).
 	MaxMsgSize int32
@@ -133,9 +144,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
-	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
 	}
 	if c.MaxMsgSize == 0 {
 		c.MaxMsgSize = DefaultMaxMsgSize
@@ -166,7 +174,7 @@ func (c Config) validate() error {
 				bad("Listen %q: %v", c.Listen, err)
 			}
 		}
-		if c.Replicas != 1 {
+		if c.Replicas > 1 || c.Replicas < 0 {
 			bad("Replicas %d: the embedded server is a single node, so only 1 is possible", c.Replicas)
 		}
 	} else {
@@ -184,8 +192,8 @@ func (c Config) validate() error {
 		if c.Listen != "" {
 			bad("Listen applies only to the embedded server")
 		}
-		if c.Replicas < 1 || c.Replicas > 5 {
-			bad("Replicas %d: want 1 to 5", c.Replicas)
+		if c.Replicas < 0 || c.Replicas > 5 {
+			bad("Replicas %d: want 1 to 5 (0: the stream's)", c.Replicas)
 		}
 	}
 	if _, err := ParseSyncMode(string(c.Sync)); err != nil {
@@ -317,11 +325,7 @@ func (l *Log) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("eventstore: jetstream: %w", err)
 	}
-	l.stream, err = l.js.CreateOrUpdateStream(ctx, streamConfig(l.cfg))
-	if err != nil {
-		return classify("create stream "+l.cfg.Stream, err)
-	}
-	return nil
+	return l.openStream(ctx)
 }
 
 // streamConfig is the stream the log lives in.

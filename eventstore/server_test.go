@@ -27,7 +27,7 @@ func TestParseSyncModeRoundTrip(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	c := Config{DataDir: "x"}.withDefaults()
 	if c.Sync != SyncModeInterval || c.SyncInterval != 0 || c.Stream != "ROOMLOG" || c.Prefix != "roomlog" ||
-		c.Replicas != 1 || c.MaxMsgSize != 1<<20 || c.ConnectTimeout != 5*time.Second || c.Logger == nil {
+		c.Replicas != 0 || c.MaxMsgSize != 1<<20 || c.ConnectTimeout != 5*time.Second || c.Logger == nil {
 		t.Fatalf("defaults = %+v", c)
 	}
 	if err := c.validate(); err != nil {

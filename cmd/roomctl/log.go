@@ -27,12 +27,14 @@ func (f *logFlags) register(fs *flag.FlagSet) {
 func (f *logFlags) open(ctx context.Context) (*eventstore.Log, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cfg := eventstore.Config{URL: f.nats, Logger: quiet()}
+	// Read-only: a tool binds to the stream as it is and never creates or
+	// changes it (a default Config would have asked for one replica).
+	cfg := eventstore.Config{URL: f.nats, ReadOnly: true, Logger: quiet()}
 	if f.data != "" {
 		if _, err := os.Stat(f.data); err != nil {
 			return nil, fmt.Errorf("-data: %w", err)
 		}
-		cfg = eventstore.Config{DataDir: f.data, Logger: quiet()}
+		cfg = eventstore.Config{DataDir: f.data, ReadOnly: true, Logger: quiet()}
 	}
 	return eventstore.Open(ctx, cfg)
 }

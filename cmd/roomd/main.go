@@ -39,6 +39,7 @@ type options struct {
 	role, data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
 	replicas, maxRooms                                                           int
 	multiRoom                                                                    string // "true", "false", or "" (dev: true, else false)
+	updateStream                                                                 bool
 	heartbeat, heartbeatTimeout                                                  time.Duration
 	shutdownGrace                                                                time.Duration
 }
@@ -58,7 +59,8 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS URL(s); set, nothing is embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", `the embedded server's client port, for roomctl and other nodes ("off": none)`)
 	fs.StringVar(&o.sync, "sync", "interval", `durability of the embedded store: "interval" (fsync every 2 min) or "always"`)
-	fs.IntVar(&o.replicas, "replicas", 1, "stream replicas in an external cluster (3 for an R3 cluster)")
+	fs.IntVar(&o.replicas, "replicas", 0, "stream replicas in an external cluster (3 for an R3 cluster; 0: the existing stream's, 1 for a new one)")
+	fs.BoolVar(&o.updateStream, "update-stream", false, "change an existing stream whose settings (-replicas ...) differ from this node's, instead of refusing to start")
 	fs.StringVar(&o.http, "http", "127.0.0.1:7070", "address of the WebSocket gateway (/ws), the admin API (/admin/v1/) and /healthz, /readyz")
 	fs.StringVar(&o.secret, "secret", "", "secret signing tokens, at least 32 bytes (none: development mode)")
 	fs.StringVar(&o.origins, "origins", "", "browser origins allowed to connect, comma separated host patterns (development: localhost:*,127.0.0.1:*)")
@@ -151,7 +153,7 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		origins = []string{"localhost:*", "127.0.0.1:*"}
 	}
 	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http,
-		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas},
+		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas, UpdateStream: o.updateStream},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout}}
 	if o.natsURL == "" {
 		cfg.Log.DataDir, cfg.Log.Sync = o.data, mode

@@ -109,7 +109,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	started := time.Now()
-	replicas := max(n.cfg.Log.Replicas, 1)
+	// Buckets a node creates get the stream's replicas.
+	replicas := n.Log.Replicas()
 	blobs, err := n.Log.OpenBlobs(ctx, eventstore.BlobsConfig{Bucket: "roomlog-snapshots", Replicas: replicas,
 		Description: "roomlog projection snapshots"})
 	if err != nil {

@@ -1,0 +1,86 @@
+package eventstore_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+)
+
+// A reader (roomctl tail, verify, replay) binds to the stream as it is; a
+// node started without -replicas joins the stream as it is; a node asking for
+// other settings is refused, naming them, unless it asks to change them.
+func TestClusterOpenNeverChangesTheStreamBehindTheOperatorsBack(t *testing.T) {
+	c := estest.StartCluster(t, 3)
+	writer := estest.Must(t, eventstore.Config{URL: c.URL(), Replicas: 3, Logger: estest.Logger(t)})
+	if got := writer.Replicas(); got != 3 {
+		t.Fatalf("writer opened a stream with %d replicas, want 3", got)
+	}
+
+	reader := estest.Must(t, eventstore.Config{URL: c.URL(), ReadOnly: true, Logger: estest.Logger(t)})
+	if got := c.StreamReplicas(eventstore.DefaultStream); got != 3 {
+		t.Fatalf("after a read-only open the stream has %d replicas, want 3", got)
+	}
+	if _, err := reader.Append(estest.Ctx(t), eventstore.Message{Subject: reader.Subject("a", "room", "r"), MsgID: "x"}); !errors.Is(err, eventstore.ErrInvalidMessage) {
+		t.Fatalf("append through a read-only log: %v, want ErrInvalidMessage", err)
+	}
+
+	// A node started without -replicas takes the stream's.
+	node := estest.Must(t, eventstore.Config{URL: c.URL(), Logger: estest.Logger(t)})
+	if got := node.Replicas(); got != 3 {
+		t.Fatalf("a node without Replicas sees %d replicas, want 3", got)
+	}
+
+	// A node asking for one replica is refused, and the stream keeps three.
+	_, err := eventstore.Open(estest.Ctx(t), eventstore.Config{URL: c.URL(), Replicas: 1, Logger: estest.Logger(t)})
+	if !errors.Is(err, eventstore.ErrStreamMismatch) || !strings.Contains(err.Error(), "num_replicas 3 (this node wants 1)") {
+		t.Fatalf("open with Replicas 1 against an R3 stream: %v, want ErrStreamMismatch naming num_replicas", err)
+	}
+	if got := c.StreamReplicas(eventstore.DefaultStream); got != 3 {
+		t.Fatalf("after a refused open the stream has %d replicas, want 3", got)
+	}
+
+	// Asked explicitly, a node changes it.
+	estest.Must(t, eventstore.Config{URL: c.URL(), Replicas: 1, UpdateStream: true, Logger: estest.Logger(t)})
+	if got := c.StreamReplicas(eventstore.DefaultStream); got != 1 {
+		t.Fatalf("after an open with UpdateStream the stream has %d replicas, want 1", got)
+	}
+}
+
+// A read-only open of a cluster without the stream fails clearly and creates
+// nothing.
+func TestClusterReadOnlyOpenDoesNotCreate(t *testing.T) {
+	c := estest.StartCluster(t, 3)
+	_, err := eventstore.Open(estest.Ctx(t), eventstore.Config{URL: c.URL(), ReadOnly: true, Logger: estest.Logger(t)})
+	if !errors.Is(err, eventstore.ErrStreamMismatch) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("read-only open without a stream: %v", err)
+	}
+}
+
+// Nodes started together on a fresh cluster all come up, with one stream of
+// the replicas they asked for.
+func TestClusterNodesStartedTogetherAllComeUp(t *testing.T) {
+	c := estest.StartCluster(t, 3)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			l, err := eventstore.Open(estest.Ctx(t), eventstore.Config{URL: c.NodeURL(i % c.Size()), Replicas: 3, Logger: estest.Logger(t)})
+			if err == nil {
+				_, err = l.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: "presence", Replicas: l.Replicas()})
+				l.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.StreamReplicas(eventstore.DefaultStream); got != 3 {
+		t.Fatalf("stream has %d replicas, want 3", got)
+	}
+}

@@ -1,0 +1,227 @@
+package estest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Cluster is a real JetStream cluster of nats-server instances in this
+// process, joined by routes on loopback, as an operator runs one for R3
+// streams. Nodes keep their ports and storage across Stop and Start, so a
+// stopped node comes back as the same cluster member.
+type Cluster struct {
+	tb    testing.TB
+	name  string
+	mu    sync.Mutex
+	nodes []*clusterNode
+}
+
+type clusterNode struct {
+	opts *server.Options
+	srv  *server.Server // nil while stopped
+}
+
+// StartCluster starts an n-node JetStream cluster on loopback, waits until
+// it has a meta leader, and shuts it down when the test ends.
+func StartCluster(tb testing.TB, n int) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb, name: fmt.Sprintf("roomlog-test-%d", time.Now().UnixNano()%1e6)}
+	clientPorts, routePorts := freePorts(tb, n), freePorts(tb, n)
+	routes := make([]string, n)
+	for i := range n {
+		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i])
+	}
+	for i := range n {
+		o := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       clientPorts[i],
+			JetStream:  true,
+			StoreDir:   tb.TempDir(),
+			NoSigs:     true,
+			NoLog:      true,
+			Cluster: server.ClusterOpts{
+				Name: c.name,
+				Host: "127.0.0.1",
+				Port: routePorts[i],
+			},
+			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		c.nodes = append(c.nodes, &clusterNode{opts: o})
+	}
+	tb.Cleanup(c.Shutdown)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { c.Start(i) })
+	}
+	wg.Wait()
+	c.WaitMetaLeader()
+	return c
+}
+
+// freePorts returns n loopback ports free right now.
+func freePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	ports := make([]int, n)
+	lns := make([]net.Listener, n)
+	for i := range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		lns[i], ports[i] = ln, ln.Addr().(*net.TCPAddr).Port
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+// Size returns the number of nodes.
+func (c *Cluster) Size() int { return len(c.nodes) }
+
+// URL returns every node's client URL, comma separated, as roomd's
+// -nats-url takes them.
+func (c *Cluster) URL() string {
+	urls := make([]string, len(c.nodes))
+	for i := range c.nodes {
+		urls[i] = c.NodeURL(i)
+	}
+	return strings.Join(urls, ",")
+}
+
+// NodeURL returns node i's client URL.
+func (c *Cluster) NodeURL(i int) string {
+	return fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[i].opts.Port)
+}
+
+// Server returns node i's server, nil while it is stopped.
+func (c *Cluster) Server(i int) *server.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i].srv
+}
+
+// Start starts node i (again), with its ports and storage, and waits until it
+// accepts clients. It does not wait for the node to rejoin its streams.
+func (c *Cluster) Start(i int) {
+	c.tb.Helper()
+	nd := c.nodes[i]
+	c.mu.Lock()
+	running := nd.srv != nil
+	c.mu.Unlock()
+	if running {
+		c.tb.Fatalf("cluster node %d is already running", i)
+	}
+	srv, err := server.NewServer(nd.opts.Clone())
+	if err != nil {
+		c.tb.Fatalf("cluster node %d: %v", i, err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		c.tb.Fatalf("cluster node %d not ready after 30s", i)
+	}
+	c.mu.Lock()
+	nd.srv = srv
+	c.mu.Unlock()
+}
+
+// Stop shuts node i down abruptly (its clients and routes are cut at once,
+// as when the process dies) and waits until it has stopped.
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	srv := c.nodes[i].srv
+	c.nodes[i].srv = nil
+	c.mu.Unlock()
+	if srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
+}
+
+// Shutdown stops every node.
+func (c *Cluster) Shutdown() {
+	var wg sync.WaitGroup
+	for i := range c.nodes {
+		wg.Go(func() { c.Stop(i) })
+	}
+	wg.Wait()
+}
+
+// WaitMetaLeader waits until the running nodes agree on a JetStream meta
+// leader.
+func (c *Cluster) WaitMetaLeader() {
+	c.tb.Helper()
+	c.waitFor("a JetStream meta leader", func() bool {
+		for i := range c.nodes {
+			if s := c.Server(i); s != nil && s.JetStreamIsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// StreamLeader returns the index of the node leading stream (in the global
+// account), or -1 if none does now.
+func (c *Cluster) StreamLeader(stream string) int {
+	for i := range c.nodes {
+		if s := c.Server(i); s != nil && s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitStreamLeader waits until stream has a leader among the running nodes,
+// and returns its index.
+func (c *Cluster) WaitStreamLeader(stream string) int {
+	c.tb.Helper()
+	leader := -1
+	c.waitFor("a leader for stream "+stream, func() bool {
+		leader = c.StreamLeader(stream)
+		return leader >= 0
+	})
+	return leader
+}
+
+// StreamReplicas asks the cluster for stream's configured replicas.
+func (c *Cluster) StreamReplicas(stream string) int {
+	c.tb.Helper()
+	nc, err := nats.Connect(c.URL(), nats.Timeout(5*time.Second))
+	if err != nil {
+		c.tb.Fatalf("connect to the cluster: %v", err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream(nats.MaxWait(10 * time.Second))
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	info, err := js.StreamInfo(stream)
+	if err != nil {
+		c.tb.Fatalf("stream info %s: %v", stream, err)
+	}
+	return info.Config.Replicas
+}
+
+func (c *Cluster) waitFor(what string, ok func() bool) {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	for !ok() {
+		select {
+		case <-ctx.Done():
+			c.tb.Fatalf("cluster: no %s after 45s", what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
