@@ -124,3 +124,46 @@ func batchRecord(msg *nats.Msg) (Record, error) {
 // directHeaders are the headers a direct get adds to a stored message.
 var directHeaders = [...]string{jetstream.StreamHeader, jetstream.SequenceHeader, jetstream.TimeStampHeaer,
 	jetstream.SubjectHeader, "Nats-Num-Pending", "Nats-Last-Sequence"}
+
+// LeaderLast returns the stream sequence of the last record on the literal
+// subject as the stream's leader has it (0 if the subject is empty). Direct
+// gets (Last, Get, ReadSubject) may be answered by a replica that is a little
+// behind; this request goes through the leader's API, so it reflects every
+// append the leader has acknowledged or refused as out of date. A writer
+// that must know whether its own append landed reads up to this sequence.
+func (l *Log) LeaderLast(ctx context.Context, subject string) (uint64, error) {
+	if !l.owns(subject, false) {
+		return 0, fmt.Errorf("%w: %q is not a literal subject under %q", ErrInvalidSubject, subject, l.prefix)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+	}
+	op := "leader last of " + subject
+	req, _ := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{subject})
+	msg, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.cfg.Stream, req)
+	if err != nil {
+		return 0, classify(op, err)
+	}
+	var resp struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return 0, fmt.Errorf("eventstore: %s: %w", op, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return 0, nil
+	case resp.Error != nil:
+		return 0, classify(op, resp.Error)
+	case resp.Message == nil:
+		return 0, fmt.Errorf("eventstore: %s: empty answer", op)
+	}
+	return resp.Message.Seq, nil
+}

@@ -11,17 +11,26 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/roomlog/roomlog/tests/netcut"
 )
 
 // Cluster is a real JetStream cluster of nats-server instances in this
 // process, joined by routes on loopback, as an operator runs one for R3
 // streams. Nodes keep their ports and storage across Stop and Start, so a
 // stopped node comes back as the same cluster member.
+//
+// Every route goes through a netcut proxy, so that a test can kill a node the
+// way SIGKILL does (its peers lose it at once, with no goodbye: Kill) or
+// pause it (Pause), which a graceful in-process Shutdown cannot do: it hands
+// its leaderships over first.
 type Cluster struct {
 	tb    testing.TB
 	name  string
 	mu    sync.Mutex
 	nodes []*clusterNode
+	// routes[i][j] carries the routes node i dials to node j.
+	routes [][]*netcut.Proxy
 }
 
 type clusterNode struct {
@@ -35,11 +44,16 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
 	c := &Cluster{tb: tb, name: fmt.Sprintf("roomlog-test-%d", time.Now().UnixNano()%1e6)}
 	clientPorts, routePorts := freePorts(tb, n), freePorts(tb, n)
-	routes := make([]string, n)
+	c.routes = make([][]*netcut.Proxy, n)
 	for i := range n {
-		routes[i] = fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i])
-	}
-	for i := range n {
+		c.routes[i] = make([]*netcut.Proxy, n)
+		var routes []string
+		for j := range n {
+			if j != i {
+				c.routes[i][j] = netcut.Start(tb, fmt.Sprintf("127.0.0.1:%d", routePorts[j]))
+				routes = append(routes, "nats://"+c.routes[i][j].Addr())
+			}
+		}
 		o := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
 			Host:       "127.0.0.1",
@@ -52,6 +66,9 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 				Name: c.name,
 				Host: "127.0.0.1",
 				Port: routePorts[i],
+				// Peers must not learn each other's real route
+				// ports: every route goes through the proxies.
+				NoAdvertise: true,
 			},
 			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
 		}
@@ -135,8 +152,48 @@ func (c *Cluster) Start(i int) {
 	c.mu.Unlock()
 }
 
-// Stop shuts node i down abruptly (its clients and routes are cut at once,
-// as when the process dies) and waits until it has stopped.
+// peerLinks returns the proxies of every route of node i.
+func (c *Cluster) peerLinks(i int) []*netcut.Proxy {
+	var ps []*netcut.Proxy
+	for j := range c.nodes {
+		if j != i {
+			ps = append(ps, c.routes[i][j], c.routes[j][i])
+		}
+	}
+	return ps
+}
+
+// Kill stops node i as SIGKILL would: its routes are cut first, so that it
+// cannot hand its stream leaderships over, then it is shut down (its clients
+// lose their connections). Start brings it back.
+func (c *Cluster) Kill(i int) {
+	for _, p := range c.peerLinks(i) {
+		p.Refuse(true)
+		p.Cut()
+	}
+	c.Stop(i)
+	for _, p := range c.peerLinks(i) {
+		p.Refuse(false)
+	}
+}
+
+// Pause freezes node i's routes for d, as a process stopped (SIGSTOP) or cut
+// off by the network: its peers hear nothing from it and it hears nothing
+// from them; what was sent meanwhile arrives afterwards. Its own clients
+// still reach it. It returns at once; the routes thaw after d.
+func (c *Cluster) Pause(i int, d time.Duration) {
+	for _, p := range c.peerLinks(i) {
+		p.Freeze()
+	}
+	time.AfterFunc(d, func() {
+		for _, p := range c.peerLinks(i) {
+			p.Thaw()
+		}
+	})
+}
+
+// Stop shuts node i down (a graceful stop: it hands its stream leaderships
+// over first) and waits until it has stopped.
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
 	srv := c.nodes[i].srv
