@@ -3,7 +3,9 @@ package eventstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -40,30 +42,92 @@ func (l *Log) ReadSubject(ctx context.Context, subject string, from uint64, fn f
 		defer cancel()
 	}
 	op := "read " + subject
-	inbox := l.nc.NewInbox()
-	sub, err := l.nc.SubscribeSync(inbox)
-	if err != nil {
-		return 0, classify(op, err)
-	}
-	defer sub.Unsubscribe()
-	api := "$JS.API.DIRECT.GET." + l.cfg.Stream
 	var last uint64
 	for next := max(from, 1); ; {
-		req, _ := json.Marshal(directBatch{Seq: next, NextFor: subject, Batch: directBatchSize})
-		if err := l.nc.PublishRequest(api, inbox, req); err != nil {
-			return last, classify(op, err)
-		}
-		more, err := l.readBatch(ctx, sub, func(rec Record) error {
-			if err := fn(rec); err != nil {
-				return err
-			}
-			last, next = rec.Seq, rec.Seq+1
-			return nil
+		var more bool
+		err := l.retryRead(ctx, op, func(ctx context.Context) error {
+			var err error
+			more, err = l.directBatch(ctx, subject, next, func(rec Record) error {
+				if err := fn(rec); err != nil {
+					return callerError{err}
+				}
+				last, next = rec.Seq, rec.Seq+1
+				return nil
+			})
+			return err
 		})
 		if err != nil || !more {
 			return last, err
 		}
 	}
+}
+
+// callerError carries an error of the caller's function through retryRead
+// unchanged, and unretried.
+type callerError struct{ error }
+
+// Tuning of reads: each round trip waits at most readAttempt for its answer
+// and is retried on a transient failure (a lost reply, no responder during a
+// stream leader election, a replica restarting) after a jittered wait from
+// readBackoffMin doubling to readBackoffMax, until the caller's context
+// ends. A read never waits out the caller's whole budget on one lost reply.
+const (
+	readAttempt    = 2 * time.Second
+	readBackoffMin = 10 * time.Millisecond
+	readBackoffMax = 500 * time.Millisecond
+)
+
+// retryRead runs one read round trip, op, with its own timeout, and again
+// while it fails with ErrUnavailable and ctx has time left. An error of the
+// caller's own function (callerError) is returned unchanged at once.
+func (l *Log) retryRead(ctx context.Context, what string, op func(ctx context.Context) error) error {
+	wait := readBackoffMin
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, readAttempt)
+		err := op(actx)
+		cancel()
+		var ce callerError
+		if errors.As(err, &ce) {
+			return ce.error
+		}
+		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		l.readRetries.Add(1)
+		if attempt == 1 || attempt%10 == 0 {
+			l.log.Debug("read retried", "op", what, "attempt", attempt, "err", err)
+		}
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, readBackoffMax)
+	}
+}
+
+// ReadRetries returns how many read round trips were tried again since the
+// log was opened (lost replies, elections).
+func (l *Log) ReadRetries() uint64 { return l.readRetries.Load() }
+
+// directBatch sends one batched direct get for subject from seq next, on an
+// inbox of its own (so that a late answer to an earlier attempt is never
+// taken for this one's), and reads the answer.
+func (l *Log) directBatch(ctx context.Context, subject string, next uint64, fn func(Record) error) (bool, error) {
+	op := "read " + subject
+	inbox := l.nc.NewInbox()
+	sub, err := l.nc.SubscribeSync(inbox)
+	if err != nil {
+		return false, classify(op, err)
+	}
+	defer sub.Unsubscribe()
+	req, _ := json.Marshal(directBatch{Seq: next, NextFor: subject, Batch: directBatchSize})
+	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+l.cfg.Stream, inbox, req); err != nil {
+		return false, classify(op, err)
+	}
+	return l.readBatch(ctx, sub, fn)
 }
 
 // readBatch reads one batched direct get's answer from sub, calling fn for
@@ -144,26 +208,32 @@ func (l *Log) LeaderLast(ctx context.Context, subject string) (uint64, error) {
 	req, _ := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`
 	}{subject})
-	msg, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.cfg.Stream, req)
-	if err != nil {
-		return 0, classify(op, err)
-	}
-	var resp struct {
-		Error   *jetstream.APIError `json:"error"`
-		Message *struct {
-			Seq uint64 `json:"seq"`
-		} `json:"message"`
-	}
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return 0, fmt.Errorf("eventstore: %s: %w", op, err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return 0, nil
-	case resp.Error != nil:
-		return 0, classify(op, resp.Error)
-	case resp.Message == nil:
-		return 0, fmt.Errorf("eventstore: %s: empty answer", op)
-	}
-	return resp.Message.Seq, nil
+	var seq uint64
+	err := l.retryRead(ctx, op, func(ctx context.Context) error {
+		msg, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.cfg.Stream, req)
+		if err != nil {
+			return classify(op, err)
+		}
+		var resp struct {
+			Error   *jetstream.APIError `json:"error"`
+			Message *struct {
+				Seq uint64 `json:"seq"`
+			} `json:"message"`
+		}
+		if err := json.Unmarshal(msg.Data, &resp); err != nil {
+			return fmt.Errorf("eventstore: %s: %w", op, err)
+		}
+		switch {
+		case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+			seq = 0
+		case resp.Error != nil:
+			return classify(op, resp.Error)
+		case resp.Message == nil:
+			return fmt.Errorf("eventstore: %s: empty answer", op)
+		default:
+			seq = resp.Message.Seq
+		}
+		return nil
+	})
+	return seq, err
 }

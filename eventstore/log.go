@@ -190,8 +190,17 @@ func (l *Log) Last(ctx context.Context, subject string) (Record, bool, error) {
 	if !l.owns(subject, false) {
 		return Record{}, false, fmt.Errorf("%w: %q is not a literal subject under %q", ErrInvalidSubject, subject, l.prefix)
 	}
-	raw, err := l.stream.GetLastMsgForSubject(ctx, subject)
-	return directRecord(raw, err, "last of "+subject)
+	var (
+		rec Record
+		ok  bool
+	)
+	op := "last of " + subject
+	err := l.retryRead(ctx, op, func(ctx context.Context) error {
+		raw, err := l.stream.GetLastMsgForSubject(ctx, subject)
+		rec, ok, err = directRecord(raw, err, op)
+		return err
+	})
+	return rec, ok, err
 }
 
 // Get returns the first record on subject (a subject or a filter) with
@@ -201,8 +210,17 @@ func (l *Log) Get(ctx context.Context, subject string, seq uint64) (Record, bool
 	if !l.owns(subject, true) {
 		return Record{}, false, fmt.Errorf("%w: %q is not a subject under %q", ErrInvalidSubject, subject, l.prefix)
 	}
-	raw, err := l.stream.GetMsg(ctx, max(seq, 1), jetstream.WithGetMsgSubject(subject))
-	return directRecord(raw, err, "get "+subject)
+	var (
+		rec Record
+		ok  bool
+	)
+	op := "get " + subject
+	err := l.retryRead(ctx, op, func(ctx context.Context) error {
+		raw, err := l.stream.GetMsg(ctx, max(seq, 1), jetstream.WithGetMsgSubject(subject))
+		rec, ok, err = directRecord(raw, err, op)
+		return err
+	})
+	return rec, ok, err
 }
 
 // directRecord turns the answer of a direct get into a Record. A direct get

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -280,6 +281,8 @@ type Log struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	readRetries atomic.Uint64
 }
 
 // Open starts the embedded server (when cfg.URL is empty) or connects to

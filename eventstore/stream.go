@@ -161,6 +161,17 @@ func show(v any) string {
 	return string(b)
 }
 
+// codeNoPeers is JSClusterNoPeersErrF ("no suitable peers for placement"):
+// answered while a cluster that is starting has not seen all its peers yet.
+const codeNoPeers jetstream.ErrorCode = 10005
+
+// startupTransient reports errors that mean "not yet" while a cluster
+// forms, though they are final once it runs.
+func startupTransient(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == codeNoPeers
+}
+
 // permanentError marks an error that retry must not retry.
 type permanentError struct{ error }
 
@@ -192,7 +203,7 @@ func (l *Log) retry(ctx context.Context, what string, op func(ctx context.Contex
 			return perm.error
 		}
 		cerr := classify(what, err)
-		if !errors.Is(cerr, ErrUnavailable) {
+		if !errors.Is(cerr, ErrUnavailable) && !startupTransient(err) {
 			return cerr
 		}
 		if ctx.Err() != nil {

@@ -38,6 +38,8 @@ func TestClusterLeaderLossStoresEveryCommandOnce(t *testing.T) {
 		stop      atomic.Bool
 		mu        sync.Mutex
 		acked     = map[string]bool{}
+		ackSeq    = map[string]uint64{}
+		ackID     = map[string]string{}
 		failed    int
 		slowest   time.Duration
 		wg        sync.WaitGroup
@@ -50,7 +52,7 @@ func TestClusterLeaderLossStoresEveryCommandOnce(t *testing.T) {
 				body := fmt.Sprint(w, "/", i)
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				start := time.Now()
-				_, err := e.Execute(ctx, domain.Meta{App: app},
+				res, err := e.Execute(ctx, domain.Meta{App: app},
 					domain.SendBroadcast{Session: domain.SessionID(fmt.Sprint("s", w)), Room: "r1", Body: body})
 				took := time.Since(start)
 				cancel()
@@ -59,6 +61,10 @@ func TestClusterLeaderLossStoresEveryCommandOnce(t *testing.T) {
 				slowest = max(slowest, took)
 				if err == nil {
 					acked[body] = true
+					if len(res.Appended) > 0 {
+						ackSeq[body] = res.Appended[0].Seq
+						ackID[body] = res.Appended[0].Events[0].ID.String()
+					}
 				} else {
 					failed++
 					t.Logf("broadcast %s: %v", body, err)
@@ -79,6 +85,9 @@ func TestClusterLeaderLossStoresEveryCommandOnce(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
+	// An ordered consumer may be placed on any replica: read once they
+	// are all in step.
+	c.WaitStreamSynced(eventstore.DefaultStream)
 	events := history(t, logs[0], domain.RoomKey(app, "r1"))
 	stored := map[string]int{}
 	for _, ev := range events {
@@ -93,7 +102,8 @@ func TestClusterLeaderLossStoresEveryCommandOnce(t *testing.T) {
 	}
 	for body := range acked {
 		if stored[body] != 1 {
-			t.Errorf("acknowledged broadcast %q stored %d times", body, stored[body])
+			r, ok, err := logs[0].Get(estest.Ctx(t), logs[0].Prefix()+".>", ackSeq[body])
+			t.Errorf("acknowledged broadcast %q stored %d times (acked at seq %d id %s; there: %v %v %d %s)", body, stored[body], ackSeq[body], ackID[body], ok, err, r.Seq, r.MsgID)
 		}
 	}
 	var resends uint64

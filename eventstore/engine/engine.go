@@ -177,7 +177,7 @@ func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 			continue
 		}
 		res.Decision = d
-		conflict, err := e.appendSteps(ctx, entries, now, &res)
+		conflict, err := e.appendSteps(ctx, entries, now, &res, attempt)
 		e.unlock(entries)
 		if err != nil {
 			return res, err
@@ -301,7 +301,7 @@ func (e *Engine) decide(ctx context.Context, entries []*entry, m domain.Meta, cm
 // appendSteps appends the decision's steps in order. It reports a conflict
 // (after catching the conflicting aggregate up) so the caller decides again;
 // steps appended before the conflict stay: the next decision recognises them.
-func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Time, res *Result) (bool, error) {
+func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Time, res *Result, attempt int) (bool, error) {
 	for _, st := range res.Steps {
 		var en *entry
 		for _, c := range entries {
@@ -335,7 +335,9 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		}
 		if errors.Is(err, eventstore.ErrConflict) {
 			e.conflicts.Add(1)
-			seen, cerr := e.catchUp(ctx, en, subject, uncertain)
+			// A second conflict in one command suggests reads answered by
+			// a replica behind the leader: read up to the leader's head.
+			seen, cerr := e.catchUp(ctx, en, subject, uncertain || attempt > 0)
 			if cerr != nil {
 				return false, e.storeErr("catch up "+st.Key.String(), cerr)
 			}
@@ -401,29 +403,27 @@ func (e *Engine) settle(ctx context.Context, m eventstore.Message) (eventstore.A
 }
 
 // catchUp brings en up to date after a conflict and returns the first event
-// IDs of the messages it folded. After an append whose outcome was unknown
-// it reads at least up to the stream leader's head for the subject: a
-// direct get may be answered by a replica a little behind, and missing our
-// own message there would apply the command twice.
+// IDs of the messages it folded. When authoritative (after an append whose
+// outcome was unknown, or a repeated conflict), or when a read found nothing
+// new, it reads at least up to the stream
+// leader's head for the subject: a direct get may be answered by a replica a
+// little behind, and missing our own message there would apply the command
+// twice.
 func (e *Engine) catchUp(ctx context.Context, en *entry, subject string, authoritative bool) (map[string]uint64, error) {
+	from := en.seq
 	seen, err := en.catchUp(ctx, e.log, subject)
-	if err != nil || !authoritative {
+	// A conflict means the subject has moved past en.seq; a read that
+	// found nothing new was answered by a replica behind the leader (one
+	// just restarted, still catching up): deciding on it would conflict
+	// again, many times over.
+	if err != nil || (!authoritative && en.seq > from) {
 		return seen, err
 	}
 	head, err := e.log.LeaderLast(ctx, subject)
-	for wait := settleMin; errors.Is(err, eventstore.ErrUnavailable) && ctx.Err() == nil; wait = min(2*wait, settleMax) {
-		// No leader right now (an election): ask again.
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
-		head, err = e.log.LeaderLast(ctx, subject)
-	}
 	if err != nil {
 		return nil, err
 	}
+	// Direct gets from a lagging replica: read again until it has caught up.
 	for wait := time.Millisecond; en.seq < head; wait = min(2*wait, 100*time.Millisecond) {
 		t := time.NewTimer(wait)
 		select {

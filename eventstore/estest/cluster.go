@@ -251,6 +251,42 @@ func (c *Cluster) WaitStreamLeader(stream string) int {
 	return leader
 }
 
+// WaitStreamSynced waits until every running node's replica of stream holds
+// the same last sequence, so that a read served by any of them sees the
+// whole stream.
+func (c *Cluster) WaitStreamSynced(stream string) {
+	c.tb.Helper()
+	c.waitFor("all replicas of "+stream+" in step", func() bool {
+		last, n := uint64(0), 0
+		for i := range c.nodes {
+			s := c.Server(i)
+			if s == nil {
+				continue
+			}
+			jsz, err := s.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+			if err != nil {
+				return false
+			}
+			found := false
+			for _, a := range jsz.AccountDetails {
+				for _, sd := range a.Streams {
+					if sd.Name == stream {
+						found = true
+						if n > 0 && sd.State.LastSeq != last {
+							return false
+						}
+						last, n = sd.State.LastSeq, n+1
+					}
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		return n > 0
+	})
+}
+
 // StreamReplicas asks the cluster for stream's configured replicas.
 func (c *Cluster) StreamReplicas(stream string) int {
 	c.tb.Helper()
