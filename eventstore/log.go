@@ -71,6 +71,9 @@ const (
 	// client vanished before deleting it (longer than the 30 s pull
 	// expiry, so a live Tail is never considered inactive).
 	consumerInactive = time.Minute
+	// consumerResets bounds nats.go's attempts to recreate a read's
+	// consumer (1 s, then 2 s apart).
+	consumerResets = 2
 )
 
 // Append stores m if, and only if, the last message on m.Subject has
@@ -321,12 +324,41 @@ func (l *Log) Read(ctx context.Context, filters []string, from uint64, fn func(R
 // Tail is Read that does not stop at the end of the log: it goes on
 // delivering records as they are appended until ctx ends (then it returns
 // nil) or fn returns an error (returned unchanged).
+//
+// While the log is unavailable (a cluster without quorum, JetStream
+// stopped) Tail keeps trying, resuming after the last record it delivered,
+// and logs that it waits; it still returns promptly when ctx ends.
 func (l *Log) Tail(ctx context.Context, filters []string, from uint64, fn func(Record) error) error {
-	err := l.consume(ctx, filters, startAt{seq: from}, false, fn)
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+	next := from
+	deliver := func(r Record) error {
+		if err := fn(r); err != nil {
+			return callerError{err}
+		}
+		next = r.Seq + 1
 		return nil
 	}
-	return err
+	wait := readBackoffMin
+	for {
+		err := l.consume(ctx, filters, startAt{seq: next}, false, deliver)
+		var ce callerError
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &ce):
+			return ce.error
+		case !errors.Is(err, ErrUnavailable):
+			return err
+		}
+		l.log.Warn("tail interrupted; resuming", "from", next, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // StartTime returns the sequence of the first record matching filters
@@ -370,6 +402,11 @@ func (l *Log) consume(ctx context.Context, filters []string, start startAt, boun
 		FilterSubjects:    filters,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: consumerInactive,
+		// nats.go recreates a consumer that stopped answering, by default
+		// forever and deaf to both ctx and Stop: a node whose JetStream
+		// died could not shut down. Give up after a few tries instead;
+		// Tail starts over by itself.
+		MaxResetAttempts: consumerResets,
 	}
 	switch {
 	case !start.time.IsZero():
@@ -384,7 +421,13 @@ func (l *Log) consume(ctx context.Context, filters []string, start startAt, boun
 	if err != nil {
 		return classify(op, err)
 	}
-	defer l.deleteConsumer(cons)
+	defer func() {
+		if ctx.Err() != nil {
+			go l.deleteConsumer(cons) // shutting down: best effort, in the background
+			return
+		}
+		l.deleteConsumer(cons)
+	}()
 
 	// The consumer's creation answer counts the matching records from the
 	// start to the end of the log: that is where a bounded read ends.
@@ -402,10 +445,22 @@ func (l *Log) consume(ctx context.Context, filters []string, start startAt, boun
 	if err != nil {
 		return classify(op, err)
 	}
-	defer it.Stop()
+	defer func() {
+		if ctx.Err() != nil {
+			// Stop waits for a consumer reset in progress (up to 10 s
+			// per try when JetStream is dead): do not hold a shutdown up.
+			go it.Stop()
+			return
+		}
+		it.Stop()
+	}()
+	next := func() (jetstream.Msg, error) { return it.Next(jetstream.NextContext(ctx)) }
+	if !bounded {
+		next = pump(ctx, it)
+	}
 
 	for n := uint64(0); !bounded || n < pending; n++ {
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		msg, err := next()
 		if err != nil {
 			return classify(op, err)
 		}
@@ -436,6 +491,40 @@ func (l *Log) consume(ctx context.Context, filters []string, start startAt, boun
 		}
 	}
 	return nil
+}
+
+// pump reads it on a goroutine of its own and returns a next function that
+// also returns when ctx ends. A tail's iterator may be stuck in nats.go's
+// consumer reset, which honours neither ctx nor Stop for up to 10 s a try:
+// a tail must still stop at once when its node shuts down. The goroutine
+// ends with the iterator (Stop, or the connection closing).
+func pump(ctx context.Context, it jetstream.MessagesContext) func() (jetstream.Msg, error) {
+	type result struct {
+		msg jetstream.Msg
+		err error
+	}
+	results := make(chan result)
+	go func() {
+		for {
+			msg, err := it.Next(jetstream.NextContext(ctx))
+			select {
+			case results <- result{msg, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func() (jetstream.Msg, error) {
+		select {
+		case r := <-results:
+			return r.msg, r.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // anyAfter reports whether a record matching filters exists after seq.

@@ -67,10 +67,12 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,6 +160,10 @@ type Client struct {
 	clock Clock
 	disp  *dispatcher
 	ids   atomic.Uint64
+	// keys makes idempotency keys: keyPrefix, random per client, and a
+	// counter.
+	keys      atomic.Uint64
+	keyPrefix string
 
 	// ctx ends when the client is closed; it stops reconnection.
 	ctx    context.Context
@@ -231,7 +237,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{url: url, opts: opts, log: opts.Logger, clock: opts.Clock, changed: make(chan struct{}),
-		rooms: map[string]*roomTrack{}, loginFailed: map[string]bool{}}
+		rooms: map[string]*roomTrack{}, loginFailed: map[string]bool{}, keyPrefix: rand.Text()[:16]}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.disp = newDispatcher()
 	dctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
@@ -321,10 +327,20 @@ func (c *Client) install(l *link) error {
 // reader goroutine when the reply succeeds, before any later frame is
 // handled (it records what a reply changes, such as the sequence a room's
 // events start from); it runs even if the caller stopped waiting.
+//
+// A request that changes state carries an idempotency key. If the
+// connection is lost after it was sent, before its reply, it is sent again
+// with the same key once the session is back (within the request timeout):
+// the server answers a key it already ran with the original outcome, so the
+// operation takes effect once.
 func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(data []byte) error) ([]byte, error) {
 	expired := make(chan struct{})
 	t := c.clock.AfterFunc(c.opts.RequestTimeout, func() { close(expired) })
 	defer t.Stop()
+	var key string
+	if op.Idempotent() {
+		key = c.keyPrefix + "-" + strconv.FormatUint(c.keys.Add(1), 10)
+	}
 	for {
 		c.mu.Lock()
 		l, changed, stopErr := c.link, c.changed, c.stopErr
@@ -333,11 +349,17 @@ func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(
 			return nil, stopErr
 		}
 		if l != nil {
-			data, err := l.roundTrip(ctx, expired, op, payload, hook)
-			if err != errNotSent {
+			data, err := l.roundTrip(ctx, expired, op, payload, key, hook)
+			switch {
+			case err == errNotSent:
+				// The link died before the request left: wait for the next.
+			case key != "" && isConnLost(err):
+				// Sent, but the reply was lost with the connection: send it
+				// again, same key, on the next one.
+				c.log.Debug("roomlog: reply lost with the connection; sending the request again", "op", op, "idempotency_key", key)
+			default:
 				return data, err
 			}
-			// The link died before the request left: wait for the next.
 		}
 		select {
 		case <-changed:

@@ -27,6 +27,8 @@ type Error struct {
 	// local marks errors the SDK made up rather than received: the
 	// reconnection logic retries those but not the server's refusals.
 	local bool
+	// lost marks a request sent on a connection lost before its reply.
+	lost bool
 }
 
 func (e *Error) Error() string {
@@ -84,8 +86,16 @@ func isLocal(err error) bool {
 // errConnLost fails a request that was sent but whose reply cannot come: the
 // connection it went out on is gone. Whether it took effect is unknown.
 func errConnLost(op protocol.Op) *Error {
-	return localError(op, domain.ErrReconnecting,
+	e := localError(op, domain.ErrReconnecting,
 		"the connection was lost before the reply; the operation may or may not have taken effect")
+	e.lost = true
+	return e
+}
+
+// isConnLost reports whether err is errConnLost's.
+func isConnLost(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.lost
 }
 
 // errNotSent is returned by a link that died before the request left: the

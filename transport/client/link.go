@@ -183,7 +183,7 @@ func (l *link) write(req protocol.Request) error {
 
 // roundTrip sends a request on this link and waits for its reply, for ctx
 // to end, or for expired to close (the request timeout).
-func (l *link) roundTrip(ctx context.Context, expired <-chan struct{}, op protocol.Op, payload any,
+func (l *link) roundTrip(ctx context.Context, expired <-chan struct{}, op protocol.Op, payload any, key string,
 	hook func([]byte) error) ([]byte, error) {
 	var data json.RawMessage
 	if payload != nil {
@@ -202,7 +202,7 @@ func (l *link) roundTrip(ctx context.Context, expired <-chan struct{}, op protoc
 	}
 	l.pending[id] = cl
 	l.mu.Unlock()
-	if err := l.write(protocol.Request{ID: id, Op: op, Data: data}); err != nil {
+	if err := l.write(protocol.Request{ID: id, Op: op, Data: data, IdempotencyKey: key}); err != nil {
 		l.c.lost(l, fmt.Errorf("write: %w", err))
 		// kill failed the call; fall through to collect that result.
 	}

@@ -175,6 +175,8 @@ type Server struct {
 	limits      *roomLimits // barrage, per room
 
 	stop context.CancelFunc
+	// replies remembers the outcomes of requests with idempotency keys.
+	replies replies
 }
 
 // New validates cfg, subscribes the gateway to the live projection and to

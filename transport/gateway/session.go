@@ -93,13 +93,48 @@ func (s *session) roomKey(room domain.RoomID) domain.Key {
 // go out before the room's next event).
 var errReplied = errors.New("replied")
 
-// handle runs one request and replies to it.
+// handle runs one request and replies to it. A request with an idempotency
+// key that this node already ran for the session, to a definite end, is
+// answered with the original outcome instead of running again.
 func (s *session) handle(ctx context.Context, req protocol.Request) {
-	data, err := s.do(ctx, req)
-	if errors.Is(err, errReplied) {
+	key := req.IdempotencyKey
+	if err := checkIdempotencyKey(key); err != nil {
+		s.reply(req.ID, nil, err)
 		return
 	}
+	if key == "" || !req.Op.Idempotent() {
+		s.run(ctx, req)
+		return
+	}
+	replies := &s.srv.replies
+	for {
+		o, seen := replies.start(s.id, key, req.Op, s.srv.cfg.Clock.Now())
+		if !seen {
+			data, err := s.run(ctx, req)
+			replies.finish(o, data, err)
+			return
+		}
+		if data, err, ok := o.wait(ctx); ok {
+			s.srv.cfg.Logger.Info("request repeated; answering with its original outcome", "session", s.id, "op", req.Op,
+				"idempotency_key", key)
+			s.reply(req.ID, data, err)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// The first try's outcome was not definite: run it again.
+	}
+}
+
+// run runs one request and replies to it, and returns what it replied.
+func (s *session) run(ctx context.Context, req protocol.Request) (any, error) {
+	data, err := s.do(ctx, req)
+	if errors.Is(err, errReplied) {
+		return nil, err
+	}
 	s.reply(req.ID, data, err)
+	return data, err
 }
 
 func (s *session) reply(id string, data any, err error) {

@@ -16,6 +16,11 @@ func req(id string, op Op, data any) Request {
 	return Request{ID: id, Op: op, Data: b}
 }
 
+func keyed(r Request, key string) Request {
+	r.IdempotencyKey = key
+	return r
+}
+
 func ok(id string, data any) Reply { return Reply{Type: TypeReply, ID: id, Data: data} }
 
 func ev(name EventName, room string, seq, prev, cursor uint64, data any) Event {
@@ -71,6 +76,8 @@ func Examples() []Example {
 		{"stop_play", req("15", OpStopPlay, PlayRequest{Stream: "bob-cam"})},
 		{"broadcast", req("16", OpBroadcast, MessageRequest{Room: "class-1", Message: "hello class"})},
 		{"broadcast: reply", ok("16", MessageReply{MessageID: "01KAK3J7Q8ZX5V2B8T9W0N3E4R", Seq: 12})},
+		{"broadcast with an idempotency key (sent again after a lost reply: answered with the original reply)",
+			keyed(req("17", OpBroadcast, MessageRequest{Room: "class-1", Message: "hello again"}), "3f9c2a7d-17")},
 		{"broadcast: refused (rate)", ReplyTo("16", nil, domain.ErrRateLimited.With("10 broadcast messages per second per room"))},
 		{"barrage", req("17", OpBarrage, MessageRequest{Room: "class-1", Message: "666"})},
 		{"barrage: reply (no room sequence: barrage is not logged)", ok("17", MessageReply{MessageID: "01KAK3J7Q8ZX5V2B8T9W0N3E4S"})},

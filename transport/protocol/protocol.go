@@ -16,6 +16,7 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"time"
 
 	"github.com/roomlog/roomlog/domain"
 )
@@ -99,6 +100,35 @@ type Request struct {
 	ID   string          `json:"id"`
 	Op   Op              `json:"op"`
 	Data json.RawMessage `json:"data,omitempty"`
+	// IdempotencyKey, optional, names the operation across retries (at most
+	// 64 bytes, unique per session). A client that lost the reply (the
+	// connection dropped) sends the request again with the same key; the
+	// node that ran it answers with the original reply instead of running
+	// it again, for IdempotencyWindow after it ran. See docs/protocol.md.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// IdempotencyWindow is how long a node remembers the reply to a request
+// with an IdempotencyKey; MaxIdempotencyKey is the longest key accepted.
+const (
+	IdempotencyWindow = 2 * time.Minute
+	MaxIdempotencyKey = 64
+)
+
+// Idempotent reports whether a repeated IdempotencyKey on op is answered
+// with the original outcome rather than run again: every operation that
+// changes state, except those that enter a room (login, switch_room,
+// create_room, join_room, enter_room), whose reply is the room's snapshot
+// followed by its events, and which a client re-enters itself after a
+// reconnect (resume says which rooms the session is in). Queries,
+// heartbeats and resume are answered afresh.
+func (op Op) Idempotent() bool {
+	switch op {
+	case OpQueryRoom, OpHeartbeat, OpResume,
+		OpLogin, OpSwitchRoom, OpCreateRoom, OpJoinRoom, OpEnterRoom:
+		return false
+	}
+	return true
 }
 
 // FrameType tells replies from events.

@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// maxRemembered bounds the outcomes a node remembers by idempotency key;
+// past it the oldest are forgotten first.
+const maxRemembered = 100_000
+
+// outcome is the outcome of a request that carried an idempotency key; done
+// is closed once it is known.
+type outcome struct {
+	id   replyKey
+	op   protocol.Op
+	at   time.Time
+	done chan struct{}
+	keep bool // a definite outcome, answered to repeats
+	data any
+	err  error
+}
+
+type replyKey struct {
+	session domain.SessionID
+	key     string
+}
+
+// replies remembers, per node, the outcome of the requests with an
+// idempotency key, by session and key, for protocol.IdempotencyWindow: a
+// client that lost a reply (its connection dropped) and sends the request
+// again, on this connection or after resuming on a new one, gets the
+// original answer instead of running the operation twice. A repeat that
+// arrives while the original still runs waits for it.
+type replies struct {
+	mu    sync.Mutex
+	byKey map[replyKey]*outcome
+	order []*outcome // oldest first
+}
+
+// start looks key up for session: it returns the remembered outcome (whose
+// done may still be open) and true, or registers a new one, to be finished
+// with finish, and false.
+func (r *replies) start(session domain.SessionID, key string, op protocol.Op, now time.Time) (*outcome, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked(now)
+	id := replyKey{session, key}
+	if o, ok := r.byKey[id]; ok && o.op == op {
+		return o, true
+	}
+	if r.byKey == nil {
+		r.byKey = map[replyKey]*outcome{}
+	}
+	for len(r.order) >= maxRemembered {
+		delete(r.byKey, r.order[0].id)
+		r.order = r.order[1:]
+	}
+	o := &outcome{id: id, op: op, at: now, done: make(chan struct{})}
+	r.byKey[id] = o
+	r.order = append(r.order, o)
+	return o, false
+}
+
+// finish records o's outcome and wakes the repeats waiting for it. An
+// outcome that is not definite (the log was unavailable, the command timed
+// out: it may or may not have taken effect) is forgotten, so that a repeat
+// runs again; the engine recognises its own append if it did land.
+func (r *replies) finish(o *outcome, data any, err error) {
+	r.mu.Lock()
+	o.data, o.err = data, err
+	o.keep = err == nil || !engine.IsInternal(err)
+	if !o.keep && r.byKey[o.id] == o {
+		delete(r.byKey, o.id)
+	}
+	r.mu.Unlock()
+	close(o.done)
+}
+
+// wait waits for o's outcome; ok is false if it was not definite or ctx
+// ended first.
+func (o *outcome) wait(ctx context.Context) (data any, err error, ok bool) {
+	select {
+	case <-o.done:
+		return o.data, o.err, o.keep
+	case <-ctx.Done():
+		return nil, nil, false
+	}
+}
+
+// expireLocked forgets what is older than the idempotency window.
+func (r *replies) expireLocked(now time.Time) {
+	n := 0
+	for n < len(r.order) && now.Sub(r.order[n].at) > protocol.IdempotencyWindow {
+		if r.byKey[r.order[n].id] == r.order[n] {
+			delete(r.byKey, r.order[n].id)
+		}
+		n++
+	}
+	r.order = r.order[n:]
+}
+
+// checkIdempotencyKey refuses a key the protocol does not accept.
+func checkIdempotencyKey(key string) error {
+	if len(key) > protocol.MaxIdempotencyKey {
+		return domain.ErrInvalidArgument.With("idempotency_key is %d bytes, at most %d", len(key), protocol.MaxIdempotencyKey)
+	}
+	return nil
+}
