@@ -34,9 +34,9 @@ func fixtures() []Event {
 	stream := StreamKey("demo", "teacher-main")
 	return []Event{
 		mk(room, 1, &RoomCreatedData{Name: "Maths", Attributes: map[string]string{"teacher": "t1"}, DestroyDelay: 90,
-			By: "t1", Session: "s-t1", Via: ViaCreate}),
+			By: "t1", Session: "s-t1", Via: ViaCreate, MaxMembers: 50}),
 		mk(room, 2, &MemberJoinedData{User: "t1", UserName: "Teacher", Session: "s-t1", Role: Anchor, CanPublish: true,
-			Claim: 2, Via: ViaLogin}),
+			Claim: 2, Via: ViaLogin, Quiet: true}),
 		mk(room, 3, &MemberLeftData{User: "u1", UserName: "Student 1", Session: "s-u1", Claim: 4, Reason: ReasonKickedDuplicateLogin,
 			BySession: "s-u1b", Detail: "replaced"}),
 		mk(room, 4, &StreamPublishedData{Stream: "teacher-main", User: "t1", UserName: "Teacher", Session: "s-t1", ExtraInfo: "hd", Claim: 1}),
@@ -48,7 +48,10 @@ func fixtures() []Event {
 		mk(room, 10, &CustomCommandSentData{From: "t1", FromName: "Teacher", Session: "s-t1", To: []UserID{"u1", "u2"},
 			Body: `{"mic":"off"}`}),
 		mk(room, 11, &ExtraInfoUpdatedData{Key: "topic", Value: "fractions", By: "t1", ByName: "Teacher"}),
-		mk(room, 12, &AttributesUpdatedData{Set: map[string]string{"slide": "4"}, Deleted: []string{"poll"}, By: "t1"}),
+		mk(room, 12, &AttributesUpdatedData{Set: map[string]string{"slide": "4"}, Deleted: []string{"poll"}, By: "t1",
+			UpdateOwner: true, DeleteAfterOwnerLeft: true, Force: true, Batch: true, OwnerLeft: true}),
+		mk(room, 12, &MemberAttributesUpdatedData{Members: []MemberAttributes{{User: "u1", Set: map[string]string{"seat": "3"},
+			Deleted: []string{"hand"}}}, By: "t1", ByName: "Teacher"}),
 		mk(room, 13, &ClaimVoidedData{Registry: KindSession, ID: "s-u9", Claim: 7}),
 		mk(room, 14, &RoomDestroyedData{Reason: DestroyBackend, Detail: "class over",
 			Members: []MemberClaim{{User: "t1", Session: "s-t1", Claim: 2}},

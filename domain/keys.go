@@ -46,6 +46,8 @@ func Keys(app AppID, c Command) []Key {
 		return []Key{sess(c.Session), room(c.Room)}
 	case SetRoomAttributes:
 		return []Key{sess(c.Session), room(c.Room)}
+	case SetMemberAttributes:
+		return []Key{sess(c.Session), room(c.Room)}
 	case KickUser:
 		return []Key{room(c.Room)}
 	case DestroyRoom:

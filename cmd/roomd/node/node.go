@@ -28,7 +28,7 @@ import (
 )
 
 // SnapshotName is the versioned name of the projection snapshot.
-const SnapshotName = "proj.rooms.v1"
+const SnapshotName = "proj.rooms.v2"
 
 // Config configures a node.
 type Config struct {
