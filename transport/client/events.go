@@ -47,6 +47,11 @@ type Handlers struct {
 	// OnRoomAttributesUpdated is ZIM roomAttributesUpdated: keys set and
 	// keys deleted.
 	OnRoomAttributesUpdated func(room string, set map[string]string, deleted []string)
+	// OnRoomAttributesBatchUpdated is ZIM roomAttributesBatchUpdated: a
+	// batch operation's keys, as one update.
+	OnRoomAttributesBatchUpdated func(room string, set map[string]string, deleted []string)
+	// OnRoomMemberAttributesUpdated is ZIM roomMemberAttributesUpdated.
+	OnRoomMemberAttributesUpdated func(room string, changes []MemberAttributesChange, by User)
 	// OnRoomOnlineUserCountUpdate is ZEGO onRoomOnlineUserCountUpdate,
 	// pushed periodically while the count changes.
 	OnRoomOnlineUserCountUpdate func(room string, count int)
@@ -271,6 +276,16 @@ func (c *Client) event(l *link, f *protocol.Frame) {
 		}
 		if h.OnSessionClosing != nil {
 			c.disp.push(func() { h.OnSessionClosing(domain.Code(d.Code), d.Error, d.Message) })
+		}
+	case protocol.EvRoomAttributesBatchUpdate:
+		var d protocol.RoomAttributesUpdate
+		if c.decode(f, &d) && h.OnRoomAttributesBatchUpdated != nil {
+			c.disp.push(func() { h.OnRoomAttributesBatchUpdated(f.Room, d.Set, d.Deleted) })
+		}
+	case protocol.EvRoomMemberAttributesUpdate:
+		var d protocol.MemberAttributesUpdate
+		if c.decode(f, &d) && h.OnRoomMemberAttributesUpdated != nil {
+			c.disp.push(func() { h.OnRoomMemberAttributesUpdated(f.Room, d.Members, d.By) })
 		}
 	default:
 		// A newer server's event: ignored, as the protocol's versioning by

@@ -19,6 +19,7 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/eventstore/history"
 	"github.com/roomlog/roomlog/eventstore/presence"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/transport/auth"
@@ -173,6 +174,7 @@ type Server struct {
 	unsubscribe []func() error // from the bus
 	node        string
 	limits      *roomLimits // barrage, per room
+	history     *history.Reader
 
 	stop context.CancelFunc
 }
@@ -187,6 +189,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, hub: newHub(cfg.Live, cfg.Logger), sessions: map[domain.SessionID]*session{},
 		conns: map[*conn]struct{}{}, limits: newRoomLimits()}
+	var err error
+	if s.history, err = history.New(history.Config{Log: cfg.Log}); err != nil {
+		return nil, err
+	}
 	s.node = cfg.Node
 	if s.node == "" {
 		s.node = cfg.Engine.NewID(cfg.Clock.Now()).String()
