@@ -154,7 +154,7 @@ func TestMemberAttributeRules(t *testing.T) {
 			err: ErrMemberAttrsInvalid},
 		{name: "a 31st key on a member is refused (1902011)",
 			given: with(two, SetMemberAttributes{Session: "s1", Room: "r1", Users: []UserID{"u2"}, Set: thirty}),
-			when: seat, err: ErrMemberAttrsInvalid},
+			when:  seat, err: ErrMemberAttrsInvalid},
 		{name: "a non-member cannot write (1902006)",
 			given: two, when: SetMemberAttributes{Session: "s9", Room: "r1", Users: []UserID{"u2"}, Set: map[string]string{"a": "b"}},
 			err: ErrNotLoggedIn},
