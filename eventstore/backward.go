@@ -33,18 +33,17 @@ func (l *Log) ReadSubjectBackward(ctx context.Context, subject string, before ui
 		}
 		before = last.Seq + 1
 	}
-	first, err := l.FirstSeq(ctx)
-	if err != nil {
-		return 0, err
-	}
-	hint = max(hint, 16)
-	window := uint64(hint)
+	hint = max(hint, 8)
+	window := uint64(hint) * 2 // the density is unknown yet: assume one record in two
 	var oldest uint64
 	var buf []Record
-	for hi := before; hi > first; {
-		lo := max(first, hi-min(window, hi))
+	for hi := before; hi > 1; {
+		lo := max(1, hi-min(window, hi-1))
 		buf = buf[:0]
-		_, err := l.ReadSubject(ctx, subject, lo, func(rec Record) error {
+		// The batch is sized for the records the window should hold: a
+		// batch reads on past the window's end, and those are wasted.
+		expect := min(int(window), hint+hint/2+1, directBatchSize)
+		_, err := l.readSubject(ctx, subject, lo, expect, func(rec Record) error {
 			if rec.Seq >= hi {
 				return errWindowDone
 			}
@@ -62,11 +61,11 @@ func (l *Log) ReadSubjectBackward(ctx context.Context, subject string, before ui
 			}
 		}
 		// Size the next window for what the caller may still need at the
-		// density seen in this one (at least twice as large when it held
-		// nothing).
+		// density seen in this one, with a margin (four times as large when
+		// it held nothing).
 		span := hi - lo
 		if n := uint64(len(buf)); n > 0 {
-			window = max(span*uint64(hint)/n+1, uint64(hint))
+			window = max(span*uint64(hint)*3/(2*n)+1, uint64(hint))
 		} else {
 			window = span * 4
 		}
@@ -74,13 +73,4 @@ func (l *Log) ReadSubjectBackward(ctx context.Context, subject string, before ui
 		hi = lo
 	}
 	return oldest, nil
-}
-
-// FirstSeq returns the stream's first sequence (the oldest one still kept).
-func (l *Log) FirstSeq(ctx context.Context) (uint64, error) {
-	info, err := l.stream.Info(ctx)
-	if err != nil {
-		return 0, classify("stream info", err)
-	}
-	return max(info.State.FirstSeq, 1), nil
 }
