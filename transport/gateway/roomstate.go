@@ -47,9 +47,19 @@ func (s *session) isQuiet(room domain.RoomID) bool {
 	return s.quiet[room]
 }
 
-func checkHistory(n int) error {
-	if n < 0 || n > domain.DefaultLimits().HistoryPage {
-		return domain.ErrInvalidArgument.With("history must be 0 to %d messages", domain.DefaultLimits().HistoryPage)
+// pageLimit is the most messages or members one page of the session's app
+// holds.
+func (s *session) pageLimit() int {
+	s.mu.Lock()
+	app := s.app
+	s.mu.Unlock()
+	return s.srv.cfg.Policy(app).Limits.HistoryPage
+}
+
+// checkHistory checks the number of last messages an entry asks for.
+func (s *session) checkHistory(n int) error {
+	if limit := s.pageLimit(); n < 0 || n > limit {
+		return domain.ErrInvalidArgument.With("history must be 0 to %d messages", limit)
 	}
 	return nil
 }
@@ -118,7 +128,7 @@ func (s *session) doRoomState(ctx context.Context, req protocol.Request) (data a
 		if err := decode(req, &r); err != nil {
 			return nil, err, true
 		}
-		count, err := pageSize(r.Count, defaultPage)
+		count, err := s.pageSize(r.Count, defaultPage)
 		if err != nil {
 			return nil, err, true
 		}
@@ -151,7 +161,7 @@ func (s *session) doRoomState(ctx context.Context, req protocol.Request) (data a
 		if err := decode(req, &r); err != nil {
 			return nil, err, true
 		}
-		count, err := pageSize(r.Count, defaultPage)
+		count, err := s.pageSize(r.Count, defaultPage)
 		if err != nil {
 			return nil, err, true
 		}
@@ -186,7 +196,7 @@ func (s *session) doRoomState(ctx context.Context, req protocol.Request) (data a
 		if err := decode(req, &r); err != nil {
 			return nil, err, true
 		}
-		count, err := pageSize(r.Count, defaultHistory)
+		count, err := s.pageSize(r.Count, defaultHistory)
 		if err != nil {
 			return nil, err, true
 		}
@@ -205,8 +215,9 @@ func (s *session) doRoomState(ctx context.Context, req protocol.Request) (data a
 }
 
 // pageSize checks a requested page size.
-func pageSize(n, def int) (int, error) {
-	limit := domain.DefaultLimits().HistoryPage
+func (s *session) pageSize(n, def int) (int, error) {
+	limit := s.pageLimit()
+	def = min(def, limit)
 	switch {
 	case n == 0:
 		return def, nil

@@ -544,7 +544,7 @@ func (s *session) login(ctx context.Context, req protocol.Request) (any, error) 
 	s.mu.Lock()
 	mode := s.mode
 	s.mu.Unlock()
-	if err := checkHistory(r.History); err != nil {
+	if err := s.checkHistory(r.History); err != nil {
 		return nil, err
 	}
 	quiet := r.UserStatusNotify != nil && !*r.UserStatusNotify
@@ -606,7 +606,7 @@ func (s *session) createRoom(ctx context.Context, req protocol.Request) (any, er
 		via, create = domain.ViaEnter, domain.CreateIfMissing
 	}
 	u := s.zimUser(r.User, claims)
-	if err := checkHistory(r.History); err != nil {
+	if err := s.checkHistory(r.History); err != nil {
 		return nil, err
 	}
 	return s.join(ctx, req, room, claims, u, domain.JoinRoom{Session: s.id, User: u, Mode: s.zimMode(), Room: room,
@@ -638,7 +638,7 @@ func (s *session) joinRoom(ctx context.Context, req protocol.Request) (any, erro
 	}
 	s.adoptApp(claims)
 	u := s.zimUser(r.User, claims)
-	if err := checkHistory(r.History); err != nil {
+	if err := s.checkHistory(r.History); err != nil {
 		return nil, err
 	}
 	return s.join(ctx, req, room, claims, u, domain.JoinRoom{Session: s.id, User: u, Mode: s.zimMode(), Room: room,
