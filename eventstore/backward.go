@@ -2,75 +2,77 @@ package eventstore
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"slices"
 )
 
-// errWindowDone stops a forward read at the end of a backward window.
-var errWindowDone = errors.New("window done")
+// directLast asks for the last message of subjects at or below UpTo (0: the
+// stream's last), a multi-last direct get (ADR-31).
+type directLast struct {
+	MultiLast []string `json:"multi_last"`
+	UpTo      uint64   `json:"up_to_seq,omitempty"`
+}
 
 // ReadSubjectBackward calls fn with the records on the literal subject whose
 // stream sequence is below before (0: every record), newest first, until fn
 // returns false or an error, or the subject has no older record. It returns
 // the sequence of the oldest record it passed to fn (0 if none).
 //
-// JetStream reads forward only, so the subject is read in windows of stream
-// sequences, each with the batched direct gets of ReadSubject, walking back
-// from before. hint is how many records the caller expects to need: the
-// first window is sized for it, the next ones from the density of the
-// subject in the windows read so far, so that a page of a busy room takes
-// one or two round trips and a page of a quiet one a few more.
-func (l *Log) ReadSubjectBackward(ctx context.Context, subject string, before uint64, hint int,
+// JetStream reads forward only; a multi-last direct get bounded by a
+// sequence is the one read that goes backward: each round trip returns the
+// subject's last record below the previous one, found from the store's
+// per-subject index whatever other subjects lie between. A page of n records
+// costs n round trips of a few microseconds each to an embedded server, and
+// the same at any depth of the stream. (Windows read forward with batched
+// gets were tried first: the server counts the subject's pending messages
+// for every batch, which cost 0.5 to 1.3 ms a window on a 200,000-message
+// stream, against 17 µs a record here.)
+func (l *Log) ReadSubjectBackward(ctx context.Context, subject string, before uint64,
 	fn func(Record) (bool, error)) (uint64, error) {
 	if !l.owns(subject, false) {
 		return 0, fmt.Errorf("%w: %q is not a literal subject under %q", ErrInvalidSubject, subject, l.prefix)
 	}
-	if before == 0 {
-		last, ok, err := l.Last(ctx, subject)
-		if err != nil || !ok {
-			return 0, err
-		}
-		before = last.Seq + 1
+	if before == 1 {
+		return 0, nil
 	}
-	hint = max(hint, 8)
-	window := uint64(hint) * 2 // the density is unknown yet: assume one record in two
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+	}
+	op := "read back " + subject
+	inbox := l.nc.NewInbox()
+	sub, err := l.nc.SubscribeSync(inbox)
+	if err != nil {
+		return 0, classify(op, err)
+	}
+	defer sub.Unsubscribe()
+	api := "$JS.API.DIRECT.GET." + l.cfg.Stream
 	var oldest uint64
-	var buf []Record
-	for hi := before; hi > 1; {
-		lo := max(1, hi-min(window, hi-1))
-		buf = buf[:0]
-		// The batch is sized for the records the window should hold: a
-		// batch reads on past the window's end, and those are wasted.
-		expect := min(int(window), hint+hint/2+1, directBatchSize)
-		_, err := l.readSubject(ctx, subject, lo, expect, func(rec Record) error {
-			if rec.Seq >= hi {
-				return errWindowDone
-			}
-			buf = append(buf, rec)
+	for upTo := before - 1; ; { // before 0: upTo wraps to the largest sequence
+		if before == 0 {
+			upTo = 0 // the stream's last
+		}
+		req, _ := json.Marshal(directLast{MultiLast: []string{subject}, UpTo: upTo})
+		if err := l.nc.PublishRequest(api, inbox, req); err != nil {
+			return oldest, classify(op, err)
+		}
+		var rec Record
+		found := false
+		if _, err := l.readBatch(ctx, sub, func(r Record) error {
+			rec, found = r, true
 			return nil
-		})
-		if err != nil && !errors.Is(err, errWindowDone) {
+		}); err != nil {
 			return oldest, err
 		}
-		for _, rec := range slices.Backward(buf) {
-			oldest = rec.Seq
-			more, err := fn(rec)
-			if err != nil || !more {
-				return oldest, err
-			}
+		if !found || (oldest != 0 && rec.Seq >= oldest) {
+			return oldest, nil
 		}
-		// Size the next window for what the caller may still need at the
-		// density seen in this one, with a margin (four times as large when
-		// it held nothing).
-		span := hi - lo
-		if n := uint64(len(buf)); n > 0 {
-			window = max(span*uint64(hint)*3/(2*n)+1, uint64(hint))
-		} else {
-			window = span * 4
+		oldest = rec.Seq
+		more, err := fn(rec)
+		if err != nil || !more || rec.Seq <= 1 {
+			return oldest, err
 		}
-		window = min(window, 1<<24)
-		hi = lo
+		before, upTo = rec.Seq, rec.Seq-1
 	}
-	return oldest, nil
 }

@@ -31,11 +31,6 @@ const directBatchSize = 256
 // an aggregate catching up; Read suits long ones. An error from fn stops the
 // read and is returned unchanged.
 func (l *Log) ReadSubject(ctx context.Context, subject string, from uint64, fn func(Record) error) (uint64, error) {
-	return l.readSubject(ctx, subject, from, directBatchSize, fn)
-}
-
-// readSubject is ReadSubject asking for batch records per round trip.
-func (l *Log) readSubject(ctx context.Context, subject string, from uint64, batch int, fn func(Record) error) (uint64, error) {
 	if !l.owns(subject, false) {
 		return 0, fmt.Errorf("%w: %q is not a literal subject under %q", ErrInvalidSubject, subject, l.prefix)
 	}
@@ -54,7 +49,7 @@ func (l *Log) readSubject(ctx context.Context, subject string, from uint64, batc
 	api := "$JS.API.DIRECT.GET." + l.cfg.Stream
 	var last uint64
 	for next := max(from, 1); ; {
-		req, _ := json.Marshal(directBatch{Seq: next, NextFor: subject, Batch: batch})
+		req, _ := json.Marshal(directBatch{Seq: next, NextFor: subject, Batch: directBatchSize})
 		if err := l.nc.PublishRequest(api, inbox, req); err != nil {
 			return last, classify(op, err)
 		}

@@ -74,7 +74,7 @@ func (r *Reader) Read(ctx context.Context, q Query) (Page, error) {
 	}
 	subject := r.log.Subject(string(q.Room.App), string(q.Room.Kind), q.Room.ID)
 	var p Page
-	_, err := r.log.ReadSubjectBackward(ctx, subject, q.Before, q.Count+1, func(rec eventstore.Record) (bool, error) {
+	_, err := r.log.ReadSubjectBackward(ctx, subject, q.Before, func(rec eventstore.Record) (bool, error) {
 		events, err := domain.DecodeEvents(rec.Data)
 		if err != nil {
 			return false, fmt.Errorf("history of %s at %d: %w", q.Room, rec.Seq, err)
