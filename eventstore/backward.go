@@ -49,10 +49,11 @@ func (l *Log) ReadSubjectBackward(ctx context.Context, subject string, before ui
 	defer sub.Unsubscribe()
 	api := "$JS.API.DIRECT.GET." + l.cfg.Stream
 	var oldest uint64
-	for upTo := before - 1; ; { // before 0: upTo wraps to the largest sequence
-		if before == 0 {
-			upTo = 0 // the stream's last
-		}
+	upTo := uint64(0) // the stream's last
+	if before > 0 {
+		upTo = before - 1
+	}
+	for {
 		req, _ := json.Marshal(directLast{MultiLast: []string{subject}, UpTo: upTo})
 		if err := l.nc.PublishRequest(api, inbox, req); err != nil {
 			return oldest, classify(op, err)
@@ -73,6 +74,6 @@ func (l *Log) ReadSubjectBackward(ctx context.Context, subject string, before ui
 		if err != nil || !more || rec.Seq <= 1 {
 			return oldest, err
 		}
-		before, upTo = rec.Seq, rec.Seq-1
+		upTo = rec.Seq - 1
 	}
 }
