@@ -16,12 +16,17 @@ import (
 // Config configures a Reader.
 type Config struct {
 	Log *eventstore.Log
+	// MaxScan bounds the log records one page reads (one round trip each):
+	// a page of a room with few messages among many other events ends early,
+	// with Next set, rather than keep its reader waiting. Default 2,000.
+	MaxScan int
 }
 
 // Reader reads room histories. It holds no state: every page is read from
 // the log.
 type Reader struct {
-	log *eventstore.Log
+	log     *eventstore.Log
+	maxScan int
 }
 
 // New returns a Reader.
@@ -29,7 +34,10 @@ func New(cfg Config) (*Reader, error) {
 	if cfg.Log == nil {
 		return nil, errors.New("history: Log is required")
 	}
-	return &Reader{log: cfg.Log}, nil
+	if cfg.MaxScan <= 0 {
+		cfg.MaxScan = 2000
+	}
+	return &Reader{log: cfg.Log, maxScan: cfg.MaxScan}, nil
 }
 
 // Query says which page to read.
@@ -59,7 +67,9 @@ type Message struct {
 // Page is a page of a history, newest first.
 type Page struct {
 	Messages []Message
-	// Next is the Before of the next older page; 0 when there is none.
+	// Next is the Before of the next older page; 0 when there is none. A
+	// page may hold fewer than Count messages and still have a next one,
+	// when it read MaxScan records without finding them all.
 	Next uint64
 }
 
@@ -74,6 +84,7 @@ func (r *Reader) Read(ctx context.Context, q Query) (Page, error) {
 	}
 	subject := r.log.Subject(string(q.Room.App), string(q.Room.Kind), q.Room.ID)
 	var p Page
+	scanned := 0
 	_, err := r.log.ReadSubjectBackward(ctx, subject, q.Before, func(rec eventstore.Record) (bool, error) {
 		events, err := domain.DecodeEvents(rec.Data)
 		if err != nil {
@@ -103,6 +114,10 @@ func (r *Reader) Read(ctx context.Context, q Query) (Page, error) {
 				return false, errFull
 			}
 			p.Messages = append(p.Messages, Message{Event: e, Cursor: rec.Seq})
+		}
+		if scanned++; scanned >= r.maxScan {
+			p.Next = rec.Seq // this record is done: the next page starts below it
+			return false, nil
 		}
 		return true, nil
 	})

@@ -80,3 +80,40 @@ func TestHistoryPages(t *testing.T) {
 		t.Fatalf("the last 3 messages as of seq %d: %v (next %d)", atSeq, p.Messages, p.Next)
 	}
 }
+
+// A page of a room with few messages among many other events stops after
+// MaxScan records with a next page, and paging on finds every message.
+func TestHistoryPageScanIsBounded(t *testing.T) {
+	log := estest.Open(t, nil)
+	e := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, e, estest.Login("s1", "u1", "r1"))
+	for i := range 3 {
+		estest.Exec(t, e, domain.SendBroadcast{Session: "s1", Room: "r1", Body: fmt.Sprint("m", i)})
+		for range 10 { // churn: a member comes and goes
+			estest.Exec(t, e, estest.Login("s2", "u2", "r1"))
+			estest.Exec(t, e, domain.LeaveRoom{Session: "s2", Room: "r1"})
+		}
+	}
+	h, err := history.New(history.Config{Log: log, MaxScan: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	pages := 0
+	for before := uint64(0); ; pages++ {
+		p, err := h.Read(estest.Ctx(t), history.Query{Room: domain.RoomKey(estest.App, "r1"), For: "u1", Before: before, Count: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range p.Messages {
+			got = append(got, body(m))
+		}
+		if p.Next == 0 {
+			break
+		}
+		before = p.Next
+	}
+	if fmt.Sprint(got) != "[m2 m1 m0]" || pages < 3 {
+		t.Fatalf("history %v in %d pages", got, pages+1)
+	}
+}

@@ -280,11 +280,21 @@ func (s *session) readRoom(ctx context.Context, room domain.RoomID, read func(*d
 func (s *session) lastMessages(ctx context.Context, key domain.Key, uid domain.UserID, at uint64, n int) ([]protocol.HistoryMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
 	defer cancel()
-	page, err := s.srv.history.Read(ctx, history.Query{Room: key, For: uid, AtMost: at, Count: n})
-	if err != nil {
-		return nil, err
+	// A page may end early in a room with many other events: read on, so
+	// that the login gets exactly its last n messages.
+	var msgs []history.Message
+	for before := uint64(0); len(msgs) < n; {
+		page, err := s.srv.history.Read(ctx, history.Query{Room: key, For: uid, AtMost: at, Before: before, Count: n - len(msgs)})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, page.Messages...)
+		if page.Next == 0 {
+			break
+		}
+		before = page.Next
 	}
-	return historyMessages(page.Messages), nil
+	return historyMessages(msgs), nil
 }
 
 func historyMessages(msgs []history.Message) []protocol.HistoryMessage {
