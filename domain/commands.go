@@ -99,6 +99,9 @@ type PublishStream struct {
 	Stream    StreamID
 	Room      RoomID
 	ExtraInfo string
+	// Node is the media node chosen to host the stream's media, recorded
+	// with the publish ("" where no media node runs).
+	Node string
 }
 
 // StopPublishing stops publishing a stream.
