@@ -237,3 +237,5 @@ func settleGoroutines(t *testing.T, base int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func runtimeGoroutines() int { return runtime.NumGoroutine() }

@@ -36,7 +36,10 @@ type peer struct {
 // current publisher's; a player gets them as they come and keeps its peer
 // connection when the publisher changes.
 type router struct {
-	key     routeKey
+	key routeKey
+	// refs counts the registered peers of the stream (under SFU.mu): the
+	// router is dropped with the last.
+	refs    int
 	mu      sync.Mutex
 	pub     *peer
 	ups     map[webrtc.RTPCodecType]*upTrack
@@ -131,12 +134,6 @@ func (r *router) keyframe() {
 	if u != nil {
 		u.keyframe()
 	}
-}
-
-func (r *router) idle() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.pub == nil && len(r.players) == 0
 }
 
 // Handle serves one signalling request.
@@ -238,6 +235,7 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 		r = &router{key: rk}
 		s.routers[rk] = r
 	}
+	r.refs++
 	p.router = r
 	s.mu.Unlock()
 
@@ -446,12 +444,12 @@ func (p *peer) close(why *domain.Error, reason string) {
 	}
 	p.mu.Unlock()
 	s := p.sfu
-	s.unregister(p)
 	if p.key.kind == Publish {
 		p.router.removePublisher(p)
 	} else {
 		p.router.removePlayer(p)
 	}
+	s.unregister(p)
 	if p.pc != nil {
 		// Close waits for Pion's goroutines; it may be called from one of
 		// the connection's own callbacks, so it runs apart.
@@ -490,16 +488,10 @@ func (s *SFU) unregister(p *peer) {
 	if s.sessions[sk]--; s.sessions[sk] <= 0 {
 		delete(s.sessions, sk)
 	}
-	if p.router != nil {
-		go s.dropRouterIfIdle(p.router)
-	}
-}
-
-func (s *SFU) dropRouterIfIdle(r *router) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.routers[r.key] == r && r.idle() {
-		delete(s.routers, r.key)
+	if r := p.router; r != nil {
+		if r.refs--; r.refs == 0 && s.routers[r.key] == r {
+			delete(s.routers, r.key)
+		}
 	}
 }
 
