@@ -167,6 +167,9 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 	if p := s.peer(k); p != nil {
 		return p.renegotiate(ctx, sig.SDP)
 	}
+	if sig.Op == OpRestart {
+		return Answer{}, ErrNoPeer
+	}
 	return s.open(ctx, k, sig.SDP)
 }
 
@@ -181,7 +184,7 @@ func validate(sig Signal) error {
 		return ErrBadSignal.With("kind must be %q or %q", Publish, Play)
 	}
 	switch sig.Op {
-	case OpOffer:
+	case OpOffer, OpRestart:
 		if sig.SDP == "" {
 			return ErrBadSignal.With("an offer needs its sdp")
 		}

@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,8 +28,12 @@ type Config struct {
 	// Required.
 	Node string
 	// Notify receives publisher and player state changes, in order, from
-	// one goroutine. Nil: they are dropped.
+	// one goroutine. Nil: they are published on the Bus (StateSubject), or
+	// dropped without one.
 	Notify func(StateEvent)
+	// Bus, if set, carries signalling forwarded from other nodes (this
+	// node serves its own subject) and state events to every gateway.
+	Bus    Bus
 	Logger *slog.Logger
 
 	// ICEServers are given to every peer connection (STUN/TURN). Default
@@ -156,6 +161,15 @@ func New(cfg Config) (*SFU, error) {
 	if cfg.Live == nil || cfg.Node == "" {
 		return nil, errors.New("media: Live and Node are required")
 	}
+	if cfg.Notify == nil && cfg.Bus != nil {
+		bus, logger := cfg.Bus, cfg.Logger
+		cfg.Notify = func(e StateEvent) {
+			b, _ := json.Marshal(e)
+			if err := bus.Publish(StateSubject, b); err != nil {
+				logger.Warn("media: a state event was not sent", "session", e.Session, "stream", e.Stream, "err", err)
+			}
+		}
+	}
 	s := &SFU{cfg: cfg, peers: map[peerKey]*peer{}, sessions: map[sessionKey]int{}, routers: map[routeKey]*router{},
 		kick: make(chan struct{}, 1), notes: newNotifier(cfg.Notify)}
 	if err := s.buildAPI(); err != nil {
@@ -244,6 +258,13 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 // peer connection.
 func (s *SFU) Run(ctx context.Context) error {
 	defer s.shutdown()
+	if s.cfg.Bus != nil {
+		stop, err := s.cfg.Bus.Serve(nodeSubject(s.cfg.Node), s.serve)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	sweep := time.NewTicker(s.cfg.SweepInterval)
 	defer sweep.Stop()
 	for {

@@ -37,6 +37,9 @@ const (
 	// OpOffer answers an SDP offer. A second offer for the same stream and
 	// kind renegotiates the existing peer connection (an ICE restart).
 	OpOffer SignalOp = "offer"
+	// OpRestart is an ICE-restart offer: like OpOffer, but only for an
+	// existing peer connection.
+	OpRestart SignalOp = "restart"
 	// OpCandidate adds a trickled ICE candidate of the client.
 	OpCandidate SignalOp = "candidate"
 	// OpClose closes the peer connection.

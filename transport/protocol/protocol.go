@@ -63,7 +63,7 @@ func Ops() []Op {
 	return []Op{OpSetRoomMode, OpLogin, OpLogout, OpSwitchRoom, OpCreateRoom, OpJoinRoom, OpEnterRoom, OpLeaveRoom,
 		OpLeaveAllRooms, OpPublish, OpStopPublish, OpSetStreamExtraInfo, OpPlay, OpStopPlay, OpBroadcast, OpBarrage,
 		OpCustomCommand, OpSetRoomExtraInfo, OpSetRoomAttributes, OpDeleteRoomAttributes, OpQueryRoom, OpRenewToken,
-		OpHeartbeat, OpResume}
+		OpHeartbeat, OpResume, OpMediaOffer, OpMediaCandidate, OpMediaICERestart, OpMediaClose}
 }
 
 // EventName names a pushed event.
@@ -90,7 +90,7 @@ const (
 func EventNames() []EventName {
 	return []EventName{EvHello, EvRoomStateChanged, EvRoomUserUpdate, EvRoomStreamUpdate, EvStreamExtraInfoUpdate,
 		EvBroadcastMessage, EvBarrageMessage, EvCustomCommand, EvRoomExtraInfoUpdate, EvRoomAttributesUpdate,
-		EvRoomOnlineUserCount, EvTokenWillExpire, EvSessionClosing}
+		EvRoomOnlineUserCount, EvTokenWillExpire, EvSessionClosing, EvPublisherStateUpdate, EvPlayerStateUpdate}
 }
 
 // Request is a client frame.
@@ -237,5 +237,5 @@ func NewPayload(op Op) any {
 	case OpResume:
 		return &ResumeRequest{}
 	}
-	return nil
+	return NewMediaPayload(op)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/roomlog/roomlog/eventstore/presence"
 	"github.com/roomlog/roomlog/eventstore/reactor"
 	"github.com/roomlog/roomlog/eventstore/timekeeper"
+	"github.com/roomlog/roomlog/media"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/transport/admin"
 	"github.com/roomlog/roomlog/transport/auth"
@@ -50,6 +51,12 @@ type Config struct {
 	// Gateway tunes the gateway; its Engine, Live, Log, Signer, Policy,
 	// Clock and Logger are filled in by the node.
 	Gateway gateway.Config
+	// Media configures the node's SFU; its Live, Node and Bus are filled
+	// in by the node.
+	Media media.Config
+	// NoMedia runs the node without an SFU: the media operations answer
+	// media_unavailable.
+	NoMedia bool
 	Logger  *slog.Logger
 }
 
@@ -62,13 +69,15 @@ type Node struct {
 	Timekeeper *timekeeper.Timekeeper
 	Presence   *presence.Presence
 	Gateway    *gateway.Server
-	Signer     *auth.Signer
-	bus        *eventstore.Bus
-	reactor    *reactor.Reactor
-	snapshots  projections.Store
-	httpSrv    *http.Server
-	httpAddr   string
-	decider    *domain.Decider
+	// SFU is the node's media plane (nil with NoMedia).
+	SFU       *media.SFU
+	Signer    *auth.Signer
+	bus       *eventstore.Bus
+	reactor   *reactor.Reactor
+	snapshots projections.Store
+	httpSrv   *http.Server
+	httpAddr  string
+	decider   *domain.Decider
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -163,6 +172,16 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	if n.bus, err = n.Log.OpenBus("roomlog-bus"); err != nil {
 		return err
 	}
+	if !n.cfg.NoMedia {
+		mc := n.cfg.Media
+		mc.Live, mc.Node, mc.Bus = n.Live, node, n.bus
+		if mc.Logger == nil {
+			mc.Logger = n.cfg.Logger
+		}
+		if n.SFU, err = media.New(mc); err != nil {
+			return err
+		}
+	}
 	if n.cfg.HTTPListen != "" {
 		if err := n.startHTTP(node); err != nil {
 			return err
@@ -174,6 +193,9 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	n.goRun("reactor", func() error { return n.reactor.Run(runCtx) })
 	n.goRun("presence", func() error { return n.Presence.Run(runCtx) })
 	n.goRun("timekeeper", func() error { return n.Timekeeper.Run(runCtx) })
+	if n.SFU != nil {
+		n.goRun("media", func() error { return n.SFU.Run(runCtx) })
+	}
 	select {
 	case <-n.reactor.Running():
 	case <-ctx.Done():
@@ -249,6 +271,11 @@ func (n *Node) startHTTP(node string) error {
 	gc.Engine, gc.Live, gc.Log, gc.Signer, gc.Policy, gc.Clock, gc.Logger = n.Engine, n.Live, n.Log, n.Signer,
 		n.decider.Policy, n.cfg.Clock, n.cfg.Logger
 	gc.Presence, gc.Node, gc.Bus = n.Presence, node, n.bus
+	if n.SFU != nil {
+		if gc.Media, err = media.NewRouter(media.RouterConfig{Live: n.Live, Local: n.SFU, Bus: n.bus}); err != nil {
+			return err
+		}
+	}
 	if n.Gateway, err = gateway.New(gc); err != nil {
 		return err
 	}
