@@ -120,7 +120,11 @@ func TestHeartbeatTimeoutClosesMedia(t *testing.T) {
 	clock := estest.NewClock(time.Now())
 	n := clienttest.StartNode(t, clienttest.NodeOptions{Clock: clock})
 	p := netcut.Start(t, n.HTTPAddr())
-	alice := dialMedia(t, n, clienttest.URL(n.HTTPAddr()), "alice", nil)
+	aliceClock := estest.NewClock(time.Now())
+	alice := dialMedia(t, n, clienttest.URL(n.HTTPAddr()), "alice", func(o *client.Options) {
+		o.Clock = clienttest.ClientClock(aliceClock)
+	})
+	aliceBeats := beating{c: alice.c, clock: aliceClock}
 	bob := dialMedia(t, n, clienttest.URL(p.Addr()), "bob", quickRetry)
 	bob.r.AllowReconnects()
 	alice.login("stage")
@@ -130,9 +134,9 @@ func TestHeartbeatTimeoutClosesMedia(t *testing.T) {
 	waitHeard(t, n, clock, bob.c)
 	p.Refuse(true)
 	p.Drop()
-	advance(t, n, clock, 60*time.Second, alice.c)
+	advance(t, n, clock, 60*time.Second, aliceBeats)
 	flowing(t, "bob, within the timeout", sink) // a dropped WebSocket is not the end of media
-	advance(t, n, clock, 31*time.Second, alice.c)
+	advance(t, n, clock, 31*time.Second, aliceBeats)
 	stopped(t, "bob, timed out", sink)
 	waitFor(t, "the SFU's players", func() bool { return n.SFU.Stats().Players == 0 })
 	if n.SFU.Stats().Publishers != 1 {

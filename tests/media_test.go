@@ -3,6 +3,8 @@ package tests
 import (
 	"bytes"
 	"errors"
+	"github.com/roomlog/roomlog/media"
+	"github.com/roomlog/roomlog/media/mediatest"
 	"testing"
 
 	"github.com/roomlog/roomlog/domain"
@@ -53,4 +55,49 @@ func TestMediaFlowsToPlayersInAnyRoom(t *testing.T) {
 	if scanned < 10 {
 		t.Fatalf("only %d log messages scanned", scanned)
 	}
+}
+
+// Two nodes, one log: alice publishes through node A (A's SFU hosts her
+// stream, as the publish records), bob plays through node B. B's gateway
+// forwards bob's signalling to A over core NATS request/reply; A's state
+// events reach bob through B. A stream not yet published is hosted where
+// the player is; when it is published on the other node the player is told
+// it moved and the SDK follows it there.
+func TestMediaAcrossTwoNodes(t *testing.T) {
+	nodeA := clienttest.StartNode(t, clienttest.NodeOptions{NATSListen: "127.0.0.1:0"})
+	nodeB := clienttest.StartNode(t, clienttest.NodeOptions{Join: nodeA})
+	alice := dialMedia(t, nodeA, clienttest.URL(nodeA.HTTPAddr()), "alice", nil)
+	bob := dialMedia(t, nodeB, clienttest.URL(nodeB.HTTPAddr()), "bob", nil)
+	carol := dialMedia(t, nodeB, clienttest.URL(nodeB.HTTPAddr()), "carol", nil)
+	alice.login("stage")
+	bob.login("stage")
+	carol.login("stage")
+
+	// carol plays before anything is published: her peer is on B.
+	if _, err := carol.c.StartPlayingStream(clienttest.Ctx(t), "alice-cam", "stage"); err != nil {
+		t.Fatal(err)
+	}
+	early := mediatest.NewSink()
+	if _, err := carol.c.PlayMedia(clienttest.Ctx(t), "alice-cam", early.OnTrack, client.MediaOptions{API: mediatest.API()}); err != nil {
+		t.Fatal(err)
+	}
+	alice.publish("alice-cam", "stage")
+	node, published := media.HostOf(nodeB.Live, clienttest.App, "alice-cam")
+	if !published || node != nodeA.SFU.Node() {
+		t.Fatalf("alice-cam is hosted on %q (published %v), want node A %s", node, published, nodeA.SFU.Node())
+	}
+	_, sink := bob.play("alice-cam", "stage")
+	flowing(t, "bob, through node B", sink)
+	if st := nodeA.SFU.Stats(); st.Players < 1 {
+		t.Errorf("node A serves %+v: bob's peer is not on the hosting node", st)
+	}
+	if st := nodeB.SFU.Stats(); st.Publishers != 0 {
+		t.Errorf("node B hosts %+v", st)
+	}
+	// carol's early peer on B was moved: she plays from A now.
+	if e := carol.states.wait(t, "alice-cam", client.NoPlay); e.Code != domain.ErrMediaPlayMoved.Code {
+		t.Errorf("carol's first peer ended with %+v, want play_media_moved", e)
+	}
+	flowing(t, "carol, after following the stream to node A", early)
+	waitFor(t, "carol's peer on node B to go", func() bool { return nodeB.SFU.Stats().Players == 0 })
 }
