@@ -143,6 +143,31 @@ func (x *decision) stopPublishing(c StopPublishing) error {
 	return nil
 }
 
+// stopNodeStreams stops the room's streams hosted on a dead media node.
+// Steps: room → (registries, by the reactor's follow-ups).
+func (x *decision) stopNodeStreams(c StopNodeStreams) error {
+	if err := checkArg(ValidateRoomID(c.Room)); err != nil {
+		return err
+	}
+	if c.Node == "" || len(c.Node) > maxNodeBytes {
+		return invalid("a media node name of 1 to %d bytes is required", maxNodeBytes)
+	}
+	if err := x.load(x.roomKey(c.Room)); err != nil {
+		return err
+	}
+	r := x.room(c.Room)
+	x.out.Rooms = []RoomID{c.Room}
+	for _, id := range sortedKeys(r.Streams) {
+		st := r.Streams[id]
+		if st.Node != c.Node {
+			continue
+		}
+		x.emit(x.roomKey(c.Room), &StreamStoppedData{Stream: id, User: st.User, UserName: st.UserName,
+			Session: st.Session, Claim: st.Claim, Reason: ReasonMediaNodeLost})
+	}
+	return nil
+}
+
 // setStreamExtraInfo decides setStreamExtraInfo.
 func (x *decision) setStreamExtraInfo(c SetStreamExtraInfo) error {
 	if err := errorsJoinArgs(ValidateSessionID(c.Session), ValidateStreamID(c.Stream)); err != nil {
