@@ -35,6 +35,9 @@ type RouterConfig struct {
 	Local *SFU
 	// Bus reaches the other media nodes. Nil: only Local serves.
 	Bus Bus
+	// Nodes lists the live media nodes: where a node without a local SFU
+	// hosts new streams.
+	Nodes *Nodes
 }
 
 // Router sends each signalling request to the media node that hosts its
@@ -44,15 +47,20 @@ type Router struct{ cfg RouterConfig }
 
 // NewRouter returns a router.
 func NewRouter(cfg RouterConfig) (*Router, error) {
-	if cfg.Live == nil || cfg.Local == nil {
-		return nil, errors.New("media: a router needs Live and a local SFU")
+	if cfg.Live == nil || (cfg.Local == nil && (cfg.Nodes == nil || cfg.Bus == nil)) {
+		return nil, errors.New("media: a router needs Live, and a local SFU or the media nodes and a bus")
 	}
 	return &Router{cfg: cfg}, nil
 }
 
 // Host names the media node a new publish of stream is recorded with: this
-// node's SFU.
-func (r *Router) Host(domain.AppID, domain.StreamID) string { return r.cfg.Local.Node() }
+// node's SFU, else a live media node ("" when none is).
+func (r *Router) Host(app domain.AppID, stream domain.StreamID) string {
+	if r.cfg.Local != nil {
+		return r.cfg.Local.Node()
+	}
+	return r.cfg.Nodes.Pick(string(app) + "/" + string(stream))
+}
 
 // Signal serves sig on the node that hosts its stream.
 func (r *Router) Signal(ctx context.Context, sig Signal) (Answer, error) {

@@ -3,9 +3,12 @@ package tests
 import (
 	"bytes"
 	"errors"
+	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/media"
 	"github.com/roomlog/roomlog/media/mediatest"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -100,4 +103,78 @@ func TestMediaAcrossTwoNodes(t *testing.T) {
 	}
 	flowing(t, "carol, after following the stream to node A", early)
 	waitFor(t, "carol's peer on node B to go", func() bool { return nodeB.SFU.Stats().Players == 0 })
+}
+
+// Media nodes apart from gateways, and the death of one: a media-only node
+// hosts alice's stream (published through gateway G1) and bob's play
+// (through gateway G2). When it dies, a survivor stops its streams in the
+// log with reason media_node_lost, exactly once although both gateways
+// notice; alice and bob are told (1003004, 1004004).
+func TestMediaNodeDeath(t *testing.T) {
+	quick := func(c *node.Config) { c.MediaNodeBeat, c.MediaNodeTimeout = 100*time.Millisecond, time.Second }
+	g1 := clienttest.StartNode(t, clienttest.NodeOptions{NATSListen: "127.0.0.1:0", Edit: func(c *node.Config) {
+		quick(c)
+		c.NoMedia = true
+	}})
+	m := clienttest.StartNode(t, clienttest.NodeOptions{Join: g1, Edit: func(c *node.Config) {
+		quick(c)
+		c.NoGateway = true
+	}})
+	g2 := clienttest.StartNode(t, clienttest.NodeOptions{Join: g1, Edit: func(c *node.Config) {
+		quick(c)
+		c.NoMedia = true
+	}})
+	for _, g := range []*node.Node{g1, g2} {
+		waitFor(t, "the gateways to see the media node", func() bool {
+			return slices.Equal(g.MediaNodes.Alive(), []string{m.SFU.Node()})
+		})
+	}
+	alice := dialMedia(t, g1, clienttest.URL(g1.HTTPAddr()), "alice", nil)
+	bob := dialMedia(t, g2, clienttest.URL(g2.HTTPAddr()), "bob", nil)
+	alice.login("stage")
+	bob.login("stage")
+	alice.publish("alice-cam", "stage")
+	_, sink := bob.play("alice-cam", "stage")
+	if st := m.SFU.Stats(); st.Publishers != 1 || st.Players != 1 {
+		t.Fatalf("the media node serves %+v", st)
+	}
+
+	m.Close()
+	stopped(t, "bob", sink)
+	waitMediaCode(t, alice, "alice-cam", client.NoPublish, domain.ErrMediaPublishNodeLost.Code)
+	waitMediaCode(t, bob, "alice-cam", client.NoPlay, domain.ErrMediaPlayNodeLost.Code)
+	bob.r.WaitStreams("stage", client.UpdateDelete, "alice-cam")
+	var lost int
+	for _, e := range roomEvents(t, g1, "stage") {
+		if d, ok := e.Data.(*domain.StreamStoppedData); ok && d.Reason == domain.ReasonMediaNodeLost {
+			lost++
+		}
+	}
+	if lost != 1 {
+		t.Errorf("%d stream_stopped events with media_node_lost, want 1", lost)
+	}
+	// The stream is gone from the log: stopping it finds nothing.
+	if err := alice.c.StopPublishingStream(clienttest.Ctx(t), "alice-cam"); !errors.Is(err, domain.ErrStreamNotFound) {
+		t.Errorf("stopping the lost stream: %v, want %v", err, domain.ErrStreamNotFound)
+	}
+}
+
+// waitMediaCode waits for a media state with a given code.
+func waitMediaCode(t *testing.T, u *mediaUser, stream string, st client.MediaState, code domain.Code) {
+	t.Helper()
+	deadline := time.Now().Add(clienttest.Wait)
+	for time.Now().Before(deadline) {
+		u.states.mu.Lock()
+		for _, e := range u.states.evs {
+			if e.Stream == stream && e.State == st && e.Code == code {
+				u.states.mu.Unlock()
+				return
+			}
+		}
+		u.states.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	u.states.mu.Lock()
+	defer u.states.mu.Unlock()
+	t.Fatalf("%s: no %s with code %d for %s; got %+v", u.id, st, code, stream, u.states.evs)
 }

@@ -59,7 +59,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	var o options
 	fs := flag.NewFlagSet("roomd", flag.ContinueOnError)
 	fs.SetOutput(errOut)
-	fs.StringVar(&o.role, "role", "all", `"all": a whole node; "nats": only the embedded JetStream server, for nodes started with -nats-url`)
+	fs.StringVar(&o.role, "role", "all", `"all": a whole node; "nats": only the embedded JetStream server, for nodes started with -nats-url; "gateway": a node without media plane (its clients' media goes to the media nodes); "media": a media node (SFU) without gateway, sharing the log`)
 	fs.StringVar(&o.data, "data", "roomlog-data", "folder of the embedded JetStream store")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS URL(s); set, nothing is embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", `the embedded server's client port, for roomctl and other nodes ("off": none)`)
@@ -241,15 +241,24 @@ func devSecret(data string) ([]byte, error) {
 
 func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) error {
 	switch o.role {
-	case "all":
+	case "all", "gateway", "media":
 	case "nats":
 		return runNATS(ctx, o, logger)
 	default:
-		return fmt.Errorf("-role: want all or nats, got %q", o.role)
+		return fmt.Errorf("-role: want all, gateway, media or nats, got %q", o.role)
 	}
 	cfg, dev, err := config(o, logger)
 	if err != nil {
 		return err
+	}
+	switch o.role {
+	case "gateway":
+		cfg.NoMedia = true
+	case "media":
+		cfg.NoGateway = true
+		if o.noMedia {
+			return errors.New("-role media with -no-media runs nothing")
+		}
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	n, err := node.Start(startCtx, cfg)
