@@ -171,14 +171,6 @@ func allReceiving(sinks []*mediatest.Sink) func() bool {
 	}
 }
 
-func drain(s *webrtc.RTPSender) {
-	for {
-		if _, _, err := s.ReadRTCP(); err != nil {
-			return
-		}
-	}
-}
-
 // connect negotiates offerer with answerer (full ICE gathering, no trickle).
 func connect(b *testing.B, offerer, answerer *webrtc.PeerConnection) {
 	if len(answerer.GetTransceivers()) == 0 && len(offerer.GetTransceivers()) == 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/roomlog/roomlog/domain"
@@ -68,6 +69,9 @@ type Config struct {
 	SweepInterval time.Duration
 	// MaxPeersPerSession bounds one session's peer connections (default 32).
 	MaxPeersPerSession int
+	// Net, if set, is the network the peer connections use instead of
+	// the host's (tests run the SFU on a virtual network with loss).
+	Net transport.Net
 	// NACKBuffer is how many packets each sent track keeps for
 	// retransmission (default 256; Pion's 1,024 costs ≈ 1.5 MiB a player).
 	NACKBuffer uint16
@@ -211,6 +215,9 @@ func (s *SFU) buildAPI() error {
 		se.SetIPFilter(func(ip net.IP) bool { return ips[ip.String()] })
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if s.cfg.Net != nil {
+		se.SetNet(s.cfg.Net)
+	}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(5*time.Second, s.cfg.ConnectTimeout, 2*time.Second)
 	if len(s.cfg.NAT1To1IPs) > 0 {

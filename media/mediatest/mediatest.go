@@ -14,13 +14,17 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
 // API returns a Pion API for a client peer on loopback: Opus, VP8 and H.264,
 // the default interceptors (NACK, reports, TWCC), host candidates on
 // 127.0.0.1 only.
-func API() *webrtc.API {
+func API() *webrtc.API { return APIOn(nil) }
+
+// APIOn is API on network n (a vnet.Net; nil: the host's loopback).
+func APIOn(n transport.Net) *webrtc.API {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		panic(err)
@@ -30,8 +34,12 @@ func API() *webrtc.API {
 		panic(err)
 	}
 	var se webrtc.SettingEngine
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
+	if n != nil {
+		se.SetNet(n)
+	} else {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
+	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
