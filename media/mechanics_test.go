@@ -1,0 +1,172 @@
+package media
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/media/mediatest"
+)
+
+// H.264 is forwarded where the publisher sends it and the player accepts it.
+func TestForwardsH264(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", nil)
+	w.join("r1", "alice", "s-alice")
+	w.join("r1", "bob", "s-bob")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	w.play("r1", "bob", "s-bob", "cam")
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	h264, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, _ := pc.AddTrack(h264)
+	go drain(sender)
+	if err := offer(t.Context(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		for seq := uint16(1); ctx.Err() == nil; seq++ {
+			_ = h264.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000},
+				Payload: []byte{0x65, 1, 2, 3}})
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	p, err := playMedia(t, s, "s-bob", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.sink.WaitMore(video, 10, long) {
+		t.Fatal("no H.264 reached the player")
+	}
+	if got := p.sink.Mime(video); got != webrtc.MimeTypeH264 {
+		t.Errorf("video arrives as %q", got)
+	}
+}
+
+// A track with more players than one shard holds is written by several
+// goroutines; every player still gets every packet.
+func TestShardedFanOut(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", func(c *Config) { c.ShardSize = 2 })
+	w.join("r1", "alice", "s-alice")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	var players []*client
+	for i := range 5 {
+		sid := domain.SessionID(fmt.Sprint("s-", i))
+		w.join("r1", domain.UserID(sid), sid)
+		w.play("r1", domain.UserID(sid), sid, "cam")
+		p, err := playMedia(t, s, sid, "cam")
+		if err != nil {
+			t.Fatal(err)
+		}
+		players = append(players, p)
+	}
+	for i, p := range players {
+		if !p.sink.WaitMore(video, 20, long) || !p.sink.WaitMore(audio, 10, long) {
+			t.Fatalf("player %d: video %d, audio %d", i, p.sink.Count(video), p.sink.Count(audio))
+		}
+	}
+	s.mu.Lock()
+	r := s.routers[routeKey{app, "cam"}]
+	s.mu.Unlock()
+	r.mu.Lock()
+	u := r.ups[video]
+	r.mu.Unlock()
+	if shards := len(*u.shards.Load()); shards < 2 {
+		t.Errorf("%d shards for 5 players of 2 per shard", shards)
+	}
+}
+
+// A player's arrival and a player's own request (PLI) reach the publisher
+// as keyframe requests, throttled per track.
+func TestKeyframeRequests(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", func(c *Config) { c.KeyframeInterval = 300 * time.Millisecond })
+	w.join("r1", "alice", "s-alice")
+	w.join("r1", "bob", "s-bob")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	w.play("r1", "bob", "s-bob", "cam")
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	vt, _ := mediatest.Tracks("cam")
+	sender, _ := pc.AddTrack(vt)
+	var plis atomic.Int64
+	go func() {
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					plis.Add(1)
+				}
+			}
+		}
+	}()
+	if err := offer(t.Context(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	mediatest.Send(ctx, vt, nil, 10*time.Millisecond)
+	p, err := playMedia(t, s, "s-bob", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.sink.WaitMore(video, 10, long) {
+		t.Fatal("no video")
+	}
+	waitUntil(t, "a keyframe request for the joining player", func() bool { return plis.Load() >= 1 })
+	before := plis.Load()
+	time.Sleep(400 * time.Millisecond)
+	var ssrc uint32
+	for _, tr := range p.pc.GetReceivers() {
+		if tr.Track() != nil && tr.Track().Kind() == video {
+			ssrc = uint32(tr.Track().SSRC())
+		}
+	}
+	for range 5 { // a burst: throttled to one now and one at the interval's end
+		if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "the player's keyframe request", func() bool { return plis.Load() > before })
+	time.Sleep(time.Second)
+	if got := plis.Load() - before; got > 2 {
+		t.Errorf("%d keyframe requests for a burst of 5 within one interval, want at most 2", got)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(long)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not in time", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
