@@ -31,7 +31,7 @@ var (
 		Message: "no media node is available"}
 	ErrMediaNodeUnreachable = &Error{Code: 1907002, Name: "media_node_unreachable",
 		Message: "the media node hosting the stream did not answer"}
-	ErrMediaNoPeer = &Error{Code: 1907003, Name: "media_peer_not_found",
+	ErrMediaPeerNotFound = &Error{Code: 1907003, Name: "media_peer_not_found",
 		Message: "no media connection for this stream: offer first"}
 	ErrMediaTooManyPeers = &Error{Code: 1907004, Name: "media_too_many_peers",
 		Message: "the session holds the most media connections allowed"}
@@ -41,5 +41,8 @@ var (
 
 // MediaErrors lists the media plane's errors.
 func MediaErrors() []*Error {
-	return []*Error{ErrMediaNotPublishing, ErrMediaPublishBadOffer, ErrMediaPublishConnectionFailed, ErrMediaPublishNodeLost, ErrMediaNotPlaying, ErrMediaPlayBadOffer, ErrMediaPlayConnectionFailed, ErrMediaPlayNodeLost, ErrMediaPlayMoved, ErrMediaUnavailable, ErrMediaNodeUnreachable, ErrMediaNoPeer, ErrMediaTooManyPeers, ErrMediaBadSignal}
+	return []*Error{ErrMediaNotPublishing, ErrMediaPublishBadOffer, ErrMediaPublishConnectionFailed,
+		ErrMediaPublishNodeLost, ErrMediaNotPlaying, ErrMediaPlayBadOffer, ErrMediaPlayConnectionFailed,
+		ErrMediaPlayNodeLost, ErrMediaPlayMoved, ErrMediaUnavailable, ErrMediaNodeUnreachable, ErrMediaPeerNotFound,
+		ErrMediaTooManyPeers, ErrMediaBadSignal}
 }

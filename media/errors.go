@@ -16,7 +16,7 @@ var (
 	ErrPlayMoved               = domain.ErrMediaPlayMoved
 	ErrMediaUnavailable        = domain.ErrMediaUnavailable
 	ErrNodeUnreachable         = domain.ErrMediaNodeUnreachable
-	ErrNoPeer                  = domain.ErrMediaNoPeer
+	ErrNoPeer                  = domain.ErrMediaPeerNotFound
 	ErrTooManyPeers            = domain.ErrMediaTooManyPeers
 	ErrBadSignal               = domain.ErrMediaBadSignal
 )

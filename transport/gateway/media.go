@@ -32,13 +32,13 @@ func (s *session) mediaHost(stream string) string {
 }
 
 // media serves the media signalling operations; ok is false for any other.
-func (s *session) media(ctx context.Context, req protocol.Request) (data any, err error, ok bool) {
+func (s *session) media(ctx context.Context, req protocol.Request) (data any, ok bool, err error) {
 	var sig media.Signal
 	switch req.Op {
 	case protocol.OpMediaOffer, protocol.OpMediaICERestart:
 		var r protocol.MediaOfferRequest
 		if err := decode(req, &r); err != nil {
-			return nil, err, true
+			return nil, true, err
 		}
 		sig = media.Signal{Stream: domain.StreamID(r.Stream), Kind: media.Kind(r.Kind), Op: media.OpOffer, SDP: r.SDP}
 		if req.Op == protocol.OpMediaICERestart {
@@ -47,21 +47,21 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, er
 	case protocol.OpMediaCandidate:
 		var r protocol.MediaCandidateRequest
 		if err := decode(req, &r); err != nil {
-			return nil, err, true
+			return nil, true, err
 		}
 		sig = media.Signal{Stream: domain.StreamID(r.Stream), Kind: media.Kind(r.Kind), Op: media.OpCandidate,
 			Candidate: r.Candidate, SDPMid: r.SDPMid, SDPMLineIndex: r.SDPMLineIndex}
 	case protocol.OpMediaClose:
 		var r protocol.MediaCloseRequest
 		if err := decode(req, &r); err != nil {
-			return nil, err, true
+			return nil, true, err
 		}
 		sig = media.Signal{Stream: domain.StreamID(r.Stream), Kind: media.Kind(r.Kind), Op: media.OpClose}
 	default:
-		return nil, nil, false
+		return nil, false, nil
 	}
 	if s.srv.cfg.Media == nil {
-		return nil, domain.ErrMediaUnavailable.With("this server runs no media plane"), true
+		return nil, true, domain.ErrMediaUnavailable.With("this server runs no media plane")
 	}
 	s.mu.Lock()
 	sig.App, sig.Session = s.app, s.id
@@ -71,7 +71,7 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, er
 	}
 	s.mu.Unlock()
 	if sig.App == "" {
-		return nil, domain.ErrNotLoggedIn.With("log in first"), true
+		return nil, true, domain.ErrNotLoggedIn.With("log in first")
 	}
 	// The media node authorizes from its projection: it must have folded
 	// what this node's engine appended for the session's rooms (its
@@ -84,12 +84,12 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, er
 	defer cancel()
 	a, err := s.srv.cfg.Media.Signal(ctx, sig)
 	if err != nil {
-		return nil, err, true
+		return nil, true, err
 	}
 	if sig.Op == media.OpOffer || sig.Op == media.OpRestart {
-		return protocol.MediaAnswer{SDP: a.SDP, Node: a.Node}, nil, true
+		return protocol.MediaAnswer{SDP: a.SDP, Node: a.Node}, true, nil
 	}
-	return nil, nil, true
+	return nil, true, nil
 }
 
 // onMediaState delivers a media node's state change to the session, if it

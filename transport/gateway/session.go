@@ -220,7 +220,7 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 	case protocol.OpResume:
 		return nil, protocol.ErrResumeFailed.With("resume is sent as the first request of a new connection")
 	}
-	if data, err, ok := s.media(ctx, req); ok {
+	if data, ok, err := s.media(ctx, req); ok {
 		return data, err
 	}
 	return nil, protocol.ErrUnknownOperation.With("%q", req.Op)
