@@ -3,6 +3,8 @@ package media
 import (
 	"context"
 	"fmt"
+	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -168,5 +170,35 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("%s: not in time", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// With UDPPort every peer connection's media shares one UDP port.
+func TestSingleUDPPort(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", func(c *Config) { c.UDPPort, c.IPs = port, []string{"127.0.0.1"} })
+	w.join("r1", "alice", "s-alice")
+	w.join("r1", "bob", "s-bob")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	w.play("r1", "bob", "s-bob", "cam")
+	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := playMedia(t, s, "s-bob", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.sink.WaitMore(video, 10, long) {
+		t.Fatal("no video through the single port")
+	}
+	remote := p.pc.RemoteDescription().SDP
+	if !strings.Contains(remote, fmt.Sprintf("127.0.0.1 %d typ host", port)) {
+		t.Errorf("the answer does not offer port %d:\n%s", port, remote)
 	}
 }

@@ -62,6 +62,13 @@ func TestForwardsByTheFold(t *testing.T) {
 
 // setup publishes alice's "cam" in r1 and has bob (r1) play it, media flowing.
 func setup(t *testing.T) (*world, *SFU, *states, *client, *client) {
+	w, s, st, pub, pl, _ := setupCounted(t)
+	return w, s, st, pub, pl
+}
+
+// setupCounted is setup that also returns the goroutine count before any
+// peer existed.
+func setupCounted(t *testing.T) (*world, *SFU, *states, *client, *client, int) {
 	t.Helper()
 	w := newWorld(t)
 	s, st := startSFU(t, w, "n1", nil)
@@ -69,6 +76,8 @@ func setup(t *testing.T) (*world, *SFU, *states, *client, *client) {
 	w.join("r1", "bob", "s-bob")
 	w.publish("r1", "alice", "s-alice", "cam", "n1")
 	w.play("r1", "bob", "s-bob", "cam")
+	time.Sleep(50 * time.Millisecond)
+	base := runtimeGoroutines()
 	pub, err := publishMedia(t, s, "s-alice", "cam")
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +89,7 @@ func setup(t *testing.T) (*world, *SFU, *states, *client, *client) {
 	if !pl.sink.WaitMore(video, 10, long) {
 		t.Fatal("no video reached the player")
 	}
-	return w, s, st, pub, pl
+	return w, s, st, pub, pl, base
 }
 
 // Each way the fold ends a stream or a play closes its media.
@@ -107,7 +116,7 @@ func TestTheFoldEndsMedia(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			w, _, st, _, pl := setup(t)
+			w, s, st, pub, pl, base := setupCounted(t)
 			c.end(w)
 			if c.pub {
 				if e := st.wait(t, "s-alice", "cam", NoPublish); e.Reason != "ended" {
@@ -127,7 +136,25 @@ func TestTheFoldEndsMedia(t *testing.T) {
 					}
 				}
 			}
+			// Whatever is left closes from the client side; then nothing
+			// of either peer remains.
+			pub.close()
+			pl.close()
+			waitStats(t, s, Stats{})
+			settleGoroutines(t, base)
 		})
+	}
+}
+
+// waitStats waits until the SFU holds what want says.
+func waitStats(t *testing.T, s *SFU, want Stats) {
+	t.Helper()
+	deadline := time.Now().Add(long + 10*time.Second) // ICE notices a closed client within ConnectTimeout
+	for s.Stats() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want %+v", s.Stats(), want)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
