@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,14 +27,21 @@ type upTrack struct {
 	// keyframe asks the publisher for a keyframe (throttled).
 	keyframe func()
 
-	mu    sync.Mutex
-	downs []*downTrack
-	// shards is the current fan-out: copy on write, read without a lock.
-	shards    atomic.Pointer[[][]*downTrack]
+	mu      sync.Mutex
+	downs   []*downTrack
+	workers []chan *fanJob // under mu; fan holds a copy
+	// fan is the current fan-out: copy on write, read without a lock.
+	fan       atomic.Pointer[fanout]
 	shardSize int
-	workers   []chan *fanJob
 	done      chan struct{}
 	wg        sync.WaitGroup
+}
+
+// fanout is one version of a track's fan-out: its shards of players, and
+// the workers that write shards 1 and up.
+type fanout struct {
+	shards  [][]*downTrack
+	workers []chan *fanJob
 }
 
 type fanJob struct {
@@ -46,8 +54,7 @@ type fanJob struct {
 func newUpTrack(remote *webrtc.TrackRemote, shardSize int, keyframe func()) *upTrack {
 	u := &upTrack{remote: remote, mime: strings.ToLower(remote.Codec().MimeType), kind: remote.Kind(),
 		keyframe: keyframe, shardSize: shardSize, done: make(chan struct{})}
-	empty := [][]*downTrack{}
-	u.shards.Store(&empty)
+	u.fan.Store(&fanout{})
 	return u
 }
 
@@ -95,7 +102,7 @@ func (u *upTrack) reshard() {
 		u.wg.Add(1)
 		go u.work(ch)
 	}
-	u.shards.Store(&shards)
+	u.fan.Store(&fanout{shards: shards, workers: slices.Clone(u.workers)})
 }
 
 func (u *upTrack) work(ch chan *fanJob) {
@@ -133,13 +140,14 @@ func (u *upTrack) run() {
 		// Header extensions are the publisher's (its IDs): they are not
 		// forwarded.
 		pkt.Header.Extension, pkt.Header.Extensions = false, nil
-		shards := *u.shards.Load()
+		fan := u.fan.Load()
+		shards := fan.shards
 		if len(shards) == 0 {
 			continue
 		}
 		for i := 1; i < len(shards); i++ {
 			wg.Add(1)
-			u.workers[i-1] <- &fanJob{hdr: &pkt.Header, payload: pkt.Payload, downs: shards[i], wg: &wg}
+			fan.workers[i-1] <- &fanJob{hdr: &pkt.Header, payload: pkt.Payload, downs: shards[i], wg: &wg}
 		}
 		for _, d := range shards[0] {
 			d.write(&pkt.Header, pkt.Payload, u.mime)

@@ -93,7 +93,7 @@ func TestShardedFanOut(t *testing.T) {
 	r.mu.Lock()
 	u := r.ups[video]
 	r.mu.Unlock()
-	if shards := len(*u.shards.Load()); shards < 2 {
+	if shards := len(u.fan.Load().shards); shards < 2 {
 		t.Errorf("%d shards for 5 players of 2 per shard", shards)
 	}
 }
