@@ -202,3 +202,61 @@ func TestSingleUDPPort(t *testing.T) {
 		t.Errorf("the answer does not offer port %d:\n%s", port, remote)
 	}
 }
+
+// A client that trickles its candidates (as browsers do) connects: its
+// offer carries none, media_candidate brings them, an empty one ends them.
+func TestTrickledCandidates(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", nil)
+	w.join("r1", "alice", "s-alice")
+	w.join("r1", "bob", "s-bob")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	w.play("r1", "bob", "s-bob", "cam")
+	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.AddTransceiverFromKind(video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	sink := mediatest.NewSink()
+	pc.OnTrack(sink.OnTrack)
+	cands := make(chan *webrtc.ICECandidate, 16)
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { cands <- c })
+	o, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	sig := Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play}
+	offerSig := sig
+	offerSig.Op, offerSig.SDP = OpOffer, o.SDP // no candidates in it
+	a, err := s.Handle(t.Context(), offerSig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
+		t.Fatal(err)
+	}
+	for c := range cands {
+		cs := sig
+		cs.Op = OpCandidate
+		if c != nil {
+			init := c.ToJSON()
+			cs.Candidate, cs.SDPMid, cs.SDPMLineIndex = init.Candidate, init.SDPMid, init.SDPMLineIndex
+		}
+		if _, err := s.Handle(t.Context(), cs); err != nil {
+			t.Fatal(err)
+		}
+		if c == nil {
+			break
+		}
+	}
+	if !sink.WaitMore(video, 10, long) {
+		t.Fatal("no video over trickled candidates")
+	}
+}

@@ -153,6 +153,9 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 		if p == nil {
 			return Answer{}, ErrNoPeer
 		}
+		if sig.Candidate == "" {
+			return Answer{Node: s.cfg.Node}, nil // end of candidates: nothing to add
+		}
 		p.opMu.Lock()
 		defer p.opMu.Unlock()
 		if err := p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: sig.Candidate, SDPMid: sig.SDPMid,
@@ -189,9 +192,6 @@ func validate(sig Signal) error {
 			return ErrBadSignal.With("an offer needs its sdp")
 		}
 	case OpCandidate:
-		if sig.Candidate == "" {
-			return ErrBadSignal.With("a candidate needs its candidate line")
-		}
 	case OpClose:
 	default:
 		return ErrBadSignal.With("unknown op %q", sig.Op)
