@@ -166,6 +166,15 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout}}
 	cfg.NoMedia = o.noMedia
+	switch o.role {
+	case "gateway":
+		cfg.NoMedia = true
+	case "media":
+		cfg.NoGateway = true
+		if o.noMedia {
+			return node.Config{}, false, errors.New("-role media with -no-media runs nothing")
+		}
+	}
 	cfg.Media.IPs, cfg.Media.NAT1To1IPs, cfg.Media.UDPPort = splitList(o.mediaIPs), splitList(o.mediaNAT), o.mediaUDPPort
 	if urls := splitList(o.mediaICE); len(urls) > 0 {
 		cfg.Media.ICEServers = []webrtc.ICEServer{{URLs: urls}}
@@ -251,24 +260,21 @@ func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	switch o.role {
-	case "gateway":
-		cfg.NoMedia = true
-	case "media":
-		cfg.NoGateway = true
-		if o.noMedia {
-			return errors.New("-role media with -no-media runs nothing")
-		}
-	}
+
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	n, err := node.Start(startCtx, cfg)
 	cancel()
 	if err != nil {
 		return err
 	}
-	logger.Info("roomd is running", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
-		"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev)
-	if dev {
+	if cfg.NoGateway {
+		logger.Info("roomd is running as a media node", "node", n.SFU.Node(), "health", "http://"+n.HTTPAddr()+"/readyz",
+			"log", describe(o, n))
+	} else {
+		logger.Info("roomd is running", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
+			"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev, "media", !cfg.NoMedia)
+	}
+	if dev && !cfg.NoGateway {
 		fmt.Fprintf(out, `
 roomd is running in development mode (no -secret given).
   WebSocket:  ws://%[1]s/ws
