@@ -137,23 +137,30 @@ func (u *upTrack) run() {
 		if pkt.Unmarshal(buf[:n]) != nil {
 			continue
 		}
-		// Header extensions are the publisher's (its IDs): they are not
-		// forwarded.
-		pkt.Header.Extension, pkt.Header.Extensions = false, nil
-		fan := u.fan.Load()
-		shards := fan.shards
-		if len(shards) == 0 {
-			continue
-		}
-		for i := 1; i < len(shards); i++ {
-			wg.Add(1)
-			fan.workers[i-1] <- &fanJob{hdr: &pkt.Header, payload: pkt.Payload, downs: shards[i], wg: &wg}
-		}
-		for _, d := range shards[0] {
-			d.write(&pkt.Header, pkt.Payload, u.mime)
-		}
-		wg.Wait()
+		u.forward(&pkt, &wg)
 	}
+}
+
+// forward writes one packet to every attached downTrack, shard 0 on this
+// goroutine and the others on their workers, and returns once all are
+// written (pkt's buffer is reused for the next packet).
+func (u *upTrack) forward(pkt *rtp.Packet, wg *sync.WaitGroup) {
+	// Header extensions are the publisher's (its IDs): they are not
+	// forwarded.
+	pkt.Header.Extension, pkt.Header.Extensions = false, nil
+	fan := u.fan.Load()
+	shards := fan.shards
+	if len(shards) == 0 {
+		return
+	}
+	for i := 1; i < len(shards); i++ {
+		wg.Add(1)
+		fan.workers[i-1] <- &fanJob{hdr: &pkt.Header, payload: pkt.Payload, downs: shards[i], wg: wg}
+	}
+	for _, d := range shards[0] {
+		d.write(&pkt.Header, pkt.Payload, u.mime)
+	}
+	wg.Wait()
 }
 
 // downTrack is what one player receives of one kind (audio or video): a
