@@ -424,15 +424,6 @@ func (p *peer) fail() {
 	}
 }
 
-func (p *peer) closeWith(code domain.Code, reason string) {
-	var err *domain.Error
-	switch code {
-	case ErrPlayMoved.Code:
-		err = ErrPlayMoved
-	}
-	p.close(err, reason)
-}
-
 // close ends the peer: its forwarding stops, its connection closes, and its
 // session is told (NO_PUBLISH or NO_PLAY, with why).
 func (p *peer) close(why *domain.Error, reason string) {

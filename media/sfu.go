@@ -402,12 +402,11 @@ func (s *SFU) enforce(c checkSet) {
 		}
 	})
 	for _, v := range ends {
-		code := domain.Code(0)
-		reason := "ended"
 		if errors.Is(v.err, ErrPlayMoved) {
-			code, reason = ErrPlayMoved.Code, "moved"
+			v.p.close(ErrPlayMoved, "moved")
+		} else {
+			v.p.close(nil, "ended")
 		}
-		v.p.closeWith(code, reason)
 	}
 }
 
