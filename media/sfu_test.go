@@ -2,6 +2,7 @@ package media
 
 import (
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -187,7 +188,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 	w.publish("r1", "alice", "s-alice", "cam", "n1")
 	w.play("r1", "bob", "s-bob", "cam")
 	time.Sleep(100 * time.Millisecond)
-	base := runtimeGoroutines()
+	base, fds := runtimeGoroutines(), openFiles(t)
 	pub, err := publishMedia(t, s, "s-alice", "cam")
 	if err != nil {
 		t.Fatal(err)
@@ -215,6 +216,20 @@ func TestCloseReleasesEverything(t *testing.T) {
 		t.Errorf("stats after close: %+v", got)
 	}
 	settleGoroutines(t, base)
+	// Every UDP port (socket) of both ends is closed again.
+	if n := openFiles(t); n > fds {
+		t.Errorf("%d open files, %d before the peers", n, fds)
+	}
+}
+
+// openFiles counts the process's open file descriptors (sockets included).
+func openFiles(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(fds)
 }
 
 // An ICE restart renegotiates the same peer connection; media keeps flowing.
