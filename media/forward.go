@@ -171,8 +171,10 @@ func (u *upTrack) forward(pkt *rtp.Packet, wg *sync.WaitGroup) {
 type downTrack struct {
 	id, streamID string
 	kind         webrtc.RTPCodecType
-	// onFirst runs once, at the first packet written.
+	// onFirst runs once, at the first packet written; onBind (if set)
+	// each time the player's connection binds the track.
 	onFirst func()
+	onBind  func()
 	first   sync.Once
 
 	mu      sync.Mutex
@@ -208,6 +210,9 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	defer d.mu.Unlock()
 	d.bound, d.ssrc, d.out, d.codecs = true, ctx.SSRC(), ctx.WriteStream(), codecs
 	d.mime = ""
+	if d.onBind != nil {
+		go d.onBind()
+	}
 	return codecs[0], nil
 }
 

@@ -216,19 +216,27 @@ func badOffer(k Kind) *domain.Error {
 // before the fold is read, so that a record ending it, folded at any time
 // after, finds it.
 func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
-	p := &peer{key: k, sfu: s, done: make(chan struct{})}
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.cfg.ICEServers,
+		BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		return Answer{}, domain.ErrInternal.With("peer connection: %v", err)
+	}
+	p := &peer{key: k, sfu: s, pc: pc, done: make(chan struct{})}
 	sk := sessionKey{k.app, k.session}
 	s.mu.Lock()
+	var refused error
 	switch {
 	case s.closed:
-		s.mu.Unlock()
-		return Answer{}, ErrMediaUnavailable.With("the media node is shutting down")
+		refused = ErrMediaUnavailable.With("the media node is shutting down")
 	case s.peers[k] != nil:
-		s.mu.Unlock()
-		return Answer{}, ErrBadSignal.With("an offer for this stream is already being answered")
+		refused = ErrBadSignal.With("an offer for this stream is already being answered")
 	case s.sessions[sk] >= s.cfg.MaxPeersPerSession:
+		refused = ErrTooManyPeers.With("at most %d", s.cfg.MaxPeersPerSession)
+	}
+	if refused != nil {
 		s.mu.Unlock()
-		return Answer{}, ErrTooManyPeers.With("at most %d", s.cfg.MaxPeersPerSession)
+		pc.Close()
+		return Answer{}, refused
 	}
 	s.peers[k] = p
 	s.sessions[sk]++
@@ -245,35 +253,31 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 	var authErr error
 	s.cfg.Live.Read(func(m *projections.Model) { authErr = s.allowed(m, k) })
 	if authErr != nil {
-		s.unregister(p)
+		p.close(nil, "refused")
 		return Answer{}, authErr
 	}
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.cfg.ICEServers,
-		BundlePolicy: webrtc.BundlePolicyMaxBundle})
-	if err != nil {
-		s.unregister(p)
-		return Answer{}, domain.ErrInternal.With("peer connection: %v", err)
-	}
-	p.pc = pc
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
 	pc.OnConnectionStateChange(p.onState)
 	if k.kind == Publish {
+		// Before the answer: its tracks may arrive as soon as it connects.
+		r.setPublisher(p)
 		pc.OnTrack(p.onTrack)
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		p.close(nil, "bad_offer")
+		p.close(nil, "refused")
 		return Answer{}, badOffer(k.kind).With("%v", err)
 	}
 	if k.kind == Play {
 		if err := p.addDownTracks(); err != nil {
-			p.close(nil, "bad_offer")
+			p.close(nil, "refused")
 			return Answer{}, err
 		}
+		r.addPlayer(p)
 	}
 	ans, err := p.answer(ctx)
 	if err != nil {
-		p.close(nil, "bad_offer")
+		p.close(nil, "refused")
 		return Answer{}, err
 	}
 	p.mu.Lock()
@@ -290,10 +294,8 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 		return Answer{}, ErrNotPlaying
 	}
 	if k.kind == Publish {
-		r.setPublisher(p)
 		p.setState(PublishRequesting, 0, "")
 	} else {
-		r.addPlayer(p)
 		p.setState(PlayRequesting, 0, "")
 	}
 	return ans, nil
@@ -308,6 +310,10 @@ func (p *peer) addDownTracks() error {
 			continue
 		}
 		d := newDownTrack(kind, string(p.key.stream), p.firstPacket)
+		if kind == webrtc.RTPCodecTypeVideo {
+			// A keyframe once the player can receive one.
+			d.onBind = p.router.keyframe
+		}
 		sender, err := p.pc.AddTrack(d)
 		if err != nil {
 			return ErrPlayBadOffer.With("%s: %v", kind, err)
@@ -444,18 +450,14 @@ func (p *peer) close(why *domain.Error, reason string) {
 		p.router.removePlayer(p)
 	}
 	s.unregister(p)
-	if p.pc != nil {
-		// Close waits for Pion's goroutines; it may be called from one of
-		// the connection's own callbacks, so it runs apart.
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			_ = p.pc.Close()
-			close(p.done)
-		}()
-	} else {
+	// Close waits for Pion's goroutines; it may be called from one of the
+	// connection's own callbacks, so it runs apart.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = p.pc.Close()
 		close(p.done)
-	}
+	}()
 	var code domain.Code
 	if why != nil {
 		code = why.Code
@@ -464,8 +466,8 @@ func (p *peer) close(why *domain.Error, reason string) {
 	if p.key.kind == Play {
 		st = NoPlay
 	}
-	if reason == "bad_offer" {
-		return // the offer's reply says it
+	if reason == "refused" {
+		return // the offer's reply says why
 	}
 	p.setState(st, code, reason)
 }
