@@ -30,6 +30,7 @@ type upTrack struct {
 	mu      sync.Mutex
 	downs   []*downTrack
 	workers []chan *fanJob // under mu; fan holds a copy
+	stopped bool           // under mu: run has returned
 	// fan is the current fan-out: copy on write, read without a lock.
 	fan       atomic.Pointer[fanout]
 	shardSize int
@@ -96,11 +97,14 @@ func (u *upTrack) reshard() {
 			shards = append(shards, u.downs[i:min(i+per, len(u.downs))])
 		}
 	}
-	for len(u.workers) < len(shards)-1 {
+	for len(u.workers) < len(shards)-1 && !u.stopped {
 		ch := make(chan *fanJob, 1)
 		u.workers = append(u.workers, ch)
 		u.wg.Add(1)
 		go u.work(ch)
+	}
+	if len(u.workers) < len(shards)-1 {
+		return // the track has ended: nothing is forwarded any more
 	}
 	u.fan.Store(&fanout{shards: shards, workers: slices.Clone(u.workers)})
 }
@@ -123,7 +127,10 @@ func (u *upTrack) work(ch chan *fanJob) {
 // run forwards the publisher's packets until its track ends.
 func (u *upTrack) run() {
 	defer func() {
+		u.mu.Lock()
+		u.stopped = true // no worker starts after this
 		close(u.done)
+		u.mu.Unlock()
 		u.wg.Wait()
 	}()
 	buf := make([]byte, 1500)

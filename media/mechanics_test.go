@@ -142,8 +142,11 @@ func TestKeyframeRequests(t *testing.T) {
 		t.Fatal("no video")
 	}
 	waitUntil(t, "a keyframe request for the joining player", func() bool { return plis.Load() >= 1 })
+	// The join's requests (on attach, and once the track is bound) settle.
+	for last := int64(-1); plis.Load() != last; time.Sleep(700 * time.Millisecond) {
+		last = plis.Load()
+	}
 	before := plis.Load()
-	time.Sleep(400 * time.Millisecond)
 	var ssrc uint32
 	for _, tr := range p.pc.GetReceivers() {
 		if tr.Track() != nil && tr.Track().Kind() == video {

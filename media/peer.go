@@ -29,7 +29,28 @@ type peer struct {
 	closed    bool
 	connected bool
 	watchdog  *time.Timer
-	done      chan struct{}
+	// draining is set once the peer's goroutines are being waited for:
+	// none may start after it.
+	draining bool
+	wg       sync.WaitGroup
+	// done is closed when the connection is closed and every goroutine of
+	// the peer has returned.
+	done chan struct{}
+}
+
+// spawn runs f on a goroutine of the peer, unless the peer is draining.
+func (p *peer) spawn(f func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.draining {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // router joins a stream's publisher to its players. Its tracks are the
@@ -239,6 +260,7 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 		return Answer{}, refused
 	}
 	s.peers[k] = p
+	s.all[p] = struct{}{}
 	s.sessions[sk]++
 	rk := routeKey{k.app, k.stream}
 	r := s.routers[rk]
@@ -319,8 +341,7 @@ func (p *peer) addDownTracks() error {
 			return ErrPlayBadOffer.With("%s: %v", kind, err)
 		}
 		p.downs[kind] = d
-		p.sfu.wg.Add(1)
-		go p.readRTCP(sender)
+		p.spawn(func() { p.readRTCP(sender) })
 	}
 	if len(p.downs) == 0 {
 		return ErrPlayBadOffer.With("the offer receives neither audio nor video")
@@ -331,7 +352,6 @@ func (p *peer) addDownTracks() error {
 // readRTCP reads a player's RTCP (so that the NACK responder and the
 // reports see it) and passes keyframe requests on to the publisher.
 func (p *peer) readRTCP(sender *webrtc.RTPSender) {
-	defer p.sfu.wg.Done()
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
@@ -384,11 +404,7 @@ func (p *peer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	if !p.router.addUp(p, u) {
 		return
 	}
-	p.sfu.wg.Add(1)
-	go func() {
-		defer p.sfu.wg.Done()
-		u.run()
-	}()
+	p.spawn(u.run)
 }
 
 func (p *peer) onState(st webrtc.PeerConnectionState) {
@@ -451,12 +467,20 @@ func (p *peer) close(why *domain.Error, reason string) {
 	}
 	s.unregister(p)
 	// Close waits for Pion's goroutines; it may be called from one of the
-	// connection's own callbacks, so it runs apart.
-	s.wg.Add(1)
+	// connection's own callbacks, so it runs apart. The signalling of the
+	// peer (an offer being answered) finishes first.
 	go func() {
-		defer s.wg.Done()
+		p.opMu.Lock()
 		_ = p.pc.Close()
+		p.opMu.Unlock()
+		p.mu.Lock()
+		p.draining = true
+		p.mu.Unlock()
+		p.wg.Wait()
 		close(p.done)
+		s.mu.Lock()
+		delete(s.all, p)
+		s.mu.Unlock()
 	}()
 	var code domain.Code
 	if why != nil {

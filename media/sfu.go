@@ -133,8 +133,11 @@ type SFU struct {
 	check   checkSet
 	kick    chan struct{}
 
+	// all holds every peer until its connection is closed and its
+	// goroutines are done (under mu).
+	all map[*peer]struct{}
+
 	notes *notifier
-	wg    sync.WaitGroup
 }
 
 type sessionKey struct {
@@ -175,7 +178,7 @@ func New(cfg Config) (*SFU, error) {
 		}
 	}
 	s := &SFU{cfg: cfg, peers: map[peerKey]*peer{}, sessions: map[sessionKey]int{}, routers: map[routeKey]*router{},
-		kick: make(chan struct{}, 1), notes: newNotifier(cfg.Notify)}
+		all: map[*peer]struct{}{}, kick: make(chan struct{}, 1), notes: newNotifier(cfg.Notify)}
 	if err := s.buildAPI(); err != nil {
 		return nil, err
 	}
@@ -292,16 +295,18 @@ func (s *SFU) Run(ctx context.Context) error {
 
 func (s *SFU) shutdown() {
 	s.mu.Lock()
-	s.closed = true
-	peers := make([]*peer, 0, len(s.peers))
-	for _, p := range s.peers {
+	s.closed = true // no peer is opened from now on
+	peers := make([]*peer, 0, len(s.all))
+	for p := range s.all {
 		peers = append(peers, p)
 	}
 	s.mu.Unlock()
 	for _, p := range peers {
 		p.close(nil, "shutdown")
 	}
-	s.wg.Wait()
+	for _, p := range peers {
+		<-p.done
+	}
 	s.notes.close()
 	if s.udpMux != nil {
 		s.udpMux.Close()
