@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,10 +40,19 @@ func TestForwardsByTheFold(t *testing.T) {
 	if _, err := playMedia(t, s, "s-dave", "cam"); !errors.Is(err, ErrNotPlaying) {
 		t.Fatalf("dave playing without a play: %v, want %v", err, ErrNotPlaying)
 	}
-	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
+	pub, err := publishMedia(t, s, "s-alice", "cam")
+	if err != nil {
 		t.Fatal(err)
 	}
 	st.wait(t, "s-alice", "cam", Publishing)
+	// The answer offers the publisher NACK, PLI and transport-wide
+	// congestion control feedback.
+	answer := pub.pc.RemoteDescription().SDP
+	for _, fb := range []string{"a=rtcp-fb:96 nack", "a=rtcp-fb:96 nack pli", "a=rtcp-fb:96 transport-cc", "transport-wide-cc"} {
+		if !strings.Contains(answer, fb) {
+			t.Errorf("the publisher's answer lacks %q:\n%s", fb, answer)
+		}
+	}
 	for _, sid := range []domain.SessionID{"s-bob", "s-carol"} {
 		p, err := playMedia(t, s, sid, "cam")
 		if err != nil {
