@@ -106,6 +106,17 @@ type PublishStream struct {
 	Stream    StreamID
 	Room      RoomID
 	ExtraInfo string
+	// Node is the media node chosen to host the stream's media, recorded
+	// with the publish ("" where no media node runs).
+	Node string
+}
+
+// StopNodeStreams stops every stream of a room hosted on a media node that
+// died (reason media_node_lost). Run twice, or by two survivors at once, it
+// stops each stream once: the second finds none left.
+type StopNodeStreams struct {
+	Room RoomID
+	Node string
 }
 
 // StopPublishing stops publishing a stream.
@@ -254,6 +265,7 @@ func (LeaveRoom) CommandName() string          { return "leave_room" }
 func (SwitchRoom) CommandName() string         { return "switch_room" }
 func (PublishStream) CommandName() string      { return "publish_stream" }
 func (StopPublishing) CommandName() string     { return "stop_publishing" }
+func (StopNodeStreams) CommandName() string    { return "stop_node_streams" }
 func (SetStreamExtraInfo) CommandName() string { return "set_stream_extra_info" }
 func (PlayStream) CommandName() string         { return "play_stream" }
 func (StopPlaying) CommandName() string        { return "stop_playing" }

@@ -141,6 +141,8 @@ func (d *Decider) Decide(v *View, m Meta, c Command, now time.Time) (Decision, e
 		err = x.publish(c)
 	case StopPublishing:
 		err = x.stopPublishing(c)
+	case StopNodeStreams:
+		err = x.stopNodeStreams(c)
 	case SetStreamExtraInfo:
 		err = x.setStreamExtraInfo(c)
 	case PlayStream:

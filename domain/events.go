@@ -229,6 +229,10 @@ type StreamPublishedData struct {
 	ExtraInfo string    `json:"extra_info,omitempty"`
 	// Claim is the sequence of the stream registry event that claimed the ID.
 	Claim uint64 `json:"claim"`
+	// Node is the media node that hosts the stream's media (added in v1.2:
+	// older events lack it, and so do streams published where no media
+	// node runs).
+	Node string `json:"node,omitempty"`
 }
 
 // StreamStoppedData records that a stream stopped being published here.

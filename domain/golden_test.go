@@ -39,7 +39,7 @@ func fixtures() []Event {
 			Claim: 2, Via: ViaLogin, Quiet: true}),
 		mk(room, 3, &MemberLeftData{User: "u1", UserName: "Student 1", Session: "s-u1", Claim: 4, Reason: ReasonKickedDuplicateLogin,
 			BySession: "s-u1b", Detail: "replaced"}),
-		mk(room, 4, &StreamPublishedData{Stream: "teacher-main", User: "t1", UserName: "Teacher", Session: "s-t1", ExtraInfo: "hd", Claim: 1}),
+		mk(room, 4, &StreamPublishedData{Stream: "teacher-main", User: "t1", UserName: "Teacher", Session: "s-t1", ExtraInfo: "hd", Claim: 1, Node: "01KAK3J7Q8ZX5V2B8T9W0N3E4N"}),
 		mk(room, 5, &StreamStoppedData{Stream: "teacher-main", User: "t1", UserName: "Teacher", Session: "s-t1", Claim: 1, Reason: ReasonStopped}),
 		mk(room, 6, &StreamExtraInfoData{Stream: "teacher-main", User: "t1", UserName: "Teacher", ExtraInfo: "layout=2"}),
 		mk(room, 7, &PlayStartedData{Stream: "teacher-main", User: "u1", Session: "s-u1"}),

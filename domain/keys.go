@@ -27,6 +27,8 @@ func Keys(app AppID, c Command) []Key {
 		return []Key{sess(c.Session), stream(c.Stream)}
 	case StopPublishing:
 		return []Key{sess(c.Session), stream(c.Stream)}
+	case StopNodeStreams:
+		return []Key{room(c.Room)}
 	case SetStreamExtraInfo:
 		return []Key{sess(c.Session), stream(c.Stream)}
 	case PlayStream:

@@ -57,6 +57,8 @@ type Stream struct {
 	ExtraInfo   string    `json:"extra_info,omitempty"`
 	Claim       uint64    `json:"claim"`
 	PublishedAt time.Time `json:"published_at"`
+	// Node is the media node hosting the stream's media.
+	Node string `json:"node,omitempty"`
 }
 
 // ExtraInfo is one room extra info value (ZEGO setRoomExtraInfo).
@@ -185,7 +187,7 @@ func (r *Room) Apply(e *Event) {
 			r.Streams = map[StreamID]*Stream{}
 		}
 		s := &Stream{ID: d.Stream, User: d.User, Session: d.Session, ExtraInfo: d.ExtraInfo, Claim: d.Claim,
-			PublishedAt: e.Time}
+			PublishedAt: e.Time, Node: d.Node}
 		if m, ok := r.Members[d.User]; ok {
 			s.UserName = m.UserName
 			if m.Publishing == nil {

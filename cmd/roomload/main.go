@@ -8,6 +8,7 @@
 //	go run ./cmd/roomload login   [-sessions 1000] [-rate 500] [-duration 10s] [-rounds 3]
 //	go run ./cmd/roomload fanout  [-members 1000] [-window 8] [-duration 5s] [-rounds 3]
 //	go run ./cmd/roomload history [-messages 100000] [-noise 1] [-page 20] [-rounds 5]
+//	go run ./cmd/roomload media   [-scenarios 1x1,1x10,1x50,1x100,4x10] [-rate 1000] [-duration 3s] [-rounds 3]
 package main
 
 import (
@@ -59,6 +60,8 @@ func main() {
 		err = login(ctx, os.Args[2:])
 	case "fanout":
 		err = fanout(ctx, os.Args[2:])
+	case "media":
+		err = mediaBench(ctx, os.Args[2:])
 	case "serve-node": // the child processes of login and fanout
 		err = serveNode(ctx, os.Args[2:])
 	case "serve-raw":
@@ -80,7 +83,8 @@ benchmarks:
   rebuild  projection rebuild vs a raw ordered-consumer read of the same stream
   login    login -> Logined latency with 1,000 connected sessions vs raw JetStream publish latency
   fanout   broadcast fan-out to a 1,000-member room vs a raw WebSocket broadcast server
-  history  message history paging over a room of 100,000 broadcasts vs raw direct gets of the same subject`)
+  history  message history paging over a room of 100,000 broadcasts vs raw direct gets of the same subject
+  media    SFU forwarded packets/s, CPU and memory vs a bare Pion forwarding loop`)
 	os.Exit(2)
 }
 

@@ -60,6 +60,9 @@ type NodeOptions struct {
 	// Join is a node (started with NATSListen) whose NATS server this node
 	// uses instead of embedding its own: two nodes, one log.
 	Join *node.Node
+	// Edit, if set, changes the node's configuration before it starts
+	// (roles, media settings).
+	Edit func(*node.Config)
 }
 
 // StartNode starts a real node on a free loopback port and stops it when the
@@ -86,9 +89,13 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 	if o.Join != nil {
 		lc = eventstore.Config{URL: o.Join.Log.ClientURL()}
 	}
-	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc,
+	cfg := node.Config{Log: lc,
 		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc,
-		Clock: clock, Logger: estest.Logger(t)})
+		Clock: clock, Logger: estest.Logger(t)}
+	if o.Edit != nil {
+		o.Edit(&cfg)
+	}
+	n, err := node.Start(estest.Ctx(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,6 +176,11 @@ type Client struct {
 	disp  *dispatcher
 	ids   atomic.Uint64
 
+	// players are the media players (PlayMedia) by stream, which follow
+	// their stream when it moves to another media node.
+	mediaMu sync.Mutex
+	players map[string]*MediaPlayer
+
 	// ctx ends when the client is closed; it stops reconnection.
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -62,6 +62,13 @@ type Handlers struct {
 	// connection (shutting_down, slow_consumer, session_replaced, ...). The
 	// client reconnects afterwards, except after session_replaced.
 	OnSessionClosing func(code domain.Code, name, message string)
+	// OnPublisherStateUpdate is ZEGO onPublisherStateUpdate: the media of
+	// a stream this client publishes (PublishMedia) changed state; code is
+	// 0 or why it failed (1003xxx); reason says why it closed (closed,
+	// ended, failed, node_lost, shutdown).
+	OnPublisherStateUpdate func(stream string, state MediaState, code domain.Code, reason string)
+	// OnPlayerStateUpdate is ZEGO onPlayerStateUpdate, for PlayMedia.
+	OnPlayerStateUpdate func(stream string, state MediaState, code domain.Code, reason string)
 	// OnGap reports a room event that does not follow the last one the
 	// client got for the room: expectedPrev is the last sequence received,
 	// gotPrev what the event says came before it.
@@ -288,6 +295,9 @@ func (c *Client) event(l *link, f *protocol.Frame) {
 			c.disp.push(func() { h.OnRoomMemberAttributesUpdated(f.Room, d.Members, d.By) })
 		}
 	default:
+		if c.mediaEvent(f) {
+			return
+		}
 		// A newer server's event: ignored, as the protocol's versioning by
 		// addition intends.
 		c.log.Debug("roomlog: unknown event", "event", f.Event)

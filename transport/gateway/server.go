@@ -21,6 +21,7 @@ import (
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/history"
 	"github.com/roomlog/roomlog/eventstore/presence"
+	"github.com/roomlog/roomlog/media"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/protocol"
@@ -42,6 +43,9 @@ type Config struct {
 	Presence Presence
 	// Node names this node (in presence records and takeover notices).
 	Node string
+	// Media is the media plane (nil: the media operations answer
+	// media_unavailable). Its state events come over the Bus.
+	Media Media
 	// ResumeWindow is how long after a disconnect a client may resume
 	// (the validity of the resume token). Default 20 minutes.
 	ResumeWindow time.Duration
@@ -198,7 +202,7 @@ func New(cfg Config) (*Server, error) {
 		s.node = cfg.Engine.NewID(cfg.Clock.Now()).String()
 	}
 	for subject, fn := range map[string]func(string, []byte){barrageSubject + ".>": s.onBarrage,
-		takeoverSubject + ".*": s.onTakeover} {
+		takeoverSubject + ".*": s.onTakeover, media.StateSubject: s.onMediaState} {
 		unsub, err := cfg.Bus.Subscribe(subject, fn)
 		if err != nil {
 			s.unsubscribeAll()

@@ -150,7 +150,7 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 	case protocol.OpPublish:
 		res, err := command(ctx, s, req, func(r protocol.PublishRequest) domain.Command {
 			return domain.PublishStream{Session: s.id, Stream: domain.StreamID(r.Stream), Room: domain.RoomID(r.Room),
-				ExtraInfo: r.ExtraInfo}
+				ExtraInfo: r.ExtraInfo, Node: s.mediaHost(r.Stream)}
 		})
 		return streamReply(res), err
 	case protocol.OpStopPublish:
@@ -211,6 +211,9 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 		return nil, protocol.ErrResumeFailed.With("resume is sent as the first request of a new connection")
 	}
 	if data, err, ok := s.doRoomState(ctx, req); ok {
+		return data, err
+	}
+	if data, ok, err := s.media(ctx, req); ok {
 		return data, err
 	}
 	return nil, protocol.ErrUnknownOperation.With("%q", req.Op)

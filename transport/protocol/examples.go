@@ -115,5 +115,5 @@ func Examples() []Example {
 		{"token_will_expire", ev(EvTokenWillExpire, "", 0, 0, 0, TokenWillExpire{RemainSeconds: 30})},
 		{"session_closing (then the server closes the connection)", ev(EvSessionClosing, "", 0, 0, 0,
 			SessionClosing{Code: int(ErrSlowConsumer.Code), Error: ErrSlowConsumer.Name, Message: ErrSlowConsumer.Message})},
-	}, roomStateExamples()...)
+	}, append(roomStateExamples(), mediaExamples()...)...)
 }

@@ -63,7 +63,7 @@ func Ops() []Op {
 	return append([]Op{OpSetRoomMode, OpLogin, OpLogout, OpSwitchRoom, OpCreateRoom, OpJoinRoom, OpEnterRoom, OpLeaveRoom,
 		OpLeaveAllRooms, OpPublish, OpStopPublish, OpSetStreamExtraInfo, OpPlay, OpStopPlay, OpBroadcast, OpBarrage,
 		OpCustomCommand, OpSetRoomExtraInfo, OpSetRoomAttributes, OpDeleteRoomAttributes, OpQueryRoom, OpRenewToken,
-		OpHeartbeat, OpResume}, roomStateOps...)
+		OpHeartbeat, OpResume, OpMediaOffer, OpMediaCandidate, OpMediaICERestart, OpMediaClose}, roomStateOps...)
 }
 
 // EventName names a pushed event.
@@ -90,7 +90,7 @@ const (
 func EventNames() []EventName {
 	return append([]EventName{EvHello, EvRoomStateChanged, EvRoomUserUpdate, EvRoomStreamUpdate, EvStreamExtraInfoUpdate,
 		EvBroadcastMessage, EvBarrageMessage, EvCustomCommand, EvRoomExtraInfoUpdate, EvRoomAttributesUpdate,
-		EvRoomOnlineUserCount, EvTokenWillExpire, EvSessionClosing}, roomStateEvents...)
+		EvRoomOnlineUserCount, EvTokenWillExpire, EvSessionClosing, EvPublisherStateUpdate, EvPlayerStateUpdate}, roomStateEvents...)
 }
 
 // Request is a client frame.
@@ -237,5 +237,8 @@ func NewPayload(op Op) any {
 	case OpResume:
 		return &ResumeRequest{}
 	}
-	return newRoomStatePayload(op)
+	if p := newRoomStatePayload(op); p != nil {
+		return p
+	}
+	return NewMediaPayload(op)
 }
