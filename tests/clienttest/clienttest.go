@@ -36,10 +36,11 @@ var Secret = []byte("0123456789abcdef0123456789abcdef")
 // App is the app the tokens minted here are for.
 const App = "dev"
 
-// Heartbeat is the heartbeat interval of the nodes started here: short, so
-// that every test also checks that heartbeats keep an idle connection alive
-// (a Recorder reports an unexpected Reconnecting).
-const Heartbeat = 250 * time.Millisecond
+// Heartbeat is the heartbeat interval of the nodes started here: long
+// enough never to matter on a loaded machine (a client gives a connection up
+// after two intervals without a frame). Tests of heartbeats and silence run
+// the client on a clock they move by hand (ClientClock).
+const Heartbeat = 30 * time.Second
 
 // Wait bounds every wait for a callback.
 const Wait = 10 * time.Second
@@ -59,6 +60,9 @@ type NodeOptions struct {
 	// Join is a node (started with NATSListen) whose NATS server this node
 	// uses instead of embedding its own: two nodes, one log.
 	Join *node.Node
+	// Edit, if set, changes the node's configuration before it starts
+	// (roles, media settings).
+	Edit func(*node.Config)
 }
 
 // StartNode starts a real node on a free loopback port and stops it when the
@@ -85,9 +89,13 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 	if o.Join != nil {
 		lc = eventstore.Config{URL: o.Join.Log.ClientURL()}
 	}
-	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc,
+	cfg := node.Config{Log: lc,
 		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc,
-		Clock: clock, Logger: estest.Logger(t)})
+		Clock: clock, Logger: estest.Logger(t)}
+	if o.Edit != nil {
+		o.Edit(&cfg)
+	}
+	n, err := node.Start(estest.Ctx(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +180,8 @@ func (g *guarded) Write(p []byte) (int, error) {
 // Event is one callback as a Recorder saw it.
 type Event struct {
 	// Kind is state, user, joined, left, stream, stream_extra, broadcast,
-	// barrage, command, extra_info, attrs, online, token or closing.
+	// barrage, command, extra_info, attrs, attrs_batch, member_attrs,
+	// online, token or closing.
 	Kind    string
 	Room    string
 	State   client.RoomState
@@ -186,6 +195,8 @@ type Event struct {
 	Items   []client.ExtraInfo
 	Set     map[string]string
 	Deleted []string
+	// Members are the changes of a member_attrs callback.
+	Members []client.MemberAttributesChange
 	Count   int
 	Name    string
 	Message string
@@ -292,6 +303,12 @@ func (r *Recorder) Handlers() client.Handlers {
 		OnRoomAttributesUpdated: func(room string, set map[string]string, deleted []string) {
 			r.put(Event{Kind: "attrs", Room: room, Set: set, Deleted: deleted})
 		},
+		OnRoomAttributesBatchUpdated: func(room string, set map[string]string, deleted []string) {
+			r.put(Event{Kind: "attrs_batch", Room: room, Set: set, Deleted: deleted})
+		},
+		OnRoomMemberAttributesUpdated: func(room string, changes []client.MemberAttributesChange, by client.User) {
+			r.put(Event{Kind: "member_attrs", Room: room, Members: changes, Users: []client.User{by}})
+		},
 		OnRoomOnlineUserCountUpdate: func(room string, count int) {
 			r.put(Event{Kind: "online", Room: room, Count: count})
 		},
@@ -325,6 +342,21 @@ func (r *Recorder) TryNext(d time.Duration) (Event, bool) {
 	case <-time.After(d):
 		return Event{}, false
 	}
+}
+
+// PumpUntil moves a client's clock on in small steps (the backoff between
+// reconnection attempts runs on it) until a callback matches, skipping
+// others, and returns it.
+func (r *Recorder) PumpUntil(clock *estest.Clock, what string, match func(Event) bool) Event {
+	r.t.Helper()
+	for deadline := time.Now().Add(Wait); time.Now().Before(deadline); {
+		clock.Advance(50 * time.Millisecond)
+		if e, ok := r.TryNext(20 * time.Millisecond); ok && match(e) {
+			return e
+		}
+	}
+	r.t.Fatalf("%s: no %s within %v", r.name, what, Wait)
+	return Event{}
 }
 
 // WaitFor skips callbacks until one matches, failing the test (and listing
