@@ -1,13 +1,17 @@
 package eventstore_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/netcut"
 )
 
 // A reader (roomctl tail, verify, replay) binds to the stream as it is; a
@@ -82,5 +86,34 @@ func TestClusterNodesStartedTogetherAllComeUp(t *testing.T) {
 	}
 	if got := c.StreamReplicas(eventstore.DefaultStream); got != 3 {
 		t.Fatalf("stream has %d replicas, want 3", got)
+	}
+}
+
+// The answer to a batched direct get is lost (the server's side of the
+// connection goes silent, then the connection breaks). The read asks again
+// on the new connection after its per-request timeout instead of waiting out
+// the caller's whole budget (a command's 10 s).
+func TestReadSubjectRetriesALostReply(t *testing.T) {
+	server := estest.Open(t, func(c *eventstore.Config) { c.Listen = "127.0.0.1:-1" })
+	subject := server.Subject("a", "room", "r")
+	for i := range 3 {
+		if _, err := server.Append(estest.Ctx(t), eventstore.Message{Subject: subject, MsgID: fmt.Sprint(i), Expected: uint64(i), Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
+	reader := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), ReadOnly: true, Logger: estest.Logger(t)})
+
+	proxy.MuteServer()
+	time.AfterFunc(200*time.Millisecond, proxy.Cut)
+	ctx, cancel := context.WithTimeout(estest.Ctx(t), 8*time.Second)
+	defer cancel()
+	var got int
+	last, err := reader.ReadSubject(ctx, subject, 1, func(eventstore.Record) error { got++; return nil })
+	if err != nil || got != 3 || last != 3 {
+		t.Fatalf("read after a lost reply: %d records, last %d, err %v", got, last, err)
+	}
+	if reader.ReadRetries() == 0 {
+		t.Fatal("the read was not retried")
 	}
 }
