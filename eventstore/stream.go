@@ -225,3 +225,7 @@ func (l *Log) retry(ctx context.Context, what string, op func(ctx context.Contex
 		base = min(2*base, openBackoffMax)
 	}
 }
+
+// Connected reports whether the log's connection to NATS is up now (it
+// reconnects by itself when it is not).
+func (l *Log) Connected() bool { return l.nc != nil && l.nc.IsConnected() }

@@ -160,6 +160,16 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 			return node.Config{}, false, err
 		}
 	}
+	// Linked settings: clients send a heartbeat every -heartbeat, so a
+	// -heartbeat-timeout not above it times every client out.
+	if o.heartbeatTimeout <= o.heartbeat {
+		return node.Config{}, false, fmt.Errorf("-heartbeat-timeout %v must exceed -heartbeat %v (clients heartbeat once per interval; 3 times it is usual)",
+			o.heartbeatTimeout, o.heartbeat)
+	}
+	if o.heartbeatTimeout < 2*o.heartbeat {
+		logger.Warn("-heartbeat-timeout is less than twice -heartbeat: one late heartbeat times a client out",
+			"heartbeat", o.heartbeat, "heartbeat_timeout", o.heartbeatTimeout)
+	}
 	origins := splitList(o.origins)
 	if len(origins) == 0 && dev {
 		origins = []string{"localhost:*", "127.0.0.1:*"}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +95,23 @@ func TestMediaFlags(t *testing.T) {
 	o, _ = parse([]string{"-data", t.TempDir(), "-media-ports", "9-1"}, env(nil), io.Discard)
 	if _, _, err := config(o, logger); err == nil {
 		t.Error("a reversed port range was accepted")
+	}
+}
+
+// A heartbeat timeout not above the heartbeat interval would time out every
+// well-behaved client: roomd refuses to start with it, naming both flags.
+func TestHeartbeatTimeoutMustExceedTheInterval(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	o, err := parse([]string{"-data", t.TempDir(), "-heartbeat-timeout", "5s"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = config(o, logger)
+	if err == nil || !strings.Contains(err.Error(), "-heartbeat-timeout 5s must exceed -heartbeat 30s") {
+		t.Fatalf("-heartbeat-timeout 5s with the default -heartbeat: %v", err)
+	}
+	o.heartbeat = time.Second
+	if _, _, err := config(o, logger); err != nil {
+		t.Fatalf("-heartbeat 1s -heartbeat-timeout 5s: %v", err)
 	}
 }

@@ -161,6 +161,12 @@ func (c *Config) validate() error {
 	if c.QueueSize < 2 || c.RequestQueue < 1 || c.RequestBurst < 1 || c.RequestsPerSecond <= 0 {
 		errs = append(errs, errors.New("gateway: queue sizes and request limits must be positive"))
 	}
+	if c.HeartbeatTimeout <= c.HeartbeatInterval {
+		// Clients send one heartbeat per interval: every one of them would
+		// time out between two heartbeats.
+		errs = append(errs, fmt.Errorf("gateway: HeartbeatTimeout %v must exceed HeartbeatInterval %v (3 times it is usual)",
+			c.HeartbeatTimeout, c.HeartbeatInterval))
+	}
 	return errors.Join(errs...)
 }
 

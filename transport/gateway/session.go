@@ -141,6 +141,11 @@ func (s *session) run(ctx context.Context, req protocol.Request) (any, error) {
 }
 
 func (s *session) reply(id string, data any, err error) {
+	if err != nil && engine.IsInternal(err) {
+		// A timeout or an unavailable log is the operator's business, not
+		// the client's: leave a trace of every one.
+		s.srv.cfg.Logger.Warn("request failed", "session", s.id, "request", id, "err", err)
+	}
 	b, merr := json.Marshal(protocol.ReplyTo(id, data, err))
 	if merr != nil {
 		b, _ = json.Marshal(protocol.ReplyTo(id, nil, domain.ErrInternal.With("%v", merr)))

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
@@ -91,8 +92,10 @@ type Node struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	errMu  sync.Mutex
-	err    error
+	// logOK is when the log last answered /readyz (UnixNano).
+	logOK atomic.Int64
+	errMu sync.Mutex
+	err   error
 }
 
 // Start opens the log, restores and catches up the projection, and starts the
@@ -119,6 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, Log: log, decider: decider}
+	n.logOK.Store(time.Now().UnixNano())
 	if err := n.start(ctx, decider); err != nil {
 		n.Close()
 		return nil, err
@@ -347,19 +351,38 @@ func (n *Node) mountGateway(mux *http.ServeMux, node string) error {
 	return nil
 }
 
-// ready answers whether the node can serve: the log answers and the
-// projection runs.
+// ReadyGrace is how long /readyz keeps answering "ready" while the log does
+// not answer, as long as the node is connected to NATS: a stream leader
+// election takes a few seconds, during which every node of the fleet would
+// otherwise turn unready at the same moment and a load balancer drain them
+// all. Commands meanwhile wait for the election (up to their timeout).
+const ReadyGrace = 15 * time.Second
+
+// ready answers whether the node can serve: it is connected to NATS, the log
+// answered within ReadyGrace, and the projection runs.
 func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if _, err := n.Log.LastSeq(ctx); err != nil {
-		http.Error(w, "the log is unreachable: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
 	if err := n.Err(); err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	if !n.Log.Connected() {
+		http.Error(w, "not connected to NATS", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	now := time.Now()
+	if _, err := n.Log.LastSeq(ctx); err != nil {
+		since := now.Sub(time.Unix(0, n.logOK.Load()))
+		if since > ReadyGrace {
+			http.Error(w, fmt.Sprintf("the log has not answered for %v: %v", since.Round(time.Second), err),
+				http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "ready (the log has not answered for %v: %v)\n", since.Round(time.Millisecond), err)
+		return
+	}
+	n.logOK.Store(now.UnixNano())
 	fmt.Fprintln(w, "ready")
 }
 
