@@ -237,3 +237,33 @@ func (l *Log) LeaderLast(ctx context.Context, subject string) (uint64, error) {
 	})
 	return seq, err
 }
+
+// StepDownLeader asks the stream's leader to hand leadership to another
+// replica. It is a repair, not an operation of the log: nats-server can be
+// left, after a leader change, refusing every conditional append to one
+// subject ("wrong last sequence" although the caller has the subject's head:
+// the subject stays marked as having an append in flight that was lost); a
+// new leader starts with that state cleared.
+func (l *Log) StepDownLeader(ctx context.Context) error {
+	op := "step down the leader of " + l.cfg.Stream
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+	}
+	msg, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+l.cfg.Stream, nil)
+	if err != nil {
+		return classify(op, err)
+	}
+	var resp struct {
+		Error   *jetstream.APIError `json:"error"`
+		Success bool                `json:"success"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return fmt.Errorf("eventstore: %s: %w", op, err)
+	}
+	if resp.Error != nil {
+		return classify(op, resp.Error)
+	}
+	return nil
+}

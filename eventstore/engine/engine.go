@@ -50,6 +50,9 @@ type Engine struct {
 
 	idMu    sync.Mutex
 	entropy io.Reader
+	// lastStepDown is when the engine last asked the stream leader to step
+	// down (guarded by idMu).
+	lastStepDown time.Time
 
 	commands, conflicts, appends, resends atomic.Uint64
 }
@@ -149,6 +152,7 @@ func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 	res := Result{Meta: m, At: now}
 	keys := merge(nil, domain.Keys(m.App, cmd))
 	slept, rechecked := false, false
+	limit, repaired := e.retries, false
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return res, wrapCtx(err)
@@ -193,13 +197,24 @@ func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 		}
 		res.Decision = d
 		conflict, err := e.appendSteps(ctx, entries, now, &res, attempt)
+		var heads []cachedHead
+		if conflict && attempt >= limit {
+			for _, en := range entries {
+				heads = append(heads, cachedHead{en.key.String(), en.subject(e.log), en.seq})
+			}
+		}
 		e.unlock(entries)
 		if err != nil {
 			return res, err
 		}
 		if conflict {
-			if attempt >= e.retries {
-				return res, domain.ErrUnavailable.With("gave up after %d conflicting attempts", attempt+1)
+			if attempt >= limit {
+				if repaired || !e.logGiveUp(ctx, heads, attempt+1) {
+					return res, domain.ErrUnavailable.With("gave up after %d conflicting attempts on %v", attempt+1, keys)
+				}
+				// The stream leader was stuck and steps down: try again
+				// once the new one answers.
+				repaired, limit = true, attempt+e.retries
 			}
 			waited, err := backoff(ctx, attempt)
 			if err != nil {
@@ -247,6 +262,66 @@ func (e *Engine) recheck(ctx context.Context, entries []*entry) (bool, error) {
 	}
 	return moved, nil
 }
+
+// logGiveUp tells the operator why a command gave up: each aggregate's
+// sequence as this engine has it, and as the stream leader has it. When the
+// engine has the leader's head and the subject does not move for a while,
+// nobody can append to it: the stream leader is stuck refusing it (see
+// eventstore.Log.StepDownLeader), and the engine asks it to step down, at
+// most once per stuckStepDownEvery.
+func (e *Engine) logGiveUp(ctx context.Context, heads []cachedHead, attempts int) (steppedDown bool) {
+	for _, en := range heads {
+		subject := en.subject
+		head, err := e.log.LeaderLast(ctx, subject)
+		e.logger.Warn("command gave up after conflicting appends", "attempts", attempts, "aggregate", en.key,
+			"cached_seq", en.seq, "leader_seq", head, "leader_err", err)
+		if err != nil || head != en.seq {
+			continue
+		}
+		t := time.NewTimer(stuckWait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		if again, err := e.log.LeaderLast(ctx, subject); err != nil || again != head {
+			continue
+		}
+		now := e.clock()
+		e.idMu.Lock()
+		due := now.Sub(e.lastStepDown) >= stuckStepDownEvery
+		if due {
+			e.lastStepDown = now
+		}
+		e.idMu.Unlock()
+		if !due {
+			return false
+		}
+		e.logger.Error("the stream leader refuses every append to a subject whose head this engine has; asking it to step down",
+			"aggregate", en.key, "subject", subject, "seq", head)
+		if err := e.log.StepDownLeader(ctx); err != nil {
+			e.logger.Error("stream leader step-down failed", "err", err)
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// cachedHead is an aggregate's head as the engine had it.
+type cachedHead struct {
+	key, subject string
+	seq          uint64
+}
+
+// A subject whose head does not move for stuckWait after a command gave up
+// on it is stuck; the engine asks the stream leader to step down at most
+// once per stuckStepDownEvery.
+const (
+	stuckWait          = 500 * time.Millisecond
+	stuckStepDownEvery = 30 * time.Second
+)
 
 // immediateRetries is how many conflicts in a row are retried at once.
 const immediateRetries = 4
@@ -386,9 +461,12 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		}
 		if errors.Is(err, eventstore.ErrConflict) {
 			e.conflicts.Add(1)
-			// A second conflict in one command suggests reads answered by
-			// a replica behind the leader: read up to the leader's head.
-			seen, cerr := e.catchUp(ctx, en, subject, uncertain || attempt > 0)
+			// Conflicts that go on past the immediate retries suggest
+			// reads answered by a replica behind the leader (one that
+			// was just restarted): read up to the leader's head. Before
+			// that, a quick catch-up keeps a writer in the race with a
+			// busy one.
+			seen, cerr := e.catchUp(ctx, en, subject, uncertain || attempt >= immediateRetries)
 			if cerr != nil {
 				return false, e.storeErr("catch up "+st.Key.String(), cerr)
 			}
@@ -455,7 +533,7 @@ func (e *Engine) settle(ctx context.Context, m eventstore.Message) (eventstore.A
 
 // catchUp brings en up to date after a conflict and returns the first event
 // IDs of the messages it folded. When authoritative (after an append whose
-// outcome was unknown, or a repeated conflict), or when a read found nothing
+// outcome was unknown, or conflicts that go on), or when a read found nothing
 // new, it reads at least up to the stream
 // leader's head for the subject: a direct get may be answered by a replica a
 // little behind, and missing our own message there would apply the command
