@@ -32,6 +32,7 @@ import (
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/web"
 )
 
 // options are roomd's settings.
@@ -152,7 +153,8 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 	}
 	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http,
 		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas},
-		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout}}
+		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},
+		Web:     web.Config{DevTokens: dev}}
 	if o.natsURL == "" {
 		cfg.Log.DataDir, cfg.Log.Sync = o.data, mode
 		if o.natsListen != "off" {
@@ -233,11 +235,12 @@ func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	logger.Info("roomd is running", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
+	logger.Info("roomd is running", "demo", "http://"+n.HTTPAddr()+"/", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
 		"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev)
 	if dev {
 		fmt.Fprintf(out, `
 roomd is running in development mode (no -secret given).
+  Demo page:  http://%[1]s/  (open it in two tabs)
   WebSocket:  ws://%[1]s/ws
   Admin API:  http://%[1]s/admin/v1/
   Secret:     kept in %[2]s

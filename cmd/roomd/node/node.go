@@ -25,6 +25,7 @@ import (
 	"github.com/roomlog/roomlog/transport/admin"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/web"
 )
 
 // SnapshotName is the versioned name of the projection snapshot.
@@ -50,7 +51,11 @@ type Config struct {
 	// Gateway tunes the gateway; its Engine, Live, Log, Signer, Policy,
 	// Clock and Logger are filled in by the node.
 	Gateway gateway.Config
-	Logger  *slog.Logger
+	// Web configures the browser SDK, the demo page and (development mode
+	// only) the demo's token endpoint; its Signer, Clock and Logger are
+	// filled in by the node.
+	Web    web.Config
+	Logger *slog.Logger
 }
 
 // Node is a running roomd node.
@@ -236,7 +241,8 @@ func (n *Node) snapshotter() func(projections.Record) {
 	}
 }
 
-// startHTTP starts the gateway, the admin API and the health endpoints. The
+// startHTTP starts the gateway, the admin API, the health endpoints and the
+// web pages (the browser SDK, the demo). The
 // gateway subscribes to the projection before it runs, so it sees every event.
 func (n *Node) startHTTP(node string) error {
 	var err error
@@ -257,8 +263,15 @@ func (n *Node) startHTTP(node string) error {
 	if err != nil {
 		return err
 	}
+	wc := n.cfg.Web
+	wc.Signer, wc.Clock, wc.Logger = n.Signer, n.cfg.Clock.Now, n.cfg.Logger
+	site, err := web.New(wc)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", n.Gateway)
+	mux.Handle("/", site)
 	mux.Handle("/admin/", api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "alive") })
 	mux.HandleFunc("GET /readyz", n.ready)
