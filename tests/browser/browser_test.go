@@ -142,9 +142,8 @@ func openHarness(t *testing.T, n *node.Node) *Page {
 	t.Helper()
 	p := openPage(t, "http://"+n.HTTPAddr()+"/healthz")
 	p.Eval(harness, nil)
-	var exports []string
-	p.Eval(`T.load()`, &exports)
-	t.Logf("the SDK exports %v", exports)
+	p.Eval(`T.load()`, nil)
+	t.Cleanup(func() { p.try(`for (const e of Object.values(T.engines)) e.destroyEngine()`, nil) })
 	return p
 }
 

@@ -28,7 +28,6 @@ func reconnectingPair(t *testing.T, edit func(*clienttest.NodeOptions), bobOpts 
 	p.Must("b", "loginRoom", "r2", tokB, user{"bob", "Bob"})
 	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
 	p.Wait(0, `e => e.who === 'b' && e.event === 'roomUserUpdate' && e.args[0] === 'r1' && e.args[2][0].userID === 'alice'`)
-	p.t.Cleanup(func() { p.try(`T.engines.a.destroyEngine(); T.engines.b.destroyEngine()`, nil) })
 	return p, proxy, n
 }
 
