@@ -72,6 +72,7 @@ type Node struct {
 	reactor    *reactor.Reactor
 	snapshots  projections.Store
 	httpSrv    *http.Server
+	fresh      freshConns
 	httpAddr   string
 	decider    *domain.Decider
 
@@ -280,7 +281,11 @@ func (n *Node) startHTTP(node string) error {
 		return fmt.Errorf("http: %w", err)
 	}
 	n.httpAddr = ln.Addr().String()
-	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ConnState: n.fresh.track}
+	// Browsers open spare connections they may never use; Shutdown would
+	// wait 5 s for each before counting it idle. Nothing was asked on them:
+	// they are closed as soon as the listener is.
+	n.httpSrv.RegisterOnShutdown(n.fresh.closeAll)
 	n.goRun("http", func() error {
 		if err := n.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -304,6 +309,34 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ready")
+}
+
+// freshConns tracks the HTTP connections on which no request has started
+// yet (http.StateNew).
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns == nil {
+		f.conns = map[net.Conn]struct{}{}
+	}
+	if st == http.StateNew {
+		f.conns[c] = struct{}{}
+	} else {
+		delete(f.conns, c)
+	}
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
 }
 
 // HTTPAddr returns the address the HTTP listener is bound to.
