@@ -83,10 +83,17 @@ func needBrowser(t *testing.T) {
 	t.Skipf("no browser: %v", browserErr)
 }
 
+// heartbeat is the heartbeat interval of the nodes started here. The SDK
+// gives a connection up after 2.5 silent intervals, which a loaded machine
+// never reaches with this one; a lost connection is harmless anyway (the
+// SDK resumes). Tests of heartbeats and silence set their own.
+const heartbeat = 2 * time.Second
+
 // startNode starts a real node that lets pages of its own origin connect.
 func startNode(t *testing.T, edit func(*clienttest.NodeOptions)) *node.Node {
 	t.Helper()
-	o := clienttest.NodeOptions{Gateway: gateway.Config{OriginPatterns: []string{"127.0.0.1:*"}}}
+	o := clienttest.NodeOptions{Gateway: gateway.Config{OriginPatterns: []string{"127.0.0.1:*"},
+		HeartbeatInterval: heartbeat}}
 	if edit != nil {
 		edit(&o)
 	}

@@ -59,12 +59,15 @@ func (p *Page) broadcasts(who, room string) []string {
 // and gets every event it missed, in order, once; the others never see it
 // leave.
 func TestSDKReconnectResumesWithoutGap(t *testing.T) {
-	p, proxy, _ := reconnectingPair(t, nil, nil)
+	const beat = 300 * time.Millisecond
+	p, proxy, _ := reconnectingPair(t, func(o *clienttest.NodeOptions) { o.Gateway.HeartbeatInterval = beat }, nil)
 	session := p.session("b")
 	p.Must("a", "sendBroadcastMessage", "r1", "before")
 	p.Wait(0, `e => e.who === 'b' && e.event === 'IMRecvBroadcastMessage' && e.args[1][0].message === 'before'`)
-	// Idle for several heartbeat intervals: heartbeats keep it up.
-	time.Sleep(8 * clienttest.Heartbeat)
+	// Idle for several heartbeat intervals: heartbeats keep the session up.
+	// (Were the machine so busy that the SDK missed them and reconnected,
+	// it would resume, and what follows would hold all the same.)
+	time.Sleep(5 * beat)
 
 	mark := p.Len()
 	proxy.Refuse(true)
@@ -112,12 +115,13 @@ func TestSDKReconnectResumesWithoutGap(t *testing.T) {
 
 // A server that goes silent is detected by the heartbeat watchdog.
 func TestSDKHeartbeatWatchdog(t *testing.T) {
-	p, proxy, _ := reconnectingPair(t, nil, nil)
+	const beat = 400 * time.Millisecond
+	p, proxy, _ := reconnectingPair(t, func(o *clienttest.NodeOptions) { o.Gateway.HeartbeatInterval = beat }, nil)
 	mark := p.Len()
 	proxy.MuteServer()
 	start := time.Now()
 	p.WaitState(mark, "b", "r1", "RECONNECTING")
-	t.Logf("silence detected after %v (heartbeat %v)", time.Since(start).Round(time.Millisecond), clienttest.Heartbeat)
+	t.Logf("silence detected after %v (heartbeat %v)", time.Since(start).Round(time.Millisecond), beat)
 	p.WaitState(mark, "b", "r1", "RECONNECTED")
 	t.Logf("reconnected after %v", time.Since(start).Round(time.Millisecond))
 	p.Must("a", "sendBroadcastMessage", "r1", "still there?")
@@ -129,7 +133,9 @@ func TestSDKHeartbeatWatchdog(t *testing.T) {
 // into its rooms again on a new session, and the others see it come back.
 func TestSDKReloginAfterTimeout(t *testing.T) {
 	p, proxy, _ := reconnectingPair(t, func(o *clienttest.NodeOptions) {
-		o.Gateway.HeartbeatTimeout = 1500 * time.Millisecond
+		// A short timeout, and heartbeats often enough to keep the
+		// re-entered session well inside it.
+		o.Gateway.HeartbeatInterval, o.Gateway.HeartbeatTimeout = 250*time.Millisecond, 2500*time.Millisecond
 	}, nil)
 	session := p.session("b")
 	mark := p.Len()
