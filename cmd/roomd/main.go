@@ -21,8 +21,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +42,7 @@ type options struct {
 	role, data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
 	replicas, maxRooms                                                           int
 	multiRoom                                                                    string // "true", "false", or "" (dev: true, else false)
+	open                                                                         bool
 	heartbeat, heartbeatTimeout                                                  time.Duration
 	shutdownGrace                                                                time.Duration
 }
@@ -70,6 +73,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", 90*time.Second, "silence after which a session times out")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for clients to go")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&o.open, "open", false, "open the demo page in the default browser once the node runs")
 	for _, f := range []string{"data", "nats-url", "sync", "secret"} {
 		fs.Lookup(f).Usage += " (" + envName(f) + ")"
 	}
@@ -251,11 +255,32 @@ and an admin token:
 
 `, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"))
 	}
+	if o.open {
+		openBrowser(logger, "http://"+n.HTTPAddr()+"/")
+	}
 	<-ctx.Done()
 	logger.Info("roomd is stopping: telling clients, draining, flushing")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
 	return n.Shutdown(sctx)
+}
+
+// openBrowser opens url with the desktop's opener; failing that, it says
+// where to go.
+func openBrowser(logger *slog.Logger, url string) {
+	opener := "xdg-open"
+	switch runtime.GOOS {
+	case "darwin":
+		opener = "open"
+	case "windows":
+		opener = "explorer"
+	}
+	cmd := exec.Command(opener, url)
+	if err := cmd.Start(); err != nil {
+		logger.Warn("cannot open a browser; open the demo page yourself", "url", url, "err", err)
+		return
+	}
+	go cmd.Wait()
 }
 
 // runNATS runs only the embedded JetStream server (with the log's stream),

@@ -28,6 +28,7 @@ import (
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/client"
 	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/web"
 )
 
 // Secret is the signing secret of the nodes started here.
@@ -60,6 +61,9 @@ type NodeOptions struct {
 	// Join is a node (started with NATSListen) whose NATS server this node
 	// uses instead of embedding its own: two nodes, one log.
 	Join *node.Node
+	// Web configures the browser SDK and demo pages (DevTokens: the demo's
+	// development tokens).
+	Web web.Config
 }
 
 // StartNode starts a real node on a free loopback port and stops it when the
@@ -87,7 +91,7 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 		lc = eventstore.Config{URL: o.Join.Log.ClientURL()}
 	}
 	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc,
-		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc,
+		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc, Web: o.Web,
 		Clock: clock, Logger: estest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)

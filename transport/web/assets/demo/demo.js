@@ -90,6 +90,7 @@ function card(room) {
     try {
       await engine.setRoomExtraInfo(room, k.value, v.value);
       c.extra.set(k.value, { value: v.value, by: 'you' });
+      k.value = v.value = '';
       render(room);
     } catch (e) {
       say(room, `extra info refused: ${e.name} (${e.code})`, 'error');
