@@ -22,7 +22,6 @@ export declare const ErrorCodes: {
   readonly CONNECT_FAILED: readonly [1906091, 'connect_failed', string];
   readonly PROTOCOL_MISMATCH: readonly [1906092, 'protocol_mismatch', string];
   readonly MEDIA_FAILED: readonly [1906093, 'media_failed', string];
-  readonly MEDIA_UNAVAILABLE: readonly [1906094, 'media_unavailable', string];
   readonly RECONNECTING: readonly [1002051, 'reconnecting', string];
   readonly TIMEOUT: readonly [1002053, 'timeout', string];
   readonly INVALID_ARGUMENT: readonly [1906001, 'invalid_argument', string];

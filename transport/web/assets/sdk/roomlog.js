@@ -71,8 +71,7 @@ export const ErrorCodes = Object.freeze({
   CLIENT_CLOSED: [1906090, 'client_closed', 'the engine was destroyed; create a new one'],
   CONNECT_FAILED: [1906091, 'connect_failed', 'cannot connect to the server'],
   PROTOCOL_MISMATCH: [1906092, 'protocol_mismatch', 'the server does not speak this SDK\'s protocol'],
-  MEDIA_FAILED: [1906093, 'media_failed', 'the media connection failed'],
-  MEDIA_UNAVAILABLE: [1906094, 'media_unavailable', 'the server does not carry media'],
+  MEDIA_FAILED: [1906093, 'media_failed', 'the browser cannot set up the media connection'],
   /* end sdk-codes */
   RECONNECTING: [1002051, 'reconnecting', 'the connection was lost; the client is reconnecting'],
   TIMEOUT: [1002053, 'timeout', 'the operation could not complete in time'],
@@ -295,6 +294,24 @@ function dial(url, timeoutMs, engine) {
   });
 }
 
+// gathered resolves when pc has gathered its ICE candidates, or after ms.
+function gathered(pc, ms) {
+  return new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    };
+    const check = () => pc.iceGatheringState === 'complete' && done();
+    const timer = setTimeout(done, ms);
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
 // The default server: the /ws endpoint of the server this module came from.
 function defaultServer() {
   const u = new URL('/ws', import.meta.url);
@@ -343,7 +360,10 @@ export class RoomlogEngine {
     this._order = 0;
     this._loginFailed = new Set();
     this._entering = new Map(); // room -> requests entering it, in flight
-    this._onOnline = () => this._wake && this._wake();
+    this._onOnline = () => {
+      if (this._wake) this._wake();
+      this._restartAllIce();
+    };
     if (typeof window !== 'undefined') window.addEventListener('online', this._onOnline);
     // The media plane fills these (see startPublishingStream).
     this._publishers = new Map(); // stream -> {roomID, mediaStream, state}
@@ -569,26 +589,37 @@ export class RoomlogEngine {
     return true;
   }
 
-  // Streams. The signalling is the protocol's publish and play; the media
-  // itself is carried by the server's media plane when it has one.
+  // Streams. publish and play put the stream and the play in the room's
+  // log; the media itself flows on one RTCPeerConnection per published or
+  // played stream, to the server's media plane, negotiated over the
+  // WebSocket (media_offer and its answer; docs/protocol.md, "Media").
 
   /**
    * ZEGO startPublishingStream: publishes localStream as streamID (in
-   * option.roomID; required in multi-room mode).
+   * option.roomID; required in multi-room mode). Resolves once the media
+   * connection is negotiated; publisherStateUpdate says when it flows.
    */
   async startPublishingStream(streamID, localStream, option = {}) {
-    const pub = { roomID: option.roomID || '', mediaStream: localStream || null, state: 'NO_PUBLISH' };
+    if (!streamID || typeof MediaStream === 'undefined' || !(localStream instanceof MediaStream)) {
+      throw localError('INVALID_ARGUMENT', 'startPublishingStream needs a stream ID and a MediaStream', 'publish');
+    }
+    this._closePeer(this._publishers.get(streamID));
+    const pub = { kind: 'publish', streamID, roomID: option.roomID || '', mediaStream: localStream, state: 'NO_PUBLISH', pc: null };
     this._publishers.set(streamID, pub);
-    this._publisherState(streamID, pub, 'PUBLISH_REQUESTING', 0);
+    this._mediaState(pub, 'PUBLISH_REQUESTING', 0, '');
     try {
       const d = await this._do('publish', { stream: streamID, room: option.roomID || undefined, extra_info: option.extraInfo || undefined });
       pub.roomID = d.room || pub.roomID;
+      await this._connectPeer(pub);
     } catch (e) {
-      if (this._publishers.get(streamID) === pub) this._publishers.delete(streamID);
-      this._publisherState(streamID, pub, 'NO_PUBLISH', e.code || 0);
+      if (this._publishers.get(streamID) === pub) {
+        this._publishers.delete(streamID);
+        this._closePeer(pub);
+        if (pub.roomID && e.code !== 1903001) this._do('stop_publish', { stream: streamID }).catch(() => {});
+        this._mediaState(pub, 'NO_PUBLISH', e.code || 0, 'failed');
+      }
       throw e;
     }
-    this._publisherState(streamID, pub, 'PUBLISHING', 0);
     return true;
   }
 
@@ -598,30 +629,38 @@ export class RoomlogEngine {
     await this._do('stop_publish', { stream: streamID });
     if (pub && this._publishers.get(streamID) === pub) {
       this._publishers.delete(streamID);
-      this._publisherState(streamID, pub, 'NO_PUBLISH', 0);
+      this._closePeer(pub, true);
+      this._mediaState(pub, 'NO_PUBLISH', 0, 'closed');
     }
     return true;
   }
 
   /**
    * ZEGO startPlayingStream: plays streamID and resolves with its
-   * MediaStream. Without option.roomID the stream is played in the room it
+   * MediaStream (an audio and a video track, live once playerStateUpdate
+   * says PLAYING). Without option.roomID the stream is played in the room it
    * is published in.
    */
   async startPlayingStream(streamID, option = {}) {
-    const player = { roomID: option.roomID || '', mediaStream: null, state: 'NO_PLAY' };
+    if (!streamID) throw localError('INVALID_ARGUMENT', 'startPlayingStream needs a stream ID', 'play');
+    if (typeof RTCPeerConnection === 'undefined') throw localError('MEDIA_FAILED', 'this browser has no WebRTC', 'play');
+    this._closePeer(this._players.get(streamID));
+    const player = { kind: 'play', streamID, roomID: option.roomID || '', mediaStream: new MediaStream(), state: 'NO_PLAY', pc: null };
     this._players.set(streamID, player);
-    this._playerState(streamID, player, 'PLAY_REQUESTING', 0);
+    this._mediaState(player, 'PLAY_REQUESTING', 0, '');
     try {
       const d = await this._do('play', { stream: streamID, room: option.roomID || undefined });
       player.roomID = d.room || player.roomID;
-      player.mediaStream = new MediaStream();
+      await this._connectPeer(player);
     } catch (e) {
-      if (this._players.get(streamID) === player) this._players.delete(streamID);
-      this._playerState(streamID, player, 'NO_PLAY', e.code || 0);
+      if (this._players.get(streamID) === player) {
+        this._players.delete(streamID);
+        this._closePeer(player);
+        for (const t of player.mediaStream.getTracks()) t.stop();
+        this._mediaState(player, 'NO_PLAY', e.code || 0, 'failed');
+      }
       throw e;
     }
-    this._playerState(streamID, player, 'PLAYING', 0);
     return player.mediaStream;
   }
 
@@ -629,38 +668,150 @@ export class RoomlogEngine {
   async stopPlayingStream(streamID) {
     const player = this._players.get(streamID);
     await this._do('stop_play', { stream: streamID, room: player && player.roomID ? player.roomID : undefined });
-    this._endPlayer(streamID, player, 0);
+    this._endPlayer(streamID, player, 0, 'closed', true);
     return true;
   }
 
-  _publisherState(streamID, pub, state, code) {
-    if (pub.state === state) return;
-    pub.state = state;
-    this._emit('publisherStateUpdate', { streamID, state, errorCode: code, extendedData: '' });
+  // _connectPeer opens the peer connection of a publisher or a player and
+  // negotiates it. A player's tracks are those of its MediaStream, replaced
+  // when it connects again (its stream moved to another media node), so the
+  // app's <video> keeps its srcObject.
+  async _connectPeer(entry) {
+    if (typeof RTCPeerConnection === 'undefined') throw localError('MEDIA_FAILED', 'this browser has no WebRTC', entry.kind);
+    const pc = new RTCPeerConnection({ iceServers: this._opts.iceServers || [] });
+    const old = entry.pc;
+    entry.pc = pc;
+    entry.offered = false;
+    if (old) old.close();
+    if (entry.kind === 'publish') {
+      for (const track of entry.mediaStream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [entry.mediaStream] });
+    } else {
+      const tracks = ['audio', 'video'].map((k) => pc.addTransceiver(k, { direction: 'recvonly' }).receiver.track);
+      for (const t of entry.mediaStream.getTracks()) {
+        entry.mediaStream.removeTrack(t);
+        t.stop();
+      }
+      for (const t of tracks) entry.mediaStream.addTrack(t);
+    }
+    pc.onicecandidate = (ev) => {
+      // Candidates found after the offer left are trickled.
+      if (ev.candidate && entry.offered && entry.pc === pc) {
+        const c = ev.candidate;
+        this._do('media_candidate', { stream: entry.streamID, kind: entry.kind, candidate: c.candidate, sdp_mid: c.sdpMid ?? undefined, sdp_mline_index: c.sdpMLineIndex ?? undefined }).catch(() => {});
+      }
+    };
+    pc.oniceconnectionstatechange = () => this._iceChanged(entry, pc);
+    await this._offer(entry, pc, 'media_offer');
   }
 
-  _playerState(streamID, player, state, code) {
-    if (player.state === state) return;
-    player.state = state;
-    this._emit('playerStateUpdate', { streamID, state, errorCode: code, extendedData: '' });
+  // _offer makes pc's offer, waits a moment for its candidates (on a host
+  // without STUN they are there at once), sends it and applies the answer.
+  async _offer(entry, pc, op) {
+    let offer;
+    try {
+      offer = await pc.createOffer(op === 'media_ice_restart' ? { iceRestart: true } : undefined);
+      await pc.setLocalDescription(offer);
+    } catch (e) {
+      throw localError('MEDIA_FAILED', `cannot make an offer: ${e.message}`, op);
+    }
+    await gathered(pc, 1000);
+    if (entry.pc !== pc) return;
+    entry.offered = true;
+    const d = await this._do(op, { stream: entry.streamID, kind: entry.kind, sdp: pc.localDescription.sdp });
+    if (entry.pc !== pc) return;
+    try {
+      await pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
+    } catch (e) {
+      throw localError('MEDIA_FAILED', `cannot apply the answer: ${e.message}`, op);
+    }
   }
 
-  _endPlayer(streamID, player, code) {
+  // _iceChanged restarts ICE when the path broke (a network change): at once
+  // if it failed, after a grace period if it is only disconnected.
+  _iceChanged(entry, pc) {
+    if (entry.pc !== pc) return;
+    clearTimeout(entry.iceTimer);
+    const st = pc.iceConnectionState;
+    if (st === 'failed') this._restartIce(entry);
+    else if (st === 'disconnected') entry.iceTimer = setTimeout(() => this._restartIce(entry), 3000);
+  }
+
+  _restartIce(entry) {
+    const pc = entry.pc;
+    if (!pc || entry.restarting || pc.signalingState === 'closed') return;
+    if (pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed') return;
+    entry.restarting = true;
+    this._log('info', 'restarting ICE', entry.kind, entry.streamID, pc.iceConnectionState);
+    this._offer(entry, pc, 'media_ice_restart')
+      .catch((e) => this._log('warn', 'ICE restart failed', entry.streamID, e.message))
+      .finally(() => {
+        entry.restarting = false;
+      });
+  }
+
+  // _restartAllIce restarts every media connection that is not up: after a
+  // reconnection or when the browser says the network is back.
+  _restartAllIce() {
+    for (const e of [...this._publishers.values(), ...this._players.values()]) this._restartIce(e);
+  }
+
+  _closePeer(entry, tell = false) {
+    if (!entry || !entry.pc) return;
+    const pc = entry.pc;
+    entry.pc = null;
+    clearTimeout(entry.iceTimer);
+    if (tell) this._do('media_close', { stream: entry.streamID, kind: entry.kind }).catch(() => {});
+    pc.close();
+  }
+
+  // _mediaState emits a publisher's or player's state change, once.
+  _mediaState(entry, state, code, reason) {
+    if (entry.state === state && !code) return;
+    entry.state = state;
+    const result = { streamID: entry.streamID, state, errorCode: code, extendedData: reason || '' };
+    this._emit(entry.kind === 'publish' ? 'publisherStateUpdate' : 'playerStateUpdate', result);
+  }
+
+  _endPlayer(streamID, player, code, reason, tell = false) {
     if (!player || this._players.get(streamID) !== player) return;
     this._players.delete(streamID);
-    if (player.mediaStream) for (const t of player.mediaStream.getTracks()) t.stop();
-    this._playerState(streamID, player, 'NO_PLAY', code);
+    this._closePeer(player, tell);
+    for (const t of player.mediaStream.getTracks()) t.stop();
+    this._mediaState(player, 'NO_PLAY', code, reason);
+  }
+
+  _endPublisher(streamID, pub, code, reason) {
+    if (!pub || this._publishers.get(streamID) !== pub) return;
+    this._publishers.delete(streamID);
+    this._closePeer(pub);
+    this._mediaState(pub, 'NO_PUBLISH', code, reason);
   }
 
   // The media of a room the session left ends with it.
   _roomEnded(room, code) {
-    for (const [id, p] of [...this._players]) if (p.roomID === room) this._endPlayer(id, p, code);
-    for (const [id, p] of [...this._publishers]) {
-      if (p.roomID === room) {
-        this._publishers.delete(id);
-        this._publisherState(id, p, 'NO_PUBLISH', code);
-      }
+    for (const [id, p] of [...this._players]) if (p.roomID === room) this._endPlayer(id, p, code, 'ended');
+    for (const [id, p] of [...this._publishers]) if (p.roomID === room) this._endPublisher(id, p, code, 'ended');
+  }
+
+  // _mediaEvent handles the server's publisher_state_update and
+  // player_state_update.
+  _mediaEvent(kind, d) {
+    const entries = kind === 'publish' ? this._publishers : this._players;
+    const entry = entries.get(d.stream);
+    if (!entry) return;
+    const ended = d.state === 'NO_PUBLISH' || d.state === 'NO_PLAY';
+    if (ended && d.reason === 'moved' && kind === 'play') {
+      // The stream is on another media node now: connect again there.
+      this._mediaState(entry, 'PLAY_REQUESTING', d.code, d.reason);
+      this._connectPeer(entry).catch((e) => this._endPlayer(d.stream, entry, e.code || 0, 'failed'));
+      return;
     }
+    if (ended) {
+      if (kind === 'publish') this._endPublisher(d.stream, entry, d.code, d.reason);
+      else this._endPlayer(d.stream, entry, d.code, d.reason);
+      return;
+    }
+    this._mediaState(entry, d.state, d.code, d.reason);
   }
 
   /**
@@ -672,6 +823,7 @@ export class RoomlogEngine {
     if (this._closed) return;
     this._closed = true;
     this._stop(localError('CLIENT_CLOSED'));
+    for (const e of [...this._publishers.values(), ...this._players.values()]) this._closePeer(e);
     const l = this._link;
     this._link = null;
     if (l) l.kill(true);
@@ -843,9 +995,15 @@ export class RoomlogEngine {
         const streams = (d.streams || []).map(toStream);
         this._emit('roomStreamUpdate', room, d.update_type, streams, '');
         if (d.update_type === 'DELETE') {
-          // A stopped stream stops its players (ZEGO: PLAY_REQUESTING then
-          // the app stops; here the player ends with the stream).
-          for (const s of streams) this._endPlayer(s.streamID, this._players.get(s.streamID), 0);
+          // A stopped stream stops its player: the media connection closes,
+          // the tracks end, NO_PLAY, and the play is stopped in the log.
+          for (const s of streams) {
+            const player = this._players.get(s.streamID);
+            if (player && (!player.roomID || player.roomID === room)) {
+              this._endPlayer(s.streamID, player, 0, 'ended');
+              this._do('stop_play', { stream: s.streamID, room }).catch(() => {});
+            }
+          }
         }
         break;
       }
@@ -881,6 +1039,12 @@ export class RoomlogEngine {
         for (const r of rooms.length ? rooms : ['']) this._emit('tokenWillExpire', r, d.remain_seconds);
         break;
       }
+      case 'publisher_state_update':
+        this._mediaEvent('publish', d);
+        break;
+      case 'player_state_update':
+        this._mediaEvent('play', d);
+        break;
       case 'session_closing':
         this._log('info', 'the server closes the connection', d);
         if (d.code === ErrorCodes.SESSION_REPLACED[0]) link.replaced = true;
@@ -972,6 +1136,9 @@ export class RoomlogEngine {
           this._link = link;
           this._signal();
           this._log('info', 'connection restored after', attempt + 1, 'attempts');
+          // The media connections do not depend on the WebSocket; those the
+          // network change broke too get fresh ICE.
+          this._restartAllIce();
           return;
         } catch (e) {
           if (link) link.kill(false);
@@ -1073,6 +1240,9 @@ export class RoomlogEngine {
   }
 
   _adopt(hello) {
+    // The old session timed out: its streams and plays ended with it.
+    for (const [id, p] of [...this._publishers]) this._endPublisher(id, p, ErrorCodes.TIMEOUT[0], 'ended');
+    for (const [id, p] of [...this._players]) this._endPlayer(id, p, ErrorCodes.TIMEOUT[0], 'ended');
     this._session = hello.session;
     this._resumeToken = hello.resume_token;
     this._modeApplied = false;
