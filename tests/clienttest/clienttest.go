@@ -28,7 +28,6 @@ import (
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/client"
 	"github.com/roomlog/roomlog/transport/gateway"
-	"github.com/roomlog/roomlog/transport/web"
 )
 
 // Secret is the signing secret of the nodes started here.
@@ -61,9 +60,9 @@ type NodeOptions struct {
 	// Join is a node (started with NATSListen) whose NATS server this node
 	// uses instead of embedding its own: two nodes, one log.
 	Join *node.Node
-	// Web configures the browser SDK and demo pages (DevTokens: the demo's
-	// development tokens).
-	Web web.Config
+	// Edit, if set, changes the node's configuration before it starts
+	// (roles, media settings).
+	Edit func(*node.Config)
 }
 
 // StartNode starts a real node on a free loopback port and stops it when the
@@ -90,9 +89,13 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 	if o.Join != nil {
 		lc = eventstore.Config{URL: o.Join.Log.ClientURL()}
 	}
-	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc,
-		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc, Web: o.Web,
-		Clock: clock, Logger: estest.Logger(t)})
+	cfg := node.Config{Log: lc,
+		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc,
+		Clock: clock, Logger: estest.Logger(t)}
+	if o.Edit != nil {
+		o.Edit(&cfg)
+	}
+	n, err := node.Start(estest.Ctx(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

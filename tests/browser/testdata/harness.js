@@ -40,6 +40,41 @@ window.T = (() => {
         return { ok: false, code: e.code, name: e.name, message: e.message, isRoomlogError: e instanceof sdk.RoomlogError };
       }
     },
+    // publishCamera publishes the (fake) camera and microphone.
+    async publishCamera(name, streamID, roomID) {
+      const cam = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
+      return this.run(name, 'startPublishingStream', streamID, cam, roomID ? { roomID } : {});
+    },
+    // play plays a stream into a <video> of the page.
+    async play(name, streamID, option) {
+      const r = await this.run(name, 'startPlayingStream', streamID, option || {});
+      if (r.ok) {
+        const v = document.createElement('video');
+        v.autoplay = v.muted = v.playsInline = true;
+        v.id = `video-${name}-${streamID}`;
+        v.srcObject = engines[name]._players.get(streamID).mediaStream;
+        document.body.append(v);
+      }
+      return r;
+    },
+    // inbound sums the inbound-rtp stats of a played stream's connection.
+    async inbound(name, streamID) {
+      const p = engines[name]._players.get(streamID);
+      const out = { video: { bytesReceived: 0, framesDecoded: 0 }, audio: { packetsReceived: 0 }, tracks: [] };
+      const v = document.getElementById(`video-${name}-${streamID}`);
+      if (v && v.srcObject) out.tracks = v.srcObject.getTracks().map((t) => t.readyState);
+      if (!p || !p.pc) return out;
+      (await p.pc.getStats()).forEach((r) => {
+        if (r.type !== 'inbound-rtp') return;
+        if (r.kind === 'video') {
+          out.video.bytesReceived += r.bytesReceived || 0;
+          out.video.framesDecoded += r.framesDecoded || 0;
+        } else if (r.kind === 'audio') {
+          out.audio.packetsReceived += r.packetsReceived || 0;
+        }
+      });
+      return out;
+    },
     // waitFor resolves with the first event (from index `from`) that pred
     // accepts, or rejects after ms.
     waitFor(pred, ms = 10000, from = 0) {
