@@ -221,3 +221,18 @@ func TestSDKTokenRenewal(t *testing.T) {
 		t.Errorf("renewToken with another user's token: %+v, want 1002033", r)
 	}
 }
+
+// A server that refuses the page's origin fails the call with the SDK's
+// connect_failed; a server that allows it serves the same page.
+func TestSDKConnectFailed(t *testing.T) {
+	ok := startNode(t, nil)
+	n := startNode(t, func(o *clienttest.NodeOptions) { o.Gateway.OriginPatterns = []string{"example.com"} })
+	p := openHarness(t, ok) // the page's origin is ok's, which n does not allow
+	p.newEngine("a", clienttest.URL(n.HTTPAddr()), nil)
+	r := p.Run("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", ""})
+	if r.OK || r.Code != 1906091 || r.Name != "connect_failed" || !r.IsError {
+		t.Errorf("login from a refused origin: %+v, want 1906091 connect_failed", r)
+	}
+	p.newEngine("b", clienttest.URL(ok.HTTPAddr()), nil)
+	p.Must("b", "loginRoom", "r1", clienttest.Token(t, ok, "bob"), user{"bob", ""})
+}
