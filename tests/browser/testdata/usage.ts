@@ -34,7 +34,7 @@ export async function zegoMultiRoom(token: string, userID: string, remoteVideo: 
   zg.on('roomStreamUpdate', (roomID, updateType, streamList) => console.log(roomID, updateType, streamList[0].streamID));
   zg.on('roomOnlineUserCountUpdate', (roomID, count) => console.log(roomID, count));
   zg.on('tokenWillExpire', async () => {
-    await zg.renewToken(token);
+    await zg.renewToken(token, "second");
   });
   zg.on('publisherStateUpdate', (r) => console.log(r.streamID, r.state, r.errorCode));
   zg.on('playerStateUpdate', (r) => console.log(r.streamID, r.state, r.errorCode));

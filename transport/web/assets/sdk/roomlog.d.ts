@@ -244,7 +244,8 @@ export declare class RoomlogEngine {
   sendCustomCommand(roomID: string, command: string | object, toUserList?: Array<string | ZegoUser>): Promise<ServerResponse>;
   setRoomExtraInfo(roomID: string, key: string, value: string): Promise<ServerResponse>;
   setStreamExtraInfo(streamID: string, extraInfo: string): Promise<ServerResponse>;
-  renewToken(token: string): Promise<true>;
+  /** The token is the session's: roomID (ZEGO's) changes nothing. */
+  renewToken(token: string, roomID?: string): Promise<true>;
 
   startPublishingStream(streamID: string, localStream: MediaStream, option?: PublishOption): Promise<true>;
   stopPublishingStream(streamID: string): Promise<true>;

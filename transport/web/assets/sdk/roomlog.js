@@ -365,9 +365,10 @@ export class RoomlogEngine {
       this._restartAllIce();
     };
     if (typeof window !== 'undefined') window.addEventListener('online', this._onOnline);
-    // The media plane fills these (see startPublishingStream).
-    this._publishers = new Map(); // stream -> {roomID, mediaStream, state}
-    this._players = new Map(); // stream -> {roomID, mediaStream, state}
+    // What the session publishes and plays: stream -> {kind, streamID,
+    // roomID, mediaStream, state, pc} (see startPublishingStream).
+    this._publishers = new Map();
+    this._players = new Map();
   }
 
   /** The ID of the session the engine speaks for ('' before connecting). */
@@ -580,8 +581,12 @@ export class RoomlogEngine {
     return { errorCode: 0 };
   }
 
-  /** ZEGO renewToken: replaces the session's token (from tokenWillExpire). */
-  async renewToken(token) {
+  /**
+   * ZEGO renewToken: replaces the session's token (from tokenWillExpire).
+   * The token is the session's, so roomID (ZEGO's) changes nothing.
+   */
+  // eslint-disable-next-line no-unused-vars
+  async renewToken(token, roomID) {
     await this._do('renew_token', { token }, () => {
       this._token = token;
       for (const r of this._rooms.values()) r.entry.token = token;
