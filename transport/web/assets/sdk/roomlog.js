@@ -585,7 +585,6 @@ export class RoomlogEngine {
    * ZEGO renewToken: replaces the session's token (from tokenWillExpire).
    * The token is the session's, so roomID (ZEGO's) changes nothing.
    */
-  // eslint-disable-next-line no-unused-vars
   async renewToken(token, roomID) {
     await this._do('renew_token', { token }, () => {
       this._token = token;
