@@ -236,3 +236,34 @@ func TestSDKConnectFailed(t *testing.T) {
 	p.newEngine("b", clienttest.URL(ok.HTTPAddr()), nil)
 	p.Must("b", "loginRoom", "r1", clienttest.Token(t, ok, "bob"), user{"bob", ""})
 }
+
+// An event whose prev is not the last seq the engine got for its room is a
+// gap: the engine reports it. (A correct server never sends one, so the
+// test hands the engine a frame of its own.)
+func TestSDKReportsGaps(t *testing.T) {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	p.newEngine("a", clienttest.URL(n.HTTPAddr()), nil)
+	p.newEngine("b", clienttest.URL(n.HTTPAddr()), nil)
+	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", ""})
+	p.Must("b", "loginRoom", "r1", clienttest.Token(t, n, "bob"), user{"bob", ""})
+	p.Must("b", "sendBroadcastMessage", "r1", "one")
+	last := p.Wait(0, `e => e.who === 'a' && e.event === 'IMRecvBroadcastMessage'`)
+	p.noGaps()
+	var seq int
+	p.Eval(`T.engines.a._rooms.get('r1').seq`, &seq)
+	forged := fmt.Sprintf(`{"type":"event","event":"broadcast_message","room":"r1","seq":%d,"prev":%d,"cursor":1,`+
+		`"data":{"message_id":"x","from":{"id":"bob"},"message":"after a gap","send_time":1}}`, seq+5, seq+3)
+	p.Eval(fmt.Sprintf(`T.engines.a._link.frame(%q)`, forged), nil)
+	gap := p.Wait(last.Index, `e => e.who === 'a' && e.event === 'roomEventGap'`)
+	if gap.Str(0) != "r1" || gap.Num(1) != seq || gap.Num(2) != seq+3 {
+		t.Errorf("roomEventGap%s, want (r1, %d, %d)", gap.Args, seq, seq+3)
+	}
+	// The engine follows on from the forged event: the next real one is a
+	// gap too (it says prev = seq), and is still delivered.
+	p.Must("b", "sendBroadcastMessage", "r1", "two")
+	p.Wait(last.Index, `e => e.who === 'a' && e.event === 'IMRecvBroadcastMessage' && e.args[1][0].message === 'two'`)
+	if gaps := p.Events("a", "roomEventGap"); len(gaps) != 2 || gaps[1].Num(1) != seq+5 || gaps[1].Num(2) != seq {
+		t.Errorf("gaps %v, want a second one from %d back to %d", gaps, seq+5, seq)
+	}
+}
