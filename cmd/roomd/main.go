@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -45,6 +47,10 @@ type options struct {
 	open                                                                         bool
 	heartbeat, heartbeatTimeout                                                  time.Duration
 	shutdownGrace                                                                time.Duration
+	// media plane
+	mediaIPs, mediaNAT, mediaICE, mediaPorts string
+	mediaUDPPort                             int
+	noMedia                                  bool
 }
 
 func envName(flag string) string {
@@ -57,7 +63,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	var o options
 	fs := flag.NewFlagSet("roomd", flag.ContinueOnError)
 	fs.SetOutput(errOut)
-	fs.StringVar(&o.role, "role", "all", `"all": a whole node; "nats": only the embedded JetStream server, for nodes started with -nats-url`)
+	fs.StringVar(&o.role, "role", "all", `"all": a whole node; "nats": only the embedded JetStream server, for nodes started with -nats-url; "gateway": a node without media plane (its clients' media goes to the media nodes); "media": a media node (SFU) without gateway, sharing the log`)
 	fs.StringVar(&o.data, "data", "roomlog-data", "folder of the embedded JetStream store")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS URL(s); set, nothing is embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", `the embedded server's client port, for roomctl and other nodes ("off": none)`)
@@ -74,6 +80,12 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for clients to go")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&o.open, "open", false, "open the demo page in the default browser once the node runs")
+	fs.BoolVar(&o.noMedia, "no-media", false, "run no media plane (SFU): media operations answer media_unavailable")
+	fs.StringVar(&o.mediaIPs, "media-ips", "127.0.0.1,::1", `local addresses the SFU offers to WebRTC peers, comma separated ("0.0.0.0": every interface)`)
+	fs.StringVar(&o.mediaNAT, "media-public-ips", "", "public addresses to offer instead (a node behind a 1:1 NAT), comma separated")
+	fs.StringVar(&o.mediaICE, "media-ice-servers", "", "STUN/TURN URLs given to the SFU's peer connections, comma separated (default none)")
+	fs.IntVar(&o.mediaUDPPort, "media-udp-port", 0, "carry all media on this one UDP port (ICE UDP mux; 0: an ephemeral port per peer)")
+	fs.StringVar(&o.mediaPorts, "media-ports", "", `ephemeral UDP port range for media without -media-udp-port, as "min-max"`)
 	for _, f := range []string{"data", "nats-url", "sync", "secret"} {
 		fs.Lookup(f).Usage += " (" + envName(f) + ")"
 	}
@@ -159,6 +171,27 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},
 		Web:     web.Config{DevTokens: dev}}
+	cfg.NoMedia = o.noMedia
+	switch o.role {
+	case "gateway":
+		cfg.NoMedia = true
+	case "media":
+		cfg.NoGateway = true
+		if o.noMedia {
+			return node.Config{}, false, errors.New("-role media with -no-media runs nothing")
+		}
+	}
+	cfg.Media.IPs, cfg.Media.NAT1To1IPs, cfg.Media.UDPPort = splitList(o.mediaIPs), splitList(o.mediaNAT), o.mediaUDPPort
+	if urls := splitList(o.mediaICE); len(urls) > 0 {
+		cfg.Media.ICEServers = []webrtc.ICEServer{{URLs: urls}}
+	}
+	if o.mediaPorts != "" {
+		var lo, hi uint16
+		if _, err := fmt.Sscanf(o.mediaPorts, "%d-%d", &lo, &hi); err != nil || lo == 0 || hi < lo {
+			return node.Config{}, false, fmt.Errorf("-media-ports: want min-max, got %q", o.mediaPorts)
+		}
+		cfg.Media.PortMin, cfg.Media.PortMax = lo, hi
+	}
 	if o.natsURL == "" {
 		cfg.Log.DataDir, cfg.Log.Sync = o.data, mode
 		if o.natsListen != "off" {
@@ -223,25 +256,31 @@ func devSecret(data string) ([]byte, error) {
 
 func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) error {
 	switch o.role {
-	case "all":
+	case "all", "gateway", "media":
 	case "nats":
 		return runNATS(ctx, o, logger)
 	default:
-		return fmt.Errorf("-role: want all or nats, got %q", o.role)
+		return fmt.Errorf("-role: want all, gateway, media or nats, got %q", o.role)
 	}
 	cfg, dev, err := config(o, logger)
 	if err != nil {
 		return err
 	}
+
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	n, err := node.Start(startCtx, cfg)
 	cancel()
 	if err != nil {
 		return err
 	}
-	logger.Info("roomd is running", "demo", "http://"+n.HTTPAddr()+"/", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
-		"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev)
-	if dev {
+	if cfg.NoGateway {
+		logger.Info("roomd is running as a media node", "node", n.SFU.Node(), "health", "http://"+n.HTTPAddr()+"/readyz",
+			"log", describe(o, n))
+	} else {
+		logger.Info("roomd is running", "demo", "http://"+n.HTTPAddr()+"/", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
+			"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev, "media", !cfg.NoMedia)
+	}
+	if dev && !cfg.NoGateway {
 		fmt.Fprintf(out, `
 roomd is running in development mode (no -secret given).
   Demo page:  http://%[1]s/  (open it in two tabs)
@@ -255,7 +294,7 @@ and an admin token:
 
 `, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"))
 	}
-	if o.open {
+	if o.open && !cfg.NoGateway {
 		openBrowser(logger, "http://"+n.HTTPAddr()+"/")
 	}
 	<-ctx.Done()

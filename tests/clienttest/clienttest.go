@@ -180,7 +180,8 @@ func (g *guarded) Write(p []byte) (int, error) {
 // Event is one callback as a Recorder saw it.
 type Event struct {
 	// Kind is state, user, joined, left, stream, stream_extra, broadcast,
-	// barrage, command, extra_info, attrs, online, token or closing.
+	// barrage, command, extra_info, attrs, attrs_batch, member_attrs,
+	// online, token or closing.
 	Kind    string
 	Room    string
 	State   client.RoomState
@@ -194,6 +195,8 @@ type Event struct {
 	Items   []client.ExtraInfo
 	Set     map[string]string
 	Deleted []string
+	// Members are the changes of a member_attrs callback.
+	Members []client.MemberAttributesChange
 	Count   int
 	Name    string
 	Message string
@@ -299,6 +302,12 @@ func (r *Recorder) Handlers() client.Handlers {
 		},
 		OnRoomAttributesUpdated: func(room string, set map[string]string, deleted []string) {
 			r.put(Event{Kind: "attrs", Room: room, Set: set, Deleted: deleted})
+		},
+		OnRoomAttributesBatchUpdated: func(room string, set map[string]string, deleted []string) {
+			r.put(Event{Kind: "attrs_batch", Room: room, Set: set, Deleted: deleted})
+		},
+		OnRoomMemberAttributesUpdated: func(room string, changes []client.MemberAttributesChange, by client.User) {
+			r.put(Event{Kind: "member_attrs", Room: room, Members: changes, Users: []client.User{by}})
 		},
 		OnRoomOnlineUserCountUpdate: func(room string, count int) {
 			r.put(Event{Kind: "online", Room: room, Count: count})
