@@ -154,3 +154,48 @@ func TestMediaFakeCameraEndToEnd(t *testing.T) {
 	a.noGaps()
 	b.noGaps()
 }
+
+// Stream extra info, and the stop calls: stopPlayingStream ends the player's
+// tracks; stopPublishingStream deletes the stream for the others.
+func TestMediaStopsAndStreamExtraInfo(t *testing.T) {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	ws := clienttest.URL(n.HTTPAddr())
+	p.newEngine("a", ws, nil)
+	p.newEngine("b", ws, nil)
+	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
+	p.Must("b", "loginRoom", "r1", clienttest.Token(t, n, "bob"), user{"bob", "Bob"})
+	if r := p.Run("a", "startPublishingStream", "alice-cam", nil); r.Code != 1906001 || r.Name != "invalid_argument" {
+		t.Errorf("publishing without a MediaStream: %+v, want 1906001 invalid_argument", r)
+	}
+	var r Result
+	p.Eval(`(async () => {
+		const cam = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
+		return T.run('a', 'startPublishingStream', 'alice-cam', cam, { roomID: 'r1', extraInfo: '720p' });
+	})()`, &r)
+	if !r.OK {
+		t.Fatalf("publish: %+v", r)
+	}
+	p.Wait(0, `e => e.who === 'b' && e.event === 'roomStreamUpdate' && e.args[1] === 'ADD' && e.args[2][0].streamID === 'alice-cam' && e.args[2][0].extraInfo === '720p' && e.args[2][0].user.userID === 'alice'`)
+	p.Must("a", "setStreamExtraInfo", "alice-cam", "1080p")
+	p.Wait(0, `e => e.who === 'b' && e.event === 'roomStreamExtraInfoUpdate' && e.args[0] === 'r1' && e.args[1][0].extraInfo === '1080p'`)
+
+	p.Eval(`T.play('b', 'alice-cam')`, &r) // no room: the one it is published in
+	if !r.OK {
+		t.Fatalf("play: %+v", r)
+	}
+	p.decoding("b", "alice-cam", 0)
+	p.Eval(`(() => { T.kept = T.engines.b._players.get('alice-cam').mediaStream; return true; })()`, nil)
+	p.Must("b", "stopPlayingStream", "alice-cam")
+	p.Wait(0, `e => e.who === 'b' && e.event === 'playerStateUpdate' && e.args[0].state === 'NO_PLAY'`)
+	var states []string
+	p.Eval(`T.kept.getTracks().map(t => t.readyState)`, &states)
+	if len(states) != 2 || states[0] != "ended" || states[1] != "ended" {
+		t.Errorf("the stopped player's tracks are %v, want 2 ended", states)
+	}
+
+	p.Must("a", "stopPublishingStream", "alice-cam")
+	p.Wait(0, `e => e.who === 'a' && e.event === 'publisherStateUpdate' && e.args[0].state === 'NO_PUBLISH'`)
+	p.Wait(0, `e => e.who === 'b' && e.event === 'roomStreamUpdate' && e.args[1] === 'DELETE' && e.args[2][0].streamID === 'alice-cam'`)
+	p.noGaps()
+}
