@@ -30,6 +30,7 @@ import (
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/checkpoint"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
 )
@@ -37,6 +38,8 @@ import (
 // options are roomd's settings.
 type options struct {
 	role, data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
+	checkpointKey                                                                string
+	checkpointEvery                                                              time.Duration
 	replicas, maxRooms                                                           int
 	multiRoom                                                                    string // "true", "false", or "" (dev: true, else false)
 	heartbeat, heartbeatTimeout                                                  time.Duration
@@ -69,6 +72,9 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", 90*time.Second, "silence after which a session times out")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for clients to go")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.checkpointKey, "checkpoint-key", "", "Ed25519 private key (PEM, PKCS #8) that signs the log's chain heads "+
+		"(development: generated as <data>/checkpoint.key; otherwise none: history is not signed)")
+	fs.DurationVar(&o.checkpointEvery, "checkpoint-every", 10*time.Second, "how often the chain heads are signed (0: never)")
 	for _, f := range []string{"data", "nats-url", "sync", "secret"} {
 		fs.Lookup(f).Usage += " (" + envName(f) + ")"
 	}
@@ -153,6 +159,21 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http,
 		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout}}
+	if o.checkpointEvery > 0 {
+		cfg.CheckpointEvery = o.checkpointEvery
+		switch {
+		case o.checkpointKey != "":
+			if cfg.CheckpointKey, err = checkpoint.LoadKey(o.checkpointKey); err != nil {
+				return node.Config{}, false, err
+			}
+		case dev:
+			if cfg.CheckpointKey, _, err = checkpoint.EnsureKey(filepath.Join(o.data, "checkpoint.key")); err != nil {
+				return node.Config{}, false, err
+			}
+		default:
+			logger.Warn("no -checkpoint-key: the history is not signed, and a rewritten history with a consistent chain would pass roomctl verify")
+		}
+	}
 	if o.natsURL == "" {
 		cfg.Log.DataDir, cfg.Log.Sync = o.data, mode
 		if o.natsListen != "off" {
@@ -245,8 +266,10 @@ Get a client token for user alice (app "dev"):
   ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -app dev -user alice
 and an admin token:
   ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -admin
+Verify the history against the heads this node signs:
+  go run ./cmd/roomctl verify -pubkey %[3]s
 
-`, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"))
+`, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"), filepath.Join(o.data, "checkpoint.key.pub"))
 	}
 	<-ctx.Done()
 	logger.Info("roomd is stopping: telling clients, draining, flushing")
