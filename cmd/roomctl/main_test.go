@@ -145,3 +145,49 @@ func TestTailFromACursor(t *testing.T) {
 		t.Errorf("tail from cursor %d printed %d lines, want 2:\n%s", cursors[2]+1, n, out)
 	}
 }
+
+func TestReplayTimelineAndDiff(t *testing.T) {
+	dir, _ := history(t, false)
+	out, code := roomctl(t, "replay", "-data", dir, "-room", "class 1.A", "-timeline")
+	if code != 0 {
+		t.Fatalf("replay -timeline: exit %d\n%s", code, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := []string{"room created by teacher", "teacher joined as anchor", "student joined as anchor",
+		`teacher set extra info "topic" to "fractions"`, "student left: logout"}
+	if len(lines) != len(want) {
+		t.Fatalf("timeline:\n%s", out)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], "#"+strconv.Itoa(i+1)+" ") || !strings.Contains(lines[i], w) {
+			t.Errorf("line %d is %q, want seq %d: %s", i, lines[i], i+1, w)
+		}
+	}
+	out, _ = roomctl(t, "replay", "-data", dir, "-room", "class 1.A", "-timeline", "-json", "-since", "4", "-to-seq", "4")
+	var e struct {
+		Cursor string `json:"cursor"`
+		Seq    uint64 `json:"seq"`
+		Type   string `json:"type"`
+		Event  struct {
+			Data struct{ Key string } `json:"data"`
+		} `json:"event"`
+	}
+	if err := json.Unmarshal([]byte(out), &e); err != nil || e.Seq != 4 || e.Type != "room.extra_info_updated" ||
+		e.Event.Data.Key != "topic" || !strings.HasSuffix(e.Cursor, ".0") {
+		t.Fatalf("replay -timeline -json -since 4 -to-seq 4: %v\n%s", err, out)
+	}
+	out, code = roomctl(t, "replay", "-data", dir, "-room", "class 1.A", "-diff", "3")
+	if code != 0 || !strings.Contains(out, `+ extra info "topic" set to "fractions" by teacher`) ||
+		!strings.Contains(out, "- student left (session s2)") || strings.Contains(out, "teacher joined") {
+		t.Fatalf("replay -diff 3: exit %d\n%s", code, out)
+	}
+	out, _ = roomctl(t, "replay", "-data", dir, "-room", "class 1.A", "-diff", "1", "-to-seq", "3", "-json")
+	var changes []struct{ What, ID, Op string }
+	if err := json.Unmarshal([]byte(out), &changes); err != nil || len(changes) != 2 ||
+		changes[0] != (struct{ What, ID, Op string }{"member", "student", "added"}) || changes[1].ID != "teacher" {
+		t.Fatalf("replay -diff 1 -to-seq 3 -json: %v\n%s", err, out)
+	}
+	if _, code := roomctl(t, "replay", "-data", dir, "-room", "class 1.A", "-diff", "yesterday"); code != 2 {
+		t.Errorf("a -diff point that is neither a sequence nor a time: exit %d, want 2", code)
+	}
+}
