@@ -70,7 +70,7 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 		}
 		problems = append(problems, signed.Problems...)
 		for k, h := range signed.Heads {
-			a.Anchor(k, h.Seq, h.Hash, fmt.Sprintf("the signed checkpoint of round %d (%s)", h.Round, h.Time.Format("2006-01-02T15:04:05Z")))
+			a.Anchor(k, h.Seq, h.Hash, h.At, fmt.Sprintf("the signed checkpoint of round %d (%s)", h.Round, h.Time.Format("2006-01-02T15:04:05Z")))
 		}
 		switch {
 		case signed.Round == nil:
@@ -85,7 +85,7 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if first > 1 {
-		a.Retained()
+		a.Retained(first)
 	}
 	bar := newProgress(last, "verify")
 	_, err = log.Read(ctx, []string{log.Prefix() + ".>"}, 1, func(rec eventstore.Record) error {

@@ -39,7 +39,7 @@ import (
 type options struct {
 	role, data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
 	checkpointKey                                                                string
-	checkpointEvery                                                              time.Duration
+	checkpointEvery, retention                                                   time.Duration
 	replicas, maxRooms                                                           int
 	multiRoom                                                                    string // "true", "false", or "" (dev: true, else false)
 	heartbeat, heartbeatTimeout                                                  time.Duration
@@ -74,6 +74,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.checkpointKey, "checkpoint-key", "", "Ed25519 private key (PEM, PKCS #8) that signs the log's chain heads "+
 		"(development: generated as <data>/checkpoint.key; otherwise none: history is not signed)")
+	fs.DurationVar(&o.retention, "retention", 0, "remove history older than this (0: keep it forever); see docs/architecture.md, Retention")
 	fs.DurationVar(&o.checkpointEvery, "checkpoint-every", 10*time.Second, "how often the chain heads are signed (0: never)")
 	for _, f := range []string{"data", "nats-url", "sync", "secret"} {
 		fs.Lookup(f).Usage += " (" + envName(f) + ")"
@@ -157,7 +158,7 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		origins = []string{"localhost:*", "127.0.0.1:*"}
 	}
 	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http,
-		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas},
+		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas, MaxAge: retention(o.retention)},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout}}
 	if o.checkpointEvery > 0 {
 		cfg.CheckpointEvery = o.checkpointEvery
@@ -181,6 +182,15 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		}
 	}
 	return cfg, dev, nil
+}
+
+// retention maps -retention to eventstore.Config.MaxAge: 0 keeps history
+// forever (and lifts a limit set before).
+func retention(d time.Duration) time.Duration {
+	if d <= 0 {
+		return eventstore.KeepForever
+	}
+	return d
 }
 
 func splitList(s string) []string {
@@ -289,7 +299,8 @@ func runNATS(ctx context.Context, o options, logger *slog.Logger) error {
 	if o.natsListen == "off" {
 		return errors.New("-role nats needs -nats-listen")
 	}
-	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen, Logger: logger})
+	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen, Logger: logger,
+		MaxAge: retention(o.retention)})
 	if err != nil {
 		return err
 	}

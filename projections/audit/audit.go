@@ -50,6 +50,7 @@ type Auditor struct {
 	anchors map[domain.Key]*anchor
 	start   map[domain.Key]uint64
 	kept    bool
+	first   uint64
 
 	// Messages and Events count what was read; Skipped counts anchors
 	// that could not be checked (below the retained history).
@@ -176,14 +177,16 @@ func (a *Auditor) checkExpected(rec eventstore.Record, k domain.Key, h aggHead) 
 // hash (what describes where that came from: a signed checkpoint), and
 // that the log holds k's history at least up to seq. Anchors are set
 // before the read.
-func (a *Auditor) Anchor(k domain.Key, seq uint64, hash, what string) {
-	a.anchors[k] = &anchor{seq: seq, hash: hash, what: what}
+// at is the stream sequence that held it when it was signed.
+func (a *Auditor) Anchor(k domain.Key, seq uint64, hash string, at uint64, what string) {
+	a.anchors[k] = &anchor{seq: seq, hash: hash, at: at, what: what}
 }
 
-// Retained tells the Auditor that the log's oldest history may have been
-// removed by a retention limit: an aggregate whose first kept event is not
-// its first is checked from there on, and anchors below it are skipped.
-func (a *Auditor) Retained() { a.kept = true }
+// Retained tells the Auditor that the log's history before stream sequence
+// first was removed by a retention limit: an aggregate whose first kept
+// event is not its first is checked from there on, and anchors below it
+// (or of aggregates whose whole history was before first) are skipped.
+func (a *Auditor) Retained(first uint64) { a.kept, a.first = true, first }
 
 // Finish reports what can only be seen at the end of the read: histories
 // that end before a signed checkpoint says they reached. Call it once,
@@ -195,7 +198,7 @@ func (a *Auditor) Finish(last uint64) {
 		h := a.heads[k]
 		switch {
 		case an.checked:
-		case a.kept && a.start[k] > an.seq:
+		case a.kept && a.start[k] > an.seq, a.kept && a.start[k] == 0 && an.at < a.first:
 			a.Skipped++
 		case h.seq < an.seq:
 			a.violate(last, "%s: %s covers seq %d, but the log ends at seq %d: %s removed",
@@ -207,7 +210,7 @@ func (a *Auditor) Finish(last uint64) {
 }
 
 type anchor struct {
-	seq     uint64
+	seq, at uint64
 	hash    string
 	what    string
 	checked bool

@@ -77,6 +77,10 @@ func ParsePoint(s string) (Point, error) {
 // ErrNoHistory is returned for a room with no events (at that point).
 var ErrNoHistory = errors.New("no history")
 
+// ErrTruncated is returned by Replay for a room whose first events were
+// removed by the log's retention limit: its state cannot be rebuilt.
+var ErrTruncated = errors.New("the start of the history was removed by retention")
+
 // errStop ends a read early.
 var errStop = errors.New("stop")
 
@@ -93,6 +97,11 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 	_, err := log.Read(ctx, []string{subject}, 1, func(rec eventstore.Record) error {
 		if progress != nil {
 			progress(rec.Seq)
+		}
+		if r.Seq == 0 && prev == "" {
+			if _, first, err := domain.MessageHead(rec.Data); err == nil && first[0].Seq > 1 {
+				return fmt.Errorf("room %q of app %q: %w: its first kept event is seq %d", id, app, ErrTruncated, first[0].Seq)
+			}
 		}
 		head, events, err := domain.VerifyEvents(prev, rec.Data)
 		if err != nil {
