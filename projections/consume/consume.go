@@ -11,6 +11,11 @@
 // resumes exactly after the saved state. Effects are keyed by cursor: an
 // event is handed over once per run, in log order.
 //
+// A consumer far behind first catches up with an ordered consumer (a plain
+// read of the log up to its end as of the start, at the raw read rate, with
+// the same checkpoints), then follows the log through the watermill
+// subscription from the cursor it reached.
+//
 // A message whose events cannot be decoded, or that Handle keeps failing
 // on, is retried a bounded number of times, then reported (Config.Parked)
 // and parked: recorded in the consumer's parked records and skipped. It is
@@ -89,6 +94,7 @@ var ErrCursorExpired = errors.New("consume: the cursor fell off the log: events 
 type Consumer struct {
 	cfg     Config
 	records *eventstore.Records
+	from    cursor.Cursor // where the subscription starts
 }
 
 // New validates cfg and returns a Consumer.
@@ -122,6 +128,46 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	last := c.cfg.After
+	saved := last
+	pending := 0
+	lastSave := time.Now()
+	save := func(ctx context.Context) error {
+		if last == saved {
+			return nil
+		}
+		if err := c.cfg.Save(ctx, last); err != nil {
+			return fmt.Errorf("consume: save at %s: %w", last, err)
+		}
+		saved, pending, lastSave = last, 0, time.Now()
+		return nil
+	}
+	stop := func() error {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		return save(sctx)
+	}
+	if last, err = c.expired(ctx, last); err != nil {
+		return err
+	}
+	// Catch up with a plain read, then subscribe from where it ended.
+	_, err = c.cfg.Log.Read(ctx, []string{c.cfg.Filter}, max(last.Seq, 1), func(rec eventstore.Record) error {
+		n, err := c.handle(ctx, rec, &last)
+		if err != nil {
+			return err
+		}
+		if pending += n; pending >= c.cfg.SaveEvery || (pending&1023 == 0 && time.Since(lastSave) > c.cfg.SaveInterval) {
+			return save(ctx)
+		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		return stop()
+	}
+	if err != nil {
+		return err
+	}
+	c.from = last
 	nc, err := c.cfg.Log.NewConn("consume-" + c.cfg.Name)
 	if err != nil {
 		return err
@@ -147,27 +193,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	last := c.cfg.After
-	saved := last
-	pending := 0
-	save := func(ctx context.Context) error {
-		if last == saved {
-			return nil
-		}
-		if err := c.cfg.Save(ctx, last); err != nil {
-			return fmt.Errorf("consume: save at %s: %w", last, err)
-		}
-		saved, pending = last, 0
-		return nil
-	}
 	tick := time.NewTicker(c.cfg.SaveInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer scancel()
-			return save(sctx)
+			return stop()
 		case <-tick.C:
 			if err := save(ctx); err != nil {
 				return err
@@ -179,7 +210,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 				}
 				return errors.New("consume: the subscription ended")
 			}
-			n, err := c.handle(ctx, m, &last)
+			rec := eventstore.Record{Subject: m.Metadata.Get(metaSubject), Data: m.Payload}
+			rec.Seq, _ = strconv.ParseUint(m.Metadata.Get(metaSeq), 10, 64)
+			n, err := c.handle(ctx, rec, &last)
 			if err != nil {
 				m.Nack()
 				return err
@@ -197,9 +230,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 // handle folds the events of one message after the cursor, trying a failing
 // message up to MaxAttempts times before it parks it. It returns how many
 // events it handed over.
-func (c *Consumer) handle(ctx context.Context, m *message.Message, last *cursor.Cursor) (int, error) {
-	rec := eventstore.Record{Subject: m.Metadata.Get(metaSubject), Data: m.Payload}
-	rec.Seq, _ = strconv.ParseUint(m.Metadata.Get(metaSeq), 10, 64)
+func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, last *cursor.Cursor) (int, error) {
 	var err error
 	for attempt := 1; ; attempt++ {
 		var n int
@@ -263,6 +294,45 @@ func ParkedRecords(ctx context.Context, log *eventstore.Log, name string) (*even
 	return log.OpenRecords(ctx, eventstore.RecordsConfig{Bucket: "roomlog-parked-" + name})
 }
 
+// expired checks that the events after cursor after are still in the log;
+// if retention removed some, it fails with ErrCursorExpired, or with
+// Config.Expired returns the cursor just before the first kept message.
+func (c *Consumer) expired(ctx context.Context, after cursor.Cursor) (cursor.Cursor, error) {
+	if after.Seq == 0 {
+		return after, nil
+	}
+	first, msgs, err := streamStart(ctx, c.cfg.Log)
+	if err != nil || msgs == 0 || first <= after.Seq+1 {
+		return after, err
+	}
+	if !c.cfg.Expired {
+		return after, fmt.Errorf("%w (saved cursor %s, the log now starts at stream sequence %d)", ErrCursorExpired, after, first)
+	}
+	c.cfg.Logger.Warn("consume: events removed by retention were never seen", "consumer", c.cfg.Name,
+		"after", after.String(), "first_kept", first)
+	return cursor.Cursor{Seq: first - 1, Index: 1<<31 - 1}, nil
+}
+
+// streamStart returns the log's first kept stream sequence and how many
+// messages it holds.
+func streamStart(ctx context.Context, log *eventstore.Log) (first, msgs uint64, err error) {
+	nc, err := log.NewConn("consume-info")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, 0, err
+	}
+	s, err := js.Stream(ctx, log.StreamName())
+	if err != nil {
+		return 0, 0, err
+	}
+	st := s.CachedInfo().State
+	return st.FirstSeq, st.Msgs, nil
+}
+
 // durable is the watermill ResourceInitializer: it creates the durable
 // consumer at the message of the saved cursor, replacing any consumer of
 // that name (its acknowledgements may be ahead of the saved state).
@@ -272,19 +342,7 @@ func (c *Consumer) durable(ctx context.Context, js jetstream.JetStream, topic st
 	if err != nil {
 		return nil, nil, err
 	}
-	start := max(c.cfg.After.Seq, 1)
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if first := info.State.FirstSeq; c.cfg.After.Seq > 0 && first > c.cfg.After.Seq+1 && info.State.Msgs > 0 {
-		if !c.cfg.Expired {
-			return nil, nil, fmt.Errorf("%w (saved cursor %s, the log now starts at stream sequence %d)", ErrCursorExpired, c.cfg.After, first)
-		}
-		c.cfg.Logger.Warn("consume: events removed by retention were never seen", "consumer", c.cfg.Name,
-			"after", c.cfg.After.String(), "first_kept", first)
-		start = first
-	}
+	start := max(c.from.Seq, 1)
 	if err := stream.DeleteConsumer(ctx, c.cfg.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, nil, err
 	}
