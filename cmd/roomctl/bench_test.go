@@ -22,12 +22,14 @@ import (
 
 // The auditors' and analysts' read rates over one room's history of
 // 1,000,000 events (ROOMLOG_BENCH_EVENTS to change it), each against a raw
-// ordered-consumer read of the same log in the same run:
+// ordered-consumer read of the same log in the same run. The log is served
+// by an embedded server on a loopback port, as a running roomd serves it;
+// every reader connects over TCP (roomctl with -nats):
 //
 //	go test ./cmd/roomctl -run '^$' -bench ReadRates -benchtime 1x -count 5
 var (
 	benchOnce   sync.Once
-	benchDir    string
+	benchURL    string
 	benchEvents int
 )
 
@@ -41,29 +43,30 @@ func benchLog(b *testing.B) string {
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchDir = dir
-		log, err := eventstore.Open(context.Background(), eventstore.Config{DataDir: dir, Logger: quiet()})
+		// Kept open for the whole benchmark binary; the folder is removed
+		// by the OS's temporary-file cleaning, not here.
+		log, err := eventstore.Open(context.Background(), eventstore.Config{DataDir: dir, Listen: "127.0.0.1:-1", Logger: quiet()})
 		if err != nil {
 			b.Fatal(err)
 		}
 		start := time.Now()
 		benchEvents, _ = estest.WriteRooms(b, log, estest.RoomsConfig{Rooms: 1, Users: 2000, Events: n, Seed: 1})
 		b.Logf("wrote %d events in %v", benchEvents, time.Since(start).Round(time.Millisecond))
-		log.Close()
+		benchURL = log.ClientURL()
 	})
-	if benchDir == "" {
+	if benchURL == "" {
 		b.Fatal("no benchmark log")
 	}
-	return benchDir
+	return benchURL
 }
 
 func BenchmarkReadRates(b *testing.B) {
-	dir := benchLog(b)
+	url := benchLog(b)
 	rate := func(b *testing.B, start time.Time) {
 		b.ReportMetric(float64(benchEvents)*float64(b.N)/time.Since(start).Seconds(), "events/s")
 	}
 	open := func(b *testing.B) *eventstore.Log {
-		log, err := eventstore.Open(context.Background(), eventstore.Config{DataDir: dir, Logger: quiet()})
+		log, err := eventstore.Open(context.Background(), eventstore.Config{URL: url, Logger: quiet()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -107,7 +110,7 @@ func BenchmarkReadRates(b *testing.B) {
 	b.Run("verify", func(b *testing.B) {
 		start := time.Now()
 		for range b.N {
-			if code := run(context.Background(), []string{"verify", "-data", dir}, io.Discard, io.Discard); code != 0 {
+			if code := run(context.Background(), []string{"verify", "-nats", url}, io.Discard, io.Discard); code != 0 {
 				b.Fatalf("verify: exit %d", code)
 			}
 		}
@@ -118,7 +121,7 @@ func BenchmarkReadRates(b *testing.B) {
 		defer func() { progressTo = nil }()
 		start := time.Now()
 		for range b.N {
-			if code := run(context.Background(), []string{"replay", "-data", dir, "-app", "app", "-room", "room 0"}, io.Discard, os.Stderr); code != 0 {
+			if code := run(context.Background(), []string{"replay", "-nats", url, "-app", "app", "-room", "room 0"}, io.Discard, os.Stderr); code != 0 {
 				b.Fatalf("replay: exit %d", code)
 			}
 		}

@@ -321,3 +321,33 @@ func TestReplayTimelineAndDiff(t *testing.T) {
 		t.Errorf("a -diff point that is neither a sequence nor a time: exit %d, want 2", code)
 	}
 }
+
+func TestHelpExplainsEveryCommand(t *testing.T) {
+	out, code := roomctl(t, "--help")
+	if code != 2 {
+		t.Errorf("--help: exit %d", code)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(out, "  "+c.name+" ") {
+			t.Errorf("--help does not list %s:\n%s", c.name, out)
+		}
+	}
+	for _, name := range []string{"verify", "replay", "tail"} {
+		if code := run(context.Background(), []string{name, "-h"}, io.Discard, io.Discard); code != 2 {
+			t.Errorf("%s -h: exit %d, want 2", name, code)
+		}
+		// The flag package prints the usage on stderr; it starts with this text.
+		var buf bytes.Buffer
+		switch name {
+		case "verify":
+			buf.WriteString(verifyUsage)
+		case "replay":
+			buf.WriteString(replayUsage)
+		case "tail":
+			buf.WriteString(tailUsage)
+		}
+		if !strings.HasPrefix(buf.String(), "usage: roomctl "+name) || len(buf.String()) < 300 {
+			t.Errorf("%s's help is too thin:\n%s", name, buf.String())
+		}
+	}
+}
