@@ -13,6 +13,7 @@ import (
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/checkpoint"
 	"github.com/roomlog/roomlog/projections/audit"
+	"github.com/roomlog/roomlog/projections/cursor"
 )
 
 const verifyUsage = `usage: roomctl verify [flags]
@@ -88,9 +89,13 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 		a.Retained(first)
 	}
 	bar := newProgress(last, "verify")
-	_, err = log.Read(ctx, []string{log.Prefix() + ".>"}, 1, func(rec eventstore.Record) error {
-		bar.set(rec.Seq)
-		return a.Apply(rec)
+	err = cursor.ReadDecoded(ctx, log, []string{log.Prefix() + ".>"}, 1, true, func(d *cursor.Decoded) error {
+		bar.set(d.Record.Seq)
+		if d.Err != nil {
+			return fmt.Errorf("stream sequence %d: %w", d.Record.Seq, d.Err)
+		}
+		a.ApplyDecoded(d.Record, d.Events, d.Hashes)
+		return nil
 	})
 	bar.done()
 	if err != nil {

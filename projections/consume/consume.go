@@ -151,8 +151,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	// Catch up with a plain read, then subscribe from where it ended.
-	_, err = c.cfg.Log.Read(ctx, []string{c.cfg.Filter}, max(last.Seq, 1), func(rec eventstore.Record) error {
-		n, err := c.handle(ctx, rec, &last)
+	err = cursor.ReadDecoded(ctx, c.cfg.Log, []string{c.cfg.Filter}, max(last.Seq, 1), false, func(d *cursor.Decoded) error {
+		n, err := c.handle(ctx, d.Record, d.Events, &last)
 		if err != nil {
 			return err
 		}
@@ -212,7 +212,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			rec := eventstore.Record{Subject: m.Metadata.Get(metaSubject), Data: m.Payload}
 			rec.Seq, _ = strconv.ParseUint(m.Metadata.Get(metaSeq), 10, 64)
-			n, err := c.handle(ctx, rec, &last)
+			n, err := c.handle(ctx, rec, nil, &last)
 			if err != nil {
 				m.Nack()
 				return err
@@ -227,14 +227,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// handle folds the events of one message after the cursor, trying a failing
-// message up to MaxAttempts times before it parks it. It returns how many
-// events it handed over.
-func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, last *cursor.Cursor) (int, error) {
+// handle folds the events of one message (decoded already, or nil) after
+// the cursor, trying a failing message up to MaxAttempts times before it
+// parks it. It returns how many events it handed over.
+func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, events []domain.Event, last *cursor.Cursor) (int, error) {
 	var err error
 	for attempt := 1; ; attempt++ {
 		var n int
-		if n, err = c.fold(ctx, rec, last); err == nil {
+		if n, err = c.fold(ctx, rec, events, last); err == nil {
 			return n, nil
 		}
 		if ctx.Err() != nil {
@@ -262,10 +262,12 @@ func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, last *curs
 	}
 }
 
-func (c *Consumer) fold(ctx context.Context, rec eventstore.Record, last *cursor.Cursor) (int, error) {
-	events, err := domain.DecodeEvents(rec.Data)
-	if err != nil {
-		return 0, err
+func (c *Consumer) fold(ctx context.Context, rec eventstore.Record, events []domain.Event, last *cursor.Cursor) (int, error) {
+	if events == nil {
+		var err error
+		if events, err = domain.DecodeEvents(rec.Data); err != nil {
+			return 0, err
+		}
 	}
 	n := 0
 	for i := range events {

@@ -94,21 +94,24 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 	r := &domain.Room{}
 	prev := ""
 	subject := log.Subject(string(app), string(domain.KindRoom), string(id))
-	_, err := log.Read(ctx, []string{subject}, 1, func(rec eventstore.Record) error {
+	err := cursor.ReadDecoded(ctx, log, []string{subject}, 1, true, func(d *cursor.Decoded) error {
+		rec := &d.Record
 		if progress != nil {
 			progress(rec.Seq)
 		}
-		if r.Seq == 0 && prev == "" {
-			if _, first, err := domain.MessageHead(rec.Data); err == nil && first[0].Seq > 1 {
-				return fmt.Errorf("room %q of app %q: %w: its first kept event is seq %d", id, app, ErrTruncated, first[0].Seq)
-			}
+		if d.Err != nil {
+			return fmt.Errorf("stream sequence %d: %w", rec.Seq, d.Err)
 		}
-		head, events, err := domain.VerifyEvents(prev, rec.Data)
-		if err != nil {
-			return fmt.Errorf("stream sequence %d: %w (roomctl verify names what was changed)", rec.Seq, err)
+		events := d.Events
+		if r.Seq == 0 && prev == "" && events[0].Seq > 1 {
+			return fmt.Errorf("room %q of app %q: %w: its first kept event is seq %d", id, app, ErrTruncated, events[0].Seq)
 		}
 		for i := range events {
 			e := &events[i]
+			if e.Prev != prev {
+				return fmt.Errorf("stream sequence %d: %w: %s seq %d names %q, expected %q (roomctl verify names what was changed)",
+					rec.Seq, domain.ErrBrokenChain, e.Key(), e.Seq, e.Prev, prev)
+			}
 			if until.past(e) {
 				return errStop
 			}
@@ -118,8 +121,8 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 					return err
 				}
 			}
+			prev = d.Hashes[i]
 		}
-		prev = head
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
