@@ -235,6 +235,12 @@ func Describe(e *domain.Event) string {
 			parts = append(parts, "-"+k)
 		}
 		return fmt.Sprintf("%s updated attributes: %s", d.By, strings.Join(parts, " "))
+	case *domain.MemberAttributesUpdatedData:
+		var users []string
+		for _, m := range d.Members {
+			users = append(users, string(m.User))
+		}
+		return fmt.Sprintf("%s updated the attributes of %s", who(d.By, d.ByName), strings.Join(users, ", "))
 	case *domain.ClaimVoidedData:
 		return fmt.Sprintf("claim %d of %s %s voided: it will never be honoured", d.Claim, d.Registry, d.ID)
 	case *domain.RoomDestroyedData:
