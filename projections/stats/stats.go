@@ -41,6 +41,13 @@ type Stats struct {
 	DurationSum float64  `json:"duration_sum_s"`
 	// StreamsPublished counts streams published, in every room.
 	StreamsPublished uint64 `json:"streams_published"`
+
+	// The room and minute of the last event: most events follow one of
+	// the same room or minute, and a map lookup with a built key costs
+	// more than the fold itself.
+	lastRoom   *Room
+	lastMinute *Minute
+	lastMin    int64
 }
 
 // Room is one room's figures.
@@ -83,17 +90,23 @@ func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
 		return true
 	}
 	s.Events++
-	key := string(e.App) + "/" + e.AggregateID
-	r := s.Rooms[key]
-	if r == nil {
-		r = &Room{App: e.App, Room: domain.RoomID(e.AggregateID), Members: map[domain.UserID]time.Time{}, Concurrent: map[int64]int{}}
-		s.Rooms[key] = r
+	r := s.lastRoom
+	if r == nil || r.App != e.App || string(r.Room) != e.AggregateID {
+		key := string(e.App) + "/" + e.AggregateID
+		if r = s.Rooms[key]; r == nil {
+			r = &Room{App: e.App, Room: domain.RoomID(e.AggregateID), Members: map[domain.UserID]time.Time{}, Concurrent: map[int64]int{}}
+			s.Rooms[key] = r
+		}
+		s.lastRoom = r
 	}
 	minute := e.Time.Unix() / 60
-	m := s.Minutes[minute]
-	if m == nil {
-		m = &Minute{}
-		s.Minutes[minute] = m
+	m := s.lastMinute
+	if m == nil || minute != s.lastMin {
+		if m = s.Minutes[minute]; m == nil {
+			m = &Minute{}
+			s.Minutes[minute] = m
+		}
+		s.lastMinute, s.lastMin = m, minute
 	}
 	switch d := e.Data.(type) {
 	case *domain.MemberJoinedData:
