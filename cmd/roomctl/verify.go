@@ -160,7 +160,13 @@ func streamGaps(ctx context.Context, log *eventstore.Log) (deleted []uint64, fir
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	return info.State.Deleted, info.State.FirstSeq, info.State.LastSeq, nil
+	st := info.State
+	for _, q := range st.Deleted {
+		if q > 0 && q >= st.FirstSeq && q <= st.LastSeq {
+			deleted = append(deleted, q)
+		}
+	}
+	return deleted, st.FirstSeq, st.LastSeq, nil
 }
 
 // seqList prints sequences, at most ten.

@@ -248,3 +248,34 @@ func TestVerifyNamesWhatWasChanged(t *testing.T) {
 		}
 	})
 }
+
+// Messages deleted in place through raw NATS are listed by their stream
+// sequences, even the last one of a history, which no chain can tell.
+func TestVerifyListsMessagesDeletedInPlace(t *testing.T) {
+	dir, pub := signedHistory(t)
+	var last uint64
+	withLog(t, dir, func(log *eventstore.Log) {
+		js, done := rawJS(t, log)
+		defer done()
+		s, err := js.Stream(estest.Ctx(t), log.StreamName())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.GetLastMsgForSubject(estest.Ctx(t), log.Subject("dev", "room", "class 1.A"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = m.Sequence
+		if err := s.DeleteMsg(estest.Ctx(t), last); err != nil {
+			t.Fatal(err)
+		}
+	})
+	out, code := roomctl(t, "verify", "-data", dir)
+	if code != 1 || !strings.Contains(out, "1 messages were deleted from the log (stream sequences "+strconv.FormatUint(last, 10)+")") {
+		t.Fatalf("verify after deleting stream sequence %d: exit %d\n%s", last, code, out)
+	}
+	out, _ = roomctl(t, "verify", "-data", dir, "-pubkey", pub)
+	if !strings.Contains(out, "room:dev:class 1.A: the signed checkpoint of round 1") || !strings.Contains(out, "seq 5 is removed") {
+		t.Fatalf("verify -pubkey after deleting the room's last message:\n%s", out)
+	}
+}
