@@ -32,7 +32,16 @@ var (
 	benchOnce   sync.Once
 	benchURL    string
 	benchEvents int
+	benchDone   func() // closes the benchmark's log and removes its folder
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDone != nil {
+		benchDone()
+	}
+	os.Exit(code)
+}
 
 func benchLog(b *testing.B) string {
 	benchOnce.Do(func() {
@@ -44,8 +53,7 @@ func benchLog(b *testing.B) string {
 		if err != nil {
 			b.Fatal(err)
 		}
-		// Kept open for the whole benchmark binary; the folder is removed
-		// by the OS's temporary-file cleaning, not here.
+		// Kept open for the whole benchmark binary (TestMain closes it).
 		log, err := eventstore.Open(context.Background(), eventstore.Config{DataDir: dir, Listen: "127.0.0.1:-1", Logger: quiet()})
 		if err != nil {
 			b.Fatal(err)
@@ -54,6 +62,10 @@ func benchLog(b *testing.B) string {
 		benchEvents, _ = estest.WriteRooms(b, log, estest.RoomsConfig{Rooms: 1, Users: 2000, Events: n, Seed: 1})
 		b.Logf("wrote %d events in %v", benchEvents, time.Since(start).Round(time.Millisecond))
 		benchURL = log.ClientURL()
+		benchDone = func() {
+			log.Close()
+			os.RemoveAll(dir)
+		}
 	})
 	if benchURL == "" {
 		b.Fatal("no benchmark log")
