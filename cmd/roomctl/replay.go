@@ -108,7 +108,7 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 		}
 	case *diffFrom != "":
 		each = func(e timeline.Entry, r *domain.Room) error {
-			if !after(e, from) {
+			if !from.After(e) {
 				before = r.Clone()
 			}
 			return nil
@@ -145,14 +145,6 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 	}
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
-}
-
-// after reports whether entry e comes after point p.
-func after(e timeline.Entry, p timeline.Point) bool {
-	if p.Seq != 0 {
-		return e.Seq > p.Seq
-	}
-	return e.Time.After(p.Time)
 }
 
 // reached reports whether entry e is at or after point p.

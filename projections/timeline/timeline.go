@@ -47,6 +47,17 @@ func (p Point) past(e *domain.Event) bool {
 	return (p.Seq != 0 && e.Seq > p.Seq) || (!p.Time.IsZero() && e.Time.After(p.Time))
 }
 
+// After reports whether entry e comes after point p (the end: never).
+func (p Point) After(e Entry) bool {
+	switch {
+	case p.Seq != 0:
+		return e.Seq > p.Seq
+	case !p.Time.IsZero():
+		return e.Time.After(p.Time)
+	}
+	return false
+}
+
 // String prints p as roomctl's flags take it.
 func (p Point) String() string {
 	switch {

@@ -24,6 +24,7 @@ func (a *API) historyRoutes() {
 	a.mux.HandleFunc("POST /admin/v1/checkpoints", a.authed(a.checkpoint))
 	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/history", a.authed(a.history))
 	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/state", a.authed(a.stateAt))
+	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/diff", a.authed(a.diff))
 }
 
 // History paging.
@@ -131,4 +132,54 @@ func (a *API) checkpoint(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, domain.ErrUnavailable.With("%v", err)
 	}
 	return round, nil
+}
+
+// RoomDiff is what changed in a room between two points of its history.
+type RoomDiff struct {
+	FromSeq uint64            `json:"from_seq"`
+	ToSeq   uint64            `json:"to_seq"`
+	Changes []timeline.Change `json:"changes"`
+}
+
+// diff serves what changed in a room from point from (a room sequence or an
+// RFC 3339 time) to point to (the same; omitted: the end).
+func (a *API) diff(w http.ResponseWriter, r *http.Request) (any, error) {
+	if a.cfg.Log == nil {
+		return nil, protocol.ErrNotFound.With("this node serves no history")
+	}
+	q := r.URL.Query()
+	from, err := timeline.ParsePoint(q.Get("from"))
+	if err != nil {
+		return nil, domain.ErrInvalidArgument.With("from: %v", err)
+	}
+	var to timeline.Point
+	if v := q.Get("to"); v != "" {
+		if to, err = timeline.ParsePoint(v); err != nil {
+			return nil, domain.ErrInvalidArgument.With("to: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	app, room := domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room"))
+	var before *domain.Room
+	after, err := timeline.Replay(ctx, a.cfg.Log, app, room, to, func(e timeline.Entry, st *domain.Room) error {
+		if !from.After(e) {
+			before = st.Clone()
+		}
+		return nil
+	}, nil)
+	if errors.Is(err, timeline.ErrNoHistory) {
+		return nil, domain.ErrRoomNotExist.With("%v", err)
+	}
+	if err != nil {
+		return nil, domain.ErrUnavailable.With("%v", err)
+	}
+	d := RoomDiff{ToSeq: after.Seq, Changes: timeline.Diff(before, after)}
+	if before != nil {
+		d.FromSeq = before.Seq
+	}
+	if d.Changes == nil {
+		d.Changes = []timeline.Change{}
+	}
+	return d, nil
 }

@@ -96,7 +96,20 @@ func TestAdminHistoryPagesAndStateAt(t *testing.T) {
 		r.Seq != 3 || r.Members["alice"] == nil {
 		t.Fatalf("state at %v: HTTP %d %+v", first, code, r)
 	}
+	// What changed from the join to the end: seven messages, nothing else.
+	var d admin.RoomDiff
+	if code := call(t, n, adm, "GET", "/rooms/class%201.A/diff?from=2", nil, &d); code != 200 || d.FromSeq != 2 || d.ToSeq != 9 ||
+		len(d.Changes) != 0 {
+		t.Fatalf("diff from 2: HTTP %d %+v", code, d)
+	}
+	if code := call(t, n, adm, "GET", "/rooms/class%201.A/diff?from=1&to=2", nil, &d); code != 200 || len(d.Changes) != 1 ||
+		d.Changes[0].What != "member" || d.Changes[0].ID != "alice" || d.Changes[0].Op != "added" {
+		t.Fatalf("diff from 1 to 2: HTTP %d %+v", code, d)
+	}
 	var e errBody
+	if code := call(t, n, adm, "GET", "/rooms/class%201.A/diff?from=soon", nil, &e); code != 400 {
+		t.Errorf("a diff from nowhere: HTTP %d %+v", code, e)
+	}
 	if code := call(t, n, adm, "GET", "/rooms/nowhere/state", nil, &e); code != http.StatusNotFound || e.Code != domain.ErrRoomNotExist.Code {
 		t.Errorf("state of a room with no history: HTTP %d %+v", code, e)
 	}
