@@ -34,6 +34,7 @@ import (
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/checkpoint"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/web"
@@ -42,6 +43,8 @@ import (
 // options are roomd's settings.
 type options struct {
 	role, data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
+	checkpointKey                                                                string
+	checkpointEvery, retention                                                   time.Duration
 	replicas, maxRooms                                                           int
 	multiRoom                                                                    string // "true", "false", or "" (dev: true, else false)
 	open                                                                         bool
@@ -79,6 +82,10 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", 90*time.Second, "silence after which a session times out")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for clients to go")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.checkpointKey, "checkpoint-key", "", "Ed25519 private key (PEM, PKCS #8) that signs the log's chain heads "+
+		"(development: generated as <data>/checkpoint.key; otherwise none: history is not signed)")
+	fs.DurationVar(&o.retention, "retention", 0, "remove history older than this (0: keep it forever); see docs/architecture.md, Retention")
+	fs.DurationVar(&o.checkpointEvery, "checkpoint-every", 10*time.Second, "how often the chain heads are signed (0: never)")
 	fs.BoolVar(&o.open, "open", false, "open the demo page in the default browser once the node runs")
 	fs.BoolVar(&o.noMedia, "no-media", false, "run no media plane (SFU): media operations answer media_unavailable")
 	fs.StringVar(&o.mediaIPs, "media-ips", "127.0.0.1,::1", `local addresses the SFU offers to WebRTC peers, comma separated ("0.0.0.0": every interface)`)
@@ -168,9 +175,24 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		origins = []string{"localhost:*", "127.0.0.1:*"}
 	}
 	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http,
-		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas},
+		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas, MaxAge: retention(o.retention)},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},
 		Web:     web.Config{DevTokens: dev}}
+	if o.checkpointEvery > 0 {
+		cfg.CheckpointEvery = o.checkpointEvery
+		switch {
+		case o.checkpointKey != "":
+			if cfg.CheckpointKey, err = checkpoint.LoadKey(o.checkpointKey); err != nil {
+				return node.Config{}, false, err
+			}
+		case dev:
+			if cfg.CheckpointKey, _, err = checkpoint.EnsureKey(filepath.Join(o.data, "checkpoint.key")); err != nil {
+				return node.Config{}, false, err
+			}
+		default:
+			logger.Warn("no -checkpoint-key: the history is not signed, and a rewritten history with a consistent chain would pass roomctl verify")
+		}
+	}
 	cfg.NoMedia = o.noMedia
 	switch o.role {
 	case "gateway":
@@ -199,6 +221,15 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		}
 	}
 	return cfg, dev, nil
+}
+
+// retention maps -retention to eventstore.Config.MaxAge: 0 keeps history
+// forever (and lifts a limit set before).
+func retention(d time.Duration) time.Duration {
+	if d <= 0 {
+		return eventstore.KeepForever
+	}
+	return d
 }
 
 func splitList(s string) []string {
@@ -291,8 +322,10 @@ Get a client token for user alice (app "dev"):
   ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -app dev -user alice
 and an admin token:
   ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -admin
+Verify the history against the heads this node signs:
+  go run ./cmd/roomctl verify -pubkey %[3]s
 
-`, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"))
+`, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"), filepath.Join(o.data, "checkpoint.key.pub"))
 	}
 	if o.open && !cfg.NoGateway {
 		openBrowser(logger, "http://"+n.HTTPAddr()+"/")
@@ -333,7 +366,8 @@ func runNATS(ctx context.Context, o options, logger *slog.Logger) error {
 	if o.natsListen == "off" {
 		return errors.New("-role nats needs -nats-listen")
 	}
-	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen, Logger: logger})
+	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen, Logger: logger,
+		MaxAge: retention(o.retention)})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/checkpoint"
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/presence"
 	"github.com/roomlog/roomlog/eventstore/reactor"
@@ -53,6 +55,12 @@ type Config struct {
 	// Gateway tunes the gateway; its Engine, Live, Log, Signer, Policy,
 	// Clock and Logger are filled in by the node.
 	Gateway gateway.Config
+	// CheckpointKey, when set, signs each aggregate's chain head every
+	// CheckpointEvery (default 10 s) and on demand (POST
+	// /admin/v1/checkpoints), so that roomctl verify -pubkey detects a
+	// rewritten history.
+	CheckpointKey   ed25519.PrivateKey
+	CheckpointEvery time.Duration
 	// Web configures the browser SDK, the demo page and (development mode
 	// only) the demo's token endpoint; its Signer, Clock and Logger are
 	// filled in by the node.
@@ -87,13 +95,15 @@ type Node struct {
 	// MediaNodes watches the cluster's media nodes (and beats for SFU).
 	MediaNodes *media.Nodes
 	Signer     *auth.Signer
-	bus        *eventstore.Bus
-	reactor    *reactor.Reactor
-	snapshots  projections.Store
-	httpSrv    *http.Server
-	fresh      freshConns
-	httpAddr   string
-	decider    *domain.Decider
+	// Checkpoints signs chain heads (nil without Config.CheckpointKey).
+	Checkpoints *checkpoint.Checkpointer
+	bus         *eventstore.Bus
+	reactor     *reactor.Reactor
+	snapshots   projections.Store
+	httpSrv     *http.Server
+	fresh       freshConns
+	httpAddr    string
+	decider     *domain.Decider
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -188,6 +198,16 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	if n.bus, err = n.Log.OpenBus("roomlog-bus"); err != nil {
 		return err
 	}
+	if n.cfg.CheckpointKey != nil {
+		store, err := checkpoint.OpenStore(ctx, n.Log, replicas)
+		if err != nil {
+			return err
+		}
+		if n.Checkpoints, err = checkpoint.New(checkpoint.Config{Log: n.Log, Store: store, Key: n.cfg.CheckpointKey,
+			Interval: n.cfg.CheckpointEvery, Now: n.cfg.Clock.Now, Logger: n.cfg.Logger}); err != nil {
+			return err
+		}
+	}
 	if !n.cfg.NoMedia {
 		mc := n.cfg.Media
 		mc.Live, mc.Node, mc.Bus = n.Live, node, n.bus
@@ -222,6 +242,9 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	n.goRun("reactor", func() error { return n.reactor.Run(runCtx) })
 	n.goRun("presence", func() error { return n.Presence.Run(runCtx) })
 	n.goRun("timekeeper", func() error { return n.Timekeeper.Run(runCtx) })
+	if n.Checkpoints != nil {
+		n.goRun("checkpoints", func() error { return n.Checkpoints.Run(runCtx) })
+	}
 	if n.SFU != nil {
 		n.goRun("media", func() error { return n.SFU.Run(runCtx) })
 	}
@@ -347,8 +370,12 @@ func (n *Node) mountGateway(mux *http.ServeMux, node string) error {
 	if n.Gateway, err = gateway.New(gc); err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Engine: n.Engine, Live: n.Live, Log: n.Log, Signer: n.Signer, Clock: n.cfg.Clock,
-		Logger: n.cfg.Logger})
+	acfg := admin.Config{Engine: n.Engine, Live: n.Live, Log: n.Log, Signer: n.Signer, Clock: n.cfg.Clock,
+		Logger: n.cfg.Logger}
+	if n.Checkpoints != nil {
+		acfg.Checkpoints = n.Checkpoints
+	}
+	api, err := admin.New(acfg)
 	if err != nil {
 		return err
 	}
