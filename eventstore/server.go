@@ -86,7 +86,9 @@ type Config struct {
 	// means: start an embedded server in this process.
 	URL string
 	// DataDir is the embedded server's JetStream storage directory.
-	// Required when embedded; ignored with URL.
+	// Required when embedded; ignored with URL. Open locks it (the file
+	// LOCK inside) until Close: a second Open on the same folder, in this
+	// process or another, fails with ErrLocked.
 	DataDir string
 	// Sync is the embedded server's fsync policy (default
 	// SyncModeInterval). An external server's fsync policy is its own
@@ -265,6 +267,7 @@ type Log struct {
 	cfg    Config
 	log    *slog.Logger
 	srv    *server.Server // nil when external
+	lock   *dirLock       // the data folder's lock; nil when external
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -277,7 +280,7 @@ type Log struct {
 // Open starts the embedded server (when cfg.URL is empty) or connects to
 // the external one, then creates the stream or updates its configuration.
 // Config problems are all reported at once, each wrapping
-// ErrInvalidConfig. ctx bounds the stream creation; starting and connecting
+// ErrInvalidConfig; a data folder another log holds is ErrLocked. ctx bounds the stream creation; starting and connecting
 // are bounded by cfg.ConnectTimeout.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
@@ -294,6 +297,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 
 func (l *Log) open(ctx context.Context) error {
 	if l.cfg.URL == "" {
+		lock, err := lockDataDir(l.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		l.lock = lock
 		srv, err := startServer(l.cfg)
 		if err != nil {
 			return err
@@ -468,6 +476,7 @@ func (l *Log) Close() error {
 			l.srv.Shutdown()
 			l.srv.WaitForShutdown()
 		}
+		l.lock.release()
 	})
 	return l.closeErr
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +209,32 @@ func TestNewConnAndClientURL(t *testing.T) {
 	defer nc2.Close()
 	if err := nc2.FlushTimeout(5 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSecondServerOnOneDataFolderRefused(t *testing.T) {
+	// Two embedded servers writing one folder corrupt the log: each keeps
+	// its own view of the last sequence per subject, so neither append
+	// check sees the other's writes.
+	dir := t.TempDir()
+	first := mustOpen(t, Config{DataDir: dir, Logger: testLogger(t)})
+	ctx := testCtx(t)
+	_, err := Open(ctx, Config{DataDir: dir, Logger: testLogger(t)})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open on one folder: err = %v, want ErrLocked", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, dir) || !strings.Contains(msg, "process "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("error %q does not name the folder and the holder", msg)
+	}
+	// The first server is undisturbed.
+	subj := first.Subject("app", "room", "r1")
+	appendChain(t, first, subj, 2, 0)
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Closed, it lets go: the folder opens again, history intact.
+	again := mustOpen(t, Config{DataDir: dir, Logger: testLogger(t)})
+	if last, ok, err := again.Last(ctx, subj); err != nil || !ok || last.Seq != 2 {
+		t.Fatalf("Last after reopen = %d, %v, %v", last.Seq, ok, err)
 	}
 }

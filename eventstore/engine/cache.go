@@ -101,10 +101,15 @@ func (e *entry) fold(rec eventstore.Record) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s at stream sequence %d: %w", e.key, rec.Seq, err)
 	}
+	// Check the whole message before applying any of it: a message that
+	// does not follow on leaves the entry as it was, at a head the next
+	// append's Expected and Prev still describe truthfully.
 	for i := range events {
-		if want := e.head().Seq + 1; events[i].Seq != want {
+		if want := e.head().Seq + 1 + uint64(i); events[i].Seq != want {
 			return "", fmt.Errorf("%s at stream sequence %d: event seq %d, want %d", e.key, rec.Seq, events[i].Seq, want)
 		}
+	}
+	for i := range events {
 		e.apply(&events[i])
 	}
 	e.seq, e.hash = rec.Seq, head
