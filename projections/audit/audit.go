@@ -79,7 +79,11 @@ func (a *Auditor) Apply(rec eventstore.Record) error {
 	var first domain.Event
 	events, err := domain.DecodeEvents(rec.Data)
 	if err != nil {
-		return fmt.Errorf("stream sequence %d: %w", rec.Seq, err)
+		// Not written by an engine: the nodes pass over it, and so does
+		// the audit, after flagging it. The aggregate's chain goes on
+		// from the event before it.
+		a.violate(rec.Seq, "%s: unreadable message, skipped by the nodes: %v", rec.Subject, err)
+		return nil
 	}
 	first = events[0]
 	k := first.Key()

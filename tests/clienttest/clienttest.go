@@ -82,8 +82,12 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 		clock = o.Clock
 	}
 	lc := eventstore.Config{DataDir: t.TempDir(), Listen: o.NATSListen}
+	if o.NATSListen != "" {
+		lc.Password = estest.Password
+	}
 	if o.Join != nil {
-		lc = eventstore.Config{URL: o.Join.Log.ClientURL()}
+		lc = o.Join.Log.ClientConfig()
+		lc.Logger = nil
 	}
 	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc,
 		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc,

@@ -292,12 +292,12 @@ func (srv *Server) readRoom(ctx context.Context, subject string, after, from uin
 	var recs []projections.Record
 	next := from
 	_, err := log.Read(ctx, []string{subject}, from, func(raw eventstore.Record) error {
+		next = raw.Seq + 1
 		rec, err := projections.Decode(raw)
 		if err != nil {
-			return err
+			return nil // passed over, as the projection does (it reports it)
 		}
 		recs = append(recs, rec)
-		next = raw.Seq + 1
 		return nil
 	})
 	return recs, next, err
