@@ -4,17 +4,18 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/oklog/ulid/v2"
 )
 
@@ -68,11 +69,17 @@ func EncodeEvents(prev string, events []Event) (body []byte, head string, err er
 	return buf.Bytes(), prev, nil
 }
 
+// storedFormat makes go-json-experiment/json write payloads byte for byte as
+// encoding/json did when the first events were stored (HTML-safe escaping,
+// omitempty on zero values): the log's one JSON library, for writing and
+// reading.
+var storedFormat = jsonv1.DefaultOptionsV1()
+
 // appendEvent writes e exactly as encoding/json writes an Event (the golden
 // files and a fuzz test hold it to that), without reflecting over the
 // envelope: it is on the path of every command.
 func appendEvent(buf *bytes.Buffer, e *Event) error {
-	data, err := json.Marshal(e.Data)
+	data, err := jsonv2.Marshal(e.Data, storedFormat)
 	if err != nil {
 		return err
 	}
@@ -225,9 +232,6 @@ func StoredHead(body []byte) (string, error) {
 // encoding/json/v2), and only the small payload goes through reflection. It
 // accepts any valid JSON with the same members, in any order.
 func decodeMessage(body []byte, hashes bool) ([]Event, []string, error) {
-	if events, sums, ok, err := fastMessage(body, hashes); ok {
-		return events, sums, err
-	}
 	dec := getDecoder(body)
 	defer decoders.Put(dec)
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
@@ -241,21 +245,21 @@ func decodeMessage(body []byte, hashes bool) ([]Event, []string, error) {
 			body[start] == '\n' || body[start] == '\r') {
 			start++
 		}
-		var e Event
-		if err := e.decodeFrom(dec, body, hashes); err != nil {
+		events = append(events, Event{}) // decoded in place: no copy, no second allocation
+		e := &events[len(events)-1]
+		if err := e.decodeFrom(&dec.Decoder, body, hashes); err != nil {
 			return nil, nil, err
 		}
-		if n := len(events); n > 0 {
+		if n := len(events); n > 1 {
 			// Events of one message share an app and an aggregate: share
 			// the strings too.
-			if e.App == events[n-1].App {
-				e.App = events[n-1].App
+			if e.App == events[n-2].App {
+				e.App = events[n-2].App
 			}
-			if e.AggregateID == events[n-1].AggregateID {
-				e.AggregateID = events[n-1].AggregateID
+			if e.AggregateID == events[n-2].AggregateID {
+				e.AggregateID = events[n-2].AggregateID
 			}
 		}
-		events = append(events, e)
 		if hashes {
 			sums = append(sums, HashEvent(body[start:dec.InputOffset()]))
 		}
@@ -276,7 +280,7 @@ func decodeMessage(body []byte, hashes bool) ([]Event, []string, error) {
 func (e *Event) UnmarshalJSON(b []byte) error {
 	dec := getDecoder(b)
 	defer decoders.Put(dec)
-	if err := e.decodeFrom(dec, b, true); err != nil {
+	if err := e.decodeFrom(&dec.Decoder, b, true); err != nil {
 		return err
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {
@@ -288,12 +292,20 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 // decoders are reused: a jsontext.Decoder is costly to make, and a replay
 // makes one per message. Duplicate members are checked by decodeFrom for the
 // envelope and by the payload's own decoding.
-var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(bytes.NewReader(nil)) }}
+var decoders = sync.Pool{New: func() any { return new(pooledDecoder) }}
 
-func getDecoder(b []byte) *jsontext.Decoder {
-	dec := decoders.Get().(*jsontext.Decoder)
-	dec.Reset(bytes.NewBuffer(b), jsontext.AllowDuplicateNames(true))
-	return dec
+// pooledDecoder is a decoder and the buffer it reads, reused together so that
+// pointing it at a new body allocates nothing.
+type pooledDecoder struct {
+	jsontext.Decoder
+	buf bytes.Buffer
+}
+
+func getDecoder(b []byte) *pooledDecoder {
+	d := decoders.Get().(*pooledDecoder)
+	d.buf = *bytes.NewBuffer(b)
+	d.Reset(&d.buf, jsontext.AllowDuplicateNames(true))
+	return d
 }
 
 // decodeFrom reads one event object from dec, which reads body. Without
@@ -323,6 +335,11 @@ func (e *Event) decodeFrom(dec *jsontext.Decoder, body []byte, withPrev bool) er
 			}
 			if e.ID, err = ulid.ParseStrict(s); err != nil {
 				return bad("id", err)
+			}
+			if e.ID.String() != s {
+				// Crockford's base32 reads lower case too; roomlog writes
+				// one spelling, and an ID has no other.
+				return bad("id "+s+" is not in canonical form", nil)
 			}
 		case fieldType:
 			v, err := dec.ReadValue()
@@ -429,8 +446,8 @@ func (e *Event) decodeFrom(dec *jsontext.Decoder, body []byte, withPrev bool) er
 		return fmt.Errorf("%w: %s event on a %q aggregate", ErrMalformedEvent, e.Type, e.Aggregate)
 	case e.Data == nil && data.Kind() != '{':
 		return fmt.Errorf("%w: %s event without an object payload", ErrMalformedEvent, e.Type)
-	case seen&fieldTime == 0:
-		return fmt.Errorf("%w: %s event without a time", ErrMalformedEvent, e.Type)
+	case seen&required != required:
+		return fmt.Errorf("%w: %s event without %s", ErrMalformedEvent, e.Type, missing(seen))
 	}
 	if e.Data == nil {
 		p := newPayload(e.Type)
@@ -482,6 +499,20 @@ const (
 	fieldData
 )
 
+// required are the members every stored event has.
+const required = fieldID | fieldType | fieldApp | fieldAggregate | fieldAggregateID | fieldSeq | fieldTime | fieldData
+
+// missing names the required members absent from seen.
+func missing(seen uint16) string {
+	var names []string
+	for i, name := range [...]string{"id", "type", "app", "aggregate", "aggregate_id", "seq", "time"} {
+		if f := uint16(1) << i; required&f != 0 && seen&f == 0 {
+			names = append(names, name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
 // fieldOf names a member from its quoted name, without allocating.
 func fieldOf(quoted jsontext.Value) uint16 {
 	switch string(quoted) {
@@ -514,13 +545,20 @@ func fieldOf(quoted jsontext.Value) uint16 {
 // eventTypeNamed returns the event type constant spelled name, or name as
 // read when it is none.
 func eventTypeNamed(name []byte) EventType {
-	for _, t := range eventTypes {
-		if string(t) == string(name) {
-			return t
-		}
+	if t, ok := eventTypeIndex[string(name)]; ok { // no allocation for the lookup
+		return t
 	}
 	return EventType(name)
 }
+
+// eventTypeIndex finds the constant of an event type from its name.
+var eventTypeIndex = func() map[string]EventType {
+	m := make(map[string]EventType, len(eventTypes))
+	for _, t := range eventTypes {
+		m[string(t)] = t
+	}
+	return m
+}()
 
 // readString reads a JSON string value, unquoting it only when it holds an
 // escape.

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/tests/netcut"
 	"github.com/roomlog/roomlog/transport/admin"
 	"github.com/roomlog/roomlog/transport/client"
-	"github.com/roomlog/roomlog/transport/gateway"
 )
 
 // The backend kicks a user out of one room (admin API): the user gets
@@ -23,15 +23,17 @@ import (
 // enters its other room, never the one it was kicked out of.
 func TestBackendKick(t *testing.T) {
 	t.Parallel()
-	// A short heartbeat timeout, so that a lost connection costs the
-	// session quickly and the client must log in again rather than resume.
-	n := clienttest.StartNode(t, clienttest.NodeOptions{Gateway: gateway.Config{HeartbeatTimeout: time.Second}})
+	// The node's clock is the test's, so that a lost connection costs the
+	// session when the test says (the client must then log in again rather
+	// than resume); the others heartbeat on their own clocks meanwhile.
+	clock := estest.NewClock(time.Now())
+	n := clienttest.StartNode(t, clienttest.NodeOptions{Clock: clock})
 	proxy := netcut.Start(t, n.HTTPAddr())
 	alice := newPerson(t, n, proxy.Addr(), "alice", "alice", true)
 	alice.rec.AllowReconnects()
-	bob := newPerson(t, n, n.HTTPAddr(), "bob", "bob", false)
-	dave := newPerson(t, n, n.HTTPAddr(), "dave", "dave", false)
-	carol := newPerson(t, n, n.HTTPAddr(), "carol", "carol", false)
+	bob := newBeatingPerson(t, n, n.HTTPAddr(), "bob", "bob")
+	dave := newBeatingPerson(t, n, n.HTTPAddr(), "dave", "dave")
+	carol := newBeatingPerson(t, n, n.HTTPAddr(), "carol", "carol")
 	alice.login("stage", "")
 	alice.login("backstage", "")
 	alice.publish("alice-cam", "stage")
@@ -85,8 +87,9 @@ func TestBackendKick(t *testing.T) {
 	// server times her session out (carol sees her leave), and when the
 	// network is back the client logs in again where it was: backstage only.
 	proxy.Refuse(true)
-	proxy.Drop()
+	proxy.Cut()
 	alice.waitState("backstage", client.StateReconnecting)
+	advance(t, n, clock, 91*time.Second, bob.beating(), dave.beating(), carol.beating())
 	carol.waitUsers("backstage", client.UpdateDelete, "alice")
 	proxy.Refuse(false)
 	alice.waitState("backstage", client.StateLogined)

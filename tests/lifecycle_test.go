@@ -26,18 +26,34 @@ func quickRetry(o *client.Options) {
 	o.BackoffMin, o.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
 }
 
-// advance moves the node's clock by d in steps of at most 30 s, waiting
-// after each step until every client in alive was heard from at the new
-// time: live clients keep heartbeating while the clock jumps, so only the
-// silent ones time out.
-func advance(t *testing.T, n *node.Node, clock *estest.Clock, d time.Duration, alive ...*client.Client) {
+// beating is a client on a clock of its own, which only the test moves: the
+// client heartbeats when advance moves that clock on, never because the
+// machine was slow.
+type beating struct {
+	c     *client.Client
+	clock *estest.Clock
+}
+
+// dialBeating dials a client on a clock of its own.
+func dialBeating(t *testing.T, url string, r *clienttest.Recorder) beating {
+	b := beating{clock: estest.NewClock(time.Now())}
+	b.c = clienttest.Dial(t, url, r, func(o *client.Options) { o.Clock = clienttest.ClientClock(b.clock) })
+	return b
+}
+
+// advance moves the node's clock by d in steps of at most 30 s; after each
+// step every client in alive heartbeats (its own clock moves one interval)
+// and advance waits until presence heard it at the new time: live clients
+// keep heartbeating while the clock jumps, so only the silent ones time out.
+func advance(t *testing.T, n *node.Node, clock *estest.Clock, d time.Duration, alive ...beating) {
 	t.Helper()
 	for d > 0 {
 		step := min(d, 30*time.Second)
 		clock.Advance(step)
 		d -= step
-		for _, c := range alive {
-			waitHeard(t, n, clock, c)
+		for _, b := range alive {
+			b.clock.Advance(clienttest.Heartbeat)
+			waitHeard(t, n, clock, b.c)
 		}
 	}
 }
@@ -80,7 +96,8 @@ func TestSeedCase1ReconnectWithinTheTimeout(t *testing.T) {
 	ra, rb := clienttest.NewRecorder(t, "alice"), clienttest.NewRecorder(t, "bob")
 	ra.AllowReconnects()
 	a := clienttest.Dial(t, clienttest.URL(p.Addr()), ra, quickRetry)
-	b := clienttest.Dial(t, clienttest.URL(n.HTTPAddr()), rb, nil)
+	bob := dialBeating(t, clienttest.URL(n.HTTPAddr()), rb)
+	b := bob.c
 	clienttest.Login(t, n, a, ra, "class", "alice")
 	clienttest.Login(t, n, b, rb, "class", "bob")
 	ra.WaitUsers("class", client.UpdateAdd, "bob")
@@ -100,7 +117,7 @@ func TestSeedCase1ReconnectWithinTheTimeout(t *testing.T) {
 	if err := b.SetRoomExtraInfo(clienttest.Ctx(t), "class", "topic", "fractions"); err != nil {
 		t.Fatal(err)
 	}
-	advance(t, n, clock, 60*time.Second, b)
+	advance(t, n, clock, 60*time.Second, bob)
 	p.Refuse(false)
 
 	if e := ra.WaitState("class", client.StateReconnected); e.Code != 0 {
@@ -143,8 +160,10 @@ func TestSeedCase2ComeBackAfterTheTimeout(t *testing.T) {
 	p := netcut.Start(t, n.HTTPAddr())
 	ra, rb := clienttest.NewRecorder(t, "alice"), clienttest.NewRecorder(t, "bob")
 	ra.AllowReconnects()
-	a := clienttest.Dial(t, clienttest.URL(p.Addr()), ra, quickRetry)
-	b := clienttest.Dial(t, clienttest.URL(n.HTTPAddr()), rb, nil)
+	alice := dialBeating(t, clienttest.URL(p.Addr()), ra)
+	a := alice.c
+	bob := dialBeating(t, clienttest.URL(n.HTTPAddr()), rb)
+	b := bob.c
 	clienttest.Login(t, n, a, ra, "class", "alice")
 	clienttest.Login(t, n, b, rb, "class", "bob")
 	if _, err := a.StartPublishingStream(clienttest.Ctx(t), "alice-cam", client.PublishOptions{}); err != nil {
@@ -156,6 +175,7 @@ func TestSeedCase2ComeBackAfterTheTimeout(t *testing.T) {
 
 	p.Refuse(true)
 	p.Drop()
+	alice.clock.Advance(2 * clienttest.Heartbeat) // two intervals without a frame
 	ra.WaitState("class", client.StateReconnecting)
 	if err := b.SetRoomExtraInfo(clienttest.Ctx(t), "class", "topic", "geometry"); err != nil {
 		t.Fatal(err)
@@ -163,7 +183,7 @@ func TestSeedCase2ComeBackAfterTheTimeout(t *testing.T) {
 	if _, err := b.StartPublishingStream(clienttest.Ctx(t), "bob-cam", client.PublishOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	advance(t, n, clock, 89*time.Second, b)
+	advance(t, n, clock, 89*time.Second, bob)
 	snap, err := b.QueryRoom(clienttest.Ctx(t), "class")
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +191,7 @@ func TestSeedCase2ComeBackAfterTheTimeout(t *testing.T) {
 	if !clienttest.HasUser(snap.Users, "alice") {
 		t.Fatalf("alice left the room before the timeout: %v", snap.Users)
 	}
-	advance(t, n, clock, 2*time.Second, b)
+	advance(t, n, clock, 2*time.Second, bob)
 	var userGone, streamGone bool
 	for !userGone || !streamGone {
 		e := rb.WaitFor("alice's DELETEs", func(e clienttest.Event) bool {
@@ -182,7 +202,9 @@ func TestSeedCase2ComeBackAfterTheTimeout(t *testing.T) {
 	}
 
 	p.Refuse(false)
-	ra.WaitState("class", client.StateLogined)
+	ra.PumpUntil(alice.clock, "Logined in class", func(e clienttest.Event) bool { // the backoff runs on alice's clock
+		return e.Kind == "state" && e.Room == "class" && e.State == client.StateLogined
+	})
 	rb.WaitUsers("class", client.UpdateAdd, "alice")
 	if a.Session() == session {
 		t.Errorf("the timed-out session %s was resumed", session)

@@ -31,6 +31,9 @@ type person struct {
 	c    *client.Client
 	rec  *clienttest.Recorder
 	seen []clienttest.Event
+	// beats, for a person made by newBeatingPerson, is the client's clock:
+	// it heartbeats when a test moves it on (see advance), never by itself.
+	beats *estest.Clock
 }
 
 // newPerson dials a client for user (named after the ID, as clienttest.Login
@@ -52,6 +55,20 @@ func newPerson(t *testing.T, n *node.Node, addr, user, label string, multi bool)
 	}
 	return p
 }
+
+// newBeatingPerson is newPerson for a person whose client runs on a clock
+// of its own (heartbeats, request timeouts, reconnection backoff), which
+// only the test moves.
+func newBeatingPerson(t *testing.T, n *node.Node, addr, user, label string) *person {
+	t.Helper()
+	rec := clienttest.NewRecorder(t, label)
+	p := &person{t: t, n: n, user: clienttest.User(user), rec: rec, beats: estest.NewClock(time.Now())}
+	p.c = clienttest.Dial(t, clienttest.URL(addr), rec, func(o *client.Options) { o.Clock = clienttest.ClientClock(p.beats) })
+	return p
+}
+
+// beating is the client of a person made by newBeatingPerson.
+func (p *person) beating() beating { return beating{p.c, p.beats} }
 
 // token is a fresh client token for the person's user: every room, may
 // publish.

@@ -36,10 +36,11 @@ var Secret = []byte("0123456789abcdef0123456789abcdef")
 // App is the app the tokens minted here are for.
 const App = "dev"
 
-// Heartbeat is the heartbeat interval of the nodes started here: short, so
-// that every test also checks that heartbeats keep an idle connection alive
-// (a Recorder reports an unexpected Reconnecting).
-const Heartbeat = 250 * time.Millisecond
+// Heartbeat is the heartbeat interval of the nodes started here: long
+// enough never to matter on a loaded machine (a client gives a connection up
+// after two intervals without a frame). Tests of heartbeats and silence run
+// the client on a clock they move by hand (ClientClock).
+const Heartbeat = 30 * time.Second
 
 // Wait bounds every wait for a callback.
 const Wait = 10 * time.Second
@@ -329,6 +330,21 @@ func (r *Recorder) TryNext(d time.Duration) (Event, bool) {
 	case <-time.After(d):
 		return Event{}, false
 	}
+}
+
+// PumpUntil moves a client's clock on in small steps (the backoff between
+// reconnection attempts runs on it) until a callback matches, skipping
+// others, and returns it.
+func (r *Recorder) PumpUntil(clock *estest.Clock, what string, match func(Event) bool) Event {
+	r.t.Helper()
+	for deadline := time.Now().Add(Wait); time.Now().Before(deadline); {
+		clock.Advance(50 * time.Millisecond)
+		if e, ok := r.TryNext(20 * time.Millisecond); ok && match(e) {
+			return e
+		}
+	}
+	r.t.Fatalf("%s: no %s within %v", r.name, what, Wait)
+	return Event{}
 }
 
 // WaitFor skips callbacks until one matches, failing the test (and listing

@@ -40,6 +40,26 @@ func waitRestored(t *testing.T, r *rec, room string) client.RoomState {
 	return e.State
 }
 
+// restoreOnClock moves a client's clock on in small steps (the backoff
+// between reconnection attempts runs on it) until room is usable again, and
+// reports how: Reconnected or Logined. Other callbacks are skipped.
+func restoreOnClock(t *testing.T, clock *estest.Clock, r *rec, room string) client.RoomState {
+	t.Helper()
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
+		clock.Advance(50 * time.Millisecond)
+		e, ok := r.TryNext(20 * time.Millisecond)
+		if !ok || e.Kind != "state" || e.Room != room || e.State == client.StateReconnecting {
+			continue
+		}
+		if e.State != client.StateReconnected && e.State != client.StateLogined {
+			t.Fatalf("%s: %v", room, e)
+		}
+		return e.State
+	}
+	t.Fatalf("%s: not restored", room)
+	return ""
+}
+
 // A cut connection: Reconnecting in every room, then the session is back
 // (resumed, or logged in again with the same room mode) and works.
 func TestReconnectAfterCut(t *testing.T) {
@@ -102,23 +122,29 @@ func TestReconnectAfterCut(t *testing.T) {
 }
 
 // Silence without a broken socket: after two heartbeat intervals without a
-// frame the client gives the connection up and reconnects.
+// frame (on the client's clock) the client gives the connection up and
+// reconnects; one interval of silence is not enough.
 func TestReconnectAfterSilence(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, gateway.Config{})
 	p := netcut.Start(t, n.HTTPAddr())
+	clock := estest.NewClock(time.Now())
 	ra := newRec(t, "alice")
 	ra.AllowReconnects()
-	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
+	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) {
+		fastRetry(o)
+		o.Clock = clienttest.ClientClock(clock)
+	})
 	login(t, n, a, ra, "r1", "alice")
 
 	p.Drop()
-	frozen := time.Now()
-	ra.WaitState("r1", client.StateReconnecting)
-	if took := time.Since(frozen); took > 3*clienttest.Heartbeat+time.Second {
-		t.Errorf("silence noticed after %v (heartbeat %v)", took, clienttest.Heartbeat)
+	clock.Advance(clienttest.Heartbeat + clienttest.Heartbeat/2) // one heartbeat sent into the void
+	if e, ok := ra.TryNext(100 * time.Millisecond); ok && e.Kind == "state" {
+		t.Fatalf("after 1.5 intervals of silence: %v", e)
 	}
-	waitRestored(t, ra, "r1")
+	clock.Advance(clienttest.Heartbeat / 2)
+	ra.WaitState("r1", client.StateReconnecting)
+	restoreOnClock(t, clock, ra, "r1")
 	if _, err := a.QueryRoom(ctx(t), "r1"); err != nil {
 		t.Fatalf("query after reconnecting: %v", err)
 	}
@@ -326,7 +352,8 @@ func TestResumeBeforeTimeout(t *testing.T) {
 // one LoginFailed.
 func TestResumeAfterTimeout(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, gateway.Config{HeartbeatTimeout: time.Second})
+	clock := estest.NewClock(time.Now()) // the server's: heartbeat timeouts run on it
+	n := startNodeClocked(t, gateway.Config{HeartbeatTimeout: time.Minute}, clock)
 	p := netcut.Start(t, n.HTTPAddr())
 	ra, rb, rc, rd := newRec(t, "alice"), newRec(t, "bob"), newRec(t, "carol"), newRec(t, "dave")
 	ra.AllowReconnects()
@@ -354,9 +381,16 @@ func TestResumeAfterTimeout(t *testing.T) {
 	sessions := []string{a.Session(), c.Session()}
 
 	p.Refuse(true)
-	p.Drop() // the server hears nothing more and times both sessions out
+	p.Cut() // the server hears nothing more and times both sessions out
 	ra.WaitState("r1", client.StateReconnecting)
 	rc.WaitState("z2", client.StateReconnecting)
+	clock.Advance(time.Minute - time.Second)
+	for _, alive := range []*client.Client{b, d} { // bob and dave heartbeat on time
+		if err := n.Presence.Beat(ctx(t), clienttest.App, domain.SessionID(alive.Session())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(2 * time.Second)
 	gone := map[string]bool{}
 	for len(gone) < 2 {
 		e := rb.WaitFor("users DELETEd", func(e ev) bool { return e.Kind == "user" && e.Type == client.UpdateDelete })
@@ -460,13 +494,18 @@ func TestResumeAfterTheFirstTokenExpired(t *testing.T) {
 	p := netcut.Start(t, n.HTTPAddr())
 	ra := newRec(t, "alice")
 	ra.AllowReconnects()
-	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
+	beats := estest.NewClock(time.Now()) // the client's: one step, one heartbeat
+	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) {
+		fastRetry(o)
+		o.Clock = clienttest.ClientClock(beats)
+	})
 	login(t, n, a, ra, "r1", "alice")
 	session := a.Session()
 
 	tokens := map[string]bool{client.ResumeToken(a): true}
 	for range 2 {
 		clock.Advance(6 * time.Minute)
+		beats.Advance(clienttest.Heartbeat)
 		deadline := time.Now().Add(wait)
 		for tokens[client.ResumeToken(a)] { // the next heartbeat brings a new one
 			if time.Now().After(deadline) {
@@ -478,7 +517,8 @@ func TestResumeAfterTheFirstTokenExpired(t *testing.T) {
 	}
 	// 12 minutes on, the hello's token has expired; the latest has not.
 	p.Cut()
-	if st := waitRestored(t, ra, "r1"); st != client.StateReconnected {
+	ra.WaitState("r1", client.StateReconnecting)
+	if st := restoreOnClock(t, beats, ra, "r1"); st != client.StateReconnected {
 		t.Fatalf("after the cut: %s, want Reconnected (the session resumed)", st)
 	}
 	if a.Session() != session {
@@ -495,7 +535,11 @@ func TestResumeLeavesARoomEnteredByALostLogin(t *testing.T) {
 	p := netcut.Start(t, n.HTTPAddr())
 	ra, rb := newRec(t, "alice"), newRec(t, "bob")
 	ra.AllowReconnects()
-	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
+	clock := estest.NewClock(time.Now())
+	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) {
+		fastRetry(o)
+		o.Clock = clienttest.ClientClock(clock)
+	})
 	b := dial(t, wsURL(n), rb, nil)
 	if err := a.SetRoomMode(ctx(t), client.MultiRoom); err != nil {
 		t.Fatal(err)
@@ -505,12 +549,18 @@ func TestResumeLeavesARoomEnteredByALostLogin(t *testing.T) {
 	session := a.Session()
 
 	p.MuteServer() // the server hears alice; alice hears nothing
-	_, err := a.LoginRoom(ctx(t), "r2", client.User{ID: "alice", Name: "Alice"}, client.LoginOptions{Token: token(t, n, "alice")})
-	if err == nil {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.LoginRoom(ctx(t), "r2", client.User{ID: "alice", Name: "Alice"}, client.LoginOptions{Token: token(t, n, "alice")})
+		errc <- err
+	}()
+	rb.WaitUsers("r2", client.UpdateAdd, "alice") // the login took effect
+	clock.Advance(2 * clienttest.Heartbeat)       // alice's client hears nothing and gives up
+	if err := <-errc; err == nil {
 		t.Fatal("a login whose reply never came succeeded")
 	}
-	rb.WaitUsers("r2", client.UpdateAdd, "alice") // the login took effect
-	if st := waitRestored(t, ra, "r1"); st != client.StateReconnected {
+	ra.WaitState("r1", client.StateReconnecting)
+	if st := restoreOnClock(t, clock, ra, "r1"); st != client.StateReconnected {
 		t.Fatalf("after the lost reply: %s, want Reconnected", st)
 	}
 	rb.WaitUsers("r2", client.UpdateDelete, "alice")
