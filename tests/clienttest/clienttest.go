@@ -60,6 +60,9 @@ type NodeOptions struct {
 	// Join is a node (started with NATSListen) whose NATS server this node
 	// uses instead of embedding its own: two nodes, one log.
 	Join *node.Node
+	// Logger receives the node's log (nil: warnings and errors into the
+	// test's output).
+	Logger *slog.Logger
 }
 
 // StartNode starts a real node on a free loopback port and stops it when the
@@ -82,6 +85,10 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 	if o.Clock != nil {
 		clock = o.Clock
 	}
+	logger := o.Logger
+	if logger == nil {
+		logger = estest.Logger(t)
+	}
 	lc := eventstore.Config{DataDir: t.TempDir(), Listen: o.NATSListen}
 	if o.NATSListen != "" {
 		lc.Password = estest.Password
@@ -92,7 +99,7 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 	}
 	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc,
 		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc,
-		Clock: clock, Logger: estest.Logger(t)})
+		Clock: clock, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -413,11 +413,9 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 func loginError(err error) error {
 	var de *domain.Error
 	if errors.As(err, &de) && de.Code == domain.ErrUnavailable.Code {
-		why := de.Message
-		if de.Detail != "" {
-			why += ": " + de.Detail
-		}
-		return domain.ErrTimeout.With("%s", why)
+		t := domain.ErrTimeout.With("%s", de.Detail) // for the server's log: replies leave it out
+		t.Message += " (" + de.Message + ")"
+		return t
 	}
 	return err
 }

@@ -36,9 +36,19 @@ func ReplyTo(id string, data any, err error) Reply {
 	var de *domain.Error
 	if errors.As(err, &de) {
 		msg = de.Message
-		if de.Detail != "" {
+		if de.Detail != "" && !serverSide(de.Code) {
 			msg += ": " + de.Detail
 		}
+	} else if serverSide(code) {
+		msg = domain.ErrInternal.Message
 	}
 	return Reply{Type: TypeReply, ID: id, Code: code, Error: name, Message: msg}
+}
+
+// serverSide reports the codes of failures on the server's side (the log
+// failed, was unreachable or slow). Their details name internal subjects,
+// streams and addresses, so a reply carries only the code's message; the
+// details are the server's log's.
+func serverSide(code domain.Code) bool {
+	return code == domain.ErrInternal.Code || code == domain.ErrUnavailable.Code || code == domain.ErrTimeout.Code
 }
