@@ -54,6 +54,12 @@ func advance(t *testing.T, n *node.Node, clock *estest.Clock, d time.Duration, a
 		for _, b := range alive {
 			b.clock.Advance(clienttest.Heartbeat)
 			waitHeard(t, n, clock, b.c)
+			// Presence may hear the heartbeat before its reply reaches the
+			// client: a round trip behind it makes sure the client got it,
+			// or its clock's next jump finds it silent for two intervals.
+			// (A query of no room is the cheapest one; its refusal is
+			// the answer wanted.)
+			b.c.QueryRoom(clienttest.Ctx(t), "")
 		}
 	}
 }

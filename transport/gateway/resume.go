@@ -52,6 +52,7 @@ func (s *session) beat(ctx context.Context) {
 	}
 	s.mu.Lock()
 	app := s.app
+	s.lastBeat = s.srv.cfg.Clock.Now()
 	s.mu.Unlock()
 	// Bounded: a log that does not answer must not stall the connection's
 	// reader, which answers heartbeats; a beat that misses is made good by

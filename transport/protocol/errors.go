@@ -18,12 +18,16 @@ var (
 	ErrSessionReplaced  = &domain.Error{Code: 1906009, Name: "session_replaced", Message: "the session was resumed on another connection"}
 	ErrResumeFailed     = &domain.Error{Code: 1906010, Name: "resume_failed", Message: "the session cannot be resumed; log in again"}
 	ErrNotFound         = &domain.Error{Code: 1906011, Name: "not_found", Message: "no such resource"}
+	ErrLoginTimeout     = &domain.Error{Code: 1906012, Name: "login_timeout", Message: "the connection did not log in or resume in time"}
+	ErrSilent           = &domain.Error{Code: 1906013, Name: "heartbeat_timeout", Message: "the client sent nothing for longer than the heartbeat timeout"}
+	ErrPingTimeout      = &domain.Error{Code: 1906014, Name: "ping_timeout", Message: "the client did not answer a ping"}
 )
 
 // Errors lists the transport's errors.
 func Errors() []*domain.Error {
 	return []*domain.Error{ErrMalformedRequest, ErrUnknownOperation, ErrFrameTooLarge, ErrTooManyRequests,
-		ErrSlowConsumer, ErrUnauthorized, ErrShuttingDown, ErrSessionReplaced, ErrResumeFailed, ErrNotFound}
+		ErrSlowConsumer, ErrUnauthorized, ErrShuttingDown, ErrSessionReplaced, ErrResumeFailed, ErrNotFound,
+		ErrLoginTimeout, ErrSilent, ErrPingTimeout}
 }
 
 // ReplyTo builds the reply to request id from a result or an error.
