@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,12 @@ import (
 // lets it fill up entirely is disconnected (slow_consumer) so that it never
 // stalls a room.
 //
+// A client that stops reading fills its socket's kernel buffer. The writer
+// never starts a frame the buffer cannot take whole, and always leaves room
+// for its last words: so a client dropped as too slow finds, when it reads
+// again, whole frames, then session_closing and a close frame saying why,
+// never half a frame.
+//
 // A watchdog on the gateway's clock keeps silent sockets from lingering: a
 // connection that has not logged in (or resumed) within LoginTimeout is
 // closed, one silent for HeartbeatInterval is pinged, one that does not
@@ -32,6 +39,11 @@ import (
 type conn struct {
 	srv *Server
 	ws  *websocket.Conn
+	// nc is the socket under ws, asked how much it can take (nil: not
+	// asked); budget is how many bytes it took room for at the last asking
+	// and has not used (the writer's alone).
+	nc     net.Conn
+	budget int
 	// sess is the session the connection carries: a resume replaces it.
 	sess atomic.Pointer[session]
 
@@ -55,9 +67,9 @@ type conn struct {
 	watch   engine.Timer
 }
 
-func newConn(srv *Server, ws *websocket.Conn, sess *session) *conn {
+func newConn(srv *Server, ws *websocket.Conn, nc net.Conn, sess *session) *conn {
 	cfg := srv.cfg
-	c := &conn{srv: srv, ws: ws, out: newFrameQueue(cfg.QueueSize),
+	c := &conn{srv: srv, ws: ws, nc: nc, out: newFrameQueue(cfg.QueueSize),
 		reqs: make(chan protocol.Request, cfg.RequestQueue), done: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), cfg.RequestBurst)}
 	c.sess.Store(sess)
@@ -266,6 +278,51 @@ func (c *conn) worker(ctx context.Context) {
 	}
 }
 
+// Room kept in the socket's buffer: for session_closing and the close
+// frame (a few hundred bytes), pongs and pings (about a hundred each).
+const (
+	lastWordsRoom = 4 << 10
+	frameHeader   = 14
+)
+
+// room waits until the socket can take a frame of n bytes whole and still
+// have lastWordsRoom left, or nothing is queued in it (a frame larger than
+// the buffer is written when the buffer is empty). It returns false when
+// WriteTimeout passes first (the client stopped reading) or the connection
+// ends. Asking the kernel costs two system calls, so the room found is
+// spent before it asks again.
+func (c *conn) room(n int) bool {
+	need := n + frameHeader
+	if c.nc == nil || need <= c.budget {
+		c.budget -= need
+		return true
+	}
+	deadline := time.Now().Add(c.srv.cfg.WriteTimeout) // a network timeout: the real clock
+	wait := time.Millisecond
+	for {
+		room, empty, ok := sendRoom(c.nc)
+		if !ok {
+			c.nc = nil
+			return true
+		}
+		if room-lastWordsRoom >= need || empty {
+			c.budget = room - lastWordsRoom - need
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-c.done:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		wait = min(2*wait, 20*time.Millisecond)
+	}
+}
+
 func (c *conn) writer(ctx context.Context) {
 	write := func(b []byte) error {
 		wctx, cancel := context.WithTimeout(ctx, c.srv.cfg.WriteTimeout)
@@ -277,6 +334,12 @@ func (c *conn) writer(ctx context.Context) {
 		case <-c.done:
 		default:
 			if b, ok := c.out.pop(); ok {
+				if !c.room(len(b)) {
+					// The client stopped reading: drop it, with the room
+					// kept for telling it why.
+					c.close(protocol.ErrSlowConsumer.With("its socket took nothing for %v", c.srv.cfg.WriteTimeout))
+					continue
+				}
 				if err := write(b); err != nil {
 					c.close(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
 					c.ws.CloseNow()

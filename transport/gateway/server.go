@@ -4,11 +4,13 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -243,7 +245,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol},
+	hj := &hijacked{ResponseWriter: w}
+	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol},
 		OriginPatterns: s.cfg.OriginPatterns})
 	if err != nil {
 		return // Accept has answered the request
@@ -261,7 +264,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close(websocket.StatusInternalError, "cannot mint a resume token")
 		return
 	}
-	c := newConn(s, ws, sess)
+	c := newConn(s, ws, hj.conn, sess)
 	sess.conn = c
 	sess.touch()
 	s.mu.Lock()
@@ -308,6 +311,19 @@ func (s *Server) onTimedOut(rec projections.Record) {
 			c.close(protocol.ErrSilent.With("the session's heartbeat timeout was recorded"))
 		}
 	}
+}
+
+// hijacked keeps the socket websocket.Accept takes over, so that the writer
+// can ask it how much it can take (see conn.room).
+type hijacked struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.conn = c
+	return c, rw, err
 }
 
 // detach ends what connection c carried: its session leaves this node's

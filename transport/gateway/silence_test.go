@@ -1,8 +1,11 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,4 +186,59 @@ func timeouts(t *testing.T, n *node.Node) int {
 		t.Fatal(err)
 	}
 	return count
+}
+
+// A client that stops reading in a busy room is dropped as too slow; when it
+// reads again it finds whole frames only, then session_closing saying why
+// and a close frame. The room's other members are not held up.
+func TestAClientThatStopsReadingLearnsWhyAndGetsNoHalfFrame(t *testing.T) {
+	p := domain.DefaultPolicy()
+	p.Limits.BroadcastPerSecond = 1 << 20
+	p.Limits.MessageBytes = 8000
+	n := startClocked(t, estest.NewClock(t0), p, gateway.Config{QueueSize: 64, WriteTimeout: 300 * time.Millisecond,
+		RequestsPerSecond: 1e6, RequestBurst: 1e6})
+	stalled := dial(t, n)
+	stalled.Login("busy", "stalled", token(t, n, "stalled"))
+	bob := dial(t, n)
+	bob.Login("busy", "bob", token(t, n, "bob"))
+	body := strings.Repeat("x", 8000)
+	deadline := time.Now().Add(30 * time.Second)
+	sent := 0
+	for n.Gateway.Sessions() == 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled reader was never disconnected after %d broadcasts", sent)
+		}
+		bob.Do(fmt.Sprint(sent), protocol.OpBroadcast, protocol.MessageRequest{Room: "busy", Message: body})
+		sent++
+	}
+	bob.Do("after", protocol.OpBroadcast, protocol.MessageRequest{Room: "busy", Message: "bob goes on"})
+
+	// The stalled client reads again: every frame whole, then why.
+	var last protocol.Frame
+	frames := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, b, err := stalled.WS.Read(ctx)
+		cancel()
+		if err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) {
+				t.Fatalf("after %d whole frames: %v, want a close frame (half a frame, or none)", frames, err)
+			}
+			if ce.Code != websocket.StatusPolicyViolation || ce.Reason != protocol.ErrSlowConsumer.Name {
+				t.Fatalf("closed with %d %q, want 1008 %q", ce.Code, ce.Reason, protocol.ErrSlowConsumer.Name)
+			}
+			break
+		}
+		if err := json.Unmarshal(b, &last); err != nil {
+			t.Fatalf("frame %d is not whole JSON: %v", frames, err)
+		}
+		frames++
+	}
+	var sc protocol.SessionClosing
+	if last.Event != protocol.EvSessionClosing || json.Unmarshal(last.Data, &sc) != nil ||
+		sc.Code != int(protocol.ErrSlowConsumer.Code) {
+		t.Fatalf("the last frame was %s %s, want session_closing with slow_consumer", last.Event, last.Data)
+	}
+	t.Logf("dropped after %d broadcasts of 8 KB; it then read %d whole frames and why", sent, frames)
 }
