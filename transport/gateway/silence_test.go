@@ -195,7 +195,7 @@ func TestAClientThatStopsReadingLearnsWhyAndGetsNoHalfFrame(t *testing.T) {
 	p := domain.DefaultPolicy()
 	p.Limits.BroadcastPerSecond = 1 << 20
 	p.Limits.MessageBytes = 8000
-	n := startClocked(t, estest.NewClock(t0), p, gateway.Config{QueueSize: 64, WriteTimeout: 300 * time.Millisecond,
+	n := startClocked(t, estest.NewClock(t0), p, gateway.Config{QueueSize: 256, WriteTimeout: time.Second,
 		RequestsPerSecond: 1e6, RequestBurst: 1e6})
 	stalled := dial(t, n)
 	stalled.Login("busy", "stalled", token(t, n, "stalled"))

@@ -43,10 +43,16 @@ func ReplyTo(id string, data any, err error) Reply {
 		if de.Detail != "" && !serverSide(de.Code) {
 			msg += ": " + de.Detail
 		}
-	} else if serverSide(code) {
-		msg = domain.ErrInternal.Message
+		// A refusal may carry data a client acts on (the current values
+		// behind a version conflict, the keys it may not touch).
+		data = de.Data
+	} else {
+		data = nil
+		if serverSide(code) {
+			msg = domain.ErrInternal.Message
+		}
 	}
-	return Reply{Type: TypeReply, ID: id, Code: code, Error: name, Message: msg}
+	return Reply{Type: TypeReply, ID: id, Code: code, Error: name, Message: msg, Data: data}
 }
 
 // serverSide reports the codes of failures on the server's side (the log
