@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/roomlog/roomlog/eventstore"
 )
@@ -36,5 +39,10 @@ func (f *logFlags) open(ctx context.Context) (*eventstore.Log, error) {
 		}
 		cfg = eventstore.Config{DataDir: f.data, Logger: quiet()}
 	}
-	return eventstore.Open(ctx, cfg)
+	log, err := eventstore.Open(ctx, cfg)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("%w: give the node's NATS password with -nats-password or ROOMLOG_NATS_PASSWORD "+
+			"(a development roomd keeps it in <data>/nats-password)", err)
+	}
+	return log, err
 }

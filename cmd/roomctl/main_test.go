@@ -164,7 +164,8 @@ func TestVerifyARunningNode(t *testing.T) {
 	if out, code := roomctl(t, "verify", "-nats", url); code != 0 {
 		t.Fatalf("verify with ROOMLOG_NATS_PASSWORD: exit %d\n%s", code, out)
 	}
-	if out, code := roomctl(t, "verify", "-nats", url, "-nats-password", ""); code == 0 || !strings.Contains(strings.ToLower(out), "authorization") {
+	if out, code := roomctl(t, "verify", "-nats", url, "-nats-password", ""); code == 0 || !strings.Contains(strings.ToLower(out), "authorization") ||
+		!strings.Contains(out, "-nats-password") {
 		t.Fatalf("verify without the password: exit %d\n%s", code, out)
 	}
 	if out, code := roomctl(t, "verify", "-data", dir); code == 0 || !strings.Contains(out, "in use by process") {
