@@ -21,8 +21,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +36,7 @@ import (
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/web"
 )
 
 // options are roomd's settings.
@@ -41,6 +44,7 @@ type options struct {
 	role, data, natsURL, natsListen, natsPassword, sync, http, secret, origins, apps, logLevel string
 	replicas, maxRooms                                                                         int
 	multiRoom                                                                                  string // "true", "false", or "" (dev: true, else false)
+	open                                                                                       bool
 	heartbeat, heartbeatTimeout                                                                time.Duration
 	shutdownGrace                                                                              time.Duration
 	// media plane
@@ -76,6 +80,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", 90*time.Second, "silence after which a session times out")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for clients to go")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&o.open, "open", false, "open the demo page in the default browser once the node runs")
 	fs.BoolVar(&o.noMedia, "no-media", false, "run no media plane (SFU): media operations answer media_unavailable")
 	fs.StringVar(&o.mediaIPs, "media-ips", "127.0.0.1,::1", `local addresses the SFU offers to WebRTC peers, comma separated ("0.0.0.0": every interface)`)
 	fs.StringVar(&o.mediaNAT, "media-public-ips", "", "public addresses to offer instead (a node behind a 1:1 NAT), comma separated")
@@ -165,7 +170,8 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 	}
 	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http,
 		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas, Password: o.natsPassword},
-		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout}}
+		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},
+		Web:     web.Config{DevTokens: dev}}
 	cfg.NoMedia = o.noMedia
 	switch o.role {
 	case "gateway":
@@ -295,12 +301,13 @@ func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) err
 		logger.Info("roomd is running as a media node", "node", n.SFU.Node(), "health", "http://"+n.HTTPAddr()+"/readyz",
 			"log", describe(o, n))
 	} else {
-		logger.Info("roomd is running", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
+		logger.Info("roomd is running", "demo", "http://"+n.HTTPAddr()+"/", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
 			"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev, "media", !cfg.NoMedia)
 	}
 	if dev && !cfg.NoGateway {
 		fmt.Fprintf(out, `
 roomd is running in development mode (no -secret given).
+  Demo page:  http://%[1]s/  (open it in two tabs)
   WebSocket:  ws://%[1]s/ws
   Admin API:  http://%[1]s/admin/v1/
   Secret:     kept in %[2]s
@@ -311,11 +318,32 @@ and an admin token:
 %[3]s
 `, n.HTTPAddr(), filepath.Join(o.data, devSecretFile), natsHint(o, n))
 	}
+	if o.open && !cfg.NoGateway {
+		openBrowser(logger, "http://"+n.HTTPAddr()+"/")
+	}
 	<-ctx.Done()
 	logger.Info("roomd is stopping: telling clients, draining, flushing")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
 	return n.Shutdown(sctx)
+}
+
+// openBrowser opens url with the desktop's opener; failing that, it says
+// where to go.
+func openBrowser(logger *slog.Logger, url string) {
+	opener := "xdg-open"
+	switch runtime.GOOS {
+	case "darwin":
+		opener = "open"
+	case "windows":
+		opener = "explorer"
+	}
+	cmd := exec.Command(opener, url)
+	if err := cmd.Start(); err != nil {
+		logger.Warn("cannot open a browser; open the demo page yourself", "url", url, "err", err)
+		return
+	}
+	go cmd.Wait()
 }
 
 // runNATS runs only the embedded JetStream server (with the log's stream),

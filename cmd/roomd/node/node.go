@@ -27,6 +27,7 @@ import (
 	"github.com/roomlog/roomlog/transport/admin"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/web"
 )
 
 // SnapshotName is the versioned name of the projection snapshot.
@@ -52,6 +53,10 @@ type Config struct {
 	// Gateway tunes the gateway; its Engine, Live, Log, Signer, Policy,
 	// Clock and Logger are filled in by the node.
 	Gateway gateway.Config
+	// Web configures the browser SDK, the demo page and (development mode
+	// only) the demo's token endpoint; its Signer, Clock and Logger are
+	// filled in by the node.
+	Web web.Config
 	// Media configures the node's SFU; its Live, Node and Bus are filled
 	// in by the node.
 	Media media.Config
@@ -86,6 +91,7 @@ type Node struct {
 	reactor    *reactor.Reactor
 	snapshots  projections.Store
 	httpSrv    *http.Server
+	fresh      freshConns
 	httpAddr   string
 	decider    *domain.Decider
 
@@ -290,7 +296,8 @@ func (n *Node) snapshotter() func(projections.Record) {
 	}
 }
 
-// startHTTP starts the gateway, the admin API and the health endpoints. The
+// startHTTP starts the gateway, the admin API, the health endpoints and the
+// web pages (the browser SDK, the demo). The
 // gateway subscribes to the projection before it runs, so it sees every event.
 func (n *Node) startHTTP(node string) error {
 	var err error
@@ -312,7 +319,11 @@ func (n *Node) startHTTP(node string) error {
 		return fmt.Errorf("http: %w", err)
 	}
 	n.httpAddr = ln.Addr().String()
-	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ConnState: n.fresh.track}
+	// Browsers open spare connections they may never use; Shutdown would
+	// wait 5 s for each before counting it idle. Nothing was asked on them:
+	// they are closed as soon as the listener is.
+	n.httpSrv.RegisterOnShutdown(n.fresh.closeAll)
 	n.goRun("http", func() error {
 		if err := n.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -349,8 +360,15 @@ func (n *Node) mountGateway(mux *http.ServeMux, node string) error {
 	if err != nil {
 		return err
 	}
+	wc := n.cfg.Web
+	wc.Signer, wc.Clock, wc.Logger = n.Signer, n.cfg.Clock.Now, n.cfg.Logger
+	site, err := web.New(wc)
+	if err != nil {
+		return err
+	}
 	mux.Handle("GET /ws", n.Gateway)
 	mux.Handle("/admin/", api)
+	mux.Handle("/", site)
 	return nil
 }
 
@@ -375,6 +393,34 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ready")
+}
+
+// freshConns tracks the HTTP connections on which no request has started
+// yet (http.StateNew).
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns == nil {
+		f.conns = map[net.Conn]struct{}{}
+	}
+	if st == http.StateNew {
+		f.conns[c] = struct{}{}
+	} else {
+		delete(f.conns, c)
+	}
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
 }
 
 // HTTPAddr returns the address the HTTP listener is bound to.
