@@ -53,8 +53,8 @@ type Auditor struct {
 	// no engine could have written (already flagged): the next append on
 	// the subject names it as the message before it.
 	unreadable map[string]uint64
-	kept    bool
-	first   uint64
+	kept       bool
+	first      uint64
 
 	// Messages and Events count what was read; Skipped counts anchors
 	// that could not be checked (below the retained history).
