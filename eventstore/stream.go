@@ -82,6 +82,10 @@ func (l *Log) openStream(ctx context.Context) error {
 	if l.cfg.Replicas == 0 {
 		want.Replicas = have.Replicas
 	}
+	if l.cfg.MaxAge == 0 {
+		// Keep the retention limit the stream has (set by roomd).
+		want.MaxAge = have.MaxAge
+	}
 	diff := configDiff(have, want, "description", "metadata")
 	if len(diff) == 0 {
 		return nil

@@ -23,13 +23,14 @@ func Decode(rec eventstore.Record) (Record, error) {
 
 // Rebuild folds every record after m's cursor, up to the log's end at the
 // time of the call, into m. Records are decoded on all cores while they are
-// folded in order on one.
+// folded in order on one. A record that cannot be decoded is skipped and
+// counted in m.Skipped (see Model.Skip).
 func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Model) error {
 	const batch = 512
 	type job struct {
 		raw  []eventstore.Record
 		recs []Record
-		err  error
+		bad  []bool // bad[i]: raw[i] could not be decoded
 		done chan struct{}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -43,31 +44,29 @@ func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Mode
 			defer wg.Done()
 			for j := range jobs {
 				j.recs = make([]Record, len(j.raw))
+				j.bad = make([]bool, len(j.raw))
 				for i, raw := range j.raw {
-					if j.recs[i], j.err = Decode(raw); j.err != nil {
-						break
-					}
+					var err error
+					j.recs[i], err = Decode(raw)
+					j.bad[i] = err != nil
 				}
 				close(j.done)
 			}
 		}()
 	}
-	folded := make(chan error, 1)
+	folded := make(chan struct{})
 	go func() {
-		var err error
+		defer close(folded)
 		for j := range ordered {
 			<-j.done
-			if err == nil && j.err != nil {
-				err = j.err
-				cancel()
-			}
-			if err == nil {
-				for _, r := range j.recs {
-					m.Apply(r)
+			for i, r := range j.recs {
+				if j.bad[i] {
+					m.Skip(j.raw[i].Seq)
+					continue
 				}
+				m.Apply(r)
 			}
 		}
-		folded <- err
 	}()
 	cur := &job{done: make(chan struct{})}
 	flush := func() {
@@ -89,21 +88,19 @@ func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Mode
 	close(jobs)
 	close(ordered)
 	wg.Wait()
-	foldErr := <-folded
-	if foldErr != nil {
-		return foldErr
-	}
+	<-folded
 	return readErr
 }
 
 // Live is a model kept up to date from the log, safe for concurrent readers.
 // Subscribers see every record after it is folded, in log order.
 type Live struct {
-	mu     sync.RWMutex
-	model  *Model
-	subs   []func(Record)
-	waitMu sync.Mutex
-	cond   *sync.Cond
+	mu        sync.RWMutex
+	model     *Model
+	subs      []func(Record)
+	malformed []func(Malformed)
+	waitMu    sync.Mutex
+	cond      *sync.Cond
 	// told is the stream sequence of the last record the subscribers were
 	// told of; WaitFor waits for it, not for the fold alone.
 	told atomic.Uint64
@@ -120,6 +117,17 @@ func NewLive(m *Model) *Live {
 // Subscribe registers fn to be called, from the folding goroutine, with each
 // record once it is folded. Call before Run; fn must not block for long.
 func (l *Live) Subscribe(fn func(Record)) { l.subs = append(l.subs, fn) }
+
+// OnMalformed registers fn to be called, from the folding goroutine, with
+// each record Run skips because it cannot be decoded. Call before Run.
+func (l *Live) OnMalformed(fn func(Malformed)) { l.malformed = append(l.malformed, fn) }
+
+// Skipped returns what the model has skipped so far.
+func (l *Live) Skipped() Skipped {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.model.Skipped
+}
 
 // Read calls fn with the model under a read lock. fn must not keep references
 // to the model's maps after it returns.
@@ -148,19 +156,42 @@ func (l *Live) Apply(rec Record) {
 	for _, fn := range l.subs {
 		fn(rec)
 	}
-	l.told.Store(rec.Seq)
+	l.tell(rec.Seq)
+}
+
+// tell records that everything up to seq is folded and told, and wakes
+// WaitFor.
+func (l *Live) tell(seq uint64) {
+	l.told.Store(seq)
 	l.waitMu.Lock()
 	l.cond.Broadcast()
 	l.waitMu.Unlock()
 }
 
+// skip passes over a record that cannot be decoded (see Model.Skip), tells
+// OnMalformed, and moves WaitFor past it.
+func (l *Live) skip(bad Malformed) {
+	l.mu.Lock()
+	skipped := l.model.Skip(bad.Seq)
+	l.mu.Unlock()
+	if !skipped {
+		return
+	}
+	for _, fn := range l.malformed {
+		fn(bad)
+	}
+	l.tell(bad.Seq)
+}
+
 // Run folds the log from the model's cursor on, and keeps folding new records
-// until ctx is done (then it returns nil) or a record cannot be decoded.
+// until ctx is done (then it returns nil) or the log fails. A record that
+// cannot be decoded is skipped and reported to OnMalformed.
 func (l *Live) Run(ctx context.Context, log *eventstore.Log, filters []string) error {
 	err := log.Tail(ctx, filters, l.Cursor()+1, func(raw eventstore.Record) error {
 		rec, err := Decode(raw)
 		if err != nil {
-			return err
+			l.skip(Malformed{Seq: raw.Seq, Subject: raw.Subject, Err: err})
+			return nil
 		}
 		l.Apply(rec)
 		return nil

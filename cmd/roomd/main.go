@@ -21,8 +21,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -32,18 +34,22 @@ import (
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/checkpoint"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/web"
 )
 
 // options are roomd's settings.
 type options struct {
-	role, data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
-	replicas, maxRooms                                                           int
-	multiRoom                                                                    string // "true", "false", or "" (dev: true, else false)
-	updateStream                                                                 bool
-	heartbeat, heartbeatTimeout                                                  time.Duration
-	shutdownGrace                                                                time.Duration
+	role, data, natsURL, natsListen, natsPassword, sync, http, secret, origins, apps, logLevel string
+	checkpointKey                                                                              string
+	checkpointEvery, retention                                                                 time.Duration
+	replicas, maxRooms                                                                         int
+	multiRoom                                                                                  string // "true", "false", or "" (dev: true, else false)
+	open, updateStream                                                                         bool
+	heartbeat, heartbeatTimeout                                                                time.Duration
+	shutdownGrace                                                                              time.Duration
 	// media plane
 	mediaIPs, mediaNAT, mediaICE, mediaPorts string
 	mediaUDPPort                             int
@@ -64,6 +70,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.StringVar(&o.data, "data", "roomlog-data", "folder of the embedded JetStream store")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS URL(s); set, nothing is embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", `the embedded server's client port, for roomctl and other nodes ("off": none)`)
+	fs.StringVar(&o.natsPassword, "nats-password", "", `password of NATS user "roomlog": what the embedded server accepts, or what -nats-url needs (development: generated, kept in the data folder)`)
 	fs.StringVar(&o.sync, "sync", "interval", `durability of the embedded store: "interval" (fsync every 2 min) or "always"`)
 	fs.IntVar(&o.replicas, "replicas", 0, "stream replicas in an external cluster (3 for an R3 cluster; 0: the existing stream's, 1 for a new one)")
 	fs.BoolVar(&o.updateStream, "update-stream", false, "change an existing stream whose settings (-replicas ...) differ from this node's, instead of refusing to start")
@@ -77,6 +84,11 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", 90*time.Second, "silence after which a session times out")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for clients to go")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.checkpointKey, "checkpoint-key", "", "Ed25519 private key (PEM, PKCS #8) that signs the log's chain heads "+
+		"(development: generated as <data>/checkpoint.key; otherwise none: history is not signed)")
+	fs.DurationVar(&o.retention, "retention", 0, "remove history older than this (0: keep it forever); see docs/architecture.md, Retention")
+	fs.DurationVar(&o.checkpointEvery, "checkpoint-every", 10*time.Second, "how often the chain heads are signed (0: never)")
+	fs.BoolVar(&o.open, "open", false, "open the demo page in the default browser once the node runs")
 	fs.BoolVar(&o.noMedia, "no-media", false, "run no media plane (SFU): media operations answer media_unavailable")
 	fs.StringVar(&o.mediaIPs, "media-ips", "127.0.0.1,::1", `local addresses the SFU offers to WebRTC peers, comma separated ("0.0.0.0": every interface)`)
 	fs.StringVar(&o.mediaNAT, "media-public-ips", "", "public addresses to offer instead (a node behind a 1:1 NAT), comma separated")
@@ -175,8 +187,25 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		origins = []string{"localhost:*", "127.0.0.1:*"}
 	}
 	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http,
-		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas, UpdateStream: o.updateStream},
-		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout}}
+		Log: eventstore.Config{URL: o.natsURL, Replicas: o.replicas, Password: o.natsPassword, MaxAge: retention(o.retention),
+			UpdateStream: o.updateStream},
+		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},
+		Web:     web.Config{DevTokens: dev}}
+	if o.checkpointEvery > 0 {
+		cfg.CheckpointEvery = o.checkpointEvery
+		switch {
+		case o.checkpointKey != "":
+			if cfg.CheckpointKey, err = checkpoint.LoadKey(o.checkpointKey); err != nil {
+				return node.Config{}, false, err
+			}
+		case dev:
+			if cfg.CheckpointKey, _, err = checkpoint.EnsureKey(filepath.Join(o.data, "checkpoint.key")); err != nil {
+				return node.Config{}, false, err
+			}
+		default:
+			logger.Warn("no -checkpoint-key: the history is not signed, and a rewritten history with a consistent chain would pass roomctl verify")
+		}
+	}
 	cfg.NoMedia = o.noMedia
 	switch o.role {
 	case "gateway":
@@ -202,9 +231,28 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		cfg.Log.DataDir, cfg.Log.Sync = o.data, mode
 		if o.natsListen != "off" {
 			cfg.Log.Listen = o.natsListen
+			if cfg.Log.Password == "" && !dev {
+				return node.Config{}, false, errors.New("-nats-password (" + envName("nats-password") +
+					") is required with -secret: the NATS port (-nats-listen) holds the log, and anyone " +
+					"who reaches it unauthenticated could write to it (-nats-listen off: no port)")
+			}
+			if cfg.Log.Password == "" {
+				if cfg.Log.Password, err = devFile(o.data, natsPasswordFile); err != nil {
+					return node.Config{}, false, err
+				}
+			}
 		}
 	}
 	return cfg, dev, nil
+}
+
+// retention maps -retention to eventstore.Config.MaxAge: 0 keeps history
+// forever (and lifts a limit set before).
+func retention(d time.Duration) time.Duration {
+	if d <= 0 {
+		return eventstore.KeepForever
+	}
+	return d
 }
 
 func splitList(s string) []string {
@@ -239,25 +287,38 @@ func loadApps(path string, def domain.Policy) (map[domain.AppID]domain.Policy, e
 	return apps, nil
 }
 
+// Files that development mode keeps in the data folder.
+const (
+	devSecretFile    = "dev-secret"
+	natsPasswordFile = "nats-password"
+)
+
 // devSecret returns the development secret kept in the data folder,
 // creating it the first time, so that tokens survive a restart.
 func devSecret(data string) ([]byte, error) {
-	path := filepath.Join(data, "dev-secret")
+	s, err := devFile(data, devSecretFile)
+	return []byte(s), err
+}
+
+// devFile returns the random secret kept in file name of the data folder,
+// creating it the first time (readable by its owner only).
+func devFile(data, name string) (string, error) {
+	path := filepath.Join(data, name)
 	if b, err := os.ReadFile(path); err == nil {
-		return []byte(strings.TrimSpace(string(b))), nil
+		return strings.TrimSpace(string(b)), nil
 	}
 	raw, err := auth.GenerateSecret()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	secret := hex.EncodeToString(raw)
 	if err := os.MkdirAll(data, 0o700); err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return nil, err
+		return "", err
 	}
-	return []byte(secret), nil
+	return secret, nil
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) error {
@@ -283,12 +344,13 @@ func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) err
 		logger.Info("roomd is running as a media node", "node", n.SFU.Node(), "health", "http://"+n.HTTPAddr()+"/readyz",
 			"log", describe(o, n))
 	} else {
-		logger.Info("roomd is running", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
+		logger.Info("roomd is running", "demo", "http://"+n.HTTPAddr()+"/", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
 			"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev, "media", !cfg.NoMedia)
 	}
 	if dev && !cfg.NoGateway {
 		fmt.Fprintf(out, `
 roomd is running in development mode (no -secret given).
+  Demo page:  http://%[1]s/  (open it in two tabs)
   WebSocket:  ws://%[1]s/ws
   Admin API:  http://%[1]s/admin/v1/
   Secret:     kept in %[2]s
@@ -296,14 +358,35 @@ Get a client token for user alice (app "dev"):
   ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -app dev -user alice
 and an admin token:
   ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -admin
-
-`, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"))
+%[3]s
+`, n.HTTPAddr(), filepath.Join(o.data, devSecretFile), natsHint(o, n))
+	}
+	if o.open && !cfg.NoGateway {
+		openBrowser(logger, "http://"+n.HTTPAddr()+"/")
 	}
 	<-ctx.Done()
 	logger.Info("roomd is stopping: telling clients, draining, flushing")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
 	return n.Shutdown(sctx)
+}
+
+// openBrowser opens url with the desktop's opener; failing that, it says
+// where to go.
+func openBrowser(logger *slog.Logger, url string) {
+	opener := "xdg-open"
+	switch runtime.GOOS {
+	case "darwin":
+		opener = "open"
+	case "windows":
+		opener = "explorer"
+	}
+	cmd := exec.Command(opener, url)
+	if err := cmd.Start(); err != nil {
+		logger.Warn("cannot open a browser; open the demo page yourself", "url", url, "err", err)
+		return
+	}
+	go cmd.Wait()
 }
 
 // runNATS runs only the embedded JetStream server (with the log's stream),
@@ -317,13 +400,34 @@ func runNATS(ctx context.Context, o options, logger *slog.Logger) error {
 	if o.natsListen == "off" {
 		return errors.New("-role nats needs -nats-listen")
 	}
-	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen, Logger: logger})
+	password, where := o.natsPassword, envName("nats-password")
+	if password == "" {
+		// No secret to tell development from production here: a server
+		// alone keeps its generated password where its owner can read it.
+		if password, err = devFile(o.data, natsPasswordFile); err != nil {
+			return err
+		}
+		where = filepath.Join(o.data, natsPasswordFile)
+	}
+	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen,
+		Password: password, Logger: logger, MaxAge: retention(o.retention)})
 	if err != nil {
 		return err
 	}
-	logger.Info("roomd is serving JetStream", "nats", log.ClientURL(), "data", o.data, "sync", o.sync)
+	logger.Info("roomd is serving JetStream", "nats", log.ClientURL(), "user", eventstore.DefaultUser,
+		"password", where, "data", o.data, "sync", o.sync)
 	<-ctx.Done()
 	return log.Close()
+}
+
+// natsHint tells how roomctl reaches the NATS port of a development node.
+func natsHint(o options, n *node.Node) string {
+	if n.Log.ClientURL() == "" || o.natsPassword != "" {
+		return ""
+	}
+	return fmt.Sprintf(`Verify the log against the chain heads this node signs (the NATS password is kept in %[1]s):
+  ROOMLOG_NATS_PASSWORD=$(cat %[1]s) go run ./cmd/roomctl verify -nats %[2]s -pubkey %[3]s
+`, filepath.Join(o.data, natsPasswordFile), n.Log.ClientURL(), filepath.Join(o.data, "checkpoint.key.pub"))
 }
 
 func describe(o options, n *node.Node) string {

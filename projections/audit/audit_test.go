@@ -264,7 +264,7 @@ func TestAuditReportsEachBrokenRuleAtTheRecordThatBrokeIt(t *testing.T) {
 			events[0].Seq = 4 // 3 is missing
 			at := b.write(room("r1"), b.head(room("r1")).hash, events)
 			b.put(room("r1"), broadcast("u1", "s1")) // 5 follows 4: reported once
-			return at, []string{`room:app:r1: event seq 4 follows 2`}
+			return at, []string{`room:app:r1: seq 3 is missing: event seq 4 follows 2`}
 		}},
 		{"a repeated event sequence", func(b *book) (uint64, []string) {
 			b.enter("s1", "u1", single, "r1")
@@ -276,14 +276,14 @@ func TestAuditReportsEachBrokenRuleAtTheRecordThatBrokeIt(t *testing.T) {
 			b.put(session("s1"), opened("u1", multi))
 			events := b.events(session("s1"), &domain.RoomClaimedData{Room: "r1", Command: "c1"})
 			events[0].Seq = 3
-			return b.write(session("s1"), b.head(session("s1")).hash, events), []string{`session:app:s1: event seq 3 follows 1`}
+			return b.write(session("s1"), b.head(session("s1")).hash, events), []string{`session:app:s1: seq 2 is missing: event seq 3 follows 1`}
 		}},
-		{"an event that does not name its predecessor's hash", func(b *book) (uint64, []string) {
-			b.enter("s1", "u1", single, "r1")
-			at := b.write(room("r1"), strings.Repeat("0", 64), b.events(room("r1"), broadcast("u1", "s1")))
+		{"an event that does not name its predecessor's hash blames the predecessor", func(b *book) (uint64, []string) {
+			at := b.enter("s1", "u1", single, "r1")
+			b.write(room("r1"), strings.Repeat("0", 64), b.events(room("r1"), broadcast("u1", "s1")))
 			// The next message chains from the broken one as stored: reported once.
 			b.put(room("r1"), broadcast("u1", "s1"))
-			return at, []string{`room:app:r1: broken hash chain`}
+			return at, []string{`room:app:r1: broken hash chain: seq 2 was altered`}
 		}},
 		{"a first event that names a predecessor", func(b *book) (uint64, []string) {
 			return b.write(room("r1"), strings.Repeat("0", 64), b.events(room("r1"), created("u1", "s1"))),
@@ -425,7 +425,7 @@ func TestAuditSummarisesViolationsPastMaxViolations(t *testing.T) {
 		t.Errorf("last line %q, want %q", got[len(got)-1], want)
 	}
 	// The kept ones are the first, in log order.
-	if want := "stream sequence 3: room:app:r1: event seq 4 follows 2"; got[0] != want {
+	if want := "stream sequence 3: room:app:r1: seq 3 is missing: event seq 4 follows 2 (after stream sequence 2)"; got[0] != want {
 		t.Errorf("first violation %q, want %q", got[0], want)
 	}
 	var prev uint64
@@ -442,28 +442,32 @@ func TestAuditSummarisesViolationsPastMaxViolations(t *testing.T) {
 	}
 }
 
-func TestAuditApplyFailsOnARecordItCannotRead(t *testing.T) {
+// A record that cannot be read is flagged, and the audit goes on as the
+// nodes do, past it: the room's chain continues from the event before it.
+func TestAuditFlagsARecordItCannotReadAndGoesOn(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		body string
-		want error
+		want string
 	}{
-		{"bytes that are not JSON", "garbage", domain.ErrMalformedEvent},
-		{"a message without events", "[]", domain.ErrMalformedEvent},
+		{"bytes that are not JSON", "garbage", domain.ErrMalformedEvent.Error()},
+		{"a message without events", "[]", domain.ErrMalformedEvent.Error()},
 		{"an event of an unknown type", `[{"type":"room.teleported","app":"app","aggregate":"room",` +
-			`"aggregate_id":"r1","seq":1,"time":"2026-11-21T09:00:00Z","data":{}}]`, domain.ErrUnknownEventType},
+			`"aggregate_id":"r1","seq":1,"time":"2026-11-21T09:00:00Z","data":{}}]`, domain.ErrUnknownEventType.Error()},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := newBook(t)
 			b.enter("s1", "u1", domain.SingleRoom, "r1")
-			at := b.raw(room("junk"), "", 1, []byte(c.body))
+			at := b.raw(room("r1"), b.head(room("r1")).hash, b.head(room("r1")).seq, []byte(c.body))
+			b.put(room("r1"), broadcast("u1", "s1")) // chains to the event before the bad record
 			a := audit.New(b.log.Prefix(), func(domain.AppID) domain.Policy { return policy() })
-			_, err := b.log.Read(estest.Ctx(t), nil, 1, a.Apply)
-			if want := fmt.Sprintf("stream sequence %d", at); !errors.Is(err, c.want) || !strings.Contains(fmt.Sprint(err), want) {
-				t.Fatalf("Apply = %v, want %v naming %q", err, c.want, want)
+			if _, err := b.log.Read(estest.Ctx(t), nil, 1, a.Apply); err != nil {
+				t.Fatalf("Apply = %v, want the audit to go on", err)
 			}
-			if v := a.Violations(); len(v) > 0 {
-				t.Errorf("an unreadable record also reported as violations: %q", v)
+			v := a.Violations()
+			if prefix := fmt.Sprintf("stream sequence %d: ", at); len(v) != 1 || !strings.HasPrefix(v[0], prefix) ||
+				!strings.Contains(v[0], c.want) {
+				t.Fatalf("violations %q, want one at %q: %s", v, prefix, c.want)
 			}
 		})
 	}

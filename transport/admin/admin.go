@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 
 	"log/slog"
@@ -37,6 +38,9 @@ type Config struct {
 	Clock   engine.Clock
 	Timeout time.Duration // per command; default 10 s
 	Logger  *slog.Logger
+	// Checkpoints, when set, signs the log's chain heads on demand
+	// (POST /admin/v1/checkpoints).
+	Checkpoints Checkpointer
 }
 
 // API serves the admin routes under /admin/v1/.
@@ -71,6 +75,7 @@ func New(cfg Config) (*API, error) {
 	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/streams", a.authed(a.listStreams))
 	a.mux.HandleFunc("POST /admin/v1/apps/{app}/rooms/{room}/kick", a.authed(a.kick))
 	a.mux.HandleFunc("DELETE /admin/v1/apps/{app}/rooms/{room}", a.authed(a.destroy))
+	a.historyRoutes()
 	a.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, protocol.ErrNotFound.With("%s %s", r.Method, r.URL.Path))
 	})
@@ -93,7 +98,7 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request) (any, error)) ht
 			writeError(w, err)
 			return
 		}
-		if err := domain.ValidateAppID(domain.AppID(r.PathValue("app"))); err != nil {
+		if err := domain.ValidateAppID(domain.AppID(r.PathValue("app"))); err != nil && r.PathValue("app") != "" {
 			writeError(w, domain.ErrInvalidArgument.With("%v", err))
 			return
 		}
@@ -150,11 +155,23 @@ func decodeBody(r *http.Request, v any) error {
 	if r.ContentLength == 0 {
 		return nil
 	}
-	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+	// Bodies are small (a reason, a user ID): read whole, so that text that
+	// is not valid UTF-8 is refused rather than altered by the decoder.
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
 		return protocol.ErrMalformedRequest.With("%v", err)
 	}
-	return nil
+	if len(b) > maxBody {
+		return protocol.ErrMalformedRequest.With("the body is over %d bytes", maxBody)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return protocol.ErrMalformedRequest.With("%v", err)
+	}
+	return protocol.CheckText(b)
 }
+
+// maxBody is the largest admin request body.
+const maxBody = 1 << 20
 
 func (a *API) exec(r *http.Request, c domain.Command) (engine.Result, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
