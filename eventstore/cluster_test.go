@@ -94,7 +94,7 @@ func TestClusterNodesStartedTogetherAllComeUp(t *testing.T) {
 // on the new connection after its per-request timeout instead of waiting out
 // the caller's whole budget (a command's 10 s).
 func TestReadSubjectRetriesALostReply(t *testing.T) {
-	server := estest.Open(t, func(c *eventstore.Config) { c.Listen = "127.0.0.1:-1" })
+	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
 	subject := server.Subject("a", "room", "r")
 	for i := range 3 {
 		if _, err := server.Append(estest.Ctx(t), eventstore.Message{Subject: subject, MsgID: fmt.Sprint(i), Expected: uint64(i), Data: []byte("x")}); err != nil {
@@ -102,7 +102,8 @@ func TestReadSubjectRetriesALostReply(t *testing.T) {
 		}
 	}
 	proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
-	reader := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), ReadOnly: true, Logger: estest.Logger(t)})
+	reader := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), Password: estest.Password, ReadOnly: true,
+		Logger: estest.Logger(t)})
 
 	proxy.MuteServer()
 	time.AfterFunc(200*time.Millisecond, proxy.Cut)
