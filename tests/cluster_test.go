@@ -230,7 +230,8 @@ func TestClusterNodesStartTogetherAfterAFullClusterRestart(t *testing.T) {
 	for i := range errs {
 		wg.Go(func() {
 			n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{URL: c.URL()},
-				Secret: clienttest.Secret, HTTPListen: "127.0.0.1:0", Logger: estest.Logger(t)})
+				Policy: domain.Config{Default: estest.Policy()}, Secret: clienttest.Secret, HTTPListen: "127.0.0.1:0",
+				Logger: estest.Logger(t)})
 			if err == nil {
 				t.Cleanup(func() { n.Close() })
 			}
