@@ -194,7 +194,8 @@ func (l *Live) WaitFor(ctx context.Context, seq uint64) error {
 // State returns a copy of aggregate k's state as folded up to at least
 // stream sequence atLeast (waiting for the fold to get there), and the
 // stream sequence the model had folded when it was copied. ok is false for an
-// aggregate the model has never seen.
+// aggregate the model does not hold whole: one it never saw, one that ended
+// (ReadState reads it from the log), one that came back after it ended.
 func (l *Live) State(ctx context.Context, k domain.Key, atLeast uint64) (state any, cursor uint64, ok bool, err error) {
 	if err := l.WaitFor(ctx, atLeast); err != nil {
 		return nil, 0, false, err
@@ -202,7 +203,7 @@ func (l *Live) State(ctx context.Context, k domain.Key, atLeast uint64) (state a
 	l.Read(func(m *Model) {
 		cursor = m.Cursor
 		a := m.Apps[k.App]
-		if a == nil {
+		if a == nil || m.partial(k) {
 			return
 		}
 		switch k.Kind {
@@ -221,4 +222,109 @@ func (l *Live) State(ctx context.Context, k domain.Key, atLeast uint64) (state a
 		}
 	})
 	return state, cursor, ok, nil
+}
+
+// afterClone, when set by a test, runs between a snapshot's copy of the
+// model and its serialization.
+var afterClone func()
+
+// Snapshot captures the model under name. It holds the model (and so the
+// fold, and everything that waits for it) only while it copies it; the
+// copy is serialized after, with the fold running on.
+func (l *Live) Snapshot(name string) (Snapshot, error) {
+	var c *Model
+	l.Read(func(m *Model) { c = m.Clone() })
+	if afterClone != nil {
+		afterClone()
+	}
+	return TakeSnapshot(name, c)
+}
+
+// Size counts what the live model holds.
+func (l *Live) Size() Size {
+	var s Size
+	l.Read(func(m *Model) { s = m.Size() })
+	return s
+}
+
+// ReadState folds aggregate k from its messages in the log, for what the
+// live model no longer holds (a session that logged out, a destroyed room).
+// ok is false if the log has nothing of it. It reads the whole subject: use
+// Live.State first.
+func ReadState(ctx context.Context, log *eventstore.Log, k domain.Key) (state any, ok bool, err error) {
+	var room *domain.Room
+	var sess *domain.Session
+	var stream *domain.StreamEntry
+	switch k.Kind {
+	case domain.KindRoom:
+		room = &domain.Room{}
+	case domain.KindSession:
+		sess = &domain.Session{}
+	case domain.KindStream:
+		stream = &domain.StreamEntry{}
+	default:
+		return nil, false, fmt.Errorf("read state of %s: unknown kind", k)
+	}
+	_, err = log.Read(ctx, []string{log.Subject(string(k.App), string(k.Kind), k.ID)}, 1, func(raw eventstore.Record) error {
+		rec, err := Decode(raw)
+		if err != nil {
+			return err
+		}
+		for i := range rec.Events {
+			e := &rec.Events[i]
+			if e.App != k.App || e.Aggregate != k.Kind || e.AggregateID != k.ID {
+				continue
+			}
+			ok = true
+			switch {
+			case room != nil:
+				room.Apply(e)
+			case sess != nil:
+				sess.Apply(e)
+			default:
+				stream.Apply(e)
+			}
+		}
+		return nil
+	})
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	switch {
+	case room != nil:
+		return room, true, nil
+	case sess != nil:
+		return sess, true, nil
+	}
+	return stream, true, nil
+}
+
+// ReadConnection returns the last connection state the log records for
+// session s in room (Logined while it is a member, then how it left), read
+// from the room's messages; ok is false if s was never in it.
+func ReadConnection(ctx context.Context, log *eventstore.Log, app domain.AppID, s domain.SessionID, room domain.RoomID) (c Connection, ok bool, err error) {
+	r := &domain.Room{}
+	_, err = log.Read(ctx, []string{log.Subject(string(app), string(domain.KindRoom), string(room))}, 1, func(raw eventstore.Record) error {
+		rec, err := Decode(raw)
+		if err != nil {
+			return err
+		}
+		for i := range rec.Events {
+			e := &rec.Events[i]
+			if e.App != app || e.Aggregate != domain.KindRoom || domain.RoomID(e.AggregateID) != room {
+				continue
+			}
+			connectionChanges(e, r, func(who domain.SessionID, got Connection) {
+				if who == s {
+					c, ok = got, true
+				}
+			})
+			r.Apply(e)
+		}
+		return nil
+	})
+	if err != nil {
+		return Connection{}, false, err
+	}
+	return c, ok, nil
 }

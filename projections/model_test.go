@@ -487,7 +487,23 @@ func TestConnectionStates(t *testing.T) {
 			at := r.clock.Now()
 			events := r.must(c.when)
 			for w, want := range c.then {
+				// The live model holds the Logined connections; how one
+				// ended is read from the log.
 				got := r.connection(w.s, w.r)
+				if want.State != domain.StateLogined {
+					if got != nil {
+						t.Errorf("%s in %s: the live model still holds the ended connection %+v", w.s, w.r, got)
+					}
+					c, ok, err := projections.ReadConnection(estest.Ctx(t), r.log, app, w.s, w.r)
+					if err != nil || !ok {
+						t.Errorf("%s in %s: ReadConnection = ok %v, err %v", w.s, w.r, ok, err)
+						continue
+					}
+					got = &c
+				} else if fromLog, _, err := projections.ReadConnection(estest.Ctx(t), r.log, app, w.s, w.r); err != nil ||
+					got == nil || fromLog != *got {
+					t.Errorf("%s in %s: live %+v, from the log %+v (%v)", w.s, w.r, got, fromLog, err)
+				}
 				if got == nil {
 					t.Errorf("%s in %s: no connection, want %+v", w.s, w.r, want)
 					continue
@@ -553,7 +569,7 @@ func TestASessionNeverInARoomHasNoConnectionThere(t *testing.T) {
 
 // ---- destroyed rooms ----
 
-func TestADestroyedRoomStaysInTheModelAndARecreatedOneStartsFresh(t *testing.T) {
+func TestADestroyedRoomLeavesTheModelAndARecreatedOneStartsFresh(t *testing.T) {
 	r := newRig(t, multiPolicy())
 	first := login("s1", "u1", "r1")
 	first.RoomName, first.Config = "first", domain.RoomConfig{Attributes: map[string]string{"topic": "cats"}}
@@ -565,9 +581,20 @@ func TestADestroyedRoomStaysInTheModelAndARecreatedOneStartsFresh(t *testing.T) 
 	before := r.room("r1")
 
 	events := r.must(domain.DestroyRoom{Room: "r1"})
-	gone := r.room("r1")
-	if gone == nil {
-		t.Fatal("the destroyed room is no longer in the model")
+	if gone := r.room("r1"); gone != nil {
+		t.Fatalf("the destroyed room is still in the model: %+v", gone)
+	}
+	r.live.Read(func(m *projections.Model) {
+		if size := m.Size(); size != (projections.Size{}) {
+			t.Errorf("with its only room destroyed the model still holds %+v", size)
+		}
+	})
+	// The log keeps it, as the domain folds it.
+	ctx := estest.Ctx(t)
+	state, ok, err := projections.ReadState(ctx, r.log, domain.RoomKey(app, "r1"))
+	gone, _ := state.(*domain.Room)
+	if err != nil || !ok || gone == nil {
+		t.Fatalf("ReadState of the destroyed room = %v, ok %v, err %v", state, ok, err)
 	}
 	destroyedAt := roomEvent(t, events, "r1", domain.RoomDestroyed).Seq
 	if gone.Exists || gone.Seq != destroyedAt || gone.Seq != before.Seq+1 {
@@ -576,12 +603,12 @@ func TestADestroyedRoomStaysInTheModelAndARecreatedOneStartsFresh(t *testing.T) 
 	if len(gone.Members) > 0 || len(gone.Streams) > 0 || len(gone.ExtraInfo) > 0 || len(gone.Attributes) > 0 || gone.Name != "" {
 		t.Errorf("the destroyed room still shows what it had: %+v", gone)
 	}
-	r.live.Read(func(m *projections.Model) {
-		e := m.App(app).Streams["cam"]
-		if e == nil || e.Claimed {
-			t.Errorf("stream ID cam after its room was destroyed: %+v, want a released entry", e)
-		}
-	})
+	if s, ok, err := projections.ReadState(ctx, r.log, domain.StreamKey(app, "cam")); err != nil || !ok || s.(*domain.StreamEntry).Claimed {
+		t.Errorf("stream ID cam after its room was destroyed, from the log: %+v, %v, %v; want a released entry", s, ok, err)
+	}
+	if _, ok, err := projections.ReadState(ctx, r.log, domain.RoomKey(app, "never")); ok || err != nil {
+		t.Errorf("ReadState of a room the log never had: ok %v, err %v", ok, err)
+	}
 
 	r.clock.Advance(time.Minute)
 	second := login("s2", "u2", "r1")
@@ -602,6 +629,22 @@ func TestADestroyedRoomStaysInTheModelAndARecreatedOneStartsFresh(t *testing.T) 
 	if again.Seq != destroyedAt+2 { // created, joined
 		t.Errorf("recreated room at seq %d, want %d: the room's sequence continues", again.Seq, destroyedAt+2)
 	}
+	// The model's copy began at the recreation, so the engine is not given
+	// it (it reads the room from the log, voided claims and all).
+	if _, _, ok, err := r.live.State(ctx, domain.RoomKey(app, "r1"), 0); ok || err != nil {
+		t.Errorf("State of the recreated room = ok %v, err %v; want not ok: the model's copy misses its past", ok, err)
+	}
+	fromLog, _, _ := projections.ReadState(ctx, r.log, domain.RoomKey(app, "r1"))
+	if want := fromLog.(*domain.Room); want.Name != "second" || want.Seq != again.Seq || len(want.Members) != 1 {
+		t.Errorf("the recreated room from the log: %+v", want)
+	}
+	// Once destroyed again, nothing of it is left in memory.
+	r.must(domain.DestroyRoom{Room: "r1"})
+	r.live.Read(func(m *projections.Model) {
+		if size := m.Size(); size != (projections.Size{}) {
+			t.Errorf("with its only room destroyed twice the model still holds %+v", size)
+		}
+	})
 }
 
 func roomEvent(t *testing.T, events []domain.Event, room domain.RoomID, typ domain.EventType) domain.Event {
@@ -711,7 +754,9 @@ func TestLiveSubscribersSeeEveryRecordInOrderOnceItIsFolded(t *testing.T) {
 		r.live.Read(func(m *projections.Model) {
 			s.cursor = m.Cursor
 			for _, e := range rec.Events {
-				if head := headOf(m, e.Key()); head < e.Seq {
+				// An aggregate the record ended has left the model; the
+				// cursor says it was folded.
+				if head := headOf(m, e.Key()); head != 0 && head < e.Seq {
 					s.missing = append(s.missing, fmt.Sprintf("%s at seq %d, event seq %d", e.Key(), head, e.Seq))
 				}
 			}
@@ -1212,5 +1257,41 @@ func TestUnmarshalOfJSONThatIsNotAModelNeitherPanicsNorBreaksApply(t *testing.T)
 				m.Apply(rec)
 			}
 		})
+	}
+}
+
+// A clone folds on apart from its original: what a snapshot serializes
+// does not change under it, and equal folds hash equal.
+func TestCloneIsADeepCopyThatFoldsOnIdentically(t *testing.T) {
+	r := newRig(t, multiPolicy())
+	gen := population(true, 13)
+	r.random(gen, 150)
+	half := r.lastSeq()
+	r.random(gen, 150)
+	var first, second []projections.Record
+	for _, rec := range r.records() {
+		if rec.Seq <= half {
+			first = append(first, rec)
+		} else {
+			second = append(second, rec)
+		}
+	}
+	orig := fold(first)
+	c := orig.Clone()
+	frozen := hashOf(t, c)
+	if frozen != hashOf(t, orig) {
+		t.Fatal("a clone hashes differently from its original")
+	}
+	for _, rec := range second {
+		orig.Apply(rec)
+	}
+	if hashOf(t, c) != frozen {
+		t.Fatal("folding into the original changed its clone")
+	}
+	for _, rec := range second {
+		c.Apply(rec)
+	}
+	if hashOf(t, c) != hashOf(t, orig) || hashOf(t, c) != r.liveHash() {
+		t.Fatal("a clone folded on differs from its original and from the live model")
 	}
 }

@@ -238,7 +238,10 @@ func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
 		}
 	}()
 	body := strings.Repeat("x", 1000)
-	deadline := time.Now().Add(20 * time.Second)
+	// Loopback socket buffers hold megabytes before the queue fills: on a
+	// loaded machine that takes a while, hence a deadline that only stops a
+	// test that would never end.
+	deadline := time.Now().Add(2 * time.Minute)
 	sent := 0
 	for n.Gateway.Sessions() == 3 {
 		if time.Now().After(deadline) {
@@ -344,5 +347,27 @@ func TestAFailedFirstLoginLeavesNoPresence(t *testing.T) {
 	c.Login("r1", "alice", token(t, n, "alice"))
 	if _, ok, err := n.Presence.Lookup(estest.Ctx(t), domain.SessionID(hello.Session)); err != nil || !ok {
 		t.Fatalf("presence after a login: alive %v, %v", ok, err)
+	}
+}
+
+// A session whose connection is gone cannot be warned that its token is
+// about to expire: the warning's timer goes with the connection, instead of
+// pinning the session in memory until the token's expiry, up to a day later.
+func TestADetachedSessionKeepsNoTokenTimer(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	far := t0.Add(time.Hour) // past every presence and room timer; before the token's warning
+	alice := dial(t, n)
+	alice.Login("r1", "alice", token(t, n, "alice"))
+	if got := clock.PendingAfter(far); got != 1 {
+		t.Fatalf("%d timers due after an hour with alice logged in, want 1 (her token's warning)", got)
+	}
+	alice.WS.CloseNow()
+	deadline := time.Now().Add(10 * time.Second)
+	for clock.PendingAfter(far) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's connection is gone and %d timers are still due after an hour", clock.PendingAfter(far))
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

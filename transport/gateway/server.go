@@ -282,6 +282,13 @@ func (s *Server) detach(c *conn) {
 	mine := sess.conn == c
 	if mine {
 		sess.conn = nil
+		// Nothing can reach a detached session: its token warning would
+		// only pin it in memory until the token expires (up to a day).
+		// A resume adopts a token again.
+		if sess.expiry != nil {
+			sess.expiry.Stop()
+			sess.expiry = nil
+		}
 	}
 	app, bound := sess.app, sess.bound
 	sess.mu.Unlock()

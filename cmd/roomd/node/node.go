@@ -28,7 +28,7 @@ import (
 )
 
 // SnapshotName is the versioned name of the projection snapshot.
-const SnapshotName = "proj.rooms.v1"
+const SnapshotName = "proj.rooms.v2" // v2: ended sessions, connections and rooms leave the model
 
 // Config configures a node.
 type Config struct {
@@ -207,7 +207,9 @@ func (n *Node) Err() error {
 }
 
 // snapshotter saves the projection every SnapshotEvery records, in the
-// background, so that a restart folds only what came after.
+// background, so that a restart folds only what came after. The fold only
+// counts: the copy, its serialization and the save run on their own
+// goroutine, one at a time.
 func (n *Node) snapshotter() func(projections.Record) {
 	var count int
 	var saving sync.Mutex
@@ -217,11 +219,9 @@ func (n *Node) snapshotter() func(projections.Record) {
 			return
 		}
 		count = 0
-		var snap projections.Snapshot
-		var err error
-		n.Live.Read(func(m *projections.Model) { snap, err = projections.TakeSnapshot(SnapshotName, m) })
 		go func() {
 			defer saving.Unlock()
+			snap, err := n.Live.Snapshot(SnapshotName)
 			if err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				err = n.snapshots.Save(ctx, snap)
