@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -97,29 +99,114 @@ func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Mode
 }
 
 // Live is a model kept up to date from the log, safe for concurrent readers.
-// Subscribers see every record after it is folded, in log order.
+// Subscribers see every record after it is folded, in log order, each on a
+// goroutine and from a bounded queue of its own: the fold never waits for a
+// subscriber, and a slow one holds up nobody else.
 type Live struct {
-	mu     sync.RWMutex
-	model  *Model
-	subs   []func(Record)
+	mu    sync.RWMutex
+	model *Model
+
+	subMu sync.Mutex
+	subs  []*subscription
+	// log, filters and ctx are Run's: a subscriber that falls further behind
+	// than its queue holds catches up from the log.
+	log     *eventstore.Log
+	filters []string
+	runCtx  context.Context
+
 	waitMu sync.Mutex
 	cond   *sync.Cond
-	// told is the stream sequence of the last record the subscribers were
-	// told of; WaitFor waits for it, not for the fold alone.
-	told atomic.Uint64
+	// folded is the stream sequence of the last record folded.
+	folded atomic.Uint64
 }
 
 // NewLive wraps m (a fresh model, a restored snapshot or a rebuilt one).
 func NewLive(m *Model) *Live {
 	l := &Live{model: m}
 	l.cond = sync.NewCond(&l.waitMu)
-	l.told.Store(m.Cursor)
+	l.folded.Store(m.Cursor)
 	return l
 }
 
-// Subscribe registers fn to be called, from the folding goroutine, with each
-// record once it is folded. Call before Run; fn must not block for long.
-func (l *Live) Subscribe(fn func(Record)) { l.subs = append(l.subs, fn) }
+// DefaultQueue is how many folded records a subscriber's queue holds unless
+// Queue says otherwise.
+const DefaultQueue = 8192
+
+// SubscribeOption changes how a subscriber is told.
+type SubscribeOption func(*subscription)
+
+// Queue bounds the subscriber's queue at n records. A subscriber further
+// behind than that reads what it missed from the log (Run's), so it is
+// never skipped; without Run, Apply waits for room.
+func Queue(n int) SubscribeOption {
+	return func(s *subscription) { s.limit = max(n, 1) }
+}
+
+// NotWaited marks a subscriber that WaitFor does not wait for: one whose
+// progress no reader of the model depends on (a snapshotter, metrics).
+func NotWaited() SubscribeOption { return func(s *subscription) { s.waited = false } }
+
+// Subscribe registers fn to be called with each record once it is folded,
+// in log order, on a goroutine of its own. Call before the first Apply (or
+// Run). WaitFor waits for fn unless NotWaited is given.
+func (l *Live) Subscribe(fn func(Record), opts ...SubscribeOption) {
+	s := &subscription{live: l, fn: fn, limit: DefaultQueue, waited: true, wake: make(chan struct{}, 1),
+		stopped: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	s.space = sync.NewCond(&s.mu)
+	l.mu.RLock()
+	s.done.Store(l.model.Cursor)
+	s.pushed = l.model.Cursor
+	l.mu.RUnlock()
+	l.subMu.Lock()
+	l.subs = append(l.subs, s)
+	l.subMu.Unlock()
+	go s.run()
+}
+
+// Close stops the subscribers once they have been told of everything
+// folded so far. Apply must not be called after it.
+func (l *Live) Close() {
+	l.subMu.Lock()
+	subs := l.subs
+	l.subs = nil
+	l.subMu.Unlock()
+	for _, s := range subs {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		signal(s.wake)
+		<-s.stopped
+	}
+}
+
+// SubscriberStats is what one subscriber's queue holds and has done.
+type SubscriberStats struct {
+	// Queued is how many folded records wait in the queue.
+	Queued int
+	// Behind is how many folded records the subscriber has not been told of
+	// yet (queued or to be read from the log).
+	Behind uint64
+	// Overflows counts the times the queue was full, so the subscriber
+	// caught up from the log.
+	Overflows uint64
+}
+
+// Subscribers returns each subscriber's queue figures, in Subscribe order.
+func (l *Live) Subscribers() []SubscriberStats {
+	l.subMu.Lock()
+	subs := slices.Clone(l.subs)
+	l.subMu.Unlock()
+	out := make([]SubscriberStats, len(subs))
+	for i, s := range subs {
+		s.mu.Lock()
+		out[i] = SubscriberStats{Queued: len(s.queue) - s.head, Behind: s.pushed - s.done.Load(), Overflows: s.overflows}
+		s.mu.Unlock()
+	}
+	return out
+}
 
 // Read calls fn with the model under a read lock. fn must not keep references
 // to the model's maps after it returns.
@@ -136,8 +223,9 @@ func (l *Live) Cursor() uint64 {
 	return l.model.Cursor
 }
 
-// Apply folds one record and tells the subscribers. It is what Run calls for
-// each record; a caller feeding records itself must do so in log order.
+// Apply folds one record and queues it for the subscribers. It is what Run
+// calls for each record; a caller feeding records itself must do so in log
+// order.
 func (l *Live) Apply(rec Record) {
 	l.mu.Lock()
 	applied := l.model.Apply(rec)
@@ -145,10 +233,17 @@ func (l *Live) Apply(rec Record) {
 	if !applied {
 		return
 	}
-	for _, fn := range l.subs {
-		fn(rec)
+	l.folded.Store(rec.Seq)
+	l.subMu.Lock()
+	subs := l.subs
+	l.subMu.Unlock()
+	for _, s := range subs {
+		s.push(rec)
 	}
-	l.told.Store(rec.Seq)
+	l.broadcast()
+}
+
+func (l *Live) broadcast() {
 	l.waitMu.Lock()
 	l.cond.Broadcast()
 	l.waitMu.Unlock()
@@ -157,6 +252,9 @@ func (l *Live) Apply(rec Record) {
 // Run folds the log from the model's cursor on, and keeps folding new records
 // until ctx is done (then it returns nil) or a record cannot be decoded.
 func (l *Live) Run(ctx context.Context, log *eventstore.Log, filters []string) error {
+	l.subMu.Lock()
+	l.log, l.filters, l.runCtx = log, filters, ctx
+	l.subMu.Unlock()
 	err := log.Tail(ctx, filters, l.Cursor()+1, func(raw eventstore.Record) error {
 		rec, err := Decode(raw)
 		if err != nil {
@@ -171,24 +269,198 @@ func (l *Live) Run(ctx context.Context, log *eventstore.Log, filters []string) e
 	return err
 }
 
+// told returns the stream sequence every waited-for subscriber has been
+// told of (the fold's own with none).
+func (l *Live) told() uint64 {
+	t := l.folded.Load()
+	l.subMu.Lock()
+	for _, s := range l.subs {
+		if s.waited {
+			t = min(t, s.done.Load())
+		}
+	}
+	l.subMu.Unlock()
+	return t
+}
+
 // WaitFor blocks until the model has folded stream sequence seq and its
-// subscribers have been told (a hub has sent what it folded), or ctx is done.
+// subscribers (but those marked NotWaited) have been told (a hub has sent
+// what it folded), or ctx is done.
 func (l *Live) WaitFor(ctx context.Context, seq uint64) error {
-	stop := context.AfterFunc(ctx, func() {
-		l.waitMu.Lock()
-		l.cond.Broadcast()
-		l.waitMu.Unlock()
-	})
+	if l.told() >= seq {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, l.broadcast)
 	defer stop()
 	l.waitMu.Lock()
 	defer l.waitMu.Unlock()
-	for l.told.Load() < seq {
+	for l.told() < seq {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		l.cond.Wait()
 	}
 	return nil
+}
+
+// subscription is one subscriber: its queue, and the goroutine that tells it.
+type subscription struct {
+	live   *Live
+	fn     func(Record)
+	limit  int
+	waited bool
+	wake   chan struct{}
+	// done is the stream sequence of the last record fn returned from.
+	done    atomic.Uint64
+	stopped chan struct{}
+
+	mu    sync.Mutex
+	space *sync.Cond // signalled when the queue has room (Apply without a log)
+	queue []Record   // waiting from queue[head] on
+	head  int
+	// pushed is the stream sequence of the last record folded for it.
+	pushed uint64
+	// behind: the queue overflowed; records after lost are read from the log.
+	behind    bool
+	lost      uint64 // stream sequence to read the log from
+	overflows uint64
+	closed    bool
+}
+
+// push queues rec, or, with the queue full, has the subscriber read it from
+// the log; without a log to read it waits for room.
+func (s *subscription) push(rec Record) {
+	s.mu.Lock()
+	s.pushed = rec.Seq
+	switch {
+	case s.behind:
+	case len(s.queue)-s.head < s.limit:
+		s.queue = append(s.queue, rec)
+	case s.live.logToRead() != nil:
+		s.behind, s.lost = true, rec.Seq
+		s.overflows++
+	default:
+		for len(s.queue)-s.head >= s.limit && !s.closed {
+			s.space.Wait()
+		}
+		s.queue = append(s.queue, rec)
+	}
+	s.mu.Unlock()
+	signal(s.wake)
+}
+
+func (l *Live) logToRead() *eventstore.Log {
+	l.subMu.Lock()
+	defer l.subMu.Unlock()
+	return l.log
+}
+
+// next takes the oldest queued record; with none, and the subscriber
+// behind, it returns the range to read from the log instead.
+func (s *subscription) next() (rec Record, ok bool, from, to uint64, closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head < len(s.queue) {
+		rec = s.queue[s.head]
+		s.queue[s.head] = Record{}
+		s.head++
+		if n := len(s.queue) - s.head; n == 0 {
+			s.queue, s.head = s.queue[:0], 0
+			if cap(s.queue) > 256 {
+				s.queue = nil
+			}
+		} else if s.head >= 256 && s.head >= n {
+			s.queue, s.head = append(make([]Record, 0, 2*n), s.queue[s.head:]...), 0
+		}
+		s.space.Signal()
+		return rec, true, 0, 0, false
+	}
+	if s.behind {
+		if s.done.Load() >= s.pushed {
+			s.behind = false
+			return Record{}, false, 0, 0, false
+		}
+		return Record{}, false, max(s.lost, s.done.Load()+1), s.pushed, false
+	}
+	return Record{}, false, 0, 0, s.closed
+}
+
+// run tells the subscriber of each record, in order, until Close.
+func (s *subscription) run() {
+	defer close(s.stopped)
+	for {
+		rec, ok, from, to, closed := s.next()
+		switch {
+		case ok:
+			s.tell(rec)
+		case to > 0:
+			if err := s.catchUp(from, to); err != nil {
+				// Run has ended (its context is done): nothing more comes.
+				// Else the log failed for a moment: try again.
+				s.live.subMu.Lock()
+				ended := s.live.runCtx.Err() != nil
+				s.live.subMu.Unlock()
+				if ended {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		case closed:
+			return
+		default:
+			<-s.wake
+		}
+	}
+}
+
+func (s *subscription) tell(rec Record) {
+	if rec.Seq <= s.done.Load() {
+		return
+	}
+	s.fn(rec)
+	s.done.Store(rec.Seq)
+	s.live.broadcast()
+}
+
+// errCaughtUp stops a catch-up read at the last record folded.
+var errCaughtUp = errors.New("caught up")
+
+// catchUp tells the subscriber of the records from stream sequence from to
+// to, read from the log: its queue overflowed and they were not queued.
+func (s *subscription) catchUp(from, to uint64) error {
+	l := s.live
+	l.subMu.Lock()
+	log, filters, ctx := l.log, l.filters, l.runCtx
+	l.subMu.Unlock()
+	_, err := log.Read(ctx, filters, from, func(raw eventstore.Record) error {
+		if raw.Seq > to {
+			return errCaughtUp
+		}
+		rec, err := Decode(raw)
+		if err != nil {
+			return err
+		}
+		s.tell(rec)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errCaughtUp) {
+		return err
+	}
+	// Nothing of [from, to] may be left untold: records the filters skip
+	// count as told.
+	if s.done.Load() < to {
+		s.done.Store(to)
+		l.broadcast()
+	}
+	return nil
+}
+
+// signal wakes whoever waits on ch, once, without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // State returns a copy of aggregate k's state as folded up to at least

@@ -42,6 +42,7 @@ func TestWaitForWaitsForTheSubscribers(t *testing.T) {
 		default:
 			t.Fatal("WaitFor still waiting after the subscriber finished")
 		}
+		l.Close()
 	})
 }
 

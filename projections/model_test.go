@@ -47,6 +47,8 @@ type recorder struct {
 	mu   sync.Mutex
 	cond *sync.Cond
 	recs []projections.Record
+	// last only, for a test that folds more than it should keep.
+	lastOnly bool
 }
 
 func newRecorder() *recorder {
@@ -57,6 +59,9 @@ func newRecorder() *recorder {
 
 func (r *recorder) add(rec projections.Record) {
 	r.mu.Lock()
+	if r.lastOnly {
+		r.recs = r.recs[:0]
+	}
 	r.recs = append(r.recs, rec)
 	r.cond.Broadcast()
 	r.mu.Unlock()
@@ -96,6 +101,9 @@ type rig struct {
 	live  *projections.Live // nil for a writer
 	rec   *recorder
 	run   *liveRun
+	// ctx, if set, is what commands run under, instead of a context per
+	// command (whose cleanups a test of thousands of commands would pile up).
+	ctx context.Context
 }
 
 // liveRun is a Live.Run in progress.
@@ -179,7 +187,10 @@ func (r *rig) exec(c domain.Command) ([]domain.Event, error) {
 func (r *rig) execIn(a domain.AppID, c domain.Command) ([]domain.Event, error) {
 	r.t.Helper()
 	r.start()
-	ctx := estest.Ctx(r.t)
+	ctx := r.ctx
+	if ctx == nil {
+		ctx = estest.Ctx(r.t)
+	}
 	res, err := r.eng.Execute(ctx, domain.Meta{App: a}, c)
 	if err != nil {
 		var de *domain.Error
@@ -776,7 +787,8 @@ func TestLiveSubscribersSeeEveryRecordInOrderOnceItIsFolded(t *testing.T) {
 		select {
 		case s := <-ch:
 			got = append(got, s.seq)
-			if s.cursor != s.seq || len(s.missing) > 0 {
+			// The fold does not wait for its subscribers: it may be ahead.
+			if s.cursor < s.seq || len(s.missing) > 0 {
 				t.Errorf("told of stream sequence %d with the model at cursor %d, not folded into %v", s.seq, s.cursor, s.missing)
 			}
 		case <-ctx.Done():
@@ -832,6 +844,7 @@ func TestLiveTellsSubscribersOnlyOfRecordsItFolds(t *testing.T) {
 	}
 	live.Apply(recs[len(recs)-1])
 	live.Apply(recs[0])
+	live.Close() // once everything folded was told
 	want := make([]uint64, len(recs))
 	for i, rec := range recs {
 		want[i] = rec.Seq
@@ -1293,5 +1306,77 @@ func TestCloneIsADeepCopyThatFoldsOnIdentically(t *testing.T) {
 	}
 	if hashOf(t, c) != hashOf(t, orig) || hashOf(t, c) != r.liveHash() {
 		t.Fatal("a clone folded on differs from its original and from the live model")
+	}
+}
+
+// Each subscriber is told from a queue of its own: one that is stuck holds
+// up neither the fold nor the others, and once it moves again it is told of
+// everything, in order, once, what overflowed its queue read from the log.
+// WaitFor waits for it, unless it is NotWaited.
+func TestASlowSubscriberStallsNeitherTheFoldNorTheOthers(t *testing.T) {
+	r := newRig(t, multiPolicy())
+	r.random(population(true, 21), 80)
+	last := r.lastSeq()
+
+	live := projections.NewLive(projections.NewModel())
+	release := make(chan struct{})
+	var slowMu sync.Mutex
+	var slow []uint64
+	live.Subscribe(func(rec projections.Record) {
+		<-release
+		slowMu.Lock()
+		slow = append(slow, rec.Seq)
+		slowMu.Unlock()
+	}, projections.Queue(4))
+	stuck := make(chan struct{})
+	live.Subscribe(func(projections.Record) { <-stuck }, projections.NotWaited(), projections.Queue(4))
+	fast := make(chan uint64, 10_000)
+	live.Subscribe(func(rec projections.Record) { fast <- rec.Seq })
+
+	ctx, cancel := context.WithCancel(estest.Ctx(t))
+	done := make(chan error, 1)
+	go func() { done <- live.Run(ctx, r.log, everything(r.log)) }()
+	defer func() {
+		cancel()
+		if err := within(t, done, "Live.Run"); err != nil {
+			t.Error(err)
+		}
+		close(stuck)
+		live.Close()
+	}()
+
+	var want []uint64
+	for _, rec := range r.records() {
+		want = append(want, rec.Seq)
+	}
+	var got []uint64
+	for len(got) < len(want) {
+		got = append(got, within(t, fast, "the fast subscriber's next record"))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("with another subscriber stuck the fast one was told of %d records, want %d; first difference at %d",
+			len(got), len(want), firstDiff(got, want))
+	}
+	if c := live.Cursor(); c != last {
+		t.Fatalf("the fold is at %d with a subscriber stuck, want %d", c, last)
+	}
+	if st := live.Subscribers()[0]; st.Overflows == 0 || st.Behind == 0 {
+		t.Fatalf("the stuck subscriber's queue: %+v, want it overflowed and behind", st)
+	}
+	short, stop := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer stop()
+	if err := live.WaitFor(short, last); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFor with a waited-for subscriber stuck = %v, want it to wait", err)
+	}
+
+	close(release)
+	if err := live.WaitFor(ctx, last); err != nil {
+		t.Fatalf("WaitFor once the slow subscriber moves: %v (the stuck NotWaited one must not count)", err)
+	}
+	slowMu.Lock()
+	defer slowMu.Unlock()
+	if !slices.Equal(slow, want) {
+		t.Fatalf("the slow subscriber was told of %d records, want %d; first difference at %d",
+			len(slow), len(want), firstDiff(slow, want))
 	}
 }

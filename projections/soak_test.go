@@ -1,6 +1,7 @@
 package projections_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -34,6 +35,10 @@ func soakCycles(t *testing.T) int {
 func TestSoakMemoryFollowsTheLiveSessions(t *testing.T) {
 	cycles := soakCycles(t)
 	r := newRig(t, multiPolicy())
+	r.rec.lastOnly = true
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.ctx = ctx
 	// Residents: live the whole run.
 	r.must(login("res-1", "resident-1", "lobby"), login("res-2", "resident-2", "lobby"), login("res-3", "resident-3", "stage"),
 		domain.PublishStream{Session: "res-3", Stream: "stage-cam", Room: "stage"})

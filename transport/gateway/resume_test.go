@@ -194,7 +194,7 @@ func TestAHungClientTimesOut(t *testing.T) {
 func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
 	p := domain.DefaultPolicy()
 	p.Limits.BroadcastPerSecond = 1 << 20
-	n := startClocked(t, estest.NewClock(t0), p, gateway.Config{QueueSize: 512, WriteTimeout: 200 * time.Millisecond,
+	n := startClocked(t, estest.NewClock(t0), p, gateway.Config{QueueSize: 512, WriteTimeout: 2 * time.Second,
 		RequestsPerSecond: 1e6, RequestBurst: 1e6})
 	proxy := netcut.Start(t, n.HTTPAddr())
 	stalled := wire.Dial(t, proxy.Addr())

@@ -139,7 +139,7 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 		return err
 	}
 	if n.cfg.SnapshotEvery > 0 {
-		n.Live.Subscribe(n.snapshotter())
+		n.Live.Subscribe(n.snapshotter(), projections.NotWaited())
 	}
 	n.reactor, err = reactor.New(reactor.Config{Engine: n.Engine, Log: n.Log, Logger: n.cfg.Logger})
 	if err != nil {
@@ -314,6 +314,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.cancel()
 	}
 	n.wg.Wait()
+	if n.Live != nil {
+		n.Live.Close()
+	}
 	if n.bus != nil {
 		n.bus.Close()
 	}
