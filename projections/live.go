@@ -118,7 +118,13 @@ type Live struct {
 	cond   *sync.Cond
 	// folded is the stream sequence of the last record folded.
 	folded atomic.Uint64
+	onFold func(Record, time.Duration)
 }
+
+// Observe registers fn to be called on the folding goroutine after each
+// record is folded, with the time the fold took (the node's metrics). Call
+// before Run; fn must be quick.
+func (l *Live) Observe(fn func(rec Record, took time.Duration)) { l.onFold = fn }
 
 // NewLive wraps m (a fresh model, a restored snapshot or a rebuilt one).
 func NewLive(m *Model) *Live {
@@ -142,6 +148,9 @@ func Queue(n int) SubscribeOption {
 	return func(s *subscription) { s.limit = max(n, 1) }
 }
 
+// Named names the subscriber in Subscribers (and the node's metrics).
+func Named(name string) SubscribeOption { return func(s *subscription) { s.name = name } }
+
 // NotWaited marks a subscriber that WaitFor does not wait for: one whose
 // progress no reader of the model depends on (a snapshotter, metrics).
 func NotWaited() SubscribeOption { return func(s *subscription) { s.waited = false } }
@@ -161,6 +170,9 @@ func (l *Live) Subscribe(fn func(Record), opts ...SubscribeOption) {
 	s.pushed = l.model.Cursor
 	l.mu.RUnlock()
 	l.subMu.Lock()
+	if s.name == "" {
+		s.name = fmt.Sprint("subscriber-", len(l.subs))
+	}
 	l.subs = append(l.subs, s)
 	l.subMu.Unlock()
 	go s.run()
@@ -184,6 +196,8 @@ func (l *Live) Close() {
 
 // SubscriberStats is what one subscriber's queue holds and has done.
 type SubscriberStats struct {
+	// Name is the subscriber's (Named), or "subscriber-<n>" by Subscribe order.
+	Name string
 	// Queued is how many folded records wait in the queue.
 	Queued int
 	// Behind is how many folded records the subscriber has not been told of
@@ -202,7 +216,7 @@ func (l *Live) Subscribers() []SubscriberStats {
 	out := make([]SubscriberStats, len(subs))
 	for i, s := range subs {
 		s.mu.Lock()
-		out[i] = SubscriberStats{Queued: len(s.queue) - s.head, Behind: s.pushed - s.done.Load(), Overflows: s.overflows}
+		out[i] = SubscriberStats{Name: s.name, Queued: len(s.queue) - s.head, Behind: s.pushed - s.done.Load(), Overflows: s.overflows}
 		s.mu.Unlock()
 	}
 	return out
@@ -227,11 +241,15 @@ func (l *Live) Cursor() uint64 {
 // calls for each record; a caller feeding records itself must do so in log
 // order.
 func (l *Live) Apply(rec Record) {
+	start := time.Now()
 	l.mu.Lock()
 	applied := l.model.Apply(rec)
 	l.mu.Unlock()
 	if !applied {
 		return
+	}
+	if l.onFold != nil {
+		l.onFold(rec, time.Since(start))
 	}
 	l.folded.Store(rec.Seq)
 	l.subMu.Lock()
@@ -286,15 +304,17 @@ func (l *Live) told() uint64 {
 // WaitFor blocks until the model has folded stream sequence seq and its
 // subscribers (but those marked NotWaited) have been told (a hub has sent
 // what it folded), or ctx is done.
-func (l *Live) WaitFor(ctx context.Context, seq uint64) error {
-	if l.told() >= seq {
+func (l *Live) WaitFor(ctx context.Context, seq uint64) error { return l.wait(ctx, seq, l.told) }
+
+func (l *Live) wait(ctx context.Context, seq uint64, reached func() uint64) error {
+	if reached() >= seq {
 		return nil
 	}
 	stop := context.AfterFunc(ctx, l.broadcast)
 	defer stop()
 	l.waitMu.Lock()
 	defer l.waitMu.Unlock()
-	for l.told() < seq {
+	for reached() < seq {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -306,6 +326,7 @@ func (l *Live) WaitFor(ctx context.Context, seq uint64) error {
 // subscription is one subscriber: its queue, and the goroutine that tells it.
 type subscription struct {
 	live   *Live
+	name   string
 	fn     func(Record)
 	limit  int
 	waited bool

@@ -57,9 +57,11 @@ func (c *conn) enqueue(b []byte, droppable bool) {
 	}
 	switch queued, full := c.out.push(b, droppable); {
 	case full:
+		c.srv.stats.slowConsumers.Add(1)
 		c.close(protocol.ErrSlowConsumer.With("%d frames queued", c.out.limit))
 	case !queued:
 		c.dropped.Add(1)
+		c.srv.stats.droppedBarrage.Add(1)
 	}
 }
 
@@ -181,6 +183,7 @@ func (c *conn) writer(ctx context.Context) {
 		default:
 			if b, ok := c.out.pop(); ok {
 				if err := write(b); err != nil {
+					c.srv.stats.slowConsumers.Add(1)
 					c.close(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
 					c.ws.CloseNow()
 					return

@@ -69,6 +69,13 @@ func (q *frameQueue) pop() ([]byte, bool) {
 	return b, true
 }
 
+// len returns how many frames wait.
+func (q *frameQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames) - q.head
+}
+
 // signal wakes whoever waits on ch, once, without blocking.
 func signal(ch chan struct{}) {
 	select {

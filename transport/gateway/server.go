@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -175,6 +176,40 @@ type Server struct {
 	limits      *roomLimits // barrage, per room
 
 	stop context.CancelFunc
+
+	stats struct {
+		slowConsumers, droppedBarrage atomic.Uint64
+	}
+}
+
+// Stats is what a gateway holds and has done since it started.
+type Stats struct {
+	// Connections and Sessions are open now.
+	Connections, Sessions int
+	// QueuedFrames is how many frames wait in all connections' queues.
+	QueuedFrames int
+	// SlowConsumers counts clients disconnected for not reading (a full
+	// queue or a write that did not finish in time).
+	SlowConsumers uint64
+	// DroppedBarrage counts barrage messages not sent to a client whose
+	// queue was half full.
+	DroppedBarrage uint64
+}
+
+// Stats returns the gateway's figures.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Connections: len(s.conns), Sessions: len(s.sessions)}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		st.QueuedFrames += c.out.len()
+	}
+	st.SlowConsumers, st.DroppedBarrage = s.stats.slowConsumers.Load(), s.stats.droppedBarrage.Load()
+	return st
 }
 
 // New validates cfg, subscribes the gateway to the live projection and to
@@ -200,7 +235,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.unsubscribe = append(s.unsubscribe, unsub)
 	}
-	cfg.Live.Subscribe(s.hub.dispatch)
+	cfg.Live.Subscribe(s.hub.dispatch, projections.Named("gateway-hub"))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	go s.tick(ctx)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/roomlog/roomlog/transport/admin"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/metrics"
 )
 
 // SnapshotName is the versioned name of the projection snapshot.
@@ -51,6 +53,8 @@ type Config struct {
 	// Clock and Logger are filled in by the node.
 	Gateway gateway.Config
 	Logger  *slog.Logger
+	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP listener.
+	Pprof bool
 }
 
 // Node is a running roomd node.
@@ -63,6 +67,7 @@ type Node struct {
 	Presence   *presence.Presence
 	Gateway    *gateway.Server
 	Signer     *auth.Signer
+	Metrics    *metrics.Metrics
 	bus        *eventstore.Bus
 	reactor    *reactor.Reactor
 	snapshots  projections.Store
@@ -128,8 +133,27 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	n.cfg.Logger.Info("projection ready", "snapshot_cursor", fromSnapshot, "cursor", model.Cursor,
 		"took", time.Since(started).Round(time.Millisecond))
 	n.Live = projections.NewLive(model)
+	n.Metrics, err = metrics.New(metrics.Config{Live: n.Live, LastSeq: n.Log.LastSeq,
+		Gateway: func() metrics.GatewayStats {
+			if n.Gateway == nil {
+				return metrics.GatewayStats{}
+			}
+			st := n.Gateway.Stats()
+			return metrics.GatewayStats{Connections: st.Connections, Sessions: st.Sessions, QueuedFrames: st.QueuedFrames,
+				SlowConsumers: st.SlowConsumers, DroppedBarrage: st.DroppedBarrage}
+		},
+		ReactorRetries: func() uint64 {
+			if n.reactor == nil {
+				return 0
+			}
+			return n.reactor.Retries()
+		}})
+	if err != nil {
+		return err
+	}
+	n.Live.Observe(n.Metrics.Fold)
 	n.Engine, err = engine.New(engine.Config{Log: n.Log, Decider: decider, Clock: n.cfg.Clock.Now, Source: n.Live,
-		Logger: n.cfg.Logger})
+		Logger: n.cfg.Logger, Observer: n.Metrics})
 	if err != nil {
 		return err
 	}
@@ -139,7 +163,7 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 		return err
 	}
 	if n.cfg.SnapshotEvery > 0 {
-		n.Live.Subscribe(n.snapshotter(), projections.NotWaited())
+		n.Live.Subscribe(n.snapshotter(), projections.NotWaited(), projections.Named("snapshotter"))
 	}
 	n.reactor, err = reactor.New(reactor.Config{Engine: n.Engine, Log: n.Log, Logger: n.cfg.Logger})
 	if err != nil {
@@ -262,6 +286,14 @@ func (n *Node) startHTTP(node string) error {
 	mux.Handle("/admin/", api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "alive") })
 	mux.HandleFunc("GET /readyz", n.ready)
+	mux.Handle("GET /metrics", n.Metrics.Handler())
+	if n.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", n.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
