@@ -306,6 +306,12 @@ func (l *Live) told() uint64 {
 // what it folded), or ctx is done.
 func (l *Live) WaitFor(ctx context.Context, seq uint64) error { return l.wait(ctx, seq, l.told) }
 
+// waitFolded blocks until the model has folded stream sequence seq, told or
+// not, or ctx is done.
+func (l *Live) waitFolded(ctx context.Context, seq uint64) error {
+	return l.wait(ctx, seq, l.folded.Load)
+}
+
 func (l *Live) wait(ctx context.Context, seq uint64, reached func() uint64) error {
 	if reached() >= seq {
 		return nil
@@ -485,12 +491,14 @@ func signal(ch chan struct{}) {
 }
 
 // State returns a copy of aggregate k's state as folded up to at least
-// stream sequence atLeast (waiting for the fold to get there), and the
+// stream sequence atLeast (waiting for the fold to get there, not for the
+// subscribers: an engine loading a room does not wait for its fan-out), and the
 // stream sequence the model had folded when it was copied. ok is false for an
 // aggregate the model does not hold whole: one it never saw, one that ended
 // (ReadState reads it from the log), one that came back after it ended.
 func (l *Live) State(ctx context.Context, k domain.Key, atLeast uint64) (state any, cursor uint64, ok bool, err error) {
-	if err := l.WaitFor(ctx, atLeast); err != nil {
+	// The fold is enough: a state does not wait for the fan-out.
+	if err := l.waitFolded(ctx, atLeast); err != nil {
 		return nil, 0, false, err
 	}
 	l.Read(func(m *Model) {

@@ -99,3 +99,25 @@ func TestSnapshotDoesNotHoldTheFoldWhileItSerializes(t *testing.T) {
 		t.Fatalf("live cursor %d, want 2", l.Cursor())
 	}
 }
+
+// An engine loading an aggregate from the model waits for the fold, not for
+// the fan-out: a subscriber that is behind (a hub with a burst to send)
+// does not hold up the commands that need a room's state.
+func TestStateWaitsForTheFoldNotTheSubscribers(t *testing.T) {
+	l := NewLive(NewModel())
+	release := make(chan struct{})
+	l.Subscribe(func(Record) { <-release })
+	defer func() { close(release); l.Close() }()
+	l.Apply(roomCreated(1, "r1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	state, cursor, ok, err := l.State(ctx, domain.RoomKey("app", "r1"), 1)
+	if err != nil || !ok || cursor != 1 {
+		t.Fatalf("State with a subscriber behind = %v, cursor %d, ok %v, err %v; want the folded room at once", state, cursor, ok, err)
+	}
+	short, stop := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer stop()
+	if err := l.WaitFor(short, 1); err == nil {
+		t.Fatal("WaitFor returned with its subscriber still busy")
+	}
+}

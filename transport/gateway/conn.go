@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
@@ -164,6 +165,12 @@ func (c *conn) worker(ctx context.Context) {
 		case req := <-c.reqs:
 			if req.Op == protocol.OpResume {
 				c.resume(ctx, req)
+				continue
+			}
+			if obs := c.srv.cfg.ObserveRequest; obs != nil {
+				start := time.Now()
+				c.sess.Load().handle(ctx, req)
+				obs(req.Op, time.Since(start))
 				continue
 			}
 			c.sess.Load().handle(ctx, req)

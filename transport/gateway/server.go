@@ -28,8 +28,12 @@ import (
 
 // Config configures a gateway.
 type Config struct {
-	Engine *engine.Engine
-	Live   *projections.Live
+	// ObserveRequest, if set, is called after each request a session's
+	// worker handles, with how long it took from dequeue to reply queued
+	// (the node's metrics). It must be quick.
+	ObserveRequest func(op protocol.Op, took time.Duration)
+	Engine         *engine.Engine
+	Live           *projections.Live
 	// Log is read when a session resumes: what it missed comes from the log.
 	Log *eventstore.Log
 	// Bus carries what goes to every node and is never stored: barrage and

@@ -56,7 +56,8 @@ type Metrics struct {
 	commandDur,
 	appendDur,
 	foldDur prometheus.Histogram
-	events *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	requests *prometheus.HistogramVec
 }
 
 var _ engine.Observer = (*Metrics)(nil)
@@ -82,6 +83,9 @@ func New(cfg Config) (*Metrics, error) {
 			Help: "Time to fold one log message into the live projection.", Buckets: buckets}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "roomlog_events_folded_total",
 			Help: "Events folded into the live projection, by type."}, []string{"type"}),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "roomlog_gateway_request_duration_seconds",
+			Help: "Time a connection's worker spends on a client request, by op, up to its reply queued.", Buckets: buckets},
+			[]string{"op"}),
 	}
 	for _, t := range domain.EventTypes() {
 		m.events.WithLabelValues(string(t)) // every type shows, at 0
@@ -89,7 +93,7 @@ func New(cfg Config) (*Metrics, error) {
 	size := func(f func(projections.Size) int) func() float64 {
 		return func() float64 { return float64(f(cfg.Live.Size())) }
 	}
-	cs := []prometheus.Collector{m.commands, m.conflicts, m.commandDur, m.appendDur, m.foldDur, m.events,
+	cs := []prometheus.Collector{m.commands, m.conflicts, m.commandDur, m.appendDur, m.foldDur, m.events, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "roomlog_live_sessions",
 			Help: "Sessions the live projection holds: those in at least one room."}, size(func(s projections.Size) int { return s.Sessions })),
@@ -175,6 +179,11 @@ func (m *Metrics) Fold(rec projections.Record, took time.Duration) {
 	for i := range rec.Events {
 		m.events.WithLabelValues(string(rec.Events[i].Type)).Inc()
 	}
+}
+
+// Request is the gateway's request observer (gateway.Config.ObserveRequest).
+func (m *Metrics) Request(op string, took time.Duration) {
+	m.requests.WithLabelValues(op).Observe(took.Seconds())
 }
 
 // subscribers reports each projection subscriber's queue.

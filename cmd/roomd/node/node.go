@@ -27,6 +27,7 @@ import (
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/metrics"
+	"github.com/roomlog/roomlog/transport/protocol"
 )
 
 // SnapshotName is the versioned name of the projection snapshot.
@@ -273,6 +274,9 @@ func (n *Node) startHTTP(node string) error {
 	gc.Engine, gc.Live, gc.Log, gc.Signer, gc.Policy, gc.Clock, gc.Logger = n.Engine, n.Live, n.Log, n.Signer,
 		n.decider.Policy, n.cfg.Clock, n.cfg.Logger
 	gc.Presence, gc.Node, gc.Bus = n.Presence, node, n.bus
+	if gc.ObserveRequest == nil {
+		gc.ObserveRequest = func(op protocol.Op, took time.Duration) { n.Metrics.Request(string(op), took) }
+	}
 	if n.Gateway, err = gateway.New(gc); err != nil {
 		return err
 	}
