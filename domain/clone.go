@@ -6,6 +6,7 @@ import "maps"
 func (r *Room) Clone() *Room {
 	c := *r
 	c.Attributes = maps.Clone(r.Attributes)
+	c.AttributeMeta = maps.Clone(r.AttributeMeta)
 	c.ExtraInfo = maps.Clone(r.ExtraInfo)
 	c.Voided = maps.Clone(r.Voided)
 	c.Rates.CommandToOne = maps.Clone(r.Rates.CommandToOne)
@@ -15,6 +16,7 @@ func (r *Room) Clone() *Room {
 			mc := *m
 			mc.Playing = maps.Clone(m.Playing)
 			mc.Publishing = maps.Clone(m.Publishing)
+			mc.Attributes = maps.Clone(m.Attributes)
 			c.Members[u] = &mc
 		}
 	}

@@ -48,6 +48,10 @@ func (g Grant) allows(u UserID, r RoomID, now time.Time) bool {
 type RoomConfig struct {
 	Attributes   map[string]string
 	DestroyDelay int // seconds the room outlives its last member
+	// MaxMembers is ZEGO's maxMemberCount: a login beyond it is refused
+	// (1002034). 0: no limit. Like ZEGO, only the login that creates the
+	// room sets it.
+	MaxMembers int
 }
 
 // SetRoomMode chooses the session's room mode; only before its first login.
@@ -69,6 +73,9 @@ type JoinRoom struct {
 	Create   CreatePolicy
 	Config   RoomConfig
 	Via      Via
+	// Quiet is ZEGO's isUserStatusNotify = false: the member is not sent
+	// the other members' ADD and DELETE.
+	Quiet bool
 }
 
 // LeaveRoom is ZEGO logoutRoom and ZIM leaveRoom / leaveAllRoom. An empty
@@ -99,6 +106,17 @@ type PublishStream struct {
 	Stream    StreamID
 	Room      RoomID
 	ExtraInfo string
+	// Node is the media node chosen to host the stream's media, recorded
+	// with the publish ("" where no media node runs).
+	Node string
+}
+
+// StopNodeStreams stops every stream of a room hosted on a media node that
+// died (reason media_node_lost). Run twice, or by two survivors at once, it
+// stops each stream once: the second finds none left.
+type StopNodeStreams struct {
+	Room RoomID
+	Node string
 }
 
 // StopPublishing stops publishing a stream.
@@ -158,6 +176,10 @@ type SetRoomExtraInfo struct {
 	Room    RoomID
 	Key     string
 	Value   string
+	// Expect, if set, is the key's version the write was based on (the room
+	// seq of the event that last set it; 0: the key must not exist). A
+	// write whose key changed since is refused with 1905005.
+	Expect *uint64
 }
 
 // SetRoomAttributes sets and deletes room attributes (ZIM).
@@ -166,6 +188,21 @@ type SetRoomAttributes struct {
 	Room    RoomID
 	Set     map[string]string
 	Delete  []string
+	// Force (ZIM isForce) overwrites and deletes attributes other members own.
+	Force bool
+	// DeleteAfterOwnerLeft (ZIM isDeleteAfterOwnerLeft) deletes the keys
+	// set here when their owner leaves the room.
+	DeleteAfterOwnerLeft bool
+	// UpdateOwner (ZIM isUpdateOwner) makes the writer the owner of the
+	// existing keys it overwrites.
+	UpdateOwner bool
+	// Batch marks a ZIM batch operation (begin/endRoomAttributesBatchOperation):
+	// it succeeds or fails as a whole. Without it, keys another member owns
+	// are skipped and reported (ZIM's errorKeys) while the rest are written.
+	Batch bool
+	// Expect maps keys to the version the write was based on (0: the key
+	// must not exist). If any changed since, nothing is written (1905005).
+	Expect map[string]uint64
 }
 
 // KickUser removes a user from a room (admin API).
@@ -228,6 +265,7 @@ func (LeaveRoom) CommandName() string          { return "leave_room" }
 func (SwitchRoom) CommandName() string         { return "switch_room" }
 func (PublishStream) CommandName() string      { return "publish_stream" }
 func (StopPublishing) CommandName() string     { return "stop_publishing" }
+func (StopNodeStreams) CommandName() string    { return "stop_node_streams" }
 func (SetStreamExtraInfo) CommandName() string { return "set_stream_extra_info" }
 func (PlayStream) CommandName() string         { return "play_stream" }
 func (StopPlaying) CommandName() string        { return "stop_playing" }

@@ -103,6 +103,17 @@ type Decision struct {
 	// Rooms lists the rooms a command resolved to or left (leave-all returns
 	// the rooms it left; publish and play the room they used).
 	Rooms []RoomID
+	// Partial lists what a ZIM write that may partly succeed left out.
+	Partial *Partial
+}
+
+// Partial is what a write that partly succeeded left out, as ZIM reports it
+// (errorKeys, errorUserList).
+type Partial struct {
+	// Keys are room attribute keys another member owns.
+	Keys []string `json:"error_keys,omitempty"`
+	// Users are members the write named who are not in the room.
+	Users []UserID `json:"error_users,omitempty"`
 }
 
 // Decide turns a command into a decision, given the states it reads.
@@ -130,6 +141,8 @@ func (d *Decider) Decide(v *View, m Meta, c Command, now time.Time) (Decision, e
 		err = x.publish(c)
 	case StopPublishing:
 		err = x.stopPublishing(c)
+	case StopNodeStreams:
+		err = x.stopNodeStreams(c)
 	case SetStreamExtraInfo:
 		err = x.setStreamExtraInfo(c)
 	case PlayStream:
@@ -146,6 +159,8 @@ func (d *Decider) Decide(v *View, m Meta, c Command, now time.Time) (Decision, e
 		err = x.setExtraInfo(c)
 	case SetRoomAttributes:
 		err = x.setAttributes(c)
+	case SetMemberAttributes:
+		err = x.setMemberAttributes(c)
 	case KickUser:
 		err = x.kickUser(c)
 	case DestroyRoom:

@@ -101,6 +101,13 @@ func (x *decision) setExtraInfo(c SetRoomExtraInfo) error {
 	if err != nil {
 		return err
 	}
+	if c.Expect != nil {
+		cur, ok := r.ExtraInfo[c.Key]
+		if cur.Version != *c.Expect {
+			return ErrVersionConflict.With("key %q is at version %d, the write expected %d", c.Key, cur.Version, *c.Expect).
+				WithData(VersionConflict{Current: []Current{{Key: c.Key, Value: cur.Value, Version: cur.Version, Exists: ok}}})
+		}
+	}
 	if _, ok := r.ExtraInfo[c.Key]; !ok && len(r.ExtraInfo) >= l.ExtraInfoKeys {
 		return ErrExtraInfoInvalid.With("at most %d keys per room", l.ExtraInfoKeys)
 	}
@@ -109,46 +116,5 @@ func (x *decision) setExtraInfo(c SetRoomExtraInfo) error {
 		return ErrRateLimited.With("%d extra info updates per second per room", l.ExtraInfoPerSecond)
 	}
 	x.emit(rk, &ExtraInfoUpdatedData{Key: c.Key, Value: c.Value, By: m.User, ByName: m.UserName})
-	return nil
-}
-
-// setAttributes decides ZIM setRoomAttributes / deleteRoomAttributes.
-func (x *decision) setAttributes(c SetRoomAttributes) error {
-	if len(c.Set) == 0 && len(c.Delete) == 0 {
-		return invalid("nothing to set or delete")
-	}
-	r, m, err := x.sender(c.Session, c.Room)
-	if err != nil {
-		return err
-	}
-	next := map[string]string{}
-	for k, v := range r.Attributes {
-		next[k] = v
-	}
-	set := map[string]string{}
-	for _, k := range sortedKeys(c.Set) {
-		if old, ok := next[k]; !ok || old != c.Set[k] {
-			set[k] = c.Set[k]
-		}
-		next[k] = c.Set[k]
-	}
-	var deleted []string
-	for _, k := range c.Delete {
-		if _, ok := next[k]; ok && !slices.Contains(deleted, k) {
-			delete(next, k)
-			deleted = append(deleted, k)
-		}
-	}
-	if err := x.checkAttributes(next); err != nil {
-		return err
-	}
-	if len(set) == 0 && len(deleted) == 0 {
-		return nil
-	}
-	if len(set) == 0 {
-		set = nil
-	}
-	slices.Sort(deleted)
-	x.emit(x.roomKey(c.Room), &AttributesUpdatedData{Set: set, Deleted: deleted, By: m.User})
 	return nil
 }

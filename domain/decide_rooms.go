@@ -33,6 +33,9 @@ func (x *decision) validRoomConfig(cfg RoomConfig) error {
 	if cfg.DestroyDelay < 0 || cfg.DestroyDelay > x.pol.Limits.MaxDestroyDelaySeconds {
 		return ErrDestroyDelayInvalid.With("%d seconds", cfg.DestroyDelay)
 	}
+	if cfg.MaxMembers < 0 {
+		return invalid("max members must not be negative, got %d", cfg.MaxMembers)
+	}
 	return x.checkAttributes(cfg.Attributes)
 }
 
@@ -94,13 +97,16 @@ func (x *decision) join(c JoinRoom) error {
 	if err := x.checkCreate(r, c.Create); err != nil {
 		return err
 	}
+	if err := checkCapacity(r, c.User.ID); err != nil {
+		return x.refuseJoin(s, c.Session, c.Room, err)
+	}
 	claim, err := x.claimRoom(s, c.Session, c.User, mode, c.Room, r, "")
 	if err != nil {
 		return err
 	}
 	x.enter(r, c.Room, joiner{
 		session: c.Session, user: c.User, role: c.Role, canPublish: c.Grant.CanPublish,
-		claim: claim, via: c.Via, name: c.RoomName, config: c.Config,
+		claim: claim, via: c.Via, name: c.RoomName, config: c.Config, quiet: c.Quiet,
 	})
 	return nil
 }
@@ -218,6 +224,7 @@ type joiner struct {
 	via        Via
 	name       string
 	config     RoomConfig
+	quiet      bool
 }
 
 // enter emits the room step of a join: create the room if needed, kick the
@@ -231,7 +238,7 @@ func (x *decision) enter(r *Room, id RoomID, j joiner) {
 			attrs = nil
 		}
 		x.emit(rk, &RoomCreatedData{Name: j.name, Attributes: attrs, DestroyDelay: j.config.DestroyDelay,
-			By: j.user.ID, Session: j.session, Via: j.via})
+			By: j.user.ID, Session: j.session, Via: j.via, MaxMembers: j.config.MaxMembers})
 	}
 	if old, ok := r.Members[j.user.ID]; ok && old.Session != j.session {
 		// One session per user and room: the older one is kicked here, and
@@ -242,7 +249,7 @@ func (x *decision) enter(r *Room, id RoomID, j joiner) {
 	}
 	canPublish := j.canPublish && j.role == Anchor
 	x.emit(rk, &MemberJoinedData{User: j.user.ID, UserName: j.user.Name, Session: j.session, Role: j.role,
-		CanPublish: canPublish, Claim: j.claim, Via: j.via})
+		CanPublish: canPublish, Claim: j.claim, Via: j.via, Quiet: j.quiet})
 }
 
 // removeMember emits, in the room's step, the stops of the member's streams
@@ -262,6 +269,7 @@ func (x *decision) removeMember(r *Room, id RoomID, m *Member, reason Reason, by
 			Reason: reason})
 		stopped = append(stopped, StreamClaim{Stream: sid, User: m.User, Session: m.Session, Claim: st.Claim})
 	}
+	x.ownerLeft(r, id, m)
 	x.emit(rk, &MemberLeftData{User: m.User, UserName: m.UserName, Session: m.Session, Claim: m.Claim, Reason: reason,
 		BySession: by, Detail: detail})
 	if mayDestroy && len(r.Members) == 1 && r.DestroyDelay == 0 && r.Exists {
@@ -408,6 +416,9 @@ func (x *decision) switchRoom(c SwitchRoom) error {
 		if err := x.checkCreate(to, c.Create); err != nil {
 			return err
 		}
+		if err := checkCapacity(to, s.User); err != nil {
+			return err
+		}
 		var err error
 		if claim, err = x.claimRoom(s, c.Session, user, s.Mode, c.To, to, c.From); err != nil {
 			return err
@@ -422,6 +433,9 @@ func (x *decision) switchRoom(c SwitchRoom) error {
 	}
 	if _, ok := to.MemberBySession(s.User, c.Session); !ok {
 		err := x.checkCreate(to, c.Create)
+		if err == nil {
+			err = checkCapacity(to, s.User)
+		}
 		if err == nil && to.claimVoided(KindSession, string(c.Session), claim) {
 			err = ErrTimeout.With("a concurrent command of the session took the target room's slot")
 		}

@@ -24,6 +24,9 @@ func (x *decision) memberOf(s *Session, sid SessionID, id RoomID) (*Room, *Membe
 	return r, m, nil
 }
 
+// maxNodeBytes bounds a media node's name as a publish records it.
+const maxNodeBytes = 64
+
 // publish decides startPublishingStream.
 //
 // Steps: [void a stale claim in its room] → stream registry (claim) → room
@@ -32,6 +35,9 @@ func (x *decision) memberOf(s *Session, sid SessionID, id RoomID) (*Room, *Membe
 func (x *decision) publish(c PublishStream) error {
 	if err := errorsJoinArgs(ValidateSessionID(c.Session), ValidateStreamID(c.Stream)); err != nil {
 		return err
+	}
+	if len(c.Node) > maxNodeBytes {
+		return ErrInvalidArgument.With("media node name longer than %d bytes", maxNodeBytes)
 	}
 	if len(c.ExtraInfo) > x.pol.Limits.StreamExtraInfoBytes {
 		return ErrStreamExtraInfoLarge.With("%d bytes, at most %d", len(c.ExtraInfo), x.pol.Limits.StreamExtraInfoBytes)
@@ -94,7 +100,7 @@ func (x *decision) publish(c PublishStream) error {
 		claim = x.emit(sk, &StreamClaimedData{Room: id, User: s.User, Session: c.Session, Command: x.m.ID})
 	}
 	x.emit(rk, &StreamPublishedData{Stream: c.Stream, User: s.User, UserName: m.UserName, Session: c.Session,
-		ExtraInfo: c.ExtraInfo, Claim: claim})
+		ExtraInfo: c.ExtraInfo, Claim: claim, Node: c.Node})
 	return nil
 }
 
@@ -134,6 +140,31 @@ func (x *decision) stopPublishing(c StopPublishing) error {
 		Session: c.Session, Claim: st.Claim, Reason: ReasonStopped})
 	x.emit(x.streamKey(c.Stream), &StreamReleasedData{Claim: st.Claim, Reason: ReasonStopped})
 	x.out.Rooms = []RoomID{e.Room}
+	return nil
+}
+
+// stopNodeStreams stops the room's streams hosted on a dead media node.
+// Steps: room → (registries, by the reactor's follow-ups).
+func (x *decision) stopNodeStreams(c StopNodeStreams) error {
+	if err := checkArg(ValidateRoomID(c.Room)); err != nil {
+		return err
+	}
+	if c.Node == "" || len(c.Node) > maxNodeBytes {
+		return invalid("a media node name of 1 to %d bytes is required", maxNodeBytes)
+	}
+	if err := x.load(x.roomKey(c.Room)); err != nil {
+		return err
+	}
+	r := x.room(c.Room)
+	x.out.Rooms = []RoomID{c.Room}
+	for _, id := range sortedKeys(r.Streams) {
+		st := r.Streams[id]
+		if st.Node != c.Node {
+			continue
+		}
+		x.emit(x.roomKey(c.Room), &StreamStoppedData{Stream: id, User: st.User, UserName: st.UserName,
+			Session: st.Session, Claim: st.Claim, Reason: ReasonMediaNodeLost})
+	}
 	return nil
 }
 

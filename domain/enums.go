@@ -82,12 +82,14 @@ const (
 	ReasonRoomDestroyed        Reason = "room_destroyed"         // the room was destroyed
 	ReasonLoginFailed          Reason = "login_failed"           // a claimed login could not complete
 	ReasonClaimVoided          Reason = "claim_voided"           // the room refused the claim for good
+	ReasonMediaNodeLost        Reason = "media_node_lost"        // the media node hosting the stream died
 )
 
 // Reasons lists every reason.
 func Reasons() []Reason {
 	return []Reason{ReasonStopped, ReasonLogout, ReasonLeave, ReasonSwitch, ReasonKickedByBackend,
-		ReasonKickedDuplicateLogin, ReasonHeartbeatTimeout, ReasonRoomDestroyed, ReasonLoginFailed, ReasonClaimVoided}
+		ReasonKickedDuplicateLogin, ReasonHeartbeatTimeout, ReasonRoomDestroyed, ReasonLoginFailed, ReasonClaimVoided,
+		ReasonMediaNodeLost}
 }
 
 // ParseReason parses a stored reason.

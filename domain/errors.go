@@ -19,6 +19,10 @@ type Error struct {
 	Message string
 	// Detail is optional context for this occurrence (which field, which limit).
 	Detail string
+	// Data is optional structured context a client can act on (the current
+	// values behind a version conflict, the keys a partial write skipped); a
+	// protocol reply carries it as its data.
+	Data any
 }
 
 func (e *Error) Error() string {
@@ -41,6 +45,13 @@ func (e *Error) With(format string, args ...any) *Error {
 	return &c
 }
 
+// WithData returns a copy of e carrying data for this occurrence.
+func (e *Error) WithData(data any) *Error {
+	c := *e
+	c.Data = data
+	return &c
+}
+
 func newError(code Code, name, msg string) *Error {
 	return &Error{Code: code, Name: name, Message: msg}
 }
@@ -50,6 +61,7 @@ var (
 	ErrRoomModeAfterLogin  = newError(1001020, "room_mode_after_login", "the room mode must be chosen before the first login")
 	ErrUserMismatch        = newError(1002018, "user_mismatch", "every login of one session must carry the same user ID and user name")
 	ErrNotInRoom           = newError(1002002, "not_in_room", "the session is not logged in to this room")
+	ErrRoomFull            = newError(1002034, "room_full", "the room has reached its maximum member count")
 	ErrTokenInvalid        = newError(1002033, "token_invalid", "the token is missing, malformed, expired, or not for this app, user or room")
 	ErrMultiRoomNotAllowed = newError(1002036, "multi_room_not_allowed", "multi-room mode is not enabled for this app")
 	ErrTooManyRooms        = newError(1002037, "too_many_rooms", "the session is already logged in to the maximum number of rooms")
@@ -72,6 +84,8 @@ var (
 	ErrUserNotInRoom        = newError(1902007, "user_not_in_room", "the user is not a member of the room")
 	ErrAlreadyInRoom        = newError(1902008, "already_in_room", "the session is already in the target room")
 	ErrSessionNotOpen       = newError(1902009, "session_not_open", "the session has never logged in")
+	ErrAttributeOwned       = newError(1902010, "room_attribute_owned", "the room attribute belongs to another member; set force to overwrite or delete it")
+	ErrMemberAttrsInvalid   = newError(1902011, "member_attributes_invalid", "the room member attributes exceed their limits")
 )
 
 // roomlog's own codes: streams (19030xx).
@@ -89,6 +103,7 @@ var (
 	ErrRateLimited       = newError(1905002, "rate_limited", "the room's rate limit for this kind of message is exhausted; retry later")
 	ErrExtraInfoInvalid  = newError(1905003, "room_extra_info_invalid", "the room extra info key or value is empty or too large, or there are too many keys")
 	ErrRecipientsInvalid = newError(1905004, "recipients_invalid", "the custom command's recipient list is invalid")
+	ErrVersionConflict   = newError(1905005, "version_conflict", "the value changed since the version the write was based on; the reply's data holds the current values")
 	ErrInvalidArgument   = newError(1906001, "invalid_argument", "an argument is missing or malformed")
 	ErrInternal          = newError(1906099, "internal_error", "the server failed to handle the request")
 	ErrUnavailable       = newError(1906098, "unavailable", "the room log is unavailable; retry later")
@@ -97,13 +112,14 @@ var (
 // Errors lists every sentinel, for documentation and tests.
 func Errors() []*Error {
 	return []*Error{
-		ErrRoomModeAfterLogin, ErrUserMismatch, ErrNotInRoom, ErrTokenInvalid, ErrMultiRoomNotAllowed,
+		ErrRoomModeAfterLogin, ErrUserMismatch, ErrNotInRoom, ErrRoomFull, ErrTokenInvalid, ErrMultiRoomNotAllowed,
 		ErrTooManyRooms, ErrKickedDuplicate, ErrReconnecting, ErrTimeout, ErrKickedByBackend,
 		ErrPublishRoomRequired, ErrPlayRoomRequired,
 		ErrAlreadyInAnotherRoom, ErrRoomNotExist, ErrRoomAlreadyExists, ErrAttributesInvalid,
 		ErrDestroyDelayInvalid, ErrNotLoggedIn, ErrUserNotInRoom, ErrAlreadyInRoom, ErrSessionNotOpen,
+		ErrAttributeOwned, ErrMemberAttrsInvalid,
 		ErrStreamIDInUse, ErrPublishNotAllowed, ErrStreamNotFound, ErrNotStreamPublisher, ErrStreamExtraInfoLarge,
-		ErrMessageTooLarge, ErrRateLimited, ErrExtraInfoInvalid, ErrRecipientsInvalid,
+		ErrMessageTooLarge, ErrRateLimited, ErrExtraInfoInvalid, ErrRecipientsInvalid, ErrVersionConflict,
 		ErrInvalidArgument, ErrInternal, ErrUnavailable,
 	}
 }

@@ -12,20 +12,21 @@ type EventType string
 
 // Room events.
 const (
-	RoomCreated                EventType = "room.created"
-	RoomMemberJoined           EventType = "room.member_joined"
-	RoomMemberLeft             EventType = "room.member_left"
-	RoomStreamPublished        EventType = "room.stream_published"
-	RoomStreamStopped          EventType = "room.stream_stopped"
-	RoomStreamExtraInfoUpdated EventType = "room.stream_extra_info_updated"
-	RoomStreamPlayStarted      EventType = "room.stream_play_started"
-	RoomStreamPlayStopped      EventType = "room.stream_play_stopped"
-	RoomBroadcastSent          EventType = "room.broadcast_sent"
-	RoomCustomCommandSent      EventType = "room.custom_command_sent"
-	RoomExtraInfoUpdated       EventType = "room.extra_info_updated"
-	RoomAttributesUpdated      EventType = "room.attributes_updated"
-	RoomClaimVoided            EventType = "room.claim_voided"
-	RoomDestroyed              EventType = "room.destroyed"
+	RoomCreated                 EventType = "room.created"
+	RoomMemberJoined            EventType = "room.member_joined"
+	RoomMemberLeft              EventType = "room.member_left"
+	RoomStreamPublished         EventType = "room.stream_published"
+	RoomStreamStopped           EventType = "room.stream_stopped"
+	RoomStreamExtraInfoUpdated  EventType = "room.stream_extra_info_updated"
+	RoomStreamPlayStarted       EventType = "room.stream_play_started"
+	RoomStreamPlayStopped       EventType = "room.stream_play_stopped"
+	RoomBroadcastSent           EventType = "room.broadcast_sent"
+	RoomCustomCommandSent       EventType = "room.custom_command_sent"
+	RoomExtraInfoUpdated        EventType = "room.extra_info_updated"
+	RoomAttributesUpdated       EventType = "room.attributes_updated"
+	RoomMemberAttributesUpdated EventType = "room.member_attributes_updated"
+	RoomClaimVoided             EventType = "room.claim_voided"
+	RoomDestroyed               EventType = "room.destroyed"
 )
 
 // Session events.
@@ -50,7 +51,8 @@ func EventTypes() []EventType { return slices.Clone(eventTypes[:]) }
 var eventTypes = [...]EventType{
 	RoomCreated, RoomMemberJoined, RoomMemberLeft, RoomStreamPublished, RoomStreamStopped,
 	RoomStreamExtraInfoUpdated, RoomStreamPlayStarted, RoomStreamPlayStopped, RoomBroadcastSent,
-	RoomCustomCommandSent, RoomExtraInfoUpdated, RoomAttributesUpdated, RoomClaimVoided, RoomDestroyed,
+	RoomCustomCommandSent, RoomExtraInfoUpdated, RoomAttributesUpdated, RoomMemberAttributesUpdated, RoomClaimVoided,
+	RoomDestroyed,
 	SessionOpened, SessionRoomClaimed, SessionRoomReleased, SessionKicked, SessionTimedOut,
 	StreamClaimed, StreamReleased,
 }
@@ -97,6 +99,8 @@ func newPayload(t EventType) Payload {
 		return &ExtraInfoUpdatedData{}
 	case RoomAttributesUpdated:
 		return &AttributesUpdatedData{}
+	case RoomMemberAttributesUpdated:
+		return &MemberAttributesUpdatedData{}
 	case RoomClaimVoided:
 		return &ClaimVoidedData{}
 	case RoomDestroyed:
@@ -181,6 +185,8 @@ type RoomCreatedData struct {
 	By           UserID            `json:"by"`
 	Session      SessionID         `json:"session"`
 	Via          Via               `json:"via"`
+	// MaxMembers is the room's capacity, 0 for none (added in v1.2).
+	MaxMembers int `json:"max_members,omitempty"`
 }
 
 // MemberJoinedData records that a session joined a room as a user.
@@ -193,6 +199,9 @@ type MemberJoinedData struct {
 	// Claim is the sequence of the session event that claimed this room.
 	Claim uint64 `json:"claim"`
 	Via   Via    `json:"via"`
+	// Quiet: the member asked not to be told of other members (ZEGO
+	// isUserStatusNotify = false; added in v1.2).
+	Quiet bool `json:"quiet,omitempty"`
 }
 
 // MemberLeftData records that a member left or was removed.
@@ -220,6 +229,10 @@ type StreamPublishedData struct {
 	ExtraInfo string    `json:"extra_info,omitempty"`
 	// Claim is the sequence of the stream registry event that claimed the ID.
 	Claim uint64 `json:"claim"`
+	// Node is the media node that hosts the stream's media (added in v1.2:
+	// older events lack it, and so do streams published where no media
+	// node runs).
+	Node string `json:"node,omitempty"`
 }
 
 // StreamStoppedData records that a stream stopped being published here.
@@ -290,6 +303,34 @@ type AttributesUpdatedData struct {
 	Set     map[string]string `json:"set,omitempty"`
 	Deleted []string          `json:"deleted,omitempty"`
 	By      UserID            `json:"by"`
+	// The fields below were added in v1.2; older events lack them and fold
+	// as a plain write: the writer owns the keys it creates.
+	//
+	// UpdateOwner: By becomes the owner of every key in Set.
+	UpdateOwner bool `json:"update_owner,omitempty"`
+	// DeleteAfterOwnerLeft applies to the keys in Set whose owner is By.
+	DeleteAfterOwnerLeft bool `json:"delete_after_owner_left,omitempty"`
+	// Force: the write overwrote or deleted keys other members own.
+	Force bool `json:"force,omitempty"`
+	// Batch: a ZIM batch operation (roomAttributesBatchUpdated).
+	Batch bool `json:"batch,omitempty"`
+	// OwnerLeft: By left the room and its keys went with it.
+	OwnerLeft bool `json:"owner_left,omitempty"`
+}
+
+// MemberAttributesUpdatedData records set and deleted attributes of room
+// members (ZIM setRoomMembersAttributes), one entry per member changed.
+type MemberAttributesUpdatedData struct {
+	Members []MemberAttributes `json:"members"`
+	By      UserID             `json:"by"`
+	ByName  string             `json:"by_name,omitempty"`
+}
+
+// MemberAttributes is the change to one member's attributes.
+type MemberAttributes struct {
+	User    UserID            `json:"user"`
+	Set     map[string]string `json:"set,omitempty"`
+	Deleted []string          `json:"deleted,omitempty"`
 }
 
 // ClaimVoidedData records that the room will never honour a claim: a claim
@@ -388,24 +429,25 @@ type StreamReleasedData struct {
 	Reason Reason `json:"reason"`
 }
 
-func (*RoomCreatedData) EventType() EventType       { return RoomCreated }
-func (*MemberJoinedData) EventType() EventType      { return RoomMemberJoined }
-func (*MemberLeftData) EventType() EventType        { return RoomMemberLeft }
-func (*StreamPublishedData) EventType() EventType   { return RoomStreamPublished }
-func (*StreamStoppedData) EventType() EventType     { return RoomStreamStopped }
-func (*StreamExtraInfoData) EventType() EventType   { return RoomStreamExtraInfoUpdated }
-func (*PlayStartedData) EventType() EventType       { return RoomStreamPlayStarted }
-func (*PlayStoppedData) EventType() EventType       { return RoomStreamPlayStopped }
-func (*BroadcastSentData) EventType() EventType     { return RoomBroadcastSent }
-func (*CustomCommandSentData) EventType() EventType { return RoomCustomCommandSent }
-func (*ExtraInfoUpdatedData) EventType() EventType  { return RoomExtraInfoUpdated }
-func (*AttributesUpdatedData) EventType() EventType { return RoomAttributesUpdated }
-func (*ClaimVoidedData) EventType() EventType       { return RoomClaimVoided }
-func (*RoomDestroyedData) EventType() EventType     { return RoomDestroyed }
-func (*SessionOpenedData) EventType() EventType     { return SessionOpened }
-func (*RoomClaimedData) EventType() EventType       { return SessionRoomClaimed }
-func (*RoomReleasedData) EventType() EventType      { return SessionRoomReleased }
-func (*SessionKickedData) EventType() EventType     { return SessionKicked }
-func (*SessionTimedOutData) EventType() EventType   { return SessionTimedOut }
-func (*StreamClaimedData) EventType() EventType     { return StreamClaimed }
-func (*StreamReleasedData) EventType() EventType    { return StreamReleased }
+func (*RoomCreatedData) EventType() EventType             { return RoomCreated }
+func (*MemberJoinedData) EventType() EventType            { return RoomMemberJoined }
+func (*MemberLeftData) EventType() EventType              { return RoomMemberLeft }
+func (*StreamPublishedData) EventType() EventType         { return RoomStreamPublished }
+func (*StreamStoppedData) EventType() EventType           { return RoomStreamStopped }
+func (*StreamExtraInfoData) EventType() EventType         { return RoomStreamExtraInfoUpdated }
+func (*PlayStartedData) EventType() EventType             { return RoomStreamPlayStarted }
+func (*PlayStoppedData) EventType() EventType             { return RoomStreamPlayStopped }
+func (*BroadcastSentData) EventType() EventType           { return RoomBroadcastSent }
+func (*CustomCommandSentData) EventType() EventType       { return RoomCustomCommandSent }
+func (*ExtraInfoUpdatedData) EventType() EventType        { return RoomExtraInfoUpdated }
+func (*AttributesUpdatedData) EventType() EventType       { return RoomAttributesUpdated }
+func (*MemberAttributesUpdatedData) EventType() EventType { return RoomMemberAttributesUpdated }
+func (*ClaimVoidedData) EventType() EventType             { return RoomClaimVoided }
+func (*RoomDestroyedData) EventType() EventType           { return RoomDestroyed }
+func (*SessionOpenedData) EventType() EventType           { return SessionOpened }
+func (*RoomClaimedData) EventType() EventType             { return SessionRoomClaimed }
+func (*RoomReleasedData) EventType() EventType            { return SessionRoomReleased }
+func (*SessionKickedData) EventType() EventType           { return SessionKicked }
+func (*SessionTimedOutData) EventType() EventType         { return SessionTimedOut }
+func (*StreamClaimedData) EventType() EventType           { return StreamClaimed }
+func (*StreamReleasedData) EventType() EventType          { return StreamReleased }

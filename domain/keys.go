@@ -27,6 +27,8 @@ func Keys(app AppID, c Command) []Key {
 		return []Key{sess(c.Session), stream(c.Stream)}
 	case StopPublishing:
 		return []Key{sess(c.Session), stream(c.Stream)}
+	case StopNodeStreams:
+		return []Key{room(c.Room)}
 	case SetStreamExtraInfo:
 		return []Key{sess(c.Session), stream(c.Stream)}
 	case PlayStream:
@@ -45,6 +47,8 @@ func Keys(app AppID, c Command) []Key {
 	case SetRoomExtraInfo:
 		return []Key{sess(c.Session), room(c.Room)}
 	case SetRoomAttributes:
+		return []Key{sess(c.Session), room(c.Room)}
+	case SetMemberAttributes:
 		return []Key{sess(c.Session), room(c.Room)}
 	case KickUser:
 		return []Key{room(c.Room)}

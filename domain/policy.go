@@ -23,7 +23,16 @@ type Limits struct {
 	AttributeKeyBytes      int `json:"attribute_key_bytes"`
 	AttributeValueBytes    int `json:"attribute_value_bytes"`
 	AttributeTotalBytes    int `json:"attribute_total_bytes"`
+	AttributesPerSecond    int `json:"attributes_per_second"` // room attribute writes per room
 	MaxDestroyDelaySeconds int `json:"max_destroy_delay_s"`
+	// Room member attributes (ZIM setRoomMembersAttributes).
+	MemberAttributeKeys       int `json:"member_attribute_keys"` // per member
+	MemberAttributeKeyBytes   int `json:"member_attribute_key_bytes"`
+	MemberAttributeValueBytes int `json:"member_attribute_value_bytes"`
+	MemberAttributeUsers      int `json:"member_attribute_users"`       // members one write may name
+	MemberAttributesPerSecond int `json:"member_attributes_per_second"` // writes per room
+	// HistoryPage is the most messages one history query or login returns.
+	HistoryPage int `json:"history_page"`
 }
 
 // DefaultLimits returns the limits published by ZEGO and ZIM.
@@ -44,7 +53,15 @@ func DefaultLimits() Limits {
 		AttributeKeyBytes:      16,
 		AttributeValueBytes:    1024,
 		AttributeTotalBytes:    5 * 1024,
+		AttributesPerSecond:    10,
 		MaxDestroyDelaySeconds: 10800,
+
+		MemberAttributeKeys:       30,
+		MemberAttributeKeyBytes:   8,
+		MemberAttributeValueBytes: 64,
+		MemberAttributeUsers:      100,
+		MemberAttributesPerSecond: 10,
+		HistoryPage:               100,
 	}
 }
 
@@ -87,6 +104,13 @@ func (p Policy) Validate() error {
 	positive("attribute_key_bytes", l.AttributeKeyBytes)
 	positive("attribute_value_bytes", l.AttributeValueBytes)
 	positive("attribute_total_bytes", l.AttributeTotalBytes)
+	positive("attributes_per_second", l.AttributesPerSecond)
+	positive("member_attribute_keys", l.MemberAttributeKeys)
+	positive("member_attribute_key_bytes", l.MemberAttributeKeyBytes)
+	positive("member_attribute_value_bytes", l.MemberAttributeValueBytes)
+	positive("member_attribute_users", l.MemberAttributeUsers)
+	positive("member_attributes_per_second", l.MemberAttributesPerSecond)
+	positive("history_page", l.HistoryPage)
 	if l.MaxDestroyDelaySeconds < 0 {
 		errs = append(errs, fmt.Errorf("max_destroy_delay_s must not be negative, got %d", l.MaxDestroyDelaySeconds))
 	}

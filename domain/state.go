@@ -34,6 +34,18 @@ type Member struct {
 	JoinedAt   time.Time         `json:"joined_at"`
 	Playing    map[StreamID]bool `json:"playing,omitempty"`
 	Publishing map[StreamID]bool `json:"publishing,omitempty"`
+	// Quiet members are not sent other members' ADD and DELETE.
+	Quiet bool `json:"quiet,omitempty"`
+	// Attributes are the member's room member attributes (ZIM).
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// AttributeMeta is who owns a room attribute and which event last wrote it.
+type AttributeMeta struct {
+	Owner UserID `json:"owner"`
+	// Version is the room seq of the event that last set the key.
+	Version              uint64 `json:"version"`
+	DeleteAfterOwnerLeft bool   `json:"delete_after_owner_left,omitempty"`
 }
 
 // Stream is a stream published in a room.
@@ -45,6 +57,8 @@ type Stream struct {
 	ExtraInfo   string    `json:"extra_info,omitempty"`
 	Claim       uint64    `json:"claim"`
 	PublishedAt time.Time `json:"published_at"`
+	// Node is the media node hosting the stream's media.
+	Node string `json:"node,omitempty"`
 }
 
 // ExtraInfo is one room extra info value (ZEGO setRoomExtraInfo).
@@ -53,6 +67,8 @@ type ExtraInfo struct {
 	By        UserID    `json:"by"`
 	ByName    string    `json:"by_name,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Version is the room seq of the event that set the value.
+	Version uint64 `json:"version"`
 }
 
 // Window counts events in one whole second, for the per-room rate limits.
@@ -82,19 +98,25 @@ type Rates struct {
 	ExtraInfo     Window            `json:"extra_info"`
 	CommandToMany Window            `json:"command_to_many"`
 	CommandToOne  map[UserID]Window `json:"command_to_one,omitempty"`
+	Attributes    Window            `json:"attributes"`
+	MemberAttrs   Window            `json:"member_attributes"`
 }
 
 // Room is the state of a room aggregate.
 type Room struct {
 	Head
-	Exists       bool                 `json:"exists"`
-	Name         string               `json:"name,omitempty"`
-	CreatedAt    time.Time            `json:"created_at,omitzero"`
-	DestroyDelay int                  `json:"destroy_delay_s,omitempty"`
-	Attributes   map[string]string    `json:"attributes,omitempty"`
-	ExtraInfo    map[string]ExtraInfo `json:"extra_info,omitempty"`
-	Members      map[UserID]*Member   `json:"members,omitempty"`
-	Streams      map[StreamID]*Stream `json:"streams,omitempty"`
+	Exists       bool      `json:"exists"`
+	Name         string    `json:"name,omitempty"`
+	CreatedAt    time.Time `json:"created_at,omitzero"`
+	DestroyDelay int       `json:"destroy_delay_s,omitempty"`
+	// MaxMembers is the room's capacity (0: none).
+	MaxMembers int               `json:"max_members,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	// AttributeMeta holds, per attribute key, its owner and version.
+	AttributeMeta map[string]AttributeMeta `json:"attribute_meta,omitempty"`
+	ExtraInfo     map[string]ExtraInfo     `json:"extra_info,omitempty"`
+	Members       map[UserID]*Member       `json:"members,omitempty"`
+	Streams       map[StreamID]*Stream     `json:"streams,omitempty"`
 	// EmptySince is when the last member left a room that still exists; the
 	// room is destroyed DestroyDelay seconds later unless someone joins.
 	EmptySince time.Time `json:"empty_since,omitzero"`
@@ -136,14 +158,21 @@ func (r *Room) Apply(e *Event) {
 		r.Name = d.Name
 		r.CreatedAt = e.Time
 		r.DestroyDelay = d.DestroyDelay
+		r.MaxMembers = d.MaxMembers
 		r.Attributes = maps.Clone(d.Attributes)
+		for _, k := range sortedKeys(d.Attributes) {
+			if r.AttributeMeta == nil {
+				r.AttributeMeta = map[string]AttributeMeta{}
+			}
+			r.AttributeMeta[k] = AttributeMeta{Owner: d.By, Version: e.Seq}
+		}
 		r.EmptySince = e.Time // empty until the creator's join, in the same message
 	case *MemberJoinedData:
 		if r.Members == nil {
 			r.Members = map[UserID]*Member{}
 		}
 		r.Members[d.User] = &Member{User: d.User, UserName: d.UserName, Session: d.Session, Role: d.Role,
-			CanPublish: d.CanPublish, Claim: d.Claim, Via: d.Via, JoinedAt: e.Time}
+			CanPublish: d.CanPublish, Claim: d.Claim, Via: d.Via, JoinedAt: e.Time, Quiet: d.Quiet}
 		r.EmptySince = time.Time{}
 	case *MemberLeftData:
 		delete(r.Members, d.User)
@@ -158,7 +187,7 @@ func (r *Room) Apply(e *Event) {
 			r.Streams = map[StreamID]*Stream{}
 		}
 		s := &Stream{ID: d.Stream, User: d.User, Session: d.Session, ExtraInfo: d.ExtraInfo, Claim: d.Claim,
-			PublishedAt: e.Time}
+			PublishedAt: e.Time, Node: d.Node}
 		if m, ok := r.Members[d.User]; ok {
 			s.UserName = m.UserName
 			if m.Publishing == nil {
@@ -221,19 +250,20 @@ func (r *Room) Apply(e *Event) {
 		if r.ExtraInfo == nil {
 			r.ExtraInfo = map[string]ExtraInfo{}
 		}
-		r.ExtraInfo[d.Key] = ExtraInfo{Value: d.Value, By: d.By, ByName: d.ByName, UpdatedAt: e.Time}
+		r.ExtraInfo[d.Key] = ExtraInfo{Value: d.Value, By: d.By, ByName: d.ByName, UpdatedAt: e.Time, Version: e.Seq}
 		r.Rates.ExtraInfo.add(e.Time)
 	case *AttributesUpdatedData:
-		if r.Attributes == nil && len(d.Set) > 0 {
-			r.Attributes = map[string]string{}
+		r.applyAttributes(d, e.Seq)
+		if !d.OwnerLeft {
+			r.Rates.Attributes.add(e.Time)
 		}
-		maps.Copy(r.Attributes, d.Set)
-		for _, k := range d.Deleted {
-			delete(r.Attributes, k)
+	case *MemberAttributesUpdatedData:
+		for _, ch := range d.Members {
+			if m, ok := r.Members[ch.User]; ok {
+				m.applyAttributes(ch)
+			}
 		}
-		if len(r.Attributes) == 0 {
-			r.Attributes = nil
-		}
+		r.Rates.MemberAttrs.add(e.Time)
 	case *ClaimVoidedData:
 		if r.Voided == nil {
 			r.Voided = map[string]uint64{}
@@ -328,4 +358,48 @@ func (s *StreamEntry) Apply(e *Event) {
 		}
 	}
 	s.advance(e)
+}
+
+func (r *Room) applyAttributes(d *AttributesUpdatedData, seq uint64) {
+	if r.Attributes == nil && len(d.Set) > 0 {
+		r.Attributes = map[string]string{}
+	}
+	if r.AttributeMeta == nil && len(d.Set) > 0 {
+		r.AttributeMeta = map[string]AttributeMeta{}
+	}
+	for _, k := range sortedKeys(d.Set) {
+		meta, existed := r.AttributeMeta[k]
+		if _, had := r.Attributes[k]; !had || !existed || d.UpdateOwner {
+			meta.Owner = d.By
+		}
+		if meta.Owner == d.By {
+			meta.DeleteAfterOwnerLeft = d.DeleteAfterOwnerLeft
+		}
+		meta.Version = seq
+		r.Attributes[k] = d.Set[k]
+		r.AttributeMeta[k] = meta
+	}
+	for _, k := range d.Deleted {
+		delete(r.Attributes, k)
+		delete(r.AttributeMeta, k)
+	}
+	if len(r.Attributes) == 0 {
+		r.Attributes = nil
+	}
+	if len(r.AttributeMeta) == 0 {
+		r.AttributeMeta = nil
+	}
+}
+
+func (m *Member) applyAttributes(ch MemberAttributes) {
+	if m.Attributes == nil && len(ch.Set) > 0 {
+		m.Attributes = map[string]string{}
+	}
+	maps.Copy(m.Attributes, ch.Set)
+	for _, k := range ch.Deleted {
+		delete(m.Attributes, k)
+	}
+	if len(m.Attributes) == 0 {
+		m.Attributes = nil
+	}
 }

@@ -211,6 +211,15 @@ func (m *Model) partial(k domain.Key) bool {
 // the room's destruction removes it.
 func (a *App) connections(e *domain.Event, r *domain.Room) {
 	room := domain.RoomID(e.AggregateID)
+	// A session that came back after it left the model (it logs in again
+	// after leaving every room) has no SessionOpened in its new history:
+	// its joins name its user, which readers of the model (the SFU) look
+	// members up by. Partial states are never handed to the engine.
+	if d, ok := e.Data.(*domain.MemberJoinedData); ok {
+		if s := a.Sessions[d.Session]; s != nil && s.User == "" && a.Partial[partialKey(domain.KindSession, string(d.Session))] {
+			s.Opened, s.User, s.UserName = true, d.User, d.UserName
+		}
+	}
 	connectionChanges(e, r, func(s domain.SessionID, c Connection) {
 		if c.State == domain.StateLogined {
 			if a.Connections[s] == nil {

@@ -1380,3 +1380,34 @@ func TestASlowSubscriberStallsNeitherTheFoldNorTheOthers(t *testing.T) {
 			len(slow), len(want), firstDiff(slow, want))
 	}
 }
+
+// A session that leaves every room leaves the model; when it logs in again
+// its copy there begins with the new claim, is partial (the engine reads it
+// from the log), and knows its user from its join, so that readers that
+// look a session's membership up by user (the SFU) still find it.
+func TestASessionThatComesBackKnowsItsUser(t *testing.T) {
+	r := newRig(t, multiPolicy())
+	r.must(loginMulti("s1", "u1", "r1"), loginMulti("s2", "u2", "r1"),
+		domain.LeaveRoom{Session: "s1", Room: "r1", Reason: domain.ReasonLogout})
+	r.live.Read(func(m *projections.Model) {
+		if s := m.App(app).Sessions["s1"]; s != nil {
+			t.Fatalf("a session in no room is still in the model: %+v", s)
+		}
+	})
+	r.must(loginMulti("s1", "u1", "r2"))
+	ctx := estest.Ctx(t)
+	if _, _, ok, err := r.live.State(ctx, domain.SessionKey(app, "s1"), 0); ok || err != nil {
+		t.Fatalf("State of the returning session = ok %v, %v; want not ok (partial)", ok, err)
+	}
+	fromLog, ok, err := projections.ReadState(ctx, r.log, domain.SessionKey(app, "s1"))
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	want := fromLog.(*domain.Session)
+	r.live.Read(func(m *projections.Model) {
+		s := m.App(app).Sessions["s1"]
+		if s == nil || !s.Opened || s.User != want.User || s.UserName != want.UserName || len(s.Claims) != 1 || s.Seq != want.Seq {
+			t.Fatalf("the returning session in the model: %+v; from the log: %+v", s, want)
+		}
+	})
+}

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -43,6 +45,10 @@ type options struct {
 	shutdownGrace                                                                time.Duration
 	logFormat                                                                    string
 	pprof                                                                        bool
+	// media plane
+	mediaIPs, mediaNAT, mediaICE, mediaPorts string
+	mediaUDPPort                             int
+	noMedia                                  bool
 }
 
 func envName(flag string) string {
@@ -55,7 +61,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	var o options
 	fs := flag.NewFlagSet("roomd", flag.ContinueOnError)
 	fs.SetOutput(errOut)
-	fs.StringVar(&o.role, "role", "all", `"all": a whole node; "nats": only the embedded JetStream server, for nodes started with -nats-url`)
+	fs.StringVar(&o.role, "role", "all", `"all": a whole node; "nats": only the embedded JetStream server, for nodes started with -nats-url; "gateway": a node without media plane (its clients' media goes to the media nodes); "media": a media node (SFU) without gateway, sharing the log`)
 	fs.StringVar(&o.data, "data", "roomlog-data", "folder of the embedded JetStream store")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS URL(s); set, nothing is embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", `the embedded server's client port, for roomctl and other nodes ("off": none)`)
@@ -73,6 +79,12 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", `"text" (key=value lines) or "json" (one JSON object a line)`)
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the -http listener (keep that listener private)")
+	fs.BoolVar(&o.noMedia, "no-media", false, "run no media plane (SFU): media operations answer media_unavailable")
+	fs.StringVar(&o.mediaIPs, "media-ips", "127.0.0.1,::1", `local addresses the SFU offers to WebRTC peers, comma separated ("0.0.0.0": every interface)`)
+	fs.StringVar(&o.mediaNAT, "media-public-ips", "", "public addresses to offer instead (a node behind a 1:1 NAT), comma separated")
+	fs.StringVar(&o.mediaICE, "media-ice-servers", "", "STUN/TURN URLs given to the SFU's peer connections, comma separated (default none)")
+	fs.IntVar(&o.mediaUDPPort, "media-udp-port", 0, "carry all media on this one UDP port (ICE UDP mux; 0: an ephemeral port per peer)")
+	fs.StringVar(&o.mediaPorts, "media-ports", "", `ephemeral UDP port range for media without -media-udp-port, as "min-max"`)
 	for _, f := range []string{"data", "nats-url", "sync", "secret"} {
 		fs.Lookup(f).Usage += " (" + envName(f) + ")"
 	}
@@ -173,6 +185,27 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http, Pprof: o.pprof,
 		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout}}
+	cfg.NoMedia = o.noMedia
+	switch o.role {
+	case "gateway":
+		cfg.NoMedia = true
+	case "media":
+		cfg.NoGateway = true
+		if o.noMedia {
+			return node.Config{}, false, errors.New("-role media with -no-media runs nothing")
+		}
+	}
+	cfg.Media.IPs, cfg.Media.NAT1To1IPs, cfg.Media.UDPPort = splitList(o.mediaIPs), splitList(o.mediaNAT), o.mediaUDPPort
+	if urls := splitList(o.mediaICE); len(urls) > 0 {
+		cfg.Media.ICEServers = []webrtc.ICEServer{{URLs: urls}}
+	}
+	if o.mediaPorts != "" {
+		var lo, hi uint16
+		if _, err := fmt.Sscanf(o.mediaPorts, "%d-%d", &lo, &hi); err != nil || lo == 0 || hi < lo {
+			return node.Config{}, false, fmt.Errorf("-media-ports: want min-max, got %q", o.mediaPorts)
+		}
+		cfg.Media.PortMin, cfg.Media.PortMax = lo, hi
+	}
 	if o.natsURL == "" {
 		cfg.Log.DataDir, cfg.Log.Sync = o.data, mode
 		if o.natsListen != "off" {
@@ -237,25 +270,31 @@ func devSecret(data string) ([]byte, error) {
 
 func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) error {
 	switch o.role {
-	case "all":
+	case "all", "gateway", "media":
 	case "nats":
 		return runNATS(ctx, o, logger)
 	default:
-		return fmt.Errorf("-role: want all or nats, got %q", o.role)
+		return fmt.Errorf("-role: want all, gateway, media or nats, got %q", o.role)
 	}
 	cfg, dev, err := config(o, logger)
 	if err != nil {
 		return err
 	}
+
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	n, err := node.Start(startCtx, cfg)
 	cancel()
 	if err != nil {
 		return err
 	}
-	logger.Info("roomd is running", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
-		"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev)
-	if dev {
+	if cfg.NoGateway {
+		logger.Info("roomd is running as a media node", "node", n.SFU.Node(), "health", "http://"+n.HTTPAddr()+"/readyz",
+			"log", describe(o, n))
+	} else {
+		logger.Info("roomd is running", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
+			"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev, "media", !cfg.NoMedia)
+	}
+	if dev && !cfg.NoGateway {
 		fmt.Fprintf(out, `
 roomd is running in development mode (no -secret given).
   WebSocket:  ws://%[1]s/ws

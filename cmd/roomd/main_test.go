@@ -96,3 +96,30 @@ func TestLogFormat(t *testing.T) {
 		t.Fatalf("-pprof did not reach the node's config: %v", err)
 	}
 }
+
+func TestMediaFlags(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	o, err := parse([]string{"-data", t.TempDir(), "-role", "media", "-media-ips", "0.0.0.0", "-media-public-ips",
+		"203.0.113.7", "-media-udp-port", "5004", "-media-ports", "40000-40100", "-media-ice-servers",
+		"stun:stun.example.org:3478"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config(o, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Media
+	if !cfg.NoGateway || cfg.NoMedia || m.IPs[0] != "0.0.0.0" || m.NAT1To1IPs[0] != "203.0.113.7" || m.UDPPort != 5004 ||
+		m.PortMin != 40000 || m.PortMax != 40100 || m.ICEServers[0].URLs[0] != "stun:stun.example.org:3478" {
+		t.Errorf("media flags: gateway off %v, media off %v, %+v", cfg.NoGateway, cfg.NoMedia, m)
+	}
+	o, _ = parse([]string{"-data", t.TempDir(), "-role", "gateway"}, env(nil), io.Discard)
+	if cfg, _, err := config(o, logger); err != nil || !cfg.NoMedia || cfg.NoGateway {
+		t.Errorf("-role gateway: media off %v, gateway off %v, %v", cfg.NoMedia, cfg.NoGateway, err)
+	}
+	o, _ = parse([]string{"-data", t.TempDir(), "-media-ports", "9-1"}, env(nil), io.Discard)
+	if _, _, err := config(o, logger); err == nil {
+		t.Error("a reversed port range was accepted")
+	}
+}

@@ -7,6 +7,8 @@
 //	go run ./cmd/roomload rebuild [-events 1000000] [-rooms 1000] [-rounds 5]
 //	go run ./cmd/roomload login   [-sessions 1000] [-rate 500] [-duration 10s] [-rounds 3]
 //	go run ./cmd/roomload fanout  [-members 1000] [-window 8] [-duration 5s] [-rounds 3]
+//	go run ./cmd/roomload history [-messages 100000] [-noise 1] [-page 20] [-rounds 5]
+//	go run ./cmd/roomload media   [-scenarios 1x1,1x10,1x50,1x100,4x10] [-rate 1000] [-duration 3s] [-rounds 3]
 package main
 
 import (
@@ -28,6 +30,7 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/eventstore/history"
 )
 
 func main() {
@@ -37,7 +40,7 @@ func main() {
 	ctx := context.Background()
 	var err error
 	switch os.Args[1] {
-	case "core", "rebuild", "serve-node":
+	case "core", "rebuild", "history", "serve-node":
 		// These measure a node's work in this process: with a node's
 		// collector setting.
 		node.TuneGC()
@@ -51,10 +54,14 @@ func main() {
 		err = core(ctx, os.Args[2:])
 	case "rebuild":
 		err = rebuild(ctx, os.Args[2:])
+	case "history":
+		err = historyBench(ctx, os.Args[2:])
 	case "login":
 		err = login(ctx, os.Args[2:])
 	case "fanout":
 		err = fanout(ctx, os.Args[2:])
+	case "media":
+		err = mediaBench(ctx, os.Args[2:])
 	case "serve-node": // the child processes of login and fanout
 		err = serveNode(ctx, os.Args[2:])
 	case "serve-raw":
@@ -75,7 +82,9 @@ benchmarks:
   core     engine commands/s (decide + append) vs raw JetStream appends with the same headers
   rebuild  projection rebuild vs a raw ordered-consumer read of the same stream
   login    login -> Logined latency with 1,000 connected sessions vs raw JetStream publish latency
-  fanout   broadcast fan-out to a 1,000-member room vs a raw WebSocket broadcast server`)
+  fanout   broadcast fan-out to a 1,000-member room vs a raw WebSocket broadcast server
+  history  message history paging over a room of 100,000 broadcasts vs raw direct gets of the same subject
+  media    SFU forwarded packets/s, CPU and memory vs a bare Pion forwarding loop`)
 	os.Exit(2)
 }
 
@@ -227,5 +236,71 @@ func rebuild(ctx context.Context, args []string) error {
 	fmt.Printf("|---:|---:|---:|---:|---:|---:|---|\n")
 	fmt.Printf("| %d | %d | %.0f | %.0f | %.0f | **%.2f** | `%s` |\n", nEvents, nMsgs, median(raw), median(rb), median(rb)*perMsg,
 		median(ratio), hash[:16])
+	return nil
+}
+
+func historyBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("history", flag.ExitOnError)
+	messages := fs.Int("messages", 100_000, "broadcasts in the room")
+	noise := fs.Int("noise", 1, "another room's broadcasts per message of the room, interleaved in the stream")
+	page := fs.Int("page", 20, "messages per history page")
+	rounds := fs.Int("rounds", 5, "rounds; each alternates raw and history, and medians are reported")
+	fs.Parse(args)
+	log, done, err := openLog(ctx, eventstore.SyncModeInterval)
+	if err != nil {
+		return err
+	}
+	defer done()
+	e, err := newEngine(log)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	key, err := loadgen.FillHistory(ctx, e, *messages, *noise)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %d + %d broadcasts in %v\n", *messages, *messages**noise, time.Since(start).Round(time.Millisecond))
+	reader, err := history.New(history.Config{Log: log})
+	if err != nil {
+		return err
+	}
+	subject := log.Subject(string(key.App), string(key.Kind), key.ID)
+	ms := func(d []time.Duration) []float64 {
+		out := make([]float64, len(d))
+		for i, x := range d {
+			out[i] = float64(x) / float64(time.Millisecond)
+		}
+		return out
+	}
+	var first, rawFirst, pagesPerS, msgsPerS, rawMsgs, ratio []float64
+	for range *rounds {
+		rf, err := loadgen.RawFirstPage(ctx, log, subject, 50)
+		if err != nil {
+			return err
+		}
+		hf, err := loadgen.HistoryFirstPage(ctx, reader, key, *page, 50)
+		if err != nil {
+			return err
+		}
+		raw, err := loadgen.RawSubjectRead(ctx, log, subject)
+		if err != nil {
+			return err
+		}
+		pages, err := loadgen.HistoryPages(ctx, reader, key, *page, *messages)
+		if err != nil {
+			return err
+		}
+		m := float64(*messages) / pages.Elapsed.Seconds()
+		first, rawFirst = append(first, median(ms(hf))), append(rawFirst, median(ms(rf)))
+		pagesPerS, msgsPerS, rawMsgs = append(pagesPerS, pages.Rate()), append(msgsPerS, m), append(rawMsgs, raw.Rate())
+		ratio = append(ratio, m/raw.Rate())
+		fmt.Fprintf(os.Stderr, "round: first page %.3f ms (raw last get %.3f ms) | %v | %v\n", median(ms(hf)), median(ms(rf)), pages, raw)
+	}
+	header("roomload history")
+	fmt.Printf("| messages in the room | other messages | page | first page ms | raw last-message get ms | pages/s paging back | history msgs/s | raw forward read msgs/s | history / raw |\n")
+	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Printf("| %d | %d | %d | %.2f | %.3f | %.0f | %.0f | %.0f | **%.2f** |\n", *messages, *messages**noise, *page,
+		median(first), median(rawFirst), median(pagesPerS), median(msgsPerS), median(rawMsgs), median(ratio))
 	return nil
 }

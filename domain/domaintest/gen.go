@@ -106,6 +106,9 @@ func (g *Gen) Next() domain.Command {
 			if g.rnd.IntN(2) == 0 {
 				cfg.Attributes = map[string]string{"k": fmt.Sprint(g.rnd.IntN(100))}
 			}
+			if g.rnd.IntN(4) == 0 {
+				cfg.MaxMembers = 1 + g.rnd.IntN(3)
+			}
 		}
 		return domain.JoinRoom{Session: s, User: user, Mode: g.mode(), Room: r, Role: role, Grant: grant,
 			Create: create, Config: cfg, Via: via}
@@ -148,8 +151,14 @@ func (g *Gen) Next() domain.Command {
 	case n < 84:
 		return domain.SetRoomExtraInfo{Session: s, Room: room, Key: fmt.Sprint("k", g.rnd.IntN(3)), Value: fmt.Sprint(g.rnd.IntN(99))}
 	case n < 87:
+		if g.rnd.IntN(3) == 0 {
+			return domain.SetMemberAttributes{Session: s, Room: room, Users: []domain.UserID{g.users[g.rnd.IntN(g.cfg.Users)].ID},
+				Set: map[string]string{fmt.Sprint("m", g.rnd.IntN(3)): fmt.Sprint(g.rnd.IntN(9))}, Delete: []string{fmt.Sprint("m", g.rnd.IntN(3))}}
+		}
+		flags := g.rnd.IntN(16)
 		return domain.SetRoomAttributes{Session: s, Room: room, Set: map[string]string{fmt.Sprint("a", g.rnd.IntN(4)): "v"},
-			Delete: []string{fmt.Sprint("a", g.rnd.IntN(4))}}
+			Delete: []string{fmt.Sprint("a", g.rnd.IntN(4))}, Force: flags&1 != 0, DeleteAfterOwnerLeft: flags&2 != 0,
+			UpdateOwner: flags&4 != 0, Batch: flags&8 != 0}
 	case n < 90:
 		return domain.KickUser{Room: room, User: g.users[g.rnd.IntN(g.cfg.Users)].ID}
 	case n < 91:

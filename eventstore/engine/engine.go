@@ -174,7 +174,7 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 	}
 	res := Result{Meta: m, At: now}
 	keys := merge(nil, domain.Keys(m.App, cmd))
-	slept := false
+	slept, rechecked := false, false
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return res, wrapCtx(err)
@@ -202,6 +202,21 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 			keys = merge(keys, need.Keys)
 			continue
 		}
+		if derr != nil && !rechecked && recheckable(derr) {
+			// A refusal that depends on what others wrote (a full room, a
+			// stale version) is only as true as the cache: another node may
+			// have appended meanwhile. Look once; decide again if it did.
+			rechecked = true
+			moved, err := e.recheck(ctx, entries)
+			if err != nil {
+				e.unlock(entries)
+				return res, err
+			}
+			if moved {
+				e.unlock(entries)
+				continue
+			}
+		}
 		res.Decision = d
 		conflict, err := e.appendSteps(ctx, entries, now, &res)
 		e.unlock(entries)
@@ -224,6 +239,42 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 		}
 		return res, derr
 	}
+}
+
+// recheckable reports refusals decided from state other writers change:
+// the engine confirms them against the log before returning them.
+func recheckable(err error) bool {
+	for _, r := range []*domain.Error{domain.ErrRoomFull, domain.ErrVersionConflict, domain.ErrAttributeOwned,
+		domain.ErrUserNotInRoom} {
+		if errors.Is(err, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// recheck catches up every locked entry another writer appended to, with
+// one direct get each, and reports whether any had moved.
+func (e *Engine) recheck(ctx context.Context, entries []*entry) (bool, error) {
+	moved := false
+	for _, en := range entries {
+		if !en.loaded {
+			continue
+		}
+		subject := en.subject(e.log)
+		last, ok, err := e.log.Last(ctx, subject)
+		if err != nil {
+			return false, e.storeErr("recheck "+en.key.String(), err)
+		}
+		if !ok || last.Seq == en.seq {
+			continue
+		}
+		moved = true
+		if _, err := en.catchUp(ctx, e.log, subject); err != nil {
+			return false, e.storeErr("catch up "+en.key.String(), err)
+		}
+	}
+	return moved, nil
 }
 
 // immediateRetries is how many conflicts in a row are retried at once.

@@ -159,6 +159,10 @@ func (a *Auditor) event(at uint64, e *domain.Event) {
 			a.violate(at, "session %s is in %d rooms (%v), at most %d allowed", d.Session, n,
 				slices.Sorted(maps.Keys(a.in[s])), a.limit(s))
 		}
+		if _, in := r.Members[d.User]; !in && r.MaxMembers > 0 && len(r.Members) >= r.MaxMembers {
+			a.violate(at, "room %q: %s joined with %d members in it, at most %d allowed", room, d.User, len(r.Members),
+				r.MaxMembers)
+		}
 	case *domain.MemberLeftData:
 		delete(a.in[sessKey{e.App, d.Session}], room)
 	case *domain.RoomDestroyedData:

@@ -293,6 +293,13 @@ func TestAuditReportsEachBrokenRuleAtTheRecordThatBrokeIt(t *testing.T) {
 			events := append(b.events(room("r1"), created("u1", "s1")), b.events(session("s1"), opened("u1", single))...)
 			return b.write(room("r1"), "", events), []string{`one message holds events of room:app:r1 and session:app:s1`}
 		}},
+		{"a member beyond the room's capacity", func(b *book) (uint64, []string) {
+			b.put(session("s1"), opened("u1", single))
+			b.put(room("r1"), &domain.RoomCreatedData{By: "u1", Session: "s1", Via: domain.ViaLogin, MaxMembers: 1},
+				joined("u1", "s1"))
+			b.put(session("s2"), opened("u2", single))
+			return b.put(room("r1"), joined("u2", "s2")), []string{`room "r1": u2 joined with 1 members in it, at most 1 allowed`}
+		}},
 		{"a user in a room with a second session while still in it", func(b *book) (uint64, []string) {
 			b.enter("s1", "u1", single, "r1")
 			b.put(session("s2"), opened("u1", single))

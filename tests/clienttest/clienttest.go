@@ -60,6 +60,9 @@ type NodeOptions struct {
 	// Join is a node (started with NATSListen) whose NATS server this node
 	// uses instead of embedding its own: two nodes, one log.
 	Join *node.Node
+	// Edit, if set, changes the node's configuration before it starts
+	// (roles, media settings).
+	Edit func(*node.Config)
 }
 
 // StartNode starts a real node on a free loopback port and stops it when the
@@ -86,9 +89,13 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 	if o.Join != nil {
 		lc = eventstore.Config{URL: o.Join.Log.ClientURL()}
 	}
-	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc,
+	cfg := node.Config{Log: lc,
 		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc,
-		Clock: clock, Logger: estest.Logger(t)})
+		Clock: clock, Logger: estest.Logger(t)}
+	if o.Edit != nil {
+		o.Edit(&cfg)
+	}
+	n, err := node.Start(estest.Ctx(t), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +180,8 @@ func (g *guarded) Write(p []byte) (int, error) {
 // Event is one callback as a Recorder saw it.
 type Event struct {
 	// Kind is state, user, joined, left, stream, stream_extra, broadcast,
-	// barrage, command, extra_info, attrs, online, token or closing.
+	// barrage, command, extra_info, attrs, attrs_batch, member_attrs,
+	// online, token or closing.
 	Kind    string
 	Room    string
 	State   client.RoomState
@@ -187,6 +195,8 @@ type Event struct {
 	Items   []client.ExtraInfo
 	Set     map[string]string
 	Deleted []string
+	// Members are the changes of a member_attrs callback.
+	Members []client.MemberAttributesChange
 	Count   int
 	Name    string
 	Message string
@@ -292,6 +302,12 @@ func (r *Recorder) Handlers() client.Handlers {
 		},
 		OnRoomAttributesUpdated: func(room string, set map[string]string, deleted []string) {
 			r.put(Event{Kind: "attrs", Room: room, Set: set, Deleted: deleted})
+		},
+		OnRoomAttributesBatchUpdated: func(room string, set map[string]string, deleted []string) {
+			r.put(Event{Kind: "attrs_batch", Room: room, Set: set, Deleted: deleted})
+		},
+		OnRoomMemberAttributesUpdated: func(room string, changes []client.MemberAttributesChange, by client.User) {
+			r.put(Event{Kind: "member_attrs", Room: room, Members: changes, Users: []client.User{by}})
 		},
 		OnRoomOnlineUserCountUpdate: func(room string, count int) {
 			r.put(Event{Kind: "online", Room: room, Count: count})

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 
 	"log/slog"
 	"net/http"
@@ -278,6 +279,10 @@ type Member struct {
 	JoinedAt   time.Time `json:"joined_at"`
 	Publishing []string  `json:"publishing,omitempty"`
 	Playing    []string  `json:"playing,omitempty"`
+	// Attributes are the member's room member attributes (ZIM).
+	Attributes map[string]string `json:"attributes,omitempty"`
+	// Quiet: the member logged in with user status notification off.
+	Quiet bool `json:"quiet,omitempty"`
 }
 
 // Stream is a published stream as the admin API shows it.
@@ -293,7 +298,7 @@ func members(room *domain.Room) []Member {
 	out := []Member{}
 	for _, m := range room.Members {
 		mm := Member{User: string(m.User), Name: m.UserName, Session: string(m.Session), Role: string(m.Role),
-			CanPublish: m.CanPublish, JoinedAt: m.JoinedAt}
+			CanPublish: m.CanPublish, JoinedAt: m.JoinedAt, Attributes: m.Attributes, Quiet: m.Quiet}
 		for s := range m.Publishing {
 			mm.Publishing = append(mm.Publishing, string(s))
 		}
@@ -326,6 +331,10 @@ type RoomDetail struct {
 	ExtraInfo    map[string]domain.ExtraInfo `json:"extra_info"`
 	Attributes   map[string]string           `json:"attributes"`
 	DestroyDelay int                         `json:"destroy_delay_s"`
+	// AttributeDetails gives each attribute's owner and version.
+	AttributeDetails []protocol.RoomAttribute `json:"attribute_details"`
+	// MaxMemberCount is the room's capacity (0: none).
+	MaxMemberCount int `json:"max_member_count"`
 }
 
 func (a *API) getRoom(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -341,6 +350,13 @@ func (a *API) getRoom(_ http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	if d.Attributes == nil {
 		d.Attributes = map[string]string{}
+	}
+	d.MaxMemberCount = room.MaxMembers
+	d.AttributeDetails = []protocol.RoomAttribute{}
+	for _, k := range slices.Sorted(maps.Keys(room.Attributes)) {
+		meta := room.AttributeMeta[k]
+		d.AttributeDetails = append(d.AttributeDetails, protocol.RoomAttribute{Key: k, Value: room.Attributes[k],
+			Owner: string(meta.Owner), Version: meta.Version, DeleteAfterOwnerLeft: meta.DeleteAfterOwnerLeft})
 	}
 	return d, nil
 }

@@ -186,3 +186,36 @@ func TestAdminIssuesClientTokens(t *testing.T) {
 		t.Errorf("a token for r1 logging into r2: %+v", f)
 	}
 }
+
+// A room's detail shows its capacity, each attribute's owner and version,
+// and the members' attributes.
+func TestRoomDetailShowsRoomState(t *testing.T) {
+	n := start(t)
+	adm := admin_(t, n)
+	alice, bob := wire.Dial(t, n.HTTPAddr()), wire.Dial(t, n.HTTPAddr())
+	alice.Send("1", protocol.OpLogin, protocol.LoginRequest{Room: "stage", User: protocol.User{ID: "alice", Name: "alice"},
+		Token: clientToken(t, n, "alice"), MaxMemberCount: 10})
+	if f := alice.Reply("1"); f.Code != 0 {
+		t.Fatalf("login: %+v", f)
+	}
+	bob.Login("stage", "bob", clientToken(t, n, "bob"))
+	if f := alice.Do("2", protocol.OpSetRoomAttributes, protocol.RoomAttributesRequest{Room: "stage",
+		Attributes: map[string]string{"mic": "alice"}, DeleteAfterOwnerLeft: true}); f.Code != 0 {
+		t.Fatalf("set attributes: %+v", f)
+	}
+	if f := alice.Do("3", protocol.OpSetMemberAttributes, protocol.MemberAttributesRequest{Room: "stage",
+		Users: []string{"bob"}, Attributes: map[string]string{"seat": "2"}}); f.Code != 0 {
+		t.Fatalf("set member attributes: %+v", f)
+	}
+	var d admin.RoomDetail
+	if code := call(t, n, adm, "GET", "/rooms/stage", nil, &d); code != 200 {
+		t.Fatalf("get room: %d", code)
+	}
+	if d.MaxMemberCount != 10 || len(d.AttributeDetails) != 1 || d.AttributeDetails[0].Owner != "alice" ||
+		!d.AttributeDetails[0].DeleteAfterOwnerLeft || d.AttributeDetails[0].Version == 0 {
+		t.Fatalf("room detail: %+v", d)
+	}
+	if len(d.Members) != 2 || d.Members[1].User != "bob" || d.Members[1].Attributes["seat"] != "2" {
+		t.Fatalf("members: %+v", d.Members)
+	}
+}

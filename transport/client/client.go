@@ -63,6 +63,23 @@
 // taken effect). A room the user was kicked out of (KickOut) is not
 // re-entered, and a connection the server closed with session_replaced
 // (1906009, the session was resumed elsewhere) is not reconnected at all.
+//
+// # Room state
+//
+// Beyond members, streams and messages the client reads and writes the
+// room state ZIM apps keep: LoginOptions.History brings the room's last
+// messages with the snapshot (as of its seq) and QueryHistoryMessage pages
+// back through the rest; SetRoomAttributesWith, DeleteRoomAttributesWith and
+// BeginRoomAttributesBatch / End write owned room attributes (ZIM isForce,
+// isDeleteAfterOwnerLeft, isUpdateOwner; a plain write partly succeeds and
+// returns the skipped keys, a batch is all or nothing and reaches others as
+// one OnRoomAttributesBatchUpdated); SetRoomExtraInfoIf and
+// AttributeOptions.Expect are compare-and-set writes whose refusal
+// (1905005) carries the current values (VersionConflict);
+// SetRoomMembersAttributes and the member queries are ZIM's member
+// attributes (OnRoomMemberAttributesUpdated); LoginOptions.MaxMemberCount
+// and UserStatusNotify are ZEGO's room config; QueryRoomMemberList and
+// QueryRoomOnlineMemberCount page through large rooms.
 package client
 
 import (
@@ -158,6 +175,11 @@ type Client struct {
 	clock Clock
 	disp  *dispatcher
 	ids   atomic.Uint64
+
+	// players are the media players (PlayMedia) by stream, which follow
+	// their stream when it moves to another media node.
+	mediaMu sync.Mutex
+	players map[string]*MediaPlayer
 
 	// ctx ends when the client is closed; it stops reconnection.
 	ctx    context.Context

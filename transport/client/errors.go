@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -23,6 +24,9 @@ type Error struct {
 	Code    domain.Code
 	Name    string
 	Message string
+	// Data is what the server attached to the refusal (see VersionConflict
+	// and ErrorKeys), as JSON; nil when it attached nothing.
+	Data json.RawMessage
 
 	// local marks errors the SDK made up rather than received: the
 	// reconnection logic retries those but not the server's refusals.
@@ -63,7 +67,7 @@ var ErrClosed = errors.New("roomlog: the client is closed")
 
 // serverError is the error of a reply with a non-zero code.
 func serverError(op protocol.Op, f *protocol.Frame) *Error {
-	return &Error{Op: op, Code: f.Code, Name: f.Error, Message: f.Message}
+	return &Error{Op: op, Code: f.Code, Name: f.Error, Message: f.Message, Data: f.Data}
 }
 
 // localError builds an SDK-side error from a sentinel's code and name.
@@ -100,3 +104,6 @@ var errReconnectFailed = localError("", domain.ErrTimeout,
 // errReplaced is what every method returns once the server said the session
 // was resumed on another connection.
 var errReplaced = localError("", protocol.ErrSessionReplaced, "%s", protocol.ErrSessionReplaced.Message)
+
+// errorAs is errors.As for the SDK's own *Error.
+func errorAs(err error, target **Error) bool { return errors.As(err, target) }

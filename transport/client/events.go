@@ -47,6 +47,11 @@ type Handlers struct {
 	// OnRoomAttributesUpdated is ZIM roomAttributesUpdated: keys set and
 	// keys deleted.
 	OnRoomAttributesUpdated func(room string, set map[string]string, deleted []string)
+	// OnRoomAttributesBatchUpdated is ZIM roomAttributesBatchUpdated: a
+	// batch operation's keys, as one update.
+	OnRoomAttributesBatchUpdated func(room string, set map[string]string, deleted []string)
+	// OnRoomMemberAttributesUpdated is ZIM roomMemberAttributesUpdated.
+	OnRoomMemberAttributesUpdated func(room string, changes []MemberAttributesChange, by User)
 	// OnRoomOnlineUserCountUpdate is ZEGO onRoomOnlineUserCountUpdate,
 	// pushed periodically while the count changes.
 	OnRoomOnlineUserCountUpdate func(room string, count int)
@@ -57,6 +62,13 @@ type Handlers struct {
 	// connection (shutting_down, slow_consumer, session_replaced, ...). The
 	// client reconnects afterwards, except after session_replaced.
 	OnSessionClosing func(code domain.Code, name, message string)
+	// OnPublisherStateUpdate is ZEGO onPublisherStateUpdate: the media of
+	// a stream this client publishes (PublishMedia) changed state; code is
+	// 0 or why it failed (1003xxx); reason says why it closed (closed,
+	// ended, failed, node_lost, shutdown).
+	OnPublisherStateUpdate func(stream string, state MediaState, code domain.Code, reason string)
+	// OnPlayerStateUpdate is ZEGO onPlayerStateUpdate, for PlayMedia.
+	OnPlayerStateUpdate func(stream string, state MediaState, code domain.Code, reason string)
 	// OnGap reports a room event that does not follow the last one the
 	// client got for the room: expectedPrev is the last sequence received,
 	// gotPrev what the event says came before it.
@@ -272,7 +284,20 @@ func (c *Client) event(l *link, f *protocol.Frame) {
 		if h.OnSessionClosing != nil {
 			c.disp.push(func() { h.OnSessionClosing(domain.Code(d.Code), d.Error, d.Message) })
 		}
+	case protocol.EvRoomAttributesBatchUpdate:
+		var d protocol.RoomAttributesUpdate
+		if c.decode(f, &d) && h.OnRoomAttributesBatchUpdated != nil {
+			c.disp.push(func() { h.OnRoomAttributesBatchUpdated(f.Room, d.Set, d.Deleted) })
+		}
+	case protocol.EvRoomMemberAttributesUpdate:
+		var d protocol.MemberAttributesUpdate
+		if c.decode(f, &d) && h.OnRoomMemberAttributesUpdated != nil {
+			c.disp.push(func() { h.OnRoomMemberAttributesUpdated(f.Room, d.Members, d.By) })
+		}
 	default:
+		if c.mediaEvent(f) {
+			return
+		}
 		// A newer server's event: ignored, as the protocol's versioning by
 		// addition intends.
 		c.log.Debug("roomlog: unknown event", "event", f.Event)

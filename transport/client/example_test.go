@@ -48,3 +48,36 @@ func Example() {
 		log.Fatal(err)
 	}
 }
+
+// A ZIM-style live room: join with the last messages, take a seat with an
+// attribute that leaves with its owner, and claim a slot with compare-and-set.
+func ExampleClient_BeginRoomAttributesBatch() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "ws://127.0.0.1:7070/ws", client.Options{Handlers: client.Handlers{
+		OnRoomAttributesBatchUpdated: func(room string, set map[string]string, deleted []string) {
+			log.Printf("%s: seats now %v (gone: %v)", room, set, deleted)
+		},
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	snap, err := c.LoginRoom(ctx, "live-1", client.User{ID: "bob"}, client.LoginOptions{Token: "...", History: 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range snap.Messages { // newest first, up to the snapshot
+		log.Printf("%s: %s", m.From.ID, m.Message)
+	}
+	// Take seat 2 and leave seat 1, as one update; the seat goes with bob.
+	b := c.BeginRoomAttributesBatch("live-1", client.AttributeOptions{DeleteAfterOwnerLeft: true})
+	if _, err := b.Set(map[string]string{"seat-2": "bob"}).Delete("seat-1").End(ctx); errors.Is(err, domain.ErrAttributeOwned) {
+		log.Printf("taken: %v", client.ErrorKeys(err))
+	}
+	// Set the topic only if nobody has (version 0: the key must not exist).
+	if _, err := c.SetRoomExtraInfoIf(ctx, "live-1", "topic", "q&a", 0); err != nil {
+		if cur, ok := client.VersionConflict(err); ok {
+			log.Printf("the topic is already %q (version %d)", cur[0].Value, cur[0].Version)
+		}
+	}
+}

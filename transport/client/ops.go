@@ -32,6 +32,15 @@ type LoginOptions struct {
 	Token string
 	// Role is RoleAnchor (the default) or RoleAudience.
 	Role string
+	// History asks for the room's last messages (at most 100) in the
+	// snapshot's Messages, as of its seq.
+	History int
+	// MaxMemberCount is ZEGO's maxMemberCount: the capacity of the room if
+	// this login creates it (0: none).
+	MaxMemberCount int
+	// UserStatusNotify is ZEGO's isUserStatusNotify: false stops
+	// OnRoomUserUpdate for this room. Default true.
+	UserStatusNotify *bool
 }
 
 // SwitchOptions are the optional parts of SwitchRoom.
@@ -52,6 +61,8 @@ type RoomOptions struct {
 	Token, Role string
 	// Config applies when the operation creates the room (not JoinRoom).
 	Config *RoomConfig
+	// History asks for the room's last messages in the snapshot.
+	History int
 }
 
 // PublishOptions are the optional parts of StartPublishingStream.
@@ -88,7 +99,8 @@ func (c *Client) SetRoomMode(ctx context.Context, mode RoomMode) error {
 func (c *Client) LoginRoom(ctx context.Context, room string, user User, opts LoginOptions) (*RoomSnapshot, error) {
 	e := entry{op: protocol.OpLogin, user: &user, token: opts.Token, role: opts.Role}
 	return c.enter(ctx, protocol.OpLogin, room, protocol.LoginRequest{Room: room, User: user, Token: opts.Token,
-		Role: opts.Role}, e, nil)
+		Role: opts.Role, History: opts.History, MaxMemberCount: opts.MaxMemberCount,
+		UserStatusNotify: opts.UserStatusNotify}, e, nil)
 }
 
 // LogoutRoom leaves one room (ZEGO logoutRoom(roomID)): the client gets
@@ -144,7 +156,7 @@ func (c *Client) createRoom(ctx context.Context, op protocol.Op, room RoomInfo, 
 	e := entry{op: protocol.OpEnterRoom, user: opts.User, name: room.Name, token: opts.Token, role: opts.Role,
 		config: opts.Config}
 	return c.enter(ctx, op, room.ID, protocol.CreateRoomRequest{Room: room, User: opts.User, Token: opts.Token,
-		Role: opts.Role, Config: opts.Config}, e, nil)
+		Role: opts.Role, Config: opts.Config, History: opts.History}, e, nil)
 }
 
 // JoinRoom joins a room that exists (ZIM joinRoom); 1902002 otherwise.
@@ -152,7 +164,7 @@ func (c *Client) createRoom(ctx context.Context, op protocol.Op, room RoomInfo, 
 func (c *Client) JoinRoom(ctx context.Context, room string, opts RoomOptions) (*RoomSnapshot, error) {
 	e := entry{op: protocol.OpJoinRoom, user: opts.User, token: opts.Token, role: opts.Role}
 	return c.enter(ctx, protocol.OpJoinRoom, room, protocol.JoinRoomRequest{Room: room, User: opts.User,
-		Token: opts.Token, Role: opts.Role}, e, nil)
+		Token: opts.Token, Role: opts.Role, History: opts.History}, e, nil)
 }
 
 // LeaveRoom leaves one room (ZIM leaveRoom).

@@ -27,6 +27,20 @@ type membership struct {
 	// last is the seq of the last room event sent to the session (or of the
 	// snapshot it entered with): events at or below it are not sent again.
 	last uint64
+	// held: the session's entry reply is not sent yet (it waits for the
+	// room's last messages from the log); the room's events for it wait in
+	// pending and follow the reply.
+	held    bool
+	pending [][]byte
+}
+
+// deliver sends b to s, or keeps it for after the entry reply.
+func (m *membership) deliver(s *session, b []byte) {
+	if m.held {
+		m.pending = append(m.pending, b)
+		return
+	}
+	s.send(b, false)
 }
 
 func newHub(live *projections.Live, logger *slog.Logger) *hub {
@@ -60,10 +74,10 @@ func (h *hub) dispatch(rec projections.Record) {
 		}
 		for _, f := range frames {
 			for s, m := range members {
-				if e.Seq <= m.last || !f.to.includes(s.id, s.userID()) {
+				if e.Seq <= m.last || !s.hears(domain.RoomID(key.ID), f) {
 					continue
 				}
-				s.send(f.bytes(m.last), false)
+				m.deliver(s, f.bytes(m.last))
 				m.last = e.Seq
 				if f.to.leaves {
 					delete(members, s)
@@ -83,7 +97,10 @@ func (h *hub) dispatch(rec projections.Record) {
 // (nil: the caller waited for the projection to fold that command); the
 // projection's state is used instead when it is newer, since the hub may
 // already have sent its events to others.
-func (h *hub) enter(s *session, key domain.Key, r *domain.Room, then func(r *domain.Room)) {
+//
+// With hold, the room's events for s wait until release: the caller sends
+// the entry reply first, outside the hub.
+func (h *hub) enter(s *session, key domain.Key, r *domain.Room, hold bool, then func(r *domain.Room)) *membership {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.live.Read(func(m *projections.Model) {
@@ -103,9 +120,22 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, then func(r *dom
 		members = map[*session]*membership{}
 		h.rooms[key] = members
 	}
-	members[s] = &membership{last: r.Seq}
+	m := &membership{last: r.Seq, held: hold}
+	members[s] = m
+	s.setQuiet(domain.RoomID(key.ID), r)
 	h.dirty[key] = true
 	then(r)
+	return m
+}
+
+// release sends what m held back, in order, and lets later events through.
+func (h *hub) release(s *session, m *membership) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, b := range m.pending {
+		s.send(b, false)
+	}
+	m.pending, m.held = nil, false
 }
 
 // leave unregisters s from room key.
@@ -137,8 +167,8 @@ func (h *hub) forget(s *session) {
 func (h *hub) broadcastEphemeral(key domain.Key, f *outFrame) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for s := range h.rooms[key] {
-		if f.to.includes(s.id, s.userID()) {
+	for s, m := range h.rooms[key] {
+		if !m.held && f.to.includes(s.id, s.userID()) {
 			s.send(f.head, true)
 		}
 	}
@@ -163,8 +193,10 @@ func (h *hub) onlineCounts(ctx context.Context) {
 		})
 		frame := onlineFrame(domain.RoomID(k.ID), count)
 		h.mu.Lock()
-		for s := range h.rooms[k] {
-			s.send(frame, true)
+		for s, m := range h.rooms[k] {
+			if !m.held {
+				s.send(frame, true)
+			}
 		}
 		h.mu.Unlock()
 	}

@@ -331,6 +331,7 @@ func (h *hub) resume(s *session, key domain.Key, after uint64,
 			r := a.Rooms[domain.RoomID(key.ID)]
 			now = r.Seq
 			_, member = r.MemberBySession(uid, s.id)
+			s.setQuiet(domain.RoomID(key.ID), r)
 		}
 	})
 	var recs []projections.Record
@@ -379,7 +380,7 @@ func replayFrames(s *session, recs []projections.Record, after, upto uint64, sen
 				return last, false, fmt.Errorf("translate %s: %w", e.Type, err)
 			}
 			for _, f := range frames {
-				if !f.to.includes(s.id, uid) {
+				if !f.to.includes(s.id, uid) || (f.to.users && s.isQuiet(domain.RoomID(e.AggregateID))) {
 					continue
 				}
 				if err := send(f.bytes(last)); err != nil {

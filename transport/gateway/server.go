@@ -20,7 +20,9 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/eventstore/history"
 	"github.com/roomlog/roomlog/eventstore/presence"
+	"github.com/roomlog/roomlog/media"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/protocol"
@@ -46,6 +48,9 @@ type Config struct {
 	Presence Presence
 	// Node names this node (in presence records and takeover notices).
 	Node string
+	// Media is the media plane (nil: the media operations answer
+	// media_unavailable). Its state events come over the Bus.
+	Media Media
 	// ResumeWindow is how long after a disconnect a client may resume
 	// (the validity of the resume token). Default 20 minutes.
 	ResumeWindow time.Duration
@@ -178,6 +183,7 @@ type Server struct {
 	unsubscribe []func() error // from the bus
 	node        string
 	limits      *roomLimits // barrage, per room
+	history     *history.Reader
 
 	stop context.CancelFunc
 
@@ -226,12 +232,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, hub: newHub(cfg.Live, cfg.Logger), sessions: map[domain.SessionID]*session{},
 		conns: map[*conn]struct{}{}, limits: newRoomLimits()}
+	var err error
+	if s.history, err = history.New(history.Config{Log: cfg.Log}); err != nil {
+		return nil, err
+	}
 	s.node = cfg.Node
 	if s.node == "" {
 		s.node = cfg.Engine.NewID(cfg.Clock.Now()).String()
 	}
 	for subject, fn := range map[string]func(string, []byte){barrageSubject + ".>": s.onBarrage,
-		takeoverSubject + ".*": s.onTakeover} {
+		takeoverSubject + ".*": s.onTakeover, media.StateSubject: s.onMediaState} {
 		unsub, err := cfg.Bus.Subscribe(subject, fn)
 		if err != nil {
 			s.unsubscribeAll()

@@ -22,14 +22,17 @@ type session struct {
 	id  domain.SessionID
 	srv *Server
 
-	mu       sync.Mutex
-	app      domain.AppID
-	user     domain.User // bound by the first successful login
-	bound    bool
-	mode     domain.RoomMode
-	claims   *auth.Claims // the current token's
-	expiry   engine.Timer // warns before the token expires
-	rooms    map[domain.RoomID]bool
+	mu     sync.Mutex
+	app    domain.AppID
+	user   domain.User // bound by the first successful login
+	bound  bool
+	mode   domain.RoomMode
+	claims *auth.Claims // the current token's
+	expiry engine.Timer // warns before the token expires
+	rooms  map[domain.RoomID]bool
+	// quiet holds the rooms the session asked not to be told of other
+	// users in (ZEGO isUserStatusNotify = false).
+	quiet    map[domain.RoomID]bool
 	conn     *conn
 	lastSeen time.Time
 	// resumeAt is when the session's current resume token was minted.
@@ -147,7 +150,7 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 	case protocol.OpPublish:
 		res, err := command(ctx, s, req, func(r protocol.PublishRequest) domain.Command {
 			return domain.PublishStream{Session: s.id, Stream: domain.StreamID(r.Stream), Room: domain.RoomID(r.Room),
-				ExtraInfo: r.ExtraInfo}
+				ExtraInfo: r.ExtraInfo, Node: s.mediaHost(r.Stream)}
 		})
 		return streamReply(res), err
 	case protocol.OpStopPublish:
@@ -190,19 +193,6 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 			return domain.SendCustomCommand{Session: s.id, Room: domain.RoomID(r.Room), To: to, Body: r.Command}
 		})
 		return messageReply(res), err
-	case protocol.OpSetRoomExtraInfo:
-		_, err := command(ctx, s, req, func(r protocol.RoomExtraInfoRequest) domain.Command {
-			return domain.SetRoomExtraInfo{Session: s.id, Room: domain.RoomID(r.Room), Key: r.Key, Value: r.Value}
-		})
-		return nil, err
-	case protocol.OpSetRoomAttributes, protocol.OpDeleteRoomAttributes:
-		_, err := command(ctx, s, req, func(r protocol.RoomAttributesRequest) domain.Command {
-			if req.Op == protocol.OpSetRoomAttributes {
-				return domain.SetRoomAttributes{Session: s.id, Room: domain.RoomID(r.Room), Set: r.Attributes}
-			}
-			return domain.SetRoomAttributes{Session: s.id, Room: domain.RoomID(r.Room), Delete: r.Keys}
-		})
-		return nil, err
 	case protocol.OpQueryRoom:
 		var r protocol.RoomRequest
 		if err := decode(req, &r); err != nil {
@@ -219,6 +209,12 @@ func (s *session) do(ctx context.Context, req protocol.Request) (any, error) {
 		return s.heartbeat(ctx), nil
 	case protocol.OpResume:
 		return nil, protocol.ErrResumeFailed.With("resume is sent as the first request of a new connection")
+	}
+	if data, err, ok := s.doRoomState(ctx, req); ok {
+		return data, err
+	}
+	if data, ok, err := s.media(ctx, req); ok {
+		return data, err
 	}
 	return nil, protocol.ErrUnknownOperation.With("%q", req.Op)
 }
@@ -371,7 +367,7 @@ func (s *session) state(room domain.RoomID, st domain.ConnState, err error, zim,
 // ZIM clients expect around it, and on success registers the session in the
 // room and replies with the room's snapshot.
 func (s *session) join(ctx context.Context, req protocol.Request, room domain.RoomID, claims *auth.Claims,
-	u domain.User, c domain.Command) (any, error) {
+	u domain.User, c domain.Command, history int) (any, error) {
 	s.state(room, domain.StateLogining, nil, "Connecting", "Success")
 	// A session's first login starts its presence: from then on the
 	// cluster keeps it alive on heartbeats, and it can be resumed. The
@@ -402,7 +398,7 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	s.user, s.bound = u, true
 	s.mu.Unlock()
 	s.adopt(claims)
-	return nil, s.enter(ctx, req.ID, room, res)
+	return nil, s.enter(ctx, req.ID, room, res, history)
 }
 
 // loginError is the error a login reports. A login the log could not serve
@@ -440,7 +436,10 @@ func zimFailure(err error) string {
 // only for a room the engine no longer caches, and for what res did to
 // other rooms: a switch's Logout from the old room, which the hub sends as
 // the projection folds it, must come before the new room's Logined.
-func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, res engine.Result) error {
+//
+// With history > 0 the reply carries the room's last messages as of the
+// snapshot's seq, read from the log while the room's later events wait.
+func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, res engine.Result, history int) error {
 	key := s.roomKey(room)
 	r, ok := s.srv.cfg.Engine.Room(key)
 	var wait uint64
@@ -465,13 +464,40 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 	s.rooms[room] = true
 	uid := s.user.ID
 	s.mu.Unlock()
-	s.srv.hub.enter(s, key, r, func(r *domain.Room) {
-		snap := snapshot(r, room)
+	hold := history > 0
+	var snap protocol.RoomSnapshot
+	m := s.srv.hub.enter(s, key, r, hold, func(r *domain.Room) {
+		snap = snapshot(r, room)
+		if !hold {
+			s.entered(reqID, room, uid, snap)
+		}
+	})
+	if hold {
+		msgs, err := s.lastMessages(ctx, key, uid, snap.Seq, history)
+		if err != nil {
+			// The session is in the room: it gets its snapshot; the app
+			// may read the history with query_history.
+			s.srv.cfg.Logger.Warn("cannot read a room's last messages for a login", "room", key, "err", err)
+		}
+		snap.Messages = msgs
+		s.entered(reqID, room, uid, snap)
+		s.srv.hub.release(s, m)
+	}
+	return errReplied
+}
+
+// entered sends what a session gets on entering a room: the reply with the
+// snapshot, Logined, and the room's users, streams and extra info.
+func (s *session) entered(reqID string, room domain.RoomID, uid domain.UserID, snap protocol.RoomSnapshot) {
+	{
 		s.reply(reqID, snap, nil)
 		s.send(eventFrame(protocol.EvRoomStateChanged, room, protocol.RoomStateChanged{
 			State: string(domain.StateLogined), ZIMState: "Connected", ZIMEvent: "Success"}), false)
 		var others []protocol.User
 		for _, u := range snap.Users {
+			if s.isQuiet(room) {
+				break
+			}
 			if u.ID != string(uid) {
 				others = append(others, u)
 			}
@@ -491,8 +517,7 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 		if len(snap.ExtraInfo) > 0 {
 			s.send(eventFrame(protocol.EvRoomExtraInfoUpdate, room, protocol.RoomExtraInfoUpdate{Items: snap.ExtraInfo}), false)
 		}
-	})
-	return errReplied
+	}
 }
 
 // admit checks the token and role of a request that enters room: a token
@@ -522,8 +547,13 @@ func (s *session) login(ctx context.Context, req protocol.Request) (any, error) 
 	s.mu.Lock()
 	mode := s.mode
 	s.mu.Unlock()
+	if err := s.checkHistory(r.History); err != nil {
+		return nil, err
+	}
+	quiet := r.UserStatusNotify != nil && !*r.UserStatusNotify
 	return s.join(ctx, req, room, claims, u, domain.JoinRoom{Session: s.id, User: u, Mode: mode, Room: room, Role: rl,
-		Grant: claims.Grant(), Create: domain.CreateIfMissing, Via: domain.ViaLogin})
+		Grant: claims.Grant(), Create: domain.CreateIfMissing, Via: domain.ViaLogin, Quiet: quiet,
+		Config: domain.RoomConfig{MaxMembers: r.MaxMemberCount}}, r.History)
 }
 
 // adoptApp fixes the session's app from its first token (before any command
@@ -560,7 +590,7 @@ func roomConfig(c *protocol.RoomConfig) domain.RoomConfig {
 	if c == nil {
 		return domain.RoomConfig{}
 	}
-	return domain.RoomConfig{Attributes: c.Attributes, DestroyDelay: c.DestroyDelay}
+	return domain.RoomConfig{Attributes: c.Attributes, DestroyDelay: c.DestroyDelay, MaxMembers: c.MaxMemberCount}
 }
 
 func (s *session) createRoom(ctx context.Context, req protocol.Request) (any, error) {
@@ -579,8 +609,12 @@ func (s *session) createRoom(ctx context.Context, req protocol.Request) (any, er
 		via, create = domain.ViaEnter, domain.CreateIfMissing
 	}
 	u := s.zimUser(r.User, claims)
+	if err := s.checkHistory(r.History); err != nil {
+		return nil, err
+	}
 	return s.join(ctx, req, room, claims, u, domain.JoinRoom{Session: s.id, User: u, Mode: s.zimMode(), Room: room,
-		RoomName: r.Room.Name, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config), Via: via})
+		RoomName: r.Room.Name, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config), Via: via},
+		r.History)
 }
 
 // zimMode is the mode of a session that uses ZIM operations: ZIM sessions
@@ -607,8 +641,11 @@ func (s *session) joinRoom(ctx context.Context, req protocol.Request) (any, erro
 	}
 	s.adoptApp(claims)
 	u := s.zimUser(r.User, claims)
+	if err := s.checkHistory(r.History); err != nil {
+		return nil, err
+	}
 	return s.join(ctx, req, room, claims, u, domain.JoinRoom{Session: s.id, User: u, Mode: s.zimMode(), Room: room,
-		Role: rl, Grant: claims.Grant(), Create: domain.CreateNever, Via: domain.ViaJoin})
+		Role: rl, Grant: claims.Grant(), Create: domain.CreateNever, Via: domain.ViaJoin}, r.History)
 }
 
 func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, error) {
@@ -629,7 +666,7 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 	u := s.user
 	s.mu.Unlock()
 	return s.join(ctx, req, to, claims, u, domain.SwitchRoom{Session: s.id, From: domain.RoomID(r.From), To: to,
-		ToName: r.ToName, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config)})
+		ToName: r.ToName, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config)}, 0)
 }
 
 // leave logs out of one room (or all): the departure's state change reaches

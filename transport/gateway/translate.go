@@ -21,6 +21,9 @@ type audience struct {
 	toUsers []domain.UserID
 	// leaves marks a frame after which the member is no longer in the room.
 	leaves bool
+	// users marks other users' ADD and DELETE, which quiet members (ZEGO
+	// isUserStatusNotify = false) do not get.
+	users bool
 }
 
 func (a audience) includes(s domain.SessionID, u domain.UserID) bool {
@@ -125,12 +128,12 @@ func translate(e *domain.Event, cursor uint64) ([]*outFrame, error) {
 	var err error
 	switch d := e.Data.(type) {
 	case *domain.MemberJoinedData:
-		err = add(protocol.EvRoomUserUpdate, audience{exceptSession: d.Session},
+		err = add(protocol.EvRoomUserUpdate, audience{exceptSession: d.Session, users: true},
 			protocol.UserUpdate{UpdateType: "ADD", Users: []protocol.User{member(d.User, d.UserName, d.Role)}})
 	case *domain.MemberLeftData:
 		if err = add(protocol.EvRoomStateChanged, audience{onlySession: d.Session, leaves: true},
 			stateOf(d.Reason, d.BySession)); err == nil {
-			err = add(protocol.EvRoomUserUpdate, audience{exceptSession: d.Session},
+			err = add(protocol.EvRoomUserUpdate, audience{exceptSession: d.Session, users: true},
 				protocol.UserUpdate{UpdateType: "DELETE", Users: []protocol.User{user(d.User, d.UserName)}})
 		}
 	case *domain.RoomDestroyedData:
@@ -161,10 +164,19 @@ func translate(e *domain.Event, cursor uint64) ([]*outFrame, error) {
 	case *domain.ExtraInfoUpdatedData:
 		err = add(protocol.EvRoomExtraInfoUpdate, audience{exceptUser: d.By},
 			protocol.RoomExtraInfoUpdate{Items: []protocol.ExtraInfo{{Key: d.Key, Value: d.Value,
-				UpdateUser: user(d.By, d.ByName), UpdateTime: e.Time.UnixMilli()}}})
+				UpdateUser: user(d.By, d.ByName), UpdateTime: e.Time.UnixMilli(), Version: e.Seq}}})
 	case *domain.AttributesUpdatedData:
-		err = add(protocol.EvRoomAttributesUpdate, audience{exceptUser: d.By},
-			protocol.RoomAttributesUpdate{Set: d.Set, Deleted: d.Deleted})
+		name, to := protocol.EvRoomAttributesUpdate, audience{exceptUser: d.By}
+		if d.Batch {
+			name = protocol.EvRoomAttributesBatchUpdate
+		}
+		if d.OwnerLeft {
+			to = audience{} // the owner has left: everyone else hears of it
+		}
+		by := user(d.By, "")
+		err = add(name, to, protocol.RoomAttributesUpdate{Set: d.Set, Deleted: d.Deleted, By: &by, OwnerLeft: d.OwnerLeft})
+	case *domain.MemberAttributesUpdatedData:
+		err = add(protocol.EvRoomMemberAttributesUpdate, audience{exceptUser: d.By}, memberAttributesUpdate(d))
 	}
 	return out, err
 }
@@ -196,11 +208,18 @@ func snapshot(r *domain.Room, id domain.RoomID) protocol.RoomSnapshot {
 	for _, k := range sortedKeys(r.ExtraInfo) {
 		x := r.ExtraInfo[k]
 		s.ExtraInfo = append(s.ExtraInfo, protocol.ExtraInfo{Key: k, Value: x.Value, UpdateUser: user(x.By, x.ByName),
-			UpdateTime: x.UpdatedAt.UnixMilli()})
+			UpdateTime: x.UpdatedAt.UnixMilli(), Version: x.Version})
 	}
 	for k, v := range r.Attributes {
 		s.Attributes[k] = v
 	}
+	if len(r.AttributeMeta) > 0 {
+		s.AttributeVersions = map[string]uint64{}
+		for k, meta := range r.AttributeMeta {
+			s.AttributeVersions[k] = meta.Version
+		}
+	}
+	s.MaxMemberCount = r.MaxMembers
 	return s
 }
 

@@ -39,6 +39,11 @@ func ReplyTo(id string, data any, err error) Reply {
 		if de.Detail != "" {
 			msg += ": " + de.Detail
 		}
+		// A refusal may carry data a client acts on (the current values
+		// behind a version conflict, the keys it may not touch).
+		data = de.Data
+	} else {
+		data = nil
 	}
-	return Reply{Type: TypeReply, ID: id, Code: code, Error: name, Message: msg}
+	return Reply{Type: TypeReply, ID: id, Code: code, Error: name, Message: msg, Data: data}
 }

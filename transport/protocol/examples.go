@@ -38,7 +38,7 @@ func Examples() []Example {
 		Streams:    []Stream{{Stream: "alice-cam", User: alice, ExtraInfo: "720p"}},
 		ExtraInfo:  []ExtraInfo{{Key: "topic", Value: "fractions", UpdateUser: bob, UpdateTime: 1795262400000}},
 		Attributes: map[string]string{"slide": "4"}, Online: 2}
-	return []Example{
+	return append([]Example{
 		{"hello (the first frame of every connection)", ev(EvHello, "", 0, 0, 0, Hello{Protocol: Version,
 			Session: "01KAK3J7Q8ZX5V2B8T9W0N3E4V", ResumeToken: "eyJhbGciOiJIUzI1NiIs...", HeartbeatMS: 30000,
 			TimeoutMS: 90000, ServerTime: 1795262400000})},
@@ -115,5 +115,5 @@ func Examples() []Example {
 		{"token_will_expire", ev(EvTokenWillExpire, "", 0, 0, 0, TokenWillExpire{RemainSeconds: 30})},
 		{"session_closing (then the server closes the connection)", ev(EvSessionClosing, "", 0, 0, 0,
 			SessionClosing{Code: int(ErrSlowConsumer.Code), Error: ErrSlowConsumer.Name, Message: ErrSlowConsumer.Message})},
-	}
+	}, append(roomStateExamples(), mediaExamples()...)...)
 }

@@ -23,6 +23,9 @@ type RoomInfo struct {
 type RoomConfig struct {
 	Attributes   map[string]string `json:"attributes,omitempty"`
 	DestroyDelay int               `json:"destroy_delay_s,omitempty"` // seconds, at most 10800
+	// MaxMemberCount is the room's capacity (0: none): one more member is
+	// refused with 1002034.
+	MaxMemberCount int `json:"max_member_count,omitempty"`
 }
 
 // Stream is a published stream.
@@ -38,6 +41,8 @@ type ExtraInfo struct {
 	Value      string `json:"value"`
 	UpdateUser User   `json:"update_user"`
 	UpdateTime int64  `json:"update_time"` // Unix milliseconds
+	// Version is the room seq that set the value (for compare-and-set).
+	Version uint64 `json:"version,omitempty"`
 }
 
 // ---- requests ----
@@ -53,6 +58,15 @@ type LoginRequest struct {
 	User  User   `json:"user"`
 	Token string `json:"token,omitempty"` // optional after a login or renew_token
 	Role  string `json:"role,omitempty"`  // "anchor" (default) or "audience"
+	// History asks for the room's last messages (at most 100) with the
+	// snapshot, as of its seq.
+	History int `json:"history,omitempty"`
+	// MaxMemberCount is ZEGO's maxMemberCount: the capacity of a room this
+	// login creates (0: none). It does not change an existing room's.
+	MaxMemberCount int `json:"max_member_count,omitempty"`
+	// UserStatusNotify is ZEGO's isUserStatusNotify; false: the session is
+	// not sent other users' ADD and DELETE. Default true.
+	UserStatusNotify *bool `json:"user_status_notify,omitempty"`
 }
 
 // LogoutRequest leaves one room, or every room when Room is empty.
@@ -81,14 +95,17 @@ type CreateRoomRequest struct {
 	Token  string      `json:"token,omitempty"`
 	Role   string      `json:"role,omitempty"`
 	Config *RoomConfig `json:"config,omitempty"`
+	// History asks for the room's last messages with the snapshot.
+	History int `json:"history,omitempty"`
 }
 
 // JoinRoomRequest is ZIM joinRoom: the room must exist.
 type JoinRoomRequest struct {
-	Room  string `json:"room"`
-	User  *User  `json:"user,omitempty"`
-	Token string `json:"token,omitempty"`
-	Role  string `json:"role,omitempty"`
+	Room    string `json:"room"`
+	User    *User  `json:"user,omitempty"`
+	Token   string `json:"token,omitempty"`
+	Role    string `json:"role,omitempty"`
+	History int    `json:"history,omitempty"`
 }
 
 // RoomRequest names one room (ZIM leaveRoom, query_room).
@@ -139,6 +156,9 @@ type RoomExtraInfoRequest struct {
 	Room  string `json:"room"`
 	Key   string `json:"key"`
 	Value string `json:"value"`
+	// Expect, if set, is the version the write is based on (0: the key must
+	// not exist); a changed key is refused with 1905005.
+	Expect *uint64 `json:"expect,omitempty"`
 }
 
 // RoomAttributesRequest sets or deletes room attributes.
@@ -146,6 +166,17 @@ type RoomAttributesRequest struct {
 	Room       string            `json:"room"`
 	Attributes map[string]string `json:"attributes,omitempty"` // set_room_attributes
 	Keys       []string          `json:"keys,omitempty"`       // delete_room_attributes
+	// Force (ZIM isForce) writes and deletes keys other members own.
+	Force bool `json:"force,omitempty"`
+	// DeleteAfterOwnerLeft (ZIM isDeleteAfterOwnerLeft): the keys set go
+	// when their owner leaves the room.
+	DeleteAfterOwnerLeft bool `json:"delete_after_owner_left,omitempty"`
+	// UpdateOwner (ZIM isUpdateOwner): the writer becomes the owner of the
+	// existing keys it sets.
+	UpdateOwner bool `json:"update_owner,omitempty"`
+	// Expect maps keys to the version the write is based on (0: the key
+	// must not exist); if any changed, nothing is written (1905005).
+	Expect map[string]uint64 `json:"expect,omitempty"`
 }
 
 // TokenRequest renews the session's token.
@@ -173,6 +204,13 @@ type RoomSnapshot struct {
 	ExtraInfo  []ExtraInfo       `json:"extra_info"`
 	Attributes map[string]string `json:"attributes"`
 	Online     int               `json:"online"`
+	// AttributeVersions holds each attribute's version (for compare-and-set).
+	AttributeVersions map[string]uint64 `json:"attribute_versions,omitempty"`
+	// MaxMemberCount is the room's capacity (0: none).
+	MaxMemberCount int `json:"max_member_count,omitempty"`
+	// Messages are the room's last messages up to Seq, newest first, when
+	// the request asked for history.
+	Messages []HistoryMessage `json:"messages,omitempty"`
 }
 
 // RoomsReply lists rooms (what a logout of every room or leave_all_rooms left).
@@ -259,6 +297,9 @@ type RoomExtraInfoUpdate struct {
 type RoomAttributesUpdate struct {
 	Set     map[string]string `json:"set,omitempty"`
 	Deleted []string          `json:"deleted,omitempty"`
+	// By is who wrote (or, with OwnerLeft, whose departure deleted the keys).
+	By        *User `json:"by,omitempty"`
+	OwnerLeft bool  `json:"owner_left,omitempty"`
 }
 
 // OnlineUserCount is the room's member count.

@@ -60,10 +60,10 @@ const (
 
 // Ops lists every operation.
 func Ops() []Op {
-	return []Op{OpSetRoomMode, OpLogin, OpLogout, OpSwitchRoom, OpCreateRoom, OpJoinRoom, OpEnterRoom, OpLeaveRoom,
+	return append([]Op{OpSetRoomMode, OpLogin, OpLogout, OpSwitchRoom, OpCreateRoom, OpJoinRoom, OpEnterRoom, OpLeaveRoom,
 		OpLeaveAllRooms, OpPublish, OpStopPublish, OpSetStreamExtraInfo, OpPlay, OpStopPlay, OpBroadcast, OpBarrage,
 		OpCustomCommand, OpSetRoomExtraInfo, OpSetRoomAttributes, OpDeleteRoomAttributes, OpQueryRoom, OpRenewToken,
-		OpHeartbeat, OpResume}
+		OpHeartbeat, OpResume, OpMediaOffer, OpMediaCandidate, OpMediaICERestart, OpMediaClose}, roomStateOps...)
 }
 
 // EventName names a pushed event.
@@ -88,9 +88,9 @@ const (
 
 // EventNames lists every event.
 func EventNames() []EventName {
-	return []EventName{EvHello, EvRoomStateChanged, EvRoomUserUpdate, EvRoomStreamUpdate, EvStreamExtraInfoUpdate,
+	return append([]EventName{EvHello, EvRoomStateChanged, EvRoomUserUpdate, EvRoomStreamUpdate, EvStreamExtraInfoUpdate,
 		EvBroadcastMessage, EvBarrageMessage, EvCustomCommand, EvRoomExtraInfoUpdate, EvRoomAttributesUpdate,
-		EvRoomOnlineUserCount, EvTokenWillExpire, EvSessionClosing}
+		EvRoomOnlineUserCount, EvTokenWillExpire, EvSessionClosing, EvPublisherStateUpdate, EvPlayerStateUpdate}, roomStateEvents...)
 }
 
 // Request is a client frame.
@@ -237,5 +237,8 @@ func NewPayload(op Op) any {
 	case OpResume:
 		return &ResumeRequest{}
 	}
-	return nil
+	if p := newRoomStatePayload(op); p != nil {
+		return p
+	}
+	return NewMediaPayload(op)
 }

@@ -86,7 +86,7 @@ func TestProtocolDocIsComplete(t *testing.T) {
 			t.Errorf("event %s has no example", e)
 		}
 	}
-	for _, e := range append(domain.Errors(), Errors()...) {
+	for _, e := range append(append(domain.Errors(), Errors()...), domain.MediaErrors()...) {
 		if !strings.Contains(text, fmt.Sprintf("| %d | `%s` |", e.Code, e.Name)) {
 			t.Errorf("error %d %s is not in the codes table", e.Code, e.Name)
 		}

@@ -7,6 +7,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/roomlog/roomlog/eventstore/presence"
 	"github.com/roomlog/roomlog/eventstore/reactor"
 	"github.com/roomlog/roomlog/eventstore/timekeeper"
+	"github.com/roomlog/roomlog/media"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/transport/admin"
 	"github.com/roomlog/roomlog/transport/auth"
@@ -31,7 +33,7 @@ import (
 )
 
 // SnapshotName is the versioned name of the projection snapshot.
-const SnapshotName = "proj.rooms.v2" // v2: ended sessions, connections and rooms leave the model
+const SnapshotName = "proj.rooms.v3" // v3: ended sessions, connections and rooms leave the model
 
 // Config configures a node.
 type Config struct {
@@ -53,7 +55,20 @@ type Config struct {
 	// Gateway tunes the gateway; its Engine, Live, Log, Signer, Policy,
 	// Clock and Logger are filled in by the node.
 	Gateway gateway.Config
-	Logger  *slog.Logger
+	// Media configures the node's SFU; its Live, Node and Bus are filled
+	// in by the node.
+	Media media.Config
+	// NoMedia runs the node without an SFU (a gateway-only node): its
+	// clients' media goes to the live media nodes of the cluster, or
+	// media_unavailable without any.
+	NoMedia bool
+	// NoGateway serves no WebSocket gateway and no admin API on
+	// HTTPListen, only the health endpoints (a media-only node).
+	NoGateway bool
+	// MediaNodeBeat and MediaNodeTimeout tune media node liveness
+	// (defaults 2 s and 10 s).
+	MediaNodeBeat, MediaNodeTimeout time.Duration
+	Logger                          *slog.Logger
 	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP listener.
 	Pprof bool
 }
@@ -67,6 +82,10 @@ type Node struct {
 	Timekeeper *timekeeper.Timekeeper
 	Presence   *presence.Presence
 	Gateway    *gateway.Server
+	// SFU is the node's media plane (nil with NoMedia).
+	SFU *media.SFU
+	// MediaNodes watches the cluster's media nodes (and beats for SFU).
+	MediaNodes *media.Nodes
 	Signer     *auth.Signer
 	Metrics    *metrics.Metrics
 	bus        *eventstore.Bus
@@ -188,6 +207,29 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	if n.bus, err = n.Log.OpenBus("roomlog-bus"); err != nil {
 		return err
 	}
+	if !n.cfg.NoMedia {
+		mc := n.cfg.Media
+		mc.Live, mc.Node, mc.Bus = n.Live, node, n.bus
+		if mc.Logger == nil {
+			mc.Logger = n.cfg.Logger
+		}
+		if n.SFU, err = media.New(mc); err != nil {
+			return err
+		}
+	}
+	nodeRecords, err := n.Log.OpenRecords(ctx, eventstore.RecordsConfig{Bucket: media.NodesBucket, Replicas: replicas,
+		Description: "roomlog media nodes: last beat per node"})
+	if err != nil {
+		return err
+	}
+	nc := media.NodesConfig{Records: nodeRecords, Engine: n.Engine, Live: n.Live, Beat: n.cfg.MediaNodeBeat,
+		Timeout: n.cfg.MediaNodeTimeout, Logger: n.cfg.Logger, Notify: n.publishMediaState}
+	if n.SFU != nil {
+		nc.Self = n.SFU.Node()
+	}
+	if n.MediaNodes, err = media.NewNodes(nc); err != nil {
+		return err
+	}
 	if n.cfg.HTTPListen != "" {
 		if err := n.startHTTP(node); err != nil {
 			return err
@@ -199,6 +241,10 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	n.goRun("reactor", func() error { return n.reactor.Run(runCtx) })
 	n.goRun("presence", func() error { return n.Presence.Run(runCtx) })
 	n.goRun("timekeeper", func() error { return n.Timekeeper.Run(runCtx) })
+	if n.SFU != nil {
+		n.goRun("media", func() error { return n.SFU.Run(runCtx) })
+	}
+	n.goRun("media nodes", func() error { return n.MediaNodes.Run(runCtx) })
 	select {
 	case <-n.reactor.Running():
 	case <-ctx.Done():
@@ -270,24 +316,12 @@ func (n *Node) startHTTP(node string) error {
 	if n.Signer, err = auth.NewSigner(auth.Config{Secret: n.cfg.Secret, Clock: n.cfg.Clock.Now, Leeway: 5 * time.Second}); err != nil {
 		return err
 	}
-	gc := n.cfg.Gateway
-	gc.Engine, gc.Live, gc.Log, gc.Signer, gc.Policy, gc.Clock, gc.Logger = n.Engine, n.Live, n.Log, n.Signer,
-		n.decider.Policy, n.cfg.Clock, n.cfg.Logger
-	gc.Presence, gc.Node, gc.Bus = n.Presence, node, n.bus
-	if gc.ObserveRequest == nil {
-		gc.ObserveRequest = func(op protocol.Op, took time.Duration) { n.Metrics.Request(string(op), took) }
-	}
-	if n.Gateway, err = gateway.New(gc); err != nil {
-		return err
-	}
-	api, err := admin.New(admin.Config{Engine: n.Engine, Live: n.Live, Log: n.Log, Signer: n.Signer, Clock: n.cfg.Clock,
-		Logger: n.cfg.Logger})
-	if err != nil {
-		return err
-	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", n.Gateway)
-	mux.Handle("/admin/", api)
+	if !n.cfg.NoGateway {
+		if err := n.mountGateway(mux, node); err != nil {
+			return err
+		}
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "alive") })
 	mux.HandleFunc("GET /readyz", n.ready)
 	mux.Handle("GET /metrics", n.Metrics.Handler())
@@ -310,6 +344,41 @@ func (n *Node) startHTTP(node string) error {
 		}
 		return nil
 	})
+	return nil
+}
+
+// publishMediaState sends a media state event to every gateway.
+func (n *Node) publishMediaState(e media.StateEvent) {
+	b, _ := json.Marshal(e)
+	if err := n.bus.Publish(media.StateSubject, b); err != nil {
+		n.cfg.Logger.Warn("a media state event was not sent", "session", e.Session, "stream", e.Stream, "err", err)
+	}
+}
+
+// mountGateway starts the WebSocket gateway and the admin API on mux.
+func (n *Node) mountGateway(mux *http.ServeMux, node string) error {
+	var err error
+	gc := n.cfg.Gateway
+	gc.Engine, gc.Live, gc.Log, gc.Signer, gc.Policy, gc.Clock, gc.Logger = n.Engine, n.Live, n.Log, n.Signer,
+		n.decider.Policy, n.cfg.Clock, n.cfg.Logger
+	gc.Presence, gc.Node, gc.Bus = n.Presence, node, n.bus
+	if gc.ObserveRequest == nil {
+		gc.ObserveRequest = func(op protocol.Op, took time.Duration) { n.Metrics.Request(string(op), took) }
+	}
+	if gc.Media, err = media.NewRouter(media.RouterConfig{Live: n.Live, Local: n.SFU, Bus: n.bus,
+		Nodes: n.MediaNodes}); err != nil {
+		return err
+	}
+	if n.Gateway, err = gateway.New(gc); err != nil {
+		return err
+	}
+	api, err := admin.New(admin.Config{Engine: n.Engine, Live: n.Live, Log: n.Log, Signer: n.Signer, Clock: n.cfg.Clock,
+		Logger: n.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	mux.Handle("GET /ws", n.Gateway)
+	mux.Handle("/admin/", api)
 	return nil
 }
 
@@ -343,7 +412,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.httpSrv != nil {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		n.httpSrv.Shutdown(sctx)
-		n.Gateway.Shutdown(sctx)
+		if n.Gateway != nil {
+			n.Gateway.Shutdown(sctx)
+		}
 		cancel()
 	}
 	if n.cancel != nil {

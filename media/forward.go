@@ -1,0 +1,334 @@
+package media
+
+import (
+	"errors"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// upTrack is one track a publisher sends: it reads the publisher's RTP and
+// forwards every packet to the downTracks attached to it. A hot track's
+// fan-out is split in shards of shardSize downTracks; shards past the first
+// are written by worker goroutines, so one track's fan-out uses more than one
+// core.
+type upTrack struct {
+	remote *webrtc.TrackRemote
+	mime   string
+	kind   webrtc.RTPCodecType
+	// keyframe asks the publisher for a keyframe (throttled).
+	keyframe func()
+
+	mu      sync.Mutex
+	downs   []*downTrack
+	workers []chan *fanJob // under mu; fan holds a copy
+	stopped bool           // under mu: run has returned
+	// fan is the current fan-out: copy on write, read without a lock.
+	fan       atomic.Pointer[fanout]
+	shardSize int
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// fanout is one version of a track's fan-out: its shards of players, and
+// the workers that write shards 1 and up.
+type fanout struct {
+	shards  [][]*downTrack
+	workers []chan *fanJob
+}
+
+type fanJob struct {
+	hdr     *rtp.Header
+	payload []byte
+	downs   []*downTrack
+	wg      *sync.WaitGroup
+}
+
+func newUpTrack(remote *webrtc.TrackRemote, shardSize int, keyframe func()) *upTrack {
+	u := &upTrack{remote: remote, mime: strings.ToLower(remote.Codec().MimeType), kind: remote.Kind(),
+		keyframe: keyframe, shardSize: shardSize, done: make(chan struct{})}
+	u.fan.Store(&fanout{})
+	return u
+}
+
+// attach adds d to the fan-out and asks for a keyframe, so a new player
+// sees video at once.
+func (u *upTrack) attach(d *downTrack) {
+	u.mu.Lock()
+	u.downs = append(u.downs, d)
+	u.reshard()
+	u.mu.Unlock()
+	if u.kind == webrtc.RTPCodecTypeVideo {
+		u.keyframe()
+	}
+}
+
+func (u *upTrack) detach(d *downTrack) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i, x := range u.downs {
+		if x == d {
+			u.downs = append(u.downs[:i:i], u.downs[i+1:]...)
+			break
+		}
+	}
+	u.reshard()
+}
+
+// reshard rebuilds the shards and starts the workers they need. u.mu held.
+func (u *upTrack) reshard() {
+	var shards [][]*downTrack
+	for i := 0; i < len(u.downs); i += u.shardSize {
+		shards = append(shards, u.downs[i:min(i+u.shardSize, len(u.downs))])
+	}
+	// At most one shard per core: past that, shards only add hand-offs.
+	if n := runtime.GOMAXPROCS(0); len(shards) > n {
+		per := (len(u.downs) + n - 1) / n
+		shards = shards[:0]
+		for i := 0; i < len(u.downs); i += per {
+			shards = append(shards, u.downs[i:min(i+per, len(u.downs))])
+		}
+	}
+	for len(u.workers) < len(shards)-1 && !u.stopped {
+		ch := make(chan *fanJob, 1)
+		u.workers = append(u.workers, ch)
+		u.wg.Add(1)
+		go u.work(ch)
+	}
+	if len(u.workers) < len(shards)-1 {
+		return // the track has ended: nothing is forwarded any more
+	}
+	u.fan.Store(&fanout{shards: shards, workers: slices.Clone(u.workers)})
+}
+
+func (u *upTrack) work(ch chan *fanJob) {
+	defer u.wg.Done()
+	for {
+		select {
+		case j := <-ch:
+			for _, d := range j.downs {
+				d.write(j.hdr, j.payload, u.mime)
+			}
+			j.wg.Done()
+		case <-u.done:
+			return
+		}
+	}
+}
+
+// run forwards the publisher's packets until its track ends.
+func (u *upTrack) run() {
+	defer func() {
+		u.mu.Lock()
+		u.stopped = true // no worker starts after this
+		close(u.done)
+		u.mu.Unlock()
+		u.wg.Wait()
+	}()
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	var wg sync.WaitGroup
+	for {
+		n, _, err := u.remote.Read(buf)
+		if err != nil {
+			return
+		}
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		u.forward(&pkt, &wg)
+	}
+}
+
+// forward writes one packet to every attached downTrack, shard 0 on this
+// goroutine and the others on their workers, and returns once all are
+// written (pkt's buffer is reused for the next packet).
+func (u *upTrack) forward(pkt *rtp.Packet, wg *sync.WaitGroup) {
+	// Header extensions are the publisher's (its IDs): they are not
+	// forwarded.
+	pkt.Header.Extension, pkt.Header.Extensions = false, nil
+	fan := u.fan.Load()
+	shards := fan.shards
+	if len(shards) == 0 {
+		return
+	}
+	for i := 1; i < len(shards); i++ {
+		wg.Add(1)
+		fan.workers[i-1] <- &fanJob{hdr: &pkt.Header, payload: pkt.Payload, downs: shards[i], wg: wg}
+	}
+	for _, d := range shards[0] {
+		d.write(&pkt.Header, pkt.Payload, u.mime)
+	}
+	wg.Wait()
+}
+
+// downTrack is what one player receives of one kind (audio or video): a
+// webrtc.TrackLocal bound to the player's peer connection. It rewrites each
+// forwarded packet for its player (SSRC, payload type, a sequence and time
+// line that stays continuous when the publisher changes). It is the seam
+// where a simulcast layer choice would go.
+type downTrack struct {
+	id, streamID string
+	kind         webrtc.RTPCodecType
+	// onFirst runs once, at the first packet written; onBind (if set)
+	// each time the player's connection binds the track.
+	onFirst func()
+	onBind  func()
+	first   sync.Once
+
+	mu      sync.Mutex
+	bound   bool
+	ssrc    webrtc.SSRC
+	out     webrtc.TrackLocalWriter
+	codecs  []webrtc.RTPCodecParameters
+	mime    string // the mime type of lastPT
+	lastPT  uint8
+	src     uint32 // the source SSRC the offsets are for
+	started bool
+	seqOff  uint16
+	tsOff   uint32
+	lastSeq uint16
+	lastTS  uint32
+	lastAt  time.Time
+	sent    atomic.Uint64
+}
+
+var _ webrtc.TrackLocal = (*downTrack)(nil)
+
+func newDownTrack(kind webrtc.RTPCodecType, stream string, onFirst func()) *downTrack {
+	return &downTrack{id: kind.String(), streamID: stream, kind: kind, onFirst: onFirst}
+}
+
+// Bind is called by Pion when the player's connection negotiated the track.
+func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	codecs := ctx.CodecParameters()
+	if len(codecs) == 0 {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.bound, d.ssrc, d.out, d.codecs = true, ctx.SSRC(), ctx.WriteStream(), codecs
+	d.mime = ""
+	if d.onBind != nil {
+		go d.onBind()
+	}
+	return codecs[0], nil
+}
+
+// Unbind is called by Pion when the track is removed or the connection closes.
+func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.mu.Lock()
+	d.bound, d.out = false, nil
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *downTrack) ID() string                { return d.id }
+func (d *downTrack) RID() string               { return "" }
+func (d *downTrack) StreamID() string          { return d.streamID }
+func (d *downTrack) Kind() webrtc.RTPCodecType { return d.kind }
+func (d *downTrack) packets() uint64           { return d.sent.Load() }
+func (d *downTrack) isBound() bool             { d.mu.Lock(); defer d.mu.Unlock(); return d.bound }
+func (d *downTrack) codecList() []webrtc.RTPCodecParameters {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.codecs
+}
+
+// write sends one forwarded packet of codec mime to the player. hdr is
+// shared between players: it is copied, never changed.
+func (d *downTrack) write(hdr *rtp.Header, payload []byte, mime string) {
+	d.mu.Lock()
+	if !d.bound {
+		d.mu.Unlock()
+		return
+	}
+	if mime != d.mime {
+		pt, ok := payloadType(d.codecs, mime)
+		if !ok {
+			d.mu.Unlock()
+			return // the player cannot decode this codec
+		}
+		d.mime, d.lastPT = mime, pt
+	}
+	h := *hdr
+	if !d.started || h.SSRC != d.src {
+		// A new source (the first, or a new publisher of the stream):
+		// continue the player's sequence and time line after the last
+		// packet sent.
+		if d.started {
+			gap := uint32(time.Since(d.lastAt).Milliseconds()) * 90 // at most a guess: 90 kHz
+			d.seqOff = d.lastSeq + 1 - h.SequenceNumber
+			d.tsOff = d.lastTS + max(gap, 1) - h.Timestamp
+		}
+		d.src, d.started = h.SSRC, true
+	}
+	h.SequenceNumber += d.seqOff
+	h.Timestamp += d.tsOff
+	h.SSRC, h.PayloadType = uint32(d.ssrc), d.lastPT
+	d.lastSeq, d.lastTS, d.lastAt = h.SequenceNumber, h.Timestamp, time.Now()
+	out := d.out
+	d.mu.Unlock()
+	if _, err := out.WriteRTP(&h, payload); err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		return
+	}
+	d.sent.Add(1)
+	d.first.Do(d.onFirst)
+}
+
+func payloadType(codecs []webrtc.RTPCodecParameters, mime string) (uint8, bool) {
+	for _, c := range codecs {
+		if strings.EqualFold(c.MimeType, mime) {
+			return uint8(c.PayloadType), true
+		}
+	}
+	return 0, false
+}
+
+// keyframeRequester returns a function that asks pc for a keyframe of the
+// track with SSRC ssrc, at most once per interval: a request within the
+// interval is sent when it ends, so a player that joins right after another
+// is not left without one.
+func keyframeRequester(pc *webrtc.PeerConnection, ssrc webrtc.SSRC, interval time.Duration) func() {
+	var mu sync.Mutex
+	var last time.Time
+	var pending bool
+	send := func() {
+		_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(ssrc)}})
+	}
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if wait := interval - now.Sub(last); !last.IsZero() && wait > 0 {
+			if !pending {
+				pending = true
+				time.AfterFunc(wait, func() {
+					mu.Lock()
+					pending, last = false, time.Now()
+					mu.Unlock()
+					send()
+				})
+			}
+			return
+		}
+		last = now
+		go send()
+	}
+}
+
+func isKeyframeRequest(pkt rtcp.Packet) bool {
+	switch pkt.(type) {
+	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+		return true
+	}
+	return false
+}

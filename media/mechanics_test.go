@@ -1,0 +1,265 @@
+package media
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/media/mediatest"
+)
+
+// H.264 is forwarded where the publisher sends it and the player accepts it.
+func TestForwardsH264(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", nil)
+	w.join("r1", "alice", "s-alice")
+	w.join("r1", "bob", "s-bob")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	w.play("r1", "bob", "s-bob", "cam")
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	h264, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, _ := pc.AddTrack(h264)
+	go drain(sender)
+	if err := offer(t.Context(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		for seq := uint16(1); ctx.Err() == nil; seq++ {
+			_ = h264.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000},
+				Payload: []byte{0x65, 1, 2, 3}})
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	p, err := playMedia(t, s, "s-bob", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.sink.WaitMore(video, 10, long) {
+		t.Fatal("no H.264 reached the player")
+	}
+	if got := p.sink.Mime(video); got != webrtc.MimeTypeH264 {
+		t.Errorf("video arrives as %q", got)
+	}
+}
+
+// A track with more players than one shard holds is written by several
+// goroutines; every player still gets every packet.
+func TestShardedFanOut(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", func(c *Config) { c.ShardSize = 2 })
+	w.join("r1", "alice", "s-alice")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	var players []*client
+	for i := range 5 {
+		sid := domain.SessionID(fmt.Sprint("s-", i))
+		w.join("r1", domain.UserID(sid), sid)
+		w.play("r1", domain.UserID(sid), sid, "cam")
+		p, err := playMedia(t, s, sid, "cam")
+		if err != nil {
+			t.Fatal(err)
+		}
+		players = append(players, p)
+	}
+	for i, p := range players {
+		if !p.sink.WaitMore(video, 20, long) || !p.sink.WaitMore(audio, 10, long) {
+			t.Fatalf("player %d: video %d, audio %d", i, p.sink.Count(video), p.sink.Count(audio))
+		}
+	}
+	s.mu.Lock()
+	r := s.routers[routeKey{app, "cam"}]
+	s.mu.Unlock()
+	r.mu.Lock()
+	u := r.ups[video]
+	r.mu.Unlock()
+	if shards := len(u.fan.Load().shards); shards < 2 {
+		t.Errorf("%d shards for 5 players of 2 per shard", shards)
+	}
+}
+
+// A player's arrival and a player's own request (PLI) reach the publisher
+// as keyframe requests, throttled per track.
+func TestKeyframeRequests(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", func(c *Config) { c.KeyframeInterval = 300 * time.Millisecond })
+	w.join("r1", "alice", "s-alice")
+	w.join("r1", "bob", "s-bob")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	w.play("r1", "bob", "s-bob", "cam")
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	vt, _ := mediatest.Tracks("cam")
+	sender, _ := pc.AddTrack(vt)
+	var plis atomic.Int64
+	go func() {
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					plis.Add(1)
+				}
+			}
+		}
+	}()
+	if err := offer(t.Context(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	mediatest.Send(ctx, vt, nil, 10*time.Millisecond)
+	p, err := playMedia(t, s, "s-bob", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.sink.WaitMore(video, 10, long) {
+		t.Fatal("no video")
+	}
+	waitUntil(t, "a keyframe request for the joining player", func() bool { return plis.Load() >= 1 })
+	// The join's requests (on attach, and once the track is bound) settle.
+	for last := int64(-1); plis.Load() != last; time.Sleep(700 * time.Millisecond) {
+		last = plis.Load()
+	}
+	before := plis.Load()
+	var ssrc uint32
+	for _, tr := range p.pc.GetReceivers() {
+		if tr.Track() != nil && tr.Track().Kind() == video {
+			ssrc = uint32(tr.Track().SSRC())
+		}
+	}
+	for range 5 { // a burst: throttled to one now and one at the interval's end
+		if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "the player's keyframe request", func() bool { return plis.Load() > before })
+	time.Sleep(time.Second)
+	if got := plis.Load() - before; got > 2 {
+		t.Errorf("%d keyframe requests for a burst of 5 within one interval, want at most 2", got)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(long)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not in time", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// With UDPPort every peer connection's media shares one UDP port.
+func TestSingleUDPPort(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", func(c *Config) { c.UDPPort, c.IPs = port, []string{"127.0.0.1"} })
+	w.join("r1", "alice", "s-alice")
+	w.join("r1", "bob", "s-bob")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	w.play("r1", "bob", "s-bob", "cam")
+	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := playMedia(t, s, "s-bob", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.sink.WaitMore(video, 10, long) {
+		t.Fatal("no video through the single port")
+	}
+	remote := p.pc.RemoteDescription().SDP
+	if !strings.Contains(remote, fmt.Sprintf("127.0.0.1 %d typ host", port)) {
+		t.Errorf("the answer does not offer port %d:\n%s", port, remote)
+	}
+}
+
+// A client that trickles its candidates (as browsers do) connects: its
+// offer carries none, media_candidate brings them, an empty one ends them.
+func TestTrickledCandidates(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", nil)
+	w.join("r1", "alice", "s-alice")
+	w.join("r1", "bob", "s-bob")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	w.play("r1", "bob", "s-bob", "cam")
+	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.AddTransceiverFromKind(video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	sink := mediatest.NewSink()
+	pc.OnTrack(sink.OnTrack)
+	cands := make(chan *webrtc.ICECandidate, 16)
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) { cands <- c })
+	o, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	sig := Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play}
+	offerSig := sig
+	offerSig.Op, offerSig.SDP = OpOffer, o.SDP // no candidates in it
+	a, err := s.Handle(t.Context(), offerSig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
+		t.Fatal(err)
+	}
+	for c := range cands {
+		cs := sig
+		cs.Op = OpCandidate
+		if c != nil {
+			init := c.ToJSON()
+			cs.Candidate, cs.SDPMid, cs.SDPMLineIndex = init.Candidate, init.SDPMid, init.SDPMLineIndex
+		}
+		if _, err := s.Handle(t.Context(), cs); err != nil {
+			t.Fatal(err)
+		}
+		if c == nil {
+			break
+		}
+	}
+	if !sink.WaitMore(video, 10, long) {
+		t.Fatal("no video over trickled candidates")
+	}
+}

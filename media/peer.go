@@ -1,0 +1,592 @@
+package media
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/projections"
+)
+
+// peer is one peer connection: a publisher's (it sends one stream) or a
+// player's (it receives one).
+type peer struct {
+	key    peerKey
+	sfu    *SFU
+	pc     *webrtc.PeerConnection
+	router *router
+	// downs are a player's tracks, one per kind it offered to receive.
+	downs map[webrtc.RTPCodecType]*downTrack
+
+	// opMu serializes the signalling of this peer (offers, candidates).
+	opMu sync.Mutex
+
+	mu        sync.Mutex
+	state     State
+	closed    bool
+	connected bool
+	watchdog  *time.Timer
+	// draining is set once the peer's goroutines are being waited for:
+	// none may start after it.
+	draining bool
+	wg       sync.WaitGroup
+	// done is closed when the connection is closed and every goroutine of
+	// the peer has returned.
+	done chan struct{}
+}
+
+// spawn runs f on a goroutine of the peer, unless the peer is draining.
+func (p *peer) spawn(f func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.draining {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// router joins a stream's publisher to its players. Its tracks are the
+// current publisher's; a player gets them as they come and keeps its peer
+// connection when the publisher changes.
+type router struct {
+	key routeKey
+	// refs counts the registered peers of the stream (under SFU.mu): the
+	// router is dropped with the last.
+	refs    int
+	mu      sync.Mutex
+	pub     *peer
+	ups     map[webrtc.RTPCodecType]*upTrack
+	players map[*peer]bool
+}
+
+func (r *router) setPublisher(p *peer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pub != nil && r.pub != p {
+		r.detachUpsLocked()
+	}
+	r.pub = p
+}
+
+func (r *router) detachUpsLocked() {
+	for kind, u := range r.ups {
+		for pl := range r.players {
+			if d := pl.downs[kind]; d != nil {
+				u.detach(d)
+			}
+		}
+	}
+	r.ups = nil
+}
+
+// addUp makes u the stream's track of its kind, if p still publishes it.
+func (r *router) addUp(p *peer, u *upTrack) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pub != p {
+		return false
+	}
+	if old := r.ups[u.kind]; old != nil {
+		for pl := range r.players {
+			if d := pl.downs[u.kind]; d != nil {
+				old.detach(d)
+			}
+		}
+	}
+	if r.ups == nil {
+		r.ups = map[webrtc.RTPCodecType]*upTrack{}
+	}
+	r.ups[u.kind] = u
+	for pl := range r.players {
+		if d := pl.downs[u.kind]; d != nil {
+			u.attach(d)
+		}
+	}
+	return true
+}
+
+func (r *router) removePublisher(p *peer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pub == p {
+		r.detachUpsLocked()
+		r.pub = nil
+	}
+}
+
+func (r *router) addPlayer(p *peer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.players == nil {
+		r.players = map[*peer]bool{}
+	}
+	r.players[p] = true
+	for kind, u := range r.ups {
+		if d := p.downs[kind]; d != nil {
+			u.attach(d)
+		}
+	}
+}
+
+func (r *router) removePlayer(p *peer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.players, p)
+	for kind, u := range r.ups {
+		if d := p.downs[kind]; d != nil {
+			u.detach(d)
+		}
+	}
+}
+
+// keyframe asks the publisher for a keyframe of its video.
+func (r *router) keyframe() {
+	r.mu.Lock()
+	u := r.ups[webrtc.RTPCodecTypeVideo]
+	r.mu.Unlock()
+	if u != nil {
+		u.keyframe()
+	}
+}
+
+// Handle serves one signalling request.
+func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
+	if err := validate(sig); err != nil {
+		return Answer{}, err
+	}
+	k := peerKey{app: sig.App, session: sig.Session, stream: sig.Stream, kind: sig.Kind}
+	switch sig.Op {
+	case OpClose:
+		if p := s.peer(k); p != nil {
+			p.close(nil, "closed")
+		}
+		return Answer{Node: s.cfg.Node}, nil
+	case OpCandidate:
+		p := s.peer(k)
+		if p == nil {
+			return Answer{}, ErrNoPeer
+		}
+		if sig.Candidate == "" {
+			return Answer{Node: s.cfg.Node}, nil // end of candidates: nothing to add
+		}
+		p.opMu.Lock()
+		defer p.opMu.Unlock()
+		if err := p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: sig.Candidate, SDPMid: sig.SDPMid,
+			SDPMLineIndex: sig.SDPMLineIndex}); err != nil {
+			return Answer{}, ErrBadSignal.With("candidate: %v", err)
+		}
+		return Answer{Node: s.cfg.Node}, nil
+	}
+	if err := s.cfg.Live.WaitFor(ctx, sig.After); err != nil {
+		return Answer{}, domain.ErrTimeout.With("the media node's view of the log did not catch up in time")
+	}
+	if p := s.peer(k); p != nil {
+		return p.renegotiate(ctx, sig.SDP)
+	}
+	if sig.Op == OpRestart {
+		return Answer{}, ErrNoPeer
+	}
+	return s.open(ctx, k, sig.SDP)
+}
+
+func validate(sig Signal) error {
+	if err := domain.ValidateStreamID(sig.Stream); err != nil {
+		return ErrBadSignal.With("%v", err)
+	}
+	if sig.App == "" || sig.Session == "" {
+		return ErrBadSignal.With("no app or session")
+	}
+	if sig.Kind != Publish && sig.Kind != Play {
+		return ErrBadSignal.With("kind must be %q or %q", Publish, Play)
+	}
+	switch sig.Op {
+	case OpOffer, OpRestart:
+		if sig.SDP == "" {
+			return ErrBadSignal.With("an offer needs its sdp")
+		}
+	case OpCandidate:
+	case OpClose:
+	default:
+		return ErrBadSignal.With("unknown op %q", sig.Op)
+	}
+	return nil
+}
+
+func (s *SFU) peer(k peerKey) *peer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peers[k]
+}
+
+func badOffer(k Kind) *domain.Error {
+	if k == Publish {
+		return ErrPublishBadOffer
+	}
+	return ErrPlayBadOffer
+}
+
+// open creates the peer connection of a first offer. The peer is registered
+// before the fold is read, so that a record ending it, folded at any time
+// after, finds it.
+func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.cfg.ICEServers,
+		BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		return Answer{}, domain.ErrInternal.With("peer connection: %v", err)
+	}
+	p := &peer{key: k, sfu: s, pc: pc, done: make(chan struct{})}
+	sk := sessionKey{k.app, k.session}
+	s.mu.Lock()
+	var refused error
+	switch {
+	case s.closed:
+		refused = ErrMediaUnavailable.With("the media node is shutting down")
+	case s.peers[k] != nil:
+		refused = ErrBadSignal.With("an offer for this stream is already being answered")
+	case s.sessions[sk] >= s.cfg.MaxPeersPerSession:
+		refused = ErrTooManyPeers.With("at most %d", s.cfg.MaxPeersPerSession)
+	}
+	if refused != nil {
+		s.mu.Unlock()
+		pc.Close()
+		return Answer{}, refused
+	}
+	s.peers[k] = p
+	s.all[p] = struct{}{}
+	s.sessions[sk]++
+	rk := routeKey{k.app, k.stream}
+	r := s.routers[rk]
+	if r == nil {
+		r = &router{key: rk}
+		s.routers[rk] = r
+	}
+	r.refs++
+	p.router = r
+	s.mu.Unlock()
+
+	var authErr error
+	s.cfg.Live.Read(func(m *projections.Model) { authErr = s.allowed(m, k) })
+	if authErr != nil {
+		p.close(nil, "refused")
+		return Answer{}, authErr
+	}
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	pc.OnConnectionStateChange(p.onState)
+	if k.kind == Publish {
+		// Before the answer: its tracks may arrive as soon as it connects.
+		r.setPublisher(p)
+		pc.OnTrack(p.onTrack)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		p.close(nil, "refused")
+		return Answer{}, badOffer(k.kind).With("%v", err)
+	}
+	if k.kind == Play {
+		if err := p.addDownTracks(); err != nil {
+			p.close(nil, "refused")
+			return Answer{}, err
+		}
+		r.addPlayer(p)
+	}
+	ans, err := p.answer(ctx)
+	if err != nil {
+		p.close(nil, "refused")
+		return Answer{}, err
+	}
+	p.mu.Lock()
+	closed := p.closed
+	if !closed {
+		p.watchdog = time.AfterFunc(s.cfg.ConnectTimeout, func() { p.failIfUnconnected() })
+	}
+	p.mu.Unlock()
+	if closed {
+		// The fold ended it while it was being answered.
+		if k.kind == Publish {
+			return Answer{}, ErrNotPublishing
+		}
+		return Answer{}, ErrNotPlaying
+	}
+	if k.kind == Publish {
+		p.setState(PublishRequesting, 0, "")
+	} else {
+		p.setState(PlayRequesting, 0, "")
+	}
+	return ans, nil
+}
+
+// addDownTracks gives a player one track per kind its offer receives.
+func (p *peer) addDownTracks() error {
+	p.downs = map[webrtc.RTPCodecType]*downTrack{}
+	for _, tr := range p.pc.GetTransceivers() {
+		kind := tr.Kind()
+		if p.downs[kind] != nil || (kind != webrtc.RTPCodecTypeAudio && kind != webrtc.RTPCodecTypeVideo) {
+			continue
+		}
+		d := newDownTrack(kind, string(p.key.stream), p.firstPacket)
+		if kind == webrtc.RTPCodecTypeVideo {
+			// A keyframe once the player can receive one.
+			d.onBind = p.router.keyframe
+		}
+		sender, err := p.pc.AddTrack(d)
+		if err != nil {
+			return ErrPlayBadOffer.With("%s: %v", kind, err)
+		}
+		p.downs[kind] = d
+		p.spawn(func() { p.readRTCP(sender) })
+	}
+	if len(p.downs) == 0 {
+		return ErrPlayBadOffer.With("the offer receives neither audio nor video")
+	}
+	return nil
+}
+
+// readRTCP reads a player's RTCP (so that the NACK responder and the
+// reports see it) and passes keyframe requests on to the publisher.
+func (p *peer) readRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			if isKeyframeRequest(pkt) {
+				p.router.keyframe()
+			}
+		}
+	}
+}
+
+func (p *peer) answer(ctx context.Context) (Answer, error) {
+	ans, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return Answer{}, badOffer(p.key.kind).With("%v", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(ans); err != nil {
+		return Answer{}, badOffer(p.key.kind).With("%v", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return Answer{}, domain.ErrTimeout.With("ICE gathering did not complete in time")
+	}
+	return Answer{SDP: p.pc.LocalDescription().SDP, Node: p.sfu.cfg.Node}, nil
+}
+
+// renegotiate answers a later offer on the same peer connection: an ICE
+// restart, or a change of tracks.
+func (p *peer) renegotiate(ctx context.Context, sdp string) (Answer, error) {
+	var authErr error
+	p.sfu.cfg.Live.Read(func(m *projections.Model) { authErr = p.sfu.allowed(m, p.key) })
+	if authErr != nil {
+		return Answer{}, authErr
+	}
+	p.opMu.Lock()
+	defer p.opMu.Unlock()
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return Answer{}, badOffer(p.key.kind).With("%v", err)
+	}
+	return p.answer(ctx)
+}
+
+// onTrack starts forwarding one of a publisher's tracks.
+func (p *peer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	u := newUpTrack(remote, p.sfu.cfg.ShardSize, keyframeRequester(p.pc, remote.SSRC(), p.sfu.cfg.KeyframeInterval))
+	if !p.router.addUp(p, u) {
+		return
+	}
+	p.spawn(u.run)
+}
+
+func (p *peer) onState(st webrtc.PeerConnectionState) {
+	switch st {
+	case webrtc.PeerConnectionStateConnected:
+		p.mu.Lock()
+		p.connected = true
+		if p.watchdog != nil {
+			p.watchdog.Stop()
+		}
+		p.mu.Unlock()
+		if p.key.kind == Publish {
+			p.setState(Publishing, 0, "")
+		}
+	case webrtc.PeerConnectionStateFailed:
+		p.fail()
+	case webrtc.PeerConnectionStateClosed:
+		p.close(nil, "closed")
+	}
+}
+
+// firstPacket marks a player Playing once media reaches it.
+func (p *peer) firstPacket() { p.setState(Playing, 0, "") }
+
+func (p *peer) failIfUnconnected() {
+	p.mu.Lock()
+	c := p.connected
+	p.mu.Unlock()
+	if !c {
+		p.fail()
+	}
+}
+
+func (p *peer) fail() {
+	if p.key.kind == Publish {
+		p.close(ErrPublishConnectionFailed, "failed")
+	} else {
+		p.close(ErrPlayConnectionFailed, "failed")
+	}
+}
+
+// close ends the peer: its forwarding stops, its connection closes, and its
+// session is told (NO_PUBLISH or NO_PLAY, with why).
+func (p *peer) close(why *domain.Error, reason string) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	if p.watchdog != nil {
+		p.watchdog.Stop()
+	}
+	p.mu.Unlock()
+	s := p.sfu
+	if p.key.kind == Publish {
+		p.router.removePublisher(p)
+	} else {
+		p.router.removePlayer(p)
+	}
+	s.unregister(p)
+	// Close waits for Pion's goroutines; it may be called from one of the
+	// connection's own callbacks, so it runs apart. The signalling of the
+	// peer (an offer being answered) finishes first.
+	go func() {
+		p.opMu.Lock()
+		_ = p.pc.Close()
+		p.opMu.Unlock()
+		p.mu.Lock()
+		p.draining = true
+		p.mu.Unlock()
+		p.wg.Wait()
+		close(p.done)
+		s.mu.Lock()
+		delete(s.all, p)
+		s.mu.Unlock()
+	}()
+	var code domain.Code
+	if why != nil {
+		code = why.Code
+	}
+	st := NoPublish
+	if p.key.kind == Play {
+		st = NoPlay
+	}
+	if reason == "refused" {
+		return // the offer's reply says why
+	}
+	p.setState(st, code, reason)
+}
+
+// unregister removes p from the SFU's maps (and its router when idle).
+func (s *SFU) unregister(p *peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.peers[p.key] != p {
+		return
+	}
+	delete(s.peers, p.key)
+	sk := sessionKey{p.key.app, p.key.session}
+	if s.sessions[sk]--; s.sessions[sk] <= 0 {
+		delete(s.sessions, sk)
+	}
+	if r := p.router; r != nil {
+		if r.refs--; r.refs == 0 && s.routers[r.key] == r {
+			delete(s.routers, r.key)
+		}
+	}
+}
+
+// setState tells the session of a state change, once per change.
+func (p *peer) setState(st State, code domain.Code, reason string) {
+	p.mu.Lock()
+	if p.state == st || (p.closed && st != NoPublish && st != NoPlay) {
+		p.mu.Unlock()
+		return
+	}
+	p.state = st
+	p.mu.Unlock()
+	p.sfu.notes.push(StateEvent{App: p.key.app, Session: p.key.session, Stream: p.key.stream, Kind: p.key.kind,
+		State: st, Code: code, Reason: reason, Node: p.sfu.cfg.Node})
+}
+
+// notifier delivers state events in order from one goroutine.
+type notifier struct {
+	fn    func(StateEvent)
+	mu    sync.Mutex
+	queue []StateEvent
+	wake  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newNotifier(fn func(StateEvent)) *notifier {
+	n := &notifier{fn: fn, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go n.run()
+	return n
+}
+
+func (n *notifier) push(e StateEvent) {
+	if n.fn == nil {
+		return
+	}
+	n.mu.Lock()
+	n.queue = append(n.queue, e)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *notifier) run() {
+	defer close(n.done)
+	for {
+		n.mu.Lock()
+		q := n.queue
+		n.queue = nil
+		n.mu.Unlock()
+		for _, e := range q {
+			n.fn(e)
+		}
+		if len(q) > 0 {
+			continue
+		}
+		select {
+		case <-n.wake:
+		case <-n.stop:
+			n.mu.Lock()
+			q := n.queue
+			n.queue = nil
+			n.mu.Unlock()
+			for _, e := range q {
+				n.fn(e)
+			}
+			return
+		}
+	}
+}
+
+func (n *notifier) close() {
+	n.once.Do(func() { close(n.stop) })
+	<-n.done
+}

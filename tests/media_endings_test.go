@@ -1,0 +1,215 @@
+package tests
+
+import (
+	"github.com/roomlog/roomlog/cmd/roomd/node"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/clienttest"
+	"github.com/roomlog/roomlog/tests/netcut"
+	"github.com/roomlog/roomlog/transport/admin"
+	"github.com/roomlog/roomlog/transport/client"
+)
+
+// Every way a stream or a play ends in the log closes its media within a
+// bounded time, each tested on its own: alice publishes alice-cam in stage,
+// bob plays it there, then one ending happens.
+func TestEveryEndingClosesMedia(t *testing.T) {
+	type stage struct {
+		n          *nodeT
+		alice, bob *mediaUser
+	}
+	cases := []struct {
+		name string
+		end  func(t *testing.T, s stage)
+		// ended is whose media ends: the publisher's, the player's, or both.
+		publisher, player bool
+	}{
+		{"stop_publish", func(t *testing.T, s stage) {
+			if err := s.alice.c.StopPublishingStream(clienttest.Ctx(t), "alice-cam"); err != nil {
+				t.Fatal(err)
+			}
+		}, true, false},
+		{"stop_play", func(t *testing.T, s stage) {
+			if err := s.bob.c.StopPlayingStream(clienttest.Ctx(t), "alice-cam", ""); err != nil {
+				t.Fatal(err)
+			}
+		}, false, true},
+		{"logout of the room (player)", func(t *testing.T, s stage) {
+			if err := s.bob.c.LogoutRoom(clienttest.Ctx(t), "stage"); err != nil {
+				t.Fatal(err)
+			}
+		}, false, true},
+		{"logout of every room (publisher)", func(t *testing.T, s stage) {
+			if _, err := s.alice.c.LogoutAllRooms(clienttest.Ctx(t)); err != nil {
+				t.Fatal(err)
+			}
+		}, true, false},
+		{"leave_room (ZIM)", func(t *testing.T, s stage) {
+			if err := s.bob.c.LeaveRoom(clienttest.Ctx(t), "stage"); err != nil {
+				t.Fatal(err)
+			}
+		}, false, true},
+		{"switch_room (publisher)", func(t *testing.T, s stage) {
+			if _, err := s.alice.c.SwitchRoom(clienttest.Ctx(t), "stage", "backstage",
+				client.SwitchOptions{Token: clienttest.Token(t, s.n.Node, "alice")}); err != nil {
+				t.Fatal(err)
+			}
+		}, true, false},
+		{"backend kick", func(t *testing.T, s stage) {
+			if code := adminCall(t, s.n.Node, "POST", roomPath("stage")+"/kick", admin.KickRequest{User: "bob"}, nil); code != http.StatusOK {
+				t.Fatalf("kick: HTTP %d", code)
+			}
+		}, false, true},
+		{"duplicate-login kick", func(t *testing.T, s stage) {
+			s.bob.r.AllowReconnects()
+			again := dialMedia(t, s.n.Node, clienttest.URL(s.n.HTTPAddr()), "bob", nil)
+			again.login("stage")
+		}, false, true},
+		{"room destroyed (no stream_stopped is logged)", func(t *testing.T, s stage) {
+			if code := adminCall(t, s.n.Node, "DELETE", roomPath("stage"), admin.DestroyRequest{Reason: "show over"}, nil); code != http.StatusOK {
+				t.Fatalf("destroy: HTTP %d", code)
+			}
+		}, true, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n := &nodeT{clienttest.StartNode(t, clienttest.NodeOptions{})}
+			url := clienttest.URL(n.HTTPAddr())
+			s := stage{n: n, alice: dialMedia(t, n.Node, url, "alice", nil), bob: dialMedia(t, n.Node, url, "bob", nil)}
+			s.alice.login("stage")
+			s.bob.login("stage")
+			s.alice.publish("alice-cam", "stage")
+			_, sink := s.bob.play("alice-cam", "stage")
+			c.end(t, s)
+			stopped(t, "bob", sink)
+			if c.publisher {
+				if e := s.alice.states.wait(t, "alice-cam", client.NoPublish); e.Reason != "ended" || e.Code != 0 {
+					t.Errorf("alice's media ended with %+v", e)
+				}
+			}
+			if c.player {
+				if e := s.bob.states.wait(t, "alice-cam", client.NoPlay); e.Reason != "ended" {
+					t.Errorf("bob's media ended with %+v", e)
+				}
+			}
+			if !c.publisher {
+				if _, ok := s.alice.states.find("alice-cam", client.NoPublish); ok {
+					t.Error("the publisher's media ended too")
+				}
+			}
+			want := 0
+			if !c.publisher {
+				want = 1
+			}
+			waitFor(t, "the SFU's publishers", func() bool { return n.SFU.Stats().Publishers == want })
+			if c.player {
+				waitFor(t, "the SFU's players", func() bool { return n.SFU.Stats().Players == 0 })
+			}
+		})
+	}
+}
+
+type nodeT struct{ *node.Node }
+
+// A heartbeat timeout (on the node's fake clock) ends the silent player's
+// media.
+func TestHeartbeatTimeoutClosesMedia(t *testing.T) {
+	clock := estest.NewClock(time.Now())
+	n := clienttest.StartNode(t, clienttest.NodeOptions{Clock: clock})
+	p := netcut.Start(t, n.HTTPAddr())
+	aliceClock := estest.NewClock(time.Now())
+	alice := dialMedia(t, n, clienttest.URL(n.HTTPAddr()), "alice", func(o *client.Options) {
+		o.Clock = clienttest.ClientClock(aliceClock)
+	})
+	aliceBeats := beating{c: alice.c, clock: aliceClock}
+	bob := dialMedia(t, n, clienttest.URL(p.Addr()), "bob", quickRetry)
+	bob.r.AllowReconnects()
+	alice.login("stage")
+	bob.login("stage")
+	alice.publish("alice-cam", "stage")
+	_, sink := bob.play("alice-cam", "stage")
+	waitHeard(t, n, clock, bob.c)
+	p.Refuse(true)
+	p.Drop()
+	advance(t, n, clock, 60*time.Second, aliceBeats)
+	flowing(t, "bob, within the timeout", sink) // a dropped WebSocket is not the end of media
+	advance(t, n, clock, 31*time.Second, aliceBeats)
+	stopped(t, "bob, timed out", sink)
+	waitFor(t, "the SFU's players", func() bool { return n.SFU.Stats().Players == 0 })
+	if n.SFU.Stats().Publishers != 1 {
+		t.Errorf("alice's media ended too: %+v", n.SFU.Stats())
+	}
+}
+
+// A WebSocket that drops and resumes does not touch media: the peer
+// connections belong to the media node, not to the socket.
+func TestResumeKeepsMedia(t *testing.T) {
+	n := clienttest.StartNode(t, clienttest.NodeOptions{})
+	p := netcut.Start(t, n.HTTPAddr())
+	alice := dialMedia(t, n, clienttest.URL(p.Addr()), "alice", quickRetry)
+	bob := dialMedia(t, n, clienttest.URL(p.Addr()), "bob", quickRetry)
+	alice.r.AllowReconnects()
+	bob.r.AllowReconnects()
+	alice.login("stage")
+	bob.login("stage")
+	alice.publish("alice-cam", "stage")
+	_, sink := bob.play("alice-cam", "stage")
+	session := bob.c.Session()
+	p.Cut()
+	bob.r.WaitState("stage", client.StateReconnecting)
+	bob.r.WaitState("stage", client.StateReconnected)
+	alice.r.WaitState("stage", client.StateReconnected)
+	if bob.c.Session() != session {
+		t.Fatalf("bob's session changed: it was not resumed")
+	}
+	flowing(t, "bob, after the resume", sink)
+	for _, u := range []*mediaUser{alice, bob} {
+		for _, st := range []client.MediaState{client.NoPublish, client.NoPlay} {
+			if e, ok := u.states.find("alice-cam", st); ok {
+				t.Errorf("%s: %+v after a resume", u.id, e)
+			}
+		}
+	}
+}
+
+// A multi-room session that leaves one room loses only that room's media.
+func TestLeavingOneRoomKeepsTheOthersMedia(t *testing.T) {
+	n := clienttest.StartNode(t, clienttest.NodeOptions{})
+	url := clienttest.URL(n.HTTPAddr())
+	alice, carol, bob := dialMedia(t, n, url, "alice", nil), dialMedia(t, n, url, "carol", nil), dialMedia(t, n, url, "bob", nil)
+	if err := bob.c.SetRoomMode(clienttest.Ctx(t), client.MultiRoom); err != nil {
+		t.Fatal(err)
+	}
+	alice.login("stage")
+	carol.login("hall")
+	bob.login("stage")
+	bob.login("hall")
+	alice.publish("alice-cam", "stage")
+	carol.publish("carol-cam", "hall")
+	_, fromStage := bob.play("alice-cam", "stage")
+	_, fromHall := bob.play("carol-cam", "hall")
+	if err := bob.c.LogoutRoom(clienttest.Ctx(t), "stage"); err != nil {
+		t.Fatal(err)
+	}
+	stopped(t, "bob's stage play", fromStage)
+	bob.states.wait(t, "alice-cam", client.NoPlay)
+	flowing(t, "bob's hall play", fromHall)
+	if _, ok := bob.states.find("carol-cam", client.NoPlay); ok {
+		t.Error("the hall play ended")
+	}
+}
+
+// waitFor polls cond until it holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(clienttest.Wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not in time", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,283 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// MediaState is a publisher's or a player's state (ZEGO
+// ZegoPublisherState / ZegoPlayerState).
+type MediaState string
+
+// Media states.
+const (
+	NoPublish         MediaState = "NO_PUBLISH"
+	PublishRequesting MediaState = "PUBLISH_REQUESTING"
+	Publishing        MediaState = "PUBLISHING"
+	NoPlay            MediaState = "NO_PLAY"
+	PlayRequesting    MediaState = "PLAY_REQUESTING"
+	Playing           MediaState = "PLAYING"
+)
+
+// MediaOptions tunes PublishMedia and PlayMedia.
+type MediaOptions struct {
+	// API builds the peer connection. Default: Opus, VP8 and H.264 with
+	// Pion's default interceptors (NACK, RTCP reports, TWCC).
+	API *webrtc.API
+	// Configuration is the peer connection's (ICE servers, ...).
+	Configuration webrtc.Configuration
+}
+
+func (o MediaOptions) api() (*webrtc.API, error) {
+	if o.API != nil {
+		return o.API, nil
+	}
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg)), nil
+}
+
+// MediaPublisher is the peer connection that sends one published stream.
+type MediaPublisher struct {
+	c      *Client
+	stream string
+	pc     *webrtc.PeerConnection
+}
+
+// PublishMedia sends tracks (audio and/or video) as stream's media. Publish
+// the stream first (StartPublishingStream). State changes arrive at
+// Handlers.OnPublisherStateUpdate.
+func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrtc.TrackLocal, opts MediaOptions) (*MediaPublisher, error) {
+	api, err := opts.api()
+	if err != nil {
+		return nil, err
+	}
+	pc, err := api.NewPeerConnection(opts.Configuration)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tracks {
+		sender, err := pc.AddTrack(t)
+		if err != nil {
+			pc.Close()
+			return nil, err
+		}
+		go drainRTCP(sender)
+	}
+	p := &MediaPublisher{c: c, stream: stream, pc: pc}
+	if err := c.mediaOffer(ctx, protocol.OpMediaOffer, pc, stream, protocol.MediaPublish, nil); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// drainRTCP reads a sender's RTCP, so that its interceptors (NACK
+// retransmission, reports) see it.
+func drainRTCP(s *webrtc.RTPSender) {
+	for {
+		if _, _, err := s.ReadRTCP(); err != nil {
+			return
+		}
+	}
+}
+
+// PeerConnection returns the publisher's peer connection.
+func (p *MediaPublisher) PeerConnection() *webrtc.PeerConnection { return p.pc }
+
+// RestartICE renegotiates the connection with fresh ICE credentials (after
+// a network change).
+func (p *MediaPublisher) RestartICE(ctx context.Context) error {
+	return p.c.mediaOffer(ctx, protocol.OpMediaICERestart, p.pc, p.stream, protocol.MediaPublish,
+		&webrtc.OfferOptions{ICERestart: true})
+}
+
+// Close closes the peer connection, telling the server first.
+func (p *MediaPublisher) Close(ctx context.Context) error {
+	_, err := p.c.do(ctx, protocol.OpMediaClose, protocol.MediaCloseRequest{Stream: p.stream,
+		Kind: protocol.MediaPublish}, nil)
+	return errors.Join(err, p.pc.Close())
+}
+
+// MediaPlayer is the peer connection that receives one played stream.
+type MediaPlayer struct {
+	c       *Client
+	stream  string
+	opts    MediaOptions
+	onTrack func(*webrtc.TrackRemote, *webrtc.RTPReceiver)
+
+	mu     sync.Mutex
+	pc     *webrtc.PeerConnection
+	closed bool
+}
+
+// PlayMedia receives stream's audio and video: onTrack is called with each
+// track as it arrives (read it until it ends). Play the stream first
+// (StartPlayingStream). State changes arrive at Handlers.OnPlayerStateUpdate.
+// When the server says the stream moved to another media node
+// (play_media_moved, 1004005), the player connects again by itself.
+func (c *Client) PlayMedia(ctx context.Context, stream string, onTrack func(*webrtc.TrackRemote, *webrtc.RTPReceiver),
+	opts MediaOptions) (*MediaPlayer, error) {
+	p := &MediaPlayer{c: c, stream: stream, opts: opts, onTrack: onTrack}
+	if err := p.connect(ctx); err != nil {
+		return nil, err
+	}
+	c.mediaMu.Lock()
+	if c.players == nil {
+		c.players = map[string]*MediaPlayer{}
+	}
+	c.players[stream] = p
+	c.mediaMu.Unlock()
+	return p, nil
+}
+
+func (p *MediaPlayer) connect(ctx context.Context) error {
+	api, err := p.opts.api()
+	if err != nil {
+		return err
+	}
+	pc, err := api.NewPeerConnection(p.opts.Configuration)
+	if err != nil {
+		return err
+	}
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{
+			Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			pc.Close()
+			return err
+		}
+	}
+	if p.onTrack != nil {
+		pc.OnTrack(p.onTrack)
+	}
+	p.mu.Lock()
+	old := p.pc
+	p.pc = pc
+	p.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	if err := p.c.mediaOffer(ctx, protocol.OpMediaOffer, pc, p.stream, protocol.MediaPlay, nil); err != nil {
+		pc.Close()
+		return err
+	}
+	return nil
+}
+
+// PeerConnection returns the player's current peer connection.
+func (p *MediaPlayer) PeerConnection() *webrtc.PeerConnection {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pc
+}
+
+// RestartICE renegotiates the connection with fresh ICE credentials.
+func (p *MediaPlayer) RestartICE(ctx context.Context) error {
+	return p.c.mediaOffer(ctx, protocol.OpMediaICERestart, p.PeerConnection(), p.stream, protocol.MediaPlay,
+		&webrtc.OfferOptions{ICERestart: true})
+}
+
+// Close closes the peer connection, telling the server first.
+func (p *MediaPlayer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	pc := p.pc
+	p.mu.Unlock()
+	p.c.mediaMu.Lock()
+	if p.c.players[p.stream] == p {
+		delete(p.c.players, p.stream)
+	}
+	p.c.mediaMu.Unlock()
+	_, err := p.c.do(ctx, protocol.OpMediaClose, protocol.MediaCloseRequest{Stream: p.stream, Kind: protocol.MediaPlay}, nil)
+	return errors.Join(err, pc.Close())
+}
+
+// moved connects the player again: its stream is on another media node now.
+func (p *MediaPlayer) moved() {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.c.opts.RequestTimeout)
+	defer cancel()
+	if err := p.connect(ctx); err != nil {
+		p.c.log.Warn("roomlog: the player could not follow its stream to another media node", "stream", p.stream,
+			"err", err)
+	}
+}
+
+// mediaOffer makes pc's offer (waiting for its ICE candidates), sends it
+// and applies the server's answer.
+func (c *Client) mediaOffer(ctx context.Context, op protocol.Op, pc *webrtc.PeerConnection, stream, kind string,
+	o *webrtc.OfferOptions) error {
+	offer, err := pc.CreateOffer(o)
+	if err != nil {
+		return err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	data, err := c.do(ctx, op, protocol.MediaOfferRequest{Stream: stream, Kind: kind, SDP: pc.LocalDescription().SDP}, nil)
+	if err != nil {
+		return err
+	}
+	var a protocol.MediaAnswer
+	if err := json.Unmarshal(data, &a); err != nil {
+		return fmt.Errorf("roomlog: %s: the answer cannot be read: %w", op, err)
+	}
+	return pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP})
+}
+
+// mediaEvent handles the media events; it reports whether f was one.
+func (c *Client) mediaEvent(f *protocol.Frame) bool {
+	if f.Event != protocol.EvPublisherStateUpdate && f.Event != protocol.EvPlayerStateUpdate {
+		return false
+	}
+	var d protocol.MediaStateUpdate
+	if !c.decode(f, &d) {
+		return true
+	}
+	h := &c.opts.Handlers
+	st, code := MediaState(d.State), domain.Code(d.Code)
+	if f.Event == protocol.EvPublisherStateUpdate {
+		if h.OnPublisherStateUpdate != nil {
+			c.disp.push(func() { h.OnPublisherStateUpdate(d.Stream, st, code, d.Reason) })
+		}
+		return true
+	}
+	if code == domain.ErrMediaPlayMoved.Code {
+		c.mediaMu.Lock()
+		p := c.players[d.Stream]
+		c.mediaMu.Unlock()
+		if p != nil {
+			go p.moved()
+		}
+	}
+	if h.OnPlayerStateUpdate != nil {
+		c.disp.push(func() { h.OnPlayerStateUpdate(d.Stream, st, code, d.Reason) })
+	}
+	return true
+}
