@@ -223,6 +223,13 @@ func StoredHead(body []byte) (string, error) {
 	return hashes[len(hashes)-1], nil
 }
 
+// DecodeHashed parses a message body into its events, each with the Prev it
+// names, and the hash of each event's stored bytes: what a verifier needs to
+// tell which event of a broken link was changed.
+func DecodeHashed(body []byte) (events []Event, hashes []string, err error) {
+	return decodeMessage(body, true)
+}
+
 // decodeMessage parses a message body in one pass, and with hashes the hash
 // of each event's stored bytes.
 //

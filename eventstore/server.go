@@ -78,6 +78,9 @@ const (
 	requestTimeout = 5 * time.Second
 )
 
+// KeepForever is the Config.MaxAge that keeps history forever.
+const KeepForever time.Duration = -1
+
 // Config configures Open. The zero value of every field means "default";
 // Open fills defaults, then validates every field and reports all problems
 // at once.
@@ -113,6 +116,14 @@ type Config struct {
 	// MaxMsgSize is the largest message (headers included) the stream
 	// accepts (default DefaultMaxMsgSize, at most 64 MiB).
 	MaxMsgSize int32
+	// MaxAge, when positive, is the retention limit: messages older than
+	// it are removed from the start of the log by the server. A replay then
+	// starts at the first kept event, verify checks chains from there, and
+	// a consumer whose cursor fell off is told so (docs/architecture.md,
+	// "Retention"). KeepForever removes any limit; 0 leaves an existing
+	// stream's limit as it is (none for a new stream), so that tools that
+	// open the log (roomctl, roomstats) never change it.
+	MaxAge time.Duration
 	// ConnectTimeout bounds server start-up, connecting, and Close's drain
 	// (default DefaultConnectTimeout).
 	ConnectTimeout time.Duration
@@ -190,6 +201,9 @@ func (c Config) validate() error {
 	}
 	if _, err := ParseSyncMode(string(c.Sync)); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MaxAge < 0 && c.MaxAge != KeepForever {
+		bad("MaxAge %v is negative", c.MaxAge)
 	}
 	if c.SyncInterval < 0 {
 		bad("SyncInterval %v is negative", c.SyncInterval)
@@ -317,7 +331,14 @@ func (l *Log) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("eventstore: jetstream: %w", err)
 	}
-	l.stream, err = l.js.CreateOrUpdateStream(ctx, streamConfig(l.cfg))
+	sc := streamConfig(l.cfg)
+	if l.cfg.MaxAge == 0 {
+		// Keep the retention limit the stream has (set by roomd).
+		if s, err := l.js.Stream(ctx, l.cfg.Stream); err == nil {
+			sc.MaxAge = s.CachedInfo().Config.MaxAge
+		}
+	}
+	l.stream, err = l.js.CreateOrUpdateStream(ctx, sc)
 	if err != nil {
 		return classify("create stream "+l.cfg.Stream, err)
 	}
@@ -332,14 +353,16 @@ func streamConfig(cfg Config) jetstream.StreamConfig {
 		Subjects:    []string{cfg.Prefix + ".>"},
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
-		// History is kept forever: no limit on count, bytes or age. Should
-		// an operator ever add a limit, DiscardNew refuses new appends
-		// instead of silently dropping the oldest history.
+		// History is kept forever unless MaxAge says otherwise: no limit
+		// on count or bytes. Should an operator ever add one, DiscardNew
+		// refuses new appends instead of silently dropping the oldest
+		// history.
 		Retention:         jetstream.LimitsPolicy,
 		MaxConsumers:      -1,
 		MaxMsgs:           -1,
 		MaxBytes:          -1,
 		MaxMsgsPerSubject: -1,
+		MaxAge:            max(cfg.MaxAge, 0),
 		Discard:           jetstream.DiscardNew,
 		MaxMsgSize:        cfg.MaxMsgSize,
 		Duplicates:        duplicateWindow,

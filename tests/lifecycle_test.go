@@ -54,6 +54,12 @@ func advance(t *testing.T, n *node.Node, clock *estest.Clock, d time.Duration, a
 		for _, b := range alive {
 			b.clock.Advance(clienttest.Heartbeat)
 			waitHeard(t, n, clock, b.c)
+			// The reply to a request sent now comes after the heartbeat's:
+			// once it is back, the client has read the heartbeat's reply
+			// too, and its silence watchdog counts from this step, not
+			// from the one before (which the next step would take for two
+			// silent intervals).
+			b.c.QueryRoom(clienttest.Ctx(t), "advance-probe") //nolint:errcheck // any reply will do
 		}
 	}
 }

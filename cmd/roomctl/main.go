@@ -25,9 +25,9 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"verify", "check every event's sequence and hash chain and the cross-room invariants", verify},
-		{"replay", "fold one room's history up to a sequence or a time and print its state", replay},
-		{"tail", "print events as JSON lines from a cursor, and follow", tail},
+		{"verify", "check every history's chain, the cross-room invariants and roomd's signed checkpoints; name what was changed", verify},
+		{"replay", "a room's state at any sequence or time, its timeline, or the diff between two points", replay},
+		{"tail", "print events as JSON lines, each with the cursor to resume after, and follow", tail},
 		{"kick", "kick a user out of a room (admin API)", kick},
 		{"destroy", "destroy a room (admin API)", destroy},
 		{"rooms", "list the rooms of an app, or show one (admin API)", rooms},
@@ -44,11 +44,26 @@ func main() {
 func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	cmds := commands()
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
-	if len(args) == 0 || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprintln(errOut, "usage: roomctl <command> [flags]\n\ncommands:")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(errOut, `usage: roomctl <command> [flags]     (roomctl <command> -h: the command's own help)
+
+roomctl is roomlog's operator tool. verify, replay and tail read the event log
+itself: from a running roomd's NATS port (-nats, default nats://127.0.0.1:4222)
+or a stopped node's data folder (-data). kick, destroy and rooms call the admin
+API (-http) with an admin token signed with the server's secret.
+
+commands:
+`)
 		for _, c := range cmds {
 			fmt.Fprintf(errOut, "  %-8s %s\n", c.name, c.summary)
 		}
+		fmt.Fprint(errOut, `
+examples:
+  roomctl verify -pubkey roomlog-data/checkpoint.key.pub
+  roomctl replay -app dev -room class-1 -timeline
+  roomctl replay -app dev -room class-1 -diff 2026-11-21T10:00:00Z -at 2026-11-21T11:00:00Z
+  roomctl tail -app dev -follow -after 1042.1
+`)
 		return 2
 	}
 	for _, c := range cmds {

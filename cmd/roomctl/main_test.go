@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,7 +81,7 @@ func TestVerify(t *testing.T) {
 	}
 	dir, _ = history(t, true)
 	out, code = roomctl(t, "verify", "-data", dir)
-	if code != 1 || !strings.Contains(out, "broken hash chain") {
+	if code != 1 || !strings.Contains(out, "room:dev:class 1.A: seqs 6..8 are missing") {
 		t.Fatalf("verify of a tampered log: exit %d\n%s", code, out)
 	}
 }
@@ -114,34 +117,237 @@ func TestReplayToATimeAndASequence(t *testing.T) {
 	}
 }
 
+// tailLine is one line of roomctl tail.
+type tailLine struct {
+	Cursor string `json:"cursor"`
+	Event  struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	} `json:"event"`
+}
+
+func tailLines(t *testing.T, out string) []tailLine {
+	t.Helper()
+	var lines []tailLine
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		var v tailLine
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		lines = append(lines, v)
+	}
+	return lines
+}
+
 func TestTailFromACursor(t *testing.T) {
 	dir, _ := history(t, false)
 	out, code := roomctl(t, "tail", "-data", dir, "-app", "dev", "-room", "class 1.A")
 	if code != 0 {
 		t.Fatalf("tail: exit %d\n%s", code, out)
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var types []string
-	var cursors []uint64
+	lines := tailLines(t, out)
 	for _, l := range lines {
-		var v struct {
-			Cursor uint64 `json:"cursor"`
-			Event  struct {
-				Type string `json:"type"`
-			} `json:"event"`
-		}
-		if err := json.Unmarshal([]byte(l), &v); err != nil {
-			t.Fatalf("line %q: %v", l, err)
-		}
-		types, cursors = append(types, v.Event.Type), append(cursors, v.Cursor)
+		types = append(types, l.Event.Type)
 	}
 	want := "room.created room.member_joined room.member_joined room.extra_info_updated room.member_left"
 	if got := strings.Join(types, " "); got != want {
 		t.Errorf("tail printed %s, want %s", got, want)
 	}
-	// Resuming after the third line's cursor prints only what came after it.
-	out, _ = roomctl(t, "tail", "-data", dir, "-app", "dev", "-room", "class 1.A", "-from", strconv.FormatUint(cursors[2]+1, 10))
-	if n := len(strings.Split(strings.TrimSpace(out), "\n")); n != 2 {
-		t.Errorf("tail from cursor %d printed %d lines, want 2:\n%s", cursors[2]+1, n, out)
+	// The room's first message holds two events: created, joined.
+	if lines[0].Cursor[:len(lines[0].Cursor)-2] != lines[1].Cursor[:len(lines[1].Cursor)-2] ||
+		!strings.HasSuffix(lines[0].Cursor, ".0") || !strings.HasSuffix(lines[1].Cursor, ".1") {
+		t.Errorf("the two events of one message have cursors %s and %s", lines[0].Cursor, lines[1].Cursor)
+	}
+	// Resuming after the first event prints the second event of its message, and the rest.
+	out, _ = roomctl(t, "tail", "-data", dir, "-app", "dev", "-room", "class 1.A", "-after", lines[0].Cursor)
+	if got := tailLines(t, out); len(got) != 4 || got[0].Cursor != lines[1].Cursor {
+		t.Errorf("tail -after %s printed:\n%s", lines[0].Cursor, out)
+	}
+	if _, code := roomctl(t, "tail", "-data", dir, "-after", "1.x"); code != 2 {
+		t.Errorf("a malformed cursor: exit %d, want 2", code)
+	}
+}
+
+// failAfter is a writer that fails after n lines, as a consumer killed
+// right after printing them.
+type failAfter struct {
+	n   int
+	buf bytes.Buffer
+}
+
+func (w *failAfter) Write(p []byte) (int, error) {
+	if w.n == 0 {
+		return 0, errors.New("killed")
+	}
+	w.n -= bytes.Count(p, []byte("\n"))
+	return w.buf.Write(p)
+}
+
+// A consumer killed after every single event of a run of multi-event
+// commands, and resumed from the last cursor it printed, sees every event
+// exactly once.
+func TestTailResumedAfterEveryEventSeesEachOnce(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: dir, Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := domain.DefaultPolicy()
+	p.MultiRoom = true
+	d, _ := domain.NewDecider(domain.Config{Default: p})
+	clock := estest.NewClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	e, _ := engine.New(engine.Config{Log: log, Decider: d, Clock: clock.Now, Logger: estest.Logger(t)})
+	var do func(meta domain.Meta, c domain.Command)
+	do = func(meta domain.Meta, c domain.Command) {
+		res, err := e.Execute(ctx, meta, c)
+		if err != nil {
+			t.Fatalf("%s: %v", c.CommandName(), err)
+		}
+		clock.Advance(time.Second)
+		for _, ap := range res.Appended {
+			for i := range ap.Events {
+				for _, f := range domain.FollowUps(&ap.Events[i]) {
+					do(domain.Meta{App: "dev", Causation: f.Cause.ID.String(), Correlation: f.Cause.Correlation}, f.Command)
+				}
+			}
+		}
+	}
+	multi := 0
+	for i := range 5 {
+		s, u := domain.SessionID(fmt.Sprint("s", i)), domain.UserID(fmt.Sprint("u", i))
+		do(domain.Meta{App: "dev"}, domain.JoinRoom{Session: s, User: domain.User{ID: u}, Mode: domain.MultiRoom, Room: "class",
+			Role: domain.Anchor, Grant: domain.Grant{User: u, AllRooms: true, CanPublish: true}, Create: domain.CreateIfMissing,
+			Via: domain.ViaLogin})
+		do(domain.Meta{App: "dev"}, domain.PublishStream{Session: s, Stream: domain.StreamID(fmt.Sprint("cam", i)), Room: "class"})
+		do(domain.Meta{App: "dev"}, domain.PublishStream{Session: s, Stream: domain.StreamID(fmt.Sprint("mic", i)), Room: "class"})
+		// A logout while publishing: stream_stopped twice and member_left, one message.
+		do(domain.Meta{App: "dev"}, domain.LeaveRoom{Session: s, Room: "class", Reason: domain.ReasonLogout})
+		multi++
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	full, code := roomctl(t, "tail", "-data", dir)
+	if code != 0 {
+		t.Fatal(full)
+	}
+	all := tailLines(t, full)
+	var seen []tailLine
+	cur := ""
+	for runs := 0; ; runs++ {
+		if runs > len(all)+1 {
+			t.Fatalf("%d resumptions for %d events", runs, len(all))
+		}
+		w := &failAfter{n: 1}
+		args := []string{"tail", "-data", dir}
+		if cur != "" {
+			args = append(args, "-after", cur)
+		}
+		run(ctx, args, w, io.Discard)
+		got := tailLines(t, w.buf.String())
+		if len(got) == 0 {
+			break
+		}
+		seen = append(seen, got...)
+		cur = got[len(got)-1].Cursor
+	}
+	if len(seen) != len(all) {
+		t.Fatalf("resumed after every event, the consumer saw %d events; the log has %d", len(seen), len(all))
+	}
+	for i := range all {
+		if seen[i] != all[i] {
+			t.Fatalf("event %d: resumed consumer saw %+v, the log has %+v", i, seen[i], all[i])
+		}
+	}
+	threes := 0
+	for i := 2; i < len(all); i++ {
+		if all[i].Event.Type == "room.member_left" && all[i-1].Event.Type == "room.stream_stopped" &&
+			strings.HasSuffix(all[i].Cursor, ".2") {
+			threes++
+		}
+	}
+	if threes != multi {
+		t.Errorf("%d logouts stored as one three-event message, want %d: the test proves little", threes, multi)
+	}
+}
+
+func TestReplayTimelineAndDiff(t *testing.T) {
+	dir, _ := history(t, false)
+	out, code := roomctl(t, "replay", "-data", dir, "-room", "class 1.A", "-timeline")
+	if code != 0 {
+		t.Fatalf("replay -timeline: exit %d\n%s", code, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := []string{"room created by teacher", "teacher joined as anchor", "student joined as anchor",
+		`teacher set extra info "topic" to "fractions"`, "student left: logout"}
+	if len(lines) != len(want) {
+		t.Fatalf("timeline:\n%s", out)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], "#"+strconv.Itoa(i+1)+" ") || !strings.Contains(lines[i], w) {
+			t.Errorf("line %d is %q, want seq %d: %s", i, lines[i], i+1, w)
+		}
+	}
+	out, _ = roomctl(t, "replay", "-data", dir, "-room", "class 1.A", "-timeline", "-json", "-since", "4", "-to-seq", "4")
+	var e struct {
+		Cursor string `json:"cursor"`
+		Seq    uint64 `json:"seq"`
+		Type   string `json:"type"`
+		Event  struct {
+			Data struct{ Key string } `json:"data"`
+		} `json:"event"`
+	}
+	if err := json.Unmarshal([]byte(out), &e); err != nil || e.Seq != 4 || e.Type != "room.extra_info_updated" ||
+		e.Event.Data.Key != "topic" || !strings.HasSuffix(e.Cursor, ".0") {
+		t.Fatalf("replay -timeline -json -since 4 -to-seq 4: %v\n%s", err, out)
+	}
+	out, code = roomctl(t, "replay", "-data", dir, "-room", "class 1.A", "-diff", "3")
+	if code != 0 || !strings.Contains(out, `+ extra info "topic" set to "fractions" by teacher`) ||
+		!strings.Contains(out, "- student left (session s2)") || strings.Contains(out, "teacher joined") {
+		t.Fatalf("replay -diff 3: exit %d\n%s", code, out)
+	}
+	out, _ = roomctl(t, "replay", "-data", dir, "-room", "class 1.A", "-diff", "1", "-to-seq", "3", "-json")
+	var changes []struct{ What, ID, Op string }
+	if err := json.Unmarshal([]byte(out), &changes); err != nil || len(changes) != 2 ||
+		changes[0] != (struct{ What, ID, Op string }{"member", "student", "added"}) || changes[1].ID != "teacher" {
+		t.Fatalf("replay -diff 1 -to-seq 3 -json: %v\n%s", err, out)
+	}
+	if _, code := roomctl(t, "replay", "-data", dir, "-room", "class 1.A", "-diff", "yesterday"); code != 2 {
+		t.Errorf("a -diff point that is neither a sequence nor a time: exit %d, want 2", code)
+	}
+}
+
+func TestHelpExplainsEveryCommand(t *testing.T) {
+	out, code := roomctl(t, "--help")
+	if code != 2 {
+		t.Errorf("--help: exit %d", code)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(out, "  "+c.name+" ") {
+			t.Errorf("--help does not list %s:\n%s", c.name, out)
+		}
+	}
+	for _, name := range []string{"verify", "replay", "tail"} {
+		if code := run(context.Background(), []string{name, "-h"}, io.Discard, io.Discard); code != 2 {
+			t.Errorf("%s -h: exit %d, want 2", name, code)
+		}
+		// The flag package prints the usage on stderr; it starts with this text.
+		var buf bytes.Buffer
+		switch name {
+		case "verify":
+			buf.WriteString(verifyUsage)
+		case "replay":
+			buf.WriteString(replayUsage)
+		case "tail":
+			buf.WriteString(tailUsage)
+		}
+		if !strings.HasPrefix(buf.String(), "usage: roomctl "+name) || len(buf.String()) < 300 {
+			t.Errorf("%s's help is too thin:\n%s", name, buf.String())
+		}
 	}
 }

@@ -4,22 +4,37 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/projections/cursor"
 )
 
-// tail prints events as JSON lines, each with its stream sequence (the
-// cursor to resume from), from a cursor or a time, and follows the log.
+const tailUsage = `usage: roomctl tail [-app A [-room R]] [-after CURSOR | -from SEQ | -since TIME] [-follow]
+
+Prints events as JSON lines, each with its cursor: {"cursor":"1042.1","event":{...}}.
+A cursor names one event (the stream sequence of its message and its index in
+it, see docs/events.md); -after CURSOR prints exactly the events after it, so
+a consumer that stops anywhere resumes from the last cursor it printed without
+losing or repeating an event, even inside a multi-event message.
+
+flags:
+`
+
+// tail prints events as JSON lines, each with its cursor, from a cursor or
+// a time, and follows the log.
 func tail(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), tailUsage); fs.PrintDefaults() }
 	var lf logFlags
 	lf.register(fs)
 	app := fs.String("app", "", "only this app")
 	room := fs.String("room", "", "only this room (needs -app)")
-	from := fs.Uint64("from", 1, "stream sequence to start at (a cursor from an earlier tail, plus one)")
+	afterFlag := fs.String("after", "", "print the events after this cursor (as printed by an earlier tail)")
+	from := fs.Uint64("from", 1, "stream sequence to start at (every event of that message included)")
 	since := fs.String("since", "", "start at the first message stored at or after this RFC 3339 time")
 	follow := fs.Bool("follow", false, "keep printing new events")
 	if err := fs.Parse(args); err != nil {
@@ -27,6 +42,17 @@ func tail(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if *room != "" && *app == "" {
 		return exitError{2, "tail: -room needs -app"}
+	}
+	var after cursor.Cursor
+	if *from > 1 {
+		after = cursor.Cursor{Seq: *from - 1, Index: 1<<31 - 1}
+	}
+	if *afterFlag != "" {
+		c, err := cursor.Parse(*afterFlag)
+		if err != nil {
+			return exitError{2, "tail: -after: " + err.Error()}
+		}
+		after = c
 	}
 	log, err := lf.open(ctx)
 	if err != nil {
@@ -40,7 +66,6 @@ func tail(ctx context.Context, args []string, out io.Writer) error {
 	case *app != "":
 		filter = log.Prefix() + "." + eventstore.Token(*app) + ".>"
 	}
-	start := *from
 	if *since != "" {
 		t, err := time.Parse(time.RFC3339Nano, *since)
 		if err != nil {
@@ -59,27 +84,18 @@ func tail(ctx context.Context, args []string, out io.Writer) error {
 			}
 			seq++
 		}
-		start = seq
+		after = cursor.Cursor{Seq: seq - 1, Index: 1<<31 - 1}
 	}
 	enc := json.NewEncoder(out)
-	print := func(rec eventstore.Record) error {
-		events, err := domain.DecodeEvents(rec.Data)
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
-			if err := enc.Encode(struct {
-				Cursor uint64        `json:"cursor"`
-				Event  *domain.Event `json:"event"`
-			}{rec.Seq, &e}); err != nil {
-				return err
-			}
-		}
-		return nil
+	print := func(e cursor.Event) error {
+		return enc.Encode(struct {
+			Cursor cursor.Cursor `json:"cursor"`
+			Event  *domain.Event `json:"event"`
+		}{e.Cursor, e.Event})
 	}
 	if *follow {
-		return log.Tail(ctx, []string{filter}, start, print)
+		return cursor.Tail(ctx, log, []string{filter}, after, print)
 	}
-	_, err = log.Read(ctx, []string{filter}, start, print)
+	_, err = cursor.Read(ctx, log, []string{filter}, after, print)
 	return err
 }

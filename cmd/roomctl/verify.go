@@ -5,17 +5,45 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/checkpoint"
 	"github.com/roomlog/roomlog/projections/audit"
+	"github.com/roomlog/roomlog/projections/cursor"
 )
+
+const verifyUsage = `usage: roomctl verify [flags]
+
+Reads the whole log and checks that every aggregate's events are gapless and
+hash-chained, that the cross-room invariants held at every point, and, with
+-pubkey, that the log matches the chain heads roomd signed (checkpoints).
+
+A changed event is named by its own sequence (its successor recorded its
+original hash); missing events by theirs; a history cut short, or rewritten
+with a self-consistent chain, by the signed checkpoint it fails. Changes after
+the last checkpoint at the very end of a history cannot be detected: see
+docs/architecture.md, "What verify detects".
+
+Exit status: 0 sound, 1 problems found (each printed as a VIOLATION line),
+2 bad usage.
+
+flags:
+`
 
 func verify(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), verifyUsage); fs.PrintDefaults() }
 	var lf logFlags
 	lf.register(fs)
 	multi := fs.Bool("multi-room", true, "the apps allow multi-room sessions (as the node was configured)")
 	maxRooms := fs.Int("max-rooms", 5, "rooms a multi-room session may be in (as the node was configured)")
+	pubkey := fs.String("pubkey", os.Getenv("ROOMLOG_CHECKPOINT_PUBKEY"),
+		"roomd's checkpoint public key (a PEM file, or base64): check the log against the signed heads (ROOMLOG_CHECKPOINT_PUBKEY)")
+	minRound := fs.Uint64("min-round", 0, "fail unless the checkpoints reach at least this round (one you saw before)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2, err.Error()}
 	}
@@ -27,17 +55,131 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 	p := domain.DefaultPolicy()
 	p.MultiRoom, p.MaxRooms = *multi, *maxRooms
 	a := audit.New(log.Prefix(), func(domain.AppID) domain.Policy { return p })
-	last, err := log.Read(ctx, []string{log.Prefix() + ".>"}, 1, a.Apply)
+	var problems []string
+	var signed checkpoint.Signed
+	if *pubkey != "" {
+		pub, err := checkpoint.ParsePublicKey(*pubkey)
+		if err != nil {
+			return exitError{2, "verify: -pubkey: " + err.Error()}
+		}
+		store, err := checkpoint.OpenStore(ctx, log, 1)
+		if err != nil {
+			return err
+		}
+		if signed, err = checkpoint.Load(ctx, store, pub); err != nil {
+			return err
+		}
+		problems = append(problems, signed.Problems...)
+		for k, h := range signed.Heads {
+			a.Anchor(k, h.Seq, h.Hash, h.At, fmt.Sprintf("the signed checkpoint of round %d (%s)", h.Round, h.Time.Format("2006-01-02T15:04:05Z")))
+		}
+		switch {
+		case signed.Round == nil:
+			problems = append(problems, "no signed checkpoint round: nothing to check the log against")
+		case signed.Round.Round < *minRound:
+			problems = append(problems, fmt.Sprintf("checkpoint round %d is older than round %d given by -min-round: checkpoints were rolled back",
+				signed.Round.Round, *minRound))
+		}
+	}
+	deleted, first, last, err := streamGaps(ctx, log)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "read %d events in %d messages, up to stream sequence %d\n", a.Events, a.Messages, last)
-	if v := a.Violations(); len(v) > 0 {
-		for _, line := range v {
+	if first > 1 {
+		a.Retained(first)
+	}
+	bar := newProgress(last, "verify")
+	err = cursor.ReadDecoded(ctx, log, []string{log.Prefix() + ".>"}, 1, true, func(d *cursor.Decoded) error {
+		bar.set(d.Record.Seq)
+		if d.Err != nil {
+			return fmt.Errorf("stream sequence %d: %w", d.Record.Seq, d.Err)
+		}
+		a.ApplyDecoded(d.Record, d.Events, d.Hashes)
+		return nil
+	})
+	bar.done()
+	if err != nil {
+		return err
+	}
+	a.Finish(last)
+	fmt.Fprintf(out, "read %d events in %d messages, stream sequences %d to %d\n", a.Events, a.Messages, first, last)
+	if len(deleted) > 0 {
+		problems = append(problems, fmt.Sprintf("%d messages were deleted from the log (stream sequences %s): "+
+			"roomd never deletes; whatever they held is gone", len(deleted), seqList(deleted)))
+	}
+	if signed.Round != nil {
+		fmt.Fprintf(out, "checked against %d signed heads of checkpoint round %d (%s, key %s)",
+			len(signed.Heads)-a.Skipped, signed.Round.Round, signed.Round.Time.Format("2006-01-02T15:04:05Z"), keyID(*pubkey))
+		if a.Skipped > 0 {
+			fmt.Fprintf(out, "; %d below the retained history", a.Skipped)
+		}
+		fmt.Fprintln(out)
+	}
+	problems = append(problems, a.Violations()...)
+	if len(problems) > 0 {
+		for _, line := range problems {
 			fmt.Fprintln(out, "VIOLATION", line)
 		}
-		return exitError{1, fmt.Sprintf("%d problems found", len(v))}
+		return exitError{1, fmt.Sprintf("%d problems found", len(problems))}
 	}
-	fmt.Fprintln(out, "OK: every aggregate is gapless and chained; no invariant was broken at any point")
+	if *pubkey == "" {
+		fmt.Fprintln(out, "OK: every aggregate is gapless and chained; no invariant was broken at any point "+
+			"(signed checkpoints not checked: give -pubkey)")
+		return nil
+	}
+	fmt.Fprintln(out, "OK: every aggregate is gapless, chained and matches its signed head; no invariant was broken at any point")
 	return nil
+}
+
+func keyID(s string) string {
+	pub, err := checkpoint.ParsePublicKey(s)
+	if err != nil {
+		return "?"
+	}
+	return checkpoint.KeyID(pub)
+}
+
+// streamGaps returns the stream's first and last sequences and the
+// sequences deleted between them. roomd never deletes a message; retention
+// removes only from the start, which moves the first sequence.
+func streamGaps(ctx context.Context, log *eventstore.Log) (deleted []uint64, first, last uint64, err error) {
+	nc, err := log.NewConn("roomctl-verify")
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	s, err := js.Stream(ctx, log.StreamName())
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	info, err := s.Info(ctx, jetstream.WithDeletedDetails(true))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	st := info.State
+	for _, q := range st.Deleted {
+		if q > 0 && q >= st.FirstSeq && q <= st.LastSeq {
+			deleted = append(deleted, q)
+		}
+	}
+	return deleted, st.FirstSeq, st.LastSeq, nil
+}
+
+// seqList prints sequences, at most ten.
+func seqList(seqs []uint64) string {
+	s := ""
+	for i, q := range seqs {
+		if i == 10 {
+			return s + fmt.Sprintf(" and %d more", len(seqs)-10)
+		}
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprint(q)
+	}
+	return s
 }

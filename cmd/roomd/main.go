@@ -21,8 +21,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -32,15 +34,20 @@ import (
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/checkpoint"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/web"
 )
 
 // options are roomd's settings.
 type options struct {
 	role, data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
+	checkpointKey                                                                string
+	checkpointEvery, retention                                                   time.Duration
 	replicas, maxRooms                                                           int
 	multiRoom                                                                    string // "true", "false", or "" (dev: true, else false)
+	open                                                                         bool
 	heartbeat, heartbeatTimeout                                                  time.Duration
 	shutdownGrace                                                                time.Duration
 	logFormat                                                                    string
@@ -79,6 +86,11 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", `"text" (key=value lines) or "json" (one JSON object a line)`)
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the -http listener (keep that listener private)")
+	fs.StringVar(&o.checkpointKey, "checkpoint-key", "", "Ed25519 private key (PEM, PKCS #8) that signs the log's chain heads "+
+		"(development: generated as <data>/checkpoint.key; otherwise none: history is not signed)")
+	fs.DurationVar(&o.retention, "retention", 0, "remove history older than this (0: keep it forever); see docs/architecture.md, Retention")
+	fs.DurationVar(&o.checkpointEvery, "checkpoint-every", 10*time.Second, "how often the chain heads are signed (0: never)")
+	fs.BoolVar(&o.open, "open", false, "open the demo page in the default browser once the node runs")
 	fs.BoolVar(&o.noMedia, "no-media", false, "run no media plane (SFU): media operations answer media_unavailable")
 	fs.StringVar(&o.mediaIPs, "media-ips", "127.0.0.1,::1", `local addresses the SFU offers to WebRTC peers, comma separated ("0.0.0.0": every interface)`)
 	fs.StringVar(&o.mediaNAT, "media-public-ips", "", "public addresses to offer instead (a node behind a 1:1 NAT), comma separated")
@@ -183,8 +195,24 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		origins = []string{"localhost:*", "127.0.0.1:*"}
 	}
 	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http, Pprof: o.pprof,
-		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas},
-		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout}}
+		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas, MaxAge: retention(o.retention)},
+		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},
+		Web:     web.Config{DevTokens: dev}}
+	if o.checkpointEvery > 0 {
+		cfg.CheckpointEvery = o.checkpointEvery
+		switch {
+		case o.checkpointKey != "":
+			if cfg.CheckpointKey, err = checkpoint.LoadKey(o.checkpointKey); err != nil {
+				return node.Config{}, false, err
+			}
+		case dev:
+			if cfg.CheckpointKey, _, err = checkpoint.EnsureKey(filepath.Join(o.data, "checkpoint.key")); err != nil {
+				return node.Config{}, false, err
+			}
+		default:
+			logger.Warn("no -checkpoint-key: the history is not signed, and a rewritten history with a consistent chain would pass roomctl verify")
+		}
+	}
 	cfg.NoMedia = o.noMedia
 	switch o.role {
 	case "gateway":
@@ -213,6 +241,15 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		}
 	}
 	return cfg, dev, nil
+}
+
+// retention maps -retention to eventstore.Config.MaxAge: 0 keeps history
+// forever (and lifts a limit set before).
+func retention(d time.Duration) time.Duration {
+	if d <= 0 {
+		return eventstore.KeepForever
+	}
+	return d
 }
 
 func splitList(s string) []string {
@@ -291,12 +328,13 @@ func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) err
 		logger.Info("roomd is running as a media node", "node", n.SFU.Node(), "health", "http://"+n.HTTPAddr()+"/readyz",
 			"log", describe(o, n))
 	} else {
-		logger.Info("roomd is running", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
+		logger.Info("roomd is running", "demo", "http://"+n.HTTPAddr()+"/", "websocket", "ws://"+n.HTTPAddr()+"/ws", "admin", "http://"+n.HTTPAddr()+"/admin/v1/",
 			"log", describe(o, n), "multi_room", cfg.Policy.Default.MultiRoom, "development", dev, "media", !cfg.NoMedia)
 	}
 	if dev && !cfg.NoGateway {
 		fmt.Fprintf(out, `
 roomd is running in development mode (no -secret given).
+  Demo page:  http://%[1]s/  (open it in two tabs)
   WebSocket:  ws://%[1]s/ws
   Admin API:  http://%[1]s/admin/v1/
   Secret:     kept in %[2]s
@@ -304,14 +342,37 @@ Get a client token for user alice (app "dev"):
   ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -app dev -user alice
 and an admin token:
   ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -admin
+Verify the history against the heads this node signs:
+  go run ./cmd/roomctl verify -pubkey %[3]s
 
-`, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"))
+`, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"), filepath.Join(o.data, "checkpoint.key.pub"))
+	}
+	if o.open && !cfg.NoGateway {
+		openBrowser(logger, "http://"+n.HTTPAddr()+"/")
 	}
 	<-ctx.Done()
 	logger.Info("roomd is stopping: telling clients, draining, flushing")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownGrace)
 	defer cancel()
 	return n.Shutdown(sctx)
+}
+
+// openBrowser opens url with the desktop's opener; failing that, it says
+// where to go.
+func openBrowser(logger *slog.Logger, url string) {
+	opener := "xdg-open"
+	switch runtime.GOOS {
+	case "darwin":
+		opener = "open"
+	case "windows":
+		opener = "explorer"
+	}
+	cmd := exec.Command(opener, url)
+	if err := cmd.Start(); err != nil {
+		logger.Warn("cannot open a browser; open the demo page yourself", "url", url, "err", err)
+		return
+	}
+	go cmd.Wait()
 }
 
 // runNATS runs only the embedded JetStream server (with the log's stream),
@@ -325,7 +386,8 @@ func runNATS(ctx context.Context, o options, logger *slog.Logger) error {
 	if o.natsListen == "off" {
 		return errors.New("-role nats needs -nats-listen")
 	}
-	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen, Logger: logger})
+	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen, Logger: logger,
+		MaxAge: retention(o.retention)})
 	if err != nil {
 		return err
 	}

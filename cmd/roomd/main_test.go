@@ -45,10 +45,17 @@ func TestDevelopmentAndProductionDefaults(t *testing.T) {
 	if string(again.Secret) != string(cfg.Secret) {
 		t.Error("the development secret changed between two starts")
 	}
+	if cfg.CheckpointKey == nil || !cfg.CheckpointKey.Equal(again.CheckpointKey) {
+		t.Error("development mode has no checkpoint key, or a new one at each start")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "checkpoint.key.pub")); err != nil {
+		t.Errorf("the checkpoint public key is not beside the private key: %v", err)
+	}
 	o, _ = parse([]string{"-data", dir, "-secret", "0123456789abcdef0123456789abcdef"}, env(nil), io.Discard)
 	cfg, dev, err = config(o, logger)
-	if err != nil || dev || cfg.Policy.Default.MultiRoom {
-		t.Errorf("with a secret: dev=%v multi-room=%v %v", dev, cfg.Policy.Default.MultiRoom, err)
+	if err != nil || dev || cfg.Policy.Default.MultiRoom || cfg.CheckpointKey != nil {
+		t.Errorf("with a secret: dev=%v multi-room=%v checkpoint key %v, %v", dev, cfg.Policy.Default.MultiRoom,
+			cfg.CheckpointKey != nil, err)
 	}
 }
 

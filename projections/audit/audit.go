@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -16,8 +20,9 @@ import (
 const MaxViolations = 100
 
 type aggHead struct {
-	seq  uint64
-	hash string
+	seq  uint64 // the last event's sequence
+	hash string // the hash of its stored bytes
+	at   uint64 // the stream sequence of the message that holds it
 }
 
 type sessKey struct {
@@ -42,10 +47,16 @@ type Auditor struct {
 	in      map[sessKey]map[domain.RoomID]bool
 	publish map[streamKey]domain.RoomID
 
-	// Messages and Events count what was read.
-	Messages, Events int
-	violations       []string
-	dropped          int
+	anchors map[domain.Key]*anchor
+	start   map[domain.Key]uint64
+	kept    bool
+	first   uint64
+
+	// Messages and Events count what was read; Skipped counts anchors
+	// that could not be checked (below the retained history).
+	Messages, Events, Skipped int
+	violations                []string
+	dropped                   int
 }
 
 // New returns an Auditor of a log whose subjects start with prefix, that
@@ -53,7 +64,8 @@ type Auditor struct {
 func New(prefix string, policy func(domain.AppID) domain.Policy) *Auditor {
 	return &Auditor{prefix: prefix, policy: policy, heads: map[domain.Key]aggHead{}, rooms: map[domain.Key]*domain.Room{},
 		mode: map[sessKey]domain.RoomMode{}, user: map[sessKey]domain.UserID{},
-		in: map[sessKey]map[domain.RoomID]bool{}, publish: map[streamKey]domain.RoomID{}}
+		in: map[sessKey]map[domain.RoomID]bool{}, publish: map[streamKey]domain.RoomID{},
+		anchors: map[domain.Key]*anchor{}, start: map[domain.Key]uint64{}}
 }
 
 func (a *Auditor) violate(at uint64, format string, args ...any) {
@@ -74,15 +86,26 @@ func (a *Auditor) Violations() []string {
 
 // Apply checks and folds one record. It returns an error only for a record
 // it cannot read; broken rules are collected as violations.
+//
+// A broken hash link between two events blames the earlier one: its stored
+// bytes no longer hash to what its successor recorded when it was written,
+// so it is the event that was changed (or the successor was not written
+// after it, which the message also says). A gap in an aggregate's event
+// sequence names the missing sequences.
 func (a *Auditor) Apply(rec eventstore.Record) error {
-	a.Messages++
-	var first domain.Event
-	events, err := domain.DecodeEvents(rec.Data)
+	events, hashes, err := domain.DecodeHashed(rec.Data)
 	if err != nil {
 		return fmt.Errorf("stream sequence %d: %w", rec.Seq, err)
 	}
-	first = events[0]
-	k := first.Key()
+	a.ApplyDecoded(rec, events, hashes)
+	return nil
+}
+
+// ApplyDecoded is Apply for a record already decoded with
+// domain.DecodeHashed (by cursor.ReadDecoded, on several cores).
+func (a *Auditor) ApplyDecoded(rec eventstore.Record, events []domain.Event, hashes []string) {
+	a.Messages++
+	k := events[0].Key()
 	if app, kind, id, err := eventstore.ParseSubject(a.prefix, rec.Subject); err != nil {
 		a.violate(rec.Seq, "subject %q: %v", rec.Subject, err)
 	} else if (domain.Key{Kind: domain.Kind(kind), App: domain.AppID(app), ID: id}) != k {
@@ -91,28 +114,136 @@ func (a *Auditor) Apply(rec eventstore.Record) error {
 		a.violate(rec.Seq, "events of %s stored on the subject of %s:%s:%s", k, kind, app, id)
 	}
 	h := a.heads[k]
-	head, _, err := domain.VerifyEvents(h.hash, rec.Data)
-	if err != nil {
-		a.violate(rec.Seq, "%s: %v", k, err)
-		// Carry on from the bytes as stored, so that only this message is
-		// blamed, not the next one that chains to it correctly.
-		head, _ = domain.StoredHead(rec.Data)
+	if a.start[k] == 0 {
+		a.start[k] = events[0].Seq
+		if a.kept && events[0].Seq > 1 {
+			// The history before this event was removed by retention: its
+			// first kept event's link cannot be checked, only what follows.
+			h = aggHead{seq: events[0].Seq - 1, hash: events[0].Prev, at: 0}
+		}
 	}
+	a.checkExpected(rec, k, h)
 	for i := range events {
 		e := &events[i]
 		a.Events++
 		if e.Key() != k {
 			a.violate(rec.Seq, "one message holds events of %s and %s", k, e.Key())
 		}
-		if e.Seq != h.seq+1 {
-			a.violate(rec.Seq, "%s: event seq %d follows %d", k, e.Seq, h.seq)
+		switch {
+		case e.Seq > h.seq+1:
+			a.violate(rec.Seq, "%s: %s missing: event seq %d follows %d%s", k, seqRange(h.seq+1, e.Seq-1), e.Seq, h.seq, h.since())
+		case e.Seq <= h.seq:
+			a.violate(rec.Seq, "%s: event seq %d follows %d: stored twice or out of order", k, e.Seq, h.seq)
+		case e.Prev != h.hash && h.seq == 0:
+			a.violate(rec.Seq, "%s: broken hash chain: seq %d is the first event but names a predecessor %q", k, e.Seq, e.Prev)
+		case e.Prev != h.hash:
+			// Blame the predecessor, at the stream sequence that holds it.
+			at, where := h.at, fmt.Sprintf("stream sequence %d", rec.Seq)
+			if i > 0 {
+				at, where = rec.Seq, "the same message"
+			}
+			a.violate(at, "%s: broken hash chain: seq %d was altered: its stored bytes hash to %s, but seq %d (%s) recorded %s "+
+				"(or seq %d was not written after it)", k, h.seq, short(h.hash), e.Seq, where, short(e.Prev), e.Seq)
 		}
-		h.seq = e.Seq
+		h.seq, h.hash, h.at = e.Seq, hashes[i], rec.Seq
+		if an := a.anchors[k]; an != nil && an.seq == e.Seq {
+			an.checked = true
+			if an.hash != hashes[i] {
+				a.violate(rec.Seq, "%s: seq %d does not match %s: signed hash %s, stored %s: the history was rewritten",
+					k, e.Seq, an.what, short(an.hash), short(hashes[i]))
+			}
+		}
 		a.event(rec.Seq, e)
 	}
-	h.hash = head
 	a.heads[k] = h
-	return nil
+}
+
+// checkExpected checks the expected-sequence header every append carries:
+// the stream sequence of the message before it on the same subject. A
+// different one means a message of this aggregate was deleted, or this one
+// was stored again out of its place.
+func (a *Auditor) checkExpected(rec eventstore.Record, k domain.Key, h aggHead) {
+	v := rec.Header.Get(jetstream.ExpectedLastSubjSeqHeader)
+	if v == "" || (a.kept && h.at == 0) {
+		return
+	}
+	want, err := strconv.ParseUint(v, 10, 64)
+	switch {
+	case err != nil:
+		a.violate(rec.Seq, "%s: unreadable expected-sequence header %q", k, v)
+	case want > h.at:
+		a.violate(rec.Seq, "%s: the message before it, at stream sequence %d, is missing (deleted from the log)", k, want)
+	case want < h.at:
+		a.violate(rec.Seq, "%s: written after stream sequence %d, but stream sequence %d came between: stored out of its place",
+			k, want, h.at)
+	}
+}
+
+// Anchor makes the Auditor check that aggregate k's event seq hashes to
+// hash (what describes where that came from: a signed checkpoint), and
+// that the log holds k's history at least up to seq. Anchors are set
+// before the read.
+// at is the stream sequence that held it when it was signed.
+func (a *Auditor) Anchor(k domain.Key, seq uint64, hash string, at uint64, what string) {
+	a.anchors[k] = &anchor{seq: seq, hash: hash, at: at, what: what}
+}
+
+// Retained tells the Auditor that the log's history before stream sequence
+// first was removed by a retention limit: an aggregate whose first kept
+// event is not its first is checked from there on, and anchors below it
+// (or of aggregates whose whole history was before first) are skipped.
+func (a *Auditor) Retained(first uint64) { a.kept, a.first = true, first }
+
+// Finish reports what can only be seen at the end of the read: histories
+// that end before a signed checkpoint says they reached. Call it once,
+// after the last Apply.
+func (a *Auditor) Finish(last uint64) {
+	keys := slices.SortedFunc(maps.Keys(a.anchors), func(x, y domain.Key) int { return strings.Compare(x.String(), y.String()) })
+	for _, k := range keys {
+		an := a.anchors[k]
+		h := a.heads[k]
+		switch {
+		case an.checked:
+		case a.kept && a.start[k] > an.seq, a.kept && a.start[k] == 0 && an.at < a.first:
+			a.Skipped++
+		case h.seq < an.seq:
+			a.violate(last, "%s: %s covers seq %d, but the log ends at seq %d: %s removed",
+				k, an.what, an.seq, h.seq, seqRange(h.seq+1, an.seq))
+		default:
+			a.Skipped++
+		}
+	}
+}
+
+type anchor struct {
+	seq, at uint64
+	hash    string
+	what    string
+	checked bool
+}
+
+func (h aggHead) since() string {
+	if h.at == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (after stream sequence %d)", h.at)
+}
+
+func seqRange(from, to uint64) string {
+	if from == to {
+		return fmt.Sprintf("seq %d is", from)
+	}
+	return fmt.Sprintf("seqs %d..%d are", from, to)
+}
+
+func short(hash string) string {
+	if len(hash) > 12 {
+		return hash[:12]
+	}
+	if hash == "" {
+		return `""`
+	}
+	return hash
 }
 
 func (a *Auditor) limit(s sessKey) int {

@@ -264,7 +264,7 @@ func TestAuditReportsEachBrokenRuleAtTheRecordThatBrokeIt(t *testing.T) {
 			events[0].Seq = 4 // 3 is missing
 			at := b.write(room("r1"), b.head(room("r1")).hash, events)
 			b.put(room("r1"), broadcast("u1", "s1")) // 5 follows 4: reported once
-			return at, []string{`room:app:r1: event seq 4 follows 2`}
+			return at, []string{`room:app:r1: seq 3 is missing: event seq 4 follows 2`}
 		}},
 		{"a repeated event sequence", func(b *book) (uint64, []string) {
 			b.enter("s1", "u1", single, "r1")
@@ -276,14 +276,14 @@ func TestAuditReportsEachBrokenRuleAtTheRecordThatBrokeIt(t *testing.T) {
 			b.put(session("s1"), opened("u1", multi))
 			events := b.events(session("s1"), &domain.RoomClaimedData{Room: "r1", Command: "c1"})
 			events[0].Seq = 3
-			return b.write(session("s1"), b.head(session("s1")).hash, events), []string{`session:app:s1: event seq 3 follows 1`}
+			return b.write(session("s1"), b.head(session("s1")).hash, events), []string{`session:app:s1: seq 2 is missing: event seq 3 follows 1`}
 		}},
-		{"an event that does not name its predecessor's hash", func(b *book) (uint64, []string) {
-			b.enter("s1", "u1", single, "r1")
-			at := b.write(room("r1"), strings.Repeat("0", 64), b.events(room("r1"), broadcast("u1", "s1")))
+		{"an event that does not name its predecessor's hash blames the predecessor", func(b *book) (uint64, []string) {
+			at := b.enter("s1", "u1", single, "r1")
+			b.write(room("r1"), strings.Repeat("0", 64), b.events(room("r1"), broadcast("u1", "s1")))
 			// The next message chains from the broken one as stored: reported once.
 			b.put(room("r1"), broadcast("u1", "s1"))
-			return at, []string{`room:app:r1: broken hash chain`}
+			return at, []string{`room:app:r1: broken hash chain: seq 2 was altered`}
 		}},
 		{"a first event that names a predecessor", func(b *book) (uint64, []string) {
 			return b.write(room("r1"), strings.Repeat("0", 64), b.events(room("r1"), created("u1", "s1"))),
@@ -425,7 +425,7 @@ func TestAuditSummarisesViolationsPastMaxViolations(t *testing.T) {
 		t.Errorf("last line %q, want %q", got[len(got)-1], want)
 	}
 	// The kept ones are the first, in log order.
-	if want := "stream sequence 3: room:app:r1: event seq 4 follows 2"; got[0] != want {
+	if want := "stream sequence 3: room:app:r1: seq 3 is missing: event seq 4 follows 2 (after stream sequence 2)"; got[0] != want {
 		t.Errorf("first violation %q, want %q", got[0], want)
 	}
 	var prev uint64

@@ -37,6 +37,9 @@ type Config struct {
 	Clock   engine.Clock
 	Timeout time.Duration // per command; default 10 s
 	Logger  *slog.Logger
+	// Checkpoints, when set, signs the log's chain heads on demand
+	// (POST /admin/v1/checkpoints).
+	Checkpoints Checkpointer
 }
 
 // API serves the admin routes under /admin/v1/.
@@ -71,6 +74,7 @@ func New(cfg Config) (*API, error) {
 	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/streams", a.authed(a.listStreams))
 	a.mux.HandleFunc("POST /admin/v1/apps/{app}/rooms/{room}/kick", a.authed(a.kick))
 	a.mux.HandleFunc("DELETE /admin/v1/apps/{app}/rooms/{room}", a.authed(a.destroy))
+	a.historyRoutes()
 	a.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, protocol.ErrNotFound.With("%s %s", r.Method, r.URL.Path))
 	})
@@ -93,7 +97,7 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request) (any, error)) ht
 			writeError(w, err)
 			return
 		}
-		if err := domain.ValidateAppID(domain.AppID(r.PathValue("app"))); err != nil {
+		if err := domain.ValidateAppID(domain.AppID(r.PathValue("app"))); err != nil && r.PathValue("app") != "" {
 			writeError(w, domain.ErrInvalidArgument.With("%v", err))
 			return
 		}

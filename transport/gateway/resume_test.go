@@ -245,9 +245,10 @@ func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
 		}
 	}()
 	body := strings.Repeat("x", 1000)
-	// Loopback socket buffers hold megabytes before the queue fills: on a
-	// loaded machine that takes a while, hence a deadline that only stops a
-	// test that would never end.
+	// The stalled socket is dropped once the kernel's buffers and the queue
+	// are full: a few MB of broadcasts, sent one at a time. On a loaded
+	// machine that takes a while; the deadline only catches a node that
+	// never drops it.
 	deadline := time.Now().Add(2 * time.Minute)
 	sent := 0
 	for n.Gateway.Sessions() == 3 {

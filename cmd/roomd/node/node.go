@@ -7,6 +7,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/checkpoint"
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/presence"
 	"github.com/roomlog/roomlog/eventstore/reactor"
@@ -30,6 +32,7 @@ import (
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/metrics"
 	"github.com/roomlog/roomlog/transport/protocol"
+	"github.com/roomlog/roomlog/transport/web"
 )
 
 // SnapshotName is the versioned name of the projection snapshot.
@@ -55,6 +58,16 @@ type Config struct {
 	// Gateway tunes the gateway; its Engine, Live, Log, Signer, Policy,
 	// Clock and Logger are filled in by the node.
 	Gateway gateway.Config
+	// CheckpointKey, when set, signs each aggregate's chain head every
+	// CheckpointEvery (default 10 s) and on demand (POST
+	// /admin/v1/checkpoints), so that roomctl verify -pubkey detects a
+	// rewritten history.
+	CheckpointKey   ed25519.PrivateKey
+	CheckpointEvery time.Duration
+	// Web configures the browser SDK, the demo page and (development mode
+	// only) the demo's token endpoint; its Signer, Clock and Logger are
+	// filled in by the node.
+	Web web.Config
 	// Media configures the node's SFU; its Live, Node and Bus are filled
 	// in by the node.
 	Media media.Config
@@ -88,12 +101,15 @@ type Node struct {
 	MediaNodes *media.Nodes
 	Signer     *auth.Signer
 	Metrics    *metrics.Metrics
-	bus        *eventstore.Bus
-	reactor    *reactor.Reactor
-	snapshots  projections.Store
-	httpSrv    *http.Server
-	httpAddr   string
-	decider    *domain.Decider
+	// Checkpoints signs chain heads (nil without Config.CheckpointKey).
+	Checkpoints *checkpoint.Checkpointer
+	bus         *eventstore.Bus
+	reactor     *reactor.Reactor
+	snapshots   projections.Store
+	httpSrv     *http.Server
+	fresh       freshConns
+	httpAddr    string
+	decider     *domain.Decider
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -207,6 +223,16 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	if n.bus, err = n.Log.OpenBus("roomlog-bus"); err != nil {
 		return err
 	}
+	if n.cfg.CheckpointKey != nil {
+		store, err := checkpoint.OpenStore(ctx, n.Log, replicas)
+		if err != nil {
+			return err
+		}
+		if n.Checkpoints, err = checkpoint.New(checkpoint.Config{Log: n.Log, Store: store, Key: n.cfg.CheckpointKey,
+			Interval: n.cfg.CheckpointEvery, Now: n.cfg.Clock.Now, Logger: n.cfg.Logger}); err != nil {
+			return err
+		}
+	}
 	if !n.cfg.NoMedia {
 		mc := n.cfg.Media
 		mc.Live, mc.Node, mc.Bus = n.Live, node, n.bus
@@ -241,6 +267,9 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	n.goRun("reactor", func() error { return n.reactor.Run(runCtx) })
 	n.goRun("presence", func() error { return n.Presence.Run(runCtx) })
 	n.goRun("timekeeper", func() error { return n.Timekeeper.Run(runCtx) })
+	if n.Checkpoints != nil {
+		n.goRun("checkpoints", func() error { return n.Checkpoints.Run(runCtx) })
+	}
 	if n.SFU != nil {
 		n.goRun("media", func() error { return n.SFU.Run(runCtx) })
 	}
@@ -307,7 +336,8 @@ func (n *Node) snapshotter() func(projections.Record) {
 	}
 }
 
-// startHTTP starts the gateway, the admin API and the health endpoints. The
+// startHTTP starts the gateway, the admin API, the health endpoints and the
+// web pages (the browser SDK, the demo). The
 // gateway subscribes to the projection before it runs, so it sees every event.
 func (n *Node) startHTTP(node string) error {
 	var err error
@@ -337,7 +367,11 @@ func (n *Node) startHTTP(node string) error {
 		return fmt.Errorf("http: %w", err)
 	}
 	n.httpAddr = ln.Addr().String()
-	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ConnState: n.fresh.track}
+	// Browsers open spare connections they may never use; Shutdown would
+	// wait 5 s for each before counting it idle. Nothing was asked on them:
+	// they are closed as soon as the listener is.
+	n.httpSrv.RegisterOnShutdown(n.fresh.closeAll)
 	n.goRun("http", func() error {
 		if err := n.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -372,13 +406,24 @@ func (n *Node) mountGateway(mux *http.ServeMux, node string) error {
 	if n.Gateway, err = gateway.New(gc); err != nil {
 		return err
 	}
-	api, err := admin.New(admin.Config{Engine: n.Engine, Live: n.Live, Log: n.Log, Signer: n.Signer, Clock: n.cfg.Clock,
-		Logger: n.cfg.Logger})
+	acfg := admin.Config{Engine: n.Engine, Live: n.Live, Log: n.Log, Signer: n.Signer, Clock: n.cfg.Clock,
+		Logger: n.cfg.Logger}
+	if n.Checkpoints != nil {
+		acfg.Checkpoints = n.Checkpoints
+	}
+	api, err := admin.New(acfg)
+	if err != nil {
+		return err
+	}
+	wc := n.cfg.Web
+	wc.Signer, wc.Clock, wc.Logger = n.Signer, n.cfg.Clock.Now, n.cfg.Logger
+	site, err := web.New(wc)
 	if err != nil {
 		return err
 	}
 	mux.Handle("GET /ws", n.Gateway)
 	mux.Handle("/admin/", api)
+	mux.Handle("/", site)
 	return nil
 }
 
@@ -396,6 +441,34 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ready")
+}
+
+// freshConns tracks the HTTP connections on which no request has started
+// yet (http.StateNew).
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns == nil {
+		f.conns = map[net.Conn]struct{}{}
+	}
+	if st == http.StateNew {
+		f.conns[c] = struct{}{}
+	} else {
+		delete(f.conns, c)
+	}
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
 }
 
 // HTTPAddr returns the address the HTTP listener is bound to.

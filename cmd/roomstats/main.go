@@ -1,0 +1,184 @@
+// Command roomstats is an example analytics consumer of the room log: it
+// follows every room's events through a durable watermill subscription
+// (package projections/consume) and keeps concurrent users per room over
+// time, session durations, messages per minute, leaves and kicks by reason
+// and streams published. It serves them as Prometheus metrics (/metrics),
+// JSON (/stats.json) and a page with plots (/).
+//
+// Its state and the cursor it reached are saved together in one file
+// (-state), so roomstats can be stopped or killed at any point and started
+// again without losing or double-counting an event.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/projections/consume"
+	"github.com/roomlog/roomlog/projections/cursor"
+	"github.com/roomlog/roomlog/projections/stats"
+)
+
+const usage = `usage: roomstats [flags]
+
+Follows every room's events from a roomd's NATS port and serves analytics:
+  /metrics     Prometheus metrics
+  /stats.json  the whole state, with the cursor it reached
+  /            a page with plots (no external resources)
+
+The state is saved with its cursor in -state; a restarted roomstats resumes
+exactly after it. A message it cannot read is retried -max-attempts times,
+then reported and parked (kept in the bucket roomlog-parked-<name>).
+
+flags:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "roomstats:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out, errOut io.Writer) error {
+	fs := flag.NewFlagSet("roomstats", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.Usage = func() { fmt.Fprint(errOut, usage); fs.PrintDefaults() }
+	natsURL := fs.String("nats", envOr("ROOMLOG_NATS_URL", "nats://127.0.0.1:4222"), "NATS URL of a running roomd (ROOMLOG_NATS_URL)")
+	name := fs.String("name", "roomstats", "name of the durable consumer (one per independent roomstats)")
+	statePath := fs.String("state", "roomstats-state.json", "file holding the state and its cursor")
+	httpAddr := fs.String("http", "127.0.0.1:7071", `where to serve /metrics, /stats.json and / ("off": nowhere)`)
+	saveEvery := fs.Int("save-every", 10_000, "save the state at least every this many events")
+	maxAttempts := fs.Int("max-attempts", 5, "tries of a message that fails before it is parked")
+	expired := fs.Bool("skip-expired", false, "if retention removed events after the saved cursor, carry on from the first kept one")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level}))
+
+	st, err := load(*statePath)
+	if err != nil {
+		return err
+	}
+	srv := &server{stats: st}
+	log, err := eventstore.Open(ctx, eventstore.Config{URL: *natsURL, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	c, err := consume.New(consume.Config{Log: log, Name: *name, After: st.Cursor, SaveEvery: *saveEvery,
+		MaxAttempts: *maxAttempts, Expired: *expired, Logger: logger,
+		Handle: func(_ context.Context, e cursor.Event) error {
+			srv.mu.Lock()
+			srv.stats.Apply(e.Cursor, e.Event)
+			srv.mu.Unlock()
+			return nil
+		},
+		Save: func(_ context.Context, c cursor.Cursor) error {
+			srv.mu.Lock()
+			if srv.stats.Cursor.Less(c) {
+				srv.stats.Cursor = c // past a parked message
+			}
+			b, err := json.Marshal(srv.stats)
+			srv.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			return writeAtomic(*statePath, b)
+		},
+		Parked: func(p consume.Parked) {
+			srv.mu.Lock()
+			srv.parked = append(srv.parked, p)
+			srv.mu.Unlock()
+		}})
+	if err != nil {
+		return err
+	}
+	if *httpAddr != "off" {
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: srv.routes(), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+		fmt.Fprintf(out, "roomstats: serving http://%s/ ; resuming after cursor %s\n", ln.Addr(), st.Cursor)
+	}
+	return c.Run(ctx)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// load reads the saved state, or returns empty stats if there is none.
+func load(path string) (*stats.Stats, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return stats.New(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st := stats.New()
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// writeAtomic replaces path with b so that a crash leaves the old file or
+// the new one, never a mix: a temporary file, fsynced, renamed over it.
+func writeAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".roomstats-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// server serves the stats.
+type server struct {
+	mu     sync.Mutex
+	stats  *stats.Stats
+	parked []consume.Parked
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/projections/consume"
+	"github.com/roomlog/roomlog/projections/cursor"
+	"github.com/roomlog/roomlog/projections/stats"
+)
+
+// build compiles roomstats (without the race detector, whatever the test
+// runs with: the children are the real binary, killed as a real process).
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "roomstats")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// start runs roomstats as a child process.
+func start(t *testing.T, bin, url, state string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "-nats", url, "-state", state, "-http", "off", "-save-every", "700", "-log-level", "error")
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if s := errOut.String(); s != "" && !strings.Contains(s, "parked") {
+			t.Logf("roomstats said: %s", s)
+		}
+	})
+	return cmd
+}
+
+// readDirect computes the stats by reading the log, with no consumer
+// involved, skipping undecodable messages as the consumer parks them.
+func readDirect(t *testing.T, log *eventstore.Log) *stats.Stats {
+	t.Helper()
+	st := stats.New()
+	_, err := log.Read(estest.Ctx(t), []string{log.KindFilter("room")}, 1, func(rec eventstore.Record) error {
+		events, err := domain.DecodeEvents(rec.Data)
+		if err != nil {
+			return nil
+		}
+		for i := range events {
+			st.Apply(cursor.Cursor{Seq: rec.Seq, Index: i}, &events[i])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func savedState(t *testing.T, path string) *stats.Stats {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return stats.New()
+	}
+	st := stats.New()
+	if err := json.Unmarshal(b, st); err != nil {
+		t.Fatalf("state file: %v", err)
+	}
+	return st
+}
+
+func canonical(t *testing.T, st *stats.Stats) string {
+	t.Helper()
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again stats.Stats
+	json.Unmarshal(b, &again)
+	b, _ = json.Marshal(&again)
+	return string(b)
+}
+
+// roomstats is killed with SIGKILL and started again at random points, 20
+// times, while 100,000 events (and a message it cannot read) are written;
+// its final counts equal those computed straight from the log. Under the
+// race detector, which slows the log's server in this process about
+// eightfold, the run is 20,000 events: the same kills, a shorter history.
+func TestKilledTwentyTimesItCountsEveryEventOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100,000 events and starts roomstats 21 times")
+	}
+	bin := build(t)
+	log := estest.Open(t, func(c *eventstore.Config) { c.Listen = "127.0.0.1:-1" })
+	state := filepath.Join(t.TempDir(), "state.json")
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	begin := time.Now()
+	rng := rand.New(rand.NewPCG(seed, 1))
+
+	total, poisonAt := 100_000, 20_000
+	if raceEnabled {
+		total, poisonAt = 20_000, 4_000
+	}
+	written := make(chan int, 1)
+	go func() {
+		events, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Events: total, Seed: seed, Pace: func(n int) {
+			if n == poisonAt {
+				// A message no decoder reads: reported and parked, never retried forever.
+				_, err := log.Append(context.Background(), eventstore.Message{Subject: log.Subject("app", "room", "junk"),
+					MsgID: ulid.Make().String(), Data: []byte(`[{"type":"room.teleported"}]`)})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		}})
+		written <- events
+	}()
+
+	var events int
+	done := false
+	for kill := 0; kill < 20; kill++ {
+		cmd := start(t, bin, log.ClientURL(), state)
+		time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if !done {
+			select {
+			case events = <-written:
+				done = true
+			default:
+			}
+		}
+	}
+	if !done {
+		events = <-written
+	}
+	t.Logf("wrote %d events; after 20 kills roomstats had reached cursor %s (%v)", events, savedState(t, state).Cursor, time.Since(begin))
+
+	want := readDirect(t, log)
+	t.Logf("catching up from %s to %s at %v", savedState(t, state).Cursor, want.Cursor, time.Since(begin))
+	cmd := start(t, bin, log.ClientURL(), state)
+	deadline := time.Now().Add(2 * time.Minute)
+	for savedState(t, state).Cursor != want.Cursor {
+		if time.Now().After(deadline) {
+			t.Fatalf("roomstats stayed at %s, the log ends at %s", savedState(t, state).Cursor, want.Cursor)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("caught up at %v", time.Since(begin))
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("roomstats on SIGTERM: %v", err)
+	}
+	got := savedState(t, state)
+	if got.Events != want.Events || canonical(t, got) != canonical(t, want) {
+		t.Fatalf("roomstats counted %d room events, the log has %d; states differ:\nroomstats %.400s\ndirect    %.400s",
+			got.Events, want.Events, canonical(t, got), canonical(t, want))
+	}
+	if want.Events < uint64(total) || len(want.Leaves) < 5 || want.StreamsPublished == 0 {
+		t.Errorf("the history was thin (%d events, %d leave reasons): the test proves little", want.Events, len(want.Leaves))
+	}
+	// The poison message was parked, once.
+	recs, err := consume.ParkedRecords(estest.Ctx(t), log, "roomstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	recs.Watch(wctx, cancel, func(e eventstore.Entry) {
+		if strings.Contains(string(e.Value), "unknown event type") {
+			n++
+		}
+	})
+	if n != 1 {
+		t.Errorf("%d parked records of the undecodable message, want 1", n)
+	}
+}

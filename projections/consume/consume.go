@@ -1,0 +1,389 @@
+// Package consume gives an analytics consumer the room events as a watermill
+// subscription (watermill-nats' JetStream subscriber on a durable consumer)
+// from any cursor, with checkpoints, so that a consumer stopped or killed at
+// any point and started again neither loses nor double-counts an event.
+//
+// The contract: the application keeps its state together with the cursor of
+// the last event it folded, and saves both in one write (Save). On start it
+// says where that state stands (Config.After); the durable consumer is
+// (re)created at that cursor's message and every event up to the cursor is
+// skipped, so whatever the server believes was acknowledged, delivery
+// resumes exactly after the saved state. Effects are keyed by cursor: an
+// event is handed over once per run, in log order.
+//
+// A consumer far behind first catches up with an ordered consumer (a plain
+// read of the log up to its end as of the start, at the raw read rate, with
+// the same checkpoints), then follows the log through the watermill
+// subscription from the cursor it reached.
+//
+// A message whose events cannot be decoded, or that Handle keeps failing
+// on, is retried a bounded number of times, then reported (Config.Parked)
+// and parked: recorded in the consumer's parked records and skipped. It is
+// never retried forever.
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmjs "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/projections/cursor"
+)
+
+// Config configures a Consumer.
+type Config struct {
+	// Log is the log to consume (its connection, stream and prefix). Required.
+	Log *eventstore.Log
+	// Name names the durable JetStream consumer ([A-Za-z0-9_-]+). Required.
+	Name string
+	// Filter is the subject filter (default: every room of every app,
+	// "<prefix>.*.room.*").
+	Filter string
+	// After is the cursor the application's saved state has reached (the
+	// zero Cursor: nothing yet). Delivery starts just after it.
+	After cursor.Cursor
+	// Handle folds one event. An error makes the consumer retry the
+	// event's message; Handle must therefore skip events it has already
+	// folded (compare cursors), as stats.Stats does.
+	Handle func(ctx context.Context, e cursor.Event) error
+	// Save persists the application's state, which has reached the given
+	// cursor, in one write. It is called every SaveEvery events, every
+	// SaveInterval, and when Run ends.
+	Save func(ctx context.Context, c cursor.Cursor) error
+	// SaveEvery and SaveInterval bound the work a crash repeats (defaults
+	// 10,000 events and 1 s).
+	SaveEvery    int
+	SaveInterval time.Duration
+	// MaxAttempts is how many times a message is tried before it is
+	// parked (default 5).
+	MaxAttempts int
+	// Parked, if set, is told about every parked message.
+	Parked func(rec Parked)
+	// Expired says what to do when After has fallen off the log (retention
+	// removed the events after it): false (the default) makes Run fail with
+	// ErrCursorExpired; true carries on from the first kept event, and the
+	// gap is logged.
+	Expired bool
+	Logger  *slog.Logger
+}
+
+// Parked is a message the consumer gave up on.
+type Parked struct {
+	Seq     uint64    `json:"stream_seq"`
+	Subject string    `json:"subject"`
+	Error   string    `json:"error"`
+	Tries   int       `json:"attempts"`
+	Time    time.Time `json:"time"`
+}
+
+// ErrCursorExpired is returned by Run when the events after Config.After
+// are no longer in the log.
+var ErrCursorExpired = errors.New("consume: the cursor fell off the log: events after it were removed by retention")
+
+// Consumer delivers room events to an application.
+type Consumer struct {
+	cfg     Config
+	records *eventstore.Records
+	from    cursor.Cursor // where the subscription starts
+}
+
+// New validates cfg and returns a Consumer.
+func New(cfg Config) (*Consumer, error) {
+	if cfg.Log == nil || cfg.Handle == nil || cfg.Save == nil || cfg.Name == "" {
+		return nil, errors.New("consume: Log, Name, Handle and Save are required")
+	}
+	if cfg.Filter == "" {
+		cfg.Filter = cfg.Log.KindFilter(string(domain.KindRoom))
+	}
+	if cfg.SaveEvery <= 0 {
+		cfg.SaveEvery = 10_000
+	}
+	if cfg.SaveInterval <= 0 {
+		cfg.SaveInterval = time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Consumer{cfg: cfg}, nil
+}
+
+// Run consumes until ctx ends (then it saves and returns nil) or fails.
+func (c *Consumer) Run(ctx context.Context) error {
+	var err error
+	c.records, err = c.cfg.Log.OpenRecords(ctx, eventstore.RecordsConfig{Bucket: "roomlog-parked-" + c.cfg.Name,
+		Description: "messages consumer " + c.cfg.Name + " gave up on"})
+	if err != nil {
+		return err
+	}
+	last := c.cfg.After
+	saved := last
+	pending := 0
+	lastSave := time.Now()
+	save := func(ctx context.Context) error {
+		if last == saved {
+			return nil
+		}
+		if err := c.cfg.Save(ctx, last); err != nil {
+			return fmt.Errorf("consume: save at %s: %w", last, err)
+		}
+		saved, pending, lastSave = last, 0, time.Now()
+		return nil
+	}
+	stop := func() error {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		return save(sctx)
+	}
+	if last, err = c.expired(ctx, last); err != nil {
+		return err
+	}
+	// Catch up with a plain read, then subscribe from where it ended.
+	err = cursor.ReadDecoded(ctx, c.cfg.Log, []string{c.cfg.Filter}, max(last.Seq, 1), false, func(d *cursor.Decoded) error {
+		n, err := c.handle(ctx, d.Record, d.Events, &last)
+		if err != nil {
+			return err
+		}
+		if pending += n; pending >= c.cfg.SaveEvery || (pending&1023 == 0 && time.Since(lastSave) > c.cfg.SaveInterval) {
+			return save(ctx)
+		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		return stop()
+	}
+	if err != nil {
+		return err
+	}
+	c.from = last
+	nc, err := c.cfg.Log.NewConn("consume-" + c.cfg.Name)
+	if err != nil {
+		return err
+	}
+	// The subscriber drains the connection it is given when it closes.
+	sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
+		Conn:                nc,
+		Logger:              quietLogger(c.cfg.Logger),
+		AckAsync:            true,
+		AckWaitTimeout:      time.Minute,
+		ResourceInitializer: c.durable,
+		Unmarshaler:         unmarshaler{},
+		ConsumeOptions:      []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(4096)},
+	})
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	defer sub.Close()
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs, err := sub.Subscribe(subCtx, c.cfg.Filter)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(c.cfg.SaveInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return stop()
+		case <-tick.C:
+			if err := save(ctx); err != nil {
+				return err
+			}
+		case m, ok := <-msgs:
+			if !ok {
+				if ctx.Err() != nil {
+					continue
+				}
+				return errors.New("consume: the subscription ended")
+			}
+			rec := eventstore.Record{Subject: m.Metadata.Get(metaSubject), Data: m.Payload}
+			rec.Seq, _ = strconv.ParseUint(m.Metadata.Get(metaSeq), 10, 64)
+			n, err := c.handle(ctx, rec, nil, &last)
+			if err != nil {
+				m.Nack()
+				return err
+			}
+			m.Ack()
+			if pending += n; pending >= c.cfg.SaveEvery {
+				if err := save(ctx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// handle folds the events of one message (decoded already, or nil) after
+// the cursor, trying a failing message up to MaxAttempts times before it
+// parks it. It returns how many events it handed over.
+func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, events []domain.Event, last *cursor.Cursor) (int, error) {
+	var err error
+	for attempt := 1; ; attempt++ {
+		var n int
+		if n, err = c.fold(ctx, rec, events, last); err == nil {
+			return n, nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if attempt == c.cfg.MaxAttempts {
+			p := Parked{Seq: rec.Seq, Subject: rec.Subject, Error: err.Error(), Tries: attempt, Time: time.Now().UTC()}
+			c.cfg.Logger.Error("consume: message parked after repeated failures", "consumer", c.cfg.Name,
+				"stream_seq", rec.Seq, "subject", rec.Subject, "attempts", attempt, "err", err)
+			if err := c.park(ctx, p); err != nil {
+				return 0, err
+			}
+			if c.cfg.Parked != nil {
+				c.cfg.Parked(p)
+			}
+			// Past every event of the parked message.
+			*last = cursor.Cursor{Seq: rec.Seq, Index: 1<<31 - 1}
+			return 1, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Consumer) fold(ctx context.Context, rec eventstore.Record, events []domain.Event, last *cursor.Cursor) (int, error) {
+	if events == nil {
+		var err error
+		if events, err = domain.DecodeEvents(rec.Data); err != nil {
+			return 0, err
+		}
+	}
+	n := 0
+	for i := range events {
+		cur := cursor.Cursor{Seq: rec.Seq, Index: i}
+		if !last.Less(cur) {
+			continue
+		}
+		if err := c.cfg.Handle(ctx, cursor.Event{Cursor: cur, Event: &events[i], Record: &rec}); err != nil {
+			return n, err
+		}
+		*last = cur
+		n++
+	}
+	return n, nil
+}
+
+func (c *Consumer) park(ctx context.Context, p Parked) error {
+	b := fmt.Appendf(nil, `{"stream_seq":%d,"subject":%q,"error":%q,"attempts":%d,"time":%q}`,
+		p.Seq, p.Subject, p.Error, p.Tries, p.Time.Format(time.RFC3339Nano))
+	_, err := c.records.Put(ctx, strconv.FormatUint(p.Seq, 10), b)
+	return err
+}
+
+// ParkedRecords lists the messages consumer name parked.
+func ParkedRecords(ctx context.Context, log *eventstore.Log, name string) (*eventstore.Records, error) {
+	return log.OpenRecords(ctx, eventstore.RecordsConfig{Bucket: "roomlog-parked-" + name})
+}
+
+// expired checks that the events after cursor after are still in the log;
+// if retention removed some, it fails with ErrCursorExpired, or with
+// Config.Expired returns the cursor just before the first kept message.
+func (c *Consumer) expired(ctx context.Context, after cursor.Cursor) (cursor.Cursor, error) {
+	if after.Seq == 0 {
+		return after, nil
+	}
+	first, msgs, err := streamStart(ctx, c.cfg.Log)
+	if err != nil || msgs == 0 || first <= after.Seq+1 {
+		return after, err
+	}
+	if !c.cfg.Expired {
+		return after, fmt.Errorf("%w (saved cursor %s, the log now starts at stream sequence %d)", ErrCursorExpired, after, first)
+	}
+	c.cfg.Logger.Warn("consume: events removed by retention were never seen", "consumer", c.cfg.Name,
+		"after", after.String(), "first_kept", first)
+	return cursor.Cursor{Seq: first - 1, Index: 1<<31 - 1}, nil
+}
+
+// streamStart returns the log's first kept stream sequence and how many
+// messages it holds.
+func streamStart(ctx context.Context, log *eventstore.Log) (first, msgs uint64, err error) {
+	nc, err := log.NewConn("consume-info")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, 0, err
+	}
+	s, err := js.Stream(ctx, log.StreamName())
+	if err != nil {
+		return 0, 0, err
+	}
+	st := s.CachedInfo().State
+	return st.FirstSeq, st.Msgs, nil
+}
+
+// durable is the watermill ResourceInitializer: it creates the durable
+// consumer at the message of the saved cursor, replacing any consumer of
+// that name (its acknowledgements may be ahead of the saved state).
+func (c *Consumer) durable(ctx context.Context, js jetstream.JetStream, topic string) (jetstream.Consumer,
+	func(context.Context, watermill.LoggerAdapter), error) {
+	stream, err := js.Stream(ctx, c.cfg.Log.StreamName())
+	if err != nil {
+		return nil, nil, err
+	}
+	start := max(c.from.Seq, 1)
+	if err := stream.DeleteConsumer(ctx, c.cfg.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, nil, err
+	}
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       c.cfg.Name,
+		Description:   "roomlog analytics consumer",
+		FilterSubject: topic,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   start,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 16384,
+	})
+	return cons, nil, err
+}
+
+// Metadata keys set by the unmarshaler.
+const (
+	metaSeq     = "roomlog_stream_seq"
+	metaSubject = "roomlog_subject"
+)
+
+// unmarshaler turns a JetStream message into a watermill message that
+// keeps what a cursor needs: the stream sequence and the subject.
+type unmarshaler struct{}
+
+func (unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
+	md, err := msg.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	seq := strconv.FormatUint(md.Sequence.Stream, 10)
+	m := message.NewMessage(seq, msg.Data())
+	m.Metadata.Set(metaSeq, seq)
+	m.Metadata.Set(metaSubject, msg.Subject())
+	return m, nil
+}
+
+// quietLogger maps watermill's per-message info lines to debug.
+func quietLogger(l *slog.Logger) watermill.LoggerAdapter {
+	return watermill.NewSlogLoggerWithLevelMapping(l, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+}

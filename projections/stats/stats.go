@@ -1,0 +1,148 @@
+// Package stats folds room events into analytics: concurrent users per room
+// over time, session durations, messages per minute, leaves and kicks by
+// reason, streams published. cmd/roomstats keeps one up to date from the log
+// through a watermill consumer (package consume) and serves it.
+//
+// A Stats is a pure fold keyed by cursor: Apply ignores an event at or
+// before the cursor it has reached, so a consumer that restarts from the
+// state it saved (cursor included) neither loses nor double-counts.
+package stats
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/projections/cursor"
+)
+
+// DurationBuckets are the upper bounds, in seconds, of the session duration
+// histogram (time in one room, from join to leave).
+var DurationBuckets = []float64{10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600}
+
+// Stats is the analytics state. It is plain data: encode it with
+// encoding/json to save it, with its cursor, in one write.
+type Stats struct {
+	// Cursor is the last event folded.
+	Cursor cursor.Cursor `json:"cursor"`
+	// Events counts the room events folded.
+	Events uint64 `json:"events"`
+	// Rooms holds each room's figures, by "<app>/<room>".
+	Rooms map[string]*Room `json:"rooms"`
+	// Minutes holds the log's figures per minute (Unix time / 60).
+	Minutes map[int64]*Minute `json:"minutes"`
+	// Leaves counts members leaving rooms by reason (kicks, timeouts and
+	// destroyed rooms included).
+	Leaves map[domain.Reason]uint64 `json:"leaves"`
+	// Durations is the histogram of time spent in a room: counts per
+	// DurationBuckets bound (the last, past every bound), and their sum.
+	Durations   []uint64 `json:"durations"`
+	DurationSum float64  `json:"duration_sum_s"`
+	// StreamsPublished counts streams published, in every room.
+	StreamsPublished uint64 `json:"streams_published"`
+
+	// The room and minute of the last event: most events follow one of
+	// the same room or minute, and a map lookup with a built key costs
+	// more than the fold itself.
+	lastRoom   *Room
+	lastMinute *Minute
+	lastMin    int64
+}
+
+// Room is one room's figures.
+type Room struct {
+	App  domain.AppID  `json:"app"`
+	Room domain.RoomID `json:"room"`
+	// Members maps who is in the room now to when they joined.
+	Members map[domain.UserID]time.Time `json:"members"`
+	// Peak is the most members the room had at once.
+	Peak int `json:"peak"`
+	// Concurrent is the most members at once, per minute that saw a change.
+	Concurrent map[int64]int `json:"concurrent"`
+	Joins      uint64        `json:"joins"`
+	Leaves     uint64        `json:"leaves"`
+	Messages   uint64        `json:"messages"`
+	Streams    uint64        `json:"streams_published"`
+}
+
+// Minute is the log's figures for one minute.
+type Minute struct {
+	Messages uint64 `json:"messages"`
+	Joins    uint64 `json:"joins"`
+	Leaves   uint64 `json:"leaves"`
+}
+
+// New returns empty stats.
+func New() *Stats {
+	return &Stats{Rooms: map[string]*Room{}, Minutes: map[int64]*Minute{}, Leaves: map[domain.Reason]uint64{},
+		Durations: make([]uint64, len(DurationBuckets)+1)}
+}
+
+// Apply folds one event, unless its cursor is at or before the one the
+// stats reached (a redelivery): it reports whether it counted.
+func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
+	if !s.Cursor.Less(c) {
+		return false
+	}
+	s.Cursor = c
+	if e.Aggregate != domain.KindRoom {
+		return true
+	}
+	s.Events++
+	r := s.lastRoom
+	if r == nil || r.App != e.App || string(r.Room) != e.AggregateID {
+		key := string(e.App) + "/" + e.AggregateID
+		if r = s.Rooms[key]; r == nil {
+			r = &Room{App: e.App, Room: domain.RoomID(e.AggregateID), Members: map[domain.UserID]time.Time{}, Concurrent: map[int64]int{}}
+			s.Rooms[key] = r
+		}
+		s.lastRoom = r
+	}
+	minute := e.Time.Unix() / 60
+	m := s.lastMinute
+	if m == nil || minute != s.lastMin {
+		if m = s.Minutes[minute]; m == nil {
+			m = &Minute{}
+			s.Minutes[minute] = m
+		}
+		s.lastMinute, s.lastMin = m, minute
+	}
+	switch d := e.Data.(type) {
+	case *domain.MemberJoinedData:
+		r.Members[d.User] = e.Time
+		r.Joins++
+		m.Joins++
+		r.Peak = max(r.Peak, len(r.Members))
+		r.Concurrent[minute] = max(r.Concurrent[minute], len(r.Members))
+	case *domain.MemberLeftData:
+		s.leave(r, m, minute, d.User, d.Reason, e.Time)
+	case *domain.RoomDestroyedData:
+		for _, u := range slices.Sorted(maps.Keys(r.Members)) {
+			s.leave(r, m, minute, u, domain.ReasonRoomDestroyed, e.Time)
+		}
+	case *domain.BroadcastSentData, *domain.CustomCommandSentData:
+		r.Messages++
+		m.Messages++
+	case *domain.StreamPublishedData:
+		r.Streams++
+		s.StreamsPublished++
+	}
+	return true
+}
+
+func (s *Stats) leave(r *Room, m *Minute, minute int64, u domain.UserID, reason domain.Reason, at time.Time) {
+	joined, ok := r.Members[u]
+	if !ok {
+		return
+	}
+	delete(r.Members, u)
+	r.Leaves++
+	m.Leaves++
+	s.Leaves[reason]++
+	r.Concurrent[minute] = max(r.Concurrent[minute], len(r.Members))
+	d := at.Sub(joined).Seconds()
+	s.DurationSum += d
+	i, _ := slices.BinarySearch(DurationBuckets, d)
+	s.Durations[i]++
+}

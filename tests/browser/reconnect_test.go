@@ -1,0 +1,180 @@
+package browser
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/cmd/roomd/node"
+	"github.com/roomlog/roomlog/tests/clienttest"
+	"github.com/roomlog/roomlog/tests/netcut"
+)
+
+// reconnectingPair is a node with alice's engine "a" connected directly and
+// bob's engine "b" (multi-room, in r1 and r2) connected through a proxy the
+// test can cut; alice is in r1.
+func reconnectingPair(t *testing.T, edit func(*clienttest.NodeOptions), bobOpts map[string]any) (*Page, *netcut.Proxy, *node.Node) {
+	t.Helper()
+	n := startNode(t, edit)
+	proxy := netcut.Start(t, n.HTTPAddr())
+	p := openHarness(t, n)
+	p.newEngine("a", clienttest.URL(n.HTTPAddr()), nil)
+	p.newEngine("b", clienttest.URL(proxy.Addr()), bobOpts)
+	p.Eval(`T.engines.b.enableMultiRoom(true)`, nil)
+	tokB := clienttest.Token(t, n, "bob")
+	p.Must("b", "loginRoom", "r1", tokB, user{"bob", "Bob"})
+	p.Must("b", "loginRoom", "r2", tokB, user{"bob", "Bob"})
+	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
+	p.Wait(0, `e => e.who === 'b' && e.event === 'roomUserUpdate' && e.args[0] === 'r1' && e.args[2][0].userID === 'alice'`)
+	return p, proxy, n
+}
+
+func (p *Page) session(who string) string {
+	p.t.Helper()
+	var s string
+	p.Eval(fmt.Sprintf(`T.engines[%q].session`, who), &s)
+	return s
+}
+
+// broadcasts returns the broadcast messages who received in room, in order.
+func (p *Page) broadcasts(who, room string) []string {
+	p.t.Helper()
+	var out []string
+	for _, e := range p.Events(who, "IMRecvBroadcastMessage") {
+		var chat []struct{ Message string }
+		json.Unmarshal(e.Args[1], &chat)
+		if e.Str(0) == room {
+			for _, c := range chat {
+				out = append(out, c.Message)
+			}
+		}
+	}
+	return out
+}
+
+// The connection drops: the engine reports RECONNECTING for each room,
+// resumes the same session when the network is back, reports RECONNECTED,
+// and gets every event it missed, in order, once; the others never see it
+// leave.
+func TestSDKReconnectResumesWithoutGap(t *testing.T) {
+	const beat = 300 * time.Millisecond
+	p, proxy, _ := reconnectingPair(t, func(o *clienttest.NodeOptions) { o.Gateway.HeartbeatInterval = beat }, nil)
+	session := p.session("b")
+	p.Must("a", "sendBroadcastMessage", "r1", "before")
+	p.Wait(0, `e => e.who === 'b' && e.event === 'IMRecvBroadcastMessage' && e.args[1][0].message === 'before'`)
+	// Idle for several heartbeat intervals: heartbeats keep the session up.
+	// (Were the machine so busy that the SDK missed them and reconnected,
+	// it would resume, and what follows would hold all the same.)
+	time.Sleep(5 * beat)
+
+	mark := p.Len()
+	proxy.Refuse(true)
+	proxy.Cut()
+	for _, room := range []string{"r1", "r2"} {
+		if e := p.WaitState(mark, "b", room, "RECONNECTING"); e.Num(2) != 1002051 {
+			t.Errorf("RECONNECTING in %s came with code %d, want 1002051", room, e.Num(2))
+		}
+	}
+	var missed []string
+	for i := range 5 {
+		missed = append(missed, fmt.Sprintf("missed %d", i))
+		p.Must("a", "sendBroadcastMessage", "r1", missed[i])
+	}
+	p.Must("a", "setRoomExtraInfo", "r1", "topic", "while away")
+	proxy.Refuse(false)
+	for _, room := range []string{"r1", "r2"} {
+		if e := p.WaitState(mark, "b", room, "RECONNECTED"); e.Num(2) != 0 {
+			t.Errorf("RECONNECTED in %s came with code %d, want 0", room, e.Num(2))
+		}
+	}
+	p.Wait(mark, `e => e.who === 'b' && e.event === 'roomExtraInfoUpdate' && e.args[1][0].value === 'while away'`)
+	p.Must("a", "sendBroadcastMessage", "r1", "after")
+	p.Wait(mark, `e => e.who === 'b' && e.event === 'IMRecvBroadcastMessage' && e.args[1][0].message === 'after'`)
+
+	want := append(append([]string{"before"}, missed...), "after")
+	if got := p.broadcasts("b", "r1"); !slices.Equal(got, want) {
+		t.Errorf("b received %q, want %q: each once, in order", got, want)
+	}
+	if got := p.session("b"); got != session {
+		t.Errorf("the session changed from %s to %s: it was not resumed", session, got)
+	}
+	for _, e := range p.Events("a", "roomUserUpdate") {
+		if e.Str(1) == "DELETE" {
+			t.Errorf("alice saw bob leave: %s", e.Args)
+		}
+	}
+	for _, e := range p.Events("b", "roomStateChanged") {
+		if r := e.Str(1); r == "LOGINING" && e.Index > mark {
+			t.Errorf("b logged in again instead of resuming: %s", e.Args)
+		}
+	}
+	p.noGaps()
+}
+
+// A server that goes silent is detected by the heartbeat watchdog.
+func TestSDKHeartbeatWatchdog(t *testing.T) {
+	const beat = 400 * time.Millisecond
+	p, proxy, _ := reconnectingPair(t, func(o *clienttest.NodeOptions) { o.Gateway.HeartbeatInterval = beat }, nil)
+	mark := p.Len()
+	proxy.MuteServer()
+	start := time.Now()
+	p.WaitState(mark, "b", "r1", "RECONNECTING")
+	t.Logf("silence detected after %v (heartbeat %v)", time.Since(start).Round(time.Millisecond), beat)
+	p.WaitState(mark, "b", "r1", "RECONNECTED")
+	t.Logf("reconnected after %v", time.Since(start).Round(time.Millisecond))
+	p.Must("a", "sendBroadcastMessage", "r1", "still there?")
+	p.Wait(mark, `e => e.who === 'b' && e.event === 'IMRecvBroadcastMessage' && e.args[1][0].message === 'still there?'`)
+	p.noGaps()
+}
+
+// A client away longer than the heartbeat timeout cannot resume: it logs
+// into its rooms again on a new session, and the others see it come back.
+func TestSDKReloginAfterTimeout(t *testing.T) {
+	p, proxy, _ := reconnectingPair(t, func(o *clienttest.NodeOptions) {
+		// A short timeout, and heartbeats often enough to keep the
+		// re-entered session well inside it.
+		o.Gateway.HeartbeatInterval, o.Gateway.HeartbeatTimeout = 250*time.Millisecond, 2500*time.Millisecond
+	}, nil)
+	session := p.session("b")
+	mark := p.Len()
+	proxy.Refuse(true)
+	proxy.Cut()
+	p.WaitState(mark, "b", "r1", "RECONNECTING")
+	p.Wait(mark, `e => e.who === 'a' && e.event === 'roomUserUpdate' && e.args[1] === 'DELETE' && e.args[2][0].userID === 'bob'`)
+	proxy.Refuse(false)
+	p.WaitState(mark, "b", "r1", "LOGINED")
+	p.WaitState(mark, "b", "r2", "LOGINED")
+	back := p.Wait(mark, `e => e.who === 'a' && e.event === 'roomUserUpdate' && e.args[1] === 'ADD' && e.args[2][0].userID === 'bob'`)
+	if got := p.session("b"); got == session || got == "" {
+		t.Errorf("the session is %q after a timeout, want a new one (was %s)", got, session)
+	}
+	// The new session works: messages flow both ways.
+	p.Must("b", "sendBroadcastMessage", "r1", "I'm back")
+	p.Wait(back.Index, `e => e.who === 'a' && e.event === 'IMRecvBroadcastMessage' && e.args[1][0].message === "I'm back"`)
+	p.noGaps()
+}
+
+// Past the retry window the engine reports RECONNECT_FAILED (1002053) and
+// forgets the session; the app can log in again.
+func TestSDKReconnectFailed(t *testing.T) {
+	p, proxy, n := reconnectingPair(t, nil, map[string]any{"reconnectWindow": 1000})
+	mark := p.Len()
+	proxy.Refuse(true)
+	proxy.Cut()
+	p.WaitState(mark, "b", "r1", "RECONNECTING")
+	for _, room := range []string{"r1", "r2"} {
+		if e := p.WaitState(mark, "b", room, "RECONNECT_FAILED"); e.Num(2) != 1002053 {
+			t.Errorf("RECONNECT_FAILED in %s came with code %d, want 1002053", room, e.Num(2))
+		}
+	}
+	var rooms []string
+	p.Eval(`T.engines.b.rooms`, &rooms)
+	if len(rooms) != 0 {
+		t.Errorf("rooms after RECONNECT_FAILED = %v, want none", rooms)
+	}
+	proxy.Refuse(false)
+	p.Must("b", "loginRoom", "r1", clienttest.Token(t, n, "bob"), user{"bob", "Bob"})
+	p.WaitState(mark, "b", "r1", "LOGINED")
+}

@@ -1,0 +1,185 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/checkpoint"
+	"github.com/roomlog/roomlog/projections/timeline"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// Checkpointer signs the log's chain heads (checkpoint.Checkpointer).
+type Checkpointer interface {
+	Sign(ctx context.Context) (checkpoint.Round, error)
+}
+
+// historyRoutes registers what auditors use: on-demand checkpoints, a
+// room's history and its state at a point.
+func (a *API) historyRoutes() {
+	a.mux.HandleFunc("POST /admin/v1/checkpoints", a.authed(a.checkpoint))
+	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/history", a.authed(a.history))
+	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/state", a.authed(a.stateAt))
+	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/diff", a.authed(a.diff))
+}
+
+// History paging.
+const (
+	defaultHistoryLimit = 100
+	maxHistoryLimit     = 1000
+)
+
+// HistoryPage is one page of a room's history.
+type HistoryPage struct {
+	Events []timeline.Entry `json:"events"`
+	// Next is the after_seq that asks for the next page (the last event's
+	// room sequence; the request's own when the page is empty).
+	Next uint64 `json:"next_after_seq"`
+	// More says whether the history went on past this page when it was read.
+	More bool `json:"more"`
+}
+
+// history serves a room's events, oldest first, after a room sequence
+// (after_seq) or from a time (since), limit at a time.
+func (a *API) history(w http.ResponseWriter, r *http.Request) (any, error) {
+	if a.cfg.Log == nil {
+		return nil, protocol.ErrNotFound.With("this node serves no history")
+	}
+	q := r.URL.Query()
+	var afterSeq uint64
+	var since time.Time
+	limit := defaultHistoryLimit
+	var err error
+	if v := q.Get("after_seq"); v != "" {
+		if afterSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return nil, domain.ErrInvalidArgument.With("after_seq: %v", err)
+		}
+	}
+	if v := q.Get("since"); v != "" {
+		if afterSeq != 0 {
+			return nil, domain.ErrInvalidArgument.With("give after_seq or since, not both")
+		}
+		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return nil, domain.ErrInvalidArgument.With("since: want an RFC 3339 time: %v", err)
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxHistoryLimit {
+			return nil, domain.ErrInvalidArgument.With("limit: want 1 to %d", maxHistoryLimit)
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	entries, more, err := timeline.Page(ctx, a.cfg.Log, domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room")),
+		afterSeq, since, limit)
+	if err != nil {
+		return nil, domain.ErrUnavailable.With("%v", err)
+	}
+	page := HistoryPage{Events: entries, Next: afterSeq, More: more}
+	if page.Events == nil {
+		page.Events = []timeline.Entry{}
+	}
+	if n := len(entries); n > 0 {
+		page.Next = entries[n-1].Seq
+	}
+	return page, nil
+}
+
+// stateAt serves a room's state after the event with sequence seq, or after
+// the last event at or before time at, replayed from the log; neither: now.
+func (a *API) stateAt(w http.ResponseWriter, r *http.Request) (any, error) {
+	if a.cfg.Log == nil {
+		return nil, protocol.ErrNotFound.With("this node serves no history")
+	}
+	q := r.URL.Query()
+	var p timeline.Point
+	var err error
+	if v := q.Get("seq"); v != "" {
+		if p.Seq, err = strconv.ParseUint(v, 10, 64); err != nil || p.Seq == 0 {
+			return nil, domain.ErrInvalidArgument.With("seq: want a room sequence from 1")
+		}
+	}
+	if v := q.Get("at"); v != "" {
+		if p.Time, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return nil, domain.ErrInvalidArgument.With("at: want an RFC 3339 time: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	room, err := timeline.Replay(ctx, a.cfg.Log, domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room")), p, nil, nil)
+	if errors.Is(err, timeline.ErrNoHistory) {
+		return nil, domain.ErrRoomNotExist.With("%v", err)
+	}
+	if err != nil {
+		return nil, domain.ErrUnavailable.With("%v", err)
+	}
+	return room, nil
+}
+
+// checkpoint signs every chain head that changed since the last round, now.
+func (a *API) checkpoint(w http.ResponseWriter, r *http.Request) (any, error) {
+	if a.cfg.Checkpoints == nil {
+		return nil, protocol.ErrNotFound.With("this node signs no checkpoints (no -checkpoint-key)")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	round, err := a.cfg.Checkpoints.Sign(ctx)
+	if err != nil {
+		return nil, domain.ErrUnavailable.With("%v", err)
+	}
+	return round, nil
+}
+
+// RoomDiff is what changed in a room between two points of its history.
+type RoomDiff struct {
+	FromSeq uint64            `json:"from_seq"`
+	ToSeq   uint64            `json:"to_seq"`
+	Changes []timeline.Change `json:"changes"`
+}
+
+// diff serves what changed in a room from point from (a room sequence or an
+// RFC 3339 time) to point to (the same; omitted: the end).
+func (a *API) diff(w http.ResponseWriter, r *http.Request) (any, error) {
+	if a.cfg.Log == nil {
+		return nil, protocol.ErrNotFound.With("this node serves no history")
+	}
+	q := r.URL.Query()
+	from, err := timeline.ParsePoint(q.Get("from"))
+	if err != nil {
+		return nil, domain.ErrInvalidArgument.With("from: %v", err)
+	}
+	var to timeline.Point
+	if v := q.Get("to"); v != "" {
+		if to, err = timeline.ParsePoint(v); err != nil {
+			return nil, domain.ErrInvalidArgument.With("to: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	app, room := domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room"))
+	var before *domain.Room
+	after, err := timeline.Replay(ctx, a.cfg.Log, app, room, to, func(e timeline.Entry, st *domain.Room) error {
+		if !from.After(e) {
+			before = st.Clone()
+		}
+		return nil
+	}, nil)
+	if errors.Is(err, timeline.ErrNoHistory) {
+		return nil, domain.ErrRoomNotExist.With("%v", err)
+	}
+	if err != nil {
+		return nil, domain.ErrUnavailable.With("%v", err)
+	}
+	d := RoomDiff{ToSeq: after.Seq, Changes: timeline.Diff(before, after)}
+	if before != nil {
+		d.FromSeq = before.Seq
+	}
+	if d.Changes == nil {
+		d.Changes = []timeline.Change{}
+	}
+	return d, nil
+}
