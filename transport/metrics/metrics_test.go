@@ -122,6 +122,7 @@ func TestMetricsServeTheNamedSeriesAndTheyMove(t *testing.T) {
 		`roomlog_events_folded_total{type="room.broadcast_sent"}`,
 		`roomlog_append_duration_seconds_count`, `roomlog_fold_duration_seconds_count`,
 		`roomlog_command_duration_seconds_count`,
+		`roomlog_gateway_request_duration_seconds_count{op="login"}`,
 	} {
 		if during[name] <= before[name] {
 			t.Errorf("%s did not move: %v before, %v after", name, before[name], during[name])
