@@ -188,6 +188,7 @@ func (l *Live) Close() {
 	for _, s := range subs {
 		s.mu.Lock()
 		s.closed = true
+		s.space.Broadcast() // an Apply waiting for room gives up
 		s.mu.Unlock()
 		signal(s.wake)
 		<-s.stopped
