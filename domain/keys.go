@@ -1,5 +1,7 @@
 package domain
 
+import "fmt"
+
 // Keys returns the aggregates a command certainly reads, so that a caller can
 // load them before the first decision instead of learning them from a
 // NeedError. Decide may still ask for more (the rooms of a session, the
@@ -66,4 +68,33 @@ func Keys(app AppID, c Command) []Key {
 		return []Key{stream(c.Stream)}
 	}
 	return nil
+}
+
+// CheckKeys reports, as one ErrInvalidArgument, every key that names no
+// aggregate the log can hold: an empty, oversized or non-UTF-8 app ID or ID.
+// The engine checks a command's keys before it loads anything, so that a
+// bad argument is refused as such and never reaches the store.
+func CheckKeys(keys []Key) error {
+	var errs []error
+	seen := map[string]bool{}
+	add := func(err error) {
+		if err != nil && !seen[err.Error()] {
+			seen[err.Error()] = true
+			errs = append(errs, err)
+		}
+	}
+	for _, k := range keys {
+		add(ValidateAppID(k.App))
+		switch k.Kind {
+		case KindRoom:
+			add(ValidateRoomID(RoomID(k.ID)))
+		case KindSession:
+			add(ValidateSessionID(SessionID(k.ID)))
+		case KindStream:
+			add(ValidateStreamID(StreamID(k.ID)))
+		default:
+			add(fmt.Errorf("unknown aggregate kind %q", k.Kind))
+		}
+	}
+	return errorsJoinArgs(errs...)
 }

@@ -41,6 +41,11 @@ var (
 	// ErrInvalidConfig marks every problem Open finds in a Config.
 	ErrInvalidConfig = errors.New("eventstore: invalid config")
 
+	// ErrLocked means the embedded server's data folder is held by another
+	// process (another roomd, or roomctl -data): two servers writing one
+	// folder would corrupt the log, so the second one refuses to start.
+	ErrLocked = errors.New("eventstore: data folder locked")
+
 	// ErrInvalidSubject is returned by ParseSubject and ParseToken for input
 	// that was not produced by Subject or Token.
 	ErrInvalidSubject = errors.New("eventstore: invalid subject")

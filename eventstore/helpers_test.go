@@ -48,6 +48,9 @@ func mustOpen(tb testing.TB, cfg Config) *Log {
 	return l
 }
 
+// testPassword is the NATS password of test servers that listen.
+const testPassword = "test-password-0123456789"
+
 // openTCPPair starts an embedded server that listens on a random loopback
 // port and returns a second log opened by URL to it: external mode over
 // real TCP.
@@ -55,6 +58,7 @@ func openTCPPair(tb testing.TB, edit func(*Config)) (embedded, external *Log) {
 	tb.Helper()
 	embedded = openEmbedded(tb, func(c *Config) {
 		c.Listen = "127.0.0.1:-1"
+		c.Password = testPassword
 		if edit != nil {
 			edit(c)
 		}
@@ -63,7 +67,7 @@ func openTCPPair(tb testing.TB, edit func(*Config)) (embedded, external *Log) {
 	if url == "" {
 		tb.Fatal("ClientURL is empty for an embedded server with Listen")
 	}
-	external = mustOpen(tb, Config{URL: url, Logger: testLogger(tb)})
+	external = mustOpen(tb, embedded.ClientConfig())
 	return embedded, external
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // SyncMode says when the embedded server fsyncs the log to disk. It is
@@ -55,6 +56,10 @@ const (
 	DefaultPrefix         = "roomlog"
 	DefaultMaxMsgSize     = 1 << 20
 	DefaultConnectTimeout = 5 * time.Second
+	DefaultUser           = "roomlog"
+	// MinPasswordLen is the shortest Password an embedded server with
+	// Listen accepts.
+	MinPasswordLen = 16
 
 	// maxMsgSizeLimit is nats-server's hard ceiling on max_payload.
 	maxMsgSizeLimit = 64 << 20
@@ -89,7 +94,9 @@ type Config struct {
 	// means: start an embedded server in this process.
 	URL string
 	// DataDir is the embedded server's JetStream storage directory.
-	// Required when embedded; ignored with URL.
+	// Required when embedded; ignored with URL. Open locks it (the file
+	// LOCK inside) until Close: a second Open on the same folder, in this
+	// process or another, fails with ErrLocked.
 	DataDir string
 	// Sync is the embedded server's fsync policy (default
 	// SyncModeInterval). An external server's fsync policy is its own
@@ -104,6 +111,14 @@ type Config struct {
 	// picks a free port (see ClientURL). Empty means in-process only: no
 	// socket is opened at all. Embedded only.
 	Listen string
+	// User and Password are the NATS credentials of every connection the
+	// log opens (User defaults to DefaultUser). Embedded, they are the only
+	// credentials the server accepts, for in-process and TCP clients
+	// alike, and Password is required with Listen: an open port would let
+	// anyone who reaches it write to the log. External, they are sent to
+	// the server (credentials in URL work too).
+	User     string
+	Password string
 	// Stream is the JetStream stream name (default DefaultStream).
 	Stream string
 	// Prefix is the subject prefix, one or more dot-separated tokens
@@ -157,6 +172,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.User == "" {
+		c.User = DefaultUser
+	}
 	return c
 }
 
@@ -175,6 +193,9 @@ func (c Config) validate() error {
 		if c.Listen != "" {
 			if _, _, err := splitListen(c.Listen); err != nil {
 				bad("Listen %q: %v", c.Listen, err)
+			}
+			if len(c.Password) < MinPasswordLen || len(c.Password) > 72 {
+				bad("Listen needs a Password of %d to 72 characters: anyone who reaches an open port could write to the log", MinPasswordLen)
 			}
 		}
 		if c.Replicas != 1 {
@@ -219,6 +240,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxMsgSize < 0 || c.MaxMsgSize > maxMsgSizeLimit {
 		bad("MaxMsgSize %d: want 1 to %d", c.MaxMsgSize, maxMsgSizeLimit)
+	}
+	if strings.ContainsAny(c.User, " \t\r\n:@/") {
+		bad("User %q: want no whitespace, ':', '@' or '/'", c.User)
 	}
 	if c.ConnectTimeout < 0 {
 		bad("ConnectTimeout %v is negative", c.ConnectTimeout)
@@ -279,6 +303,7 @@ type Log struct {
 	cfg    Config
 	log    *slog.Logger
 	srv    *server.Server // nil when external
+	lock   *dirLock       // the data folder's lock; nil when external
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -291,7 +316,7 @@ type Log struct {
 // Open starts the embedded server (when cfg.URL is empty) or connects to
 // the external one, then creates the stream or updates its configuration.
 // Config problems are all reported at once, each wrapping
-// ErrInvalidConfig. ctx bounds the stream creation; starting and connecting
+// ErrInvalidConfig; a data folder another log holds is ErrLocked. ctx bounds the stream creation; starting and connecting
 // are bounded by cfg.ConnectTimeout.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
@@ -308,6 +333,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 
 func (l *Log) open(ctx context.Context) error {
 	if l.cfg.URL == "" {
+		lock, err := lockDataDir(l.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		l.lock = lock
 		srv, err := startServer(l.cfg)
 		if err != nil {
 			return err
@@ -345,6 +375,10 @@ func (l *Log) open(ctx context.Context) error {
 	return nil
 }
 
+// denyDeletes is false only in the test of reads that lose records to an
+// operator's deletes, which this configuration otherwise rules out.
+var denyDeletes = true
+
 // streamConfig is the stream the log lives in.
 func streamConfig(cfg Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
@@ -366,6 +400,11 @@ func streamConfig(cfg Config) jetstream.StreamConfig {
 		Discard:           jetstream.DiscardNew,
 		MaxMsgSize:        cfg.MaxMsgSize,
 		Duplicates:        duplicateWindow,
+		// The log is append-only: no message may be deleted and the
+		// stream may not be purged, by anyone. The server refuses to turn
+		// either off again, so an intruder with credentials cannot either.
+		DenyDelete: denyDeletes,
+		DenyPurge:  true,
 		// Direct gets (Last, Get, Search) are answered by any replica
 		// without going through the stream leader's API queue.
 		AllowDirect: true,
@@ -389,6 +428,11 @@ func startServer(cfg Config) (*server.Server, error) {
 		// The process owns signals and logging, not the library.
 		NoSigs: true,
 		NoLog:  true,
+	}
+	// Every client, in-process ones included, logs in; see users.
+	var err error
+	if opts.Users, err = users(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Listen != "" {
 		host, port, err := splitListen(cfg.Listen)
@@ -430,6 +474,33 @@ func startServer(cfg Config) (*server.Server, error) {
 	return srv, nil
 }
 
+// users returns the embedded server's one user, or none when no Password is
+// set (then nothing can reach the server but this process: validate
+// requires a Password with Listen). The server keeps only a bcrypt hash of
+// the password. The user may do anything but delete the log's stream;
+// DenyDelete and DenyPurge in the stream's configuration refuse deleting
+// its messages and purging it, to this user as to any other.
+func users(cfg Config) ([]*server.User, error) {
+	if cfg.Password == "" {
+		return nil, nil
+	}
+	// The lowest cost: the hash guards the password in memory, not
+	// against guessing (Password is long and random), and every
+	// connection pays for one comparison.
+	hash, err := bcrypt.GenerateFromPassword([]byte(cfg.Password), bcrypt.MinCost)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Password: %w", ErrInvalidConfig, err)
+	}
+	return []*server.User{{
+		Username: cfg.User,
+		Password: string(hash),
+		Permissions: &server.Permissions{Publish: &server.SubjectPermission{
+			Allow: []string{">"},
+			Deny:  []string{"$JS.API.STREAM.DELETE." + cfg.Stream},
+		}},
+	}}, nil
+}
+
 // connect opens a connection to the log's server: in-process when
 // embedded (about 5x the throughput of loopback TCP), by URL otherwise.
 // It reconnects forever: a log that is down is reported per call as
@@ -457,6 +528,9 @@ func (l *Log) connect(name string, extra ...nats.Option) (*nats.Conn, error) {
 			}
 			log.Warn("nats async error", "err", err)
 		}),
+	}
+	if l.cfg.Password != "" {
+		opts = append(opts, nats.UserInfo(l.cfg.User, l.cfg.Password))
 	}
 	target := l.cfg.URL
 	if l.srv != nil {
@@ -491,6 +565,7 @@ func (l *Log) Close() error {
 			l.srv.Shutdown()
 			l.srv.WaitForShutdown()
 		}
+		l.lock.release()
 	})
 	return l.closeErr
 }
@@ -540,6 +615,14 @@ func (l *Log) ClientURL() string {
 		return l.srv.ClientURL()
 	}
 	return ""
+}
+
+// ClientConfig returns what another process needs to use this log's server:
+// ClientURL, the credentials, the stream and the prefix. URL is empty when
+// the server is embedded in-process only.
+func (l *Log) ClientConfig() Config {
+	return Config{URL: l.ClientURL(), User: l.cfg.User, Password: l.cfg.Password, Stream: l.cfg.Stream,
+		Prefix: l.cfg.Prefix, Logger: l.cfg.Logger}
 }
 
 // NewConn opens another connection to the log's server (in-process when

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestParseSyncModeRoundTrip(t *testing.T) {
@@ -51,7 +55,7 @@ func TestOpenReportsAllConfigProblems(t *testing.T) {
 				Sync: "sometimes", SyncInterval: -time.Second, Listen: "nope", Stream: "a.b", Prefix: "bad prefix",
 				Replicas: 3, MaxMsgSize: -5, ConnectTimeout: -1,
 			},
-			want: []string{"DataDir", "Listen", "Replicas", "sync mode", "SyncInterval", "Stream", "Prefix", "MaxMsgSize", "ConnectTimeout"},
+			want: []string{"DataDir", "Listen", "Password", "Replicas", "sync mode", "SyncInterval", "Stream", "Prefix", "MaxMsgSize", "ConnectTimeout"},
 		},
 		{
 			name: "external",
@@ -208,5 +212,110 @@ func TestNewConnAndClientURL(t *testing.T) {
 	defer nc2.Close()
 	if err := nc2.FlushTimeout(5 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSecondServerOnOneDataFolderRefused(t *testing.T) {
+	// Two embedded servers writing one folder corrupt the log: each keeps
+	// its own view of the last sequence per subject, so neither append
+	// check sees the other's writes.
+	dir := t.TempDir()
+	first := mustOpen(t, Config{DataDir: dir, Logger: testLogger(t)})
+	ctx := testCtx(t)
+	_, err := Open(ctx, Config{DataDir: dir, Logger: testLogger(t)})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open on one folder: err = %v, want ErrLocked", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, dir) || !strings.Contains(msg, "process "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("error %q does not name the folder and the holder", msg)
+	}
+	// The first server is undisturbed.
+	subj := first.Subject("app", "room", "r1")
+	appendChain(t, first, subj, 2, 0)
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Closed, it lets go: the folder opens again, history intact.
+	again := mustOpen(t, Config{DataDir: dir, Logger: testLogger(t)})
+	if last, ok, err := again.Last(ctx, subj); err != nil || !ok || last.Seq != 2 {
+		t.Fatalf("Last after reopen = %d, %v, %v", last.Seq, ok, err)
+	}
+}
+
+func TestNATSPortNeedsCredentialsAndCannotEraseTheLog(t *testing.T) {
+	ctx := testCtx(t)
+	if _, err := Open(ctx, Config{DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: testLogger(t)}); !errors.Is(err, ErrInvalidConfig) ||
+		!strings.Contains(err.Error(), "Password") {
+		t.Fatalf("Listen without a Password: %v, want ErrInvalidConfig naming Password", err)
+	}
+	emb, ext := openTCPPair(t, nil)
+	subj := emb.Subject("app", "room", "r1")
+	appendChain(t, ext, subj, 3, 0)
+
+	// Without credentials, or with wrong ones, nobody gets in.
+	for name, opts := range map[string][]nats.Option{
+		"no credentials":   nil,
+		"wrong password":   {nats.UserInfo(DefaultUser, "guess-guess-guess-guess")},
+		"token for a user": {nats.Token(testPassword)},
+	} {
+		nc, err := nats.Connect(emb.ClientURL(), append(opts, nats.MaxReconnects(0), nats.Timeout(5*time.Second))...)
+		if err == nil {
+			nc.Close()
+			t.Errorf("%s: connected", name)
+		} else if !errors.Is(err, nats.ErrAuthorization) {
+			t.Errorf("%s: %v, want an authorization violation", name, err)
+		}
+	}
+
+	// With them, history still cannot be erased: no message delete, no
+	// purge, no stream delete, and the guards cannot be turned off.
+	nc, err := nats.Connect(emb.ClientURL(), nats.UserInfo(DefaultUser, testPassword), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteMsg(ctx, 2); err == nil {
+		t.Error("DeleteMsg succeeded")
+	}
+	if err := stream.SecureDeleteMsg(ctx, 2); err == nil {
+		t.Error("SecureDeleteMsg succeeded")
+	}
+	if err := stream.Purge(ctx); err == nil {
+		t.Error("Purge succeeded")
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err == nil {
+		t.Error("Purge of one subject succeeded")
+	}
+	// Refused by permission: the server does not answer the request.
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := js.DeleteStream(short, DefaultStream); err == nil {
+		t.Error("DeleteStream succeeded")
+	}
+	cfg := stream.CachedInfo().Config
+	cfg.DenyDelete, cfg.DenyPurge = false, false
+	if _, err := js.UpdateStream(ctx, cfg); err == nil {
+		t.Error("UpdateStream turned the guards off")
+	}
+	// A rollup header would erase a subject's history: refused too.
+	msg := &nats.Msg{Subject: subj, Header: nats.Header{"Nats-Rollup": []string{"sub"}}, Data: []byte("x")}
+	if _, err := js.PublishMsg(ctx, msg); err == nil {
+		t.Error("a rollup was stored")
+	}
+	info, err := emb.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 3 || info.State.LastSeq != 3 || !info.Config.DenyDelete || !info.Config.DenyPurge {
+		t.Fatalf("after the attempts: %d messages, last %d, deny delete %v, deny purge %v",
+			info.State.Msgs, info.State.LastSeq, info.Config.DenyDelete, info.Config.DenyPurge)
 	}
 }

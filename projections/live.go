@@ -25,13 +25,14 @@ func Decode(rec eventstore.Record) (Record, error) {
 
 // Rebuild folds every record after m's cursor, up to the log's end at the
 // time of the call, into m. Records are decoded on all cores while they are
-// folded in order on one.
+// folded in order on one. A record that cannot be decoded is skipped and
+// counted in m.Skipped (see Model.Skip).
 func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Model) error {
 	const batch = 512
 	type job struct {
 		raw  []eventstore.Record
 		recs []Record
-		err  error
+		bad  []bool // bad[i]: raw[i] could not be decoded
 		done chan struct{}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -45,31 +46,29 @@ func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Mode
 			defer wg.Done()
 			for j := range jobs {
 				j.recs = make([]Record, len(j.raw))
+				j.bad = make([]bool, len(j.raw))
 				for i, raw := range j.raw {
-					if j.recs[i], j.err = Decode(raw); j.err != nil {
-						break
-					}
+					var err error
+					j.recs[i], err = Decode(raw)
+					j.bad[i] = err != nil
 				}
 				close(j.done)
 			}
 		}()
 	}
-	folded := make(chan error, 1)
+	folded := make(chan struct{})
 	go func() {
-		var err error
+		defer close(folded)
 		for j := range ordered {
 			<-j.done
-			if err == nil && j.err != nil {
-				err = j.err
-				cancel()
-			}
-			if err == nil {
-				for _, r := range j.recs {
-					m.Apply(r)
+			for i, r := range j.recs {
+				if j.bad[i] {
+					m.Skip(j.raw[i].Seq)
+					continue
 				}
+				m.Apply(r)
 			}
 		}
-		folded <- err
 	}()
 	cur := &job{done: make(chan struct{})}
 	flush := func() {
@@ -91,10 +90,7 @@ func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Mode
 	close(jobs)
 	close(ordered)
 	wg.Wait()
-	foldErr := <-folded
-	if foldErr != nil {
-		return foldErr
-	}
+	<-folded
 	return readErr
 }
 
@@ -119,6 +115,8 @@ type Live struct {
 	// folded is the stream sequence of the last record folded.
 	folded atomic.Uint64
 	onFold func(Record, time.Duration)
+	// malformed is told of each record Run skips (OnMalformed).
+	malformed []func(Malformed)
 }
 
 // Observe registers fn to be called on the folding goroutine after each
@@ -223,6 +221,17 @@ func (l *Live) Subscribers() []SubscriberStats {
 	return out
 }
 
+// OnMalformed registers fn to be called, from the folding goroutine, with
+// each record Run skips because it cannot be decoded. Call before Run.
+func (l *Live) OnMalformed(fn func(Malformed)) { l.malformed = append(l.malformed, fn) }
+
+// Skipped returns what the model has skipped so far.
+func (l *Live) Skipped() Skipped {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.model.Skipped
+}
+
 // Read calls fn with the model under a read lock. fn must not keep references
 // to the model's maps after it returns.
 func (l *Live) Read(fn func(*Model)) {
@@ -252,12 +261,18 @@ func (l *Live) Apply(rec Record) {
 	if l.onFold != nil {
 		l.onFold(rec, time.Since(start))
 	}
+	l.queue(rec, false)
+}
+
+// queue records that the fold has reached rec (folded or, skip, passed
+// over) and queues it for the subscribers.
+func (l *Live) queue(rec Record, skip bool) {
 	l.folded.Store(rec.Seq)
 	l.subMu.Lock()
 	subs := l.subs
 	l.subMu.Unlock()
 	for _, s := range subs {
-		s.push(rec)
+		s.push(rec, skip)
 	}
 	l.broadcast()
 }
@@ -268,8 +283,25 @@ func (l *Live) broadcast() {
 	l.waitMu.Unlock()
 }
 
+// skip passes over a record that cannot be decoded (see Model.Skip), tells
+// OnMalformed, and moves WaitFor past it.
+func (l *Live) skip(bad Malformed) {
+	l.mu.Lock()
+	skipped := l.model.Skip(bad.Seq)
+	l.mu.Unlock()
+	if !skipped {
+		return
+	}
+	for _, fn := range l.malformed {
+		fn(bad)
+	}
+	// The subscribers are not told of it, but WaitFor moves past it.
+	l.queue(Record{Seq: bad.Seq, Subject: bad.Subject}, true)
+}
+
 // Run folds the log from the model's cursor on, and keeps folding new records
-// until ctx is done (then it returns nil) or a record cannot be decoded.
+// until ctx is done (then it returns nil) or the log fails. A record that
+// cannot be decoded is skipped and reported to OnMalformed.
 func (l *Live) Run(ctx context.Context, log *eventstore.Log, filters []string) error {
 	l.subMu.Lock()
 	l.log, l.filters, l.runCtx = log, filters, ctx
@@ -277,7 +309,8 @@ func (l *Live) Run(ctx context.Context, log *eventstore.Log, filters []string) e
 	err := log.Tail(ctx, filters, l.Cursor()+1, func(raw eventstore.Record) error {
 		rec, err := Decode(raw)
 		if err != nil {
-			return err
+			l.skip(Malformed{Seq: raw.Seq, Subject: raw.Subject, Err: err})
+			return nil
 		}
 		l.Apply(rec)
 		return nil
@@ -344,7 +377,7 @@ type subscription struct {
 
 	mu    sync.Mutex
 	space *sync.Cond // signalled when the queue has room (Apply without a log)
-	queue []Record   // waiting from queue[head] on
+	queue []queued   // waiting from queue[head] on
 	head  int
 	// pushed is the stream sequence of the last record folded for it.
 	pushed uint64
@@ -355,15 +388,23 @@ type subscription struct {
 	closed    bool
 }
 
+// queued is a record waiting for a subscriber; skip marks one the fold
+// passed over (it could not be decoded): the subscriber is not told of it,
+// but counts it as told.
+type queued struct {
+	rec  Record
+	skip bool
+}
+
 // push queues rec, or, with the queue full, has the subscriber read it from
 // the log; without a log to read it waits for room.
-func (s *subscription) push(rec Record) {
+func (s *subscription) push(rec Record, skip bool) {
 	s.mu.Lock()
 	s.pushed = rec.Seq
 	switch {
 	case s.behind:
 	case len(s.queue)-s.head < s.limit:
-		s.queue = append(s.queue, rec)
+		s.queue = append(s.queue, queued{rec, skip})
 	case s.live.logToRead() != nil:
 		s.behind, s.lost = true, rec.Seq
 		s.overflows++
@@ -371,7 +412,7 @@ func (s *subscription) push(rec Record) {
 		for len(s.queue)-s.head >= s.limit && !s.closed {
 			s.space.Wait()
 		}
-		s.queue = append(s.queue, rec)
+		s.queue = append(s.queue, queued{rec, skip})
 	}
 	s.mu.Unlock()
 	signal(s.wake)
@@ -385,12 +426,12 @@ func (l *Live) logToRead() *eventstore.Log {
 
 // next takes the oldest queued record; with none, and the subscriber
 // behind, it returns the range to read from the log instead.
-func (s *subscription) next() (rec Record, ok bool, from, to uint64, closed bool) {
+func (s *subscription) next() (q queued, ok bool, from, to uint64, closed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.head < len(s.queue) {
-		rec = s.queue[s.head]
-		s.queue[s.head] = Record{}
+		q = s.queue[s.head]
+		s.queue[s.head] = queued{}
 		s.head++
 		if n := len(s.queue) - s.head; n == 0 {
 			s.queue, s.head = s.queue[:0], 0
@@ -398,29 +439,31 @@ func (s *subscription) next() (rec Record, ok bool, from, to uint64, closed bool
 				s.queue = nil
 			}
 		} else if s.head >= 256 && s.head >= n {
-			s.queue, s.head = append(make([]Record, 0, 2*n), s.queue[s.head:]...), 0
+			s.queue, s.head = append(make([]queued, 0, 2*n), s.queue[s.head:]...), 0
 		}
 		s.space.Signal()
-		return rec, true, 0, 0, false
+		return q, true, 0, 0, false
 	}
 	if s.behind {
 		if s.done.Load() >= s.pushed {
 			s.behind = false
-			return Record{}, false, 0, 0, false
+			return queued{}, false, 0, 0, false
 		}
-		return Record{}, false, max(s.lost, s.done.Load()+1), s.pushed, false
+		return queued{}, false, max(s.lost, s.done.Load()+1), s.pushed, false
 	}
-	return Record{}, false, 0, 0, s.closed
+	return queued{}, false, 0, 0, s.closed
 }
 
 // run tells the subscriber of each record, in order, until Close.
 func (s *subscription) run() {
 	defer close(s.stopped)
 	for {
-		rec, ok, from, to, closed := s.next()
+		q, ok, from, to, closed := s.next()
 		switch {
+		case ok && q.skip:
+			s.passOver(q.rec.Seq)
 		case ok:
-			s.tell(rec)
+			s.tell(q.rec)
 		case to > 0:
 			if err := s.catchUp(from, to); err != nil {
 				// Run has ended (its context is done): nothing more comes.
@@ -450,6 +493,14 @@ func (s *subscription) tell(rec Record) {
 	s.live.broadcast()
 }
 
+// passOver counts a record the fold skipped as told.
+func (s *subscription) passOver(seq uint64) {
+	if seq > s.done.Load() {
+		s.done.Store(seq)
+		s.live.broadcast()
+	}
+}
+
 // errCaughtUp stops a catch-up read at the last record folded.
 var errCaughtUp = errors.New("caught up")
 
@@ -466,7 +517,8 @@ func (s *subscription) catchUp(from, to uint64) error {
 		}
 		rec, err := Decode(raw)
 		if err != nil {
-			return err
+			s.passOver(raw.Seq) // the fold skipped it too
+			return nil
 		}
 		s.tell(rec)
 		return nil

@@ -63,6 +63,23 @@ type Model struct {
 	// Cursor is the stream sequence of the last record applied.
 	Cursor uint64                `json:"cursor"`
 	Apps   map[domain.AppID]*App `json:"apps,omitempty"`
+	// Skipped counts the records passed over because they could not be
+	// decoded (see Skip).
+	Skipped Skipped `json:"skipped,omitzero"`
+}
+
+// Skipped counts the records a model passed over.
+type Skipped struct {
+	Count uint64 `json:"count"`
+	// Last is the stream sequence of the last record skipped.
+	Last uint64 `json:"last"`
+}
+
+// Malformed is a record that could not be decoded.
+type Malformed struct {
+	Seq     uint64
+	Subject string
+	Err     error
 }
 
 // NewModel returns an empty model.
@@ -123,6 +140,22 @@ func (a *App) absent(e *domain.Event) {
 		return
 	}
 	a.Partial[partialKey(e.Aggregate, e.AggregateID)] = true
+}
+
+// Skip passes over a record that could not be decoded: the cursor moves past
+// it and it is counted, so that one bad message (written by hand onto a
+// room's subject, say) neither stops the fold nor is folded. Only the
+// engine writes the log, so such a record is an intrusion or a bug: the
+// caller reports it, and roomctl verify flags it. It returns false,
+// changing nothing, for a record at or below the cursor.
+func (m *Model) Skip(seq uint64) bool {
+	if seq <= m.Cursor {
+		return false
+	}
+	m.Cursor = seq
+	m.Skipped.Count++
+	m.Skipped.Last = seq
+	return true
 }
 
 func (m *Model) applyEvent(e *domain.Event) {
@@ -326,7 +359,7 @@ func Unmarshal(b []byte) (*Model, error) {
 // Clone returns a deep copy of the model: folding into one never changes
 // the other. It is what a snapshot serializes, away from the fold.
 func (m *Model) Clone() *Model {
-	c := &Model{Cursor: m.Cursor, Apps: make(map[domain.AppID]*App, len(m.Apps))}
+	c := &Model{Cursor: m.Cursor, Skipped: m.Skipped, Apps: make(map[domain.AppID]*App, len(m.Apps))}
 	for id, a := range m.Apps {
 		ca := &App{Rooms: make(map[domain.RoomID]*domain.Room, len(a.Rooms)),
 			Sessions:    make(map[domain.SessionID]*domain.Session, len(a.Sessions)),

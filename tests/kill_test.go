@@ -114,13 +114,14 @@ func waitReady(t *testing.T, addr string) {
 func TestKilledNodesSessionsTimeOutOnTheSurvivor(t *testing.T) {
 	const secret = "kill-test-secret-0123456789abcdef"
 	natsAddr := freePort(t)
-	startProcess(t, "nats", "-role", "nats", "-nats-listen", natsAddr, "-data", t.TempDir())
+	const password = "kill-test-nats-password"
+	startProcess(t, "nats", "-role", "nats", "-nats-listen", natsAddr, "-nats-password", password, "-data", t.TempDir())
 	natsURL := "nats://" + natsAddr
-	waitNATS(t, natsURL)
+	waitNATS(t, natsURL, password)
 	timeout := 2 * time.Second
 	node := func(name string) *process {
 		addr := freePort(t)
-		p := startProcess(t, name, "-nats-url", natsURL, "-secret", secret, "-http", addr,
+		p := startProcess(t, name, "-nats-url", natsURL, "-nats-password", password, "-secret", secret, "-http", addr,
 			"-heartbeat", "200ms", "-heartbeat-timeout", timeout.String(), "-multi-room", "true")
 		p.http = addr
 		waitReady(t, p.http)
@@ -170,7 +171,7 @@ func TestKilledNodesSessionsTimeOutOnTheSurvivor(t *testing.T) {
 	}
 	noticed := time.Since(killed)
 	// The log records each timeout once, 2 s after the session's last heartbeat.
-	log := estest.Must(t, eventstore.Config{URL: natsURL, Logger: estest.Logger(t)})
+	log := estest.Must(t, eventstore.Config{URL: natsURL, Password: password, Logger: estest.Logger(t)})
 	timeouts := map[domain.SessionID]int{}
 	_, err = log.Read(estest.Ctx(t), []string{log.Prefix() + ".>"}, 1, func(rec eventstore.Record) error {
 		events, err := domain.DecodeEvents(rec.Data)
@@ -207,12 +208,12 @@ func TestKilledNodesSessionsTimeOutOnTheSurvivor(t *testing.T) {
 }
 
 // waitNATS waits until a NATS server answers at url with its stream.
-func waitNATS(t *testing.T, url string) {
+func waitNATS(t *testing.T, url, password string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		log, err := eventstore.Open(ctx, eventstore.Config{URL: url, Logger: estest.Logger(t)})
+		log, err := eventstore.Open(ctx, eventstore.Config{URL: url, Password: password, Logger: estest.Logger(t)})
 		cancel()
 		if err == nil {
 			log.Close()

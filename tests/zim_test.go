@@ -184,8 +184,10 @@ func TestZIMRoomDestroyDelay(t *testing.T) {
 	t.Parallel()
 	clock := estest.NewClock(time.Now())
 	// Sessions here stay alive however far the test moves the clock: the
-	// heartbeat timeout is not what this test is about.
-	n := clienttest.StartNode(t, clienttest.NodeOptions{Clock: clock, Gateway: gateway.Config{HeartbeatTimeout: 24 * time.Hour}})
+	// heartbeat timeout and the login deadline are not what this test is
+	// about.
+	n := clienttest.StartNode(t, clienttest.NodeOptions{Clock: clock,
+		Gateway: gateway.Config{HeartbeatTimeout: 24 * time.Hour, LoginTimeout: 24 * time.Hour}})
 	addr := n.HTTPAddr()
 	alice := newPerson(t, n, addr, "alice", "alice", false)
 	bob := newPerson(t, n, addr, "bob", "bob", false)

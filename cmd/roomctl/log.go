@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/roomlog/roomlog/eventstore"
 )
 
 // logFlags are the flags of every command that reads the log.
 type logFlags struct {
-	nats, data string
+	nats, password, data string
 }
 
 func (f *logFlags) register(fs *flag.FlagSet) {
@@ -21,18 +24,25 @@ func (f *logFlags) register(fs *flag.FlagSet) {
 		def = "nats://127.0.0.1:4222"
 	}
 	fs.StringVar(&f.nats, "nats", def, "NATS URL of a running roomd (ROOMLOG_NATS_URL)")
+	fs.StringVar(&f.password, "nats-password", os.Getenv("ROOMLOG_NATS_PASSWORD"),
+		`password of NATS user "roomlog" (ROOMLOG_NATS_PASSWORD; a development roomd keeps it in <data>/nats-password)`)
 	fs.StringVar(&f.data, "data", "", "data folder of a stopped roomd: open it directly instead of -nats")
 }
 
 func (f *logFlags) open(ctx context.Context) (*eventstore.Log, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cfg := eventstore.Config{URL: f.nats, Logger: quiet()}
+	cfg := eventstore.Config{URL: f.nats, Password: f.password, Logger: quiet()}
 	if f.data != "" {
 		if _, err := os.Stat(f.data); err != nil {
 			return nil, fmt.Errorf("-data: %w", err)
 		}
 		cfg = eventstore.Config{DataDir: f.data, Logger: quiet()}
 	}
-	return eventstore.Open(ctx, cfg)
+	log, err := eventstore.Open(ctx, cfg)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("%w: give the node's NATS password with -nats-password or ROOMLOG_NATS_PASSWORD "+
+			"(a development roomd keeps it in <data>/nats-password)", err)
+	}
+	return log, err
 }

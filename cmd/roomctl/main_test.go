@@ -351,3 +351,30 @@ func TestHelpExplainsEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// A running node's NATS port takes roomctl with the node's password only; a
+// folder a running node holds is refused with a message naming the holder.
+func TestVerifyARunningNode(t *testing.T) {
+	dir, _ := history(t, false)
+	log, err := eventstore.Open(context.Background(), eventstore.Config{DataDir: dir, Listen: "127.0.0.1:-1",
+		Password: estest.Password, Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	url := log.ClientURL()
+	if out, code := roomctl(t, "verify", "-nats", url, "-nats-password", estest.Password); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("verify with the password: exit %d\n%s", code, out)
+	}
+	t.Setenv("ROOMLOG_NATS_PASSWORD", estest.Password)
+	if out, code := roomctl(t, "verify", "-nats", url); code != 0 {
+		t.Fatalf("verify with ROOMLOG_NATS_PASSWORD: exit %d\n%s", code, out)
+	}
+	if out, code := roomctl(t, "verify", "-nats", url, "-nats-password", ""); code == 0 || !strings.Contains(strings.ToLower(out), "authorization") ||
+		!strings.Contains(out, "-nats-password") {
+		t.Fatalf("verify without the password: exit %d\n%s", code, out)
+	}
+	if out, code := roomctl(t, "verify", "-data", dir); code == 0 || !strings.Contains(out, "in use by process") {
+		t.Fatalf("verify of the folder the node holds: exit %d\n%s", code, out)
+	}
+}

@@ -42,16 +42,16 @@ import (
 
 // options are roomd's settings.
 type options struct {
-	role, data, natsURL, natsListen, sync, http, secret, origins, apps, logLevel string
-	checkpointKey                                                                string
-	checkpointEvery, retention                                                   time.Duration
-	replicas, maxRooms                                                           int
-	multiRoom                                                                    string // "true", "false", or "" (dev: true, else false)
-	open                                                                         bool
-	heartbeat, heartbeatTimeout                                                  time.Duration
-	shutdownGrace                                                                time.Duration
-	logFormat                                                                    string
-	pprof                                                                        bool
+	role, data, natsURL, natsListen, natsPassword, sync, http, secret, origins, apps, logLevel string
+	checkpointKey                                                                              string
+	checkpointEvery, retention                                                                 time.Duration
+	replicas, maxRooms                                                                         int
+	multiRoom                                                                                  string // "true", "false", or "" (dev: true, else false)
+	open                                                                                       bool
+	heartbeat, heartbeatTimeout                                                                time.Duration
+	shutdownGrace                                                                              time.Duration
+	logFormat                                                                                  string
+	pprof                                                                                      bool
 	// media plane
 	mediaIPs, mediaNAT, mediaICE, mediaPorts string
 	mediaUDPPort                             int
@@ -72,6 +72,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.StringVar(&o.data, "data", "roomlog-data", "folder of the embedded JetStream store")
 	fs.StringVar(&o.natsURL, "nats-url", "", "external NATS URL(s); set, nothing is embedded")
 	fs.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", `the embedded server's client port, for roomctl and other nodes ("off": none)`)
+	fs.StringVar(&o.natsPassword, "nats-password", "", `password of NATS user "roomlog": what the embedded server accepts, or what -nats-url needs (development: generated, kept in the data folder)`)
 	fs.StringVar(&o.sync, "sync", "interval", `durability of the embedded store: "interval" (fsync every 2 min) or "always"`)
 	fs.IntVar(&o.replicas, "replicas", 1, "stream replicas in an external cluster (3 for an R3 cluster)")
 	fs.StringVar(&o.http, "http", "127.0.0.1:7070", "address of the WebSocket gateway (/ws), the admin API (/admin/v1/) and /healthz, /readyz")
@@ -195,7 +196,7 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		origins = []string{"localhost:*", "127.0.0.1:*"}
 	}
 	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http, Pprof: o.pprof,
-		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas, MaxAge: retention(o.retention)},
+		Log:     eventstore.Config{URL: o.natsURL, Replicas: o.replicas, Password: o.natsPassword, MaxAge: retention(o.retention)},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},
 		Web:     web.Config{DevTokens: dev}}
 	if o.checkpointEvery > 0 {
@@ -238,6 +239,16 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		cfg.Log.DataDir, cfg.Log.Sync = o.data, mode
 		if o.natsListen != "off" {
 			cfg.Log.Listen = o.natsListen
+			if cfg.Log.Password == "" && !dev {
+				return node.Config{}, false, errors.New("-nats-password (" + envName("nats-password") +
+					") is required with -secret: the NATS port (-nats-listen) holds the log, and anyone " +
+					"who reaches it unauthenticated could write to it (-nats-listen off: no port)")
+			}
+			if cfg.Log.Password == "" {
+				if cfg.Log.Password, err = devFile(o.data, natsPasswordFile); err != nil {
+					return node.Config{}, false, err
+				}
+			}
 		}
 	}
 	return cfg, dev, nil
@@ -284,25 +295,38 @@ func loadApps(path string, def domain.Policy) (map[domain.AppID]domain.Policy, e
 	return apps, nil
 }
 
+// Files that development mode keeps in the data folder.
+const (
+	devSecretFile    = "dev-secret"
+	natsPasswordFile = "nats-password"
+)
+
 // devSecret returns the development secret kept in the data folder,
 // creating it the first time, so that tokens survive a restart.
 func devSecret(data string) ([]byte, error) {
-	path := filepath.Join(data, "dev-secret")
+	s, err := devFile(data, devSecretFile)
+	return []byte(s), err
+}
+
+// devFile returns the random secret kept in file name of the data folder,
+// creating it the first time (readable by its owner only).
+func devFile(data, name string) (string, error) {
+	path := filepath.Join(data, name)
 	if b, err := os.ReadFile(path); err == nil {
-		return []byte(strings.TrimSpace(string(b))), nil
+		return strings.TrimSpace(string(b)), nil
 	}
 	raw, err := auth.GenerateSecret()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	secret := hex.EncodeToString(raw)
 	if err := os.MkdirAll(data, 0o700); err != nil {
-		return nil, err
+		return "", err
 	}
 	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return nil, err
+		return "", err
 	}
-	return []byte(secret), nil
+	return secret, nil
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) error {
@@ -342,10 +366,8 @@ Get a client token for user alice (app "dev"):
   ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -app dev -user alice
 and an admin token:
   ROOMLOG_SECRET=$(cat %[2]s) go run ./cmd/roomctl token -admin
-Verify the history against the heads this node signs:
-  go run ./cmd/roomctl verify -pubkey %[3]s
-
-`, n.HTTPAddr(), filepath.Join(o.data, "dev-secret"), filepath.Join(o.data, "checkpoint.key.pub"))
+%[3]s
+`, n.HTTPAddr(), filepath.Join(o.data, devSecretFile), natsHint(o, n))
 	}
 	if o.open && !cfg.NoGateway {
 		openBrowser(logger, "http://"+n.HTTPAddr()+"/")
@@ -386,14 +408,34 @@ func runNATS(ctx context.Context, o options, logger *slog.Logger) error {
 	if o.natsListen == "off" {
 		return errors.New("-role nats needs -nats-listen")
 	}
-	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen, Logger: logger,
-		MaxAge: retention(o.retention)})
+	password, where := o.natsPassword, envName("nats-password")
+	if password == "" {
+		// No secret to tell development from production here: a server
+		// alone keeps its generated password where its owner can read it.
+		if password, err = devFile(o.data, natsPasswordFile); err != nil {
+			return err
+		}
+		where = filepath.Join(o.data, natsPasswordFile)
+	}
+	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen,
+		Password: password, Logger: logger, MaxAge: retention(o.retention)})
 	if err != nil {
 		return err
 	}
-	logger.Info("roomd is serving JetStream", "nats", log.ClientURL(), "data", o.data, "sync", o.sync)
+	logger.Info("roomd is serving JetStream", "nats", log.ClientURL(), "user", eventstore.DefaultUser,
+		"password", where, "data", o.data, "sync", o.sync)
 	<-ctx.Done()
 	return log.Close()
+}
+
+// natsHint tells how roomctl reaches the NATS port of a development node.
+func natsHint(o options, n *node.Node) string {
+	if n.Log.ClientURL() == "" || o.natsPassword != "" {
+		return ""
+	}
+	return fmt.Sprintf(`Verify the log against the chain heads this node signs (the NATS password is kept in %[1]s):
+  ROOMLOG_NATS_PASSWORD=$(cat %[1]s) go run ./cmd/roomctl verify -nats %[2]s -pubkey %[3]s
+`, filepath.Join(o.data, natsPasswordFile), n.Log.ClientURL(), filepath.Join(o.data, "checkpoint.key.pub"))
 }
 
 func describe(o options, n *node.Node) string {

@@ -51,18 +51,44 @@ func TestDevelopmentAndProductionDefaults(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "checkpoint.key.pub")); err != nil {
 		t.Errorf("the checkpoint public key is not beside the private key: %v", err)
 	}
-	o, _ = parse([]string{"-data", dir, "-secret", "0123456789abcdef0123456789abcdef"}, env(nil), io.Discard)
+	// Development mode keeps a generated NATS password beside the secret.
+	pw, err := os.ReadFile(filepath.Join(dir, natsPasswordFile))
+	if err != nil || cfg.Log.Password == "" || strings.TrimSpace(string(pw)) != cfg.Log.Password {
+		t.Errorf("development NATS password %q, file %q, %v", cfg.Log.Password, pw, err)
+	}
+	if again.Log.Password != cfg.Log.Password {
+		t.Error("the development NATS password changed between two starts")
+	}
+	const secret = "0123456789abcdef0123456789abcdef"
+	o, _ = parse([]string{"-data", dir, "-secret", secret, "-nats-password", "production-password-1"}, env(nil), io.Discard)
 	cfg, dev, err = config(o, logger)
-	if err != nil || dev || cfg.Policy.Default.MultiRoom || cfg.CheckpointKey != nil {
-		t.Errorf("with a secret: dev=%v multi-room=%v checkpoint key %v, %v", dev, cfg.Policy.Default.MultiRoom,
-			cfg.CheckpointKey != nil, err)
+	if err != nil || dev || cfg.Policy.Default.MultiRoom || cfg.Log.Password != "production-password-1" || cfg.CheckpointKey != nil {
+		t.Errorf("with a secret: dev=%v multi-room=%v password %q checkpoint key %v, %v", dev, cfg.Policy.Default.MultiRoom,
+			cfg.Log.Password, cfg.CheckpointKey != nil, err)
+	}
+}
+
+func TestProductionNeedsANATSPasswordForItsPort(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	const secret = "0123456789abcdef0123456789abcdef"
+	o, _ := parse([]string{"-data", t.TempDir(), "-secret", secret}, env(nil), io.Discard)
+	if _, _, err := config(o, logger); err == nil || !strings.Contains(err.Error(), "-nats-password") {
+		t.Errorf("production without a NATS password: %v, want a refusal naming -nats-password", err)
+	}
+	o, _ = parse([]string{"-data", t.TempDir(), "-secret", secret}, env(map[string]string{"ROOMLOG_NATS_PASSWORD": "from-the-environment"}), io.Discard)
+	if cfg, _, err := config(o, logger); err != nil || cfg.Log.Password != "from-the-environment" {
+		t.Errorf("ROOMLOG_NATS_PASSWORD: password %q, %v", cfg.Log.Password, err)
+	}
+	o, _ = parse([]string{"-data", t.TempDir(), "-secret", secret, "-nats-listen", "off"}, env(nil), io.Discard)
+	if cfg, _, err := config(o, logger); err != nil || cfg.Log.Listen != "" {
+		t.Errorf("no NATS port: listen %q, %v", cfg.Log.Listen, err)
 	}
 }
 
 func TestPerAppPolicies(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "apps.json")
 	os.WriteFile(path, []byte(`{"classroom": {"multi_room": true, "max_rooms": 8}, "live": {"limits": {"message_bytes": 2048}}}`), 0o600)
-	o, _ := parse([]string{"-data", t.TempDir(), "-secret", "0123456789abcdef0123456789abcdef", "-apps", path}, env(nil), io.Discard)
+	o, _ := parse([]string{"-data", t.TempDir(), "-secret", "0123456789abcdef0123456789abcdef", "-nats-listen", "off", "-apps", path}, env(nil), io.Discard)
 	cfg, _, err := config(o, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

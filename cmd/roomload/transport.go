@@ -25,6 +25,10 @@ import (
 // loadSecret signs the tokens of the nodes the transport benchmarks start.
 var loadSecret = []byte("roomload-secret-0123456789abcdef")
 
+// loadPassword is the NATS password of the nodes the transport benchmarks
+// start (loopback only).
+const loadPassword = "roomload-nats-password"
+
 // startNode starts a whole roomd node in this process, on loopback, its
 // NATS server also listening on natsListen ("": in-process only).
 func startNode(ctx context.Context, mode eventstore.SyncMode, natsListen string) (*node.Node, func(), error) {
@@ -32,7 +36,7 @@ func startNode(ctx context.Context, mode eventstore.SyncMode, natsListen string)
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := node.Start(ctx, node.Config{Log: eventstore.Config{DataDir: dir, Sync: mode, Listen: natsListen},
+	n, err := node.Start(ctx, node.Config{Log: eventstore.Config{DataDir: dir, Sync: mode, Listen: natsListen, Password: loadPassword},
 		Secret: loadSecret, Policy: domain.Config{Default: loadgen.Policy()}, HTTPListen: "127.0.0.1:0",
 		SnapshotEvery: -1, Gateway: gateway.Config{RequestsPerSecond: 1e6, RequestBurst: 1e6, QueueSize: 8192},
 		Logger: quiet()})
@@ -155,7 +159,7 @@ func login(ctx context.Context, args []string) error {
 	runtime.GOMAXPROCS(*procs)
 	// The raw baseline publishes from this process to the node's JetStream,
 	// over loopback TCP like the clients' logins.
-	log, err := eventstore.Open(ctx, eventstore.Config{URL: addrs[1], Logger: quiet()})
+	log, err := eventstore.Open(ctx, eventstore.Config{URL: addrs[1], Password: loadPassword, Logger: quiet()})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
@@ -96,15 +97,31 @@ func (e *entry) put(v *domain.View) {
 
 // fold applies one stored message to the entry, checking that it chains
 // from the cached head, and returns the ID of its first event.
+//
+// A message that cannot be decoded at all (not written by an engine) is
+// passed over as the projections pass over it (they report it): the next
+// append expects its sequence and chains from the last event before it,
+// so the room goes on and roomctl verify still flags the bad message. A
+// message of events that do not chain is refused: nothing is appended
+// after a broken link.
 func (e *entry) fold(rec eventstore.Record) (string, error) {
 	head, events, err := domain.VerifyEvents(e.hash, rec.Data)
+	if err != nil && !errors.Is(err, domain.ErrBrokenChain) {
+		e.seq = rec.Seq
+		return "", nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("%s at stream sequence %d: %w", e.key, rec.Seq, err)
 	}
+	// Check the whole message before applying any of it: a message that
+	// does not follow on leaves the entry as it was, at a head the next
+	// append's Expected and Prev still describe truthfully.
 	for i := range events {
-		if want := e.head().Seq + 1; events[i].Seq != want {
+		if want := e.head().Seq + 1 + uint64(i); events[i].Seq != want {
 			return "", fmt.Errorf("%s at stream sequence %d: event seq %d, want %d", e.key, rec.Seq, events[i].Seq, want)
 		}
+	}
+	for i := range events {
 		e.apply(&events[i])
 	}
 	e.seq, e.hash = rec.Seq, head
@@ -119,7 +136,9 @@ func (e *entry) catchUp(ctx context.Context, log *eventstore.Log, subject string
 	seen := map[string]uint64{}
 	fold := func(rec eventstore.Record) error {
 		id, err := e.fold(rec)
-		seen[id] = rec.Seq
+		if id != "" {
+			seen[id] = rec.Seq
+		}
 		return err
 	}
 	var err error
@@ -160,6 +179,9 @@ func (e *entry) load(ctx context.Context, log *eventstore.Log, src Source, subje
 			return nil
 		}
 		head, events, err := domain.MessageHead(last.Data)
+		if err != nil && !errors.Is(err, domain.ErrBrokenChain) {
+			break // an undecodable last message: replay the subject, which passes over it
+		}
 		if err != nil {
 			return fmt.Errorf("%s at stream sequence %d: %w", e.key, last.Seq, err)
 		}

@@ -174,6 +174,12 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 	}
 	res := Result{Meta: m, At: now}
 	keys := merge(nil, domain.Keys(m.App, cmd))
+	// Refuse what names no aggregate before anything is loaded: an empty
+	// or oversized ID would otherwise fail in the store, as an internal
+	// error naming its subject.
+	if err := domain.CheckKeys(keys); err != nil {
+		return res, err
+	}
 	slept, rechecked := false, false
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -199,6 +205,9 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 		}
 		if need != nil {
 			e.unlock(entries)
+			if err := domain.CheckKeys(need.Keys); err != nil {
+				return res, err
+			}
 			keys = merge(keys, need.Keys)
 			continue
 		}
@@ -466,6 +475,7 @@ func (e *Engine) storeErr(op string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return wrapCtx(err)
 	case errors.Is(err, eventstore.ErrUnavailable):
+		e.logger.Debug("log unavailable", "op", op, "err", err)
 		return domain.ErrUnavailable.With("%s: %v", op, err)
 	}
 	e.logger.Error("log failure", "op", op, "err", err)

@@ -302,3 +302,83 @@ func TestRefusalsAndFailuresAreCoded(t *testing.T) {
 		t.Errorf("a login with the log gone: %v, want unavailable or timeout", err)
 	}
 }
+
+// Nothing an engine appends breaks a room's hash chain. A message no engine
+// wrote is handled two ways: bytes that are not events are passed over (the
+// next event chains from the last one before them, and the room goes on); a
+// forged event whose prev does not chain stops every append to the room,
+// from a warm engine and a cold one alike.
+func TestAppendsAlwaysChainToTheLastGoodEvent(t *testing.T) {
+	log := estest.Open(t, nil)
+	warm := newEngine(t, log, nil)
+	exec(t, warm, login("s1", "u1", "r1"))
+	subject := log.Subject(string(app), "room", "r1")
+	raw := func(id string, body []byte) uint64 {
+		t.Helper()
+		last, _, err := log.Last(estest.Ctx(t), subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := log.Append(estest.Ctx(t), eventstore.Message{Subject: subject, MsgID: id, Expected: last.Seq, Data: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Seq
+	}
+	raw("junk", []byte("not events"))
+	exec(t, warm, domain.SendBroadcast{Session: "s1", Room: "r1", Body: "after the junk"})
+	exec(t, newEngine(t, log, nil), domain.SendBroadcast{Session: "s1", Room: "r1", Body: "from a cold engine"})
+	events := chain(t, log, subject)
+	if len(events) != 4 {
+		t.Fatalf("%d events on the room, want 4: created, joined, two broadcasts", len(events))
+	}
+
+	// A forged event, decodable, that does not chain.
+	forged := []domain.Event{{ID: warm.NewID(time.Now()), Type: domain.RoomBroadcastSent, App: app,
+		Aggregate: domain.KindRoom, AggregateID: "r1", Seq: events[len(events)-1].Seq + 1, Time: time.Now(),
+		Data: &domain.BroadcastSentData{From: "u1", Session: "s1", Body: "forged"}}}
+	body, _, err := domain.EncodeEvents("not the previous hash", forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := raw("forged", body)
+	for name, e := range map[string]*engine.Engine{"warm": warm, "cold": newEngine(t, log, nil)} {
+		_, err := e.Execute(estest.Ctx(t), domain.Meta{App: app}, domain.SendBroadcast{Session: "s1", Room: "r1", Body: "x"})
+		if !errors.Is(err, domain.ErrInternal) {
+			t.Errorf("%s engine after a forged event: %v, want an internal error", name, err)
+		}
+	}
+	if last, _, err := log.Last(estest.Ctx(t), subject); err != nil || last.Seq != at {
+		t.Fatalf("something was appended after the forged event: last %d, forged at %d (%v)", last.Seq, at, err)
+	}
+}
+
+// chain returns the events on subject, checking that each chains to the last
+// good event before it and follows its sequence, passing over messages that
+// are not events.
+func chain(t *testing.T, log *eventstore.Log, subject string) []domain.Event {
+	t.Helper()
+	prev := ""
+	var events []domain.Event
+	_, err := log.Read(estest.Ctx(t), []string{subject}, 1, func(r eventstore.Record) error {
+		head, evs, err := domain.VerifyEvents(prev, r.Data)
+		switch {
+		case errors.Is(err, domain.ErrBrokenChain):
+			return fmt.Errorf("stream sequence %d: %w", r.Seq, err)
+		case err != nil:
+			return nil // not events: passed over
+		}
+		for _, e := range evs {
+			if e.Seq != uint64(len(events))+1 {
+				return fmt.Errorf("stream sequence %d: seq %d after %d", r.Seq, e.Seq, len(events))
+			}
+			events = append(events, e)
+		}
+		prev = head
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}

@@ -58,12 +58,17 @@ func Must(tb testing.TB, cfg eventstore.Config) *eventstore.Log {
 	return l
 }
 
+// Password is the NATS password of test servers that listen.
+const Password = "test-password-0123456789"
+
 // Shared opens an embedded server listening on a random loopback port and a
 // second log connected to it over TCP, as two roomd processes sharing one
 // JetStream would be.
 func Shared(tb testing.TB) (embedded, external *eventstore.Log) {
 	tb.Helper()
-	embedded = Open(tb, func(c *eventstore.Config) { c.Listen = "127.0.0.1:-1" })
-	external = Must(tb, eventstore.Config{URL: embedded.ClientURL(), Logger: Logger(tb)})
+	embedded = Open(tb, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", Password })
+	cfg := embedded.ClientConfig()
+	cfg.Logger = Logger(tb)
+	external = Must(tb, cfg)
 	return embedded, external
 }

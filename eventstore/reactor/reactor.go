@@ -61,7 +61,14 @@ type Reactor struct {
 	gate   *deliveryGate
 	// retries counts deliveries whose follow-ups failed (redelivered later).
 	retries atomic.Uint64
+	// malformed counts the messages passed over because they could not be
+	// decoded.
+	malformed atomic.Uint64
 }
+
+// Malformed returns how many log messages the reactor passed over because
+// they could not be decoded.
+func (r *Reactor) Malformed() uint64 { return r.malformed.Load() }
 
 // New validates cfg and prepares the reactor.
 func New(cfg Config) (*Reactor, error) {
@@ -211,10 +218,14 @@ func (r *Reactor) handleOnce(msg *message.Message) error {
 	context.AfterFunc(msg.Context(), r.gate.leave)
 	events, err := domain.DecodeEvents(msg.Payload)
 	if err != nil {
-		// Never skip a message that cannot be read: it stays unacknowledged
-		// and the operator sees why.
-		r.cfg.Logger.Error("reactor cannot read a log message", "seq", msg.Metadata.Get("seq"), "err", err)
-		return err
+		// Not written by an engine: nothing follows from it. Left
+		// unacknowledged it would come back for ever and hold up every
+		// message behind it, so it is reported, counted and passed over
+		// (roomctl verify flags it).
+		r.malformed.Add(1)
+		r.cfg.Logger.Error("reactor skipped a log message it cannot read", "seq", msg.Metadata.Get("seq"),
+			"subject", msg.Metadata.Get("subject"), "err", err)
+		return nil
 	}
 	for i := range events {
 		for _, f := range domain.FollowUps(&events[i]) {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
@@ -13,7 +15,7 @@ import (
 	"github.com/roomlog/roomlog/eventstore/reactor"
 )
 
-func runReactor(t *testing.T, e *engine.Engine, log *eventstore.Log) {
+func runReactor(t *testing.T, e *engine.Engine, log *eventstore.Log) *reactor.Reactor {
 	t.Helper()
 	r, err := reactor.New(reactor.Config{Engine: e, Log: log, Logger: estest.Logger(t)})
 	if err != nil {
@@ -33,6 +35,43 @@ func runReactor(t *testing.T, e *engine.Engine, log *eventstore.Log) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("reactor did not start")
 	}
+	return r
+}
+
+// A message on a room subject that no engine wrote (garbage published by
+// hand) is reported, counted and acknowledged once; the follow-ups of the
+// events around it are done.
+func TestReactorSkipsAMessageItCannotRead(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	e := estest.Engine(t, log, l, nil)
+	r := runReactor(t, e, log)
+	estest.Exec(t, e, estest.Login("a", "u1", "r1"))
+	if _, err := log.Append(estest.Ctx(t), eventstore.Message{Subject: log.Subject("app", "room", "junk"), MsgID: "junk",
+		Data: []byte("not an event")}); err != nil {
+		t.Fatal(err)
+	}
+	estest.Exec(t, e, domain.DestroyRoom{Room: "r1"})
+	estest.Eventually(t, "the destroyed room's member gets its slot back", func() bool {
+		return len(estest.Session(l, "a").Claims) == 0
+	})
+	nc, err := log.NewConn("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	estest.Eventually(t, "every message acknowledged, the bad one counted once", func() bool {
+		c, err := js.Consumer(estest.Ctx(t), log.StreamName(), "reactor-followups-v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(estest.Ctx(t))
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && r.Malformed() == 1
+	})
 }
 
 // A duplicate login kicks the older session out of one room; the reactor

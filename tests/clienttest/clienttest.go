@@ -60,6 +60,9 @@ type NodeOptions struct {
 	// Join is a node (started with NATSListen) whose NATS server this node
 	// uses instead of embedding its own: two nodes, one log.
 	Join *node.Node
+	// Logger receives the node's log (nil: warnings and errors into the
+	// test's output).
+	Logger *slog.Logger
 	// Edit, if set, changes the node's configuration before it starts
 	// (roles, media settings).
 	Edit func(*node.Config)
@@ -85,13 +88,21 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 	if o.Clock != nil {
 		clock = o.Clock
 	}
+	logger := o.Logger
+	if logger == nil {
+		logger = estest.Logger(t)
+	}
 	lc := eventstore.Config{DataDir: t.TempDir(), Listen: o.NATSListen}
+	if o.NATSListen != "" {
+		lc.Password = estest.Password
+	}
 	if o.Join != nil {
-		lc = eventstore.Config{URL: o.Join.Log.ClientURL()}
+		lc = o.Join.Log.ClientConfig()
+		lc.Logger = nil
 	}
 	cfg := node.Config{Log: lc,
 		Policy: domain.Config{Default: p, Apps: o.Apps}, Secret: Secret, HTTPListen: "127.0.0.1:0", Gateway: gc,
-		Clock: clock, Logger: estest.Logger(t)}
+		Clock: clock, Logger: logger}
 	if o.Edit != nil {
 		o.Edit(&cfg)
 	}

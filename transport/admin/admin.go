@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 
 	"log/slog"
@@ -154,11 +155,23 @@ func decodeBody(r *http.Request, v any) error {
 	if r.ContentLength == 0 {
 		return nil
 	}
-	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+	// Bodies are small (a reason, a user ID): read whole, so that text that
+	// is not valid UTF-8 is refused rather than altered by the decoder.
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
 		return protocol.ErrMalformedRequest.With("%v", err)
 	}
-	return nil
+	if len(b) > maxBody {
+		return protocol.ErrMalformedRequest.With("the body is over %d bytes", maxBody)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return protocol.ErrMalformedRequest.With("%v", err)
+	}
+	return protocol.CheckText(b)
 }
+
+// maxBody is the largest admin request body.
+const maxBody = 1 << 20
 
 func (a *API) exec(r *http.Request, c domain.Command) (engine.Result, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)

@@ -187,6 +187,26 @@ func TestAdminIssuesClientTokens(t *testing.T) {
 	}
 }
 
+// Text that is not valid UTF-8 is refused, not altered into something else
+// and acted on.
+func TestAdminRefusesTextThatIsNotUTF8(t *testing.T) {
+	n := start(t)
+	for _, body := range []string{"{\"user\":\"bo\xffb\",\"reason\":\"x\"}", `{"user":"bob","reason":"\ud800"}`} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+n.HTTPAddr()+"/admin/v1/apps/dev/rooms/r1/kick", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+admin_(t, n))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e errBody
+		json.NewDecoder(res.Body).Decode(&e)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || e.Code != domain.ErrInvalidArgument.Code {
+			t.Errorf("kick with %q: %d %+v, want 400 and invalid_argument", body, res.StatusCode, e)
+		}
+	}
+}
+
 // A room's detail shows its capacity, each attribute's owner and version,
 // and the members' attributes.
 func TestRoomDetailShowsRoomState(t *testing.T) {

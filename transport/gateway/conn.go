@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
 
@@ -22,9 +24,26 @@ import (
 // barrage message is dropped when the queue is half full, and a client that
 // lets it fill up entirely is disconnected (slow_consumer) so that it never
 // stalls a room.
+//
+// A client that stops reading fills its socket's kernel buffer. The writer
+// never starts a frame the buffer cannot take whole, and always leaves room
+// for its last words: so a client dropped as too slow finds, when it reads
+// again, whole frames, then session_closing and a close frame saying why,
+// never half a frame.
+//
+// A watchdog on the gateway's clock keeps silent sockets from lingering: a
+// connection that has not logged in (or resumed) within LoginTimeout is
+// closed, one silent for HeartbeatInterval is pinged, one that does not
+// answer the ping within PongTimeout, or stays silent for HeartbeatTimeout,
+// is closed. Any frame from the client counts.
 type conn struct {
 	srv *Server
 	ws  *websocket.Conn
+	// nc is the socket under ws, asked how much it can take (nil: not
+	// asked); budget is how many bytes it took room for at the last asking
+	// and has not used (the writer's alone).
+	nc     net.Conn
+	budget int
 	// sess is the session the connection carries: a resume replaces it.
 	sess atomic.Pointer[session]
 
@@ -37,15 +56,86 @@ type conn struct {
 
 	reasonMu sync.Mutex
 	reason   *domain.Error
+
+	// opened is when the connection was accepted; heard is when its last
+	// frame arrived and pinged the heard value a ping was sent for (Unix
+	// nanoseconds on the gateway's clock).
+	opened  time.Time
+	heard   atomic.Int64
+	pinged  atomic.Int64
+	watchMu sync.Mutex
+	watch   engine.Timer
 }
 
-func newConn(srv *Server, ws *websocket.Conn, sess *session) *conn {
+func newConn(srv *Server, ws *websocket.Conn, nc net.Conn, sess *session) *conn {
 	cfg := srv.cfg
-	c := &conn{srv: srv, ws: ws, out: newFrameQueue(cfg.QueueSize),
+	c := &conn{srv: srv, ws: ws, nc: nc, out: newFrameQueue(cfg.QueueSize),
 		reqs: make(chan protocol.Request, cfg.RequestQueue), done: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), cfg.RequestBurst)}
 	c.sess.Store(sess)
+	c.opened = cfg.Clock.Now()
+	c.heard.Store(c.opened.UnixNano())
 	return c
+}
+
+// check is the watchdog: it closes a connection past one of its deadlines,
+// pings one gone quiet, and sets itself for the next deadline.
+func (c *conn) check() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	cfg := c.srv.cfg
+	now := cfg.Clock.Now()
+	heard := c.heard.Load()
+	last := time.Unix(0, heard)
+	bound := c.sess.Load().isBound()
+	if login := c.opened.Add(cfg.LoginTimeout); !bound && !now.Before(login) {
+		c.close(protocol.ErrLoginTimeout.With("no login within %v", cfg.LoginTimeout))
+		return
+	}
+	silence := last.Add(cfg.HeartbeatTimeout)
+	if !now.Before(silence) {
+		c.close(protocol.ErrSilent.With("nothing received for %v", now.Sub(last)))
+		return
+	}
+	next := silence
+	if !bound {
+		next = earliest(next, c.opened.Add(cfg.LoginTimeout))
+	}
+	if ping := last.Add(cfg.HeartbeatInterval); c.pinged.Load() != heard {
+		if now.Before(ping) {
+			next = earliest(next, ping)
+		} else if c.pinged.Swap(heard) != heard {
+			go c.ping()
+		}
+	}
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	select {
+	case <-c.done:
+	default:
+		c.watch = cfg.Clock.AfterFunc(next.Sub(now), c.check)
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// ping checks that the peer is still there (a half-open TCP connection
+// otherwise looks silent only once the heartbeat timeout passes). A pong
+// proves the socket, not the session: only frames keep the session alive.
+func (c *conn) ping() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.PongTimeout)
+	defer cancel()
+	if err := c.ws.Ping(ctx); err != nil { // also when the socket closes meanwhile
+		c.close(protocol.ErrPingTimeout.With("no pong within %v", c.srv.cfg.PongTimeout))
+	}
 }
 
 // enqueue queues a frame without ever blocking the caller (the hub fanning a
@@ -102,9 +192,15 @@ func (c *conn) serve(ctx context.Context) {
 	wg.Add(2)
 	go func() { defer wg.Done(); c.writer(ctx) }()
 	go func() { defer wg.Done(); c.worker(ctx) }()
+	c.check()
 	c.reader(ctx)
 	c.close(nil)
 	cancel()
+	c.watchMu.Lock()
+	if c.watch != nil {
+		c.watch.Stop()
+	}
+	c.watchMu.Unlock()
 	wg.Wait()
 }
 
@@ -125,16 +221,15 @@ func (c *conn) reader(ctx context.Context) {
 			return
 		default:
 		}
-		c.sess.Load().touch()
-		if typ != websocket.MessageText {
-			c.sess.Load().reply("", nil, protocol.ErrMalformedRequest.With("binary frames are not part of the protocol"))
-			continue
+		// Any frame proves the client alive: the watchdog hears it at
+		// once, presence through a heartbeat's own beat or, for any other
+		// frame, through heard (a heartbeat's reply must not wait for two
+		// writes to presence).
+		c.heard.Store(c.srv.cfg.Clock.Now().UnixNano())
+		req, err := c.parse(typ, data)
+		if err != nil || req.Op != protocol.OpHeartbeat {
+			c.sess.Load().heard(ctx)
 		}
-		if len(data) > c.srv.cfg.MaxFrameBytes {
-			c.sess.Load().reply(protocol.PeekID(data), nil, protocol.ErrFrameTooLarge.With("%d bytes, at most %d", len(data), c.srv.cfg.MaxFrameBytes))
-			continue
-		}
-		req, err := protocol.ParseRequest(data)
 		if err != nil {
 			c.sess.Load().reply(req.ID, nil, err)
 			continue
@@ -155,6 +250,19 @@ func (c *conn) reader(ctx context.Context) {
 			c.sess.Load().reply(req.ID, nil, protocol.ErrTooManyRequests.With("%d requests already waiting", cap(c.reqs)))
 		}
 	}
+}
+
+// parse reads one frame as a request; a frame that is not one gets the
+// error to reply with (and the request's id when it can be read).
+func (c *conn) parse(typ websocket.MessageType, data []byte) (protocol.Request, error) {
+	if typ != websocket.MessageText {
+		return protocol.Request{}, protocol.ErrMalformedRequest.With("binary frames are not part of the protocol")
+	}
+	if len(data) > c.srv.cfg.MaxFrameBytes {
+		return protocol.Request{ID: protocol.PeekID(data)},
+			protocol.ErrFrameTooLarge.With("%d bytes, at most %d", len(data), c.srv.cfg.MaxFrameBytes)
+	}
+	return protocol.ParseRequest(data)
 }
 
 func (c *conn) worker(ctx context.Context) {
@@ -178,6 +286,51 @@ func (c *conn) worker(ctx context.Context) {
 	}
 }
 
+// Room kept in the socket's buffer: for session_closing and the close
+// frame (a few hundred bytes), pongs and pings (about a hundred each).
+const (
+	lastWordsRoom = 4 << 10
+	frameHeader   = 14
+)
+
+// room waits until the socket can take a frame of n bytes whole and still
+// have lastWordsRoom left, or nothing is queued in it (a frame larger than
+// the buffer is written when the buffer is empty). It returns false when
+// WriteTimeout passes first (the client stopped reading) or the connection
+// ends. Asking the kernel costs two system calls, so the room found is
+// spent before it asks again.
+func (c *conn) room(n int) bool {
+	need := n + frameHeader
+	if c.nc == nil || need <= c.budget {
+		c.budget -= need
+		return true
+	}
+	deadline := time.Now().Add(c.srv.cfg.WriteTimeout) // a network timeout: the real clock
+	wait := time.Millisecond
+	for {
+		room, empty, ok := sendRoom(c.nc)
+		if !ok {
+			c.nc = nil
+			return true
+		}
+		if room-lastWordsRoom >= need || empty {
+			c.budget = room - lastWordsRoom - need
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-c.done:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		wait = min(2*wait, 20*time.Millisecond)
+	}
+}
+
 func (c *conn) writer(ctx context.Context) {
 	write := func(b []byte) error {
 		wctx, cancel := context.WithTimeout(ctx, c.srv.cfg.WriteTimeout)
@@ -189,6 +342,12 @@ func (c *conn) writer(ctx context.Context) {
 		case <-c.done:
 		default:
 			if b, ok := c.out.pop(); ok {
+				if !c.room(len(b)) {
+					// The client stopped reading: drop it, with the room
+					// kept for telling it why.
+					c.close(protocol.ErrSlowConsumer.With("its socket took nothing for %v", c.srv.cfg.WriteTimeout))
+					continue
+				}
 				if err := write(b); err != nil {
 					c.srv.stats.slowConsumers.Add(1)
 					c.close(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
@@ -213,6 +372,11 @@ func (c *conn) writer(ctx context.Context) {
 			b, _ := json.Marshal(protocol.Event{Type: protocol.TypeEvent, Event: protocol.EvSessionClosing,
 				Data: protocol.SessionClosing{Code: int(reason.Code), Error: reason.Name, Message: reason.Error()}})
 			write(b)
+			if errors.Is(reason, protocol.ErrPingTimeout) {
+				// The peer is gone: no close handshake to wait for.
+				c.ws.CloseNow()
+				return
+			}
 			status := websocket.StatusPolicyViolation
 			if errors.Is(reason, protocol.ErrShuttingDown) {
 				status = websocket.StatusGoingAway

@@ -52,6 +52,7 @@ func (s *session) beat(ctx context.Context) {
 	}
 	s.mu.Lock()
 	app := s.app
+	s.lastBeat = s.srv.cfg.Clock.Now()
 	s.mu.Unlock()
 	// Bounded: a log that does not answer must not stall the connection's
 	// reader, which answers heartbeats; a beat that misses is made good by
@@ -305,12 +306,12 @@ func (srv *Server) readRoom(ctx context.Context, subject string, after, from uin
 	var recs []projections.Record
 	next := from
 	_, err := log.Read(ctx, []string{subject}, from, func(raw eventstore.Record) error {
+		next = raw.Seq + 1
 		rec, err := projections.Decode(raw)
 		if err != nil {
-			return err
+			return nil // passed over, as the projection does (it reports it)
 		}
 		recs = append(recs, rec)
-		next = raw.Seq + 1
 		return nil
 	})
 	return recs, next, err

@@ -4,11 +4,13 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -83,9 +85,19 @@ type Config struct {
 	// (default 30 s).
 	TokenWarning time.Duration
 	// HeartbeatInterval and HeartbeatTimeout are advertised in hello
-	// (defaults 30 s and 90 s).
+	// (defaults 30 s and 90 s). Any frame from the client proves it alive,
+	// not only heartbeats. A connection silent for HeartbeatInterval is
+	// pinged; one silent for HeartbeatTimeout is closed (heartbeat_timeout),
+	// as is one whose session's timeout is recorded in the log.
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
+	// LoginTimeout is how long a new connection may go without logging in
+	// or resuming before it is closed (login_timeout; default 30 s).
+	LoginTimeout time.Duration
+	// PongTimeout is how long the client has to answer a ping before the
+	// connection is closed as dead (ping_timeout; default 10 s). It is a
+	// network timeout, like WriteTimeout, measured on the real clock.
+	PongTimeout time.Duration
 	// OnlineCountEvery is how often changed room member counts are pushed
 	// (default 1 s).
 	OnlineCountEvery time.Duration
@@ -142,6 +154,8 @@ func (c *Config) setDefaults() {
 	defd(&c.TokenWarning, 30*time.Second)
 	defd(&c.HeartbeatInterval, 30*time.Second)
 	defd(&c.HeartbeatTimeout, 90*time.Second)
+	defd(&c.LoginTimeout, 30*time.Second)
+	defd(&c.PongTimeout, 10*time.Second)
 	defd(&c.OnlineCountEvery, time.Second)
 	defd(&c.ResumeWindow, 20*time.Minute)
 	if c.Clock == nil {
@@ -250,6 +264,7 @@ func New(cfg Config) (*Server, error) {
 		s.unsubscribe = append(s.unsubscribe, unsub)
 	}
 	cfg.Live.Subscribe(s.hub.dispatch, projections.Named("gateway-hub"))
+	cfg.Live.Subscribe(s.onTimedOut, projections.Named("gateway-timeouts"))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	go s.tick(ctx)
@@ -279,7 +294,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol},
+	hj := &hijacked{ResponseWriter: w}
+	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol},
 		OriginPatterns: s.cfg.OriginPatterns})
 	if err != nil {
 		return // Accept has answered the request
@@ -297,7 +313,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close(websocket.StatusInternalError, "cannot mint a resume token")
 		return
 	}
-	c := newConn(s, ws, sess)
+	c := newConn(s, ws, hj.conn, sess)
 	sess.conn = c
 	sess.touch()
 	s.mu.Lock()
@@ -320,6 +336,43 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ResumeToken: resume, HeartbeatMS: s.cfg.HeartbeatInterval.Milliseconds(),
 		TimeoutMS: s.cfg.HeartbeatTimeout.Milliseconds(), ServerTime: s.cfg.Clock.Now().UnixMilli()}), false)
 	c.serve(context.Background())
+}
+
+// onTimedOut closes the connection of a session whose heartbeat timeout the
+// log records (by this node's presence timer or another's): the session is
+// over, and its socket must not linger.
+func (s *Server) onTimedOut(rec projections.Record) {
+	for i := range rec.Events {
+		e := &rec.Events[i]
+		if _, ok := e.Data.(*domain.SessionTimedOutData); !ok {
+			continue
+		}
+		s.mu.Lock()
+		sess := s.sessions[domain.SessionID(e.AggregateID)]
+		s.mu.Unlock()
+		if sess == nil {
+			continue
+		}
+		sess.mu.Lock()
+		c := sess.conn
+		sess.mu.Unlock()
+		if c != nil {
+			c.close(protocol.ErrSilent.With("the session's heartbeat timeout was recorded"))
+		}
+	}
+}
+
+// hijacked keeps the socket websocket.Accept takes over, so that the writer
+// can ask it how much it can take (see conn.room).
+type hijacked struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.conn = c
+	return c, rw, err
 }
 
 // detach ends what connection c carried: its session leaves this node's

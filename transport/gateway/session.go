@@ -35,6 +35,8 @@ type session struct {
 	quiet    map[domain.RoomID]bool
 	conn     *conn
 	lastSeen time.Time
+	// lastBeat is when presence last recorded the session as heard from.
+	lastBeat time.Time
 	// resumeAt is when the session's current resume token was minted.
 	resumeAt time.Time
 	// fresh marks a session this node minted for a new connection, with
@@ -248,6 +250,27 @@ func (s *session) touch() {
 	s.mu.Unlock()
 }
 
+// heard records that a frame came from the client: any frame proves the
+// session alive, not only a heartbeat. Presence is told at most once a
+// heartbeat interval (a heartbeat always tells it).
+func (s *session) heard(ctx context.Context) {
+	now := s.srv.cfg.Clock.Now()
+	s.mu.Lock()
+	s.lastSeen = now
+	due := s.bound && now.Sub(s.lastBeat) >= s.srv.cfg.HeartbeatInterval
+	s.mu.Unlock()
+	if due {
+		s.beat(ctx)
+	}
+}
+
+// isBound reports whether the session has logged in (or resumed one that had).
+func (s *session) isBound() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bound
+}
+
 func streamReply(res engine.Result) any {
 	if len(res.Rooms) == 0 {
 		return nil
@@ -409,11 +432,9 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 func loginError(err error) error {
 	var de *domain.Error
 	if errors.As(err, &de) && de.Code == domain.ErrUnavailable.Code {
-		why := de.Message
-		if de.Detail != "" {
-			why += ": " + de.Detail
-		}
-		return domain.ErrTimeout.With("%s", why)
+		t := domain.ErrTimeout.With("%s", de.Detail) // for the server's log: replies leave it out
+		t.Message += " (" + de.Message + ")"
+		return t
 	}
 	return err
 }

@@ -71,6 +71,7 @@ func TestMetricsServeTheNamedSeriesAndTheyMove(t *testing.T) {
 	before := scrape(t, n.HTTPAddr())
 	for _, name := range []string{
 		`roomlog_live_sessions`, `roomlog_live_rooms`, `roomlog_live_connections`, `roomlog_projection_cursor`,
+		`roomlog_projection_skipped_total`,
 		`roomlog_projection_lag_messages`, `roomlog_gateway_connections`, `roomlog_gateway_sessions`,
 		`roomlog_gateway_queued_frames`, `roomlog_gateway_slow_consumer_disconnects_total`,
 		`roomlog_gateway_dropped_barrage_total`, `roomlog_reactor_retries_total`,

@@ -18,12 +18,16 @@ var (
 	ErrSessionReplaced  = &domain.Error{Code: 1906009, Name: "session_replaced", Message: "the session was resumed on another connection"}
 	ErrResumeFailed     = &domain.Error{Code: 1906010, Name: "resume_failed", Message: "the session cannot be resumed; log in again"}
 	ErrNotFound         = &domain.Error{Code: 1906011, Name: "not_found", Message: "no such resource"}
+	ErrLoginTimeout     = &domain.Error{Code: 1906012, Name: "login_timeout", Message: "the connection did not log in or resume in time"}
+	ErrSilent           = &domain.Error{Code: 1906013, Name: "heartbeat_timeout", Message: "the client sent nothing for longer than the heartbeat timeout"}
+	ErrPingTimeout      = &domain.Error{Code: 1906014, Name: "ping_timeout", Message: "the client did not answer a ping"}
 )
 
 // Errors lists the transport's errors.
 func Errors() []*domain.Error {
 	return []*domain.Error{ErrMalformedRequest, ErrUnknownOperation, ErrFrameTooLarge, ErrTooManyRequests,
-		ErrSlowConsumer, ErrUnauthorized, ErrShuttingDown, ErrSessionReplaced, ErrResumeFailed, ErrNotFound}
+		ErrSlowConsumer, ErrUnauthorized, ErrShuttingDown, ErrSessionReplaced, ErrResumeFailed, ErrNotFound,
+		ErrLoginTimeout, ErrSilent, ErrPingTimeout}
 }
 
 // ReplyTo builds the reply to request id from a result or an error.
@@ -36,7 +40,7 @@ func ReplyTo(id string, data any, err error) Reply {
 	var de *domain.Error
 	if errors.As(err, &de) {
 		msg = de.Message
-		if de.Detail != "" {
+		if de.Detail != "" && !serverSide(de.Code) {
 			msg += ": " + de.Detail
 		}
 		// A refusal may carry data a client acts on (the current values
@@ -44,6 +48,17 @@ func ReplyTo(id string, data any, err error) Reply {
 		data = de.Data
 	} else {
 		data = nil
+		if serverSide(code) {
+			msg = domain.ErrInternal.Message
+		}
 	}
 	return Reply{Type: TypeReply, ID: id, Code: code, Error: name, Message: msg, Data: data}
+}
+
+// serverSide reports the codes of failures on the server's side (the log
+// failed, was unreachable or slow). Their details name internal subjects,
+// streams and addresses, so a reply carries only the code's message; the
+// details are the server's log's.
+func serverSide(code domain.Code) bool {
+	return code == domain.ErrInternal.Code || code == domain.ErrUnavailable.Code || code == domain.ErrTimeout.Code
 }

@@ -16,6 +16,9 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/roomlog/roomlog/domain"
 )
@@ -171,7 +174,23 @@ func ParseRequest(b []byte) (Request, error) {
 	case r.Op == "":
 		return Request{ID: r.ID}, ErrMalformedRequest.With("no op")
 	}
+	if err := CheckText(b); err != nil {
+		return Request{ID: r.ID}, err
+	}
 	return r, nil
+}
+
+// CheckText refuses JSON whose strings are not valid Unicode text: raw bytes
+// that are not UTF-8, or \u escapes of lone surrogates. encoding/json would
+// silently replace either with U+FFFD, storing text the client never sent.
+func CheckText(b []byte) error {
+	if !utf8.Valid(b) {
+		return domain.ErrInvalidArgument.With("the request holds text that is not valid UTF-8")
+	}
+	if bytes.Contains(b, []byte(`\u`)) && !jsontext.Value(b).IsValid(jsontext.AllowDuplicateNames(true)) {
+		return domain.ErrInvalidArgument.With("the request holds a \\u escape that is not a Unicode character (a lone surrogate)")
+	}
+	return nil
 }
 
 // PeekID recovers the id of a request that cannot be decoded (or is too

@@ -107,10 +107,18 @@ func FuzzRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseRequest(b)
 		if err != nil {
-			if code, _ := domain.CodeOf(err); code != ErrMalformedRequest.Code {
+			// Malformed, or well-formed JSON whose text is not Unicode
+			// (refused as an argument, never altered).
+			switch code, _ := domain.CodeOf(err); {
+			case code == ErrMalformedRequest.Code:
+			case code == domain.ErrInvalidArgument.Code && CheckText(b) != nil:
+			default:
 				t.Fatalf("a bad frame gave %v", err)
 			}
 			return
+		}
+		if CheckText(b) != nil {
+			t.Fatalf("parsed a request whose text is not Unicode: %q", b)
 		}
 		if r.Op == "" || len(r.ID) > MaxIDBytes {
 			t.Fatalf("parsed a request without op or with a long id: %+v", r)

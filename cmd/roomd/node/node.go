@@ -168,6 +168,10 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	}
 	n.cfg.Logger.Info("projection ready", "snapshot_cursor", fromSnapshot, "cursor", model.Cursor,
 		"took", time.Since(started).Round(time.Millisecond))
+	if s := model.Skipped; s.Count > 0 {
+		n.cfg.Logger.Error("the log holds messages no engine wrote; they were skipped (run roomctl verify)",
+			"skipped", s.Count, "last_seq", s.Last)
+	}
 	n.Live = projections.NewLive(model)
 	n.Metrics, err = metrics.New(metrics.Config{Live: n.Live, LastSeq: n.Log.LastSeq,
 		Gateway: func() metrics.GatewayStats {
@@ -188,6 +192,10 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 		return err
 	}
 	n.Live.Observe(n.Metrics.Fold)
+	n.Live.OnMalformed(func(bad projections.Malformed) {
+		n.cfg.Logger.Error("skipped a log message no engine wrote (run roomctl verify)", "seq", bad.Seq,
+			"subject", bad.Subject, "err", bad.Err)
+	})
 	n.Engine, err = engine.New(engine.Config{Log: n.Log, Decider: decider, Clock: n.cfg.Clock.Now, Source: n.Live,
 		Logger: n.cfg.Logger, Observer: n.Metrics})
 	if err != nil {
@@ -438,6 +446,13 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := n.Err(); err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	// Skipped messages do not stop the node from serving: the operator
+	// learns of them here and in the log.
+	if s := n.Live.Skipped(); s.Count > 0 {
+		fmt.Fprintf(w, "ready; %d unreadable log messages skipped, the last at stream sequence %d (run roomctl verify)\n",
+			s.Count, s.Last)
 		return
 	}
 	fmt.Fprintln(w, "ready")

@@ -1,0 +1,244 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/roomlog/roomlog/cmd/roomd/node"
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/netcut"
+	"github.com/roomlog/roomlog/tests/wire"
+	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// closedFor reads w until the server closes it, and checks that it said why
+// first (session_closing with want) and closed with a close frame naming it.
+func closedFor(t *testing.T, w *wire.Conn, want *domain.Error) {
+	t.Helper()
+	said := false
+	for {
+		f, err := w.TryNext(10 * time.Second)
+		if err != nil {
+			if !said {
+				t.Fatalf("closed (%v) without session_closing", err)
+			}
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != want.Name {
+				t.Fatalf("closed with %v, want a close frame with status 1008 and reason %q", err, want.Name)
+			}
+			return
+		}
+		if f.Event == protocol.EvSessionClosing {
+			var sc protocol.SessionClosing
+			if err := json.Unmarshal(f.Data, &sc); err != nil || sc.Code != int(want.Code) || sc.Error != want.Name {
+				t.Fatalf("session_closing %s, want %d %s", f.Data, want.Code, want.Name)
+			}
+			said = true
+		}
+	}
+}
+
+// waitSessions waits (real time, generously) until the gateway holds want
+// connections' sessions: a closed socket's goroutines are gone.
+func waitSessions(t *testing.T, n *node.Node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Gateway.Sessions() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway holds %d sessions, want %d", n.Gateway.Sessions(), want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A connection that never logs in is closed at the login deadline, whatever
+// it sends meanwhile.
+func TestAConnectionThatNeverLogsInIsClosed(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	idle, chatty := dial(t, n), dial(t, n)
+	loggedIn := dial(t, n)
+	loggedIn.Login("r1", "alice", token(t, n, "alice"))
+	clock.Advance(20 * time.Second)
+	chatty.Do("hb", protocol.OpHeartbeat, nil)
+	loggedIn.Do("hb", protocol.OpHeartbeat, nil)
+	if got := n.Gateway.Sessions(); got != 3 {
+		t.Fatalf("%d sessions before the login deadline, want 3", got)
+	}
+	clock.Advance(10 * time.Second) // 30 s: the default login deadline
+	closedFor(t, idle, protocol.ErrLoginTimeout)
+	closedFor(t, chatty, protocol.ErrLoginTimeout)
+	waitSessions(t, n, 1)
+	loggedIn.Do("still", protocol.OpHeartbeat, nil)
+}
+
+// A logged-in connection that falls silent is closed at the heartbeat
+// timeout, and its socket and goroutines go.
+func TestASilentConnectionIsClosed(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	alice := dial(t, n)
+	alice.Login("r1", "alice", token(t, n, "alice"))
+	clock.Advance(90 * time.Second)
+	closedFor(t, alice, protocol.ErrSilent)
+	waitSessions(t, n, 0)
+}
+
+// Any frame proves the client alive, not only heartbeats: a client that only
+// broadcasts is neither timed out nor closed; once it stops, it is.
+func TestAnyFrameKeepsTheSessionAlive(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	alice, bob := dial(t, n), dial(t, n)
+	alice.Login("r1", "alice", token(t, n, "alice"))
+	bob.Login("r1", "bob", token(t, n, "bob"))
+	for i := range 10 { // 200 s, more than twice the 90 s timeout
+		clock.Advance(20 * time.Second)
+		alice.Do("m"+string(rune('0'+i)), protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "still here"})
+		bob.Do("b"+string(rune('0'+i)), protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "me too"})
+	}
+	if timedOut := timeouts(t, n); timedOut != 0 {
+		t.Fatalf("%d sessions timed out while they were talking", timedOut)
+	}
+	if got := n.Gateway.Sessions(); got != 2 {
+		t.Fatalf("%d sessions, want 2", got)
+	}
+	clock.Advance(90 * time.Second)
+	closedFor(t, alice, protocol.ErrSilent)
+	closedFor(t, bob, protocol.ErrSilent)
+	waitSessions(t, n, 0)
+}
+
+// When the log records a session's timeout (another node's presence timer,
+// say), this node closes the session's socket.
+func TestARecordedTimeoutClosesTheSocket(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	alice := dial(t, n)
+	alice.Login("r1", "alice", token(t, n, "alice"))
+	if _, err := n.Engine.Execute(estest.Ctx(t), domain.Meta{App: "dev"},
+		domain.TimeoutSession{Session: domain.SessionID(alice.Hello.Session), LastSeen: t0}); err != nil {
+		t.Fatal(err)
+	}
+	closedFor(t, alice, protocol.ErrSilent)
+	waitSessions(t, n, 0)
+}
+
+// A peer that vanished without closing (a half-open TCP connection) is
+// pinged once it has been quiet for a heartbeat interval, and closed when
+// no pong comes, long before the heartbeat timeout.
+func TestADeadPeerIsClosedWhenItMissesAPing(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{PongTimeout: 100 * time.Millisecond})
+	proxy := netcut.Start(t, n.HTTPAddr())
+	alice := wire.Dial(t, proxy.Addr())
+	alice.Login("r1", "alice", token(t, n, "alice"))
+	bob := dial(t, n)
+	bob.Login("r1", "bob", token(t, n, "bob"))
+	// Bob reads all along, as a live client does: he answers his pings.
+	frames := make(chan protocol.Frame, 100)
+	go func() {
+		defer close(frames)
+		for {
+			f, err := bob.TryNext(20 * time.Second)
+			if err != nil {
+				return
+			}
+			frames <- f
+		}
+	}()
+	proxy.Freeze()
+	clock.Advance(30 * time.Second)
+	waitSessions(t, n, 1)
+	bob.Send("hb", protocol.OpHeartbeat, nil)
+	for f := range frames {
+		if f.Type == protocol.TypeReply && f.ID == "hb" {
+			return
+		}
+	}
+	t.Fatal("bob's connection closed")
+}
+
+// timeouts counts the session timeouts in n's log.
+func timeouts(t *testing.T, n *node.Node) int {
+	t.Helper()
+	count := 0
+	_, err := n.Log.Read(estest.Ctx(t), []string{n.Log.Prefix() + ".>"}, 1, func(rec eventstore.Record) error {
+		events, _ := domain.DecodeEvents(rec.Data)
+		for _, e := range events {
+			if _, ok := e.Data.(*domain.SessionTimedOutData); ok {
+				count++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return count
+}
+
+// A client that stops reading in a busy room is dropped as too slow; when it
+// reads again it finds whole frames only, then session_closing saying why
+// and a close frame. The room's other members are not held up.
+func TestAClientThatStopsReadingLearnsWhyAndGetsNoHalfFrame(t *testing.T) {
+	p := domain.DefaultPolicy()
+	p.Limits.BroadcastPerSecond = 1 << 20
+	p.Limits.MessageBytes = 8000
+	n := startClocked(t, estest.NewClock(t0), p, gateway.Config{QueueSize: 256, WriteTimeout: time.Second,
+		RequestsPerSecond: 1e6, RequestBurst: 1e6})
+	stalled := dial(t, n)
+	stalled.Login("busy", "stalled", token(t, n, "stalled"))
+	bob := dial(t, n)
+	bob.Login("busy", "bob", token(t, n, "bob"))
+	body := strings.Repeat("x", 8000)
+	deadline := time.Now().Add(30 * time.Second)
+	sent := 0
+	for n.Gateway.Sessions() == 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled reader was never disconnected after %d broadcasts", sent)
+		}
+		bob.Do(fmt.Sprint(sent), protocol.OpBroadcast, protocol.MessageRequest{Room: "busy", Message: body})
+		sent++
+	}
+	bob.Do("after", protocol.OpBroadcast, protocol.MessageRequest{Room: "busy", Message: "bob goes on"})
+
+	// The stalled client reads again: every frame whole, then why.
+	var last protocol.Frame
+	frames := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, b, err := stalled.WS.Read(ctx)
+		cancel()
+		if err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) {
+				t.Fatalf("after %d whole frames: %v, want a close frame (half a frame, or none)", frames, err)
+			}
+			if ce.Code != websocket.StatusPolicyViolation || ce.Reason != protocol.ErrSlowConsumer.Name {
+				t.Fatalf("closed with %d %q, want 1008 %q", ce.Code, ce.Reason, protocol.ErrSlowConsumer.Name)
+			}
+			break
+		}
+		if err := json.Unmarshal(b, &last); err != nil {
+			t.Fatalf("frame %d is not whole JSON: %v", frames, err)
+		}
+		frames++
+	}
+	var sc protocol.SessionClosing
+	if last.Event != protocol.EvSessionClosing || json.Unmarshal(last.Data, &sc) != nil ||
+		sc.Code != int(protocol.ErrSlowConsumer.Code) {
+		t.Fatalf("the last frame was %s %s, want session_closing with slow_consumer", last.Event, last.Data)
+	}
+	t.Logf("dropped after %d broadcasts of 8 KB; it then read %d whole frames and why", sent, frames)
+}
