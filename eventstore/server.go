@@ -376,8 +376,15 @@ func (l *Log) open(ctx context.Context) error {
 }
 
 // denyDeletes is false only in the test of reads that lose records to an
-// operator's deletes, which this configuration otherwise rules out.
-var denyDeletes = true
+// operator's deletes, which this configuration otherwise rules out, and in
+// tests that tamper with the log (AllowTamperingInTests).
+var denyDeletes, denyPurge = true, true
+
+// AllowTamperingInTests makes the logs this process creates afterwards
+// allow deleting messages and purging, as someone who can edit the data
+// folder's files still could: for tests of what auditors detect, called
+// from TestMain before any log is opened. Nothing in roomlog calls it.
+func AllowTamperingInTests() { denyDeletes, denyPurge = false, false }
 
 // streamConfig is the stream the log lives in.
 func streamConfig(cfg Config) jetstream.StreamConfig {
@@ -404,7 +411,7 @@ func streamConfig(cfg Config) jetstream.StreamConfig {
 		// stream may not be purged, by anyone. The server refuses to turn
 		// either off again, so an intruder with credentials cannot either.
 		DenyDelete: denyDeletes,
-		DenyPurge:  true,
+		DenyPurge:  denyPurge,
 		// Direct gets (Last, Get, Search) are answered by any replica
 		// without going through the stream leader's API queue.
 		AllowDirect: true,

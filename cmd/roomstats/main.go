@@ -64,6 +64,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs.SetOutput(errOut)
 	fs.Usage = func() { fmt.Fprint(errOut, usage); fs.PrintDefaults() }
 	natsURL := fs.String("nats", envOr("ROOMLOG_NATS_URL", "nats://127.0.0.1:4222"), "NATS URL of a running roomd (ROOMLOG_NATS_URL)")
+	password := fs.String("nats-password", os.Getenv("ROOMLOG_NATS_PASSWORD"),
+		`password of NATS user "roomlog" (ROOMLOG_NATS_PASSWORD; a development roomd keeps it in <data>/nats-password)`)
 	name := fs.String("name", "roomstats", "name of the durable consumer (one per independent roomstats)")
 	statePath := fs.String("state", "roomstats-state.json", "file holding the state and its cursor")
 	httpAddr := fs.String("http", "127.0.0.1:7071", `where to serve /metrics, /stats.json and / ("off": nowhere)`)
@@ -85,7 +87,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return err
 	}
 	srv := &server{stats: st}
-	log, err := eventstore.Open(ctx, eventstore.Config{URL: *natsURL, Logger: logger})
+	log, err := eventstore.Open(ctx, eventstore.Config{URL: *natsURL, Password: *password, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func build(t *testing.T) string {
 // start runs roomstats as a child process.
 func start(t *testing.T, bin, url, state string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "-nats", url, "-state", state, "-http", "off", "-save-every", "700", "-log-level", "error")
+	cmd := exec.Command(bin, "-nats", url, "-nats-password", estest.Password, "-state", state, "-http", "off", "-save-every", "700", "-log-level", "error")
 	var errOut bytes.Buffer
 	cmd.Stderr = &errOut
 	if err := cmd.Start(); err != nil {
@@ -112,7 +112,7 @@ func TestKilledTwentyTimesItCountsEveryEventOnce(t *testing.T) {
 		t.Skip("writes 100,000 events and starts roomstats 21 times")
 	}
 	bin := build(t)
-	log := estest.Open(t, func(c *eventstore.Config) { c.Listen = "127.0.0.1:-1" })
+	log := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
 	state := filepath.Join(t.TempDir(), "state.json")
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)

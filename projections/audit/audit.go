@@ -49,8 +49,12 @@ type Auditor struct {
 
 	anchors map[domain.Key]*anchor
 	start   map[domain.Key]uint64
-	kept    bool
-	first   uint64
+	// unreadable is, per subject, the stream sequence of the last message
+	// no engine could have written (already flagged): the next append on
+	// the subject names it as the message before it.
+	unreadable map[string]uint64
+	kept       bool
+	first      uint64
 
 	// Messages and Events count what was read; Skipped counts anchors
 	// that could not be checked (below the retained history).
@@ -99,6 +103,10 @@ func (a *Auditor) Apply(rec eventstore.Record) error {
 		// the audit, after flagging it. The aggregate's chain goes on
 		// from the event before it.
 		a.violate(rec.Seq, "%s: unreadable message, skipped by the nodes: %v", rec.Subject, err)
+		if a.unreadable == nil {
+			a.unreadable = map[string]uint64{}
+		}
+		a.unreadable[rec.Subject] = rec.Seq
 		return nil
 	}
 	a.ApplyDecoded(rec, events, hashes)
@@ -175,6 +183,8 @@ func (a *Auditor) checkExpected(rec eventstore.Record, k domain.Key, h aggHead) 
 	switch {
 	case err != nil:
 		a.violate(rec.Seq, "%s: unreadable expected-sequence header %q", k, v)
+	case want > h.at && want == a.unreadable[rec.Subject]:
+		// The message before it is the unreadable one, flagged already.
 	case want > h.at:
 		a.violate(rec.Seq, "%s: the message before it, at stream sequence %d, is missing (deleted from the log)", k, want)
 	case want < h.at:
