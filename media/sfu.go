@@ -182,7 +182,7 @@ func New(cfg Config) (*SFU, error) {
 	if err := s.buildAPI(); err != nil {
 		return nil, err
 	}
-	cfg.Live.Subscribe(s.onRecord)
+	cfg.Live.Subscribe(s.onRecord, projections.Named("media-sfu"))
 	return s, nil
 }
 

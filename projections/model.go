@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
@@ -32,16 +33,28 @@ type Connection struct {
 }
 
 // App is the read model of one app.
+//
+// It holds what is live, never what has ended, so that its size follows the
+// live sessions and rooms and not every one ever seen: a destroyed room, a
+// session that holds no room and a released stream ID leave it when the
+// record that ended them is folded (the log keeps them; ReadState and
+// ReadConnection read them back from it).
 type App struct {
-	// Rooms, Sessions and Streams hold every aggregate's state exactly as
-	// the domain folds it, so the engine can start deciding from them. A
-	// destroyed room is still here (Exists false), as is a released stream ID.
+	// Rooms, Sessions and Streams hold every live aggregate's state exactly
+	// as the domain folds it, so the engine can start deciding from them.
 	Rooms    map[domain.RoomID]*domain.Room          `json:"rooms,omitempty"`
 	Sessions map[domain.SessionID]*domain.Session    `json:"sessions,omitempty"`
 	Streams  map[domain.StreamID]*domain.StreamEntry `json:"streams,omitempty"`
-	// Connections holds, per session, the last recorded state in each room
-	// it has been in: Logined while it is a member, then how it left.
+	// Connections holds, per session, its Logined connection in each room it
+	// is a member of; a connection leaves when the session leaves the room
+	// (ReadConnection tells how it left).
 	Connections map[domain.SessionID]map[domain.RoomID]*Connection `json:"connections,omitempty"`
+	// Partial names ("room:<id>", "session:<id>", "stream:<id>") the
+	// aggregates that came back after they left the model: their state here
+	// misses what came before (a recreated room's voided claims, the identity
+	// of a session that logs in again). Live.State does not hand them out,
+	// so the engine reads them from the log; they leave with the aggregate.
+	Partial map[string]bool `json:"partial,omitempty"`
 }
 
 // Model is the read model of every app. It is not safe for concurrent use;
@@ -75,11 +88,16 @@ func NewModel() *Model { return &Model{Apps: map[domain.AppID]*App{}} }
 func (m *Model) app(id domain.AppID) *App {
 	a, ok := m.Apps[id]
 	if !ok {
-		a = &App{Rooms: map[domain.RoomID]*domain.Room{}, Sessions: map[domain.SessionID]*domain.Session{},
-			Streams: map[domain.StreamID]*domain.StreamEntry{}, Connections: map[domain.SessionID]map[domain.RoomID]*Connection{}}
+		a = newApp()
 		m.Apps[id] = a
 	}
 	return a
+}
+
+func newApp() *App {
+	return &App{Rooms: map[domain.RoomID]*domain.Room{}, Sessions: map[domain.SessionID]*domain.Session{},
+		Streams: map[domain.StreamID]*domain.StreamEntry{}, Connections: map[domain.SessionID]map[domain.RoomID]*Connection{},
+		Partial: map[string]bool{}}
 }
 
 // App returns the read model of one app, or nil.
@@ -94,8 +112,34 @@ func (m *Model) Apply(rec Record) bool {
 	for i := range rec.Events {
 		m.applyEvent(&rec.Events[i])
 	}
+	// What the record ended leaves memory. A record holds one aggregate's
+	// events, but nothing here relies on it.
+	for i := range rec.Events {
+		if i == 0 || rec.Events[i].AggregateID != rec.Events[i-1].AggregateID ||
+			rec.Events[i].Aggregate != rec.Events[i-1].Aggregate || rec.Events[i].App != rec.Events[i-1].App {
+			m.evictEnded(&rec.Events[i])
+		}
+	}
 	m.Cursor = rec.Seq
 	return true
+}
+
+// partialKey names an aggregate in App.Partial.
+func partialKey(kind domain.Kind, id string) string { return string(kind) + ":" + id }
+
+// absent is called for an event of an aggregate the model does not hold. An
+// aggregate's first event (seq 1) starts it from nothing; any later one finds
+// an aggregate that left the model and came back, whose state here starts
+// with this event and so misses its past, unless the event sets the whole
+// state (a stream ID's claim).
+func (a *App) absent(e *domain.Event) {
+	if e.Seq == 1 {
+		return
+	}
+	if _, ok := e.Data.(*domain.StreamClaimedData); ok {
+		return
+	}
+	a.Partial[partialKey(e.Aggregate, e.AggregateID)] = true
 }
 
 // Skip passes over a record that could not be decoded: the cursor moves past
@@ -121,6 +165,7 @@ func (m *Model) applyEvent(e *domain.Event) {
 		id := domain.RoomID(e.AggregateID)
 		r, ok := a.Rooms[id]
 		if !ok {
+			a.absent(e)
 			r = &domain.Room{}
 			a.Rooms[id] = r
 		}
@@ -130,6 +175,7 @@ func (m *Model) applyEvent(e *domain.Event) {
 		id := domain.SessionID(e.AggregateID)
 		s, ok := a.Sessions[id]
 		if !ok {
+			a.absent(e)
 			s = &domain.Session{}
 			a.Sessions[id] = s
 		}
@@ -138,6 +184,7 @@ func (m *Model) applyEvent(e *domain.Event) {
 		id := domain.StreamID(e.AggregateID)
 		s, ok := a.Streams[id]
 		if !ok {
+			a.absent(e)
 			s = &domain.StreamEntry{}
 			a.Streams[id] = s
 		}
@@ -145,26 +192,98 @@ func (m *Model) applyEvent(e *domain.Event) {
 	}
 }
 
-// connections records the connection state an event gives a session in a
-// room, before the event is folded into the room.
+// evictEnded drops the aggregate e belongs to if, with the record folded, it
+// has ended: a room that does not exist (destroyed, or only ever voided
+// claims), a session that holds no room, a stream ID nobody holds. Each is
+// as it would be folded from nothing but its past in the log, which keeps it.
+func (m *Model) evictEnded(e *domain.Event) {
+	a := m.Apps[e.App]
+	if a == nil {
+		return
+	}
+	ended := false
+	switch e.Aggregate {
+	case domain.KindRoom:
+		id := domain.RoomID(e.AggregateID)
+		if r := a.Rooms[id]; r != nil && !r.Exists && len(r.Members) == 0 {
+			delete(a.Rooms, id)
+			ended = true
+		}
+	case domain.KindSession:
+		id := domain.SessionID(e.AggregateID)
+		if s := a.Sessions[id]; s != nil && len(s.Claims) == 0 {
+			delete(a.Sessions, id)
+			if len(a.Connections[id]) == 0 {
+				delete(a.Connections, id)
+			}
+			ended = true
+		}
+	case domain.KindStream:
+		id := domain.StreamID(e.AggregateID)
+		if s := a.Streams[id]; s != nil && !s.Claimed {
+			delete(a.Streams, id)
+			ended = true
+		}
+	}
+	if ended {
+		delete(a.Partial, partialKey(e.Aggregate, e.AggregateID))
+	}
+	if len(a.Rooms) == 0 && len(a.Sessions) == 0 && len(a.Streams) == 0 && len(a.Connections) == 0 {
+		delete(m.Apps, e.App)
+	}
+}
+
+// partial reports whether the model's state of k misses part of its past.
+func (m *Model) partial(k domain.Key) bool {
+	a := m.Apps[k.App]
+	return a != nil && a.Partial[partialKey(k.Kind, k.ID)]
+}
+
+// connections keeps the Logined connections up to date with an event,
+// before the event is folded into the room: a join adds one, a departure or
+// the room's destruction removes it.
 func (a *App) connections(e *domain.Event, r *domain.Room) {
 	room := domain.RoomID(e.AggregateID)
-	set := func(s domain.SessionID, c Connection) {
-		c.Since, c.RoomSeq = e.Time, e.Seq
-		if a.Connections[s] == nil {
-			a.Connections[s] = map[domain.RoomID]*Connection{}
+	// A session that came back after it left the model (it logs in again
+	// after leaving every room) has no SessionOpened in its new history:
+	// its joins name its user, which readers of the model (the SFU) look
+	// members up by. Partial states are never handed to the engine.
+	if d, ok := e.Data.(*domain.MemberJoinedData); ok {
+		if s := a.Sessions[d.Session]; s != nil && s.User == "" && a.Partial[partialKey(domain.KindSession, string(d.Session))] {
+			s.Opened, s.User, s.UserName = true, d.User, d.UserName
 		}
-		a.Connections[s][room] = &c
+	}
+	connectionChanges(e, r, func(s domain.SessionID, c Connection) {
+		if c.State == domain.StateLogined {
+			if a.Connections[s] == nil {
+				a.Connections[s] = map[domain.RoomID]*Connection{}
+			}
+			a.Connections[s][room] = &c
+			return
+		}
+		delete(a.Connections[s], room)
+		if len(a.Connections[s]) == 0 {
+			delete(a.Connections, s)
+		}
+	})
+}
+
+// connectionChanges calls set with each connection state that room event e
+// gives a session, r being the room before e is folded into it.
+func connectionChanges(e *domain.Event, r *domain.Room, set func(domain.SessionID, Connection)) {
+	at := func(c Connection) Connection {
+		c.Since, c.RoomSeq = e.Time, e.Seq
+		return c
 	}
 	switch d := e.Data.(type) {
 	case *domain.MemberJoinedData:
-		set(d.Session, Connection{State: domain.StateLogined})
+		set(d.Session, at(Connection{State: domain.StateLogined}))
 	case *domain.MemberLeftData:
-		set(d.Session, LeftConnection(d.Reason, d.BySession))
+		set(d.Session, at(LeftConnection(d.Reason, d.BySession)))
 	case *domain.RoomDestroyedData:
 		for _, m := range r.Members {
-			set(m.Session, Connection{State: domain.StateLogout, Code: domain.ErrRoomNotExist.Code,
-				Reason: domain.ReasonRoomDestroyed})
+			set(m.Session, at(Connection{State: domain.StateLogout, Code: domain.ErrRoomNotExist.Code,
+				Reason: domain.ReasonRoomDestroyed}))
 		}
 	}
 }
@@ -230,6 +349,65 @@ func Unmarshal(b []byte) (*Model, error) {
 		if a.Connections == nil {
 			a.Connections = map[domain.SessionID]map[domain.RoomID]*Connection{}
 		}
+		if a.Partial == nil {
+			a.Partial = map[string]bool{}
+		}
 	}
 	return m, nil
+}
+
+// Clone returns a deep copy of the model: folding into one never changes
+// the other. It is what a snapshot serializes, away from the fold.
+func (m *Model) Clone() *Model {
+	c := &Model{Cursor: m.Cursor, Skipped: m.Skipped, Apps: make(map[domain.AppID]*App, len(m.Apps))}
+	for id, a := range m.Apps {
+		ca := &App{Rooms: make(map[domain.RoomID]*domain.Room, len(a.Rooms)),
+			Sessions:    make(map[domain.SessionID]*domain.Session, len(a.Sessions)),
+			Streams:     make(map[domain.StreamID]*domain.StreamEntry, len(a.Streams)),
+			Connections: make(map[domain.SessionID]map[domain.RoomID]*Connection, len(a.Connections)),
+			Partial:     maps.Clone(a.Partial)}
+		if ca.Partial == nil {
+			ca.Partial = map[string]bool{}
+		}
+		for k, v := range a.Rooms {
+			ca.Rooms[k] = v.Clone()
+		}
+		for k, v := range a.Sessions {
+			ca.Sessions[k] = v.Clone()
+		}
+		for k, v := range a.Streams {
+			ca.Streams[k] = v.Clone()
+		}
+		for s, rooms := range a.Connections {
+			cr := make(map[domain.RoomID]*Connection, len(rooms))
+			for r, conn := range rooms {
+				cc := *conn
+				cr[r] = &cc
+			}
+			ca.Connections[s] = cr
+		}
+		c.Apps[id] = ca
+	}
+	return c
+}
+
+// Size counts what the model holds.
+type Size struct {
+	Rooms, Sessions, Streams, Connections, Partial int
+}
+
+// Size counts the model's rooms, sessions, stream IDs, connections and
+// partial states, over every app.
+func (m *Model) Size() Size {
+	var s Size
+	for _, a := range m.Apps {
+		s.Rooms += len(a.Rooms)
+		s.Sessions += len(a.Sessions)
+		s.Streams += len(a.Streams)
+		s.Partial += len(a.Partial)
+		for _, rooms := range a.Connections {
+			s.Connections += len(rooms)
+		}
+	}
+	return s
 }

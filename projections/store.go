@@ -15,7 +15,7 @@ import (
 // Snapshot is a model saved at a cursor, so that a rebuild can start there
 // instead of at the beginning of the log.
 type Snapshot struct {
-	// Name is versioned (proj.rooms.v1): a model whose shape changes is saved
+	// Name is versioned (proj.rooms.v3): a model whose shape changes is saved
 	// and rebuilt under a new name, never read from an old one.
 	Name   string
 	Cursor uint64

@@ -50,6 +50,8 @@ type options struct {
 	open, updateStream                                                                         bool
 	heartbeat, heartbeatTimeout                                                                time.Duration
 	shutdownGrace                                                                              time.Duration
+	logFormat                                                                                  string
+	pprof                                                                                      bool
 	// media plane
 	mediaIPs, mediaNAT, mediaICE, mediaPorts string
 	mediaUDPPort                             int
@@ -84,6 +86,8 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", 90*time.Second, "silence after which a session times out")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for clients to go")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", `"text" (key=value lines) or "json" (one JSON object a line)`)
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the -http listener (keep that listener private)")
 	fs.StringVar(&o.checkpointKey, "checkpoint-key", "", "Ed25519 private key (PEM, PKCS #8) that signs the log's chain heads "+
 		"(development: generated as <data>/checkpoint.key; otherwise none: history is not signed)")
 	fs.DurationVar(&o.retention, "retention", 0, "remove history older than this (0: keep it forever); see docs/architecture.md, Retention")
@@ -131,7 +135,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "roomd: -log-level:", err)
 		os.Exit(2)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := newLogger(os.Stderr, o.logFormat, level)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "roomd:", err)
+		os.Exit(2)
+	}
 	logger.Debug("garbage collector", "gogc", node.TuneGC())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -139,6 +147,18 @@ func main() {
 		logger.Error("roomd stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// newLogger returns the logger -log-format asks for.
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf(`-log-format: want "text" or "json", got %q`, format)
 }
 
 // config turns options into a node configuration, and says whether this is
@@ -186,7 +206,7 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 	if len(origins) == 0 && dev {
 		origins = []string{"localhost:*", "127.0.0.1:*"}
 	}
-	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http,
+	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http, Pprof: o.pprof,
 		Log: eventstore.Config{URL: o.natsURL, Replicas: o.replicas, Password: o.natsPassword, MaxAge: retention(o.retention),
 			UpdateStream: o.updateStream},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},

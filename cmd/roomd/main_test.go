@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -101,6 +102,31 @@ func TestPerAppPolicies(t *testing.T) {
 	}
 	if p := d.Policy("live"); p.MultiRoom || p.Limits.MessageBytes != 2048 || p.Limits.BroadcastPerSecond != 10 {
 		t.Errorf("live policy: %+v", p)
+	}
+}
+
+func TestLogFormat(t *testing.T) {
+	var b strings.Builder
+	logger, err := newLogger(&b, "json", slog.LevelInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger.Info("roomd is running", "websocket", "ws://127.0.0.1:7070/ws")
+	var line map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &line); err != nil || line["msg"] != "roomd is running" ||
+		line["websocket"] != "ws://127.0.0.1:7070/ws" || line["level"] != "INFO" {
+		t.Fatalf("-log-format json wrote %q (%v)", b.String(), err)
+	}
+	if _, err := newLogger(io.Discard, "xml", slog.LevelInfo); err == nil {
+		t.Error("-log-format xml was accepted")
+	}
+	o, err := parse([]string{"-data", t.TempDir(), "-log-format", "json", "-pprof"}, env(nil), io.Discard)
+	if err != nil || o.logFormat != "json" || !o.pprof {
+		t.Fatalf("flags: %+v, %v", o, err)
+	}
+	cfg, _, err := config(o, logger)
+	if err != nil || !cfg.Pprof {
+		t.Fatalf("-pprof did not reach the node's config: %v", err)
 	}
 }
 

@@ -174,11 +174,23 @@ func login(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		// The node's own histograms around the logins say how much of a
+		// login's time the server spent in its commands (a tail that is
+		// not there is scheduling, the network or the clients).
+		before, err := scrapeHistograms(ctx, addrs[0])
+		if err != nil {
+			return err
+		}
 		lat, err := loadgen.LoginLatency(ctx, addrs[0], token, *sessions, *rate, *dur)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "round: raw publish %v | login %v | first %v | later %v\n", raw, lat.All, lat.First, lat.Later)
+		after, err := scrapeHistograms(ctx, addrs[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "round: raw publish %v | login %v | first %v | later %v | %s\n", raw, lat.All, lat.First, lat.Later,
+			serverSide(before, after))
 		r50, r99 = append(r50, ms(raw.P50)), append(r99, ms(raw.P99))
 		l50, l99 = append(l50, ms(lat.All.P50)), append(l99, ms(lat.All.P99))
 		f50, f99 = append(f50, ms(lat.First.P50)), append(f99, ms(lat.First.P99))

@@ -36,6 +36,23 @@ type Config struct {
 	// projection). Without it an aggregate is loaded by replaying its subject.
 	Source Source
 	Logger *slog.Logger
+	// Observer, if set, is told of every command, conflict and append (the
+	// node's metrics).
+	Observer Observer
+}
+
+// Observer is told what an engine does. Its methods are called on the
+// commands' goroutines: they must be quick and safe for concurrent use.
+type Observer interface {
+	// Executed is called once per command, with its outcome (nil, a
+	// refusal, or a failure) and how long it took, retries included.
+	Executed(command string, err error, took time.Duration)
+	// Conflicted is called for each append of a command that another
+	// writer beat to an aggregate (the command is decided again).
+	Conflicted(command string)
+	// Appended is called for each message appended, with the time from
+	// the append to its acknowledgement.
+	Appended(took time.Duration)
 }
 
 // Engine executes commands. It is safe for concurrent use.
@@ -46,6 +63,7 @@ type Engine struct {
 	retries int
 	source  Source
 	logger  *slog.Logger
+	obs     Observer
 	cache   *cache
 
 	idMu    sync.Mutex
@@ -98,7 +116,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &Engine{log: cfg.Log, decider: cfg.Decider, clock: cfg.Clock, retries: cfg.Retries, source: cfg.Source, logger: cfg.Logger,
-		cache: newCache(cfg.CacheSize), entropy: ulid.Monotonic(rand.Reader, 0)}, nil
+		obs: cfg.Observer, cache: newCache(cfg.CacheSize), entropy: ulid.Monotonic(rand.Reader, 0)}, nil
 }
 
 // NewID returns a new ULID at time t, monotonic within this engine.
@@ -141,6 +159,16 @@ type Result struct {
 // domain.ErrTimeout. On a refusal the Result still lists any compensating
 // steps that were appended.
 func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command) (Result, error) {
+	if e.obs == nil {
+		return e.execute(ctx, m, cmd)
+	}
+	start := time.Now()
+	res, err := e.execute(ctx, m, cmd)
+	e.obs.Executed(cmd.CommandName(), err, time.Since(start))
+	return res, err
+}
+
+func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command) (Result, error) {
 	e.commands.Add(1)
 	now := e.clock().UTC()
 	if m.ID == "" {
@@ -217,6 +245,9 @@ func (e *Engine) Execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 			return res, err
 		}
 		if conflict {
+			if e.obs != nil {
+				e.obs.Conflicted(cmd.CommandName())
+			}
 			if attempt >= limit {
 				if repaired || !e.logGiveUp(ctx, heads, attempt+1) {
 					return res, domain.ErrUnavailable.With("gave up after %d conflicting attempts on %v", attempt+1, keys)
@@ -588,13 +619,18 @@ func (e *Engine) catchUp(ctx context.Context, en *entry, subject string, authori
 // come by then (a stream leader that died with the append in flight) is
 // unlikely to come at all, and the caller resends.
 func (e *Engine) append(ctx context.Context, m eventstore.Message) (eventstore.Ack, error) {
+	start := time.Now()
 	pa, err := e.log.AppendAsync(m)
 	if err != nil {
 		return eventstore.Ack{}, err
 	}
 	actx, cancel := context.WithTimeout(ctx, appendAttempt)
 	defer cancel()
-	return pa.Wait(actx)
+	ack, err := pa.Wait(actx)
+	if err == nil && e.obs != nil {
+		e.obs.Appended(time.Since(start))
+	}
+	return ack, err
 }
 
 // storeErr maps a log failure to the domain's codes.

@@ -96,3 +96,16 @@ func (c *Clock) Pending() int {
 	}
 	return n
 }
+
+// PendingAfter returns how many scheduled timers fall due after t.
+func (c *Clock) PendingAfter(t time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, tm := range c.timers {
+		if tm.ready && tm.at.After(t) {
+			n++
+		}
+	}
+	return n
+}

@@ -59,6 +59,8 @@ type Reactor struct {
 	sub    *wmjs.Subscriber
 	nc     *nats.Conn // the subscriber's own connection
 	gate   *deliveryGate
+	// retries counts deliveries whose follow-ups failed (redelivered later).
+	retries atomic.Uint64
 	// malformed counts the messages passed over because they could not be
 	// decoded.
 	malformed atomic.Uint64
@@ -199,6 +201,18 @@ func (r *Reactor) Running() chan struct{} { return r.router.Running() }
 // refuses is done (it found nothing to do or a newer state); a log that cannot
 // be reached makes the message come back later.
 func (r *Reactor) handle(msg *message.Message) error {
+	err := r.handleOnce(msg)
+	if err != nil {
+		r.retries.Add(1)
+	}
+	return err
+}
+
+// Retries counts the log messages whose follow-ups failed and that will be
+// delivered again.
+func (r *Reactor) Retries() uint64 { return r.retries.Load() }
+
+func (r *Reactor) handleOnce(msg *message.Message) error {
 	// The delivery ends when watermill-nats ends the message's context,
 	// after the message is acknowledged (or not).
 	context.AfterFunc(msg.Context(), r.gate.leave)

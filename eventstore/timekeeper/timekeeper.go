@@ -88,7 +88,7 @@ func New(cfg Config) (*Timekeeper, error) {
 				break // one message holds one aggregate's events
 			}
 		}
-	})
+	}, projections.Named("timekeeper"))
 	return t, nil
 }
 

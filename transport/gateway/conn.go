@@ -148,9 +148,11 @@ func (c *conn) enqueue(b []byte, droppable bool) {
 	}
 	switch queued, full := c.out.push(b, droppable); {
 	case full:
+		c.srv.stats.slowConsumers.Add(1)
 		c.close(protocol.ErrSlowConsumer.With("%d frames queued", c.out.limit))
 	case !queued:
 		c.dropped.Add(1)
+		c.srv.stats.droppedBarrage.Add(1)
 	}
 }
 
@@ -273,6 +275,12 @@ func (c *conn) worker(ctx context.Context) {
 				c.resume(ctx, req)
 				continue
 			}
+			if obs := c.srv.cfg.ObserveRequest; obs != nil {
+				start := time.Now()
+				c.sess.Load().handle(ctx, req)
+				obs(req.Op, time.Since(start))
+				continue
+			}
 			c.sess.Load().handle(ctx, req)
 		}
 	}
@@ -341,6 +349,7 @@ func (c *conn) writer(ctx context.Context) {
 					continue
 				}
 				if err := write(b); err != nil {
+					c.srv.stats.slowConsumers.Add(1)
 					c.close(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
 					c.ws.CloseNow()
 					return

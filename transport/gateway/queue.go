@@ -51,16 +51,29 @@ func (q *frameQueue) pop() ([]byte, bool) {
 	b := q.frames[q.head]
 	q.frames[q.head] = nil
 	q.head++
-	if q.head == len(q.frames) {
+	switch n := len(q.frames) - q.head; {
+	case n == 0:
 		// Drained: start over, and let a burst's backing array go.
 		q.frames, q.head = q.frames[:0], 0
 		if cap(q.frames) > 64 {
 			q.frames = nil
 		}
+	case q.head >= 64 && q.head >= n:
+		// A queue that never drains would append for ever to one array
+		// whose front it has consumed: move what waits into an array its
+		// own size once the spent front is as long as the rest.
+		q.frames, q.head = append(make([][]byte, 0, 2*n), q.frames[q.head:]...), 0
 	}
 	q.mu.Unlock()
 	signal(q.taken)
 	return b, true
+}
+
+// len returns how many frames wait.
+func (q *frameQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames) - q.head
 }
 
 // signal wakes whoever waits on ch, once, without blocking.

@@ -40,3 +40,25 @@ func TestFrameQueueBounds(t *testing.T) {
 		t.Fatal("a frame out of an empty queue")
 	}
 }
+
+// A queue that never fully drains (a client that always has a frame or two
+// waiting) keeps an array the size of what waits, not of everything that
+// ever passed through it.
+func TestFrameQueueThatNeverDrainsKeepsASmallArray(t *testing.T) {
+	q := newFrameQueue(1024)
+	q.push([]byte("first"), false)
+	for i := range 100_000 {
+		if queued, _ := q.push([]byte(fmt.Sprint(i)), false); !queued {
+			t.Fatalf("frame %d refused", i)
+		}
+		if _, ok := q.pop(); !ok {
+			t.Fatalf("no frame to pop at %d", i)
+		}
+		if c := cap(q.frames); c > 256 {
+			t.Fatalf("after %d frames through a queue holding one, its array has room for %d", i+1, c)
+		}
+	}
+	if b, ok := q.pop(); !ok || string(b) != "99999" {
+		t.Fatalf("last frame %q, %v; want 99999", b, ok)
+	}
+}

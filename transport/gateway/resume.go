@@ -169,12 +169,10 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	if err != nil {
 		return nil, protocol.ResumeReply{}, domain.ErrUnavailable.With("the log: %v", err)
 	}
-	var st *domain.Session
-	srv.cfg.Live.Read(func(m *projections.Model) {
-		if a := m.App(rec.App); a != nil && a.Sessions[sid] != nil {
-			st = a.Sessions[sid].Clone()
-		}
-	})
+	st, err := srv.sessionState(ctx, domain.SessionKey(rec.App, sid))
+	if err != nil {
+		return nil, protocol.ResumeReply{}, err
+	}
 	s := newSession(srv, sid)
 	s.app = rec.App
 	if st != nil && st.Opened {
@@ -234,6 +232,21 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		}
 	})
 	return s, reply, nil
+}
+
+// sessionState returns the session as the log knows it (nil if the log has
+// nothing of it): from the live model, or, for a session that holds no room
+// and so left the model, from the log.
+func (srv *Server) sessionState(ctx context.Context, k domain.Key) (*domain.Session, error) {
+	state, _, ok, err := srv.cfg.Live.State(ctx, k, 0)
+	if err == nil && !ok {
+		state, ok, err = projections.ReadState(ctx, srv.cfg.Log, k)
+	}
+	if err != nil {
+		return nil, domain.ErrUnavailable.With("the log: %v", err)
+	}
+	st, _ := state.(*domain.Session)
+	return st, nil
 }
 
 // replay sends session s every event of room it has not seen (those after

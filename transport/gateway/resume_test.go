@@ -201,7 +201,7 @@ func TestAHungClientTimesOut(t *testing.T) {
 func TestAStalledReaderDoesNotStallTheRoom(t *testing.T) {
 	p := domain.DefaultPolicy()
 	p.Limits.BroadcastPerSecond = 1 << 20
-	n := startClocked(t, estest.NewClock(t0), p, gateway.Config{QueueSize: 512, WriteTimeout: 200 * time.Millisecond,
+	n := startClocked(t, estest.NewClock(t0), p, gateway.Config{QueueSize: 512, WriteTimeout: 2 * time.Second,
 		RequestsPerSecond: 1e6, RequestBurst: 1e6})
 	proxy := netcut.Start(t, n.HTTPAddr())
 	stalled := wire.Dial(t, proxy.Addr())
@@ -355,5 +355,27 @@ func TestAFailedFirstLoginLeavesNoPresence(t *testing.T) {
 	c.Login("r1", "alice", token(t, n, "alice"))
 	if _, ok, err := n.Presence.Lookup(estest.Ctx(t), domain.SessionID(hello.Session)); err != nil || !ok {
 		t.Fatalf("presence after a login: alive %v, %v", ok, err)
+	}
+}
+
+// A session whose connection is gone cannot be warned that its token is
+// about to expire: the warning's timer goes with the connection, instead of
+// pinning the session in memory until the token's expiry, up to a day later.
+func TestADetachedSessionKeepsNoTokenTimer(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	far := t0.Add(time.Hour) // past every presence and room timer; before the token's warning
+	alice := dial(t, n)
+	alice.Login("r1", "alice", token(t, n, "alice"))
+	if got := clock.PendingAfter(far); got != 1 {
+		t.Fatalf("%d timers due after an hour with alice logged in, want 1 (her token's warning)", got)
+	}
+	alice.WS.CloseNow()
+	deadline := time.Now().Add(10 * time.Second)
+	for clock.PendingAfter(far) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's connection is gone and %d timers are still due after an hour", clock.PendingAfter(far))
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

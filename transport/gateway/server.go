@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -31,8 +32,12 @@ import (
 
 // Config configures a gateway.
 type Config struct {
-	Engine *engine.Engine
-	Live   *projections.Live
+	// ObserveRequest, if set, is called after each request a session's
+	// worker handles, with how long it took from dequeue to reply queued
+	// (the node's metrics). It must be quick.
+	ObserveRequest func(op protocol.Op, took time.Duration)
+	Engine         *engine.Engine
+	Live           *projections.Live
 	// Log is read when a session resumes: what it missed comes from the log.
 	Log *eventstore.Log
 	// Bus carries what goes to every node and is never stored: barrage and
@@ -203,6 +208,40 @@ type Server struct {
 	stop context.CancelFunc
 	// replies remembers the outcomes of requests with idempotency keys.
 	replies replies
+
+	stats struct {
+		slowConsumers, droppedBarrage atomic.Uint64
+	}
+}
+
+// Stats is what a gateway holds and has done since it started.
+type Stats struct {
+	// Connections and Sessions are open now.
+	Connections, Sessions int
+	// QueuedFrames is how many frames wait in all connections' queues.
+	QueuedFrames int
+	// SlowConsumers counts clients disconnected for not reading (a full
+	// queue or a write that did not finish in time).
+	SlowConsumers uint64
+	// DroppedBarrage counts barrage messages not sent to a client whose
+	// queue was half full.
+	DroppedBarrage uint64
+}
+
+// Stats returns the gateway's figures.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Connections: len(s.conns), Sessions: len(s.sessions)}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		st.QueuedFrames += c.out.len()
+	}
+	st.SlowConsumers, st.DroppedBarrage = s.stats.slowConsumers.Load(), s.stats.droppedBarrage.Load()
+	return st
 }
 
 // New validates cfg, subscribes the gateway to the live projection and to
@@ -232,8 +271,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.unsubscribe = append(s.unsubscribe, unsub)
 	}
-	cfg.Live.Subscribe(s.hub.dispatch)
-	cfg.Live.Subscribe(s.onTimedOut)
+	cfg.Live.Subscribe(s.hub.dispatch, projections.Named("gateway-hub"))
+	cfg.Live.Subscribe(s.onTimedOut, projections.Named("gateway-timeouts"))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	go s.tick(ctx)
@@ -353,6 +392,13 @@ func (s *Server) detach(c *conn) {
 	mine := sess.conn == c
 	if mine {
 		sess.conn = nil
+		// Nothing can reach a detached session: its token warning would
+		// only pin it in memory until the token expires (up to a day).
+		// A resume adopts a token again.
+		if sess.expiry != nil {
+			sess.expiry.Stop()
+			sess.expiry = nil
+		}
 	}
 	app, bound := sess.app, sess.bound
 	sess.mu.Unlock()

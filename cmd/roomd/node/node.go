@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,11 +31,13 @@ import (
 	"github.com/roomlog/roomlog/transport/admin"
 	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/metrics"
+	"github.com/roomlog/roomlog/transport/protocol"
 	"github.com/roomlog/roomlog/transport/web"
 )
 
 // SnapshotName is the versioned name of the projection snapshot.
-const SnapshotName = "proj.rooms.v2"
+const SnapshotName = "proj.rooms.v3" // v3: ended sessions, connections and rooms leave the model
 
 // Config configures a node.
 type Config struct {
@@ -80,6 +83,8 @@ type Config struct {
 	// (defaults 2 s and 10 s).
 	MediaNodeBeat, MediaNodeTimeout time.Duration
 	Logger                          *slog.Logger
+	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP listener.
+	Pprof bool
 }
 
 // Node is a running roomd node.
@@ -96,6 +101,7 @@ type Node struct {
 	// MediaNodes watches the cluster's media nodes (and beats for SFU).
 	MediaNodes *media.Nodes
 	Signer     *auth.Signer
+	Metrics    *metrics.Metrics
 	// Checkpoints signs chain heads (nil without Config.CheckpointKey).
 	Checkpoints *checkpoint.Checkpointer
 	bus         *eventstore.Bus
@@ -172,12 +178,31 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 			"skipped", s.Count, "last_seq", s.Last)
 	}
 	n.Live = projections.NewLive(model)
+	n.Metrics, err = metrics.New(metrics.Config{Live: n.Live, LastSeq: n.Log.LastSeq,
+		Gateway: func() metrics.GatewayStats {
+			if n.Gateway == nil {
+				return metrics.GatewayStats{}
+			}
+			st := n.Gateway.Stats()
+			return metrics.GatewayStats{Connections: st.Connections, Sessions: st.Sessions, QueuedFrames: st.QueuedFrames,
+				SlowConsumers: st.SlowConsumers, DroppedBarrage: st.DroppedBarrage}
+		},
+		ReactorRetries: func() uint64 {
+			if n.reactor == nil {
+				return 0
+			}
+			return n.reactor.Retries()
+		}})
+	if err != nil {
+		return err
+	}
+	n.Live.Observe(n.Metrics.Fold)
 	n.Live.OnMalformed(func(bad projections.Malformed) {
 		n.cfg.Logger.Error("skipped a log message no engine wrote (run roomctl verify)", "seq", bad.Seq,
 			"subject", bad.Subject, "err", bad.Err)
 	})
 	n.Engine, err = engine.New(engine.Config{Log: n.Log, Decider: decider, Clock: n.cfg.Clock.Now, Source: n.Live,
-		Logger: n.cfg.Logger})
+		Logger: n.cfg.Logger, Observer: n.Metrics})
 	if err != nil {
 		return err
 	}
@@ -187,7 +212,7 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 		return err
 	}
 	if n.cfg.SnapshotEvery > 0 {
-		n.Live.Subscribe(n.snapshotter())
+		n.Live.Subscribe(n.snapshotter(), projections.NotWaited(), projections.Named("snapshotter"))
 	}
 	n.reactor, err = reactor.New(reactor.Config{Engine: n.Engine, Log: n.Log, Logger: n.cfg.Logger})
 	if err != nil {
@@ -295,7 +320,9 @@ func (n *Node) Err() error {
 }
 
 // snapshotter saves the projection every SnapshotEvery records, in the
-// background, so that a restart folds only what came after.
+// background, so that a restart folds only what came after. The fold only
+// counts: the copy, its serialization and the save run on their own
+// goroutine, one at a time.
 func (n *Node) snapshotter() func(projections.Record) {
 	var count int
 	var saving sync.Mutex
@@ -305,11 +332,9 @@ func (n *Node) snapshotter() func(projections.Record) {
 			return
 		}
 		count = 0
-		var snap projections.Snapshot
-		var err error
-		n.Live.Read(func(m *projections.Model) { snap, err = projections.TakeSnapshot(SnapshotName, m) })
 		go func() {
 			defer saving.Unlock()
+			snap, err := n.Live.Snapshot(SnapshotName)
 			if err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				err = n.snapshots.Save(ctx, snap)
@@ -342,6 +367,14 @@ func (n *Node) startHTTP(node string) error {
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "alive") })
 	mux.HandleFunc("GET /readyz", n.ready)
+	mux.Handle("GET /metrics", n.Metrics.Handler())
+	if n.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ln, err := net.Listen("tcp", n.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
@@ -376,6 +409,9 @@ func (n *Node) mountGateway(mux *http.ServeMux, node string) error {
 	gc.Engine, gc.Live, gc.Log, gc.Signer, gc.Policy, gc.Clock, gc.Logger = n.Engine, n.Live, n.Log, n.Signer,
 		n.decider.Policy, n.cfg.Clock, n.cfg.Logger
 	gc.Presence, gc.Node, gc.Bus = n.Presence, node, n.bus
+	if gc.ObserveRequest == nil {
+		gc.ObserveRequest = func(op protocol.Op, took time.Duration) { n.Metrics.Request(string(op), took) }
+	}
 	if gc.Media, err = media.NewRouter(media.RouterConfig{Live: n.Live, Local: n.SFU, Bus: n.bus,
 		Nodes: n.MediaNodes}); err != nil {
 		return err
@@ -497,6 +533,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.cancel()
 	}
 	n.wg.Wait()
+	if n.Live != nil {
+		n.Live.Close()
+	}
 	if n.bus != nil {
 		n.bus.Close()
 	}
