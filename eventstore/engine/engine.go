@@ -72,7 +72,7 @@ type Engine struct {
 	// down (guarded by idMu).
 	lastStepDown time.Time
 
-	commands, conflicts, appends, resends atomic.Uint64
+	commands, conflicts, appends, resends, stepDowns atomic.Uint64
 }
 
 // Stats counts what an engine did since it started.
@@ -81,11 +81,15 @@ type Stats struct {
 	Appends   uint64 // messages appended
 	Conflicts uint64 // appends refused because another writer moved the aggregate first
 	Resends   uint64 // appends sent again because the log did not answer the first time
+	// StepDowns counts the stream leaders asked to step down because they
+	// refused every append to a subject whose head the engine had.
+	StepDowns uint64
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	return Stats{Commands: e.commands.Load(), Appends: e.appends.Load(), Conflicts: e.conflicts.Load(), Resends: e.resends.Load()}
+	return Stats{Commands: e.commands.Load(), Appends: e.appends.Load(), Conflicts: e.conflicts.Load(), Resends: e.resends.Load(),
+		StepDowns: e.stepDowns.Load()}
 }
 
 // New validates cfg and returns an Engine.
@@ -340,6 +344,7 @@ func (e *Engine) logGiveUp(ctx context.Context, heads []cachedHead, attempts int
 		}
 		e.logger.Error("the stream leader refuses every append to a subject whose head this engine has; asking it to step down",
 			"aggregate", en.key, "subject", subject, "seq", head)
+		e.stepDowns.Add(1)
 		if err := e.log.StepDownLeader(ctx); err != nil {
 			e.logger.Error("stream leader step-down failed", "err", err)
 			return false
