@@ -16,6 +16,12 @@ type Meta struct {
 	// to ID. Causation is what caused the command (an event ID for follow-ups).
 	Correlation string
 	Causation   string
+	// Request, optional, names the client request the command carries out,
+	// the same on every try of it (a client's retry after a lost reply,
+	// through any node). The engine derives the Msg-Id of each append from
+	// it, so the log stores a step of one request once, however many
+	// commands try it within the stream's duplicate window.
+	Request string
 }
 
 // Command is a request to change something. Its name is used in logs and

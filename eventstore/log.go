@@ -74,6 +74,13 @@ const (
 	// consumerResets bounds nats.go's attempts to recreate a read's
 	// consumer (1 s, then 2 s apart).
 	consumerResets = 2
+	// readStall is how long a bounded read waits for its consumer to be
+	// created or for its next record before it starts over from where it
+	// got to (a consumer created while the stream leader changed, after a
+	// cluster restart, may never deliver); readResumes bounds how many
+	// times it does.
+	readStall   = 10 * time.Second
+	readResumes = 8
 )
 
 // Append stores m if, and only if, the last message on m.Subject has
@@ -309,16 +316,44 @@ func (l *Log) Search(ctx context.Context, subject string, pred func(Record) (boo
 // It streams through an ordered consumer (a server-side cursor that the
 // client recreates by itself after a gap), so it suits a replay of millions
 // of records.
+//
+// A read that the log stops answering (no consumer, or no next record,
+// within readStall: a stream leader election, a cluster restarting) starts
+// over after the last record delivered, up to readResumes times, saying so
+// in the log; each new start reads up to the end of the log as of then.
 func (l *Log) Read(ctx context.Context, filters []string, from uint64, fn func(Record) error) (uint64, error) {
 	var last uint64
-	err := l.consume(ctx, filters, startAt{seq: from}, true, func(r Record) error {
+	next := from
+	deliver := func(r Record) error {
 		if err := fn(r); err != nil {
-			return err
+			return callerError{err}
 		}
-		last = r.Seq
+		last, next = r.Seq, r.Seq+1
 		return nil
-	})
-	return last, err
+	}
+	wait := readBackoffMin
+	for resumes := 0; ; resumes++ {
+		err := l.consume(ctx, filters, startAt{seq: next}, true, deliver)
+		var ce callerError
+		switch {
+		case err == nil:
+			return last, nil
+		case errors.As(err, &ce):
+			return last, ce.error
+		case ctx.Err() != nil || !errors.Is(err, ErrUnavailable) || resumes == readResumes:
+			return last, err
+		}
+		l.readRetries.Add(1)
+		l.log.Warn("read interrupted; resuming", "from", next, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return last, err
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // Tail is Read that does not stop at the end of the log: it goes on
@@ -417,7 +452,9 @@ func (l *Log) consume(ctx context.Context, filters []string, start startAt, boun
 		cfg.OptStartSeq = start.seq
 	}
 	op := "read " + strings.Join(filters, ",")
-	cons, err := l.stream.OrderedConsumer(ctx, cfg)
+	cctx, cancel := context.WithTimeout(ctx, readStall)
+	cons, err := l.stream.OrderedConsumer(cctx, cfg)
+	cancel()
 	if err != nil {
 		return classify(op, err)
 	}
@@ -454,7 +491,15 @@ func (l *Log) consume(ctx context.Context, filters []string, start startAt, boun
 		}
 		it.Stop()
 	}()
-	next := func() (jetstream.Msg, error) { return it.Next(jetstream.NextContext(ctx)) }
+	next := func() (jetstream.Msg, error) {
+		nctx, cancel := context.WithTimeout(ctx, readStall)
+		defer cancel()
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		if err != nil && ctx.Err() == nil && nctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %s: no record for %v", ErrUnavailable, op, readStall)
+		}
+		return msg, err
+	}
 	if !bounded {
 		next = pump(ctx, it)
 	}

@@ -2,12 +2,14 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,8 +19,11 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/clienttest"
+	"github.com/roomlog/roomlog/tests/netcut"
 	"github.com/roomlog/roomlog/tests/wire"
 	"github.com/roomlog/roomlog/transport/auth"
+	"github.com/roomlog/roomlog/transport/client"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
 
@@ -223,5 +228,138 @@ func waitNATS(t *testing.T, url, password string) {
 			t.Fatalf("NATS at %s never answered: %v", url, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Requests in flight when their node is SIGKILLed: alice's SDK sends five
+// broadcasts through a load balancer to node A, which stores them all but
+// whose replies never reach her; A is killed, the balancer sends her to
+// node B, and the SDK resumes there and sends the five requests again with
+// their idempotency keys. B has never seen those keys (A's memory of them
+// died with it); its engine finds them in the log. Every call succeeds with
+// the ID of the message stored first, each message is stored and delivered
+// once.
+func TestRequestsInFlightWhenTheirNodeIsKilledTakeEffectOnce(t *testing.T) {
+	const secret = "kill-test-secret-0123456789abcdef"
+	natsAddr := freePort(t)
+	const password = "kill-test-nats-password"
+	startProcess(t, "nats", "-role", "nats", "-nats-listen", natsAddr, "-nats-password", password, "-data", t.TempDir())
+	natsURL := "nats://" + natsAddr
+	waitNATS(t, natsURL, password)
+	node := func(name string) *process {
+		addr := freePort(t)
+		p := startProcess(t, name, "-nats-url", natsURL, "-nats-password", password, "-secret", secret, "-http", addr,
+			"-multi-room", "true")
+		p.http = addr
+		waitReady(t, p.http)
+		return p
+	}
+	a, b := node("node A"), node("node B")
+	signer, err := auth.NewSigner(auth.Config{Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := func(u string) string {
+		s, err := signer.Mint(auth.Claims{App: "dev", User: u, AllRooms: true, Publish: true, ExpiresAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	bob := wire.Dial(t, b.http)
+	bob.Login("stage", "bob", tok("bob"))
+	balancer := netcut.Start(t, a.http)
+	rec := clienttest.NewRecorder(t, "alice")
+	rec.AllowReconnects()
+	alice := clienttest.Dial(t, clienttest.URL(balancer.Addr()), rec, func(o *client.Options) {
+		o.RequestTimeout = time.Minute // generous: the retry goes out after the reconnect
+		o.BackoffMin, o.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
+	})
+	if _, err := alice.LoginRoom(estest.Ctx(t), "stage", clienttest.User("alice"), client.LoginOptions{Token: tok("alice")}); err != nil {
+		t.Fatal(err)
+	}
+	bob.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
+
+	const n = 5
+	balancer.MuteServer() // A hears alice; she hears nothing more from it
+	type sent struct {
+		body string
+		res  client.MessageResult
+		err  error
+	}
+	results := make(chan sent, n)
+	for i := range n {
+		body := fmt.Sprint("in flight ", i)
+		go func() {
+			res, err := alice.SendBroadcastMessage(estest.Ctx(t), "stage", body)
+			results <- sent{body, res, err}
+		}()
+	}
+	// Bob hears each once A has stored it.
+	delivered := map[string]string{} // body: message ID
+	var delivery []string
+	collect := func(until func() bool, d time.Duration) {
+		deadline := time.Now().Add(d)
+		for !until() {
+			f, err := bob.TryNext(time.Until(deadline))
+			if err != nil {
+				return
+			}
+			var m protocol.Message
+			if f.Event != protocol.EvBroadcastMessage || json.Unmarshal(f.Data, &m) != nil {
+				continue
+			}
+			delivery = append(delivery, m.Message)
+			delivered[m.Message] = m.MessageID
+		}
+	}
+	collect(func() bool { return len(delivered) == n }, 30*time.Second)
+	if len(delivered) != n {
+		t.Fatalf("bob heard %d of the %d broadcasts before the kill", len(delivered), n)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	balancer.Retarget(b.http)
+	balancer.Cut() // the kill, as alice sees it
+
+	for range n {
+		s := <-results
+		if s.err != nil {
+			t.Errorf("%q: %v", s.body, s.err)
+			continue
+		}
+		if s.res.ID != delivered[s.body] {
+			t.Errorf("%q answered message %s; the one stored is %s", s.body, s.res.ID, delivered[s.body])
+		}
+	}
+	// A last broadcast marks the end: anything stored twice arrived before it.
+	if _, err := alice.SendBroadcastMessage(estest.Ctx(t), "stage", "the end"); err != nil {
+		t.Fatal(err)
+	}
+	collect(func() bool { return slices.Contains(delivery, "the end") }, 30*time.Second)
+	if len(delivery) != n+1 {
+		t.Errorf("bob heard %d broadcasts, want %d once each: %q", len(delivery), n+1, delivery)
+	}
+
+	log := estest.Must(t, eventstore.Config{URL: natsURL, Password: password, Logger: estest.Logger(t)})
+	stored := map[string]int{}
+	_, err = log.Read(estest.Ctx(t), []string{log.Prefix() + ".>"}, 1, func(rec eventstore.Record) error {
+		events, err := domain.DecodeEvents(rec.Data)
+		for _, e := range events {
+			if d, ok := e.Data.(*domain.BroadcastSentData); ok {
+				stored[d.Body]++
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for body := range delivered {
+		if stored[body] != 1 {
+			t.Errorf("%q stored %d times", body, stored[body])
+		}
 	}
 }

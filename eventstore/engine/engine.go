@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"maps"
 	mrand "math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,7 +75,7 @@ type Engine struct {
 	// down (guarded by idMu).
 	lastStepDown time.Time
 
-	commands, conflicts, appends, resends, stepDowns atomic.Uint64
+	commands, conflicts, appends, resends, stepDowns, adopted atomic.Uint64
 }
 
 // Stats counts what an engine did since it started.
@@ -84,12 +87,15 @@ type Stats struct {
 	// StepDowns counts the stream leaders asked to step down because they
 	// refused every append to a subject whose head the engine had.
 	StepDowns uint64
+	// Adopted counts steps of keyed requests the log already held, stored
+	// by an earlier try of the same request (see domain.Meta.Request).
+	Adopted uint64
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{Commands: e.commands.Load(), Appends: e.appends.Load(), Conflicts: e.conflicts.Load(), Resends: e.resends.Load(),
-		StepDowns: e.stepDowns.Load()}
+		StepDowns: e.stepDowns.Load(), Adopted: e.adopted.Load()}
 }
 
 // New validates cfg and returns an Engine.
@@ -271,11 +277,23 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 	}
 }
 
-// recheckable reports refusals decided from state other writers change:
-// the engine confirms them against the log before returning them.
+// stateRefusals are the refusals decided from state that other writers
+// change: members, claims, streams, versions. Any of them may come from a
+// cache another node has moved past (a session that logged in through one
+// node and, after that node died, goes on through another that had cached
+// its room from before), so the engine confirms them against the log before
+// returning them. Refusals of the arguments themselves are not rechecked.
+var stateRefusals = []*domain.Error{
+	domain.ErrRoomFull, domain.ErrVersionConflict, domain.ErrAttributeOwned, domain.ErrUserNotInRoom,
+	domain.ErrNotInRoom, domain.ErrNotLoggedIn, domain.ErrSessionNotOpen, domain.ErrTooManyRooms,
+	domain.ErrRoomNotExist, domain.ErrRoomAlreadyExists, domain.ErrAlreadyInRoom, domain.ErrAlreadyInAnotherRoom,
+	domain.ErrStreamIDInUse, domain.ErrStreamNotFound, domain.ErrNotStreamPublisher, domain.ErrPublishNotAllowed,
+	domain.ErrPlayRoomRequired,
+}
+
+// recheckable reports refusals decided from state other writers change.
 func recheckable(err error) bool {
-	for _, r := range []*domain.Error{domain.ErrRoomFull, domain.ErrVersionConflict, domain.ErrAttributeOwned,
-		domain.ErrUserNotInRoom} {
+	for _, r := range stateRefusals {
 		if errors.Is(err, r) {
 			return true
 		}
@@ -473,6 +491,8 @@ func (e *Engine) decide(ctx context.Context, entries []*entry, m domain.Meta, cm
 // (after catching the conflicting aggregate up) so the caller decides again;
 // steps appended before the conflict stay: the next decision recognises them.
 func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Time, res *Result, attempt int) (bool, error) {
+	var nth map[domain.Key]int // steps so far per aggregate, for keyed requests
+	adopted := false
 	for _, st := range res.Steps {
 		var en *entry
 		for _, c := range entries {
@@ -480,6 +500,11 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 				en = c
 				break
 			}
+		}
+		if en != nil && adopted && en.head().Seq != st.Expect {
+			// An earlier try of the request stored a step this one decided
+			// differently: decide again on what it stored.
+			return true, nil
 		}
 		if en == nil || en.head().Seq != st.Expect {
 			return false, fmt.Errorf("engine: step for %s decided on an aggregate that was not locked", st.Key)
@@ -492,7 +517,15 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		if err != nil {
 			return false, domain.ErrInternal.With("encode %s: %v", st.Key, err)
 		}
-		msgID := events[0].ID.String()
+		firstID := events[0].ID.String()
+		msgID := firstID
+		if res.Meta.Request != "" {
+			if nth == nil {
+				nth = map[domain.Key]int{}
+			}
+			msgID = requestMsgID(res.Meta.App, res.Meta.Request, st.Key, nth[st.Key])
+			nth[st.Key]++
+		}
 		subject := en.subject(e.log)
 		msg := eventstore.Message{Subject: subject, MsgID: msgID, Expected: en.seq, Data: body}
 		ack, err := e.append(ctx, msg)
@@ -516,7 +549,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 				return false, e.storeErr("catch up "+st.Key.String(), cerr)
 			}
 			en.stale = true // again after a backoff, if there is one
-			if seq, ok := seen[msgID]; ok {
+			if seq, ok := seen[firstID]; ok {
 				// Ours after all: the acknowledgement of an earlier try was lost.
 				res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: seq, Events: events})
 				continue
@@ -532,6 +565,19 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		if err != nil {
 			return false, e.storeErr("append "+st.Key.String(), err)
 		}
+		if ack.Duplicate && res.Meta.Request != "" {
+			// The log already holds this step of the request: stored by an
+			// earlier try of it, this engine's or another node's (one that
+			// died before it could reply). Take what that try stored.
+			stored, err := e.adopt(ctx, en, subject, ack.Seq)
+			if err != nil {
+				return false, e.storeErr("read the earlier try of "+st.Key.String(), err)
+			}
+			e.adopted.Add(1)
+			adopted = true
+			res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: ack.Seq, Events: stored})
+			continue
+		}
 		e.appends.Add(1)
 		for i := range events {
 			en.apply(&events[i])
@@ -540,6 +586,36 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: ack.Seq, Events: events})
 	}
 	return false, nil
+}
+
+// requestMsgID is the Msg-Id of the n-th step on aggregate k of a keyed
+// request: the same on every try of the request, on any node, so that the
+// log's duplicate window stores it once.
+func requestMsgID(app domain.AppID, request string, k domain.Key, n int) string {
+	h := sha256.New()
+	for _, s := range []string{string(app), request, k.String(), strconv.Itoa(n)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return "rq-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// adopt brings en up to the message at seq, stored by an earlier try of a
+// keyed request, and returns that message's events.
+func (e *Engine) adopt(ctx context.Context, en *entry, subject string, seq uint64) ([]domain.Event, error) {
+	if en.seq < seq {
+		if _, err := e.catchUp(ctx, en, subject, true); err != nil {
+			return nil, err
+		}
+	}
+	rec, ok, err := e.log.Get(ctx, subject, seq)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("the log acknowledged a duplicate at %d, which %s does not hold", seq, subject)
+	}
+	return domain.DecodeEvents(rec.Data)
 }
 
 // Resending an append whose outcome is unknown: the first resend waits

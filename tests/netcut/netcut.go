@@ -11,6 +11,9 @@
 //   - MuteServer makes the connections open now lose what the server sends
 //     (the server hears the client, the client hears nothing);
 //   - Refuse closes new connections at once (the server is unreachable).
+//
+// Retarget sends new connections to another server, as a load balancer
+// moves clients off a dead node.
 package netcut
 
 import (
@@ -66,6 +69,14 @@ func Start(t testing.TB, target string) *Proxy {
 	return p
 }
 
+// Retarget forwards the connections accepted from now on to target; open
+// ones stay where they are.
+func (p *Proxy) Retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
+
 // Addr returns the proxy's address.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
@@ -77,7 +88,7 @@ func (p *Proxy) accept() {
 			return
 		}
 		p.mu.Lock()
-		refuse := p.refuse
+		refuse, target := p.refuse, p.target
 		p.mu.Unlock()
 		if refuse {
 			c.Close()
@@ -87,7 +98,7 @@ func (p *Proxy) accept() {
 			}
 			continue
 		}
-		s, err := net.Dial("tcp", p.target)
+		s, err := net.Dial("tcp", target)
 		if err != nil {
 			c.Close()
 			continue

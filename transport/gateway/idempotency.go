@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
@@ -111,4 +113,31 @@ func checkIdempotencyKey(key string) error {
 		return domain.ErrInvalidArgument.With("idempotency_key is %d bytes, at most %d", len(key), protocol.MaxIdempotencyKey)
 	}
 	return nil
+}
+
+// keyedRequest names, for the engine, the commands one keyed request runs:
+// the n-th command of request key of session is "<session> <op> <n> <key>",
+// the same on every try of it, on any node. The engine derives its appends'
+// Msg-Ids from it, so that a try after the node that ran the first one died
+// (taking the replies remembered here with it) stores nothing twice.
+type keyedRequest struct {
+	base, key string
+	n         atomic.Int32
+}
+
+type keyedRequestKey struct{}
+
+// withKeyedRequest marks ctx as running the keyed request key of session.
+func withKeyedRequest(ctx context.Context, session domain.SessionID, op protocol.Op, key string) context.Context {
+	return context.WithValue(ctx, keyedRequestKey{}, &keyedRequest{base: string(session) + " " + string(op), key: key})
+}
+
+// nextCommand returns the request name of the next command ctx's request
+// runs, or "" when it carries no idempotency key.
+func nextCommand(ctx context.Context) string {
+	r, _ := ctx.Value(keyedRequestKey{}).(*keyedRequest)
+	if r == nil {
+		return ""
+	}
+	return r.base + " " + strconv.Itoa(int(r.n.Add(1))) + " " + r.key
 }

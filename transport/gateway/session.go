@@ -100,7 +100,9 @@ var errReplied = errors.New("replied")
 
 // handle runs one request and replies to it. A request with an idempotency
 // key that this node already ran for the session, to a definite end, is
-// answered with the original outcome instead of running again.
+// answered with the original outcome instead of running again; one that
+// another node ran (or this one, before a restart) runs again, and the
+// engine finds its appends in the log instead of storing them twice.
 func (s *session) handle(ctx context.Context, req protocol.Request) {
 	key := req.IdempotencyKey
 	if err := checkIdempotencyKey(key); err != nil {
@@ -115,7 +117,10 @@ func (s *session) handle(ctx context.Context, req protocol.Request) {
 	for {
 		o, seen := replies.start(s.id, key, req.Op, s.srv.cfg.Clock.Now())
 		if !seen {
-			data, err := s.run(ctx, req)
+			// Every try names its commands alike (see keyedRequest): one
+			// that landed before a lost reply, or on a node that died
+			// since, is recognised by the log.
+			data, err := s.run(withKeyedRequest(ctx, s.id, req.Op, key), req)
 			replies.finish(o, data, err)
 			return
 		}
@@ -281,7 +286,7 @@ func (s *session) exec(ctx context.Context, c domain.Command) (engine.Result, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
 	defer cancel()
-	return s.srv.cfg.Engine.Execute(ctx, domain.Meta{App: app}, c)
+	return s.srv.cfg.Engine.Execute(ctx, domain.Meta{App: app, Request: nextCommand(ctx)}, c)
 }
 
 func (s *session) touch() {

@@ -107,7 +107,9 @@ type Request struct {
 	// 64 bytes, unique per session). A client that lost the reply (the
 	// connection dropped) sends the request again with the same key; the
 	// node that ran it answers with the original reply instead of running
-	// it again, for IdempotencyWindow after it ran. See docs/protocol.md.
+	// it again, for IdempotencyWindow after it ran; another node (the first
+	// died) finds what it stored in the log's duplicate window and answers
+	// with that. See docs/protocol.md.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
