@@ -15,6 +15,7 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/projections/audit"
 	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/transport/client"
 	"github.com/roomlog/roomlog/transport/gateway"
@@ -221,6 +222,18 @@ func TestClusterTwoNodesRideOutLeaderLossRestartsAndAPause(t *testing.T) {
 		}
 	}
 	t.Logf("%d broadcasts acknowledged, %d stored, %d failed, %d room events", len(l.acked), len(stored), len(l.failed), seq)
+
+	// What roomctl verify checks, over the whole log: chains, gapless
+	// sequences, expected-sequence headers, the cross-aggregate invariants.
+	auditor := audit.New(log.Prefix(), func(domain.AppID) domain.Policy { return estest.Policy() })
+	last, err := log.Read(estest.Ctx(t), nil, 1, auditor.Apply)
+	if err != nil {
+		t.Fatalf("audit: %v", err)
+	}
+	auditor.Finish(last)
+	for _, v := range auditor.Violations() {
+		t.Errorf("verify: %s", v)
+	}
 	if got := c.StreamReplicas(eventstore.DefaultStream); got != 3 {
 		t.Errorf("the stream has %d replicas, want 3", got)
 	}
