@@ -447,7 +447,7 @@ func (e *Event) decodeFrom(dec *jsontext.Decoder, body []byte, withPrev bool) er
 		return bad("an event is not closed", err)
 	}
 	switch {
-	case newPayload(e.Type) == nil:
+	case !knownType(e.Type):
 		return &unknownTypeError{e.Type}
 	case e.Type.Kind() != e.Aggregate:
 		return fmt.Errorf("%w: %s event on a %q aggregate", ErrMalformedEvent, e.Type, e.Aggregate)
@@ -469,7 +469,7 @@ func (e *Event) decodeFrom(dec *jsontext.Decoder, body []byte, withPrev bool) er
 // eventTypeOf returns the event type named by a quoted JSON string, as one of
 // the constants when it is one (no allocation), else as read.
 func eventTypeOf(quoted jsontext.Value) EventType {
-	if t := eventTypeNamed(quoted[1 : len(quoted)-1]); newPayload(t) != nil {
+	if t, ok := eventTypeIndex[string(quoted[1:len(quoted)-1])]; ok {
 		return t
 	}
 	var s string
@@ -556,6 +556,13 @@ func eventTypeNamed(name []byte) EventType {
 		return t
 	}
 	return EventType(name)
+}
+
+// knownType reports whether t names a payload this version decodes (as
+// newPayload does, without allocating one).
+func knownType(t EventType) bool {
+	_, ok := eventTypeIndex[string(t)]
+	return ok
 }
 
 // eventTypeIndex finds the constant of an event type from its name.

@@ -491,16 +491,20 @@ func (l *Log) consume(ctx context.Context, filters []string, start startAt, boun
 		}
 		it.Stop()
 	}()
-	next := func() (jetstream.Msg, error) {
-		nctx, cancel := context.WithTimeout(ctx, readStall)
-		defer cancel()
-		msg, err := it.Next(jetstream.NextContext(nctx))
-		if err != nil && ctx.Err() == nil && nctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %s: no record for %v", ErrUnavailable, op, readStall)
+	var next func() (jetstream.Msg, error)
+	if bounded {
+		wd := newStallWatch(ctx, readStall)
+		defer wd.stop()
+		next = func() (jetstream.Msg, error) {
+			wd.waiting()
+			msg, err := it.Next(jetstream.NextContext(wd.ctx))
+			wd.done()
+			if err != nil && ctx.Err() == nil && wd.stalled() {
+				return nil, fmt.Errorf("%w: %s: no record for %v", ErrUnavailable, op, readStall)
+			}
+			return msg, err
 		}
-		return msg, err
-	}
-	if !bounded {
+	} else {
 		next = pump(ctx, it)
 	}
 

@@ -57,7 +57,8 @@ func benchLog(b *testing.B) string {
 			b.Fatal(err)
 		}
 		// Kept open for the whole benchmark binary (TestMain closes it).
-		log, err := eventstore.Open(context.Background(), eventstore.Config{DataDir: dir, Listen: "127.0.0.1:-1", Logger: quiet()})
+		log, err := eventstore.Open(context.Background(), eventstore.Config{DataDir: dir, Listen: "127.0.0.1:-1",
+			Password: estest.Password, Logger: quiet()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -83,7 +84,7 @@ func benchLog(b *testing.B) string {
 // rate (the machine's load swings between rounds, far less within one).
 func BenchmarkReadRates(b *testing.B) {
 	url := benchLog(b)
-	log, err := eventstore.Open(context.Background(), eventstore.Config{URL: url, Logger: quiet()})
+	log, err := eventstore.Open(context.Background(), eventstore.Config{URL: url, Password: estest.Password, Logger: quiet()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,14 +95,14 @@ func BenchmarkReadRates(b *testing.B) {
 	}{
 		{"raw", func(b *testing.B, _ int) { rawRead(b, log) }},
 		{"verify", func(b *testing.B, _ int) {
-			if code := run(context.Background(), []string{"verify", "-nats", url}, io.Discard, io.Discard); code != 0 {
+			if code := run(context.Background(), []string{"verify", "-nats", url, "-nats-password", estest.Password}, io.Discard, io.Discard); code != 0 {
 				b.Fatalf("verify: exit %d", code)
 			}
 		}},
 		{"replay", func(b *testing.B, _ int) {
 			progressTo = io.Discard
 			defer func() { progressTo = nil }()
-			if code := run(context.Background(), []string{"replay", "-nats", url, "-app", "app", "-room", "room 0"}, io.Discard, os.Stderr); code != 0 {
+			if code := run(context.Background(), []string{"replay", "-nats", url, "-nats-password", estest.Password, "-app", "app", "-room", "room 0"}, io.Discard, os.Stderr); code != 0 {
 				b.Fatalf("replay: exit %d", code)
 			}
 		}},
