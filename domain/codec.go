@@ -254,7 +254,7 @@ func decodeMessage(body []byte, hashes bool) ([]Event, []string, error) {
 		}
 		events = append(events, Event{}) // decoded in place: no copy, no second allocation
 		e := &events[len(events)-1]
-		if err := e.decodeFrom(&dec.Decoder, body, hashes); err != nil {
+		if err := e.decodeFrom(dec, body, hashes); err != nil {
 			return nil, nil, err
 		}
 		if n := len(events); n > 1 {
@@ -287,7 +287,7 @@ func decodeMessage(body []byte, hashes bool) ([]Event, []string, error) {
 func (e *Event) UnmarshalJSON(b []byte) error {
 	dec := getDecoder(b)
 	defer decoders.Put(dec)
-	if err := e.decodeFrom(&dec.Decoder, b, true); err != nil {
+	if err := e.decodeFrom(dec, b, true); err != nil {
 		return err
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {
@@ -306,6 +306,31 @@ var decoders = sync.Pool{New: func() any { return new(pooledDecoder) }}
 type pooledDecoder struct {
 	jsontext.Decoder
 	buf bytes.Buffer
+	// app and aggregateID are the last ones read: a log's events repeat
+	// them, and reusing the string saves an allocation each.
+	app, aggregateID string
+}
+
+// intern returns quoted's string, last if it spells the same.
+func intern(last *string, dec *jsontext.Decoder) (string, error) {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return "", err
+	}
+	if v.Kind() != '"' {
+		return "", fmt.Errorf("want a string, got %s", v.Kind())
+	}
+	if raw := v[1 : len(v)-1]; bytes.IndexByte(raw, '\\') < 0 {
+		if string(raw) != *last { // compared without allocating
+			*last = string(raw)
+		}
+		return *last, nil
+	}
+	var str string
+	if err := jsonv2.Unmarshal(v, &str); err != nil {
+		return "", err
+	}
+	return str, nil
 }
 
 func getDecoder(b []byte) *pooledDecoder {
@@ -318,7 +343,8 @@ func getDecoder(b []byte) *pooledDecoder {
 // decodeFrom reads one event object from dec, which reads body. Without
 // withPrev it skips the hash of the previous event, which only a verifier
 // needs.
-func (e *Event) decodeFrom(dec *jsontext.Decoder, body []byte, withPrev bool) error {
+func (e *Event) decodeFrom(pd *pooledDecoder, body []byte, withPrev bool) error {
+	dec := &pd.Decoder
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return bad("an event is not an object", err)
 	}
@@ -336,17 +362,20 @@ func (e *Event) decodeFrom(dec *jsontext.Decoder, body []byte, withPrev bool) er
 		seen |= field
 		switch field {
 		case fieldID:
-			s, err := readString(dec)
-			if err != nil {
+			v, err := dec.ReadValue()
+			if err != nil || v.Kind() != '"' {
 				return bad("id", err)
 			}
-			if e.ID, err = ulid.ParseStrict(s); err != nil {
+			raw := v[1 : len(v)-1]
+			if err := e.ID.UnmarshalText(raw); err != nil {
 				return bad("id", err)
 			}
-			if e.ID.String() != s {
-				// Crockford's base32 reads lower case too; roomlog writes
-				// one spelling, and an ID has no other.
-				return bad("id "+s+" is not in canonical form", nil)
+			// Crockford's base32 reads lower case too, and the lenient
+			// parse reads any byte: roomlog writes one spelling, and an ID
+			// has no other. Checked without allocating.
+			var canon [ulid.EncodedSize]byte
+			if err := e.ID.MarshalTextTo(canon[:]); err != nil || !bytes.Equal(canon[:], raw) {
+				return bad("id "+string(raw)+" is not in canonical form", nil)
 			}
 		case fieldType:
 			v, err := dec.ReadValue()
@@ -355,7 +384,7 @@ func (e *Event) decodeFrom(dec *jsontext.Decoder, body []byte, withPrev bool) er
 			}
 			e.Type = eventTypeOf(v)
 		case fieldApp:
-			s, err := readString(dec)
+			s, err := intern(&pd.app, dec)
 			e.App = AppID(s)
 			if err != nil {
 				return bad("app", err)
@@ -376,7 +405,7 @@ func (e *Event) decodeFrom(dec *jsontext.Decoder, body []byte, withPrev bool) er
 				return bad("unknown aggregate "+string(v), nil)
 			}
 		case fieldAggregateID:
-			if e.AggregateID, err = readString(dec); err != nil {
+			if e.AggregateID, err = intern(&pd.aggregateID, dec); err != nil {
 				return bad("aggregate_id", err)
 			}
 		case fieldSeq:
@@ -388,11 +417,15 @@ func (e *Event) decodeFrom(dec *jsontext.Decoder, body []byte, withPrev bool) er
 				return bad("seq", err)
 			}
 		case fieldTime:
-			s, err := readString(dec)
-			if err != nil {
+			v, err := dec.ReadValue()
+			if err != nil || v.Kind() != '"' {
 				return bad("time", err)
 			}
-			if e.Time, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			if bytes.IndexByte(v, '\\') >= 0 {
+				return bad("time "+string(v)+" is escaped", nil)
+			}
+			// Strict RFC 3339, as encoding/json reads a time.Time.
+			if err := e.Time.UnmarshalText(v[1 : len(v)-1]); err != nil {
 				return bad("time", err)
 			}
 		case fieldCorrelation:
