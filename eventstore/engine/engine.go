@@ -42,6 +42,11 @@ type Config struct {
 	// Observer, if set, is told of every command, conflict and append (the
 	// node's metrics).
 	Observer Observer
+	// Outage is how long the log may leave appends unanswered before the
+	// engine counts it down and refuses new commands at once (one at a
+	// time still tries, to see it come back). Default DefaultOutage;
+	// negative: commands always wait out their own deadlines.
+	Outage time.Duration
 }
 
 // Observer is told what an engine does. Its methods are called on the
@@ -68,6 +73,7 @@ type Engine struct {
 	logger  *slog.Logger
 	obs     Observer
 	cache   *cache
+	outage  *outage
 
 	idMu    sync.Mutex
 	entropy io.Reader
@@ -90,12 +96,15 @@ type Stats struct {
 	// Adopted counts steps of keyed requests the log already held, stored
 	// by an earlier try of the same request (see domain.Meta.Request).
 	Adopted uint64
+	// Refused counts commands refused at once because the log had not
+	// answered an append for longer than Config.Outage.
+	Refused uint64
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{Commands: e.commands.Load(), Appends: e.appends.Load(), Conflicts: e.conflicts.Load(), Resends: e.resends.Load(),
-		StepDowns: e.stepDowns.Load(), Adopted: e.adopted.Load()}
+		StepDowns: e.stepDowns.Load(), Adopted: e.adopted.Load(), Refused: e.outage.refused.Load()}
 }
 
 // New validates cfg and returns an Engine.
@@ -125,8 +134,12 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Outage == 0 {
+		cfg.Outage = DefaultOutage
+	}
 	return &Engine{log: cfg.Log, decider: cfg.Decider, clock: cfg.Clock, retries: cfg.Retries, source: cfg.Source, logger: cfg.Logger,
-		obs: cfg.Observer, cache: newCache(cfg.CacheSize), entropy: ulid.Monotonic(rand.Reader, 0)}, nil
+		obs: cfg.Observer, cache: newCache(cfg.CacheSize), entropy: ulid.Monotonic(rand.Reader, 0),
+		outage: &outage{after: cfg.Outage, now: time.Now, logger: cfg.Logger}}, nil
 }
 
 // NewID returns a new ULID at time t, monotonic within this engine.
@@ -195,6 +208,13 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 	if err := domain.CheckKeys(keys); err != nil {
 		return res, err
 	}
+	// A log that has not answered for longer than an election takes
+	// refuses at once, rather than after the command's whole deadline.
+	release, err := e.outage.admit()
+	if err != nil {
+		return res, err
+	}
+	defer release()
 	slept, rechecked := false, false
 	limit, repaired := e.retries, false
 	for attempt := 0; ; attempt++ {
@@ -703,11 +723,13 @@ func (e *Engine) append(ctx context.Context, m eventstore.Message) (eventstore.A
 	start := time.Now()
 	pa, err := e.log.AppendAsync(m)
 	if err != nil {
+		e.outage.observe(ctx, err)
 		return eventstore.Ack{}, err
 	}
 	actx, cancel := context.WithTimeout(ctx, appendAttempt)
 	defer cancel()
 	ack, err := pa.Wait(actx)
+	e.outage.observe(ctx, err)
 	if err == nil && e.obs != nil {
 		e.obs.Appended(time.Since(start))
 	}
