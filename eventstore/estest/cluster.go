@@ -20,10 +20,11 @@ import (
 // streams. Nodes keep their ports and storage across Stop and Start, so a
 // stopped node comes back as the same cluster member.
 //
-// Every route goes through a netcut proxy, so that a test can kill a node the
-// way SIGKILL does (its peers lose it at once, with no goodbye: Kill) or
-// pause it (Pause), which a graceful in-process Shutdown cannot do: it hands
-// its leaderships over first.
+// Every route, and every client's connection to a node, goes through a
+// netcut proxy, so that a test can kill a node the way SIGKILL does (its
+// peers lose it at once, with no goodbye: Kill) or pause it as SIGSTOP does
+// (Pause), which a graceful in-process Shutdown cannot do: it hands its
+// leaderships over first.
 type Cluster struct {
 	tb    testing.TB
 	name  string
@@ -36,6 +37,8 @@ type Cluster struct {
 type clusterNode struct {
 	opts *server.Options
 	srv  *server.Server // nil while stopped
+	// client carries every client connection to the node.
+	client *netcut.Proxy
 }
 
 // StartCluster starts an n-node JetStream cluster on loopback, waits until
@@ -66,13 +69,14 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 				Name: c.name,
 				Host: "127.0.0.1",
 				Port: routePorts[i],
-				// Peers must not learn each other's real route
-				// ports: every route goes through the proxies.
+				// Neither peers nor clients may learn the real
+				// ports: everything goes through the proxies.
 				NoAdvertise: true,
 			},
 			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
 		}
-		c.nodes = append(c.nodes, &clusterNode{opts: o})
+		client := netcut.Start(tb, fmt.Sprintf("127.0.0.1:%d", clientPorts[i]))
+		c.nodes = append(c.nodes, &clusterNode{opts: o, client: client})
 	}
 	tb.Cleanup(c.Shutdown)
 	var wg sync.WaitGroup
@@ -115,9 +119,9 @@ func (c *Cluster) URL() string {
 	return strings.Join(urls, ",")
 }
 
-// NodeURL returns node i's client URL.
+// NodeURL returns node i's client URL (through its proxy).
 func (c *Cluster) NodeURL(i int) string {
-	return fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[i].opts.Port)
+	return "nats://" + c.nodes[i].client.Addr()
 }
 
 // Server returns node i's server, nil while it is stopped.
@@ -177,16 +181,17 @@ func (c *Cluster) Kill(i int) {
 	}
 }
 
-// Pause freezes node i's routes for d, as a process stopped (SIGSTOP) or cut
-// off by the network: its peers hear nothing from it and it hears nothing
-// from them; what was sent meanwhile arrives afterwards. Its own clients
-// still reach it. It returns at once; the routes thaw after d.
+// Pause freezes node i for d, as SIGSTOP does to a process: its peers hear
+// nothing from it and it hears nothing from them, and its clients' connections
+// stay open but carry nothing; what was sent meanwhile arrives afterwards. It
+// returns at once; the node thaws after d.
 func (c *Cluster) Pause(i int, d time.Duration) {
-	for _, p := range c.peerLinks(i) {
+	links := append(c.peerLinks(i), c.nodes[i].client)
+	for _, p := range links {
 		p.Freeze()
 	}
 	time.AfterFunc(d, func() {
-		for _, p := range c.peerLinks(i) {
+		for _, p := range links {
 			p.Thaw()
 		}
 	})
