@@ -118,3 +118,46 @@ func TestReadSubjectRetriesALostReply(t *testing.T) {
 		t.Fatal("the read was not retried")
 	}
 }
+
+// A node started right after the whole cluster restarted, while only one
+// server is back (no quorum, so no leader), waits and says what for in its
+// log: WARN "waiting for JetStream" naming the request and the attempt. Once
+// the other servers are back it opens, without being restarted.
+func TestClusterOpenWithoutALeaderWaitsSayingWhatFor(t *testing.T) {
+	c := estest.StartCluster(t, 3)
+	first, err := eventstore.Open(estest.Ctx(t), eventstore.Config{URL: c.URL(), Replicas: 3, Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	c.Shutdown()
+	c.Start(0)
+
+	logger, lines := estest.Capture(t)
+	type opened struct {
+		log *eventstore.Log
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		l, err := eventstore.Open(estest.Ctx(t), eventstore.Config{URL: c.NodeURL(0), Replicas: 3, Logger: logger})
+		done <- opened{l, err}
+	}()
+	lines.Wait(t, "level=WARN", `msg="waiting for JetStream"`, `op="bind to stream `+eventstore.DefaultStream+`"`, "attempt=1 ")
+	select {
+	case o := <-done:
+		t.Fatalf("open returned with one server of three up: %v", o.err)
+	default:
+	}
+
+	c.Start(1)
+	c.Start(2)
+	o := <-done
+	if o.err != nil {
+		t.Fatalf("open after the cluster came back: %v", o.err)
+	}
+	defer o.log.Close()
+	if got := o.log.Replicas(); got != 3 {
+		t.Fatalf("opened a stream with %d replicas, want 3", got)
+	}
+}

@@ -85,6 +85,10 @@ type Config struct {
 	Logger                          *slog.Logger
 	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP listener.
 	Pprof bool
+	// ReadyGrace is how long /readyz keeps answering "ready" while the log
+	// does not answer, as long as the node is connected to NATS (default
+	// DefaultReadyGrace).
+	ReadyGrace time.Duration
 }
 
 // Node is a running roomd node.
@@ -131,6 +135,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 100_000
+	}
+	if cfg.ReadyGrace <= 0 {
+		cfg.ReadyGrace = DefaultReadyGrace
 	}
 	decider, err := domain.NewDecider(cfg.Policy)
 	if err != nil {
@@ -440,15 +447,16 @@ func (n *Node) mountGateway(mux *http.ServeMux, node string) error {
 	return nil
 }
 
-// ReadyGrace is how long /readyz keeps answering "ready" while the log does
-// not answer, as long as the node is connected to NATS: a stream leader
-// election takes a few seconds, during which every node of the fleet would
-// otherwise turn unready at the same moment and a load balancer drain them
-// all. Commands meanwhile wait for the election (up to their timeout).
-const ReadyGrace = 15 * time.Second
+// DefaultReadyGrace is how long /readyz keeps answering "ready" while the
+// log does not answer, as long as the node is connected to NATS
+// (Config.ReadyGrace): a stream leader election takes a few seconds, during
+// which every node of the fleet would otherwise turn unready at the same
+// moment and a load balancer drain them all. Commands meanwhile wait for the
+// election (up to their timeout).
+const DefaultReadyGrace = 15 * time.Second
 
 // ready answers whether the node can serve: it is connected to NATS, the log
-// answered within ReadyGrace, and the projection runs.
+// answered within Config.ReadyGrace, and the projection runs.
 func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	if err := n.Err(); err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -463,7 +471,7 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	if _, err := n.Log.LastSeq(ctx); err != nil {
 		since := now.Sub(time.Unix(0, n.logOK.Load()))
-		if since > ReadyGrace {
+		if since > n.cfg.ReadyGrace {
 			http.Error(w, fmt.Sprintf("the log has not answered for %v: %v", since.Round(time.Second), err),
 				http.StatusServiceUnavailable)
 			return

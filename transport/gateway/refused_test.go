@@ -1,0 +1,49 @@
+package gateway_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/cmd/roomd/node"
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// A request the log cannot serve (its JetStream gone while the gateway
+// runs) is answered with a timeout, and the node's log says so at WARN,
+// naming the session and the request: the operator sees which clients were
+// refused, and why, without asking them.
+func TestARequestTheLogCannotServeIsLoggedWithItsSessionAndRequest(t *testing.T) {
+	logger, lines := estest.Capture(t)
+	// The engine rides out a log that does not answer for the whole command
+	// timeout: keep it short here.
+	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir(), ConnectTimeout: time.Second},
+		Policy: domain.Config{Default: domain.DefaultPolicy()}, Secret: secret, HTTPListen: "127.0.0.1:0", Logger: logger,
+		Gateway: gateway.Config{CommandTimeout: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	w := dial(t, n)
+	w.Login("r1", "alice", token(t, n, "alice"))
+	w.Do("ok", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "hello"})
+	if line, ok := lines.Find(`msg="request failed"`); ok {
+		t.Fatalf("a request was logged as failed while the log served: %s", line)
+	}
+
+	if err := n.Log.Server().DisableJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	w.Send("lost", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "anyone?"})
+	if f := w.Reply("lost"); f.Code != domain.ErrTimeout.Code && f.Code != domain.ErrUnavailable.Code {
+		t.Fatalf("a broadcast the log cannot store: %d %s %s, want a timeout or unavailable", f.Code, f.Error, f.Message)
+	}
+	line := lines.Wait(t, "level=WARN", `msg="request failed"`, " session="+w.Hello.Session+" ", " request=lost ")
+	if !strings.Contains(line, " err=") || !strings.Contains(line, "unavailable") {
+		t.Fatalf("the log line does not say why: %s", line)
+	}
+}
