@@ -109,22 +109,22 @@ func (n *Nodes) Run(ctx context.Context) error {
 		n.wg.Wait()
 	}()
 	if n.cfg.Self != "" {
-		if err := n.beat(ctx); err != nil {
-			return err
-		}
+		// A beat that fails, the first included (a log silent right after
+		// start), is tried again at the next: the node is not dead to the
+		// others until Timeout has passed without one.
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
 			t := time.NewTicker(n.cfg.Beat)
 			defer t.Stop()
 			for {
+				if err := n.beat(ctx); err != nil && ctx.Err() == nil {
+					n.cfg.Logger.Warn("media: node beat failed; trying again", "err", err, "in", n.cfg.Beat)
+				}
 				select {
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					if err := n.beat(ctx); err != nil && ctx.Err() == nil {
-						n.cfg.Logger.Warn("media: node beat failed", "err", err)
-					}
 				}
 			}
 		}()
@@ -133,6 +133,8 @@ func (n *Nodes) Run(ctx context.Context) error {
 }
 
 func (n *Nodes) beat(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Beat)
+	defer cancel()
 	b, _ := json.Marshal(nodeRecord{Node: n.cfg.Self, At: time.Now()})
 	_, err := n.cfg.Records.Put(ctx, nodeKey(n.cfg.Self), b)
 	return err

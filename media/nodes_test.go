@@ -1,0 +1,69 @@
+package media
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/projections"
+	"github.com/roomlog/roomlog/tests/netcut"
+)
+
+// A media node whose log is silent when it starts (every byte to and from
+// NATS held) goes on beating: once the log answers, its record is there and
+// it is alive to the others. Before, a failed first beat stopped the node's
+// watcher for good, and its /readyz answered 503 until a restart.
+func TestAMediaNodeWhoseFirstBeatFailsBeatsOnceTheLogAnswers(t *testing.T) {
+	embedded := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
+	cfg := embedded.ClientConfig()
+	proxy := netcut.Start(t, strings.TrimPrefix(cfg.URL, "nats://"))
+	cfg.URL, cfg.Logger = "nats://"+proxy.Addr(), estest.Logger(t)
+	log := estest.Must(t, cfg)
+	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: NodesBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched, err := embedded.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: NodesBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger, lines := estest.Capture(t)
+	nodes, err := NewNodes(NodesConfig{Records: records, Engine: estest.Engine(t, embedded, nil, nil),
+		Live: projections.NewLive(projections.NewModel()), Self: "m1", Beat: 200 * time.Millisecond, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.Freeze()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- nodes.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && ctx.Err() == nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	estest.Eventually(t, "a failed beat said", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("the node watcher stopped at its first beat: %v", err)
+		default:
+		}
+		_, ok := lines.Find("media: node beat failed")
+		return ok
+	})
+	proxy.Thaw()
+	estest.Eventually(t, "m1's beat stored", func() bool {
+		_, ok, err := watched.Get(estest.Ctx(t), nodeKey("m1"))
+		return err == nil && ok
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the node watcher stopped: %v", err)
+	default:
+	}
+}
