@@ -54,16 +54,23 @@ func (o *outage) unanswered() {
 	o.silentSince.CompareAndSwap(0, o.now().UnixNano())
 }
 
+// silent returns how long appends have gone unanswered (0 while the log
+// answers), and whether that is past after.
+func (o *outage) silent() (time.Duration, bool) {
+	since := o.silentSince.Load()
+	if since == 0 {
+		return 0, false
+	}
+	d := o.now().Sub(time.Unix(0, since))
+	return d, o.after > 0 && d >= o.after
+}
+
 // admit lets a command through, or refuses it at once while the log is down
 // and another command is already probing it. release must be called when
 // the admitted command ends.
 func (o *outage) admit() (release func(), err error) {
-	since := o.silentSince.Load()
-	if o.after <= 0 || since == 0 {
-		return func() {}, nil
-	}
-	silent := o.now().Sub(time.Unix(0, since))
-	if silent < o.after {
+	silent, down := o.silent()
+	if !down {
 		return func() {}, nil
 	}
 	if o.down.CompareAndSwap(false, true) {
@@ -88,3 +95,9 @@ func (o *outage) observe(ctx context.Context, err error) {
 		o.unanswered()
 	}
 }
+
+// LogSilent returns how long the log has left this engine's appends
+// unanswered (0 while it answers), and whether that is longer than
+// Config.Outage: the engine counts the log down and refuses new commands at
+// once.
+func (e *Engine) LogSilent() (time.Duration, bool) { return e.outage.silent() }

@@ -89,6 +89,10 @@ type Config struct {
 	// does not answer, as long as the node is connected to NATS (default
 	// DefaultReadyGrace).
 	ReadyGrace time.Duration
+	// Outage is how long the log may leave appends unanswered before the
+	// node refuses new commands at once and /readyz answers 503 (default
+	// engine.DefaultOutage, 10 s; see engine.Config.Outage).
+	Outage time.Duration
 }
 
 // Node is a running roomd node.
@@ -209,7 +213,7 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 			"subject", bad.Subject, "err", bad.Err)
 	})
 	n.Engine, err = engine.New(engine.Config{Log: n.Log, Decider: decider, Clock: n.cfg.Clock.Now, Source: n.Live,
-		Logger: n.cfg.Logger, Observer: n.Metrics})
+		Logger: n.cfg.Logger, Observer: n.Metrics, Outage: n.cfg.Outage})
 	if err != nil {
 		return err
 	}
@@ -464,6 +468,14 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	if !n.Log.Connected() {
 		http.Error(w, "not connected to NATS", http.StatusServiceUnavailable)
+		return
+	}
+	// A stream without a quorum still answers the stream info below
+	// (from a replica): what says it cannot store is the appends it
+	// leaves unanswered.
+	if silent, down := n.Engine.LogSilent(); down {
+		http.Error(w, fmt.Sprintf("the log has not acknowledged an append for %v; commands are refused until it does",
+			silent.Round(time.Second)), http.StatusServiceUnavailable)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -3,7 +3,6 @@ package node_test
 import (
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,20 +54,9 @@ func TestReadyzRidesOutASilentLogForTheGraceThenSaysWhyItIsNotReady(t *testing.T
 	if code, body := readyz(t, n); code != http.StatusOK || body != "ready\n" {
 		t.Fatalf("/readyz of a healthy node: %d %q", code, body)
 	}
-	// Start returns before the node's media plane has announced itself; a
-	// first announcement the log does not answer stops that part for good
-	// (a separate matter): wait for it.
-	deadline := time.Now().Add(30 * time.Second)
-	for !slices.Contains(n.MediaNodes.Alive(), n.SFU.Node()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the node's media plane has not announced itself after 30s: %v", n.MediaNodes.Alive())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-
 	link.Freeze()
 	var silent string // the last 200 that said the log was silent
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		code, body := readyz(t, n)
 		if code == http.StatusServiceUnavailable {
@@ -104,5 +92,63 @@ func TestReadyzRidesOutASilentLogForTheGraceThenSaysWhyItIsNotReady(t *testing.T
 			t.Fatalf("/readyz a minute after the log answers again: %d %q", code, body)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A stream that has lost its quorum still answers a stream info (from a
+// replica), so the probe above keeps finding the log; what tells the node
+// it cannot store is its appends going unanswered. Once they have for
+// longer than an election takes (Config.Outage), /readyz answers 503 saying
+// so, however long ReadyGrace is, and ready again once an append is
+// answered.
+func TestReadyzTurnsUnreadyWhenTheLogLeavesAppendsUnanswered(t *testing.T) {
+	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
+	link := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
+	lc := server.ClientConfig()
+	lc.URL, lc.Logger = "nats://"+link.Addr(), nil
+	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc, Policy: domain.Config{Default: estest.Policy()},
+		Secret: []byte("0123456789abcdef0123456789abcdef"), HTTPListen: "127.0.0.1:0", Logger: estest.Logger(t),
+		ReadyGrace: time.Hour, Outage: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if code, body := readyz(t, n); code != http.StatusOK || body != "ready\n" {
+		t.Fatalf("/readyz of a healthy node: %d %q", code, body)
+	}
+
+	// A member in a room the engine holds: a broadcast goes straight to
+	// its append.
+	m := domain.Meta{App: "app"}
+	if _, err := n.Engine.Execute(estest.Ctx(t), m, estest.Login("s1", "u1", "r1")); err != nil {
+		t.Fatal(err)
+	}
+	link.Freeze()
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Engine.Execute(estest.Ctx(t), m, domain.SendBroadcast{Session: "s1", Room: "r1", Body: "hello"})
+		done <- err
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := readyz(t, n)
+		if code == http.StatusServiceUnavailable {
+			if !strings.HasPrefix(body, "the log has not acknowledged an append for ") {
+				t.Fatalf("/readyz 503 does not say appends go unanswered: %q", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz a minute after the log stopped answering appends: %d %q", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	link.Thaw()
+	if err := <-done; err != nil {
+		t.Fatalf("the broadcast that went on trying: %v", err)
+	}
+	if code, body := readyz(t, n); code != http.StatusOK || body != "ready\n" {
+		t.Fatalf("/readyz once the log answers again: %d %q", code, body)
 	}
 }
