@@ -17,9 +17,15 @@ import (
 
 // upTrack is one track a publisher sends: it reads the publisher's RTP and
 // forwards every packet to the downTracks attached to it. A hot track's
-// fan-out is split in shards of shardSize downTracks; shards past the first
-// are written by worker goroutines, so one track's fan-out uses more than one
-// core.
+// fan-out is split in shards of shardSize downTracks (at most one per core);
+// shards past the first are written by worker goroutines, each fed by its own
+// queue of packets, so one track's fan-out uses more than one core.
+//
+// The workers are fed, not waited for: a fan-out that waited for every
+// shard at every packet measured no faster on two cores than on one (each
+// packet parked and woke the second core), while queued workers that run
+// free forwarded 1.5 times as much (docs/benchmarks.md). Each player is in
+// one shard, so its packets stay in order.
 type upTrack struct {
 	remote *webrtc.TrackRemote
 	mime   string
@@ -29,8 +35,8 @@ type upTrack struct {
 
 	mu      sync.Mutex
 	downs   []*downTrack
-	workers []chan *fanJob // under mu; fan holds a copy
-	stopped bool           // under mu: run has returned
+	workers []chan fanJob // under mu; fan holds a copy
+	stopped bool          // under mu: run has returned
 	// fan is the current fan-out: copy on write, read without a lock.
 	fan       atomic.Pointer[fanout]
 	shardSize int
@@ -42,14 +48,46 @@ type upTrack struct {
 // the workers that write shards 1 and up.
 type fanout struct {
 	shards  [][]*downTrack
-	workers []chan *fanJob
+	workers []chan fanJob
 }
 
+// fanJob is one packet for one shard's worker to write.
 type fanJob struct {
-	hdr     *rtp.Header
+	pkt   *packetCopy
+	downs []*downTrack
+}
+
+// workerQueue is how many packets a shard worker may have waiting: at a hot
+// stream's 1,000 packets/s, 128 ms. A reader that fills it waits, as it
+// would for a writer that cannot keep up.
+const workerQueue = 128
+
+// packetCopy is a forwarded packet queued for the shard workers: the reader
+// reuses its buffer for the next packet, so the workers share a copy, read
+// only, and the last to write it recycles it.
+type packetCopy struct {
+	hdr     rtp.Header
+	csrc    []uint32
 	payload []byte
-	downs   []*downTrack
-	wg      *sync.WaitGroup
+	refs    atomic.Int32
+}
+
+var packetCopies = sync.Pool{New: func() any { return &packetCopy{payload: make([]byte, 0, 1500)} }}
+
+func copyPacket(pkt *rtp.Packet, refs int) *packetCopy {
+	c := packetCopies.Get().(*packetCopy)
+	c.hdr = pkt.Header
+	c.csrc = append(c.csrc[:0], pkt.CSRC...)
+	c.hdr.CSRC = c.csrc
+	c.payload = append(c.payload[:0], pkt.Payload...)
+	c.refs.Store(int32(refs))
+	return c
+}
+
+func (c *packetCopy) release() {
+	if c.refs.Add(-1) == 0 {
+		packetCopies.Put(c)
+	}
 }
 
 func newUpTrack(remote *webrtc.TrackRemote, shardSize int, keyframe func()) *upTrack {
@@ -98,7 +136,7 @@ func (u *upTrack) reshard() {
 		}
 	}
 	for len(u.workers) < len(shards)-1 && !u.stopped {
-		ch := make(chan *fanJob, 1)
+		ch := make(chan fanJob, workerQueue)
 		u.workers = append(u.workers, ch)
 		u.wg.Add(1)
 		go u.work(ch)
@@ -109,15 +147,15 @@ func (u *upTrack) reshard() {
 	u.fan.Store(&fanout{shards: shards, workers: slices.Clone(u.workers)})
 }
 
-func (u *upTrack) work(ch chan *fanJob) {
+func (u *upTrack) work(ch chan fanJob) {
 	defer u.wg.Done()
 	for {
 		select {
 		case j := <-ch:
 			for _, d := range j.downs {
-				d.write(j.hdr, j.payload, u.mime)
+				d.write(&j.pkt.hdr, j.pkt.payload, u.mime)
 			}
-			j.wg.Done()
+			j.pkt.release()
 		case <-u.done:
 			return
 		}
@@ -135,7 +173,6 @@ func (u *upTrack) run() {
 	}()
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
-	var wg sync.WaitGroup
 	for {
 		n, _, err := u.remote.Read(buf)
 		if err != nil {
@@ -144,14 +181,14 @@ func (u *upTrack) run() {
 		if pkt.Unmarshal(buf[:n]) != nil {
 			continue
 		}
-		u.forward(&pkt, &wg)
+		u.forward(&pkt)
 	}
 }
 
-// forward writes one packet to every attached downTrack, shard 0 on this
-// goroutine and the others on their workers, and returns once all are
-// written (pkt's buffer is reused for the next packet).
-func (u *upTrack) forward(pkt *rtp.Packet, wg *sync.WaitGroup) {
+// forward writes one packet to every attached downTrack: shard 0 on this
+// goroutine, the others by queueing a copy to their workers (pkt's buffer is
+// reused for the next packet).
+func (u *upTrack) forward(pkt *rtp.Packet) {
 	// Header extensions are the publisher's (its IDs): they are not
 	// forwarded.
 	pkt.Header.Extension, pkt.Header.Extensions = false, nil
@@ -160,14 +197,15 @@ func (u *upTrack) forward(pkt *rtp.Packet, wg *sync.WaitGroup) {
 	if len(shards) == 0 {
 		return
 	}
-	for i := 1; i < len(shards); i++ {
-		wg.Add(1)
-		fan.workers[i-1] <- &fanJob{hdr: &pkt.Header, payload: pkt.Payload, downs: shards[i], wg: wg}
+	if len(shards) > 1 {
+		c := copyPacket(pkt, len(shards)-1)
+		for i := 1; i < len(shards); i++ {
+			fan.workers[i-1] <- fanJob{pkt: c, downs: shards[i]}
+		}
 	}
 	for _, d := range shards[0] {
 		d.write(&pkt.Header, pkt.Payload, u.mime)
 	}
-	wg.Wait()
 }
 
 // downTrack is what one player receives of one kind (audio or video): a

@@ -3,9 +3,9 @@ package media
 import (
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -61,25 +61,38 @@ func BenchmarkFanOutOverhead(b *testing.B) {
 				}
 				defer func() { close(u.done); u.wg.Wait() }()
 				pkt := rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7, PayloadType: 100}, Payload: make([]byte, 1000)}
-				var wg sync.WaitGroup
 				b.ResetTimer()
 				for i := range b.N {
 					pkt.SequenceNumber, pkt.Timestamp = uint16(i), uint32(i)*3000
-					u.forward(&pkt, &wg)
+					u.forward(&pkt)
 				}
-				b.StopTimer()
-				var n uint64
-				for _, w := range writers {
-					n += w.n.Load()
-				}
-				if n != uint64(b.N*players) {
-					b.Fatalf("forwarded %d of %d", n, b.N*players)
-				}
+				n := waitWritten(b, uint64(b.N*players), func() (n uint64) {
+					for _, w := range writers {
+						n += w.n.Load()
+					}
+					return n
+				})
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/fwd_pkt")
 				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "fwd_pkts/s")
 			})
 		}
 	}
+}
+
+// waitWritten waits until the shard workers have written all want packets
+// (forward only queues them), stops the benchmark's timer and returns how
+// many were written.
+func waitWritten(b *testing.B, want uint64, written func() uint64) uint64 {
+	deadline := time.Now().Add(time.Minute)
+	for written() < want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Microsecond)
+	}
+	b.StopTimer()
+	n := written()
+	if n != want {
+		b.Fatalf("forwarded %d of %d", n, want)
+	}
+	return n
 }
 
 // srtpWriter stands where Pion's RTP writer stands behind a downTrack, and
@@ -97,19 +110,26 @@ type srtpWriter struct {
 	enc  []byte
 }
 
-func newSRTPWriter(tb testing.TB, to *net.UDPAddr, i int) *srtpWriter {
+func newSRTPWriter(tb testing.TB, i int) *srtpWriter {
 	key, salt := make([]byte, 16), make([]byte, 12)
 	key[0], salt[0] = byte(i), byte(i>>8)
 	ctx, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	loopback := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	conn, err := net.ListenUDP("udp4", loopback)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { conn.Close() })
-	return &srtpWriter{ctx: ctx, conn: conn, to: to, buf: make([]byte, 1500), enc: make([]byte, 1600)}
+	// One sink per player, as players have their own addresses: a shared
+	// one would make the writers contend on its receive queue.
+	sink, err := net.ListenUDP("udp4", loopback)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(); sink.Close() })
+	return &srtpWriter{ctx: ctx, conn: conn, to: sink.LocalAddr().(*net.UDPAddr), buf: make([]byte, 1500), enc: make([]byte, 1600)}
 }
 
 func (w *srtpWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
@@ -138,12 +158,6 @@ func (w *srtpWriter) Write(b []byte) (int, error) {
 //
 //	go test ./media -run '^$' -bench HotStreamFanOut -cpu 1,2 -count 5
 func BenchmarkHotStreamFanOut(b *testing.B) {
-	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sink.Close()
-	to := sink.LocalAddr().(*net.UDPAddr)
 	for _, players := range []int{100, 500} {
 		b.Run(fmt.Sprintf("players=%d", players), func(b *testing.B) {
 			u := &upTrack{mime: "video/vp8", kind: webrtc.RTPCodecTypeVideo, keyframe: func() {}, shardSize: 32, // Config.ShardSize's default
@@ -151,7 +165,7 @@ func BenchmarkHotStreamFanOut(b *testing.B) {
 			u.fan.Store(&fanout{})
 			var writers []*srtpWriter
 			for i := range players {
-				w := newSRTPWriter(b, to, i)
+				w := newSRTPWriter(b, i)
 				d := newDownTrack(webrtc.RTPCodecTypeVideo, "cam", func() {})
 				d.bound, d.ssrc, d.out = true, webrtc.SSRC(i+1), w
 				d.codecs = []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{
@@ -164,20 +178,17 @@ func BenchmarkHotStreamFanOut(b *testing.B) {
 			}
 			defer func() { close(u.done); u.wg.Wait() }()
 			pkt := rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7, PayloadType: 100}, Payload: make([]byte, 1000)}
-			var wg sync.WaitGroup
 			b.ResetTimer()
 			for i := range b.N {
 				pkt.SequenceNumber, pkt.Timestamp = uint16(i), uint32(i)*3000
-				u.forward(&pkt, &wg)
+				u.forward(&pkt)
 			}
-			b.StopTimer()
-			var n uint64
-			for _, w := range writers {
-				n += w.n.Load()
-			}
-			if n != uint64(b.N*players) {
-				b.Fatalf("forwarded %d of %d", n, b.N*players)
-			}
+			n := waitWritten(b, uint64(b.N*players), func() (n uint64) {
+				for _, w := range writers {
+					n += w.n.Load()
+				}
+				return n
+			})
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/fwd_pkt")
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "fwd_pkts/s")
 		})
