@@ -2,8 +2,8 @@ package estest
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -43,24 +43,34 @@ type clusterNode struct {
 
 // StartCluster starts an n-node JetStream cluster on loopback, waits until
 // it has a meta leader, and shuts it down when the test ends.
+//
+// Each server listens on a port of its own choosing (never one picked
+// beforehand and released, which another process may take meanwhile: two
+// test runs side by side did); the proxies in front of it are pointed at it
+// once it listens.
 func StartCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
 	c := &Cluster{tb: tb, name: fmt.Sprintf("roomlog-test-%d", time.Now().UnixNano()%1e6)}
-	clientPorts, routePorts := freePorts(tb, n), freePorts(tb, n)
 	c.routes = make([][]*netcut.Proxy, n)
 	for i := range n {
 		c.routes[i] = make([]*netcut.Proxy, n)
+		for j := range n {
+			if j != i {
+				c.routes[i][j] = netcut.Start(tb, unstarted)
+			}
+		}
+	}
+	for i := range n {
 		var routes []string
 		for j := range n {
 			if j != i {
-				c.routes[i][j] = netcut.Start(tb, fmt.Sprintf("127.0.0.1:%d", routePorts[j]))
 				routes = append(routes, "nats://"+c.routes[i][j].Addr())
 			}
 		}
 		o := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
 			Host:       "127.0.0.1",
-			Port:       clientPorts[i],
+			Port:       server.RANDOM_PORT,
 			JetStream:  true,
 			StoreDir:   tb.TempDir(),
 			NoSigs:     true,
@@ -68,43 +78,34 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 			Cluster: server.ClusterOpts{
 				Name: c.name,
 				Host: "127.0.0.1",
-				Port: routePorts[i],
+				Port: server.RANDOM_PORT,
 				// Neither peers nor clients may learn the real
 				// ports: everything goes through the proxies.
 				NoAdvertise: true,
 			},
 			Routes: server.RoutesFromStr(strings.Join(routes, ",")),
 		}
-		client := netcut.Start(tb, fmt.Sprintf("127.0.0.1:%d", clientPorts[i]))
+		client := netcut.Start(tb, unstarted)
 		c.nodes = append(c.nodes, &clusterNode{opts: o, client: client})
 	}
 	tb.Cleanup(c.Shutdown)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { c.Start(i) })
+		wg.Go(func() { errs[i] = c.start(i) })
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		tb.Fatal(err)
+	}
 	c.WaitMetaLeader()
 	return c
 }
 
-// freePorts returns n loopback ports free right now.
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	ports := make([]int, n)
-	lns := make([]net.Listener, n)
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		lns[i], ports[i] = ln, ln.Addr().(*net.TCPAddr).Port
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
-}
+// unstarted is where a proxy points before its server listens: nothing
+// listens on port 1, so a connection there is refused, as by a server that
+// is down.
+const unstarted = "127.0.0.1:1"
 
 // Size returns the number of nodes.
 func (c *Cluster) Size() int { return len(c.nodes) }
@@ -131,29 +132,41 @@ func (c *Cluster) Server(i int) *server.Server {
 	return c.nodes[i].srv
 }
 
-// Start starts node i (again), with its ports and storage, and waits until it
-// accepts clients. It does not wait for the node to rejoin its streams.
+// Start starts node i (again), with its storage, and waits until it accepts
+// clients. It does not wait for the node to rejoin its streams.
 func (c *Cluster) Start(i int) {
 	c.tb.Helper()
+	if err := c.start(i); err != nil {
+		c.tb.Fatal(err)
+	}
+}
+
+// start is Start for any goroutine: it returns what went wrong. The server
+// listens on new ports each time, and its proxies follow it.
+func (c *Cluster) start(i int) error {
 	nd := c.nodes[i]
 	c.mu.Lock()
 	running := nd.srv != nil
 	c.mu.Unlock()
 	if running {
-		c.tb.Fatalf("cluster node %d is already running", i)
+		return fmt.Errorf("cluster node %d is already running", i)
 	}
 	srv, err := server.NewServer(nd.opts.Clone())
 	if err != nil {
-		c.tb.Fatalf("cluster node %d: %v", i, err)
+		return fmt.Errorf("cluster node %d: %w", i, err)
 	}
 	srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
+	// Generous: a loaded machine can be slow to start a server, and
+	// nothing here fails by waiting.
+	if !srv.ReadyForConnections(2 * time.Minute) {
 		srv.Shutdown()
-		c.tb.Fatalf("cluster node %d not ready after 30s", i)
+		return fmt.Errorf("cluster node %d not ready after 2 minutes", i)
 	}
+	c.retarget(i, srv.Addr().String(), srv.ClusterAddr().String())
 	c.mu.Lock()
 	nd.srv = srv
 	c.mu.Unlock()
+	return nil
 }
 
 // peerLinks returns the proxies of every route of node i.
@@ -204,9 +217,23 @@ func (c *Cluster) Stop(i int) {
 	srv := c.nodes[i].srv
 	c.nodes[i].srv = nil
 	c.mu.Unlock()
+	// Its ports are free for anyone once it stops: nothing may reach
+	// whatever listens there next.
+	c.retarget(i, unstarted, unstarted)
 	if srv != nil {
 		srv.Shutdown()
 		srv.WaitForShutdown()
+	}
+}
+
+// retarget points the proxies in front of node i at its client and route
+// addresses.
+func (c *Cluster) retarget(i int, client, route string) {
+	c.nodes[i].client.Retarget(client)
+	for j := range c.nodes {
+		if j != i {
+			c.routes[j][i].Retarget(route)
+		}
 	}
 }
 
