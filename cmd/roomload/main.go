@@ -31,9 +31,18 @@ import (
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/history"
+	"github.com/roomlog/roomlog/media/mediabench"
 )
 
 func main() {
+	if mediabench.Forwarding() {
+		// "media" re-executes this program as its forwarder process.
+		if err := mediabench.ServeForwarder(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "roomload forwarder:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 {
 		usage()
 	}
@@ -84,7 +93,7 @@ benchmarks:
   login    login -> Logined latency with 1,000 connected sessions vs raw JetStream publish latency
   fanout   broadcast fan-out to a 1,000-member room vs a raw WebSocket broadcast server
   history  message history paging over a room of 100,000 broadcasts vs raw direct gets of the same subject
-  media    SFU forwarded packets/s, CPU and memory vs a bare Pion forwarding loop`)
+  media    SFU forwarded packets/s, forwarder CPU per packet and per core, memory vs a bare Pion forwarding loop`)
 	os.Exit(2)
 }
 

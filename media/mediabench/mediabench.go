@@ -1,19 +1,22 @@
 // Package mediabench measures the SFU's forwarding against a bare Pion
-// forwarding loop, in one process on loopback: publishers send synthetic
-// VP8 at a fixed rate, players receive, and the result is forwarded packets
-// per second, CPU per forwarded packet and memory per player. The bare loop
-// uses the same codecs and interceptors: a Pion peer receives each
-// publisher's track and writes every packet to one TrackLocalStaticRTP that
-// each of its players' peer connections sends (RTCP read on every sender).
-// `roomload media` and the package's Go benchmark run it.
+// forwarding loop on loopback: publishers send synthetic VP8 at a fixed
+// rate, players receive, and the result is forwarded packets per second,
+// the forwarder's CPU per forwarded packet and its memory per player. The
+// forwarder (the SFU, authorized by a fold this process feeds, or the bare
+// loop) runs in a child process of its own, the same binary re-executed
+// (see EnvForwarder), so that its CPU is measured apart from the
+// publishers' and players'. The bare loop uses the same codecs and
+// interceptors: a Pion peer receives each publisher's track and writes
+// every packet to one TrackLocalStaticRTP that each of its players' peer
+// connections sends (RTCP read on every sender). Publishers and players
+// signal both forwarders alike. `roomload media` and the package's Go
+// benchmark run it.
 package mediabench
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"syscall"
 	"time"
 
 	"github.com/pion/rtp"
@@ -22,7 +25,6 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/media"
 	"github.com/roomlog/roomlog/media/mediatest"
-	"github.com/roomlog/roomlog/projections"
 )
 
 // Config is one run.
@@ -40,23 +42,36 @@ type Config struct {
 type Result struct {
 	Sent, Forwarded uint64
 	Elapsed         time.Duration
-	// CPU is the process's user and system time while the packets flowed
-	// (publishers, forwarder and players together: all in this process).
+	// CPU is the forwarder process's user and system time while the
+	// packets flowed.
 	CPU time.Duration
-	// HeapPerPlayer is the heap each player's peer connection (both ends)
-	// added, in bytes.
+	// LoadCPU is this process's (the publishers' and players') over the
+	// same time.
+	LoadCPU time.Duration
+	// HeapPerPlayer is the heap the forwarder process added per player
+	// (its peer connection to the player, and the publishers' share), in
+	// bytes.
 	HeapPerPlayer float64
 }
 
 // PerSecond is forwarded packets per second.
 func (r Result) PerSecond() float64 { return float64(r.Forwarded) / r.Elapsed.Seconds() }
 
-// CPUPerPacket is the process's CPU time per forwarded packet.
+// CPUPerPacket is the forwarder's CPU time per forwarded packet.
 func (r Result) CPUPerPacket() time.Duration {
 	if r.Forwarded == 0 {
 		return 0
 	}
 	return r.CPU / time.Duration(r.Forwarded)
+}
+
+// PerCore is forwarded packets per second of the forwarder's CPU time:
+// what one core fully used by the forwarder would forward.
+func (r Result) PerCore() float64 {
+	if r.CPU <= 0 {
+		return 0
+	}
+	return float64(r.Forwarded) / r.CPU.Seconds()
 }
 
 // Delivered is the share of the packets due that arrived.
@@ -74,12 +89,18 @@ type stream struct {
 	sinks []*mediatest.Sink
 }
 
-// Run sets the peers up, sends for cfg.Duration and measures.
+// Run starts the forwarder process, sets the peers up, sends for
+// cfg.Duration and measures.
 func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.Publishers < 1 || cfg.Players < 1 || cfg.Rate < 1 || cfg.Duration <= 0 {
 		return res, errors.New("mediabench: publishers, players, rate and duration must be positive")
 	}
-	var closers []func()
+	fw, err := startChild(ctx, cfg.SFU)
+	if err != nil {
+		return res, err
+	}
+	// The peers here close first; then the forwarder exits.
+	closers := []func(){fw.close}
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
@@ -93,27 +114,10 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 		return pc, err
 	}
-	var sfu *media.SFU
-	var live *projections.Live
-	if cfg.SFU {
-		live = projections.NewLive(projections.NewModel())
-		if sfu, err = media.New(media.Config{Live: live, Node: "bench", SweepInterval: time.Hour,
-			MaxPeersPerSession: 1 << 20}); err != nil {
-			return res, err
-		}
-		sctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); sfu.Run(sctx) }()
-		closers = append(closers, func() { cancel(); <-done })
+	heap0, err := fw.heap()
+	if err != nil {
+		return res, err
 	}
-	var f fold
-	// Peers of an earlier run in this process finish closing first.
-	for range 3 {
-		runtime.GC()
-		time.Sleep(200 * time.Millisecond)
-	}
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
 	streams := make([]*stream, cfg.Publishers)
 	for i := range streams {
 		st := &stream{}
@@ -129,65 +133,18 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			return res, err
 		}
 		go drain(sender)
-		if cfg.SFU {
-			psid := domain.SessionID(fmt.Sprint("pub-", i))
-			f.join(live, "room", psid)
-			f.publish(live, "room", psid, name)
-			if err := offer(ctx, sfu, pub, media.Signal{App: app, Session: psid, Stream: name, Kind: media.Publish}); err != nil {
-				return res, err
-			}
-			for j := range cfg.Players {
-				sid := domain.SessionID(fmt.Sprintf("play-%d-%d", i, j))
-				f.join(live, "room", sid)
-				f.play(live, "room", sid, name)
-				pc, err := newPC()
-				if err != nil {
-					return res, err
-				}
-				sink := player(pc)
-				if err := offer(ctx, sfu, pc, media.Signal{App: app, Session: sid, Stream: name, Kind: media.Play}); err != nil {
-					return res, err
-				}
-				st.sinks = append(st.sinks, sink)
-			}
-			continue
-		}
-		in, err := newPC()
-		if err != nil {
+		psid := domain.SessionID(fmt.Sprint("pub-", i))
+		if err := offer(fw, pub, media.Signal{App: app, Session: psid, Stream: name, Kind: media.Publish}); err != nil {
 			return res, err
 		}
-		out, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
-			"video", string(name))
-		in.OnTrack(func(r *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-			buf := make([]byte, 1500)
-			for {
-				n, _, err := r.Read(buf)
-				if err != nil {
-					return
-				}
-				_, _ = out.Write(buf[:n])
-			}
-		})
-		if err := connect(pub, in); err != nil {
-			return res, err
-		}
-		for range cfg.Players {
-			fwd, err := newPC()
+		for j := range cfg.Players {
+			sid := domain.SessionID(fmt.Sprintf("play-%d-%d", i, j))
+			pc, err := newPC()
 			if err != nil {
 				return res, err
 			}
-			s, err := fwd.AddTrack(out)
-			if err != nil {
-				return res, err
-			}
-			go drain(s)
-			pl, err := newPC()
-			if err != nil {
-				return res, err
-			}
-			sink := mediatest.NewSink()
-			pl.OnTrack(sink.OnTrack)
-			if err := connect(fwd, pl); err != nil {
+			sink := player(pc)
+			if err := offer(fw, pc, media.Signal{App: app, Session: sid, Stream: name, Kind: media.Play}); err != nil {
 				return res, err
 			}
 			st.sinks = append(st.sinks, sink)
@@ -207,13 +164,18 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
-	runtime.GC()
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	res.HeapPerPlayer = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(cfg.Publishers*cfg.Players)
+	heap1, err := fw.heap()
+	if err != nil {
+		return res, err
+	}
+	res.HeapPerPlayer = (float64(heap1) - float64(heap0)) / float64(cfg.Publishers*cfg.Players)
 
 	base := counts(streams)
-	cpu0 := cpuTime()
+	cpu0, err := fw.cpu()
+	if err != nil {
+		return res, err
+	}
+	load0 := cpuTime()
 	start := time.Now()
 	done := make(chan uint64, len(streams))
 	for i, st := range streams {
@@ -231,7 +193,12 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 	}
 	res.Elapsed = lastAt.Sub(start)
-	res.CPU = cpuTime() - cpu0
+	res.LoadCPU = cpuTime() - load0
+	cpu1, err := fw.cpu()
+	if err != nil {
+		return res, err
+	}
+	res.CPU = cpu1 - cpu0
 	res.Forwarded = last
 	return res, nil
 }
@@ -286,14 +253,6 @@ func allReceiving(streams []*stream) bool {
 	return true
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func player(pc *webrtc.PeerConnection) *mediatest.Sink {
 	pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
 	sink := mediatest.NewSink()
@@ -309,8 +268,8 @@ func drain(s *webrtc.RTPSender) {
 	}
 }
 
-// offer negotiates pc with the SFU.
-func offer(ctx context.Context, s *media.SFU, pc *webrtc.PeerConnection, sig media.Signal) error {
+// offer negotiates pc with the forwarder process.
+func offer(fw *child, pc *webrtc.PeerConnection, sig media.Signal) error {
 	o, err := pc.CreateOffer(nil)
 	if err != nil {
 		return err
@@ -321,77 +280,9 @@ func offer(ctx context.Context, s *media.SFU, pc *webrtc.PeerConnection, sig med
 	}
 	<-g
 	sig.Op, sig.SDP = media.OpOffer, pc.LocalDescription().SDP
-	a, err := s.Handle(ctx, sig)
+	rep, err := fw.call(request{Op: "signal", Signal: sig})
 	if err != nil {
 		return err
 	}
-	return pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP})
-}
-
-// connect negotiates two Pion peers directly (the bare loop's).
-func connect(offerer, answerer *webrtc.PeerConnection) error {
-	o, err := offerer.CreateOffer(nil)
-	if err != nil {
-		return err
-	}
-	g := webrtc.GatheringCompletePromise(offerer)
-	if err := offerer.SetLocalDescription(o); err != nil {
-		return err
-	}
-	<-g
-	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
-		return err
-	}
-	a, err := answerer.CreateAnswer(nil)
-	if err != nil {
-		return err
-	}
-	g = webrtc.GatheringCompletePromise(answerer)
-	if err := answerer.SetLocalDescription(a); err != nil {
-		return err
-	}
-	<-g
-	return offerer.SetRemoteDescription(*answerer.LocalDescription())
-}
-
-// fold feeds a live projection the events that make sessions publishers
-// and players, as the engine would append them.
-type fold struct {
-	seq  uint64
-	aggs map[domain.Key]uint64
-}
-
-func (f *fold) apply(live *projections.Live, k domain.Key, ps ...domain.Payload) {
-	if f.aggs == nil {
-		f.aggs = map[domain.Key]uint64{}
-	}
-	var evs []domain.Event
-	for _, p := range ps {
-		f.aggs[k]++
-		evs = append(evs, domain.Event{Type: p.EventType(), App: k.App, Aggregate: k.Kind, AggregateID: k.ID,
-			Seq: f.aggs[k], Time: time.Now(), Data: p})
-	}
-	f.seq++
-	live.Apply(projections.Record{Seq: f.seq, Events: evs})
-}
-
-func (f *fold) join(live *projections.Live, room domain.RoomID, sid domain.SessionID) {
-	u := domain.UserID(sid)
-	f.apply(live, domain.SessionKey(app, sid), &domain.SessionOpenedData{User: u, Mode: domain.MultiRoom},
-		&domain.RoomClaimedData{Room: room})
-	rk := domain.RoomKey(app, room)
-	if f.aggs[rk] == 0 {
-		f.apply(live, rk, &domain.RoomCreatedData{Session: sid, By: u})
-	}
-	f.apply(live, rk, &domain.MemberJoinedData{User: u, Session: sid, Role: domain.Anchor, CanPublish: true})
-}
-
-func (f *fold) publish(live *projections.Live, room domain.RoomID, sid domain.SessionID, st domain.StreamID) {
-	u := domain.UserID(sid)
-	f.apply(live, domain.StreamKey(app, st), &domain.StreamClaimedData{Room: room, User: u, Session: sid})
-	f.apply(live, domain.RoomKey(app, room), &domain.StreamPublishedData{Stream: st, User: u, Session: sid, Node: "bench"})
-}
-
-func (f *fold) play(live *projections.Live, room domain.RoomID, sid domain.SessionID, st domain.StreamID) {
-	f.apply(live, domain.RoomKey(app, room), &domain.PlayStartedData{Stream: st, User: domain.UserID(sid), Session: sid})
+	return pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: rep.SDP})
 }
