@@ -102,6 +102,35 @@ func canonical(t *testing.T, st *stats.Stats) string {
 	return string(b)
 }
 
+// roomstats -h prints the help asked for on stdout and exits 0, with nothing
+// on stderr; a bad flag exits 2 with the error and the usage on stderr.
+func TestHelpIsAnAnswerNotAnError(t *testing.T) {
+	flags := []string{"nats", "nats-password", "name", "state", "http", "save-every", "max-attempts", "skip-expired", "log-level"}
+	for _, h := range []string{"-h", "-help", "--help"} {
+		var out, errOut bytes.Buffer
+		code := exitCode(run(context.Background(), []string{h}, &out, &errOut), &errOut)
+		if code != 0 || errOut.Len() != 0 {
+			t.Errorf("roomstats %s: exit %d, stderr %q; want 0 and nothing", h, code, errOut.String())
+		}
+		if !strings.HasPrefix(out.String(), "usage: roomstats ") || !strings.Contains(out.String(), "Follows every room's events") {
+			t.Errorf("roomstats %s: no synopsis and description:\n%s", h, out.String())
+		}
+		for _, f := range flags {
+			if !strings.Contains(out.String(), "\n  -"+f+" ") && !strings.Contains(out.String(), "\n  -"+f+"\n") {
+				t.Errorf("roomstats %s does not describe -%s:\n%s", h, f, out.String())
+			}
+		}
+	}
+	for _, args := range [][]string{{"-no-such-flag"}, {"-http", "off", "stray"}} {
+		var out, errOut bytes.Buffer
+		code := exitCode(run(context.Background(), args, &out, &errOut), &errOut)
+		if code != 2 || out.Len() != 0 || !strings.HasPrefix(errOut.String(), "roomstats: ") ||
+			!strings.Contains(errOut.String(), args[len(args)-1]) || !strings.Contains(errOut.String(), "usage: roomstats") {
+			t.Errorf("roomstats %v: exit %d, stdout %q, stderr:\n%s", args, code, out.String(), errOut.String())
+		}
+	}
+}
+
 // roomstats is killed with SIGKILL and started again at random points, 20
 // times, while 100,000 events (and a message it cannot read) are written;
 // its final counts equal those computed straight from the log. Under the
