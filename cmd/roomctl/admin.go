@@ -88,15 +88,43 @@ func (f *adminFlags) call(ctx context.Context, method, path string, body any, ou
 	return err
 }
 
+const kickUsage = `usage: roomctl kick -room R -user U [-reason TEXT] [-app A] [-http ADDR]
+
+Kicks a user out of a room through roomd's admin API (POST
+/admin/v1/apps/A/rooms/R/kick), with a one-minute admin token signed with the
+server's secret; the room's history records the kick and the reason.
+
+flags:
+`
+
+const destroyUsage = `usage: roomctl destroy -room R [-reason TEXT] [-app A] [-http ADDR]
+
+Destroys a room through roomd's admin API (DELETE /admin/v1/apps/A/rooms/R),
+with a one-minute admin token signed with the server's secret: every member is
+removed and the room's history records its end.
+
+flags:
+`
+
+const roomsUsage = `usage: roomctl rooms [-room R] [-app A] [-http ADDR]
+
+Lists the rooms of an app, or shows one room's members, streams, extra info
+and attributes, through roomd's admin API (GET /admin/v1/apps/A/rooms[/R]),
+with a one-minute admin token signed with the server's secret.
+
+flags:
+`
+
 func kick(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("kick", flag.ContinueOnError)
+	withUsage(fs, kickUsage)
 	var af adminFlags
 	af.register(fs)
 	room := fs.String("room", "", "room ID (required)")
 	user := fs.String("user", "", "user ID (required)")
 	reason := fs.String("reason", "", "why, for the room's history")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2, err.Error()}
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
 	}
 	if *room == "" || *user == "" {
 		return exitError{2, "kick: -room and -user are required"}
@@ -107,12 +135,13 @@ func kick(ctx context.Context, args []string, out io.Writer) error {
 
 func destroy(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("destroy", flag.ContinueOnError)
+	withUsage(fs, destroyUsage)
 	var af adminFlags
 	af.register(fs)
 	room := fs.String("room", "", "room ID (required)")
 	reason := fs.String("reason", "", "why, for the room's history")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2, err.Error()}
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
 	}
 	if *room == "" {
 		return exitError{2, "destroy: -room is required"}
@@ -122,11 +151,12 @@ func destroy(ctx context.Context, args []string, out io.Writer) error {
 
 func rooms(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("rooms", flag.ContinueOnError)
+	withUsage(fs, roomsUsage)
 	var af adminFlags
 	af.register(fs)
 	room := fs.String("room", "", "one room's members, streams, extra info and attributes")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2, err.Error()}
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
 	}
 	path := "/rooms"
 	if *room != "" {

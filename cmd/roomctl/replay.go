@@ -36,7 +36,7 @@ flags:
 // a diff between two points.
 func replay(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), replayUsage); fs.PrintDefaults() }
+	withUsage(fs, replayUsage)
 	var lf logFlags
 	lf.register(fs)
 	app := fs.String("app", "dev", "app ID")
@@ -47,8 +47,8 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 	since := fs.String("since", "", "with -timeline: list from this room sequence or RFC 3339 time on")
 	diffFrom := fs.String("diff", "", "print what changed from this room sequence or RFC 3339 time to the end point")
 	asJSON := fs.Bool("json", false, "with -timeline or -diff: print JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2, err.Error()}
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
 	}
 	if *room == "" {
 		return exitError{2, "replay: -room is required"}

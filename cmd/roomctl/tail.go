@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"time"
 
@@ -28,7 +27,7 @@ flags:
 // a time, and follows the log.
 func tail(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), tailUsage); fs.PrintDefaults() }
+	withUsage(fs, tailUsage)
 	var lf logFlags
 	lf.register(fs)
 	app := fs.String("app", "", "only this app")
@@ -37,8 +36,8 @@ func tail(ctx context.Context, args []string, out io.Writer) error {
 	from := fs.Uint64("from", 1, "stream sequence to start at (every event of that message included)")
 	since := fs.String("since", "", "start at the first message stored at or after this RFC 3339 time")
 	follow := fs.Bool("follow", false, "keep printing new events")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2, err.Error()}
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
 	}
 	if *room != "" && *app == "" {
 		return exitError{2, "tail: -room needs -app"}

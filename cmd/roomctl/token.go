@@ -14,6 +14,16 @@ import (
 	"github.com/roomlog/roomlog/transport/auth"
 )
 
+const tokenUsage = `usage: roomctl token -app A -user U [-name N] [-rooms R1,R2] [-publish=false] [-ttl D]
+       roomctl token -admin [-subject S] [-ttl D]
+
+Mints a client token, or with -admin an admin token for the admin API, signed
+with the server's secret ($ROOMLOG_SECRET, or -secret: the exact string roomd
+uses), and prints only the token: TOKEN=$(roomctl token ...).
+
+flags:
+`
+
 // token mints a client or an admin token and prints only the token, so that
 // scripts can write TOKEN=$(roomctl token ...).
 //
@@ -23,6 +33,7 @@ import (
 // shell history.
 func token(_ context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	withUsage(fs, tokenUsage)
 	secret := fs.String("secret", "", "the server's secret, as the exact string roomd uses (default $"+auth.SecretEnv+")")
 	admin := fs.Bool("admin", false, "mint an admin token (for the admin API) instead of a client token")
 	subject := fs.String("subject", "admin", "admin token: who it is for, as the audit trail will name it")
@@ -32,8 +43,8 @@ func token(_ context.Context, args []string, out io.Writer) error {
 	rooms := fs.String("rooms", auth.AllRooms, `client token: comma-separated room IDs, or "*" for every room`)
 	publish := fs.Bool("publish", true, "client token: the user may publish streams")
 	ttl := fs.Duration("ttl", 0, "how long the token is valid (default 24h for a client token, 1h for an admin token)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2, err.Error()}
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return exitError{2, fmt.Sprintf("token: unexpected argument %q", fs.Arg(0))}

@@ -36,7 +36,7 @@ flags:
 
 func verify(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), verifyUsage); fs.PrintDefaults() }
+	withUsage(fs, verifyUsage)
 	var lf logFlags
 	lf.register(fs)
 	multi := fs.Bool("multi-room", true, "the apps allow multi-room sessions (as the node was configured)")
@@ -44,8 +44,8 @@ func verify(ctx context.Context, args []string, out io.Writer) error {
 	pubkey := fs.String("pubkey", os.Getenv("ROOMLOG_CHECKPOINT_PUBKEY"),
 		"roomd's checkpoint public key (a PEM file, or base64): check the log against the signed heads (ROOMLOG_CHECKPOINT_PUBKEY)")
 	minRound := fs.Uint64("min-round", 0, "fail unless the checkpoints reach at least this round (one you saw before)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2, err.Error()}
+	if err := parseFlags(fs, args, out); err != nil {
+		return err
 	}
 	log, err := lf.open(ctx)
 	if err != nil {

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,20 +50,41 @@ flags:
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "roomstats:", err)
-		os.Exit(1)
-	}
+	code := exitCode(run(ctx, os.Args[1:], os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
 }
+
+// exitCode reports err on errOut and says how roomstats exits: 0 when it
+// stopped cleanly or printed the help asked for (-h), 2 on bad usage, 1
+// when it failed.
+func exitCode(err error, errOut io.Writer) int {
+	var bad usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &bad):
+		fmt.Fprintf(errOut, "roomstats: %v\n\n%s", bad.err, bad.usage)
+		return 2
+	}
+	fmt.Fprintln(errOut, "roomstats:", err)
+	return 1
+}
+
+// usageError is a bad flag: it carries the usage, to print after it.
+type usageError struct {
+	err   error
+	usage string
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
 
 func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs := flag.NewFlagSet("roomstats", flag.ContinueOnError)
-	fs.SetOutput(errOut)
-	fs.Usage = func() { fmt.Fprint(errOut, usage); fs.PrintDefaults() }
+	var usageText bytes.Buffer
+	fs.SetOutput(&usageText)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	natsURL := fs.String("nats", envOr("ROOMLOG_NATS_URL", "nats://127.0.0.1:4222"), "NATS URL of a running roomd (ROOMLOG_NATS_URL)")
 	password := fs.String("nats-password", os.Getenv("ROOMLOG_NATS_PASSWORD"),
 		`password of NATS user "roomlog" (ROOMLOG_NATS_PASSWORD; a development roomd keeps it in <data>/nats-password)`)
@@ -74,7 +96,22 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	expired := fs.Bool("skip-expired", false, "if retention removed events after the saved cursor, carry on from the first kept one")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			// Asked for: the usage goes to stdout, and it is no failure.
+			if _, werr := out.Write(usageText.Bytes()); werr != nil {
+				return werr
+			}
+			return flag.ErrHelp
+		}
+		// The flag package wrote the error and the usage: keep the usage,
+		// for exitCode to print after the error.
+		usageText.Reset()
+		fs.Usage()
+		return usageError{err, usageText.String()}
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0)), usageText.String()}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -102,11 +102,44 @@ func canonical(t *testing.T, st *stats.Stats) string {
 	return string(b)
 }
 
+// roomstats -h prints the help asked for on stdout and exits 0, with nothing
+// on stderr; a bad flag exits 2 with the error and the usage on stderr.
+func TestHelpIsAnAnswerNotAnError(t *testing.T) {
+	flags := []string{"nats", "nats-password", "name", "state", "http", "save-every", "max-attempts", "skip-expired", "log-level"}
+	for _, h := range []string{"-h", "-help", "--help"} {
+		var out, errOut bytes.Buffer
+		code := exitCode(run(context.Background(), []string{h}, &out, &errOut), &errOut)
+		if code != 0 || errOut.Len() != 0 {
+			t.Errorf("roomstats %s: exit %d, stderr %q; want 0 and nothing", h, code, errOut.String())
+		}
+		if !strings.HasPrefix(out.String(), "usage: roomstats ") || !strings.Contains(out.String(), "Follows every room's events") {
+			t.Errorf("roomstats %s: no synopsis and description:\n%s", h, out.String())
+		}
+		for _, f := range flags {
+			if !strings.Contains(out.String(), "\n  -"+f+" ") && !strings.Contains(out.String(), "\n  -"+f+"\n") {
+				t.Errorf("roomstats %s does not describe -%s:\n%s", h, f, out.String())
+			}
+		}
+	}
+	for _, args := range [][]string{{"-no-such-flag"}, {"-http", "off", "stray"}} {
+		var out, errOut bytes.Buffer
+		code := exitCode(run(context.Background(), args, &out, &errOut), &errOut)
+		if code != 2 || out.Len() != 0 || !strings.HasPrefix(errOut.String(), "roomstats: ") ||
+			!strings.Contains(errOut.String(), args[len(args)-1]) || !strings.Contains(errOut.String(), "usage: roomstats") {
+			t.Errorf("roomstats %v: exit %d, stdout %q, stderr:\n%s", args, code, out.String(), errOut.String())
+		}
+	}
+}
+
 // roomstats is killed with SIGKILL and started again at random points, 20
 // times, while 100,000 events (and a message it cannot read) are written;
 // its final counts equal those computed straight from the log. Under the
 // race detector, which slows the log's server in this process about
-// eightfold, the run is 20,000 events: the same kills, a shorter history.
+// eightfold, the run is 20,000 events: the same kills, a shorter history
+// (.ci/run runs it without -race too). Every kill must be what ended the
+// process, and at least half must land before roomstats reached the end of
+// the log: kills of a consumer already done would pass without testing
+// that it resumes.
 func TestKilledTwentyTimesItCountsEveryEventOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 100,000 events and starts roomstats 21 times")
@@ -140,11 +173,20 @@ func TestKilledTwentyTimesItCountsEveryEventOnce(t *testing.T) {
 
 	var events int
 	done := false
+	// Where each kill left the saved state, to tell below that the kills
+	// landed mid-run, not after roomstats had finished the log.
+	var killedAt []cursor.Cursor
 	for kill := 0; kill < 20; kill++ {
 		cmd := start(t, bin, log.ClientURL(), state)
 		time.Sleep(time.Duration(100+rng.IntN(500)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
+		// The kill is what ended it: a roomstats that had already exited
+		// (failed to start, say) would make the kills prove nothing.
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("kill %d: roomstats had already ended before it (%v)", kill, cmd.ProcessState)
+		}
+		killedAt = append(killedAt, savedState(t, state).Cursor)
 		if !done {
 			select {
 			case events = <-written:
@@ -159,6 +201,32 @@ func TestKilledTwentyTimesItCountsEveryEventOnce(t *testing.T) {
 	t.Logf("wrote %d events; after 20 kills roomstats had reached cursor %s (%v)", events, savedState(t, state).Cursor, time.Since(begin))
 
 	want := readDirect(t, log)
+	// A kill landed mid-run when the state it left was short of the log's
+	// end: roomstats had not finished. With at most 600 ms per life, the
+	// writer still writing and a catch-up of tens of seconds, all 20
+	// usually do; half is the floor below which the test would mostly kill
+	// an idle consumer. And the lives must have done work, not died before
+	// they got going: several advance the saved state (12 to 16 of 20 on 2
+	// loaded cores, with or without -race).
+	midRun, progressed := 0, 0
+	var prev cursor.Cursor
+	for _, c := range killedAt {
+		if c.Less(want.Cursor) {
+			midRun++
+		}
+		if prev.Less(c) {
+			progressed++
+		}
+		prev = c
+	}
+	t.Logf("%d of 20 kills landed before roomstats reached the end of the log; %d of its lives advanced the saved state", midRun, progressed)
+	if midRun < 10 {
+		t.Errorf("only %d of 20 kills landed before roomstats reached the end of the log (%s): the kills did not interrupt it, the test proves little",
+			midRun, want.Cursor)
+	}
+	if progressed < 5 {
+		t.Errorf("only %d of 20 lives of roomstats advanced its saved state: the kills mostly hit a consumer that had not started", progressed)
+	}
 	t.Logf("catching up from %s to %s at %v", savedState(t, state).Cursor, want.Cursor, time.Since(begin))
 	cmd := start(t, bin, log.ClientURL(), state)
 	deadline := time.Now().Add(2 * time.Minute)

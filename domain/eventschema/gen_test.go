@@ -479,8 +479,8 @@ files in domain/testdata/events; a test fails when this file is out of date. -->
 
 Every change to a room is an event stored in NATS JetStream. This document is
 all a consumer needs to read them with any NATS client: where they are, how
-they are encoded, how to resume, and every event type with an example. Each
-type has a JSON Schema (draft 2020-12) in
+to connect, how they are encoded, how to resume, and every event type with an
+example. Each type has a JSON Schema (draft 2020-12) in
 [domain/eventschema/schemas](../domain/eventschema/schemas), checked by a test
 against every golden event and every event of a generated log.
 
@@ -540,19 +540,61 @@ stream sequence 1042 and skip the events of message 1042 at index 0 and below.
 Resuming from a stream sequence alone would repeat or lose the rest of a
 multi-event message.
 
+## Connecting
+
+roomd's embedded NATS server listens on ` + "`-nats-listen`" + ` (default
+` + "`127.0.0.1:4222`" + `; ` + "`off`" + `: no port, and nothing outside roomd can read the
+log) and accepts one user, ` + "`roomlog`" + `, with a password:
+
+- **development mode** (roomd without ` + "`-secret`" + `): generated at the first start
+  and kept in ` + "`<data>/nats-password`" + ` (` + "`roomlog-data/nats-password`" + ` by
+  default), unless ` + "`-nats-password`" + ` gives one; the same for ` + "`roomd -role nats`" + `
+  without ` + "`-nats-password`" + `;
+- **production** (roomd with ` + "`-secret`" + `): ` + "`-nats-password`" + ` or
+  ` + "`ROOMLOG_NATS_PASSWORD`" + `, required while the port is open; roomd writes no
+  copy of it anywhere, so ask whoever runs it.
+
+roomd with ` + "`-nats-url`" + ` embeds nothing: it connects to that NATS server or
+cluster as ` + "`roomlog`" + ` with ` + "`-nats-password`" + `, and a consumer connects with
+whatever credentials that server gives it. The port speaks plain NATS, without
+TLS: reach it over loopback or a private network. The user ` + "`roomlog`" + ` may not
+delete the stream, and the stream refuses deleting or purging messages, but
+it may publish: a reader holding the password could append to the log, so
+give it only to what you would trust with roomd's own access.
+
+With the ` + "`nats`" + ` CLI, the credentials go in ` + "`--server`" + `, ` + "`--user`" + ` and
+` + "`--password`" + ` (or ` + "`NATS_URL`" + `, ` + "`NATS_USER`" + ` and ` + "`NATS_PASSWORD`" + `). Against a
+development node, whose app ` + "`dev`" + ` is ` + "`ZGV2`" + ` in subjects:
+
+    nats --server nats://127.0.0.1:4222 --user roomlog --password "$(cat roomlog-data/nats-password)" \
+        sub 'roomlog.ZGV2.room.*'
+
+prints every room event of app ` + "`dev`" + ` as roomd appends it (one JSON array per
+message, with its headers), and nothing stored before. To read the stored
+history first, then follow, subscribe through JetStream (an ephemeral
+consumer): ` + "`sub --all`" + `, or ` + "`sub --start-sequence 1042`" + ` to start at a stream
+sequence (a cursor's first half); ` + "`--raw`" + ` prints the payloads only:
+
+    export NATS_URL=nats://127.0.0.1:4222 NATS_USER=roomlog NATS_PASSWORD="$(cat roomlog-data/nats-password)"
+    nats sub --all --raw 'roomlog.ZGV2.room.*'
+    nats sub --start-sequence 1042 'roomlog.ZGV2.room.*'
+
 ## Following a room with a plain NATS client
 
-With the ` + "`nats`" + ` CLI (events are the payloads, one JSON array per message):
+A durable JetStream consumer survives the client: it keeps its position in
+the server, and each message is acknowledged once processed. With the
+` + "`nats`" + ` CLI (the credentials as above, in the environment):
 
-    nats stream view ROOMLOG --subject 'roomlog.ZGVtbw.room.*'
     nats consumer add ROOMLOG analytics --pull --deliver all --ack explicit --filter 'roomlog.*.room.*' --defaults
     nats consumer next ROOMLOG analytics --count 100
+    nats stream view ROOMLOG --subject 'roomlog.ZGV2.room.*'
 
 In Go with nats.go's jetstream package:
 
+    nc, _ := nats.Connect("nats://127.0.0.1:4222", nats.UserInfo("roomlog", password))
     js, _ := jetstream.New(nc)
     cons, _ := js.OrderedConsumer(ctx, "ROOMLOG", jetstream.OrderedConsumerConfig{
-        FilterSubjects: []string{"roomlog.ZGVtbw.room.*"}})
+        FilterSubjects: []string{"roomlog.ZGV2.room.*"}})
     cons.Consume(func(m jetstream.Msg) {
         var events []map[string]any
         json.Unmarshal(m.Data(), &events)
