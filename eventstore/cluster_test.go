@@ -161,3 +161,79 @@ func TestClusterOpenWithoutALeaderWaitsSayingWhatFor(t *testing.T) {
 		t.Fatalf("opened a stream with %d replicas, want 3", got)
 	}
 }
+
+// A records watch set up while the log does not answer (the node's NATS
+// server frozen, as in an election or a pause right after start) waits,
+// saying so, and delivers the records once the log answers: it does not
+// end, leaving presence or the media nodes' watch stopped for good.
+func TestARecordsWatchStartedWhileTheLogIsSilentComesUpWhenItAnswers(t *testing.T) {
+	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
+	recs, err := server.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: "silent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recs.Put(estest.Ctx(t), "k1", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
+	logger, lines := estest.Capture(t)
+	l := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), Password: estest.Password, Logger: logger})
+	watched, err := l.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: "silent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.Freeze()
+	ready := make(chan struct{})
+	got := make(chan eventstore.Entry, 16)
+	ended := make(chan error, 1)
+	ctx, cancel := context.WithCancel(estest.Ctx(t))
+	defer cancel()
+	go func() { ended <- watched.Watch(ctx, func() { close(ready) }, func(e eventstore.Entry) { got <- e }) }()
+	// Long enough for more than one attempt to time out (5 s each).
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, ok := lines.Find(`msg="waiting for JetStream"`, `op="watch records silent"`, "attempt=2"); ok {
+			break
+		}
+		select {
+		case err := <-ended:
+			t.Fatalf("the watch ended while the log was silent: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no second attempt at the watch logged in a minute")
+		}
+	}
+	proxy.Thaw()
+	select {
+	case e := <-got:
+		if e.Key != "k1" || string(e.Value) != "v1" {
+			t.Fatalf("first record %q = %q, want k1 = v1", e.Key, e.Value)
+		}
+	case err := <-ended:
+		t.Fatalf("the watch ended: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("no record a minute after the log answered")
+	}
+	select {
+	case <-ready:
+	case <-time.After(time.Minute):
+		t.Fatal("ready not called a minute after the log answered")
+	}
+	if _, err := recs.Put(estest.Ctx(t), "k2", []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		if e.Key != "k2" {
+			t.Fatalf("next record %q, want k2", e.Key)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a change made after the watch came up never arrived")
+	}
+	cancel()
+	if err := <-ended; err != nil {
+		t.Fatalf("Watch returned %v when its context ended", err)
+	}
+}

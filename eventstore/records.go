@@ -14,7 +14,9 @@ import (
 // the last heartbeat of each session. Every write returns the key's new
 // revision, and Update and Delete can be made conditional on it.
 type Records struct {
-	kv jetstream.KeyValue
+	kv     jetstream.KeyValue
+	log    *Log
+	bucket string
 }
 
 // RecordsConfig configures OpenRecords.
@@ -63,7 +65,7 @@ func (l *Log) OpenRecords(ctx context.Context, cfg RecordsConfig) (*Records, err
 	if err != nil {
 		return nil, err
 	}
-	return &Records{kv: kv}, nil
+	return &Records{kv: kv, log: l, bucket: cfg.Bucket}, nil
 }
 
 // Get returns the record of key; ok is false if there is none.
@@ -111,28 +113,83 @@ func (r *Records) Delete(ctx context.Context, key string, rev uint64) error {
 }
 
 // Watch calls fn with every record as it is now, then with every change,
-// until ctx ends (it then returns nil) or the watch fails. ready is called
-// once the records present at the start have all been passed to fn.
+// until ctx ends (it then returns nil) or the watch fails in a way waiting
+// cannot fix. ready is called once the records present at the start have
+// all been passed to fn.
+//
+// A log that does not answer does not end the watch: setting it up is
+// tried again with backoff, saying what it waits for, and a watch that ends
+// is set up again, passing every record to fn once more (fn must take a
+// record it has already seen).
 func (r *Records) Watch(ctx context.Context, ready func(), fn func(Entry)) error {
-	w, err := r.kv.WatchAll(ctx)
-	if err != nil {
-		return classify("watch records", err)
+	for {
+		w, stop, err := r.watch(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		r.follow(ctx, w, &ready, fn)
+		stop()
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.log.log.Warn("the records watch ended; watching again", "bucket", r.bucket)
 	}
-	defer w.Stop()
+}
+
+// watch sets up a watch of every record, trying again with backoff while the
+// log does not answer. The watch lives until stop is called: its context is
+// its lifetime (its consumer is set up again with it when it resets), so an
+// attempt is bounded by leaving it, not by a deadline on that context.
+func (r *Records) watch(ctx context.Context) (w jetstream.KeyWatcher, stop func(), err error) {
+	err = r.log.retry(ctx, "watch records "+r.bucket, func(attempt context.Context) error {
+		wctx, cancel := context.WithCancel(ctx)
+		type result struct {
+			w   jetstream.KeyWatcher
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			w, err := r.kv.WatchAll(wctx)
+			done <- result{w, err}
+		}()
+		var res result
+		select {
+		case res = <-done:
+		case <-attempt.Done():
+			cancel()
+			if res = <-done; res.err == nil {
+				res.w.Stop()
+			}
+			return attempt.Err()
+		}
+		if res.err != nil {
+			cancel()
+			return res.err
+		}
+		w, stop = res.w, func() { res.w.Stop(); cancel() }
+		return nil
+	})
+	return w, stop, err
+}
+
+// follow passes w's records to fn until ctx ends or w does, and calls
+// *ready (once, ever) when the records present at the start are through.
+func (r *Records) follow(ctx context.Context, w jetstream.KeyWatcher, ready *func(), fn func(Entry)) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case e, ok := <-w.Updates():
 			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("%w: the records watch ended", ErrUnavailable)
+				return
 			}
 			if e == nil {
-				if ready != nil {
-					ready()
+				if *ready != nil {
+					(*ready)()
+					*ready = nil
 				}
 				continue
 			}
