@@ -297,8 +297,9 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 }
 
 // decoders are reused: a jsontext.Decoder is costly to make, and a replay
-// makes one per message. Duplicate members are checked by decodeFrom for the
-// envelope and by the payload's own decoding.
+// makes one per message. The decoder refuses a member named twice in any
+// object, envelope or payload, however the members are ordered (a payload
+// decoded in the same pass and one decoded apart once disagreed on it).
 var decoders = sync.Pool{New: func() any { return new(pooledDecoder) }}
 
 // pooledDecoder is a decoder and the buffer it reads, reused together so that
@@ -336,7 +337,7 @@ func intern(last *string, dec *jsontext.Decoder) (string, error) {
 func getDecoder(b []byte) *pooledDecoder {
 	d := decoders.Get().(*pooledDecoder)
 	d.buf = *bytes.NewBuffer(b)
-	d.Reset(&d.buf, jsontext.AllowDuplicateNames(true))
+	d.Reset(&d.buf)
 	return d
 }
 
@@ -356,9 +357,6 @@ func (e *Event) decodeFrom(pd *pooledDecoder, body []byte, withPrev bool) error 
 			return bad("member name", err)
 		}
 		field := fieldOf(name)
-		if field != 0 && seen&field != 0 {
-			return bad("duplicate member "+string(name), nil)
-		}
 		seen |= field
 		switch field {
 		case fieldID:

@@ -167,6 +167,26 @@ func TestDecodeRejectsWhatItCannotFold(t *testing.T) {
 	}
 }
 
+// A payload with a member twice is refused wherever its members stand:
+// once decoded in the same pass as the envelope (type before data, as
+// roomlog writes), and once decoded apart (data first), the two ways
+// must agree.
+func TestDuplicatePayloadMembersAreRefusedInEitherOrder(t *testing.T) {
+	const env = `"id":"01KAK3J7Q8ZX5V2B8T9W0N3E4R","app":"a","aggregate":"room","aggregate_id":"r","seq":1,"time":"2026-01-01T00:00:00Z"`
+	const data = `"data":{"destroy_delay_s":5,"destroy_delay_s":6}`
+	for name, body := range map[string]string{
+		"type first": `[{` + env + `,"type":"room.created",` + data + `}]`,
+		"data first": `[{` + env + `,` + data + `,"type":"room.created"}]`,
+		"envelope":   `[{` + env + `,"seq":2,"type":"room.created","data":{}}]`,
+	} {
+		if events, err := DecodeEvents([]byte(body)); err == nil {
+			t.Errorf("%s: decoded %+v", name, events[0].Data)
+		} else if !errors.Is(err, ErrMalformedEvent) {
+			t.Errorf("%s: error %v is not ErrMalformedEvent", name, err)
+		}
+	}
+}
+
 func FuzzDecodeEvents(f *testing.F) {
 	body, _, err := EncodeEvents("", fixtures())
 	if err != nil {
