@@ -126,6 +126,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	srv := &server{stats: st}
 	log, err := eventstore.Open(ctx, eventstore.Config{URL: *natsURL, Password: *password, Logger: logger})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped (SIGTERM) while starting: nothing was done
+		}
 		return err
 	}
 	defer log.Close()
