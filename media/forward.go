@@ -24,8 +24,10 @@ import (
 // The workers are fed, not waited for: a fan-out that waited for every
 // shard at every packet measured no faster on two cores than on one (each
 // packet parked and woke the second core), while queued workers that run
-// free forwarded 1.5 times as much (docs/benchmarks.md). Each player is in
-// one shard, so its packets stay in order.
+// free forward 1.7 times as much (docs/benchmarks.md). A player's packets
+// stay in order: between two reshards a player is in one shard, and when
+// the shards change (a player joins or leaves) the reader waits for the old
+// workers' queues to drain before it writes by the new ones.
 type upTrack struct {
 	remote *webrtc.TrackRemote
 	mime   string
@@ -38,7 +40,9 @@ type upTrack struct {
 	workers []chan fanJob // under mu; fan holds a copy
 	stopped bool          // under mu: run has returned
 	// fan is the current fan-out: copy on write, read without a lock.
-	fan       atomic.Pointer[fanout]
+	fan atomic.Pointer[fanout]
+	// last is the fan-out forward used last (only forward touches it).
+	last      *fanout
 	shardSize int
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -51,10 +55,13 @@ type fanout struct {
 	workers []chan fanJob
 }
 
-// fanJob is one packet for one shard's worker to write.
+// fanJob is one packet for one shard's worker to write, or a fence: when
+// fence is set the worker marks it done, so that the reader knows every job
+// queued before it is written.
 type fanJob struct {
 	pkt   *packetCopy
 	downs []*downTrack
+	fence *sync.WaitGroup
 }
 
 // workerQueue is how many packets a shard worker may have waiting: at a hot
@@ -100,6 +107,7 @@ func newUpTrack(remote *webrtc.TrackRemote, shardSize int, keyframe func()) *upT
 // attach adds d to the fan-out and asks for a keyframe, so a new player
 // sees video at once.
 func (u *upTrack) attach(d *downTrack) {
+	d.setOwner(u)
 	u.mu.Lock()
 	u.downs = append(u.downs, d)
 	u.reshard()
@@ -109,7 +117,11 @@ func (u *upTrack) attach(d *downTrack) {
 	}
 }
 
+// detach removes d from the fan-out. Packets already queued for d are
+// dropped, not written: d may be attached to another track (a new
+// publisher of the stream) by then.
 func (u *upTrack) detach(d *downTrack) {
+	d.clearOwner(u)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for i, x := range u.downs {
@@ -152,8 +164,12 @@ func (u *upTrack) work(ch chan fanJob) {
 	for {
 		select {
 		case j := <-ch:
+			if j.fence != nil {
+				j.fence.Done()
+				continue
+			}
 			for _, d := range j.downs {
-				d.write(&j.pkt.hdr, j.pkt.payload, u.mime)
+				d.write(u, &j.pkt.hdr, j.pkt.payload)
 			}
 			j.pkt.release()
 		case <-u.done:
@@ -164,13 +180,7 @@ func (u *upTrack) work(ch chan fanJob) {
 
 // run forwards the publisher's packets until its track ends.
 func (u *upTrack) run() {
-	defer func() {
-		u.mu.Lock()
-		u.stopped = true // no worker starts after this
-		close(u.done)
-		u.mu.Unlock()
-		u.wg.Wait()
-	}()
+	defer u.stop()
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	for {
@@ -185,6 +195,16 @@ func (u *upTrack) run() {
 	}
 }
 
+// stop ends the workers; no worker starts after it. It is run's end, or
+// what releases a track that is never run.
+func (u *upTrack) stop() {
+	u.mu.Lock()
+	u.stopped = true
+	close(u.done)
+	u.mu.Unlock()
+	u.wg.Wait()
+}
+
 // forward writes one packet to every attached downTrack: shard 0 on this
 // goroutine, the others by queueing a copy to their workers (pkt's buffer is
 // reused for the next packet).
@@ -193,6 +213,16 @@ func (u *upTrack) forward(pkt *rtp.Packet) {
 	// forwarded.
 	pkt.Header.Extension, pkt.Header.Extensions = false, nil
 	fan := u.fan.Load()
+	if fan != u.last {
+		// The shards changed: a player may have moved from one worker to
+		// another, or to this goroutine. What the old workers hold is
+		// written first, so that no player gets a packet before an
+		// earlier one.
+		if u.last != nil {
+			u.last.drain()
+		}
+		u.last = fan
+	}
 	shards := fan.shards
 	if len(shards) == 0 {
 		return
@@ -204,8 +234,18 @@ func (u *upTrack) forward(pkt *rtp.Packet) {
 		}
 	}
 	for _, d := range shards[0] {
-		d.write(&pkt.Header, pkt.Payload, u.mime)
+		d.write(u, &pkt.Header, pkt.Payload)
 	}
+}
+
+// drain returns once f's workers have written every job queued to them.
+func (f *fanout) drain() {
+	var fence sync.WaitGroup
+	for _, w := range f.workers {
+		fence.Add(1)
+		w <- fanJob{fence: &fence}
+	}
+	fence.Wait()
 }
 
 // downTrack is what one player receives of one kind (audio or video): a
@@ -222,7 +262,9 @@ type downTrack struct {
 	onBind  func()
 	first   sync.Once
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// owner is the track d is attached to: only its packets are written.
+	owner   *upTrack
 	bound   bool
 	ssrc    webrtc.SSRC
 	out     webrtc.TrackLocalWriter
@@ -281,11 +323,23 @@ func (d *downTrack) codecList() []webrtc.RTPCodecParameters {
 	return d.codecs
 }
 
-// write sends one forwarded packet of codec mime to the player. hdr is
-// shared between players: it is copied, never changed.
-func (d *downTrack) write(hdr *rtp.Header, payload []byte, mime string) {
+func (d *downTrack) setOwner(u *upTrack) { d.mu.Lock(); d.owner = u; d.mu.Unlock() }
+
+func (d *downTrack) clearOwner(u *upTrack) {
 	d.mu.Lock()
-	if !d.bound {
+	if d.owner == u {
+		d.owner = nil
+	}
+	d.mu.Unlock()
+}
+
+// write sends one packet forwarded by u to the player, if d is still
+// attached to u. hdr is shared between players: it is copied, never
+// changed.
+func (d *downTrack) write(u *upTrack, hdr *rtp.Header, payload []byte) {
+	mime := u.mime
+	d.mu.Lock()
+	if !d.bound || d.owner != u {
 		d.mu.Unlock()
 		return
 	}

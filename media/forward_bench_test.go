@@ -50,7 +50,7 @@ func BenchmarkFanOutOverhead(b *testing.B) {
 				for i := range players {
 					w := &sinkWriter{buf: make([]byte, 1500)}
 					d := newDownTrack(webrtc.RTPCodecTypeVideo, "cam", func() {})
-					d.bound, d.ssrc, d.out = true, webrtc.SSRC(i+1), w
+					d.bound, d.ssrc, d.out, d.owner = true, webrtc.SSRC(i+1), w, u
 					d.codecs = []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{
 						MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}}
 					u.mu.Lock()
@@ -167,7 +167,7 @@ func BenchmarkHotStreamFanOut(b *testing.B) {
 			for i := range players {
 				w := newSRTPWriter(b, i)
 				d := newDownTrack(webrtc.RTPCodecTypeVideo, "cam", func() {})
-				d.bound, d.ssrc, d.out = true, webrtc.SSRC(i+1), w
+				d.bound, d.ssrc, d.out, d.owner = true, webrtc.SSRC(i+1), w, u
 				d.codecs = []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{
 					MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}}
 				u.mu.Lock()

@@ -404,7 +404,9 @@ func (p *peer) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	if !p.router.addUp(p, u) {
 		return
 	}
-	p.spawn(u.run)
+	if !p.spawn(u.run) {
+		u.stop() // the peer is closing: its workers must not outlive it
+	}
 }
 
 func (p *peer) onState(st webrtc.PeerConnectionState) {

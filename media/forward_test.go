@@ -1,0 +1,140 @@
+package media
+
+import (
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// recorder is a player's writer: it records the SSRC and sequence number of
+// every packet it is given (as the downTrack rewrote them), and can hold
+// the first write until released, as a slow socket would.
+type recorder struct {
+	mu      sync.Mutex
+	got     []rtp.Header
+	hold    chan struct{} // if set, the first write waits for it
+	holding chan struct{} // closed when the first write is held
+	once    sync.Once
+}
+
+func (r *recorder) WriteRTP(h *rtp.Header, _ []byte) (int, error) {
+	r.mu.Lock()
+	r.got = append(r.got, *h)
+	r.mu.Unlock()
+	if r.hold != nil {
+		r.once.Do(func() { close(r.holding); <-r.hold })
+	}
+	return 0, nil
+}
+
+func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
+
+func (r *recorder) seqs() []uint16 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var s []uint16
+	for _, h := range r.got {
+		s = append(s, h.SequenceNumber)
+	}
+	return s
+}
+
+func (r *recorder) wait(t *testing.T, n int) []uint16 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if s := r.seqs(); len(s) >= n || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// testTrack is an upTrack as onTrack makes one, without a remote track.
+func testTrack(t *testing.T, shardSize int) *upTrack {
+	u := &upTrack{mime: "video/vp8", kind: webrtc.RTPCodecTypeVideo, keyframe: func() {}, shardSize: shardSize,
+		done: make(chan struct{})}
+	u.fan.Store(&fanout{})
+	t.Cleanup(u.stop)
+	return u
+}
+
+// testPlayer is a player's bound downTrack writing to w.
+func testPlayer(ssrc webrtc.SSRC, w webrtc.TrackLocalWriter) *downTrack {
+	d := newDownTrack(webrtc.RTPCodecTypeVideo, "cam", func() {})
+	d.bound, d.ssrc, d.out = true, ssrc, w
+	d.codecs = []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}}
+	return d
+}
+
+func packet(ssrc uint32, seq uint16) *rtp.Packet {
+	return &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: ssrc, SequenceNumber: seq, PayloadType: 100}, Payload: []byte{1}}
+}
+
+// twoCores makes room for two shards (one per core at most) for the test.
+func twoCores(t *testing.T) {
+	prev := runtime.GOMAXPROCS(2)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+}
+
+// When a player leaves, the others' shards change: a player whose packets
+// were queued to a worker may now be written by the reader itself. It still
+// gets every packet in order: the reader lets the old worker finish first.
+func TestAPlayerKeepsItsPacketOrderWhenTheShardsChange(t *testing.T) {
+	twoCores(t)
+	u := testTrack(t, 1)
+	a, slow := &recorder{}, &recorder{hold: make(chan struct{}), holding: make(chan struct{})}
+	da, dx := testPlayer(1, a), testPlayer(2, slow)
+	u.attach(da)
+	u.attach(dx) // shards [a] (the reader) and [x] (a worker)
+	for seq := range uint16(5) {
+		u.forward(packet(7, seq+1))
+	}
+	<-slow.holding // x's worker is stuck on packet 1; 2 to 5 wait in its queue
+	u.detach(da)   // one shard left: x is now the reader's to write
+	sixth := make(chan struct{})
+	go func() { u.forward(packet(7, 6)); close(sixth) }()
+	time.Sleep(50 * time.Millisecond) // packet 6 would overtake here
+	close(slow.hold)
+	<-sixth
+	got := slow.wait(t, 6)
+	if want := []uint16{1, 2, 3, 4, 5, 6}; !slices.Equal(got, want) {
+		t.Fatalf("player received sequence numbers %v, want %v", got, want)
+	}
+}
+
+// When a stream's publisher changes, its players move to the new publisher's
+// track. What the old track had queued for them is dropped, not written in
+// among the new publisher's packets.
+func TestAPlayerMovedToANewTrackGetsNothingMoreFromTheOldOne(t *testing.T) {
+	twoCores(t)
+	old, next := testTrack(t, 1), testTrack(t, 1)
+	a, slow := &recorder{}, &recorder{hold: make(chan struct{}), holding: make(chan struct{})}
+	da, dx := testPlayer(1, a), testPlayer(2, slow)
+	old.attach(da)
+	old.attach(dx)
+	for seq := range uint16(5) {
+		old.forward(packet(7, seq+1))
+	}
+	<-slow.holding // packet 1 is being written; 2 to 5 are queued
+	old.detach(dx)
+	next.attach(dx)
+	close(slow.hold)
+	next.forward(packet(9, 100))
+	got := slow.wait(t, 2)
+	time.Sleep(100 * time.Millisecond) // room for a late packet of the old track
+	if got = slow.seqs(); len(got) != 2 {
+		t.Fatalf("player received %d packets (%v), want packet 1 of the old track and then the new one's", len(got), got)
+	}
+	// The new publisher's packet follows the last one sent, whatever its
+	// own sequence number.
+	if got[1] != got[0]+1 {
+		t.Fatalf("sequence numbers %v: the new track's packet does not follow the old one's", got)
+	}
+}
