@@ -154,6 +154,13 @@ func classify(op string, err error) error {
 		}
 		return fmt.Errorf("eventstore: %s: %w", op, err)
 	}
+	// The KV watch goes through nats.go's older JetStream API, whose
+	// errors are its own type.
+	var legacy *nats.APIError
+	if errors.As(err, &legacy) && (legacy.Code == httpUnavailable ||
+		legacy.ErrorCode == nats.ErrorCode(codeDupInProcess) || legacy.ErrorCode == nats.ErrorCode(codeLastSeqNotReady)) {
+		return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
+	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return fmt.Errorf("%w: %s: %w", ErrTooLarge, op, err)
 	}

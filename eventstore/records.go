@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -135,14 +137,22 @@ func (r *Records) Watch(ctx context.Context, ready func(), fn func(Entry)) error
 		if ctx.Err() != nil {
 			return nil
 		}
-		r.log.log.Warn("the records watch ended; watching again", "bucket", r.bucket)
+		if r.log.nc.IsClosed() {
+			return fmt.Errorf("%w: watch records %s: the log is closed", ErrUnavailable, r.bucket)
+		}
+		r.log.log.Warn("the records watch ended; watching again", "bucket", r.bucket, "in", openBackoffMax)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(openBackoffMax):
+		}
 	}
 }
 
 // watch sets up a watch of every record, trying again with backoff while the
 // log does not answer. The watch lives until stop is called: its context is
-// its lifetime (its consumer is set up again with it when it resets), so an
-// attempt is bounded by leaving it, not by a deadline on that context.
+// its lifetime (the subscription ends with it), so an attempt is bounded by
+// leaving it, not by a deadline on that context.
 func (r *Records) watch(ctx context.Context) (w jetstream.KeyWatcher, stop func(), err error) {
 	err = r.log.retry(ctx, "watch records "+r.bucket, func(attempt context.Context) error {
 		wctx, cancel := context.WithCancel(ctx)
@@ -167,6 +177,14 @@ func (r *Records) watch(ctx context.Context) (w jetstream.KeyWatcher, stop func(
 		}
 		if res.err != nil {
 			cancel()
+			if r.log.nc.IsClosed() {
+				return permanent(fmt.Errorf("%w: the log is closed: %w", ErrUnavailable, res.err))
+			}
+			if errors.Is(res.err, nats.ErrJetStreamNotEnabled) {
+				// What the watch's API makes of "no responders": the
+				// bucket was opened, so JetStream is there, not answering.
+				return fmt.Errorf("%w: %w", ErrUnavailable, res.err)
+			}
 			return res.err
 		}
 		w, stop = res.w, func() { res.w.Stop(); cancel() }

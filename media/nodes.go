@@ -151,6 +151,9 @@ func (n *Nodes) observe(e eventstore.Entry) {
 	if json.Unmarshal(e.Value, &r) != nil || r.Node == "" {
 		return
 	}
+	if n.alive[r.Node] == e.Revision && n.timers[r.Node] != nil {
+		return // the same beat again (the watch was set up anew): its timer runs on
+	}
 	n.alive[r.Node] = e.Revision
 	if t := n.timers[r.Node]; t != nil {
 		t.Stop()

@@ -20,6 +20,7 @@
 package checkpoint
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -29,6 +30,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -307,14 +310,17 @@ func (c *Checkpointer) load(ctx context.Context) error {
 	return nil
 }
 
-// entries returns every record of the bucket.
+// entries returns every record of the bucket, in the order they were
+// written. By key: a watch set up anew passes records it passed already.
 func entries(ctx context.Context, store *eventstore.Records) ([]eventstore.Entry, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var all []eventstore.Entry
+	byKey := map[string]eventstore.Entry{}
 	err := store.Watch(wctx, cancel, func(e eventstore.Entry) {
-		if !e.Deleted {
-			all = append(all, e)
+		if e.Deleted {
+			delete(byKey, e.Key)
+		} else {
+			byKey[e.Key] = e
 		}
 	})
 	if err != nil {
@@ -323,6 +329,8 @@ func entries(ctx context.Context, store *eventstore.Records) ([]eventstore.Entry
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	all := slices.Collect(maps.Values(byKey))
+	slices.SortFunc(all, func(a, b eventstore.Entry) int { return cmp.Compare(a.Revision, b.Revision) })
 	return all, nil
 }
 

@@ -17,8 +17,9 @@ import (
 
 // Cluster is a real JetStream cluster of nats-server instances in this
 // process, joined by routes on loopback, as an operator runs one for R3
-// streams. Nodes keep their ports and storage across Stop and Start, so a
-// stopped node comes back as the same cluster member.
+// streams. Nodes keep their storage, and the proxy addresses their peers
+// and clients reach them by, across Stop and Start, so a stopped node comes
+// back as the same cluster member (on new ports of its own).
 //
 // Every route, and every client's connection to a node, goes through a
 // netcut proxy, so that a test can kill a node the way SIGKILL does (its
