@@ -43,40 +43,47 @@ func BenchmarkFanOutOverhead(b *testing.B) {
 				name = "sharded"
 			}
 			b.Run(fmt.Sprintf("players=%d/%s", players, name), func(b *testing.B) {
-				u := &upTrack{mime: "video/vp8", kind: webrtc.RTPCodecTypeVideo, keyframe: func() {}, shardSize: shard,
-					done: make(chan struct{})}
-				u.fan.Store(&fanout{})
-				var writers []*sinkWriter
-				for i := range players {
-					w := &sinkWriter{buf: make([]byte, 1500)}
-					d := newDownTrack(webrtc.RTPCodecTypeVideo, "cam", func() {})
-					d.bound, d.ssrc, d.out, d.owner = true, webrtc.SSRC(i+1), w, u
-					d.codecs = []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{
-						MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}}
-					u.mu.Lock()
-					u.downs = append(u.downs, d)
-					u.reshard()
-					u.mu.Unlock()
-					writers = append(writers, w)
+				writers := make([]countingWriter, players)
+				for i := range writers {
+					writers[i] = &sinkWriter{buf: make([]byte, 1500)}
 				}
-				defer func() { close(u.done); u.wg.Wait() }()
-				pkt := rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7, PayloadType: 100}, Payload: make([]byte, 1000)}
-				b.ResetTimer()
-				for i := range b.N {
-					pkt.SequenceNumber, pkt.Timestamp = uint16(i), uint32(i)*3000
-					u.forward(&pkt)
-				}
-				n := waitWritten(b, uint64(b.N*players), func() (n uint64) {
-					for _, w := range writers {
-						n += w.n.Load()
-					}
-					return n
-				})
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/fwd_pkt")
-				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "fwd_pkts/s")
+				benchFanOut(b, shard, writers)
 			})
 		}
 	}
+}
+
+// countingWriter is a player's writer that counts what it was given.
+type countingWriter interface {
+	webrtc.TrackLocalWriter
+	count() uint64
+}
+
+func (w *sinkWriter) count() uint64 { return w.n.Load() }
+func (w *srtpWriter) count() uint64 { return w.n.Load() }
+
+// benchFanOut forwards b.N packets of one track to a player per writer,
+// shardSize players per goroutine, and reports the time per forwarded
+// packet and the forwarded packets per second.
+func benchFanOut(b *testing.B, shardSize int, writers []countingWriter) {
+	u := testTrack(b, shardSize)
+	for i, w := range writers {
+		u.attach(testPlayer(webrtc.SSRC(i+1), w))
+	}
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7, PayloadType: 100}, Payload: make([]byte, 1000)}
+	b.ResetTimer()
+	for i := range b.N {
+		pkt.SequenceNumber, pkt.Timestamp = uint16(i), uint32(i)*3000
+		u.forward(&pkt)
+	}
+	n := waitWritten(b, uint64(b.N*len(writers)), func() (n uint64) {
+		for _, w := range writers {
+			n += w.count()
+		}
+		return n
+	})
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/fwd_pkt")
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "fwd_pkts/s")
 }
 
 // waitWritten waits until the shard workers have written all want packets
@@ -160,37 +167,11 @@ func (w *srtpWriter) Write(b []byte) (int, error) {
 func BenchmarkHotStreamFanOut(b *testing.B) {
 	for _, players := range []int{100, 500} {
 		b.Run(fmt.Sprintf("players=%d", players), func(b *testing.B) {
-			u := &upTrack{mime: "video/vp8", kind: webrtc.RTPCodecTypeVideo, keyframe: func() {}, shardSize: 32, // Config.ShardSize's default
-				done: make(chan struct{})}
-			u.fan.Store(&fanout{})
-			var writers []*srtpWriter
-			for i := range players {
-				w := newSRTPWriter(b, i)
-				d := newDownTrack(webrtc.RTPCodecTypeVideo, "cam", func() {})
-				d.bound, d.ssrc, d.out, d.owner = true, webrtc.SSRC(i+1), w, u
-				d.codecs = []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{
-					MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}}
-				u.mu.Lock()
-				u.downs = append(u.downs, d)
-				u.reshard()
-				u.mu.Unlock()
-				writers = append(writers, w)
+			writers := make([]countingWriter, players)
+			for i := range writers {
+				writers[i] = newSRTPWriter(b, i)
 			}
-			defer func() { close(u.done); u.wg.Wait() }()
-			pkt := rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7, PayloadType: 100}, Payload: make([]byte, 1000)}
-			b.ResetTimer()
-			for i := range b.N {
-				pkt.SequenceNumber, pkt.Timestamp = uint16(i), uint32(i)*3000
-				u.forward(&pkt)
-			}
-			n := waitWritten(b, uint64(b.N*players), func() (n uint64) {
-				for _, w := range writers {
-					n += w.n.Load()
-				}
-				return n
-			})
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/fwd_pkt")
-			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "fwd_pkts/s")
+			benchFanOut(b, 32, writers) // Config.ShardSize's default
 		})
 	}
 }

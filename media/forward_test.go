@@ -56,11 +56,11 @@ func (r *recorder) wait(t *testing.T, n int) []uint16 {
 }
 
 // testTrack is an upTrack as onTrack makes one, without a remote track.
-func testTrack(t *testing.T, shardSize int) *upTrack {
+func testTrack(tb testing.TB, shardSize int) *upTrack {
 	u := &upTrack{mime: "video/vp8", kind: webrtc.RTPCodecTypeVideo, keyframe: func() {}, shardSize: shardSize,
 		done: make(chan struct{})}
 	u.fan.Store(&fanout{})
-	t.Cleanup(u.stop)
+	tb.Cleanup(u.stop)
 	return u
 }
 
