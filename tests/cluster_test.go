@@ -23,14 +23,27 @@ import (
 )
 
 // clusterNode starts a roomd node on the external cluster c (R3).
+//
+// Its budgets are generous: commands 30 s and the log's silence before
+// fail-fast 30 s (three times the defaults), the readiness grace 30 s (twice):
+// with two -race copies of the suite side by side an election took more
+// than 10 s. What the tests
+// check is that commands ride an election out; the stall each fault causes
+// is measured, not bounded.
 func clusterNode(t *testing.T, c *estest.Cluster) *node.Node {
 	t.Helper()
 	p := estest.Policy() // no broadcast rate limit to speak of, nor a per-connection one
 	return clienttest.StartNode(t, clienttest.NodeOptions{Policy: &p,
-		Gateway: gateway.Config{RequestsPerSecond: 1e6, RequestBurst: 1e6}, Edit: func(cfg *node.Config) {
+		Gateway: gateway.Config{RequestsPerSecond: 1e6, RequestBurst: 1e6, CommandTimeout: clusterBudget},
+		Edit: func(cfg *node.Config) {
 			cfg.Log = eventstore.Config{URL: c.URL(), Replicas: 3}
+			cfg.Outage, cfg.ReadyGrace = clusterBudget, clusterBudget
 		}})
 }
+
+// clusterBudget is the cluster tests' command budget and outage threshold;
+// their clients wait longer still for a reply.
+const clusterBudget = 30 * time.Second
 
 // load is a steady broadcast load: each client sends one broadcast after
 // another into r1 and records what was acknowledged and how long each took.
@@ -123,7 +136,7 @@ func TestClusterTwoNodesRideOutLeaderLossRestartsAndAPause(t *testing.T) {
 		name := fmt.Sprint("u", i)
 		r := clienttest.NewRecorder(t, name)
 		r.AllowReconnects()
-		cl := clienttest.Dial(t, clienttest.URL(n.HTTPAddr()), r, nil)
+		cl := clienttest.Dial(t, clienttest.URL(n.HTTPAddr()), r, func(o *client.Options) { o.RequestTimeout = 2 * clusterBudget })
 		clusterLogin(t, n, cl, r, name)
 		l.run(t, name, cl)
 	}
