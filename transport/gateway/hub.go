@@ -77,7 +77,9 @@ func (h *hub) dispatch(rec projections.Record) {
 				if e.Seq <= m.last || !s.hears(domain.RoomID(key.ID), f) {
 					continue
 				}
-				m.deliver(s, f.bytes(m.last))
+				if !f.to.unsent {
+					m.deliver(s, f.bytes(m.last))
+				}
 				m.last = e.Seq
 				if f.to.leaves {
 					delete(members, s)

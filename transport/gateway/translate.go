@@ -24,6 +24,10 @@ type audience struct {
 	// users marks other users' ADD and DELETE, which quiet members (ZEGO
 	// isUserStatusNotify = false) do not get.
 	users bool
+	// unsent marks a frame that ends the membership without being sent: a
+	// timed-out session's own departure, whose connection the gateway
+	// closes with heartbeat_timeout instead (Server.onTimedOut).
+	unsent bool
 }
 
 func (a audience) includes(s domain.SessionID, u domain.UserID) bool {
@@ -131,8 +135,12 @@ func translate(e *domain.Event, cursor uint64) ([]*outFrame, error) {
 		err = add(protocol.EvRoomUserUpdate, audience{exceptSession: d.Session, users: true},
 			protocol.UserUpdate{UpdateType: "ADD", Users: []protocol.User{member(d.User, d.UserName, d.Role)}})
 	case *domain.MemberLeftData:
-		if err = add(protocol.EvRoomStateChanged, audience{onlySession: d.Session, leaves: true},
-			stateOf(d.Reason, d.BySession)); err == nil {
+		// A timed-out session is not told it left: its connection, if it
+		// still has one, is closed with heartbeat_timeout, and a departure
+		// read before that close would race it. The client logs in again
+		// when it comes back (its resume is refused), whichever it saw.
+		if err = add(protocol.EvRoomStateChanged, audience{onlySession: d.Session, leaves: true,
+			unsent: d.Reason == domain.ReasonHeartbeatTimeout}, stateOf(d.Reason, d.BySession)); err == nil {
 			err = add(protocol.EvRoomUserUpdate, audience{exceptSession: d.Session, users: true},
 				protocol.UserUpdate{UpdateType: "DELETE", Users: []protocol.User{user(d.User, d.UserName)}})
 		}
