@@ -86,7 +86,7 @@ type Config struct {
 	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP listener.
 	Pprof bool
 	// ReadyGrace is how long /readyz keeps answering "ready" while the log
-	// does not answer, as long as the node is connected to NATS (default
+	// does not answer or the node reconnects to NATS (default
 	// DefaultReadyGrace).
 	ReadyGrace time.Duration
 	// Outage is how long the log may leave appends unanswered before the
@@ -122,10 +122,11 @@ type Node struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// logOK is when the log last answered /readyz (UnixNano).
-	logOK atomic.Int64
-	errMu sync.Mutex
-	err   error
+	// logOK is when the log last answered /readyz, connOK when /readyz
+	// last found the node connected to NATS (UnixNano).
+	logOK, connOK atomic.Int64
+	errMu         sync.Mutex
+	err           error
 }
 
 // Start opens the log, restores and catches up the projection, and starts the
@@ -156,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, Log: log, decider: decider}
 	n.logOK.Store(time.Now().UnixNano())
+	n.connOK.Store(time.Now().UnixNano())
 	if err := n.start(ctx, decider); err != nil {
 		n.Close()
 		return nil, err
@@ -452,24 +454,35 @@ func (n *Node) mountGateway(mux *http.ServeMux, node string) error {
 }
 
 // DefaultReadyGrace is how long /readyz keeps answering "ready" while the
-// log does not answer, as long as the node is connected to NATS
-// (Config.ReadyGrace): a stream leader election takes a few seconds, during
-// which every node of the fleet would otherwise turn unready at the same
-// moment and a load balancer drain them all. Commands meanwhile wait for the
-// election (up to their timeout).
+// log does not answer, or while the node reconnects to NATS
+// (Config.ReadyGrace): a stream leader election, or the restart of the NATS
+// server a node was connected to, takes a few seconds, during which every
+// node of the fleet would otherwise turn unready at the same moment and a
+// load balancer drain them all. Commands meanwhile wait for the election or
+// the reconnection (up to their timeout).
 const DefaultReadyGrace = 15 * time.Second
 
-// ready answers whether the node can serve: it is connected to NATS, the log
-// answered within Config.ReadyGrace, and the projection runs.
+// ready answers whether the node can serve: it was connected to NATS and the
+// log answered within Config.ReadyGrace, and the projection runs.
 func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	if err := n.Err(); err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	now := time.Now()
 	if !n.Log.Connected() {
-		http.Error(w, "not connected to NATS", http.StatusServiceUnavailable)
+		// The NATS server this node was connected to went away (killed,
+		// restarted): the client reconnects to another of the cluster
+		// within a second or two, and commands wait for it meanwhile.
+		since := now.Sub(time.Unix(0, n.connOK.Load())).Round(time.Millisecond)
+		if since > n.cfg.ReadyGrace {
+			http.Error(w, fmt.Sprintf("not connected to NATS for %v", since), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "ready (reconnecting to NATS for %v)\n", since)
 		return
 	}
+	n.connOK.Store(now.UnixNano())
 	// A stream without a quorum still answers the stream info below
 	// (from a replica): what says it cannot store is the appends it
 	// leaves unanswered.
@@ -480,7 +493,6 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	now := time.Now()
 	if _, err := n.Log.LastSeq(ctx); err != nil {
 		since := now.Sub(time.Unix(0, n.logOK.Load()))
 		if since > n.cfg.ReadyGrace {

@@ -152,3 +152,65 @@ func TestReadyzTurnsUnreadyWhenTheLogLeavesAppendsUnanswered(t *testing.T) {
 		t.Fatalf("/readyz once the log answers again: %d %q", code, body)
 	}
 }
+
+// A node whose NATS server goes away (killed, restarted: its connection is
+// cut and no new one is taken) stays ready while its client reconnects, for
+// ReadyGrace, saying so; then it answers 503 saying how long it has been
+// disconnected. Once NATS takes it back the node is ready again.
+func TestReadyzRidesOutAReconnectionForTheGrace(t *testing.T) {
+	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
+	link := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
+	lc := server.ClientConfig()
+	lc.URL, lc.Logger = "nats://"+link.Addr(), nil
+	const grace = 3 * time.Second
+	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc, Policy: domain.Config{Default: domain.DefaultPolicy()},
+		Secret: []byte("0123456789abcdef0123456789abcdef"), HTTPListen: "127.0.0.1:0", Logger: estest.Logger(t),
+		ReadyGrace: grace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if code, body := readyz(t, n); code != http.StatusOK || body != "ready\n" {
+		t.Fatalf("/readyz of a healthy node: %d %q", code, body)
+	}
+	link.Refuse(true)
+	link.Cut()
+	var reconnecting string // the last 200 that said the node was reconnecting
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := readyz(t, n)
+		if code == http.StatusServiceUnavailable {
+			if reconnecting == "" {
+				t.Fatalf("/readyz turned 503 without first answering 200 while reconnecting: %q", body)
+			}
+			if !strings.HasPrefix(body, "not connected to NATS for ") {
+				t.Fatalf("/readyz 503 does not say the node is disconnected: %q", body)
+			}
+			t.Logf("ready while reconnecting: %q; then unready: %q", reconnecting, body)
+			break
+		}
+		if code != http.StatusOK {
+			t.Fatalf("/readyz while reconnecting: %d %q", code, body)
+		}
+		if strings.HasPrefix(body, "ready (reconnecting to NATS for ") {
+			reconnecting = body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still answers 200 a minute after NATS went away: %q", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	link.Refuse(false)
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		code, body := readyz(t, n)
+		if code == http.StatusOK && body == "ready\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz a minute after NATS takes the node back: %d %q", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
