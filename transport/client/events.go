@@ -78,9 +78,10 @@ type Handlers struct {
 // StateInfo is the rest of a room state change.
 type StateInfo struct {
 	// Reason says why: logout, leave, switch, kicked_by_backend,
-	// kicked_duplicate_login, heartbeat_timeout, room_destroyed (the
-	// server's), connection_lost, resumed, reconnect_window_elapsed,
-	// relogin_failed (the SDK's).
+	// kicked_duplicate_login, room_destroyed (the server's),
+	// connection_lost, resumed, reconnect_window_elapsed, relogin_failed
+	// (the SDK's). A session the server timed out is not told so by a
+	// state change: its connection is closed, and the SDK logs in again.
 	Reason string
 	// ZIMState and ZIMEvent are the ZIM view of the change (Connecting,
 	// Connected, Disconnected; Success, KickedOut, RoomNotExist,

@@ -75,7 +75,7 @@ export type ZegoBarrageMessageInfo = ZegoBroadcastMessageInfo;
 
 /** What a room state change carries besides the reason and the code. */
 export interface RoomStateExtendedData {
-  /** Why: logout, switch, kicked_by_backend, heartbeat_timeout, connection_lost, resumed, ... */
+  /** Why: logout, switch, kicked_by_backend, room_destroyed, connection_lost, resumed, ... */
   reason: string;
   /** ZIM's view: Connecting, Connected, Disconnected. */
   zimState: string;
