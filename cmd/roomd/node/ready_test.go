@@ -55,41 +55,55 @@ func TestReadyzRidesOutASilentLogForTheGraceThenSaysWhyItIsNotReady(t *testing.T
 		t.Fatalf("/readyz of a healthy node: %d %q", code, body)
 	}
 	link.Freeze()
-	var silent string // the last 200 that said the log was silent
+	ridesOutThenSaysWhy(t, n, "ready (the log has not answered for ", "the log has not answered for ")
+	link.Thaw()
+	readyAgain(t, n)
+}
+
+// ridesOutThenSaysWhy polls /readyz until it answers 503, which must come
+// after at least one 200 whose body starts with ready and must start with
+// unready: the node rode the fault out for its grace, saying so, then said
+// why it is not ready.
+func ridesOutThenSaysWhy(t *testing.T, n *node.Node, ready, unready string) {
+	t.Helper()
+	var riding string // the last 200 that said what the node rides out
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		code, body := readyz(t, n)
 		if code == http.StatusServiceUnavailable {
-			if silent == "" {
-				t.Fatalf("/readyz turned 503 without first answering 200 while the log was silent: %q", body)
+			if riding == "" {
+				t.Fatalf("/readyz turned 503 without first answering 200 %q...: %q", ready, body)
 			}
-			if !strings.HasPrefix(body, "the log has not answered for ") {
-				t.Fatalf("/readyz 503 does not say the log is silent: %q", body)
+			if !strings.HasPrefix(body, unready) {
+				t.Fatalf("/readyz 503 does not start with %q: %q", unready, body)
 			}
-			t.Logf("ready while silent: %q; then unready: %q", silent, body)
-			break
+			t.Logf("ready while riding it out: %q; then unready: %q", riding, body)
+			return
 		}
 		if code != http.StatusOK {
-			t.Fatalf("/readyz while the log is silent: %d %q", code, body)
+			t.Fatalf("/readyz during the fault: %d %q", code, body)
 		}
-		if strings.HasPrefix(body, "ready (the log has not answered for ") {
-			silent = body
+		if strings.HasPrefix(body, ready) {
+			riding = body
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still answers 200 a minute after the log fell silent: %q", body)
+			t.Fatalf("/readyz still answers 200 a minute into the fault: %q", body)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
+}
 
-	link.Thaw()
-	deadline = time.Now().Add(60 * time.Second)
+// readyAgain polls /readyz until the node is plainly ready.
+func readyAgain(t *testing.T, n *node.Node) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		code, body := readyz(t, n)
 		if code == http.StatusOK && body == "ready\n" {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz a minute after the log answers again: %d %q", code, body)
+			t.Fatalf("/readyz a minute after the fault ended: %d %q", code, body)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -175,42 +189,7 @@ func TestReadyzRidesOutAReconnectionForTheGrace(t *testing.T) {
 	}
 	link.Refuse(true)
 	link.Cut()
-	var reconnecting string // the last 200 that said the node was reconnecting
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		code, body := readyz(t, n)
-		if code == http.StatusServiceUnavailable {
-			if reconnecting == "" {
-				t.Fatalf("/readyz turned 503 without first answering 200 while reconnecting: %q", body)
-			}
-			if !strings.HasPrefix(body, "not connected to NATS for ") {
-				t.Fatalf("/readyz 503 does not say the node is disconnected: %q", body)
-			}
-			t.Logf("ready while reconnecting: %q; then unready: %q", reconnecting, body)
-			break
-		}
-		if code != http.StatusOK {
-			t.Fatalf("/readyz while reconnecting: %d %q", code, body)
-		}
-		if strings.HasPrefix(body, "ready (reconnecting to NATS for ") {
-			reconnecting = body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still answers 200 a minute after NATS went away: %q", body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-
+	ridesOutThenSaysWhy(t, n, "ready (reconnecting to NATS for ", "not connected to NATS for ")
 	link.Refuse(false)
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		code, body := readyz(t, n)
-		if code == http.StatusOK && body == "ready\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz a minute after NATS takes the node back: %d %q", code, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	readyAgain(t, n)
 }
