@@ -37,13 +37,24 @@ func readyz(t *testing.T, n *node.Node) (int, string) {
 // then it answers 503 saying why. Once the log answers again the node is
 // ready again, without a restart.
 func TestReadyzRidesOutASilentLogForTheGraceThenSaysWhyItIsNotReady(t *testing.T) {
+	// The grace is well above /readyz's own 2 s wait for the log, so that a
+	// probe sees the log silent before the grace is out.
+	n, link := readyNodeBehind(t, 5*time.Second)
+	link.Freeze()
+	ridesOutThenSaysWhy(t, n, "ready (the log has not answered for ", "the log has not answered for ")
+	link.Thaw()
+	readyAgain(t, n)
+}
+
+// readyNodeBehind starts a node, with the ready grace given, whose NATS
+// connections go through a proxy the test can freeze or cut, and checks
+// that it is ready.
+func readyNodeBehind(t *testing.T, grace time.Duration) (*node.Node, *netcut.Proxy) {
+	t.Helper()
 	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
 	link := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
 	lc := server.ClientConfig()
 	lc.URL, lc.Logger = "nats://"+link.Addr(), nil
-	// The grace is well above /readyz's own 2 s wait for the log, so that a
-	// probe sees the log silent before the grace is out.
-	const grace = 5 * time.Second
 	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc, Policy: domain.Config{Default: domain.DefaultPolicy()},
 		Secret: []byte("0123456789abcdef0123456789abcdef"), HTTPListen: "127.0.0.1:0", Logger: estest.Logger(t),
 		ReadyGrace: grace})
@@ -54,10 +65,7 @@ func TestReadyzRidesOutASilentLogForTheGraceThenSaysWhyItIsNotReady(t *testing.T
 	if code, body := readyz(t, n); code != http.StatusOK || body != "ready\n" {
 		t.Fatalf("/readyz of a healthy node: %d %q", code, body)
 	}
-	link.Freeze()
-	ridesOutThenSaysWhy(t, n, "ready (the log has not answered for ", "the log has not answered for ")
-	link.Thaw()
-	readyAgain(t, n)
+	return n, link
 }
 
 // ridesOutThenSaysWhy polls /readyz until it answers 503, which must come
@@ -172,21 +180,7 @@ func TestReadyzTurnsUnreadyWhenTheLogLeavesAppendsUnanswered(t *testing.T) {
 // ReadyGrace, saying so; then it answers 503 saying how long it has been
 // disconnected. Once NATS takes it back the node is ready again.
 func TestReadyzRidesOutAReconnectionForTheGrace(t *testing.T) {
-	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
-	link := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
-	lc := server.ClientConfig()
-	lc.URL, lc.Logger = "nats://"+link.Addr(), nil
-	const grace = 3 * time.Second
-	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc, Policy: domain.Config{Default: domain.DefaultPolicy()},
-		Secret: []byte("0123456789abcdef0123456789abcdef"), HTTPListen: "127.0.0.1:0", Logger: estest.Logger(t),
-		ReadyGrace: grace})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	if code, body := readyz(t, n); code != http.StatusOK || body != "ready\n" {
-		t.Fatalf("/readyz of a healthy node: %d %q", code, body)
-	}
+	n, link := readyNodeBehind(t, 3*time.Second)
 	link.Refuse(true)
 	link.Cut()
 	ridesOutThenSaysWhy(t, n, "ready (reconnecting to NATS for ", "not connected to NATS for ")
