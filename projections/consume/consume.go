@@ -126,6 +126,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.records, err = c.cfg.Log.OpenRecords(ctx, eventstore.RecordsConfig{Bucket: "roomlog-parked-" + c.cfg.Name,
 		Description: "messages consumer " + c.cfg.Name + " gave up on"})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 	last := c.cfg.After
@@ -147,8 +150,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer scancel()
 		return save(sctx)
 	}
-	if last, err = c.expired(ctx, last); err != nil {
+	// fail is what Run returns for err: once ctx is done, whatever failed
+	// failed because Run was stopped (a Handle, a save or the subscription
+	// cut short), and stopping is clean: save what was handled, return nil.
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return stop()
+		}
 		return err
+	}
+	if last, err = c.expired(ctx, last); err != nil {
+		return fail(err)
 	}
 	// Catch up with a plain read, then subscribe from where it ended.
 	err = cursor.ReadDecoded(ctx, c.cfg.Log, []string{c.cfg.Filter}, max(last.Seq, 1), false, func(d *cursor.Decoded) error {
@@ -161,16 +173,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return fail(err)
+	}
 	if ctx.Err() != nil {
 		return stop()
-	}
-	if err != nil {
-		return err
 	}
 	c.from = last
 	nc, err := c.cfg.Log.NewConn("consume-" + c.cfg.Name)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	// The subscriber drains the connection it is given when it closes.
 	sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
@@ -184,14 +196,33 @@ func (c *Consumer) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		nc.Close()
-		return err
+		return fail(err)
 	}
-	defer sub.Close()
-	subCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	msgs, err := sub.Subscribe(subCtx, c.cfg.Filter)
+	// The subscription ends by sub.Close, while what it still delivers is
+	// taken and left unacknowledged (redelivered to the next run), and
+	// never by ctx. watermill-nats (v2.1.3) closes its output channel when
+	// the subscription ends, while the NATS callback may be sending a
+	// message into it: a "send on closed channel" panic, in a goroutine of
+	// its own, would take the process down whenever Run is stopped with
+	// messages arriving. A receiver that is always there, and Close (which
+	// marks the subscriber closed before it ends the subscription), leave
+	// no sender waiting at the close.
+	subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var msgs <-chan *message.Message
+	defer func() {
+		if msgs != nil {
+			go func() {
+				for m := range msgs {
+					m.Nack()
+				}
+			}()
+		}
+		sub.Close()
+		cancel()
+	}()
+	msgs, err = sub.Subscribe(subCtx, c.cfg.Filter)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	tick := time.NewTicker(c.cfg.SaveInterval)
 	defer tick.Stop()
@@ -201,7 +232,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return stop()
 		case <-tick.C:
 			if err := save(ctx); err != nil {
-				return err
+				return fail(err)
 			}
 		case m, ok := <-msgs:
 			if !ok {
@@ -215,12 +246,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			n, err := c.handle(ctx, rec, nil, &last)
 			if err != nil {
 				m.Nack()
-				return err
+				return fail(err)
 			}
 			m.Ack()
 			if pending += n; pending >= c.cfg.SaveEvery {
 				if err := save(ctx); err != nil {
-					return err
+					return fail(err)
 				}
 			}
 		}
