@@ -47,8 +47,11 @@ type conn struct {
 	// sess is the session the connection carries: a resume replaces it.
 	sess atomic.Pointer[session]
 
-	out     *frameQueue
-	reqs    chan protocol.Request
+	out *frameQueue
+	// reqs holds pointers: a buffer of RequestQueue whole requests (72
+	// bytes each, full of pointers) was the largest thing on the heap the
+	// collector scans, for every connection, busy or idle.
+	reqs    chan *protocol.Request
 	done    chan struct{}
 	once    sync.Once
 	limiter *rate.Limiter
@@ -70,7 +73,7 @@ type conn struct {
 func newConn(srv *Server, ws *websocket.Conn, nc net.Conn, sess *session) *conn {
 	cfg := srv.cfg
 	c := &conn{srv: srv, ws: ws, nc: nc, out: newFrameQueue(cfg.QueueSize),
-		reqs: make(chan protocol.Request, cfg.RequestQueue), done: make(chan struct{}),
+		reqs: make(chan *protocol.Request, cfg.RequestQueue), done: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), cfg.RequestBurst)}
 	c.sess.Store(sess)
 	c.opened = cfg.Clock.Now()
@@ -245,7 +248,7 @@ func (c *conn) reader(ctx context.Context) {
 			continue
 		}
 		select {
-		case c.reqs <- req:
+		case c.reqs <- &req:
 		default:
 			c.sess.Load().reply(req.ID, nil, protocol.ErrTooManyRequests.With("%d requests already waiting", cap(c.reqs)))
 		}
@@ -270,7 +273,8 @@ func (c *conn) worker(ctx context.Context) {
 		select {
 		case <-c.done:
 			return
-		case req := <-c.reqs:
+		case r := <-c.reqs:
+			req := *r
 			if req.Op == protocol.OpResume {
 				c.resume(ctx, req)
 				continue
