@@ -82,6 +82,9 @@ type Engine struct {
 	lastStepDown time.Time
 
 	commands, conflicts, appends, resends, stepDowns, adopted atomic.Uint64
+
+	// stepStored, for tests, is called after each step is stored.
+	stepStored func(domain.Key)
 }
 
 // Stats counts what an engine did since it started.
@@ -267,7 +270,9 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 		var heads []cachedHead
 		if conflict && attempt >= limit {
 			for _, en := range entries {
-				heads = append(heads, cachedHead{en.key.String(), en.subject(e.log), en.seq})
+				if en != nil { // nil: let go after its last step
+					heads = append(heads, cachedHead{en.key.String(), en.subject(e.log), en.seq})
+				}
 			}
 		}
 		e.unlock(entries)
@@ -460,6 +465,9 @@ func (e *Engine) lock(keys []domain.Key) []*entry {
 
 func (e *Engine) unlock(entries []*entry) {
 	for _, en := range entries {
+		if en == nil { // let go already
+			continue
+		}
 		en.mu.Unlock()
 		e.cache.release(en)
 	}
@@ -513,10 +521,28 @@ func (e *Engine) decide(ctx context.Context, entries []*entry, m domain.Meta, cm
 func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Time, res *Result, attempt int) (bool, error) {
 	var nth map[domain.Key]int // steps so far per aggregate, for keyed requests
 	adopted := false
-	for _, st := range res.Steps {
+	// finished lets an aggregate go as soon as its last step is stored: the
+	// command's later steps touch other aggregates only. A leave's room
+	// need not wait for the session's release, nor the room's next login
+	// behind it (under a burst, a stalled append held every command on the
+	// room for as long).
+	finished := func(i int, en *entry) {
+		last := true
+		for _, later := range res.Steps[i+1:] {
+			last = last && later.Key != en.key
+		}
+		if last {
+			entries[slices.Index(entries, en)] = nil
+			e.unlock([]*entry{en})
+		}
+		if e.stepStored != nil {
+			e.stepStored(en.key)
+		}
+	}
+	for i, st := range res.Steps {
 		var en *entry
 		for _, c := range entries {
-			if c.key == st.Key {
+			if c != nil && c.key == st.Key {
 				en = c
 				break
 			}
@@ -572,6 +598,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 			if seq, ok := seen[firstID]; ok {
 				// Ours after all: the acknowledgement of an earlier try was lost.
 				res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: seq, Events: events})
+				finished(i, en)
 				continue
 			}
 			return true, nil
@@ -596,6 +623,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 			e.adopted.Add(1)
 			adopted = true
 			res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: ack.Seq, Events: stored})
+			finished(i, en)
 			continue
 		}
 		e.appends.Add(1)
@@ -604,6 +632,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		}
 		en.seq, en.hash, en.stale = ack.Seq, head, false
 		res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: ack.Seq, Events: events})
+		finished(i, en)
 	}
 	return false, nil
 }

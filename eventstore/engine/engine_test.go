@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -381,4 +382,63 @@ func chain(t *testing.T, log *eventstore.Log, subject string) []domain.Event {
 		t.Fatal(err)
 	}
 	return events
+}
+
+// A command lets each aggregate go once its last step is stored. A logout
+// stores the room's step, then the session's release: while that second
+// append is under way (held here, as a stalled log would hold it), the room
+// takes the next command, rather than every command on the room queuing
+// behind one slow append.
+func TestARoomIsFreeOnceALeavesRoomStepIsStored(t *testing.T) {
+	log := estest.Open(t, nil)
+	e := newEngine(t, log, nil)
+	exec(t, e, login("s1", "u1", "r1"))
+	exec(t, e, login("s2", "u2", "r1"))
+	room := domain.RoomKey(app, "r1")
+	roomStored, proceed := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	e.SetStepStored(func(k domain.Key) {
+		if k != room || !held.CompareAndSwap(false, true) {
+			return
+		}
+		close(roomStored)
+		select { // the leave's session step waits here
+		case <-proceed:
+		case <-time.After(time.Minute):
+		}
+	})
+	left := make(chan error, 1)
+	go func() {
+		_, err := e.Execute(context.Background(), domain.Meta{App: app},
+			domain.LeaveRoom{Session: "s1", Room: "r1", Reason: domain.ReasonLogout})
+		left <- err
+	}()
+	<-roomStored
+	sent := make(chan error, 1)
+	go func() {
+		_, err := e.Execute(context.Background(), domain.Meta{App: app},
+			domain.SendBroadcast{Session: "s2", Room: "r1", Body: "while s1's release is stored"})
+		sent <- err
+	}()
+	select {
+	case err := <-sent:
+		if err != nil {
+			t.Fatalf("broadcast while the leave finished: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		close(proceed)
+		<-left
+		t.Fatal("a broadcast to the room waited for the leave's session step, which no longer touches the room")
+	}
+	close(proceed)
+	if err := <-left; err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	var types []domain.EventType
+	for _, ev := range history(t, log, room) {
+		types = append(types, ev.Type)
+	}
+	if n := len(types); n < 2 || types[n-2] != domain.RoomMemberLeft || types[n-1] != domain.RoomBroadcastSent {
+		t.Errorf("room history ends %v, want the member's leave then the broadcast", types)
+	}
 }
