@@ -332,11 +332,21 @@ func (c *Cluster) StreamReplicas(stream string) int {
 	if err != nil {
 		c.tb.Fatal(err)
 	}
-	info, err := js.StreamInfo(stream)
-	if err != nil {
-		c.tb.Fatalf("stream info %s: %v", stream, err)
+	// Asked again while the cluster does not answer: on a loaded machine
+	// an election (of the meta or the stream leader) can leave one request
+	// unanswered for longer than its wait.
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		info, err := js.StreamInfo(stream)
+		if err == nil {
+			return info.Config.Replicas
+		}
+		if !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) &&
+			!errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+			c.tb.Fatalf("stream info %s: %v", stream, err)
+		}
+		c.tb.Logf("stream info %s: %v; asking again", stream, err)
 	}
-	return info.Config.Replicas
 }
 
 func (c *Cluster) waitFor(what string, ok func() bool) {
