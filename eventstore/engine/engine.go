@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -484,8 +485,14 @@ func merge(keys, more []domain.Key) []domain.Key {
 	return keys
 }
 
-// compareKeys orders keys for locking.
+// compareKeys orders keys for locking: sessions, then stream IDs, then
+// rooms, the aggregates many commands share, taken last. A command that must
+// wait for a session (a follow-up to a logout still storing the session's
+// release) then waits holding nothing that the room's other members need.
 func compareKeys(a, b domain.Key) int {
+	if c := cmp.Compare(lockRank(a.Kind), lockRank(b.Kind)); c != 0 {
+		return c
+	}
 	if c := strings.Compare(string(a.Kind), string(b.Kind)); c != 0 {
 		return c
 	}
@@ -493,6 +500,18 @@ func compareKeys(a, b domain.Key) int {
 		return c
 	}
 	return strings.Compare(a.ID, b.ID)
+}
+
+func lockRank(k domain.Kind) int {
+	switch k {
+	case domain.KindSession:
+		return 0
+	case domain.KindStream:
+		return 1
+	case domain.KindRoom:
+		return 2
+	}
+	return 3
 }
 
 // decide loads the locked entries and decides. It returns the decision, the

@@ -384,14 +384,11 @@ func chain(t *testing.T, log *eventstore.Log, subject string) []domain.Event {
 	return events
 }
 
-// A command lets each aggregate go once its last step is stored. A logout
-// stores the room's step, then the session's release: while that second
-// append is under way (held here, as a stalled log would hold it), the room
-// takes the next command, rather than every command on the room queuing
-// behind one slow append.
-func TestARoomIsFreeOnceALeavesRoomStepIsStored(t *testing.T) {
-	log := estest.Open(t, nil)
-	e := newEngine(t, log, nil)
+// holdLeave logs s1 and s2 into r1, then has s1 log out and holds the
+// logout once its room step is stored, before its session step, as a
+// stalled log would hold it. let lets it finish and returns its outcome.
+func holdLeave(t *testing.T, e *engine.Engine) (let func() error) {
+	t.Helper()
 	exec(t, e, login("s1", "u1", "r1"))
 	exec(t, e, login("s2", "u2", "r1"))
 	room := domain.RoomKey(app, "r1")
@@ -414,6 +411,17 @@ func TestARoomIsFreeOnceALeavesRoomStepIsStored(t *testing.T) {
 		left <- err
 	}()
 	<-roomStored
+	var once sync.Once
+	return func() error {
+		once.Do(func() { close(proceed) })
+		return <-left
+	}
+}
+
+// broadcastGetsIn has s2 broadcast to r1 and fails the test unless the
+// broadcast is stored while the held logout still waits.
+func broadcastGetsIn(t *testing.T, e *engine.Engine, let func() error, why string) {
+	t.Helper()
 	sent := make(chan error, 1)
 	go func() {
 		_, err := e.Execute(context.Background(), domain.Meta{App: app},
@@ -423,22 +431,61 @@ func TestARoomIsFreeOnceALeavesRoomStepIsStored(t *testing.T) {
 	select {
 	case err := <-sent:
 		if err != nil {
-			t.Fatalf("broadcast while the leave finished: %v", err)
+			t.Fatalf("broadcast while the logout finished: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		close(proceed)
-		<-left
-		t.Fatal("a broadcast to the room waited for the leave's session step, which no longer touches the room")
+		let()
+		t.Fatal(why)
 	}
-	close(proceed)
-	if err := <-left; err != nil {
+}
+
+// A command lets each aggregate go once its last step is stored. A logout
+// stores the room's step, then the session's release: while that second
+// append is under way, the room takes the next command, rather than every
+// command on the room queuing behind one slow append.
+func TestARoomIsFreeOnceALeavesRoomStepIsStored(t *testing.T) {
+	log := estest.Open(t, nil)
+	e := newEngine(t, log, nil)
+	let := holdLeave(t, e)
+	broadcastGetsIn(t, e, let, "a broadcast to the room waited for the leave's session step, which no longer touches the room")
+	if err := let(); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
 	var types []domain.EventType
-	for _, ev := range history(t, log, room) {
+	for _, ev := range history(t, log, domain.RoomKey(app, "r1")) {
 		types = append(types, ev.Type)
 	}
 	if n := len(types); n < 2 || types[n-2] != domain.RoomMemberLeft || types[n-1] != domain.RoomBroadcastSent {
 		t.Errorf("room history ends %v, want the member's leave then the broadcast", types)
+	}
+}
+
+// Commands take a room's lock after the sessions' and stream IDs'. The
+// logout's follow-up (freeing s1's claim) waits for s1 while the logout
+// still stores s1's release; it must not hold the room meanwhile, or the
+// room's other members wait for s1 too.
+func TestACommandWaitingForASessionHoldsNoRoom(t *testing.T) {
+	log := estest.Open(t, nil)
+	e := newEngine(t, log, nil)
+	let := holdLeave(t, e)
+	followUp := make(chan error, 1)
+	go func() {
+		_, err := e.Execute(context.Background(), domain.Meta{App: app},
+			domain.ReleaseRoomClaim{Session: "s1", Room: "r1", Reason: domain.ReasonLogout})
+		followUp <- err
+	}()
+	s1 := domain.SessionKey(app, "s1")
+	for deadline := time.Now().Add(10 * time.Second); e.Users(s1) < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			let()
+			t.Fatal("the follow-up never came to wait for s1")
+		}
+	}
+	broadcastGetsIn(t, e, let, "a broadcast to the room waited for a follow-up that held the room while it waited for s1")
+	if err := let(); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	if err := <-followUp; err != nil {
+		t.Fatalf("follow-up: %v", err)
 	}
 }
