@@ -546,11 +546,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 	// behind it (under a burst, a stalled append held every command on the
 	// room for as long).
 	finished := func(i int, en *entry) {
-		last := true
-		for _, later := range res.Steps[i+1:] {
-			last = last && later.Key != en.key
-		}
-		if last {
+		if !slices.ContainsFunc(res.Steps[i+1:], func(later domain.Step) bool { return later.Key == en.key }) {
 			entries[slices.Index(entries, en)] = nil
 			e.unlock([]*entry{en})
 		}

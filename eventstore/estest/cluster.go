@@ -346,6 +346,7 @@ func (c *Cluster) StreamReplicas(stream string) int {
 			c.tb.Fatalf("stream info %s: %v", stream, err)
 		}
 		c.tb.Logf("stream info %s: %v; asking again", stream, err)
+		time.Sleep(200 * time.Millisecond) // no responders answers at once
 	}
 }
 
