@@ -16,25 +16,41 @@ import (
 // count at each bucket bound.
 type histograms map[string]map[float64]float64
 
-// scrapeHistograms reads the _bucket series of a node's /metrics.
-func scrapeHistograms(ctx context.Context, addr string) (histograms, error) {
+// nodeMetrics is what roomload reads of a node's /metrics.
+type nodeMetrics struct {
+	buckets histograms
+	// gcCycles counts the node's completed garbage-collection cycles
+	// (go_gc_duration_seconds_count): under a burst, most of the slowest
+	// logins fall in one (docs/benchmarks.md, "Login under a burst").
+	gcCycles float64
+}
+
+// scrapeNode reads the _bucket series and the GC cycle count of a node's
+// /metrics.
+func scrapeNode(ctx context.Context, addr string) (nodeMetrics, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
-		return nil, err
+		return nodeMetrics{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nodeMetrics{}, err
 	}
 	defer resp.Body.Close()
-	out := histograms{}
+	out := nodeMetrics{buckets: histograms{}}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		// name_bucket{labels,le="bound"} count, keyed as name{labels,
 		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "go_gc_duration_seconds_count "); ok {
+			if n, err := strconv.ParseFloat(v, 64); err == nil {
+				out.gcCycles = n
+			}
+			continue
+		}
+		// name_bucket{labels,le="bound"} count, keyed as name{labels,
 		i, j := strings.Index(line, "_bucket{"), strings.Index(line, `le="`)
 		if strings.HasPrefix(line, "#") || i < 0 || j < i {
 			continue
@@ -49,10 +65,10 @@ func scrapeHistograms(ctx context.Context, addr string) (histograms, error) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		if out[name] == nil {
-			out[name] = map[float64]float64{}
+		if out.buckets[name] == nil {
+			out.buckets[name] = map[float64]float64{}
 		}
-		out[name][bound] = count
+		out.buckets[name][bound] = count
 	}
 	return out, sc.Err()
 }
@@ -94,7 +110,7 @@ func (after histograms) quantile(before histograms, name string, q float64) (tim
 
 // serverSide says, from two scrapes of the node's /metrics around a round,
 // where the server spent the round's commands' time.
-func serverSide(before, after histograms) string {
+func serverSide(before, after nodeMetrics) string {
 	var parts []string
 	for _, h := range []struct{ name, label string }{
 		{`roomlog_gateway_request_duration_seconds{op="login",`, "login request"},
@@ -102,11 +118,12 @@ func serverSide(before, after histograms) string {
 		{"roomlog_append_duration_seconds{", "append"},
 		{"roomlog_fold_duration_seconds{", "fold"},
 	} {
-		p50, ok1 := after.quantile(before, h.name, 0.5)
-		p99, ok2 := after.quantile(before, h.name, 0.99)
+		p50, ok1 := after.buckets.quantile(before.buckets, h.name, 0.5)
+		p99, ok2 := after.buckets.quantile(before.buckets, h.name, 0.99)
 		if ok1 && ok2 {
 			parts = append(parts, fmt.Sprintf("%s p50=%v p99=%v", h.label, p50.Round(time.Microsecond), p99.Round(time.Microsecond)))
 		}
 	}
+	parts = append(parts, fmt.Sprintf("GC cycles %.0f", after.gcCycles-before.gcCycles))
 	return "server: " + strings.Join(parts, " ")
 }

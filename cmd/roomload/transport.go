@@ -176,8 +176,9 @@ func login(ctx context.Context, args []string) error {
 		}
 		// The node's own histograms around the logins say how much of a
 		// login's time the server spent in its commands (a tail that is
-		// not there is scheduling, the network or the clients).
-		before, err := scrapeHistograms(ctx, addrs[0])
+		// not there is scheduling, the network or the clients), and its
+		// GC count how many collections the round (dialing included) set off.
+		before, err := scrapeNode(ctx, addrs[0])
 		if err != nil {
 			return err
 		}
@@ -185,7 +186,7 @@ func login(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		after, err := scrapeHistograms(ctx, addrs[0])
+		after, err := scrapeNode(ctx, addrs[0])
 		if err != nil {
 			return err
 		}
