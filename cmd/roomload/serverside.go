@@ -23,10 +23,13 @@ type nodeMetrics struct {
 	// (go_gc_duration_seconds_count): under a burst, most of the slowest
 	// logins fall in one (docs/benchmarks.md, "Login under a burst").
 	gcCycles float64
+	// allocated is the node's heap allocations so far, in bytes
+	// (go_memstats_alloc_bytes_total): what sets the pace of its cycles.
+	allocated float64
 }
 
-// scrapeNode reads the _bucket series and the GC cycle count of a node's
-// /metrics.
+// scrapeNode reads the _bucket series, the GC cycle count and the bytes
+// allocated of a node's /metrics.
 func scrapeNode(ctx context.Context, addr string) (nodeMetrics, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -45,9 +48,11 @@ func scrapeNode(ctx context.Context, addr string) (nodeMetrics, error) {
 	for sc.Scan() {
 		line := sc.Text()
 		if v, ok := strings.CutPrefix(line, "go_gc_duration_seconds_count "); ok {
-			if n, err := strconv.ParseFloat(v, 64); err == nil {
-				out.gcCycles = n
-			}
+			out.gcCycles, _ = strconv.ParseFloat(v, 64)
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "go_memstats_alloc_bytes_total "); ok {
+			out.allocated, _ = strconv.ParseFloat(v, 64)
 			continue
 		}
 		// name_bucket{labels,le="bound"} count, keyed as name{labels,
@@ -108,9 +113,10 @@ func (after histograms) quantile(before histograms, name string, q float64) (tim
 	return 0, false
 }
 
-// serverSide says, from two scrapes of the node's /metrics around a round,
-// where the server spent the round's commands' time.
-func serverSide(before, after nodeMetrics) string {
+// serverSide says, from two scrapes of the node's /metrics around a round
+// of logins (each followed by its logout), where the server spent the
+// round's commands' time, and what it allocated per login.
+func serverSide(before, after nodeMetrics, logins int) string {
 	var parts []string
 	for _, h := range []struct{ name, label string }{
 		{`roomlog_gateway_request_duration_seconds{op="login",`, "login request"},
@@ -125,5 +131,8 @@ func serverSide(before, after nodeMetrics) string {
 		}
 	}
 	parts = append(parts, fmt.Sprintf("GC cycles %.0f", after.gcCycles-before.gcCycles))
+	if logins > 0 {
+		parts = append(parts, fmt.Sprintf("allocated %.1f kB per login", (after.allocated-before.allocated)/float64(logins)/1e3))
+	}
 	return "server: " + strings.Join(parts, " ")
 }

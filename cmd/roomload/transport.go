@@ -30,14 +30,15 @@ var loadSecret = []byte("roomload-secret-0123456789abcdef")
 const loadPassword = "roomload-nats-password"
 
 // startNode starts a whole roomd node in this process, on loopback, its
-// NATS server also listening on natsListen ("": in-process only).
-func startNode(ctx context.Context, mode eventstore.SyncMode, natsListen string) (*node.Node, func(), error) {
+// NATS server also listening on natsListen ("": in-process only), with
+// Go's profiler on its HTTP listener if pprof is set.
+func startNode(ctx context.Context, mode eventstore.SyncMode, natsListen string, pprof bool) (*node.Node, func(), error) {
 	dir, err := os.MkdirTemp("", "roomload-node-*")
 	if err != nil {
 		return nil, nil, err
 	}
 	n, err := node.Start(ctx, node.Config{Log: eventstore.Config{DataDir: dir, Sync: mode, Listen: natsListen, Password: loadPassword},
-		Secret: loadSecret, Policy: domain.Config{Default: loadgen.Policy()}, HTTPListen: "127.0.0.1:0",
+		Secret: loadSecret, Policy: domain.Config{Default: loadgen.Policy()}, HTTPListen: "127.0.0.1:0", Pprof: pprof,
 		SnapshotEvery: -1, Gateway: gateway.Config{RequestsPerSecond: 1e6, RequestBurst: 1e6, QueueSize: 8192},
 		Logger: quiet()})
 	if err != nil {
@@ -84,12 +85,13 @@ func clientProcsFlag(fs *flag.FlagSet) *int {
 func serveNode(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve-node", flag.ExitOnError)
 	sync := fs.String("sync", "interval", "durability: interval or always")
+	pprof := fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the node's HTTP listener")
 	fs.Parse(args)
 	mode, err := eventstore.ParseSyncMode(*sync)
 	if err != nil {
 		return err
 	}
-	n, done, err := startNode(ctx, mode, "127.0.0.1:0")
+	n, done, err := startNode(ctx, mode, "127.0.0.1:0", *pprof)
 	if err != nil {
 		return err
 	}
@@ -150,12 +152,16 @@ func login(ctx context.Context, args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "length of each measurement")
 	rounds := fs.Int("rounds", 5, "rounds; medians are reported")
 	procs := clientProcsFlag(fs)
+	pprof := fs.Bool("pprof", false, "serve the node's profiler (its address is printed) to see where a round's time goes")
 	fs.Parse(args)
-	addrs, stop, err := spawn("serve-node")
+	addrs, stop, err := spawn("serve-node", fmt.Sprintf("-pprof=%t", *pprof))
 	if err != nil {
 		return err
 	}
 	defer stop()
+	if *pprof {
+		fmt.Fprintf(os.Stderr, "node profiler: http://%s/debug/pprof/\n", addrs[0])
+	}
 	runtime.GOMAXPROCS(*procs)
 	// The raw baseline publishes from this process to the node's JetStream,
 	// over loopback TCP like the clients' logins.
@@ -177,7 +183,8 @@ func login(ctx context.Context, args []string) error {
 		// The node's own histograms around the logins say how much of a
 		// login's time the server spent in its commands (a tail that is
 		// not there is scheduling, the network or the clients), and its
-		// GC count how many collections the round (dialing included) set off.
+		// GC count and allocations what the round (dialing included) cost
+		// its collector.
 		before, err := scrapeNode(ctx, addrs[0])
 		if err != nil {
 			return err
@@ -191,7 +198,7 @@ func login(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "round: raw publish %v | login %v | first %v | later %v | %s\n", raw, lat.All, lat.First, lat.Later,
-			serverSide(before, after))
+			serverSide(before, after, lat.All.N))
 		r50, r99 = append(r50, ms(raw.P50)), append(r99, ms(raw.P99))
 		l50, l99 = append(l50, ms(lat.All.P50)), append(l99, ms(lat.All.P99))
 		f50, f99 = append(f50, ms(lat.First.P50)), append(f99, ms(lat.First.P99))
