@@ -191,7 +191,7 @@ func (c *Client) request(l *link, op protocol.Op, payload any, hook func([]byte)
 // and re-logins. An error means l is unusable (try another connection).
 func (c *Client) restore(l *link) error {
 	c.mu.Lock()
-	token := c.resumeToken
+	token, appToken := c.resumeToken, c.token
 	seqs := map[string]uint64{}
 	for name, r := range c.rooms {
 		if !r.relogin {
@@ -203,7 +203,7 @@ func (c *Client) restore(l *link) error {
 	resumed := false
 	var strays []string
 	if token != "" {
-		_, err := c.request(l, protocol.OpResume, protocol.ResumeRequest{ResumeToken: token, Rooms: seqs},
+		_, err := c.request(l, protocol.OpResume, protocol.ResumeRequest{ResumeToken: token, Rooms: seqs, Token: appToken},
 			func(data []byte) (err error) { strays, err = c.resumed(data, seqs); return err })
 		switch {
 		case err == nil:

@@ -345,6 +345,36 @@ func TestResumeBeforeTimeout(t *testing.T) {
 	}
 }
 
+// A resumed session keeps the token it logged in with: the app may enter a
+// room again without passing one, as before the connection dropped (the
+// client sends its token with the resume).
+func TestAResumedSessionKeepsItsToken(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	p := netcut.Start(t, n.HTTPAddr())
+	ra := newRec(t, "alice")
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
+	mustResume(t, a)
+	login(t, n, a, ra, "r1", "alice")
+	session := a.Session()
+
+	p.Refuse(true)
+	p.Cut()
+	ra.WaitState("r1", client.StateReconnecting)
+	p.Refuse(false)
+	ra.WaitState("r1", client.StateReconnected)
+	if a.Session() != session {
+		t.Fatalf("session %s after resuming %s", a.Session(), session)
+	}
+	if err := a.LogoutRoom(ctx(t), "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.LoginRoom(ctx(t), "r1", clienttest.User("alice"), client.LoginOptions{}); err != nil {
+		t.Errorf("logging in again without a token after the resume: %v", err)
+	}
+}
+
 // Case 2: the client comes back after the heartbeat timeout. Others saw the
 // user leave; the resume fails, the client adopts a new session, restores
 // its room mode and enters its rooms again as it first did (ZEGO login, ZIM

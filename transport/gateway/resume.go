@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -99,63 +100,99 @@ func (srv *Server) refreshResume(s *session) (string, bool) {
 // again (seed case 2).
 func (c *conn) resume(ctx context.Context, req protocol.Request) {
 	fresh := c.sess.Load()
-	s, reply, err := c.srv.reattach(ctx, c, fresh, req)
+	s, reply, after, err := c.srv.reattach(ctx, c, fresh, req)
 	if err != nil {
 		fresh.reply(req.ID, nil, err)
 		return
 	}
-	s.reply(req.ID, reply, nil)
-	var rooms []string
-	for _, room := range slices.Sorted(maps.Keys(reply.Rooms)) {
-		if reply.Rooms[room].Status != "unknown" {
-			rooms = append(rooms, room)
+	// A room the session is no longer in gets the events it missed there
+	// up to its own departure, which must be in the log after the client's
+	// seq: a room it was not in then is none of its business (its token
+	// may not even allow it), and is left out of the reply, so the client
+	// forgets it.
+	gone := map[string][]projections.Record{}
+	for room, st := range reply.Rooms {
+		if st.Status != "left" {
+			continue
 		}
+		recs, ok, err := c.srv.untilDeparture(ctx, s, domain.RoomID(room), after[room])
+		if err != nil {
+			c.replayFailed(ctx, s, room, err)
+			return
+		}
+		if !ok {
+			delete(reply.Rooms, room)
+			continue
+		}
+		gone[room] = recs
 	}
-	var after map[string]uint64
-	var r protocol.ResumeRequest
-	if decode(req, &r) == nil {
-		after = r.Rooms
-	}
-	for _, room := range rooms {
-		if err := c.srv.replay(ctx, s, domain.RoomID(room), after[room]); err != nil {
-			// Without its history the client cannot be told the truth:
-			// close, and it resumes again from the same place.
-			if ctx.Err() == nil { // else the connection or the server is closing
-				c.srv.cfg.Logger.Warn("resume replay failed", "session", s.id, "room", room, "err", err)
-			}
-			c.close(domain.ErrUnavailable.With("replay of room %q failed", room))
+	s.reply(req.ID, reply, nil)
+	for _, room := range slices.Sorted(maps.Keys(reply.Rooms)) {
+		var err error
+		switch recs, left := gone[room]; {
+		case left:
+			from := memberSince(recs, after[room], s.id)
+			_, _, err = replayFrames(s, recs, from, math.MaxUint64, func(b []byte) error { return s.sendWait(ctx, b) })
+		case reply.Rooms[room].Status == "resumed":
+			err = c.srv.replay(ctx, s, domain.RoomID(room), after[room])
+		}
+		if err != nil {
+			c.replayFailed(ctx, s, room, err)
 			return
 		}
 	}
 }
 
+// replayFailed closes a connection whose session could not be told what it
+// missed in room: without its history the client cannot be told the truth,
+// and it resumes again from the same place.
+func (c *conn) replayFailed(ctx context.Context, s *session, room string, err error) {
+	if ctx.Err() == nil { // else the connection or the server is closing
+		c.srv.cfg.Logger.Warn("resume replay failed", "session", s.id, "room", room, "err", err)
+	}
+	c.close(domain.ErrUnavailable.With("replay of room %q failed", room))
+}
+
 // reattach checks the resume request and makes the connection carry the
-// resumed session.
-func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req protocol.Request) (*session, protocol.ResumeReply, error) {
+// resumed session. It returns the reply and, per room the client named, the
+// last seq it got there.
+func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req protocol.Request) (*session, protocol.ResumeReply,
+	map[string]uint64, error) {
 	var r protocol.ResumeRequest
 	if err := decode(req, &r); err != nil {
-		return nil, protocol.ResumeReply{}, err
+		return nil, protocol.ResumeReply{}, nil, err
 	}
 	fresh.mu.Lock()
 	used := fresh.bound || fresh.app != ""
 	fresh.mu.Unlock()
 	if used {
-		return nil, protocol.ResumeReply{}, protocol.ErrResumeFailed.With("resume must come before any login on a connection")
+		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("resume must come before any login on a connection")
 	}
 	if srv.cfg.Presence == nil {
-		return nil, protocol.ResumeReply{}, protocol.ErrResumeFailed.With("this node does not keep sessions across connections")
+		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("this node does not keep sessions across connections")
 	}
 	id, err := srv.cfg.Signer.VerifyResume(r.ResumeToken)
 	if err != nil {
-		return nil, protocol.ResumeReply{}, err
+		return nil, protocol.ResumeReply{}, nil, err
 	}
 	sid := domain.SessionID(id)
 	rec, alive, err := srv.cfg.Presence.Lookup(ctx, sid)
 	if err != nil {
-		return nil, protocol.ResumeReply{}, domain.ErrUnavailable.With("presence: %v", err)
+		return nil, protocol.ResumeReply{}, nil, domain.ErrUnavailable.With("presence: %v", err)
 	}
 	if !alive {
-		return nil, protocol.ResumeReply{}, protocol.ErrResumeFailed.With("the session timed out; log in again")
+		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("the session timed out; log in again")
+	}
+	// A session is in at most its app's room limit (two during a switch):
+	// more named rooms are not a client's, and each costs a read of the log.
+	if most := max(srv.cfg.Policy(rec.App).MaxRooms, 2); len(r.Rooms) > most {
+		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("%d rooms named; a session is in at most %d",
+			len(r.Rooms), most)
+	}
+	for room := range r.Rooms {
+		if err := domain.ValidateRoomID(domain.RoomID(room)); err != nil {
+			return nil, protocol.ResumeReply{}, nil, err
+		}
 	}
 	// The session as the log knows it: the log as it is now, folded, so
 	// that a resume right after a command (a login whose reply did not
@@ -167,11 +204,11 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		cancel()
 	}
 	if err != nil {
-		return nil, protocol.ResumeReply{}, domain.ErrUnavailable.With("the log: %v", err)
+		return nil, protocol.ResumeReply{}, nil, domain.ErrUnavailable.With("the log: %v", err)
 	}
 	st, err := srv.sessionState(ctx, domain.SessionKey(rec.App, sid))
 	if err != nil {
-		return nil, protocol.ResumeReply{}, err
+		return nil, protocol.ResumeReply{}, nil, err
 	}
 	s := newSession(srv, sid)
 	s.app = rec.App
@@ -180,7 +217,7 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	}
 	s.conn = c
 	if err := srv.cfg.Presence.Beat(ctx, rec.App, sid); err != nil {
-		return nil, protocol.ResumeReply{}, domain.ErrUnavailable.With("presence: %v", err)
+		return nil, protocol.ResumeReply{}, nil, domain.ErrUnavailable.With("presence: %v", err)
 	}
 	// Take the session over: from another connection on this node, and
 	// from any other node (which closes its connection on hearing this).
@@ -191,11 +228,7 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	srv.mu.Unlock()
 	if old != nil {
 		srv.hub.forget(old)
-		old.mu.Lock()
-		oc := old.conn
-		old.conn = nil
-		old.mu.Unlock()
-		if oc != nil && oc != c {
+		if oc := old.unhook(nil); oc != nil && oc != c {
 			oc.close(protocol.ErrSessionReplaced)
 		}
 	}
@@ -203,9 +236,10 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		srv.cfg.Logger.Warn("takeover notice failed", "session", sid, "err", err)
 	}
 	c.sess.Store(s)
+	srv.keepToken(s, r.Token, old)
 	tok, err := srv.mintResume(s)
 	if err != nil {
-		return nil, protocol.ResumeReply{}, domain.ErrInternal.With("%v", err)
+		return nil, protocol.ResumeReply{}, nil, domain.ErrInternal.With("%v", err)
 	}
 	reply := protocol.ResumeReply{Session: id, ResumeToken: tok, Rooms: map[string]protocol.ResumedRoom{}}
 	srv.cfg.Live.Read(func(m *projections.Model) {
@@ -231,7 +265,30 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 			}
 		}
 	})
-	return s, reply, nil
+	return s, reply, r.Rooms, nil
+}
+
+// keepToken gives the resumed session s a token: the one the client sent
+// with its resume, else that of the connection it replaced on this node, so
+// that its later requests may leave theirs out, as on the lost connection,
+// and its expiry is still warned of.
+func (srv *Server) keepToken(s *session, raw string, old *session) {
+	if raw != "" {
+		err := s.renewToken(raw)
+		if err == nil {
+			return
+		}
+		srv.cfg.Logger.Info("a resume's token is not kept", "session", s.id, "err", err)
+	}
+	if old == nil {
+		return
+	}
+	old.mu.Lock()
+	c := old.claims
+	old.mu.Unlock()
+	if c != nil {
+		s.adopt(c)
+	}
 }
 
 // sessionState returns the session as the log knows it (nil if the log has
@@ -255,10 +312,11 @@ func (srv *Server) sessionState(ctx context.Context, k domain.Key) (*domain.Sess
 func (srv *Server) replay(ctx context.Context, s *session, room domain.RoomID, after uint64) error {
 	key := domain.RoomKey(s.app, room)
 	subject := srv.cfg.Log.Subject(string(key.App), string(key.Kind), key.ID)
-	recs, next, err := srv.readRoom(ctx, subject, after, 0)
+	recs, next, err := srv.readRoom(ctx, subject, after, 0, nil)
 	if err != nil {
 		return err
 	}
+	after = memberSince(recs, after, s.id)
 	// What the log held is sent first, as fast as the client reads it: a
 	// session may have missed more than its queue holds (a slow consumer
 	// that was cut off always has), and sending it all at once, as the
@@ -271,15 +329,17 @@ func (srv *Server) replay(ctx context.Context, s *session, room domain.RoomID, a
 	}
 	return srv.hub.resume(s, key, after, func(have uint64) ([]projections.Record, error) {
 		// Events folded by the projection since the read above.
-		more, _, err := srv.readRoom(ctx, subject, have, next)
+		more, _, err := srv.readRoom(ctx, subject, have, next, nil)
 		return more, err
 	})
 }
 
 // readRoom reads the room's messages holding events after seq after,
 // starting at stream sequence from (0: find it by binary search), and
-// returns them with the stream sequence to continue from.
-func (srv *Server) readRoom(ctx context.Context, subject string, after, from uint64) ([]projections.Record, uint64, error) {
+// returns them with the stream sequence to continue from. It stops after a
+// record for which until (if not nil) says so.
+func (srv *Server) readRoom(ctx context.Context, subject string, after, from uint64,
+	until func(projections.Record) bool) ([]projections.Record, uint64, error) {
 	log := srv.cfg.Log
 	if from == 0 {
 		// Where the log ends, read before searching it: an event appended
@@ -312,9 +372,71 @@ func (srv *Server) readRoom(ctx context.Context, subject string, after, from uin
 			return nil // passed over, as the projection does (it reports it)
 		}
 		recs = append(recs, rec)
+		if until != nil && until(rec) {
+			return errEnough
+		}
 		return nil
 	})
+	if errors.Is(err, errEnough) {
+		err = nil
+	}
 	return recs, next, err
+}
+
+// errEnough stops a read that has what it needs.
+var errEnough = errors.New("read enough")
+
+// untilDeparture reads what session s missed in room, a room it is no
+// longer in, after seq after: the records up to its own departure. ok is
+// false if the log holds no departure of s after that seq: s was not in the
+// room then, and nothing of it is its business.
+func (srv *Server) untilDeparture(ctx context.Context, s *session, room domain.RoomID, after uint64) (
+	recs []projections.Record, ok bool, err error) {
+	key := domain.RoomKey(s.app, room)
+	subject := srv.cfg.Log.Subject(string(key.App), string(key.Kind), key.ID)
+	recs, _, err = srv.readRoom(ctx, subject, after, 0, func(rec projections.Record) bool {
+		for i := range rec.Events {
+			if e := &rec.Events[i]; e.Seq > after && departs(e, s.id) {
+				ok = true
+			}
+		}
+		return ok
+	})
+	return recs, ok, err
+}
+
+// departs reports whether event e ends session sid's membership.
+func departs(e *domain.Event, sid domain.SessionID) bool {
+	switch d := e.Data.(type) {
+	case *domain.MemberLeftData:
+		return d.Session == sid
+	case *domain.RoomDestroyedData:
+		return slices.ContainsFunc(d.Members, func(m domain.MemberClaim) bool { return m.Session == sid })
+	}
+	return false
+}
+
+// memberSince returns the seq after which the events of recs concern
+// session sid, given that the client says it got the room's events up to
+// seq after: after itself, unless the session joined the room later than
+// that (a client naming a seq from before it was in the room), in which case
+// what came before its join is none of its business.
+func memberSince(recs []projections.Record, after uint64, sid domain.SessionID) uint64 {
+	for _, rec := range recs {
+		for i := range rec.Events {
+			e := &rec.Events[i]
+			if e.Seq <= after {
+				continue
+			}
+			if d, ok := e.Data.(*domain.MemberJoinedData); ok && d.Session == sid {
+				return e.Seq
+			}
+			if departs(e, sid) {
+				return after // a member until then
+			}
+		}
+	}
+	return after
 }
 
 // resume sends s the events after seq after that the projection has folded

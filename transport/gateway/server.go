@@ -388,23 +388,12 @@ func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // its last heartbeat, so it times out unless it comes back.
 func (s *Server) detach(c *conn) {
 	sess := c.sess.Load()
-	sess.mu.Lock()
-	mine := sess.conn == c
-	if mine {
-		sess.conn = nil
-		// Nothing can reach a detached session: its token warning would
-		// only pin it in memory until the token expires (up to a day).
-		// A resume adopts a token again.
-		if sess.expiry != nil {
-			sess.expiry.Stop()
-			sess.expiry = nil
-		}
-	}
-	app, bound := sess.app, sess.bound
-	sess.mu.Unlock()
-	if !mine {
+	if sess.unhook(c) == nil {
 		return // taken over by another connection
 	}
+	sess.mu.Lock()
+	app, bound := sess.app, sess.bound
+	sess.mu.Unlock()
 	s.hub.forget(sess)
 	s.mu.Lock()
 	if s.sessions[sess.id] == sess {
@@ -462,11 +451,7 @@ func (s *Server) onTakeover(subject string, data []byte) {
 		return
 	}
 	s.hub.forget(sess)
-	sess.mu.Lock()
-	c := sess.conn
-	sess.conn = nil
-	sess.mu.Unlock()
-	if c != nil {
+	if c := sess.unhook(nil); c != nil {
 		c.close(protocol.ErrSessionReplaced)
 	}
 }

@@ -48,6 +48,26 @@ func newSession(srv *Server, id domain.SessionID) *session {
 	return &session{id: id, srv: srv, mode: domain.SingleRoom, rooms: map[domain.RoomID]bool{}}
 }
 
+// unhook detaches the session from connection c (any connection if c is
+// nil) and returns the connection it had, nil if that was not c. Nothing
+// can reach a detached session: its token warning would only pin it in
+// memory until the token expires (up to a day), so it stops; the session's
+// claims stay, for a resume on this node to carry over.
+func (s *session) unhook(c *conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	had := s.conn
+	if had == nil || (c != nil && had != c) {
+		return nil
+	}
+	s.conn = nil
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	return had
+}
+
 // send queues a frame on the session's connection; a detached session drops
 // it (it resumes from the log).
 func (s *session) send(b []byte, droppable bool) {

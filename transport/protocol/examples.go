@@ -91,7 +91,7 @@ func Examples() []Example {
 		{"heartbeat: reply (a fresh resume token once the current one is half spent)", ok("24",
 			HeartbeatReply{ResumeToken: "eyJhbGciOiJIUzI1NiIs..."})},
 		{"resume (the first request of a new connection)", req("25", OpResume, ResumeRequest{ResumeToken: "eyJhbGciOiJIUzI1NiIs...",
-			Rooms: map[string]uint64{"class-1": 12, "group-2": 5}})},
+			Rooms: map[string]uint64{"class-1": 12, "group-2": 5}, Token: "eyJhbGciOiJIUzI1NiIs..."})},
 		{"resume: reply", ok("25", ResumeReply{Session: "01KAK3J7Q8ZX5V2B8T9W0N3E4V", ResumeToken: "eyJhbGciOiJIUzI1NiIs...",
 			Rooms: map[string]ResumedRoom{"class-1": {Status: "resumed", Seq: 12}, "group-2": {Status: "left", Seq: 5},
 				"group-7": {Status: "unknown"}}})},

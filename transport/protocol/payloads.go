@@ -190,6 +190,11 @@ type ResumeRequest struct {
 	ResumeToken string `json:"resume_token"`
 	// Rooms maps each room the client was in to the last room seq it got.
 	Rooms map[string]uint64 `json:"rooms"`
+	// Token is the latest app token the client gave the session (optional):
+	// the resumed session keeps it, so that later requests may leave theirs
+	// out and token_will_expire still comes. One that does not verify, or
+	// is for another app or user, is not kept.
+	Token string `json:"token,omitempty"`
 }
 
 // ---- replies ----

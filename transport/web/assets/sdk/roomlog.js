@@ -1184,7 +1184,9 @@ export class RoomlogEngine {
     let strays = [];
     if (this._resumeToken) {
       try {
-        await this._request(link, 'resume', { resume_token: this._resumeToken, rooms: seqs }, (data) => {
+        // The session's token goes with it: the resumed session keeps it.
+        const req = { resume_token: this._resumeToken, rooms: seqs, token: this._token || undefined };
+        await this._request(link, 'resume', req, (data) => {
           strays = this._resumed(data, seqs);
         });
         resumed = true;
