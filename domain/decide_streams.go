@@ -75,6 +75,9 @@ func (x *decision) publish(c PublishStream) error {
 		}
 		return ErrStreamIDInUse
 	}
+	if most := x.pol.Limits.StreamsPerMember; len(m.Publishing) >= most {
+		return ErrTooManyStreams.With("at most %d", most)
+	}
 	sk, rk := x.streamKey(c.Stream), x.roomKey(id)
 	claim := uint64(0)
 	if e.Claimed {
@@ -232,6 +235,9 @@ func (x *decision) play(c PlayStream) error {
 	x.out.Rooms = []RoomID{id}
 	if m.Playing[c.Stream] {
 		return nil
+	}
+	if most := x.pol.Limits.PlaysPerMember; len(m.Playing) >= most {
+		return ErrTooManyPlays.With("at most %d", most)
 	}
 	x.emit(x.roomKey(id), &PlayStartedData{Stream: c.Stream, User: s.User, Session: c.Session})
 	return nil

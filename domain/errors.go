@@ -95,6 +95,8 @@ var (
 	ErrStreamNotFound       = newError(1903003, "stream_not_found", "the stream is not published")
 	ErrNotStreamPublisher   = newError(1903004, "not_stream_publisher", "only the stream's publisher may do this")
 	ErrStreamExtraInfoLarge = newError(1903005, "stream_extra_info_too_large", "the stream extra info is too large")
+	ErrTooManyStreams       = newError(1903006, "too_many_streams", "the member already publishes as many streams in this room as allowed")
+	ErrTooManyPlays         = newError(1903007, "too_many_plays", "the member already plays as many streams in this room as allowed")
 )
 
 // roomlog's own codes: messages and room info (19050xx).

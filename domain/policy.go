@@ -19,6 +19,11 @@ type Limits struct {
 	ExtraInfoPerSecond     int `json:"extra_info_per_second"`  // per room
 	ExtraInfoKeys          int `json:"extra_info_keys"`        // distinct keys per room
 	StreamExtraInfoBytes   int `json:"stream_extra_info_bytes"`
+	// StreamsPerMember and PlaysPerMember bound what one member publishes
+	// and plays in a room: each is in the room's state, and the streams in
+	// every joiner's snapshot.
+	StreamsPerMember       int `json:"streams_per_member"`
+	PlaysPerMember         int `json:"plays_per_member"`
 	AttributeKeys          int `json:"attribute_keys"`
 	AttributeKeyBytes      int `json:"attribute_key_bytes"`
 	AttributeValueBytes    int `json:"attribute_value_bytes"`
@@ -49,6 +54,8 @@ func DefaultLimits() Limits {
 		ExtraInfoPerSecond:     10,
 		ExtraInfoKeys:          10,
 		StreamExtraInfoBytes:   1024,
+		StreamsPerMember:       8,
+		PlaysPerMember:         64,
 		AttributeKeys:          20,
 		AttributeKeyBytes:      16,
 		AttributeValueBytes:    1024,
@@ -100,6 +107,8 @@ func (p Policy) Validate() error {
 	positive("extra_info_per_second", l.ExtraInfoPerSecond)
 	positive("extra_info_keys", l.ExtraInfoKeys)
 	positive("stream_extra_info_bytes", l.StreamExtraInfoBytes)
+	positive("streams_per_member", l.StreamsPerMember)
+	positive("plays_per_member", l.PlaysPerMember)
 	positive("attribute_keys", l.AttributeKeys)
 	positive("attribute_key_bytes", l.AttributeKeyBytes)
 	positive("attribute_value_bytes", l.AttributeValueBytes)

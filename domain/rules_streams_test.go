@@ -7,6 +7,8 @@ func TestStreamRules(t *testing.T) {
 	noPublish := login("s2", "u2", "r1")
 	noPublish.Grant.CanPublish = false
 	multi := ptr(multiPolicy())
+	few := DefaultPolicy()
+	few.Limits.StreamsPerMember, few.Limits.PlaysPerMember = 2, 2
 
 	runRules(t, []rule{
 		{name: "single-room: publishing without a room uses the session's room",
@@ -70,6 +72,26 @@ func TestStreamRules(t *testing.T) {
 			given: []Command{login("s1", "u1", "r1"), PublishStream{Session: "s1", Stream: "st"}},
 			when:  SetStreamExtraInfo{Session: "s1", Stream: "st", ExtraInfo: string(make([]byte, 1025))},
 			err:   ErrStreamExtraInfoLarge},
+		{name: "a member publishes at most streams_per_member streams in a room (1903006)", policy: &few,
+			given: []Command{login("s1", "u1", "r1"), PublishStream{Session: "s1", Stream: "a"},
+				PublishStream{Session: "s1", Stream: "b"}},
+			when: PublishStream{Session: "s1", Stream: "c"}, err: ErrTooManyStreams},
+		{name: "a stopped stream no longer counts against the member", policy: &few,
+			given: []Command{login("s1", "u1", "r1"), PublishStream{Session: "s1", Stream: "a"},
+				PublishStream{Session: "s1", Stream: "b"}, StopPublishing{Session: "s1", Stream: "a"}},
+			when: PublishStream{Session: "s1", Stream: "c"},
+			then: []ev{
+				inStream("c", &StreamClaimedData{Room: "r1", User: "u1", Session: "s1", Command: "cmd-0005"}),
+				inRoom("r1", &StreamPublishedData{Stream: "c", User: "u1", UserName: "name-u1", Session: "s1", Claim: 1}),
+			}},
+		{name: "a member plays at most plays_per_member streams in a room (1903007)", policy: &few,
+			given: []Command{login("s1", "u1", "r1"), PlayStream{Session: "s1", Stream: "a"},
+				PlayStream{Session: "s1", Stream: "b"}},
+			when: PlayStream{Session: "s1", Stream: "c"}, err: ErrTooManyPlays},
+		{name: "playing a stream again is no new play, even at the limit", policy: &few,
+			given: []Command{login("s1", "u1", "r1"), PlayStream{Session: "s1", Stream: "a"},
+				PlayStream{Session: "s1", Stream: "b"}},
+			when: PlayStream{Session: "s1", Stream: "b"}},
 		{name: "an audience member cannot publish (1903002)",
 			given: []Command{asAudience(login("s1", "u1", "r1"))},
 			when:  PublishStream{Session: "s1", Stream: "st"}, err: ErrPublishNotAllowed},
