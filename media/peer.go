@@ -38,6 +38,12 @@ type peer struct {
 	done chan struct{}
 }
 
+func (p *peer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
 // spawn runs f on a goroutine of the peer, unless the peer is draining.
 func (p *peer) spawn(f func()) bool {
 	p.mu.Lock()
@@ -67,13 +73,22 @@ type router struct {
 	players map[*peer]bool
 }
 
-func (r *router) setPublisher(p *peer) {
+// setPublisher makes p the stream's publisher, unless p is closed already.
+// The check is under the router's lock, and close marks the peer closed
+// before it takes that lock to remove it: either the publisher is removed
+// by its close, or it is never set (an offer answered while the fold ended
+// the peer must not leave it here).
+func (r *router) setPublisher(p *peer) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if p.isClosed() {
+		return false
+	}
 	if r.pub != nil && r.pub != p {
 		r.detachUpsLocked()
 	}
 	r.pub = p
+	return true
 }
 
 func (r *router) detachUpsLocked() {
@@ -122,9 +137,16 @@ func (r *router) removePublisher(p *peer) {
 	}
 }
 
-func (r *router) addPlayer(p *peer) {
+// addPlayer adds p, with its tracks downs, to the stream's players, unless
+// p is closed already (see setPublisher). p.downs is written here, under
+// the lock its readers hold.
+func (r *router) addPlayer(p *peer, downs map[webrtc.RTPCodecType]*downTrack) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if p.isClosed() {
+		return false
+	}
+	p.downs = downs
 	if r.players == nil {
 		r.players = map[*peer]bool{}
 	}
@@ -134,6 +156,7 @@ func (r *router) addPlayer(p *peer) {
 			u.attach(d)
 		}
 	}
+	return true
 }
 
 func (r *router) removePlayer(p *peer) {
@@ -226,6 +249,15 @@ func (s *SFU) peer(k peerKey) *peer {
 	return s.peers[k]
 }
 
+// ended is the error of an offer whose peer was ended (by the fold, or a
+// media_close) while it was being answered.
+func ended(k Kind) *domain.Error {
+	if k == Publish {
+		return ErrNotPublishing
+	}
+	return ErrNotPlaying
+}
+
 func badOffer(k Kind) *domain.Error {
 	if k == Publish {
 		return ErrPublishBadOffer
@@ -283,22 +315,36 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 	pc.OnConnectionStateChange(p.onState)
 	if k.kind == Publish {
 		// Before the answer: its tracks may arrive as soon as it connects.
-		r.setPublisher(p)
+		if !r.setPublisher(p) {
+			return Answer{}, ended(k.kind) // the fold ended it meanwhile
+		}
 		pc.OnTrack(p.onTrack)
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		if p.isClosed() {
+			return Answer{}, ended(k.kind) // not the offer's fault
+		}
 		p.close(nil, "refused")
 		return Answer{}, badOffer(k.kind).With("%v", err)
 	}
 	if k.kind == Play {
-		if err := p.addDownTracks(); err != nil {
+		downs, err := p.addDownTracks()
+		if err != nil {
+			if p.isClosed() {
+				return Answer{}, ended(k.kind)
+			}
 			p.close(nil, "refused")
 			return Answer{}, err
 		}
-		r.addPlayer(p)
+		if !r.addPlayer(p, downs) {
+			return Answer{}, ended(k.kind) // the fold ended it meanwhile
+		}
 	}
 	ans, err := p.answer(ctx)
 	if err != nil {
+		if p.isClosed() {
+			return Answer{}, ended(k.kind)
+		}
 		p.close(nil, "refused")
 		return Answer{}, err
 	}
@@ -309,11 +355,7 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 	}
 	p.mu.Unlock()
 	if closed {
-		// The fold ended it while it was being answered.
-		if k.kind == Publish {
-			return Answer{}, ErrNotPublishing
-		}
-		return Answer{}, ErrNotPlaying
+		return Answer{}, ended(k.kind) // the fold ended it while it was being answered
 	}
 	if k.kind == Publish {
 		p.setState(PublishRequesting, 0, "")
@@ -323,12 +365,13 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 	return ans, nil
 }
 
-// addDownTracks gives a player one track per kind its offer receives.
-func (p *peer) addDownTracks() error {
-	p.downs = map[webrtc.RTPCodecType]*downTrack{}
+// addDownTracks gives a player one track per kind its offer receives, and
+// returns them (the router makes them the player's).
+func (p *peer) addDownTracks() (map[webrtc.RTPCodecType]*downTrack, error) {
+	downs := map[webrtc.RTPCodecType]*downTrack{}
 	for _, tr := range p.pc.GetTransceivers() {
 		kind := tr.Kind()
-		if p.downs[kind] != nil || (kind != webrtc.RTPCodecTypeAudio && kind != webrtc.RTPCodecTypeVideo) {
+		if downs[kind] != nil || (kind != webrtc.RTPCodecTypeAudio && kind != webrtc.RTPCodecTypeVideo) {
 			continue
 		}
 		d := newDownTrack(kind, string(p.key.stream), p.firstPacket)
@@ -338,15 +381,15 @@ func (p *peer) addDownTracks() error {
 		}
 		sender, err := p.pc.AddTrack(d)
 		if err != nil {
-			return ErrPlayBadOffer.With("%s: %v", kind, err)
+			return nil, ErrPlayBadOffer.With("%s: %v", kind, err)
 		}
-		p.downs[kind] = d
+		downs[kind] = d
 		p.spawn(func() { p.readRTCP(sender) })
 	}
-	if len(p.downs) == 0 {
-		return ErrPlayBadOffer.With("the offer receives neither audio nor video")
+	if len(downs) == 0 {
+		return nil, ErrPlayBadOffer.With("the offer receives neither audio nor video")
 	}
-	return nil
+	return downs, nil
 }
 
 // readRTCP reads a player's RTCP (so that the NACK responder and the
