@@ -192,6 +192,15 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 			p.close(nil, "closed")
 		}
 		return Answer{Node: s.cfg.Node}, nil
+	case OpCheck:
+		p := s.peer(k)
+		if p == nil {
+			return Answer{}, ErrNoPeer
+		}
+		p.mu.Lock()
+		st := p.state
+		p.mu.Unlock()
+		return Answer{Node: s.cfg.Node, State: st}, nil
 	case OpCandidate:
 		p := s.peer(k)
 		if p == nil {
@@ -235,8 +244,7 @@ func validate(sig Signal) error {
 		if sig.SDP == "" {
 			return ErrBadSignal.With("an offer needs its sdp")
 		}
-	case OpCandidate:
-	case OpClose:
+	case OpCandidate, OpClose, OpCheck:
 	default:
 		return ErrBadSignal.With("unknown op %q", sig.Op)
 	}

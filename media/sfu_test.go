@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strings"
@@ -288,5 +289,23 @@ func TestBadSignals(t *testing.T) {
 	}
 	if got := s.Stats(); got != (Stats{}) {
 		t.Errorf("refused offers left peers: %+v", got)
+	}
+}
+
+// media_check tells a resumed session whether the node still has its peer
+// connection, and in what state.
+func TestCheckSaysWhetherThePeerIsThere(t *testing.T) {
+	_, s, _, _, _ := setup(t) // alice publishes cam, bob plays it and gets video
+	a, err := s.Handle(context.Background(), Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpCheck})
+	if err != nil || a.State != Playing || a.Node != "n1" {
+		t.Errorf("bob's player: %+v, %v; want PLAYING on n1", a, err)
+	}
+	a, err = s.Handle(context.Background(), Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish, Op: OpCheck})
+	if err != nil || a.State != Publishing {
+		t.Errorf("alice's publisher: %+v, %v; want PUBLISHING", a, err)
+	}
+	if _, err := s.Handle(context.Background(), Signal{App: app, Session: "s-carol", Stream: "cam", Kind: Play,
+		Op: OpCheck}); !errors.Is(err, ErrNoPeer) {
+		t.Errorf("a session without a peer: %v, want media_peer_not_found", err)
 	}
 }

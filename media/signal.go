@@ -44,6 +44,9 @@ const (
 	OpCandidate SignalOp = "candidate"
 	// OpClose closes the peer connection.
 	OpClose SignalOp = "close"
+	// OpCheck asks for the peer connection's state: a session that resumed
+	// missed the state events sent while its connection was down.
+	OpCheck SignalOp = "check"
 )
 
 // Signal is one signalling request of a session, as a gateway hands it to
@@ -73,6 +76,8 @@ type Answer struct {
 	SDP string `json:"sdp,omitempty"`
 	// Node is the media node that answered.
 	Node string `json:"node,omitempty"`
+	// State is the peer connection's state (OpCheck).
+	State State `json:"state,omitempty"`
 	// Error is set when the signal was refused.
 	Error *WireError `json:"error,omitempty"`
 }

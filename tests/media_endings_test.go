@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/media/mediatest"
 	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/tests/netcut"
 	"github.com/roomlog/roomlog/transport/admin"
@@ -172,6 +173,51 @@ func TestResumeKeepsMedia(t *testing.T) {
 				t.Errorf("%s: %+v after a resume", u.id, e)
 			}
 		}
+	}
+}
+
+// A player whose WebSocket is down while its stream moves to another media
+// node misses the state event that says so (state events are not in the
+// log): once it resumes, the SDK asks after its peer connection
+// (media_check), learns that the server has none, and follows the stream.
+func TestAPlayerFollowsAStreamThatMovedWhileItsConnectionWasDown(t *testing.T) {
+	nodeA := clienttest.StartNode(t, clienttest.NodeOptions{NATSListen: "127.0.0.1:0"})
+	nodeB := clienttest.StartNode(t, clienttest.NodeOptions{Join: nodeA})
+	p := netcut.Start(t, nodeB.HTTPAddr())
+	alice := dialMedia(t, nodeA, clienttest.URL(nodeA.HTTPAddr()), "alice", nil)
+	carol := dialMedia(t, nodeB, clienttest.URL(p.Addr()), "carol", quickRetry)
+	carol.r.AllowReconnects()
+	alice.login("stage")
+	carol.login("stage")
+
+	// carol plays before anything is published: her peer is on node B.
+	if _, err := carol.c.StartPlayingStream(clienttest.Ctx(t), "alice-cam", "stage"); err != nil {
+		t.Fatal(err)
+	}
+	sink := mediatest.NewSink()
+	if _, err := carol.c.PlayMedia(clienttest.Ctx(t), "alice-cam", sink.OnTrack, client.MediaOptions{API: mediatest.API()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "carol's peer on node B", func() bool { return nodeB.SFU.Stats().Players == 1 })
+	session := carol.c.Session()
+
+	// carol's WebSocket drops; while it is down, alice publishes on node A,
+	// and node B closes carol's peer there (play_media_moved), telling nobody.
+	p.Refuse(true)
+	p.Cut()
+	carol.r.WaitState("stage", client.StateReconnecting)
+	alice.publish("alice-cam", "stage")
+	waitFor(t, "carol's peer on node B to be moved off", func() bool { return nodeB.SFU.Stats().Players == 0 })
+	p.Refuse(false)
+	carol.r.WaitState("stage", client.StateReconnected)
+	if carol.c.Session() != session {
+		t.Fatal("carol's session was not resumed")
+	}
+	if !sink.WaitMore(videoKind, 10, mediaBound) {
+		t.Fatalf("after the resume carol receives no media of alice-cam (node A players %d)", nodeA.SFU.Stats().Players)
+	}
+	if got := nodeA.SFU.Stats().Players; got != 1 {
+		t.Errorf("node A has %d players, want carol's", got)
 	}
 }
 

@@ -183,9 +183,11 @@ type Client struct {
 	keyPrefix string
 
 	// players are the media players (PlayMedia) by stream, which follow
-	// their stream when it moves to another media node.
-	mediaMu sync.Mutex
-	players map[string]*MediaPlayer
+	// their stream when it moves to another media node; publishers the
+	// media publishers (PublishMedia). A resume checks both.
+	mediaMu    sync.Mutex
+	players    map[string]*MediaPlayer
+	publishers map[string]*MediaPublisher
 
 	// ctx ends when the client is closed; it stops reconnection.
 	ctx    context.Context

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/pion/interceptor"
@@ -84,6 +86,12 @@ func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrt
 		pc.Close()
 		return nil, err
 	}
+	c.mediaMu.Lock()
+	if c.publishers == nil {
+		c.publishers = map[string]*MediaPublisher{}
+	}
+	c.publishers[stream] = p
+	c.mediaMu.Unlock()
 	return p, nil
 }
 
@@ -109,6 +117,11 @@ func (p *MediaPublisher) RestartICE(ctx context.Context) error {
 
 // Close closes the peer connection, telling the server first.
 func (p *MediaPublisher) Close(ctx context.Context) error {
+	p.c.mediaMu.Lock()
+	if p.c.publishers[p.stream] == p {
+		delete(p.c.publishers, p.stream)
+	}
+	p.c.mediaMu.Unlock()
 	_, err := p.c.do(ctx, protocol.OpMediaClose, protocol.MediaCloseRequest{Stream: p.stream,
 		Kind: protocol.MediaPublish}, nil)
 	return errors.Join(err, p.pc.Close())
@@ -223,6 +236,62 @@ func (p *MediaPlayer) moved() {
 	}
 }
 
+// forgetMedia stops following the publisher or player of stream whose
+// media the server ended: a resume has nothing of it to check.
+func (c *Client) forgetMedia(stream, kind string) {
+	c.mediaMu.Lock()
+	defer c.mediaMu.Unlock()
+	if kind == protocol.MediaPublish {
+		delete(c.publishers, stream)
+	} else {
+		delete(c.players, stream)
+	}
+}
+
+// checkMedia asks, after a resume on l, whether the server still has each of
+// the client's peer connections: the state events it sent while the
+// connection was down are lost. A player whose peer is gone (its stream
+// moved to another media node meanwhile, or its node lost it) connects
+// again; a publisher whose peer is gone gets NO_PUBLISH with
+// media_peer_not_found (1907003).
+func (c *Client) checkMedia(l *link) {
+	c.mediaMu.Lock()
+	players := slices.Collect(maps.Values(c.players))
+	publishers := slices.Collect(maps.Values(c.publishers))
+	c.mediaMu.Unlock()
+	for _, p := range players {
+		if c.peerGone(l, p.stream, protocol.MediaPlay) {
+			go p.moved()
+		}
+	}
+	h := &c.opts.Handlers
+	for _, p := range publishers {
+		if !c.peerGone(l, p.stream, protocol.MediaPublish) {
+			continue
+		}
+		c.mediaMu.Lock()
+		mine := c.publishers[p.stream] == p
+		if mine {
+			delete(c.publishers, p.stream)
+		}
+		c.mediaMu.Unlock()
+		if mine && h.OnPublisherStateUpdate != nil {
+			stream := p.stream
+			c.disp.push(func() { h.OnPublisherStateUpdate(stream, NoPublish, domain.ErrMediaPeerNotFound.Code, "gone") })
+		}
+	}
+}
+
+// peerGone reports whether the server says it has no peer connection of
+// the session for stream and kind.
+func (c *Client) peerGone(l *link, stream, kind string) bool {
+	_, err := c.request(l, protocol.OpMediaCheck, protocol.MediaCheckRequest{Stream: stream, Kind: kind}, nil)
+	if err != nil && !errors.Is(err, domain.ErrMediaPeerNotFound) {
+		c.log.Warn("roomlog: cannot check a media connection after a resume", "stream", stream, "kind", kind, "err", err)
+	}
+	return errors.Is(err, domain.ErrMediaPeerNotFound)
+}
+
 // mediaOffer makes pc's offer (waiting for its ICE candidates), sends it
 // and applies the server's answer.
 func (c *Client) mediaOffer(ctx context.Context, op protocol.Op, pc *webrtc.PeerConnection, stream, kind string,
@@ -263,6 +332,9 @@ func (c *Client) mediaEvent(f *protocol.Frame) bool {
 	h := &c.opts.Handlers
 	st, code := MediaState(d.State), domain.Code(d.Code)
 	if f.Event == protocol.EvPublisherStateUpdate {
+		if st == NoPublish {
+			c.forgetMedia(d.Stream, protocol.MediaPublish)
+		}
 		if h.OnPublisherStateUpdate != nil {
 			c.disp.push(func() { h.OnPublisherStateUpdate(d.Stream, st, code, d.Reason) })
 		}
@@ -275,6 +347,8 @@ func (c *Client) mediaEvent(f *protocol.Frame) bool {
 		if p != nil {
 			go p.moved()
 		}
+	} else if st == NoPlay {
+		c.forgetMedia(d.Stream, protocol.MediaPlay)
 	}
 	if h.OnPlayerStateUpdate != nil {
 		c.disp.push(func() { h.OnPlayerStateUpdate(d.Stream, st, code, d.Reason) })

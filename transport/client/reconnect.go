@@ -223,6 +223,9 @@ func (c *Client) restore(l *link) error {
 	if err := c.dropStrays(l, strays); err != nil {
 		return err
 	}
+	if resumed {
+		c.checkMedia(l)
+	}
 	if err := c.restoreMode(l); err != nil {
 		return err
 	}

@@ -57,6 +57,12 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, ok
 			return nil, true, err
 		}
 		sig = media.Signal{Stream: domain.StreamID(r.Stream), Kind: media.Kind(r.Kind), Op: media.OpClose}
+	case protocol.OpMediaCheck:
+		var r protocol.MediaCheckRequest
+		if err := decode(req, &r); err != nil {
+			return nil, true, err
+		}
+		sig = media.Signal{Stream: domain.StreamID(r.Stream), Kind: media.Kind(r.Kind), Op: media.OpCheck}
 	default:
 		return nil, false, nil
 	}
@@ -86,8 +92,11 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, ok
 	if err != nil {
 		return nil, true, err
 	}
-	if sig.Op == media.OpOffer || sig.Op == media.OpRestart {
+	switch sig.Op {
+	case media.OpOffer, media.OpRestart:
 		return protocol.MediaAnswer{SDP: a.SDP, Node: a.Node}, true, nil
+	case media.OpCheck:
+		return protocol.MediaCheckReply{State: string(a.State), Node: a.Node}, true, nil
 	}
 	return nil, true, nil
 }

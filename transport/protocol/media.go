@@ -2,7 +2,10 @@ package protocol
 
 import "github.com/roomlog/roomlog/domain"
 
-var errNotPlayingExample = domain.ErrMediaNotPlaying
+var (
+	errNotPlayingExample = domain.ErrMediaNotPlaying
+	errNoPeerExample     = domain.ErrMediaPeerNotFound
+)
 
 // Media signalling (docs/protocol.md, "Media"). One WebRTC peer connection
 // carries one published or one played stream. The client offers, the
@@ -14,6 +17,7 @@ const (
 	OpMediaCandidate  Op = "media_candidate"   // one trickled ICE candidate of the client
 	OpMediaICERestart Op = "media_ice_restart" // an ICE-restart offer on an existing peer connection
 	OpMediaClose      Op = "media_close"       // close the peer connection
+	OpMediaCheck      Op = "media_check"       // is the peer connection still there, and in what state (after a resume)
 )
 
 // Media events: ZEGO onPublisherStateUpdate and onPlayerStateUpdate.
@@ -24,7 +28,7 @@ const (
 
 // MediaOps lists the media operations.
 func MediaOps() []Op {
-	return []Op{OpMediaOffer, OpMediaCandidate, OpMediaICERestart, OpMediaClose}
+	return []Op{OpMediaOffer, OpMediaCandidate, OpMediaICERestart, OpMediaClose, OpMediaCheck}
 }
 
 // MediaEventNames lists the media events.
@@ -71,6 +75,25 @@ type MediaCloseRequest struct {
 	Kind   string `json:"kind"`
 }
 
+// MediaCheckRequest asks whether the server still has a peer connection of
+// the session: a client that resumed its session asks it of each of its own,
+// since the state events sent while its connection was down are lost (one
+// that says "moved" among them). It fails with media_peer_not_found
+// (1907003) when the server has none: a player offers again, a publisher's
+// media has ended.
+type MediaCheckRequest struct {
+	Stream string `json:"stream"`
+	Kind   string `json:"kind"`
+}
+
+// MediaCheckReply is the reply to media_check: the peer connection's state
+// (PUBLISH_REQUESTING, PUBLISHING, PLAY_REQUESTING, PLAYING) and the media
+// node that serves it.
+type MediaCheckReply struct {
+	State string `json:"state"`
+	Node  string `json:"node,omitempty"`
+}
+
 // MediaStateUpdate is publisher_state_update (states NO_PUBLISH,
 // PUBLISH_REQUESTING, PUBLISHING) and player_state_update (NO_PLAY,
 // PLAY_REQUESTING, PLAYING).
@@ -82,6 +105,8 @@ type MediaStateUpdate struct {
 	// Reason says why the peer connection closed: closed (by the client),
 	// ended (the log ended the stream or the play), failed, node_lost,
 	// moved (offer again: the stream moved to another media node), shutdown.
+	// The SDKs report "gone" themselves when media_check finds no peer
+	// connection after a resume.
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -94,6 +119,8 @@ func NewMediaPayload(op Op) any {
 		return &MediaCandidateRequest{}
 	case OpMediaClose:
 		return &MediaCloseRequest{}
+	case OpMediaCheck:
+		return &MediaCheckRequest{}
 	}
 	return nil
 }
@@ -116,6 +143,9 @@ func mediaExamples() []Example {
 		{"media_ice_restart (an offer made with iceRestart)", req("43", OpMediaICERestart,
 			MediaOfferRequest{Stream: "bob-cam", Kind: MediaPlay, SDP: offer})},
 		{"media_close", req("44", OpMediaClose, MediaCloseRequest{Stream: "bob-cam", Kind: MediaPlay})},
+		{"media_check (after a resume)", req("45", OpMediaCheck, MediaCheckRequest{Stream: "bob-cam", Kind: MediaPlay})},
+		{"media_check: reply", ok("45", MediaCheckReply{State: "PLAYING", Node: "01KAK3J7Q8ZX5V2B8T9W0N3E4N"})},
+		{"media_check: refused (no such peer connection: offer again)", ReplyTo("45", nil, errNoPeerExample)},
 		{"publisher_state_update", ev(EvPublisherStateUpdate, "", 0, 0, 0,
 			MediaStateUpdate{Stream: "alice-cam", State: "PUBLISHING"})},
 		{"publisher_state_update: the stream was stopped in the log", ev(EvPublisherStateUpdate, "", 0, 0, 0,

@@ -67,7 +67,7 @@ func Ops() []Op {
 	return append([]Op{OpSetRoomMode, OpLogin, OpLogout, OpSwitchRoom, OpCreateRoom, OpJoinRoom, OpEnterRoom, OpLeaveRoom,
 		OpLeaveAllRooms, OpPublish, OpStopPublish, OpSetStreamExtraInfo, OpPlay, OpStopPlay, OpBroadcast, OpBarrage,
 		OpCustomCommand, OpSetRoomExtraInfo, OpSetRoomAttributes, OpDeleteRoomAttributes, OpQueryRoom, OpRenewToken,
-		OpHeartbeat, OpResume, OpMediaOffer, OpMediaCandidate, OpMediaICERestart, OpMediaClose}, roomStateOps...)
+		OpHeartbeat, OpResume, OpMediaOffer, OpMediaCandidate, OpMediaICERestart, OpMediaClose, OpMediaCheck}, roomStateOps...)
 }
 
 // EventName names a pushed event.

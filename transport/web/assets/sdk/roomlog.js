@@ -89,6 +89,9 @@ function localError(kind, detail = '', op = '') {
 // Server errors worth retrying on another connection rather than giving the
 // session up (unavailable, internal_error, timeout, too_many_requests,
 // shutting_down, slow_consumer).
+// media_peer_not_found: the server has no media connection of the session
+// for the stream (media_check after a resume).
+const PEER_NOT_FOUND = 1907003;
 const TRANSIENT = new Set([1906098, 1906099, 1002053, 1906005, 1906008, 1906006]);
 
 const isLocal = (e) => !(e instanceof RoomlogError) || e.local;
@@ -1213,7 +1216,34 @@ export class RoomlogEngine {
       });
       this._modeApplied = true;
     }
+    if (resumed) await this._checkMedia(link);
     await this._relogin(link);
+  }
+
+  // _checkMedia asks, after a resume, whether the server still has each media
+  // connection: the state events it sent while the connection was down are
+  // lost. A player whose peer is gone (its stream moved to another media
+  // node meanwhile, or its node lost it) connects again; a publisher whose
+  // peer is gone ends with media_peer_not_found (1907003).
+  async _checkMedia(link) {
+    const gone = async (entry) => {
+      try {
+        await this._request(link, 'media_check', { stream: entry.streamID, kind: entry.kind });
+        return false;
+      } catch (e) {
+        if (isLocal(e)) throw e;
+        if (e.code !== PEER_NOT_FOUND) this._log('warn', 'cannot check a media connection after a resume', entry.streamID, e.message);
+        return e.code === PEER_NOT_FOUND;
+      }
+    };
+    for (const [id, p] of [...this._players]) {
+      if (!p.pc || !(await gone(p)) || this._players.get(id) !== p) continue;
+      this._mediaState(p, 'PLAY_REQUESTING', PEER_NOT_FOUND, 'gone');
+      this._connectPeer(p).catch((e) => this._endPlayer(id, p, e.code || 0, 'failed'));
+    }
+    for (const [id, p] of [...this._publishers]) {
+      if (p.pc && (await gone(p))) this._endPublisher(id, p, PEER_NOT_FOUND, 'gone');
+    }
   }
 
   // _resumed applies a successful resume reply, before the missed events that
