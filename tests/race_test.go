@@ -25,6 +25,9 @@ func TestTwoEnginesRaceOnOneJetStream(t *testing.T) {
 	p.MultiRoom = true
 	p.MaxRooms = 2
 	p.Limits.BroadcastPerSecond = 1 << 20
+	// One publisher publishes a stream a round: the race is for the stream
+	// ID, not the member's stream limit.
+	p.Limits.StreamsPerMember, p.Limits.PlaysPerMember = 1<<20, 1<<20
 	a := newEngine(t, embedded, p, time.Now, nil)
 	b := newEngine(t, external, p, time.Now, nil)
 	rounds := 60
