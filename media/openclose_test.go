@@ -9,12 +9,23 @@ import (
 	"github.com/roomlog/roomlog/domain"
 )
 
-// routerCounts returns how many players the router of stream cam holds and
-// how many downtracks its publisher's tracks write to.
-func routerCounts(s *SFU) (players, downs int) {
+// camRouter returns the router of stream cam (kept by a player of it).
+func camRouter(t *testing.T, s *SFU) *router {
+	t.Helper()
 	s.mu.Lock()
 	r := s.routers[routeKey{app, "cam"}]
 	s.mu.Unlock()
+	if r == nil {
+		t.Fatal("no router for cam")
+	}
+	return r
+}
+
+// routerCounts returns how many players the router of stream cam holds and
+// how many downtracks its publisher's tracks write to.
+func routerCounts(t *testing.T, s *SFU) (players, downs int) {
+	t.Helper()
+	r := camRouter(t, s)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, u := range r.ups {
@@ -25,24 +36,32 @@ func routerCounts(s *SFU) (players, downs int) {
 	return len(r.players), downs
 }
 
-// endOnSight runs end as soon as the SFU registers k's peer: while its
-// offer is being answered.
-func endOnSight(ctx context.Context, s *SFU, k peerKey, end func()) {
-	go func() {
-		for ctx.Err() == nil {
-			if s.peer(k) != nil {
-				end()
-				return
-			}
-			time.Sleep(10 * time.Microsecond)
+// endBeforeRoute has the SFU run end while k's offer is being answered,
+// after the fold allowed the peer and before it enters its router, and
+// wait until the peer's close has done what it does at once (it is out of
+// the router and the SFU). The offer is answered on the test's goroutine,
+// so the hook runs there.
+func endBeforeRoute(t *testing.T, s *SFU, k peerKey, end func()) {
+	s.beforeRoute = func(p *peer) {
+		if p.key != k {
+			return
 		}
-	}()
+		end()
+		deadline := time.Now().Add(long)
+		for s.peer(k) == p {
+			if time.Now().After(deadline) {
+				t.Fatal("the ended peer was not closed")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 // A player whose peer ends while its offer is being answered (a media_close,
-// or the fold stopping its play) leaves nothing in the stream's router:
-// before, the closed peer could be added after its close had removed it,
-// and stayed in every track's fan-out, and in a data race with the close.
+// or the fold stopping its play or removing it from the room) leaves nothing
+// in the stream's router: before, the closed peer was added after its close
+// had removed it, and stayed in every track's fan-out (every later publisher
+// attaching it again), and in a data race with the close.
 func TestAPlayerEndedWhileItsOfferIsAnsweredLeavesTheRouter(t *testing.T) {
 	ends := map[string]func(s *SFU, w *world){
 		"media_close": func(s *SFU, _ *world) {
@@ -51,31 +70,70 @@ func TestAPlayerEndedWhileItsOfferIsAnsweredLeavesTheRouter(t *testing.T) {
 		"play stopped": func(_ *SFU, w *world) {
 			w.apply(w.room("r1"), &domain.PlayStoppedData{Stream: "cam", User: "carol", Session: "s-carol"})
 		},
+		"kicked": func(_ *SFU, w *world) {
+			w.apply(w.room("r1"), &domain.MemberLeftData{User: "carol", Session: "s-carol",
+				Reason: domain.ReasonKickedByBackend})
+		},
 	}
 	for name, end := range ends {
 		t.Run(name, func(t *testing.T) {
-			w, s, _, _, _ := setup(t) // bob plays cam: one player, two downtracks
+			w, s, _, _, bob := setup(t) // bob plays cam: one player, two downtracks
+			if !bob.sink.WaitMore(audio, 5, long) {
+				t.Fatal("no audio reached the player") // both tracks are in the router
+			}
 			w.join("r1", "carol", "s-carol")
 			w.play("r1", "carol", "s-carol", "cam")
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			endOnSight(ctx, s, peerKey{app: app, session: "s-carol", stream: "cam", kind: Play}, func() { end(s, w) })
-			if _, err := playMedia(t, s, "s-carol", "cam"); err != nil && !errors.Is(err, ErrNotPlaying) {
+			endBeforeRoute(t, s, peerKey{app: app, session: "s-carol", stream: "cam", kind: Play},
+				func() { end(s, w) })
+			if _, err := playMedia(t, s, "s-carol", "cam"); !errors.Is(err, ErrNotPlaying) {
+				t.Fatalf("carol's offer: %v, want %v", err, ErrNotPlaying)
+			}
+			if players, downs := routerCounts(t, s); players != 1 || downs != 2 || s.Stats().Players != 1 {
+				t.Fatalf("the router holds %d players and its tracks %d downtracks (SFU stats %+v); want bob's only (1, 2)",
+					players, downs, s.Stats())
+			}
+		})
+	}
+}
+
+// A publisher whose peer ends while its offer is being answered (a
+// media_close, or the fold stopping its stream) is not left the stream's
+// publisher: before, its close found nothing to remove, and the offer then
+// made the closed peer the publisher of a router its players keep.
+func TestAPublisherEndedWhileItsOfferIsAnsweredLeavesTheRouter(t *testing.T) {
+	ends := map[string]func(s *SFU, w *world){
+		"media_close": func(s *SFU, _ *world) {
+			s.Handle(context.Background(), Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish, Op: OpClose})
+		},
+		"stream stopped": func(_ *SFU, w *world) {
+			w.apply(w.room("r1"), &domain.StreamStoppedData{Stream: "cam", User: "alice", Session: "s-alice",
+				Reason: domain.ReasonStopped})
+		},
+	}
+	for name, end := range ends {
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t)
+			s, _ := startSFU(t, w, "n1", nil)
+			w.join("r1", "alice", "s-alice")
+			w.join("r1", "bob", "s-bob")
+			w.publish("r1", "alice", "s-alice", "cam", "n1")
+			w.play("r1", "bob", "s-bob", "cam")
+			// bob's player keeps the stream's router.
+			if _, err := playMedia(t, s, "s-bob", "cam"); err != nil {
 				t.Fatal(err)
 			}
-			// carol's peer is closed (now or once her offer is answered):
-			// only bob's remains.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				players, downs := routerCounts(s)
-				if players == 1 && downs == 2 && s.Stats().Players == 1 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the router holds %d players and its tracks %d downtracks (SFU stats %+v); want bob's only (1, 2)",
-						players, downs, s.Stats())
-				}
-				time.Sleep(5 * time.Millisecond)
+			endBeforeRoute(t, s, peerKey{app: app, session: "s-alice", stream: "cam", kind: Publish},
+				func() { end(s, w) })
+			if _, err := publishMedia(t, s, "s-alice", "cam"); !errors.Is(err, ErrNotPublishing) {
+				t.Fatalf("alice's offer: %v, want %v", err, ErrNotPublishing)
+			}
+			r := camRouter(t, s)
+			r.mu.Lock()
+			pub, ups := r.pub != nil, len(r.ups)
+			r.mu.Unlock()
+			if pub || ups != 0 || s.Stats().Publishers != 0 {
+				t.Fatalf("the router keeps a publisher: %v, with %d tracks (SFU stats %+v); want none (its peer is closed)",
+					pub, ups, s.Stats())
 			}
 		})
 	}

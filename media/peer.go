@@ -320,6 +320,9 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 	}
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
+	if s.beforeRoute != nil {
+		s.beforeRoute(p)
+	}
 	pc.OnConnectionStateChange(p.onState)
 	if k.kind == Publish {
 		// Before the answer: its tracks may arrive as soon as it connects.

@@ -138,6 +138,11 @@ type SFU struct {
 	all map[*peer]struct{}
 
 	notes *notifier
+
+	// beforeRoute, if set (by tests, before any offer), runs in open once
+	// the peer is allowed and before it enters its router: a test ends the
+	// peer there, as a close may at any time.
+	beforeRoute func(*peer)
 }
 
 type sessionKey struct {
