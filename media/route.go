@@ -68,6 +68,9 @@ func (r *Router) Signal(ctx context.Context, sig Signal) (Answer, error) {
 		return Answer{}, domain.ErrTimeout.With("the log did not catch up in time")
 	}
 	node, _ := HostOf(r.cfg.Live, sig.App, sig.Stream)
+	if sig.Op == OpCheck && sig.Node != "" {
+		node = sig.Node // where the connection was opened, wherever the stream is now
+	}
 	if node == "" {
 		node = r.Host(sig.App, sig.Stream)
 	}

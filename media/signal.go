@@ -67,6 +67,9 @@ type Signal struct {
 	// before the request is authorized: the session's own commands (its
 	// publish or play) are visible to it.
 	After uint64 `json:"after,omitempty"`
+	// Node, for OpCheck, is the media node that answered the connection's
+	// offer: the check goes there rather than to the stream's host.
+	Node string `json:"node,omitempty"`
 }
 
 // Answer is a media node's answer to a signal.

@@ -221,6 +221,51 @@ func TestAPlayerFollowsAStreamThatMovedWhileItsConnectionWasDown(t *testing.T) {
 	}
 }
 
+// A player waiting for a stream nobody publishes yet holds its peer on the
+// node it signalled through. Resumed through another node, its check goes to
+// the node that answered its offer, which still has the peer: the player is
+// left alone, and gets the stream once it is published.
+func TestAPlayerResumedThroughAnotherNodeKeepsItsWaitingPeer(t *testing.T) {
+	nodeA := clienttest.StartNode(t, clienttest.NodeOptions{NATSListen: "127.0.0.1:0"})
+	nodeB := clienttest.StartNode(t, clienttest.NodeOptions{Join: nodeA})
+	p := netcut.Start(t, nodeB.HTTPAddr())
+	carol := dialMedia(t, nodeB, clienttest.URL(p.Addr()), "carol", quickRetry)
+	carol.r.AllowReconnects()
+	carol.login("stage")
+	if _, err := carol.c.StartPlayingStream(clienttest.Ctx(t), "dave-cam", "stage"); err != nil {
+		t.Fatal(err)
+	}
+	sink := mediatest.NewSink()
+	if _, err := carol.c.PlayMedia(clienttest.Ctx(t), "dave-cam", sink.OnTrack, client.MediaOptions{API: mediatest.API()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "carol's peer on node B", func() bool { return nodeB.SFU.Stats().Players == 1 })
+	session := carol.c.Session()
+
+	p.Refuse(true)
+	p.Cut()
+	carol.r.WaitState("stage", client.StateReconnecting)
+	p.Retarget(nodeA.HTTPAddr()) // she comes back through node A
+	p.Refuse(false)
+	carol.r.WaitState("stage", client.StateReconnected)
+	if carol.c.Session() != session {
+		t.Fatal("carol's session was not resumed")
+	}
+	dave := dialMedia(t, nodeB, clienttest.URL(nodeB.HTTPAddr()), "dave", nil)
+	dave.login("stage")
+	dave.publish("dave-cam", "stage") // hosted on node B, where carol's peer waits
+	if !sink.WaitMore(videoKind, 10, mediaBound) {
+		t.Fatalf("carol receives no media of dave-cam (node A players %d, node B players %d)",
+			nodeA.SFU.Stats().Players, nodeB.SFU.Stats().Players)
+	}
+	if e, ok := carol.states.find("dave-cam", client.NoPlay); ok {
+		t.Errorf("carol's waiting player was ended: %+v", e)
+	}
+	if got := nodeA.SFU.Stats().Players; got != 0 {
+		t.Errorf("node A has %d players: the check took carol's live peer on node B for gone", got)
+	}
+}
+
 // A multi-room session that leaves one room loses only that room's media.
 func TestLeavingOneRoomKeepsTheOthersMedia(t *testing.T) {
 	n := clienttest.StartNode(t, clienttest.NodeOptions{})

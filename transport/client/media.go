@@ -59,6 +59,7 @@ type MediaPublisher struct {
 	c      *Client
 	stream string
 	pc     *webrtc.PeerConnection
+	node   string // the media node that answered its offer
 }
 
 // PublishMedia sends tracks (audio and/or video) as stream's media. Publish
@@ -81,11 +82,12 @@ func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrt
 		}
 		go drainRTCP(sender)
 	}
-	p := &MediaPublisher{c: c, stream: stream, pc: pc}
-	if err := c.mediaOffer(ctx, protocol.OpMediaOffer, pc, stream, protocol.MediaPublish, nil); err != nil {
+	node, err := c.mediaOffer(ctx, protocol.OpMediaOffer, pc, stream, protocol.MediaPublish, nil)
+	if err != nil {
 		pc.Close()
 		return nil, err
 	}
+	p := &MediaPublisher{c: c, stream: stream, pc: pc, node: node}
 	c.mediaMu.Lock()
 	if c.publishers == nil {
 		c.publishers = map[string]*MediaPublisher{}
@@ -111,8 +113,9 @@ func (p *MediaPublisher) PeerConnection() *webrtc.PeerConnection { return p.pc }
 // RestartICE renegotiates the connection with fresh ICE credentials (after
 // a network change).
 func (p *MediaPublisher) RestartICE(ctx context.Context) error {
-	return p.c.mediaOffer(ctx, protocol.OpMediaICERestart, p.pc, p.stream, protocol.MediaPublish,
+	_, err := p.c.mediaOffer(ctx, protocol.OpMediaICERestart, p.pc, p.stream, protocol.MediaPublish,
 		&webrtc.OfferOptions{ICERestart: true})
+	return err
 }
 
 // Close closes the peer connection, telling the server first.
@@ -136,6 +139,7 @@ type MediaPlayer struct {
 
 	mu     sync.Mutex
 	pc     *webrtc.PeerConnection
+	node   string // the media node that answered its current offer
 	closed bool
 }
 
@@ -185,10 +189,14 @@ func (p *MediaPlayer) connect(ctx context.Context) error {
 	if old != nil {
 		old.Close()
 	}
-	if err := p.c.mediaOffer(ctx, protocol.OpMediaOffer, pc, p.stream, protocol.MediaPlay, nil); err != nil {
+	node, err := p.c.mediaOffer(ctx, protocol.OpMediaOffer, pc, p.stream, protocol.MediaPlay, nil)
+	if err != nil {
 		pc.Close()
 		return err
 	}
+	p.mu.Lock()
+	p.node = node
+	p.mu.Unlock()
 	return nil
 }
 
@@ -201,8 +209,9 @@ func (p *MediaPlayer) PeerConnection() *webrtc.PeerConnection {
 
 // RestartICE renegotiates the connection with fresh ICE credentials.
 func (p *MediaPlayer) RestartICE(ctx context.Context) error {
-	return p.c.mediaOffer(ctx, protocol.OpMediaICERestart, p.PeerConnection(), p.stream, protocol.MediaPlay,
+	_, err := p.c.mediaOffer(ctx, protocol.OpMediaICERestart, p.PeerConnection(), p.stream, protocol.MediaPlay,
 		&webrtc.OfferOptions{ICERestart: true})
+	return err
 }
 
 // Close closes the peer connection, telling the server first.
@@ -230,9 +239,25 @@ func (p *MediaPlayer) moved() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.c.opts.RequestTimeout)
 	defer cancel()
-	if err := p.connect(ctx); err != nil {
-		p.c.log.Warn("roomlog: the player could not follow its stream to another media node", "stream", p.stream,
-			"err", err)
+	err := p.connect(ctx)
+	if err == nil {
+		return
+	}
+	p.c.log.Warn("roomlog: the player could not connect again", "stream", p.stream, "err", err)
+	// Refused (the play ended while the connection was down, say): the app
+	// is told, as the server would have.
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		return
+	}
+	p.c.mediaMu.Lock()
+	mine := p.c.players[p.stream] == p
+	if mine {
+		delete(p.c.players, p.stream)
+	}
+	p.c.mediaMu.Unlock()
+	if h := &p.c.opts.Handlers; mine && h.OnPlayerStateUpdate != nil {
+		p.c.disp.push(func() { h.OnPlayerStateUpdate(p.stream, NoPlay, de.Code, "ended") })
 	}
 }
 
@@ -248,76 +273,94 @@ func (c *Client) forgetMedia(stream, kind string) {
 	}
 }
 
-// checkMedia asks, after a resume on l, whether the server still has each of
-// the client's peer connections: the state events it sent while the
-// connection was down are lost. A player whose peer is gone (its stream
-// moved to another media node meanwhile, or its node lost it) connects
-// again; a publisher whose peer is gone gets NO_PUBLISH with
-// media_peer_not_found (1907003).
-func (c *Client) checkMedia(l *link) {
+// checkMedia asks, after a resume, whether the media nodes still have each
+// of the client's peer connections: the state events they sent while the
+// connection was down are lost. A player whose connection is gone (its
+// stream moved to another media node meanwhile, or its node died) connects
+// again; a publisher whose connection is gone gets NO_PUBLISH with the
+// code. It runs once the connection is installed, each check apart, so that
+// a media node that does not answer holds up nothing else.
+func (c *Client) checkMedia() {
 	c.mediaMu.Lock()
 	players := slices.Collect(maps.Values(c.players))
 	publishers := slices.Collect(maps.Values(c.publishers))
 	c.mediaMu.Unlock()
 	for _, p := range players {
-		if c.peerGone(l, p.stream, protocol.MediaPlay) {
-			go p.moved()
-		}
+		p.mu.Lock()
+		node := p.node
+		p.mu.Unlock()
+		go func() {
+			if c.peerGone(p.stream, protocol.MediaPlay, node) != nil {
+				p.moved()
+			}
+		}()
 	}
 	h := &c.opts.Handlers
 	for _, p := range publishers {
-		if !c.peerGone(l, p.stream, protocol.MediaPublish) {
-			continue
-		}
-		c.mediaMu.Lock()
-		mine := c.publishers[p.stream] == p
-		if mine {
-			delete(c.publishers, p.stream)
-		}
-		c.mediaMu.Unlock()
-		if mine && h.OnPublisherStateUpdate != nil {
-			stream := p.stream
-			c.disp.push(func() { h.OnPublisherStateUpdate(stream, NoPublish, domain.ErrMediaPeerNotFound.Code, "gone") })
-		}
+		go func() {
+			why := c.peerGone(p.stream, protocol.MediaPublish, p.node)
+			if why == nil {
+				return
+			}
+			c.mediaMu.Lock()
+			mine := c.publishers[p.stream] == p
+			if mine {
+				delete(c.publishers, p.stream)
+			}
+			c.mediaMu.Unlock()
+			if mine && h.OnPublisherStateUpdate != nil {
+				c.disp.push(func() { h.OnPublisherStateUpdate(p.stream, NoPublish, why.Code, "gone") })
+			}
+		}()
 	}
 }
 
-// peerGone reports whether the server says it has no peer connection of
-// the session for stream and kind.
-func (c *Client) peerGone(l *link, stream, kind string) bool {
-	_, err := c.request(l, protocol.OpMediaCheck, protocol.MediaCheckRequest{Stream: stream, Kind: kind}, nil)
-	if err != nil && !errors.Is(err, domain.ErrMediaPeerNotFound) {
+// peerGone asks the media node that answered the offer of the session's
+// connection for stream and kind whether it still has it; it returns why
+// not (media_peer_not_found, or media_node_unreachable: the node is gone),
+// nil if it does or the answer says nothing.
+func (c *Client) peerGone(stream, kind, node string) *domain.Error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.RequestTimeout)
+	defer cancel()
+	_, err := c.do(ctx, protocol.OpMediaCheck, protocol.MediaCheckRequest{Stream: stream, Kind: kind, Node: node}, nil)
+	for _, gone := range []*domain.Error{domain.ErrMediaPeerNotFound, domain.ErrMediaNodeUnreachable} {
+		if errors.Is(err, gone) {
+			return gone
+		}
+	}
+	if err != nil {
 		c.log.Warn("roomlog: cannot check a media connection after a resume", "stream", stream, "kind", kind, "err", err)
 	}
-	return errors.Is(err, domain.ErrMediaPeerNotFound)
+	return nil
 }
 
 // mediaOffer makes pc's offer (waiting for its ICE candidates), sends it
 // and applies the server's answer.
+// It returns the media node that answered.
 func (c *Client) mediaOffer(ctx context.Context, op protocol.Op, pc *webrtc.PeerConnection, stream, kind string,
-	o *webrtc.OfferOptions) error {
+	o *webrtc.OfferOptions) (string, error) {
 	offer, err := pc.CreateOffer(o)
 	if err != nil {
-		return err
+		return "", err
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(offer); err != nil {
-		return err
+		return "", err
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		return ctx.Err()
+		return "", ctx.Err()
 	}
 	data, err := c.do(ctx, op, protocol.MediaOfferRequest{Stream: stream, Kind: kind, SDP: pc.LocalDescription().SDP}, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var a protocol.MediaAnswer
 	if err := json.Unmarshal(data, &a); err != nil {
-		return fmt.Errorf("roomlog: %s: the answer cannot be read: %w", op, err)
+		return "", fmt.Errorf("roomlog: %s: the answer cannot be read: %w", op, err)
 	}
-	return pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP})
+	return a.Node, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP})
 }
 
 // mediaEvent handles the media events; it reports whether f was one.

@@ -223,13 +223,18 @@ func (c *Client) restore(l *link) error {
 	if err := c.dropStrays(l, strays); err != nil {
 		return err
 	}
-	if resumed {
-		c.checkMedia(l)
-	}
+
 	if err := c.restoreMode(l); err != nil {
 		return err
 	}
-	return c.relogin(l)
+	if err := c.relogin(l); err != nil {
+		return err
+	}
+	if resumed {
+		// Its requests wait for l to be installed: see checkMedia.
+		go c.checkMedia()
+	}
+	return nil
 }
 
 // transient reports whether a server error is worth retrying on another

@@ -20,6 +20,9 @@ type Media interface {
 	Signal(ctx context.Context, sig media.Signal) (media.Answer, error)
 }
 
+// maxNodeBytes bounds a media node's name a client sends back (media_check).
+const maxNodeBytes = 128
+
 // mediaHost is the node a publish records, if the gateway has a media plane.
 func (s *session) mediaHost(stream string) string {
 	if s.srv.cfg.Media == nil {
@@ -62,7 +65,10 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, ok
 		if err := decode(req, &r); err != nil {
 			return nil, true, err
 		}
-		sig = media.Signal{Stream: domain.StreamID(r.Stream), Kind: media.Kind(r.Kind), Op: media.OpCheck}
+		if len(r.Node) > maxNodeBytes {
+			return nil, true, domain.ErrInvalidArgument.With("node longer than %d bytes", maxNodeBytes)
+		}
+		sig = media.Signal{Stream: domain.StreamID(r.Stream), Kind: media.Kind(r.Kind), Op: media.OpCheck, Node: r.Node}
 	default:
 		return nil, false, nil
 	}

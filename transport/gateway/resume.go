@@ -183,9 +183,11 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	if !alive {
 		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("the session timed out; log in again")
 	}
-	// A session is in at most its app's room limit (two during a switch):
-	// more named rooms are not a client's, and each costs a read of the log.
-	if most := max(srv.cfg.Policy(rec.App).MaxRooms, 2); len(r.Rooms) > most {
+	// A session is in at most its app's room limit; a client may also name
+	// rooms it is leaving (whose departure it has not read yet), and the
+	// limit may have been lowered. Twice the limit is more than any client
+	// names; each named room costs a read of the log.
+	if most := 2 * max(srv.cfg.Policy(rec.App).MaxRooms, 1); len(r.Rooms) > most {
 		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("%d rooms named; a session is in at most %d",
 			len(r.Rooms), most)
 	}

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -152,7 +153,8 @@ func TestResumeEndsARoomLeftMeanwhileWithTheDeparture(t *testing.T) {
 	}
 }
 
-// A resume names at most as many rooms as a session can be in.
+// A resume names at most twice as many rooms as a session can be in (rooms
+// being left count).
 func TestResumeNamingMoreRoomsThanASessionCanBeInIsRefused(t *testing.T) {
 	n := startClocked(t, estest.NewClock(t0), domain.DefaultPolicy(), gateway.Config{}) // max_rooms 5
 	alice := dial(t, n)
@@ -160,13 +162,13 @@ func TestResumeNamingMoreRoomsThanASessionCanBeInIsRefused(t *testing.T) {
 	waitTracked(t, n, 1)
 	alice.WS.CloseNow()
 	rooms := map[string]uint64{}
-	for _, r := range []string{"r1", "r2", "r3", "r4", "r5", "r6"} {
-		rooms[r] = 1
+	for i := range 11 {
+		rooms[fmt.Sprint("r", i+1)] = 1
 	}
 	again := dial(t, n)
 	again.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: alice.Hello.ResumeToken, Rooms: rooms})
 	if f := again.Reply("r"); f.Code != protocol.ErrResumeFailed.Code {
-		t.Fatalf("resume naming six rooms: %d %s %s, want resume_failed", f.Code, f.Error, f.Message)
+		t.Fatalf("resume naming eleven rooms: %d %s %s, want resume_failed", f.Code, f.Error, f.Message)
 	}
 }
 

@@ -84,6 +84,11 @@ type MediaCloseRequest struct {
 type MediaCheckRequest struct {
 	Stream string `json:"stream"`
 	Kind   string `json:"kind"`
+	// Node is the media node that answered the connection's offer (the
+	// offer reply's node): the check goes there. Without it, the check goes
+	// to the node that hosts the stream now, which for a stream not
+	// published yet may not be the one holding the connection.
+	Node string `json:"node,omitempty"`
 }
 
 // MediaCheckReply is the reply to media_check: the peer connection's state
@@ -143,7 +148,8 @@ func mediaExamples() []Example {
 		{"media_ice_restart (an offer made with iceRestart)", req("43", OpMediaICERestart,
 			MediaOfferRequest{Stream: "bob-cam", Kind: MediaPlay, SDP: offer})},
 		{"media_close", req("44", OpMediaClose, MediaCloseRequest{Stream: "bob-cam", Kind: MediaPlay})},
-		{"media_check (after a resume)", req("45", OpMediaCheck, MediaCheckRequest{Stream: "bob-cam", Kind: MediaPlay})},
+		{"media_check (after a resume)", req("45", OpMediaCheck, MediaCheckRequest{Stream: "bob-cam", Kind: MediaPlay,
+			Node: "01KAK3J7Q8ZX5V2B8T9W0N3E4N"})},
 		{"media_check: reply", ok("45", MediaCheckReply{State: "PLAYING", Node: "01KAK3J7Q8ZX5V2B8T9W0N3E4N"})},
 		{"media_check: refused (no such peer connection: offer again)", ReplyTo("45", nil, errNoPeerExample)},
 		{"publisher_state_update", ev(EvPublisherStateUpdate, "", 0, 0, 0,

@@ -89,9 +89,9 @@ function localError(kind, detail = '', op = '') {
 // Server errors worth retrying on another connection rather than giving the
 // session up (unavailable, internal_error, timeout, too_many_requests,
 // shutting_down, slow_consumer).
-// media_peer_not_found: the server has no media connection of the session
-// for the stream (media_check after a resume).
-const PEER_NOT_FOUND = 1907003;
+// media_peer_not_found and media_node_unreachable: the media connection a
+// media_check asked after (after a resume) is gone.
+const GONE = new Set([1907003, 1907002]);
 const TRANSIENT = new Set([1906098, 1906099, 1002053, 1906005, 1906008, 1906006]);
 
 const isLocal = (e) => !(e instanceof RoomlogError) || e.local;
@@ -726,6 +726,7 @@ export class RoomlogEngine {
     entry.offered = true;
     const d = await this._do(op, { stream: entry.streamID, kind: entry.kind, sdp: pc.localDescription.sdp });
     if (entry.pc !== pc) return;
+    if (d.node) entry.node = d.node; // where a check after a resume goes
     try {
       await pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
     } catch (e) {
@@ -1216,33 +1217,44 @@ export class RoomlogEngine {
       });
       this._modeApplied = true;
     }
-    if (resumed) await this._checkMedia(link);
     await this._relogin(link);
+    // Once the link is installed (its requests wait for it): a media node
+    // that does not answer must not hold up the reconnection.
+    if (resumed) setTimeout(() => this._checkMedia(), 0);
   }
 
-  // _checkMedia asks, after a resume, whether the server still has each media
-  // connection: the state events it sent while the connection was down are
-  // lost. A player whose peer is gone (its stream moved to another media
-  // node meanwhile, or its node lost it) connects again; a publisher whose
-  // peer is gone ends with media_peer_not_found (1907003).
-  async _checkMedia(link) {
+  // _checkMedia asks, after a resume, whether the media nodes still have each
+  // media connection: the state events they sent while the connection was
+  // down are lost. A player whose connection is gone (its stream moved to
+  // another media node meanwhile, or its node died) connects again; a
+  // publisher whose connection is gone ends with the code (1907003 or
+  // 1907002). Each check goes to the node that answered the offer.
+  _checkMedia() {
     const gone = async (entry) => {
       try {
-        await this._request(link, 'media_check', { stream: entry.streamID, kind: entry.kind });
-        return false;
+        await this._do('media_check', { stream: entry.streamID, kind: entry.kind, node: entry.node || undefined });
+        return 0;
       } catch (e) {
-        if (isLocal(e)) throw e;
-        if (e.code !== PEER_NOT_FOUND) this._log('warn', 'cannot check a media connection after a resume', entry.streamID, e.message);
-        return e.code === PEER_NOT_FOUND;
+        if (GONE.has(e.code)) return e.code;
+        this._log('warn', 'cannot check a media connection after a resume', entry.streamID, e.message);
+        return 0;
       }
     };
     for (const [id, p] of [...this._players]) {
-      if (!p.pc || !(await gone(p)) || this._players.get(id) !== p) continue;
-      this._mediaState(p, 'PLAY_REQUESTING', PEER_NOT_FOUND, 'gone');
-      this._connectPeer(p).catch((e) => this._endPlayer(id, p, e.code || 0, 'failed'));
+      if (!p.pc) continue;
+      const pc = p.pc;
+      gone(p).then((code) => {
+        if (!code || this._players.get(id) !== p || p.pc !== pc) return;
+        this._mediaState(p, 'PLAY_REQUESTING', code, 'gone');
+        this._connectPeer(p).catch((e) => this._endPlayer(id, p, e.code || 0, 'failed'));
+      });
     }
     for (const [id, p] of [...this._publishers]) {
-      if (p.pc && (await gone(p))) this._endPublisher(id, p, PEER_NOT_FOUND, 'gone');
+      if (!p.pc) continue;
+      const pc = p.pc;
+      gone(p).then((code) => {
+        if (code && p.pc === pc) this._endPublisher(id, p, code, 'gone');
+      });
     }
   }
 
