@@ -95,7 +95,7 @@ func (x *decision) join(c JoinRoom) error {
 		return nil // already in the room: logging in again changes nothing
 	}
 	if err := x.checkCreate(r, c.Create); err != nil {
-		return err
+		return x.refuseJoin(s, c.Session, c.Room, err)
 	}
 	if err := checkCapacity(r, c.User.ID); err != nil {
 		return x.refuseJoin(s, c.Session, c.Room, err)

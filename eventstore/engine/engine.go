@@ -251,10 +251,15 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 			keys = merge(keys, need.Keys)
 			continue
 		}
-		if derr != nil && !rechecked && recheckable(derr) {
+		if !rechecked && (derr != nil && recheckable(derr) || derr == nil && noop(d)) {
 			// A refusal that depends on what others wrote (a full room, a
 			// stale version) is only as true as the cache: another node may
-			// have appended meanwhile. Look once; decide again if it did.
+			// have appended meanwhile. So is a decision that there is
+			// nothing to do (already in the room, no claims left to time
+			// out): acknowledged, it would be final for the caller (a
+			// client told it is in a room it was kicked from through
+			// another node; presence forgetting a session still in a
+			// room). Look once; decide again if it did.
 			rechecked = true
 			moved, err := e.recheck(ctx, entries)
 			if err != nil {
@@ -315,6 +320,11 @@ var stateRefusals = []*domain.Error{
 	domain.ErrRoomNotExist, domain.ErrRoomAlreadyExists, domain.ErrAlreadyInRoom, domain.ErrAlreadyInAnotherRoom,
 	domain.ErrStreamIDInUse, domain.ErrStreamNotFound, domain.ErrNotStreamPublisher, domain.ErrPublishNotAllowed,
 	domain.ErrPlayRoomRequired,
+}
+
+// noop reports a decision that appends nothing and sends nothing.
+func noop(d domain.Decision) bool {
+	return len(d.Steps) == 0 && d.Barrage == nil
 }
 
 // recheckable reports refusals decided from state other writers change.

@@ -1,0 +1,115 @@
+package engine_test
+
+import (
+	"testing"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/estest"
+)
+
+// Two nodes: A logged s1 into r1; the backend kicks u1 through node B. The
+// client, still connected to A, logs into r1 again. A's cache still holds
+// s1 as a member, so the join decides "already in the room": unless the
+// engine looks at the log before acknowledging a decision with nothing to
+// do, the client is told it is in r1 while the log (and every other member)
+// says it is not.
+func TestALoginAfterAKickThroughAnotherNodeIsStored(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	a := estest.Engine(t, log, nil, nil)
+	b := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, a, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, a, estest.Login("s2", "u2", "r1")) // keeps r1 alive
+	estest.Exec(t, b, domain.KickUser{Room: "r1", User: "u1"})
+
+	res, err := a.Execute(estest.Ctx(t), domain.Meta{App: estest.App}, estest.Login("s1", "u1", "r1"))
+	estest.Sync(t, log, l)
+	_, in := estest.Room(l, "r1").MemberBySession("u1", "s1")
+	if err == nil && !in {
+		t.Fatalf("login acknowledged (%d messages appended) but the log has s1 out of r1", len(res.Appended))
+	}
+	if err != nil {
+		t.Logf("login refused: %v", err)
+	}
+}
+
+// Node B once served s1 (logged it into r1 and out again); s1 then moved to
+// node A (a resume) and logged into r2 there. When s1 goes silent and B
+// records its heartbeat timeout, B decides on its cached session, which has
+// no claims: unless the engine looks at the log first, the timeout is
+// "done" with nothing appended, and s1 stays a member of r2 for ever
+// (presence forgets the record after a success).
+func TestATimeoutDecidedOnAStaleSessionStillRemovesIt(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	a := estest.Engine(t, log, nil, nil)
+	b := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, b, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, b, domain.LeaveRoom{Session: "s1", Room: "r1"})
+	estest.Exec(t, a, estest.Login("s1", "u1", "r2"))
+	estest.Exec(t, a, estest.Login("s2", "u2", "r2"))
+
+	res, err := b.Execute(estest.Ctx(t), domain.Meta{App: estest.App}, domain.TimeoutSession{Session: "s1", LastSeen: b.Now()})
+	if err != nil {
+		t.Fatalf("timeout: %v", err)
+	}
+	estest.Sync(t, log, l)
+	if _, in := estest.Room(l, "r2").MemberBySession("u1", "s1"); in {
+		t.Fatalf("timeout acknowledged (%d messages appended) but s1 is still in r2", len(res.Appended))
+	}
+}
+
+// The same through logout: the client logs out of all rooms through node B
+// whose cache of its session predates its login on node A. It must leave
+// r2, not be acknowledged as having nothing to leave.
+func TestLogoutOfAllRoomsOnAStaleSessionLeavesThem(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	a := estest.Engine(t, log, nil, nil)
+	b := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, b, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, b, domain.LeaveRoom{Session: "s1", Room: "r1"})
+	estest.Exec(t, a, estest.Login("s1", "u1", "r2"))
+	estest.Exec(t, a, estest.Login("s2", "u2", "r2"))
+
+	res, err := b.Execute(estest.Ctx(t), domain.Meta{App: estest.App}, domain.LeaveRoom{Session: "s1"})
+	estest.Sync(t, log, l)
+	_, in := estest.Room(l, "r2").MemberBySession("u1", "s1")
+	if err == nil && in {
+		t.Fatalf("logout of all rooms acknowledged (rooms left %v, %d messages) but s1 is still in r2", res.Rooms, len(res.Appended))
+	}
+}
+
+// A joinRoom (ZIM: the room must exist) whose session claim is stored, and
+// whose room step then conflicts with the room's destruction, is refused
+// RoomNotExist on retry, and gives back the claim its first attempt stored,
+// as a full room does. Nothing else would repair it: the reactor only
+// follows room events, and the room never saw the session.
+func TestAJoinRefusedAfterAConflictGivesItsClaimBack(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	a := estest.Engine(t, log, nil, nil)
+	b := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, a, estest.Login("s2", "u2", "r1"))
+	destroyed := false
+	a.SetStepStored(func(k domain.Key) {
+		if k.Kind == domain.KindSession && k.ID == "s1" && !destroyed {
+			destroyed = true
+			estest.Exec(t, b, domain.DestroyRoom{Room: "r1"})
+		}
+	})
+	join := estest.Login("s1", "u1", "r1")
+	join.Create = domain.CreateNever
+	_, err := a.Execute(estest.Ctx(t), domain.Meta{App: estest.App}, join)
+	if !destroyed {
+		t.Fatal("the session step was never stored")
+	}
+	if err == nil {
+		t.Fatal("join into a destroyed room succeeded")
+	}
+	t.Logf("join: %v", err)
+	estest.Sync(t, log, l)
+	if cl, ok := estest.Session(l, "s1").Claims["r1"]; ok {
+		t.Fatalf("refused join left session s1 claiming r1 (claim %d), a room it is not in", cl.Seq)
+	}
+}
