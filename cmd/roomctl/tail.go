@@ -44,7 +44,7 @@ func tail(ctx context.Context, args []string, out io.Writer) error {
 	}
 	var after cursor.Cursor
 	if *from > 1 {
-		after = cursor.Cursor{Seq: *from - 1, Index: 1<<31 - 1}
+		after = cursor.End(*from - 1)
 	}
 	if *afterFlag != "" {
 		c, err := cursor.Parse(*afterFlag)
@@ -83,7 +83,7 @@ func tail(ctx context.Context, args []string, out io.Writer) error {
 			}
 			seq++
 		}
-		after = cursor.Cursor{Seq: seq - 1, Index: 1<<31 - 1}
+		after = cursor.End(seq - 1)
 	}
 	enc := json.NewEncoder(out)
 	print := func(e cursor.Event) error {

@@ -58,7 +58,10 @@ type Config struct {
 	Handle func(ctx context.Context, e cursor.Event) error
 	// Save persists the application's state, which has reached the given
 	// cursor, in one write. It is called every SaveEvery events, every
-	// SaveInterval, and when Run ends.
+	// SaveInterval, and when Run ends. Once every event of a message is
+	// folded the cursor is cursor.End of that message ("<seq>"), so that a
+	// later start can tell a finished message that retention removed from
+	// one whose last events were never handed over.
 	Save func(ctx context.Context, c cursor.Cursor) error
 	// SaveEvery and SaveInterval bound the work a crash repeats (defaults
 	// 10,000 events and 1 s).
@@ -282,7 +285,7 @@ func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, events []d
 				c.cfg.Parked(p)
 			}
 			// Past every event of the parked message.
-			*last = cursor.Cursor{Seq: rec.Seq, Index: 1<<31 - 1}
+			*last = cursor.End(rec.Seq)
 			return 1, nil
 		}
 		select {
@@ -312,6 +315,11 @@ func (c *Consumer) fold(ctx context.Context, rec eventstore.Record, events []dom
 		*last = cur
 		n++
 	}
+	if len(events) > 0 && !last.Less(cursor.Cursor{Seq: rec.Seq, Index: len(events) - 1}) {
+		// Past the message's last event: saved as such, so that the
+		// expiry check knows nothing of this message is left to handle.
+		*last = cursor.End(rec.Seq)
+	}
 	return n, nil
 }
 
@@ -334,8 +342,15 @@ func (c *Consumer) expired(ctx context.Context, after cursor.Cursor) (cursor.Cur
 	if after.Seq == 0 {
 		return after, nil
 	}
-	first, msgs, err := streamStart(ctx, c.cfg.Log)
-	if err != nil || msgs == 0 || first <= after.Seq+1 {
+	first, err := streamStart(ctx, c.cfg.Log)
+	// The first message the consumer still needs: the next one, or its
+	// cursor's own message if events of it are left to handle. An empty
+	// log starts past its last message, so everything removed counts.
+	need := after.Seq + 1
+	if !after.Whole() {
+		need = after.Seq
+	}
+	if err != nil || first <= need {
 		return after, err
 	}
 	if !c.cfg.Expired {
@@ -343,27 +358,26 @@ func (c *Consumer) expired(ctx context.Context, after cursor.Cursor) (cursor.Cur
 	}
 	c.cfg.Logger.Warn("consume: events removed by retention were never seen", "consumer", c.cfg.Name,
 		"after", after.String(), "first_kept", first)
-	return cursor.Cursor{Seq: first - 1, Index: 1<<31 - 1}, nil
+	return cursor.End(first - 1), nil
 }
 
-// streamStart returns the log's first kept stream sequence and how many
-// messages it holds.
-func streamStart(ctx context.Context, log *eventstore.Log) (first, msgs uint64, err error) {
+// streamStart returns the log's first kept stream sequence (past the last
+// one when retention or a purge removed them all).
+func streamStart(ctx context.Context, log *eventstore.Log) (uint64, error) {
 	nc, err := log.NewConn("consume-info")
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	s, err := js.Stream(ctx, log.StreamName())
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	st := s.CachedInfo().State
-	return st.FirstSeq, st.Msgs, nil
+	return s.CachedInfo().State.FirstSeq, nil
 }
 
 // durable is the watermill ResourceInitializer: it creates the durable

@@ -105,7 +105,7 @@ func TestLiveDeliveryParksPoisonAndResumesFromTheSavedCursor(t *testing.T) {
 	}
 	saved, seen := s.saved, len(s.seen)
 	s.mu.Unlock()
-	if seen != total || saved != s.seen[seen-1] {
+	if seen != total || saved != cursor.End(s.seen[seen-1].Seq) {
 		t.Fatalf("saw %d events, want %d; saved %s, last %s", seen, total, saved, s.seen[seen-1])
 	}
 

@@ -29,8 +29,20 @@ type Cursor struct {
 	Index int
 }
 
-// String returns the cursor's printed form, "<seq>.<index>".
-func (c Cursor) String() string { return strconv.FormatUint(c.Seq, 10) + "." + strconv.Itoa(c.Index) }
+// End returns the cursor past every event of message seq.
+func End(seq uint64) Cursor { return Cursor{Seq: seq, Index: wholeMessage} }
+
+// Whole reports whether c is past every event of its message (End).
+func (c Cursor) Whole() bool { return c.Index == wholeMessage }
+
+// String returns the cursor's printed form, "<seq>.<index>", or "<seq>"
+// for a cursor past every event of its message (End), as Parse reads it.
+func (c Cursor) String() string {
+	if c.Whole() {
+		return strconv.FormatUint(c.Seq, 10)
+	}
+	return strconv.FormatUint(c.Seq, 10) + "." + strconv.Itoa(c.Index)
+}
 
 // MarshalText implements encoding.TextMarshaler.
 func (c Cursor) MarshalText() ([]byte, error) { return []byte(c.String()), nil }

@@ -1,0 +1,156 @@
+package consume_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/projections/consume"
+	"github.com/roomlog/roomlog/projections/cursor"
+)
+
+// The logs of this package may be purged (as retention or an operator
+// would), so that the consumer's expiry check can be exercised.
+func TestMain(m *testing.M) {
+	eventstore.AllowTamperingInTests()
+	os.Exit(m.Run())
+}
+
+func rawStream(t *testing.T, log *eventstore.Log) (jetstream.Stream, func()) {
+	t.Helper()
+	nc, err := log.NewConn("expiry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(estest.Ctx(t), log.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, nc.Close
+}
+
+// runFor runs a consumer after cursor after for at most d and returns what
+// Run returned and the cursors it handed over.
+func runFor(t *testing.T, log *eventstore.Log, after cursor.Cursor, d time.Duration) (error, []cursor.Cursor) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []cursor.Cursor
+	c, err := consume.New(consume.Config{Log: log, Name: "expiry", After: after, Logger: estest.Logger(t),
+		Handle: func(_ context.Context, e cursor.Event) error {
+			mu.Lock()
+			seen = append(seen, e.Cursor)
+			mu.Unlock()
+			return nil
+		},
+		Save: func(context.Context, cursor.Cursor) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	err = c.Run(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	return err, seen
+}
+
+// A consumer saved at cursor 5 of a 20-message log; then every message is
+// removed (a purge, or retention removing everything because the log was
+// idle longer than the max age). Events 6..20 were never seen: Run must say
+// ErrCursorExpired, as it does when a single message is kept.
+func TestACursorIntoALogWhoseMessagesWereAllRemovedHasExpired(t *testing.T) {
+	log := estest.Open(t, nil)
+	_, messages := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 2, Events: 30, Seed: 7})
+	if messages < 10 {
+		t.Fatalf("only %d messages", messages)
+	}
+	s, done := rawStream(t, log)
+	defer done()
+	if err := s.Purge(estest.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	err, seen := runFor(t, log, cursor.Cursor{Seq: 5, Index: 1<<31 - 1}, 3*time.Second)
+	if !errors.Is(err, consume.ErrCursorExpired) {
+		t.Fatalf("cursor 5 of a %d-message log whose messages were all removed: Run returned %v (handled %d events), "+
+			"want ErrCursorExpired: events after the cursor were lost without a word", messages, err, len(seen))
+	}
+}
+
+// A consumer stopped between the two events of one message (cursor k.0,
+// with k.1 not yet handled). Retention then removes message k (the log now
+// starts at k+1). Event k.1 is lost: Run must say ErrCursorExpired, not
+// carry on from k+1 as if the cursor's message had been finished.
+func TestACursorWithinAMessageThatWasRemovedHasExpired(t *testing.T) {
+	log := estest.Open(t, nil)
+	estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 2, Events: 30, Seed: 7})
+	// Find a message with at least two events, past the first one.
+	var k uint64
+	_, err := cursor.Read(estest.Ctx(t), log, nil, cursor.Cursor{}, func(e cursor.Event) error {
+		if k == 0 && e.Cursor.Seq > 1 && e.Cursor.Index == 1 {
+			k = e.Cursor.Seq
+		}
+		return nil
+	})
+	if err != nil || k == 0 {
+		t.Fatalf("no message with two events (%v)", err)
+	}
+	s, done := rawStream(t, log)
+	defer done()
+	if err := s.Purge(estest.Ctx(t), jetstream.WithPurgeSequence(k+1)); err != nil {
+		t.Fatal(err)
+	}
+	err, seen := runFor(t, log, cursor.Cursor{Seq: k, Index: 0}, 3*time.Second)
+	if !errors.Is(err, consume.ErrCursorExpired) {
+		first := "none"
+		if len(seen) > 0 {
+			first = seen[0].String()
+		}
+		t.Fatalf("after cursor %d.0, with message %d (which held event %d.1) removed: Run returned %v and handed over "+
+			"%d events starting at %s, want ErrCursorExpired: event %d.1 was lost without a word", k, k, k, err, len(seen), first, k)
+	}
+}
+
+// The other way round: a consumer that finished every message it saw, whose
+// last message retention then removed, has lost nothing, and carries on.
+func TestACursorPastAFinishedMessageThatWasRemovedHasNotExpired(t *testing.T) {
+	log := estest.Open(t, nil)
+	estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 2, Events: 30, Seed: 7})
+	var mu sync.Mutex
+	var saved cursor.Cursor
+	var seen int
+	c, err := consume.New(consume.Config{Log: log, Name: "expiry", Logger: estest.Logger(t),
+		Handle: func(context.Context, cursor.Event) error { mu.Lock(); seen++; mu.Unlock(); return nil },
+		Save:   func(_ context.Context, c cursor.Cursor) error { mu.Lock(); saved = c; mu.Unlock(); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	estest.Eventually(t, "the consumer handles all 30 events", func() bool { mu.Lock(); defer mu.Unlock(); return seen == 30 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s, closeConn := rawStream(t, log)
+	defer closeConn()
+	if err := s.Purge(estest.Ctx(t), jetstream.WithPurgeSequence(saved.Seq+1)); err != nil {
+		t.Fatal(err)
+	}
+	err, again := runFor(t, log, saved, 500*time.Millisecond)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("after saved cursor %s, with every message up to it removed: Run returned %v and handed over %d events, "+
+			"want nothing lost and nothing to do", saved, err, len(again))
+	}
+}
