@@ -99,7 +99,9 @@ var errStop = errors.New("stop")
 // the point until, checking its hash chain, and calls fn (if not nil) with
 // each event's entry and the state just after it. It returns the state at
 // until, or ErrNoHistory if the room had no event by then. progress, if
-// not nil, is told the stream sequence of each message read.
+// not nil, is told the stream sequence of each message read. A message no
+// engine wrote (one that does not decode) is passed over, as the nodes
+// pass over it; roomctl verify reports it.
 func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.RoomID, until Point,
 	fn func(Entry, *domain.Room) error, progress func(seq uint64)) (*domain.Room, error) {
 	r := &domain.Room{}
@@ -111,7 +113,10 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 			progress(rec.Seq)
 		}
 		if d.Err != nil {
-			return fmt.Errorf("stream sequence %d: %w", rec.Seq, d.Err)
+			// Not written by an engine: the nodes pass over it (the room
+			// goes on, chained to the event before it), so the replay
+			// does too; roomctl verify reports it.
+			return nil
 		}
 		events := d.Events
 		if r.Seq == 0 && prev == "" && events[0].Seq > 1 {
@@ -149,14 +154,17 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 // sequence afterSeq, or (if afterSeq is 0 and since is set) from the first
 // event at or after since. more says whether the history goes on. It
 // starts at the right message with a binary search over direct gets, so a
-// page deep in a long history costs no more than the first.
+// page deep in a long history costs no more than the first. Like Replay,
+// it passes over a message no engine wrote.
 func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.RoomID, afterSeq uint64, since time.Time,
 	limit int) (entries []Entry, more bool, err error) {
 	subject := log.Subject(string(app), string(domain.KindRoom), string(id))
 	pred := func(rec eventstore.Record) (bool, error) {
 		events, err := domain.DecodeEvents(rec.Data)
 		if err != nil {
-			return false, err
+			// Unreadable (passed over below): counted as a hit, it can
+			// only start the read early, never past the first entry.
+			return true, nil
 		}
 		last := events[len(events)-1]
 		if afterSeq > 0 || since.IsZero() {
@@ -171,7 +179,7 @@ func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.
 	_, err = log.Read(ctx, []string{subject}, start, func(rec eventstore.Record) error {
 		events, err := domain.DecodeEvents(rec.Data)
 		if err != nil {
-			return fmt.Errorf("stream sequence %d: %w", rec.Seq, err)
+			return nil // not written by an engine: passed over, as by the nodes
 		}
 		for i := range events {
 			e := &events[i]
