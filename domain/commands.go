@@ -34,14 +34,15 @@ type Command interface {
 // signature; the domain checks the claims against the command).
 type Grant struct {
 	User       UserID
+	UserName   string   // the name a login must use, unless empty
 	Rooms      []RoomID // rooms the token may log into, unless AllRooms
 	AllRooms   bool
 	CanPublish bool
 	ExpiresAt  time.Time // zero: never
 }
 
-func (g Grant) allows(u UserID, r RoomID, now time.Time) bool {
-	if g.User != u {
+func (g Grant) allows(u User, r RoomID, now time.Time) bool {
+	if g.User != u.ID || g.UserName != "" && g.UserName != u.Name {
 		return false
 	}
 	if !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt) {

@@ -80,7 +80,7 @@ func (x *decision) join(c JoinRoom) error {
 	if err := x.validRoomConfig(c.Config); err != nil {
 		return err
 	}
-	if !c.Grant.allows(c.User.ID, c.Room, x.now) {
+	if !c.Grant.allows(c.User, c.Room, x.now) {
 		return ErrTokenInvalid
 	}
 	if err := x.load(x.sessionKey(c.Session), x.roomKey(c.Room)); err != nil {
@@ -392,10 +392,10 @@ func (x *decision) switchRoom(c SwitchRoom) error {
 	if !s.Opened {
 		return ErrNotInRoom
 	}
-	if !c.Grant.allows(s.User, c.To, x.now) {
+	user := User{ID: s.User, Name: s.UserName}
+	if !c.Grant.allows(user, c.To, x.now) {
 		return ErrTokenInvalid
 	}
-	user := User{ID: s.User, Name: s.UserName}
 	mFrom, inFrom := from.MemberBySession(s.User, c.Session)
 	if inFrom {
 		if err := x.load(x.memberStreams(mFrom)...); err != nil {

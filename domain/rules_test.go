@@ -73,6 +73,10 @@ func TestSessionRules(t *testing.T) {
 	otherRoomToken.Grant = Grant{User: "u1", Rooms: []RoomID{"r2"}}
 	expired := login("s1", "u1", "r1")
 	expired.Grant.ExpiresAt = t0
+	otherTokenName := login("s1", "u1", "r1")
+	otherTokenName.Grant.UserName = "someone else"
+	sameName := login("s1", "u1", "r1")
+	sameName.Grant.UserName = "name-u1"
 	listed := login("s1", "u1", "r1")
 	listed.Grant = Grant{User: "u1", Rooms: []RoomID{"r0", "r1"}}
 	otherName := loginMulti("s1", "u1", "r2")
@@ -128,6 +132,15 @@ func TestSessionRules(t *testing.T) {
 		{name: "a token for another user is refused (1002033)", when: wrongUserToken, err: ErrTokenInvalid},
 		{name: "a token for another room is refused (1002033)", when: otherRoomToken, err: ErrTokenInvalid},
 		{name: "an expired token is refused (1002033)", when: expired, err: ErrTokenInvalid},
+		{name: "a token naming the user logs in under that name only (1002033)", when: otherTokenName, err: ErrTokenInvalid},
+		{name: "a token naming the user logs in under that name",
+			when: sameName,
+			then: []ev{
+				inSession("s1", opened("u1", SingleRoom)),
+				inSession("s1", &RoomClaimedData{Room: "r1", Command: "cmd-0001"}),
+				inRoom("r1", created("u1", "s1", ViaLogin)),
+				inRoom("r1", joined("u1", "s1", 2, ViaLogin)),
+			}},
 		{name: "a token listing the room is accepted", when: listed,
 			then: []ev{
 				inSession("s1", opened("u1", SingleRoom)),
@@ -172,6 +185,11 @@ func TestSessionRules(t *testing.T) {
 			given: []Command{login("s1", "u1", "r1")},
 			when:  SwitchRoom{Session: "s1", From: "r9", To: "r2", Grant: allRooms("u1"), Create: CreateIfMissing},
 			err:   ErrNotInRoom},
+		{name: "switch needs a token naming the session's user name, if it names one (1002033)",
+			given: []Command{login("s1", "u1", "r1")},
+			when: SwitchRoom{Session: "s1", From: "r1", To: "r2", Grant: Grant{User: "u1", UserName: "u1", AllRooms: true},
+				Create: CreateIfMissing},
+			err: ErrTokenInvalid},
 		{name: "switch needs a token for the target room (1002033)",
 			given: []Command{login("s1", "u1", "r1")},
 			when: SwitchRoom{Session: "s1", From: "r1", To: "r2", Grant: Grant{User: "u1", Rooms: []RoomID{"r1"}},

@@ -95,23 +95,52 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request) (any, error)) ht
 		}
 		who, err := a.cfg.Signer.VerifyAdmin(tok)
 		if err != nil {
+			a.cfg.Logger.Info("admin request unauthorized", "method", r.Method, "path", r.URL.Path,
+				"remote", r.RemoteAddr, "err", err)
 			writeError(w, err)
 			return
 		}
-		if err := domain.ValidateAppID(domain.AppID(r.PathValue("app"))); err != nil && r.PathValue("app") != "" {
-			writeError(w, domain.ErrInvalidArgument.With("%v", err))
+		// Every ID in the path is checked before anything is read.
+		if err := pathIDs(r); err != nil {
+			a.refused(r, who, err)
+			writeError(w, err)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody+1)
 		v, err := h(w, r)
 		if err != nil {
-			a.cfg.Logger.Debug("admin request refused", "admin", who, "path", r.URL.Path, "err", err)
+			a.refused(r, who, err)
 			writeError(w, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)
 	}
+}
+
+// refused logs a refused request with the admin subject that sent it. The
+// log's failures (5xx) are the server's, and are logged where they happen.
+func (a *API) refused(r *http.Request, who string, err error) {
+	if status(err) >= 500 {
+		a.cfg.Logger.Warn("admin request failed", "admin", who, "method", r.Method, "path", r.URL.Path, "err", err)
+		return
+	}
+	a.cfg.Logger.Info("admin request refused", "admin", who, "method", r.Method, "path", r.URL.Path, "err", err)
+}
+
+// pathIDs checks the app and room IDs of a request's path.
+func pathIDs(r *http.Request) error {
+	if app := r.PathValue("app"); app != "" {
+		if err := domain.ValidateAppID(domain.AppID(app)); err != nil {
+			return domain.ErrInvalidArgument.With("%v", err)
+		}
+	}
+	if room := r.PathValue("room"); room != "" {
+		if err := domain.ValidateRoomID(domain.RoomID(room)); err != nil {
+			return domain.ErrInvalidArgument.With("%v", err)
+		}
+	}
+	return nil
 }
 
 // errorBody is how every error is answered.
@@ -170,8 +199,12 @@ func decodeBody(r *http.Request, v any) error {
 	return protocol.CheckText(b)
 }
 
-// maxBody is the largest admin request body.
-const maxBody = 1 << 20
+// maxBody is the largest admin request body: a token request for as many
+// rooms as a token can name, with room to spare.
+const maxBody = 64 << 10
+
+// maxTTL is the longest validity a token may be issued for.
+const maxTTL = 10 * 365 * 24 * time.Hour
 
 func (a *API) exec(r *http.Request, c domain.Command) (engine.Result, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
@@ -238,8 +271,8 @@ func (a *API) issueToken(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if req.TTLSeconds == 0 {
 		req.TTLSeconds = 86400
 	}
-	if req.TTLSeconds < 0 {
-		return nil, domain.ErrInvalidArgument.With("ttl_seconds must be positive")
+	if req.TTLSeconds < 0 || req.TTLSeconds > int(maxTTL/time.Second) {
+		return nil, domain.ErrInvalidArgument.With("ttl_seconds must be from 1 to %d (10 years)", int64(maxTTL/time.Second))
 	}
 	c := auth.Claims{App: r.PathValue("app"), User: req.User, Name: req.Name, Rooms: req.Rooms,
 		AllRooms: len(req.Rooms) == 0 || slices.Contains(req.Rooms, "*"), Publish: req.Publish == nil || *req.Publish,

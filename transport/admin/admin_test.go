@@ -76,8 +76,9 @@ func admin_(t *testing.T, n *node.Node) string {
 }
 
 type errBody struct {
-	Code  domain.Code `json:"code"`
-	Error string      `json:"error"`
+	Code    domain.Code `json:"code"`
+	Error   string      `json:"error"`
+	Message string      `json:"message"`
 }
 
 func TestAdminKickAndDestroy(t *testing.T) {

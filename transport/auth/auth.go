@@ -76,7 +76,8 @@ type Claims struct {
 // and expiry. It says nothing of the app: the caller must compare c.App with
 // the app the connection is for before using it.
 func (c Claims) Grant() domain.Grant {
-	g := domain.Grant{User: domain.UserID(c.User), AllRooms: c.AllRooms, CanPublish: c.Publish, ExpiresAt: c.ExpiresAt}
+	g := domain.Grant{User: domain.UserID(c.User), UserName: c.Name, AllRooms: c.AllRooms, CanPublish: c.Publish,
+		ExpiresAt: c.ExpiresAt}
 	if !c.AllRooms {
 		g.Rooms = make([]domain.RoomID, len(c.Rooms))
 		for i, r := range c.Rooms {
@@ -95,6 +96,8 @@ func (c Claims) problems() []string {
 	}
 	if c.User == "" {
 		p = append(p, "no user (sub)")
+	} else if err := domain.ValidateUser(domain.User{ID: domain.UserID(c.User), Name: c.Name}); err != nil {
+		p = append(p, err.Error())
 	}
 	switch {
 	case c.AllRooms && len(c.Rooms) > 0:
@@ -105,6 +108,12 @@ func (c Claims) problems() []string {
 		p = append(p, "an empty room ID")
 	case slices.Contains(c.Rooms, AllRooms):
 		p = append(p, `"*" in a list of rooms (it can only stand alone, for every room)`)
+	}
+	for _, r := range c.Rooms {
+		if err := domain.ValidateRoomID(domain.RoomID(r)); err != nil && r != "" {
+			p = append(p, err.Error())
+			break
+		}
 	}
 	if c.ExpiresAt.IsZero() {
 		p = append(p, "no expiry")
@@ -196,10 +205,20 @@ func (s *Signer) Mint(c Claims) (string, error) {
 	if c.AllRooms {
 		rooms = []string{AllRooms}
 	}
-	return s.sign(clientClaims{App: c.App, Name: c.Name, Rooms: rooms, Publish: c.Publish,
+	tok, err := s.sign(clientClaims{App: c.App, Name: c.Name, Rooms: rooms, Publish: c.Publish,
 		RegisteredClaims: jwt.RegisteredClaims{Issuer: Issuer, Subject: c.User,
 			Audience: jwt.ClaimStrings{AudienceClient}, IssuedAt: iatN, NotBefore: iatN, ExpiresAt: exp}})
+	if err == nil && len(tok) > MaxTokenBytes {
+		return "", domain.ErrInvalidArgument.With("the token would be %d bytes, at most %d (it must fit in a login "+
+			"request): name fewer rooms, or every room", len(tok), MaxTokenBytes)
+	}
+	return tok, err
 }
+
+// MaxTokenBytes is the largest client token Mint issues: with the rest of
+// a login request it must fit in the gateway's 64 KiB request frame. About
+// 250 room IDs of 128 bytes fit in it.
+const MaxTokenBytes = 48 << 10
 
 // Verify checks a client token's signature (HS256 with this secret only),
 // issuer, audience, expiry and not-before (against the Clock, with Leeway) and
