@@ -195,6 +195,7 @@ type Result struct {
 	Code    int             `json:"code"`
 	Name    string          `json:"name"`
 	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"` // the server's error data
 	IsError bool            `json:"isRoomlogError"`
 }
 

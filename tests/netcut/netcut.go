@@ -25,9 +25,10 @@ import (
 
 // Proxy forwards connections from its own loopback address to a target.
 type Proxy struct {
-	ln      net.Listener
-	target  string
-	refused chan struct{}
+	ln       net.Listener
+	target   string
+	refused  chan struct{}
+	accepted chan struct{}
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -50,7 +51,8 @@ func Listen(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, pairs: map[*pair]struct{}{}, refused: make(chan struct{}, 1024)}
+	p := &Proxy{ln: ln, target: target, pairs: map[*pair]struct{}{}, refused: make(chan struct{}, 1024),
+		accepted: make(chan struct{}, 1024)}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
@@ -110,6 +112,10 @@ func (p *Proxy) accept() {
 		p.wg.Add(2)
 		go p.copy(pr, s, c, false)
 		go p.copy(pr, c, s, true)
+		select {
+		case p.accepted <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -195,6 +201,10 @@ func (p *Proxy) Refuse(on bool) {
 	p.refuse = on
 	p.mu.Unlock()
 }
+
+// Accepted receives once per connection carried (made while frozen, it
+// carries nothing yet).
+func (p *Proxy) Accepted() <-chan struct{} { return p.accepted }
 
 // Refused receives once per connection refused.
 func (p *Proxy) Refused() <-chan struct{} { return p.refused }

@@ -39,6 +39,8 @@ export declare class RoomlogError extends Error {
   op: string;
   /** True when the SDK made the error up (timeout, lost connection) rather than the server. */
   readonly local: boolean;
+  /** What the server's error reply carried, if anything: `error_keys` of a refused attribute write (1902010), ... */
+  readonly data?: Record<string, unknown>;
   /** ZEGO's name for code. */
   readonly errorCode: number;
 }

@@ -55,6 +55,8 @@ export class RoomlogError extends Error {
     this.op = op;
     /** true when the SDK made the error up rather than the server. */
     this.local = false;
+    /** What the server's error reply carried (error_keys of 1902010, ...), if anything. */
+    this.data = undefined;
   }
 
   /** ZEGO's name for the code. */
@@ -84,6 +86,13 @@ function localError(kind, detail = '', op = '') {
   const e = new RoomlogError(code, name, detail ? `${message}: ${detail}` : message, op);
   e.local = true;
   return e;
+}
+
+// endedError is what a start call fails with when its stream was ended
+// (logout, kick, the room's end) while it was being set up; the state
+// callback said why.
+function endedError(entry) {
+  return localError('MEDIA_FAILED', 'the stream ended while it was being set up', entry.kind);
 }
 
 // Server errors worth retrying on another connection rather than giving the
@@ -207,7 +216,9 @@ class Link {
     this.pending.delete(f.id);
     clearTimeout(call.timer);
     if (f.code) {
-      call.reject(new RoomlogError(f.code, f.error, f.message || f.error, call.op));
+      const err = new RoomlogError(f.code, f.error, f.message || f.error, call.op);
+      if (f.data) err.data = f.data;
+      call.reject(err);
       return;
     }
     try {
@@ -353,6 +364,7 @@ export class RoomlogEngine {
     this._wake = null; // ends the backoff sleep early (network back online)
     this._closed = false;
     this._stopErr = null; // set once requests can never succeed
+    this._giveUps = 0; // reconnections that gave up
     this._session = '';
     this._resumeToken = '';
     this._mode = ''; // 'single' or 'multi' as the app chose, '' if it did not
@@ -404,6 +416,7 @@ export class RoomlogEngine {
   }
 
   _emit(event, ...args) {
+    if (this._closed) return; // destroyEngine: no callback after it
     const set = this._handlers.get(event);
     if (!set) return;
     for (const cb of [...set]) {
@@ -536,14 +549,14 @@ export class RoomlogEngine {
 
   /** ZIM setRoomAttributes. */
   async setRoomAttributes(roomAttributes, roomID) {
-    await this._do('set_room_attributes', { room: roomID, attributes: roomAttributes });
-    return { roomID, errorKeys: [] };
+    const d = await this._do('set_room_attributes', { room: roomID, attributes: roomAttributes });
+    return { roomID, errorKeys: d.error_keys || [] };
   }
 
   /** ZIM deleteRoomAttributes. */
   async deleteRoomAttributes(keys, roomID) {
-    await this._do('delete_room_attributes', { room: roomID, keys });
-    return { roomID, errorKeys: [] };
+    const d = await this._do('delete_room_attributes', { room: roomID, keys });
+    return { roomID, errorKeys: d.error_keys || [] };
   }
 
   /** The current state of a room the session is in. */
@@ -611,17 +624,26 @@ export class RoomlogEngine {
       throw localError('INVALID_ARGUMENT', 'startPublishingStream needs a stream ID and a MediaStream', 'publish');
     }
     this._closePeer(this._publishers.get(streamID));
-    const pub = { kind: 'publish', streamID, roomID: option.roomID || '', mediaStream: localStream, state: 'NO_PUBLISH', pc: null };
+    // pending: the publish request has no reply yet (a session started
+    // over meanwhile does not end it: it is sent on the new one).
+    const pub = { kind: 'publish', streamID, roomID: option.roomID || '', mediaStream: localStream, state: 'NO_PUBLISH', pc: null, pending: true };
     this._publishers.set(streamID, pub);
     this._mediaState(pub, 'PUBLISH_REQUESTING', 0, '');
     try {
       const d = await this._do('publish', { stream: streamID, room: option.roomID || undefined, extra_info: option.extraInfo || undefined });
+      pub.pending = false;
       pub.roomID = d.room || pub.roomID;
+      if (this._publishers.get(streamID) !== pub) throw endedError(pub);
       await this._connectPeer(pub);
+      if (this._publishers.get(streamID) !== pub) throw endedError(pub);
     } catch (e) {
-      if (this._publishers.get(streamID) === pub) {
-        this._publishers.delete(streamID);
-        this._closePeer(pub);
+      pub.pending = false;
+      // Failed, or ended meanwhile (then nothing else can reach the peer
+      // connection it may have opened since).
+      const tracked = this._publishers.get(streamID) === pub;
+      if (tracked) this._publishers.delete(streamID);
+      this._closePeer(pub);
+      if (tracked) {
         if (pub.roomID && e.code !== 1903001) this._do('stop_publish', { stream: streamID }).catch(() => {});
         this._mediaState(pub, 'NO_PUBLISH', e.code || 0, 'failed');
       }
@@ -652,20 +674,25 @@ export class RoomlogEngine {
     if (!streamID) throw localError('INVALID_ARGUMENT', 'startPlayingStream needs a stream ID', 'play');
     if (typeof RTCPeerConnection === 'undefined') throw localError('MEDIA_FAILED', 'this browser has no WebRTC', 'play');
     this._closePeer(this._players.get(streamID));
-    const player = { kind: 'play', streamID, roomID: option.roomID || '', mediaStream: new MediaStream(), state: 'NO_PLAY', pc: null };
+    const player = { kind: 'play', streamID, roomID: option.roomID || '', mediaStream: new MediaStream(), state: 'NO_PLAY', pc: null, pending: true };
     this._players.set(streamID, player);
     this._mediaState(player, 'PLAY_REQUESTING', 0, '');
     try {
       const d = await this._do('play', { stream: streamID, room: option.roomID || undefined });
+      player.pending = false;
       player.roomID = d.room || player.roomID;
+      if (this._players.get(streamID) !== player) throw endedError(player);
       await this._connectPeer(player);
+      if (this._players.get(streamID) !== player) throw endedError(player);
     } catch (e) {
-      if (this._players.get(streamID) === player) {
-        this._players.delete(streamID);
-        this._closePeer(player);
-        for (const t of player.mediaStream.getTracks()) t.stop();
-        this._mediaState(player, 'NO_PLAY', e.code || 0, 'failed');
-      }
+      player.pending = false;
+      // Failed, or ended meanwhile (then nothing else can reach the peer
+      // connection it may have opened since).
+      const tracked = this._players.get(streamID) === player;
+      if (tracked) this._players.delete(streamID);
+      this._closePeer(player);
+      for (const t of player.mediaStream.getTracks()) t.stop();
+      if (tracked) this._mediaState(player, 'NO_PLAY', e.code || 0, 'failed');
       throw e;
     }
     return player.mediaStream;
@@ -868,8 +895,12 @@ export class RoomlogEngine {
   // _connected resolves once there is a link, dialling the first one; it
   // rejects past the deadline or when the engine stopped.
   async _connected(deadline) {
+    const giveUps = this._giveUps;
     for (;;) {
       if (this._stopErr) throw this._stopErr;
+      // The reconnection this call waited for gave up: it fails as the
+      // rooms did (RECONNECT_FAILED, 1002053), not on a new session.
+      if (this._giveUps !== giveUps) throw localError('TIMEOUT', 'the reconnect window ran out');
       if (this._link) return this._link;
       if (!this._reconnecting) {
         if (!this._connecting) {
@@ -1135,6 +1166,10 @@ export class RoomlogEngine {
         let link = null;
         try {
           link = await dial(this.server, Math.max(1, Math.min(this._opts.dialTimeout, deadline - Date.now())), this);
+          if (this._stopErr) {
+            link.kill(true);
+            return;
+          }
           await this._restore(link);
           if (this._stopErr) {
             link.kill(true);
@@ -1162,6 +1197,7 @@ export class RoomlogEngine {
   // _giveUp ends the reconnection: RECONNECT_FAILED for every room. The
   // engine forgets the session; the app may log in again.
   _giveUp() {
+    this._giveUps++;
     const rooms = this._activeRooms();
     this._rooms.clear();
     this._session = this._resumeToken = '';
@@ -1174,6 +1210,8 @@ export class RoomlogEngine {
   }
 
   _request(link, op, data, hook) {
+    // Restoring the session stops with the engine (destroyEngine).
+    if (this._stopErr) return Promise.reject(this._stopErr);
     return link.request(op, data, this._opts.requestTimeout, hook).catch((e) => {
       throw e === NOT_SENT ? localError('RECONNECTING', 'the connection was lost', op) : e;
     });
@@ -1289,8 +1327,9 @@ export class RoomlogEngine {
 
   _adopt(hello) {
     // The old session timed out: its streams and plays ended with it.
-    for (const [id, p] of [...this._publishers]) this._endPublisher(id, p, ErrorCodes.TIMEOUT[0], 'ended');
-    for (const [id, p] of [...this._players]) this._endPlayer(id, p, ErrorCodes.TIMEOUT[0], 'ended');
+    // A publish or play still waiting to be sent goes on the new session.
+    for (const [id, p] of [...this._publishers]) if (!p.pending) this._endPublisher(id, p, ErrorCodes.TIMEOUT[0], 'ended');
+    for (const [id, p] of [...this._players]) if (!p.pending) this._endPlayer(id, p, ErrorCodes.TIMEOUT[0], 'ended');
     this._session = hello.session;
     this._resumeToken = hello.resume_token;
     this._modeApplied = false;
