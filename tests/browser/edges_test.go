@@ -92,7 +92,7 @@ func TestSDKDestroyedWhileReconnectingStaysDestroyed(t *testing.T) {
 func (p *Page) since(from int, who string) []Event {
 	p.t.Helper()
 	var es []Event
-	p.Eval(fmt.Sprintf(`T.events.map((e, i) => ({index: i, ...e})).slice(%d).filter(e => e.who === %q)`, from, who), &es)
+	p.Eval(fmt.Sprintf(`T.of(%q).filter(e => e.index >= %d)`, who, from), &es)
 	return es
 }
 

@@ -88,9 +88,10 @@ window.T = (() => {
         check();
       });
     },
-    // of returns the recorded events of one engine (and kind).
+    // of returns the recorded events of one engine (and kind), each with
+    // its index in the record.
     of(who, event) {
-      return events.filter((e) => (!who || e.who === who) && (!event || e.event === event));
+      return events.map((e, i) => ({ index: i, ...e })).filter((e) => (!who || e.who === who) && (!event || e.event === event));
     },
   };
 })();
