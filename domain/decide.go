@@ -105,6 +105,12 @@ type Decision struct {
 	Rooms []RoomID
 	// Partial lists what a ZIM write that may partly succeed left out.
 	Partial *Partial
+	// Settled says that a decision with no steps is proven by the states
+	// it read, whatever others appended since (a claim to release that the
+	// state has seen released or replaced): the engine need not look at
+	// the log before acknowledging it, as it does for other decisions with
+	// nothing to do.
+	Settled bool
 }
 
 // Partial is what a write that partly succeeded left out, as ZIM reports it

@@ -639,6 +639,9 @@ func (x *decision) releaseRoomClaim(c ReleaseRoomClaim) error {
 	s, r := x.session(c.Session), x.room(c.Room)
 	cl, ok := s.Claims[c.Room]
 	if !ok || cl.Seq != c.Claim {
+		// Gone or replaced since the session state saw it: for good. A
+		// state from before the claim proves nothing.
+		x.out.Settled = s.Seq >= c.Claim
 		return nil
 	}
 	if _, ok := r.MemberBySession(s.User, c.Session); ok {

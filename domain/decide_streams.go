@@ -271,6 +271,7 @@ func (x *decision) releaseStreamClaim(c ReleaseStreamClaim) error {
 	}
 	e := x.stream(c.Stream)
 	if !e.Claimed || e.Claim != c.Claim {
+		x.out.Settled = e.Seq >= c.Claim // released or replaced since: for good
 		return nil
 	}
 	if err := x.load(x.roomKey(e.Room)); err != nil {

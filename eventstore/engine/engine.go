@@ -322,9 +322,10 @@ var stateRefusals = []*domain.Error{
 	domain.ErrPlayRoomRequired,
 }
 
-// noop reports a decision that appends nothing and sends nothing.
+// noop reports a decision that appends nothing and sends nothing, unless
+// the states it read prove it (Settled).
 func noop(d domain.Decision) bool {
-	return len(d.Steps) == 0 && d.Barrage == nil
+	return len(d.Steps) == 0 && d.Barrage == nil && !d.Settled
 }
 
 // recheckable reports refusals decided from state other writers change.
