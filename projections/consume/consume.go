@@ -59,9 +59,10 @@ type Config struct {
 	// Save persists the application's state, which has reached the given
 	// cursor, in one write. It is called every SaveEvery events, every
 	// SaveInterval, and when Run ends. Once every event of a message is
-	// folded the cursor is cursor.End of that message ("<seq>"), so that a
-	// later start can tell a finished message that retention removed from
-	// one whose last events were never handed over.
+	// folded the cursor is cursor.End of that message ("<seq>"), or of the
+	// last of the messages of other subjects that follow it, so that a
+	// later start can tell messages that retention removed after the
+	// consumer was done with them from events never handed over.
 	Save func(ctx context.Context, c cursor.Cursor) error
 	// SaveEvery and SaveInterval bound the work a crash repeats (defaults
 	// 10,000 events and 1 s).
@@ -139,6 +140,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	pending := 0
 	lastSave := time.Now()
 	save := func(ctx context.Context) error {
+		last = c.watermark(ctx, last)
 		if last == saved {
 			return nil
 		}
@@ -359,6 +361,34 @@ func (c *Consumer) expired(ctx context.Context, after cursor.Cursor) (cursor.Cur
 	c.cfg.Logger.Warn("consume: events removed by retention were never seen", "consumer", c.cfg.Name,
 		"after", after.String(), "first_kept", first)
 	return cursor.End(first - 1), nil
+}
+
+// watermark moves a cursor past a finished message on past the messages of
+// other subjects that follow it, up to the next message on the filter (or
+// the log's end): the consumer has nothing to do there. Saved so, a cursor
+// tells a later start that their removal by retention lost nothing. The log
+// is looked at in that order (its end, then the next message on the
+// filter), so a message appended meanwhile is never skipped; if it cannot
+// be read, the cursor stays.
+func (c *Consumer) watermark(ctx context.Context, last cursor.Cursor) cursor.Cursor {
+	if !last.Whole() && last.Seq != 0 {
+		return last // events of its message are left
+	}
+	end, err := c.cfg.Log.LastSeq(ctx)
+	if err != nil || end <= last.Seq {
+		return last
+	}
+	next, ok, err := c.cfg.Log.Get(ctx, c.cfg.Filter, last.Seq+1)
+	if err != nil {
+		return last
+	}
+	if ok {
+		end = min(end, next.Seq-1)
+	}
+	if end <= last.Seq {
+		return last
+	}
+	return cursor.End(end)
 }
 
 // streamStart returns the log's first kept stream sequence (past the last

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/projections/consume"
@@ -152,5 +153,60 @@ func TestACursorPastAFinishedMessageThatWasRemovedHasNotExpired(t *testing.T) {
 	if err != nil || len(again) != 0 {
 		t.Fatalf("after saved cursor %s, with every message up to it removed: Run returned %v and handed over %d events, "+
 			"want nothing lost and nothing to do", saved, err, len(again))
+	}
+}
+
+// The default consumer reads room subjects only, but the stream also holds
+// session and stream-registry messages, and a leave ends with one (the
+// session's room_released after the room's member_left). A consumer that
+// handled every room event, whose log retention then empties (an idle
+// deployment past max age), lost nothing: it saved a cursor past those
+// other messages too, and starts again without a word.
+func TestACaughtUpConsumerOfALogThatWasEmptiedHasNotExpired(t *testing.T) {
+	log := estest.Open(t, nil)
+	e := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, e, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, e, estest.Login("s2", "u2", "r1"))
+	estest.Exec(t, e, domain.LeaveRoom{Session: "s1", Room: "r1"}) // ends with a session message
+
+	var mu sync.Mutex
+	var saved cursor.Cursor
+	var seen int
+	want := 0
+	if _, err := cursor.Read(estest.Ctx(t), log, []string{log.KindFilter(string(domain.KindRoom))}, cursor.Cursor{},
+		func(cursor.Event) error { want++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	c, err := consume.New(consume.Config{Log: log, Name: "expiry", Logger: estest.Logger(t),
+		Handle: func(context.Context, cursor.Event) error { mu.Lock(); seen++; mu.Unlock(); return nil },
+		Save:   func(_ context.Context, c cursor.Cursor) error { mu.Lock(); saved = c; mu.Unlock(); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	estest.Eventually(t, "the consumer handles every room event", func() bool { mu.Lock(); defer mu.Unlock(); return seen == want })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	last, err := log.LastSeq(estest.Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("saved %s, last stream seq %d", saved, last)
+	s, closeConn := rawStream(t, log)
+	defer closeConn()
+	if err := s.Purge(estest.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	err, again := runFor(t, log, saved, 500*time.Millisecond)
+	if errors.Is(err, consume.ErrCursorExpired) {
+		t.Fatalf("caught-up room consumer (saved %s; stream's last message %d is not a room's) refused after the log "+
+			"was emptied: %v (nothing it reads was lost)", saved, last, err)
+	}
+	if err != nil || len(again) != 0 {
+		t.Fatalf("Run: %v, %d events", err, len(again))
 	}
 }
