@@ -7,7 +7,6 @@ package history
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -88,7 +87,7 @@ func (r *Reader) Read(ctx context.Context, q Query) (Page, error) {
 	_, err := r.log.ReadSubjectBackward(ctx, subject, q.Before, func(rec eventstore.Record) (bool, error) {
 		events, err := domain.DecodeEvents(rec.Data)
 		if err != nil {
-			return false, fmt.Errorf("history of %s at %d: %w", q.Room, rec.Seq, err)
+			return true, nil // not written by an engine: passed over, as by the nodes
 		}
 		start := len(p.Messages)
 		for i := len(events) - 1; i >= 0; i-- {

@@ -353,7 +353,9 @@ func (srv *Server) readRoom(ctx context.Context, subject string, after, from uin
 		start, ok, err := log.Search(ctx, subject, func(rec eventstore.Record) (bool, error) {
 			events, err := domain.DecodeEvents(rec.Data)
 			if err != nil {
-				return false, err
+				// Not written by an engine (the read passes over it):
+				// counted as a hit, it can only start the read early.
+				return true, nil
 			}
 			return events[len(events)-1].Seq > after, nil
 		})
