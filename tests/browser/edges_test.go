@@ -76,10 +76,16 @@ func TestSDKDestroyedWhileReconnectingStaysDestroyed(t *testing.T) {
 	}
 	p.Eval(`T.engines.b.destroyEngine()`, nil)
 	destroyed := p.Len()
+	for len(proxy.Ended()) > 0 {
+		<-proxy.Ended()
+	}
 	proxy.Thaw()
-	// The thawed dial gets its hello and is dropped; nothing follows it.
-	// (Its outcome is quick on loopback; the wait only lets it happen.)
-	time.Sleep(2 * time.Second)
+	// The thawed dial gets its hello, and the destroyed engine closes it.
+	select {
+	case <-proxy.Ended():
+	case <-time.After(clienttest.Wait):
+		t.Fatal("the destroyed engine kept the connection its redial opened")
+	}
 	for _, e := range p.since(destroyed, "b") {
 		t.Errorf("after destroyEngine, b's app got %s%s", e.Event, e.Args)
 	}
@@ -144,7 +150,9 @@ func TestSDKPublishCalledDuringAReloginGoesOnTheNewSession(t *testing.T) {
 // fails with 1002053, as the rooms do (RECONNECT_FAILED), like the Go SDK's
 // errReconnectFailed: it is not sent on a new session.
 func TestSDKACallWaitingWhenTheReconnectWindowEndsFailsWithIt(t *testing.T) {
-	p, proxy, _ := reconnectingPair(t, nil, map[string]any{"reconnectWindow": 1500})
+	// A window long enough for the call to start inside it on a loaded
+	// machine (a page round trip), short enough to wait out.
+	p, proxy, _ := reconnectingPair(t, nil, map[string]any{"reconnectWindow": 4000})
 	mark := p.Len()
 	proxy.Refuse(true)
 	proxy.Cut()

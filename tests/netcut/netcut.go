@@ -29,6 +29,7 @@ type Proxy struct {
 	target   string
 	refused  chan struct{}
 	accepted chan struct{}
+	ended    chan struct{}
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -52,7 +53,7 @@ func Listen(target string) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{ln: ln, target: target, pairs: map[*pair]struct{}{}, refused: make(chan struct{}, 1024),
-		accepted: make(chan struct{}, 1024)}
+		accepted: make(chan struct{}, 1024), ended: make(chan struct{}, 1024)}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
@@ -124,6 +125,14 @@ func (p *Proxy) accept() {
 func (p *Proxy) copy(pr *pair, dst, src net.Conn, fromServer bool) {
 	defer p.wg.Done()
 	defer dst.Close()
+	if !fromServer {
+		defer func() {
+			select {
+			case p.ended <- struct{}{}:
+			default:
+			}
+		}()
+	}
 	buf := make([]byte, 16<<10)
 	for {
 		p.waitThawed()
@@ -205,6 +214,10 @@ func (p *Proxy) Refuse(on bool) {
 // Accepted receives once per connection carried (made while frozen, it
 // carries nothing yet).
 func (p *Proxy) Accepted() <-chan struct{} { return p.accepted }
+
+// Ended receives once per connection carried that ended: the client's side
+// was closed, or could no longer be read (Cut included).
+func (p *Proxy) Ended() <-chan struct{} { return p.ended }
 
 // Refused receives once per connection refused.
 func (p *Proxy) Refused() <-chan struct{} { return p.refused }

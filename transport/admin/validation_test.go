@@ -50,6 +50,19 @@ func TestATokensUserNameIsEnforcedAtLogin(t *testing.T) {
 	if f := w.Reply("1"); f.Code != domain.ErrTokenInvalid.Code {
 		t.Errorf("a token naming %q logged in as %q: reply %+v, want 1002033", "Alice", "Mallory", f)
 	}
+	// Logged in as Alice, the session takes no token naming someone else.
+	w.Send("2", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "Alice"}, Token: tr.Token})
+	if f := w.Reply("2"); f.Code != 0 {
+		t.Fatalf("login as Alice with her token: %+v", f)
+	}
+	var bob admin.TokenReply
+	if code := call(t, n, admin_(t, n), "POST", "/tokens", admin.TokenRequest{User: "alice", Name: "Bob"}, &bob); code != 200 {
+		t.Fatalf("issue a token: %d", code)
+	}
+	w.Send("3", protocol.OpRenewToken, protocol.TokenRequest{Token: bob.Token})
+	if f := w.Reply("3"); f.Code != domain.ErrTokenInvalid.Code {
+		t.Errorf("renewing Alice's session with a token naming Bob: reply %+v, want 1002033", f)
+	}
 }
 
 // A token names as many rooms as fit in a login request: one for 200

@@ -423,10 +423,13 @@ func (s *session) renewToken(raw string) error {
 		return err
 	}
 	s.mu.Lock()
-	bound, u := s.bound, s.user.ID
+	bound, u := s.bound, s.user
 	s.mu.Unlock()
-	if bound && domain.UserID(c.User) != u {
-		return domain.ErrTokenInvalid.With("the token is for user %q, the session is %q", c.User, u)
+	if bound && domain.UserID(c.User) != u.ID {
+		return domain.ErrTokenInvalid.With("the token is for user %q, the session is %q", c.User, u.ID)
+	}
+	if bound && c.Name != "" && c.Name != u.Name {
+		return domain.ErrTokenInvalid.With("the token names the user %q, the session's is %q", c.Name, u.Name)
 	}
 	s.adopt(c)
 	return nil
