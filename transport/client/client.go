@@ -356,7 +356,10 @@ func (c *Client) install(l *link) error {
 // connection is lost after it was sent, before its reply, it is sent again
 // with the same key once the session is back (within the request timeout):
 // the server answers a key it already ran with the original outcome, so the
-// operation takes effect once.
+// operation takes effect once. The server remembers keys per session: when
+// the session was lost too (a re-login on a new one), the request is not
+// sent again and fails as lost (1002051: it may or may not have taken
+// effect). A request whose ctx is done is never sent.
 func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(data []byte) error) ([]byte, error) {
 	expired := make(chan struct{})
 	t := c.clock.AfterFunc(c.opts.RequestTimeout, func() { close(expired) })
@@ -365,12 +368,20 @@ func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(
 	if op.Idempotent() {
 		key = c.keyPrefix + "-" + strconv.FormatUint(c.keys.Add(1), 10)
 	}
+	var sentOn string // the session a lost attempt went to
+	var lost error
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("roomlog: %s: %w", op, err)
+		}
 		c.mu.Lock()
-		l, changed, stopErr := c.link, c.changed, c.stopErr
+		l, changed, stopErr, session := c.link, c.changed, c.stopErr, c.session
 		c.mu.Unlock()
 		if stopErr != nil {
 			return nil, stopErr
+		}
+		if l != nil && sentOn != "" && session != sentOn {
+			return nil, lost // the new session knows nothing of its key
 		}
 		if l != nil {
 			data, err := l.roundTrip(ctx, expired, op, payload, key, hook)
@@ -379,7 +390,8 @@ func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(
 				// The link died before the request left: wait for the next.
 			case key != "" && isConnLost(err):
 				// Sent, but the reply was lost with the connection: send it
-				// again, same key, on the next one.
+				// again, same key, on the next one of the same session.
+				sentOn, lost = session, err
 				c.log.Debug("roomlog: reply lost with the connection; sending the request again", "op", op, "idempotency_key", key)
 			default:
 				return data, err

@@ -273,6 +273,45 @@ func (c *Client) forgetMedia(stream, kind string) {
 	}
 }
 
+// endMedia ends every publisher and player of a session that is gone (its
+// heartbeat timed out while the connection was down): the server ended
+// their media with the session, and told that session, not this one. The
+// app is told here, as it would have been (NO_PUBLISH / NO_PLAY).
+func (c *Client) endMedia(code domain.Code, reason string) {
+	c.mediaMu.Lock()
+	publishers, players := c.publishers, c.players
+	c.publishers, c.players = nil, nil
+	c.mediaMu.Unlock()
+	h := &c.opts.Handlers
+	var pcs []*webrtc.PeerConnection
+	for _, stream := range slices.Sorted(maps.Keys(publishers)) {
+		p := publishers[stream]
+		pcs = append(pcs, p.pc)
+		if h.OnPublisherStateUpdate != nil {
+			c.disp.push(func() { h.OnPublisherStateUpdate(stream, NoPublish, code, reason) })
+		}
+	}
+	for _, stream := range slices.Sorted(maps.Keys(players)) {
+		p := players[stream]
+		p.mu.Lock()
+		p.closed = true // no reconnecting it
+		pcs = append(pcs, p.pc)
+		p.mu.Unlock()
+		if h.OnPlayerStateUpdate != nil {
+			c.disp.push(func() { h.OnPlayerStateUpdate(stream, NoPlay, code, reason) })
+		}
+	}
+	if len(pcs) > 0 {
+		go func() {
+			for _, pc := range pcs {
+				if pc != nil {
+					pc.Close()
+				}
+			}
+		}()
+	}
+}
+
 // checkMedia asks, after a resume, whether the media nodes still have each
 // of the client's peer connections: the state events they sent while the
 // connection was down are lost. A player whose connection is gone (its

@@ -1,0 +1,226 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/media/mediatest"
+	"github.com/roomlog/roomlog/tests/clienttest"
+	"github.com/roomlog/roomlog/tests/netcut"
+	"github.com/roomlog/roomlog/transport/client"
+	"github.com/roomlog/roomlog/transport/gateway"
+)
+
+// reviewMedia records a client's media state callbacks.
+type reviewMedia struct {
+	mu  sync.Mutex
+	evs []reviewMediaEvent
+}
+
+type reviewMediaEvent struct {
+	publisher bool
+	stream    string
+	state     client.MediaState
+	code      domain.Code
+	reason    string
+}
+
+func (m *reviewMedia) handlers(o *client.Options) {
+	o.Handlers.OnPublisherStateUpdate = func(stream string, st client.MediaState, code domain.Code, reason string) {
+		m.mu.Lock()
+		m.evs = append(m.evs, reviewMediaEvent{true, stream, st, code, reason})
+		m.mu.Unlock()
+	}
+	o.Handlers.OnPlayerStateUpdate = func(stream string, st client.MediaState, code domain.Code, reason string) {
+		m.mu.Lock()
+		m.evs = append(m.evs, reviewMediaEvent{false, stream, st, code, reason})
+		m.mu.Unlock()
+	}
+}
+
+// waitState waits up to d for a state of stream; false if none came.
+func (m *reviewMedia) waitState(stream string, st client.MediaState, d time.Duration) (reviewMediaEvent, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		m.mu.Lock()
+		for _, e := range m.evs {
+			if e.stream == stream && e.state == st {
+				m.mu.Unlock()
+				return e, true
+			}
+		}
+		m.mu.Unlock()
+		if time.Now().After(deadline) {
+			return reviewMediaEvent{}, false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (m *reviewMedia) all() []reviewMediaEvent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]reviewMediaEvent(nil), m.evs...)
+}
+
+// A session that timed out while the client was away loses its streams
+// (protocol.md: a heartbeat timeout ends media with NO_PUBLISH / NO_PLAY,
+// reason ended). The server sends that to the dead session, so the SDK tells
+// the app when it logs in again on a new session (NO_PUBLISH, 1002053), or
+// the app would believe it still publishes.
+func TestAReloginAfterATimeoutEndsTheAppsMedia(t *testing.T) {
+	t.Parallel()
+	clock := estest.NewClock(time.Now()) // the server's
+	n := startNodeClocked(t, gateway.Config{HeartbeatTimeout: time.Minute}, clock)
+	p := netcut.Start(t, n.HTTPAddr())
+	rb, rw := newRec(t, "bob"), newRec(t, "watcher")
+	rb.AllowReconnects()
+	w := dial(t, wsURL(n), rw, nil)
+	login(t, n, w, rw, "r1", "watcher")
+	media := &reviewMedia{}
+	b := dial(t, clienttest.URL(p.Addr()), rb, func(o *client.Options) { fastRetry(o); media.handlers(o) })
+	login(t, n, b, rb, "r1", "bob")
+	if _, err := b.StartPublishingStream(ctx(t), "bob-cam", client.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	video, audio := mediatest.Tracks("bob-cam")
+	pub, err := b.PublishMedia(ctx(t), "bob-cam", []webrtc.TrackLocal{video, audio}, client.MediaOptions{API: mediatest.API()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); pub.PeerConnection().Close() })
+	mediatest.Send(sctx, video, audio, 10*time.Millisecond)
+	if _, ok := media.waitState("bob-cam", client.Publishing, wait); !ok {
+		t.Fatalf("never PUBLISHING: %+v", media.all())
+	}
+	session := b.Session()
+
+	p.Refuse(true)
+	p.Cut()
+	rb.WaitState("r1", client.StateReconnecting)
+	clock.Advance(59 * time.Second)
+	if _, err := w.QueryRoom(ctx(t), "r1"); err != nil { // the watcher is heard from on time
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second) // the server times bob's session out: his stream stops
+	rw.WaitUsers("r1", client.UpdateDelete, "bob")
+	p.Refuse(false)
+	if st := waitRestored(t, rb, "r1"); st != client.StateLogined {
+		t.Fatalf("restored as %s, want Logined (the session timed out)", st)
+	}
+	if b.Session() == session {
+		t.Fatalf("session %s kept", session)
+	}
+	// The stream is gone on the new session: publishing again needs a new
+	// publish (the old one's media_check would fail too).
+	if e, ok := media.waitState("bob-cam", client.NoPublish, wait); !ok {
+		t.Errorf("after the re-login on a new session the app was never told its media ended; callbacks %+v", media.all())
+	} else if e.code != domain.ErrTimeout.Code || e.reason != "ended" {
+		t.Errorf("NO_PUBLISH %+v, want code 1002053, reason ended", e)
+	}
+}
+
+// A keyed request whose reply was lost with the connection is sent again
+// with the same idempotency key; the server dedupes keys per session. When
+// the session timed out meanwhile and the client logs in on a new session,
+// sent again it would run again (the others would get the message twice):
+// it fails instead as lost (1002051: it may or may not have taken effect).
+func TestALostReplyIsNotSentAgainOnANewSession(t *testing.T) {
+	t.Parallel()
+	clock := estest.NewClock(time.Now()) // the server's
+	n := startNodeClocked(t, gateway.Config{HeartbeatTimeout: time.Minute}, clock)
+	p := netcut.Start(t, n.HTTPAddr())
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) { fastRetry(o); o.RequestTimeout = time.Minute })
+	b := dial(t, wsURL(n), rb, nil)
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, b, rb, "r1", "bob")
+	ra.WaitUsers("r1", client.UpdateAdd, "bob")
+	rb.WaitUsers("r1", client.UpdateAdd, "alice")
+	session := a.Session()
+
+	p.MuteServer() // the server hears alice; alice hears nothing
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.SendBroadcastMessage(ctx(t), "r1", "hello once")
+		errc <- err
+	}()
+	rb.WaitFor("alice's message", func(e ev) bool { return e.Kind == "broadcast" && e.Msgs[0].Message == "hello once" })
+	p.Refuse(true)
+	p.Cut() // the reply is lost with the connection
+	ra.WaitState("r1", client.StateReconnecting)
+	clock.Advance(59 * time.Second)
+	if _, err := b.QueryRoom(ctx(t), "r1"); err != nil { // bob is heard from on time
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second)
+	rb.WaitUsers("r1", client.UpdateDelete, "alice") // alice's session timed out
+	p.Refuse(false)
+	if st := waitRestored(t, ra, "r1"); st != client.StateLogined {
+		t.Fatalf("restored as %s, want Logined", st)
+	}
+	if a.Session() == session {
+		t.Fatalf("session %s kept", session)
+	}
+	err := <-errc
+	if code, _ := domain.CodeOf(err); code != 1002051 {
+		t.Errorf("the send whose reply was lost with the session returned %v, want 1002051", err)
+	}
+	if _, err := a.SendBroadcastMessage(ctx(t), "r1", "marker"); err != nil {
+		t.Fatal(err)
+	}
+	repeats := 0
+	rb.WaitFor("the marker", func(e ev) bool {
+		if e.Kind == "broadcast" && e.Msgs[0].Message == "hello once" {
+			repeats++
+		}
+		return e.Kind == "broadcast" && e.Msgs[0].Message == "marker"
+	})
+	if repeats > 0 {
+		t.Errorf("bob got alice's one message %d more time(s): the repeat ran again on the new session (send returned %v)",
+			repeats, err)
+	}
+}
+
+// A request made with a context that is already done fails with the
+// context's error and is never sent: were it sent, the app would be told
+// the message was not sent while the others got it.
+func TestACancelledContextSendsNothing(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	a := dial(t, wsURL(n), ra, nil)
+	b := dial(t, wsURL(n), rb, nil)
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, b, rb, "r1", "bob")
+	rb.WaitUsers("r1", client.UpdateAdd, "alice")
+
+	cancelled, cancel := context.WithCancel(ctx(t))
+	cancel()
+	_, err := a.SendBroadcastMessage(cancelled, "r1", "never sent")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("send with a cancelled context: %v", err)
+	}
+	if _, err := a.SendBroadcastMessage(ctx(t), "r1", "marker"); err != nil {
+		t.Fatal(err)
+	}
+	ghosts := 0
+	rb.WaitFor("the marker", func(e ev) bool {
+		if e.Kind == "broadcast" && e.Msgs[0].Message == "never sent" {
+			ghosts++
+		}
+		return e.Kind == "broadcast" && e.Msgs[0].Message == "marker"
+	})
+	if ghosts > 0 {
+		t.Errorf("SendBroadcastMessage failed with %v, yet bob got the message %d time(s)", err, ghosts)
+	}
+}
