@@ -90,6 +90,10 @@ type Record struct {
 	Node     string           `json:"node"`
 	LastSeen time.Time        `json:"last_seen"`
 	Attached bool             `json:"attached"`
+	// TimingOut is set by the node that records the session's timeout,
+	// before it does: from then on the session cannot be resumed, and a
+	// resume that refreshed the record first stops the timeout.
+	TimingOut bool `json:"timing_out,omitempty"`
 }
 
 // New validates cfg, fills its defaults and returns a Presence. Run it to
@@ -167,11 +171,47 @@ func (p *Presence) Forget(ctx context.Context, s domain.SessionID) error {
 	return p.cfg.Records.Delete(ctx, key(s), 0)
 }
 
+// Revive refreshes the record of a session a client resumes, if it is still
+// alive, in one compare-and-set: either it refreshes the record before a
+// node marks it for its timeout (which then finds it heard from and leaves
+// it alone), or it finds it marked (or gone, or past its timeout) and says
+// it is not alive. The record is then this node's and attached.
+func (p *Presence) Revive(ctx context.Context, s domain.SessionID) (Record, bool, error) {
+	k := key(s)
+	for range 5 {
+		e, ok, err := p.cfg.Records.Get(ctx, k)
+		if err != nil || !ok {
+			return Record{}, false, err
+		}
+		var r Record
+		if err := json.Unmarshal(e.Value, &r); err != nil {
+			return Record{}, false, err
+		}
+		if !p.alive(r) {
+			return r, false, nil
+		}
+		r.Node, r.LastSeen, r.Attached = p.cfg.Node, p.cfg.Clock.Now().UTC(), true
+		b, err := json.Marshal(r)
+		if err != nil {
+			return Record{}, false, err
+		}
+		if _, err := p.cfg.Records.Update(ctx, k, b, e.Revision); !errors.Is(err, eventstore.ErrRevisionMismatch) {
+			return r, err == nil, err
+		}
+	}
+	return Record{}, false, errors.New("presence: revive kept conflicting")
+}
+
+// alive reports whether r's session may still be resumed.
+func (p *Presence) alive(r Record) bool {
+	return !r.TimingOut && p.cfg.Clock.Now().Sub(r.LastSeen) < p.cfg.Timeout
+}
+
 // Lookup returns what the cluster knows of a session; ok is false once it
 // timed out (or never existed). A record whose last heartbeat is the
 // timeout old counts as timed out even before it is gone: the timeout is
 // recorded in the log first and the record forgotten after, and a session
-// is not to be resumed in between.
+// is not to be resumed in between; so does a record marked for its timeout.
 func (p *Presence) Lookup(ctx context.Context, s domain.SessionID) (Record, bool, error) {
 	e, ok, err := p.cfg.Records.Get(ctx, key(s))
 	if err != nil || !ok {
@@ -181,7 +221,7 @@ func (p *Presence) Lookup(ctx context.Context, s domain.SessionID) (Record, bool
 	if err := json.Unmarshal(e.Value, &r); err != nil {
 		return Record{}, false, err
 	}
-	return r, p.cfg.Clock.Now().Sub(r.LastSeen) < p.cfg.Timeout, nil
+	return r, p.alive(r), nil
 }
 
 // Run watches the records and keeps a timer per session until ctx ends.
@@ -235,6 +275,12 @@ func (p *Presence) schedule(key string, r Record, rev uint64, d time.Duration) {
 }
 
 // fire times a silent session out, if it is still silent, then forgets it.
+// It first marks the record (a compare-and-set on the revision it found
+// silent), so that a resume racing with it either refreshed the record
+// before (the mark fails: heard from) or finds it marked and fails; the
+// watch then hands the marked record, due at once, back to fire, which
+// records the timeout. A node that dies in between leaves the mark to the
+// others, or to its next start.
 func (p *Presence) fire(key string, r Record, rev uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -244,6 +290,15 @@ func (p *Presence) fire(key string, r Record, rev uint64) {
 		return // another node did it
 	case err == nil && e.Revision != rev:
 		return // heard from since: the watch has rescheduled it
+	case err == nil && !r.TimingOut:
+		r.TimingOut = true
+		b, merr := json.Marshal(r)
+		if merr != nil {
+			return
+		}
+		if _, err = p.cfg.Records.Update(ctx, key, b, rev); err == nil || errors.Is(err, eventstore.ErrRevisionMismatch) {
+			return // marked (the watch brings it back), or heard from since
+		}
 	case err == nil:
 		_, err = p.cfg.Engine.Execute(ctx, domain.Meta{App: r.App}, domain.TimeoutSession{Session: r.Session, LastSeen: r.LastSeen})
 	}

@@ -176,7 +176,15 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		return nil, protocol.ResumeReply{}, nil, err
 	}
 	sid := domain.SessionID(id)
-	rec, alive, err := srv.cfg.Presence.Lookup(ctx, sid)
+	for room := range r.Rooms {
+		if err := domain.ValidateRoomID(domain.RoomID(room)); err != nil {
+			return nil, protocol.ResumeReply{}, nil, err
+		}
+	}
+	// The session is claimed at once, against its timeout: a node recording
+	// that meanwhile either finds it heard from, or has marked it first and
+	// the resume fails (Presence.Revive).
+	rec, alive, err := srv.cfg.Presence.Revive(ctx, sid)
 	if err != nil {
 		return nil, protocol.ResumeReply{}, nil, domain.ErrUnavailable.With("presence: %v", err)
 	}
@@ -190,11 +198,6 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	if most := 2 * max(srv.cfg.Policy(rec.App).MaxRooms, 1); len(r.Rooms) > most {
 		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("%d rooms named; a session is in at most %d",
 			len(r.Rooms), most)
-	}
-	for room := range r.Rooms {
-		if err := domain.ValidateRoomID(domain.RoomID(room)); err != nil {
-			return nil, protocol.ResumeReply{}, nil, err
-		}
 	}
 	// The session as the log knows it: the log as it is now, folded, so
 	// that a resume right after a command (a login whose reply did not
@@ -218,9 +221,6 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		s.user, s.bound, s.mode = domain.User{ID: st.User, Name: st.UserName}, true, st.Mode
 	}
 	s.conn = c
-	if err := srv.cfg.Presence.Beat(ctx, rec.App, sid); err != nil {
-		return nil, protocol.ResumeReply{}, nil, domain.ErrUnavailable.With("presence: %v", err)
-	}
 	// Take the session over: from another connection on this node, and
 	// from any other node (which closes its connection on hearing this).
 	srv.mu.Lock()

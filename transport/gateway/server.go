@@ -123,6 +123,10 @@ type Presence interface {
 	Forget(ctx context.Context, s domain.SessionID) error
 	// Lookup returns s's record; alive is false once s timed out.
 	Lookup(ctx context.Context, s domain.SessionID) (r presence.Record, alive bool, err error)
+	// Revive refreshes s's record as this node's, attached, if s is still
+	// alive, exclusively of its timeout: alive is false if the timeout came
+	// first.
+	Revive(ctx context.Context, s domain.SessionID) (r presence.Record, alive bool, err error)
 }
 
 var (

@@ -1,0 +1,100 @@
+package presence_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/eventstore/presence"
+)
+
+// held is the real engine, except that a TimeoutSession waits at started
+// until release is closed: the moment between a node deciding to time a
+// session out and the timeout being recorded.
+type held struct {
+	*engine.Engine
+	started chan struct{}
+	release chan struct{}
+}
+
+func (h *held) Execute(ctx context.Context, m domain.Meta, c domain.Command) (engine.Result, error) {
+	if _, ok := c.(domain.TimeoutSession); ok {
+		select {
+		case h.started <- struct{}{}:
+		default:
+		}
+		<-h.release
+	}
+	return h.Engine.Execute(ctx, m, c)
+}
+
+func openHeld(t *testing.T, log *eventstore.Log, e presence.Executor, clock *estest.Clock) *presence.Presence {
+	t.Helper()
+	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := presence.New(presence.Config{Records: records, Engine: e, Clock: clock, Timeout: 90 * time.Second,
+		Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A resume and a heartbeat timeout of the same session are exclusive: a
+// resume once the timeout is under way fails (the session is not alive) and
+// the timeout is recorded; a resume before it refreshes the session, and no
+// timeout follows. Either way presence and the log agree.
+func TestAResumeAndATimeoutAreExclusive(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	clock := estest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	e := estest.Engine(t, log, l, clock)
+	h := &held{Engine: e, started: make(chan struct{}, 1), release: make(chan struct{})}
+	p := openHeld(t, log, h, clock)
+	run(t, p)
+	for _, s := range []domain.SessionID{"late", "early"} {
+		estest.Exec(t, e, estest.Login(s, domain.UserID(s), "r1"))
+		if err := p.Beat(estest.Ctx(t), estest.App, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	estest.Eventually(t, "presence tracks both sessions", func() bool { return p.Tracked() == 2 })
+
+	// early comes back 89 s after its last beat: revived, with 90 s more.
+	clock.Advance(89 * time.Second)
+	if _, alive, err := p.Revive(estest.Ctx(t), "early"); err != nil || !alive {
+		t.Fatalf("revive 89 s after the last beat: alive %v, %v", alive, err)
+	}
+	estest.Eventually(t, "presence sees early revived", func() bool {
+		r, _, _ := p.Lookup(estest.Ctx(t), "early")
+		return r.LastSeen.Equal(clock.Now().UTC())
+	})
+	// late's timeout runs out and is under way (held before the log).
+	clock.Advance(time.Second)
+	select {
+	case <-h.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no timeout started 90 s after late's last beat")
+	}
+	if _, alive, err := p.Revive(estest.Ctx(t), "late"); err != nil || alive {
+		t.Errorf("revive while late's timeout is under way: alive %v, %v; want not alive", alive, err)
+	}
+	close(h.release)
+	estest.Eventually(t, "late leaves its room", func() bool {
+		_, in := estest.Room(l, "r1").Members["late"]
+		return !in
+	})
+	estest.Eventually(t, "late is forgotten", func() bool { return p.Tracked() == 1 })
+	if _, in := estest.Room(l, "r1").Members["early"]; !in {
+		t.Error("early, revived before its timeout, was timed out")
+	}
+	if _, alive, _ := p.Lookup(estest.Ctx(t), "early"); !alive {
+		t.Error("early, revived before its timeout, is not alive")
+	}
+}
