@@ -134,6 +134,10 @@ type Config struct {
 	// verify and replay): Open binds to the existing stream and never
 	// creates or changes it, and appends are refused.
 	ReadOnly bool
+	// BindStream binds to the existing stream and never creates or changes
+	// it, like ReadOnly, but leaves the rest writable: a consumer (roomstats)
+	// keeps its own key-value buckets and consumers on a log roomd made.
+	BindStream bool
 	// UpdateStream lets Open change an existing stream on an external
 	// server whose settings (Replicas, MaxMsgSize, ...) differ from this
 	// Config's. Without it Open refuses such a stream with

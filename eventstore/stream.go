@@ -56,7 +56,7 @@ func (l *Log) openStream(ctx context.Context) error {
 	case err == nil:
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return err
-	case l.cfg.ReadOnly:
+	case l.cfg.ReadOnly || l.cfg.BindStream:
 		return fmt.Errorf("%w: stream %s does not exist (a read-only tool never creates it; start a node first)", ErrStreamMismatch, name)
 	default:
 		want := streamConfig(l.cfg)
@@ -74,7 +74,7 @@ func (l *Log) openStream(ctx context.Context) error {
 		return nil
 	}
 	l.stream = stream
-	if l.cfg.ReadOnly {
+	if l.cfg.ReadOnly || l.cfg.BindStream {
 		return nil
 	}
 	have := stream.CachedInfo().Config

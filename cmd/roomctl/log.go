@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,6 +39,11 @@ func (f *logFlags) open(ctx context.Context) (*eventstore.Log, error) {
 	if f.data != "" {
 		if _, err := os.Stat(f.data); err != nil {
 			return nil, fmt.Errorf("-data: %w", err)
+		}
+		// Nothing is written into a folder that holds no log (a typo, the
+		// parent folder): roomd keeps its log in <data>/jetstream.
+		if _, err := os.Stat(filepath.Join(f.data, "jetstream")); err != nil {
+			return nil, fmt.Errorf("-data %s holds no roomlog data (no jetstream folder): give the folder roomd -data wrote", f.data)
 		}
 		cfg = eventstore.Config{DataDir: f.data, ReadOnly: true, Logger: quiet()}
 	}

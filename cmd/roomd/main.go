@@ -20,11 +20,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -168,6 +171,19 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 	if err != nil {
 		return node.Config{}, false, err
 	}
+	if o.natsURL != "" && mode == eventstore.SyncModeAlways {
+		return node.Config{}, false, errors.New("-sync always does not reach an external server (-nats-url): " +
+			"set sync_interval: always in its JetStream configuration instead")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-heartbeat", o.heartbeat}, {"-retention", o.retention}, {"-checkpoint-every", o.checkpointEvery},
+		{"-shutdown-grace", o.shutdownGrace}} {
+		if d.v < 0 || d.name == "-heartbeat" && d.v == 0 {
+			return node.Config{}, false, fmt.Errorf("%s %v: want a positive duration", d.name, d.v)
+		}
+	}
 	dev := o.secret == ""
 	secret := []byte(o.secret)
 	if dev {
@@ -211,6 +227,10 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 			UpdateStream: o.updateStream},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},
 		Web:     web.Config{DevTokens: dev}}
+	if o.checkpointEvery == 0 && o.checkpointKey != "" {
+		return node.Config{}, false, errors.New("-checkpoint-key with -checkpoint-every 0: the key would sign nothing " +
+			"(give a period, or no key)")
+	}
 	if o.checkpointEvery > 0 {
 		cfg.CheckpointEvery = o.checkpointEvery
 		switch {
@@ -237,15 +257,22 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		}
 	}
 	cfg.Media.IPs, cfg.Media.NAT1To1IPs, cfg.Media.UDPPort = splitList(o.mediaIPs), splitList(o.mediaNAT), o.mediaUDPPort
+	for _, ip := range append(slices.Clone(cfg.Media.IPs), cfg.Media.NAT1To1IPs...) {
+		if net.ParseIP(ip) == nil {
+			return node.Config{}, false, fmt.Errorf("-media-ips / -media-public-ips: %q is not an IP address", ip)
+		}
+	}
 	if urls := splitList(o.mediaICE); len(urls) > 0 {
 		cfg.Media.ICEServers = []webrtc.ICEServer{{URLs: urls}}
 	}
 	if o.mediaPorts != "" {
-		var lo, hi uint16
-		if _, err := fmt.Sscanf(o.mediaPorts, "%d-%d", &lo, &hi); err != nil || lo == 0 || hi < lo {
+		a, b, _ := strings.Cut(o.mediaPorts, "-")
+		lo, err1 := strconv.ParseUint(a, 10, 16)
+		hi, err2 := strconv.ParseUint(b, 10, 16)
+		if err1 != nil || err2 != nil || lo == 0 || hi < lo {
 			return node.Config{}, false, fmt.Errorf("-media-ports: want min-max, got %q", o.mediaPorts)
 		}
-		cfg.Media.PortMin, cfg.Media.PortMax = lo, hi
+		cfg.Media.PortMin, cfg.Media.PortMax = uint16(lo), uint16(hi)
 	}
 	if o.natsURL == "" {
 		cfg.Log.DataDir, cfg.Log.Sync = o.data, mode

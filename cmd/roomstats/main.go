@@ -124,7 +124,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return err
 	}
 	srv := &server{stats: st}
-	log, err := eventstore.Open(ctx, eventstore.Config{URL: *natsURL, Password: *password, Logger: logger})
+	// roomstats binds to the stream as roomd made it, and never creates or
+	// changes it (it only keeps its consumer and parked bucket).
+	log, err := eventstore.Open(ctx, eventstore.Config{URL: *natsURL, Password: *password, BindStream: true, Logger: logger})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped (SIGTERM) while starting: nothing was done

@@ -551,10 +551,14 @@ func (n *Node) Close() error {
 	return n.Shutdown(context.Background())
 }
 
-// Shutdown is Close bounded by ctx for the connections to drain.
+// Shutdown is Close bounded by ctx for the connections to drain (10 s if
+// ctx has no deadline).
 func (n *Node) Shutdown(ctx context.Context) error {
 	if n.httpSrv != nil {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, ok := ctx.Deadline(); !ok {
+			sctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		}
 		n.httpSrv.Shutdown(sctx)
 		if n.Gateway != nil {
 			n.Gateway.Shutdown(sctx)

@@ -1,0 +1,28 @@
+package main
+
+import (
+	"os"
+	"testing"
+)
+
+// verify, replay and tail "open the log read-only". Pointed with -data at a
+// folder that holds no roomlog data (a typo, the parent folder, a restore
+// target not filled yet), they write into it (LOCK and an empty jetstream/
+// folder), and fail with "the stream's settings disagree with this node's".
+func TestDataOnAFolderWithoutALogLeavesItUntouched(t *testing.T) {
+	for _, cmd := range []string{"verify", "tail"} {
+		dir := t.TempDir()
+		out, code := roomctl(t, cmd, "-data", dir)
+		if code == 0 {
+			t.Errorf("%s -data <empty folder>: exit 0\n%s", cmd, out)
+		}
+		entries, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if len(names) > 0 {
+			t.Errorf("roomctl %s -data <empty folder> (%q) wrote %v into it", cmd, out, names)
+		}
+	}
+}

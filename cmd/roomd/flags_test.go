@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/cmd/roomd/node"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/tests/wire"
+)
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// -sync always asks for every acknowledged append to be fsynced. With
+// -nats-url the external server's fsync policy applies (eventstore.Config
+// refuses Sync always with URL for that reason): roomd refuses it rather
+// than drop the flag without a word, which would let the operator believe
+// in a durability the node does not have.
+func TestSyncAlwaysWithAnExternalServerIsRefused(t *testing.T) {
+	o, err := parse([]string{"-data", t.TempDir(), "-sync", "always", "-nats-url", "nats://127.0.0.1:4222",
+		"-secret", "0123456789abcdef0123456789abcdef", "-nats-password", "production-password-1"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config(o, discardLogger())
+	if err == nil && cfg.Log.Sync != eventstore.SyncModeAlways {
+		t.Errorf("-sync always -nats-url: accepted, and the node's log config has Sync %q: the flag was dropped silently",
+			cfg.Log.Sync)
+	}
+}
+
+// A negative -heartbeat is refused: advertised to every client in its hello
+// (heartbeat_ms < 0), it would make the Go SDK send no heartbeat at all.
+func TestANegativeHeartbeatIsRefused(t *testing.T) {
+	o, err := parse([]string{"-data", t.TempDir(), "-heartbeat", "-30s", "-nats-listen", "off", "-no-media",
+		"-http", "127.0.0.1:0"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config(o, discardLogger())
+	if err != nil {
+		return // refused: good
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		return // refused at start: good
+	}
+	defer n.Close()
+	c := wire.Dial(t, n.HTTPAddr())
+	t.Errorf("roomd -heartbeat -30s started, and advertises heartbeat_ms %d in hello", c.Hello.HeartbeatMS)
+}
+
+// -retention and -checkpoint-every take durations; a negative one is no
+// period at all and is refused, not taken silently as "0" (keep history
+// forever, never sign), which the operator did not ask for.
+func TestNegativeDurationsAreRefused(t *testing.T) {
+	for _, flag := range []string{"-retention", "-checkpoint-every", "-shutdown-grace"} {
+		o, err := parse([]string{"-data", t.TempDir(), "-nats-listen", "off", flag, "-24h"}, env(nil), io.Discard)
+		if err != nil {
+			continue
+		}
+		if _, _, err := config(o, discardLogger()); err == nil {
+			t.Errorf("%s -24h was accepted without a word", flag)
+		}
+	}
+}
+
+// -shutdown-grace is "how long shutdown waits for clients to go", however
+// long: a request in flight for 11 s is answered before roomd exits with a
+// grace of 30 s (node.Shutdown once capped every grace at 10 s).
+func TestAShutdownGraceAbove10sIsHonoured(t *testing.T) {
+	addr := freeAddr(t)
+	o, err := parse([]string{"-data", t.TempDir(), "-nats-listen", "off", "-no-media", "-http", addr, "-pprof",
+		"-shutdown-grace", "30s"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, o, discardLogger(), io.Discard) }()
+	waitHTTP(t, addr)
+	// A request that takes 11 s: a CPU profile.
+	answered := make(chan time.Time, 1)
+	go func() {
+		res, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=11")
+		if err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		answered <- time.Now()
+	}()
+	time.Sleep(500 * time.Millisecond)
+	stop() // SIGTERM
+	var stopped time.Time
+	select {
+	case <-done:
+		stopped = time.Now()
+	case <-time.After(40 * time.Second):
+		t.Fatal("roomd did not stop within 40 s")
+	}
+	select {
+	case at := <-answered:
+		if at.After(stopped) {
+			t.Errorf("roomd (-shutdown-grace 30s) stopped %v before its in-flight request was answered",
+				at.Sub(stopped).Round(100*time.Millisecond))
+		}
+	default:
+		t.Errorf("roomd (-shutdown-grace 30s) stopped while a request was in flight")
+		<-answered
+	}
+}
+
+func waitHTTP(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("roomd did not listen on %s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// -checkpoint-every 0 signs nothing: a -checkpoint-key given with it is
+// refused, rather than read by nobody (even a key file that does not exist
+// was accepted without a word).
+func TestACheckpointKeyWithCheckpointEvery0IsRefused(t *testing.T) {
+	o, err := parse([]string{"-data", t.TempDir(), "-secret", "0123456789abcdef0123456789abcdef", "-nats-listen", "off",
+		"-checkpoint-every", "0", "-checkpoint-key", "/nonexistent/checkpoint.pem"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := config(o, discardLogger()); err == nil {
+		t.Error("-checkpoint-key /nonexistent/checkpoint.pem -checkpoint-every 0: accepted without a word")
+	}
+}
+
+// -media-ips takes addresses; one that is not an IP address (a host name, a
+// typo) is refused: the SFU's filter would drop it silently and offer no
+// candidate at all, and no client's media would ever connect.
+func TestMediaIPsThatAreNotAddressesAreRefused(t *testing.T) {
+	o, err := parse([]string{"-data", t.TempDir(), "-nats-listen", "off", "-http", "127.0.0.1:0",
+		"-media-ips", "media.example.com"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config(o, discardLogger())
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		return
+	}
+	n.Close()
+	t.Error("roomd -media-ips media.example.com started: the SFU offers no address")
+}
