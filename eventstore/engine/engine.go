@@ -338,8 +338,10 @@ func recheckable(err error) bool {
 	return false
 }
 
-// recheck catches up every locked entry another writer appended to, with
-// one direct get each, and reports whether any had moved.
+// recheck catches up every locked entry another writer appended to, asking
+// the stream's leader for each subject's head (a direct get may be answered
+// by a replica a little behind, which would confirm the stale decision),
+// and reports whether any had moved.
 func (e *Engine) recheck(ctx context.Context, entries []*entry) (bool, error) {
 	moved := false
 	for _, en := range entries {
@@ -347,15 +349,15 @@ func (e *Engine) recheck(ctx context.Context, entries []*entry) (bool, error) {
 			continue
 		}
 		subject := en.subject(e.log)
-		last, ok, err := e.log.Last(ctx, subject)
+		head, err := e.log.LeaderLast(ctx, subject)
 		if err != nil {
 			return false, e.storeErr("recheck "+en.key.String(), err)
 		}
-		if !ok || last.Seq == en.seq {
+		if head == en.seq {
 			continue
 		}
 		moved = true
-		if _, err := en.catchUp(ctx, e.log, subject); err != nil {
+		if _, err := e.catchUp(ctx, en, subject, true); err != nil {
 			return false, e.storeErr("catch up "+en.key.String(), err)
 		}
 	}
