@@ -476,7 +476,12 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	res, err := s.exec(ctx, c)
 	if beat != nil {
 		<-beat
-		if err != nil {
+		// A session refused its first login was never in a room: it is
+		// neither resumable nor timed out later. One whose login may have
+		// been stored (the log did not answer in time) keeps its record,
+		// so that it times out, leaving whatever room the login entered,
+		// rather than stay there with nothing to time it out.
+		if err != nil && !uncertain(err) {
 			s.forget(ctx)
 		}
 	}
@@ -490,6 +495,12 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	s.mu.Unlock()
 	s.adopt(claims)
 	return nil, s.enter(ctx, req.ID, room, res, history)
+}
+
+// uncertain reports an error after which the command may still have been
+// stored: the log did not answer in time, or failed midway.
+func uncertain(err error) bool {
+	return errors.Is(err, domain.ErrTimeout) || errors.Is(err, domain.ErrUnavailable) || errors.Is(err, domain.ErrInternal)
 }
 
 // loginError is the error a login reports. A login the log could not serve
