@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,12 +30,22 @@ the last checkpoint at the very end of a history cannot be detected: see
 docs/architecture.md, "What verify detects".
 
 Exit status: 0 sound, 1 problems found (each printed as a VIOLATION line),
-2 bad usage.
+2 bad usage, 3 the log could not be read through (nothing is concluded).
 
 flags:
 `
 
 func verify(ctx context.Context, args []string, out io.Writer) error {
+	err := verifyLog(ctx, args, out)
+	var exit exitError
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.As(err, &exit) {
+		return err
+	}
+	// Not a verdict on the log: a script must tell an outage from tampering.
+	return exitError{3, err.Error()}
+}
+
+func verifyLog(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	withUsage(fs, verifyUsage)
 	var lf logFlags

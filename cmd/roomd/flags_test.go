@@ -180,3 +180,16 @@ func TestMediaIPsThatAreNotAddressesAreRefused(t *testing.T) {
 	n.Close()
 	t.Error("roomd -media-ips media.example.com started: the SFU offers no address")
 }
+
+// A -secret too short to sign tokens is refused by config, before the
+// embedded JetStream starts and writes its stream into the data folder.
+func TestAShortSecretIsRefusedBeforeAnythingStarts(t *testing.T) {
+	dir := t.TempDir()
+	o, err := parse([]string{"-data", dir, "-secret", "too-short", "-nats-listen", "off"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := config(o, discardLogger()); err == nil {
+		t.Error("-secret too-short (9 bytes): accepted by config")
+	}
+}

@@ -186,6 +186,11 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 	}
 	dev := o.secret == ""
 	secret := []byte(o.secret)
+	if !dev && len(secret) < auth.MinSecretLen {
+		// Refused before anything starts (the embedded JetStream would
+		// otherwise have created its stream and buckets first).
+		return node.Config{}, false, fmt.Errorf("-secret is %d bytes, at least %d needed", len(secret), auth.MinSecretLen)
+	}
 	if dev {
 		if secret, err = devSecret(o.data); err != nil {
 			return node.Config{}, false, err

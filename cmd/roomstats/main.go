@@ -114,8 +114,15 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0)), usageText.String()}
 	}
 	var level slog.Level
+	bad := func(format string, a ...any) error {
+		fs.Usage()
+		return usageError{fmt.Errorf(format, a...), usageText.String()}
+	}
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return err
+		return bad("-log-level: %v", err)
+	}
+	if *saveEvery <= 0 || *maxAttempts <= 0 {
+		return bad("-save-every (%d) and -max-attempts (%d) must be positive", *saveEvery, *maxAttempts)
 	}
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level}))
 

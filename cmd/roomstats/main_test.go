@@ -132,7 +132,8 @@ func TestHelpIsAnAnswerNotAnError(t *testing.T) {
 			}
 		}
 	}
-	for _, args := range [][]string{{"-no-such-flag"}, {"-http", "off", "stray"}} {
+	for _, args := range [][]string{{"-no-such-flag"}, {"-http", "off", "stray"}, {"-log-level", "bogus"},
+		{"-save-every", "0"}, {"-max-attempts", "-1"}} {
 		var out, errOut bytes.Buffer
 		code := exitCode(run(context.Background(), args, &out, &errOut), &errOut)
 		if code != 2 || out.Len() != 0 || !strings.HasPrefix(errOut.String(), "roomstats: ") ||
