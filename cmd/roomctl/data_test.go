@@ -7,8 +7,8 @@ import (
 
 // verify, replay and tail "open the log read-only". Pointed with -data at a
 // folder that holds no roomlog data (a typo, the parent folder, a restore
-// target not filled yet), they write into it (LOCK and an empty jetstream/
-// folder), and fail with "the stream's settings disagree with this node's".
+// target not filled yet), they say so and write nothing into it (no LOCK,
+// no empty jetstream/ folder).
 func TestDataOnAFolderWithoutALogLeavesItUntouched(t *testing.T) {
 	for _, cmd := range []string{"verify", "tail"} {
 		dir := t.TempDir()
