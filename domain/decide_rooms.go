@@ -92,6 +92,11 @@ func (x *decision) join(c JoinRoom) error {
 		return err
 	}
 	if _, ok := r.MemberBySession(c.User.ID, c.Session); ok {
+		// ZIM createRoom fails if the room exists, even for a member; a
+		// retry of the command that created it finds its own claim.
+		if cl := s.Claims[c.Room]; c.Create == CreateRequired && cl.Command != x.m.ID {
+			return ErrRoomAlreadyExists
+		}
 		return nil // already in the room: logging in again changes nothing
 	}
 	if err := x.checkCreate(r, c.Create); err != nil {

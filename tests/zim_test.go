@@ -76,6 +76,12 @@ func TestZIMRoomCreateJoinEnterAndAttributes(t *testing.T) {
 	if e := bob.waitState("maths", client.StateLoginFailed); e.Code != domain.ErrRoomAlreadyExists.Code {
 		t.Errorf("bob's LoginFailed %+v", e)
 	}
+	// Also for alice, who is in it: refused, and she stays in it (no
+	// LoginFailed: her next state change is still to come).
+	_, err = alice.c.CreateRoom(clienttest.Ctx(t), client.RoomInfo{ID: "maths", Name: "Maths"}, alice.zimOptions(nil))
+	if !errors.Is(err, domain.ErrRoomAlreadyExists) {
+		t.Fatalf("alice, in maths, creates it again: %v", err)
+	}
 
 	// joinRoom of a room that exists joins it: the ZIM callbacks tell alice.
 	snap, err = bob.c.JoinRoom(clienttest.Ctx(t), "maths", bob.zimOptions(nil))

@@ -459,15 +459,25 @@ func (s *session) state(room domain.RoomID, st domain.ConnState, err error, zim,
 // room and replies with the room's snapshot.
 func (s *session) join(ctx context.Context, req protocol.Request, room domain.RoomID, claims *auth.Claims,
 	u domain.User, c domain.Command, history int) (any, error) {
-	s.state(room, domain.StateLogining, nil, "Connecting", "Success")
+	// A room the session is in is not entered again: no Logining, and a
+	// refusal (ZIM createRoom of it) leaves it Logined. A switch out of a
+	// room the session is not in fails in that room (LogoutFailed, as
+	// ZEGO's switchRoom does when its logout fails), without announcing
+	// the target; the log decides either way.
+	sw, switching := c.(domain.SwitchRoom)
+	s.mu.Lock()
+	first := !s.bound
+	already := s.rooms[room]
+	announce := !already && (!switching || s.rooms[sw.From])
+	s.mu.Unlock()
+	if announce {
+		s.state(room, domain.StateLogining, nil, "Connecting", "Success")
+	}
 	// A session's first login starts its presence: from then on the
 	// cluster keeps it alive on heartbeats, and it can be resumed. The
 	// record must exist before the reply (a client may lose its
 	// connection and resume at once), so the first beat is written while
 	// the command's appends are in flight and waited for after them.
-	s.mu.Lock()
-	first := !s.bound
-	s.mu.Unlock()
 	var beat chan struct{}
 	if first {
 		beat = make(chan struct{})
@@ -487,7 +497,12 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	}
 	if err != nil {
 		err = loginError(err)
-		s.state(room, domain.StateLoginFailed, err, "Disconnected", zimFailure(err))
+		if switching && errors.Is(err, domain.ErrNotInRoom) {
+			s.state(sw.From, domain.StateLogoutFailed, err, "Connected", "Success")
+		}
+		if announce || !already && !errors.Is(err, domain.ErrNotInRoom) {
+			s.state(room, domain.StateLoginFailed, err, "Disconnected", zimFailure(err))
+		}
 		return nil, err
 	}
 	s.mu.Lock()
