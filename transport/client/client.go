@@ -346,6 +346,17 @@ func (c *Client) install(l *link) error {
 	return nil
 }
 
+// reachesState reports the requests whose effect is a state (out of a room,
+// a stream stopped): sent again on a new session, they reach it there too.
+func reachesState(op protocol.Op) bool {
+	switch op {
+	case protocol.OpLogout, protocol.OpLeaveRoom, protocol.OpLeaveAllRooms, protocol.OpStopPublish, protocol.OpStopPlay,
+		protocol.OpMediaClose:
+		return true
+	}
+	return false
+}
+
 // do sends one request and waits for its reply: on the current connection,
 // or on the next one while reconnecting. hook, if not nil, runs on the
 // reader goroutine when the reply succeeds, before any later frame is
@@ -357,9 +368,11 @@ func (c *Client) install(l *link) error {
 // with the same key once the session is back (within the request timeout):
 // the server answers a key it already ran with the original outcome, so the
 // operation takes effect once. The server remembers keys per session: when
-// the session was lost too (a re-login on a new one), the request is not
-// sent again and fails as lost (1002051: it may or may not have taken
-// effect). A request whose ctx is done is never sent.
+// the session was lost too (a re-login on a new one), a request that does
+// something (a message, a publish) is not sent again and fails as lost
+// (1002051: it may or may not have taken effect), while one that reaches a
+// state (a logout, a stop) is sent again on the new session, whose re-logins
+// would otherwise undo it. A request whose ctx is done is never sent.
 func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(data []byte) error) ([]byte, error) {
 	expired := make(chan struct{})
 	t := c.clock.AfterFunc(c.opts.RequestTimeout, func() { close(expired) })
@@ -372,6 +385,9 @@ func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(
 	var lost error
 	for {
 		if err := ctx.Err(); err != nil {
+			if lost != nil {
+				return nil, lost // sent once: it may have taken effect
+			}
 			return nil, fmt.Errorf("roomlog: %s: %w", op, err)
 		}
 		c.mu.Lock()
@@ -380,7 +396,7 @@ func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(
 		if stopErr != nil {
 			return nil, stopErr
 		}
-		if l != nil && sentOn != "" && session != sentOn {
+		if l != nil && sentOn != "" && session != sentOn && !reachesState(op) {
 			return nil, lost // the new session knows nothing of its key
 		}
 		if l != nil {
@@ -400,6 +416,9 @@ func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			if lost != nil {
+				return nil, lost
+			}
 			return nil, fmt.Errorf("roomlog: %s: %w", op, ctx.Err())
 		case <-expired:
 			return nil, localError(op, domain.ErrTimeout, "no connection within %v", c.opts.RequestTimeout)

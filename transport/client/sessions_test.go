@@ -224,3 +224,58 @@ func TestACancelledContextSendsNothing(t *testing.T) {
 		t.Errorf("SendBroadcastMessage failed with %v, yet bob got the message %d time(s)", err, ghosts)
 	}
 }
+
+// A request that reaches a state is repeated on a new session, unlike one
+// that does something: a LogoutRoom whose reply was lost left the room in
+// the client's list, the re-login entered it again on the new session, and
+// the logout must then be sent again there, or the user would be back in
+// the room the app left.
+func TestALogoutWhoseReplyWasLostIsRepeatedOnTheNewSession(t *testing.T) {
+	t.Parallel()
+	clock := estest.NewClock(time.Now())
+	n := startNodeClocked(t, gateway.Config{HeartbeatTimeout: time.Minute}, clock)
+	p := netcut.Start(t, n.HTTPAddr())
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) { fastRetry(o); o.RequestTimeout = time.Minute })
+	b := dial(t, wsURL(n), rb, nil)
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, b, rb, "r1", "bob")
+	rb.WaitUsers("r1", client.UpdateAdd, "alice")
+	session := a.Session()
+
+	p.MuteServer()
+	errc := make(chan error, 1)
+	go func() { errc <- a.LogoutRoom(ctx(t), "r1") }()
+	rb.WaitUsers("r1", client.UpdateDelete, "alice") // the logout took effect
+	p.Refuse(true)
+	p.Cut()
+	ra.WaitState("r1", client.StateReconnecting)
+	clock.Advance(59 * time.Second)
+	if _, err := b.QueryRoom(ctx(t), "r1"); err != nil { // bob is heard from on time
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second) // alice's session is past its timeout: no resume
+	p.Refuse(false)
+	if st := waitRestored(t, ra, "r1"); st != client.StateLogined {
+		t.Fatalf("restored as %s, want Logined", st)
+	}
+	if a.Session() == session {
+		t.Fatalf("session kept")
+	}
+	err := <-errc
+	code, _ := domain.CodeOf(err)
+	users, _, qerr := b.QueryRoomMemberList(ctx(t), "r1", "", 100)
+	if qerr != nil {
+		t.Fatal(qerr)
+	}
+	in := false
+	for _, u := range users {
+		if u.ID == "alice" {
+			in = true
+		}
+	}
+	if err != nil || in {
+		t.Errorf("the app called LogoutRoom, got %v (code %d); alice in r1 afterwards: %v", err, code, in)
+	}
+}
