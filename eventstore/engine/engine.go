@@ -825,9 +825,13 @@ func IsInternal(err error) bool {
 // Cursor returns the stream sequence of the last message of aggregate k as
 // this engine last saw it (0 if it has none or it is not cached). A reader
 // that waits for the live projection to reach it sees everything this
-// engine's commands did to k.
+// engine's commands did to k. It never adds k to the cache: a reader
+// names aggregates nobody may have written.
 func (e *Engine) Cursor(k domain.Key) uint64 {
-	en := e.cache.acquire(k)
+	en := e.cache.peek(k)
+	if en == nil {
+		return 0
+	}
 	defer e.cache.release(en)
 	en.mu.Lock()
 	defer en.mu.Unlock()

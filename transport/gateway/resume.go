@@ -177,7 +177,7 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	}
 	sid := domain.SessionID(id)
 	for room := range r.Rooms {
-		if err := domain.ValidateRoomID(domain.RoomID(room)); err != nil {
+		if err := checkRoom(domain.RoomID(room)); err != nil {
 			return nil, protocol.ResumeReply{}, nil, err
 		}
 	}
@@ -319,6 +319,13 @@ func (srv *Server) replay(ctx context.Context, s *session, room domain.RoomID, a
 		return err
 	}
 	after = memberSince(recs, after, s.id)
+	// A member that asked not to hear of other users (user_status_notify
+	// false) is not replayed their comings and goings either.
+	srv.cfg.Live.Read(func(m *projections.Model) {
+		if a := m.App(key.App); a != nil && a.Rooms[room] != nil {
+			s.setQuiet(room, a.Rooms[room])
+		}
+	})
 	// What the log held is sent first, as fast as the client reads it: a
 	// session may have missed more than its queue holds (a slow consumer
 	// that was cut off always has), and sending it all at once, as the

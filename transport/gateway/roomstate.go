@@ -247,6 +247,9 @@ func writeReply(res engine.Result, err error) any {
 // readRoom answers a query about a room the session is in from the live
 // projection, once it has folded what this node appended to the room.
 func (s *session) readRoom(ctx context.Context, room domain.RoomID, read func(*domain.Room) any) (any, error) {
+	if err := checkRoom(room); err != nil {
+		return nil, err
+	}
 	key := s.roomKey(room)
 	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
 	defer cancel()

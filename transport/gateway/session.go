@@ -512,6 +512,15 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	return nil, s.enter(ctx, req.ID, room, res, history)
 }
 
+// checkRoom refuses a room ID no command could use (1906001), before
+// anything is read for it.
+func checkRoom(room domain.RoomID) error {
+	if err := domain.ValidateRoomID(room); err != nil {
+		return domain.ErrInvalidArgument.With("%v", err)
+	}
+	return nil
+}
+
 // uncertain reports an error after which the command may still have been
 // stored: the log did not answer in time, or failed midway.
 func uncertain(err error) bool {
@@ -565,6 +574,17 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 	}
 	if !ok {
 		wait = max(wait, s.srv.cfg.Engine.Cursor(key))
+	}
+	// Back in a room whose departure (a logout just before, a kick) has not
+	// reached the session yet: that departure, and everything before this
+	// entry, must be sent first, or the new membership would swallow it.
+	s.mu.Lock()
+	stale := s.rooms[room]
+	s.mu.Unlock()
+	for _, a := range res.Appended {
+		if stale && a.Key == key {
+			wait = max(wait, a.Seq-1)
+		}
 	}
 	if wait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
@@ -816,6 +836,9 @@ func (s *session) leave(ctx context.Context, room domain.RoomID, reason domain.R
 }
 
 func (s *session) queryRoom(ctx context.Context, room domain.RoomID) (any, error) {
+	if err := checkRoom(room); err != nil {
+		return nil, err
+	}
 	key := s.roomKey(room)
 	// The projection answers; it must have folded what this node's engine
 	// has appended to the room (a login's reply does not wait for it), so

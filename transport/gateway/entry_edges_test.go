@@ -1,0 +1,155 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/tests/netcut"
+	"github.com/roomlog/roomlog/tests/wire"
+	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// A logout followed at once by a login to the same room (sent without
+// waiting, or quickly after the reply) must still deliver the logout's own
+// room_state_changed Logout before the new login's Logined. Run many times:
+// the loss depends on the hub lagging the engine.
+func TestALogoutThenALoginKeepsTheLogout(t *testing.T) {
+	n := startNode(t, gateway.Config{})
+	alice := dial(t, n)
+	tok := token(t, n, "alice")
+	alice.Login("r1", "alice", tok)
+	alice.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomStateChanged })
+	lost := 0
+	for i := range 40 {
+		out, in := fmt.Sprint("out-", i), fmt.Sprint("in-", i)
+		alice.Send(out, protocol.OpLogout, protocol.LogoutRequest{Room: "r1"})
+		alice.Send(in, protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "alice"}, Token: tok})
+		var seen []string
+		for {
+			f := alice.Next()
+			if f.Type == protocol.TypeReply {
+				seen = append(seen, "reply "+f.ID)
+				if f.Code != 0 {
+					t.Fatalf("%s: %+v", f.ID, f)
+				}
+			}
+			if f.Event == protocol.EvRoomStateChanged {
+				var sc protocol.RoomStateChanged
+				json.Unmarshal(f.Data, &sc)
+				seen = append(seen, sc.State)
+				if sc.State == "Logined" {
+					break
+				}
+			}
+		}
+		if !slices.Contains(seen, "Logout") {
+			lost++
+			t.Logf("round %d: %q: no Logout for the logout", i, seen)
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of 40 logouts acknowledged with code 0 never got their room_state_changed Logout", lost)
+	}
+}
+
+// A member that logged in with user_status_notify false hears of no other
+// user, live or replayed when it resumes.
+func TestAQuietSessionResumesWithoutUserUpdates(t *testing.T) {
+	n := startNode(t, gateway.Config{})
+	proxy := netcut.Start(t, n.HTTPAddr())
+	alice := wire.Dial(t, proxy.Addr())
+	hello := alice.Hello
+	off := false
+	alice.Send("in", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "alice"},
+		Token: token(t, n, "alice"), UserStatusNotify: &off})
+	f := alice.Reply("in")
+	var snap protocol.RoomSnapshot
+	if f.Code != 0 || json.Unmarshal(f.Data, &snap) != nil {
+		t.Fatalf("quiet login: %+v", f)
+	}
+	proxy.Cut()
+	waitSessions(t, n, 0)
+	bob := dial(t, n)
+	bob.Login("r1", "bob", token(t, n, "bob"))
+	bob.Do("b", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "while alice was away"})
+	bob.Do("bye", protocol.OpLogout, protocol.LogoutRequest{Room: "r1"})
+
+	again := wire.Dial(t, proxy.Addr())
+	reply, rr, frames := resumeAndRead(t, again, protocol.ResumeRequest{ResumeToken: hello.ResumeToken,
+		Rooms: map[string]uint64{"r1": snap.Seq}})
+	if reply.Code != 0 || rr.Rooms["r1"].Status != "resumed" {
+		t.Fatalf("resume: %+v %+v", reply, rr)
+	}
+	got := false
+	for _, f := range frames {
+		if f.Event == protocol.EvRoomUserUpdate {
+			t.Errorf("a member that logged in with user_status_notify false was replayed a user update: %s", f.Data)
+		}
+		if f.Event == protocol.EvBroadcastMessage {
+			got = true
+		}
+	}
+	if !got {
+		t.Errorf("the missed broadcast was not replayed: %+v", frames)
+	}
+}
+
+// Every operation naming a room checks the room ID before anything else
+// (docs/protocol.md, "Limits and bad input"): the queries answer a room ID
+// over 128 bytes, empty or with a control character with invalid_argument,
+// not room_not_exist.
+func TestQueriesRefuseAnInvalidRoomID(t *testing.T) {
+	n := startNode(t, gateway.Config{})
+	w := dial(t, n)
+	w.Login("r1", "alice", token(t, n, "alice"))
+	long := strings.Repeat("x", domain.MaxRoomIDBytes+1)
+	for i, op := range []protocol.Op{protocol.OpQueryRoom, protocol.OpQueryOnlineCount, protocol.OpQueryMemberList,
+		protocol.OpQueryRoomAttributes, protocol.OpQueryMemberAttributes, protocol.OpQueryHistory} {
+		for j, room := range []string{long, "", `bad\u0001room`} {
+			id := fmt.Sprint(i, "-", j)
+			w.SendRaw(`{"id":"` + id + `","op":"` + string(op) + `","data":{"room":"` + room + `"}}`)
+			if f := w.Reply(id); f.Code != domain.ErrInvalidArgument.Code {
+				t.Errorf("%s with room ID %.20q (%d bytes): %d %s %s, want invalid_argument", op, room, len(room),
+					f.Code, f.Error, f.Message)
+			}
+		}
+	}
+}
+
+// A query must leave nothing behind for the room ID it names: were the
+// engine to cache an entry under each (kept until 100,000 others push it
+// out), a client sending queries with 48 KB room IDs would pin 48 KB each.
+func TestQueriesWithJunkRoomIDsPinNoMemory(t *testing.T) {
+	n := startNode(t, gateway.Config{RequestsPerSecond: 1e6, RequestBurst: 1e6})
+	w := dial(t, n)
+	w.Login("r1", "alice", token(t, n, "alice"))
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		for range 3 {
+			runtime.GC()
+		}
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	const count, size = 1000, 48 << 10
+	before := heap()
+	for i := range count {
+		room := fmt.Sprintf("%06d", i) + strings.Repeat("x", size)
+		id := fmt.Sprint("q", i)
+		w.SendRaw(`{"id":"` + id + `","op":"query_online_count","data":{"room":"` + room + `"}}`)
+		w.Reply(id)
+	}
+	after := heap()
+	grew := int64(after) - int64(before)
+	t.Logf("heap %d → %d bytes (%+d) after %d queries with %d-byte room IDs", before, after, grew, count, size)
+	if grew > count*size/2 {
+		t.Errorf("the heap grew by %d MB after %d refused queries (%d MB of room IDs sent): the node keeps them",
+			grew>>20, count, count*size>>20)
+	}
+}
