@@ -311,10 +311,11 @@ func (p *Presence) fire(key string, r Record, rev uint64) {
 		p.mu.Unlock()
 		return
 	}
-	// The timeout is in the log; forget the session unless it was heard
-	// from meanwhile (then it is alive, in no room, and will time out again
-	// if it goes silent).
-	if err := p.cfg.Records.Delete(ctx, key, rev); err != nil && !errors.Is(err, eventstore.ErrRevisionMismatch) {
+	// The timeout is in the log: forget the session, whatever was written
+	// to its record since the mark (a heartbeat that overwrote the mark
+	// must not leave a timed-out session resumable). A heartbeat after
+	// this makes it alive again, in no room.
+	if err := p.cfg.Records.Delete(ctx, key, 0); err != nil {
 		p.cfg.Logger.Debug("forgetting a timed-out session", "session", r.Session, "err", err)
 	}
 }

@@ -98,3 +98,46 @@ func TestAResumeAndATimeoutAreExclusive(t *testing.T) {
 		t.Error("early, revived before its timeout, is not alive")
 	}
 }
+
+// Beat is an unconditional Put: a heartbeat that lands while a marked
+// record's timeout is being recorded wipes the mark. The record must still
+// be forgotten once the timeout is in the log: left, it would make the
+// session, timed out in the log, look alive (resumable) for another full
+// timeout.
+func TestAHeartbeatDuringTheTimeoutLeavesNoTimedOutSessionResumable(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	clock := estest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	e := estest.Engine(t, log, l, clock)
+	h := &held{Engine: e, started: make(chan struct{}, 1), release: make(chan struct{})}
+	p := openHeld(t, log, h, clock)
+	run(t, p)
+	estest.Exec(t, e, estest.Login("s", "u", "r1"))
+	if err := p.Beat(estest.Ctx(t), estest.App, "s"); err != nil {
+		t.Fatal(err)
+	}
+	estest.Eventually(t, "presence tracks s", func() bool { return p.Tracked() == 1 })
+	clock.Advance(90 * time.Second)
+	select {
+	case <-h.started: // marked, and now recording the timeout
+	case <-time.After(10 * time.Second):
+		t.Fatal("no timeout started")
+	}
+	// The session's connection is heard from meanwhile (a heartbeat).
+	if err := p.Beat(estest.Ctx(t), estest.App, "s"); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	estest.Eventually(t, "s is timed out in the log", func() bool {
+		_, in := estest.Room(l, "r1").Members["u"]
+		return !in
+	})
+	estest.Eventually(t, "the timed-out session is forgotten", func() bool {
+		_, alive, _ := p.Lookup(estest.Ctx(t), "s")
+		return !alive
+	})
+	if _, alive, err := p.Revive(estest.Ctx(t), "s"); err != nil || alive {
+		t.Errorf("after its timeout was recorded, Revive says alive %v (%v): a resume would be accepted "+
+			"for a session the log timed out", alive, err)
+	}
+}

@@ -181,23 +181,26 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 			return nil, protocol.ResumeReply{}, nil, err
 		}
 	}
-	// The session is claimed at once, against its timeout: a node recording
-	// that meanwhile either finds it heard from, or has marked it first and
-	// the resume fails (Presence.Revive).
-	rec, alive, err := srv.cfg.Presence.Revive(ctx, sid)
+	rec, alive, err := srv.cfg.Presence.Lookup(ctx, sid)
+	if err == nil && alive {
+		// A session is in at most its app's room limit; a client may also
+		// name rooms it is leaving (whose departure it has not read yet),
+		// and the limit may have been lowered. Twice the limit is more than
+		// any client names; each named room costs a read of the log.
+		if most := 2 * max(srv.cfg.Policy(rec.App).MaxRooms, 1); len(r.Rooms) > most {
+			return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("%d rooms named; a session is in at most %d",
+				len(r.Rooms), most)
+		}
+		// Then the session is claimed, against its timeout: a node
+		// recording that meanwhile either finds it heard from, or has
+		// marked it first and the resume fails (Presence.Revive).
+		rec, alive, err = srv.cfg.Presence.Revive(ctx, sid)
+	}
 	if err != nil {
 		return nil, protocol.ResumeReply{}, nil, domain.ErrUnavailable.With("presence: %v", err)
 	}
 	if !alive {
 		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("the session timed out; log in again")
-	}
-	// A session is in at most its app's room limit; a client may also name
-	// rooms it is leaving (whose departure it has not read yet), and the
-	// limit may have been lowered. Twice the limit is more than any client
-	// names; each named room costs a read of the log.
-	if most := 2 * max(srv.cfg.Policy(rec.App).MaxRooms, 1); len(r.Rooms) > most {
-		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("%d rooms named; a session is in at most %d",
-			len(r.Rooms), most)
 	}
 	// The session as the log knows it: the log as it is now, folded, so
 	// that a resume right after a command (a login whose reply did not

@@ -21,10 +21,9 @@ import (
 	"github.com/roomlog/roomlog/transport/protocol"
 )
 
-// slowResume is the node's real presence; while armed, the first look-up
-// that finds a session alive (Lookup or Revive) is followed by `pass` of
-// (fake) time before the resume goes on: the time the rest of a resume
-// takes (reading the log's end, waiting for the projection, reading the
+// slowResume is the node's real presence; while armed, the first claim
+// that finds a session alive (Revive) is followed by `pass` of (fake) time
+// before the resume goes on: the time the rest of a resume takes (reading the log's end, waiting for the projection, reading the
 // session: up to CommandTimeout under load). Nothing is faked: every call
 // goes to the real presence on the real bucket; only the clock moves, as it
 // would.
@@ -33,14 +32,6 @@ type slowResume struct {
 	clock *estest.Clock
 	pass  time.Duration
 	armed atomic.Bool
-}
-
-func (p *slowResume) Lookup(ctx context.Context, s domain.SessionID) (presence.Record, bool, error) {
-	r, alive, err := p.Presence.Lookup(ctx, s)
-	if alive && err == nil && p.armed.CompareAndSwap(true, false) {
-		p.clock.Advance(p.pass)
-	}
-	return r, alive, err
 }
 
 func (p *slowResume) Revive(ctx context.Context, s domain.SessionID) (presence.Record, bool, error) {
