@@ -199,18 +199,40 @@ func (l *Log) LeaderLast(ctx context.Context, subject string) (uint64, error) {
 	if !l.owns(subject, false) {
 		return 0, fmt.Errorf("%w: %q is not a literal subject under %q", ErrInvalidSubject, subject, l.prefix)
 	}
+	return l.leaderGet(ctx, "leader last of "+subject, struct {
+		LastFor string `json:"last_by_subj"`
+	}{subject})
+}
+
+// LeaderNext returns the stream sequence of the first record on subject (a
+// subject or a filter) at or after seq, as the stream's leader has it, and
+// 0 if there is none: what Get finds, without the chance of a replica a
+// little behind answering that there is nothing.
+func (l *Log) LeaderNext(ctx context.Context, subject string, seq uint64) (uint64, error) {
+	if !l.owns(subject, true) {
+		return 0, fmt.Errorf("%w: %q is not a subject under %q", ErrInvalidSubject, subject, l.prefix)
+	}
+	return l.leaderGet(ctx, "leader next of "+subject, struct {
+		Seq     uint64 `json:"seq"`
+		NextFor string `json:"next_by_subj"`
+	}{max(seq, 1), subject})
+}
+
+// leaderGet asks the leader's API for the message req names and returns its
+// stream sequence, 0 if there is none.
+func (l *Log) leaderGet(ctx context.Context, op string, req any) (uint64, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 	}
-	op := "leader last of " + subject
-	req, _ := json.Marshal(struct {
-		LastFor string `json:"last_by_subj"`
-	}{subject})
+	body, err := json.Marshal(req)
+	if err != nil {
+		return 0, err
+	}
 	var seq uint64
-	err := l.retryRead(ctx, op, func(ctx context.Context) error {
-		msg, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.cfg.Stream, req)
+	err = l.retryRead(ctx, op, func(ctx context.Context) error {
+		msg, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.cfg.Stream, body)
 		if err != nil {
 			return classify(op, err)
 		}

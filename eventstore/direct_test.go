@@ -85,3 +85,28 @@ func TestReadBatchUnderstandsEveryAnswer(t *testing.T) {
 		t.Fatalf("no responders: %v, want ErrUnavailable", err)
 	}
 }
+
+// The leader answers where a subject, or a filter, goes on from a sequence:
+// its next record's sequence, 0 past its last; and a subject's last.
+func TestTheLeaderSaysWhereASubjectGoesOn(t *testing.T) {
+	l := openEmbedded(t, nil)
+	ctx := testCtx(t)
+	a, b := l.Subject("app", "room", "a"), l.Subject("app", "session", "b")
+	onA := appendChain(t, l, a, 2, 0) // seqs 1, 2
+	onB := appendChain(t, l, b, 2, 0) // seqs 3, 4
+	onA = append(onA, appendChain(t, l, a, 1, 2)...)
+	for _, c := range []struct {
+		subject string
+		from    uint64
+		want    uint64
+	}{{a, 1, onA[0]}, {a, onA[1] + 1, onA[2]}, {l.KindFilter("room"), onB[0], onA[2]}, {b, onB[1] + 1, 0},
+		{l.KindFilter("session"), 1, onB[0]}} {
+		got, err := l.LeaderNext(ctx, c.subject, c.from)
+		if err != nil || got != c.want {
+			t.Errorf("LeaderNext(%s, %d) = %d, %v; want %d", c.subject, c.from, got, err, c.want)
+		}
+	}
+	if last, err := l.LeaderLast(ctx, a); err != nil || last != onA[2] {
+		t.Errorf("LeaderLast(%s) = %d, %v; want %d", a, last, err, onA[2])
+	}
+}

@@ -378,12 +378,14 @@ func (c *Consumer) watermark(ctx context.Context, last cursor.Cursor) cursor.Cur
 	if err != nil || end <= last.Seq {
 		return last
 	}
-	next, ok, err := c.cfg.Log.Get(ctx, c.cfg.Filter, last.Seq+1)
+	// The leader's answer: a replica a little behind could miss a message
+	// on the filter, and the cursor would then pass it.
+	next, err := c.cfg.Log.LeaderNext(ctx, c.cfg.Filter, last.Seq+1)
 	if err != nil {
 		return last
 	}
-	if ok {
-		end = min(end, next.Seq-1)
+	if next != 0 {
+		end = min(end, next-1)
 	}
 	if end <= last.Seq {
 		return last
