@@ -1,16 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/roomlog/roomlog/cmd/roomd/node"
-	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/tests/wire"
 )
 
@@ -27,20 +28,27 @@ func freeAddr(t *testing.T) string {
 }
 
 // -sync always asks for every acknowledged append to be fsynced. With
-// -nats-url the external server's fsync policy applies (eventstore.Config
-// refuses Sync always with URL for that reason): roomd refuses it rather
-// than drop the flag without a word, which would let the operator believe
-// in a durability the node does not have.
-func TestSyncAlwaysWithAnExternalServerIsRefused(t *testing.T) {
-	o, err := parse([]string{"-data", t.TempDir(), "-sync", "always", "-nats-url", "nats://127.0.0.1:4222",
-		"-secret", "0123456789abcdef0123456789abcdef", "-nats-password", "production-password-1"}, env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, _, err := config(o, discardLogger())
-	if err == nil && cfg.Log.Sync != eventstore.SyncModeAlways {
-		t.Errorf("-sync always -nats-url: accepted, and the node's log config has Sync %q: the flag was dropped silently",
-			cfg.Log.Sync)
+// -nats-url the external server's fsync policy applies: roomd says so
+// rather than drop the flag without a word (which would let the operator
+// believe in a durability the node does not have), and still starts, since
+// one environment (ROOMLOG_SYNC=always) may serve a whole fleet, meant for
+// its -role nats server.
+func TestSyncAlwaysWithAnExternalServerIsWarnedOf(t *testing.T) {
+	for _, args := range [][]string{{"-sync", "always"}, nil} {
+		var buf bytes.Buffer
+		logger := slog.New(slog.NewTextHandler(&buf, nil))
+		o, err := parse(append([]string{"-data", t.TempDir(), "-role", "gateway", "-nats-url", "nats://127.0.0.1:4222",
+			"-secret", "0123456789abcdef0123456789abcdef", "-nats-password", "production-password-1"}, args...),
+			env(map[string]string{"ROOMLOG_SYNC": "always"}), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := config(o, logger); err != nil {
+			t.Errorf("a -nats-url node with -sync always (%v): refused: %v", args, err)
+		}
+		if !strings.Contains(buf.String(), "-sync always does not reach an external server") {
+			t.Errorf("a -nats-url node with -sync always (%v): no warning; log: %s", args, buf.String())
+		}
 	}
 }
 
@@ -144,17 +152,49 @@ func waitHTTP(t *testing.T, addr string) {
 	}
 }
 
-// -checkpoint-every 0 signs nothing: a -checkpoint-key given with it is
-// refused, rather than read by nobody (even a key file that does not exist
-// was accepted without a word).
-func TestACheckpointKeyWithCheckpointEvery0IsRefused(t *testing.T) {
+// -checkpoint-every 0 signs nothing: a -checkpoint-key given with it (a
+// fleet's shared ROOMLOG_CHECKPOINT_KEY, say) is warned of, not read by
+// nobody without a word.
+func TestACheckpointKeyWithCheckpointEvery0IsWarnedOf(t *testing.T) {
+	var buf bytes.Buffer
 	o, err := parse([]string{"-data", t.TempDir(), "-secret", "0123456789abcdef0123456789abcdef", "-nats-listen", "off",
 		"-checkpoint-every", "0", "-checkpoint-key", "/nonexistent/checkpoint.pem"}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := config(o, discardLogger()); err == nil {
-		t.Error("-checkpoint-key /nonexistent/checkpoint.pem -checkpoint-every 0: accepted without a word")
+	if _, _, err := config(o, slog.New(slog.NewTextHandler(&buf, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "signs nothing") {
+		t.Errorf("-checkpoint-key with -checkpoint-every 0: no warning; log: %s", buf.String())
+	}
+}
+
+// -media-public-ips takes addresses, or public/private pairs (pion's 1:1
+// NAT mapping for a host with several private addresses); anything else is
+// refused.
+func TestMediaPublicIPsTakeAddressesAndPairs(t *testing.T) {
+	for value, ok := range map[string]bool{"203.0.113.5": true, "203.0.113.5/10.0.0.5": true,
+		"media.example.com": false, "203.0.113.5/nat": false} {
+		o, err := parse([]string{"-data", t.TempDir(), "-nats-listen", "off", "-media-public-ips", value}, env(nil), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := config(o, discardLogger()); (err == nil) != ok {
+			t.Errorf("-media-public-ips %s: %v, want accepted %v", value, err, ok)
+		}
+	}
+}
+
+// -role nats (the server that creates the stream with its retention) checks
+// its durations too.
+func TestTheNATSRoleRefusesANegativeRetention(t *testing.T) {
+	o, err := parse([]string{"-data", t.TempDir(), "-role", "nats", "-retention", "-24h"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), o, discardLogger(), io.Discard); err == nil || !strings.Contains(err.Error(), "-retention") {
+		t.Errorf("roomd -role nats -retention -24h: %v", err)
 	}
 }
 

@@ -26,7 +26,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -172,17 +171,13 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		return node.Config{}, false, err
 	}
 	if o.natsURL != "" && mode == eventstore.SyncModeAlways {
-		return node.Config{}, false, errors.New("-sync always does not reach an external server (-nats-url): " +
-			"set sync_interval: always in its JetStream configuration instead")
+		// Not refused: one environment may serve a fleet, whose -role nats
+		// server it is meant for.
+		logger.Warn("-sync always does not reach an external server (-nats-url): its own JetStream " +
+			"configuration (sync_interval: always) decides")
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"-heartbeat", o.heartbeat}, {"-retention", o.retention}, {"-checkpoint-every", o.checkpointEvery},
-		{"-shutdown-grace", o.shutdownGrace}} {
-		if d.v < 0 || d.name == "-heartbeat" && d.v == 0 {
-			return node.Config{}, false, fmt.Errorf("%s %v: want a positive duration", d.name, d.v)
-		}
+	if err := checkDurations(o); err != nil {
+		return node.Config{}, false, err
 	}
 	dev := o.secret == ""
 	secret := []byte(o.secret)
@@ -233,8 +228,7 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},
 		Web:     web.Config{DevTokens: dev}}
 	if o.checkpointEvery == 0 && o.checkpointKey != "" {
-		return node.Config{}, false, errors.New("-checkpoint-key with -checkpoint-every 0: the key would sign nothing " +
-			"(give a period, or no key)")
+		logger.Warn("-checkpoint-every 0: -checkpoint-key signs nothing on this node")
 	}
 	if o.checkpointEvery > 0 {
 		cfg.CheckpointEvery = o.checkpointEvery
@@ -262,9 +256,17 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		}
 	}
 	cfg.Media.IPs, cfg.Media.NAT1To1IPs, cfg.Media.UDPPort = splitList(o.mediaIPs), splitList(o.mediaNAT), o.mediaUDPPort
-	for _, ip := range append(slices.Clone(cfg.Media.IPs), cfg.Media.NAT1To1IPs...) {
+	for _, ip := range cfg.Media.IPs {
 		if net.ParseIP(ip) == nil {
-			return node.Config{}, false, fmt.Errorf("-media-ips / -media-public-ips: %q is not an IP address", ip)
+			return node.Config{}, false, fmt.Errorf("-media-ips: %q is not an IP address", ip)
+		}
+	}
+	for _, ip := range cfg.Media.NAT1To1IPs {
+		// An address, or a public/private pair (a host with several
+		// private addresses behind a 1:1 NAT).
+		public, private, pair := strings.Cut(ip, "/")
+		if net.ParseIP(public) == nil || pair && net.ParseIP(private) == nil {
+			return node.Config{}, false, fmt.Errorf("-media-public-ips: %q is not an IP address or a public/private pair", ip)
 		}
 	}
 	if urls := splitList(o.mediaICE); len(urls) > 0 {
@@ -296,6 +298,21 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		}
 	}
 	return cfg, dev, nil
+}
+
+// checkDurations refuses durations no operator means: negative ones (taken
+// silently as "forever", "never" or "no drain") and a heartbeat of zero.
+func checkDurations(o options) error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-heartbeat", o.heartbeat}, {"-retention", o.retention}, {"-checkpoint-every", o.checkpointEvery},
+		{"-shutdown-grace", o.shutdownGrace}} {
+		if d.v < 0 || d.name == "-heartbeat" && d.v == 0 {
+			return fmt.Errorf("%s %v: want a positive duration", d.name, d.v)
+		}
+	}
+	return nil
 }
 
 // retention maps -retention to eventstore.Config.MaxAge: 0 keeps history
@@ -447,6 +464,9 @@ func openBrowser(logger *slog.Logger, url string) {
 func runNATS(ctx context.Context, o options, logger *slog.Logger) error {
 	mode, err := eventstore.ParseSyncMode(o.sync)
 	if err != nil {
+		return err
+	}
+	if err := checkDurations(o); err != nil {
 		return err
 	}
 	if o.natsListen == "off" {
