@@ -133,14 +133,34 @@ func New(cfg Config) (*Presence, error) {
 func key(s domain.SessionID) string { return eventstore.Token(string(s)) }
 
 // Beat records that a session was heard from now (a heartbeat, or a
-// connection attaching it).
+// connection attaching it). A session marked for its timeout stays marked:
+// it is being timed out (its departures reach its connection through the
+// log), and a heartbeat that undid the mark would let a resume claim it
+// meanwhile.
 func (p *Presence) Beat(ctx context.Context, app domain.AppID, s domain.SessionID) error {
 	b, err := json.Marshal(Record{App: app, Session: s, Node: p.cfg.Node, LastSeen: p.cfg.Clock.Now().UTC(), Attached: true})
 	if err != nil {
 		return err
 	}
-	_, err = p.cfg.Records.Put(ctx, key(s), b)
-	return err
+	k := key(s)
+	for range 5 {
+		e, ok, err := p.cfg.Records.Get(ctx, k)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			_, err = p.cfg.Records.Put(ctx, k, b)
+			return err
+		}
+		var r Record
+		if err := json.Unmarshal(e.Value, &r); err == nil && r.TimingOut {
+			return nil
+		}
+		if _, err := p.cfg.Records.Update(ctx, k, b, e.Revision); !errors.Is(err, eventstore.ErrRevisionMismatch) {
+			return err
+		}
+	}
+	return errors.New("presence: beat kept conflicting")
 }
 
 // Detach records that a session's connection is gone; its last heartbeat
@@ -266,7 +286,13 @@ func (p *Presence) observe(e eventstore.Entry) {
 		p.cfg.Logger.Warn("unreadable presence record", "key", e.Key, "err", err)
 		return
 	}
-	p.schedule(e.Key, r, e.Revision, max(r.LastSeen.Add(p.cfg.Timeout).Sub(p.cfg.Clock.Now()), 0))
+	d := max(r.LastSeen.Add(p.cfg.Timeout).Sub(p.cfg.Clock.Now()), 0)
+	if r.TimingOut {
+		// Marked by a node that is recording the timeout now: the others
+		// finish it only if that node does not (it died).
+		d = max(d, p.cfg.Retry)
+	}
+	p.schedule(e.Key, r, e.Revision, d)
 }
 
 // schedule sets the timer of key; p.mu is held.
@@ -277,10 +303,9 @@ func (p *Presence) schedule(key string, r Record, rev uint64, d time.Duration) {
 // fire times a silent session out, if it is still silent, then forgets it.
 // It first marks the record (a compare-and-set on the revision it found
 // silent), so that a resume racing with it either refreshed the record
-// before (the mark fails: heard from) or finds it marked and fails; the
-// watch then hands the marked record, due at once, back to fire, which
+// before (the mark fails: heard from) or finds it marked and fails; then it
 // records the timeout. A node that dies in between leaves the mark to the
-// others, or to its next start.
+// others (the watch hands them the marked record), or to its next start.
 func (p *Presence) fire(key string, r Record, rev uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -290,16 +315,25 @@ func (p *Presence) fire(key string, r Record, rev uint64) {
 		return // another node did it
 	case err == nil && e.Revision != rev:
 		return // heard from since: the watch has rescheduled it
-	case err == nil && !r.TimingOut:
+	}
+	if err == nil && !r.TimingOut {
 		r.TimingOut = true
 		b, merr := json.Marshal(r)
 		if merr != nil {
 			return
 		}
-		if _, err = p.cfg.Records.Update(ctx, key, b, rev); err == nil || errors.Is(err, eventstore.ErrRevisionMismatch) {
-			return // marked (the watch brings it back), or heard from since
+		var marked uint64
+		marked, err = p.cfg.Records.Update(ctx, key, b, rev)
+		if errors.Is(err, eventstore.ErrRevisionMismatch) {
+			return // heard from since
 		}
-	case err == nil:
+		if err == nil {
+			rev = marked
+		} else {
+			r.TimingOut = false
+		}
+	}
+	if err == nil {
 		_, err = p.cfg.Engine.Execute(ctx, domain.Meta{App: r.App}, domain.TimeoutSession{Session: r.Session, LastSeen: r.LastSeen})
 	}
 	if err != nil {

@@ -32,6 +32,14 @@ func (h *held) Execute(ctx context.Context, m domain.Meta, c domain.Command) (en
 	return h.Engine.Execute(ctx, m, c)
 }
 
+// advance moves clock on by d in a goroutine of its own (a timer it fires
+// may wait for the test); the channel closes when it is done.
+func advance(clock *estest.Clock, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { defer close(done); clock.Advance(d) }()
+	return done
+}
+
 func openHeld(t *testing.T, log *eventstore.Log, e presence.Executor, clock *estest.Clock) *presence.Presence {
 	t.Helper()
 	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket})
@@ -75,8 +83,9 @@ func TestAResumeAndATimeoutAreExclusive(t *testing.T) {
 		r, _, _ := p.Lookup(estest.Ctx(t), "early")
 		return r.LastSeen.Equal(clock.Now().UTC())
 	})
-	// late's timeout runs out and is under way (held before the log).
-	clock.Advance(time.Second)
+	// late's timeout runs out and is under way (held before the log); the
+	// timer runs inside Advance, which returns once it is released.
+	advanced := advance(clock, time.Second)
 	select {
 	case <-h.started:
 	case <-time.After(10 * time.Second):
@@ -86,6 +95,7 @@ func TestAResumeAndATimeoutAreExclusive(t *testing.T) {
 		t.Errorf("revive while late's timeout is under way: alive %v, %v; want not alive", alive, err)
 	}
 	close(h.release)
+	<-advanced
 	estest.Eventually(t, "late leaves its room", func() bool {
 		_, in := estest.Room(l, "r1").Members["late"]
 		return !in
@@ -117,7 +127,7 @@ func TestAHeartbeatDuringTheTimeoutLeavesNoTimedOutSessionResumable(t *testing.T
 		t.Fatal(err)
 	}
 	estest.Eventually(t, "presence tracks s", func() bool { return p.Tracked() == 1 })
-	clock.Advance(90 * time.Second)
+	advanced := advance(clock, 90*time.Second)
 	select {
 	case <-h.started: // marked, and now recording the timeout
 	case <-time.After(10 * time.Second):
@@ -128,6 +138,7 @@ func TestAHeartbeatDuringTheTimeoutLeavesNoTimedOutSessionResumable(t *testing.T
 		t.Fatal(err)
 	}
 	close(h.release)
+	<-advanced
 	estest.Eventually(t, "s is timed out in the log", func() bool {
 		_, in := estest.Room(l, "r1").Members["u"]
 		return !in
@@ -139,5 +150,41 @@ func TestAHeartbeatDuringTheTimeoutLeavesNoTimedOutSessionResumable(t *testing.T
 	if _, alive, err := p.Revive(estest.Ctx(t), "s"); err != nil || alive {
 		t.Errorf("after its timeout was recorded, Revive says alive %v (%v): a resume would be accepted "+
 			"for a session the log timed out", alive, err)
+	}
+}
+
+// A heartbeat does not undo the mark of a timeout being recorded: were it
+// to, a resume on another node could claim the session in that window, and
+// its record be deleted under it once the timeout lands.
+func TestNoResumeWhileATimeoutIsBeingRecorded(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	clock := estest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	e := estest.Engine(t, log, l, clock)
+	h := &held{Engine: e, started: make(chan struct{}, 1), release: make(chan struct{})}
+	p := openHeld(t, log, h, clock)
+	run(t, p)
+	estest.Exec(t, e, estest.Login("s", "u", "r1"))
+	if err := p.Beat(estest.Ctx(t), estest.App, "s"); err != nil {
+		t.Fatal(err)
+	}
+	estest.Eventually(t, "presence tracks s", func() bool { return p.Tracked() == 1 })
+	// Advance runs due timers inline; the timeout's fire blocks in held
+	// until release.
+	advanced := advance(clock, 90*time.Second)
+	select {
+	case <-h.started: // marked, and now recording the timeout
+	case <-time.After(10 * time.Second):
+		t.Fatal("no timeout started")
+	}
+	if err := p.Beat(estest.Ctx(t), estest.App, "s"); err != nil { // a stray heartbeat
+		t.Fatal(err)
+	}
+	_, alive, err := p.Revive(estest.Ctx(t), "s") // a resume on another node
+	close(h.release)
+	<-advanced
+	if err != nil || alive {
+		t.Errorf("while its timeout is being recorded, Revive claims s (alive %v, %v): the resume goes on, "+
+			"then the timeout lands and the record is deleted under the resumed session", alive, err)
 	}
 }
