@@ -296,7 +296,16 @@ func TestBadSignals(t *testing.T) {
 // connection, and in what state.
 func TestCheckSaysWhetherThePeerIsThere(t *testing.T) {
 	_, s, _, _, _ := setup(t) // alice publishes cam, bob plays it and gets video
-	a, err := s.Handle(context.Background(), Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpCheck})
+	// The player is PLAYING once its first packet is written, which bob
+	// may receive a moment before the forwarder records it.
+	var a Answer
+	var err error
+	for deadline := time.Now().Add(long); ; time.Sleep(10 * time.Millisecond) {
+		a, err = s.Handle(context.Background(), Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpCheck})
+		if err != nil || a.State == Playing || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || a.State != Playing || a.Node != "n1" {
 		t.Errorf("bob's player: %+v, %v; want PLAYING on n1", a, err)
 	}

@@ -421,7 +421,12 @@ func (c *Consumer) durable(ctx context.Context, js jetstream.JetStream, topic st
 	if err != nil {
 		return nil, nil, err
 	}
+	// From the cursor's message, unless the cursor is past all of it (then
+	// nothing of it is delivered again only to be skipped).
 	start := max(c.from.Seq, 1)
+	if c.from.Whole() {
+		start = c.from.Seq + 1
+	}
 	if err := stream.DeleteConsumer(ctx, c.cfg.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, nil, err
 	}
