@@ -76,8 +76,7 @@ func TestZIMRoomCreateJoinEnterAndAttributes(t *testing.T) {
 	if e := bob.waitState("maths", client.StateLoginFailed); e.Code != domain.ErrRoomAlreadyExists.Code {
 		t.Errorf("bob's LoginFailed %+v", e)
 	}
-	// Also for alice, who is in it: refused, and she stays in it (no
-	// LoginFailed: her next state change is still to come).
+	// Also for alice, who is in it.
 	_, err = alice.c.CreateRoom(clienttest.Ctx(t), client.RoomInfo{ID: "maths", Name: "Maths"}, alice.zimOptions(nil))
 	if !errors.Is(err, domain.ErrRoomAlreadyExists) {
 		t.Fatalf("alice, in maths, creates it again: %v", err)

@@ -860,6 +860,27 @@ func (e *Engine) Room(k domain.Key) (*domain.Room, bool) {
 	return en.room.Clone(), true
 }
 
+// Member reports whether session s of user u is a member of room k as this
+// engine's cache holds it; known is false if the cache does not hold k. It
+// copies nothing.
+func (e *Engine) Member(k domain.Key, u domain.UserID, s domain.SessionID) (in, known bool) {
+	if k.Kind != domain.KindRoom {
+		return false, false
+	}
+	en := e.cache.peek(k)
+	if en == nil {
+		return false, false
+	}
+	defer e.cache.release(en)
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	if !en.loaded {
+		return false, false
+	}
+	_, in = en.room.MemberBySession(u, s)
+	return in, true
+}
+
 // Fresh tells the engine that aggregate k has nothing in the log yet: its
 // ID was just minted (a new connection's session). Its first command then
 // skips the lookup a cold aggregate needs, a round trip on every first

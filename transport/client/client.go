@@ -346,12 +346,13 @@ func (c *Client) install(l *link) error {
 	return nil
 }
 
-// reachesState reports the requests whose effect is a state (out of a room,
-// a stream stopped): sent again on a new session, they reach it there too.
+// reachesState reports the requests whose effect is a state (out of a
+// room): sent again on a new session, they reach it there too.
 func reachesState(op protocol.Op) bool {
 	switch op {
-	case protocol.OpLogout, protocol.OpLeaveRoom, protocol.OpLeaveAllRooms, protocol.OpStopPublish, protocol.OpStopPlay,
-		protocol.OpMediaClose:
+	case protocol.OpLogout, protocol.OpLeaveRoom, protocol.OpLeaveAllRooms:
+		// A new session publishes and plays nothing (its media ended with
+		// the old one), so stops are not repeated: they would be refused.
 		return true
 	}
 	return false
@@ -370,9 +371,8 @@ func reachesState(op protocol.Op) bool {
 // operation takes effect once. The server remembers keys per session: when
 // the session was lost too (a re-login on a new one), a request that does
 // something (a message, a publish) is not sent again and fails as lost
-// (1002051: it may or may not have taken effect), while one that reaches a
-// state (a logout, a stop) is sent again on the new session, whose re-logins
-// would otherwise undo it. A request whose ctx is done is never sent.
+// (1002051: it may or may not have taken effect), while a logout or leave
+// is sent again on the new session, whose re-logins would otherwise undo it. A request whose ctx is done is never sent.
 func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(data []byte) error) ([]byte, error) {
 	expired := make(chan struct{})
 	t := c.clock.AfterFunc(c.opts.RequestTimeout, func() { close(expired) })

@@ -279,3 +279,48 @@ func TestALogoutWhoseReplyWasLostIsRepeatedOnTheNewSession(t *testing.T) {
 		t.Errorf("the app called LogoutRoom, got %v (code %d); alice in r1 afterwards: %v", err, code, in)
 	}
 }
+
+// A stop_publish whose reply was lost with its session is not repeated on
+// the new one, which publishes nothing (the re-login does not publish
+// again; the old session's streams ended with it): repeated, it would be
+// refused, and the app told its stop failed, although the stream is stopped
+// (bob saw it go). It reports 1002051 (it may have taken effect).
+func TestAStopWhoseReplyWasLostWithItsSessionIsNotReportedAsRefused(t *testing.T) {
+	t.Parallel()
+	clock := estest.NewClock(time.Now())
+	n := startNodeClocked(t, gateway.Config{HeartbeatTimeout: time.Minute}, clock)
+	p := netcut.Start(t, n.HTTPAddr())
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) { fastRetry(o); o.RequestTimeout = time.Minute })
+	b := dial(t, wsURL(n), rb, nil)
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, b, rb, "r1", "bob")
+	if _, err := a.StartPublishingStream(ctx(t), "s1", client.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb.WaitStreams("r1", client.UpdateAdd, "s1")
+
+	p.MuteServer()
+	errc := make(chan error, 1)
+	go func() { errc <- a.StopPublishingStream(ctx(t), "s1") }()
+	rb.WaitStreams("r1", client.UpdateDelete, "s1") // the stop took effect
+	p.Refuse(true)
+	p.Cut()
+	ra.WaitState("r1", client.StateReconnecting)
+	clock.Advance(59 * time.Second)
+	if _, err := b.QueryRoom(ctx(t), "r1"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second) // alice's session times out: a new one
+	p.Refuse(false)
+	if st := waitRestored(t, ra, "r1"); st != client.StateLogined {
+		t.Fatalf("restored as %s, want Logined", st)
+	}
+	err := <-errc
+	code, _ := domain.CodeOf(err)
+	t.Logf("StopPublishingStream after its reply was lost and the session with it: %v (code %d)", err, code)
+	if err != nil && code != domain.ErrReconnecting.Code {
+		t.Errorf("the app stopped s1, which is stopped, and is told the stop was refused: %v (code %d)", err, code)
+	}
+}

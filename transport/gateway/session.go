@@ -467,9 +467,9 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	sw, switching := c.(domain.SwitchRoom)
 	s.mu.Lock()
 	first := !s.bound
-	already := s.rooms[room]
-	announce := !already && (!switching || s.rooms[sw.From])
 	s.mu.Unlock()
+	already := s.inRoom(room)
+	announce := !already && (!switching || s.inRoom(sw.From))
 	if announce {
 		s.state(room, domain.StateLogining, nil, "Connecting", "Success")
 	}
@@ -510,6 +510,18 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	s.mu.Unlock()
 	s.adopt(claims)
 	return nil, s.enter(ctx, req.ID, room, res, history)
+}
+
+// inRoom reports whether the session is in room, as the log says as far as
+// this node's engine knows it (a departure just stored counts before it
+// reaches the session), else as the session was told.
+func (s *session) inRoom(room domain.RoomID) bool {
+	if in, known := s.srv.cfg.Engine.Member(s.roomKey(room), s.userID(), s.id); known {
+		return in
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[room]
 }
 
 // checkRoom refuses a room ID no command could use (1906001), before
@@ -660,7 +672,9 @@ func (s *session) entered(reqID string, room domain.RoomID, uid domain.UserID, s
 func (s *session) admit(room domain.RoomID, token, roleName string) (*auth.Claims, domain.Role, error) {
 	claims, err := s.token(token)
 	if err != nil {
-		s.state(room, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
+		if !s.inRoom(room) { // a member refused stays in its room
+			s.state(room, domain.StateLoginFailed, err, "Disconnected", "LoginFailed")
+		}
 		return nil, "", err
 	}
 	rl, err := role(roleName)
@@ -789,6 +803,15 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 		return nil, err
 	}
 	to := domain.RoomID(r.To)
+	s.mu.Lock()
+	app := s.app
+	s.mu.Unlock()
+	if app == "" {
+		// Never logged in: in no room to switch from (as for a logout,
+		// SEMANTICS.md section 1: 1002002 and LogoutFailed there).
+		s.state(domain.RoomID(r.From), domain.StateLogoutFailed, domain.ErrNotInRoom, "Connected", "Success")
+		return nil, domain.ErrNotInRoom
+	}
 	claims, rl, err := s.admit(to, r.Token, r.Role)
 	if err != nil {
 		return nil, err
