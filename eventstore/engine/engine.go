@@ -843,42 +843,37 @@ func (e *Engine) Cursor(k domain.Key) uint64 {
 // appended to k, the copy includes what the command appended (and perhaps
 // later events): a gateway builds the snapshot of a room a session enters
 // from it without waiting for the projection to catch up.
-func (e *Engine) Room(k domain.Key) (*domain.Room, bool) {
-	if k.Kind != domain.KindRoom {
-		return nil, false
-	}
-	en := e.cache.peek(k)
-	if en == nil {
-		return nil, false
-	}
-	defer e.cache.release(en)
-	en.mu.Lock()
-	defer en.mu.Unlock()
-	if !en.loaded {
-		return nil, false
-	}
-	return en.room.Clone(), true
+func (e *Engine) Room(k domain.Key) (r *domain.Room, ok bool) {
+	ok = e.readRoom(k, func(room *domain.Room) { r = room.Clone() })
+	return r, ok
 }
 
 // Member reports whether session s of user u is a member of room k as this
 // engine's cache holds it; known is false if the cache does not hold k. It
 // copies nothing.
 func (e *Engine) Member(k domain.Key, u domain.UserID, s domain.SessionID) (in, known bool) {
+	known = e.readRoom(k, func(room *domain.Room) { _, in = room.MemberBySession(u, s) })
+	return in, known
+}
+
+// readRoom calls fn with room k as the cache holds it, under its lock; false
+// (fn not called) if the cache does not hold it.
+func (e *Engine) readRoom(k domain.Key, fn func(*domain.Room)) bool {
 	if k.Kind != domain.KindRoom {
-		return false, false
+		return false
 	}
 	en := e.cache.peek(k)
 	if en == nil {
-		return false, false
+		return false
 	}
 	defer e.cache.release(en)
 	en.mu.Lock()
 	defer en.mu.Unlock()
 	if !en.loaded {
-		return false, false
+		return false
 	}
-	_, in = en.room.MemberBySession(u, s)
-	return in, true
+	fn(en.room)
+	return true
 }
 
 // Fresh tells the engine that aggregate k has nothing in the log yet: its

@@ -138,51 +138,61 @@ func key(s domain.SessionID) string { return eventstore.Token(string(s)) }
 // log), and a heartbeat that undid the mark would let a resume claim it
 // meanwhile.
 func (p *Presence) Beat(ctx context.Context, app domain.AppID, s domain.SessionID) error {
-	b, err := json.Marshal(Record{App: app, Session: s, Node: p.cfg.Node, LastSeen: p.cfg.Clock.Now().UTC(), Attached: true})
-	if err != nil {
-		return err
-	}
-	k := key(s)
-	for range 5 {
-		e, ok, err := p.cfg.Records.Get(ctx, k)
-		if err != nil {
-			return err
+	fresh := Record{App: app, Session: s, Node: p.cfg.Node, LastSeen: p.cfg.Clock.Now().UTC(), Attached: true}
+	_, _, err := p.change(ctx, s, func(r *Record, found bool) bool {
+		if found && r.TimingOut {
+			return false
 		}
-		if !ok {
-			_, err = p.cfg.Records.Put(ctx, k, b)
-			return err
-		}
-		var r Record
-		if err := json.Unmarshal(e.Value, &r); err == nil && r.TimingOut {
-			return nil
-		}
-		if _, err := p.cfg.Records.Update(ctx, k, b, e.Revision); !errors.Is(err, eventstore.ErrRevisionMismatch) {
-			return err
-		}
-	}
-	return errors.New("presence: beat kept conflicting")
+		*r = fresh
+		return true
+	})
+	return err
 }
 
 // Detach records that a session's connection is gone; its last heartbeat
 // still counts, so it times out on time unless it resumes.
 func (p *Presence) Detach(ctx context.Context, s domain.SessionID) error {
+	_, _, err := p.change(ctx, s, func(r *Record, found bool) bool {
+		r.Attached = false
+		return found // not found: already timed out
+	})
+	return err
+}
+
+// change reads session s's record, lets fn change it (found is false if
+// there is none), and writes it back if fn says so, with a compare-and-set
+// on the revision read (a create if there was none), trying again when
+// another writer came first. It returns the record and whether it was
+// written.
+func (p *Presence) change(ctx context.Context, s domain.SessionID, fn func(r *Record, found bool) bool) (Record, bool, error) {
 	k := key(s)
 	for range 5 {
 		e, ok, err := p.cfg.Records.Get(ctx, k)
-		if err != nil || !ok {
-			return err // !ok: already timed out
+		if err != nil {
+			return Record{}, false, err
 		}
 		var r Record
-		if err := json.Unmarshal(e.Value, &r); err != nil {
-			return err
+		if ok {
+			if err := json.Unmarshal(e.Value, &r); err != nil {
+				return Record{}, false, err
+			}
 		}
-		r.Attached = false
-		b, _ := json.Marshal(r)
+		if !fn(&r, ok) {
+			return r, false, nil
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return Record{}, false, err
+		}
+		if !ok {
+			_, err = p.cfg.Records.Put(ctx, k, b)
+			return r, err == nil, err
+		}
 		if _, err := p.cfg.Records.Update(ctx, k, b, e.Revision); !errors.Is(err, eventstore.ErrRevisionMismatch) {
-			return err
+			return r, err == nil, err
 		}
 	}
-	return errors.New("presence: detach kept conflicting")
+	return Record{}, false, errors.New("presence: the record kept changing under a compare-and-set")
 }
 
 // Forget removes a session's record: one whose first login failed was
@@ -197,29 +207,13 @@ func (p *Presence) Forget(ctx context.Context, s domain.SessionID) error {
 // it alone), or it finds it marked (or gone, or past its timeout) and says
 // it is not alive. The record is then this node's and attached.
 func (p *Presence) Revive(ctx context.Context, s domain.SessionID) (Record, bool, error) {
-	k := key(s)
-	for range 5 {
-		e, ok, err := p.cfg.Records.Get(ctx, k)
-		if err != nil || !ok {
-			return Record{}, false, err
-		}
-		var r Record
-		if err := json.Unmarshal(e.Value, &r); err != nil {
-			return Record{}, false, err
-		}
-		if !p.alive(r) {
-			return r, false, nil
+	return p.change(ctx, s, func(r *Record, found bool) bool {
+		if !found || !p.alive(*r) {
+			return false
 		}
 		r.Node, r.LastSeen, r.Attached = p.cfg.Node, p.cfg.Clock.Now().UTC(), true
-		b, err := json.Marshal(r)
-		if err != nil {
-			return Record{}, false, err
-		}
-		if _, err := p.cfg.Records.Update(ctx, k, b, e.Revision); !errors.Is(err, eventstore.ErrRevisionMismatch) {
-			return r, err == nil, err
-		}
-	}
-	return Record{}, false, errors.New("presence: revive kept conflicting")
+		return true
+	})
 }
 
 // alive reports whether r's session may still be resumed.

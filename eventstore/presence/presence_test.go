@@ -7,12 +7,11 @@ import (
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
-	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/eventstore/presence"
 )
 
-func open(t *testing.T, log *eventstore.Log, e *engine.Engine, clock *estest.Clock) *presence.Presence {
+func open(t *testing.T, log *eventstore.Log, e presence.Executor, clock *estest.Clock) *presence.Presence {
 	t.Helper()
 	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket})
 	if err != nil {

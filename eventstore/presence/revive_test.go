@@ -6,10 +6,8 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
-	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/estest"
-	"github.com/roomlog/roomlog/eventstore/presence"
 )
 
 // held is the real engine, except that a TimeoutSession waits at started
@@ -40,20 +38,6 @@ func advance(clock *estest.Clock, d time.Duration) <-chan struct{} {
 	return done
 }
 
-func openHeld(t *testing.T, log *eventstore.Log, e presence.Executor, clock *estest.Clock) *presence.Presence {
-	t.Helper()
-	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := presence.New(presence.Config{Records: records, Engine: e, Clock: clock, Timeout: 90 * time.Second,
-		Logger: estest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // A resume and a heartbeat timeout of the same session are exclusive: a
 // resume once the timeout is under way fails (the session is not alive) and
 // the timeout is recorded; a resume before it refreshes the session, and no
@@ -64,7 +48,7 @@ func TestAResumeAndATimeoutAreExclusive(t *testing.T) {
 	clock := estest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	e := estest.Engine(t, log, l, clock)
 	h := &held{Engine: e, started: make(chan struct{}, 1), release: make(chan struct{})}
-	p := openHeld(t, log, h, clock)
+	p := open(t, log, h, clock)
 	run(t, p)
 	for _, s := range []domain.SessionID{"late", "early"} {
 		estest.Exec(t, e, estest.Login(s, domain.UserID(s), "r1"))
@@ -120,7 +104,7 @@ func TestAHeartbeatDuringTheTimeoutLeavesNoTimedOutSessionResumable(t *testing.T
 	clock := estest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	e := estest.Engine(t, log, l, clock)
 	h := &held{Engine: e, started: make(chan struct{}, 1), release: make(chan struct{})}
-	p := openHeld(t, log, h, clock)
+	p := open(t, log, h, clock)
 	run(t, p)
 	estest.Exec(t, e, estest.Login("s", "u", "r1"))
 	if err := p.Beat(estest.Ctx(t), estest.App, "s"); err != nil {
@@ -162,7 +146,7 @@ func TestNoResumeWhileATimeoutIsBeingRecorded(t *testing.T) {
 	clock := estest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	e := estest.Engine(t, log, l, clock)
 	h := &held{Engine: e, started: make(chan struct{}, 1), release: make(chan struct{})}
-	p := openHeld(t, log, h, clock)
+	p := open(t, log, h, clock)
 	run(t, p)
 	estest.Exec(t, e, estest.Login("s", "u", "r1"))
 	if err := p.Beat(estest.Ctx(t), estest.App, "s"); err != nil {

@@ -497,10 +497,11 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	}
 	if err != nil {
 		err = loginError(err)
-		if switching && errors.Is(err, domain.ErrNotInRoom) {
+		leaveFailed := switching && errors.Is(err, domain.ErrNotInRoom)
+		if leaveFailed {
 			s.state(sw.From, domain.StateLogoutFailed, err, "Connected", "Success")
 		}
-		if announce || !already && !errors.Is(err, domain.ErrNotInRoom) {
+		if announce || !already && !leaveFailed {
 			s.state(room, domain.StateLoginFailed, err, "Disconnected", zimFailure(err))
 		}
 		return nil, err
@@ -594,7 +595,7 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 	stale := s.rooms[room]
 	s.mu.Unlock()
 	for _, a := range res.Appended {
-		if stale && a.Key == key {
+		if a.Key == key && stale {
 			wait = max(wait, a.Seq-1)
 		}
 	}
