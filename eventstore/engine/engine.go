@@ -838,27 +838,29 @@ func (e *Engine) Cursor(k domain.Key) uint64 {
 	return en.seq
 }
 
-// Room returns a copy of room k's state as this engine's cache holds it, and
+// Room returns a copy of room k's state as this engine's cache holds it,
+// with the stream sequence of the room's last message in it (as Cursor), and
 // false if the cache does not hold it. Right after a command of this engine
 // appended to k, the copy includes what the command appended (and perhaps
 // later events): a gateway builds the snapshot of a room a session enters
 // from it without waiting for the projection to catch up.
-func (e *Engine) Room(k domain.Key) (r *domain.Room, ok bool) {
-	ok = e.readRoom(k, func(room *domain.Room) { r = room.Clone() })
-	return r, ok
+func (e *Engine) Room(k domain.Key) (r *domain.Room, cursor uint64, ok bool) {
+	ok = e.readRoom(k, func(room *domain.Room, seq uint64) { r, cursor = room.Clone(), seq })
+	return r, cursor, ok
 }
 
 // Member reports whether session s of user u is a member of room k as this
 // engine's cache holds it; known is false if the cache does not hold k. It
 // copies nothing.
 func (e *Engine) Member(k domain.Key, u domain.UserID, s domain.SessionID) (in, known bool) {
-	known = e.readRoom(k, func(room *domain.Room) { _, in = room.MemberBySession(u, s) })
+	known = e.readRoom(k, func(room *domain.Room, _ uint64) { _, in = room.MemberBySession(u, s) })
 	return in, known
 }
 
-// readRoom calls fn with room k as the cache holds it, under its lock; false
-// (fn not called) if the cache does not hold it.
-func (e *Engine) readRoom(k domain.Key, fn func(*domain.Room)) bool {
+// readRoom calls fn with room k as the cache holds it and the stream
+// sequence of its last message, under its lock; false (fn not called) if the
+// cache does not hold it.
+func (e *Engine) readRoom(k domain.Key, fn func(r *domain.Room, seq uint64)) bool {
 	if k.Kind != domain.KindRoom {
 		return false
 	}
@@ -872,7 +874,7 @@ func (e *Engine) readRoom(k domain.Key, fn func(*domain.Room)) bool {
 	if !en.loaded {
 		return false
 	}
-	fn(en.room)
+	fn(en.room, en.seq)
 	return true
 }
 

@@ -111,38 +111,39 @@ func TestColdEnginesLoadFromTheLog(t *testing.T) {
 }
 
 // Room hands out the room as the engine's own last command left it, as a
-// copy, and nothing for a room the engine has not cached.
+// copy with the stream sequence of its last message, and nothing for a room
+// the engine has not cached.
 func TestRoomIsTheStateAfterTheEnginesLastCommand(t *testing.T) {
 	log := estest.Open(t, nil)
 	e := newEngine(t, log, nil)
 	key := domain.RoomKey(app, "r1")
-	if _, ok := e.Room(key); ok {
+	if _, _, ok := e.Room(key); ok {
 		t.Fatal("a room no command touched is reported as cached")
 	}
 	exec(t, e, login("s1", "u1", "r1"))
 	res := exec(t, e, login("s2", "u2", "r1"))
-	r, ok := e.Room(key)
+	r, cursor, ok := e.Room(key)
 	if !ok {
 		t.Fatal("the room a command just joined is not cached")
 	}
 	if r.Members["u1"] == nil || r.Members["u2"] == nil {
 		t.Fatalf("members after two joins: %v", r.Members)
 	}
-	var roomSeq uint64
+	var roomSeq, streamSeq uint64
 	for _, a := range res.Appended {
 		if a.Key == key {
-			roomSeq = a.Events[len(a.Events)-1].Seq
+			roomSeq, streamSeq = a.Events[len(a.Events)-1].Seq, a.Seq
 		}
 	}
-	if r.Seq != roomSeq {
-		t.Fatalf("room at seq %d, the join appended up to %d", r.Seq, roomSeq)
+	if r.Seq != roomSeq || cursor != streamSeq {
+		t.Fatalf("room at seq %d and stream sequence %d, the join appended up to %d at %d", r.Seq, cursor, roomSeq, streamSeq)
 	}
 	delete(r.Members, "u1")
-	again, _ := e.Room(key)
+	again, _, _ := e.Room(key)
 	if again.Members["u1"] == nil {
 		t.Fatal("changing the returned room changed the engine's cache")
 	}
-	if _, ok := e.Room(domain.SessionKey(app, "s1")); ok {
+	if _, _, ok := e.Room(domain.SessionKey(app, "s1")); ok {
 		t.Fatal("a session key is answered as a room")
 	}
 }

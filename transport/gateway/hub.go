@@ -28,15 +28,18 @@ type membership struct {
 	// snapshot it entered with): events at or below it are not sent again.
 	last uint64
 	// held: the session's entry reply is not sent yet (it waits for the
-	// room's last messages from the log); the room's events for it wait in
+	// room's last messages from the log, or for the events before its
+	// snapshot); the room's events after the snapshot's seq, base, wait in
 	// pending and follow the reply.
 	held    bool
+	base    uint64
 	pending [][]byte
 }
 
-// deliver sends b to s, or keeps it for after the entry reply.
-func (m *membership) deliver(s *session, b []byte) {
-	if m.held {
+// deliver sends b, the frame of room event seq, to s, or keeps it for after
+// the entry reply.
+func (m *membership) deliver(s *session, b []byte, seq uint64) {
+	if m.held && seq > m.base {
 		m.pending = append(m.pending, b)
 		return
 	}
@@ -77,8 +80,13 @@ func (h *hub) dispatch(rec projections.Record) {
 				if e.Seq <= m.last || !s.hears(domain.RoomID(key.ID), f) {
 					continue
 				}
+				if e.Seq > m.base {
+					// The first event after an entry's snapshot names it
+					// as the one before.
+					m.last = max(m.last, m.base)
+				}
 				if !f.to.unsent {
-					m.deliver(s, f.bytes(m.last))
+					m.deliver(s, f.bytes(m.last), e.Seq)
 				}
 				m.last = e.Seq
 				if f.to.leaves {
@@ -95,14 +103,23 @@ func (h *hub) dispatch(rec projections.Record) {
 
 // enter registers s in room key and calls then with the room's state while
 // holding the hub, so that what then sends reaches s before any later event
-// of the room. r is the room as the engine left it after s's own command
-// (nil: the caller waited for the projection to fold that command); the
-// projection's state is used instead when it is newer, since the hub may
-// already have sent its events to others.
+// of the room. r is the room as the engine left it after s's own command,
+// at stream sequence at (nil: the caller waited for the projection to fold
+// that command); the projection's state is used instead when it is newer,
+// since the hub may already have sent its events to others.
 //
 // With hold, the room's events for s wait until release: the caller sends
 // the entry reply first, outside the hub.
-func (h *hub) enter(s *session, key domain.Key, r *domain.Room, hold bool, then func(r *domain.Room)) *membership {
+//
+// A session entering a room it is already in here (a login again into the
+// same room) keeps its membership, so that it loses no event: the room's
+// events up to the snapshot, which the hub may not have sent yet, reach it
+// before the reply and the later ones after it. enter then holds the
+// membership whatever hold says, and returns the stream sequence the caller
+// must wait for (Live.WaitFor: the hub has sent everything up to the
+// snapshot) before it replies and releases; zero for a new membership.
+func (h *hub) enter(s *session, key domain.Key, r *domain.Room, at uint64, hold bool,
+	then func(r *domain.Room, held bool)) (*membership, uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.live.Read(func(m *projections.Model) {
@@ -111,7 +128,7 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, hold bool, then 
 			return
 		}
 		if live := a.Rooms[domain.RoomID(key.ID)]; live != nil && (r == nil || live.Seq > r.Seq) {
-			r = live.Clone()
+			r, at = live.Clone(), m.Cursor
 		}
 	})
 	if r == nil {
@@ -122,12 +139,20 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, hold bool, then 
 		members = map[*session]*membership{}
 		h.rooms[key] = members
 	}
-	m := &membership{last: r.Seq, held: hold}
-	members[s] = m
+	// r is at least as new as anything the hub has sent of the room (the
+	// projection's state, or newer).
+	m, again := members[s]
+	var wait uint64
+	if again {
+		m.held, m.base, wait = true, max(m.base, r.Seq), max(at, 1)
+	} else {
+		m = &membership{last: r.Seq, base: r.Seq, held: hold}
+		members[s] = m
+	}
 	s.setQuiet(domain.RoomID(key.ID), r)
 	h.dirty[key] = true
-	then(r)
-	return m
+	then(r, m.held)
+	return m, wait
 }
 
 // release sends what m held back, in order, and lets later events through.
@@ -137,6 +162,8 @@ func (h *hub) release(s *session, m *membership) {
 	for _, b := range m.pending {
 		s.send(b, false)
 	}
+	// The reply's snapshot is the session's place in the room now.
+	m.last = max(m.last, m.base)
 	m.pending, m.held = nil, false
 }
 

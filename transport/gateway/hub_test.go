@@ -50,7 +50,7 @@ func TestHubEntersWithTheNewerState(t *testing.T) {
 			h := newHub(live, slog.New(slog.DiscardHandler))
 			s := &session{id: "s-u2"}
 			var got *domain.Room
-			h.enter(s, key, fold(c.engine...), false, func(r *domain.Room) { got = r })
+			h.enter(s, key, fold(c.engine...), 0, false, func(r *domain.Room, _ bool) { got = r })
 			if got.Seq != c.wantSeq || len(got.Members) != c.wantMembers {
 				t.Fatalf("entered with seq %d and %d members, want %d and %d", got.Seq, len(got.Members),
 					c.wantSeq, c.wantMembers)

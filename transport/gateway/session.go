@@ -578,7 +578,7 @@ func zimFailure(err error) string {
 // snapshot's seq, read from the log while the room's later events wait.
 func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, res engine.Result, history int) error {
 	key := s.roomKey(room)
-	r, ok := s.srv.cfg.Engine.Room(key)
+	r, at, ok := s.srv.cfg.Engine.Room(key)
 	var wait uint64
 	for _, a := range res.Appended {
 		if a.Key.Kind == domain.KindRoom && (a.Key != key || !ok) {
@@ -612,15 +612,29 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 	s.rooms[room] = true
 	uid := s.user.ID
 	s.mu.Unlock()
-	hold := history > 0
 	var snap protocol.RoomSnapshot
-	m := s.srv.hub.enter(s, key, r, hold, func(r *domain.Room) {
+	m, before := s.srv.hub.enter(s, key, r, at, history > 0, func(r *domain.Room, held bool) {
 		snap = snapshot(r, room)
-		if !hold {
+		if !held {
 			s.entered(reqID, room, uid, snap)
 		}
 	})
-	if hold {
+	if !m.held {
+		return errReplied
+	}
+	// Held: the reply waits for the room's last messages, or (back in a
+	// room the session is in) for the hub to send it the room's events up
+	// to the snapshot; later events wait for the reply.
+	defer s.srv.hub.release(s, m)
+	if before > 0 {
+		wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
+		defer cancel()
+		if err := s.srv.cfg.Live.WaitFor(wctx, before); err != nil {
+			s.reply(reqID, nil, domain.ErrTimeout.With("the room's events did not reach the session in time"))
+			return errReplied
+		}
+	}
+	if history > 0 {
 		msgs, err := s.lastMessages(ctx, key, uid, snap.Seq, history)
 		if err != nil {
 			// The session is in the room: it gets its snapshot; the app
@@ -628,9 +642,8 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 			s.srv.cfg.Logger.Warn("cannot read a room's last messages for a login", "room", key, "err", err)
 		}
 		snap.Messages = msgs
-		s.entered(reqID, room, uid, snap)
-		s.srv.hub.release(s, m)
 	}
+	s.entered(reqID, room, uid, snap)
 	return errReplied
 }
 
