@@ -24,26 +24,36 @@ type hub struct {
 
 // membership is one session's place in one room on this node.
 type membership struct {
-	// last is the seq of the last room event sent to the session (or of the
-	// snapshot it entered with): events at or below it are not sent again.
+	// last is the seq of the last room event sent or held for the session
+	// (or of the snapshot it entered with): events at or below it are not
+	// sent again.
 	last uint64
-	// held: the session's entry reply is not sent yet (it waits for the
-	// room's last messages from the log, or for the events before its
-	// snapshot); the room's events after the snapshot's seq, base, wait in
-	// pending and follow the reply.
+	// prev is the seq of the last room event sent: the next frame's prev.
+	prev uint64
+	// held: the session is not to get the room's events after base yet (its
+	// entry reply waits for the room's last messages, or for the events
+	// before its snapshot; a resume is replaying what it missed from the
+	// log); they wait in pending until release.
 	held    bool
 	base    uint64
-	pending [][]byte
+	pending []heldFrame
 }
 
-// deliver sends b, the frame of room event seq, to s, or keeps it for after
-// the entry reply.
-func (m *membership) deliver(s *session, b []byte, seq uint64) {
+// heldFrame is a room event's frame kept for after a release.
+type heldFrame struct {
+	f   *outFrame
+	seq uint64
+}
+
+// deliver sends f, the frame of room event seq, to s, or keeps it for after
+// the release.
+func (m *membership) deliver(s *session, f *outFrame, seq uint64) {
 	if m.held && seq > m.base {
-		m.pending = append(m.pending, b)
+		m.pending = append(m.pending, heldFrame{f, seq})
 		return
 	}
-	s.send(b, false)
+	s.send(f.bytes(m.prev), false)
+	m.prev = seq
 }
 
 func newHub(live *projections.Live, logger *slog.Logger) *hub {
@@ -80,13 +90,8 @@ func (h *hub) dispatch(rec projections.Record) {
 				if e.Seq <= m.last || !s.hears(domain.RoomID(key.ID), f) {
 					continue
 				}
-				if e.Seq > m.base {
-					// The first event after an entry's snapshot names it
-					// as the one before.
-					m.last = max(m.last, m.base)
-				}
 				if !f.to.unsent {
-					m.deliver(s, f.bytes(m.last), e.Seq)
+					m.deliver(s, f, e.Seq)
 				}
 				m.last = e.Seq
 				if f.to.leaves {
@@ -146,7 +151,7 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, at uint64, hold 
 	if again {
 		m.held, m.base, wait = true, max(m.base, r.Seq), max(at, 1)
 	} else {
-		m = &membership{last: r.Seq, base: r.Seq, held: hold}
+		m = &membership{last: r.Seq, prev: r.Seq, base: r.Seq, held: hold}
 		members[s] = m
 	}
 	s.setQuiet(domain.RoomID(key.ID), r)
@@ -155,16 +160,31 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, at uint64, hold 
 	return m, wait
 }
 
-// release sends what m held back, in order, and lets later events through.
-func (h *hub) release(s *session, m *membership) {
+// release sends what m held back, in order, the first frame naming prev
+// (the seq of the last room event the session got otherwise: its entry
+// snapshot's, or the last its replay sent) as the one before, and lets later
+// events through.
+func (h *hub) release(s *session, m *membership, prev uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, b := range m.pending {
-		s.send(b, false)
+	m.prev = prev
+	for _, p := range m.pending {
+		s.send(p.f.bytes(m.prev), false)
+		m.prev = p.seq
 	}
-	// The reply's snapshot is the session's place in the room now.
-	m.last = max(m.last, m.base)
 	m.pending, m.held = nil, false
+}
+
+// drop unregisters m, s's membership of room key, if it still is one.
+func (h *hub) drop(s *session, key domain.Key, m *membership) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if members := h.rooms[key]; members != nil && members[s] == m {
+		delete(members, s)
+		if len(members) == 0 {
+			delete(h.rooms, key)
+		}
+	}
 }
 
 // leave unregisters s from room key.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/projections"
@@ -59,5 +60,47 @@ func TestHubEntersWithTheNewerState(t *testing.T) {
 				t.Fatalf("the session's fan-out starts after seq %d, want %d", last, c.wantSeq)
 			}
 		})
+	}
+}
+
+// A resume reads what the room got since the session's replay from the log
+// without holding the hub: a slow read stalls neither the fan-out of other
+// rooms nor of this one.
+func TestAResumeReadsTheLogOutsideTheHub(t *testing.T) {
+	live := projections.NewLive(projections.NewModel())
+	live.Apply(joined(1, "u1"))
+	h := newHub(live, slog.New(slog.DiscardHandler))
+	s := &session{id: "s-u1", user: domain.User{ID: "u1"}, rooms: map[domain.RoomID]bool{}}
+	reading, unblock, resumed := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		resumed <- h.resume(s, domain.RoomKey("app", "r1"), 0, func(uint64) ([]projections.Record, error) {
+			close(reading)
+			<-unblock // the log is slow
+			return []projections.Record{joined(1, "u1")}, nil
+		})
+	}()
+	<-reading
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		rec := joined(2, "u2")
+		live.Apply(rec)
+		h.dispatch(rec)
+	}()
+	select {
+	case <-dispatched:
+	case <-time.After(10 * time.Second):
+		t.Error("the hub's fan-out waited for a resume's log read")
+	}
+	close(unblock)
+	if err := <-resumed; err != nil {
+		t.Fatal(err)
+	}
+	<-dispatched
+	h.mu.Lock()
+	m := h.rooms[domain.RoomKey("app", "r1")][s]
+	h.mu.Unlock()
+	if m == nil || m.last != 2 {
+		t.Fatalf("after the resume the session's membership is %+v, want one that has seq 2", m)
 	}
 }

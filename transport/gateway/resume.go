@@ -454,49 +454,68 @@ func memberSince(recs []projections.Record, after uint64, sid domain.SessionID) 
 }
 
 // resume sends s the events after seq after that the projection has folded
-// (read with more), and registers s in the room if it is still a member, all
-// while holding the hub so no live event slips between.
+// (read with more), and registers s in the room if it is still a member, so
+// that no live event slips between or comes twice. The hub is held only to
+// register s: the live events after what the projection has folded wait in
+// the membership while the rest is read from the log, outside the hub (a
+// slow read must not stall the node's fan-out).
 func (h *hub) resume(s *session, key domain.Key, after uint64,
 	more func(have uint64) ([]projections.Record, error)) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	room := domain.RoomID(key.ID)
 	var now uint64
 	var member bool
+	var m *membership
 	uid := s.userID()
-	h.live.Read(func(m *projections.Model) {
-		if a := m.App(key.App); a != nil && a.Rooms[domain.RoomID(key.ID)] != nil {
-			r := a.Rooms[domain.RoomID(key.ID)]
+	h.mu.Lock()
+	h.live.Read(func(md *projections.Model) {
+		if a := md.App(key.App); a != nil && a.Rooms[room] != nil {
+			r := a.Rooms[room]
 			now = r.Seq
 			_, member = r.MemberBySession(uid, s.id)
-			s.setQuiet(domain.RoomID(key.ID), r)
+			s.setQuiet(room, r)
 		}
 	})
-	var recs []projections.Record
-	if after < now {
-		var err error
-		if recs, err = more(after); err != nil {
-			return err
-		}
-	}
-	last, left, err := replayFrames(s, recs, after, now, func(b []byte) error { s.send(b, false); return nil })
-	if err != nil {
-		return err
-	}
-	if member && !left {
+	if member {
 		members := h.rooms[key]
 		if members == nil {
 			members = map[*session]*membership{}
 			h.rooms[key] = members
 		}
-		// last is what the client last got: the next event's prev. Events up
-		// to now that were for the session were all replayed, so none can
-		// come twice; later ones arrive live.
-		members[s] = &membership{last: last}
+		// Events up to now are read from the log below; later ones are
+		// held for after them.
+		m = &membership{last: now, base: now, held: true}
+		members[s] = m
 		s.mu.Lock()
-		s.rooms[domain.RoomID(key.ID)] = true
+		s.rooms[room] = true
 		s.mu.Unlock()
 	}
-	return nil
+	h.mu.Unlock()
+	var recs []projections.Record
+	if after < now {
+		var err error
+		if recs, err = more(after); err != nil {
+			if m != nil {
+				h.drop(s, key, m)
+			}
+			return err
+		}
+	}
+	last, left, err := replayFrames(s, recs, after, now, func(b []byte) error { s.send(b, false); return nil })
+	switch {
+	case m == nil:
+	case err != nil || left:
+		// On an error the connection is closed. left: a member as of now
+		// cannot have left before it; kept for safety, the departure was
+		// sent and ends the membership.
+		h.drop(s, key, m)
+		if left {
+			s.leftRoom(room)
+		}
+	default:
+		// last is what the client last got: the next event's prev.
+		h.release(s, m, last)
+	}
+	return err
 }
 
 // replayFrames sends s, with send, the frames of the events of recs after

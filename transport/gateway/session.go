@@ -625,7 +625,7 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 	// Held: the reply waits for the room's last messages, or (back in a
 	// room the session is in) for the hub to send it the room's events up
 	// to the snapshot; later events wait for the reply.
-	defer s.srv.hub.release(s, m)
+	defer s.srv.hub.release(s, m, snap.Seq)
 	if before > 0 {
 		wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
 		defer cancel()
