@@ -14,7 +14,9 @@
 //   - when the connection is lost it reports RECONNECTING (1002051) for each
 //     room, redials with jittered exponential backoff, resumes the session
 //     (the server replays exactly what was missed: no gap, no duplicate) or,
-//     if the session timed out meanwhile, logs into its rooms again; past the
+//     if the session timed out meanwhile, logs into its rooms again (not
+//     those the app asked to leave: a leave whose reply was lost is sent
+//     again on a resumed session, and resolves on a new one); past the
 //     retry window (20 minutes) it reports RECONNECT_FAILED (1002053).
 //
 // Every failure is a RoomlogError carrying the numeric code and the stable
@@ -104,6 +106,9 @@ const GONE = new Set([1907003, 1907002]);
 const TRANSIENT = new Set([1906098, 1906099, 1002053, 1906005, 1906008, 1906006]);
 
 const isLocal = (e) => !(e instanceof RoomlogError) || e.local;
+// isLostReply: the request was sent, and the connection was lost before its
+// reply (Link.kill): it may or may not have taken effect.
+const isLostReply = (e) => e instanceof RoomlogError && e.local && e.code === ErrorCodes.RECONNECTING[0];
 
 // Conversions between the protocol's shapes and ZEGO's.
 const toUser = (u) => ({ userID: u.id, userName: u.name || '', ...(u.role ? { role: u.role } : {}) });
@@ -166,8 +171,8 @@ class Link {
 
   // request sends op and resolves with the reply's data. hook, if given, runs
   // when the reply arrives, before any later frame is handled, even if the
-  // caller stopped waiting.
-  request(op, data, timeoutMs, hook) {
+  // caller stopped waiting. key, if given, is the request's idempotency key.
+  request(op, data, timeoutMs, hook, key) {
     return new Promise((resolve, reject) => {
       if (this.dead) {
         reject(NOT_SENT);
@@ -181,7 +186,9 @@ class Link {
         reject(localError('TIMEOUT', `no reply within ${timeoutMs} ms`, op));
       }, timeoutMs);
       this.pending.set(id, call);
-      if (!this.send(data === undefined ? { id, op } : { id, op, data })) {
+      const frame = data === undefined ? { id, op } : { id, op, data };
+      if (key) frame.idempotency_key = key;
+      if (!this.send(frame)) {
         this.engine._lost(this, 'send failed');
       }
     });
@@ -371,8 +378,12 @@ export class RoomlogEngine {
     this._modeApplied = false;
     this._user = null; // {userID, userName}, from loginRoom or ZIM login
     this._token = '';
-    this._rooms = new Map(); // room -> {seq, entry, order, leaving, relogin}
+    // room -> {seq, entry, order, leaving, relogin, exit, exiting}: see
+    // _entered and _leave.
+    this._rooms = new Map();
     this._order = 0;
+    this._adopts = 0; // new sessions adopted by reconnections
+    this._keys = 0; // idempotency keys of the leaves
     this._loginFailed = new Set();
     this._entering = new Map(); // room -> requests entering it, in flight
     this._onOnline = () => {
@@ -469,7 +480,7 @@ export class RoomlogEngine {
    * Resolves with the rooms left.
    */
   async logoutRoom(roomID) {
-    const rooms = await this._leave('logout', roomID ? { room: roomID } : undefined);
+    const rooms = await this._leave('logout', roomID ? { room: roomID } : undefined, 'logout');
     return rooms;
   }
 
@@ -495,7 +506,16 @@ export class RoomlogEngine {
     // entered rooms before (ZEGO login, ZIM enter or join).
     const from = this._rooms.get(fromRoomID);
     if (from && from.entry.op === 'login' && this._user) entry = { ...entry, op: 'login', user: this._user, name: '', config: undefined };
-    const snap = await this._enter('switch_room', toID, req, entry, () => this._leaving([fromRoomID]));
+    let snap;
+    try {
+      snap = await this._enter('switch_room', toID, req, entry, () => this._leaving([fromRoomID], 'switch'));
+    } catch (e) {
+      // The reply was lost with the connection: the session may have left
+      // fromRoomID. A new session does not enter it again (_adopt); a
+      // resumed one says whether it is still in it (_resumed).
+      if (isLostReply(e) && from && this._rooms.get(fromRoomID) === from) from.exit = 'switch';
+      throw e;
+    }
     return zim ? { roomInfo: { baseInfo: { roomID: snap.roomID, roomName: snap.roomName } } } : true;
   }
 
@@ -538,13 +558,13 @@ export class RoomlogEngine {
 
   /** ZIM leaveRoom. */
   async leaveRoom(roomID) {
-    await this._leave('leave_room', { room: roomID });
+    await this._leave('leave_room', { room: roomID }, 'leave');
     return { roomID };
   }
 
   /** ZIM leaveAllRoom: leaves every room of this session; resolves with their IDs. */
   async leaveAllRoom() {
-    return { roomIDs: await this._leave('leave_all_rooms', undefined) };
+    return { roomIDs: await this._leave('leave_all_rooms', undefined, 'leave') };
   }
 
   /** ZIM setRoomAttributes. */
@@ -979,23 +999,80 @@ export class RoomlogEngine {
       r = { order: ++this._order };
       this._rooms.set(room, r);
     }
-    Object.assign(r, { seq, entry, leaving: false, relogin: false });
+    Object.assign(r, { seq, entry, leaving: false, relogin: false, exit: '' });
   }
 
-  _leaving(rooms) {
+  // _leaving marks rooms the session left (the reply of a leave or switch
+  // came): their departure event is on its way; they are never entered again.
+  _leaving(rooms, reason) {
     for (const room of rooms) {
       const r = this._rooms.get(room);
-      if (r) r.leaving = true;
+      if (r) Object.assign(r, { leaving: true, exit: reason });
     }
   }
 
-  async _leave(op, req) {
+  // _leave runs logout, leave_room or leave_all_rooms and resolves with the
+  // rooms left. Until its outcome is known, the rooms it leaves carry `exit`
+  // (why they are left) and `exiting` (the leaves in flight): a new session
+  // does not enter them again (_adopt). If the connection is lost after the
+  // request left, before its reply, the call waits for the session (within
+  // the request timeout): a resumed session still in the rooms gets the
+  // request again, with the same idempotency key (the server answers one it
+  // ran with the original reply); one that left them (resume says so, their
+  // departures follow) or a new session (the old one timed out: _adopt told
+  // the app Logout) is in none of them, and the call resolves. A lost leave
+  // that gives up keeps `exit` until resume says where the session is.
+  async _leave(op, req, reason) {
+    const deadline = Date.now() + this._opts.requestTimeout;
+    const names = req && req.room ? [req.room] : this._activeRooms();
+    const tracks = names.map((name) => this._rooms.get(name)).filter(Boolean);
+    for (const r of tracks) Object.assign(r, { exit: reason, exiting: (r.exiting || 0) + 1 });
+    const key = `leave-${++this._keys}`;
+    const adopts = this._adopts;
     let left = [];
-    await this._do(op, req, (data) => {
-      left = data.rooms || [];
-      this._leaving(left);
-    });
-    return left;
+    let lost = null;
+    let done = false;
+    try {
+      for (;;) {
+        const link = await this._connected(deadline).catch((e) => {
+          e.op = e.op || op;
+          // Still reconnecting at the deadline, the outcome is unknown; past
+          // the reconnect window or destroyEngine, the call fails as others.
+          throw lost && this._reconnecting && !this._stopErr ? lost : e;
+        });
+        if (lost || this._adopts !== adopts) {
+          const still = names.some((name) => {
+            const r = this._rooms.get(name);
+            return r && !r.leaving;
+          });
+          if (!still) {
+            done = true;
+            return names;
+          }
+        }
+        try {
+          await link.request(op, req, Math.max(deadline - Date.now(), 1), (data) => {
+            left = data.rooms || [];
+            this._leaving(left, reason);
+          }, key);
+          done = true;
+          return left;
+        } catch (e) {
+          if (e === NOT_SENT) {
+            if (Date.now() >= deadline) throw localError('TIMEOUT', `no connection within ${this._opts.requestTimeout} ms`, op);
+            continue;
+          }
+          if (!isLostReply(e)) throw e;
+          lost = e;
+        }
+      }
+    } finally {
+      for (const r of tracks) {
+        r.exiting--;
+        // Refused, or never sent: the session is still in the room.
+        if (!done && !lost && !r.exiting) r.exit = '';
+      }
+    }
   }
 
   _activeRooms() {
@@ -1311,6 +1388,9 @@ export class RoomlogEngine {
       if (!r) continue;
       const st = rooms[name] ? rooms[name].status : '';
       if (st === 'resumed') {
+        // The session is still in the room: a leave whose reply was lost did
+        // not take effect (one still waiting sends it again: see _leave).
+        if (!r.exiting) r.exit = '';
         if (!r.leaving) back.push(name);
       } else if (st === 'left') {
         r.leaving = true; // the departure is among the missed events
@@ -1333,9 +1413,20 @@ export class RoomlogEngine {
     this._session = hello.session;
     this._resumeToken = hello.resume_token;
     this._modeApplied = false;
+    this._adopts++;
+    // Rooms the app left, or asked to leave (the reply may have been lost),
+    // are not entered again. Their departure was lost with the old session
+    // (which timed out, and left them): the app is told here.
+    const left = [];
     for (const [name, r] of [...this._rooms]) {
-      if (r.leaving) this._rooms.delete(name);
-      else Object.assign(r, { relogin: true, seq: 0 });
+      if (r.leaving || r.exit) {
+        this._rooms.delete(name);
+        left.push([name, r.exit || 'logout']);
+      } else Object.assign(r, { relogin: true, seq: 0 });
+    }
+    for (const [room, reason] of left) {
+      this._roomEnded(room, 0);
+      this._state(room, 'Logout', 0, { reason, zimState: 'Disconnected', zimEvent: 'Success', bySession: '' });
     }
   }
 
