@@ -188,6 +188,13 @@ type Client struct {
 	mediaMu    sync.Mutex
 	players    map[string]*MediaPlayer
 	publishers map[string]*MediaPublisher
+	// offers are the PublishMedia and PlayMedia calls in flight, whose media
+	// is not registered yet (see mediaCall).
+	offers map[*mediaCall]struct{}
+	// testHookAnswered, set by tests only (export_test.go), runs in
+	// PublishMedia and PlayMedia once the answer came, before it is applied
+	// and the media registered.
+	testHookAnswered func(stream, kind string)
 
 	// ctx ends when the client is closed; it stops reconnection.
 	ctx    context.Context

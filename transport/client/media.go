@@ -65,6 +65,12 @@ type MediaPublisher struct {
 // PublishMedia sends tracks (audio and/or video) as stream's media. Publish
 // the stream first (StartPublishingStream). State changes arrive at
 // Handlers.OnPublisherStateUpdate.
+//
+// If the session ends while the offer is in flight (the client had to log
+// in again on a new session), the call fails with code 1002053, as
+// OnPublisherStateUpdate reports the media that ended with it; once Close
+// was called it fails with ErrClosed. Either way its peer connection is
+// closed.
 func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrtc.TrackLocal, opts MediaOptions) (*MediaPublisher, error) {
 	api, err := opts.api()
 	if err != nil {
@@ -82,18 +88,18 @@ func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrt
 		}
 		go drainRTCP(sender)
 	}
-	node, err := c.mediaOffer(ctx, protocol.OpMediaOffer, pc, stream, protocol.MediaPublish, nil)
-	if err != nil {
+	call, ctx := c.beginMedia(ctx, stream, protocol.MediaPublish)
+	node, err := c.mediaOffer(ctx, protocol.OpMediaOffer, pc, stream, protocol.MediaPublish, nil, call)
+	p := &MediaPublisher{c: c, stream: stream, pc: pc, node: node}
+	if _, err := c.finishMedia(call, err, func() {
+		if c.publishers == nil {
+			c.publishers = map[string]*MediaPublisher{}
+		}
+		c.publishers[stream] = p
+	}); err != nil {
 		pc.Close()
 		return nil, err
 	}
-	p := &MediaPublisher{c: c, stream: stream, pc: pc, node: node}
-	c.mediaMu.Lock()
-	if c.publishers == nil {
-		c.publishers = map[string]*MediaPublisher{}
-	}
-	c.publishers[stream] = p
-	c.mediaMu.Unlock()
 	return p, nil
 }
 
@@ -114,7 +120,7 @@ func (p *MediaPublisher) PeerConnection() *webrtc.PeerConnection { return p.pc }
 // a network change).
 func (p *MediaPublisher) RestartICE(ctx context.Context) error {
 	_, err := p.c.mediaOffer(ctx, protocol.OpMediaICERestart, p.pc, p.stream, protocol.MediaPublish,
-		&webrtc.OfferOptions{ICERestart: true})
+		&webrtc.OfferOptions{ICERestart: true}, nil)
 	return err
 }
 
@@ -148,22 +154,42 @@ type MediaPlayer struct {
 // (StartPlayingStream). State changes arrive at Handlers.OnPlayerStateUpdate.
 // When the server says the stream moved to another media node
 // (play_media_moved, 1004005), the player connects again by itself.
+//
+// As with PublishMedia, a call in flight when the session ends fails with
+// code 1002053, one in flight when Close is called with ErrClosed, and its
+// peer connection is closed.
 func (c *Client) PlayMedia(ctx context.Context, stream string, onTrack func(*webrtc.TrackRemote, *webrtc.RTPReceiver),
 	opts MediaOptions) (*MediaPlayer, error) {
 	p := &MediaPlayer{c: c, stream: stream, opts: opts, onTrack: onTrack}
-	if err := p.connect(ctx); err != nil {
+	call, ctx := c.beginMedia(ctx, stream, protocol.MediaPlay)
+	moved, err := c.finishMedia(call, p.connect(ctx, call), func() {
+		if c.players == nil {
+			c.players = map[string]*MediaPlayer{}
+		}
+		c.players[stream] = p
+	})
+	if err != nil {
+		if pc := p.PeerConnection(); pc != nil {
+			pc.Close()
+		}
 		return nil, err
 	}
-	c.mediaMu.Lock()
-	if c.players == nil {
-		c.players = map[string]*MediaPlayer{}
+	if moved {
+		// The stream moved while the answer was on its way: follow it, as
+		// mediaEvent does for a registered player.
+		go p.moved()
 	}
-	c.players[stream] = p
-	c.mediaMu.Unlock()
 	return p, nil
 }
 
-func (p *MediaPlayer) connect(ctx context.Context) error {
+// errPlayerClosed fails the connection of a player closed meanwhile (by the
+// app, or with its session).
+var errPlayerClosed = errors.New("roomlog: the player was closed")
+
+// connect makes a new peer connection for the player and has it answered;
+// call is the PlayMedia in flight (nil when a registered player connects
+// again).
+func (p *MediaPlayer) connect(ctx context.Context, call *mediaCall) error {
 	api, err := p.opts.api()
 	if err != nil {
 		return err
@@ -182,21 +208,38 @@ func (p *MediaPlayer) connect(ctx context.Context) error {
 	if p.onTrack != nil {
 		pc.OnTrack(p.onTrack)
 	}
+	// A player closed meanwhile (Close, or endMedia while moved was on its
+	// way here) closed the connection it saw: a new one would be left open.
 	p.mu.Lock()
-	old := p.pc
-	p.pc = pc
+	closed, old := p.closed, p.pc
+	if !closed {
+		p.pc = pc
+	}
 	p.mu.Unlock()
+	if closed {
+		pc.Close()
+		return errPlayerClosed
+	}
 	if old != nil {
 		old.Close()
 	}
-	node, err := p.c.mediaOffer(ctx, protocol.OpMediaOffer, pc, p.stream, protocol.MediaPlay, nil)
+	node, err := p.c.mediaOffer(ctx, protocol.OpMediaOffer, pc, p.stream, protocol.MediaPlay, nil, call)
 	if err != nil {
 		pc.Close()
 		return err
 	}
 	p.mu.Lock()
-	p.node = node
+	closed = p.closed
+	if !closed {
+		p.node = node
+	}
 	p.mu.Unlock()
+	if closed {
+		// Closed while the offer was answered: whoever closed it may have
+		// seen the old connection or this one; closing again is harmless.
+		pc.Close()
+		return errPlayerClosed
+	}
 	return nil
 }
 
@@ -210,7 +253,7 @@ func (p *MediaPlayer) PeerConnection() *webrtc.PeerConnection {
 // RestartICE renegotiates the connection with fresh ICE credentials.
 func (p *MediaPlayer) RestartICE(ctx context.Context) error {
 	_, err := p.c.mediaOffer(ctx, protocol.OpMediaICERestart, p.PeerConnection(), p.stream, protocol.MediaPlay,
-		&webrtc.OfferOptions{ICERestart: true})
+		&webrtc.OfferOptions{ICERestart: true}, nil)
 	return err
 }
 
@@ -239,7 +282,7 @@ func (p *MediaPlayer) moved() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.c.opts.RequestTimeout)
 	defer cancel()
-	err := p.connect(ctx)
+	err := p.connect(ctx, nil)
 	if err == nil {
 		return
 	}
@@ -262,7 +305,9 @@ func (p *MediaPlayer) moved() {
 }
 
 // forgetMedia stops following the publisher or player of stream whose
-// media the server ended: a resume has nothing of it to check.
+// media the server ended: a resume has nothing of it to check. A call whose
+// answer came before the ending (a logout racing the offer) is not
+// registered either: the app is told of the ending as for the others.
 func (c *Client) forgetMedia(stream, kind string) {
 	c.mediaMu.Lock()
 	defer c.mediaMu.Unlock()
@@ -271,17 +316,129 @@ func (c *Client) forgetMedia(stream, kind string) {
 	} else {
 		delete(c.players, stream)
 	}
+	if m := c.answeredLocked(stream, kind); m != nil {
+		m.forgotten = true
+	}
+}
+
+// mediaCall is a PublishMedia or PlayMedia in flight: its peer connection
+// exists and its offer is being made, but its media is not registered yet,
+// so endMedia and the media events cannot find it among the publishers and
+// players. They find it among c.offers (Close through the client's
+// context) and leave their mark on it, which finishMedia reads as it
+// decides, under c.mediaMu, whether the media is registered: so that no
+// call registers media that ended meanwhile, or leaves an open peer
+// connection nobody closes.
+type mediaCall struct {
+	stream, kind string
+	// cancel ends the call's context, so that a call waiting for its
+	// answer (or for a connection to send its offer on) returns at once.
+	cancel context.CancelCauseFunc
+	// unhook stops watching the client's context (Close).
+	unhook func() bool
+
+	// Under c.mediaMu.
+	// answered: the answer arrived, on the reader goroutine, so that the
+	// media events that follow it on the connection (which the server sent
+	// after answering) apply to this call.
+	answered bool
+	// ended: the call fails with this (its session ended, or the client
+	// was closed).
+	ended error
+	// forgotten: the server ended the media after answering (NO_PUBLISH,
+	// NO_PLAY); the app was told by the callback.
+	forgotten bool
+	// moved: the server said the played stream moved after answering.
+	moved bool
+}
+
+// beginMedia registers a PublishMedia or PlayMedia about to make its offer,
+// and returns the context to make it with.
+func (c *Client) beginMedia(ctx context.Context, stream, kind string) (*mediaCall, context.Context) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	m := &mediaCall{stream: stream, kind: kind, cancel: cancel}
+	c.mediaMu.Lock()
+	if c.offers == nil {
+		c.offers = map[*mediaCall]struct{}{}
+	}
+	c.offers[m] = struct{}{}
+	c.mediaMu.Unlock()
+	// Close fails the requests waiting for a reply, but not an offer still
+	// gathering its candidates, nor one whose answer already came.
+	m.unhook = context.AfterFunc(c.ctx, func() {
+		c.mediaMu.Lock()
+		if m.ended == nil {
+			m.ended = ErrClosed
+		}
+		c.mediaMu.Unlock()
+		cancel(ErrClosed)
+	})
+	return m, ctx
+}
+
+// finishMedia ends a call begun by beginMedia whose offer returned err: it
+// registers the media (register runs under c.mediaMu) unless the call
+// failed, was ended meanwhile or the client was closed, and returns the
+// call's error then; the caller closes the peer connection. moved says the
+// played stream moved while the answer was on its way.
+func (c *Client) finishMedia(m *mediaCall, err error, register func()) (moved bool, _ error) {
+	m.unhook()
+	c.mediaMu.Lock()
+	delete(c.offers, m)
+	switch {
+	case m.ended != nil:
+		// Whatever the offer returned (an answer from the session that is
+		// gone, a lost reply, a cancelled context), the media ended.
+		err = m.ended
+	case err == nil && c.ctx.Err() != nil:
+		err = ErrClosed // closed before the AfterFunc ran
+	case err == nil && !m.forgotten:
+		register()
+		moved = m.moved
+	}
+	c.mediaMu.Unlock()
+	m.cancel(nil)
+	return moved, err
+}
+
+// answeredLocked returns the answered call in flight for stream and kind,
+// if any; c.mediaMu is held.
+func (c *Client) answeredLocked(stream, kind string) *mediaCall {
+	for m := range c.offers {
+		if m.answered && m.stream == stream && m.kind == kind {
+			return m
+		}
+	}
+	return nil
+}
+
+// errMediaEnded is the error of a call in flight when its session ended.
+func errMediaEnded(why *domain.Error, kind string) *Error {
+	return localError(protocol.OpMediaOffer, why,
+		"the session ended while the %s offer was in flight, and its media with it; %s the stream again", kind, kind)
 }
 
 // endMedia ends every publisher and player of a session that is gone (its
 // heartbeat timed out while the connection was down): the server ended
 // their media with the session, and told that session, not this one. The
-// app is told here, as it would have been (NO_PUBLISH / NO_PLAY).
-func (c *Client) endMedia(code domain.Code, reason string) {
+// app is told here, as it would have been (NO_PUBLISH / NO_PLAY). A
+// PublishMedia or PlayMedia in flight fails instead (its caller has no
+// publisher or player yet), even if its answer came: that answer was the
+// old session's.
+func (c *Client) endMedia(why *domain.Error, reason string) {
+	code := why.Code
 	c.mediaMu.Lock()
-	publishers, players := c.publishers, c.players
-	c.publishers, c.players = nil, nil
+	publishers, players, offers := c.publishers, c.players, c.offers
+	c.publishers, c.players, c.offers = nil, nil, nil
+	for m := range offers {
+		if m.ended == nil {
+			m.ended = errMediaEnded(why, m.kind)
+		}
+	}
 	c.mediaMu.Unlock()
+	for m := range offers {
+		m.cancel(m.ended)
+	}
 	h := &c.opts.Handlers
 	var pcs []*webrtc.PeerConnection
 	for _, stream := range slices.Sorted(maps.Keys(publishers)) {
@@ -374,10 +531,11 @@ func (c *Client) peerGone(stream, kind, node string) *domain.Error {
 }
 
 // mediaOffer makes pc's offer (waiting for its ICE candidates), sends it
-// and applies the server's answer.
+// and applies the server's answer; call, if not nil, is the PublishMedia or
+// PlayMedia the offer is for (it is marked answered when the answer comes).
 // It returns the media node that answered.
 func (c *Client) mediaOffer(ctx context.Context, op protocol.Op, pc *webrtc.PeerConnection, stream, kind string,
-	o *webrtc.OfferOptions) (string, error) {
+	o *webrtc.OfferOptions, call *mediaCall) (string, error) {
 	offer, err := pc.CreateOffer(o)
 	if err != nil {
 		return "", err
@@ -391,9 +549,23 @@ func (c *Client) mediaOffer(ctx context.Context, op protocol.Op, pc *webrtc.Peer
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	data, err := c.do(ctx, op, protocol.MediaOfferRequest{Stream: stream, Kind: kind, SDP: pc.LocalDescription().SDP}, nil)
+	var answered func([]byte) error
+	if call != nil {
+		// On the reader goroutine, before the frames that follow the answer
+		// (a NO_PUBLISH the server sent after it) are handled.
+		answered = func([]byte) error {
+			c.mediaMu.Lock()
+			call.answered = true
+			c.mediaMu.Unlock()
+			return nil
+		}
+	}
+	data, err := c.do(ctx, op, protocol.MediaOfferRequest{Stream: stream, Kind: kind, SDP: pc.LocalDescription().SDP}, answered)
 	if err != nil {
 		return "", err
+	}
+	if h := c.testHookAnswered; h != nil && call != nil {
+		h(stream, kind)
 	}
 	var a protocol.MediaAnswer
 	if err := json.Unmarshal(data, &a); err != nil {
@@ -425,6 +597,9 @@ func (c *Client) mediaEvent(f *protocol.Frame) bool {
 	if code == domain.ErrMediaPlayMoved.Code {
 		c.mediaMu.Lock()
 		p := c.players[d.Stream]
+		if m := c.answeredLocked(d.Stream, protocol.MediaPlay); p == nil && m != nil {
+			m.moved = true // PlayMedia follows it once registered
+		}
 		c.mediaMu.Unlock()
 		if p != nil {
 			go p.moved()

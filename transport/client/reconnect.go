@@ -219,7 +219,7 @@ func (c *Client) restore(l *link) error {
 	}
 	if !resumed {
 		c.adopt(l.hello)
-		c.endMedia(domain.ErrTimeout.Code, "ended")
+		c.endMedia(domain.ErrTimeout, "ended")
 	}
 	if err := c.dropStrays(l, strays); err != nil {
 		return err
