@@ -37,6 +37,11 @@ type membership struct {
 	held    bool
 	base    uint64
 	pending []heldFrame
+	// told: the session knows it is in the room (its entry reply is sent,
+	// or it was in the room before this entry or resume): it gets the
+	// room's frames that are not events (barrage, online counts) even
+	// while held.
+	told bool
 }
 
 // heldFrame is a room event's frame kept for after a release.
@@ -151,7 +156,7 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, at uint64, hold 
 	if again {
 		m.held, m.base, wait = true, max(m.base, r.Seq), max(at, 1)
 	} else {
-		m = &membership{last: r.Seq, prev: r.Seq, base: r.Seq, held: hold}
+		m = &membership{last: r.Seq, prev: r.Seq, base: r.Seq, held: hold, told: !hold}
 		members[s] = m
 	}
 	s.setQuiet(domain.RoomID(key.ID), r)
@@ -162,12 +167,15 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, at uint64, hold 
 
 // release sends what m held back, in order, the first frame naming prev
 // (the seq of the last room event the session got otherwise: its entry
-// snapshot's, or the last its replay sent) as the one before, and lets later
-// events through.
+// snapshot's, or the last its replay sent; 0: the last frame the hub sent
+// it) as the one before, and lets later events through.
 func (h *hub) release(s *session, m *membership, prev uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m.prev = prev
+	if prev != 0 {
+		m.prev = prev
+	}
+	m.told = true
 	for _, p := range m.pending {
 		s.send(p.f.bytes(m.prev), false)
 		m.prev = p.seq
@@ -217,7 +225,7 @@ func (h *hub) broadcastEphemeral(key domain.Key, f *outFrame) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s, m := range h.rooms[key] {
-		if !m.held && f.to.includes(s.id, s.userID()) {
+		if m.told && f.to.includes(s.id, s.userID()) {
 			s.send(f.head, true)
 		}
 	}
@@ -243,7 +251,7 @@ func (h *hub) onlineCounts(ctx context.Context) {
 		frame := onlineFrame(domain.RoomID(k.ID), count)
 		h.mu.Lock()
 		for s, m := range h.rooms[k] {
-			if !m.held {
+			if m.told {
 				s.send(frame, true)
 			}
 		}

@@ -482,8 +482,10 @@ func (h *hub) resume(s *session, key domain.Key, after uint64,
 			h.rooms[key] = members
 		}
 		// Events up to now are read from the log below; later ones are
-		// held for after them.
-		m = &membership{last: now, base: now, held: true}
+		// held for after them. The replay before may have sent more than
+		// the projection has folded (the log is ahead of it): those are
+		// not sent again.
+		m = &membership{last: max(now, after), base: max(now, after), held: true, told: true}
 		members[s] = m
 		s.mu.Lock()
 		s.rooms[room] = true

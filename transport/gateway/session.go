@@ -625,15 +625,19 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 	// Held: the reply waits for the room's last messages, or (back in a
 	// room the session is in) for the hub to send it the room's events up
 	// to the snapshot; later events wait for the reply.
-	defer s.srv.hub.release(s, m, snap.Seq)
 	if before > 0 {
 		wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
 		defer cancel()
 		if err := s.srv.cfg.Live.WaitFor(wctx, before); err != nil {
+			// The session is still in the room, without the snapshot: its
+			// events go on from the last it got (those held came after
+			// all the hub sent it, so they follow in order).
+			s.srv.hub.release(s, m, 0)
 			s.reply(reqID, nil, domain.ErrTimeout.With("the room's events did not reach the session in time"))
 			return errReplied
 		}
 	}
+	defer s.srv.hub.release(s, m, snap.Seq)
 	if history > 0 {
 		msgs, err := s.lastMessages(ctx, key, uid, snap.Seq, history)
 		if err != nil {

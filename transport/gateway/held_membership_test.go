@@ -1,0 +1,306 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/eventstore/presence"
+	"github.com/roomlog/roomlog/projections"
+	"github.com/roomlog/roomlog/tests/wire"
+	"github.com/roomlog/roomlog/transport/auth"
+	"github.com/roomlog/roomlog/transport/gateway"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// hookedBus is the node's real bus; when armed, the next takeover notice
+// (published by a resume after it has waited for the projection, before it
+// reads the room from the log) calls hook first.
+type hookedBus struct {
+	*eventstore.Bus
+	hook atomic.Pointer[func()]
+}
+
+func (b *hookedBus) Publish(subject string, data []byte) error {
+	if strings.HasPrefix(subject, "takeover.") {
+		if h := b.hook.Swap(nil); h != nil {
+			(*h)()
+		}
+	}
+	return b.Bus.Publish(subject, data)
+}
+
+// pausableNode is one node's parts run by hand (real log, engine, presence,
+// gateway) with a projection fed by the test, which can pause it: records
+// appended meanwhile are in the log but not folded, as happens for a moment
+// after every append.
+type pausableNode struct {
+	addr   string
+	signer *auth.Signer
+	bus    *hookedBus
+	live   *projections.Live
+	gate   atomic.Pointer[chan struct{}]
+}
+
+// pause stops the projection before the next record it would fold.
+func (n *pausableNode) pause() {
+	ch := make(chan struct{})
+	n.gate.Store(&ch)
+}
+
+// unpause lets the projection fold on.
+func (n *pausableNode) unpause() {
+	if ch := n.gate.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+func (n *pausableNode) token(t *testing.T, user string) string {
+	t.Helper()
+	tok, err := n.signer.Mint(auth.Claims{App: "dev", User: user, AllRooms: true, Publish: true,
+		ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func startPausableNode(t *testing.T, gc gateway.Config) *pausableNode {
+	t.Helper()
+	log := estest.Open(t, nil)
+	live := projections.NewLive(projections.NewModel())
+	e := estest.Engine(t, log, live, nil)
+	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := presence.New(presence.Config{Records: records, Engine: e, Timeout: 90 * time.Second, Node: "A",
+		Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := log.OpenBus("test-bus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	signer, err := auth.NewSigner(auth.Config{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &pausableNode{signer: signer, bus: &hookedBus{Bus: bus}, live: live}
+	gc.Engine, gc.Live, gc.Log, gc.Bus, gc.Signer, gc.Presence, gc.Node = e, live, log, n.bus, signer, p, "A"
+	gc.Policy = func(domain.AppID) domain.Policy { return estest.Policy() }
+	gc.Logger = estest.Logger(t)
+	gw, err := gateway.New(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The projection, fed record by record through the gate.
+	fctx, fcancel := context.WithCancel(context.Background())
+	folded := make(chan struct{})
+	go func() {
+		defer close(folded)
+		log.Tail(fctx, []string{log.Prefix() + ".>"}, live.Cursor()+1, func(raw eventstore.Record) error {
+			if ch := n.gate.Load(); ch != nil {
+				select {
+				case <-*ch:
+				case <-fctx.Done():
+					return fctx.Err()
+				}
+			}
+			if rec, err := projections.Decode(raw); err == nil {
+				live.Apply(rec)
+			}
+			return nil
+		})
+	}()
+	t.Cleanup(func() { n.unpause(); fcancel(); <-folded; live.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	<-p.Ready()
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", gw)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		n.unpause()
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		gw.Shutdown(sctx)
+		scancel()
+		srv.Close()
+		cancel()
+		<-done
+	})
+	n.addr = strings.TrimPrefix(srv.URL, "http://")
+	return n
+}
+
+// chain is what a client checks of one room's events.
+type chain struct {
+	cur  uint64 // seq of the last room event got
+	seen map[uint64]bool
+}
+
+// checkChain reads w's frames until stop matches and checks that room's
+// events come once each and each names the one before it got.
+func checkChain(t *testing.T, w *wire.Conn, room string, cur uint64, stop func(protocol.Frame) bool) {
+	t.Helper()
+	c := &chain{cur: cur, seen: map[uint64]bool{}}
+	c.check(t, w, room, stop)
+}
+
+func (c *chain) check(t *testing.T, w *wire.Conn, room string, stop func(protocol.Frame) bool) {
+	t.Helper()
+	cur, seen := c.cur, c.seen
+	defer func() { c.cur = cur }()
+	for {
+		f := w.Next()
+		if f.Type == protocol.TypeEvent && f.Room == room && f.Seq != 0 {
+			if seen[f.Seq] {
+				t.Errorf("%s seq %d came twice (prev %d)", f.Event, f.Seq, f.Prev)
+			}
+			seen[f.Seq] = true
+			if f.Prev != cur {
+				t.Errorf("%s seq %d names prev %d; the room event the session got before it was seq %d",
+					f.Event, f.Seq, f.Prev, cur)
+			}
+			cur = f.Seq
+		}
+		if stop(f) {
+			return
+		}
+	}
+}
+
+// A resume's replay reads the room from the log, which may hold events the
+// projection has not folded yet (appended after the resume waited for it).
+// The replay sends them; when the hub later fans them out, the resumed
+// session must not get them again.
+func TestAResumeGetsNoEventTwice(t *testing.T) {
+	n := startPausableNode(t, gateway.Config{})
+	alice := wire.Dial(t, n.addr)
+	hello := alice.Hello
+	alice.Login("r1", "alice", n.token(t, "alice"))
+	bob := wire.Dial(t, n.addr)
+	bob.Login("r1", "bob", n.token(t, "bob"))
+	last := alice.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate }).Seq
+	alice.WS.CloseNow() // alice's network drops
+
+	// Right after the resume has waited for the projection, bob broadcasts:
+	// the message is in the log, not folded yet.
+	inHook, hookDone := make(chan struct{}), make(chan struct{})
+	hook := func() {
+		close(inHook)
+		select {
+		case <-hookDone:
+		case <-time.After(30 * time.Second):
+		}
+	}
+	n.bus.hook.Store(&hook)
+	again := wire.Dial(t, n.addr)
+	again.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken,
+		Rooms: map[string]uint64{"r1": last}})
+	select {
+	case <-inHook:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the resume published no takeover notice")
+	}
+	n.pause()
+	bob.Do("q", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "during the resume"})
+	close(hookDone)
+	f := again.Reply("r")
+	var rr protocol.ResumeReply
+	if err := json.Unmarshal(f.Data, &rr); f.Code != 0 || err != nil || rr.Rooms["r1"].Status != "resumed" {
+		t.Fatalf("resume: %+v %s", f, f.Data)
+	}
+	// A request after the resume: its reply comes once the resume is done.
+	again.Send("mode", protocol.OpSetRoomMode, protocol.SetRoomModeRequest{Mode: "multi"})
+	c := &chain{cur: last, seen: map[uint64]bool{}}
+	c.check(t, again, "r1", func(f protocol.Frame) bool { return f.Type == protocol.TypeReply && f.ID == "mode" })
+	n.unpause() // the projection folds bob's message; the hub fans it out
+	bob.Do("end", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "end"})
+	c.check(t, again, "r1", func(f protocol.Frame) bool {
+		return f.Event == protocol.EvBroadcastMessage && strings.Contains(string(f.Data), `"end"`)
+	})
+}
+
+// A login again into a room the session is in waits for the hub to send the
+// events up to its snapshot; when that wait fails, the session gets an error
+// and no snapshot, but stays in the room. The room's next event must then
+// name the last one the session got, not the snapshot it never got.
+func TestAFailedLoginAgainKeepsThePrevChain(t *testing.T) {
+	n := startPausableNode(t, gateway.Config{CommandTimeout: 3 * time.Second})
+	alice := wire.Dial(t, n.addr)
+	tok := n.token(t, "alice")
+	alice.Login("r1", "alice", tok)
+	bob := wire.Dial(t, n.addr)
+	bob.Login("r1", "bob", n.token(t, "bob"))
+	cur := alice.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate }).Seq
+
+	n.pause() // the projection (and so the hub) falls behind
+	bob.Do("z", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "z"})
+	alice.Send("in", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "alice"}, Token: tok})
+	f := alice.Reply("in")
+	if f.Code == 0 {
+		t.Fatalf("the login again succeeded with the projection paused: %+v", f)
+	}
+	t.Logf("the login again failed: %d %s", f.Code, f.Message)
+	n.unpause()
+	checkChain(t, alice, "r1", cur, func(f protocol.Frame) bool {
+		return f.Event == protocol.EvBroadcastMessage && strings.Contains(string(f.Data), `"z"`)
+	})
+}
+
+// A member that logs in again into its room while the hub is behind (the
+// case the login waits for) stays in the room meanwhile: a barrage message
+// sent to the room then reaches it, as it did before the login kept the
+// membership held.
+func TestABarrageDuringALoginAgainReachesTheMember(t *testing.T) {
+	n := startPausableNode(t, gateway.Config{})
+	alice := wire.Dial(t, n.addr)
+	tok := n.token(t, "alice")
+	alice.Login("r1", "alice", tok)
+	bob := wire.Dial(t, n.addr)
+	bob.Login("r1", "bob", n.token(t, "bob"))
+	alice.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
+
+	n.pause() // the projection (and so the hub) falls behind
+	bob.Do("z", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "z"})
+	alice.Send("in", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "alice"}, Token: tok})
+	time.Sleep(2 * time.Second) // the login waits for the hub
+	bob.Do("b1", protocol.OpBarrage, protocol.MessageRequest{Room: "r1", Message: "during"})
+	time.Sleep(time.Second) // the bus delivers it
+	n.unpause()
+	got := map[string]bool{}
+	read := func(stop func(protocol.Frame) bool) {
+		for {
+			f := alice.Next()
+			if f.Type == protocol.TypeReply && f.ID == "in" && f.Code != 0 {
+				t.Fatalf("login again: %+v", f)
+			}
+			if f.Event == protocol.EvBarrageMessage {
+				var m protocol.Message
+				json.Unmarshal(f.Data, &m)
+				got[m.Message] = true
+			}
+			if stop(f) {
+				return
+			}
+		}
+	}
+	read(func(f protocol.Frame) bool { return f.Type == protocol.TypeReply && f.ID == "in" })
+	bob.Do("b2", protocol.OpBarrage, protocol.MessageRequest{Room: "r1", Message: "after"})
+	read(func(protocol.Frame) bool { return got["after"] })
+	if !got["during"] {
+		t.Errorf("alice, in r1 all along, did not get the barrage message sent while her login again waited")
+	}
+}
