@@ -104,15 +104,16 @@ func newUpTrack(remote *webrtc.TrackRemote, shardSize int, keyframe func()) *upT
 	return u
 }
 
-// attach adds d to the fan-out and asks for a keyframe, so a new player
-// sees video at once.
+// attach adds d to the fan-out and, if d's player can receive already (a
+// new publisher of its stream), asks for a keyframe, so that it sees video at
+// once. A player not connected yet asks when it connects.
 func (u *upTrack) attach(d *downTrack) {
 	d.setOwner(u)
 	u.mu.Lock()
 	u.downs = append(u.downs, d)
 	u.reshard()
 	u.mu.Unlock()
-	if u.kind == webrtc.RTPCodecTypeVideo {
+	if u.kind == webrtc.RTPCodecTypeVideo && d.live.Load() {
 		u.keyframe()
 	}
 }
@@ -256,11 +257,13 @@ func (f *fanout) drain() {
 type downTrack struct {
 	id, streamID string
 	kind         webrtc.RTPCodecType
-	// onFirst runs once, at the first packet written; onBind (if set)
-	// each time the player's connection binds the track.
+	// live: the player's connection is up (Pion drops what is written
+	// before its DTLS session, without an error, so nothing is written
+	// before). onFirst runs at the first packet written while live, and
+	// again after rearm (the stream lost its publisher).
+	live    atomic.Bool
 	onFirst func()
-	onBind  func()
-	first   sync.Once
+	first   atomic.Bool
 
 	mu sync.Mutex
 	// owner is the track d is attached to: only its packets are written.
@@ -297,9 +300,6 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	defer d.mu.Unlock()
 	d.bound, d.ssrc, d.out, d.codecs = true, ctx.SSRC(), ctx.WriteStream(), codecs
 	d.mime = ""
-	if d.onBind != nil {
-		go d.onBind()
-	}
 	return codecs[0], nil
 }
 
@@ -337,6 +337,9 @@ func (d *downTrack) clearOwner(u *upTrack) {
 // attached to u. hdr is shared between players: it is copied, never
 // changed.
 func (d *downTrack) write(u *upTrack, hdr *rtp.Header, payload []byte) {
+	if !d.live.Load() {
+		return
+	}
 	mime := u.mime
 	d.mu.Lock()
 	if !d.bound || d.owner != u {
@@ -373,8 +376,13 @@ func (d *downTrack) write(u *upTrack, hdr *rtp.Header, payload []byte) {
 		return
 	}
 	d.sent.Add(1)
-	d.first.Do(d.onFirst)
+	if d.first.CompareAndSwap(false, true) {
+		d.onFirst()
+	}
 }
+
+// rearm makes the next packet written run onFirst again.
+func (d *downTrack) rearm() { d.first.Store(false) }
 
 func payloadType(codecs []webrtc.RTPCodecParameters, mime string) (uint8, bool) {
 	for _, c := range codecs {

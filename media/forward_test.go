@@ -68,6 +68,7 @@ func testTrack(tb testing.TB, shardSize int) *upTrack {
 func testPlayer(ssrc webrtc.SSRC, w webrtc.TrackLocalWriter) *downTrack {
 	d := newDownTrack(webrtc.RTPCodecTypeVideo, "cam", func() {})
 	d.bound, d.ssrc, d.out = true, ssrc, w
+	d.live.Store(true) // its connection is up
 	d.codecs = []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{
 		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}}
 	return d

@@ -2,6 +2,8 @@ package media
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,9 +88,34 @@ func (r *router) setPublisher(p *peer) bool {
 	}
 	if r.pub != nil && r.pub != p {
 		r.detachUpsLocked()
+		r.waitLocked()
 	}
 	r.pub = p
 	return true
+}
+
+// waitLocked puts the players back to PLAY_REQUESTING: the stream has lost
+// its publisher, and they wait, connected, for the next one's media, which
+// makes them PLAYING again.
+func (r *router) waitLocked() {
+	for pl := range r.players {
+		for _, d := range pl.downs {
+			d.rearm()
+		}
+		pl.setState(PlayRequesting, 0, "")
+	}
+}
+
+// playerConnected lets media through to player p, whose connection is up,
+// and asks for a keyframe it can now receive (those asked for before were
+// dropped unencrypted).
+func (r *router) playerConnected(p *peer) {
+	r.mu.Lock()
+	for _, d := range p.downs {
+		d.live.Store(true)
+	}
+	r.mu.Unlock()
+	r.keyframe()
 }
 
 func (r *router) detachUpsLocked() {
@@ -133,6 +160,7 @@ func (r *router) removePublisher(p *peer) {
 	defer r.mu.Unlock()
 	if r.pub == p {
 		r.detachUpsLocked()
+		r.waitLocked()
 		r.pub = nil
 	}
 }
@@ -221,7 +249,13 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 		return Answer{}, domain.ErrTimeout.With("the media node's view of the log did not catch up in time")
 	}
 	if p := s.peer(k); p != nil {
-		return p.renegotiate(ctx, sig.SDP)
+		if sig.Op == OpRestart || !p.otherConnection(sig.SDP) {
+			return p.renegotiate(ctx, sig.SDP)
+		}
+		// An offer from a new peer connection of the client (its old one
+		// failed on its side, or was closed, before this node's ICE noticed):
+		// it replaces the old one, which no renegotiation could turn into it.
+		p.close(nil, "replaced")
 	}
 	if sig.Op == OpRestart {
 		return Answer{}, ErrNoPeer
@@ -386,10 +420,6 @@ func (p *peer) addDownTracks() (map[webrtc.RTPCodecType]*downTrack, error) {
 			continue
 		}
 		d := newDownTrack(kind, string(p.key.stream), p.firstPacket)
-		if kind == webrtc.RTPCodecTypeVideo {
-			// A keyframe once the player can receive one.
-			d.onBind = p.router.keyframe
-		}
 		sender, err := p.pc.AddTrack(d)
 		if err != nil {
 			return nil, ErrPlayBadOffer.With("%s: %v", kind, err)
@@ -436,6 +466,31 @@ func (p *peer) answer(ctx context.Context) (Answer, error) {
 	return Answer{SDP: p.pc.LocalDescription().SDP, Node: p.sfu.cfg.Node}, nil
 }
 
+// otherConnection reports whether offer comes from another peer connection
+// than the one p was negotiated with: its DTLS fingerprints differ.
+func (p *peer) otherConnection(offer string) bool {
+	p.opMu.Lock()
+	rd := p.pc.RemoteDescription()
+	p.opMu.Unlock()
+	if rd == nil {
+		return false
+	}
+	now := fingerprints(offer)
+	return len(now) > 0 && !slices.Equal(now, fingerprints(rd.SDP))
+}
+
+// fingerprints returns the DTLS certificate fingerprints an SDP names, sorted.
+func fingerprints(sdp string) []string {
+	var out []string
+	for line := range strings.Lines(sdp) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=fingerprint:"); ok {
+			out = append(out, strings.ToLower(strings.TrimSpace(v)))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // renegotiate answers a later offer on the same peer connection: an ICE
 // restart, or a change of tracks.
 func (p *peer) renegotiate(ctx context.Context, sdp string) (Answer, error) {
@@ -474,6 +529,8 @@ func (p *peer) onState(st webrtc.PeerConnectionState) {
 		p.mu.Unlock()
 		if p.key.kind == Publish {
 			p.setState(Publishing, 0, "")
+		} else {
+			p.router.playerConnected(p)
 		}
 	case webrtc.PeerConnectionStateFailed:
 		p.fail()
@@ -546,8 +603,8 @@ func (p *peer) close(why *domain.Error, reason string) {
 	if p.key.kind == Play {
 		st = NoPlay
 	}
-	if reason == "refused" {
-		return // the offer's reply says why
+	if reason == "refused" || reason == "replaced" {
+		return // the offer's reply says why, or the new connection goes on
 	}
 	p.setState(st, code, reason)
 }
