@@ -280,3 +280,32 @@ func TestNewConnectionReplacesAStaleOne(t *testing.T) {
 			c.pc.ConnectionState(), s.Stats())
 	}
 }
+
+// An offer with more than one audio or video section (a stream has one of
+// each; every track costs the node a goroutine) is refused with a coded
+// error, and the node goes on serving others.
+func TestAnOfferWithTwoVideoTracksIsRefused(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", nil)
+	w.join("r1", "alice", "s-alice")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	for range 2 {
+		vt, _ := mediatest.Tracks("cam")
+		if _, err := pc.AddTrack(vt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = offer(context.Background(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish})
+	if code, _ := domain.CodeOf(err); code != ErrPublishBadOffer.Code {
+		t.Fatalf("an offer of two video tracks: %v, want %s", err, ErrPublishBadOffer.Name)
+	}
+	if st := s.Stats(); st.Publishers != 0 {
+		t.Fatalf("after the refusal the node holds %+v", st)
+	}
+	pliPublisher(t, s, "s-alice", "cam") // the same session with one track is served
+}

@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -245,6 +246,9 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 		}
 		return Answer{Node: s.cfg.Node}, nil
 	}
+	if err := oneTrackPerKind(sig.SDP); err != nil {
+		return Answer{}, badOffer(sig.Kind).With("%v", err)
+	}
 	if err := s.cfg.Live.WaitFor(ctx, sig.After); err != nil {
 		return Answer{}, domain.ErrTimeout.With("the media node's view of the log did not catch up in time")
 	}
@@ -477,6 +481,25 @@ func (p *peer) otherConnection(offer string) bool {
 	}
 	now := fingerprints(offer)
 	return len(now) > 0 && !slices.Equal(now, fingerprints(rd.SDP))
+}
+
+// oneTrackPerKind refuses an offer with more than one audio or video
+// section: a stream has at most one track of each kind (a second would
+// replace the first), and each costs the node a forwarding goroutine.
+func oneTrackPerKind(offer string) error {
+	var audio, video int
+	for line := range strings.Lines(offer) {
+		switch {
+		case strings.HasPrefix(line, "m=audio "):
+			audio++
+		case strings.HasPrefix(line, "m=video "):
+			video++
+		}
+	}
+	if audio > 1 || video > 1 {
+		return fmt.Errorf("%d audio and %d video sections: a stream has at most one of each", audio, video)
+	}
+	return nil
 }
 
 // fingerprints returns the DTLS certificate fingerprints an SDP names, sorted.
