@@ -44,6 +44,7 @@ func (b *hookedBus) Publish(subject string, data []byte) error {
 // after every append.
 type pausableNode struct {
 	addr   string
+	log    *eventstore.Log
 	signer *auth.Signer
 	bus    *hookedBus
 	live   *projections.Live
@@ -96,7 +97,7 @@ func startPausableNode(t *testing.T, gc gateway.Config) *pausableNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &pausableNode{signer: signer, bus: &hookedBus{Bus: bus}, live: live}
+	n := &pausableNode{signer: signer, bus: &hookedBus{Bus: bus}, live: live, log: log}
 	gc.Engine, gc.Live, gc.Log, gc.Bus, gc.Signer, gc.Presence, gc.Node = e, live, log, n.bus, signer, p, "A"
 	gc.Policy = func(domain.AppID) domain.Policy { return estest.Policy() }
 	gc.Logger = estest.Logger(t)
@@ -302,5 +303,72 @@ func TestABarrageDuringALoginAgainReachesTheMember(t *testing.T) {
 	read(func(protocol.Frame) bool { return got["after"] })
 	if !got["during"] {
 		t.Errorf("alice, in r1 all along, did not get the barrage message sent while her login again waited")
+	}
+}
+
+// A session kicked out of a room (through another node) right after its
+// switch into it stored, before the reply's snapshot was taken, is not told
+// it is in the room: the snapshot no longer has it, and the room's later
+// events must not reach it. Its switch fails (LoginFailed) instead of
+// succeeding into a room it is not in.
+func TestASessionKickedAsItEntersIsNotToldItIsIn(t *testing.T) {
+	n := startPausableNode(t, gateway.Config{})
+	alice := wire.Dial(t, n.addr)
+	tok := n.token(t, "alice")
+	alice.Login("r0", "alice", tok)
+	bob := wire.Dial(t, n.addr)
+	bob.Login("r1", "bob", n.token(t, "bob"))
+	carol := wire.Dial(t, n.addr)
+	carol.Login("r1", "carol", n.token(t, "carol"))
+	// The projection (and so the hub) falls behind: the switch waits for it
+	// to fold its departure from r0 before it enters r1.
+	n.pause()
+	alice.Send("sw", protocol.OpSwitchRoom, protocol.SwitchRoomRequest{From: "r0", To: "r1", Token: tok})
+	other := estest.Engine(t, n.log, nil, nil) // another node's, reading the log
+	estest.Eventually(t, "alice in r1 in the log", func() bool {
+		state, ok, err := projections.ReadState(estest.Ctx(t), n.log, domain.RoomKey("dev", "r1"))
+		if err != nil || !ok {
+			return false
+		}
+		_, in := state.(*domain.Room).Members["alice"]
+		return in
+	})
+	if _, err := other.Execute(estest.Ctx(t), domain.Meta{App: "dev"}, domain.KickUser{Room: "r1", User: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	n.unpause()
+	// Either the snapshot was taken before the kick reached this node (the
+	// switch succeeds, and the kick follows as a room event), or after it
+	// (the switch fails): never a success without the kick.
+	var kicked bool
+	sw := alice.Until(func(f protocol.Frame) bool {
+		kicked = kicked || f.Room == "r1" && f.Event == protocol.EvRoomStateChanged && strings.Contains(string(f.Data), `"KickOut"`)
+		return f.Type == protocol.TypeReply && f.ID == "sw"
+	})
+	if kicked {
+		t.Errorf("alice was told of the kick before the switch's reply (code %d)", sw.Code)
+	}
+	// Bob's broadcast reaches carol: the hub has fanned it out to every
+	// session of the room on the node, at once. Alice's next reply comes after
+	// anything it was sent.
+	bob.Do("after", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "after the kick"})
+	carol.Until(func(f protocol.Frame) bool {
+		return f.Event == protocol.EvBroadcastMessage && strings.Contains(string(f.Data), "after the kick")
+	})
+	alice.Send("mark", protocol.OpSetRoomMode, protocol.SetRoomModeRequest{Mode: "multi"})
+	for {
+		f := alice.Next()
+		if f.Room == "r1" && f.Event == protocol.EvBroadcastMessage {
+			t.Fatalf("alice, kicked out of r1, got its broadcast %s", f.Data)
+		}
+		kicked = kicked || f.Room == "r1" && f.Event == protocol.EvRoomStateChanged && strings.Contains(string(f.Data), `"KickOut"`)
+		if f.Type == protocol.TypeReply && f.ID == "mark" {
+			break
+		}
+	}
+	if sw.Code == 0 && !kicked {
+		var snap protocol.RoomSnapshot
+		json.Unmarshal(sw.Data, &snap)
+		t.Errorf("the switch into r1 succeeded (a snapshot of %d users) and alice was never told she was kicked out of it", len(snap.Users))
 	}
 }

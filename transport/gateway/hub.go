@@ -128,8 +128,12 @@ func (h *hub) dispatch(rec projections.Record) {
 // membership whatever hold says, and returns the stream sequence the caller
 // must wait for (Live.WaitFor: the hub has sent everything up to the
 // snapshot) before it replies and releases; zero for a new membership.
+//
+// in is false if the snapshot no longer has s in the room: then is not
+// called, and m is nil, or (s was in the room before) held until the events
+// up to the snapshot, its departure among them, are sent.
 func (h *hub) enter(s *session, key domain.Key, r *domain.Room, at uint64, hold bool,
-	then func(r *domain.Room, held bool)) (*membership, uint64) {
+	then func(r *domain.Room, held bool)) (m *membership, wait uint64, in bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.live.Read(func(m *projections.Model) {
@@ -152,7 +156,21 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, at uint64, hold 
 	// r is at least as new as anything the hub has sent of the room (the
 	// projection's state, or newer).
 	m, again := members[s]
-	var wait uint64
+	if _, member := r.MemberBySession(s.userID(), s.id); !member {
+		// s left the room (a kick, a timeout, the room destroyed) after its
+		// command entered it and before this snapshot: it is not told it is
+		// in. A session that was in the room already gets the departure
+		// (with the events before it) as a re-entry does, then the caller's
+		// refusal.
+		if !again {
+			if len(members) == 0 {
+				delete(h.rooms, key)
+			}
+			return nil, 0, false
+		}
+		m.held, m.base = true, max(m.base, r.Seq)
+		return m, max(at, 1), false
+	}
 	if again {
 		m.held, m.base, wait = true, max(m.base, r.Seq), max(at, 1)
 	} else {
@@ -162,7 +180,7 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, at uint64, hold 
 	s.setQuiet(domain.RoomID(key.ID), r)
 	h.dirty[key] = true
 	then(r, m.held)
-	return m, wait
+	return m, wait, true
 }
 
 // release sends what m held back, in order, the first frame naming prev

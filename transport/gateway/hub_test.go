@@ -49,7 +49,7 @@ func TestHubEntersWithTheNewerState(t *testing.T) {
 				live.Apply(rec)
 			}
 			h := newHub(live, slog.New(slog.DiscardHandler))
-			s := &session{id: "s-u2"}
+			s := &session{id: "s-u2", user: domain.User{ID: "u2"}}
 			var got *domain.Room
 			h.enter(s, key, fold(c.engine...), 0, false, func(r *domain.Room, _ bool) { got = r })
 			if got.Seq != c.wantSeq || len(got.Members) != c.wantMembers {

@@ -613,12 +613,19 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 	uid := s.user.ID
 	s.mu.Unlock()
 	var snap protocol.RoomSnapshot
-	m, before := s.srv.hub.enter(s, key, r, at, history > 0, func(r *domain.Room, held bool) {
+	m, before, in := s.srv.hub.enter(s, key, r, at, history > 0, func(r *domain.Room, held bool) {
 		snap = snapshot(r, room)
 		if !held {
 			s.entered(reqID, room, uid, snap)
 		}
 	})
+	left := domain.ErrNotInRoom.With("the session left the room as it entered it: kicked, timed out, or the room destroyed")
+	if m == nil {
+		s.leftRoom(room)
+		s.state(room, domain.StateLoginFailed, left, "Disconnected", "LoginFailed")
+		s.reply(reqID, nil, left)
+		return errReplied
+	}
 	if !m.held {
 		return errReplied
 	}
@@ -636,6 +643,12 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 			s.reply(reqID, nil, domain.ErrTimeout.With("the room's events did not reach the session in time"))
 			return errReplied
 		}
+	}
+	if !in {
+		// Its departure, sent by now, told the session.
+		s.srv.hub.release(s, m, 0)
+		s.reply(reqID, nil, left)
+		return errReplied
 	}
 	defer s.srv.hub.release(s, m, snap.Seq)
 	if history > 0 {
