@@ -378,14 +378,15 @@ export class RoomlogEngine {
     this._modeApplied = false;
     this._user = null; // {userID, userName}, from loginRoom or ZIM login
     this._token = '';
-    // room -> {seq, entry, order, leaving, relogin, exit, exiting}: see
-    // _entered and _leave.
+    // room -> {seq, entry, order, leaving, relogin, exit, exiting, unsure}:
+    // see _entered and _leave.
     this._rooms = new Map();
     this._order = 0;
     this._adopts = 0; // new sessions adopted by reconnections
     this._keys = 0; // idempotency keys of the leaves
     this._loginFailed = new Set();
     this._entering = new Map(); // room -> requests entering it, in flight
+    this._leavingAll = new Set(); // leaves of every room in flight (see _leave)
     this._onOnline = () => {
       if (this._wake) this._wake();
       this._restartAllIce();
@@ -513,7 +514,7 @@ export class RoomlogEngine {
       // The reply was lost with the connection: the session may have left
       // fromRoomID. A new session does not enter it again (_adopt); a
       // resumed one says whether it is still in it (_resumed).
-      if (isLostReply(e) && from && this._rooms.get(fromRoomID) === from) from.exit = 'switch';
+      if (isLostReply(e) && from && this._rooms.get(fromRoomID) === from) Object.assign(from, { exit: 'switch', unsure: true });
       throw e;
     }
     return zim ? { roomInfo: { baseInfo: { roomID: snap.roomID, roomName: snap.roomName } } } : true;
@@ -999,7 +1000,17 @@ export class RoomlogEngine {
       r = { order: ++this._order };
       this._rooms.set(room, r);
     }
-    Object.assign(r, { seq, entry, leaving: false, relogin: false, exit: '' });
+    Object.assign(r, { seq, entry, leaving: false, relogin: false, exit: '', unsure: false });
+    // A leave of every room sent while this entry was in flight left this
+    // room too (the server runs a connection's requests in turn): until its
+    // outcome is known, the room is being left.
+    for (const all of this._leavingAll) {
+      if (all.entering.has(room)) {
+        Object.assign(r, { exit: all.reason, exiting: (r.exiting || 0) + 1 });
+        all.tracks.push(r);
+        if (!all.names.includes(room)) all.names.push(room);
+      }
+    }
   }
 
   // _leaving marks rooms the session left (the reply of a leave or switch
@@ -1027,6 +1038,9 @@ export class RoomlogEngine {
     const names = req && req.room ? [req.room] : this._activeRooms();
     const tracks = names.map((name) => this._rooms.get(name)).filter(Boolean);
     for (const r of tracks) Object.assign(r, { exit: reason, exiting: (r.exiting || 0) + 1 });
+    // Leaving every room also leaves those being entered (see _entered).
+    const all = req && req.room ? null : { entering: new Set(this._entering.keys()), reason, tracks, names };
+    if (all) this._leavingAll.add(all);
     const key = `leave-${++this._keys}`;
     const adopts = this._adopts;
     let left = [];
@@ -1064,13 +1078,18 @@ export class RoomlogEngine {
           }
           if (!isLostReply(e)) throw e;
           lost = e;
+          // The outcome is unknown until the server says where the session
+          // is (_resumed) or the session is new (_adopt): a later leave that
+          // fails must not clear the mark.
+          for (const r of tracks) r.unsure = true;
         }
       }
     } finally {
+      if (all) this._leavingAll.delete(all);
       for (const r of tracks) {
         r.exiting--;
         // Refused, or never sent: the session is still in the room.
-        if (!done && !lost && !r.exiting) r.exit = '';
+        if (!done && !lost && !r.exiting && !r.unsure) r.exit = '';
       }
     }
   }
@@ -1390,7 +1409,7 @@ export class RoomlogEngine {
       if (st === 'resumed') {
         // The session is still in the room: a leave whose reply was lost did
         // not take effect (one still waiting sends it again: see _leave).
-        if (!r.exiting) r.exit = '';
+        if (!r.exiting) Object.assign(r, { exit: '', unsure: false });
         if (!r.leaving) back.push(name);
       } else if (st === 'left') {
         r.leaving = true; // the departure is among the missed events
