@@ -260,14 +260,15 @@ type downTrack struct {
 	// live: the player's connection is up (Pion drops what is written
 	// before its DTLS session, without an error, so nothing is written
 	// before). onFirst runs at the first packet written while live, and
-	// again after rearm (the stream lost its publisher).
+	// again after rearm (the stream lost its publisher), under mu, so that
+	// it cannot run for a packet of a publisher detached before rearm.
 	live    atomic.Bool
 	onFirst func()
-	first   atomic.Bool
 
 	mu sync.Mutex
 	// owner is the track d is attached to: only its packets are written.
 	owner   *upTrack
+	fired   bool // onFirst ran since the last rearm
 	bound   bool
 	ssrc    webrtc.SSRC
 	out     webrtc.TrackLocalWriter
@@ -370,19 +371,20 @@ func (d *downTrack) write(u *upTrack, hdr *rtp.Header, payload []byte) {
 	h.Timestamp += d.tsOff
 	h.SSRC, h.PayloadType = uint32(d.ssrc), d.lastPT
 	d.lastSeq, d.lastTS, d.lastAt = h.SequenceNumber, h.Timestamp, time.Now()
+	if !d.fired {
+		d.fired = true
+		d.onFirst()
+	}
 	out := d.out
 	d.mu.Unlock()
 	if _, err := out.WriteRTP(&h, payload); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 		return
 	}
 	d.sent.Add(1)
-	if d.first.CompareAndSwap(false, true) {
-		d.onFirst()
-	}
 }
 
 // rearm makes the next packet written run onFirst again.
-func (d *downTrack) rearm() { d.first.Store(false) }
+func (d *downTrack) rearm() { d.mu.Lock(); d.fired = false; d.mu.Unlock() }
 
 func payloadType(codecs []webrtc.RTPCodecParameters, mime string) (uint8, bool) {
 	for _, c := range codecs {

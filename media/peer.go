@@ -252,6 +252,7 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 	if err := s.cfg.Live.WaitFor(ctx, sig.After); err != nil {
 		return Answer{}, domain.ErrTimeout.With("the media node's view of the log did not catch up in time")
 	}
+	var replaced *peer
 	if p := s.peer(k); p != nil {
 		if sig.Op == OpRestart || !p.otherConnection(sig.SDP) {
 			return p.renegotiate(ctx, sig.SDP)
@@ -259,12 +260,18 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 		// An offer from a new peer connection of the client (its old one
 		// failed on its side, or was closed, before this node's ICE noticed):
 		// it replaces the old one, which no renegotiation could turn into it.
+		// The session is told the old one ended only if the new one fails.
 		p.close(nil, "replaced")
+		replaced = p
 	}
 	if sig.Op == OpRestart {
 		return Answer{}, ErrNoPeer
 	}
-	return s.open(ctx, k, sig.SDP)
+	ans, err := s.open(ctx, k, sig.SDP)
+	if err != nil && replaced != nil {
+		replaced.ended("replaced")
+	}
+	return ans, err
 }
 
 func validate(sig Signal) error {
@@ -618,19 +625,27 @@ func (p *peer) close(why *domain.Error, reason string) {
 		delete(s.all, p)
 		s.mu.Unlock()
 	}()
+	if reason == "refused" || reason == "replaced" {
+		return // the offer's reply says why, or the new connection goes on
+	}
 	var code domain.Code
 	if why != nil {
 		code = why.Code
 	}
-	st := NoPublish
-	if p.key.kind == Play {
-		st = NoPlay
-	}
-	if reason == "refused" || reason == "replaced" {
-		return // the offer's reply says why, or the new connection goes on
-	}
-	p.setState(st, code, reason)
+	p.setState(p.endState(), code, reason)
 }
+
+// endState is the state of p's media once it ended.
+func (p *peer) endState() State {
+	if p.key.kind == Play {
+		return NoPlay
+	}
+	return NoPublish
+}
+
+// ended tells p's session, after all, that p's media ended (a replacement
+// that failed).
+func (p *peer) ended(reason string) { p.setState(p.endState(), 0, reason) }
 
 // unregister removes p from the SFU's maps (and its router when idle).
 func (s *SFU) unregister(p *peer) {
