@@ -507,7 +507,9 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 		return nil, err
 	}
 	s.mu.Lock()
-	s.user, s.bound = u, true
+	if u.ID != "" {
+		s.user, s.bound = u, true
+	}
 	s.mu.Unlock()
 	s.adopt(claims)
 	return nil, s.enter(ctx, req.ID, room, res, history)
@@ -854,6 +856,14 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 	s.mu.Lock()
 	u := s.user
 	s.mu.Unlock()
+	if u.ID == "" {
+		// Not bound: the session's first login may have been stored though
+		// its answer was lost (the log did not answer in time). The switch
+		// is decided on the log's session, whose user it then binds.
+		if st, err := s.srv.sessionState(ctx, domain.SessionKey(app, s.id)); err == nil && st != nil && st.Opened {
+			u = domain.User{ID: st.User, Name: st.UserName}
+		}
+	}
 	return s.join(ctx, req, to, claims, u, domain.SwitchRoom{Session: s.id, From: domain.RoomID(r.From), To: to,
 		ToName: r.ToName, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config)}, 0)
 }
