@@ -148,6 +148,9 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, at uint64, hold 
 	if r == nil {
 		r = &domain.Room{}
 	}
+	if s.forgotten {
+		return nil, 0, false
+	}
 	members := h.rooms[key]
 	if members == nil {
 		members = map[*session]*membership{}
@@ -225,10 +228,12 @@ func (h *hub) leave(s *session, key domain.Key) {
 	}
 }
 
-// forget unregisters s from every room (its connection is gone).
+// forget unregisters s from every room (its connection is gone), and from
+// any it would enter later.
 func (h *hub) forget(s *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	s.forgotten = true
 	for key, members := range h.rooms {
 		delete(members, s)
 		if len(members) == 0 {

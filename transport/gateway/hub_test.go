@@ -104,3 +104,26 @@ func TestAResumeReadsTheLogOutsideTheHub(t *testing.T) {
 		t.Fatalf("after the resume the session's membership is %+v, want one that has seq 2", m)
 	}
 }
+
+// A session the hub let go (its connection ended, or a resume elsewhere
+// took it over) is registered in no room by a command of it still running:
+// nothing would ever remove it, and the room's events would go on being
+// built for it.
+func TestAForgottenSessionEntersNoRoom(t *testing.T) {
+	live := projections.NewLive(projections.NewModel())
+	live.Apply(joined(1, "u1"))
+	h := newHub(live, slog.New(slog.DiscardHandler))
+	key := domain.RoomKey("app", "r1")
+	s := &session{id: "s-u1", user: domain.User{ID: "u1"}, rooms: map[domain.RoomID]bool{}}
+	h.forget(s)
+	entered := false
+	h.enter(s, key, nil, 0, false, func(*domain.Room, bool) { entered = true })
+	if err := h.resume(s, key, 1, func(uint64) ([]projections.Record, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.rooms[key][s]; m != nil || entered {
+		t.Fatalf("a forgotten session was registered in r1 (%+v; told it entered: %v)", m, entered)
+	}
+}

@@ -475,7 +475,7 @@ func (h *hub) resume(s *session, key domain.Key, after uint64,
 			s.setQuiet(room, r)
 		}
 	})
-	if member {
+	if member && !s.forgotten {
 		members := h.rooms[key]
 		if members == nil {
 			members = map[*session]*membership{}

@@ -42,6 +42,11 @@ type session struct {
 	// fresh marks a session this node minted for a new connection, with
 	// nothing in the log yet, until its app is known (its first token).
 	fresh bool
+
+	// forgotten: the hub let the session go (its connection ended, or
+	// another took it over); under the hub's lock. A command of it still
+	// running registers it in no room.
+	forgotten bool
 }
 
 func newSession(srv *Server, id domain.SessionID) *session {
