@@ -23,11 +23,24 @@ func Decode(rec eventstore.Record) (Record, error) {
 	return Record{Seq: rec.Seq, Subject: rec.Subject, Events: events}, nil
 }
 
+// ErrAheadOfLog is Rebuild's error for a model (a snapshot) past the log's
+// end: the log was recreated, and the model is not of it.
+var ErrAheadOfLog = errors.New("projections: the model is ahead of the log")
+
 // Rebuild folds every record after m's cursor, up to the log's end at the
 // time of the call, into m. Records are decoded on all cores while they are
 // folded in order on one. A record that cannot be decoded is skipped and
 // counted in m.Skipped (see Model.Skip).
 func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Model) error {
+	if m.Cursor > 0 {
+		last, err := log.LastSeq(ctx)
+		if err != nil {
+			return err
+		}
+		if m.Cursor > last {
+			return fmt.Errorf("%w: the model is at %d, the log ends at %d", ErrAheadOfLog, m.Cursor, last)
+		}
+	}
 	const batch = 512
 	type job struct {
 		raw  []eventstore.Record
@@ -191,6 +204,8 @@ func (l *Live) Close() {
 		signal(s.wake)
 		<-s.stopped
 	}
+	// A WaitFor waiting for a subscriber gone now is answered by the fold.
+	l.broadcast()
 }
 
 // SubscriberStats is what one subscriber's queue holds and has done.
@@ -501,6 +516,9 @@ func (s *subscription) passOver(seq uint64) {
 	}
 }
 
+// catchUpTimeout bounds one catch-up read of a subscriber from the log.
+const catchUpTimeout = time.Minute
+
 // errCaughtUp stops a catch-up read at the last record folded.
 var errCaughtUp = errors.New("caught up")
 
@@ -511,6 +529,11 @@ func (s *subscription) catchUp(from, to uint64) error {
 	l.subMu.Lock()
 	log, filters, ctx := l.log, l.filters, l.runCtx
 	l.subMu.Unlock()
+	// What was folded is told even after Run ended (a node shutting down
+	// closes the Live after Run): the read stops at to, or when the log
+	// fails.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), catchUpTimeout)
+	defer cancel()
 	_, err := log.Read(ctx, filters, from, func(raw eventstore.Record) error {
 		if raw.Seq > to {
 			return errCaughtUp

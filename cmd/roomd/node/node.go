@@ -181,7 +181,14 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 		model = projections.NewModel()
 	}
 	fromSnapshot := model.Cursor
-	if err := projections.Rebuild(ctx, n.Log, n.filters(), model); err != nil {
+	err = projections.Rebuild(ctx, n.Log, n.filters(), model)
+	if errors.Is(err, projections.ErrAheadOfLog) {
+		// The stream was recreated and the snapshots bucket kept.
+		n.cfg.Logger.Warn("snapshot is not of this log; rebuilding from the beginning", "err", err)
+		model, fromSnapshot = projections.NewModel(), 0
+		err = projections.Rebuild(ctx, n.Log, n.filters(), model)
+	}
+	if err != nil {
 		return fmt.Errorf("rebuild the projection: %w", err)
 	}
 	n.cfg.Logger.Info("projection ready", "snapshot_cursor", fromSnapshot, "cursor", model.Cursor,
