@@ -272,14 +272,23 @@ func TestABarrageDuringALoginAgainReachesTheMember(t *testing.T) {
 	alice.Login("r1", "alice", tok)
 	bob := wire.Dial(t, n.addr)
 	bob.Login("r1", "bob", n.token(t, "bob"))
+	carol := wire.Dial(t, n.addr)
+	carol.Login("r1", "carol", n.token(t, "carol"))
 	alice.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
 
 	n.pause() // the projection (and so the hub) falls behind
 	bob.Do("z", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "z"})
 	alice.Send("in", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "alice"}, Token: tok})
-	time.Sleep(2 * time.Second) // the login waits for the hub
+	// The login waits for the hub, which waits for the projection: its
+	// reply cannot come before the unpause. Give it time to get there (if
+	// it has not, the test passes without testing the hold; it cannot fail
+	// wrongly).
+	time.Sleep(2 * time.Second)
 	bob.Do("b1", protocol.OpBarrage, protocol.MessageRequest{Room: "r1", Message: "during"})
-	time.Sleep(time.Second) // the bus delivers it
+	// Carol got it: the hub has handed it to every session of the room.
+	carol.Until(func(f protocol.Frame) bool {
+		return f.Event == protocol.EvBarrageMessage && strings.Contains(string(f.Data), `"during"`)
+	})
 	n.unpause()
 	got := map[string]bool{}
 	read := func(stop func(protocol.Frame) bool) {
