@@ -257,6 +257,17 @@ func directRecord(raw *jetstream.RawStreamMsg, err error, op string) (Record, bo
 	}, true, nil
 }
 
+// Span returns the sequences of the stream's first and last records. A
+// stream that retention or a purge emptied has first = last+1; one never
+// written to has first 0 or 1, and last 0.
+func (l *Log) Span(ctx context.Context) (first, last uint64, err error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return 0, 0, classify("stream info", err)
+	}
+	return info.State.FirstSeq, info.State.LastSeq, nil
+}
+
 // LastSeq returns the stream's last sequence (0 if the stream is empty).
 func (l *Log) LastSeq(ctx context.Context) (uint64, error) {
 	info, err := l.stream.Info(ctx)

@@ -27,18 +27,29 @@ func Decode(rec eventstore.Record) (Record, error) {
 // end: the log was recreated, and the model is not of it.
 var ErrAheadOfLog = errors.New("projections: the model is ahead of the log")
 
+// ErrBehindLog is Rebuild's error for a model (a snapshot) whose cursor is
+// before the log's first record: retention or a purge removed records it
+// had not folded. Folding what is left onto it would keep what the removed
+// records ended (a session that ended in the gap would stay in its rooms
+// for good) and differ from every node that folds the log as it is.
+var ErrBehindLog = errors.New("projections: the log no longer holds the records after the model's cursor")
+
 // Rebuild folds every record after m's cursor, up to the log's end at the
 // time of the call, into m. Records are decoded on all cores while they are
 // folded in order on one. A record that cannot be decoded is skipped and
-// counted in m.Skipped (see Model.Skip).
+// counted in m.Skipped (see Model.Skip). A model that does not meet the log
+// (ErrAheadOfLog, ErrBehindLog) is left as it is.
 func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Model) error {
 	if m.Cursor > 0 {
-		last, err := log.LastSeq(ctx)
+		first, last, err := log.Span(ctx)
 		if err != nil {
 			return err
 		}
-		if m.Cursor > last {
+		switch {
+		case m.Cursor > last:
 			return fmt.Errorf("%w: the model is at %d, the log ends at %d", ErrAheadOfLog, m.Cursor, last)
+		case m.Cursor+1 < first:
+			return fmt.Errorf("%w: the model is at %d, the log starts at %d", ErrBehindLog, m.Cursor, first)
 		}
 	}
 	const batch = 512

@@ -1,0 +1,129 @@
+package projections_test
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/projections"
+)
+
+// The logs of this package may be purged, as retention (roomd -retention)
+// or an operator would, so that a snapshot older than the log's start can
+// be restored against it.
+func TestMain(m *testing.M) {
+	eventstore.AllowTamperingInTests()
+	os.Exit(m.Run())
+}
+
+// A node stopped for longer than the log's max age restarts from its last
+// snapshot, but retention has removed records the snapshot had not folded.
+// Folding the rest onto it keeps what those records ended: here, a member
+// that logged out in the gap stays in its room for good, on this node only.
+// Rebuild must refuse such a snapshot (the node then folds the log as it
+// is, as every other node does).
+func TestASnapshotOlderThanTheLogsStartIsNotUsed(t *testing.T) {
+	r := newRig(t, multiPolicy())
+	r.must(login("s1", "u1", "r1"), login("s2", "u2", "r1"))
+	snap := r.snapshot()
+	// In the gap: u1 logs out. Kept: u2's room goes on.
+	r.must(domain.LeaveRoom{Session: "s1", Room: "r1", Reason: domain.ReasonLogout})
+	gapEnd := r.lastSeq()
+	r.must(login("s3", "u3", "r1"))
+	if got := r.room("r1"); got == nil || got.Members["u1"] != nil {
+		t.Fatalf("setup: live room r1 %+v still holds u1", got)
+	}
+
+	purge(t, r.log, gapEnd+1) // the log now starts after u1's logout
+	first, _, err := r.log.Span(estest.Ctx(t))
+	if err != nil || first != gapEnd+1 || first <= snap.Cursor+1 {
+		t.Fatalf("setup: log starts at %d (%v), snapshot at %d, logout at or before %d", first, err, snap.Cursor, gapEnd)
+	}
+
+	m := r.restore(snap)
+	err = projections.Rebuild(estest.Ctx(t), r.log, everything(r.log), m)
+	if !errors.Is(err, projections.ErrBehindLog) {
+		ghost := m.App(app) != nil && m.App(app).Rooms["r1"] != nil && m.App(app).Rooms["r1"].Members["u1"] != nil
+		t.Fatalf("Rebuild from a snapshot at %d over a log starting at %d returned %v, want ErrBehindLog; "+
+			"u1, who logged out in the removed records, still in r1: %v", snap.Cursor, first, err, ghost)
+	}
+}
+
+// A snapshot whose cursor is just before the log's first record misses
+// nothing, and neither does one at the end of a log that was emptied: both
+// are used, and fold to what the live projection holds.
+func TestASnapshotThatMeetsTheLogsStartIsUsed(t *testing.T) {
+	r := newRig(t, multiPolicy())
+	r.must(login("s1", "u1", "r1"), login("s2", "u2", "r1"))
+	early := r.snapshot()
+	r.must(domain.LeaveRoom{Session: "s1", Room: "r1", Reason: domain.ReasonLogout}, login("s3", "u3", "r1"))
+
+	purge(t, r.log, early.Cursor+1) // what the early snapshot folded is removed
+	m := r.restore(early)
+	if err := projections.Rebuild(estest.Ctx(t), r.log, everything(r.log), m); err != nil {
+		t.Fatalf("Rebuild from a snapshot at %d over a log starting at %d: %v", early.Cursor, early.Cursor+1, err)
+	}
+	if got, want := hashOf(t, m), r.liveHash(); got != want {
+		t.Errorf("the snapshot at %d folded on with the rest of the log differs from the live model", early.Cursor)
+	}
+
+	late := r.snapshot()
+	purge(t, r.log, late.Cursor+1) // everything is removed
+	m = r.restore(late)
+	if err := projections.Rebuild(estest.Ctx(t), r.log, everything(r.log), m); err != nil {
+		t.Fatalf("Rebuild from a snapshot at %d over a log emptied up to it: %v", late.Cursor, err)
+	}
+	if got, want := hashOf(t, m), r.liveHash(); got != want {
+		t.Errorf("the snapshot at %d, restored over a log emptied up to it, differs from the live model", late.Cursor)
+	}
+}
+
+// snapshot takes a snapshot of the live model.
+func (r *rig) snapshot() projections.Snapshot {
+	r.t.Helper()
+	snap, err := r.live.Snapshot("proj.rooms.v3")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return snap
+}
+
+// restore saves snap and restores a model from it.
+func (r *rig) restore(snap projections.Snapshot) *projections.Model {
+	r.t.Helper()
+	store := projections.NewMemStore()
+	if err := store.Save(estest.Ctx(r.t), snap); err != nil {
+		r.t.Fatal(err)
+	}
+	m, err := projections.Restore(estest.Ctx(r.t), store, "proj.rooms.v3")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return m
+}
+
+// purge removes the log's records before seq, as retention does.
+func purge(t *testing.T, log *eventstore.Log, seq uint64) {
+	t.Helper()
+	nc, err := log.NewConn("purge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(estest.Ctx(t), log.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(estest.Ctx(t), jetstream.WithPurgeSequence(seq)); err != nil {
+		t.Fatal(err)
+	}
+}
