@@ -125,6 +125,14 @@ func (l *Log) openBucket(ctx context.Context, what string, notFound error, bind,
 
 // Replicas returns the stream's replication factor as the log found or made
 // it when it opened.
+// MaxAge returns the stream's retention limit (0: history is kept forever).
+func (l *Log) MaxAge() time.Duration {
+	if l.stream == nil {
+		return 0
+	}
+	return l.stream.CachedInfo().Config.MaxAge
+}
+
 func (l *Log) Replicas() int {
 	if l.stream == nil {
 		return 0

@@ -5,8 +5,6 @@ import (
 	"os"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
@@ -39,7 +37,7 @@ func TestASnapshotOlderThanTheLogsStartIsNotUsed(t *testing.T) {
 		t.Fatalf("setup: live room r1 %+v still holds u1", got)
 	}
 
-	purge(t, r.log, gapEnd+1) // the log now starts after u1's logout
+	estest.Purge(t, r.log, gapEnd+1) // the log now starts after u1's logout
 	first, _, err := r.log.Span(estest.Ctx(t))
 	if err != nil || first != gapEnd+1 || first <= snap.Cursor+1 {
 		t.Fatalf("setup: log starts at %d (%v), snapshot at %d, logout at or before %d", first, err, snap.Cursor, gapEnd)
@@ -63,7 +61,7 @@ func TestASnapshotThatMeetsTheLogsStartIsUsed(t *testing.T) {
 	early := r.snapshot()
 	r.must(domain.LeaveRoom{Session: "s1", Room: "r1", Reason: domain.ReasonLogout}, login("s3", "u3", "r1"))
 
-	purge(t, r.log, early.Cursor+1) // what the early snapshot folded is removed
+	estest.Purge(t, r.log, early.Cursor+1) // what the early snapshot folded is removed
 	m := r.restore(early)
 	if err := projections.Rebuild(estest.Ctx(t), r.log, everything(r.log), m); err != nil {
 		t.Fatalf("Rebuild from a snapshot at %d over a log starting at %d: %v", early.Cursor, early.Cursor+1, err)
@@ -73,7 +71,7 @@ func TestASnapshotThatMeetsTheLogsStartIsUsed(t *testing.T) {
 	}
 
 	late := r.snapshot()
-	purge(t, r.log, late.Cursor+1) // everything is removed
+	estest.Purge(t, r.log, late.Cursor+1) // everything is removed
 	m = r.restore(late)
 	if err := projections.Rebuild(estest.Ctx(t), r.log, everything(r.log), m); err != nil {
 		t.Fatalf("Rebuild from a snapshot at %d over a log emptied up to it: %v", late.Cursor, err)
@@ -105,25 +103,4 @@ func (r *rig) restore(snap projections.Snapshot) *projections.Model {
 		r.t.Fatal(err)
 	}
 	return m
-}
-
-// purge removes the log's records before seq, as retention does.
-func purge(t *testing.T, log *eventstore.Log, seq uint64) {
-	t.Helper()
-	nc, err := log.NewConn("purge")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := js.Stream(estest.Ctx(t), log.StreamName())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Purge(estest.Ctx(t), jetstream.WithPurgeSequence(seq)); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -536,6 +536,8 @@ func (e *Engine) decide(ctx context.Context, entries []*entry, m domain.Meta, cm
 			if err := en.load(ctx, e.log, e.source, en.subject(e.log)); err != nil {
 				return domain.Decision{}, e.storeErr("load "+en.key.String(), err), nil
 			}
+		} else if err := e.expired(ctx, en, now); err != nil {
+			return domain.Decision{}, e.storeErr("recheck "+en.key.String(), err), nil
 		}
 		en.put(v)
 	}
@@ -618,7 +620,14 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 			// was just restarted): read up to the leader's head. Before
 			// that, a quick catch-up keeps a writer in the race with a
 			// busy one.
+			cached := en.seq
 			seen, cerr := e.catchUp(ctx, en, subject, uncertain || attempt >= immediateRetries)
+			if cerr == nil && cached > 0 && en.seq == 0 {
+				// Retention emptied the subject: it likely emptied the
+				// command's other aggregates too, whose steps would each
+				// meet the same conflict after this one's was stored.
+				cerr = e.removed(ctx, entries)
+			}
 			if cerr != nil {
 				return false, e.storeErr("catch up "+st.Key.String(), cerr)
 			}
@@ -750,6 +759,18 @@ func (e *Engine) catchUp(ctx context.Context, en *entry, subject string, authori
 	if err != nil {
 		return nil, err
 	}
+	if head == 0 && en.seq > 0 {
+		// The subject holds nothing any more: retention (the log's max
+		// age) or a purge removed its records, which the stream refuses
+		// to delete one by one. The aggregate goes on from the state held
+		// here; its next append expects the subject empty and chains on
+		// from the last event removed, as verify expects of a history
+		// whose start was removed.
+		e.logger.Warn("the log no longer holds this aggregate's records (retention); going on from the state this node holds",
+			"aggregate", en.key, "cached_seq", en.seq)
+		en.seq = 0
+		return seen, nil
+	}
 	// Direct gets from a lagging replica: read again until it has caught up.
 	for wait := time.Millisecond; en.seq < head; wait = min(2*wait, 100*time.Millisecond) {
 		t := time.NewTimer(wait)
@@ -766,6 +787,45 @@ func (e *Engine) catchUp(ctx context.Context, en *entry, subject string, authori
 		maps.Copy(seen, more)
 	}
 	return seen, nil
+}
+
+// removed marks each locked aggregate whose subject retention emptied, so
+// that its next append expects the subject empty (see catchUp).
+func (e *Engine) removed(ctx context.Context, entries []*entry) error {
+	for _, en := range entries {
+		if en == nil || !en.loaded || en.seq == 0 {
+			continue
+		}
+		if err := e.emptied(ctx, en); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expired looks, before a cached aggregate that has not changed for half
+// the log's retention limit is decided on, whether retention emptied its
+// subject: found only by a conflict, after the command's earlier steps were
+// stored, it would make the command decide again on what they changed.
+func (e *Engine) expired(ctx context.Context, en *entry, now time.Time) error {
+	age := e.log.MaxAge()
+	if age <= 0 || en.seq == 0 || now.Sub(en.head().Time) < age/2 {
+		return nil
+	}
+	return e.emptied(ctx, en)
+}
+
+// emptied asks the stream's leader whether en's subject still holds
+// anything, and if not, lets its next append expect it empty.
+func (e *Engine) emptied(ctx context.Context, en *entry) error {
+	head, err := e.log.LeaderLast(ctx, en.subject(e.log))
+	if err != nil || head != 0 {
+		return err
+	}
+	e.logger.Warn("the log no longer holds this aggregate's records (retention); going on from the state this node holds",
+		"aggregate", en.key, "cached_seq", en.seq)
+	en.seq = 0
+	return nil
 }
 
 // append stores one message. It goes through the log's asynchronous

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/roomlog/roomlog/eventstore"
 )
 
@@ -71,4 +73,32 @@ func Shared(tb testing.TB) (embedded, external *eventstore.Log) {
 	cfg.Logger = Logger(tb)
 	external = Must(tb, cfg)
 	return embedded, external
+}
+
+// Purge removes the log's records before stream sequence seq (all of them
+// for 0), as retention (roomd -retention) does from the start of the
+// stream. The log must have been opened after
+// eventstore.AllowTamperingInTests.
+func Purge(tb testing.TB, log *eventstore.Log, seq uint64) {
+	tb.Helper()
+	nc, err := log.NewConn("purge")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := js.Stream(Ctx(tb), log.StreamName())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var opts []jetstream.StreamPurgeOpt
+	if seq > 0 {
+		opts = append(opts, jetstream.WithPurgeSequence(seq))
+	}
+	if err := s.Purge(Ctx(tb), opts...); err != nil {
+		tb.Fatalf("purge the log before %d: %v", seq, err)
+	}
 }
