@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -610,9 +611,7 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 		wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
 		defer cancel()
 		if err := s.srv.cfg.Live.WaitFor(wctx, wait); err != nil {
-			err = domain.ErrTimeout.With("the room did not become visible in time")
-			s.reply(reqID, nil, err)
-			return errReplied
+			return s.abandon(ctx, reqID, room, res, domain.ErrTimeout.With("the room did not become visible in time"))
 		}
 	}
 	s.mu.Lock()
@@ -668,6 +667,25 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 		snap.Messages = msgs
 	}
 	s.entered(reqID, room, uid, snap)
+	return errReplied
+}
+
+// abandon ends an entry the node could not complete in time (its
+// projection is far behind the log). A session that res entered into room
+// in the log leaves it again, so that the other members do not see a member
+// that gets none of the room's events, and is told LoginFailed with err.
+// One that was in the room already (an entry that stored nothing there) is
+// only told err.
+func (s *session) abandon(ctx context.Context, reqID string, room domain.RoomID, res engine.Result, err error) error {
+	key := s.roomKey(room)
+	if slices.ContainsFunc(res.Appended, func(a engine.Appended) bool { return a.Key == key }) {
+		_, lerr := s.exec(context.WithoutCancel(ctx), domain.LeaveRoom{Session: s.id, Room: room, Reason: domain.ReasonLogout})
+		if lerr != nil && !errors.Is(lerr, domain.ErrNotInRoom) {
+			s.srv.cfg.Logger.Warn("cannot leave a room whose entry timed out", "room", key, "session", s.id, "err", lerr)
+		}
+		s.state(room, domain.StateLoginFailed, err, "Disconnected", zimFailure(err))
+	}
+	s.reply(reqID, nil, err)
 	return errReplied
 }
 
