@@ -125,11 +125,13 @@ const (
 // changes state, except those that enter a room (login, switch_room,
 // create_room, join_room, enter_room), whose reply is the room's snapshot
 // followed by its events, and which a client re-enters itself after a
-// reconnect (resume says which rooms the session is in). Queries,
-// heartbeats and resume are answered afresh.
+// reconnect (resume says which rooms the session is in). Queries
+// (media_check included), heartbeats and resume are answered afresh: a
+// repeated query asks for the state as it is now.
 func (op Op) Idempotent() bool {
 	switch op {
-	case OpQueryRoom, OpHeartbeat, OpResume,
+	case OpQueryRoom, OpQueryRoomAttributes, OpQueryMemberAttributes, OpQueryMemberList, OpQueryOnlineCount,
+		OpQueryHistory, OpMediaCheck, OpHeartbeat, OpResume,
 		OpLogin, OpSwitchRoom, OpCreateRoom, OpJoinRoom, OpEnterRoom:
 		return false
 	}
