@@ -162,6 +162,15 @@ var common = map[string]string{
 	"destroy_delay_s": "seconds an empty room lives on before it is destroyed",
 }
 
+// typeFields describes fields whose meaning in one payload differs from the
+// common one, where the Go source has no comment of its own: type -> JSON
+// name -> description.
+var typeFields = map[string]map[string]string{
+	"MemberAttributesUpdatedData": {
+		"members": "the changes, one entry per member changed: its user ID and the attributes set and deleted",
+	},
+}
+
 // envelope describes the envelope fields whose comment they share with
 // another field in the Go source.
 var envelope = map[string]string{
@@ -177,7 +186,9 @@ var enums = map[reflect.Type][]string{
 	reflect.TypeFor[domain.Role]():          strs(domain.Roles()),
 	reflect.TypeFor[domain.RoomMode]():      strs(domain.RoomModes()),
 	reflect.TypeFor[domain.DestroyReason](): strs(domain.DestroyReasons()),
-	reflect.TypeFor[domain.Kind]():          {string(domain.KindRoom), string(domain.KindSession), string(domain.KindStream)},
+	// Kind appears in payloads only as claim_voided's registry, which is a
+	// session or a stream, never a room (the envelope's aggregate is a const).
+	reflect.TypeFor[domain.Kind](): {string(domain.KindSession), string(domain.KindStream)},
 }
 
 func strs[T ~string](vs []T) []string {
@@ -223,6 +234,9 @@ func schemaOf(c comments, t reflect.Type, desc string) obj {
 				continue
 			}
 			d := c.fields[t.Name()][f.Name]
+			if d == "" {
+				d = typeFields[t.Name()][name]
+			}
 			if d == "" {
 				d = common[name]
 			}
@@ -509,15 +523,24 @@ A message's payload is a **JSON array of events** of one aggregate: every
 event one command produced for it (a logout while publishing stores
 ` + "`room.stream_stopped`" + ` and ` + "`room.member_left`" + ` in one message), so readers see
 a multi-event change at once or not at all. Its headers:
-` + "`Nats-Msg-Id`" + ` (the first event's ID, for de-duplication) and
+` + "`Nats-Msg-Id`" + ` (for de-duplication) and
 ` + "`Nats-Expected-Last-Subject-Sequence`" + ` (the stream sequence of the message
 before it on the subject, which the server checked on append).
+
+` + "`Nats-Msg-Id`" + ` is the first event's ID, except for a message written for a client
+request that carried an idempotency key the server honours (docs/protocol.md,
+"Idempotency keys"; the operations that enter a room ignore keys): then it is
+` + "`rq-`" + ` and 32 hex digits, a hash of the app, the request (session, operation,
+key, and which of the request's commands wrote it), the aggregate and the
+message's index among that command's messages to the aggregate. Every try of
+the request gives the same ID, so JetStream stores the message once; it
+matches no event's ` + "`id`" + `.
 
 Every event object has this envelope, and the type's payload in ` + "`data`" + `:
 
 | field | type | meaning |
 |---|---|---|
-| ` + "`id`" + ` | ULID string | unique; the first event's ID is the message's ` + "`Nats-Msg-Id`" + ` |
+| ` + "`id`" + ` | ULID string | unique; the first event's ID is the message's ` + "`Nats-Msg-Id`" + `, unless the message has an ` + "`rq-`" + ` ID (above) |
 | ` + "`type`" + ` | string | the event type (below) |
 | ` + "`app`" + `, ` + "`aggregate`" + `, ` + "`aggregate_id`" + ` | string | the aggregate: app ID, kind, ID (not encoded) |
 | ` + "`seq`" + ` | integer | the aggregate's gapless sequence, 1 for its first event |

@@ -147,7 +147,7 @@ export interface RoomlogEvents {
   IMRecvCustomCommand: (roomID: string, fromUser: ZegoUser, command: string) => void;
   roomExtraInfoUpdate: (roomID: string, roomExtraInfoList: ZegoRoomExtraInfo[]) => void;
   roomOnlineUserCountUpdate: (roomID: string, count: number) => void;
-  /** Once per room the session is in; call renewToken. */
+  /** Once per room the session is in or entering, or once with roomID '' if none; call renewToken once. */
   tokenWillExpire: (roomID: string, remainSeconds: number) => void;
   publisherStateUpdate: (result: ZegoPublisherState) => void;
   playerStateUpdate: (result: ZegoPlayerState) => void;
