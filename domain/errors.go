@@ -103,7 +103,7 @@ var (
 var (
 	ErrMessageTooLarge   = newError(1905001, "message_too_large", "the message body is empty or larger than allowed")
 	ErrRateLimited       = newError(1905002, "rate_limited", "the room's rate limit for this kind of message is exhausted; retry later")
-	ErrExtraInfoInvalid  = newError(1905003, "room_extra_info_invalid", "the room extra info key or value is empty or too large, or there are too many keys")
+	ErrExtraInfoInvalid  = newError(1905003, "room_extra_info_invalid", "the room extra info key is empty, the key or value is too large, or there are too many keys")
 	ErrRecipientsInvalid = newError(1905004, "recipients_invalid", "the custom command's recipient list is invalid")
 	ErrVersionConflict   = newError(1905005, "version_conflict", "the value changed since the version the write was based on; the reply's data holds the current values")
 	ErrInvalidArgument   = newError(1906001, "invalid_argument", "an argument is missing or malformed")

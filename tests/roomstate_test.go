@@ -109,6 +109,18 @@ func TestLateJoinerGetsLastMessagesConsistentWithSnapshot(t *testing.T) {
 	if _, err := carol.c.QueryHistoryMessage(clienttest.Ctx(t), "chat", 0, 5); !errors.Is(err, domain.ErrNotLoggedIn) {
 		t.Fatalf("a non-member reads the history: %v", err)
 	}
+	// A switch into the room brings its last messages too.
+	snap, err = carol.c.SwitchRoom(clienttest.Ctx(t), "elsewhere", "chat", client.SwitchOptions{History: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var switched []string
+	for _, m := range snap.Messages {
+		switched = append(switched, m.Message)
+	}
+	if want := []string{fmt.Sprint(total - 1), fmt.Sprint(total - 2), fmt.Sprint(total - 3)}; !slices.Equal(switched, want) {
+		t.Fatalf("switch_room with history 3: messages %v, want %v", switched, want)
+	}
 }
 
 // Two clients race a compare-and-set on one extra info key and on one room

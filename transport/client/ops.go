@@ -52,6 +52,8 @@ type SwitchOptions struct {
 	// CreateIfMissing is ZIM's isCreateWhenRoomNotExisted (default true, as
 	// ZEGO's switchRoom always creates).
 	CreateIfMissing *bool
+	// History asks for the new room's last messages in the snapshot.
+	History int
 }
 
 // RoomOptions are the optional parts of CreateRoom, EnterRoom and JoinRoom.
@@ -124,7 +126,7 @@ func (c *Client) LogoutAllRooms(ctx context.Context) ([]string, error) {
 // switchRoom): from gets Logout, to gets Logining and Logined.
 func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOptions) (*RoomSnapshot, error) {
 	req := protocol.SwitchRoomRequest{From: from, To: to, Token: opts.Token, Role: opts.Role, ToName: opts.ToName,
-		Config: opts.Config, CreateIfMissing: opts.CreateIfMissing}
+		Config: opts.Config, CreateIfMissing: opts.CreateIfMissing, History: opts.History}
 	// The target is re-entered the way the session entered rooms before
 	// (ZEGO login or ZIM enter/join), so a new session gets the same mode.
 	c.mu.Lock()

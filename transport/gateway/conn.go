@@ -374,7 +374,8 @@ func (c *conn) writer(ctx context.Context) {
 			}
 			// Tell the client why, then close with the code in the reason.
 			b, _ := json.Marshal(protocol.Event{Type: protocol.TypeEvent, Event: protocol.EvSessionClosing,
-				Data: protocol.SessionClosing{Code: int(reason.Code), Error: reason.Name, Message: reason.Error()}})
+				Data: protocol.SessionClosing{Code: int(reason.Code), Error: reason.Name,
+					Message: protocol.ReplyTo("", nil, reason).Message}})
 			write(b)
 			if errors.Is(reason, protocol.ErrPingTimeout) {
 				// The peer is gone: no close handshake to wait for.

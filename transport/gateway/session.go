@@ -872,6 +872,9 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkHistory(r.History); err != nil {
+		return nil, err
+	}
 	create := domain.CreateIfMissing
 	if r.CreateIfMissing != nil && !*r.CreateIfMissing {
 		create = domain.CreateNever
@@ -888,7 +891,7 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 		}
 	}
 	return s.join(ctx, req, to, claims, u, domain.SwitchRoom{Session: s.id, From: domain.RoomID(r.From), To: to,
-		ToName: r.ToName, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config)}, 0)
+		ToName: r.ToName, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config)}, r.History)
 }
 
 // leave logs out of one room (or all): the departure's state change reaches

@@ -49,6 +49,10 @@ func closedFor(t *testing.T, w *wire.Conn, want *domain.Error, seen ...func(prot
 			if err := json.Unmarshal(f.Data, &sc); err != nil || sc.Code != int(want.Code) || sc.Error != want.Name {
 				t.Fatalf("session_closing %s, want %d %s", f.Data, want.Code, want.Name)
 			}
+			// As in replies: the code's message, then what happened.
+			if !strings.HasPrefix(sc.Message, want.Message) {
+				t.Fatalf("session_closing message %q, want the code's message %q first", sc.Message, want.Message)
+			}
 			said = true
 		}
 	}

@@ -85,6 +85,8 @@ type SwitchRoomRequest struct {
 	Config *RoomConfig `json:"config,omitempty"`
 	// CreateIfMissing: ZIM's isCreateWhenRoomNotExisted. Default true (ZEGO).
 	CreateIfMissing *bool `json:"create_if_missing,omitempty"`
+	// History asks for To's last messages with the snapshot, as login's.
+	History int `json:"history,omitempty"`
 }
 
 // CreateRoomRequest is ZIM createRoom (fails if the room exists) and
