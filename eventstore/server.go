@@ -64,10 +64,6 @@ const (
 
 	// maxMsgSizeLimit is nats-server's hard ceiling on max_payload.
 	maxMsgSizeLimit = 64 << 20
-	// duplicateWindow is how long the stream remembers Msg-Ids: a retry
-	// of a lost acknowledgement within this window is recognised as a
-	// duplicate (given the current expected sequence).
-	duplicateWindow = 2 * time.Minute
 	// asyncMaxPending bounds the appends in flight through AppendAsync.
 	// nats.go's default (4000) is below what one-in-flight-per-room across
 	// thousands of rooms needs.
@@ -83,6 +79,12 @@ const (
 	// has no deadline.
 	requestTimeout = 5 * time.Second
 )
+
+// DuplicateWindow is how long the stream remembers Msg-Ids: a retry of a
+// lost acknowledgement within this window is recognised as a duplicate
+// (given the current expected sequence). A retention limit (Config.MaxAge)
+// is at least this long.
+const DuplicateWindow = 2 * time.Minute
 
 // KeepForever is the Config.MaxAge that keeps history forever.
 const KeepForever time.Duration = -1
@@ -238,6 +240,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxAge < 0 && c.MaxAge != KeepForever {
 		bad("MaxAge %v is negative", c.MaxAge)
+	}
+	if c.MaxAge > 0 && c.MaxAge < DuplicateWindow {
+		bad("MaxAge %v is shorter than the log's de-duplication window, %v", c.MaxAge, DuplicateWindow)
 	}
 	if c.SyncInterval < 0 {
 		bad("SyncInterval %v is negative", c.SyncInterval)
@@ -410,7 +415,7 @@ func streamConfig(cfg Config) jetstream.StreamConfig {
 		MaxAge:            max(cfg.MaxAge, 0),
 		Discard:           jetstream.DiscardNew,
 		MaxMsgSize:        cfg.MaxMsgSize,
-		Duplicates:        duplicateWindow,
+		Duplicates:        DuplicateWindow,
 		// The log is append-only: no message may be deleted and the
 		// stream may not be purged, by anyone. The server refuses to turn
 		// either off again, so an intruder with credentials cannot either.

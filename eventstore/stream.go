@@ -90,7 +90,10 @@ func (l *Log) openStream(ctx context.Context) error {
 	if len(diff) == 0 {
 		return nil
 	}
-	if l.srv == nil && !l.cfg.UpdateStream {
+	// An embedded server is brought in line, except for its retention:
+	// shortening it removes history at once, and a node started without
+	// -retention would lift a limit set on purpose.
+	if (l.srv == nil || have.MaxAge != want.MaxAge) && !l.cfg.UpdateStream {
 		return fmt.Errorf("%w: stream %s has %s; start every node with the same settings, or change the stream on purpose with -update-stream",
 			ErrStreamMismatch, name, strings.Join(diff, ", "))
 	}

@@ -57,14 +57,35 @@ func TestRetentionKeepsVerifyHonestAndTellsConsumersTheyFellOff(t *testing.T) {
 	})
 }
 
-// A retention limit set by roomd survives tools opening the log.
+// A retention limit set by roomd survives tools opening the log, and a
+// node, even one whose server is embedded, changes it only when told to
+// (-update-stream): shortening it removes history at once, and a node
+// started without -retention would lift it.
 func TestRetentionLimitIsKeptByTools(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	for _, c := range []struct {
-		maxAge, want time.Duration
-	}{{time.Hour, time.Hour}, {0, time.Hour}, {eventstore.KeepForever, 0}} {
-		log, err := eventstore.Open(ctx, eventstore.Config{DataDir: dir, MaxAge: c.maxAge, Logger: estest.Logger(t)})
+		maxAge  time.Duration
+		update  bool
+		refused bool
+		want    time.Duration
+	}{
+		{maxAge: time.Hour, want: time.Hour},
+		{maxAge: 0, want: time.Hour},
+		{maxAge: eventstore.KeepForever, refused: true, want: time.Hour},
+		{maxAge: 10 * time.Minute, refused: true, want: time.Hour},
+		{maxAge: 10 * time.Minute, update: true, want: 10 * time.Minute},
+		{maxAge: eventstore.KeepForever, update: true, want: 0},
+	} {
+		log, err := eventstore.Open(ctx, eventstore.Config{DataDir: dir, MaxAge: c.maxAge, UpdateStream: c.update,
+			Logger: estest.Logger(t)})
+		if c.refused {
+			if !errors.Is(err, eventstore.ErrStreamMismatch) {
+				t.Fatalf("opened with MaxAge %v over a stream keeping %v, without UpdateStream: %v, want ErrStreamMismatch",
+					c.maxAge, c.want, err)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +95,7 @@ func TestRetentionLimitIsKeptByTools(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := s.CachedInfo().Config.MaxAge; got != c.want {
-			t.Errorf("opened with MaxAge %v: the stream keeps %v, want %v", c.maxAge, got, c.want)
+			t.Errorf("opened with MaxAge %v (update %v): the stream keeps %v, want %v", c.maxAge, c.update, got, c.want)
 		}
 		done()
 		log.Close()

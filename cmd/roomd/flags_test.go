@@ -90,6 +90,20 @@ func TestNegativeDurationsAreRefused(t *testing.T) {
 	}
 }
 
+// A retention limit shorter than the log's de-duplication window is refused
+// with the flag's name, not passed on to JetStream, which refused it with
+// "duplicates window can not be larger then max age".
+func TestARetentionBelowTheDuplicateWindowIsRefused(t *testing.T) {
+	o, err := parse([]string{"-data", t.TempDir(), "-nats-listen", "off", "-retention", "60s"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = config(o, discardLogger())
+	if err == nil || !strings.Contains(err.Error(), "-retention 1m0s") || !strings.Contains(err.Error(), "at least 2m0s") {
+		t.Fatalf("roomd -retention 60s: %v, want a refusal naming -retention and the 2m0s minimum", err)
+	}
+}
+
 // -shutdown-grace is "how long shutdown waits for clients to go", however
 // long: a request in flight for 11 s is answered before roomd exits with a
 // grace of 30 s (node.Shutdown once capped every grace at 10 s).

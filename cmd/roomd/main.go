@@ -312,6 +312,10 @@ func checkDurations(o options) error {
 			return fmt.Errorf("%s %v: want a positive duration", d.name, d.v)
 		}
 	}
+	if o.retention > 0 && o.retention < eventstore.DuplicateWindow {
+		return fmt.Errorf("-retention %v: want 0 (keep history forever) or at least %v, the log's de-duplication window",
+			o.retention, eventstore.DuplicateWindow)
+	}
 	return nil
 }
 
@@ -482,7 +486,7 @@ func runNATS(ctx context.Context, o options, logger *slog.Logger) error {
 		where = filepath.Join(o.data, natsPasswordFile)
 	}
 	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: o.data, Sync: mode, Listen: o.natsListen,
-		Password: password, Logger: logger, MaxAge: retention(o.retention)})
+		Password: password, Logger: logger, MaxAge: retention(o.retention), UpdateStream: o.updateStream})
 	if err != nil {
 		return err
 	}
