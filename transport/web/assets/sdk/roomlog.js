@@ -644,7 +644,9 @@ export class RoomlogEngine {
     if (!streamID || typeof MediaStream === 'undefined' || !(localStream instanceof MediaStream)) {
       throw localError('INVALID_ARGUMENT', 'startPublishingStream needs a stream ID and a MediaStream', 'publish');
     }
-    this._closePeer(this._publishers.get(streamID));
+    // A stream ID published already (a new camera, say) keeps its media
+    // until the new connection's offer replaces it on the server.
+    const old = this._supersede(this._publishers, streamID);
     // pending: the publish request has no reply yet (a session started
     // over meanwhile does not end it: it is sent on the new one).
     const pub = { kind: 'publish', streamID, roomID: option.roomID || '', mediaStream: localStream, state: 'NO_PUBLISH', pc: null, pending: true };
@@ -662,14 +664,18 @@ export class RoomlogEngine {
       // Failed, or ended meanwhile (then nothing else can reach the peer
       // connection it may have opened since).
       const tracked = this._publishers.get(streamID) === pub;
-      if (tracked) this._publishers.delete(streamID);
       this._closePeer(pub);
+      // Refused before its offer went out: the media published before goes on.
+      if (tracked && this._reinstate(this._publishers, pub, old)) throw e;
+      this._closeSuperseded(old);
       if (tracked) {
+        this._publishers.delete(streamID);
         if (pub.roomID && e.code !== 1903001) this._do('stop_publish', { stream: streamID }).catch(() => {});
         this._mediaState(pub, 'NO_PUBLISH', e.code || 0, 'failed');
       }
       throw e;
     }
+    this._closeSuperseded(old);
     return true;
   }
 
@@ -694,7 +700,9 @@ export class RoomlogEngine {
   async startPlayingStream(streamID, option = {}) {
     if (!streamID) throw localError('INVALID_ARGUMENT', 'startPlayingStream needs a stream ID', 'play');
     if (typeof RTCPeerConnection === 'undefined') throw localError('MEDIA_FAILED', 'this browser has no WebRTC', 'play');
-    this._closePeer(this._players.get(streamID));
+    // A stream played already keeps playing until the new connection's
+    // offer replaces it on the server.
+    const old = this._supersede(this._players, streamID);
     const player = { kind: 'play', streamID, roomID: option.roomID || '', mediaStream: new MediaStream(), state: 'NO_PLAY', pc: null, pending: true };
     this._players.set(streamID, player);
     this._mediaState(player, 'PLAY_REQUESTING', 0, '');
@@ -710,13 +718,58 @@ export class RoomlogEngine {
       // Failed, or ended meanwhile (then nothing else can reach the peer
       // connection it may have opened since).
       const tracked = this._players.get(streamID) === player;
-      if (tracked) this._players.delete(streamID);
       this._closePeer(player);
       for (const t of player.mediaStream.getTracks()) t.stop();
-      if (tracked) this._mediaState(player, 'NO_PLAY', e.code || 0, 'failed');
+      // Refused before its offer went out: the stream played before goes on.
+      if (tracked && this._reinstate(this._players, player, old)) throw e;
+      this._closeSuperseded(old);
+      if (tracked) {
+        this._players.delete(streamID);
+        this._mediaState(player, 'NO_PLAY', e.code || 0, 'failed');
+      }
       throw e;
     }
+    this._closeSuperseded(old);
     return player.mediaStream;
+  }
+
+  // _supersede takes the entry of a stream ID started again out of use: its
+  // peer connection stays up (the server replaces it when the new
+  // connection's offer arrives, and says nothing of the old one), but nothing
+  // of it reaches the server any more. It returns the entry if it had a
+  // connection, to be closed, or restored, once the new start is over.
+  _supersede(entries, streamID) {
+    const old = entries.get(streamID);
+    if (!old) return null;
+    old.superseded = true;
+    clearTimeout(old.iceTimer);
+    if (!old.pc || old.pending) {
+      this._closePeer(old);
+      return null;
+    }
+    return old;
+  }
+
+  // _reinstate puts back the entry a new start superseded when the new one
+  // failed before its offer went out (the server still has the old
+  // connection), and tells the app its state again. It reports whether it
+  // did.
+  _reinstate(entries, entry, old) {
+    if (!old || !old.pc || entry.offered) return false;
+    old.superseded = false;
+    entries.set(entry.streamID, old);
+    const state = old.state;
+    old.state = '';
+    this._mediaState(old, state, 0, '');
+    return true;
+  }
+
+  // _closeSuperseded ends what is left of a superseded entry: its connection,
+  // and a player's tracks.
+  _closeSuperseded(old) {
+    if (!old) return;
+    this._closePeer(old);
+    if (old.kind === 'play') for (const t of old.mediaStream.getTracks()) t.stop();
   }
 
   /** ZEGO stopPlayingStream. */
@@ -750,7 +803,7 @@ export class RoomlogEngine {
     }
     pc.onicecandidate = (ev) => {
       // Candidates found after the offer left are trickled.
-      if (ev.candidate && entry.offered && entry.pc === pc) {
+      if (ev.candidate && entry.offered && entry.pc === pc && !entry.superseded) {
         const c = ev.candidate;
         this._do('media_candidate', { stream: entry.streamID, kind: entry.kind, candidate: c.candidate, sdp_mid: c.sdpMid ?? undefined, sdp_mline_index: c.sdpMLineIndex ?? undefined }).catch(() => {});
       }
@@ -794,7 +847,7 @@ export class RoomlogEngine {
 
   _restartIce(entry) {
     const pc = entry.pc;
-    if (!pc || entry.restarting || pc.signalingState === 'closed') return;
+    if (!pc || entry.restarting || entry.superseded || pc.signalingState === 'closed') return;
     if (pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed') return;
     entry.restarting = true;
     this._log('info', 'restarting ICE', entry.kind, entry.streamID, pc.iceConnectionState);

@@ -1,0 +1,121 @@
+package browser
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/roomlog/roomlog/tests/clienttest"
+)
+
+// mediaStates returns who's publisherStateUpdate or playerStateUpdate
+// states of stream from event index mark on.
+func (p *Page) mediaStates(who, event, stream string, mark int) []string {
+	var states []string
+	for _, e := range p.Events(who, event) {
+		var u struct {
+			StreamID string `json:"streamID"`
+			State    string `json:"state"`
+		}
+		if e.Index >= mark && json.Unmarshal(e.Args[0], &u) == nil && u.StreamID == stream {
+			states = append(states, u.State)
+		}
+	}
+	return states
+}
+
+// entryState returns the state of who's publisher or player entry of stream
+// ("untracked" if it has none).
+func (p *Page) entryState(who, kind, stream string) string {
+	var st string
+	p.Eval(`((e, m, id) => { const x = e[m].get(id); return x ? x.state : 'untracked'; })(T.engines.`+who+`, `+
+		`'_`+kind+`s', '`+stream+`')`, &st)
+	return st
+}
+
+// liveStream logs a and b into r1, publishes a's camera as alice-cam and
+// has b play it, decoding.
+func liveStream(t *testing.T) *Page {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	ws := clienttest.URL(n.HTTPAddr())
+	p.newEngine("a", ws, nil)
+	p.newEngine("b", ws, nil)
+	p.Eval(`T.engines.a.enableMultiRoom(true)`, nil)
+	tokA := clienttest.Token(t, n, "alice")
+	p.Must("a", "loginRoom", "r1", tokA, user{"alice", "Alice"})
+	p.Must("a", "loginRoom", "r2", tokA, user{"alice", "Alice"})
+	p.Must("b", "loginRoom", "r1", clienttest.Token(t, n, "bob"), user{"bob", "Bob"})
+	if r := p.publishCamera("a", "alice-cam", "r1"); !r.OK {
+		t.Fatalf("publish: %+v", r)
+	}
+	var r Result
+	p.Eval(`T.play('b', 'alice-cam', {roomID: 'r1'})`, &r)
+	if !r.OK {
+		t.Fatalf("play: %+v", r)
+	}
+	p.decoding("b", "alice-cam", 0)
+	return p
+}
+
+// Publishing a stream ID again in its room (the app switched cameras)
+// replaces its media. Before, the SDK closed the old connection first, and
+// the server's NO_PUBLISH for it ended the new one: the call failed with
+// 1906093, and the stream stayed published with no media behind it.
+func TestPublishingAStreamAgainReplacesItsMedia(t *testing.T) {
+	p := liveStream(t)
+	before := p.inbound("b", "alice-cam")
+	mark := p.Len()
+	if r := p.publishCamera("a", "alice-cam", "r1"); !r.OK {
+		t.Fatalf("publishing alice-cam again in r1: %+v", r)
+	}
+	p.Wait(mark, `e => e.who === 'a' && e.event === 'publisherStateUpdate' && e.args[0].state === 'PUBLISHING'`)
+	p.decoding("b", "alice-cam", before.Video.FramesDecoded+25)
+	if got := p.mediaStates("a", "publisherStateUpdate", "alice-cam", mark); len(got) != 2 ||
+		got[0] != "PUBLISH_REQUESTING" || got[1] != "PUBLISHING" {
+		t.Errorf("a's publisher states of the republish: %v, want [PUBLISH_REQUESTING PUBLISHING]", got)
+	}
+	if st := p.entryState("a", "publisher", "alice-cam"); st != "PUBLISHING" {
+		t.Errorf("a's publisher of alice-cam is %s, want PUBLISHING", st)
+	}
+}
+
+// Playing a stream again (an app that calls startPlayingStream on each
+// render) leaves a working player; before, the second call failed with
+// 1906093 and the stream was left unplayed.
+func TestPlayingAStreamAgainKeepsAWorkingPlayer(t *testing.T) {
+	p := liveStream(t)
+	mark := p.Len()
+	if r := p.Run("b", "startPlayingStream", "alice-cam", map[string]string{"roomID": "r1"}); !r.OK {
+		t.Fatalf("playing alice-cam again: %+v", r)
+	}
+	p.Wait(mark, `e => e.who === 'b' && e.event === 'playerStateUpdate' && e.args[0].state === 'PLAYING'`)
+	p.decoding("b", "alice-cam", 0) // the new player's connection
+	for _, st := range p.mediaStates("b", "playerStateUpdate", "alice-cam", mark) {
+		if st == "NO_PLAY" {
+			t.Errorf("b's player states of the second play: %v", p.mediaStates("b", "playerStateUpdate", "alice-cam", mark))
+			break
+		}
+	}
+	if st := p.entryState("b", "player", "alice-cam"); st != "PLAYING" {
+		t.Errorf("b's player of alice-cam is %s, want PLAYING", st)
+	}
+}
+
+// Publishing a live stream ID again in another room is refused (1903001):
+// the stream live in the first room goes on, and its publisher is PUBLISHING
+// again. Before, the refused call had closed its connection.
+func TestARefusedRepublishKeepsTheLiveStream(t *testing.T) {
+	p := liveStream(t)
+	before := p.inbound("b", "alice-cam")
+	mark := p.Len()
+	if r := p.publishCamera("a", "alice-cam", "r2"); r.OK || r.Code != 1903001 {
+		t.Fatalf("publishing alice-cam again in r2: %+v, want 1903001", r)
+	}
+	if got := p.mediaStates("a", "publisherStateUpdate", "alice-cam", mark); len(got) == 0 || got[len(got)-1] != "PUBLISHING" {
+		t.Errorf("a's publisher states after the refused republish: %v, want the last PUBLISHING", got)
+	}
+	p.decoding("b", "alice-cam", before.Video.FramesDecoded+25)
+	if st := p.entryState("a", "publisher", "alice-cam"); st != "PUBLISHING" {
+		t.Errorf("a's publisher of alice-cam is %s, want PUBLISHING", st)
+	}
+}
