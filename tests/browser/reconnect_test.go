@@ -156,6 +156,80 @@ func TestSDKReloginAfterTimeout(t *testing.T) {
 	p.noGaps()
 }
 
+// A client away longer than the heartbeat timeout logs in again: the users
+// and streams that left meanwhile get their DELETE (their departures went
+// with the old session), so that an app keeping its lists from
+// roomUserUpdate and roomStreamUpdate ends with the room's. Before, it kept
+// them for good.
+func TestSDKReloginDeletesWhoLeftMeanwhile(t *testing.T) {
+	p, proxy, _ := reconnectingPair(t, func(o *clienttest.NodeOptions) {
+		o.Gateway.HeartbeatInterval, o.Gateway.HeartbeatTimeout = 250*time.Millisecond, 2500*time.Millisecond
+	}, nil)
+	if r := p.publishCamera("a", "alice-cam", "r1"); !r.OK {
+		t.Fatalf("publish: %+v", r)
+	}
+	p.Wait(0, `e => e.who === 'b' && e.event === 'roomStreamUpdate' && e.args[1] === 'ADD' && e.args[2][0].streamID === 'alice-cam'`)
+	mark := p.Len()
+	proxy.Refuse(true)
+	proxy.Cut()
+	p.WaitState(mark, "b", "r1", "RECONNECTING")
+	p.Wait(mark, `e => e.who === 'a' && e.event === 'roomUserUpdate' && e.args[1] === 'DELETE' && e.args[2][0].userID === 'bob'`)
+	p.Must("a", "stopPublishingStream", "alice-cam")
+	p.Must("a", "logoutRoom", "r1") // alice leaves while bob is away
+	proxy.Refuse(false)
+	p.WaitState(mark, "b", "r1", "LOGINED")
+
+	var snap struct {
+		UserList   []user `json:"userList"`
+		StreamList []struct {
+			StreamID string `json:"streamID"`
+		} `json:"streamList"`
+	}
+	json.Unmarshal(p.Must("b", "queryRoom", "r1"), &snap)
+	var users, streams []string
+	for _, u := range snap.UserList {
+		if u.UserID != "bob" {
+			users = append(users, u.UserID)
+		}
+	}
+	for _, st := range snap.StreamList {
+		streams = append(streams, st.StreamID)
+	}
+	shownUsers := p.shown("b", "r1", "roomUserUpdate", "userID")
+	shownStreams := p.shown("b", "r1", "roomStreamUpdate", "streamID")
+	if !slices.Equal(shownUsers, users) || !slices.Equal(shownStreams, streams) {
+		t.Errorf("after the re-login, b's users and streams of r1 from its callbacks are %v and %v; the room's (queryRoom) "+
+			"are %v and %v", shownUsers, shownStreams, users, streams)
+	}
+	p.noGaps()
+}
+
+// shown returns the IDs (field idField) that who's ADD and DELETE callbacks
+// of event in room leave listed, sorted.
+func (p *Page) shown(who, room, event, idField string) []string {
+	p.t.Helper()
+	in := map[string]bool{}
+	for _, e := range p.Events(who, event) {
+		if e.Str(0) != room {
+			continue
+		}
+		var items []map[string]any
+		json.Unmarshal(e.Args[2], &items)
+		for _, it := range items {
+			id, _ := it[idField].(string)
+			in[id] = e.Str(1) == "ADD"
+		}
+	}
+	var ids []string
+	for id, listed := range in {
+		if listed {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // Past the retry window the engine reports RECONNECT_FAILED (1002053) and
 // forgets the session; the app can log in again.
 func TestSDKReconnectFailed(t *testing.T) {

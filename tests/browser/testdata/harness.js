@@ -9,7 +9,8 @@ window.T = (() => {
     'roomStateChanged', 'roomUserUpdate', 'roomStreamUpdate', 'roomStreamExtraInfoUpdate',
     'IMRecvBroadcastMessage', 'IMRecvBarrageMessage', 'IMRecvCustomCommand', 'roomExtraInfoUpdate',
     'roomOnlineUserCountUpdate', 'tokenWillExpire', 'publisherStateUpdate', 'playerStateUpdate',
-    'roomMemberJoined', 'roomMemberLeft', 'roomAttributesUpdated', 'roomEventGap', 'sessionClosing',
+    'roomMemberJoined', 'roomMemberLeft', 'roomAttributesUpdated', 'roomAttributesBatchUpdated',
+    'roomMemberAttributesUpdated', 'roomEventGap', 'sessionClosing',
   ];
   // Engines passed to ZIM callbacks are recorded by name.
   const plain = (v) => {

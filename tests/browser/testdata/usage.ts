@@ -52,6 +52,9 @@ export async function zimRooms(zim: ZegoExpressEngine, token: string): Promise<v
   zim.on('roomMemberJoined', (_zim, { roomID, memberList }) => console.log(roomID, memberList));
   zim.on('roomMemberLeft', (_zim, { roomID, memberList }) => console.log(roomID, memberList));
   zim.on('roomAttributesUpdated', (_zim, { roomID, infos }) => console.log(roomID, infos[0].action, infos[0].roomAttributes));
+  zim.on('roomAttributesBatchUpdated', (_zim, { roomID, infos }) => console.log(roomID, infos.length));
+  zim.on('roomMemberAttributesUpdated', (_zim, { roomID, infos, operatedInfo }) =>
+    console.log(roomID, infos[0].attributesInfo.userID, infos[0].attributesInfo.attributes, infos[0].attributesInfo.deletedKeys, operatedInfo.userID));
   await zim.login({ userID: 'zoe', userName: 'Zoe' }, token);
   const { roomInfo } = await zim.createRoom({ roomID: 'maths', roomName: 'Maths' }, { roomAttributes: { teacher: 'bob' } });
   console.log(roomInfo.baseInfo.roomID);

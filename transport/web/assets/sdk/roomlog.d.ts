@@ -118,6 +118,11 @@ export interface ZIMRoomFullInfo {
   baseInfo: { roomID: string; roomName: string };
 }
 
+export interface ZIMRoomMemberAttributesUpdateInfo {
+  /** attributes: the keys set, with their values; deletedKeys: the keys deleted (roomlog's). */
+  attributesInfo: { userID: string; attributes: Record<string, string>; deletedKeys: string[] };
+}
+
 export interface ZIMRoomAttributesUpdateInfo {
   action: 'Set' | 'Delete';
   roomAttributes: Record<string, string>;
@@ -155,6 +160,10 @@ export interface RoomlogEvents {
   roomMemberJoined: (zim: RoomlogEngine, data: { roomID: string; memberList: ZegoUser[] }) => void;
   roomMemberLeft: (zim: RoomlogEngine, data: { roomID: string; memberList: ZegoUser[] }) => void;
   roomAttributesUpdated: (zim: RoomlogEngine, data: { roomID: string; infos: ZIMRoomAttributesUpdateInfo[] }) => void;
+  /** A ZIM batch of attribute changes (beginRoomAttributesBatchOperation), as one update. */
+  roomAttributesBatchUpdated: (zim: RoomlogEngine, data: { roomID: string; infos: ZIMRoomAttributesUpdateInfo[] }) => void;
+  /** Members' attributes changed (ZIM setRoomMembersAttributes): per member, the keys set and the keys deleted. */
+  roomMemberAttributesUpdated: (zim: RoomlogEngine, data: { roomID: string; infos: ZIMRoomMemberAttributesUpdateInfo[]; operatedInfo: { userID: string; userName: string } }) => void;
   /** roomlog's: an event did not follow the last one received for its room (never, against a correct server). */
   roomEventGap: (roomID: string, expectedPrev: number, gotPrev: number) => void;
   /** roomlog's: the server is about to close the connection, and why. */

@@ -1175,12 +1175,16 @@ export class RoomlogEngine {
       }
       case 'room_user_update': {
         const users = (d.users || []).map(toUser);
+        const r = this._rooms.get(room);
+        if (r) for (const u of users) track(r, 'users', u.userID, d.update_type === 'ADD' && u);
         this._emit('roomUserUpdate', room, d.update_type, users);
         this._emit(d.update_type === 'ADD' ? 'roomMemberJoined' : 'roomMemberLeft', this, { roomID: room, memberList: users });
         break;
       }
       case 'room_stream_update': {
         const streams = (d.streams || []).map(toStream);
+        const r = this._rooms.get(room);
+        if (r) for (const st of streams) track(r, 'streams', st.streamID, d.update_type === 'ADD' && st);
         this._emit('roomStreamUpdate', room, d.update_type, streams, '');
         if (d.update_type === 'DELETE') {
           // A stopped stream stops its player: the media connection closes,
@@ -1210,13 +1214,20 @@ export class RoomlogEngine {
       case 'room_extra_info_update':
         this._emit('roomExtraInfoUpdate', room, (d.items || []).map(toExtraInfo));
         break;
-      case 'room_attributes_update': {
-        const infos = [];
-        if (d.set && Object.keys(d.set).length) infos.push({ action: 'Set', roomAttributes: d.set });
-        if (d.deleted && d.deleted.length) infos.push({ action: 'Delete', roomAttributes: Object.fromEntries(d.deleted.map((k) => [k, ''])) });
-        this._emit('roomAttributesUpdated', this, { roomID: room, infos });
+      case 'room_attributes_update':
+        this._emit('roomAttributesUpdated', this, { roomID: room, infos: attributeInfos(d) });
         break;
-      }
+      case 'room_attributes_batch_update':
+        // A ZIM batch (beginRoomAttributesBatchOperation) as one update.
+        this._emit('roomAttributesBatchUpdated', this, { roomID: room, infos: attributeInfos(d) });
+        break;
+      case 'room_member_attributes_update':
+        this._emit('roomMemberAttributesUpdated', this, {
+          roomID: room,
+          infos: (d.members || []).map((m) => ({ attributesInfo: { userID: m.user, attributes: m.set || {}, deletedKeys: m.deleted || [] } })),
+          operatedInfo: { userID: (d.by && d.by.id) || '', userName: (d.by && d.by.name) || '' },
+        });
+        break;
       case 'room_online_user_count':
         this._emit('roomOnlineUserCountUpdate', room, d.count);
         break;
@@ -1502,6 +1513,25 @@ export class RoomlogEngine {
     }
   }
 
+  // _vanished tells the app, as a room is entered again on a new session,
+  // of the users and streams it was told of that left while the session was
+  // lost: their departures went with the old session. The server then ADDs
+  // everyone and every stream there now.
+  _vanished(room, r, snap) {
+    const users = new Set(snap.userList.map((u) => u.userID));
+    const streams = new Set(snap.streamList.map((st) => st.streamID));
+    const self = this._user ? this._user.userID : '';
+    const goneUsers = [...(r.users || new Map()).values()].filter((u) => !users.has(u.userID) && u.userID !== self);
+    const goneStreams = [...(r.streams || new Map()).values()].filter((st) => !streams.has(st.streamID));
+    r.users = new Map();
+    r.streams = new Map();
+    if (goneStreams.length) this._emit('roomStreamUpdate', room, 'DELETE', goneStreams, '');
+    if (goneUsers.length) {
+      this._emit('roomUserUpdate', room, 'DELETE', goneUsers);
+      this._emit('roomMemberLeft', this, { roomID: room, memberList: goneUsers });
+    }
+  }
+
   // _relogin enters again every room whose session was lost. A room the
   // server refuses gets LOGIN_FAILED and is forgotten.
   async _relogin(link) {
@@ -1513,7 +1543,10 @@ export class RoomlogEngine {
       const e = next.entry;
       this._loginFailed.delete(name);
       try {
-        await this._request(link, e.op, entryRequest(e, name), (data) => this._entered(name, data.seq, e));
+        await this._request(link, e.op, entryRequest(e, name), (data) => {
+          this._vanished(name, next, toSnapshot(data));
+          this._entered(name, data.seq, e);
+        });
       } catch (err) {
         if (isLocal(err)) throw err;
         if (this._rooms.get(name) === next) this._rooms.delete(name);
@@ -1524,6 +1557,23 @@ export class RoomlogEngine {
       }
     }
   }
+}
+
+// track records in room entry r's map `what` (users or streams) that id
+// was added (v, the user or stream) or deleted (v false), so that a re-login
+// can tell the app what it missed (_vanished).
+function track(r, what, id, v) {
+  if (!r[what]) r[what] = new Map();
+  if (v) r[what].set(id, v);
+  else r[what].delete(id);
+}
+
+// attributeInfos turns a room attribute change into ZIM's infos.
+function attributeInfos(d) {
+  const infos = [];
+  if (d.set && Object.keys(d.set).length) infos.push({ action: 'Set', roomAttributes: d.set });
+  if (d.deleted && d.deleted.length) infos.push({ action: 'Delete', roomAttributes: Object.fromEntries(d.deleted.map((k) => [k, ''])) });
+  return infos;
 }
 
 // entryRequest is the request that enters room again as e entered it.
