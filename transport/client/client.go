@@ -50,10 +50,11 @@
 //     again as it originally did (ZEGO login, ZIM join; ZIM create and
 //     enter as enter, since the room may still exist; a switch as the room
 //     it left was entered), with the last token it knows (RenewToken's
-//     replaces the login's); the server then sends
-//     Logining, Logined and the rooms' current state, and other members see
-//     the user ADDed again. A room whose re-login is refused gets
-//     LoginFailed with the code;
+//     replaces the login's); the users and streams that left meanwhile
+//     (their departures went with the old session) get a DELETE as the room
+//     is entered again, then the server sends Logining, Logined and the
+//     rooms' current state, and other members see the user ADDed again. A
+//     room whose re-login is refused gets LoginFailed with the code;
 //   - if the window runs out, every room gets ReconnectFailed (1002053) and
 //     every method returns an error with code 1002053: dial again and log in.
 //
@@ -247,6 +248,11 @@ type roomTrack struct {
 	// relogin: the session the room was entered with is gone; the room is
 	// entered again on the next connection.
 	relogin bool
+	// users and streams are the other users and streams the app was told of
+	// (ADD, not yet DELETE), so that a re-login tells it of those that left
+	// with the lost session (vanished).
+	users   map[string]User
+	streams map[string]Stream
 }
 
 // entry is how a room was entered, to enter it again after a reconnection.

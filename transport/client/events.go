@@ -2,6 +2,8 @@ package client
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/roomlog/roomlog/domain"
@@ -192,6 +194,73 @@ func (c *Client) state(room string, st RoomState, code domain.Code, info StateIn
 	}
 }
 
+// tracked records in m (made if nil) that id was added (v) or deleted.
+func tracked[V any](m map[string]V, id string, v V, added bool) map[string]V {
+	if !added {
+		delete(m, id)
+		return m
+	}
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[id] = v
+	return m
+}
+
+// vanished tells the app, as room is entered again on a new session, of
+// the other users and streams it was told of that are not in snap: they
+// left while the session was lost, and their departures went with it. The
+// server then ADDs everyone and every stream there now.
+func (c *Client) vanished(room string, snap *RoomSnapshot) {
+	h := &c.opts.Handlers
+	c.mu.Lock()
+	r := c.rooms[room]
+	if r == nil {
+		c.mu.Unlock()
+		return
+	}
+	self := ""
+	if c.user != nil {
+		self = c.user.ID
+	}
+	var users []User
+	for _, u := range sortedValues(r.users) {
+		if u.ID != self && !slices.ContainsFunc(snap.Users, func(x User) bool { return x.ID == u.ID }) {
+			users = append(users, u)
+		}
+	}
+	var streams []Stream
+	for _, st := range sortedValues(r.streams) {
+		if !slices.ContainsFunc(snap.Streams, func(x Stream) bool { return x.Stream == st.Stream }) {
+			streams = append(streams, st)
+		}
+	}
+	r.users, r.streams = nil, nil
+	c.mu.Unlock()
+	if len(streams) > 0 && h.OnRoomStreamUpdate != nil {
+		c.disp.push(func() { h.OnRoomStreamUpdate(room, UpdateDelete, streams) })
+	}
+	if len(users) > 0 {
+		c.disp.push(func() {
+			if h.OnRoomUserUpdate != nil {
+				h.OnRoomUserUpdate(room, UpdateDelete, users)
+			}
+			if h.OnRoomMemberLeft != nil {
+				h.OnRoomMemberLeft(room, users)
+			}
+		})
+	}
+}
+
+// sortedValues returns m's values in the order of their keys.
+func sortedValues[V any](m map[string]V) []V {
+	vs := make([]V, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		vs = append(vs, m[k])
+	}
+	return vs
+}
+
 // event handles an event frame on the reader goroutine: it checks the
 // room's sequence, updates what the client tracks, and queues the callback.
 func (c *Client) event(l *link, f *protocol.Frame) {
@@ -217,6 +286,13 @@ func (c *Client) event(l *link, f *protocol.Frame) {
 			return
 		}
 		typ := UpdateType(d.UpdateType)
+		c.mu.Lock()
+		if r := c.rooms[f.Room]; r != nil {
+			for _, u := range d.Users {
+				r.users = tracked(r.users, u.ID, u, typ == UpdateAdd)
+			}
+		}
+		c.mu.Unlock()
 		c.disp.push(func() {
 			if h.OnRoomUserUpdate != nil {
 				h.OnRoomUserUpdate(f.Room, typ, d.Users)
@@ -230,7 +306,17 @@ func (c *Client) event(l *link, f *protocol.Frame) {
 		})
 	case protocol.EvRoomStreamUpdate:
 		var d protocol.StreamUpdate
-		if c.decode(f, &d) && h.OnRoomStreamUpdate != nil {
+		if !c.decode(f, &d) {
+			return
+		}
+		c.mu.Lock()
+		if r := c.rooms[f.Room]; r != nil {
+			for _, st := range d.Streams {
+				r.streams = tracked(r.streams, st.Stream, st, UpdateType(d.UpdateType) == UpdateAdd)
+			}
+		}
+		c.mu.Unlock()
+		if h.OnRoomStreamUpdate != nil {
 			c.disp.push(func() { h.OnRoomStreamUpdate(f.Room, UpdateType(d.UpdateType), d.Streams) })
 		}
 	case protocol.EvStreamExtraInfoUpdate:

@@ -392,6 +392,7 @@ func (c *Client) relogin(l *link) error {
 			if err := json.Unmarshal(data, &snap); err != nil {
 				return fmt.Errorf("roomlog: %s: %w", e.op, err)
 			}
+			c.vanished(name, &snap)
 			c.entered(name, snap.Seq, e)
 			return nil
 		})

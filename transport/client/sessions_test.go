@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -125,6 +126,61 @@ func TestAReloginAfterATimeoutEndsTheAppsMedia(t *testing.T) {
 		t.Errorf("after the re-login on a new session the app was never told its media ended; callbacks %+v", media.all())
 	} else if e.code != domain.ErrTimeout.Code || e.reason != "ended" {
 		t.Errorf("NO_PUBLISH %+v, want code 1002053, reason ended", e)
+	}
+}
+
+// A session that timed out while the client was away is logged in again on
+// a new session. The users and streams that left meanwhile get their DELETE
+// (their departures went with the old session) before the room's current
+// ones are ADDed: an app keeping its lists from the callbacks ends with the
+// room's. Before, they were never deleted.
+func TestAReloginDeletesWhoLeftMeanwhile(t *testing.T) {
+	t.Parallel()
+	clock := estest.NewClock(time.Now()) // the server's
+	n := startNodeClocked(t, gateway.Config{HeartbeatTimeout: time.Minute}, clock)
+	p := netcut.Start(t, n.HTTPAddr())
+	rb, ra := newRec(t, "bob"), newRec(t, "alice")
+	rb.AllowReconnects()
+	a := dial(t, wsURL(n), ra, nil)
+	login(t, n, a, ra, "r1", "alice")
+	if _, err := a.StartPublishingStream(ctx(t), "alice-cam", client.PublishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b := dial(t, clienttest.URL(p.Addr()), rb, fastRetry)
+	login(t, n, b, rb, "r1", "bob")
+	rb.WaitUsers("r1", client.UpdateAdd, "alice")
+	rb.WaitStreams("r1", client.UpdateAdd, "alice-cam")
+
+	p.Refuse(true)
+	p.Cut()
+	rb.WaitState("r1", client.StateReconnecting)
+	clock.Advance(59 * time.Second)
+	if _, err := a.QueryRoom(ctx(t), "r1"); err != nil { // alice is heard from on time
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second) // the server times bob's session out
+	ra.WaitUsers("r1", client.UpdateDelete, "bob")
+	if err := a.StopPublishingStream(ctx(t), "alice-cam"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.LogoutRoom(ctx(t), "r1"); err != nil {
+		t.Fatal(err)
+	}
+	p.Refuse(false)
+	var deleted []string
+	rb.WaitFor("Logined in r1", func(e ev) bool {
+		if e.Room == "r1" && e.Type == client.UpdateDelete {
+			for _, u := range e.Users {
+				deleted = append(deleted, "user "+u.ID)
+			}
+			for _, st := range e.Streams {
+				deleted = append(deleted, "stream "+st.Stream)
+			}
+		}
+		return e.Kind == "state" && e.Room == "r1" && e.State == client.StateLogined
+	})
+	if want := []string{"stream alice-cam", "user alice"}; !slices.Equal(deleted, want) {
+		t.Errorf("bob's DELETEs as r1 was entered again: %v, want %v", deleted, want)
 	}
 }
 
