@@ -86,6 +86,24 @@ const (
 // is at least this long.
 const DuplicateWindow = 2 * time.Minute
 
+// PasswordEnv is the environment variable the tools (roomctl, roomstats)
+// read the NATS password from when no flag gives it.
+const PasswordEnv = "ROOMLOG_NATS_PASSWORD"
+
+// RedactURLs replaces the password of each URL of a comma-separated list
+// (a Config.URL) with "xxxxx", for printing.
+func RedactURLs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				parts[i] = u.Redacted()
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // KeepForever is the Config.MaxAge that keeps history forever.
 const KeepForever time.Duration = -1
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/roomlog/roomlog/transport/auth"
@@ -25,13 +26,17 @@ func (f *adminFlags) register(fs *flag.FlagSet) {
 	if def == "" {
 		def = "127.0.0.1:7070"
 	}
-	fs.StringVar(&f.http, "http", def, "roomd's HTTP address (ROOMLOG_HTTP)")
+	fs.StringVar(&f.http, "http", def, "roomd's HTTP address, as host:port or a URL (http://host:port, https://...) (ROOMLOG_HTTP)")
 	fs.StringVar(&f.secret, "secret", "", "the server's secret, to sign an admin token (default $"+auth.SecretEnv+")")
 	fs.StringVar(&f.app, "app", "dev", "app ID")
 }
 
 // call signs a short-lived admin token and calls the admin API.
 func (f *adminFlags) call(ctx context.Context, method, path string, body any, out io.Writer) error {
+	base, err := baseURL(f.http)
+	if err != nil {
+		return exitError{2, err.Error()}
+	}
 	secret := f.secret
 	if secret == "" {
 		secret = os.Getenv(auth.SecretEnv)
@@ -55,7 +60,7 @@ func (f *adminFlags) call(ctx context.Context, method, path string, body any, ou
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+f.http+"/admin/v1/apps/"+url.PathEscape(f.app)+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+"/admin/v1/apps/"+url.PathEscape(f.app)+path, rd)
 	if err != nil {
 		return err
 	}
@@ -86,6 +91,24 @@ func (f *adminFlags) call(ctx context.Context, method, path string, body any, ou
 	}
 	_, err = out.Write(b)
 	return err
+}
+
+// baseURL turns -http, a host:port or a URL (http or https, with a path
+// prefix when roomd sits behind a proxy), into the URL the admin paths
+// follow.
+func baseURL(addr string) (string, error) {
+	full := addr
+	if !strings.Contains(addr, "://") {
+		full = "http://" + addr
+	}
+	u, err := url.Parse(full)
+	if err != nil {
+		return "", fmt.Errorf("-http %q: %v", addr, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("-http %q: want host:port or an http(s) URL (http://host:port)", addr)
+	}
+	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
 }
 
 const kickUsage = `usage: roomctl kick -room R -user U [-reason TEXT] [-app A] [-http ADDR]

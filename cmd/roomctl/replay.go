@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/projections/timeline"
 )
 
@@ -25,6 +26,11 @@ event at or before that time; neither: the end), then prints:
                 with the event and its cursor; -since POINT starts the listing later)
   -diff FROM    what changed between FROM (a room sequence or an RFC 3339 time)
                 and that point (-json: a JSON array)
+
+-to-seq and -at are alternatives, -since goes with -timeline only, and a -diff
+or -since point after the end point is refused (exit 2). A -to-seq after the
+room's last event is an error (exit 1), as is a room with no history, or one
+whose first events retention removed.
 
 On a terminal, a long replay shows a progress bar with its rate and ETA on
 stderr; piped, it prints nothing but the answer.
@@ -56,6 +62,12 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 	if *showTimeline && *diffFrom != "" {
 		return exitError{2, "replay: -timeline and -diff are two different answers: choose one"}
 	}
+	if isSet(fs, "to-seq") && isSet(fs, "at") {
+		return exitError{2, "replay: -to-seq and -at are alternatives (where to stop): give one"}
+	}
+	if *since != "" && !*showTimeline {
+		return exitError{2, "replay: -since is for -timeline (where its listing starts)"}
+	}
 	var until timeline.Point
 	if *toSeq != 0 {
 		until.Seq = *toSeq
@@ -79,11 +91,31 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 			return exitError{2, "replay: -since: " + err.Error()}
 		}
 	}
+	// Points of one kind are compared before anything is read.
+	if reversed(from, until) {
+		return exitError{2, fmt.Sprintf("replay: -diff %s is after the end point (%s): give the earlier point to -diff", from, until)}
+	}
+	if reversed(start, until) {
+		return exitError{2, fmt.Sprintf("replay: -since %s is after the end point (%s): the timeline would be empty", start, until)}
+	}
 	log, err := lf.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer log.Close()
+	pastEnd := func(seq, last uint64) error {
+		return exitError{1, fmt.Sprintf("replay: room %q of app %q has no event with seq %d: its last event is seq %d",
+			*room, *app, seq, last)}
+	}
+	// A sequence past the room's end is refused before anything is
+	// printed, when the room's last message says where the end is.
+	if roomLast, ok, err := lastRoomSeq(ctx, log, *app, *room); err != nil {
+		return err
+	} else if ok && until.Seq > roomLast {
+		return pastEnd(until.Seq, roomLast)
+	} else if ok && until.IsEnd() && from.Seq > roomLast {
+		return pastEnd(from.Seq, roomLast)
+	}
 	last, err := log.LastSeq(ctx)
 	if err != nil {
 		return err
@@ -123,6 +155,26 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	switch {
+	case until.Seq > r.Seq:
+		return pastEnd(until.Seq, r.Seq)
+	case from.Seq > r.Seq && until.IsEnd():
+		return pastEnd(from.Seq, r.Seq)
+	case from.Seq > r.Seq:
+		// The end point is a time, -diff a later sequence.
+		return exitError{2, fmt.Sprintf("replay: -diff %s is after the end point (%s, room seq %d): give the earlier point to -diff",
+			from, until, r.Seq)}
+	case !from.Time.IsZero() && until.Seq != 0:
+		// -diff is a time, the end a sequence: -diff comes after the end
+		// if the event after it is at or before that time.
+		next, _, err := timeline.Page(ctx, log, domain.AppID(*app), domain.RoomID(*room), r.Seq, time.Time{}, 1)
+		if err != nil {
+			return err
+		}
+		if len(next) > 0 && !from.After(next[0]) {
+			return exitError{2, fmt.Sprintf("replay: -diff %s is after the end point (%s): give the earlier point to -diff", from, until)}
+		}
+	}
+	switch {
 	case *showTimeline:
 		return nil
 	case *diffFrom != "":
@@ -145,6 +197,26 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 	}
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// reversed reports whether point p comes after point end, when both are
+// room sequences or both times (the end: nothing comes after it).
+func reversed(p, end timeline.Point) bool {
+	return end.Seq != 0 && p.Seq > end.Seq || !end.Time.IsZero() && p.Time.After(end.Time)
+}
+
+// lastRoomSeq returns the sequence of a room's last event, read from its
+// last message; ok is false when the room has none or it does not decode.
+func lastRoomSeq(ctx context.Context, log *eventstore.Log, app, room string) (seq uint64, ok bool, err error) {
+	rec, found, err := log.Last(ctx, log.Subject(app, string(domain.KindRoom), room))
+	if err != nil || !found {
+		return 0, false, err
+	}
+	events, err := domain.DecodeEvents(rec.Data)
+	if err != nil || len(events) == 0 {
+		return 0, false, nil // not written by an engine: the replay tells
+	}
+	return events[len(events)-1].Seq, true, nil
 }
 
 // reached reports whether entry e is at or after point p.

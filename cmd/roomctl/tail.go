@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
@@ -18,7 +19,8 @@ Prints events as JSON lines, each with its cursor: {"cursor":"1042.1","event":{.
 A cursor names one event (the stream sequence of its message and its index in
 it, see docs/events.md); -after CURSOR prints exactly the events after it, so
 a consumer that stops anywhere resumes from the last cursor it printed without
-losing or repeating an event, even inside a multi-event message.
+losing or repeating an event, even inside a multi-event message. -after,
+-from and -since are alternatives: give one.
 
 flags:
 `
@@ -41,6 +43,15 @@ func tail(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if *room != "" && *app == "" {
 		return exitError{2, "tail: -room needs -app"}
+	}
+	var starts []string
+	for _, f := range []string{"after", "from", "since"} {
+		if isSet(fs, f) {
+			starts = append(starts, "-"+f)
+		}
+	}
+	if len(starts) > 1 {
+		return exitError{2, "tail: " + strings.Join(starts, " and ") + " are alternatives (where to start): give one"}
 	}
 	var after cursor.Cursor
 	if *from > 1 {

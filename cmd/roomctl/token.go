@@ -42,7 +42,7 @@ func token(_ context.Context, args []string, out io.Writer) error {
 	name := fs.String("name", "", "client token: user name")
 	rooms := fs.String("rooms", auth.AllRooms, `client token: comma-separated room IDs, or "*" for every room`)
 	publish := fs.Bool("publish", true, "client token: the user may publish streams")
-	ttl := fs.Duration("ttl", 0, "how long the token is valid (default 24h for a client token, 1h for an admin token)")
+	ttl := fs.Duration("ttl", 0, "how long the token is valid, at most 87600h (10 years) (default 24h for a client token, 1h for an admin token)")
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
@@ -52,6 +52,10 @@ func token(_ context.Context, args []string, out io.Writer) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
+	if *ttl > auth.MaxTTL {
+		// As POST /admin/v1/apps/{app}/tokens refuses ttl_seconds over 315360000.
+		return exitError{2, fmt.Sprintf("token: -ttl %v is over 10 years (%v), the longest a token may be valid", *ttl, auth.MaxTTL)}
+	}
 	key := *secret
 	if !set["secret"] {
 		key = os.Getenv(auth.SecretEnv)

@@ -101,7 +101,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.StringVar(&o.mediaICE, "media-ice-servers", "", "STUN/TURN URLs given to the SFU's peer connections, comma separated (default none)")
 	fs.IntVar(&o.mediaUDPPort, "media-udp-port", 0, "carry all media on this one UDP port (ICE UDP mux; 0: an ephemeral port per peer)")
 	fs.StringVar(&o.mediaPorts, "media-ports", "", `ephemeral UDP port range for media without -media-udp-port, as "min-max"`)
-	for _, f := range []string{"data", "nats-url", "sync", "secret"} {
+	for _, f := range []string{"data", "nats-url", "nats-password", "sync", "secret"} {
 		fs.Lookup(f).Usage += " (" + envName(f) + ")"
 	}
 	if err := fs.Parse(args); err != nil {
@@ -339,7 +339,9 @@ func splitList(s string) []string {
 }
 
 // loadApps reads per-app policies: {"app-id": {"multi_room": true,
-// "max_rooms": 5, "limits": {...}}}; missing fields keep the defaults.
+// "max_rooms": 5, "limits": {...}}}; missing fields keep the defaults. A
+// key no policy has (a misspelling) is refused with the file, the app and
+// the key named, rather than leaving the default in force.
 func loadApps(path string, def domain.Policy) (map[domain.AppID]domain.Policy, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -352,7 +354,12 @@ func loadApps(path string, def domain.Policy) (map[domain.AppID]domain.Policy, e
 	apps := map[domain.AppID]domain.Policy{}
 	for app, r := range raw {
 		p := def
-		if err := json.Unmarshal(r, &p); err != nil {
+		dec := json.NewDecoder(strings.NewReader(string(r)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			if k, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				return nil, fmt.Errorf("-apps %s: app %q: unknown key %s (the keys are listed in README, Per-app policies)", path, app, k)
+			}
 			return nil, fmt.Errorf("-apps %s: app %q: %w", path, app, err)
 		}
 		apps[app] = p

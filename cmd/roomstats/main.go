@@ -86,8 +86,12 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs.SetOutput(&usageText)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	natsURL := fs.String("nats", envOr("ROOMLOG_NATS_URL", "nats://127.0.0.1:4222"), "NATS URL of a running roomd (ROOMLOG_NATS_URL)")
-	password := fs.String("nats-password", os.Getenv("ROOMLOG_NATS_PASSWORD"),
-		`password of NATS user "roomlog" (ROOMLOG_NATS_PASSWORD; a development roomd keeps it in <data>/nats-password)`)
+	// The usage shows a URL's password as "xxxxx".
+	fs.Lookup("nats").DefValue = eventstore.RedactURLs(*natsURL)
+	// The password's default is read after parsing, so that -h never
+	// prints it; -nats-password "" still means none.
+	password := fs.String("nats-password", "",
+		`password of NATS user "roomlog" (a development roomd keeps it in <data>/nats-password) (default $`+eventstore.PasswordEnv+`)`)
 	name := fs.String("name", "roomstats", "name of the durable consumer (one per independent roomstats)")
 	statePath := fs.String("state", "roomstats-state.json", "file holding the state and its cursor")
 	httpAddr := fs.String("http", "127.0.0.1:7071", `where to serve /metrics, /stats.json and / ("off": nowhere)`)
@@ -112,6 +116,11 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0)), usageText.String()}
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "nats-password" })
+	if !given {
+		*password = os.Getenv(eventstore.PasswordEnv)
 	}
 	var level slog.Level
 	bad := func(format string, a ...any) error {

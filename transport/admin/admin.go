@@ -90,7 +90,10 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request) (any, error)) ht
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
-			writeError(w, protocol.ErrUnauthorized.With("no bearer token"))
+			err := protocol.ErrUnauthorized.With("no bearer token")
+			a.cfg.Logger.Info("admin request unauthorized", "method", r.Method, "path", r.URL.Path,
+				"remote", r.RemoteAddr, "err", err)
+			writeError(w, err)
 			return
 		}
 		who, err := a.cfg.Signer.VerifyAdmin(tok)
@@ -164,6 +167,8 @@ func status(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, protocol.ErrNotFound), errors.Is(err, domain.ErrRoomNotExist), errors.Is(err, domain.ErrUserNotInRoom):
 		return http.StatusNotFound
+	case errors.Is(err, protocol.ErrHistoryRemoved):
+		return http.StatusGone
 	case errors.Is(err, domain.ErrTimeout):
 		return http.StatusGatewayTimeout
 	case errors.Is(err, domain.ErrUnavailable):
@@ -202,9 +207,6 @@ func decodeBody(r *http.Request, v any) error {
 // maxBody is the largest admin request body: a token request for as many
 // rooms as a token can name, with room to spare.
 const maxBody = 64 << 10
-
-// maxTTL is the longest validity a token may be issued for.
-const maxTTL = 10 * 365 * 24 * time.Hour
 
 func (a *API) exec(r *http.Request, c domain.Command) (engine.Result, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
@@ -271,8 +273,13 @@ func (a *API) issueToken(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if req.TTLSeconds == 0 {
 		req.TTLSeconds = 86400
 	}
-	if req.TTLSeconds < 0 || req.TTLSeconds > int(maxTTL/time.Second) {
-		return nil, domain.ErrInvalidArgument.With("ttl_seconds must be from 1 to %d (10 years)", int64(maxTTL/time.Second))
+	if req.TTLSeconds < 0 || req.TTLSeconds > int(auth.MaxTTL/time.Second) {
+		return nil, domain.ErrInvalidArgument.With("ttl_seconds must be from 1 to %d (10 years)", int64(auth.MaxTTL/time.Second))
+	}
+	if req.Rooms != nil && len(req.Rooms) == 0 {
+		// Only an absent field or "*" means every room: an empty list is
+		// more likely a backend's empty selection than a grant of all.
+		return nil, domain.ErrInvalidArgument.With(`rooms is an empty list: name at least one room, or omit it (or give "*") for every room`)
 	}
 	c := auth.Claims{App: r.PathValue("app"), User: req.User, Name: req.Name, Rooms: req.Rooms,
 		AllRooms: len(req.Rooms) == 0 || slices.Contains(req.Rooms, "*"), Publish: req.Publish == nil || *req.Publish,

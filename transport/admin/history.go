@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
@@ -25,6 +26,24 @@ func (a *API) historyRoutes() {
 	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/history", a.authed(a.history))
 	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/state", a.authed(a.stateAt))
 	a.mux.HandleFunc("GET /admin/v1/apps/{app}/rooms/{room}/diff", a.authed(a.diff))
+}
+
+// replayError maps an error of timeline.Replay to the coded answer.
+func replayError(err error) error {
+	switch {
+	case errors.Is(err, timeline.ErrNoHistory):
+		return domain.ErrRoomNotExist.With("%v", err)
+	case errors.Is(err, timeline.ErrTruncated):
+		// The message is ErrTruncated's; the detail names the room and
+		// its first kept event.
+		return protocol.ErrHistoryRemoved.With("%s", strings.Replace(err.Error(), timeline.ErrTruncated.Error()+": ", "", 1))
+	}
+	return domain.ErrUnavailable.With("%v", err)
+}
+
+// pastEnd is the answer for a room sequence after the room's last event.
+func pastEnd(r *http.Request, seq, last uint64) error {
+	return protocol.ErrNotFound.With("room %q has no event with seq %d: its last event is seq %d", r.PathValue("room"), seq, last)
 }
 
 // History paging.
@@ -104,6 +123,9 @@ func (a *API) stateAt(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 	}
 	if v := q.Get("at"); v != "" {
+		if p.Seq != 0 {
+			return nil, domain.ErrInvalidArgument.With("give seq or at, not both")
+		}
 		if p.Time, err = time.Parse(time.RFC3339Nano, v); err != nil {
 			return nil, domain.ErrInvalidArgument.With("at: want an RFC 3339 time: %v", err)
 		}
@@ -111,11 +133,12 @@ func (a *API) stateAt(w http.ResponseWriter, r *http.Request) (any, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 	defer cancel()
 	room, err := timeline.Replay(ctx, a.cfg.Log, domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room")), p, nil, nil)
-	if errors.Is(err, timeline.ErrNoHistory) {
-		return nil, domain.ErrRoomNotExist.With("%v", err)
-	}
 	if err != nil {
-		return nil, domain.ErrUnavailable.With("%v", err)
+		return nil, replayError(err)
+	}
+	if p.Seq > room.Seq {
+		// The replay ran to the end without reaching seq.
+		return nil, pastEnd(r, p.Seq, room.Seq)
 	}
 	return room, nil
 }
@@ -158,6 +181,13 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, domain.ErrInvalidArgument.With("to: %v", err)
 		}
 	}
+	reversed := func() error {
+		return domain.ErrInvalidArgument.With("from (%s) is after to (%s): give the earlier point as from", from, to)
+	}
+	// Points of one kind are compared before anything is read.
+	if to.Seq != 0 && from.Seq > to.Seq || !to.Time.IsZero() && from.Time.After(to.Time) {
+		return nil, reversed()
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 	defer cancel()
 	app, room := domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room"))
@@ -168,11 +198,26 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		return nil
 	}, nil)
-	if errors.Is(err, timeline.ErrNoHistory) {
-		return nil, domain.ErrRoomNotExist.With("%v", err)
-	}
 	if err != nil {
-		return nil, domain.ErrUnavailable.With("%v", err)
+		return nil, replayError(err)
+	}
+	switch {
+	case to.Seq > after.Seq:
+		return nil, pastEnd(r, to.Seq, after.Seq)
+	case from.Seq > after.Seq && to.IsEnd():
+		return nil, pastEnd(r, from.Seq, after.Seq)
+	case from.Seq > after.Seq:
+		return nil, reversed() // to is a time, from a later sequence
+	case !from.Time.IsZero() && to.Seq != 0:
+		// from is a time, to a sequence: from comes after to if the
+		// event after to is at or before from.
+		next, _, err := timeline.Page(ctx, a.cfg.Log, app, room, after.Seq, time.Time{}, 1)
+		if err != nil {
+			return nil, domain.ErrUnavailable.With("%v", err)
+		}
+		if len(next) > 0 && !from.After(next[0]) {
+			return nil, reversed()
+		}
 	}
 	d := RoomDiff{ToSeq: after.Seq, Changes: timeline.Diff(before, after)}
 	if before != nil {

@@ -53,6 +53,10 @@ const (
 	// SecretEnv is the environment variable roomd and roomctl read the secret
 	// from; its value's bytes are the secret as they are.
 	SecretEnv = "ROOMLOG_SECRET"
+	// MaxTTL is the longest validity a token may be issued for: 10 years
+	// (the admin API's ttl_seconds at most 315360000; roomctl token -ttl at
+	// most 87600h).
+	MaxTTL = 10 * 365 * 24 * time.Hour
 )
 
 // Claims is what a client token says. Times have second precision (JWT

@@ -21,13 +21,17 @@ var (
 	ErrLoginTimeout     = &domain.Error{Code: 1906012, Name: "login_timeout", Message: "the connection did not log in or resume in time"}
 	ErrSilent           = &domain.Error{Code: 1906013, Name: "heartbeat_timeout", Message: "the client sent nothing for longer than the heartbeat timeout"}
 	ErrPingTimeout      = &domain.Error{Code: 1906014, Name: "ping_timeout", Message: "the client did not answer a ping"}
+	// ErrHistoryRemoved is the admin API's answer (HTTP 410) for the state
+	// or a diff of a room whose first events retention removed: it cannot
+	// be rebuilt, now or later, so a client must not retry as after 1906098.
+	ErrHistoryRemoved = &domain.Error{Code: 1906015, Name: "history_removed", Message: "the start of the history was removed by retention"}
 )
 
 // Errors lists the transport's errors.
 func Errors() []*domain.Error {
 	return []*domain.Error{ErrMalformedRequest, ErrUnknownOperation, ErrFrameTooLarge, ErrTooManyRequests,
 		ErrSlowConsumer, ErrUnauthorized, ErrShuttingDown, ErrSessionReplaced, ErrResumeFailed, ErrNotFound,
-		ErrLoginTimeout, ErrSilent, ErrPingTimeout}
+		ErrLoginTimeout, ErrSilent, ErrPingTimeout, ErrHistoryRemoved}
 }
 
 // ReplyTo builds the reply to request id from a result or an error.
