@@ -196,6 +196,7 @@ type Result struct {
 	Name    string          `json:"name"`
 	Message string          `json:"message"`
 	Data    json.RawMessage `json:"data"` // the server's error data
+	Op      string          `json:"op"`   // the operation that failed
 	IsError bool            `json:"isRoomlogError"`
 }
 

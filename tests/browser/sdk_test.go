@@ -138,8 +138,13 @@ func TestSDKRoomsAndMessages(t *testing.T) {
 	}
 	p.Eval(`T.engines.a.destroyEngine()`, nil)
 	r = p.Run("a", "sendBroadcastMessage", "r1", "after close")
-	if r.OK || r.Code != 1906090 || r.Name != "client_closed" {
-		t.Errorf("a call after destroyEngine: %+v, want 1906090 client_closed", r)
+	if r.OK || r.Code != 1906090 || r.Name != "client_closed" || r.Op != "broadcast" {
+		t.Errorf("a call after destroyEngine: %+v, want 1906090 client_closed of op broadcast", r)
+	}
+	// Each call's error names its own operation (they once shared one
+	// error, named after the first call's).
+	if r = p.Run("a", "setRoomExtraInfo", "r1", "k", "v"); r.Code != 1906090 || r.Op != "set_room_extra_info" {
+		t.Errorf("a second call after destroyEngine: %+v, want 1906090 of op set_room_extra_info", r)
 	}
 	p.noGaps()
 }

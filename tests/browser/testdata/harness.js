@@ -38,7 +38,7 @@ window.T = (() => {
         const v = await engines[name][method](...args);
         return { ok: true, value: v instanceof MediaStream ? { tracks: v.getTracks().length } : plain(v) };
       } catch (e) {
-        return { ok: false, code: e.code, name: e.name, message: e.message, data: e.data, isRoomlogError: e instanceof sdk.RoomlogError };
+        return { ok: false, code: e.code, name: e.name, message: e.message, data: e.data, op: e.op, isRoomlogError: e instanceof sdk.RoomlogError };
       }
     },
     // publishCamera publishes the (fake) camera and microphone.

@@ -3,7 +3,8 @@
 // It speaks roomlog's WebSocket protocol (docs/protocol.md) with the calls and
 // callbacks of ZEGO's Web SDK (loginRoom, roomStateChanged, ...) and ZIM's
 // room operations (createRoom, roomMemberJoined, ...), so that an app written
-// for them ports by changing its import. docs/sdk-js.md documents it; the
+// for them ports with few changes (docs/sdk-js.md lists them). docs/sdk-js.md
+// documents it; the
 // types are in roomlog.d.ts beside this file.
 //
 // What it does for the app, like the Go SDK (transport/client):
@@ -947,6 +948,16 @@ export class RoomlogEngine {
     this._signal();
   }
 
+  // _stopped is a new copy of the error every call fails with once the
+  // engine stopped, so that each caller's op stays its own.
+  _stopped() {
+    const s = this._stopErr;
+    const e = new RoomlogError(s.code, s.name, s.message, s.op);
+    e.local = s.local;
+    e.data = s.data;
+    return e;
+  }
+
   _signal() {
     for (const w of [...this._waiters]) w();
   }
@@ -971,7 +982,7 @@ export class RoomlogEngine {
   async _connected(deadline) {
     const giveUps = this._giveUps;
     for (;;) {
-      if (this._stopErr) throw this._stopErr;
+      if (this._stopErr) throw this._stopped();
       // The reconnection this call waited for gave up: it fails as the
       // rooms did (RECONNECT_FAILED, 1002053), not on a new session.
       if (this._giveUps !== giveUps) throw localError('TIMEOUT', 'the reconnect window ran out');
@@ -982,7 +993,7 @@ export class RoomlogEngine {
             .then((l) => {
               if (this._closed) {
                 l.kill(true);
-                throw this._stopErr;
+                throw this._stopped();
               }
               this._session = l.hello.session;
               this._resumeToken = l.hello.resume_token;
@@ -1371,7 +1382,7 @@ export class RoomlogEngine {
 
   _request(link, op, data, hook) {
     // Restoring the session stops with the engine (destroyEngine).
-    if (this._stopErr) return Promise.reject(this._stopErr);
+    if (this._stopErr) return Promise.reject(this._stopped());
     return link.request(op, data, this._opts.requestTimeout, hook).catch((e) => {
       throw e === NOT_SENT ? localError('RECONNECTING', 'the connection was lost', op) : e;
     });
