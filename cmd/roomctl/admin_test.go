@@ -13,15 +13,25 @@ import (
 	"github.com/roomlog/roomlog/transport/auth"
 )
 
-func TestKickDestroyAndRoomsThroughTheAdminAPI(t *testing.T) {
-	const secret = "roomctl-test-secret-0123456789abcdef"
+// adminSecret is the secret of the nodes adminNode starts.
+const adminSecret = "roomctl-test-secret-0123456789abcdef"
+
+// adminNode starts a node whose admin API roomctl calls with adminSecret.
+func adminNode(t *testing.T) *node.Node {
+	t.Helper()
 	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir()},
-		Policy: domain.Config{Default: domain.DefaultPolicy()}, Secret: []byte(secret), HTTPListen: "127.0.0.1:0",
+		Policy: domain.Config{Default: domain.DefaultPolicy()}, Secret: []byte(adminSecret), HTTPListen: "127.0.0.1:0",
 		Logger: estest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func TestKickDestroyAndRoomsThroughTheAdminAPI(t *testing.T) {
+	const secret = adminSecret
+	n := adminNode(t)
 	for _, u := range []string{"alice", "bob"} {
 		tok, _ := n.Signer.Mint(auth.Claims{App: "dev", User: u, AllRooms: true, ExpiresAt: time.Now().Add(time.Hour)})
 		wire.Dial(t, n.HTTPAddr()).Login("lobby", u, tok)

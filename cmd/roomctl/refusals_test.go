@@ -7,10 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roomlog/roomlog/cmd/roomd/node"
-	"github.com/roomlog/roomlog/domain"
-	"github.com/roomlog/roomlog/eventstore"
-	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/transport/auth"
 )
 
@@ -118,14 +114,8 @@ func TestTokenValidityIsAtMostTenYears(t *testing.T) {
 
 // -http takes roomd's address as host:port or as a URL.
 func TestAdminCommandsTakeAURLOrAHostPort(t *testing.T) {
-	const secret = "roomctl-test-secret-0123456789abcdef"
-	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir()},
-		Policy: domain.Config{Default: domain.DefaultPolicy()}, Secret: []byte(secret), HTTPListen: "127.0.0.1:0",
-		Logger: estest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	const secret = adminSecret
+	n := adminNode(t)
 	for _, addr := range []string{n.HTTPAddr(), "http://" + n.HTTPAddr(), "http://" + n.HTTPAddr() + "/"} {
 		if out, errOut, code := roomctl2(t, "rooms", "-http", addr, "-secret", secret); code != 0 || !strings.Contains(out, `"rooms"`) {
 			t.Errorf("rooms -http %s: exit %d\n%s%s", addr, code, out, errOut)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/media/mediatest"
@@ -71,6 +72,31 @@ func (m *reviewMedia) all() []reviewMediaEvent {
 	return append([]reviewMediaEvent(nil), m.evs...)
 }
 
+// awayNode starts a node on a fake clock (heartbeat timeout a minute) and a
+// proxy in front of it, through which the client that goes away dials.
+func awayNode(t *testing.T) (*node.Node, *estest.Clock, *netcut.Proxy) {
+	t.Helper()
+	clock := estest.NewClock(time.Now()) // the server's
+	n := startNodeClocked(t, gateway.Config{HeartbeatTimeout: time.Minute}, clock)
+	return n, clock, netcut.Start(t, n.HTTPAddr())
+}
+
+// timeOut keeps the client behind p away (its recorder away) until the
+// server has timed its session out, as the other client (stay, recorded by
+// stayRec) sees: user is DELETEd from room. stay is heard from on time.
+func timeOut(t *testing.T, clock *estest.Clock, p *netcut.Proxy, away *rec, stay *client.Client, stayRec *rec, room, user string) {
+	t.Helper()
+	p.Refuse(true)
+	p.Cut()
+	away.WaitState(room, client.StateReconnecting)
+	clock.Advance(59 * time.Second)
+	if _, err := stay.QueryRoom(ctx(t), room); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second)
+	stayRec.WaitUsers(room, client.UpdateDelete, user)
+}
+
 // A session that timed out while the client was away loses its streams
 // (protocol.md: a heartbeat timeout ends media with NO_PUBLISH / NO_PLAY,
 // reason ended). The server sends that to the dead session, so the SDK tells
@@ -78,9 +104,7 @@ func (m *reviewMedia) all() []reviewMediaEvent {
 // the app would believe it still publishes.
 func TestAReloginAfterATimeoutEndsTheAppsMedia(t *testing.T) {
 	t.Parallel()
-	clock := estest.NewClock(time.Now()) // the server's
-	n := startNodeClocked(t, gateway.Config{HeartbeatTimeout: time.Minute}, clock)
-	p := netcut.Start(t, n.HTTPAddr())
+	n, clock, p := awayNode(t)
 	rb, rw := newRec(t, "bob"), newRec(t, "watcher")
 	rb.AllowReconnects()
 	w := dial(t, wsURL(n), rw, nil)
@@ -104,15 +128,7 @@ func TestAReloginAfterATimeoutEndsTheAppsMedia(t *testing.T) {
 	}
 	session := b.Session()
 
-	p.Refuse(true)
-	p.Cut()
-	rb.WaitState("r1", client.StateReconnecting)
-	clock.Advance(59 * time.Second)
-	if _, err := w.QueryRoom(ctx(t), "r1"); err != nil { // the watcher is heard from on time
-		t.Fatal(err)
-	}
-	clock.Advance(2 * time.Second) // the server times bob's session out: his stream stops
-	rw.WaitUsers("r1", client.UpdateDelete, "bob")
+	timeOut(t, clock, p, rb, w, rw, "r1", "bob") // his stream stops
 	p.Refuse(false)
 	if st := waitRestored(t, rb, "r1"); st != client.StateLogined {
 		t.Fatalf("restored as %s, want Logined (the session timed out)", st)
@@ -136,9 +152,7 @@ func TestAReloginAfterATimeoutEndsTheAppsMedia(t *testing.T) {
 // room's. Before, they were never deleted.
 func TestAReloginDeletesWhoLeftMeanwhile(t *testing.T) {
 	t.Parallel()
-	clock := estest.NewClock(time.Now()) // the server's
-	n := startNodeClocked(t, gateway.Config{HeartbeatTimeout: time.Minute}, clock)
-	p := netcut.Start(t, n.HTTPAddr())
+	n, clock, p := awayNode(t)
 	rb, ra := newRec(t, "bob"), newRec(t, "alice")
 	rb.AllowReconnects()
 	a := dial(t, wsURL(n), ra, nil)
@@ -151,15 +165,7 @@ func TestAReloginDeletesWhoLeftMeanwhile(t *testing.T) {
 	rb.WaitUsers("r1", client.UpdateAdd, "alice")
 	rb.WaitStreams("r1", client.UpdateAdd, "alice-cam")
 
-	p.Refuse(true)
-	p.Cut()
-	rb.WaitState("r1", client.StateReconnecting)
-	clock.Advance(59 * time.Second)
-	if _, err := a.QueryRoom(ctx(t), "r1"); err != nil { // alice is heard from on time
-		t.Fatal(err)
-	}
-	clock.Advance(2 * time.Second) // the server times bob's session out
-	ra.WaitUsers("r1", client.UpdateDelete, "bob")
+	timeOut(t, clock, p, rb, a, ra, "r1", "bob")
 	if err := a.StopPublishingStream(ctx(t), "alice-cam"); err != nil {
 		t.Fatal(err)
 	}
@@ -191,9 +197,7 @@ func TestAReloginDeletesWhoLeftMeanwhile(t *testing.T) {
 // it fails instead as lost (1002051: it may or may not have taken effect).
 func TestALostReplyIsNotSentAgainOnANewSession(t *testing.T) {
 	t.Parallel()
-	clock := estest.NewClock(time.Now()) // the server's
-	n := startNodeClocked(t, gateway.Config{HeartbeatTimeout: time.Minute}, clock)
-	p := netcut.Start(t, n.HTTPAddr())
+	n, clock, p := awayNode(t)
 	ra, rb := newRec(t, "alice"), newRec(t, "bob")
 	ra.AllowReconnects()
 	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) { fastRetry(o); o.RequestTimeout = time.Minute })
@@ -211,15 +215,7 @@ func TestALostReplyIsNotSentAgainOnANewSession(t *testing.T) {
 		errc <- err
 	}()
 	rb.WaitFor("alice's message", func(e ev) bool { return e.Kind == "broadcast" && e.Msgs[0].Message == "hello once" })
-	p.Refuse(true)
-	p.Cut() // the reply is lost with the connection
-	ra.WaitState("r1", client.StateReconnecting)
-	clock.Advance(59 * time.Second)
-	if _, err := b.QueryRoom(ctx(t), "r1"); err != nil { // bob is heard from on time
-		t.Fatal(err)
-	}
-	clock.Advance(2 * time.Second)
-	rb.WaitUsers("r1", client.UpdateDelete, "alice") // alice's session timed out
+	timeOut(t, clock, p, ra, b, rb, "r1", "alice") // the reply is lost with the connection
 	p.Refuse(false)
 	if st := waitRestored(t, ra, "r1"); st != client.StateLogined {
 		t.Fatalf("restored as %s, want Logined", st)
