@@ -3,8 +3,6 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,7 +11,6 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
-	"github.com/roomlog/roomlog/eventstore/presence"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/tests/wire"
 	"github.com/roomlog/roomlog/transport/auth"
@@ -76,41 +73,14 @@ func (n *pausableNode) token(t *testing.T, user string) string {
 
 func startPausableNode(t *testing.T, gc gateway.Config) *pausableNode {
 	t.Helper()
-	log := estest.Open(t, nil)
-	live := projections.NewLive(projections.NewModel())
-	e := estest.Engine(t, log, live, nil)
-	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := presence.New(presence.Config{Records: records, Engine: e, Timeout: 90 * time.Second, Node: "A",
-		Logger: estest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus, err := log.OpenBus("test-bus")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bus.Close() })
-	signer, err := auth.NewSigner(auth.Config{Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &pausableNode{signer: signer, bus: &hookedBus{Bus: bus}, live: live, log: log}
-	gc.Engine, gc.Live, gc.Log, gc.Bus, gc.Signer, gc.Presence, gc.Node = e, live, log, n.bus, signer, p, "A"
-	gc.Policy = func(domain.AppID) domain.Policy { return estest.Policy() }
-	gc.Logger = estest.Logger(t)
-	gw, err := gateway.New(gc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newHandNode(t, nil)
+	n := &pausableNode{signer: h.signer, bus: &hookedBus{Bus: h.bus}, live: h.live, log: h.log}
 	// The projection, fed record by record through the gate.
 	fctx, fcancel := context.WithCancel(context.Background())
 	folded := make(chan struct{})
 	go func() {
 		defer close(folded)
-		log.Tail(fctx, []string{log.Prefix() + ".>"}, live.Cursor()+1, func(raw eventstore.Record) error {
+		h.log.Tail(fctx, []string{h.log.Prefix() + ".>"}, h.live.Cursor()+1, func(raw eventstore.Record) error {
 			if ch := n.gate.Load(); ch != nil {
 				select {
 				case <-*ch:
@@ -119,29 +89,14 @@ func startPausableNode(t *testing.T, gc gateway.Config) *pausableNode {
 				}
 			}
 			if rec, err := projections.Decode(raw); err == nil {
-				live.Apply(rec)
+				h.live.Apply(rec)
 			}
 			return nil
 		})
 	}()
-	t.Cleanup(func() { n.unpause(); fcancel(); <-folded; live.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx) }()
-	<-p.Ready()
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws", gw)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		n.unpause()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		gw.Shutdown(sctx)
-		scancel()
-		srv.Close()
-		cancel()
-		<-done
-	})
-	n.addr = strings.TrimPrefix(srv.URL, "http://")
+	t.Cleanup(func() { n.unpause(); fcancel(); <-folded; h.live.Close() })
+	gc.Bus = n.bus
+	n.addr = h.serve(t, gc, n.unpause)
 	return n
 }
 

@@ -3,9 +3,6 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,51 +52,11 @@ type slowGateway struct {
 // the slowResume above.
 func startSlowGateway(t *testing.T, clock *estest.Clock) *slowGateway {
 	t.Helper()
-	log := estest.Open(t, nil)
-	live := projections.NewLive(projections.NewModel())
-	e := estest.Engine(t, log, live, clock)
-	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := presence.New(presence.Config{Records: records, Engine: e, Clock: clock, Timeout: 90 * time.Second,
-		Node: "A", Logger: estest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus, err := log.OpenBus("slow-bus")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bus.Close() })
-	signer, err := auth.NewSigner(auth.Config{Secret: secret, Clock: clock.Now, Leeway: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sr := &slowResume{Presence: p, clock: clock}
-	logger := estest.Logger(t)
-	gw, err := gateway.New(gateway.Config{Engine: e, Live: live, Log: log, Bus: bus, Signer: signer, Presence: sr,
-		Node: "A", Policy: func(domain.AppID) domain.Policy { return estest.Policy() }, Clock: clock, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	estest.RunLive(t, log, live)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx) }()
-	<-p.Ready()
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws", gw)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		gw.Shutdown(sctx)
-		scancel()
-		srv.Close()
-		cancel()
-		<-done
-	})
-	return &slowGateway{addr: strings.TrimPrefix(srv.URL, "http://"), signer: signer, pres: sr, log: log, live: live}
+	h := newHandNode(t, clock)
+	sr := &slowResume{Presence: h.presence, clock: clock}
+	estest.RunLive(t, h.log, h.live)
+	addr := h.serve(t, gateway.Config{Presence: sr, Clock: clock}, nil)
+	return &slowGateway{addr: addr, signer: h.signer, pres: sr, log: h.log, live: h.live}
 }
 
 func (g *slowGateway) token(t *testing.T, clock *estest.Clock, user string) string {
