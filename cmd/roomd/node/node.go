@@ -48,8 +48,12 @@ type Config struct {
 	// Clock is the node's clock. Default engine.SystemClock.
 	Clock engine.Clock
 	// SnapshotEvery saves the projection after this many new records
-	// (0: 100,000; negative: never).
+	// (0: 100,000; negative: never, not even at shutdown).
 	SnapshotEvery int
+	// SnapshotInterval saves the projection at least this often while
+	// records are folded (0: 10 minutes), so that a node restarts from a
+	// recent one however quiet its log; it is also saved at shutdown.
+	SnapshotInterval time.Duration
 	// Secret signs client and admin tokens (at least 32 bytes).
 	Secret []byte
 	// HTTPListen is where the WebSocket gateway (/ws), the admin API
@@ -115,6 +119,11 @@ type Node struct {
 	bus         *eventstore.Bus
 	reactor     *reactor.Reactor
 	snapshots   projections.Store
+	// snapMu is held while a snapshot is saved; snapSaved is the cursor of
+	// the last one saved (or restored), snapAt when (UnixNano).
+	snapMu    sync.Mutex
+	snapSaved atomic.Uint64
+	snapAt    atomic.Int64
 	httpSrv     *http.Server
 	fresh       freshConns
 	httpAddr    string
@@ -140,6 +149,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 100_000
+	}
+	if cfg.SnapshotInterval <= 0 {
+		cfg.SnapshotInterval = 10 * time.Minute
 	}
 	if cfg.ReadyGrace <= 0 {
 		cfg.ReadyGrace = DefaultReadyGrace
@@ -193,6 +205,8 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	if err != nil {
 		return fmt.Errorf("rebuild the projection: %w", err)
 	}
+	n.snapSaved.Store(fromSnapshot)
+	n.snapAt.Store(n.cfg.Clock.Now().UnixNano())
 	n.cfg.Logger.Info("projection ready", "snapshot_cursor", fromSnapshot, "cursor", model.Cursor,
 		"took", time.Since(started).Round(time.Millisecond))
 	if s := model.Skipped; s.Count > 0 {
@@ -341,34 +355,44 @@ func (n *Node) Err() error {
 	return n.err
 }
 
-// snapshotter saves the projection every SnapshotEvery records, in the
+// snapshotter saves the projection every SnapshotEvery records, or on the
+// first record folded SnapshotInterval after the last save, in the
 // background, so that a restart folds only what came after. The fold only
 // counts: the copy, its serialization and the save run on their own
 // goroutine, one at a time.
 func (n *Node) snapshotter() func(projections.Record) {
 	var count int
-	var saving sync.Mutex
 	return func(projections.Record) {
 		count++
-		if count < n.cfg.SnapshotEvery || !saving.TryLock() {
+		due := count >= n.cfg.SnapshotEvery ||
+			n.cfg.Clock.Now().Sub(time.Unix(0, n.snapAt.Load())) >= n.cfg.SnapshotInterval
+		if !due || !n.snapMu.TryLock() {
 			return
 		}
 		count = 0
 		go func() {
-			defer saving.Unlock()
-			snap, err := n.Live.Snapshot(SnapshotName)
-			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				err = n.snapshots.Save(ctx, snap)
-				cancel()
-			}
-			if err != nil {
-				n.cfg.Logger.Warn("projection snapshot failed", "err", err)
-				return
-			}
-			n.cfg.Logger.Debug("projection snapshot saved", "cursor", snap.Cursor, "bytes", len(snap.Data))
+			defer n.snapMu.Unlock()
+			n.saveSnapshot(time.Minute)
 		}()
 	}
+}
+
+// saveSnapshot saves the projection as it is now, taking at most limit;
+// the caller holds snapMu.
+func (n *Node) saveSnapshot(limit time.Duration) {
+	n.snapAt.Store(n.cfg.Clock.Now().UnixNano()) // tried: not again at once if it failed
+	snap, err := n.Live.Snapshot(SnapshotName)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
+		err = n.snapshots.Save(ctx, snap)
+		cancel()
+	}
+	if err != nil {
+		n.cfg.Logger.Warn("projection snapshot failed", "err", err)
+		return
+	}
+	n.snapSaved.Store(snap.Cursor)
+	n.cfg.Logger.Debug("projection snapshot saved", "cursor", snap.Cursor, "bytes", len(snap.Data))
 }
 
 // startHTTP starts the gateway, the admin API, the health endpoints and the
@@ -578,6 +602,15 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.cancel()
 	}
 	n.wg.Wait()
+	if n.Live != nil && n.snapshots != nil && n.cfg.SnapshotEvery > 0 {
+		// The fold has stopped: what it folded since the last snapshot is
+		// saved, so that the next start folds nothing twice.
+		n.snapMu.Lock()
+		if n.Live.Cursor() > n.snapSaved.Load() {
+			n.saveSnapshot(5 * time.Second) // a log gone by now costs no more
+		}
+		n.snapMu.Unlock()
+	}
 	if n.Live != nil {
 		n.Live.Close()
 	}
