@@ -124,10 +124,10 @@ type Node struct {
 	snapMu    sync.Mutex
 	snapSaved atomic.Uint64
 	snapAt    atomic.Int64
-	httpSrv     *http.Server
-	fresh       freshConns
-	httpAddr    string
-	decider     *domain.Decider
+	httpSrv   *http.Server
+	fresh     freshConns
+	httpAddr  string
+	decider   *domain.Decider
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
