@@ -385,7 +385,9 @@ func reachesState(op protocol.Op) bool {
 // the session was lost too (a re-login on a new one), a request that does
 // something (a message, a publish) is not sent again and fails as lost
 // (1002051: it may or may not have taken effect), while a logout or leave
-// is sent again on the new session, whose re-logins would otherwise undo it. A request whose ctx is done is never sent.
+// is sent again on the new session, whose re-logins would otherwise undo it.
+// A query carries no key: one whose reply was lost is simply asked again. A
+// request whose ctx is done is never sent.
 func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(data []byte) error) ([]byte, error) {
 	expired := make(chan struct{})
 	t := c.clock.AfterFunc(c.opts.RequestTimeout, func() { close(expired) })
@@ -417,6 +419,11 @@ func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(
 			switch {
 			case err == errNotSent:
 				// The link died before the request left: wait for the next.
+			case op.Query() && isConnLost(err):
+				// The reply was lost with the connection: a query changes
+				// nothing, so it is asked again on the next one, whatever
+				// its session.
+				lost = err
 			case key != "" && isConnLost(err):
 				// Sent, but the reply was lost with the connection: send it
 				// again, same key, on the next one of the same session.

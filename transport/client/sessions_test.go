@@ -3,7 +3,10 @@ package client_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -375,4 +378,54 @@ func TestAStopWhoseReplyWasLostWithItsSessionIsNotReportedAsRefused(t *testing.T
 	if err != nil && code != domain.ErrReconnecting.Code {
 		t.Errorf("the app stopped s1, which is stopped, and is told the stop was refused: %v (code %d)", err, code)
 	}
+}
+
+// A query whose reply is lost with the connection is asked again on the
+// next one: it changes nothing, so it needs no idempotency key. When
+// queries lost their keys (so that a repeated key gets today's answer), the
+// SDK failed them with 1002051 ("it may or may not have taken effect"), for
+// a read.
+func TestAQueryWhoseReplyWasLostIsAskedAgain(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, gateway.Config{})
+	p := netcut.Start(t, n.HTTPAddr())
+	ra := newRec(t, "alice")
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
+	login(t, n, a, ra, "r1", "alice")
+
+	p.MuteServer()
+	type answer struct {
+		count int
+		err   error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		c, err := a.QueryRoomOnlineMemberCount(ctx(t), "r1")
+		done <- answer{c, err}
+	}()
+	// The server has answered it (the reply is held by the proxy).
+	estest.Eventually(t, "the query answered by the server", func() bool {
+		return strings.Contains(scrape(t, n), `roomlog_gateway_request_duration_seconds_count{op="query_online_count"} 1`)
+	})
+	p.Cut()
+	got := <-done
+	if got.err != nil || got.count != 1 {
+		t.Fatalf("query_online_count whose reply was lost with the connection: %d, %v; want 1", got.count, got.err)
+	}
+}
+
+// scrape returns the node's /metrics.
+func scrape(t *testing.T, n *node.Node) string {
+	t.Helper()
+	res, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -130,12 +130,21 @@ const (
 // repeated query asks for the state as it is now.
 func (op Op) Idempotent() bool {
 	switch op {
-	case OpQueryRoom, OpQueryRoomAttributes, OpQueryMemberAttributes, OpQueryMemberList, OpQueryOnlineCount,
-		OpQueryHistory, OpMediaCheck, OpHeartbeat, OpResume,
-		OpLogin, OpSwitchRoom, OpCreateRoom, OpJoinRoom, OpEnterRoom:
+	case OpHeartbeat, OpResume, OpLogin, OpSwitchRoom, OpCreateRoom, OpJoinRoom, OpEnterRoom:
 		return false
 	}
-	return true
+	return !op.Query()
+}
+
+// Query reports whether op only reads: asking again, on any connection or
+// session, changes nothing.
+func (op Op) Query() bool {
+	switch op {
+	case OpQueryRoom, OpQueryRoomAttributes, OpQueryMemberAttributes, OpQueryMemberList, OpQueryOnlineCount,
+		OpQueryHistory, OpMediaCheck:
+		return true
+	}
+	return false
 }
 
 // FrameType tells replies from events.
