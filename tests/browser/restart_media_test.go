@@ -119,3 +119,61 @@ func TestARefusedRepublishKeepsTheLiveStream(t *testing.T) {
 		t.Errorf("a's publisher of alice-cam is %s, want PUBLISHING", st)
 	}
 }
+
+// An app that calls startPlayingStream on each render may call it again
+// before the last call resolved. Each start takes over the live connection
+// from the one it supersedes, so the last call leaves a working player;
+// before, an earlier call's failure closed the live connection first, the
+// server's NO_PLAY for it ended the last start, and that call never
+// settled (its offer was cut off by the close).
+func TestPlayingAStreamThreeTimesInARowKeepsAWorkingPlayer(t *testing.T) {
+	p := liveStream(t)
+	mark := p.Len()
+	var rs []Result
+	p.Eval(`Promise.all([1, 2, 3].map(() => Promise.race([T.run('b', 'startPlayingStream', 'alice-cam', { roomID: 'r1' }),
+		new Promise((res) => setTimeout(() => res({ ok: false, name: 'did not settle within 20 s' }), 20000))])))`, &rs)
+	if len(rs) != 3 || !rs[2].OK {
+		t.Fatalf("the last of three startPlayingStream in a row: %+v", rs)
+	}
+	for i, r := range rs[:2] {
+		if r.OK || r.Code != 1906093 {
+			t.Errorf("start %d of three, superseded by the next: %+v, want 1906093 (media_failed)", i+1, r)
+		}
+	}
+	p.Wait(mark, `e => e.who === 'b' && e.event === 'playerStateUpdate' && e.args[0].state === 'PLAYING'`)
+	p.decoding("b", "alice-cam", 0)
+	if st := p.entryState("b", "player", "alice-cam"); st != "PLAYING" {
+		t.Errorf("b's player of alice-cam is %s after three starts, want PLAYING (states %v)", st,
+			p.mediaStates("b", "playerStateUpdate", "alice-cam", mark))
+	}
+}
+
+// destroyEngine while a second startPublishingStream of a live stream ID
+// waits for its reply closes the connection the new start took over too:
+// before, the failed start put it back, open and PUBLISHING, on a destroyed
+// engine, where nothing could close it.
+func TestDestroyingTheEngineDuringARepublishClosesTheOldConnection(t *testing.T) {
+	p := liveStream(t)
+	var r struct {
+		Outcome Result `json:"outcome"`
+		Old     string `json:"old"`
+	}
+	p.Eval(`(async () => {
+		const e = T.engines.a;
+		const oldPc = e._publishers.get('alice-cam').pc;
+		const cam = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
+		const started = T.run('a', 'startPublishingStream', 'alice-cam', cam, { roomID: 'r1' });
+		e.destroyEngine();
+		const outcome = await started;
+		return { outcome, old: oldPc.signalingState + '/' + oldPc.connectionState };
+	})()`, &r)
+	if r.Outcome.OK || r.Outcome.Code != 1906090 {
+		t.Errorf("the republish cut short by destroyEngine: %+v, want 1906090 (client_closed)", r.Outcome)
+	}
+	if r.Old != "closed/closed" {
+		t.Errorf("the superseded publisher connection is %s once the republish failed, want closed/closed", r.Old)
+	}
+	if st := p.entryState("a", "publisher", "alice-cam"); st != "untracked" {
+		t.Errorf("after destroyEngine, a's publisher of alice-cam is %s, want untracked", st)
+	}
+}

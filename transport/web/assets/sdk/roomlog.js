@@ -645,12 +645,13 @@ export class RoomlogEngine {
     if (!streamID || typeof MediaStream === 'undefined' || !(localStream instanceof MediaStream)) {
       throw localError('INVALID_ARGUMENT', 'startPublishingStream needs a stream ID and a MediaStream', 'publish');
     }
-    // A stream ID published already (a new camera, say) keeps its media
-    // until the new connection's offer replaces it on the server.
-    const old = this._supersede(this._publishers, streamID);
     // pending: the publish request has no reply yet (a session started
-    // over meanwhile does not end it: it is sent on the new one).
-    const pub = { kind: 'publish', streamID, roomID: option.roomID || '', mediaStream: localStream, state: 'NO_PUBLISH', pc: null, pending: true };
+    // over meanwhile does not end it: it is sent on the new one). starting:
+    // the call has not returned. old: a stream ID published already (a new
+    // camera, say) keeps its media until the new connection's offer
+    // replaces it on the server (_supersede).
+    const pub = { kind: 'publish', streamID, roomID: option.roomID || '', mediaStream: localStream, state: 'NO_PUBLISH', pc: null, pending: true, starting: true };
+    pub.old = this._supersede(this._publishers, streamID);
     this._publishers.set(streamID, pub);
     this._mediaState(pub, 'PUBLISH_REQUESTING', 0, '');
     try {
@@ -661,7 +662,7 @@ export class RoomlogEngine {
       await this._connectPeer(pub);
       if (this._publishers.get(streamID) !== pub) throw endedError(pub);
     } catch (e) {
-      pub.pending = false;
+      const old = this._started(pub);
       // Failed, or ended meanwhile (then nothing else can reach the peer
       // connection it may have opened since).
       const tracked = this._publishers.get(streamID) === pub;
@@ -676,7 +677,7 @@ export class RoomlogEngine {
       }
       throw e;
     }
-    this._closeSuperseded(old);
+    this._closeSuperseded(this._started(pub));
     return true;
   }
 
@@ -701,10 +702,10 @@ export class RoomlogEngine {
   async startPlayingStream(streamID, option = {}) {
     if (!streamID) throw localError('INVALID_ARGUMENT', 'startPlayingStream needs a stream ID', 'play');
     if (typeof RTCPeerConnection === 'undefined') throw localError('MEDIA_FAILED', 'this browser has no WebRTC', 'play');
-    // A stream played already keeps playing until the new connection's
-    // offer replaces it on the server.
-    const old = this._supersede(this._players, streamID);
-    const player = { kind: 'play', streamID, roomID: option.roomID || '', mediaStream: new MediaStream(), state: 'NO_PLAY', pc: null, pending: true };
+    // As for a publisher: a stream played already keeps playing until the
+    // new connection's offer replaces it on the server.
+    const player = { kind: 'play', streamID, roomID: option.roomID || '', mediaStream: new MediaStream(), state: 'NO_PLAY', pc: null, pending: true, starting: true };
+    player.old = this._supersede(this._players, streamID);
     this._players.set(streamID, player);
     this._mediaState(player, 'PLAY_REQUESTING', 0, '');
     try {
@@ -715,7 +716,7 @@ export class RoomlogEngine {
       await this._connectPeer(player);
       if (this._players.get(streamID) !== player) throw endedError(player);
     } catch (e) {
-      player.pending = false;
+      const old = this._started(player);
       // Failed, or ended meanwhile (then nothing else can reach the peer
       // connection it may have opened since).
       const tracked = this._players.get(streamID) === player;
@@ -730,33 +731,45 @@ export class RoomlogEngine {
       }
       throw e;
     }
-    this._closeSuperseded(old);
+    this._closeSuperseded(this._started(player));
     return player.mediaStream;
   }
 
   // _supersede takes the entry of a stream ID started again out of use: its
   // peer connection stays up (the server replaces it when the new
   // connection's offer arrives, and says nothing of the old one), but nothing
-  // of it reaches the server any more. It returns the entry if it had a
-  // connection, to be closed, or restored, once the new start is over.
+  // of it reaches the server any more. It returns the live entry the new
+  // start takes over, to be closed, or put back, once that start is over:
+  // the current entry if its start is over, else (a start still in
+  // progress, which now ends) the one that start had taken over.
   _supersede(entries, streamID) {
-    const old = entries.get(streamID);
-    if (!old) return null;
-    old.superseded = true;
-    clearTimeout(old.iceTimer);
-    if (!old.pc || old.pending) {
-      this._closePeer(old);
-      return null;
-    }
+    const cur = entries.get(streamID);
+    if (!cur) return null;
+    cur.superseded = true;
+    clearTimeout(cur.iceTimer);
+    if (!cur.starting) return cur.pc ? cur : null;
+    const old = cur.old;
+    cur.old = null;
+    this._closePeer(cur);
+    return old;
+  }
+
+  // _started marks entry's start over and returns the entry it took over,
+  // if it still has it (a newer start of the stream ID takes it along).
+  _started(entry) {
+    entry.pending = false;
+    entry.starting = false;
+    const old = entry.old;
+    entry.old = null;
     return old;
   }
 
   // _reinstate puts back the entry a new start superseded when the new one
   // failed before its offer went out (the server still has the old
-  // connection), and tells the app its state again. It reports whether it
-  // did.
+  // connection), unless the engine stopped, and tells the app its state
+  // again. It reports whether it did.
   _reinstate(entries, entry, old) {
-    if (!old || !old.pc || entry.offered) return false;
+    if (!old || !old.pc || entry.offered || this._stopErr) return false;
     old.superseded = false;
     entries.set(entry.streamID, old);
     const state = old.state;
@@ -816,12 +829,21 @@ export class RoomlogEngine {
   // _offer makes pc's offer, waits a moment for its candidates (on a host
   // without STUN they are there at once), sends it and applies the answer.
   async _offer(entry, pc, op) {
+    // A connection closed while its offer is being made (a newer start took
+    // the stream over) may never settle createOffer: _closePeer cancels it.
+    const cancelled = new Promise((_, reject) => {
+      offerCancels.set(pc, () => reject(localError('MEDIA_FAILED', 'the connection was closed while its offer was made', op)));
+    });
+    cancelled.catch(() => {});
     let offer;
     try {
-      offer = await pc.createOffer(op === 'media_ice_restart' ? { iceRestart: true } : undefined);
-      await pc.setLocalDescription(offer);
+      offer = await Promise.race([pc.createOffer(op === 'media_ice_restart' ? { iceRestart: true } : undefined), cancelled]);
+      await Promise.race([pc.setLocalDescription(offer), cancelled]);
     } catch (e) {
+      if (e instanceof RoomlogError) throw e;
       throw localError('MEDIA_FAILED', `cannot make an offer: ${e.message}`, op);
+    } finally {
+      offerCancels.delete(pc);
     }
     await gathered(pc, 1000);
     if (entry.pc !== pc) return;
@@ -871,6 +893,8 @@ export class RoomlogEngine {
     entry.pc = null;
     clearTimeout(entry.iceTimer);
     if (tell) this._do('media_close', { stream: entry.streamID, kind: entry.kind }).catch(() => {});
+    const cancel = offerCancels.get(pc);
+    if (cancel) cancel();
     pc.close();
   }
 
@@ -1578,6 +1602,10 @@ function track(r, what, id, v) {
   if (v) r[what].set(id, v);
   else r[what].delete(id);
 }
+
+// offerCancels holds, per peer connection whose offer is being made, what
+// fails that offer when the connection is closed (_offer, _closePeer).
+const offerCancels = new WeakMap();
 
 // attributeInfos turns a room attribute change into ZIM's infos.
 function attributeInfos(d) {
