@@ -349,6 +349,11 @@ type Log struct {
 	closeErr  error
 
 	readRetries atomic.Uint64
+
+	// maxAge is the stream's retention limit as last read, at maxAgeAt
+	// (UnixNano); maxAgeMu is held while it is read again (MaxAge).
+	maxAge, maxAgeAt atomic.Int64
+	maxAgeMu         sync.Mutex
 }
 
 // Open starts the embedded server (when cfg.URL is empty) or connects to

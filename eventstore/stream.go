@@ -128,12 +128,30 @@ func (l *Log) openBucket(ctx context.Context, what string, notFound error, bind,
 
 // Replicas returns the stream's replication factor as the log found or made
 // it when it opened.
-// MaxAge returns the stream's retention limit (0: history is kept forever).
+// MaxAge returns the stream's retention limit (0: history is kept
+// forever), as it was at most a minute before: another node may change it
+// (-update-stream). It never waits for the log: a value older than a minute
+// is read again in the background.
 func (l *Log) MaxAge() time.Duration {
 	if l.stream == nil {
 		return 0
 	}
-	return l.stream.CachedInfo().Config.MaxAge
+	now := time.Now().UnixNano()
+	if l.maxAgeAt.Load() == 0 {
+		l.maxAge.Store(int64(l.stream.CachedInfo().Config.MaxAge))
+		l.maxAgeAt.Store(now)
+	} else if now-l.maxAgeAt.Load() > int64(time.Minute) && l.maxAgeMu.TryLock() {
+		l.maxAgeAt.Store(now)
+		go func() {
+			defer l.maxAgeMu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			defer cancel()
+			if info, err := l.stream.Info(ctx); err == nil {
+				l.maxAge.Store(int64(info.Config.MaxAge))
+			}
+		}()
+	}
+	return time.Duration(l.maxAge.Load())
 }
 
 func (l *Log) Replicas() int {

@@ -105,10 +105,14 @@ func (e *entry) put(v *domain.View) {
 // message of events that do not chain is refused: nothing is appended
 // after a broken link.
 func (e *entry) fold(rec eventstore.Record) (string, error) {
-	head, events, err := domain.VerifyEvents(e.hash, rec.Data)
+	head, events, err := domain.MessageHead(rec.Data)
 	if err != nil && !errors.Is(err, domain.ErrBrokenChain) {
 		e.seq = rec.Seq
 		return "", nil
+	}
+	if err == nil && events[0].Prev != e.hash && !e.reanchors(&events[0]) {
+		err = fmt.Errorf("%w: %s seq %d names %q, expected %q", domain.ErrBrokenChain, events[0].Key(), events[0].Seq,
+			events[0].Prev, e.hash)
 	}
 	if err != nil {
 		return "", fmt.Errorf("%s at stream sequence %d: %w", e.key, rec.Seq, err)
@@ -175,8 +179,7 @@ func (e *entry) load(ctx context.Context, log *eventstore.Log, src Source, subje
 			return err
 		}
 		if !ok {
-			e.loaded = true
-			return nil
+			return e.loadEmptied(ctx, src)
 		}
 		head, events, err := domain.MessageHead(last.Data)
 		if err != nil && !errors.Is(err, domain.ErrBrokenChain) {
@@ -207,6 +210,33 @@ func (e *entry) load(ctx context.Context, log *eventstore.Log, src Source, subje
 	}
 	e.loaded = true
 	return nil
+}
+
+// loadEmptied loads an aggregate whose subject holds nothing: a new one, or
+// one whose records retention removed while it lived on, whose state src
+// still holds. That state is taken with its chain's last hash unknown: the
+// next record chains on from "" (re-anchored; see reanchors), as the first
+// record kept of a history whose start was removed may.
+func (e *entry) loadEmptied(ctx context.Context, src Source) error {
+	state, _, found, err := src.State(ctx, e.key, 0)
+	if err != nil {
+		return err
+	}
+	if !found || !e.set(state) || e.head().Seq == 0 {
+		e.reset()
+	}
+	e.loaded = true
+	return nil
+}
+
+// reanchors reports whether ev, the first event of a record, may follow the
+// entry although it does not name the entry's last hash: the chain was
+// re-anchored after retention emptied the aggregate's subject. Either this
+// entry was loaded so (its hash unknown), or ev's writer was (ev names "");
+// the sequence must follow on either way.
+func (e *entry) reanchors(ev *domain.Event) bool {
+	seq := e.head().Seq
+	return seq > 0 && ev.Seq == seq+1 && (e.hash == "" || ev.Prev == "")
 }
 
 // set installs a state copy from a Source; false if it is of the wrong kind.

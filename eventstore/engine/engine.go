@@ -604,15 +604,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		}
 		subject := en.subject(e.log)
 		msg := eventstore.Message{Subject: subject, MsgID: msgID, Expected: en.seq, Data: body}
-		ack, err := e.append(ctx, msg)
-		uncertain := errors.Is(err, eventstore.ErrUnavailable)
-		if uncertain {
-			// The append may or may not have landed (a lost acknowledgement,
-			// a leader election): send the very same message again until the
-			// log answers for sure. Deciding again now would stamp new IDs,
-			// which the log cannot recognise as a retry of this one.
-			ack, err = e.settle(ctx, msg)
-		}
+		ack, uncertain, err := e.appendSettled(ctx, msg)
 		if errors.Is(err, eventstore.ErrConflict) {
 			e.conflicts.Add(1)
 			// Conflicts that go on past the immediate retries suggest
@@ -623,22 +615,30 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 			cached := en.seq
 			seen, cerr := e.catchUp(ctx, en, subject, uncertain || attempt >= immediateRetries)
 			if cerr == nil && cached > 0 && en.seq == 0 {
-				// Retention emptied the subject: it likely emptied the
-				// command's other aggregates too, whose steps would each
-				// meet the same conflict after this one's was stored.
-				cerr = e.removed(ctx, entries)
+				// Retention emptied the subject (catchUp), and nobody
+				// wrote to it since: the decision still holds, so the
+				// same message goes again, expecting the subject empty
+				// (deciding again would see this command's earlier steps
+				// as done by someone else). The command's other
+				// aggregates were likely emptied too.
+				if cerr = e.removed(ctx, entries); cerr == nil {
+					msg.Expected = 0
+					ack, uncertain, err = e.appendSettled(ctx, msg)
+				}
 			}
 			if cerr != nil {
 				return false, e.storeErr("catch up "+st.Key.String(), cerr)
 			}
-			en.stale = true // again after a backoff, if there is one
-			if seq, ok := seen[firstID]; ok {
-				// Ours after all: the acknowledgement of an earlier try was lost.
-				res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: seq, Events: events})
-				finished(i, en)
-				continue
+			if errors.Is(err, eventstore.ErrConflict) {
+				en.stale = true // again after a backoff, if there is one
+				if seq, ok := seen[firstID]; ok {
+					// Ours after all: the acknowledgement of an earlier try was lost.
+					res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: seq, Events: events})
+					finished(i, en)
+					continue
+				}
+				return true, nil
 			}
-			return true, nil
 		}
 		if err != nil && uncertain {
 			// Still no answer when the command's time ran out: the outcome
@@ -787,6 +787,19 @@ func (e *Engine) catchUp(ctx context.Context, en *entry, subject string, authori
 		maps.Copy(seen, more)
 	}
 	return seen, nil
+}
+
+// appendSettled appends m; an append whose outcome is unknown (a lost
+// acknowledgement, a leader election) is sent again, the very same message,
+// until the log answers for sure: deciding again would stamp new IDs, which
+// the log cannot recognise as a retry of this one. uncertain reports that
+// the first answer was unknown.
+func (e *Engine) appendSettled(ctx context.Context, m eventstore.Message) (ack eventstore.Ack, uncertain bool, err error) {
+	ack, err = e.append(ctx, m)
+	if uncertain = errors.Is(err, eventstore.ErrUnavailable); uncertain {
+		ack, err = e.settle(ctx, m)
+	}
+	return ack, uncertain, err
 }
 
 // removed marks each locked aggregate whose subject retention emptied, so
