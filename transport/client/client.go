@@ -50,11 +50,12 @@
 //     again as it originally did (ZEGO login, ZIM join; ZIM create and
 //     enter as enter, since the room may still exist; a switch as the room
 //     it left was entered), with the last token it knows (RenewToken's
-//     replaces the login's); the users and streams that left meanwhile
-//     (their departures went with the old session) get a DELETE as the room
-//     is entered again, then the server sends Logining, Logined and the
-//     rooms' current state, and other members see the user ADDed again. A
-//     room whose re-login is refused gets LoginFailed with the code;
+//     replaces the login's); the server sends Logining, then the users and
+//     streams that left meanwhile (their departures went with the old
+//     session) get a DELETE as the reply arrives, then the server sends
+//     Logined and the rooms' current state, and other members see the user
+//     ADDed again. A room whose re-login is refused gets LoginFailed with
+//     the code;
 //   - if the window runs out, every room gets ReconnectFailed (1002053) and
 //     every method returns an error with code 1002053: dial again and log in.
 //
