@@ -7,7 +7,9 @@ import (
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/projections/audit"
 )
 
@@ -18,6 +20,20 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// twoInARoom opens a log with a day's retention and logs s1 and s2 into r1
+// through an engine on a clock the test moves; l folds the log.
+func twoInARoom(t *testing.T) (*eventstore.Log, *projections.Live, *estest.Clock, *engine.Engine) {
+	t.Helper()
+	log := estest.Open(t, func(c *eventstore.Config) { c.MaxAge = 24 * time.Hour })
+	l := estest.Live(t, log)
+	clock := estest.NewClock(time.Now())
+	e := estest.Engine(t, log, l, clock)
+	estest.Exec(t, e, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, e, estest.Login("s2", "u2", "r1"))
+	estest.Sync(t, log, l)
+	return log, l, clock, e
+}
+
 // A session that stays in a room for longer than the log's max age without
 // a change: retention removes every record of its session and of the room,
 // while the node still holds both. Its logout must still be stored. Before,
@@ -26,13 +42,7 @@ func TestMain(m *testing.M) {
 // unavailable, and so would every later one on those aggregates, on that
 // node, until it restarted.
 func TestAnAggregateWhoseRecordsRetentionRemovedGoesOn(t *testing.T) {
-	log := estest.Open(t, func(c *eventstore.Config) { c.MaxAge = 24 * time.Hour })
-	l := estest.Live(t, log)
-	clock := estest.NewClock(time.Now())
-	e := estest.Engine(t, log, l, clock)
-	estest.Exec(t, e, estest.Login("s1", "u1", "r1"))
-	estest.Exec(t, e, estest.Login("s2", "u2", "r1"))
-	estest.Sync(t, log, l)
+	log, l, clock, e := twoInARoom(t)
 	before := estest.Room(l, "r1").Seq
 
 	// A day later, retention has removed all of it (the server's max age
@@ -71,13 +81,7 @@ func TestAnAggregateWhoseRecordsRetentionRemovedGoesOn(t *testing.T) {
 // second seq 1 without u1 and u2, and the other engine failed every command
 // on the room with a broken hash chain.
 func TestAnEmptiedAggregateLoadedColdGoesOnFromTheProjection(t *testing.T) {
-	log := estest.Open(t, func(c *eventstore.Config) { c.MaxAge = 24 * time.Hour })
-	l := estest.Live(t, log)
-	clock := estest.NewClock(time.Now())
-	a := estest.Engine(t, log, l, clock)
-	estest.Exec(t, a, estest.Login("s1", "u1", "r1"))
-	estest.Exec(t, a, estest.Login("s2", "u2", "r1"))
-	estest.Sync(t, log, l)
+	log, l, clock, a := twoInARoom(t)
 	before := estest.Room(l, "r1").Seq
 
 	clock.Advance(25 * time.Hour)
@@ -121,12 +125,7 @@ func TestAnEmptiedAggregateLoadedColdGoesOnFromTheProjection(t *testing.T) {
 // stored, its session step conflicted, and the logout, decided again, was
 // refused as not in the room, leaving the session's claim behind.
 func TestRetentionFoundByAConflictStoresEveryStepOnce(t *testing.T) {
-	log := estest.Open(t, func(c *eventstore.Config) { c.MaxAge = 24 * time.Hour })
-	l := estest.Live(t, log)
-	e := estest.Engine(t, log, l, estest.NewClock(time.Now()))
-	estest.Exec(t, e, estest.Login("s1", "u1", "r1"))
-	estest.Exec(t, e, estest.Login("s2", "u2", "r1"))
-	estest.Sync(t, log, l)
+	log, l, _, e := twoInARoom(t) // the clock stays: the records are young
 	before := estest.Room(l, "r1").Seq
 
 	estest.Purge(t, log, 0) // young records: only a conflict tells
