@@ -91,13 +91,25 @@ const DuplicateWindow = 2 * time.Minute
 const PasswordEnv = "ROOMLOG_NATS_PASSWORD"
 
 // RedactURLs replaces the password of each URL of a comma-separated list
-// (a Config.URL) with "xxxxx", for printing.
+// (a Config.URL, with or without its nats:// scheme) with "xxxxx", for
+// printing; a part that does not parse, which may hold one, is replaced
+// whole.
 func RedactURLs(s string) string {
 	parts := strings.Split(s, ",")
 	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+		p = strings.TrimSpace(p)
+		full := p
+		if !strings.Contains(p, "://") {
+			full = "nats://" + p
+		}
+		u, err := url.Parse(full)
+		switch {
+		case err != nil:
+			parts[i] = "(unreadable URL)"
+		case u.User == nil:
+		default:
 			if _, ok := u.User.Password(); ok {
-				parts[i] = u.Redacted()
+				parts[i] = strings.TrimPrefix(u.Redacted(), strings.TrimSuffix(full, p))
 			}
 		}
 	}
@@ -237,7 +249,7 @@ func (c Config) validate() error {
 	} else {
 		for _, u := range strings.Split(c.URL, ",") {
 			if err := checkURL(strings.TrimSpace(u)); err != nil {
-				bad("URL %q: %v", u, err)
+				bad("URL %q: %v", RedactURLs(u), err)
 			}
 		}
 		if c.Sync != SyncModeInterval {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -101,12 +102,14 @@ func baseURL(addr string) (string, error) {
 	if !strings.Contains(addr, "://") {
 		full = "http://" + addr
 	}
+	// The refusals never echo the address: it may hold a password.
 	u, err := url.Parse(full)
 	if err != nil {
-		return "", fmt.Errorf("-http %q: %v", addr, err)
+		return "", errors.New("-http: not a host:port nor a URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("-http %q: want host:port or an http(s) URL (http://host:port)", addr)
+		return "", fmt.Errorf("-http %q: want host:port or an http(s) URL (http://host:port), with no user, query or fragment",
+			u.Redacted())
 	}
 	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
 }

@@ -126,12 +126,14 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 	enc := json.NewEncoder(out)
 	var each func(timeline.Entry, *domain.Room) error
 	var before *domain.Room // the state at from, for -diff
+	listed := 0             // timeline entries printed
 	switch {
 	case *showTimeline:
 		each = func(e timeline.Entry, _ *domain.Room) error {
 			if !start.IsEnd() && !reached(e, start) {
 				return nil
 			}
+			listed++
 			if *asJSON {
 				return enc.Encode(e)
 			}
@@ -157,6 +159,10 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 	switch {
 	case until.Seq > r.Seq:
 		return pastEnd(until.Seq, r.Seq)
+	case *showTimeline && !start.IsEnd() && listed == 0:
+		// A -since of the other kind than the end point, after it: no
+		// event reached it (one at or before the end always would).
+		return exitError{2, fmt.Sprintf("replay: -since %s is after the end point (%s): the timeline would be empty", start, until)}
 	case from.Seq > r.Seq && until.IsEnd():
 		return pastEnd(from.Seq, r.Seq)
 	case from.Seq > r.Seq:

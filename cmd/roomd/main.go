@@ -515,7 +515,7 @@ func natsHint(o options, n *node.Node) string {
 
 func describe(o options, n *node.Node) string {
 	if o.natsURL != "" {
-		return "external NATS at " + o.natsURL
+		return "external NATS at " + eventstore.RedactURLs(o.natsURL)
 	}
 	s := fmt.Sprintf("embedded JetStream in %s (sync %s)", o.data, o.sync)
 	if u := n.Log.ClientURL(); u != "" {

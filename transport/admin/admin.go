@@ -257,6 +257,26 @@ type TokenRequest struct {
 	Rooms      []string `json:"rooms,omitempty"` // default every room
 	Publish    *bool    `json:"publish,omitempty"`
 	TTLSeconds int      `json:"ttl_seconds,omitempty"` // default 86400
+	// roomsNull: the request gave "rooms": null, refused as [] is.
+	roomsNull bool
+}
+
+// UnmarshalJSON decodes r, telling "rooms": null (what a backend's empty
+// selection encodes to in Go) from rooms left out.
+func (r *TokenRequest) UnmarshalJSON(b []byte) error {
+	type plain TokenRequest
+	var p struct {
+		plain
+		Rooms json.RawMessage `json:"rooms"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*r = TokenRequest(p.plain)
+	if r.roomsNull = string(p.Rooms) == "null"; len(p.Rooms) > 0 && !r.roomsNull {
+		return json.Unmarshal(p.Rooms, &r.Rooms)
+	}
+	return nil
 }
 
 // TokenReply is an issued token.
@@ -276,10 +296,11 @@ func (a *API) issueToken(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if req.TTLSeconds < 0 || req.TTLSeconds > int(auth.MaxTTL/time.Second) {
 		return nil, domain.ErrInvalidArgument.With("ttl_seconds must be from 1 to %d (10 years)", int64(auth.MaxTTL/time.Second))
 	}
-	if req.Rooms != nil && len(req.Rooms) == 0 {
-		// Only an absent field or "*" means every room: an empty list is
-		// more likely a backend's empty selection than a grant of all.
-		return nil, domain.ErrInvalidArgument.With(`rooms is an empty list: name at least one room, or omit it (or give "*") for every room`)
+	if req.roomsNull || req.Rooms != nil && len(req.Rooms) == 0 {
+		// Only an absent field or "*" means every room: an empty list (or
+		// null) is more likely a backend's empty selection than a grant of
+		// all.
+		return nil, domain.ErrInvalidArgument.With(`rooms is empty: name at least one room, or omit it (or give "*") for every room`)
 	}
 	c := auth.Claims{App: r.PathValue("app"), User: req.User, Name: req.Name, Rooms: req.Rooms,
 		AllRooms: len(req.Rooms) == 0 || slices.Contains(req.Rooms, "*"), Publish: req.Publish == nil || *req.Publish,
