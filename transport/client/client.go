@@ -264,6 +264,9 @@ type entry struct {
 	token  string
 	role   string
 	config *RoomConfig
+	// quiet: a login with UserStatusNotify false, kept on a re-login and
+	// named in a resume.
+	quiet bool
 }
 
 // Dial connects to the gateway at url (ws://host/ws or wss://host/ws),

@@ -99,7 +99,8 @@ func (c *Client) SetRoomMode(ctx context.Context, mode RoomMode) error {
 // room's other users, streams and extra info as callbacks; on failure
 // LoginFailed with the code (1002033 for a bad token).
 func (c *Client) LoginRoom(ctx context.Context, room string, user User, opts LoginOptions) (*RoomSnapshot, error) {
-	e := entry{op: protocol.OpLogin, user: &user, token: opts.Token, role: opts.Role}
+	e := entry{op: protocol.OpLogin, user: &user, token: opts.Token, role: opts.Role,
+		quiet: opts.UserStatusNotify != nil && !*opts.UserStatusNotify}
 	return c.enter(ctx, protocol.OpLogin, room, protocol.LoginRequest{Room: room, User: user, Token: opts.Token,
 		Role: opts.Role, History: opts.History, MaxMemberCount: opts.MaxMemberCount,
 		UserStatusNotify: opts.UserStatusNotify}, e, nil)

@@ -193,17 +193,22 @@ func (c *Client) restore(l *link) error {
 	c.mu.Lock()
 	token, appToken := c.resumeToken, c.token
 	seqs := map[string]uint64{}
+	var quiet []string
 	for name, r := range c.rooms {
 		if !r.relogin {
 			seqs[name] = r.seq
+			if r.entry.quiet {
+				quiet = append(quiet, name)
+			}
 		}
 	}
 	c.mu.Unlock()
+	slices.Sort(quiet)
 
 	resumed := false
 	var strays []string
 	if token != "" {
-		_, err := c.request(l, protocol.OpResume, protocol.ResumeRequest{ResumeToken: token, Rooms: seqs, Token: appToken},
+		_, err := c.request(l, protocol.OpResume, protocol.ResumeRequest{ResumeToken: token, Rooms: seqs, Quiet: quiet, Token: appToken},
 			func(data []byte) (err error) { strays, err = c.resumed(data, seqs); return err })
 		switch {
 		case err == nil:
@@ -426,7 +431,12 @@ func (e entry) request(room string) any {
 		if e.user != nil {
 			u = *e.user
 		}
-		return protocol.LoginRequest{Room: room, User: u, Token: e.token, Role: e.role}
+		r := protocol.LoginRequest{Room: room, User: u, Token: e.token, Role: e.role}
+		if e.quiet {
+			off := false
+			r.UserStatusNotify = &off
+		}
+		return r
 	case protocol.OpJoinRoom:
 		return protocol.JoinRoomRequest{Room: room, User: e.user, Token: e.token, Role: e.role}
 	default:

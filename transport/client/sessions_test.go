@@ -429,3 +429,57 @@ func scrape(t *testing.T, n *node.Node) string {
 	}
 	return string(b)
 }
+
+// A member that logged in with UserStatusNotify false hears of no other
+// user after its connection comes back, whether the session was resumed
+// (the client names its quiet rooms, for one it was removed from meanwhile)
+// or logged in again after a timeout. Before, a re-login entered the room
+// without the flag, and the member heard of everyone from then on.
+func TestAQuietMemberStaysQuietAcrossAReloginAndAResume(t *testing.T) {
+	t.Parallel()
+	n, clock, p := awayNode(t)
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
+	off := false
+	if _, err := a.LoginRoom(ctx(t), "r1", clienttest.User("alice"), client.LoginOptions{Token: token(t, n, "alice"),
+		UserStatusNotify: &off}); err != nil {
+		t.Fatal(err)
+	}
+	ra.WaitState("r1", client.StateLogined)
+	b := dial(t, wsURL(n), rb, nil)
+	login(t, n, b, rb, "r1", "bob")
+
+	// Away past the timeout: logged in again on a new session, still quiet.
+	timeOut(t, clock, p, ra, b, rb, "r1", "alice")
+	p.Refuse(false)
+	quietUntil := func(what string, match func(ev) bool) {
+		t.Helper()
+		ra.WaitFor(what, func(e ev) bool {
+			if e.Kind == "user" {
+				t.Errorf("quiet alice was told %v", e)
+			}
+			return match(e)
+		})
+	}
+	quietUntil("Logined in r1 again", func(e ev) bool {
+		return e.Kind == "state" && e.Room == "r1" && e.State == client.StateLogined
+	})
+	if _, err := b.SendBroadcastMessage(ctx(t), "r1", "after the re-login"); err != nil {
+		t.Fatal(err)
+	}
+	quietUntil("bob's message", func(e ev) bool { return e.Kind == "broadcast" && e.Msgs[0].Message == "after the re-login" })
+
+	// Away briefly, kicked meanwhile after carol came: resumed, told of the
+	// kick and of no user.
+	p.Refuse(true)
+	p.Cut()
+	ra.WaitState("r1", client.StateReconnecting)
+	rc := newRec(t, "carol")
+	login(t, n, dial(t, wsURL(n), rc, nil), rc, "r1", "carol")
+	if _, err := n.Engine.Execute(ctx(t), domain.Meta{App: clienttest.App}, domain.KickUser{Room: "r1", User: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	p.Refuse(false)
+	quietUntil("the kick, replayed", func(e ev) bool { return e.Kind == "state" && e.Room == "r1" && e.State == client.StateKickOut })
+}

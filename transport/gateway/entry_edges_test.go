@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/tests/netcut"
 	"github.com/roomlog/roomlog/tests/wire"
 	"github.com/roomlog/roomlog/transport/gateway"
@@ -97,6 +98,51 @@ func TestAQuietSessionResumesWithoutUserUpdates(t *testing.T) {
 	}
 	if !got {
 		t.Errorf("the missed broadcast was not replayed: %+v", frames)
+	}
+}
+
+// The same for a quiet member removed from the room while away (kicked):
+// the server no longer holds its quiet flag, so the client names the rooms
+// it entered quietly (quiet in the resume). Before, the replay up to the
+// kick carried the ADD of the user who came meanwhile.
+func TestAQuietSessionKickedWhileAwayIsReplayedNoUserUpdate(t *testing.T) {
+	n := startNode(t, gateway.Config{})
+	proxy := netcut.Start(t, n.HTTPAddr())
+	alice := wire.Dial(t, proxy.Addr())
+	hello := alice.Hello
+	off := false
+	alice.Send("in", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "alice"},
+		Token: token(t, n, "alice"), UserStatusNotify: &off})
+	f := alice.Reply("in")
+	var snap protocol.RoomSnapshot
+	if f.Code != 0 || json.Unmarshal(f.Data, &snap) != nil {
+		t.Fatalf("quiet login: %+v", f)
+	}
+	proxy.Cut()
+	waitSessions(t, n, 0)
+	bob := dial(t, n)
+	bob.Login("r1", "bob", token(t, n, "bob"))
+	if _, err := n.Engine.Execute(estest.Ctx(t), domain.Meta{App: "dev"}, domain.KickUser{Room: "r1", User: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+
+	again := wire.Dial(t, proxy.Addr())
+	reply, rr, frames := resumeAndRead(t, again, protocol.ResumeRequest{ResumeToken: hello.ResumeToken,
+		Rooms: map[string]uint64{"r1": snap.Seq}, Quiet: []string{"r1"}})
+	if reply.Code != 0 || rr.Rooms["r1"].Status != "left" {
+		t.Fatalf("resume: %+v %+v", reply, rr)
+	}
+	kicked := false
+	for _, f := range frames {
+		if f.Event == protocol.EvRoomUserUpdate {
+			t.Errorf("a quiet member kicked while away was replayed a user update: %s", f.Data)
+		}
+		if f.Event == protocol.EvRoomStateChanged && strings.Contains(string(f.Data), `"KickOut"`) {
+			kicked = true
+		}
+	}
+	if !kicked {
+		t.Errorf("the kick was not replayed: %+v", frames)
 	}
 }
 

@@ -220,6 +220,18 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	}
 	s := newSession(srv, sid)
 	s.app = rec.App
+	// A room the session was removed from while away is no longer in the
+	// model with the member's quiet flag: the client says which rooms it
+	// entered quietly. Where the session is still a member, the replay
+	// takes the model's flag instead (replay).
+	for _, room := range r.Quiet {
+		if _, named := r.Rooms[room]; named {
+			if s.quiet == nil {
+				s.quiet = map[domain.RoomID]bool{}
+			}
+			s.quiet[domain.RoomID(room)] = true
+		}
+	}
 	if st != nil && st.Opened {
 		s.user, s.bound, s.mode = domain.User{ID: st.User, Name: st.UserName}, true, st.Mode
 	}

@@ -192,6 +192,11 @@ type ResumeRequest struct {
 	ResumeToken string `json:"resume_token"`
 	// Rooms maps each room the client was in to the last room seq it got.
 	Rooms map[string]uint64 `json:"rooms"`
+	// Quiet names the rooms of Rooms the client entered with
+	// user_status_notify false. A room the session was removed from while
+	// away is replayed up to its departure without other users' ADD and
+	// DELETE; the server no longer knows the flag of a member that is gone.
+	Quiet []string `json:"quiet,omitempty"`
 	// Token is the latest app token the client gave the session (optional):
 	// the resumed session keeps it, so that later requests may leave theirs
 	// out and token_will_expire still comes. One that does not verify, or
