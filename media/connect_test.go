@@ -88,10 +88,7 @@ func pliPublisher(t *testing.T, s *SFU, sid domain.SessionID, st domain.StreamID
 func TestLatePlayerGetsAKeyframe(t *testing.T) {
 	w := newWorld(t)
 	s, _ := startSFU(t, w, "n1", nil)
-	w.join("r1", "alice", "s-alice")
-	w.join("r1", "bob", "s-bob")
-	w.publish("r1", "alice", "s-alice", "cam", "n1")
-	w.play("r1", "bob", "s-bob", "cam")
+	w.aliceCamToBob()
 	pliPublisher(t, s, "s-alice", "cam")
 	// The publisher's track is in the router before the player joins.
 	waitUntil(t, "the publisher's video track", func() bool {
@@ -169,10 +166,7 @@ func camRouterOrNil(s *SFU) *router {
 func TestNotPlayingBeforeConnected(t *testing.T) {
 	w := newWorld(t)
 	s, st := startSFU(t, w, "n1", nil)
-	w.join("r1", "alice", "s-alice")
-	w.join("r1", "bob", "s-bob")
-	w.publish("r1", "alice", "s-alice", "cam", "n1")
-	w.play("r1", "bob", "s-bob", "cam")
+	w.aliceCamToBob()
 	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
 		t.Fatal(err)
 	}

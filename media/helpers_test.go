@@ -71,6 +71,15 @@ func (w *world) play(r domain.RoomID, u domain.UserID, s domain.SessionID, st do
 	w.apply(w.room(r), &domain.PlayStartedData{Stream: st, User: u, Session: s})
 }
 
+// aliceCamToBob is the usual stage: alice (s-alice) and bob (s-bob) in r1,
+// alice publishing "cam" on node n1, bob playing it.
+func (w *world) aliceCamToBob() {
+	w.join("r1", "alice", "s-alice")
+	w.join("r1", "bob", "s-bob")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	w.play("r1", "bob", "s-bob", "cam")
+}
+
 // states records the state events an SFU sends.
 type states struct {
 	mu  sync.Mutex

@@ -21,10 +21,7 @@ import (
 func TestForwardsH264(t *testing.T) {
 	w := newWorld(t)
 	s, _ := startSFU(t, w, "n1", nil)
-	w.join("r1", "alice", "s-alice")
-	w.join("r1", "bob", "s-bob")
-	w.publish("r1", "alice", "s-alice", "cam", "n1")
-	w.play("r1", "bob", "s-bob", "cam")
+	w.aliceCamToBob()
 	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -103,10 +100,7 @@ func TestShardedFanOut(t *testing.T) {
 func TestKeyframeRequests(t *testing.T) {
 	w := newWorld(t)
 	s, _ := startSFU(t, w, "n1", func(c *Config) { c.KeyframeInterval = 300 * time.Millisecond })
-	w.join("r1", "alice", "s-alice")
-	w.join("r1", "bob", "s-bob")
-	w.publish("r1", "alice", "s-alice", "cam", "n1")
-	w.play("r1", "bob", "s-bob", "cam")
+	w.aliceCamToBob()
 	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -186,10 +180,7 @@ func TestSingleUDPPort(t *testing.T) {
 	pc.Close()
 	w := newWorld(t)
 	s, _ := startSFU(t, w, "n1", func(c *Config) { c.UDPPort, c.IPs = port, []string{"127.0.0.1"} })
-	w.join("r1", "alice", "s-alice")
-	w.join("r1", "bob", "s-bob")
-	w.publish("r1", "alice", "s-alice", "cam", "n1")
-	w.play("r1", "bob", "s-bob", "cam")
+	w.aliceCamToBob()
 	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
 		t.Fatal(err)
 	}
@@ -211,10 +202,7 @@ func TestSingleUDPPort(t *testing.T) {
 func TestTrickledCandidates(t *testing.T) {
 	w := newWorld(t)
 	s, _ := startSFU(t, w, "n1", nil)
-	w.join("r1", "alice", "s-alice")
-	w.join("r1", "bob", "s-bob")
-	w.publish("r1", "alice", "s-alice", "cam", "n1")
-	w.play("r1", "bob", "s-bob", "cam")
+	w.aliceCamToBob()
 	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
 		t.Fatal(err)
 	}

@@ -55,10 +55,7 @@ func TestNACKRecoversLoss(t *testing.T) {
 
 	w := newWorld(t)
 	s, _ := startSFU(t, w, "n1", func(c *Config) { c.Net, c.IPs = nets["sfu"], []string{"0.0.0.0"} })
-	w.join("r1", "alice", "s-alice")
-	w.join("r1", "bob", "s-bob")
-	w.publish("r1", "alice", "s-alice", "cam", "n1")
-	w.play("r1", "bob", "s-bob", "cam")
+	w.aliceCamToBob()
 
 	pub, err := mediatest.APIOn(nets["pub"]).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {

@@ -114,10 +114,7 @@ func TestAPublisherEndedWhileItsOfferIsAnsweredLeavesTheRouter(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w := newWorld(t)
 			s, _ := startSFU(t, w, "n1", nil)
-			w.join("r1", "alice", "s-alice")
-			w.join("r1", "bob", "s-bob")
-			w.publish("r1", "alice", "s-alice", "cam", "n1")
-			w.play("r1", "bob", "s-bob", "cam")
+			w.aliceCamToBob()
 			// bob's player keeps the stream's router.
 			if _, err := playMedia(t, s, "s-bob", "cam"); err != nil {
 				t.Fatal(err)

@@ -92,10 +92,10 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	// Points of one kind are compared before anything is read.
-	if reversed(from, until) {
+	if from.Beyond(until) {
 		return exitError{2, fmt.Sprintf("replay: -diff %s is after the end point (%s): give the earlier point to -diff", from, until)}
 	}
-	if reversed(start, until) {
+	if start.Beyond(until) {
 		return exitError{2, fmt.Sprintf("replay: -since %s is after the end point (%s): the timeline would be empty", start, until)}
 	}
 	log, err := lf.open(ctx)
@@ -203,12 +203,6 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 	}
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
-}
-
-// reversed reports whether point p comes after point end, when both are
-// room sequences or both times (the end: nothing comes after it).
-func reversed(p, end timeline.Point) bool {
-	return end.Seq != 0 && p.Seq > end.Seq || !end.Time.IsZero() && p.Time.After(end.Time)
 }
 
 // lastRoomSeq returns the sequence of a room's last event, read from its

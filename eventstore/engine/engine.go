@@ -760,15 +760,7 @@ func (e *Engine) catchUp(ctx context.Context, en *entry, subject string, authori
 		return nil, err
 	}
 	if head == 0 && en.seq > 0 {
-		// The subject holds nothing any more: retention (the log's max
-		// age) or a purge removed its records, which the stream refuses
-		// to delete one by one. The aggregate goes on from the state held
-		// here; its next append expects the subject empty and chains on
-		// from the last event removed, as verify expects of a history
-		// whose start was removed.
-		e.logger.Warn("the log no longer holds this aggregate's records (retention); going on from the state this node holds",
-			"aggregate", en.key, "cached_seq", en.seq)
-		en.seq = 0
+		e.goOnEmptied(en)
 		return seen, nil
 	}
 	// Direct gets from a lagging replica: read again until it has caught up.
@@ -835,10 +827,20 @@ func (e *Engine) emptied(ctx context.Context, en *entry) error {
 	if err != nil || head != 0 {
 		return err
 	}
+	e.goOnEmptied(en)
+	return nil
+}
+
+// goOnEmptied lets en, whose subject holds nothing any more, go on: retention
+// (the log's max age) or a purge removed its records, which the stream
+// refuses to delete one by one. The aggregate goes on from the state held
+// here; its next append expects the subject empty and chains on from the
+// last event removed, as verify expects of a history whose start was
+// removed.
+func (e *Engine) goOnEmptied(en *entry) {
 	e.logger.Warn("the log no longer holds this aggregate's records (retention); going on from the state this node holds",
 		"aggregate", en.key, "cached_seq", en.seq)
 	en.seq = 0
-	return nil
 }
 
 // append stores one message. It goes through the log's asynchronous

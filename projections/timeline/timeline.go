@@ -42,6 +42,13 @@ type Point struct {
 // IsEnd reports whether p is the end of the history.
 func (p Point) IsEnd() bool { return p.Seq == 0 && p.Time.IsZero() }
 
+// Beyond reports whether p comes after end, when both are room sequences
+// or both times (nothing comes after the end of the history; points of
+// different kinds are compared by reading the history).
+func (p Point) Beyond(end Point) bool {
+	return end.Seq != 0 && p.Seq > end.Seq || !end.Time.IsZero() && p.Time.After(end.Time)
+}
+
 // past reports whether e comes after p.
 func (p Point) past(e *domain.Event) bool {
 	return (p.Seq != 0 && e.Seq > p.Seq) || (!p.Time.IsZero() && e.Time.After(p.Time))

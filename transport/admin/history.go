@@ -185,7 +185,7 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) (any, error) {
 		return domain.ErrInvalidArgument.With("from (%s) is after to (%s): give the earlier point as from", from, to)
 	}
 	// Points of one kind are compared before anything is read.
-	if to.Seq != 0 && from.Seq > to.Seq || !to.Time.IsZero() && from.Time.After(to.Time) {
+	if from.Beyond(to) {
 		return nil, reversed()
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)

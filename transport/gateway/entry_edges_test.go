@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/tests/netcut"
@@ -59,13 +60,14 @@ func TestALogoutThenALoginKeepsTheLogout(t *testing.T) {
 	}
 }
 
-// A member that logged in with user_status_notify false hears of no other
-// user, live or replayed when it resumes.
-func TestAQuietSessionResumesWithoutUserUpdates(t *testing.T) {
+// quietAliceAway logs alice into r1 with user_status_notify false through
+// a proxy, then cuts her connection and waits until the node has let it go;
+// it returns her hello (its resume token) and her login's snapshot.
+func quietAliceAway(t *testing.T) (*node.Node, *netcut.Proxy, protocol.Hello, protocol.RoomSnapshot) {
+	t.Helper()
 	n := startNode(t, gateway.Config{})
 	proxy := netcut.Start(t, n.HTTPAddr())
 	alice := wire.Dial(t, proxy.Addr())
-	hello := alice.Hello
 	off := false
 	alice.Send("in", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "alice"},
 		Token: token(t, n, "alice"), UserStatusNotify: &off})
@@ -76,6 +78,13 @@ func TestAQuietSessionResumesWithoutUserUpdates(t *testing.T) {
 	}
 	proxy.Cut()
 	waitSessions(t, n, 0)
+	return n, proxy, alice.Hello, snap
+}
+
+// A member that logged in with user_status_notify false hears of no other
+// user, live or replayed when it resumes.
+func TestAQuietSessionResumesWithoutUserUpdates(t *testing.T) {
+	n, proxy, hello, snap := quietAliceAway(t)
 	bob := dial(t, n)
 	bob.Login("r1", "bob", token(t, n, "bob"))
 	bob.Do("b", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "while alice was away"})
@@ -106,20 +115,7 @@ func TestAQuietSessionResumesWithoutUserUpdates(t *testing.T) {
 // it entered quietly (quiet in the resume). Before, the replay up to the
 // kick carried the ADD of the user who came meanwhile.
 func TestAQuietSessionKickedWhileAwayIsReplayedNoUserUpdate(t *testing.T) {
-	n := startNode(t, gateway.Config{})
-	proxy := netcut.Start(t, n.HTTPAddr())
-	alice := wire.Dial(t, proxy.Addr())
-	hello := alice.Hello
-	off := false
-	alice.Send("in", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: "alice", Name: "alice"},
-		Token: token(t, n, "alice"), UserStatusNotify: &off})
-	f := alice.Reply("in")
-	var snap protocol.RoomSnapshot
-	if f.Code != 0 || json.Unmarshal(f.Data, &snap) != nil {
-		t.Fatalf("quiet login: %+v", f)
-	}
-	proxy.Cut()
-	waitSessions(t, n, 0)
+	n, proxy, hello, snap := quietAliceAway(t)
 	bob := dial(t, n)
 	bob.Login("r1", "bob", token(t, n, "bob"))
 	if _, err := n.Engine.Execute(estest.Ctx(t), domain.Meta{App: "dev"}, domain.KickUser{Room: "r1", User: "alice"}); err != nil {
