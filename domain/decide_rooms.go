@@ -250,7 +250,7 @@ func (x *decision) enter(r *Room, id RoomID, j joiner) {
 		// out of its other rooms by KickSession, which the reactor sends on
 		// seeing this event. Its streams' registry entries are released the
 		// same way.
-		x.removeMember(r, id, old, ReasonKickedDuplicateLogin, j.session, "", false)
+		x.removeMember(r, id, old, MemberLeftData{Reason: ReasonKickedDuplicateLogin, BySession: j.session}, false)
 	}
 	canPublish := j.canPublish && j.role == Anchor
 	x.emit(rk, &MemberJoinedData{User: j.user.ID, UserName: j.user.Name, Session: j.session, Role: j.role,
@@ -258,11 +258,11 @@ func (x *decision) enter(r *Room, id RoomID, j joiner) {
 }
 
 // removeMember emits, in the room's step, the stops of the member's streams
-// and its departure, and destroys the room if it empties with no destroy
-// delay (unless keep: someone joins in the same step). It returns the streams
-// it stopped, for their registry releases.
-func (x *decision) removeMember(r *Room, id RoomID, m *Member, reason Reason, by SessionID, detail string,
-	mayDestroy bool) []StreamClaim {
+// and its departure (left says why and who caused it; the member's own fields
+// are filled in here), and destroys the room if it empties with no destroy
+// delay (unless !mayDestroy: someone joins in the same step). It returns the
+// streams it stopped, for their registry releases.
+func (x *decision) removeMember(r *Room, id RoomID, m *Member, left MemberLeftData, mayDestroy bool) []StreamClaim {
 	rk := x.roomKey(id)
 	var stopped []StreamClaim
 	for _, sid := range sortedKeys(m.Publishing) {
@@ -271,12 +271,12 @@ func (x *decision) removeMember(r *Room, id RoomID, m *Member, reason Reason, by
 			continue
 		}
 		x.emit(rk, &StreamStoppedData{Stream: sid, User: m.User, UserName: m.UserName, Session: m.Session, Claim: st.Claim,
-			Reason: reason})
+			Reason: left.Reason})
 		stopped = append(stopped, StreamClaim{Stream: sid, User: m.User, Session: m.Session, Claim: st.Claim})
 	}
 	x.ownerLeft(r, id, m)
-	x.emit(rk, &MemberLeftData{User: m.User, UserName: m.UserName, Session: m.Session, Claim: m.Claim, Reason: reason,
-		BySession: by, Detail: detail})
+	left.User, left.UserName, left.Session, left.Claim = m.User, m.UserName, m.Session, m.Claim
+	x.emit(rk, &left)
 	if mayDestroy && len(r.Members) == 1 && r.DestroyDelay == 0 && r.Exists {
 		x.emit(rk, &RoomDestroyedData{Reason: DestroyEmpty})
 	}
@@ -352,7 +352,7 @@ func (x *decision) leave(c LeaveRoom) error {
 	for _, g := range left {
 		r := x.room(g.room)
 		m := r.Members[s.User]
-		stopped = append(stopped, x.removeMember(r, g.room, m, c.Reason, "", "", true)...)
+		stopped = append(stopped, x.removeMember(r, g.room, m, MemberLeftData{Reason: c.Reason}, true)...)
 		x.out.Rooms = append(x.out.Rooms, g.room)
 	}
 	for _, g := range left {
@@ -431,7 +431,7 @@ func (x *decision) switchRoom(c SwitchRoom) error {
 	}
 	var stopped []StreamClaim
 	if inFrom {
-		stopped = x.removeMember(from, c.From, mFrom, ReasonSwitch, "", "", true)
+		stopped = x.removeMember(from, c.From, mFrom, MemberLeftData{Reason: ReasonSwitch}, true)
 		if cl, ok := s.Claims[c.From]; ok {
 			x.emit(sk, &RoomReleasedData{Room: c.From, Claim: cl.Seq, Reason: ReasonSwitch})
 		}
@@ -481,7 +481,7 @@ func (x *decision) kickUser(c KickUser) error {
 		return err
 	}
 	s := x.session(m.Session)
-	stopped := x.removeMember(r, c.Room, m, ReasonKickedByBackend, "", c.Detail, true)
+	stopped := x.removeMember(r, c.Room, m, MemberLeftData{Reason: ReasonKickedByBackend, Detail: c.Detail}, true)
 	if cl, ok := s.Claims[c.Room]; ok && cl.Seq == m.Claim {
 		x.emit(x.sessionKey(m.Session), &RoomReleasedData{Room: c.Room, Claim: cl.Seq, Reason: ReasonKickedByBackend})
 	}
@@ -557,7 +557,7 @@ func (x *decision) timeoutSession(c TimeoutSession) error {
 	if len(s.Claims) == 0 {
 		return nil
 	}
-	released, stopped, err := x.evict(s, c.Session, ReasonHeartbeatTimeout, "", "")
+	released, stopped, err := x.evict(s, c.Session, MemberLeftData{Reason: ReasonHeartbeatTimeout}, "")
 	if err != nil {
 		return err
 	}
@@ -567,10 +567,11 @@ func (x *decision) timeoutSession(c TimeoutSession) error {
 }
 
 // evict removes session s from every room it claims (voiding claims no
-// membership backs) and returns the claims to release and the streams stopped.
+// membership backs), each departure as left says, and returns the claims to
+// release and the streams stopped.
 // skip names a room already handled by the caller, whose claim is released
 // without touching the room.
-func (x *decision) evict(s *Session, sid SessionID, reason Reason, by SessionID, skip RoomID) ([]RoomRef, []StreamClaim, error) {
+func (x *decision) evict(s *Session, sid SessionID, left MemberLeftData, skip RoomID) ([]RoomRef, []StreamClaim, error) {
 	rooms := sortedKeys(s.Claims)
 	if err := x.load(x.roomKeys(rooms)...); err != nil {
 		return nil, nil, err
@@ -591,7 +592,7 @@ func (x *decision) evict(s *Session, sid SessionID, reason Reason, by SessionID,
 		r := x.room(id)
 		switch m, ok := r.MemberBySession(s.User, sid); {
 		case ok:
-			stopped = append(stopped, x.removeMember(r, id, m, reason, by, "", true)...)
+			stopped = append(stopped, x.removeMember(r, id, m, left, true)...)
 		case id == skip:
 		case !r.claimVoided(KindSession, string(sid), cl.Seq):
 			x.emit(x.roomKey(id), &ClaimVoidedData{Registry: KindSession, ID: string(sid), Claim: cl.Seq})
@@ -624,7 +625,7 @@ func (x *decision) kickSession(c KickSession) error {
 	if len(old.Claims) == 0 {
 		return nil
 	}
-	released, stopped, err := x.evict(old, c.Session, ReasonKickedDuplicateLogin, c.BySession, c.Room)
+	released, stopped, err := x.evict(old, c.Session, MemberLeftData{Reason: ReasonKickedDuplicateLogin, BySession: c.BySession, KickedAt: c.At.UTC()}, c.Room)
 	if err != nil {
 		return err
 	}

@@ -217,6 +217,11 @@ type MemberLeftData struct {
 	BySession SessionID `json:"by_session,omitempty"`
 	// Detail is free text from the backend for a kick.
 	Detail string `json:"detail,omitempty"`
+	// KickedAt is the time of the duplicate login that took the member out
+	// of this room, when that login was in another room (added in v1.3:
+	// older events lack it). The follow-up that finishes the kick leaves
+	// alone the rooms the session entered after that time.
+	KickedAt time.Time `json:"kicked_at,omitzero"`
 }
 
 // StreamPublishedData records that a member started publishing a stream here.

@@ -21,7 +21,13 @@ func FollowUps(e *Event) []FollowUp {
 	switch d := e.Data.(type) {
 	case *MemberLeftData:
 		if d.Reason == ReasonKickedDuplicateLogin {
-			add(KickSession{Session: d.Session, BySession: d.BySession, Room: room, Claim: d.Claim, At: e.Time})
+			// The kick's time: this event's own in the login's room, the
+			// login's in the rooms the kick went on to.
+			at := e.Time
+			if !d.KickedAt.IsZero() {
+				at = d.KickedAt
+			}
+			add(KickSession{Session: d.Session, BySession: d.BySession, Room: room, Claim: d.Claim, At: at})
 		} else {
 			add(ReleaseRoomClaim{Session: d.Session, Room: room, Claim: d.Claim, Reason: d.Reason})
 		}

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"testing"
+	"time"
 )
 
 // Running every follow-up of a history completes what its commands left to
@@ -14,20 +15,7 @@ func TestFollowUpsCompleteAndAreIdempotent(t *testing.T) {
 		loginMulti("new", "u1", "r1"), // kicks old out of r1: old must leave r2 too
 		DestroyRoom{Room: "r3"},       // y's claim on r3 and y-cam's registry entry must be freed
 	)
-	run := func() int {
-		n := 0
-		for i := 0; i < len(w.events); i++ { // follow-ups may add events, which may call for more
-			e := w.events[i]
-			for _, f := range FollowUps(&e) {
-				d, err := w.tryMeta(Meta{App: w.app, ID: "f", Causation: e.ID.String()}, f.Command)
-				if err != nil {
-					t.Fatalf("follow-up %s of %s: %v", f.Command.CommandName(), e.Type, err)
-				}
-				n += len(d.Steps)
-			}
-		}
-		return n
-	}
+	run := func() int { return w.runFollowUps(0) }
 	if run() == 0 {
 		t.Fatal("follow-ups did nothing")
 	}
@@ -53,5 +41,30 @@ func TestFollowUpsCompleteAndAreIdempotent(t *testing.T) {
 	}
 	if _, ok := w.room("r1").MemberBySession("u1", "new"); !ok {
 		t.Error("the new session lost its room")
+	}
+}
+
+// A duplicate login's kick takes the older session out of the rooms it was in
+// at the time of the login, and only those: a room it enters after the kick,
+// before the reactor has finished the kick, is its own new choice. The rooms
+// the kick went on to call for the same kick, at the login's time, not at
+// their own later time.
+func TestAKickLeavesTheRoomsEnteredAfterIt(t *testing.T) {
+	w := newWorld(t, multiPolicy())
+	w.must(loginMulti("old", "u1", "r1"), loginMulti("old", "u1", "r2"), loginMulti("x", "u2", "r2"))
+	mark := len(w.events)
+	w.must(loginMulti("new", "u1", "r1")) // kicks old out of r1, and so of r2
+	w.advance(time.Second)
+	w.must(loginMulti("old", "u1", "r3")) // after the kick: old's own choice
+	w.advance(time.Second)
+	w.runFollowUps(mark)
+	if _, ok := w.room("r2").MemberBySession("u1", "old"); ok {
+		t.Error("old is still in r2, which it was in at the time of the kick")
+	}
+	if _, ok := w.room("r3").MemberBySession("u1", "old"); !ok {
+		t.Errorf("old was taken out of r3, which it entered after the kick:\n%s", showEvents(w.since(mark)))
+	}
+	if cl, ok := w.session("old").Claims["r3"]; !ok || cl.Seq == 0 {
+		t.Errorf("old's claim on r3 was released: %+v", w.session("old").Claims)
 	}
 }

@@ -38,7 +38,7 @@ func fixtures() []Event {
 		mk(room, 2, &MemberJoinedData{User: "t1", UserName: "Teacher", Session: "s-t1", Role: Anchor, CanPublish: true,
 			Claim: 2, Via: ViaLogin, Quiet: true}),
 		mk(room, 3, &MemberLeftData{User: "u1", UserName: "Student 1", Session: "s-u1", Claim: 4, Reason: ReasonKickedDuplicateLogin,
-			BySession: "s-u1b", Detail: "replaced"}),
+			BySession: "s-u1b", Detail: "replaced", KickedAt: at.Add(-time.Second)}),
 		mk(room, 4, &StreamPublishedData{Stream: "teacher-main", User: "t1", UserName: "Teacher", Session: "s-t1", ExtraInfo: "hd", Claim: 1, Node: "01KAK3J7Q8ZX5V2B8T9W0N3E4N"}),
 		mk(room, 5, &StreamStoppedData{Stream: "teacher-main", User: "t1", UserName: "Teacher", Session: "s-t1", Claim: 1, Reason: ReasonStopped}),
 		mk(room, 6, &StreamExtraInfoData{Stream: "teacher-main", User: "t1", UserName: "Teacher", ExtraInfo: "layout=2"}),

@@ -128,6 +128,34 @@ func (w *world) tryMeta(m Meta, c Command) (Decision, error) {
 	return Decision{}, nil
 }
 
+// runFollowUps decides, in order, the follow-ups of the world's events from
+// index from on, and of the events they add, as the reactor does. It returns
+// how many steps they stored.
+func (w *world) runFollowUps(from int) int {
+	w.t.Helper()
+	n := 0
+	for i := from; i < len(w.events); i++ {
+		e := w.events[i]
+		for _, f := range FollowUps(&e) {
+			d, err := w.tryMeta(Meta{App: w.app, ID: "f", Causation: e.ID.String()}, f.Command)
+			if err != nil {
+				w.t.Fatalf("follow-up %s of %s: %v", f.Command.CommandName(), e.Type, err)
+			}
+			n += len(d.Steps)
+		}
+	}
+	return n
+}
+
+// since lists the world's events from index from on.
+func (w *world) since(from int) []ev {
+	var out []ev
+	for _, e := range w.events[from:] {
+		out = append(out, ev{Key{App: e.App, Kind: e.Aggregate, ID: e.AggregateID}, e.Data})
+	}
+	return out
+}
+
 func (w *world) fold(d Decision) {
 	w.t.Helper()
 	for _, st := range d.Steps {
