@@ -142,3 +142,81 @@ func TestRecordsAreConditionalAndWatched(t *testing.T) {
 		t.Fatalf("Watch after its context ended: %v", err)
 	}
 }
+
+// A node serves bus requests side by side: one that takes long (an offer
+// waiting for a STUN server) does not hold up the others. Serving ends when
+// the requester stops waiting, and stopping the server ends what it serves
+// and waits for it.
+func TestBusServesRequestsSideBySide(t *testing.T) {
+	l := openEmbedded(t, nil)
+	a, err := l.OpenBus("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := l.OpenBus("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := testCtx(t)
+
+	started := make(chan struct{}, 4)
+	ended := make(chan error, 4)
+	var finished sync.WaitGroup
+	stop, err := b.Serve("work", func(ctx context.Context, data []byte) []byte {
+		if string(data) != "slow" {
+			return []byte("done")
+		}
+		finished.Add(1)
+		defer finished.Done()
+		started <- struct{}{}
+		<-ctx.Done() // as long as anyone waits
+		ended <- ctx.Err()
+		return []byte("late")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	gaveUp := make(chan error, 1)
+	go func() {
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := a.Request(short, "work", []byte("slow"))
+		gaveUp <- err
+	}()
+	<-started
+	quick, cancel := context.WithTimeout(ctx, 10*time.Second) // the slow one is served for 30 s at most
+	defer cancel()
+	if reply, err := a.Request(quick, "work", []byte("quick")); err != nil || string(reply) != "done" {
+		t.Fatalf("a request sent while another is served: %q, %v", reply, err)
+	}
+	<-gaveUp // answered "late" or not at all, at its deadline either way
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("the slow request's serving ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow request is still served 10 s after its requester, waiting 2 s, gave up")
+	}
+
+	go a.Request(ctx, "work", []byte("slow")) //nolint:errcheck // its answer never comes: the server stops
+	<-started
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("serving at the stop ended with %v", err)
+		}
+	default:
+		t.Fatal("stop returned while a request was still served")
+	}
+	finished.Wait()
+}
