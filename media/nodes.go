@@ -241,7 +241,7 @@ func (n *Nodes) lost(node string, rev uint64) {
 			n.cfg.Logger.Error("media: cannot stop a lost node's streams", "node", node, "room", p.room, "err", err)
 			continue
 		}
-		n.tell(p.app, res)
+		n.tell(p.app, node, res)
 	}
 	if done {
 		_ = n.cfg.Records.Delete(ctx, nodeKey(node), rev)
@@ -256,7 +256,7 @@ func (n *Nodes) lost(node string, rev uint64) {
 
 // tell sends NO_PUBLISH / NO_PLAY (node_lost) for the streams this node's
 // command stopped: only the command that stopped a stream tells of it.
-func (n *Nodes) tell(app domain.AppID, res engine.Result) {
+func (n *Nodes) tell(app domain.AppID, node string, res engine.Result) {
 	if n.cfg.Notify == nil {
 		return
 	}
@@ -267,10 +267,10 @@ func (n *Nodes) tell(app domain.AppID, res engine.Result) {
 				continue
 			}
 			n.cfg.Notify(StateEvent{App: app, Session: d.Session, Stream: d.Stream, Kind: Publish, State: NoPublish,
-				Code: ErrPublishNodeLost.Code, Reason: "node_lost"})
+				Code: ErrPublishNodeLost.Code, Reason: "node_lost", Node: node})
 			for _, sid := range players(n.cfg.Live, app, d.Stream) {
 				n.cfg.Notify(StateEvent{App: app, Session: sid, Stream: d.Stream, Kind: Play, State: NoPlay,
-					Code: ErrPlayNodeLost.Code, Reason: "node_lost"})
+					Code: ErrPlayNodeLost.Code, Reason: "node_lost", Node: node})
 			}
 		}
 	}

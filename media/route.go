@@ -42,7 +42,9 @@ type RouterConfig struct {
 
 // Router sends each signalling request to the media node that hosts its
 // stream: the node recorded with the stream's publish; for a stream not
-// published yet, this node's SFU (or a live one). It is what a gateway uses.
+// published yet, this node's SFU (or a live one). A request on an open
+// connection goes to the node that answered its offer, when the signal names
+// it (Signal.Node). It is what a gateway uses.
 type Router struct{ cfg RouterConfig }
 
 // NewRouter returns a router.
@@ -68,7 +70,7 @@ func (r *Router) Signal(ctx context.Context, sig Signal) (Answer, error) {
 		return Answer{}, domain.ErrTimeout.With("the log did not catch up in time")
 	}
 	node, _ := HostOf(r.cfg.Live, sig.App, sig.Stream)
-	if sig.Op == OpCheck && sig.Node != "" {
+	if sig.Op != OpOffer && sig.Node != "" {
 		node = sig.Node // where the connection was opened, wherever the stream is now
 	}
 	if node == "" {

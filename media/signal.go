@@ -67,8 +67,11 @@ type Signal struct {
 	// before the request is authorized: the session's own commands (its
 	// publish or play) are visible to it.
 	After uint64 `json:"after,omitempty"`
-	// Node, for OpCheck, is the media node that answered the connection's
-	// offer: the check goes there rather than to the stream's host.
+	// Node, for the operations on an open connection (OpCheck, OpClose,
+	// OpCandidate, OpRestart), is the media node that answered its offer:
+	// the request goes there rather than to the stream's host (a player
+	// waiting for its stream to come back holds its peer on the node it
+	// played from, wherever the stream was or will be).
 	Node string `json:"node,omitempty"`
 }
 
@@ -142,5 +145,6 @@ type StateEvent struct {
 	// closed it), "ended" (the log no longer lets it flow: the stream or
 	// the play ended), "failed", "node_lost", "moved", "shutdown".
 	Reason string `json:"reason,omitempty"`
-	Node   string `json:"node,omitempty"`
+	// Node is the media node the connection was on.
+	Node string `json:"node,omitempty"`
 }

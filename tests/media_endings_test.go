@@ -266,6 +266,42 @@ func TestAPlayerResumedThroughAnotherNodeKeepsItsWaitingPeer(t *testing.T) {
 	}
 }
 
+// A player on node B of a stream hosted on node A holds its peer on A, and
+// when the stream stops, waits there for it to come back. Its ICE restart and
+// its close go to A, which holds the peer, not to B (the stream has no host
+// now): the restart is answered, and the close ends the peer at once.
+func TestAWaitingPlayersRequestsGoToTheNodeThatHoldsIt(t *testing.T) {
+	nodeA := clienttest.StartNode(t, clienttest.NodeOptions{NATSListen: "127.0.0.1:0"})
+	nodeB := clienttest.StartNode(t, clienttest.NodeOptions{Join: nodeA})
+	alice := dialMedia(t, nodeA, clienttest.URL(nodeA.HTTPAddr()), "alice", nil)
+	bob := dialMedia(t, nodeB, clienttest.URL(nodeB.HTTPAddr()), "bob", nil)
+	alice.login("stage")
+	bob.login("stage")
+	alice.publish("alice-cam", "stage")
+	player, sink := bob.play("alice-cam", "stage")
+	if got := nodeA.SFU.Stats().Players; got != 1 {
+		t.Fatalf("node A holds %d players, want bob's", got)
+	}
+	if err := alice.c.StopPublishingStream(clienttest.Ctx(t), "alice-cam"); err != nil {
+		t.Fatal(err)
+	}
+	stopped(t, "bob", sink)
+	if got := nodeA.SFU.Stats().Players; got != 1 {
+		t.Fatalf("node A holds %d players: bob's should wait there", got)
+	}
+
+	if err := player.RestartICE(clienttest.Ctx(t)); err != nil {
+		t.Errorf("bob's ICE restart while waiting: %v", err)
+	}
+	if err := player.Close(clienttest.Ctx(t)); err != nil {
+		t.Errorf("bob's media_close: %v", err)
+	}
+	waitFor(t, "bob's peer on node A to close", func() bool { return nodeA.SFU.Stats().Players == 0 })
+	if e := bob.states.wait(t, "alice-cam", client.NoPlay); e.Reason != "closed" {
+		t.Errorf("bob's player ended with %+v, want reason closed", e)
+	}
+}
+
 // A multi-room session that leaves one room loses only that room's media.
 func TestLeavingOneRoomKeepsTheOthersMedia(t *testing.T) {
 	n := clienttest.StartNode(t, clienttest.NodeOptions{})

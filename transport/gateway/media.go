@@ -75,8 +75,14 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, ok
 	if s.srv.cfg.Media == nil {
 		return nil, true, domain.ErrMediaUnavailable.With("this server runs no media plane")
 	}
+	mc := mediaConn{sig.Stream, sig.Kind}
 	s.mu.Lock()
 	sig.App, sig.Session = s.app, s.id
+	if sig.Op != media.OpOffer && sig.Node == "" {
+		// Its offer's node: a player waiting for its stream to come back
+		// holds its peer there, wherever the stream is hosted next.
+		sig.Node = s.mediaAt[mc]
+	}
 	rooms := make([]domain.RoomID, 0, len(s.rooms))
 	for r := range s.rooms {
 		rooms = append(rooms, r)
@@ -98,6 +104,7 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, ok
 	if err != nil {
 		return nil, true, err
 	}
+	s.noteMedia(mc, sig.Op, a.Node)
 	switch sig.Op {
 	case media.OpOffer, media.OpRestart:
 		return protocol.MediaAnswer{SDP: a.SDP, Node: a.Node}, true, nil
@@ -105,6 +112,38 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, ok
 		return protocol.MediaCheckReply{State: string(a.State), Node: a.Node}, true, nil
 	}
 	return nil, true, nil
+}
+
+// mediaConn names one of a session's media connections.
+type mediaConn struct {
+	stream domain.StreamID
+	kind   media.Kind
+}
+
+// noteMedia remembers which node answered the offer of a media connection,
+// and forgets it when the connection is closed.
+func (s *session) noteMedia(mc mediaConn, op media.SignalOp, node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case op == media.OpClose:
+		delete(s.mediaAt, mc)
+	case (op == media.OpOffer || op == media.OpRestart) && node != "":
+		if s.mediaAt == nil {
+			s.mediaAt = map[mediaConn]string{}
+		}
+		s.mediaAt[mc] = node
+	}
+}
+
+// forgetMedia forgets a media connection that its node ended, unless a
+// later offer opened it on another node.
+func (s *session) forgetMedia(mc mediaConn, node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mediaAt[mc] == node {
+		delete(s.mediaAt, mc)
+	}
 }
 
 // onMediaState delivers a media node's state change to the session, if it
@@ -126,6 +165,9 @@ func (s *Server) onMediaState(_ string, data []byte) {
 	sess.mu.Unlock()
 	if app != e.App {
 		return
+	}
+	if e.State == media.NoPublish || e.State == media.NoPlay {
+		sess.forgetMedia(mediaConn{e.Stream, e.Kind}, e.Node)
 	}
 	name := protocol.EvPublisherStateUpdate
 	if e.Kind == media.Play {
