@@ -302,3 +302,48 @@ func TestAnOfferWithTwoVideoTracksIsRefused(t *testing.T) {
 	}
 	pliPublisher(t, s, "s-alice", "cam") // the same session with one track is served
 }
+
+// An offer with no codec the node forwards (VP9 video only) is refused at
+// once with publish_media_bad_offer, rather than answered with every section
+// rejected, which the client cannot apply, and failed 20 s later as
+// connection_failed.
+func TestAnOfferWithNoCodecTheNodeForwardsIsRefused(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", nil)
+	w.join("r1", "alice", "s-alice")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	vp9, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000}, "video", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTrack(vp9); err != nil {
+		t.Fatal(err)
+	}
+	onlyVP9(t, pc)
+	err = offer(context.Background(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish})
+	if code, _ := domain.CodeOf(err); code != ErrPublishBadOffer.Code {
+		t.Fatalf("a VP9-only offer: %v, want %s", err, ErrPublishBadOffer.Name)
+	}
+	if st := s.Stats(); st.Publishers != 0 {
+		t.Fatalf("after the refusal the node holds %+v", st)
+	}
+	pliPublisher(t, s, "s-alice", "cam") // the same session with VP8 is served
+}
+
+// onlyVP9 makes pc's video transceivers offer VP9 alone.
+func onlyVP9(t *testing.T, pc *webrtc.PeerConnection) {
+	t.Helper()
+	vp9 := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000}, PayloadType: 98}
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Kind() == video {
+			if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{vp9}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -465,6 +465,9 @@ func (p *peer) answer(ctx context.Context) (Answer, error) {
 	if err != nil {
 		return Answer{}, badOffer(p.key.kind).With("%v", err)
 	}
+	if !carriesMedia(ans.SDP) {
+		return Answer{}, badOffer(p.key.kind).With("no audio or video in a codec this node forwards (Opus, VP8, H.264)")
+	}
 	gathered := webrtc.GatheringCompletePromise(p.pc)
 	if err := p.pc.SetLocalDescription(ans); err != nil {
 		return Answer{}, badOffer(p.key.kind).With("%v", err)
@@ -507,6 +510,20 @@ func oneTrackPerKind(offer string) error {
 		return fmt.Errorf("%d audio and %d video sections: a stream has at most one of each", audio, video)
 	}
 	return nil
+}
+
+// carriesMedia reports whether an answer accepts an audio or video section:
+// one it rejects (port 0) has no codec in common with the offer.
+func carriesMedia(answer string) bool {
+	for line := range strings.Lines(answer) {
+		if rest, ok := strings.CutPrefix(line, "m=audio "); ok && !strings.HasPrefix(rest, "0 ") {
+			return true
+		}
+		if rest, ok := strings.CutPrefix(line, "m=video "); ok && !strings.HasPrefix(rest, "0 ") {
+			return true
+		}
+	}
+	return false
 }
 
 // fingerprints returns the DTLS certificate fingerprints an SDP names, sorted.
