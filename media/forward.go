@@ -275,6 +275,7 @@ type downTrack struct {
 	codecs  []webrtc.RTPCodecParameters
 	mime    string // the mime type of lastPT
 	lastPT  uint8
+	perMs   uint32 // the codec's RTP clock ticks per millisecond
 	src     uint32 // the source SSRC the offsets are for
 	started bool
 	seqOff  uint16
@@ -348,12 +349,12 @@ func (d *downTrack) write(u *upTrack, hdr *rtp.Header, payload []byte) {
 		return
 	}
 	if mime != d.mime {
-		pt, ok := payloadType(d.codecs, mime)
+		c, ok := codecOf(d.codecs, mime)
 		if !ok {
 			d.mu.Unlock()
 			return // the player cannot decode this codec
 		}
-		d.mime, d.lastPT = mime, pt
+		d.mime, d.lastPT, d.perMs = mime, uint8(c.PayloadType), max(c.ClockRate/1000, 1)
 	}
 	h := *hdr
 	if !d.started || h.SSRC != d.src {
@@ -361,7 +362,9 @@ func (d *downTrack) write(u *upTrack, hdr *rtp.Header, payload []byte) {
 		// continue the player's sequence and time line after the last
 		// packet sent.
 		if d.started {
-			gap := uint32(time.Since(d.lastAt).Milliseconds()) * 90 // at most a guess: 90 kHz
+			// The time between the sources, on the codec's clock (48 kHz
+			// for Opus, 90 kHz for video).
+			gap := uint32(time.Since(d.lastAt).Milliseconds()) * d.perMs
 			d.seqOff = d.lastSeq + 1 - h.SequenceNumber
 			d.tsOff = d.lastTS + max(gap, 1) - h.Timestamp
 		}
@@ -386,13 +389,14 @@ func (d *downTrack) write(u *upTrack, hdr *rtp.Header, payload []byte) {
 // rearm makes the next packet written run onFirst again.
 func (d *downTrack) rearm() { d.mu.Lock(); d.fired = false; d.mu.Unlock() }
 
-func payloadType(codecs []webrtc.RTPCodecParameters, mime string) (uint8, bool) {
+// codecOf returns the player's codec of the mime type.
+func codecOf(codecs []webrtc.RTPCodecParameters, mime string) (webrtc.RTPCodecParameters, bool) {
 	for _, c := range codecs {
 		if strings.EqualFold(c.MimeType, mime) {
-			return uint8(c.PayloadType), true
+			return c, true
 		}
 	}
-	return 0, false
+	return webrtc.RTPCodecParameters{}, false
 }
 
 // keyframeRequester returns a function that asks pc for a keyframe of the

@@ -139,3 +139,40 @@ func TestAPlayerMovedToANewTrackGetsNothingMoreFromTheOldOne(t *testing.T) {
 		t.Fatalf("sequence numbers %v: the new track's packet does not follow the old one's", got)
 	}
 }
+
+// A new publisher's audio goes on in the player's time line after the last
+// packet sent, by the time between them on Opus's 48 kHz clock: counted on
+// video's 90 kHz, a player's jitter buffer would see the new audio almost
+// twice as far ahead as it is.
+func TestANewPublishersAudioFollowsOnOnTheAudioClock(t *testing.T) {
+	old, next := testTrack(t, 1), testTrack(t, 1)
+	for _, u := range []*upTrack{old, next} {
+		u.mime, u.kind = "audio/opus", webrtc.RTPCodecTypeAudio
+	}
+	rec := &recorder{}
+	d := testPlayer(1, rec)
+	d.kind = webrtc.RTPCodecTypeAudio
+	d.codecs = []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}}
+	old.attach(d)
+	first := packet(7, 1)
+	first.Timestamp = 1000
+	old.forward(first)
+	rec.wait(t, 1)
+	old.detach(d)
+	d.mu.Lock()
+	d.lastAt = d.lastAt.Add(-time.Second) // a second passes before the next publisher's first packet
+	d.mu.Unlock()
+	next.attach(d)
+	second := packet(9, 500)
+	second.Timestamp = 77777
+	next.forward(second)
+	rec.wait(t, 2)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	// 48,000 ticks for the second, and up to half a second more for a
+	// slow machine between the two writes.
+	if jump := rec.got[1].Timestamp - rec.got[0].Timestamp; jump < 48_000 || jump > 72_000 {
+		t.Fatalf("the audio time line moved %d ticks across a one-second gap, want 48,000 (48 kHz)", jump)
+	}
+}
