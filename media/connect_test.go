@@ -347,3 +347,39 @@ func onlyVP9(t *testing.T, pc *webrtc.PeerConnection) {
 		}
 	}
 }
+
+// An offer that goes the wrong way for its kind (a player's that only sends,
+// a publisher's that only receives) is refused with the kind's bad-offer
+// code, instead of connecting a peer through which nothing can flow.
+func TestAnOfferGoingTheWrongWayIsRefused(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", nil)
+	w.aliceCamToBob()
+	for _, c := range []struct {
+		kind      Kind
+		session   domain.SessionID
+		direction webrtc.RTPTransceiverDirection
+		want      *domain.Error
+	}{
+		{Play, "s-bob", webrtc.RTPTransceiverDirectionSendonly, ErrPlayBadOffer},
+		{Publish, "s-alice", webrtc.RTPTransceiverDirectionRecvonly, ErrPublishBadOffer},
+	} {
+		pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		for _, k := range []webrtc.RTPCodecType{video, audio} {
+			if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: c.direction}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = offer(context.Background(), s, pc, Signal{App: app, Session: c.session, Stream: "cam", Kind: c.kind})
+		if code, _ := domain.CodeOf(err); code != c.want.Code {
+			t.Errorf("a %s offer that is all %s: %v, want %s", c.kind, c.direction, err, c.want.Name)
+		}
+	}
+	if st := s.Stats(); st.Publishers != 0 || st.Players != 0 {
+		t.Fatalf("after the refusals the node holds %+v", st)
+	}
+}

@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -246,7 +247,7 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 		}
 		return Answer{Node: s.cfg.Node}, nil
 	}
-	if err := oneTrackPerKind(sig.SDP); err != nil {
+	if err := checkOffer(sig.Kind, sig.SDP); err != nil {
 		return Answer{}, badOffer(sig.Kind).With("%v", err)
 	}
 	if err := s.cfg.Live.WaitFor(ctx, sig.After); err != nil {
@@ -493,21 +494,47 @@ func (p *peer) otherConnection(offer string) bool {
 	return len(now) > 0 && !slices.Equal(now, fingerprints(rd.SDP))
 }
 
-// oneTrackPerKind refuses an offer with more than one audio or video
-// section: a stream has at most one track of each kind (a second would
-// replace the first), and each costs the node a forwarding goroutine.
-func oneTrackPerKind(offer string) error {
+// checkOffer refuses an offer with more than one audio or video section (a
+// stream has at most one track of each kind, a second would replace the
+// first, and each costs the node a forwarding goroutine), and one none of
+// whose audio or video sections goes the way its kind needs: a publisher's
+// must send, a player's must receive.
+func checkOffer(kind Kind, offer string) error {
 	var audio, video int
-	for line := range strings.Lines(offer) {
-		switch {
-		case strings.HasPrefix(line, "m=audio "):
-			audio++
-		case strings.HasPrefix(line, "m=video "):
-			video++
+	var sends, receives bool
+	media, dir := false, "sendrecv"
+	end := func() { // of a section: its direction is known
+		if media {
+			sends = sends || dir == "sendrecv" || dir == "sendonly"
+			receives = receives || dir == "sendrecv" || dir == "recvonly"
 		}
 	}
-	if audio > 1 || video > 1 {
+	for line := range strings.Lines(offer) {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "m="):
+			end()
+			media, dir = false, "sendrecv"
+			if rest, ok := strings.CutPrefix(line, "m=audio "); ok {
+				audio++
+				media = !strings.HasPrefix(rest, "0 ")
+			}
+			if rest, ok := strings.CutPrefix(line, "m=video "); ok {
+				video++
+				media = !strings.HasPrefix(rest, "0 ")
+			}
+		case line == "a=sendrecv" || line == "a=sendonly" || line == "a=recvonly" || line == "a=inactive":
+			dir = line[2:]
+		}
+	}
+	end()
+	switch {
+	case audio > 1 || video > 1:
 		return fmt.Errorf("%d audio and %d video sections: a stream has at most one of each", audio, video)
+	case kind == Publish && (audio > 0 || video > 0) && !sends:
+		return errors.New("the offer sends neither audio nor video")
+	case kind == Play && (audio > 0 || video > 0) && !receives:
+		return errors.New("the offer receives neither audio nor video")
 	}
 	return nil
 }
