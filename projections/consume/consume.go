@@ -71,6 +71,12 @@ type Config struct {
 	// MaxAttempts is how many times a message is tried before it is
 	// parked (default 5).
 	MaxAttempts int
+	// AckWait is how long the server waits for a delivered message to be
+	// acknowledged before it delivers it again (default 1 min). A Handle
+	// slower than that gets the message, and those delivered after it,
+	// again; every event is still handed over once, in log order (what is
+	// at or before the cursor reached is acknowledged and skipped).
+	AckWait time.Duration
 	// Parked, if set, is told about every parked message.
 	Parked func(rec Parked)
 	// Expired says what to do when After has fallen off the log (retention
@@ -117,6 +123,9 @@ func New(cfg Config) (*Consumer, error) {
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -173,7 +182,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if pending += n; pending >= c.cfg.SaveEvery || (pending&1023 == 0 && time.Since(lastSave) > c.cfg.SaveInterval) {
+		// The interval is checked on every message: a slow Handle may take
+		// longer than SaveInterval over a few of them.
+		if pending += n; pending >= c.cfg.SaveEvery || (pending > 0 && time.Since(lastSave) > c.cfg.SaveInterval) {
 			return save(ctx)
 		}
 		return nil
@@ -194,7 +205,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Conn:                nc,
 		Logger:              quietLogger(c.cfg.Logger),
 		AckAsync:            true,
-		AckWaitTimeout:      time.Minute,
+		AckWaitTimeout:      c.cfg.AckWait,
 		ResourceInitializer: c.durable,
 		Unmarshaler:         unmarshaler{},
 		ConsumeOptions:      []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(4096)},
@@ -265,8 +276,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // handle folds the events of one message (decoded already, or nil) after
 // the cursor, trying a failing message up to MaxAttempts times before it
-// parks it. It returns how many events it handed over.
+// parks it. It returns how many events it handed over. The cursor only
+// ever moves forward: a message wholly at or before it (delivered again
+// once its AckWait passed, after the cursor went past it) is skipped.
 func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, events []domain.Event, last *cursor.Cursor) (int, error) {
+	if !last.Less(cursor.End(rec.Seq)) {
+		return 0, nil
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		var n int
@@ -437,7 +453,7 @@ func (c *Consumer) durable(ctx context.Context, js jetstream.JetStream, topic st
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   start,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
+		AckWait:       c.cfg.AckWait,
 		MaxAckPending: 16384,
 	})
 	return cons, nil, err

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/roomlog/roomlog/eventstore"
@@ -65,10 +66,16 @@ func (s *sink) run(t *testing.T, log *eventstore.Log, after cursor.Cursor) (stop
 
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitWithin(t, what, 20*time.Second, ok)
+}
+
+// waitWithin waits until ok, failing the test after d.
+func waitWithin(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20 s", what)
+			t.Fatalf("%s: not within %v", what, d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -118,5 +125,226 @@ func TestLiveDeliveryParksPoisonAndResumesFromTheSavedCursor(t *testing.T) {
 	stop()
 	if again.count() != k || !saved.Less(again.seen[0]) {
 		t.Errorf("after a restart at %s the consumer saw %v, want the %d new events only", saved, again.seen, k)
+	}
+}
+
+// recorder is an application that records every cursor it is handed and
+// every cursor it saves; if block is set, its first Handle waits for it to
+// close.
+type recorder struct {
+	mu    sync.Mutex
+	seen  []cursor.Cursor
+	saves []cursor.Cursor
+	block chan struct{}
+}
+
+func (a *recorder) last() (seen, saved cursor.Cursor, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.seen) > 0 {
+		seen = a.seen[len(a.seen)-1]
+	}
+	if len(a.saves) > 0 {
+		saved = a.saves[len(a.saves)-1]
+	}
+	return seen, saved, len(a.seen)
+}
+
+// run runs consumer name after cursor after with the given AckWait; stop
+// ends it and returns what Run returned.
+func (a *recorder) run(t *testing.T, log *eventstore.Log, name string, after cursor.Cursor, ackWait time.Duration) (stop func() error) {
+	t.Helper()
+	c, err := consume.New(consume.Config{Log: log, Name: name, After: after, SaveEvery: 1, AckWait: ackWait,
+		Logger: estest.Logger(t),
+		Handle: func(ctx context.Context, e cursor.Event) error {
+			a.mu.Lock()
+			first := len(a.seen) == 0
+			a.seen = append(a.seen, e.Cursor)
+			a.mu.Unlock()
+			if first && a.block != nil {
+				select {
+				case <-a.block:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		},
+		Save: func(_ context.Context, c cursor.Cursor) error {
+			a.mu.Lock()
+			a.saves = append(a.saves, c)
+			a.mu.Unlock()
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	var res error
+	stop = func() error {
+		once.Do(func() { cancel(); res = <-done })
+		return res
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// A consumer following the log live gets a burst of messages and is slow
+// on the first one, past its AckWait: the server delivers again what was
+// not acknowledged, after the consumer went past it. Those copies are
+// acknowledged and skipped: every event is handed over once, in order, the
+// cursor saved is never behind what was handed over, and a consumer
+// started again from it is handed only what is new.
+func TestRedeliveriesAreSkippedAndTheSavedCursorNeverMovesBack(t *testing.T) {
+	const ackWait = 2 * time.Second
+	log := estest.Open(t, nil)
+	nc, err := log.NewConn("info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := func() *jetstream.ConsumerInfo {
+		ictx, icancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer icancel()
+		cons, err := js.Consumer(ictx, log.StreamName(), "slow")
+		if err != nil {
+			return nil
+		}
+		i, err := cons.Info(ictx)
+		if err != nil {
+			return nil
+		}
+		return i
+	}
+
+	app := &recorder{block: make(chan struct{})}
+	stop := app.run(t, log, "slow", cursor.Cursor{}, ackWait)
+	// Caught up with the empty log, it follows the log live.
+	waitWithin(t, "the durable consumer", 30*time.Second, func() bool { return info() != nil })
+	events, messages := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 3, Events: 40, Seed: 11})
+	// The server delivers again what it delivered AckWait ago (the first
+	// message, held by the slow Handle, first); then the Handle returns.
+	waitWithin(t, "a redelivery", 60*time.Second, func() bool {
+		i := info()
+		return i != nil && i.NumRedelivered > 0
+	})
+	close(app.block)
+	waitWithin(t, "every message acknowledged", 60*time.Second, func() bool {
+		i := info()
+		return i != nil && i.AckFloor.Stream >= uint64(messages) && i.NumAckPending == 0
+	})
+	// One more event, delivered after every copy the server sent again:
+	// once it is handed over and acknowledged, nothing is left in flight
+	// when Run stops (watermill-nats races a message it is still delivering
+	// with the close of its channel).
+	marker, markerMessages := estest.WriteRooms(t, log, estest.RoomsConfig{App: "marker", Rooms: 1, Events: 1, Seed: 13})
+	events, messages = events+marker, messages+markerMessages
+	waitWithin(t, "the event written last", 60*time.Second, func() bool {
+		s, _, _ := app.last()
+		i := info()
+		return s.Seq >= uint64(messages) && i != nil && i.AckFloor.Stream >= uint64(messages) && i.NumAckPending == 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	lastSeen, saved, n := app.last()
+	app.mu.Lock()
+	t.Logf("%d events in %d messages written; handed over %d, last %s; saved cursors %v", events, messages, n, lastSeen, app.saves)
+	for i := 1; i < len(app.seen); i++ {
+		if !app.seen[i-1].Less(app.seen[i]) {
+			t.Errorf("event %d at %s handed over after %s: out of order or repeated", i, app.seen[i], app.seen[i-1])
+			break
+		}
+	}
+	for i := 1; i < len(app.saves); i++ {
+		if app.saves[i].Less(app.saves[i-1]) {
+			t.Errorf("saved cursor %s after %s: the cursor moved back", app.saves[i], app.saves[i-1])
+			break
+		}
+	}
+	app.mu.Unlock()
+	if n != events {
+		t.Errorf("handed over %d events in the first run, want %d", n, events)
+	}
+	if saved.Less(lastSeen) {
+		t.Errorf("Run stopped having handed over %s, but the cursor it saved last is %s: a restart repeats what lies between",
+			lastSeen, saved)
+	}
+
+	// Started again from the saved cursor, with one new event after the
+	// rest: that event is all it may hand over.
+	again := &recorder{}
+	stop = again.run(t, log, "slow", saved, ackWait)
+	more, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "later", Rooms: 1, Events: 1, Seed: 12})
+	waitWithin(t, "the new event after the restart", 60*time.Second, func() bool {
+		s, _, _ := again.last()
+		return s.Seq > uint64(messages)
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	again.mu.Lock()
+	defer again.mu.Unlock()
+	if len(again.seen) != more {
+		t.Fatalf("restarted after saved cursor %s: handed over %d events, want the %d new one(s): %d events counted twice (first %v)",
+			saved, len(again.seen), more, len(again.seen)-more, again.seen[:min(3, len(again.seen))])
+	}
+}
+
+// Config.Save "is called every SaveEvery events, every SaveInterval, and
+// when Run ends". A consumer far behind catches up with a plain read; with
+// a Handle that takes a few milliseconds an event (a write to a database),
+// SaveInterval bounds the work a crash repeats during the catch-up too.
+func TestSaveIntervalIsHonouredDuringTheCatchUp(t *testing.T) {
+	log := estest.Open(t, nil)
+	events, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 5, Events: 400, Seed: 21})
+	var mu sync.Mutex
+	handled := 0
+	var savedAt []int // events handled when each save came
+	c, err := consume.New(consume.Config{Log: log, Name: "interval", SaveEvery: 1 << 30, SaveInterval: 100 * time.Millisecond,
+		Logger: estest.Logger(t),
+		Handle: func(context.Context, cursor.Event) error {
+			time.Sleep(2 * time.Millisecond) // the application's own work
+			mu.Lock()
+			handled++
+			mu.Unlock()
+			return nil
+		},
+		Save: func(context.Context, cursor.Cursor) error {
+			mu.Lock()
+			savedAt = append(savedAt, handled)
+			mu.Unlock()
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitWithin(t, "the catch-up", 120*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return handled >= events })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// 2 ms an event: 150 events take at least 300 ms, three SaveIntervals.
+	mu.Lock()
+	defer mu.Unlock()
+	prev := 0
+	for _, at := range append(savedAt, events) {
+		if at-prev > 150 {
+			t.Fatalf("catch-up of %d events at >= 2 ms each with SaveInterval 100 ms: saves came after %v events handed over, "+
+				"want one at least every 150 (300 ms); a crash during the catch-up repeats everything since the last save", events, savedAt)
+		}
+		if at >= events {
+			break
+		}
+		prev = at
 	}
 }

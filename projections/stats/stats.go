@@ -9,11 +9,13 @@
 package stats
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/projections/cursor"
 )
 
@@ -28,7 +30,7 @@ type Stats struct {
 	Cursor cursor.Cursor `json:"cursor"`
 	// Events counts the room events folded.
 	Events uint64 `json:"events"`
-	// Rooms holds each room's figures, by "<app>/<room>".
+	// Rooms holds each room's figures, by Key(app, room).
 	Rooms map[string]*Room `json:"rooms"`
 	// Minutes holds the log's figures per minute (Unix time / 60).
 	Minutes map[int64]*Minute `json:"minutes"`
@@ -73,6 +75,30 @@ type Minute struct {
 	Leaves   uint64 `json:"leaves"`
 }
 
+// Key returns the key of a room in Stats.Rooms:
+// "<Token(app)>/<Token(room)>" (eventstore.Token, base64url), so that IDs
+// holding '/' name one room each.
+func Key(app domain.AppID, room domain.RoomID) string {
+	return eventstore.Token(string(app)) + "/" + eventstore.Token(string(room))
+}
+
+// UnmarshalJSON decodes saved stats and keys the rooms by Key, so that a
+// state saved with rooms keyed "<app>/<room>" (before Key) still loads.
+func (s *Stats) UnmarshalJSON(b []byte) error {
+	type plain Stats // without this method
+	if err := json.Unmarshal(b, (*plain)(s)); err != nil {
+		return err
+	}
+	rooms := make(map[string]*Room, len(s.Rooms))
+	for _, r := range s.Rooms {
+		if r != nil {
+			rooms[Key(r.App, r.Room)] = r
+		}
+	}
+	s.Rooms, s.lastRoom, s.lastMinute = rooms, nil, nil
+	return nil
+}
+
 // New returns empty stats.
 func New() *Stats {
 	return &Stats{Rooms: map[string]*Room{}, Minutes: map[int64]*Minute{}, Leaves: map[domain.Reason]uint64{},
@@ -92,7 +118,7 @@ func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
 	s.Events++
 	r := s.lastRoom
 	if r == nil || r.App != e.App || string(r.Room) != e.AggregateID {
-		key := string(e.App) + "/" + e.AggregateID
+		key := Key(e.App, domain.RoomID(e.AggregateID))
 		if r = s.Rooms[key]; r == nil {
 			r = &Room{App: e.App, Room: domain.RoomID(e.AggregateID), Members: map[domain.UserID]time.Time{}, Concurrent: map[int64]int{}}
 			s.Rooms[key] = r
@@ -136,11 +162,12 @@ func (s *Stats) leave(r *Room, m *Minute, minute int64, u domain.UserID, reason 
 	if !ok {
 		return
 	}
+	// The members present until the leave count for its minute.
+	r.Concurrent[minute] = max(r.Concurrent[minute], len(r.Members))
 	delete(r.Members, u)
 	r.Leaves++
 	m.Leaves++
 	s.Leaves[reason]++
-	r.Concurrent[minute] = max(r.Concurrent[minute], len(r.Members))
 	d := at.Sub(joined).Seconds()
 	s.DurationSum += d
 	i, _ := slices.BinarySearch(DurationBuckets, d)

@@ -1,6 +1,8 @@
 package stats
 
 import (
+	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -33,7 +35,7 @@ func TestStatsFoldOnceByCursor(t *testing.T) {
 			t.Fatalf("event %d counted twice", i)
 		}
 	}
-	r := s.Rooms["app/r1"]
+	r := s.Rooms[Key("app", "r1")]
 	if s.Events != 6 || r.Joins != 2 || r.Leaves != 2 || r.Peak != 2 || len(r.Members) != 0 || r.Messages != 1 || r.Streams != 1 {
 		t.Fatalf("room figures %+v, events %d", r, s.Events)
 	}
@@ -46,5 +48,110 @@ func TestStatsFoldOnceByCursor(t *testing.T) {
 	}
 	if m := s.Minutes[at.Unix()/60]; m.Joins != 2 || m.Messages != 1 || m.Leaves != 1 {
 		t.Errorf("first minute %+v", m)
+	}
+}
+
+// Room.Concurrent is "the most members at once, per minute that saw a
+// change". Two members are in a room from 09:00; one leaves at 09:05:30.
+// During minute 09:05 both were there at once until 09:05:30: the figure
+// for that minute is 2, not the 1 left after the leave. Likewise a room of
+// three destroyed at 09:10:30 had three members at once in minute 09:10.
+func TestConcurrentCountsTheMembersPresentBeforeALeaveInItsMinute(t *testing.T) {
+	at := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	ev := func(room string, seq uint64, after time.Duration, p domain.Payload) *domain.Event {
+		return &domain.Event{Type: p.EventType(), App: "app", Aggregate: domain.KindRoom, AggregateID: room, Seq: seq,
+			Time: at.Add(after), Data: p}
+	}
+	s := New()
+	events := []*domain.Event{
+		ev("r1", 1, 0, &domain.MemberJoinedData{User: "a", Session: "sa"}),
+		ev("r1", 2, time.Second, &domain.MemberJoinedData{User: "b", Session: "sb"}),
+		ev("r1", 3, 5*time.Minute+30*time.Second, &domain.MemberLeftData{User: "a", Session: "sa", Reason: domain.ReasonLogout}),
+		ev("r2", 1, 0, &domain.MemberJoinedData{User: "x", Session: "sx"}),
+		ev("r2", 2, time.Second, &domain.MemberJoinedData{User: "y", Session: "sy"}),
+		ev("r2", 3, 2*time.Second, &domain.MemberJoinedData{User: "z", Session: "sz"}),
+		ev("r2", 4, 10*time.Minute+30*time.Second, &domain.RoomDestroyedData{Reason: domain.DestroyBackend}),
+	}
+	for i, e := range events {
+		s.Apply(cursor.Cursor{Seq: uint64(i + 1)}, e)
+	}
+	min0 := at.Unix() / 60
+	r1, r2 := s.Rooms[Key("app", "r1")], s.Rooms[Key("app", "r2")]
+	if got := r1.Concurrent[min0+5]; got != 2 {
+		t.Errorf("room r1, minute 09:05 (a and b in the room until a left at 09:05:30): Concurrent %d, want 2 (all minutes: %v)",
+			got, r1.Concurrent)
+	}
+	if got := r2.Concurrent[min0+10]; got != 3 {
+		t.Errorf("room r2, minute 09:10 (three members until it was destroyed at 09:10:30): Concurrent %d, want 3 (all minutes: %v)",
+			got, r2.Concurrent)
+	}
+}
+
+// Both IDs may contain '/' (any UTF-8 text without control characters):
+// room "b/c" of app "a" and room "c" of app "a/b" are two rooms, and their
+// figures must not be added together.
+func TestRoomsOfDifferentAppsAreNotMerged(t *testing.T) {
+	at := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	for _, ids := range [][2]domain.AppID{{"a", "b/c"}, {"a/b", "c"}} {
+		if err := domain.ValidateAppID(ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if err := domain.ValidateRoomID(domain.RoomID(ids[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := New()
+	s.Apply(cursor.Cursor{Seq: 1}, &domain.Event{Type: domain.RoomMemberJoined, App: "a", Aggregate: domain.KindRoom,
+		AggregateID: "b/c", Seq: 1, Time: at, Data: &domain.MemberJoinedData{User: "u1", Session: "s1"}})
+	s.Apply(cursor.Cursor{Seq: 2}, &domain.Event{Type: domain.RoomMemberJoined, App: "a/b", Aggregate: domain.KindRoom,
+		AggregateID: "c", Seq: 1, Time: at, Data: &domain.MemberJoinedData{User: "u2", Session: "s2"}})
+	if len(s.Rooms) != 2 {
+		var got []string
+		for k, r := range s.Rooms {
+			got = append(got, k+" = app "+string(r.App)+" room "+string(r.Room)+" members "+strconv.Itoa(len(r.Members)))
+		}
+		t.Fatalf("two rooms of two apps joined by one user each; stats hold %d room(s): %q", len(s.Rooms), got)
+	}
+	for _, ids := range [][3]string{{"a", "b/c", "u1"}, {"a/b", "c", "u2"}} {
+		r := s.Rooms[Key(domain.AppID(ids[0]), domain.RoomID(ids[1]))]
+		if r == nil || string(r.App) != ids[0] || string(r.Room) != ids[1] || len(r.Members) != 1 || r.Members[domain.UserID(ids[2])].IsZero() {
+			t.Errorf("app %q room %q: %+v, want %s alone in it", ids[0], ids[1], r, ids[2])
+		}
+	}
+}
+
+// A state saved before rooms were keyed by Key ("<app>/<room>") still
+// loads: its rooms are keyed by Key, and the events that follow count in
+// them rather than in new rooms.
+func TestStateSavedWithOldRoomKeysLoads(t *testing.T) {
+	at := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	old := `{"cursor":"1","events":1,"rooms":{"app/r/1":{"app":"app","room":"r/1","members":{"a":"2026-11-21T09:00:00Z"},` +
+		`"peak":1,"concurrent":{"29920860":1},"joins":1,"leaves":0,"messages":0,"streams_published":0}},` +
+		`"minutes":{"29920860":{"messages":0,"joins":1,"leaves":0}},"leaves":{},"durations":[0,0,0,0,0,0,0,0,0,0],` +
+		`"duration_sum_s":0,"streams_published":0}`
+	s := New()
+	if err := json.Unmarshal([]byte(old), s); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Rooms[Key("app", "r/1")]
+	if len(s.Rooms) != 1 || r == nil || r.Joins != 1 || len(r.Members) != 1 {
+		t.Fatalf("rooms loaded from the old state: %v, want room r/1 of app under %q", s.Rooms, Key("app", "r/1"))
+	}
+	s.Apply(cursor.Cursor{Seq: 2}, &domain.Event{Type: domain.RoomMemberJoined, App: "app", Aggregate: domain.KindRoom,
+		AggregateID: "r/1", Seq: 2, Time: at.Add(time.Second), Data: &domain.MemberJoinedData{User: "b", Session: "sb"}})
+	if len(s.Rooms) != 1 || r.Joins != 2 || r.Peak != 2 {
+		t.Fatalf("a join after loading: rooms %v, room r/1 %+v; want one room with 2 joins", s.Rooms, r)
+	}
+	// Saved and loaded again, it is the same.
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := New()
+	if err := json.Unmarshal(b, again); err != nil {
+		t.Fatal(err)
+	}
+	if b2, _ := json.Marshal(again); string(b2) != string(b) {
+		t.Errorf("saved and loaded again:\n%s\nwant\n%s", b2, b)
 	}
 }
