@@ -221,6 +221,10 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 	defer release()
 	slept, rechecked := false, false
 	limit, repaired := e.retries, false
+	// The steps of a keyed request stored so far, per aggregate, over all
+	// attempts: a step decided after a conflict must not take the Msg-Id
+	// of one an earlier attempt stored.
+	nth := map[domain.Key]int{}
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return res, wrapCtx(err)
@@ -272,7 +276,7 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 			}
 		}
 		res.Decision = d
-		conflict, err := e.appendSteps(ctx, entries, now, &res, attempt)
+		conflict, err := e.appendSteps(ctx, entries, now, &res, attempt, nth)
 		var heads []cachedHead
 		if conflict && attempt >= limit {
 			for _, en := range entries {
@@ -552,8 +556,9 @@ func (e *Engine) decide(ctx context.Context, entries []*entry, m domain.Meta, cm
 // appendSteps appends the decision's steps in order. It reports a conflict
 // (after catching the conflicting aggregate up) so the caller decides again;
 // steps appended before the conflict stay: the next decision recognises them.
-func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Time, res *Result, attempt int) (bool, error) {
-	var nth map[domain.Key]int // steps so far per aggregate, for keyed requests
+// nth counts, per aggregate, the steps of a keyed request stored so far.
+func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Time, res *Result, attempt int,
+	nth map[domain.Key]int) (bool, error) {
 	adopted := false
 	// finished lets an aggregate go as soon as its last step is stored: the
 	// command's later steps touch other aggregates only. A leave's room
@@ -595,14 +600,10 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		}
 		firstID := events[0].ID.String()
 		msgID := firstID
-		if res.Meta.Request != "" {
-			if nth == nil {
-				nth = map[domain.Key]int{}
-			}
-			msgID = requestMsgID(res.Meta.App, res.Meta.Request, st.Key, nth[st.Key])
-			nth[st.Key]++
-		}
 		subject := en.subject(e.log)
+		if res.Meta.Request != "" {
+			msgID = requestMsgID(res.Meta.App, res.Meta.Request, st.Key, nth[st.Key])
+		}
 		msg := eventstore.Message{Subject: subject, MsgID: msgID, Expected: en.seq, Data: body}
 		ack, uncertain, err := e.appendSettled(ctx, msg)
 		if errors.Is(err, eventstore.ErrConflict) {
@@ -633,6 +634,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 				en.stale = true // again after a backoff, if there is one
 				if seq, ok := seen[firstID]; ok {
 					// Ours after all: the acknowledgement of an earlier try was lost.
+					nth[st.Key]++
 					res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: seq, Events: events})
 					finished(i, en)
 					continue
@@ -650,19 +652,35 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 			return false, e.storeErr("append "+st.Key.String(), err)
 		}
 		if ack.Duplicate && res.Meta.Request != "" {
-			// The log already holds this step of the request: stored by an
-			// earlier try of it, this engine's or another node's (one that
-			// died before it could reply). Take what that try stored.
+			// The log already holds a step of the request under this
+			// Msg-Id: stored by an earlier try of it, this engine's or
+			// another node's (one that died before it could reply).
 			stored, err := e.adopt(ctx, en, subject, ack.Seq)
 			if err != nil {
 				return false, e.storeErr("read the earlier try of "+st.Key.String(), err)
 			}
+			nth[st.Key]++
+			if len(stored) == 0 || !sameTypes(stored, events) {
+				// Another step of the request stored under this number
+				// (this command's earlier attempt, or an earlier try that
+				// went further): decide again on what the log holds, this
+				// step under the next number.
+				en.stale = true
+				return true, nil
+			}
+			// This step, stored by the earlier try: take it.
 			e.adopted.Add(1)
 			adopted = true
 			res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: ack.Seq, Events: stored})
 			finished(i, en)
+			if stored[0].Seq != st.Expect+1 && i+1 < len(res.Steps) {
+				// Not where this decision put it: the steps after it may
+				// name its place (a join names its claim). Decide them again.
+				return true, nil
+			}
 			continue
 		}
+		nth[st.Key]++
 		e.appends.Add(1)
 		for i := range events {
 			en.apply(&events[i])
@@ -672,6 +690,12 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		finished(i, en)
 	}
 	return false, nil
+}
+
+// sameTypes reports whether two steps hold events of the same types, in
+// the same order.
+func sameTypes(a, b []domain.Event) bool {
+	return slices.EqualFunc(a, b, func(x, y domain.Event) bool { return x.Type == y.Type })
 }
 
 // requestMsgID is the Msg-Id of the n-th step on aggregate k of a keyed

@@ -7,6 +7,7 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/projections"
 )
 
 func execAs(t *testing.T, e *engine.Engine, request string, c domain.Command) engine.Result {
@@ -117,5 +118,111 @@ func TestARefusalFromAStaleCacheIsCheckedAgainstTheLog(t *testing.T) {
 	exec(t, other, domain.StopPublishing{Session: "s1", Stream: "cam"})
 	if got := broadcasts(t, history(t, log, domain.RoomKey(app, "r1"))); fmt.Sprint(got) != "[through the survivor]" {
 		t.Errorf("broadcasts stored: %v", got)
+	}
+}
+
+// A keyed login whose room is destroyed between its two steps (the
+// session's claim stored, the room's join conflicting) is refused, and the
+// release of its claim, decided after the conflict, is stored: it is a step
+// of its own, not the claim stored by the first attempt under the same
+// request and aggregate.
+func TestAKeyedLoginRefusedAfterAConflictGivesItsClaimBack(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	a, b := newEngine(t, log, nil), newEngine(t, log, nil)
+	exec(t, a, login("s2", "u2", "r1"))
+	destroyed := false
+	a.SetStepStored(func(k domain.Key) {
+		if k == domain.SessionKey(app, "s1") && !destroyed {
+			destroyed = true
+			exec(t, b, domain.DestroyRoom{Room: "r1"})
+		}
+	})
+	join := login("s1", "u1", "r1")
+	join.Create = domain.CreateNever
+	_, err := a.Execute(estest.Ctx(t), domain.Meta{App: app, Request: "s1 login 1 k1"}, join)
+	if !destroyed || err == nil {
+		t.Fatalf("the room destroyed between the steps (%v): the join answered %v", destroyed, err)
+	}
+	estest.Sync(t, log, l)
+	if cl, ok := estest.Session(l, "s1").Claims["r1"]; ok {
+		t.Fatalf("the refused login left s1 claiming r1 (claim %d), a room it is not in", cl.Seq)
+	}
+}
+
+// A keyed login whose fresh claim a heartbeat timeout voids between its two
+// steps takes a new claim and joins with it: the new claim is stored (not
+// taken for the voided one, stored under the same request), so the member
+// the room records holds the claim its session holds.
+func TestAKeyedLoginRetakingAVoidedClaimStoresTheNewClaim(t *testing.T) {
+	for _, request := range []string{"", "s1 login 1 k1"} {
+		t.Run("request="+request, func(t *testing.T) {
+			log := estest.Open(t, nil)
+			l := estest.Live(t, log)
+			a, b := newEngine(t, log, nil), newEngine(t, log, nil)
+			exec(t, a, login("s2", "u2", "r1"))
+			timedOut := false
+			a.SetStepStored(func(k domain.Key) {
+				if k == domain.SessionKey(app, "s1") && !timedOut {
+					timedOut = true
+					exec(t, b, domain.TimeoutSession{Session: "s1", LastSeen: b.Now()})
+				}
+			})
+			if _, err := a.Execute(estest.Ctx(t), domain.Meta{App: app, Request: request}, login("s1", "u1", "r1")); err != nil {
+				t.Logf("the login: %v", err)
+			}
+			if !timedOut {
+				t.Fatal("the session step was never stored")
+			}
+			estest.Sync(t, log, l)
+			membersHoldTheirClaims(t, l, "s1", "u1", "r1")
+		})
+	}
+}
+
+// A keyed login refused after its first attempt stored a claim and gave it
+// back, tried again once the room exists again: the claim and release
+// stored under the request are not taken for the retry's new claim, which is
+// stored, and the join names it.
+func TestAKeyedLoginTriedAgainAfterItsClaimWasGivenBackClaimsAnew(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	a, b := newEngine(t, log, nil), newEngine(t, log, nil)
+	exec(t, a, login("s2", "u2", "r1"))
+	destroyed := false
+	a.SetStepStored(func(k domain.Key) {
+		if k == domain.SessionKey(app, "s1") && !destroyed {
+			destroyed = true
+			exec(t, b, domain.DestroyRoom{Room: "r1"})
+		}
+	})
+	join := login("s1", "u1", "r1")
+	join.Create = domain.CreateNever
+	if _, err := a.Execute(estest.Ctx(t), domain.Meta{App: app, Request: "s1 login 1 k1"}, join); err == nil {
+		t.Fatal("the join into the destroyed room succeeded")
+	}
+	exec(t, b, login("s2", "u2", "r1")) // r1 again
+	cold := newEngine(t, log, nil)
+	if _, err := cold.Execute(estest.Ctx(t), domain.Meta{App: app, Request: "s1 login 1 k1"}, join); err != nil {
+		t.Fatalf("the login tried again: %v", err)
+	}
+	estest.Sync(t, log, l)
+	membersHoldTheirClaims(t, l, "s1", "u1", "r1")
+	if _, ok := estest.Room(l, "r1").MemberBySession("u1", "s1"); !ok {
+		t.Fatal("the login tried again did not join r1")
+	}
+}
+
+// membersHoldTheirClaims checks that session s, if it is a member of room r
+// as user u, holds the claim the room records for it.
+func membersHoldTheirClaims(t *testing.T, l *projections.Live, s domain.SessionID, u domain.UserID, r domain.RoomID) {
+	t.Helper()
+	m, member := estest.Room(l, r).MemberBySession(u, s)
+	if !member {
+		return
+	}
+	if cl, ok := estest.Session(l, s).Claims[r]; !ok || cl.Seq != m.Claim {
+		t.Fatalf("%s is a member of %s with claim %d, but its session holds %+v (claims %v)", s, r, m.Claim, cl,
+			estest.Session(l, s).Claims)
 	}
 }
