@@ -289,8 +289,11 @@ func (p *Presence) observe(e eventstore.Entry) {
 	p.schedule(e.Key, r, e.Revision, d)
 }
 
-// schedule sets the timer of key; p.mu is held.
+// schedule sets the timer of key, in place of any it had; p.mu is held.
 func (p *Presence) schedule(key string, r Record, rev uint64, d time.Duration) {
+	if t := p.timers[key]; t != nil {
+		t.Stop() // else it would fire untracked, after Run too
+	}
 	p.timers[key] = p.cfg.Clock.AfterFunc(d, func() { p.fire(key, r, rev) })
 }
 

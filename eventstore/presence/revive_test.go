@@ -2,6 +2,7 @@ package presence_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,5 +171,75 @@ func TestNoResumeWhileATimeoutIsBeingRecorded(t *testing.T) {
 	if err != nil || alive {
 		t.Errorf("while its timeout is being recorded, Revive claims s (alive %v, %v): the resume goes on, "+
 			"then the timeout lands and the record is deleted under the resumed session", alive, err)
+	}
+}
+
+// failOnce is the real engine, except that the first TimeoutSession fails
+// as a log that does not answer would make it fail, once the mark the timer
+// wrote has come back through the watch (observe rescheduled the session).
+type failOnce struct {
+	*engine.Engine
+	marked   func() bool
+	failed   atomic.Bool
+	timeouts atomic.Int32
+}
+
+func (f *failOnce) Execute(ctx context.Context, m domain.Meta, c domain.Command) (engine.Result, error) {
+	if _, ok := c.(domain.TimeoutSession); ok {
+		f.timeouts.Add(1)
+		if f.failed.CompareAndSwap(false, true) {
+			deadline := time.Now().Add(10 * time.Second)
+			for !f.marked() && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			return engine.Result{}, domain.ErrUnavailable.With("the log does not answer")
+		}
+	}
+	return f.Engine.Execute(ctx, m, c)
+}
+
+// A timeout that could not be recorded (the log did not answer) is tried
+// again later, by one timer: the one the watch set for the record's mark
+// meanwhile is replaced, not left to fire untracked, after Run returned too
+// (on a node shutting down, a session timed out behind its back).
+func TestAFailedTimeoutLeavesNoTimerBehindRun(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	clock := estest.NewClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	e := estest.Engine(t, log, l, clock)
+	f := &failOnce{Engine: e}
+	pr := open(t, log, f, clock)
+	f.marked = func() bool {
+		r, _, err := pr.Lookup(context.Background(), "s")
+		return err == nil && r.TimingOut
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pr.Run(ctx) }()
+	<-pr.Ready()
+	estest.Exec(t, e, estest.Login("s", "u", "r1"))
+	if err := pr.Beat(estest.Ctx(t), estest.App, "s"); err != nil {
+		t.Fatal(err)
+	}
+	estest.Eventually(t, "presence tracks s", func() bool { return pr.Tracked() == 1 })
+	clock.Advance(90 * time.Second) // fires: marks, the timeout fails
+	if f.timeouts.Load() != 1 {
+		t.Fatalf("%d timeouts tried, want 1", f.timeouts.Load())
+	}
+	// The watch has delivered the mark (failOnce waited for it); give
+	// observe the moment it takes to reschedule.
+	estest.Eventually(t, "the marked record is rescheduled", func() bool { return clock.Pending() >= 1 })
+	t.Logf("timers pending after the failed timeout: %d (sessions tracked: %d)", clock.Pending(), pr.Tracked())
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := clock.Pending(); n != 0 {
+		t.Errorf("presence's Run returned with %d timer(s) still scheduled", n)
+	}
+	before := f.timeouts.Load()
+	clock.Advance(time.Minute)
+	if n := f.timeouts.Load() - before; n != 0 {
+		t.Errorf("after Run returned, %d timeout(s) were executed", n)
 	}
 }
