@@ -138,10 +138,19 @@ func key(s domain.SessionID) string { return eventstore.Token(string(s)) }
 // log), and a heartbeat that undid the mark would let a resume claim it
 // meanwhile.
 func (p *Presence) Beat(ctx context.Context, app domain.AppID, s domain.SessionID) error {
-	fresh := Record{App: app, Session: s, Node: p.cfg.Node, LastSeen: p.cfg.Clock.Now().UTC(), Attached: true}
+	return p.BeatAt(ctx, app, s, p.cfg.Clock.Now())
+}
+
+// BeatAt is Beat for a session last heard from at seen (a frame its node
+// did not tell presence of at once). A later time already recorded stays.
+func (p *Presence) BeatAt(ctx context.Context, app domain.AppID, s domain.SessionID, seen time.Time) error {
+	fresh := Record{App: app, Session: s, Node: p.cfg.Node, LastSeen: seen.UTC(), Attached: true}
 	_, _, err := p.change(ctx, s, func(r *Record, found bool) bool {
 		if found && r.TimingOut {
 			return false
+		}
+		if found && r.LastSeen.After(fresh.LastSeen) {
+			fresh.LastSeen = r.LastSeen
 		}
 		*r = fresh
 		return true
@@ -149,11 +158,29 @@ func (p *Presence) Beat(ctx context.Context, app domain.AppID, s domain.SessionI
 	return err
 }
 
-// Detach records that a session's connection is gone; its last heartbeat
-// still counts, so it times out on time unless it resumes.
-func (p *Presence) Detach(ctx context.Context, s domain.SessionID) error {
+// Seen records that a session was last heard from at seen, if that is
+// later than what its record says, changing nothing else (its connection
+// may be going meanwhile).
+func (p *Presence) Seen(ctx context.Context, s domain.SessionID, seen time.Time) error {
+	_, _, err := p.change(ctx, s, func(r *Record, found bool) bool {
+		if !found || r.TimingOut || !seen.After(r.LastSeen) {
+			return false
+		}
+		r.LastSeen = seen.UTC()
+		return true
+	})
+	return err
+}
+
+// Detach records that a session's connection is gone, last heard from at
+// seen (a frame after its last heartbeat counts); it times out on time
+// unless it resumes.
+func (p *Presence) Detach(ctx context.Context, s domain.SessionID, seen time.Time) error {
 	_, _, err := p.change(ctx, s, func(r *Record, found bool) bool {
 		r.Attached = false
+		if !r.TimingOut && seen.After(r.LastSeen) {
+			r.LastSeen = seen.UTC()
+		}
 		return found // not found: already timed out
 	})
 	return err

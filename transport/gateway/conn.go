@@ -112,6 +112,9 @@ func (c *conn) check() {
 			next = earliest(next, ping)
 		} else if c.pinged.Swap(heard) != heard {
 			go c.ping()
+			// Quiet for an interval: presence learns of a last frame
+			// it was not told of (beats are at most one an interval).
+			go c.sess.Load().flush(context.Background())
 		}
 	}
 	c.watchMu.Lock()

@@ -25,11 +25,15 @@ func (s *session) heartbeat(ctx context.Context) any {
 	if tok, ok := s.srv.refreshResume(s); ok {
 		reply = protocol.HeartbeatReply{ResumeToken: tok}
 	}
+	now := s.srv.cfg.Clock.Now()
 	s.mu.Lock()
-	bound := s.bound
+	// A client heartbeats once an interval; one that heartbeats far more
+	// often (a flood) is answered, but presence, shared by every node, is
+	// written at most four times an interval.
+	due := s.bound && now.Sub(s.lastBeat) >= s.srv.cfg.HeartbeatInterval/4
 	s.mu.Unlock()
-	if bound {
-		s.beat(ctx)
+	if due {
+		s.beat(ctx, now)
 	}
 	return reply
 }
@@ -46,21 +50,44 @@ func (s *session) forget(ctx context.Context) {
 	}
 }
 
-// beat records in presence that the session was heard from now.
-func (s *session) beat(ctx context.Context) {
+// beat records in presence that the session was heard from at seen.
+func (s *session) beat(ctx context.Context, seen time.Time) {
 	if s.srv.cfg.Presence == nil {
 		return
 	}
 	s.mu.Lock()
 	app := s.app
-	s.lastBeat = s.srv.cfg.Clock.Now()
+	s.lastBeat = seen
 	s.mu.Unlock()
 	// Bounded: a log that does not answer must not stall the connection's
 	// reader, which answers heartbeats; a beat that misses is made good by
 	// the next.
 	ctx, cancel := context.WithTimeout(ctx, min(s.srv.cfg.CommandTimeout, s.srv.cfg.HeartbeatInterval))
 	defer cancel()
-	if err := s.srv.cfg.Presence.Beat(ctx, app, s.id); err != nil {
+	if err := s.srv.cfg.Presence.BeatAt(ctx, app, s.id, seen); err != nil {
+		s.srv.cfg.Logger.Warn("presence heartbeat failed", "session", s.id, "err", err)
+	}
+}
+
+// flush tells presence of a frame heard after the last beat, if there was
+// one: the connection has gone quiet, and presence must time the session
+// out from its last frame, not from its last beat.
+func (s *session) flush(ctx context.Context) {
+	if s.srv.cfg.Presence == nil {
+		return
+	}
+	s.mu.Lock()
+	seen, due := s.lastSeen, s.bound && s.lastSeen.After(s.lastBeat)
+	if due {
+		s.lastBeat = seen
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(s.srv.cfg.CommandTimeout, s.srv.cfg.HeartbeatInterval))
+	defer cancel()
+	if err := s.srv.cfg.Presence.Seen(ctx, s.id, seen); err != nil {
 		s.srv.cfg.Logger.Warn("presence heartbeat failed", "session", s.id, "err", err)
 	}
 }

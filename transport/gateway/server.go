@@ -114,11 +114,14 @@ type Bus interface {
 
 // Presence is where sessions' heartbeats are kept (a *presence.Presence).
 type Presence interface {
-	// Beat records that session s of app was heard from now.
-	Beat(ctx context.Context, app domain.AppID, s domain.SessionID) error
-	// Detach records that s has no connection; it times out unless it
-	// resumes.
-	Detach(ctx context.Context, s domain.SessionID) error
+	// BeatAt records that session s of app was heard from at seen.
+	BeatAt(ctx context.Context, app domain.AppID, s domain.SessionID, seen time.Time) error
+	// Seen records that s was last heard from at seen, if that is later
+	// than its record says.
+	Seen(ctx context.Context, s domain.SessionID, seen time.Time) error
+	// Detach records that s has no connection, last heard from at seen; it
+	// times out unless it resumes.
+	Detach(ctx context.Context, s domain.SessionID, seen time.Time) error
 	// Forget removes s's record: it is neither resumable nor timed out.
 	Forget(ctx context.Context, s domain.SessionID) error
 	// Lookup returns s's record; alive is false once s timed out.
@@ -396,7 +399,7 @@ func (s *Server) detach(c *conn) {
 		return // taken over by another connection
 	}
 	sess.mu.Lock()
-	app, bound := sess.app, sess.bound
+	app, bound, seen := sess.app, sess.bound, sess.lastSeen
 	sess.mu.Unlock()
 	s.hub.forget(sess)
 	s.mu.Lock()
@@ -407,7 +410,7 @@ func (s *Server) detach(c *conn) {
 	if bound && s.cfg.Presence != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := s.cfg.Presence.Detach(ctx, sess.id); err != nil {
+		if err := s.cfg.Presence.Detach(ctx, sess.id, seen); err != nil {
 			s.cfg.Logger.Warn("presence detach failed", "session", sess.id, "app", app, "err", err)
 		}
 	}

@@ -326,7 +326,8 @@ func (s *session) touch() {
 
 // heard records that a frame came from the client: any frame proves the
 // session alive, not only a heartbeat. Presence is told at most once a
-// heartbeat interval (a heartbeat always tells it).
+// heartbeat interval; a frame it was not told of is, when the connection
+// goes quiet (flush) or away (detach).
 func (s *session) heard(ctx context.Context) {
 	now := s.srv.cfg.Clock.Now()
 	s.mu.Lock()
@@ -334,7 +335,7 @@ func (s *session) heard(ctx context.Context) {
 	due := s.bound && now.Sub(s.lastBeat) >= s.srv.cfg.HeartbeatInterval
 	s.mu.Unlock()
 	if due {
-		s.beat(ctx)
+		s.beat(ctx, now)
 	}
 }
 
@@ -490,7 +491,8 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 	var beat chan struct{}
 	if first {
 		beat = make(chan struct{})
-		go func() { defer close(beat); s.beat(ctx) }()
+		now := s.srv.cfg.Clock.Now()
+		go func() { defer close(beat); s.beat(ctx, now) }()
 	}
 	res, err := s.exec(ctx, c)
 	if beat != nil {

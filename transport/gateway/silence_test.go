@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,8 +16,10 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/eventstore/presence"
 	"github.com/roomlog/roomlog/tests/netcut"
 	"github.com/roomlog/roomlog/tests/wire"
+	"github.com/roomlog/roomlog/transport/auth"
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
@@ -288,4 +291,123 @@ func TestAClientThatStopsReadingLearnsWhyAndGetsNoHalfFrame(t *testing.T) {
 		t.Fatalf("the last frame was %s %s, want session_closing with slow_consumer", last.Event, last.Data)
 	}
 	t.Logf("dropped after %d broadcasts of 8 KB; it then read %d whole frames and why", sent, frames)
+}
+
+// Any frame proves the client alive, for its session's timeout too, not only
+// for its socket. Alice logs in at t=0 and broadcasts at t=29 s (presence,
+// written at most once a heartbeat interval, is not told at once), then her
+// network drops. She reconnects at t=100 s, 71 s after her last frame, within
+// the 90 s timeout: she resumes, and nobody recorded her timeout.
+func TestAFrameAfterTheLastBeatCountsForTheTimeout(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	proxy := netcut.Start(t, n.HTTPAddr())
+	alice := wire.Dial(t, proxy.Addr())
+	hello := alice.Hello
+	snap := alice.Login("r1", "alice", token(t, n, "alice"))
+	waitTracked(t, n, 1)
+
+	clock.Advance(29 * time.Second)
+	f := alice.Do("m", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "still here"})
+	var mr protocol.MessageReply
+	json.Unmarshal(f.Data, &mr)
+
+	proxy.Cut()
+	waitSessions(t, n, 0)
+	clock.Advance(71 * time.Second) // t = 100 s: 71 s after alice's last frame
+
+	again := wire.Dial(t, proxy.Addr())
+	again.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken,
+		Rooms: map[string]uint64{"r1": max(mr.Seq, snap.Seq)}})
+	r := again.Reply("r")
+	var rr protocol.ResumeReply
+	json.Unmarshal(r.Data, &rr)
+	if r.Code != 0 || rr.Rooms["r1"].Status != "resumed" {
+		t.Errorf("resume 71 s after the session's last frame (timeout 90 s): code %d %s %q, rooms %+v",
+			r.Code, r.Error, r.Message, rr.Rooms)
+	}
+	if got := timeouts(t, n); got != 0 {
+		t.Errorf("%d heartbeat timeouts recorded for a session last heard from 71 s ago (timeout 90 s)", got)
+	}
+}
+
+// countingPresence is the node's real presence; it counts the heartbeats
+// written to the presence bucket (a JetStream key-value write each).
+type countingPresence struct {
+	*presence.Presence
+	beats atomic.Int64
+}
+
+func (p *countingPresence) BeatAt(ctx context.Context, app domain.AppID, s domain.SessionID, seen time.Time) error {
+	p.beats.Add(1)
+	return p.Presence.BeatAt(ctx, app, s, seen)
+}
+
+// Heartbeats are answered at once, outside the request queue and its rate
+// limit; each one used to be written to the cluster's presence bucket (a
+// JetStream read and compare-and-set). A client flooding heartbeats (1,000
+// within one frozen second here) is answered, and presence is written at
+// most four times a heartbeat interval.
+func TestAHeartbeatFloodIsNotWrittenToPresence(t *testing.T) {
+	clock := estest.NewClock(t0)
+	h := newHandNode(t, clock)
+	cp := &countingPresence{Presence: h.presence}
+	estest.RunLive(t, h.log, h.live)
+	addr := h.serve(t, gateway.Config{Presence: cp, Clock: clock}, nil)
+	tok, err := h.signer.Mint(auth.Claims{App: "dev", User: "mallory", AllRooms: true, Publish: true,
+		ExpiresAt: clock.Now().Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := wire.Dial(t, addr)
+	w.Login("r1", "mallory", tok)
+	before := cp.beats.Load()
+	const flood = 1000
+	go func() {
+		for range flood {
+			if w.WS.Write(context.Background(), websocket.MessageText, []byte(`{"id":"hb","op":"heartbeat"}`)) != nil {
+				return
+			}
+		}
+	}()
+	served, refused := 0, 0
+	for served+refused < flood {
+		f := w.Next()
+		if f.Type != protocol.TypeReply || f.ID != "hb" {
+			continue
+		}
+		if f.Code == 0 {
+			served++
+		} else {
+			refused++
+		}
+	}
+	writes := cp.beats.Load() - before
+	if served != flood {
+		t.Errorf("%d of %d heartbeats answered", served, flood)
+	}
+	if writes > 1 {
+		t.Errorf("%d heartbeats sent within one second made %d presence writes", flood, writes)
+	}
+}
+
+// A session's last frame reaches presence when its connection goes quiet,
+// not only when it goes away: a client still connected but silent after a
+// broadcast at t=29 s is timed out 90 s after that broadcast, not 90 s after
+// the beat of its login.
+func TestAQuietConnectionsLastFrameReachesPresence(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	alice := dial(t, n)
+	alice.Login("r1", "alice", token(t, n, "alice"))
+	waitTracked(t, n, 1)
+	clock.Advance(29 * time.Second)
+	alice.Do("m", protocol.OpBroadcast, protocol.MessageRequest{Room: "r1", Message: "then nothing"})
+	clock.Advance(31 * time.Second) // quiet for an interval: pinged
+	// While the connection is still there (not by its detach, once the
+	// unanswered ping gives it up).
+	estest.Eventually(t, "presence to hear of the broadcast while alice is connected", func() bool {
+		r, _, err := n.Presence.Lookup(context.Background(), domain.SessionID(alice.Hello.Session))
+		return err == nil && r.Attached && r.LastSeen.Equal(t0.Add(29*time.Second))
+	})
 }
