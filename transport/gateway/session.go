@@ -864,6 +864,11 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 		return nil, err
 	}
 	to := domain.RoomID(r.To)
+	for _, room := range []domain.RoomID{domain.RoomID(r.From), to} {
+		if err := checkRoom(room); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	app := s.app
 	s.mu.Unlock()
@@ -902,6 +907,11 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 // leave logs out of one room (or all): the departure's state change reaches
 // the session through the room's events, like everyone else's.
 func (s *session) leave(ctx context.Context, room domain.RoomID, reason domain.Reason) (any, error) {
+	if room != "" {
+		if err := checkRoom(room); err != nil {
+			return nil, err // no LogoutFailed for what names no room
+		}
+	}
 	s.mu.Lock()
 	app := s.app
 	s.mu.Unlock()

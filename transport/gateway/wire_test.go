@@ -105,3 +105,27 @@ func TestWireBadInput(t *testing.T) {
 		}
 	}
 }
+
+// An empty, missing or too long room ID in any operation naming a room gets
+// invalid_argument (1906001), from a session that has not logged in yet too
+// (not not_in_room, with a LogoutFailed echoing the junk).
+func TestBadRoomIDsBeforeAnyLoginAreInvalidArgument(t *testing.T) {
+	n := startNode(t, gateway.Config{})
+	w := dial(t, n)
+	long := strings.Repeat("x", 200)
+	cases := []struct{ name, op, data string }{
+		{"logout of a room ID over 128 bytes", "logout", `{"room":"` + long + `"}`},
+		{"leave a room ID over 128 bytes", "leave_room", `{"room":"` + long + `"}`},
+		{"switch from an empty room", "switch_room", `{"from":"","to":"r2"}`},
+		{"switch to an empty room", "switch_room", `{"from":"r1","to":""}`},
+		{"switch from a room ID over 128 bytes", "switch_room", `{"from":"` + long + `","to":"r2"}`},
+	}
+	for i, c := range cases {
+		id := "bad" + string(rune('a'+i))
+		w.SendRaw(`{"id":"` + id + `","op":"` + c.op + `","data":` + c.data + `}`)
+		f := w.Reply(id)
+		if f.Code != domain.ErrInvalidArgument.Code {
+			t.Errorf("%s, before any login: %d %s %q, want 1906001 invalid_argument", c.name, f.Code, f.Error, f.Message)
+		}
+	}
+}
