@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/projections"
@@ -129,6 +130,18 @@ func TestARefusalFromAStaleCacheIsCheckedAgainstTheLog(t *testing.T) {
 func TestAKeyedLoginRefusedAfterAConflictGivesItsClaimBack(t *testing.T) {
 	log := estest.Open(t, nil)
 	l := estest.Live(t, log)
+	refusedKeyedLogin(t, log)
+	estest.Sync(t, log, l)
+	if cl, ok := estest.Session(l, "s1").Claims["r1"]; ok {
+		t.Fatalf("the refused login left s1 claiming r1 (claim %d), a room it is not in", cl.Seq)
+	}
+}
+
+// refusedKeyedLogin runs login "s1 login 1 k1" of s1 into r1 (not to be
+// created), with r1 destroyed by another engine right after the login's
+// first step, the session's claim, is stored. It returns the login's command.
+func refusedKeyedLogin(t *testing.T, log *eventstore.Log) domain.JoinRoom {
+	t.Helper()
 	a, b := newEngine(t, log, nil), newEngine(t, log, nil)
 	exec(t, a, login("s2", "u2", "r1"))
 	destroyed := false
@@ -144,10 +157,7 @@ func TestAKeyedLoginRefusedAfterAConflictGivesItsClaimBack(t *testing.T) {
 	if !destroyed || err == nil {
 		t.Fatalf("the room destroyed between the steps (%v): the join answered %v", destroyed, err)
 	}
-	estest.Sync(t, log, l)
-	if cl, ok := estest.Session(l, "s1").Claims["r1"]; ok {
-		t.Fatalf("the refused login left s1 claiming r1 (claim %d), a room it is not in", cl.Seq)
-	}
+	return join
 }
 
 // A keyed login whose fresh claim a heartbeat timeout voids between its two
@@ -187,20 +197,8 @@ func TestAKeyedLoginRetakingAVoidedClaimStoresTheNewClaim(t *testing.T) {
 func TestAKeyedLoginTriedAgainAfterItsClaimWasGivenBackClaimsAnew(t *testing.T) {
 	log := estest.Open(t, nil)
 	l := estest.Live(t, log)
-	a, b := newEngine(t, log, nil), newEngine(t, log, nil)
-	exec(t, a, login("s2", "u2", "r1"))
-	destroyed := false
-	a.SetStepStored(func(k domain.Key) {
-		if k == domain.SessionKey(app, "s1") && !destroyed {
-			destroyed = true
-			exec(t, b, domain.DestroyRoom{Room: "r1"})
-		}
-	})
-	join := login("s1", "u1", "r1")
-	join.Create = domain.CreateNever
-	if _, err := a.Execute(estest.Ctx(t), domain.Meta{App: app, Request: "s1 login 1 k1"}, join); err == nil {
-		t.Fatal("the join into the destroyed room succeeded")
-	}
+	join := refusedKeyedLogin(t, log)
+	b := newEngine(t, log, nil)
 	exec(t, b, login("s2", "u2", "r1")) // r1 again
 	cold := newEngine(t, log, nil)
 	if _, err := cold.Execute(estest.Ctx(t), domain.Meta{App: app, Request: "s1 login 1 k1"}, join); err != nil {

@@ -53,15 +53,28 @@ func (s *sink) run(t *testing.T, log *eventstore.Log, after cursor.Cursor) (stop
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	halt := start(t, c)
 	return func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := halt(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	}
+}
+
+// start runs c until the returned function (or the test's end) stops it;
+// that function returns what Run returned.
+func start(t *testing.T, c *consume.Consumer) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	var res error
+	stop = func() error {
+		once.Do(func() { cancel(); res = <-done })
+		return res
+	}
+	t.Cleanup(func() { stop() })
+	return stop
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
@@ -178,17 +191,7 @@ func (a *recorder) run(t *testing.T, log *eventstore.Log, name string, after cur
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	var res error
-	stop = func() error {
-		once.Do(func() { cancel(); res = <-done })
-		return res
-	}
-	t.Cleanup(func() { stop() })
-	return stop
+	return start(t, c)
 }
 
 // A consumer following the log live gets a burst of messages and is slow
@@ -325,12 +328,9 @@ func TestSaveIntervalIsHonouredDuringTheCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	stop := start(t, c)
 	waitWithin(t, "the catch-up", 120*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return handled >= events })
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	// 2 ms an event: 150 events take at least 300 ms, three SaveIntervals.
