@@ -308,7 +308,8 @@ func (c *Client) Session() string {
 }
 
 // Close closes the connection and stops reconnecting; every method then
-// returns ErrClosed, and callbacks still queued are dropped.
+// returns ErrClosed, and callbacks still queued are dropped. The peer
+// connections of its publishers and players are closed too.
 //
 // Closing is not a logout: the server keeps the session in its rooms (other
 // members still see the user) until its heartbeat times out. Call
@@ -328,6 +329,7 @@ func (c *Client) Close() error {
 	if l != nil {
 		l.closeNormally()
 	}
+	c.dropMedia()
 	c.disp.stop()
 	return nil
 }

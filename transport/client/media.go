@@ -440,23 +440,41 @@ func (c *Client) endMedia(why *domain.Error, reason string) {
 		m.cancel(m.ended)
 	}
 	h := &c.opts.Handlers
-	var pcs []*webrtc.PeerConnection
 	for _, stream := range slices.Sorted(maps.Keys(publishers)) {
-		p := publishers[stream]
-		pcs = append(pcs, p.pc)
 		if h.OnPublisherStateUpdate != nil {
 			c.disp.push(func() { h.OnPublisherStateUpdate(stream, NoPublish, code, reason) })
 		}
 	}
 	for _, stream := range slices.Sorted(maps.Keys(players)) {
-		p := players[stream]
-		p.mu.Lock()
-		p.closed = true // no reconnecting it
-		pcs = append(pcs, p.pc)
-		p.mu.Unlock()
 		if h.OnPlayerStateUpdate != nil {
 			c.disp.push(func() { h.OnPlayerStateUpdate(stream, NoPlay, code, reason) })
 		}
+	}
+	closeMedia(publishers, players)
+}
+
+// dropMedia forgets the client's publishers and players and closes their
+// peer connections, telling no one (the client is closing).
+func (c *Client) dropMedia() {
+	c.mediaMu.Lock()
+	publishers, players := c.publishers, c.players
+	c.publishers, c.players = nil, nil
+	c.mediaMu.Unlock()
+	closeMedia(publishers, players)
+}
+
+// closeMedia closes the peer connections of publishers and players, the
+// players for good (none connects again when its stream moves).
+func closeMedia(publishers map[string]*MediaPublisher, players map[string]*MediaPlayer) {
+	var pcs []*webrtc.PeerConnection
+	for _, p := range publishers {
+		pcs = append(pcs, p.pc)
+	}
+	for _, p := range players {
+		p.mu.Lock()
+		p.closed = true
+		pcs = append(pcs, p.pc)
+		p.mu.Unlock()
 	}
 	if len(pcs) > 0 {
 		go func() {

@@ -362,3 +362,105 @@ func TestAPublishEndedByALogoutBeforeItRegisteredIsNotFollowed(t *testing.T) {
 		t.Errorf("the client follows bob-cam, whose media the logout ended (the app was told NO_PUBLISH)")
 	}
 }
+
+// registered makes bob's PublishMedia or PlayMedia (as f.kind) and waits
+// until it returned: the media is registered with the client.
+func registered(t *testing.T, f *inflight) {
+	t.Helper()
+	o := f.result(t, f.call(t))
+	if o.err != nil {
+		t.Fatalf("%s media: %v", f.kind, o.err)
+	}
+	if pubs, plays := client.TrackedMedia(f.b); len(pubs)+len(plays) != 1 {
+		t.Fatalf("the client follows publishers %v, players %v", pubs, plays)
+	}
+}
+
+// Close closes the peer connections of the media the client publishes and
+// plays, not only of the media calls in flight
+// (TestAMediaCallInFlightAtCloseFails): else their ICE agents, DTLS
+// transports and goroutines run on, and the app's tracks flow to the media
+// node, after the client is gone.
+func TestCloseClosesTheClientsMedia(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"publish", "play"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			f := startInflight(t, kind)
+			registered(t, f)
+			if err := f.b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if opened, closed, ok := f.watch.allClosed(wait); !ok {
+				t.Errorf("after Close: %d peer connection(s) made, %d closed", opened, closed)
+			}
+		})
+	}
+}
+
+// ReconnectFailed: the client gives the session up, and its media with it
+// (the server timed the session out and ended its streams). The app is told
+// NO_PUBLISH / NO_PLAY (1002053, ended), the peer connections are closed and
+// the client follows none of them, as after a re-login.
+func TestReconnectFailedEndsTheMedia(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"publish", "play"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			f := startInflight(t, kind)
+			// bob again, with a short retry window.
+			rb := newRec(t, "bob2")
+			rb.AllowReconnects()
+			media := &reviewMedia{}
+			b := dial(t, clienttest.URL(f.p.Addr()), rb, func(o *client.Options) {
+				fastRetry(o)
+				media.handlers(o)
+				o.ReconnectWindow = 300 * time.Millisecond
+			})
+			login(t, f.n, b, rb, "r2", "bob2")
+			stream := "bob2-cam"
+			opts := client.MediaOptions{API: f.watch.api()}
+			if kind == "publish" {
+				if _, err := b.StartPublishingStream(ctx(t), stream, client.PublishOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				video, audio := mediatest.Tracks(stream)
+				p, err := b.PublishMedia(ctx(t), stream, []webrtc.TrackLocal{video, audio}, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { p.PeerConnection().Close() })
+			} else {
+				if _, err := b.StartPlayingStream(ctx(t), stream, "r2"); err != nil {
+					t.Fatal(err)
+				}
+				p, err := b.PlayMedia(ctx(t), stream, nil, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { p.PeerConnection().Close() })
+			}
+			f.b.Close() // bob made no media: the watch counts bob2's only
+
+			f.p.Refuse(true)
+			f.p.Cut()
+			rb.WaitState("r2", client.StateReconnecting)
+			if e := rb.WaitState("r2", client.StateReconnectFailed); e.Code != domain.ErrTimeout.Code {
+				t.Fatalf("ReconnectFailed %+v", e)
+			}
+			no := client.NoPublish
+			if kind == "play" {
+				no = client.NoPlay
+			}
+			if _, ok := media.waitState(stream, no, wait); !ok {
+				t.Errorf("after ReconnectFailed the app was never told its %s media ended; media callbacks %+v", kind, media.all())
+			}
+			if opened, closed, ok := f.watch.allClosed(wait); !ok {
+				t.Errorf("after ReconnectFailed: %d peer connection(s) open, %d closed", opened, closed)
+			}
+			if pubs, plays := client.TrackedMedia(b); len(pubs)+len(plays) > 0 {
+				t.Errorf("after ReconnectFailed the client still follows publishers %v, players %v", pubs, plays)
+			}
+		})
+	}
+}

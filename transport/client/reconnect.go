@@ -134,8 +134,8 @@ func (c *Client) sleep(d time.Duration) bool {
 	}
 }
 
-// giveUp ends the reconnection: ReconnectFailed for every room, and the
-// client stops.
+// giveUp ends the reconnection: ReconnectFailed for every room, the end of
+// every publisher's and player's media, and the client stops.
 func (c *Client) giveUp() {
 	c.mu.Lock()
 	if c.stopErr != nil {
@@ -151,6 +151,9 @@ func (c *Client) giveUp() {
 		c.state(room, StateReconnectFailed, domain.ErrTimeout.Code, StateInfo{Reason: "reconnect_window_elapsed",
 			ZIMState: "Disconnected", ZIMEvent: "NetworkInterrupted"})
 	}
+	// The session is given up, and its media with it (the server timed it
+	// out long before): NO_PUBLISH / NO_PLAY, 1002053, as after a re-login.
+	c.endMedia(domain.ErrTimeout, "ended")
 }
 
 // reattach makes one attempt: dial, resume the session or adopt the new
