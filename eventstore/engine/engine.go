@@ -225,7 +225,10 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 	// attempts: a step decided after a conflict must not take the Msg-Id
 	// of one an earlier attempt stored.
 	nth := map[domain.Key]int{}
-	for attempt := 0; ; attempt++ {
+	// attempt counts the conflicts: deciding again for any other reason
+	// (states to load, a refusal to confirm, a step an earlier try stored)
+	// is not one.
+	for attempt := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return res, wrapCtx(err)
 		}
@@ -276,7 +279,8 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 			}
 		}
 		res.Decision = d
-		conflict, err := e.appendSteps(ctx, entries, now, &res, attempt, nth)
+		outcome, err := e.appendSteps(ctx, entries, now, &res, attempt, nth)
+		conflict := outcome == conflicted
 		var heads []cachedHead
 		if conflict && attempt >= limit {
 			for _, en := range entries {
@@ -288,6 +292,9 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 		e.unlock(entries)
 		if err != nil {
 			return res, err
+		}
+		if outcome == redecide {
+			continue
 		}
 		if conflict {
 			if e.obs != nil {
@@ -306,6 +313,7 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 				return res, wrapCtx(err)
 			}
 			slept = waited
+			attempt++
 			continue
 		}
 		return res, derr
@@ -553,12 +561,25 @@ func (e *Engine) decide(ctx context.Context, entries []*entry, m domain.Meta, cm
 	return d, err, nil
 }
 
-// appendSteps appends the decision's steps in order. It reports a conflict
-// (after catching the conflicting aggregate up) so the caller decides again;
-// steps appended before the conflict stay: the next decision recognises them.
-// nth counts, per aggregate, the steps of a keyed request stored so far.
+// outcome is how appendSteps ended.
+type outcome int
+
+const (
+	// allStored: every step is in the log.
+	allStored outcome = iota
+	// conflicted: another writer came first; the conflicting aggregate is
+	// caught up, and the command is decided again after a backoff.
+	conflicted
+	// redecide: the log holds a step of an earlier try of the request that
+	// this decision did not build on; it is decided again at once.
+	redecide
+)
+
+// appendSteps appends the decision's steps in order. Steps appended before
+// a conflict or a redecide stay: the next decision recognises them. nth
+// counts, per aggregate, the steps of a keyed request stored so far.
 func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Time, res *Result, attempt int,
-	nth map[domain.Key]int) (bool, error) {
+	nth map[domain.Key]int) (outcome, error) {
 	adopted := false
 	// finished lets an aggregate go as soon as its last step is stored: the
 	// command's later steps touch other aggregates only. A leave's room
@@ -585,10 +606,10 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		if en != nil && adopted && en.head().Seq != st.Expect {
 			// An earlier try of the request stored a step this one decided
 			// differently: decide again on what it stored.
-			return true, nil
+			return redecide, nil
 		}
 		if en == nil || en.head().Seq != st.Expect {
-			return false, fmt.Errorf("engine: step for %s decided on an aggregate that was not locked", st.Key)
+			return allStored, fmt.Errorf("engine: step for %s decided on an aggregate that was not locked", st.Key)
 		}
 		events := st.Events // this call's own decision: stamp it in place
 		for i := range events {
@@ -596,7 +617,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		}
 		body, head, err := domain.EncodeEvents(en.hash, events)
 		if err != nil {
-			return false, domain.ErrInternal.With("encode %s: %v", st.Key, err)
+			return allStored, domain.ErrInternal.With("encode %s: %v", st.Key, err)
 		}
 		firstID := events[0].ID.String()
 		msgID := firstID
@@ -628,7 +649,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 				}
 			}
 			if cerr != nil {
-				return false, e.storeErr("catch up "+st.Key.String(), cerr)
+				return allStored, e.storeErr("catch up "+st.Key.String(), cerr)
 			}
 			if errors.Is(err, eventstore.ErrConflict) {
 				en.stale = true // again after a backoff, if there is one
@@ -639,7 +660,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 					finished(i, en)
 					continue
 				}
-				return true, nil
+				return conflicted, nil
 			}
 		}
 		if err != nil && uncertain {
@@ -649,7 +670,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 			e.logger.Warn("append outcome unknown", "subject", subject, "msg_id", msgID, "err", err)
 		}
 		if err != nil {
-			return false, e.storeErr("append "+st.Key.String(), err)
+			return allStored, e.storeErr("append "+st.Key.String(), err)
 		}
 		if ack.Duplicate && res.Meta.Request != "" {
 			// The log already holds a step of the request under this
@@ -657,7 +678,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 			// another node's (one that died before it could reply).
 			stored, err := e.adopt(ctx, en, subject, ack.Seq)
 			if err != nil {
-				return false, e.storeErr("read the earlier try of "+st.Key.String(), err)
+				return allStored, e.storeErr("read the earlier try of "+st.Key.String(), err)
 			}
 			nth[st.Key]++
 			if len(stored) == 0 || !sameTypes(stored, events) {
@@ -666,17 +687,19 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 				// went further): decide again on what the log holds, this
 				// step under the next number.
 				en.stale = true
-				return true, nil
+				return redecide, nil
 			}
 			// This step, stored by the earlier try: take it.
 			e.adopted.Add(1)
 			adopted = true
 			res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: ack.Seq, Events: stored})
 			finished(i, en)
-			if stored[0].Seq != st.Expect+1 && i+1 < len(res.Steps) {
-				// Not where this decision put it: the steps after it may
+			if (stored[0].Seq != st.Expect+1 || en.head().Seq != stored[len(stored)-1].Seq) && i+1 < len(res.Steps) {
+				// Not where this decision put it, or the aggregate went on
+				// after it (a clustered stream answers a duplicate before it
+				// checks the expected sequence): the steps after it may
 				// name its place (a join names its claim). Decide them again.
-				return true, nil
+				return redecide, nil
 			}
 			continue
 		}
@@ -689,7 +712,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 		res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: ack.Seq, Events: events})
 		finished(i, en)
 	}
-	return false, nil
+	return allStored, nil
 }
 
 // sameTypes reports whether two steps hold events of the same types, in

@@ -224,3 +224,69 @@ func membersHoldTheirClaims(t *testing.T, l *projections.Live, s domain.SessionI
 			estest.Session(l, s).Claims)
 	}
 }
+
+// A keyed login whose first try (engine a) stored a claim, saw it voided by
+// a heartbeat timeout, stored a second claim and is about to store the join,
+// is tried again on engine c, whose cache of the session is from before the
+// first claim but whose cache of the room is current. c's claim is a
+// duplicate of the first claim, stored where c put it; the session went on
+// after it, so c decides again rather than join naming a claim the room
+// voided. On a cluster only can this happen: a standalone server checks the
+// expected sequence before the Msg-Id (c's stale append conflicts), a
+// clustered stream the Msg-Id first (nats-server 2.15), so c gets a
+// duplicate although it expected a stale head.
+func TestAKeyedLoginTriedAgainOnAStaleEngineJoinsWithTheClaimItHolds(t *testing.T) {
+	for _, clustered := range []bool{false, true} {
+		t.Run(fmt.Sprint("clustered=", clustered), func(t *testing.T) { triedAgainOnAStaleEngine(t, clustered) })
+	}
+}
+
+func triedAgainOnAStaleEngine(t *testing.T, clustered bool) {
+	log := estest.Open(t, nil)
+	if clustered {
+		c := estest.StartCluster(t, 3)
+		log = estest.Must(t, eventstore.Config{URL: c.URL(), Replicas: 3, Logger: estest.Logger(t)})
+	}
+	l := estest.Live(t, log)
+	a, b, c := newEngine(t, log, nil), newEngine(t, log, nil), newEngine(t, log, nil)
+	exec(t, a, login("s2", "u2", "r1"))
+	// c caches s1 empty (a request of s1 it refused) and r1.
+	if _, err := c.Execute(estest.Ctx(t), domain.Meta{App: app}, domain.LeaveRoom{Session: "s1", Room: "r1"}); err == nil {
+		t.Fatal("leave before login accepted")
+	}
+	stores := 0
+	paused, resume := make(chan struct{}), make(chan struct{})
+	a.SetStepStored(func(k domain.Key) {
+		if k != domain.SessionKey(app, "s1") {
+			return
+		}
+		stores++
+		switch stores {
+		case 1:
+			exec(t, b, domain.TimeoutSession{Session: "s1", LastSeen: b.Now()})
+		case 2: // claim1 stored; the join not yet
+			close(paused)
+			<-resume
+		}
+	})
+	req := domain.Meta{App: app, Request: "s1 login 1 k1"}
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Execute(estest.Ctx(t), req, login("s1", "u1", "r1"))
+		done <- err
+	}()
+	<-paused
+	// c brings r1 up to date (another member's request through c).
+	exec(t, c, domain.SendBroadcast{Session: "s2", Room: "r1", Body: "hi"})
+	res, err := c.Execute(estest.Ctx(t), req, login("s1", "u1", "r1"))
+	t.Logf("retry on c: err=%v appended=%d", err, len(res.Appended))
+	for _, ap := range res.Appended {
+		t.Logf("  %s seq %d %v", ap.Key, ap.Seq, ap.Events[0].Type)
+	}
+	close(resume)
+	if err := <-done; err != nil {
+		t.Logf("first try on a: %v", err)
+	}
+	estest.Sync(t, log, l)
+	membersHoldTheirClaims(t, l, "s1", "u1", "r1")
+}
