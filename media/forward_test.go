@@ -161,7 +161,7 @@ func TestANewPublishersAudioFollowsOnOnTheAudioClock(t *testing.T) {
 	rec.wait(t, 1)
 	old.detach(d)
 	d.mu.Lock()
-	d.lastAt = d.lastAt.Add(-time.Second) // a second passes before the next publisher's first packet
+	d.lastAt = d.lastAt.Add(-10 * time.Second) // ten seconds pass before the next publisher's first packet
 	d.mu.Unlock()
 	next.attach(d)
 	second := packet(9, 500)
@@ -170,9 +170,9 @@ func TestANewPublishersAudioFollowsOnOnTheAudioClock(t *testing.T) {
 	rec.wait(t, 2)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	// 48,000 ticks for the second, and up to half a second more for a
-	// slow machine between the two writes.
-	if jump := rec.got[1].Timestamp - rec.got[0].Timestamp; jump < 48_000 || jump > 72_000 {
-		t.Fatalf("the audio time line moved %d ticks across a one-second gap, want 48,000 (48 kHz)", jump)
+	// 480,000 ticks for the ten seconds, and up to five seconds more for a
+	// slow machine between the two writes (at 90 kHz: 900,000 at least).
+	if jump := rec.got[1].Timestamp - rec.got[0].Timestamp; jump < 480_000 || jump > 720_000 {
+		t.Fatalf("the audio time line moved %d ticks across a ten-second gap, want 480,000 (48 kHz)", jump)
 	}
 }
