@@ -51,8 +51,11 @@ type conn struct {
 	// reqs holds pointers: a buffer of RequestQueue whole requests (72
 	// bytes each, full of pointers) was the largest thing on the heap the
 	// collector scans, for every connection, busy or idle.
-	reqs    chan *protocol.Request
-	done    chan struct{}
+	reqs chan *protocol.Request
+	done chan struct{}
+	// stopped is closed when the worker has returned: no request of the
+	// connection runs any more.
+	stopped chan struct{}
 	once    sync.Once
 	limiter *rate.Limiter
 	dropped atomic.Int64
@@ -73,7 +76,7 @@ type conn struct {
 func newConn(srv *Server, ws *websocket.Conn, nc net.Conn, sess *session) *conn {
 	cfg := srv.cfg
 	c := &conn{srv: srv, ws: ws, nc: nc, out: newFrameQueue(cfg.QueueSize),
-		reqs: make(chan *protocol.Request, cfg.RequestQueue), done: make(chan struct{}),
+		reqs: make(chan *protocol.Request, cfg.RequestQueue), done: make(chan struct{}), stopped: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), cfg.RequestBurst)}
 	c.sess.Store(sess)
 	c.opened = cfg.Clock.Now()
@@ -272,7 +275,15 @@ func (c *conn) parse(typ websocket.MessageType, data []byte) (protocol.Request, 
 }
 
 func (c *conn) worker(ctx context.Context) {
+	defer close(c.stopped)
 	for {
+		// A closed connection runs nothing more (select picks at random
+		// among ready cases).
+		select {
+		case <-c.done:
+			return
+		default:
+		}
 		select {
 		case <-c.done:
 			return

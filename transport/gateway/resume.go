@@ -229,6 +229,13 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	if !alive {
 		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("the session timed out; log in again")
 	}
+	// A connection of this node may still carry the session, its worker
+	// running a command of it (a login whose reply the client never got):
+	// take the session off it and let that command end first, so that what
+	// it stores is in the log read below.
+	if err := srv.stopOld(ctx, sid, c); err != nil {
+		return nil, protocol.ResumeReply{}, nil, err
+	}
 	// The session as the log knows it: the log as it is now, folded, so
 	// that a resume right after a command (a login whose reply did not
 	// wait for the projection, on this node or another) sees what it did.
@@ -310,6 +317,29 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		}
 	})
 	return s, reply, r.Rooms, nil
+}
+
+// stopOld unhooks session sid from the connection of this node that carries
+// it (other than c), closes that connection, and waits until its worker has
+// stopped: whatever the command it was running stores is stored by then.
+func (srv *Server) stopOld(ctx context.Context, sid domain.SessionID, c *conn) error {
+	srv.mu.Lock()
+	old := srv.sessions[sid]
+	srv.mu.Unlock()
+	if old == nil {
+		return nil
+	}
+	oc := old.unhook(nil)
+	if oc == nil || oc == c {
+		return nil
+	}
+	oc.close(protocol.ErrSessionReplaced)
+	select {
+	case <-oc.stopped:
+		return nil
+	case <-ctx.Done():
+		return domain.ErrUnavailable.With("the session's previous connection did not stop")
+	}
 }
 
 // keepToken gives the resumed session s a token: the one the client sent

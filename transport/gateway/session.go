@@ -414,7 +414,9 @@ func (s *session) adopt(c *auth.Claims) {
 		s.expiry = nil
 	}
 	warn := s.srv.cfg.TokenWarning
-	if c.ExpiresAt.IsZero() {
+	if c.ExpiresAt.IsZero() || s.conn == nil {
+		// Detached (a command of a connection that was replaced went on):
+		// nothing could reach it, and the timer would pin it until then.
 		return
 	}
 	in := c.ExpiresAt.Sub(s.srv.cfg.Clock.Now()) - warn
