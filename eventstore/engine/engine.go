@@ -766,7 +766,7 @@ const (
 // had landed, within the stream's duplicate window), or a conflict, which
 // the caller resolves by reading the subject up to the leader's head. It
 // stops with the last error when ctx ends.
-func (e *Engine) settle(ctx context.Context, m eventstore.Message) (eventstore.Ack, error) {
+func (e *Engine) settle(ctx context.Context, m eventstore.Message, last error) (eventstore.Ack, error) {
 	e.resends.Add(1)
 	wait := settleMin
 	for {
@@ -774,7 +774,7 @@ func (e *Engine) settle(ctx context.Context, m eventstore.Message) (eventstore.A
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return eventstore.Ack{}, ctx.Err()
+			return eventstore.Ack{}, last // the log's, not the deadline's: it did not answer
 		case <-t.C:
 		}
 		wait = min(2*wait, settleMax)
@@ -782,6 +782,7 @@ func (e *Engine) settle(ctx context.Context, m eventstore.Message) (eventstore.A
 		if !errors.Is(err, eventstore.ErrUnavailable) || ctx.Err() != nil {
 			return ack, err
 		}
+		last = err
 	}
 }
 
@@ -836,7 +837,7 @@ func (e *Engine) catchUp(ctx context.Context, en *entry, subject string, authori
 func (e *Engine) appendSettled(ctx context.Context, m eventstore.Message) (ack eventstore.Ack, uncertain bool, err error) {
 	ack, err = e.append(ctx, m)
 	if uncertain = errors.Is(err, eventstore.ErrUnavailable); uncertain {
-		ack, err = e.settle(ctx, m)
+		ack, err = e.settle(ctx, m, err)
 	}
 	return ack, uncertain, err
 }

@@ -20,10 +20,13 @@ import (
 func TestARequestTheLogCannotServeIsLoggedWithItsSessionAndRequest(t *testing.T) {
 	logger, lines := estest.Capture(t)
 	// The engine rides out a log that does not answer for the whole command
-	// timeout: keep it short here.
-	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir(), ConnectTimeout: time.Second},
+	// timeout: 5 s here, past the engine's first append attempt (2 s), so
+	// that the command ends in its resends, still saying "unavailable"
+	// (the log's error, not the deadline's). Long enough for the login and
+	// the first broadcast on a loaded machine.
+	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir(), ConnectTimeout: 10 * time.Second},
 		Policy: domain.Config{Default: domain.DefaultPolicy()}, Secret: secret, HTTPListen: "127.0.0.1:0", Logger: logger,
-		Gateway: gateway.Config{CommandTimeout: 2 * time.Second}})
+		Gateway: gateway.Config{CommandTimeout: 5 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
