@@ -29,8 +29,8 @@ func (s *session) heartbeat(ctx context.Context) any {
 	s.mu.Lock()
 	// A client heartbeats once an interval; one that heartbeats far more
 	// often (a flood) is answered, but presence, shared by every node, is
-	// written at most four times an interval.
-	due := s.bound && now.Sub(s.lastBeat) >= s.srv.cfg.HeartbeatInterval/4
+	// written at most once a second (or four times an interval, if shorter).
+	due := s.bound && now.Sub(s.lastBeat) >= min(time.Second, s.srv.cfg.HeartbeatInterval/4)
 	s.mu.Unlock()
 	if due {
 		s.beat(ctx, now)

@@ -65,7 +65,8 @@ func closedFor(t *testing.T, w *wire.Conn, want *domain.Error, seen ...func(prot
 // connections' sessions: a closed socket's goroutines are gone.
 func waitSessions(t *testing.T, n *node.Node, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: a loaded machine; it costs nothing when the count comes.
+	deadline := time.Now().Add(30 * time.Second)
 	for n.Gateway.Sessions() != want {
 		if time.Now().After(deadline) {
 			t.Fatalf("the gateway holds %d sessions, want %d", n.Gateway.Sessions(), want)
@@ -189,7 +190,9 @@ func TestARecordedTimeoutClosesTheSocket(t *testing.T) {
 // no pong comes, long before the heartbeat timeout.
 func TestADeadPeerIsClosedWhenItMissesAPing(t *testing.T) {
 	clock := estest.NewClock(t0)
-	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{PongTimeout: 100 * time.Millisecond})
+	// The pong timeout is real time and applies to bob, the live peer, too:
+	// generous enough that a loaded machine never makes him miss a pong.
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{PongTimeout: 5 * time.Second})
 	proxy := netcut.Start(t, n.HTTPAddr())
 	alice := wire.Dial(t, proxy.Addr())
 	alice.Login("r1", "alice", token(t, n, "alice"))
@@ -347,7 +350,7 @@ func (p *countingPresence) BeatAt(ctx context.Context, app domain.AppID, s domai
 // limit; each one used to be written to the cluster's presence bucket (a
 // JetStream read and compare-and-set). A client flooding heartbeats (1,000
 // within one frozen second here) is answered, and presence is written at
-// most four times a heartbeat interval.
+// most once a second.
 func TestAHeartbeatFloodIsNotWrittenToPresence(t *testing.T) {
 	clock := estest.NewClock(t0)
 	h := newHandNode(t, clock)
