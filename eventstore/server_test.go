@@ -106,7 +106,9 @@ func TestOpenExternalUnreachable(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	// The refusal comes at once: the bound only catches a hang (generous:
+	// a loaded machine).
+	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("Open took %v", d)
 	}
 }
@@ -172,7 +174,9 @@ func TestAppendUnavailableWhenServerDown(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// Generous for a loaded machine, yet below the 5 s (requestTimeout) an
+	// append that ignored ctx would take.
+	if d := time.Since(start); d > 4500*time.Millisecond {
 		t.Fatalf("Append took %v with a 300ms context", d)
 	}
 	_, err = l.Read(ctx, nil, 0, func(Record) error { return nil })

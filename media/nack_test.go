@@ -125,12 +125,19 @@ func TestNACKRecoversLoss(t *testing.T) {
 	send(sent)
 	lossy.Store(false)
 	send(20) // a tail, so the last losses are noticed and resent
-	time.Sleep(time.Second)
-	mu.Lock()
-	n := len(got)
-	mu.Unlock()
 	if dropped.Load() < sent/10 {
 		t.Fatalf("only %d packets dropped", dropped.Load())
+	}
+	// The resent packets arrive in their own time: wait for them (generous:
+	// a loaded machine).
+	var n int
+	for deadline := time.Now().Add(long); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n = len(got)
+		mu.Unlock()
+		if n >= sent+20-3 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if n < sent+20-3 {
 		t.Errorf("the player got %d of %d packets; %d were dropped on the way in", n, sent+20, dropped.Load())

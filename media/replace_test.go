@@ -111,6 +111,17 @@ func TestAPlayerIsNotPlayingAfterItsPublisherLeft(t *testing.T) {
 			Op: OpClose}); err != nil {
 			t.Fatal(err)
 		}
+		// The states arrive asynchronously: first every player's
+		// PLAY_REQUESTING, then an absence window, media still flowing, for
+		// a wrong PLAYING to show up.
+		waitUntil(t, "every player PLAY_REQUESTING", func() bool {
+			for _, sid := range sids {
+				if last(sid) != PlayRequesting {
+					return false
+				}
+			}
+			return true
+		})
 		time.Sleep(300 * time.Millisecond)
 		cancel()
 		pc.Close()

@@ -123,11 +123,13 @@ func TestKilledNodesSessionsTimeOutOnTheSurvivor(t *testing.T) {
 	startProcess(t, "nats", "-role", "nats", "-nats-listen", natsAddr, "-nats-password", password, "-data", t.TempDir())
 	natsURL := "nats://" + natsAddr
 	waitNATS(t, natsURL, password)
-	timeout := 2 * time.Second
+	// Generous: a loaded machine must not stall carol, alive on the
+	// survivor, past her timeout.
+	timeout := 5 * time.Second
 	node := func(name string) *process {
 		addr := freePort(t)
 		p := startProcess(t, name, "-nats-url", natsURL, "-nats-password", password, "-secret", secret, "-http", addr,
-			"-heartbeat", "200ms", "-heartbeat-timeout", timeout.String(), "-multi-room", "true")
+			"-heartbeat", "1s", "-heartbeat-timeout", timeout.String(), "-multi-room", "true")
 		p.http = addr
 		waitReady(t, p.http)
 		return p
@@ -160,7 +162,7 @@ func TestKilledNodesSessionsTimeOutOnTheSurvivor(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := map[string]bool{}
-	deadline := time.Now().Add(timeout + 8*time.Second)
+	deadline := time.Now().Add(timeout + 30*time.Second) // generous: a loaded machine
 	for len(gone) < 2 {
 		f, err := carol.TryNext(time.Until(deadline))
 		if err != nil {
@@ -175,7 +177,9 @@ func TestKilledNodesSessionsTimeOutOnTheSurvivor(t *testing.T) {
 		}
 	}
 	noticed := time.Since(killed)
-	// The log records each timeout once, 2 s after the session's last heartbeat.
+	// The log records each timeout once, the timeout after the session's last
+	// heartbeat (not before; the upper bound only catches one that never
+	// waited for it, generous for a loaded machine).
 	log := estest.Must(t, eventstore.Config{URL: natsURL, Password: password, Logger: estest.Logger(t)})
 	timeouts := map[domain.SessionID]int{}
 	_, err = log.Read(estest.Ctx(t), []string{log.Prefix() + ".>"}, 1, func(rec eventstore.Record) error {
@@ -189,10 +193,10 @@ func TestKilledNodesSessionsTimeOutOnTheSurvivor(t *testing.T) {
 				continue
 			}
 			timeouts[domain.SessionID(e.AggregateID)]++
-			if late := e.Time.Sub(d.LastSeen); late < timeout || late > timeout+1500*time.Millisecond {
+			if late := e.Time.Sub(d.LastSeen); late < timeout || late > timeout+10*time.Second {
 				t.Errorf("session %s timed out %v after its last heartbeat, want %v", e.AggregateID, late, timeout)
 			}
-			if d.LastSeen.After(killed) || killed.Sub(d.LastSeen) > time.Second {
+			if d.LastSeen.After(killed) || killed.Sub(d.LastSeen) > 5*time.Second {
 				t.Errorf("session %s last seen %v, killed at %v", e.AggregateID, d.LastSeen, killed)
 			}
 		}

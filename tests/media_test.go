@@ -111,7 +111,9 @@ func TestMediaAcrossTwoNodes(t *testing.T) {
 // log with reason media_node_lost, exactly once although both gateways
 // notice; alice and bob are told (1003004, 1004004).
 func TestMediaNodeDeath(t *testing.T) {
-	quick := func(c *node.Config) { c.MediaNodeBeat, c.MediaNodeTimeout = 100*time.Millisecond, time.Second }
+	// Real time: the timeout is generous enough that a stall on a loaded
+	// machine never declares the live media node dead before it is killed.
+	quick := func(c *node.Config) { c.MediaNodeBeat, c.MediaNodeTimeout = time.Second, 8*time.Second }
 	g1 := clienttest.StartNode(t, clienttest.NodeOptions{NATSListen: "127.0.0.1:0", Edit: func(c *node.Config) {
 		quick(c)
 		c.NoMedia = true

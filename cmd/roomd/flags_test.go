@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -129,7 +130,19 @@ func TestAShutdownGraceAbove10sIsHonoured(t *testing.T) {
 		}
 		answered <- time.Now()
 	}()
-	time.Sleep(500 * time.Millisecond)
+	// Stop once roomd runs the request (its handler is on a goroutine's
+	// stack: roomd runs in this process), not after a guess at how long a
+	// loaded machine takes to get there.
+	for deadline := time.Now().Add(30 * time.Second); !running("net/http/pprof.Profile("); time.Sleep(10 * time.Millisecond) {
+		select {
+		case <-answered:
+			t.Fatal("the profile request was answered before it ran")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the profile request never ran")
+		}
+	}
 	stop() // SIGTERM
 	var stopped time.Time
 	select {
@@ -147,6 +160,18 @@ func TestAShutdownGraceAbove10sIsHonoured(t *testing.T) {
 	default:
 		t.Errorf("roomd (-shutdown-grace 30s) stopped while a request was in flight")
 		<-answered
+	}
+}
+
+// running reports whether a goroutine of this process is in fn.
+func running(fn string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return bytes.Contains(buf[:n], []byte(fn))
+		}
+		buf = make([]byte, 2*len(buf))
 	}
 }
 

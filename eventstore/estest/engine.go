@@ -95,13 +95,13 @@ func Exec(tb testing.TB, e *engine.Engine, c domain.Command) engine.Result {
 	return res
 }
 
-// Eventually polls cond until it holds, failing the test after 10 s.
+// Eventually polls cond until it holds, failing the test after 30 s.
 func Eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // generous: a loaded machine
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not within 10 s", what)
+			tb.Fatalf("%s: not within 30 s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

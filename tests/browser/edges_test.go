@@ -111,7 +111,7 @@ func TestSDKPublishCalledDuringAReloginGoesOnTheNewSession(t *testing.T) {
 	p, proxy, _ := reconnectingPair(t, func(o *clienttest.NodeOptions) {
 		// A short timeout, and heartbeats often enough to keep the
 		// re-entered session well inside it (as TestSDKReloginAfterTimeout).
-		o.Gateway.HeartbeatInterval, o.Gateway.HeartbeatTimeout = 250*time.Millisecond, 2500*time.Millisecond
+		o.Gateway.HeartbeatInterval, o.Gateway.HeartbeatTimeout = 250*time.Millisecond, 5*time.Second
 	}, nil)
 	// Record every peer connection the page makes.
 	p.Eval(`(() => { const P = window.RTCPeerConnection; T.pcs = [];

@@ -134,8 +134,9 @@ func TestSDKHeartbeatWatchdog(t *testing.T) {
 func TestSDKReloginAfterTimeout(t *testing.T) {
 	p, proxy, _ := reconnectingPair(t, func(o *clienttest.NodeOptions) {
 		// A short timeout, and heartbeats often enough to keep the
-		// re-entered session well inside it.
-		o.Gateway.HeartbeatInterval, o.Gateway.HeartbeatTimeout = 250*time.Millisecond, 2500*time.Millisecond
+		// re-entered session well inside it (through Chromium and a -race
+		// server on a loaded machine: 5 s).
+		o.Gateway.HeartbeatInterval, o.Gateway.HeartbeatTimeout = 250*time.Millisecond, 5*time.Second
 	}, nil)
 	session := p.session("b")
 	mark := p.Len()
@@ -163,7 +164,9 @@ func TestSDKReloginAfterTimeout(t *testing.T) {
 // them for good.
 func TestSDKReloginDeletesWhoLeftMeanwhile(t *testing.T) {
 	p, proxy, _ := reconnectingPair(t, func(o *clienttest.NodeOptions) {
-		o.Gateway.HeartbeatInterval, o.Gateway.HeartbeatTimeout = 250*time.Millisecond, 2500*time.Millisecond
+		// 5 s: the live sessions heartbeat through Chromium and a -race
+		// server on a loaded machine.
+		o.Gateway.HeartbeatInterval, o.Gateway.HeartbeatTimeout = 250*time.Millisecond, 5*time.Second
 	}, nil)
 	if r := p.publishCamera("a", "alice-cam", "r1"); !r.OK {
 		t.Fatalf("publish: %+v", r)

@@ -42,8 +42,9 @@ const App = "dev"
 // the client on a clock they move by hand (ClientClock).
 const Heartbeat = 30 * time.Second
 
-// Wait bounds every wait for a callback.
-const Wait = 10 * time.Second
+// Wait bounds every wait for a callback: generous, for a loaded machine
+// (it costs nothing when the callback comes).
+const Wait = 30 * time.Second
 
 // NodeOptions tunes StartNode.
 type NodeOptions struct {

@@ -23,10 +23,14 @@ type Conn struct {
 	wmu   sync.Mutex // requests and heartbeats may be sent from two goroutines
 }
 
+// wait bounds a dial, a write and Next: generous, for a loaded machine (it
+// costs nothing when the frame comes).
+const wait = 30 * time.Second
+
 // Dial connects to ws://addr/ws and reads the hello frame.
 func Dial(t testing.TB, addr string) *Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
 	if err != nil {
@@ -53,7 +57,7 @@ func (c *Conn) SendRaw(s string) {
 func (c *Conn) write(s string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	return c.WS.Write(ctx, websocket.MessageText, []byte(s))
 }
@@ -86,10 +90,10 @@ func (c *Conn) Send(id string, op protocol.Op, data any) {
 	c.SendRaw(string(b))
 }
 
-// Next reads the next frame, failing the test after 10 s.
+// Next reads the next frame, failing the test after wait.
 func (c *Conn) Next() protocol.Frame {
 	c.t.Helper()
-	f, err := c.TryNext(10 * time.Second)
+	f, err := c.TryNext(wait)
 	if err != nil {
 		c.t.Fatalf("read: %v", err)
 	}

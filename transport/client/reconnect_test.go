@@ -148,6 +148,11 @@ func TestReconnectAfterSilence(t *testing.T) {
 	// moves on in steps until it does, within a few intervals.
 	for moved := 3 * clienttest.Heartbeat / 2; ; moved += clienttest.Heartbeat / 2 {
 		if moved > 4*clienttest.Heartbeat {
+			// The clock is well past the watchdog: give a loaded machine
+			// its time to report it before failing.
+			if reconnectingWithin(t, ra, wait) {
+				break
+			}
 			t.Fatalf("no Reconnecting after %v of silence (heartbeat %v)", moved, clienttest.Heartbeat)
 		}
 		clock.Advance(clienttest.Heartbeat / 2)

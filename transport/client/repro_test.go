@@ -3,7 +3,6 @@ package client_test
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/tests/netcut"
@@ -46,7 +45,7 @@ func TestResumeDoesNotLoseAConcurrentEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		for {
-			e, ok := ra.TryNext(2 * time.Second)
+			e, ok := ra.TryNext(wait)
 			if !ok {
 				t.Fatalf("iteration %d: command %s (sent after Reconnected) never reached alice", i, msg)
 			}

@@ -17,7 +17,9 @@ import (
 // switching to, and must not be left in that room in the log: before, the
 // others saw it added, while it got none of the room's events.
 func TestATimedOutSwitchSaysLoginFailedAndLeavesNoGhost(t *testing.T) {
-	n := startPausableNode(t, gateway.Config{CommandTimeout: time.Second})
+	// The switch times out while the projection is paused, however long
+	// that is; the logins before it must not (generous: a loaded machine).
+	n := startPausableNode(t, gateway.Config{CommandTimeout: 5 * time.Second})
 	alice := wire.Dial(t, n.addr)
 	alice.Login("r1", "alice", n.token(t, "alice"))
 	bob := wire.Dial(t, n.addr)

@@ -25,7 +25,7 @@ func TestALoginTheLogCannotServeFailsWithTheLoginTimeout(t *testing.T) {
 	p := domain.DefaultPolicy()
 	// The engine rides out a log that does not answer (an election) for the
 	// whole command timeout: keep it short here.
-	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir(), ConnectTimeout: time.Second},
+	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir(), ConnectTimeout: 10 * time.Second},
 		Policy: domain.Config{Default: p}, Secret: secret, HTTPListen: "127.0.0.1:0", Logger: estest.Logger(t),
 		Gateway: gateway.Config{CommandTimeout: 2 * time.Second}})
 	if err != nil {
