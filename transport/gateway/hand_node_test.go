@@ -35,6 +35,13 @@ type handNode struct {
 // presence's and signer's.
 func newHandNode(t *testing.T, clock *estest.Clock) *handNode {
 	t.Helper()
+	return newHandNodeOn(t, clock, nil)
+}
+
+// newHandNodeOn is newHandNode whose engine loads what it has not cached
+// through source(the projection) (nil: the projection itself).
+func newHandNodeOn(t *testing.T, clock *estest.Clock, source func(*projections.Live) engine.Source) *handNode {
+	t.Helper()
 	h := &handNode{log: estest.Open(t, nil), live: projections.NewLive(projections.NewModel())}
 	var ec engine.Clock
 	pcfg := presence.Config{Timeout: 90 * time.Second, Node: "A", Logger: estest.Logger(t)}
@@ -42,7 +49,11 @@ func newHandNode(t *testing.T, clock *estest.Clock) *handNode {
 	if clock != nil {
 		ec, pcfg.Clock, acfg.Clock, acfg.Leeway = clock, clock, clock.Now, 5*time.Second
 	}
-	h.engine = estest.Engine(t, h.log, h.live, ec)
+	var src engine.Source = h.live
+	if source != nil {
+		src = source(h.live)
+	}
+	h.engine = estest.Engine(t, h.log, src, ec)
 	records, err := h.log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket})
 	if err != nil {
 		t.Fatal(err)

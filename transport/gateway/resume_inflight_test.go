@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
-	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/estest"
-	"github.com/roomlog/roomlog/eventstore/presence"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/tests/netcut"
 	"github.com/roomlog/roomlog/tests/wire"
@@ -52,24 +51,11 @@ func (s *holdSource) State(ctx context.Context, k domain.Key, atLeast uint64) (a
 // served, with its projection running.
 func startHoldNode(t *testing.T) (*handNode, *holdSource, string) {
 	t.Helper()
-	h := &handNode{log: estest.Open(t, nil), live: projections.NewLive(projections.NewModel())}
-	src := &holdSource{live: h.live, entered: make(chan struct{}), release: make(chan struct{})}
-	h.engine = estest.Engine(t, h.log, src, nil)
-	records, err := h.log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.presence, err = presence.New(presence.Config{Timeout: 90 * time.Second, Node: "A", Logger: estest.Logger(t),
-		Records: records, Engine: h.engine}); err != nil {
-		t.Fatal(err)
-	}
-	if h.bus, err = h.log.OpenBus("hold-bus"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.bus.Close() })
-	if h.signer, err = auth.NewSigner(auth.Config{Secret: secret}); err != nil {
-		t.Fatal(err)
-	}
+	var src *holdSource
+	h := newHandNodeOn(t, nil, func(l *projections.Live) engine.Source {
+		src = &holdSource{live: l, entered: make(chan struct{}), release: make(chan struct{})}
+		return src
+	})
 	addr := h.serve(t, gateway.Config{}, src.let) // the gateway subscribes to the projection first
 	estest.RunLive(t, h.log, h.live)
 	t.Cleanup(src.let) // before the projection stops
