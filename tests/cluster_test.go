@@ -66,7 +66,10 @@ func (l *load) run(t *testing.T, name string, c *client.Client) {
 		for i := 0; !l.stop.Load(); i++ {
 			body := fmt.Sprint(name, "/", i)
 			start := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			// As long as the client's RequestTimeout: the server's command
+			// budget decides whether a broadcast rode the fault out; a
+			// loaded machine's slow election is a stall, measured below.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*clusterBudget)
 			_, err := c.SendBroadcastMessage(ctx, "r1", body)
 			cancel()
 			l.mu.Lock()
