@@ -11,17 +11,7 @@ import (
 // The bus carries messages between every subscriber and answers requests
 // from one server; it stores nothing.
 func TestBusPublishesAndAnswers(t *testing.T) {
-	l := openEmbedded(t, nil)
-	a, err := l.OpenBus("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := l.OpenBus("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := twoBuses(t)
 	ctx := testCtx(t)
 
 	got := make(chan string, 4)
@@ -148,17 +138,7 @@ func TestRecordsAreConditionalAndWatched(t *testing.T) {
 // the requester stops waiting, and stopping the server ends what it serves
 // and waits for it.
 func TestBusServesRequestsSideBySide(t *testing.T) {
-	l := openEmbedded(t, nil)
-	a, err := l.OpenBus("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := l.OpenBus("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := twoBuses(t)
 	ctx := testCtx(t)
 
 	started := make(chan struct{}, 4)
@@ -219,4 +199,20 @@ func TestBusServesRequestsSideBySide(t *testing.T) {
 		t.Fatal("stop returned while a request was still served")
 	}
 	finished.Wait()
+}
+
+// twoBuses opens two buses, "a" and "b", each on a connection of its own,
+// on one log.
+func twoBuses(t *testing.T) (a, b *Bus) {
+	t.Helper()
+	l := openEmbedded(t, nil)
+	open := func(name string) *Bus {
+		bus, err := l.OpenBus(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(bus.Close)
+		return bus
+	}
+	return open("a"), open("b")
 }

@@ -514,14 +514,13 @@ func checkOffer(kind Kind, offer string) error {
 		switch {
 		case strings.HasPrefix(line, "m="):
 			end()
-			media, dir = false, "sendrecv"
-			if rest, ok := strings.CutPrefix(line, "m=audio "); ok {
+			kind, used := section(line)
+			media, dir = used, "sendrecv"
+			switch kind {
+			case "audio":
 				audio++
-				media = !strings.HasPrefix(rest, "0 ")
-			}
-			if rest, ok := strings.CutPrefix(line, "m=video "); ok {
+			case "video":
 				video++
-				media = !strings.HasPrefix(rest, "0 ")
 			}
 		case line == "a=sendrecv" || line == "a=sendonly" || line == "a=recvonly" || line == "a=inactive":
 			dir = line[2:]
@@ -543,14 +542,23 @@ func checkOffer(kind Kind, offer string) error {
 // one it rejects (port 0) has no codec in common with the offer.
 func carriesMedia(answer string) bool {
 	for line := range strings.Lines(answer) {
-		if rest, ok := strings.CutPrefix(line, "m=audio "); ok && !strings.HasPrefix(rest, "0 ") {
-			return true
-		}
-		if rest, ok := strings.CutPrefix(line, "m=video "); ok && !strings.HasPrefix(rest, "0 ") {
+		if _, used := section(strings.TrimSpace(line)); used {
 			return true
 		}
 	}
 	return false
+}
+
+// section reads an SDP media line: its kind ("audio" or "video"; "" for any
+// other), and whether it is an audio or video section in use (a port other
+// than 0; a rejected or disabled section has port 0).
+func section(mline string) (kind string, used bool) {
+	for _, k := range []string{"audio", "video"} {
+		if rest, ok := strings.CutPrefix(mline, "m="+k+" "); ok {
+			return k, !strings.HasPrefix(rest, "0 ")
+		}
+	}
+	return "", false
 }
 
 // fingerprints returns the DTLS certificate fingerprints an SDP names, sorted.

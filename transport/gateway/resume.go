@@ -59,12 +59,16 @@ func (s *session) beat(ctx context.Context, seen time.Time) {
 	app := s.app
 	s.lastBeat = seen
 	s.mu.Unlock()
-	// Bounded: a log that does not answer must not stall the connection's
-	// reader, which answers heartbeats; a beat that misses is made good by
-	// the next.
+	s.tellPresence(ctx, func(ctx context.Context) error { return s.srv.cfg.Presence.BeatAt(ctx, app, s.id, seen) })
+}
+
+// tellPresence runs one write to presence, bounded: a log that does not
+// answer must not stall the connection's reader, which answers heartbeats;
+// a write that misses is made good by the next.
+func (s *session) tellPresence(ctx context.Context, write func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(ctx, min(s.srv.cfg.CommandTimeout, s.srv.cfg.HeartbeatInterval))
 	defer cancel()
-	if err := s.srv.cfg.Presence.BeatAt(ctx, app, s.id, seen); err != nil {
+	if err := write(ctx); err != nil {
 		s.srv.cfg.Logger.Warn("presence heartbeat failed", "session", s.id, "err", err)
 	}
 }
@@ -82,13 +86,8 @@ func (s *session) flush(ctx context.Context) {
 		s.lastBeat = seen
 	}
 	s.mu.Unlock()
-	if !due {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, min(s.srv.cfg.CommandTimeout, s.srv.cfg.HeartbeatInterval))
-	defer cancel()
-	if err := s.srv.cfg.Presence.Seen(ctx, s.id, seen); err != nil {
-		s.srv.cfg.Logger.Warn("presence heartbeat failed", "session", s.id, "err", err)
+	if due {
+		s.tellPresence(ctx, func(ctx context.Context) error { return s.srv.cfg.Presence.Seen(ctx, s.id, seen) })
 	}
 }
 
