@@ -56,9 +56,13 @@ type conn struct {
 	// stopped is closed when the worker has returned: no request of the
 	// connection runs any more.
 	stopped chan struct{}
-	once    sync.Once
-	limiter *rate.Limiter
-	dropped atomic.Int64
+	// work is the worker's context, which outlives the reader's when the
+	// client goes away (see serve); stopWork cancels it.
+	work     context.Context
+	stopWork context.CancelFunc
+	once     sync.Once
+	limiter  *rate.Limiter
+	dropped  atomic.Int64
 
 	reasonMu sync.Mutex
 	reason   *domain.Error
@@ -78,6 +82,7 @@ func newConn(srv *Server, ws *websocket.Conn, nc net.Conn, sess *session) *conn 
 	c := &conn{srv: srv, ws: ws, nc: nc, out: newFrameQueue(cfg.QueueSize),
 		reqs: make(chan *protocol.Request, cfg.RequestQueue), done: make(chan struct{}), stopped: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), cfg.RequestBurst)}
+	c.work, c.stopWork = context.WithCancel(context.Background())
 	c.sess.Store(sess)
 	c.opened = cfg.Clock.Now()
 	c.heard.Store(c.opened.UnixNano())
@@ -193,17 +198,34 @@ func (c *conn) close(reason *domain.Error) {
 	})
 }
 
-// serve runs the connection until it ends.
+// why is the reason the connection was closed for: nil while it is open,
+// and when the client went away.
+func (c *conn) why() *domain.Error {
+	c.reasonMu.Lock()
+	defer c.reasonMu.Unlock()
+	return c.reason
+}
+
+// serve runs the connection until it ends. When the client goes away (it
+// closes its socket, or the socket fails), the requests it sent before are
+// still carried out, as if it had left after them: a browser tab that sends
+// a logout and closes is logged out now, not at its heartbeat timeout. When
+// the server closes the connection, the command running is cancelled and
+// nothing more runs.
 func (c *conn) serve(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer c.stopWork()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); c.writer(ctx) }()
-	go func() { defer wg.Done(); c.worker(ctx) }()
+	go func() { defer wg.Done(); c.worker(c.work) }()
 	c.check()
 	c.reader(ctx)
 	c.close(nil)
+	if c.why() != nil {
+		c.stopWork()
+	}
 	cancel()
 	c.watchMu.Lock()
 	if c.watch != nil {
@@ -278,30 +300,69 @@ func (c *conn) worker(ctx context.Context) {
 	defer close(c.stopped)
 	for {
 		// A closed connection runs nothing more (select picks at random
-		// among ready cases).
+		// among ready cases), but what a client that went away sent.
 		select {
 		case <-c.done:
+			c.lastRequests(ctx)
 			return
 		default:
 		}
 		select {
 		case <-c.done:
+			c.lastRequests(ctx)
 			return
 		case r := <-c.reqs:
-			req := *r
-			if req.Op == protocol.OpResume {
-				c.resume(ctx, req)
-				continue
-			}
-			if obs := c.srv.cfg.ObserveRequest; obs != nil {
-				start := time.Now()
-				c.sess.Load().handle(ctx, req)
-				obs(req.Op, time.Since(start))
-				continue
-			}
-			c.sess.Load().handle(ctx, req)
+			c.run(ctx, r)
 		}
 	}
+}
+
+// lastRequests runs what a client that went away sent before it left,
+// except what only answers it (the answer has nowhere to go). A connection
+// the server closed (replaced, too slow, silent, shutting down) runs
+// nothing more.
+func (c *conn) lastRequests(ctx context.Context) {
+	if c.why() != nil {
+		return
+	}
+	for {
+		select {
+		case r := <-c.reqs:
+			if outlivesConnection(r.Op) {
+				c.run(ctx, r)
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (c *conn) run(ctx context.Context, r *protocol.Request) {
+	req := *r
+	if req.Op == protocol.OpResume {
+		c.resume(ctx, req)
+		return
+	}
+	if obs := c.srv.cfg.ObserveRequest; obs != nil {
+		start := time.Now()
+		c.sess.Load().handle(ctx, req)
+		obs(req.Op, time.Since(start))
+		return
+	}
+	c.sess.Load().handle(ctx, req)
+}
+
+// outlivesConnection says whether a request does something once its
+// connection is gone: a resume, a query, a token renewal and the media
+// signalling that waits for an answer exist for the connection alone
+// (media_close still closes).
+func outlivesConnection(op protocol.Op) bool {
+	switch op {
+	case protocol.OpResume, protocol.OpRenewToken, protocol.OpMediaOffer, protocol.OpMediaCandidate,
+		protocol.OpMediaICERestart:
+		return false
+	}
+	return !op.Query()
 }
 
 // Room kept in the socket's buffer: for session_closing and the close
@@ -379,9 +440,7 @@ func (c *conn) writer(ctx context.Context) {
 		case <-c.out.ready:
 			continue
 		case <-c.done:
-			c.reasonMu.Lock()
-			reason := c.reason
-			c.reasonMu.Unlock()
+			reason := c.why()
 			if reason == nil {
 				c.ws.CloseNow()
 				return

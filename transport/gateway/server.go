@@ -482,6 +482,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.close(protocol.ErrShuttingDown)
+		c.stopWork() // also the last requests of a client that went away
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
