@@ -107,8 +107,8 @@ func TestAPointPastTheRoomsEndIsRefused(t *testing.T) {
 	}
 }
 
-// Only an absent rooms field or "*" means every room: an empty list is a
-// mistake, not an all-rooms token.
+// Only an absent rooms field or ["*"] means every room: an empty list, or
+// one that holds "*" among rooms, is a mistake, not an all-rooms token.
 func TestATokenForAnEmptyRoomListIsRefused(t *testing.T) {
 	n := start(t)
 	adm := admin_(t, n)
@@ -116,6 +116,14 @@ func TestATokenForAnEmptyRoomListIsRefused(t *testing.T) {
 	code := rawCall(t, n, adm, "POST", "/tokens", []byte(`{"user":"alice","rooms":[]}`), &e)
 	if code != http.StatusBadRequest || e.Code != domain.ErrInvalidArgument.Code || !strings.Contains(e.Message, "rooms") {
 		t.Errorf(`"rooms": []: HTTP %d %+v, want 400 invalid_argument`, code, e)
+	}
+	// A list naming rooms and "*" (a backend's selection holding a room
+	// called "*") is not every room either: roomctl token refuses it too.
+	// It used to mint an all-rooms token.
+	e = errBody{}
+	code = rawCall(t, n, adm, "POST", "/tokens", []byte(`{"user":"alice","rooms":["class-1","*"]}`), &e)
+	if code != http.StatusBadRequest || e.Code != domain.ErrInvalidArgument.Code || !strings.Contains(e.Message, `"*"`) {
+		t.Errorf(`"rooms": ["class-1","*"]: HTTP %d %+v, want 400 invalid_argument`, code, e)
 	}
 	for _, body := range []string{`{"user":"alice"}`, `{"user":"alice","rooms":["*"]}`} {
 		var tr admin.TokenReply
