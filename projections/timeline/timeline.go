@@ -131,12 +131,11 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 		}
 		for i := range events {
 			e := &events[i]
-			if e.Prev != prev {
-				return fmt.Errorf("stream sequence %d: %w: %s seq %d names %q, expected %q (roomctl verify names what was changed)",
-					rec.Seq, domain.ErrBrokenChain, e.Key(), e.Seq, e.Prev, prev)
-			}
 			if until.past(e) {
 				return errStop
+			}
+			if e.Prev != prev {
+				return brokenLink(rec.Seq, e, prev)
 			}
 			r.Apply(e)
 			if fn != nil {
@@ -162,7 +161,9 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 // event at or after since. more says whether the history goes on. It
 // starts at the right message with a binary search over direct gets, so a
 // page deep in a long history costs no more than the first. Like Replay,
-// it passes over a message no engine wrote.
+// it checks the hash chain, from the message before the page's first (an
+// error wrapping domain.ErrBrokenChain names the first link that fails),
+// and passes over a message no engine wrote.
 func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.RoomID, afterSeq uint64, since time.Time,
 	limit int) (entries []Entry, more bool, err error) {
 	subject := log.Subject(string(app), string(domain.KindRoom), string(id))
@@ -183,21 +184,34 @@ func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.
 	if err != nil || !ok {
 		return nil, false, err
 	}
+	prev, anchored, err := headBefore(ctx, log, subject, start)
+	if err != nil {
+		return nil, false, err
+	}
 	_, err = log.Read(ctx, []string{subject}, start, func(rec eventstore.Record) error {
-		events, err := domain.DecodeEvents(rec.Data)
+		events, hashes, err := domain.DecodeHashed(rec.Data)
 		if err != nil {
 			return nil // not written by an engine: passed over, as by the nodes
 		}
 		for i := range events {
 			e := &events[i]
-			if e.Seq <= afterSeq || (afterSeq == 0 && e.Time.Before(since)) {
-				continue
-			}
-			if len(entries) == limit {
-				more = true
+			wanted := e.Seq > afterSeq && (afterSeq != 0 || !e.Time.Before(since))
+			if wanted && len(entries) == limit {
+				more = true // the next page checks it
 				return errStop
 			}
-			entries = append(entries, entry(rec.Seq, i, e))
+			if !anchored {
+				// The first kept message of a history retention cut:
+				// nothing before it to check its first link against.
+				prev, anchored = e.Prev, true
+			}
+			if e.Prev != prev {
+				return brokenLink(rec.Seq, e, prev)
+			}
+			prev = hashes[i]
+			if wanted {
+				entries = append(entries, entry(rec.Seq, i, e))
+			}
 		}
 		return nil
 	})
@@ -205,6 +219,40 @@ func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.
 		return nil, false, err
 	}
 	return entries, more, nil
+}
+
+// brokenLink is the error for event e of the message at stream sequence
+// seq, which names a Prev other than want.
+func brokenLink(seq uint64, e *domain.Event, want string) error {
+	return fmt.Errorf("stream sequence %d: %w: %s seq %d names %q, expected %q (roomctl verify names what was changed)",
+		seq, domain.ErrBrokenChain, e.Key(), e.Seq, e.Prev, want)
+}
+
+// headBefore finds what the first event at stream sequence start must name
+// as its Prev: the stored head of the subject's last message an engine
+// wrote before start, or "" if there is none and the history begins at
+// start. anchored is false when the messages before start were removed by
+// retention, and the first link cannot be checked.
+func headBefore(ctx context.Context, log *eventstore.Log, subject string, start uint64) (head string, anchored bool, err error) {
+	_, err = log.ReadSubjectBackward(ctx, subject, start, func(rec eventstore.Record) (bool, error) {
+		h, err := domain.StoredHead(rec.Data)
+		if err != nil {
+			return true, nil // not written by an engine: the one before it
+		}
+		head, anchored = h, true
+		return false, nil
+	})
+	if err != nil || anchored {
+		return head, anchored, err
+	}
+	first, ok, err := log.Get(ctx, subject, start)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	if events, err := domain.DecodeEvents(first.Data); err == nil && events[0].Seq == 1 {
+		return "", true, nil
+	}
+	return "", false, nil
 }
 
 func entry(seq uint64, i int, e *domain.Event) Entry {

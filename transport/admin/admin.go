@@ -175,7 +175,7 @@ func status(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, domain.ErrRateLimited):
 		return http.StatusTooManyRequests
-	case errors.Is(err, domain.ErrInternal):
+	case errors.Is(err, domain.ErrInternal), errors.Is(err, protocol.ErrHistoryBroken):
 		return http.StatusInternalServerError
 	}
 	var de *domain.Error

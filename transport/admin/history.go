@@ -38,6 +38,15 @@ func replayError(err error) error {
 		// its first kept event.
 		return protocol.ErrHistoryRemoved.With("%s", strings.Replace(err.Error(), timeline.ErrTruncated.Error()+": ", "", 1))
 	}
+	return readError(err)
+}
+
+// readError maps an error reading a room's history: a broken chain is
+// final (HTTP 500, history_broken), anything else the log's unavailability.
+func readError(err error) error {
+	if errors.Is(err, domain.ErrBrokenChain) {
+		return protocol.ErrHistoryBroken.With("%v", err)
+	}
 	return domain.ErrUnavailable.With("%v", err)
 }
 
@@ -96,7 +105,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) (any, error) {
 	entries, more, err := timeline.Page(ctx, a.cfg.Log, domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room")),
 		afterSeq, since, limit)
 	if err != nil {
-		return nil, domain.ErrUnavailable.With("%v", err)
+		return nil, readError(err)
 	}
 	page := HistoryPage{Events: entries, Next: afterSeq, More: more}
 	if page.Events == nil {

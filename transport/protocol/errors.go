@@ -25,13 +25,18 @@ var (
 	// or a diff of a room whose first events retention removed: it cannot
 	// be rebuilt, now or later, so a client must not retry as after 1906098.
 	ErrHistoryRemoved = &domain.Error{Code: 1906015, Name: "history_removed", Message: "the start of the history was removed by retention"}
+	// ErrHistoryBroken is the admin API's answer (HTTP 500) for a room
+	// whose stored history fails its hash chain: it was changed outside
+	// the engine. Retrying gives the same answer; roomctl verify names
+	// what was changed.
+	ErrHistoryBroken = &domain.Error{Code: 1906016, Name: "history_broken", Message: "the room's history fails its hash chain: it was changed outside the engine"}
 )
 
 // Errors lists the transport's errors.
 func Errors() []*domain.Error {
 	return []*domain.Error{ErrMalformedRequest, ErrUnknownOperation, ErrFrameTooLarge, ErrTooManyRequests,
 		ErrSlowConsumer, ErrUnauthorized, ErrShuttingDown, ErrSessionReplaced, ErrResumeFailed, ErrNotFound,
-		ErrLoginTimeout, ErrSilent, ErrPingTimeout, ErrHistoryRemoved}
+		ErrLoginTimeout, ErrSilent, ErrPingTimeout, ErrHistoryRemoved, ErrHistoryBroken}
 }
 
 // ReplyTo builds the reply to request id from a result or an error.
