@@ -77,6 +77,9 @@ func TestReplayRefusesAReversedDiff(t *testing.T) {
 		{"-diff", mid.Format(time.RFC3339Nano), "-at", mid.Add(-time.Second).Format(time.RFC3339Nano)},
 		{"-diff", "4", "-at", mid.Add(-time.Second).Format(time.RFC3339Nano)},
 		{"-diff", mid.Format(time.RFC3339Nano), "-to-seq", "3"},
+		// An end point before the room's first event: it used to exit 1,
+		// "no history", for a room that has one.
+		{"-diff", "3", "-at", mid.Add(-time.Hour).Format(time.RFC3339Nano)},
 	} {
 		out, errOut, code := replay(args...)
 		if code != 2 || out != "" || !strings.Contains(errOut, "is after") {

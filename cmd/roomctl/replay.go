@@ -109,11 +109,13 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 	}
 	// A sequence past the room's end is refused before anything is
 	// printed, when the room's last message says where the end is.
-	if roomLast, ok, err := lastRoomSeq(ctx, log, *app, *room); err != nil {
+	roomLast, hasEvents, err := lastRoomSeq(ctx, log, *app, *room)
+	switch {
+	case err != nil:
 		return err
-	} else if ok && until.Seq > roomLast {
+	case hasEvents && until.Seq > roomLast:
 		return pastEnd(until.Seq, roomLast)
-	} else if ok && until.IsEnd() && from.Seq > roomLast {
+	case hasEvents && until.IsEnd() && from.Seq > roomLast:
 		return pastEnd(from.Seq, roomLast)
 	}
 	last, err := log.LastSeq(ctx)
@@ -151,6 +153,11 @@ func replay(ctx context.Context, args []string, out io.Writer) error {
 	r, err := timeline.Replay(ctx, log, domain.AppID(*app), domain.RoomID(*room), until, each, bar.set)
 	bar.done()
 	if errors.Is(err, timeline.ErrNoHistory) {
+		if hasEvents && from.Seq != 0 {
+			// The end point is a time before the room's first event.
+			return exitError{2, fmt.Sprintf("replay: -diff %s is after the end point (%s, before the room's first event): give the earlier point to -diff",
+				from, until)}
+		}
 		return exitError{1, err.Error()}
 	}
 	if err != nil {

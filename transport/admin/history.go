@@ -207,6 +207,14 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		return nil
 	}, nil)
+	if errors.Is(err, timeline.ErrNoHistory) && from.Seq != 0 && !to.Time.IsZero() {
+		// to is a time before the room's first event: a from sequence of
+		// a room that has events comes after it.
+		first, _, perr := timeline.Page(ctx, a.cfg.Log, app, room, 0, time.Time{}, 1)
+		if perr == nil && len(first) > 0 {
+			return nil, reversed()
+		}
+	}
 	if err != nil {
 		return nil, replayError(err)
 	}
@@ -222,7 +230,7 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) (any, error) {
 		// event after to is at or before from.
 		next, _, err := timeline.Page(ctx, a.cfg.Log, app, room, after.Seq, time.Time{}, 1)
 		if err != nil {
-			return nil, domain.ErrUnavailable.With("%v", err)
+			return nil, readError(err)
 		}
 		if len(next) > 0 && !from.After(next[0]) {
 			return nil, reversed()

@@ -75,7 +75,11 @@ func TestADiffWithAReversedRangeIsRefused(t *testing.T) {
 	at := func(sec int) string {
 		return time.Date(2026, 11, 21, 9, 0, sec, 0, time.UTC).Format(time.RFC3339)
 	}
-	for _, q := range []string{"from=9&to=3", "from=" + at(8) + "&to=" + at(2), "from=9&to=" + at(2), "from=" + at(8) + "&to=3"} {
+	// The last: a to time before the room's first event, which used to
+	// be answered 404 room_not_exist for a room that exists.
+	beforeTheRoom := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC).Format(time.RFC3339)
+	for _, q := range []string{"from=9&to=3", "from=" + at(8) + "&to=" + at(2), "from=9&to=" + at(2), "from=" + at(8) + "&to=3",
+		"from=3&to=" + beforeTheRoom} {
 		var e errBody
 		if code := call(t, n, adm, "GET", "/rooms/class%201.A/diff?"+q, nil, &e); code != http.StatusBadRequest ||
 			e.Code != domain.ErrInvalidArgument.Code || !strings.Contains(e.Message, "after") {
