@@ -61,7 +61,7 @@ func (f *adminFlags) call(ctx context.Context, method, path string, body any, ou
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+"/admin/v1/apps/"+url.PathEscape(f.app)+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+"/admin/v1/apps/"+segment(f.app)+path, rd)
 	if err != nil {
 		return err
 	}
@@ -92,6 +92,16 @@ func (f *adminFlags) call(ctx context.Context, method, path string, body any, ou
 	}
 	_, err = out.Write(b)
 	return err
+}
+
+// segment escapes an ID as one segment of a URL path. "." and ".." are
+// valid room IDs that url.PathEscape leaves as they are, and that the
+// server's router would clean away (rooms -room . listing every room).
+func segment(id string) string {
+	if id == "." || id == ".." {
+		return strings.Repeat("%2E", len(id))
+	}
+	return url.PathEscape(id)
 }
 
 // baseURL turns -http, a host:port or a URL (http or https, with a path
@@ -155,7 +165,7 @@ func kick(ctx context.Context, args []string, out io.Writer) error {
 	if *room == "" || *user == "" {
 		return exitError{2, "kick: -room and -user are required"}
 	}
-	return af.call(ctx, http.MethodPost, "/rooms/"+url.PathEscape(*room)+"/kick",
+	return af.call(ctx, http.MethodPost, "/rooms/"+segment(*room)+"/kick",
 		map[string]string{"user": *user, "reason": *reason}, out)
 }
 
@@ -172,7 +182,7 @@ func destroy(ctx context.Context, args []string, out io.Writer) error {
 	if *room == "" {
 		return exitError{2, "destroy: -room is required"}
 	}
-	return af.call(ctx, http.MethodDelete, "/rooms/"+url.PathEscape(*room), map[string]string{"reason": *reason}, out)
+	return af.call(ctx, http.MethodDelete, "/rooms/"+segment(*room), map[string]string{"reason": *reason}, out)
 }
 
 func rooms(ctx context.Context, args []string, out io.Writer) error {
@@ -186,7 +196,7 @@ func rooms(ctx context.Context, args []string, out io.Writer) error {
 	}
 	path := "/rooms"
 	if *room != "" {
-		path += "/" + url.PathEscape(*room)
+		path += "/" + segment(*room)
 	}
 	return af.call(ctx, http.MethodGet, path, nil, out)
 }

@@ -29,33 +29,47 @@ func adminNode(t *testing.T) *node.Node {
 	return n
 }
 
+// The steps run for an ordinary room and for rooms "." and "..", valid
+// IDs that a path left unescaped loses to the router's cleaning: "rooms
+// -room ." used to list every room, and kick and destroy answered
+// not_found.
 func TestKickDestroyAndRoomsThroughTheAdminAPI(t *testing.T) {
+	for _, room := range []string{"lobby", ".", ".."} {
+		t.Run(room, func(t *testing.T) { kickDestroyAndRooms(t, room) })
+	}
+}
+
+func kickDestroyAndRooms(t *testing.T, room string) {
 	const secret = adminSecret
 	n := adminNode(t)
 	for _, u := range []string{"alice", "bob"} {
 		tok, _ := n.Signer.Mint(auth.Claims{App: "dev", User: u, AllRooms: true, ExpiresAt: time.Now().Add(time.Hour)})
-		wire.Dial(t, n.HTTPAddr()).Login("lobby", u, tok)
+		wire.Dial(t, n.HTTPAddr()).Login(room, u, tok)
 	}
 	flags := []string{"-http", n.HTTPAddr(), "-secret", secret, "-app", "dev"}
 	out, code := roomctl(t, append([]string{"rooms"}, flags...)...)
-	if code != 0 || !strings.Contains(out, `"lobby"`) || !strings.Contains(out, `"members": 2`) {
+	if code != 0 || !strings.Contains(out, `"id": "`+room+`"`) || !strings.Contains(out, `"members": 2`) {
 		t.Fatalf("rooms: exit %d\n%s", code, out)
 	}
-	if out, code := roomctl(t, append([]string{"kick", "-room", "lobby", "-user", "alice"}, flags...)...); code != 0 {
+	out, code = roomctl(t, append([]string{"rooms", "-room", room}, flags...)...)
+	if code != 0 || !strings.Contains(out, `"id": "`+room+`"`) || !strings.Contains(out, `"alice"`) {
+		t.Fatalf("rooms -room %s: exit %d\n%s", room, code, out)
+	}
+	if out, code := roomctl(t, append([]string{"kick", "-room", room, "-user", "alice"}, flags...)...); code != 0 {
 		t.Fatalf("kick: exit %d\n%s", code, out)
 	}
-	out, _ = roomctl(t, append([]string{"rooms", "-room", "lobby"}, flags...)...)
+	out, _ = roomctl(t, append([]string{"rooms", "-room", room}, flags...)...)
 	if strings.Contains(out, `"alice"`) || !strings.Contains(out, `"bob"`) {
 		t.Errorf("after the kick the room shows:\n%s", out)
 	}
-	if out, code := roomctl(t, append([]string{"kick", "-room", "lobby", "-user", "alice"}, flags...)...); code != 1 ||
+	if out, code := roomctl(t, append([]string{"kick", "-room", room, "-user", "alice"}, flags...)...); code != 1 ||
 		!strings.Contains(out, "user_not_in_room") {
 		t.Errorf("kicking her again: exit %d\n%s", code, out)
 	}
-	if out, code := roomctl(t, append([]string{"destroy", "-room", "lobby"}, flags...)...); code != 0 {
+	if out, code := roomctl(t, append([]string{"destroy", "-room", room}, flags...)...); code != 0 {
 		t.Fatalf("destroy: exit %d\n%s", code, out)
 	}
-	if out, code := roomctl(t, append([]string{"rooms", "-room", "lobby"}, flags...)...); code != 1 || !strings.Contains(out, "room_not_exist") {
+	if out, code := roomctl(t, append([]string{"rooms", "-room", room}, flags...)...); code != 1 || !strings.Contains(out, "room_not_exist") {
 		t.Errorf("a destroyed room: exit %d\n%s", code, out)
 	}
 	t.Setenv("ROOMLOG_SECRET", "")

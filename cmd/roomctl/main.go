@@ -127,6 +127,11 @@ func parseFlags(fs *flag.FlagSet, args []string, out io.Writer) error {
 		fs.Usage()
 		return exitError{2, fs.Name() + ": " + err.Error() + "\n\n" + strings.TrimRight(usage.String(), "\n")}
 	}
+	if fs.NArg() > 0 {
+		// No command takes arguments: a stray one is most likely a value
+		// that lost its quotes (-reason class over), never to be ignored.
+		return exitError{2, fmt.Sprintf("%s: unexpected argument %q (quote a value with spaces)", fs.Name(), fs.Arg(0))}
+	}
 	return nil
 }
 

@@ -41,6 +41,31 @@ func TestHelpDoesNotPrintSecretsFromTheEnvironment(t *testing.T) {
 	}
 }
 
+// No command takes arguments: one left after the flags (most likely a value
+// that lost its quotes) is bad usage, exit 2, before anything is read or
+// called. kick, destroy, rooms, verify, replay and tail used to ignore it:
+// "destroy -room lobby -reason class over" destroyed the room with reason
+// "class". Nothing listens on -http, so a call would exit 1.
+func TestStrayArgumentsAreRefused(t *testing.T) {
+	t.Setenv("ROOMLOG_SECRET", adminSecret)
+	dir, _ := history(t, false)
+	for _, args := range [][]string{
+		{"destroy", "-http", "127.0.0.1:1", "-room", "lobby", "-reason", "class", "over"},
+		{"kick", "-http", "127.0.0.1:1", "-room", "lobby", "-user", "alice", "-reason", "spam", "and", "abuse"},
+		{"rooms", "-http", "127.0.0.1:1", "lobby"},
+		{"token", "-user", "alice", "-app", "dev", "extra"},
+		{"verify", "-data", dir, "/backup/dir"},
+		{"replay", "-data", dir, "-room", "class 1.A", "5"},
+		{"tail", "-data", dir, "dev"},
+	} {
+		out, errOut, code := roomctl2(t, args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "unexpected argument") {
+			t.Errorf("roomctl %s: exit %d, stdout %q, stderr %q; want exit 2, unexpected argument",
+				strings.Join(args, " "), code, out, errOut)
+		}
+	}
+}
+
 // Flags documented as alternatives are refused together, as are flags that
 // mean nothing without another, rather than one silently winning.
 func TestAlternativeFlagsAreRefused(t *testing.T) {

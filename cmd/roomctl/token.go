@@ -46,9 +46,6 @@ func token(_ context.Context, args []string, out io.Writer) error {
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return exitError{2, fmt.Sprintf("token: unexpected argument %q", fs.Arg(0))}
-	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
