@@ -151,7 +151,7 @@ with a one-minute admin token signed with the server's secret.
 flags:
 `
 
-func kick(ctx context.Context, args []string, out io.Writer) error {
+func kick(ctx context.Context, args []string, out, _ io.Writer) error {
 	fs := flag.NewFlagSet("kick", flag.ContinueOnError)
 	withUsage(fs, kickUsage)
 	var af adminFlags
@@ -169,7 +169,7 @@ func kick(ctx context.Context, args []string, out io.Writer) error {
 		map[string]string{"user": *user, "reason": *reason}, out)
 }
 
-func destroy(ctx context.Context, args []string, out io.Writer) error {
+func destroy(ctx context.Context, args []string, out, _ io.Writer) error {
 	fs := flag.NewFlagSet("destroy", flag.ContinueOnError)
 	withUsage(fs, destroyUsage)
 	var af adminFlags
@@ -185,7 +185,7 @@ func destroy(ctx context.Context, args []string, out io.Writer) error {
 	return af.call(ctx, http.MethodDelete, "/rooms/"+segment(*room), map[string]string{"reason": *reason}, out)
 }
 
-func rooms(ctx context.Context, args []string, out io.Writer) error {
+func rooms(ctx context.Context, args []string, out, _ io.Writer) error {
 	fs := flag.NewFlagSet("rooms", flag.ContinueOnError)
 	withUsage(fs, roomsUsage)
 	var af adminFlags

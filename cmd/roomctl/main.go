@@ -23,7 +23,9 @@ import (
 
 type command struct {
 	name, summary string
-	run           func(ctx context.Context, args []string, out io.Writer) error
+	// run writes what it was asked for to out; errOut is for warnings
+	// (roomctl itself prints the error run returns).
+	run func(ctx context.Context, args []string, out, errOut io.Writer) error
 }
 
 func commands() []command {
@@ -64,7 +66,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	}
 	for _, c := range cmds {
 		if c.name == args[0] {
-			err := c.run(ctx, args[1:], out)
+			err := c.run(ctx, args[1:], out, errOut)
 			var exit exitError
 			switch {
 			case errors.Is(err, flag.ErrHelp):

@@ -40,7 +40,7 @@ flags:
 
 // replay folds one room's history and prints its state, its timeline, or
 // a diff between two points.
-func replay(ctx context.Context, args []string, out io.Writer) error {
+func replay(ctx context.Context, args []string, out, _ io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	withUsage(fs, replayUsage)
 	var lf logFlags

@@ -31,7 +31,7 @@ flags:
 // the same convention as roomd's -secret / ROOMLOG_SECRET. The environment
 // variable is the better place for it: a -secret flag shows in ps and in the
 // shell history.
-func token(_ context.Context, args []string, out io.Writer) error {
+func token(_ context.Context, args []string, out, _ io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	withUsage(fs, tokenUsage)
 	secret := fs.String("secret", "", "the server's secret, as the exact string roomd uses (default $"+auth.SecretEnv+")")

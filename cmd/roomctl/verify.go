@@ -35,7 +35,7 @@ Exit status: 0 sound, 1 problems found (each printed as a VIOLATION line),
 flags:
 `
 
-func verify(ctx context.Context, args []string, out io.Writer) error {
+func verify(ctx context.Context, args []string, out, _ io.Writer) error {
 	err := verifyLog(ctx, args, out)
 	var exit exitError
 	if err == nil || errors.Is(err, flag.ErrHelp) || errors.As(err, &exit) {

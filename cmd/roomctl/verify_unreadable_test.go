@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,5 +40,39 @@ func TestVerifyGoesOnPastAnUnreadableMessage(t *testing.T) {
 		!strings.Contains(out, "room:dev:class 1.A: seq 4 is missing") {
 		t.Fatalf("verify of a log with an unreadable message, then seq 4 removed: exit %d, want 1 with a VIOLATION "+
 			"for the unreadable message and one for seq 4\n%s", code, out)
+	}
+}
+
+// tail, the continuous export, passes over such a message as the nodes do,
+// naming it on stderr, and prints what comes after it; resumed after the
+// last cursor it printed, it goes on the same way. It used to stop there
+// for good with exit 1.
+func TestTailGoesOnPastAnUnreadableMessage(t *testing.T) {
+	dir, _ := history(t, false)
+	forged := forge(t, dir, func(msgs []rawMsg) []rawMsg {
+		idx := roomMsgs(msgs)
+		junk := rawMsg{Subject: msgs[idx[0]].Subject, Header: nats.Header{jetstream.MsgIDHeader: []string{"junk"}},
+			Data: []byte("garbage")}
+		return append(append(slices.Clone(msgs[:idx[2]]), junk), msgs[idx[2]:]...)
+	})
+	out, errOut, code := roomctl2(t, "tail", "-data", forged, "-app", "dev")
+	if code != 0 || !strings.Contains(out, `"room.extra_info_updated"`) || !strings.Contains(out, `"room.member_left"`) ||
+		!strings.Contains(errOut, "passed over a message no engine wrote") {
+		t.Fatalf("tail of a log with an unreadable message before the room's seq 4: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var before struct{ Cursor string }
+	for _, l := range lines {
+		if strings.Contains(l, `"room.extra_info_updated"`) {
+			break
+		}
+		if err := json.Unmarshal([]byte(l), &before); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, _, code := roomctl2(t, "tail", "-data", forged, "-app", "dev", "-after", before.Cursor)
+	if code != 0 || !strings.HasSuffix(out, again) || !strings.HasPrefix(again, `{"cursor"`) ||
+		!strings.Contains(again, `"room.extra_info_updated"`) {
+		t.Errorf("tail -after %s, the cursor before the unreadable message: exit %d\n%s", before.Cursor, code, again)
 	}
 }

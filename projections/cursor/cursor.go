@@ -85,10 +85,15 @@ func Parse(s string) (Cursor, error) {
 const wholeMessage = 1<<31 - 1
 
 // Event is one event delivered with its cursor and the record that held it.
+// A message no engine wrote (one that does not decode) is delivered too, as
+// an Event with Err set, Event nil and the cursor past the message (End):
+// the nodes pass over such a message, and so can a reader, instead of
+// stopping at it for good (roomctl verify reports it).
 type Event struct {
 	Cursor Cursor
 	Event  *domain.Event
 	Record *eventstore.Record
+	Err    error
 }
 
 // Read calls fn for every event matching filters after cursor after (the
@@ -116,7 +121,15 @@ func each(after Cursor, last *Cursor, fn func(Event) error) func(eventstore.Reco
 	return func(rec eventstore.Record) error {
 		events, err := domain.DecodeEvents(rec.Data)
 		if err != nil {
-			return fmt.Errorf("stream sequence %d: %w", rec.Seq, err)
+			c := End(rec.Seq)
+			if !after.Less(c) {
+				return nil
+			}
+			if err := fn(Event{Cursor: c, Record: &rec, Err: fmt.Errorf("stream sequence %d: %w", rec.Seq, err)}); err != nil {
+				return err
+			}
+			*last = c
+			return nil
 		}
 		for i := range events {
 			c := Cursor{Seq: rec.Seq, Index: i}
