@@ -1,11 +1,13 @@
 package tests
 
 import (
-	"github.com/roomlog/roomlog/cmd/roomd/node"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/media/mediatest"
 	"github.com/roomlog/roomlog/tests/clienttest"
@@ -300,6 +302,78 @@ func TestAWaitingPlayersRequestsGoToTheNodeThatHoldsIt(t *testing.T) {
 	if e := bob.states.wait(t, "alice-cam", client.NoPlay); e.Reason != "closed" {
 		t.Errorf("bob's player ended with %+v, want reason closed", e)
 	}
+}
+
+// The same waiting player, after its connection blips and it resumes: on
+// the same node B, or through node C, which never saw its offer (the SDK's
+// media_check after the resume names node A, and C learns it from the
+// answer). Either way its ICE restart still reaches node A and is
+// answered. A resume used to forget where the offer was answered, and the
+// restart went to the stream's host, none now, so to the resuming node's
+// own media plane: 1907003, media_peer_not_found.
+func TestAWaitingPlayersRequestsGoToTheNodeThatHoldsItAfterAResume(t *testing.T) {
+	for _, through := range []string{"the same node", "another node"} {
+		t.Run(through, func(t *testing.T) {
+			nodeA := clienttest.StartNode(t, clienttest.NodeOptions{NATSListen: "127.0.0.1:0"})
+			nodeB := clienttest.StartNode(t, clienttest.NodeOptions{Join: nodeA})
+			nodeC := clienttest.StartNode(t, clienttest.NodeOptions{Join: nodeA})
+			p := netcut.Start(t, nodeB.HTTPAddr())
+			alice := dialMedia(t, nodeA, clienttest.URL(nodeA.HTTPAddr()), "alice", nil)
+			bob := dialMedia(t, nodeB, clienttest.URL(p.Addr()), "bob", quickRetry)
+			bob.r.AllowReconnects()
+			alice.login("stage")
+			bob.login("stage")
+			alice.publish("alice-cam", "stage")
+			player, sink := bob.play("alice-cam", "stage")
+			if err := alice.c.StopPublishingStream(clienttest.Ctx(t), "alice-cam"); err != nil {
+				t.Fatal(err)
+			}
+			stopped(t, "bob", sink)
+			if got := nodeA.SFU.Stats().Players; got != 1 {
+				t.Fatalf("node A holds %d players: bob's should wait there", got)
+			}
+			session := bob.c.Session()
+			p.Refuse(true)
+			p.Cut()
+			bob.r.WaitState("stage", client.StateReconnecting)
+			if through == "another node" {
+				p.Retarget(nodeC.HTTPAddr())
+			}
+			p.Refuse(false)
+			bob.r.WaitState("stage", client.StateReconnected)
+			if bob.c.Session() != session {
+				t.Fatal("bob's session was not resumed")
+			}
+			if got := nodeA.SFU.Stats().Players; got != 1 {
+				t.Fatalf("node A holds %d players after the resume, want bob's waiting one", got)
+			}
+			if through == "another node" {
+				// The SDK checks its media after the resume on its own:
+				// the restart comes after that check, as a real one would.
+				waitFor(t, "node C to answer bob's media_check", func() bool {
+					return strings.Contains(scrape(t, nodeC), `roomlog_gateway_request_duration_seconds_count{op="media_check"} 1`)
+				})
+			}
+			if err := player.RestartICE(clienttest.Ctx(t)); err != nil {
+				t.Errorf("bob's ICE restart after the resume: %v", err)
+			}
+		})
+	}
+}
+
+// scrape reads node n's /metrics.
+func scrape(t *testing.T, n *node.Node) string {
+	t.Helper()
+	res, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // A multi-room session that leaves one room loses only that room's media.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"maps"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/media"
@@ -120,7 +121,8 @@ type mediaConn struct {
 	kind   media.Kind
 }
 
-// noteMedia remembers which node answered the offer of a media connection,
+// noteMedia remembers which node answered the offer of a media connection
+// (or, after a resume through another node, a media_check that found it),
 // and forgets it when the connection is closed.
 func (s *session) noteMedia(mc mediaConn, op media.SignalOp, node string) {
 	s.mu.Lock()
@@ -128,12 +130,23 @@ func (s *session) noteMedia(mc mediaConn, op media.SignalOp, node string) {
 	switch {
 	case op == media.OpClose:
 		delete(s.mediaAt, mc)
-	case (op == media.OpOffer || op == media.OpRestart) && node != "":
+	case (op == media.OpOffer || op == media.OpRestart || op == media.OpCheck) && node != "":
 		if s.mediaAt == nil {
 			s.mediaAt = map[mediaConn]string{}
 		}
 		s.mediaAt[mc] = node
 	}
+}
+
+// keepMedia carries over where the media connections of old, the session
+// as this node held it before a resume, were answered.
+func (s *session) keepMedia(old *session) {
+	old.mu.Lock()
+	at := maps.Clone(old.mediaAt)
+	old.mu.Unlock()
+	s.mu.Lock()
+	s.mediaAt = at
+	s.mu.Unlock()
 }
 
 // forgetMedia forgets a media connection that its node ended, unless a

@@ -287,6 +287,11 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	}
 	c.sess.Store(s)
 	srv.keepToken(s, r.Token, old)
+	if old != nil {
+		// Its waiting players' later requests still go where their peers
+		// are (a resume through another node learns it from media_check).
+		s.keepMedia(old)
+	}
 	tok, err := srv.mintResume(s)
 	if err != nil {
 		return nil, protocol.ResumeReply{}, nil, domain.ErrInternal.With("%v", err)
