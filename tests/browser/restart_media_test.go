@@ -177,3 +177,45 @@ func TestDestroyingTheEngineDuringARepublishClosesTheOldConnection(t *testing.T)
 		t.Errorf("after destroyEngine, a's publisher of alice-cam is %s, want untracked", st)
 	}
 }
+
+// destroyEngine while a startPublishingStream waits for its ICE candidates
+// (its offer made, not yet sent: with a STUN or TURN server, gathering takes
+// up to the SDK's second) fails the start with client_closed, as the Go
+// SDK's PublishMedia fails with ErrClosed. It used to resolve true,
+// "published", on a destroyed engine, its connection closed and its offer
+// never sent.
+func TestDestroyingTheEngineWhileAnOfferGathersFailsTheStart(t *testing.T) {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	// A STUN server that never answers (loopback, discard port) keeps
+	// gathering open, as a slow STUN or TURN server does.
+	p.newEngine("a", clienttest.URL(n.HTTPAddr()), map[string]any{
+		"iceServers": []map[string]any{{"urls": "stun:127.0.0.1:9"}}})
+	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
+	var r struct {
+		Outcome Result `json:"outcome"`
+		Reached bool   `json:"reached"`
+	}
+	p.Eval(`(async () => {
+		const e = T.engines.a;
+		const cam = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
+		const started = T.run('a', 'startPublishingStream', 'alice-cam', cam, { roomID: 'r1' });
+		// Until the offer is the local description, and not sent.
+		const deadline = Date.now() + 30000;
+		let reached = false;
+		while (Date.now() < deadline) {
+			const x = e._publishers.get('alice-cam');
+			if (x && x.pc && x.pc.signalingState === 'have-local-offer' && !x.offered) { reached = true; break; }
+			await new Promise((res) => setTimeout(res, 5));
+		}
+		e.destroyEngine();
+		return { outcome: await started, reached };
+	})()`, &r)
+	if !r.Reached {
+		t.Fatal("the start never reached its offer")
+	}
+	if r.Outcome.OK || r.Outcome.Code != 1906090 {
+		t.Errorf("a startPublishingStream cut short by destroyEngine while its offer gathered candidates: %+v, "+
+			"want it rejected with 1906090 (client_closed)", r.Outcome)
+	}
+}

@@ -846,16 +846,27 @@ export class RoomlogEngine {
       offerCancels.delete(pc);
     }
     await gathered(pc, 1000);
-    if (entry.pc !== pc) return;
+    if (this._replacedPeer(entry, pc)) return;
     entry.offered = true;
     const d = await this._do(op, { stream: entry.streamID, kind: entry.kind, sdp: pc.localDescription.sdp });
-    if (entry.pc !== pc) return;
+    if (this._replacedPeer(entry, pc)) return;
     if (d.node) entry.node = d.node; // where a check after a resume goes
     try {
       await pc.setRemoteDescription({ type: 'answer', sdp: d.sdp });
     } catch (e) {
       throw localError('MEDIA_FAILED', `cannot apply the answer: ${e.message}`, op);
     }
+  }
+
+  // _replacedPeer reports whether pc is no longer entry's connection (a
+  // newer start or a move took the entry over: its caller decides). A
+  // connection closed by destroyEngine fails its start instead, with
+  // client_closed: the entry is still tracked, and the start would
+  // otherwise resolve on a destroyed engine.
+  _replacedPeer(entry, pc) {
+    if (entry.pc === pc) return false;
+    if (this._closed) throw this._stopped();
+    return true;
   }
 
   // _iceChanged restarts ICE when the path broke (a network change): at once
