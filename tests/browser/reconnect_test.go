@@ -255,3 +255,22 @@ func TestSDKReconnectFailed(t *testing.T) {
 	p.Must("b", "loginRoom", "r1", clienttest.Token(t, n, "bob"), user{"bob", "Bob"})
 	p.WaitState(mark, "b", "r1", "LOGINED")
 }
+
+// A request made while the socket is closing, before the browser has told
+// the engine (readyState CLOSING, no close event yet), never left: it is
+// sent again on the next connection, as the Go SDK does, and succeeds. It
+// used to fail with "the connection was lost before the reply; the
+// operation may or may not have taken effect", which no caller can act on.
+func TestSDKARequestThatCouldNotBeSentIsSentOnTheNextConnection(t *testing.T) {
+	p, _, _ := reconnectingPair(t, nil, nil)
+	var r Result
+	p.Eval(`(async () => {
+		const e = T.engines.b;
+		e._link.ws.close(); // CLOSING at once; the close event comes later
+		return await T.run('b', 'sendBroadcastMessage', 'r1', 'sent after the close');
+	})()`, &r)
+	if !r.OK {
+		t.Fatalf("a broadcast made while the socket was closing: %+v, want it sent on the next connection", r)
+	}
+	p.Wait(0, `e => e.who === 'a' && e.event === 'IMRecvBroadcastMessage' && JSON.stringify(e.args).includes('sent after the close')`)
+}

@@ -186,12 +186,18 @@ class Link {
         else call.resolve = call.reject = () => {};
         reject(localError('TIMEOUT', `no reply within ${timeoutMs} ms`, op));
       }, timeoutMs);
-      this.pending.set(id, call);
       const frame = data === undefined ? { id, op } : { id, op, data };
       if (key) frame.idempotency_key = key;
       if (!this.send(frame)) {
+        // The socket is closing and the browser has not said so yet: the
+        // request never left, so it goes again on the next connection
+        // rather than failing as one that may have taken effect.
+        clearTimeout(call.timer);
+        reject(NOT_SENT);
         this.engine._lost(this, 'send failed');
+        return;
       }
+      this.pending.set(id, call);
     });
   }
 
