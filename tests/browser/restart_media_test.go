@@ -219,3 +219,47 @@ func TestDestroyingTheEngineWhileAnOfferGathersFailsTheStart(t *testing.T) {
 			"want it rejected with 1906090 (client_closed)", r.Outcome)
 	}
 }
+
+// The browser says the network is back while a start's first offer is still
+// out: there is nothing to restart yet (the answer to that offer sets the
+// path up), and a second offer crossing the first would leave the two sides
+// with different ICE credentials. The restart used to go out anyway, and
+// its answer failed to apply ("Called in wrong state: stable").
+func TestTheNetworkComingBackDuringAFirstOfferRestartsNothing(t *testing.T) {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	p.newEngine("a", clienttest.URL(n.HTTPAddr()), map[string]any{
+		"iceServers": []map[string]any{{"urls": "stun:127.0.0.1:9"}}}) // gathering stays open up to 1 s
+	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
+	var r struct {
+		Outcome    Result `json:"outcome"`
+		Reached    bool   `json:"reached"`
+		Restarting bool   `json:"restarting"`
+	}
+	p.Eval(`(async () => {
+		const e = T.engines.a;
+		const cam = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
+		const started = T.run('a', 'startPublishingStream', 'alice-cam', cam, { roomID: 'r1' });
+		const deadline = Date.now() + 30000;
+		let reached = false, x;
+		while (Date.now() < deadline) {
+			x = e._publishers.get('alice-cam');
+			if (x && x.pc && x.pc.signalingState === 'have-local-offer' && !x.offered) { reached = true; break; }
+			await new Promise((res) => setTimeout(res, 5));
+		}
+		window.dispatchEvent(new Event('online'));
+		const restarting = !!(x && x.restarting);
+		const outcome = await started;
+		while (x && x.restarting && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+		return { outcome, reached, restarting };
+	})()`, &r)
+	if !r.Reached {
+		t.Fatal("the start never reached its offer")
+	}
+	if !r.Outcome.OK {
+		t.Fatalf("the start: %+v", r.Outcome)
+	}
+	if r.Restarting {
+		t.Error("the network coming back started an ICE restart of a connection whose first offer was still out")
+	}
+}

@@ -887,7 +887,10 @@ export class RoomlogEngine {
 
   _restartIce(entry) {
     const pc = entry.pc;
-    if (!pc || entry.restarting || entry.superseded || pc.signalingState === 'closed') return;
+    // Not while an offer is out (a start's first, or a move's): its answer
+    // sets the path up, and a second offer crossing it would leave the two
+    // sides with different ICE credentials.
+    if (!pc || entry.restarting || entry.superseded || pc.signalingState !== 'stable') return;
     if (pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed') return;
     entry.restarting = true;
     this._log('info', 'restarting ICE', entry.kind, entry.streamID, pc.iceConnectionState);
