@@ -274,3 +274,36 @@ func TestSDKARequestThatCouldNotBeSentIsSentOnTheNextConnection(t *testing.T) {
 	}
 	p.Wait(0, `e => e.who === 'a' && e.event === 'IMRecvBroadcastMessage' && JSON.stringify(e.args).includes('sent after the close')`)
 }
+
+// The connection is lost just after the reply to a logout of r2, before the
+// room's departure reached the engine, and the reconnection gives up: the
+// session is over, and so is every media connection of it, r2's publisher
+// included (NO_PUBLISH, its connection closed), as the Go SDK ends all
+// media on ReconnectFailed. It used to end only the media of the rooms not
+// being left, and bob's camera connection stayed open, PUBLISHING, on a
+// session that no longer existed.
+func TestSDKReconnectFailedEndsTheMediaOfARoomBeingLeft(t *testing.T) {
+	p, proxy, _ := reconnectingPair(t, nil, map[string]any{"reconnectWindow": 1000})
+	if r := p.publishCamera("b", "bob-cam", "r2"); !r.OK {
+		t.Fatalf("publish: %+v", r)
+	}
+	mark := p.Len()
+	proxy.Refuse(true) // no reconnection gets through
+	var r Result
+	p.Eval(`(async () => {
+		const e = T.engines.b;
+		const leaving = e._leaving.bind(e);
+		// The reply's hook runs, then the connection drops before any
+		// later frame (the room's departure) is read.
+		e._leaving = (rooms, reason) => { leaving(rooms, reason); e._lost(e._link, 'cut after the reply'); };
+		return await T.run('b', 'logoutRoom', 'r2');
+	})()`, &r)
+	if !r.OK {
+		t.Fatalf("logout of r2: %+v", r)
+	}
+	p.WaitState(mark, "b", "r1", "RECONNECT_FAILED")
+	p.Wait(mark, `e => e.who === 'b' && e.event === 'publisherStateUpdate' && e.args[0].streamID === 'bob-cam' && e.args[0].state === 'NO_PUBLISH'`)
+	if st := p.entryState("b", "publisher", "bob-cam"); st != "untracked" {
+		t.Errorf("after RECONNECT_FAILED, b's publisher of bob-cam is %s, want untracked", st)
+	}
+}

@@ -1422,6 +1422,11 @@ export class RoomlogEngine {
       this._roomEnded(room, ErrorCodes.TIMEOUT[0]);
       this._state(room, 'ReconnectFailed', ErrorCodes.TIMEOUT[0], { reason: 'reconnect_window_elapsed', zimState: 'Disconnected', zimEvent: 'NetworkInterrupted', bySession: '' });
     }
+    // The session is over, and every media connection of it: those of a
+    // room being left too (its departure was lost with the connection), as
+    // the Go SDK ends all media on ReconnectFailed.
+    for (const [id, p] of [...this._players]) this._endPlayer(id, p, ErrorCodes.TIMEOUT[0], 'ended');
+    for (const [id, p] of [...this._publishers]) this._endPublisher(id, p, ErrorCodes.TIMEOUT[0], 'ended');
   }
 
   _request(link, op, data, hook) {
