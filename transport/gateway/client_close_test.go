@@ -1,12 +1,18 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/engine"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/projections"
+	"github.com/roomlog/roomlog/tests/wire"
 	"github.com/roomlog/roomlog/transport/gateway"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
@@ -33,4 +39,53 @@ func TestRequestsSentBeforeTheClientClosesAreCarriedOut(t *testing.T) {
 		return f.Event == protocol.EvRoomUserUpdate && strings.Contains(string(f.Data), "DELETE") &&
 			strings.Contains(string(f.Data), `"alice"`)
 	})
+}
+
+// A client that closed its socket while a login of it was on its way to the
+// log comes back on a new connection and resumes: the session is served
+// there now, so the old connection's last requests stop (the login is
+// cancelled) and the resume is answered at once, not after the held
+// command. A resume elsewhere stops them the same way (a takeover notice),
+// and so does a resume given up by its client: it exists for its answer.
+// Commands may take 5 minutes here: a resume that waited for the held login
+// would not be answered within the test's 30 s.
+func TestAResumeStopsTheLastRequestsOfTheConnectionItReplaces(t *testing.T) {
+	var src *holdSource
+	h := newHandNodeOn(t, nil, func(l *projections.Live) engine.Source {
+		src = &holdSource{live: l, entered: make(chan struct{}), release: make(chan struct{})}
+		return src
+	})
+	addr := h.serve(t, gateway.Config{CommandTimeout: 5 * time.Minute}, src.let)
+	estest.RunLive(t, h.log, h.live)
+	t.Cleanup(src.let)
+	alice := wire.Dial(t, addr)
+	tok := holdToken(t, h, "alice")
+	if f := alice.Do("m", protocol.OpSetRoomMode, protocol.SetRoomModeRequest{Mode: string(domain.MultiRoom)}); f.Code != 0 {
+		t.Fatalf("set_room_mode: %+v", f)
+	}
+	snap := alice.Login("r1", "alice", tok)
+	r2 := domain.RoomKey("dev", "r2")
+	src.armed.Store(&r2)
+	alice.Send("l2", protocol.OpLogin, protocol.LoginRequest{Room: "r2", User: protocol.User{ID: "alice", Name: "alice"},
+		Token: tok})
+	select {
+	case <-src.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the login to r2 never reached the engine's load of r2")
+	}
+	alice.WS.CloseNow() // the login goes on as one of her last requests, held
+
+	again := wire.Dial(t, addr)
+	f := again.Do("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: alice.Hello.ResumeToken, Token: tok,
+		Rooms: map[string]uint64{"r1": snap.Seq}})
+	var rr protocol.ResumeReply
+	if f.Code != 0 || json.Unmarshal(f.Data, &rr) != nil {
+		t.Fatalf("the resume while the old connection's login is held: %+v", f)
+	}
+	if st := rr.Rooms["r1"]; st.Status != "resumed" {
+		t.Errorf("r1 after the resume: %+v", rr.Rooms)
+	}
+	if st, ok := rr.Rooms["r2"]; ok && st.Status != "left" {
+		t.Errorf("r2 after the resume: %q, but its login was stopped", st.Status)
+	}
 }

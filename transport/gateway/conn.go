@@ -60,9 +60,13 @@ type conn struct {
 	// client goes away (see serve); stopWork cancels it.
 	work     context.Context
 	stopWork context.CancelFunc
-	once     sync.Once
-	limiter  *rate.Limiter
-	dropped  atomic.Int64
+	// open is work until the connection closes: what a request that
+	// exists only for its answer runs on (see outlivesConnection).
+	open      context.Context
+	closeOpen context.CancelFunc
+	once      sync.Once
+	limiter   *rate.Limiter
+	dropped   atomic.Int64
 
 	reasonMu sync.Mutex
 	reason   *domain.Error
@@ -83,6 +87,7 @@ func newConn(srv *Server, ws *websocket.Conn, nc net.Conn, sess *session) *conn 
 		reqs: make(chan *protocol.Request, cfg.RequestQueue), done: make(chan struct{}), stopped: make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), cfg.RequestBurst)}
 	c.work, c.stopWork = context.WithCancel(context.Background())
+	c.open, c.closeOpen = context.WithCancel(c.work)
 	c.sess.Store(sess)
 	c.opened = cfg.Clock.Now()
 	c.heard.Store(c.opened.UnixNano())
@@ -195,7 +200,16 @@ func (c *conn) close(reason *domain.Error) {
 		c.reason = reason
 		c.reasonMu.Unlock()
 		close(c.done)
+		c.closeOpen()
 	})
+}
+
+// replace closes the connection of a session taken over by a resume, here
+// or on another node, and cancels what it was still running, a client's
+// last requests included: the session is served elsewhere now.
+func (c *conn) replace() {
+	c.close(protocol.ErrSessionReplaced)
+	c.stopWork()
 }
 
 // why is the reason the connection was closed for: nil while it is open,
@@ -325,7 +339,7 @@ func (c *conn) lastRequests(ctx context.Context) {
 	if c.why() != nil {
 		return
 	}
-	for {
+	for ctx.Err() == nil { // until a resume takes the session, or shutdown
 		select {
 		case r := <-c.reqs:
 			if outlivesConnection(r.Op) {
@@ -339,6 +353,12 @@ func (c *conn) lastRequests(ctx context.Context) {
 
 func (c *conn) run(ctx context.Context, r *protocol.Request) {
 	req := *r
+	if !outlivesConnection(req.Op) {
+		// Its answer has nowhere to go once the connection closes: a
+		// resume the client gave up must not take the session from the
+		// connection it resumed on instead.
+		ctx = c.open
+	}
 	if req.Op == protocol.OpResume {
 		c.resume(ctx, req)
 		return

@@ -279,7 +279,7 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	if old != nil {
 		srv.hub.forget(old)
 		if oc := old.unhook(nil); oc != nil && oc != c {
-			oc.close(protocol.ErrSessionReplaced)
+			oc.replace()
 		}
 	}
 	if err := srv.cfg.Bus.Publish(takeoverSubject+"."+eventstore.Token(id), []byte(srv.node)); err != nil {
@@ -334,10 +334,15 @@ func (srv *Server) stopOld(ctx context.Context, sid domain.SessionID, c *conn) e
 		return nil
 	}
 	oc := old.unhook(nil)
+	if oc == nil {
+		// Unhooked already, by a resume that then failed or was given
+		// up: its worker may still be finishing.
+		oc = old.lastConn()
+	}
 	if oc == nil || oc == c {
 		return nil
 	}
-	oc.close(protocol.ErrSessionReplaced)
+	oc.replace()
 	select {
 	case <-oc.stopped:
 		return nil

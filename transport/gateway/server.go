@@ -459,7 +459,7 @@ func (s *Server) onTakeover(subject string, data []byte) {
 	}
 	s.hub.forget(sess)
 	if c := sess.unhook(nil); c != nil {
-		c.close(protocol.ErrSessionReplaced)
+		c.replace()
 	}
 }
 

@@ -33,8 +33,10 @@ type session struct {
 	rooms  map[domain.RoomID]bool
 	// quiet holds the rooms the session asked not to be told of other
 	// users in (ZEGO isUserStatusNotify = false).
-	quiet    map[domain.RoomID]bool
-	conn     *conn
+	quiet map[domain.RoomID]bool
+	conn  *conn
+	// last is the connection the session was last unhooked from.
+	last     *conn
 	lastSeen time.Time
 	// lastBeat is when presence last recorded the session as heard from.
 	lastBeat time.Time
@@ -69,12 +71,20 @@ func (s *session) unhook(c *conn) *conn {
 	if had == nil || (c != nil && had != c) {
 		return nil
 	}
-	s.conn = nil
+	s.conn, s.last = nil, had
 	if s.expiry != nil {
 		s.expiry.Stop()
 		s.expiry = nil
 	}
 	return had
+}
+
+// lastConn is the connection the session was last unhooked from (nil if
+// none): a resume waits for its worker too.
+func (s *session) lastConn() *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
 }
 
 // send queues a frame on the session's connection; a detached session drops
