@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -348,10 +349,14 @@ func validStreamName(name string) bool {
 // Log is the room log: one JetStream stream opened on an embedded or
 // external NATS server. It is safe for concurrent use.
 type Log struct {
-	cfg    Config
-	log    *slog.Logger
-	srv    *server.Server // nil when external
-	lock   *dirLock       // the data folder's lock; nil when external
+	cfg Config
+	log *slog.Logger
+	srv *server.Server // nil when external
+	// owner is the password of the embedded server's owner user, which
+	// this process's own connections log in as (see users); made at
+	// random for each start and never written anywhere.
+	owner  string
+	lock   *dirLock // the data folder's lock; nil when external
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -393,7 +398,10 @@ func (l *Log) open(ctx context.Context) error {
 			return err
 		}
 		l.lock = lock
-		srv, err := startServer(l.cfg)
+		if l.cfg.Password != "" {
+			l.owner = rand.Text()
+		}
+		srv, err := startServer(l.cfg, l.owner)
 		if err != nil {
 			return err
 		}
@@ -467,7 +475,7 @@ func streamConfig(cfg Config) jetstream.StreamConfig {
 
 // startServer starts the embedded server and waits until it accepts
 // clients with JetStream enabled.
-func startServer(cfg Config) (*server.Server, error) {
+func startServer(cfg Config, owner string) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName:   "roomlog-embedded",
 		JetStream:    true,
@@ -482,7 +490,7 @@ func startServer(cfg Config) (*server.Server, error) {
 	}
 	// Every client, in-process ones included, logs in; see users.
 	var err error
-	if opts.Users, err = users(cfg); err != nil {
+	if opts.Users, err = users(cfg, owner); err != nil {
 		return nil, err
 	}
 	if cfg.Listen != "" {
@@ -525,13 +533,20 @@ func startServer(cfg Config) (*server.Server, error) {
 	return srv, nil
 }
 
-// users returns the embedded server's one user, or none when no Password is
+// users returns the embedded server's users, or none when no Password is
 // set (then nothing can reach the server but this process: validate
 // requires a Password with Listen). The server keeps only a bcrypt hash of
-// the password. The user may do anything but delete the log's stream;
-// DenyDelete and DenyPurge in the stream's configuration refuse deleting
-// its messages and purging it, to this user as to any other.
-func users(cfg Config) ([]*server.User, error) {
+// each password.
+//
+// The shared user (cfg.User, cfg.Password) is what other processes log in
+// as: other roomd nodes, roomd -role gateway or media, roomctl, operators.
+// It may read and append, and create streams and buckets, but not delete or
+// reconfigure any of them: a stream update alone (a retention of
+// one second, then back) would erase the whole log, which DenyDelete and
+// DenyPurge in the stream's configuration do not prevent. Only the owner,
+// this process's own in-process connections with a password made at
+// random for this start, may: it applies -retention and -update-stream.
+func users(cfg Config, owner string) ([]*server.User, error) {
 	if cfg.Password == "" {
 		return nil, nil
 	}
@@ -542,15 +557,24 @@ func users(cfg Config) ([]*server.User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: Password: %w", ErrInvalidConfig, err)
 	}
+	ownerHash, err := bcrypt.GenerateFromPassword([]byte(owner), bcrypt.MinCost)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: owner password: %w", err)
+	}
 	return []*server.User{{
 		Username: cfg.User,
 		Password: string(hash),
 		Permissions: &server.Permissions{Publish: &server.SubjectPermission{
 			Allow: []string{">"},
-			Deny:  []string{"$JS.API.STREAM.DELETE." + cfg.Stream},
+			// Deleting messages and purging are refused by the streams
+			// themselves (DenyDelete, DenyPurge), with an answer.
+			Deny: []string{"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.UPDATE.>"},
 		}},
-	}}, nil
+	}, {Username: ownerUser, Password: string(ownerHash)}}, nil
 }
+
+// ownerUser is the embedded server's owner (see users).
+const ownerUser = "roomlog-owner"
 
 // connect opens a connection to the log's server: in-process when
 // embedded (about 5x the throughput of loopback TCP), by URL otherwise.
@@ -580,7 +604,10 @@ func (l *Log) connect(name string, extra ...nats.Option) (*nats.Conn, error) {
 			log.Warn("nats async error", "err", err)
 		}),
 	}
-	if l.cfg.Password != "" {
+	switch {
+	case l.owner != "":
+		opts = append(opts, nats.UserInfo(ownerUser, l.owner))
+	case l.cfg.Password != "":
 		opts = append(opts, nats.UserInfo(l.cfg.User, l.cfg.Password))
 	}
 	target := l.cfg.URL

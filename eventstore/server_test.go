@@ -306,8 +306,16 @@ func TestNATSPortNeedsCredentialsAndCannotEraseTheLog(t *testing.T) {
 	}
 	cfg := stream.CachedInfo().Config
 	cfg.DenyDelete, cfg.DenyPurge = false, false
-	if _, err := js.UpdateStream(ctx, cfg); err == nil {
+	if _, err := js.UpdateStream(short, cfg); err == nil {
 		t.Error("UpdateStream turned the guards off")
+	}
+	// Nor may it change the stream's settings at all: a retention of a
+	// second, then back, would erase the whole log (the server lets an
+	// update shorten MaxAge whatever DenyDelete says).
+	cfg = stream.CachedInfo().Config
+	cfg.MaxAge = time.Second
+	if _, err := js.UpdateStream(short, cfg); err == nil {
+		t.Error("UpdateStream set a retention of one second")
 	}
 	// A rollup header would erase a subject's history: refused too.
 	msg := &nats.Msg{Subject: subj, Header: nats.Header{"Nats-Rollup": []string{"sub"}}, Data: []byte("x")}
@@ -318,8 +326,34 @@ func TestNATSPortNeedsCredentialsAndCannotEraseTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 3 || info.State.LastSeq != 3 || !info.Config.DenyDelete || !info.Config.DenyPurge {
-		t.Fatalf("after the attempts: %d messages, last %d, deny delete %v, deny purge %v",
-			info.State.Msgs, info.State.LastSeq, info.Config.DenyDelete, info.Config.DenyPurge)
+	if info.State.Msgs != 3 || info.State.LastSeq != 3 || !info.Config.DenyDelete || !info.Config.DenyPurge ||
+		info.Config.MaxAge != 0 {
+		t.Fatalf("after the attempts: %d messages, last %d, deny delete %v, deny purge %v, max age %v",
+			info.State.Msgs, info.State.LastSeq, info.Config.DenyDelete, info.Config.DenyPurge, info.Config.MaxAge)
+	}
+}
+
+// A node that reaches the log by URL, as the shared NATS user, may not
+// change the stream even with UpdateStream: only the process that embeds the
+// server may (roomd -role nats takes -retention and -update-stream). It is
+// refused at once, with an error that says so, not after the start budget.
+func TestAnUpdateOverTheSharedUserIsRefusedClearly(t *testing.T) {
+	emb, _ := openTCPPair(t, nil)
+	cfg := emb.ClientConfig()
+	cfg.MaxAge, cfg.UpdateStream = time.Hour, true
+	start := time.Now()
+	_, err := Open(testCtx(t), cfg)
+	if err == nil || !strings.Contains(err.Error(), "may not change") {
+		t.Fatalf("an update by the shared user: %v, want a refusal saying it may not change the stream", err)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("the refusal took %v", took)
+	}
+	info, err := emb.stream.Info(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxAge != 0 {
+		t.Errorf("the stream's retention is %v, want none", info.Config.MaxAge)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -101,6 +102,13 @@ func (l *Log) openStream(ctx context.Context) error {
 	return l.retry(ctx, "update stream "+name, func(ctx context.Context) error {
 		var err error
 		l.stream, err = l.js.UpdateStream(ctx, want)
+		if err != nil && errors.Is(l.nc.LastError(), nats.ErrPermissionViolation) {
+			// The server drops a request its user may not send: the
+			// roomlog user of an embedded server may not change a
+			// stream (see users).
+			return permanent(fmt.Errorf("%w: the NATS user may not change stream %s: only the process that embeds "+
+				"the JetStream server may (roomd -role nats with -update-stream): %w", ErrStreamMismatch, name, l.nc.LastError()))
+		}
 		return err
 	})
 }

@@ -16,8 +16,8 @@ import (
 )
 
 // What retention means for auditors and consumers. The server removes
-// expired messages from the start of the stream; a purge up to a sequence
-// removes the same ones without waiting for a clock.
+// expired messages from the start of a stream that has a retention limit; a
+// purge up to a sequence removes the same ones without waiting for a clock.
 func TestRetentionKeepsVerifyHonestAndTellsConsumersTheyFellOff(t *testing.T) {
 	dir, pub := signedHistory(t)
 	// The log: session s1 (1), room [created, joined] (2), s2 (3), room joined (4), ...
@@ -26,6 +26,11 @@ func TestRetentionKeepsVerifyHonestAndTellsConsumersTheyFellOff(t *testing.T) {
 		defer done()
 		s, err := js.Stream(estest.Ctx(t), log.StreamName())
 		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		cfg.MaxAge = 30 * 24 * time.Hour
+		if _, err := js.UpdateStream(estest.Ctx(t), cfg); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Purge(estest.Ctx(t), jetstream.WithPurgeSequence(3)); err != nil {

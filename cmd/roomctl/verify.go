@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -74,17 +75,25 @@ func verifyLog(ctx context.Context, args []string, out io.Writer) error {
 			return exitError{2, "verify: -pubkey: " + err.Error()}
 		}
 		store, err := checkpoint.OpenStore(ctx, log, 1)
-		if err != nil {
+		switch {
+		case errors.Is(err, eventstore.ErrStreamMismatch):
+			// Not an outage: the bucket is gone (the shared NATS user may
+			// delete records, not buckets; whoever could, did).
+			problems = append(problems, fmt.Sprintf("the checkpoint bucket %s does not exist: it was deleted, "+
+				"or no roomd with a checkpoint key ever ran on this log", checkpoint.Bucket))
+		case err != nil:
 			return err
-		}
-		if signed, err = checkpoint.Load(ctx, store, pub); err != nil {
-			return err
+		default:
+			if signed, err = checkpoint.Load(ctx, store, pub); err != nil {
+				return err
+			}
 		}
 		problems = append(problems, signed.Problems...)
 		for k, h := range signed.Heads {
 			a.Anchor(k, h.Seq, h.Hash, h.At, fmt.Sprintf("the signed checkpoint of round %d (%s)", h.Round, h.Time.Format("2006-01-02T15:04:05Z")))
 		}
 		switch {
+		case store == nil:
 		case signed.Round == nil:
 			problems = append(problems, "no signed checkpoint round: nothing to check the log against")
 		case signed.Round.Round < *minRound:
@@ -92,12 +101,20 @@ func verifyLog(ctx context.Context, args []string, out io.Writer) error {
 				signed.Round.Round, *minRound))
 		}
 	}
-	deleted, first, last, err := streamGaps(ctx, log)
+	deleted, first, last, maxAge, err := streamGaps(ctx, log)
 	if err != nil {
 		return err
 	}
 	if first > 1 {
 		a.Retained(first)
+		if maxAge == 0 {
+			// Retention removes from the start, but this stream keeps
+			// history forever: the start was removed some other way (a
+			// retention set and lifted again, by whoever could change
+			// the stream).
+			problems = append(problems, fmt.Sprintf("the log starts at stream sequence %d, but its stream keeps history forever "+
+				"(no retention): the %d messages before it were removed", first, first-1))
+		}
 	}
 	bar := newProgress(last, "verify")
 	err = cursor.ReadDecoded(ctx, log, []string{log.Prefix() + ".>"}, 1, true, func(d *cursor.Decoded) error {
@@ -155,23 +172,23 @@ func keyID(s string) string {
 // streamGaps returns the stream's first and last sequences and the
 // sequences deleted between them. roomd never deletes a message; retention
 // removes only from the start, which moves the first sequence.
-func streamGaps(ctx context.Context, log *eventstore.Log) (deleted []uint64, first, last uint64, err error) {
+func streamGaps(ctx context.Context, log *eventstore.Log) (deleted []uint64, first, last uint64, maxAge time.Duration, err error) {
 	nc, err := log.NewConn("roomctl-verify")
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	s, err := js.Stream(ctx, log.StreamName())
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	info, err := s.Info(ctx, jetstream.WithDeletedDetails(true))
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	st := info.State
 	for _, q := range st.Deleted {
@@ -179,7 +196,7 @@ func streamGaps(ctx context.Context, log *eventstore.Log) (deleted []uint64, fir
 			deleted = append(deleted, q)
 		}
 	}
-	return deleted, st.FirstSeq, st.LastSeq, nil
+	return deleted, st.FirstSeq, st.LastSeq, info.Config.MaxAge, nil
 }
 
 // seqList prints sequences, at most ten.
