@@ -32,15 +32,22 @@ func TestRedactURLsHidesASchemelessURLsPassword(t *testing.T) {
 }
 
 // roomd prints Open's error and exits: a URL refused by validation must not
-// carry its password into that message.
+// carry its password into that message, nor any part of it. A URL that does
+// not parse at all (a base64 password holding '/' or '+', a stray '%') used
+// to be quoted whole by the parser's error, and part of it even after a '/'
+// ("invalid port \":Zm9v\" after host").
 func TestAnInvalidURLsPasswordIsNotInOpensError(t *testing.T) {
-	const pw = "s3cret-in-url-7f1e"
-	for _, u := range []string{"nats://roomlog:" + pw + "@:4222", "http://roomlog:" + pw + "@127.0.0.1:4222"} {
+	for pw, u := range map[string]string{
+		"s3cret-in-url-7f1e": "nats://roomlog:s3cret-in-url-7f1e@:4222",
+		"s3cret-in-url-7f1f": "http://roomlog:s3cret-in-url-7f1f@127.0.0.1:4222",
+		"Zm9v/YmFy+c2VjcmV0": "nats://roomlog:Zm9v/YmFy+c2VjcmV0@127.0.0.1:4222",
+		"s3cret%zz-in-url":   "nats://roomlog:s3cret%zz-in-url@127.0.0.1:4222",
+	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err := eventstore.Open(ctx, eventstore.Config{URL: u, Logger: estest.Logger(t)})
 		cancel()
-		if err == nil || strings.Contains(err.Error(), pw) {
-			t.Errorf("Open(URL %q): %v", u, err)
+		if err == nil || strings.Contains(err.Error(), pw) || strings.Contains(err.Error(), pw[:4]) {
+			t.Errorf("Open(URL with password %.2s...): %v", pw, err)
 		}
 	}
 }

@@ -328,7 +328,10 @@ func checkURL(u string) error {
 	}
 	p, err := url.Parse(u)
 	if err != nil {
-		return err
+		// Never the parser's words: they quote the URL, or the part of
+		// it after the user name (a password holding '/' is read as a
+		// host and a port).
+		return errors.New("not a URL; percent-encode any '/', '%', '@' or ':' in its password")
 	}
 	switch p.Scheme {
 	case "nats", "tls", "ws", "wss":
