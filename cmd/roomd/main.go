@@ -385,7 +385,11 @@ func devSecret(data string) ([]byte, error) {
 func devFile(data, name string) (string, error) {
 	path := filepath.Join(data, name)
 	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
+		if secret := strings.TrimSpace(string(b)); secret != "" {
+			return secret, nil
+		}
+		// Empty: left by a crash of an older roomd while it wrote the
+		// file, before anything could use it. Made anew.
 	}
 	raw, err := auth.GenerateSecret()
 	if err != nil {
@@ -395,10 +399,33 @@ func devFile(data, name string) (string, error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return "", err
+	if err := writeFileAtomically(path, []byte(secret+"\n")); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return secret, nil
+}
+
+// writeFileAtomically writes b to path (mode 0600) so that path holds either
+// nothing or all of b, whenever the machine stops: a temporary file beside
+// it, synced, then renamed over it.
+func writeFileAtomically(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after the rename: nothing left to remove
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) error {
@@ -505,7 +532,9 @@ func runNATS(ctx context.Context, o options, logger *slog.Logger) error {
 
 // natsHint tells how roomctl reaches the NATS port of a development node.
 func natsHint(o options, n *node.Node) string {
-	if n.Log.ClientURL() == "" || o.natsPassword != "" {
+	// Only for a server this node embeds, whose password it keeps in the
+	// data folder: -nats-url's may carry the password in the URL itself.
+	if n.Log.ClientURL() == "" || o.natsPassword != "" || o.natsURL != "" {
 		return ""
 	}
 	return fmt.Sprintf(`Verify the log against the chain heads this node signs (the NATS password is kept in %[1]s):
