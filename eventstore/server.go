@@ -355,6 +355,9 @@ type Log struct {
 	cfg Config
 	log *slog.Logger
 	srv *server.Server // nil when external
+	// watch, if set, is told when the log's connection goes down and up
+	// again (WatchConnection).
+	watch atomic.Pointer[func(connected bool)]
 	// owner is the password of the embedded server's owner user, which
 	// this process's own connections log in as (see users); made at
 	// random for each start and never written anywhere.
@@ -410,7 +413,17 @@ func (l *Log) open(ctx context.Context) error {
 		}
 		l.srv = srv
 	}
-	nc, err := l.connect("roomlog-eventstore", nats.DrainTimeout(l.cfg.ConnectTimeout))
+	nc, err := l.connect("roomlog-eventstore", nats.DrainTimeout(l.cfg.ConnectTimeout),
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			l.tellConnection(false)
+			if err != nil {
+				l.log.Warn("nats disconnected", "conn", "roomlog-eventstore", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			l.tellConnection(true)
+			l.log.Info("nats reconnected", "conn", "roomlog-eventstore", "url", c.ConnectedUrlRedacted())
+		}))
 	if err != nil {
 		return err
 	}

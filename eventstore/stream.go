@@ -270,3 +270,14 @@ func (l *Log) retry(ctx context.Context, what string, op func(ctx context.Contex
 // Connected reports whether the log's connection to NATS is up now (it
 // reconnects by itself when it is not).
 func (l *Log) Connected() bool { return l.nc != nil && l.nc.IsConnected() }
+
+// WatchConnection has fn told, from then on, when the log's connection to
+// NATS is lost (false) and when it is back (true): what a readiness check
+// needs to count how long it has been down, however rarely it is asked.
+func (l *Log) WatchConnection(fn func(connected bool)) { l.watch.Store(&fn) }
+
+func (l *Log) tellConnection(connected bool) {
+	if fn := l.watch.Load(); fn != nil {
+		(*fn)(connected)
+	}
+}

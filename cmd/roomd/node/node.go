@@ -131,11 +131,12 @@ type Node struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// logOK is when the log last answered /readyz, connOK when /readyz
-	// last found the node connected to NATS (UnixNano).
-	logOK, connOK atomic.Int64
-	errMu         sync.Mutex
-	err           error
+	// lostAt is when the node lost its NATS connection (0: connected);
+	// logSilentAt when /readyz first found the log not answering (0: it
+	// answered last time). UnixNano on the node's clock.
+	lostAt, logSilentAt atomic.Int64
+	errMu               sync.Mutex
+	err                 error
 }
 
 // Start opens the log, restores and catches up the projection, and starts the
@@ -168,8 +169,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, Log: log, decider: decider}
-	n.logOK.Store(time.Now().UnixNano())
-	n.connOK.Store(time.Now().UnixNano())
+	log.WatchConnection(func(connected bool) {
+		if connected {
+			n.lostAt.Store(0)
+		} else {
+			n.lostAt.CompareAndSwap(0, n.cfg.Clock.Now().UnixNano())
+		}
+	})
 	if err := n.start(ctx, decider); err != nil {
 		n.Close()
 		return nil, err
@@ -502,20 +508,25 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	now := time.Now()
+	// The grace counts from when the fault began, not from the last probe:
+	// a load balancer may probe less often than the grace.
+	now := n.cfg.Clock.Now()
+	since := func(at *atomic.Int64) time.Duration {
+		at.CompareAndSwap(0, now.UnixNano()) // noticed here first
+		return now.Sub(time.Unix(0, at.Load())).Round(time.Millisecond)
+	}
 	if !n.Log.Connected() {
 		// The NATS server this node was connected to went away (killed,
 		// restarted): the client reconnects to another of the cluster
 		// within a second or two, and commands wait for it meanwhile.
-		since := now.Sub(time.Unix(0, n.connOK.Load())).Round(time.Millisecond)
-		if since > n.cfg.ReadyGrace {
-			http.Error(w, fmt.Sprintf("not connected to NATS for %v", since), http.StatusServiceUnavailable)
+		lost := since(&n.lostAt)
+		if lost > n.cfg.ReadyGrace {
+			http.Error(w, fmt.Sprintf("not connected to NATS for %v", lost), http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintf(w, "ready (reconnecting to NATS for %v)\n", since)
+		fmt.Fprintf(w, "ready (reconnecting to NATS for %v)\n", lost)
 		return
 	}
-	n.connOK.Store(now.UnixNano())
 	// A stream without a quorum still answers the stream info below
 	// (from a replica): what says it cannot store is the appends it
 	// leaves unanswered.
@@ -527,16 +538,16 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if _, err := n.Log.LastSeq(ctx); err != nil {
-		since := now.Sub(time.Unix(0, n.logOK.Load()))
-		if since > n.cfg.ReadyGrace {
-			http.Error(w, fmt.Sprintf("the log has not answered for %v: %v", since.Round(time.Second), err),
+		silent := since(&n.logSilentAt)
+		if silent > n.cfg.ReadyGrace {
+			http.Error(w, fmt.Sprintf("the log has not answered for %v: %v", silent.Round(time.Second), err),
 				http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintf(w, "ready (the log has not answered for %v: %v)\n", since.Round(time.Millisecond), err)
+		fmt.Fprintf(w, "ready (the log has not answered for %v: %v)\n", silent, err)
 		return
 	}
-	n.logOK.Store(now.UnixNano())
+	n.logSilentAt.Store(0)
 	// Skipped messages do not stop the node from serving: the operator
 	// learns of them here and in the log.
 	if s := n.Live.Skipped(); s.Count > 0 {

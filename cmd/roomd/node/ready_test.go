@@ -10,6 +10,7 @@ import (
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
+	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/tests/netcut"
 )
@@ -51,13 +52,20 @@ func TestReadyzRidesOutASilentLogForTheGraceThenSaysWhyItIsNotReady(t *testing.T
 // that it is ready.
 func readyNodeBehind(t *testing.T, grace time.Duration) (*node.Node, *netcut.Proxy) {
 	t.Helper()
+	return readyNodeBehindOn(t, grace, nil)
+}
+
+// readyNodeBehindOn is readyNodeBehind with the node on clock (nil: the
+// system's).
+func readyNodeBehindOn(t *testing.T, grace time.Duration, clock engine.Clock) (*node.Node, *netcut.Proxy) {
+	t.Helper()
 	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
 	link := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
 	lc := server.ClientConfig()
 	lc.URL, lc.Logger = "nats://"+link.Addr(), nil
 	n, err := node.Start(estest.Ctx(t), node.Config{Log: lc, Policy: domain.Config{Default: domain.DefaultPolicy()},
 		Secret: []byte("0123456789abcdef0123456789abcdef"), HTTPListen: "127.0.0.1:0", Logger: estest.Logger(t),
-		ReadyGrace: grace})
+		ReadyGrace: grace, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +200,30 @@ func TestReadyzRidesOutAReconnectionForTheGrace(t *testing.T) {
 	link.Refuse(true)
 	link.Cut()
 	ridesOutThenSaysWhy(t, n, "ready (reconnecting to NATS for ", "not connected to NATS for ")
+	link.Refuse(false)
+	readyAgain(t, n)
+}
+
+// The grace counts from when the node lost NATS, not from the last probe: a
+// load balancer may probe more rarely than the grace (an AWS ALB's default
+// is every 30 s, the grace 15 s), and its first probe after a NATS restart
+// must not take the node, and with it the fleet, out at once. The node's
+// clock moves an hour with no probe; then NATS goes away: the node is
+// ready, reconnecting, until the grace has passed since the loss.
+func TestReadyzGraceCountsFromTheLossNotFromTheLastProbe(t *testing.T) {
+	clock := estest.NewClock(time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC))
+	n, link := readyNodeBehindOn(t, 15*time.Second, clock)
+	clock.Advance(time.Hour)
+	link.Refuse(true)
+	link.Cut()
+	estest.Eventually(t, "the node to notice NATS is gone", func() bool { return !n.Log.Connected() })
+	if code, body := readyz(t, n); code != http.StatusOK || !strings.HasPrefix(body, "ready (reconnecting to NATS for ") {
+		t.Fatalf("/readyz just after NATS went away, an hour after the last probe: %d %q", code, body)
+	}
+	clock.Advance(16 * time.Second)
+	if code, body := readyz(t, n); code != http.StatusServiceUnavailable || !strings.HasPrefix(body, "not connected to NATS for 16s") {
+		t.Errorf("/readyz 16 s after NATS went away (grace 15 s): %d %q", code, body)
+	}
 	link.Refuse(false)
 	readyAgain(t, n)
 }
