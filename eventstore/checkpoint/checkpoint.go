@@ -204,7 +204,12 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if _, err := c.Sign(ctx); err != nil && ctx.Err() == nil {
+		_, err := c.Sign(ctx)
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.Is(err, ErrTampered):
+			c.cfg.Logger.Error("checkpoint round refused", "err", err)
+		default:
 			c.cfg.Logger.Warn("checkpoint round failed; retrying at the next one", "err", err)
 		}
 	}
@@ -303,12 +308,27 @@ func (c *Checkpointer) load(ctx context.Context) error {
 			continue
 		}
 		if strings.HasPrefix(e.Key, "head.") {
-			c.known[e.Key] = true
+			var h Head
+			if open(pub, e.Value, headType, &h) == nil && headKey(h.Key()) == e.Key {
+				c.known[e.Key] = true
+			}
 		}
+	}
+	if len(c.known) < c.round.Aggregates {
+		// Signing now would count the heads as found, and the next round
+		// would hide that some were removed (roomctl verify reports it
+		// only until then).
+		return fmt.Errorf("%w: round %d signed %d aggregates, the bucket holds %d valid heads: %d were removed or altered "+
+			"(roomctl verify -pubkey names them); signing stops until bucket %s is removed to start over",
+			ErrTampered, c.round.Round, c.round.Aggregates, len(c.known), c.round.Aggregates-len(c.known), Bucket)
 	}
 	c.loaded = true
 	return nil
 }
+
+// ErrTampered is returned by Sign when the bucket was changed behind the
+// signers' back: a Checkpointer never signs over it.
+var ErrTampered = errors.New("checkpoint: the signed heads were tampered with")
 
 // entries returns every record of the bucket, in the order they were
 // written. By key: a watch set up anew passes records it passed already.

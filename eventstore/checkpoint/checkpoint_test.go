@@ -3,6 +3,7 @@ package checkpoint_test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -142,5 +143,50 @@ func TestKeysRoundTripAsPEMAndBase64(t *testing.T) {
 	}
 	if _, err := checkpoint.ParsePublicKey(path); err == nil {
 		t.Error("a private key file was taken for a public key")
+	}
+}
+
+// A head record removed while roomd was down: the restarted signer finds
+// fewer valid heads than its last round signed, and refuses to sign over
+// them. It used to count the heads it found, so the next round's count hid
+// the removal from roomctl verify for good, and the history that head
+// covered could be cut short unnoticed.
+func TestARestartedSignerRefusesABucketMissingAHead(t *testing.T) {
+	log := estest.Open(t, nil)
+	ctx := estest.Ctx(t)
+	key, _, err := checkpoint.EnsureKey(filepath.Join(t.TempDir(), "k.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := checkpoint.OpenStore(ctx, log, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := checkpoint.New(checkpoint.Config{Log: log, Store: store, Key: key, Logger: estest.Logger(t)})
+	appendEvents(t, log, "r1", 1, "", 3)
+	appendEvents(t, log, "r2", 1, "", 2)
+	if _, err := c.Sign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k := "head.room." + eventstore.Token("app") + "." + eventstore.Token("r1")
+	e, ok, err := store.Get(ctx, k)
+	if err != nil || !ok {
+		t.Fatalf("r1's head: %v %v", ok, err)
+	}
+	if err := store.Delete(ctx, k, e.Revision); err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, log, "r3", 1, "", 1) // the app goes on meanwhile
+	restarted, _ := checkpoint.New(checkpoint.Config{Log: log, Store: store, Key: key, Logger: estest.Logger(t)})
+	r, err := restarted.Sign(ctx)
+	if !errors.Is(err, checkpoint.ErrTampered) || !strings.Contains(err.Error(), "1 were removed") {
+		t.Fatalf("a restarted signer over a bucket missing a head: round %+v, %v; want ErrTampered", r, err)
+	}
+	s, err := checkpoint.Load(ctx, store, key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Round == nil || s.Round.Round != 1 || !strings.Contains(strings.Join(s.Problems, "\n"), "1 removed") {
+		t.Errorf("the bucket after the refusal: round %+v, problems %q; want round 1 and the removal still told", s.Round, s.Problems)
 	}
 }

@@ -160,7 +160,10 @@ func (a *API) checkpoint(w http.ResponseWriter, r *http.Request) (any, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 	defer cancel()
 	round, err := a.cfg.Checkpoints.Sign(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, checkpoint.ErrTampered):
+		return nil, domain.ErrInternal.With("%v", err) // final: retrying signs nothing
+	case err != nil:
 		return nil, domain.ErrUnavailable.With("%v", err)
 	}
 	return round, nil
