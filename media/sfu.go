@@ -121,6 +121,8 @@ type SFU struct {
 	cfg    Config
 	api    *webrtc.API
 	udpMux ice.UDPMux
+	// closeOnce runs close once, from Run's end or Close.
+	closeOnce sync.Once
 
 	mu       sync.Mutex
 	peers    map[peerKey]*peer
@@ -298,7 +300,14 @@ func (s *SFU) Run(ctx context.Context) error {
 	}
 }
 
-func (s *SFU) shutdown() {
+// Close closes every peer connection and gives back what New took (the
+// UDP port): Run does it when it returns, Close for an SFU that never ran
+// (a node whose start failed later). Once is enough; more do nothing.
+func (s *SFU) Close() { s.shutdown() }
+
+func (s *SFU) shutdown() { s.closeOnce.Do(s.close) }
+
+func (s *SFU) close() {
 	s.mu.Lock()
 	s.closed = true // no peer is opened from now on
 	peers := make([]*peer, 0, len(s.all))

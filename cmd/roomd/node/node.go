@@ -613,6 +613,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.cancel()
 	}
 	n.wg.Wait()
+	if n.SFU != nil {
+		n.SFU.Close() // done by its Run, unless the start failed before it ran
+	}
 	if n.Live != nil && n.snapshots != nil && n.cfg.SnapshotEvery > 0 {
 		// The fold has stopped: what it folded since the last snapshot is
 		// saved, so that the next start folds nothing twice.
