@@ -557,7 +557,7 @@ func startServer(cfg Config, owner string) (*server.Server, error) {
 // The shared user (cfg.User, cfg.Password) is what other processes log in
 // as: other roomd nodes, roomd -role gateway or media, roomctl, operators.
 // It may read and append, and create streams and buckets, but not delete or
-// reconfigure any of them: a stream update alone (a retention of
+// reconfigure the log's stream: a stream update alone (a retention of
 // one second, then back) would erase the whole log, which DenyDelete and
 // DenyPurge in the stream's configuration do not prevent. Only the owner,
 // this process's own in-process connections with a password made at
@@ -582,9 +582,11 @@ func users(cfg Config, owner string) ([]*server.User, error) {
 		Password: string(hash),
 		Permissions: &server.Permissions{Publish: &server.SubjectPermission{
 			Allow: []string{">"},
-			// Deleting messages and purging are refused by the streams
-			// themselves (DenyDelete, DenyPurge), with an answer.
-			Deny: []string{"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.UPDATE.>"},
+			// Deleting messages and purging are refused by the stream
+			// itself (DenyDelete, DenyPurge), with an answer. Buckets
+			// stay the operator's: removing the checkpoint bucket is how a
+			// refusing signer starts over (verify reports it missing).
+			Deny: []string{"$JS.API.STREAM.DELETE." + cfg.Stream, "$JS.API.STREAM.UPDATE." + cfg.Stream},
 		}},
 	}, {Username: ownerUser, Password: string(ownerHash)}}, nil
 }

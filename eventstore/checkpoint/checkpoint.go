@@ -302,7 +302,7 @@ func (c *Checkpointer) load(ctx context.Context) error {
 			var r Round
 			if err := open(pub, e.Value, roundType, &r); err != nil {
 				return fmt.Errorf("checkpoint: the round record does not verify with this node's key (%w); "+
-					"was the key changed? Remove bucket %s to start over", err, Bucket)
+					"was the key changed? Remove bucket %s (nats kv rm %[2]s, with the NATS password) and restart roomd to start over", err, Bucket)
 			}
 			c.round, c.rev = r, e.Revision
 			continue
@@ -319,7 +319,8 @@ func (c *Checkpointer) load(ctx context.Context) error {
 		// would hide that some were removed (roomctl verify reports it
 		// only until then).
 		return fmt.Errorf("%w: round %d signed %d aggregates, the bucket holds %d valid heads: %d were removed or altered "+
-			"(roomctl verify -pubkey names them); signing stops until bucket %s is removed to start over",
+			"(roomctl verify -pubkey names them); signing stops until bucket %s is removed (nats kv rm %[6]s, with the NATS password) "+
+			"and roomd restarted, to start over",
 			ErrTampered, c.round.Round, c.round.Aggregates, len(c.known), c.round.Aggregates-len(c.known), Bucket)
 	}
 	c.loaded = true

@@ -268,6 +268,11 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	if st != nil && st.Opened {
 		s.user, s.bound, s.mode = domain.User{ID: st.User, Name: st.UserName}, true, st.Mode
 	}
+	if err := ctx.Err(); err != nil {
+		// The client closed this connection meanwhile: a resume it gave
+		// up takes nothing from the connection it resumes on instead.
+		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("the connection closed during the resume")
+	}
 	s.conn = c
 	// Take the session over: from another connection on this node, and
 	// from any other node (which closes its connection on hearing this).
@@ -336,8 +341,11 @@ func (srv *Server) stopOld(ctx context.Context, sid domain.SessionID, c *conn) e
 	oc := old.unhook(nil)
 	if oc == nil {
 		// Unhooked already, by a resume that then failed or was given
-		// up: its worker may still be finishing.
-		oc = old.lastConn()
+		// up: its worker may still be finishing, unless the connection
+		// went on to carry another session.
+		if oc = old.lastConn(); oc != nil && oc.sess.Load() != old {
+			oc = nil
+		}
 	}
 	if oc == nil || oc == c {
 		return nil

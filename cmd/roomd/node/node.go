@@ -511,15 +511,19 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	// The grace counts from when the fault began, not from the last probe:
 	// a load balancer may probe less often than the grace.
 	now := n.cfg.Clock.Now()
-	since := func(at *atomic.Int64) time.Duration {
-		at.CompareAndSwap(0, now.UnixNano()) // noticed here first
-		return now.Sub(time.Unix(0, at.Load())).Round(time.Millisecond)
+	since := func(at int64) time.Duration {
+		if at == 0 {
+			return 0 // noticed here first
+		}
+		return now.Sub(time.Unix(0, at)).Round(time.Millisecond)
 	}
 	if !n.Log.Connected() {
 		// The NATS server this node was connected to went away (killed,
 		// restarted): the client reconnects to another of the cluster
 		// within a second or two, and commands wait for it meanwhile.
-		lost := since(&n.lostAt)
+		// Only the connection's handlers write lostAt (a probe racing a
+		// reconnection must not leave a stale loss behind).
+		lost := since(n.lostAt.Load())
 		if lost > n.cfg.ReadyGrace {
 			http.Error(w, fmt.Sprintf("not connected to NATS for %v", lost), http.StatusServiceUnavailable)
 			return
@@ -538,7 +542,8 @@ func (n *Node) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if _, err := n.Log.LastSeq(ctx); err != nil {
-		silent := since(&n.logSilentAt)
+		n.logSilentAt.CompareAndSwap(0, now.UnixNano())
+		silent := since(n.logSilentAt.Load())
 		if silent > n.cfg.ReadyGrace {
 			http.Error(w, fmt.Sprintf("the log has not answered for %v: %v", silent.Round(time.Second), err),
 				http.StatusServiceUnavailable)
