@@ -500,8 +500,8 @@ against every golden event and every event of a generated log.
 
 ## Where events live
 
-One stream, ` + "`ROOMLOG`" + `, holds every event under the prefix ` + "`roomlog`" + ` (both
-configurable in roomd). Each aggregate has one subject:
+One stream, ` + "`ROOMLOG`" + `, holds every event under the prefix ` + "`roomlog`" + ` (built-in
+defaults, which code embedding the event store may change). Each aggregate has one subject:
 
     roomlog.<app>.<kind>.<id>
 
