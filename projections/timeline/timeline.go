@@ -188,7 +188,8 @@ func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.
 	if err != nil {
 		return nil, false, err
 	}
-	_, err = log.Read(ctx, []string{subject}, start, func(rec eventstore.Record) error {
+	// A page is short: batched direct gets, not a consumer to set up.
+	_, err = log.ReadSubject(ctx, subject, start, func(rec eventstore.Record) error {
 		events, hashes, err := domain.DecodeHashed(rec.Data)
 		if err != nil {
 			return nil // not written by an engine: passed over, as by the nodes
