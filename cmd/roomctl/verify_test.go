@@ -23,6 +23,13 @@ import (
 func signedHistory(t *testing.T) (dir, pub string) {
 	t.Helper()
 	dir, _ = history(t, false)
+	return dir, signLog(t, dir)
+}
+
+// signLog signs a checkpoint round over the log in dir with a fresh key, as
+// roomd does, and returns the public key's file.
+func signLog(t *testing.T, dir string) (pub string) {
+	t.Helper()
 	key, _, err := checkpoint.EnsureKey(filepath.Join(t.TempDir(), "checkpoint.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +51,7 @@ func signedHistory(t *testing.T) (dir, pub string) {
 	if err := checkpoint.WritePublicKey(pub, key.Public().(ed25519.PublicKey)); err != nil {
 		t.Fatal(err)
 	}
-	return dir, pub
+	return pub
 }
 
 func withLog(t *testing.T, dir string, fn func(*eventstore.Log)) {

@@ -75,6 +75,10 @@ type Head struct {
 	// Round is the round that signed it, Time when.
 	Round uint64    `json:"round"`
 	Time  time.Time `json:"time"`
+	// EventTime is the head event's own time (zero in heads of older
+	// versions): retention cannot remove it before EventTime plus the
+	// stream's retention limit.
+	EventTime time.Time `json:"event_time,omitzero"`
 }
 
 // Key returns the aggregate's key.
@@ -96,6 +100,31 @@ type Round struct {
 	// round signed by a version that keeps them; 0 before): each from it
 	// to Round must be in the bucket.
 	ManifestsSince uint64 `json:"manifests_since,omitempty"`
+	// Retention is the stream's retention limit when the round was signed:
+	// "forever", or a duration ("720h0m0s"); empty in rounds of older
+	// versions.
+	Retention string `json:"retention,omitempty"`
+}
+
+// RetentionLimit returns the retention limit the round signed: 0 for
+// forever; known is false for a round of an older version.
+func (r Round) RetentionLimit() (limit time.Duration, known bool) {
+	switch r.Retention {
+	case "":
+		return 0, false
+	case "forever":
+		return 0, true
+	}
+	d, err := time.ParseDuration(r.Retention)
+	return d, err == nil
+}
+
+// retention is how a round records a stream's retention limit.
+func retention(maxAge time.Duration) string {
+	if maxAge <= 0 {
+		return "forever"
+	}
+	return maxAge.String()
 }
 
 // Manifest is the record of what one round signed, kept for good under its
@@ -122,6 +151,8 @@ type HeadRef struct {
 	Seq  uint64 `json:"seq"`
 	Hash string `json:"hash"`
 	At   uint64 `json:"stream_seq"`
+	// EventTime is the head event's own time.
+	EventTime time.Time `json:"event_time,omitzero"`
 }
 
 // manifestKey is the bucket key of round n's manifest.
@@ -308,7 +339,7 @@ func (c *Checkpointer) signRound(ctx context.Context) (Round, bool, error) {
 			order = append(order, k)
 		}
 		heads[k] = Head{Type: headType, App: string(k.App), Kind: string(k.Kind), ID: k.ID, Seq: e.Seq, Hash: hash,
-			At: rec.Seq, Round: next.Round, Time: now}
+			At: rec.Seq, Round: next.Round, Time: now, EventTime: e.Time}
 		last = rec.Seq
 		return nil
 	})
@@ -331,7 +362,8 @@ func (c *Checkpointer) signRound(ctx context.Context) (Round, bool, error) {
 			return Round{}, false, fmt.Errorf("checkpoint: store %s: %w", k, err)
 		}
 		c.known[hk] = true
-		m.Heads = append(m.Heads, HeadRef{App: h.App, Kind: h.Kind, ID: h.ID, Seq: h.Seq, Hash: h.Hash, At: h.At})
+		m.Heads = append(m.Heads, HeadRef{App: h.App, Kind: h.Kind, ID: h.ID, Seq: h.Seq, Hash: h.Hash, At: h.At,
+			EventTime: h.EventTime})
 	}
 	// The manifest decides which signer's round this is: it is created,
 	// never replaced.
@@ -347,6 +379,7 @@ func (c *Checkpointer) signRound(ctx context.Context) (Round, bool, error) {
 		return Round{}, false, fmt.Errorf("checkpoint: store the manifest of round %d: %w", next.Round, err)
 	}
 	next.Aggregates = len(c.known)
+	next.Retention = retention(c.cfg.Log.MaxAge())
 	value, err = sign(c.cfg.Key, next)
 	if err != nil {
 		return Round{}, false, err
@@ -558,7 +591,8 @@ func (s *Signed) checkManifests(manifests []Manifest) {
 	latest := map[domain.Key]Head{}
 	for _, m := range manifests {
 		for _, r := range m.Heads {
-			h := Head{Type: headType, App: r.App, Kind: r.Kind, ID: r.ID, Seq: r.Seq, Hash: r.Hash, At: r.At, Round: m.Round, Time: m.Time}
+			h := Head{Type: headType, App: r.App, Kind: r.Kind, ID: r.ID, Seq: r.Seq, Hash: r.Hash, At: r.At, Round: m.Round, Time: m.Time,
+				EventTime: r.EventTime}
 			latest[h.Key()] = h
 		}
 	}
