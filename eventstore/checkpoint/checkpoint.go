@@ -13,13 +13,10 @@
 // signed heads (roomctl verify -pubkey): an event at or before a signed head
 // that was changed, or a history cut short of it, is detected.
 //
-// Signed heads are kept in a JetStream key-value bucket (Bucket): one record
-// per aggregate (its latest signed head), one manifest per round, kept for
-// good, naming every head the round signed (so that a head record put back
-// to an older signature of its own is detected), and one round record
-// (RoundKey) that counts the aggregates signed so far and says from which
-// round on every manifest is kept, so that records deleted from the bucket
-// are detected too.
+// Signed heads are kept in a JetStream key-value bucket (Bucket), one record
+// per aggregate (its latest signed head) and one round record (RoundKey)
+// that counts the aggregates signed so far, so that records deleted from
+// the bucket are detected too.
 package checkpoint
 
 import (
@@ -35,7 +32,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,9 +49,8 @@ const RoundKey = "round"
 // Payload types, signed with every record so that a signature of one kind
 // can never be passed off as the other.
 const (
-	headType     = "roomlog.checkpoint.head.v1"
-	roundType    = "roomlog.checkpoint.round.v1"
-	manifestType = "roomlog.checkpoint.manifest.v1"
+	headType  = "roomlog.checkpoint.head.v1"
+	roundType = "roomlog.checkpoint.round.v1"
 )
 
 // Head is one aggregate's signed chain head.
@@ -96,10 +91,6 @@ type Round struct {
 	// Aggregates is how many aggregates have a signed head in the bucket.
 	Aggregates int       `json:"aggregates"`
 	Time       time.Time `json:"time"`
-	// ManifestsSince is the first round whose manifest is kept (the first
-	// round signed by a version that keeps them; 0 before): each from it
-	// to Round must be in the bucket.
-	ManifestsSince uint64 `json:"manifests_since,omitempty"`
 	// Retention is the stream's retention limit when the round was signed:
 	// "forever", or a duration ("720h0m0s"); empty in rounds of older
 	// versions.
@@ -126,37 +117,6 @@ func retention(maxAge time.Duration) string {
 	}
 	return maxAge.String()
 }
-
-// Manifest is the record of what one round signed, kept for good under its
-// own key (manifestKey): the new head of every aggregate that changed in the
-// stretch of the log the round read. A head record rolled back to an older
-// signature of its own is caught against the manifests, and so is a
-// manifest removed (the round record says from which round on each is
-// kept).
-type Manifest struct {
-	Type  string `json:"type"`
-	Round uint64 `json:"round"`
-	// From and Cursor are the stream sequences the round read.
-	From   uint64    `json:"from"`
-	Cursor uint64    `json:"cursor"`
-	Heads  []HeadRef `json:"heads"`
-	Time   time.Time `json:"time"`
-}
-
-// HeadRef is one aggregate's head in a manifest.
-type HeadRef struct {
-	App  string `json:"app"`
-	Kind string `json:"kind"`
-	ID   string `json:"id"`
-	Seq  uint64 `json:"seq"`
-	Hash string `json:"hash"`
-	At   uint64 `json:"stream_seq"`
-	// EventTime is the head event's own time.
-	EventTime time.Time `json:"event_time,omitzero"`
-}
-
-// manifestKey is the bucket key of round n's manifest.
-func manifestKey(n uint64) string { return "manifest." + strconv.FormatUint(n, 10) }
 
 // signed is a record as stored: the payload's exact bytes and their
 // signature, and which key made it.
@@ -284,10 +244,9 @@ func (c *Checkpointer) Run(ctx context.Context) error {
 	}
 }
 
-// Sign signs rounds now until the log is covered: each reads the log after
-// the last round, signs the head of every aggregate that changed and stores
-// them, then its manifest and the round record. It returns the last round
-// as stored.
+// Sign runs one round now: it reads the log after the last round, signs
+// the head of every aggregate that changed and stores them, then stores the
+// round record. It returns the round as stored.
 func (c *Checkpointer) Sign(ctx context.Context) (Round, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -296,116 +255,73 @@ func (c *Checkpointer) Sign(ctx context.Context) (Round, error) {
 			return Round{}, err
 		}
 	}
-	for {
-		r, done, err := c.signRound(ctx)
-		if err != nil || done {
-			return r, err
-		}
-	}
-}
-
-// maxManifestHeads bounds the heads of one round, so that its manifest
-// fits in a record (a few hundred bytes a head); a longer stretch of the
-// log is signed in several rounds.
-const maxManifestHeads = 1000
-
-// signRound signs one round; done says the log is covered.
-func (c *Checkpointer) signRound(ctx context.Context) (Round, bool, error) {
 	now := c.cfg.Now().UTC()
-	next := Round{Type: roundType, Round: c.round.Round + 1, Cursor: c.round.Cursor, Time: now,
-		ManifestsSince: c.round.ManifestsSince}
-	if next.ManifestsSince == 0 {
-		next.ManifestsSince = next.Round // the first round of this version
-	}
+	next := Round{Type: roundType, Round: c.round.Round + 1, Cursor: c.round.Cursor, Time: now}
 	heads := map[domain.Key]Head{}
 	var order []domain.Key
-	var last uint64 // the last record taken into this round
-	full := false
-	_, err := c.cfg.Log.Read(ctx, nil, c.round.Cursor+1, func(rec eventstore.Record) error {
+	last, err := c.cfg.Log.Read(ctx, nil, c.round.Cursor+1, func(rec eventstore.Record) error {
 		hash, events, err := domain.MessageHead(rec.Data)
 		if err != nil {
 			// Not signable; the auditor reports it. Sign what follows.
 			c.cfg.Logger.Warn("checkpoint: unreadable message", "stream_seq", rec.Seq, "err", err)
-			last = rec.Seq
 			return nil
 		}
 		e := events[len(events)-1]
 		k := e.Key()
 		if _, ok := heads[k]; !ok {
-			if len(order) == maxManifestHeads {
-				full = true
-				return errFull
-			}
 			order = append(order, k)
 		}
 		heads[k] = Head{Type: headType, App: string(k.App), Kind: string(k.Kind), ID: k.ID, Seq: e.Seq, Hash: hash,
 			At: rec.Seq, Round: next.Round, Time: now, EventTime: e.Time}
-		last = rec.Seq
 		return nil
 	})
-	if err != nil && !errors.Is(err, errFull) {
-		return Round{}, false, fmt.Errorf("checkpoint: read the log: %w", err)
+	if err != nil {
+		return Round{}, fmt.Errorf("checkpoint: read the log: %w", err)
 	}
 	if last == 0 && len(heads) == 0 && c.rev != 0 {
-		return c.round, true, nil // nothing new
+		return c.round, nil // nothing new
 	}
 	next.Cursor = max(last, c.round.Cursor)
-	m := Manifest{Type: manifestType, Round: next.Round, From: c.round.Cursor + 1, Cursor: next.Cursor, Time: now}
 	for _, k := range order {
-		h := heads[k]
-		value, err := sign(c.cfg.Key, h)
+		value, err := sign(c.cfg.Key, heads[k])
 		if err != nil {
-			return Round{}, false, err
+			return Round{}, err
 		}
 		hk := headKey(k)
 		if _, err := c.cfg.Store.Put(ctx, hk, value); err != nil {
-			return Round{}, false, fmt.Errorf("checkpoint: store %s: %w", k, err)
+			return Round{}, fmt.Errorf("checkpoint: store %s: %w", k, err)
 		}
 		c.known[hk] = true
-		m.Heads = append(m.Heads, HeadRef{App: h.App, Kind: h.Kind, ID: h.ID, Seq: h.Seq, Hash: h.Hash, At: h.At,
-			EventTime: h.EventTime})
-	}
-	// The manifest decides which signer's round this is: it is created,
-	// never replaced.
-	value, err := sign(c.cfg.Key, m)
-	if err != nil {
-		return Round{}, false, err
-	}
-	if _, err := c.cfg.Store.Update(ctx, manifestKey(next.Round), value, 0); err != nil {
-		if errors.Is(err, eventstore.ErrRevisionMismatch) {
-			c.loaded = false // another node signed this round: take its state
-			return Round{}, false, fmt.Errorf("checkpoint: another signer stored round %d meanwhile: %w", next.Round, err)
-		}
-		return Round{}, false, fmt.Errorf("checkpoint: store the manifest of round %d: %w", next.Round, err)
 	}
 	next.Aggregates = len(c.known)
 	next.Retention = retention(c.cfg.Log.MaxAge())
-	value, err = sign(c.cfg.Key, next)
+	value, err := sign(c.cfg.Key, next)
 	if err != nil {
-		return Round{}, false, err
+		return Round{}, err
 	}
-	var rev uint64
-	if c.rev == 0 {
-		rev, err = c.cfg.Store.Put(ctx, RoundKey, value)
-	} else {
-		rev, err = c.cfg.Store.Update(ctx, RoundKey, value, c.rev)
+	// Conditional, the first round included: two signers starting at once
+	// must not write over each other's round.
+	rev, err := c.cfg.Store.Update(ctx, RoundKey, value, c.rev)
+	if errors.Is(err, eventstore.ErrRevisionMismatch) && c.rev == 0 {
+		if _, ok, gerr := c.cfg.Store.Get(ctx, RoundKey); gerr == nil && !ok {
+			// No round record, yet not a new key: it was deleted.
+			return Round{}, fmt.Errorf("%w: the round record was deleted; signing stops until bucket %s is removed "+
+				"(nats kv rm %[2]s, with the NATS password) and roomd restarted, to start over", ErrTampered, Bucket)
+		}
 	}
 	if errors.Is(err, eventstore.ErrRevisionMismatch) {
-		// Another node moved the round record meanwhile: take its state.
-		// The heads and the manifest stored above are valid all the same.
+		// Another node signed a round meanwhile: take its state. The heads
+		// stored above are valid signatures all the same.
 		c.loaded = false
-		return Round{}, false, fmt.Errorf("checkpoint: another signer stored a round meanwhile: %w", err)
+		return Round{}, fmt.Errorf("checkpoint: another signer stored a round meanwhile: %w", err)
 	}
 	if err != nil {
-		return Round{}, false, fmt.Errorf("checkpoint: store the round: %w", err)
+		return Round{}, fmt.Errorf("checkpoint: store the round: %w", err)
 	}
 	c.round, c.rev = next, rev
 	c.cfg.Logger.Debug("checkpoint round signed", "round", next.Round, "cursor", next.Cursor, "signed", len(order))
-	return next, !full, nil
+	return next, nil
 }
-
-// errFull ends a round's read at maxManifestHeads aggregates.
-var errFull = errors.New("the round is full")
 
 // load reads the bucket: the last round and the aggregates it knows.
 func (c *Checkpointer) load(ctx context.Context) error {
@@ -415,7 +331,6 @@ func (c *Checkpointer) load(ctx context.Context) error {
 		return err
 	}
 	c.round, c.rev, c.known = Round{}, 0, map[string]bool{}
-	var manifests []Manifest
 	for _, e := range entries {
 		if e.Key == RoundKey {
 			var r Round
@@ -431,22 +346,6 @@ func (c *Checkpointer) load(ctx context.Context) error {
 			if open(pub, e.Value, headType, &h) == nil && headKey(h.Key()) == e.Key {
 				c.known[e.Key] = true
 			}
-		}
-		if strings.HasPrefix(e.Key, "manifest.") {
-			var m Manifest
-			if open(pub, e.Value, manifestType, &m) == nil && manifestKey(m.Round) == e.Key {
-				manifests = append(manifests, m)
-			}
-		}
-	}
-	// A signer that stored a round's manifest and stopped before its round
-	// record: the round is signed, and the next one follows it.
-	for _, m := range manifests {
-		if m.Round > c.round.Round {
-			c.round.Round, c.round.Cursor = m.Round, max(c.round.Cursor, m.Cursor)
-		}
-		if c.round.ManifestsSince == 0 || m.Round < c.round.ManifestsSince {
-			c.round.ManifestsSince = m.Round
 		}
 	}
 	if len(c.known) < c.round.Aggregates {
@@ -508,7 +407,6 @@ func Load(ctx context.Context, store *eventstore.Records, pub ed25519.PublicKey)
 		return Signed{}, err
 	}
 	s := Signed{Heads: map[domain.Key]Head{}}
-	var manifests []Manifest
 	for _, e := range all {
 		switch {
 		case e.Key == RoundKey:
@@ -529,17 +427,6 @@ func Load(ctx context.Context, store *eventstore.Records, pub ed25519.PublicKey)
 				continue
 			}
 			s.Heads[h.Key()] = h
-		case strings.HasPrefix(e.Key, "manifest."):
-			var m Manifest
-			if err := open(pub, e.Value, manifestType, &m); err != nil {
-				s.Problems = append(s.Problems, fmt.Sprintf("checkpoint record %s: %v", e.Key, err))
-				continue
-			}
-			if manifestKey(m.Round) != e.Key {
-				s.Problems = append(s.Problems, fmt.Sprintf("checkpoint record %s holds the manifest of round %d: moved", e.Key, m.Round))
-				continue
-			}
-			manifests = append(manifests, m)
 		default:
 			s.Problems = append(s.Problems, fmt.Sprintf("checkpoint bucket: unexpected record %q", e.Key))
 		}
@@ -551,60 +438,5 @@ func Load(ctx context.Context, store *eventstore.Records, pub ed25519.PublicKey)
 		s.Problems = append(s.Problems, fmt.Sprintf("checkpoint round %d signed %d aggregates, the bucket holds %d valid heads: %d removed",
 			s.Round.Round, s.Round.Aggregates, len(s.Heads), s.Round.Aggregates-len(s.Heads)))
 	}
-	s.checkManifests(manifests)
 	return s, nil
-}
-
-// checkManifests checks the heads against the manifests: every manifest
-// from the round record's ManifestsSince on must be there, and no head
-// record may be older than the last manifest that signed its aggregate (a
-// head put back to an older signature of its own, to hide events cut off
-// after it). The heads verify then anchors to are the newer of the two.
-func (s *Signed) checkManifests(manifests []Manifest) {
-	slices.SortFunc(manifests, func(a, b Manifest) int { return cmp.Compare(a.Round, b.Round) })
-	last := uint64(0)
-	if s.Round != nil {
-		last = s.Round.Round
-	}
-	if n := len(manifests); n > 0 {
-		last = max(last, manifests[n-1].Round) // a signer stopped before its round record
-	}
-	if s.Round != nil && s.Round.ManifestsSince > 0 {
-		var missing []string
-		have := map[uint64]bool{}
-		for _, m := range manifests {
-			have[m.Round] = true
-		}
-		for n := s.Round.ManifestsSince; n <= last; n++ {
-			if !have[n] {
-				missing = append(missing, strconv.FormatUint(n, 10))
-			}
-		}
-		if len(missing) > 0 {
-			if len(missing) > 10 {
-				missing = append(missing[:10], fmt.Sprintf("and %d more", len(missing)-10))
-			}
-			s.Problems = append(s.Problems, fmt.Sprintf("the manifests of checkpoint rounds %s are missing: removed "+
-				"(each from round %d on is kept)", strings.Join(missing, ", "), s.Round.ManifestsSince))
-		}
-	}
-	latest := map[domain.Key]Head{}
-	for _, m := range manifests {
-		for _, r := range m.Heads {
-			h := Head{Type: headType, App: r.App, Kind: r.Kind, ID: r.ID, Seq: r.Seq, Hash: r.Hash, At: r.At, Round: m.Round, Time: m.Time,
-				EventTime: r.EventTime}
-			latest[h.Key()] = h
-		}
-	}
-	for k, m := range latest {
-		h, ok := s.Heads[k]
-		switch {
-		case ok && h.Seq < m.Seq:
-			s.Problems = append(s.Problems, fmt.Sprintf("the signed head record of %s (seq %d, round %d) is older than round %d's "+
-				"manifest (seq %d): rolled back", k, h.Seq, h.Round, m.Round, m.Seq))
-			s.Heads[k] = m
-		case !ok:
-			s.Heads[k] = m // its record is gone (counted above): the manifest still anchors it
-		}
-	}
 }
