@@ -278,8 +278,12 @@ func (c *Checkpointer) Sign(ctx context.Context) (Round, error) {
 	if err != nil {
 		return Round{}, fmt.Errorf("checkpoint: read the log: %w", err)
 	}
-	if last == 0 && len(heads) == 0 && c.rev != 0 {
-		return c.round, nil // nothing new
+	limit := retention(c.cfg.Log.MaxAge())
+	if last == 0 && len(heads) == 0 && c.rev != 0 && c.round.Retention == limit {
+		// Nothing new. (A retention changed on an idle log is signed at
+		// once: an auditor judges what retention removed by the last
+		// round's.)
+		return c.round, nil
 	}
 	next.Cursor = max(last, c.round.Cursor)
 	for _, k := range order {
@@ -294,7 +298,7 @@ func (c *Checkpointer) Sign(ctx context.Context) (Round, error) {
 		c.known[hk] = true
 	}
 	next.Aggregates = len(c.known)
-	next.Retention = retention(c.cfg.Log.MaxAge())
+	next.Retention = limit
 	value, err := sign(c.cfg.Key, next)
 	if err != nil {
 		return Round{}, err
