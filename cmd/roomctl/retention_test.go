@@ -19,10 +19,8 @@ import (
 // expired messages from the start of a stream that has a retention limit; a
 // purge up to a sequence removes the same ones without waiting for a clock.
 func TestRetentionKeepsVerifyHonestAndTellsConsumersTheyFellOff(t *testing.T) {
-	// The log: session s1 (1), room [created, joined] (2), s2 (3), room
-	// joined (4), ..., its events written on 2026-11-21; the stream keeps a
-	// week, and a round signs it so.
-	dir, _ := history(t, false)
+	dir, pub := signedHistory(t)
+	// The log: session s1 (1), room [created, joined] (2), s2 (3), room joined (4), ...
 	withLog(t, dir, func(log *eventstore.Log) {
 		js, done := rawJS(t, log)
 		defer done()
@@ -31,17 +29,8 @@ func TestRetentionKeepsVerifyHonestAndTellsConsumersTheyFellOff(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := s.CachedInfo().Config
-		cfg.MaxAge = 7 * 24 * time.Hour
+		cfg.MaxAge = 30 * 24 * time.Hour
 		if _, err := js.UpdateStream(estest.Ctx(t), cfg); err != nil {
-			t.Fatal(err)
-		}
-	})
-	pub := signLog(t, dir)
-	withLog(t, dir, func(log *eventstore.Log) {
-		js, done := rawJS(t, log)
-		defer done()
-		s, err := js.Stream(estest.Ctx(t), log.StreamName())
-		if err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Purge(estest.Ctx(t), jetstream.WithPurgeSequence(3)); err != nil {

@@ -59,28 +59,6 @@ func TestVerifyReportsALogErasedByARetentionLiftedAgain(t *testing.T) {
 				strings.Join(args, " "), code, out)
 		}
 	}
-	// Left with a month's retention instead, the stream could have removed
-	// its start: but the round that signed the heads says it kept history
-	// forever, so verify -pubkey still reports each head it lost.
-	withLog(t, dir, func(log *eventstore.Log) {
-		js, done := rawJS(t, log)
-		defer done()
-		s, err := js.Stream(estest.Ctx(t), log.StreamName())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := s.CachedInfo().Config
-		cfg.MaxAge = 30 * 24 * time.Hour
-		if _, err := js.UpdateStream(estest.Ctx(t), cfg); err != nil {
-			t.Fatal(err)
-		}
-	})
-	out, code := roomctl(t, "verify", "-data", dir, "-pubkey", pub)
-	if code != 1 || !strings.Contains(out, "room:dev:class 1.A: the signed checkpoint") ||
-		!strings.Contains(out, "retention could not have removed it") {
-		t.Errorf("verify -pubkey of a log erased by a retention, then given a month's: exit %d, want 1 and a VIOLATION "+
-			"per lost head\n%s", code, out)
-	}
 }
 
 // The checkpoint bucket deleted is tampering, a verdict (exit 1), not an

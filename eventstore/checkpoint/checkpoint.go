@@ -70,10 +70,6 @@ type Head struct {
 	// Round is the round that signed it, Time when.
 	Round uint64    `json:"round"`
 	Time  time.Time `json:"time"`
-	// EventTime is the head event's own time (zero in heads of older
-	// versions): retention cannot remove it before EventTime plus the
-	// stream's retention limit.
-	EventTime time.Time `json:"event_time,omitzero"`
 }
 
 // Key returns the aggregate's key.
@@ -91,31 +87,6 @@ type Round struct {
 	// Aggregates is how many aggregates have a signed head in the bucket.
 	Aggregates int       `json:"aggregates"`
 	Time       time.Time `json:"time"`
-	// Retention is the stream's retention limit when the round was signed:
-	// "forever", or a duration ("720h0m0s"); empty in rounds of older
-	// versions.
-	Retention string `json:"retention,omitempty"`
-}
-
-// RetentionLimit returns the retention limit the round signed: 0 for
-// forever; known is false for a round of an older version.
-func (r Round) RetentionLimit() (limit time.Duration, known bool) {
-	switch r.Retention {
-	case "":
-		return 0, false
-	case "forever":
-		return 0, true
-	}
-	d, err := time.ParseDuration(r.Retention)
-	return d, err == nil
-}
-
-// retention is how a round records a stream's retention limit.
-func retention(maxAge time.Duration) string {
-	if maxAge <= 0 {
-		return "forever"
-	}
-	return maxAge.String()
 }
 
 // signed is a record as stored: the payload's exact bytes and their
@@ -272,18 +243,14 @@ func (c *Checkpointer) Sign(ctx context.Context) (Round, error) {
 			order = append(order, k)
 		}
 		heads[k] = Head{Type: headType, App: string(k.App), Kind: string(k.Kind), ID: k.ID, Seq: e.Seq, Hash: hash,
-			At: rec.Seq, Round: next.Round, Time: now, EventTime: e.Time}
+			At: rec.Seq, Round: next.Round, Time: now}
 		return nil
 	})
 	if err != nil {
 		return Round{}, fmt.Errorf("checkpoint: read the log: %w", err)
 	}
-	limit := retention(c.cfg.Log.MaxAge())
-	if last == 0 && len(heads) == 0 && c.rev != 0 && c.round.Retention == limit {
-		// Nothing new. (A retention changed on an idle log is signed at
-		// once: an auditor judges what retention removed by the last
-		// round's.)
-		return c.round, nil
+	if last == 0 && len(heads) == 0 && c.rev != 0 {
+		return c.round, nil // nothing new
 	}
 	next.Cursor = max(last, c.round.Cursor)
 	for _, k := range order {
@@ -298,7 +265,6 @@ func (c *Checkpointer) Sign(ctx context.Context) (Round, error) {
 		c.known[hk] = true
 	}
 	next.Aggregates = len(c.known)
-	next.Retention = limit
 	value, err := sign(c.cfg.Key, next)
 	if err != nil {
 		return Round{}, err

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -104,53 +103,5 @@ func TestASignerRefusesABucketWhoseRoundRecordWasDeleted(t *testing.T) {
 	r, err := signer(t, log, store, key).Sign(ctx)
 	if !errors.Is(err, checkpoint.ErrTampered) || !strings.Contains(err.Error(), "round record was deleted") {
 		t.Fatalf("a signer over a bucket whose round record was deleted: round %+v, %v; want ErrTampered", r, err)
-	}
-}
-
-// Each round signs the stream's retention limit, and a limit changed on an
-// idle log (roomd restarted with another -retention, nothing appended since)
-// is signed by the next round all the same: an auditor judges what retention
-// removed by the last round's, and a round that never came would leave the
-// old limit standing for good.
-func TestARoundSignsTheRetentionEvenWithNothingNew(t *testing.T) {
-	dir := t.TempDir()
-	open := func(maxAge time.Duration) *eventstore.Log {
-		log, err := eventstore.Open(estest.Ctx(t), eventstore.Config{DataDir: dir, MaxAge: maxAge, UpdateStream: true,
-			Logger: estest.Logger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return log
-	}
-	key, _, err := checkpoint.EnsureKey(filepath.Join(t.TempDir(), "k.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := func(log *eventstore.Log) checkpoint.Round {
-		t.Helper()
-		store, err := checkpoint.OpenStore(estest.Ctx(t), log, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := signer(t, log, store, key).Sign(estest.Ctx(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	log := open(0)
-	appendEvents(t, log, "r1", 1, "", 2)
-	if r := sign(log); r.Round != 1 || r.Retention != "forever" {
-		t.Fatalf("round 1: %+v, want the retention signed as forever", r)
-	}
-	if r := sign(log); r.Round != 1 {
-		t.Fatalf("nothing new: %+v, want round 1 kept", r)
-	}
-	log.Close()
-	log = open(30 * 24 * time.Hour)
-	defer log.Close()
-	r := sign(log)
-	if limit, known := r.RetentionLimit(); r.Round != 2 || !known || limit != 30*24*time.Hour {
-		t.Errorf("the retention changed on an idle log: %+v, want round 2 signing 720h", r)
 	}
 }

@@ -108,7 +108,7 @@ func TestAnEmptiedAggregateLoadedColdGoesOnFromTheProjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	au := audit.New(log.Prefix(), func(domain.AppID) domain.Policy { return estest.Policy() })
-	au.Retained(first, time.Now())
+	au.Retained(first)
 	if _, err := log.Read(estest.Ctx(t), []string{log.Prefix() + ".>"}, first, au.Apply); err != nil {
 		t.Fatal(err)
 	}

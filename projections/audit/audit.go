@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -56,7 +55,6 @@ type Auditor struct {
 	unreadable map[string]uint64
 	kept       bool
 	first      uint64
-	now        time.Time // when the audit runs (Retained)
 
 	// Messages and Events count what was read; Skipped counts anchors
 	// that could not be checked (below the retained history).
@@ -204,22 +202,11 @@ func (a *Auditor) Anchor(k domain.Key, seq uint64, hash string, at uint64, what 
 	a.anchors[k] = &anchor{seq: seq, hash: hash, at: at, what: what}
 }
 
-// Removable says when retention may first have removed the event anchored
-// for k (its time plus the retention limit a signed round says the stream
-// had; the zero time: unknown). An anchor found below the retained history
-// before then was removed some other way.
-func (a *Auditor) Removable(k domain.Key, after time.Time) {
-	if an := a.anchors[k]; an != nil {
-		an.removable = after
-	}
-}
-
 // Retained tells the Auditor that the log's history before stream sequence
-// first was removed by a retention limit, as of now: an aggregate whose
-// first kept event is not its first is checked from there on, and anchors
-// below it (or of aggregates whose whole history was before first) are
-// skipped, unless retention could not have removed them yet (Removable).
-func (a *Auditor) Retained(first uint64, now time.Time) { a.kept, a.first, a.now = true, first, now }
+// first was removed by a retention limit: an aggregate whose first kept
+// event is not its first is checked from there on, and anchors below it
+// (or of aggregates whose whole history was before first) are skipped.
+func (a *Auditor) Retained(first uint64) { a.kept, a.first = true, first }
 
 // Finish reports what can only be seen at the end of the read: histories
 // that end before a signed checkpoint says they reached. Call it once,
@@ -231,9 +218,6 @@ func (a *Auditor) Finish(last uint64) {
 		h := a.heads[k]
 		switch {
 		case an.checked:
-		case (a.kept && a.start[k] > an.seq || a.kept && a.start[k] == 0 && an.at < a.first) && a.now.Before(an.removable):
-			a.violate(last, "%s: %s covers seq %d, which lies before the log's start, but retention could not have "+
-				"removed it before %s: removed some other way", k, an.what, an.seq, an.removable.UTC().Format(time.RFC3339))
 		case a.kept && a.start[k] > an.seq, a.kept && a.start[k] == 0 && an.at < a.first:
 			a.Skipped++
 		case h.seq < an.seq:
@@ -246,11 +230,10 @@ func (a *Auditor) Finish(last uint64) {
 }
 
 type anchor struct {
-	seq, at   uint64
-	hash      string
-	what      string
-	checked   bool
-	removable time.Time
+	seq, at uint64
+	hash    string
+	what    string
+	checked bool
 }
 
 func (h aggHead) since() string {
