@@ -33,6 +33,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/roomlog/roomlog/cmd/internal/atomicfile"
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -399,33 +400,10 @@ func devFile(data, name string) (string, error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomically(path, []byte(secret+"\n")); err != nil {
+	if err := atomicfile.Write(path, []byte(secret+"\n")); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return secret, nil
-}
-
-// writeFileAtomically writes b to path (mode 0600) so that path holds either
-// nothing or all of b, whenever the machine stops: a temporary file beside
-// it, synced, then renamed over it.
-func writeFileAtomically(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after the rename: nothing left to remove
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func run(ctx context.Context, o options, logger *slog.Logger, out io.Writer) error {

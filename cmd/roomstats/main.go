@@ -23,11 +23,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/roomlog/roomlog/cmd/internal/atomicfile"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/projections/consume"
 	"github.com/roomlog/roomlog/projections/cursor"
@@ -168,7 +168,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 			if err != nil {
 				return err
 			}
-			return writeAtomic(*statePath, b)
+			return atomicfile.Write(*statePath, b)
 		},
 		Parked: func(p consume.Parked) {
 			srv.mu.Lock()
@@ -212,28 +212,6 @@ func load(path string) (*stats.Stats, error) {
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
 	return st, nil
-}
-
-// writeAtomic replaces path with b so that a crash leaves the old file or
-// the new one, never a mix: a temporary file, fsynced, renamed over it.
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".roomstats-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // server serves the stats.

@@ -152,17 +152,9 @@ func TestKeysRoundTripAsPEMAndBase64(t *testing.T) {
 // the removal from roomctl verify for good, and the history that head
 // covered could be cut short unnoticed.
 func TestARestartedSignerRefusesABucketMissingAHead(t *testing.T) {
-	log := estest.Open(t, nil)
+	log, store, key := bucket(t)
 	ctx := estest.Ctx(t)
-	key, _, err := checkpoint.EnsureKey(filepath.Join(t.TempDir(), "k.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := checkpoint.OpenStore(ctx, log, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := checkpoint.New(checkpoint.Config{Log: log, Store: store, Key: key, Logger: estest.Logger(t)})
+	c := signer(t, log, store, key)
 	appendEvents(t, log, "r1", 1, "", 3)
 	appendEvents(t, log, "r2", 1, "", 2)
 	if _, err := c.Sign(ctx); err != nil {
@@ -177,7 +169,7 @@ func TestARestartedSignerRefusesABucketMissingAHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendEvents(t, log, "r3", 1, "", 1) // the app goes on meanwhile
-	restarted, _ := checkpoint.New(checkpoint.Config{Log: log, Store: store, Key: key, Logger: estest.Logger(t)})
+	restarted := signer(t, log, store, key)
 	r, err := restarted.Sign(ctx)
 	if !errors.Is(err, checkpoint.ErrTampered) || !strings.Contains(err.Error(), "1 were removed") {
 		t.Fatalf("a restarted signer over a bucket missing a head: round %+v, %v; want ErrTampered", r, err)

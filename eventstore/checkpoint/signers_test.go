@@ -14,6 +14,23 @@ import (
 	"github.com/roomlog/roomlog/eventstore/estest"
 )
 
+// bucket opens a log with its checkpoint bucket and makes a signing key.
+func bucket(t *testing.T) (*eventstore.Log, *eventstore.Records, ed25519.PrivateKey) {
+	t.Helper()
+	log := estest.Open(t, nil)
+	key, _, err := checkpoint.EnsureKey(filepath.Join(t.TempDir(), "k.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := checkpoint.OpenStore(estest.Ctx(t), log, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log, store, key
+}
+
+// signer is a Checkpointer over log's store with key (a node, or the same
+// node restarted).
 func signer(t *testing.T, log *eventstore.Log, store *eventstore.Records, key ed25519.PrivateKey) *checkpoint.Checkpointer {
 	t.Helper()
 	c, err := checkpoint.New(checkpoint.Config{Log: log, Store: store, Key: key, Logger: estest.Logger(t)})
@@ -28,16 +45,8 @@ func signer(t *testing.T, log *eventstore.Log, store *eventstore.Records, key ed
 // takes the winner's state and signs the next, and an auditor finds nothing
 // wrong.
 func TestTwoSignersAtOnceLeaveABucketThatVerifies(t *testing.T) {
-	log := estest.Open(t, nil)
+	log, store, key := bucket(t)
 	ctx := estest.Ctx(t)
-	key, _, err := checkpoint.EnsureKey(filepath.Join(t.TempDir(), "k.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := checkpoint.OpenStore(ctx, log, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	a, b := signer(t, log, store, key), signer(t, log, store, key)
 	hashes := map[string]string{}
 	for round := range 20 {
@@ -76,16 +85,8 @@ func TestTwoSignersAtOnceLeaveABucketThatVerifies(t *testing.T) {
 // the bucket were new (hiding the deletion, and every round before it, from
 // -min-round); it refuses. It used to put a round 1 over it.
 func TestASignerRefusesABucketWhoseRoundRecordWasDeleted(t *testing.T) {
-	log := estest.Open(t, nil)
+	log, store, key := bucket(t)
 	ctx := estest.Ctx(t)
-	key, _, err := checkpoint.EnsureKey(filepath.Join(t.TempDir(), "k.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := checkpoint.OpenStore(ctx, log, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := appendEvents(t, log, "r1", 1, "", 2)
 	for round := range 2 {
 		if _, err := signer(t, log, store, key).Sign(ctx); err != nil {

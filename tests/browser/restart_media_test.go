@@ -178,6 +178,34 @@ func TestDestroyingTheEngineDuringARepublishClosesTheOldConnection(t *testing.T)
 	}
 }
 
+// gatheringAlice opens a page whose engine a, alice logged in to r1, gathers
+// ICE candidates for up to the SDK's second on every offer: its STUN server
+// never answers (loopback, discard port), as a slow STUN or TURN server.
+func gatheringAlice(t *testing.T) *Page {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	p.newEngine("a", clienttest.URL(n.HTTPAddr()), map[string]any{
+		"iceServers": []map[string]any{{"urls": "stun:127.0.0.1:9"}}})
+	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
+	return p
+}
+
+// offerOut, inside an async function on gatheringAlice's page, starts a's
+// publish of alice-cam and waits until its offer is the local description
+// and not sent yet; it defines e (the engine), started (the call's
+// outcome), x (the publisher) and reached (whether the offer got there).
+const offerOut = `
+		const e = T.engines.a;
+		const cam = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
+		const started = T.run('a', 'startPublishingStream', 'alice-cam', cam, { roomID: 'r1' });
+		const deadline = Date.now() + 30000;
+		let reached = false, x;
+		while (Date.now() < deadline) {
+			x = e._publishers.get('alice-cam');
+			if (x && x.pc && x.pc.signalingState === 'have-local-offer' && !x.offered) { reached = true; break; }
+			await new Promise((res) => setTimeout(res, 5));
+		}`
+
 // destroyEngine while a startPublishingStream waits for its ICE candidates
 // (its offer made, not yet sent: with a STUN or TURN server, gathering takes
 // up to the SDK's second) fails the start with client_closed, as the Go
@@ -185,29 +213,12 @@ func TestDestroyingTheEngineDuringARepublishClosesTheOldConnection(t *testing.T)
 // "published", on a destroyed engine, its connection closed and its offer
 // never sent.
 func TestDestroyingTheEngineWhileAnOfferGathersFailsTheStart(t *testing.T) {
-	n := startNode(t, nil)
-	p := openHarness(t, n)
-	// A STUN server that never answers (loopback, discard port) keeps
-	// gathering open, as a slow STUN or TURN server does.
-	p.newEngine("a", clienttest.URL(n.HTTPAddr()), map[string]any{
-		"iceServers": []map[string]any{{"urls": "stun:127.0.0.1:9"}}})
-	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
+	p := gatheringAlice(t)
 	var r struct {
 		Outcome Result `json:"outcome"`
 		Reached bool   `json:"reached"`
 	}
-	p.Eval(`(async () => {
-		const e = T.engines.a;
-		const cam = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
-		const started = T.run('a', 'startPublishingStream', 'alice-cam', cam, { roomID: 'r1' });
-		// Until the offer is the local description, and not sent.
-		const deadline = Date.now() + 30000;
-		let reached = false;
-		while (Date.now() < deadline) {
-			const x = e._publishers.get('alice-cam');
-			if (x && x.pc && x.pc.signalingState === 'have-local-offer' && !x.offered) { reached = true; break; }
-			await new Promise((res) => setTimeout(res, 5));
-		}
+	p.Eval(`(async () => {`+offerOut+`
 		e.destroyEngine();
 		return { outcome: await started, reached };
 	})()`, &r)
@@ -226,27 +237,13 @@ func TestDestroyingTheEngineWhileAnOfferGathersFailsTheStart(t *testing.T) {
 // with different ICE credentials. The restart used to go out anyway, and
 // its answer failed to apply ("Called in wrong state: stable").
 func TestTheNetworkComingBackDuringAFirstOfferRestartsNothing(t *testing.T) {
-	n := startNode(t, nil)
-	p := openHarness(t, n)
-	p.newEngine("a", clienttest.URL(n.HTTPAddr()), map[string]any{
-		"iceServers": []map[string]any{{"urls": "stun:127.0.0.1:9"}}}) // gathering stays open up to 1 s
-	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
+	p := gatheringAlice(t)
 	var r struct {
 		Outcome    Result `json:"outcome"`
 		Reached    bool   `json:"reached"`
 		Restarting bool   `json:"restarting"`
 	}
-	p.Eval(`(async () => {
-		const e = T.engines.a;
-		const cam = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
-		const started = T.run('a', 'startPublishingStream', 'alice-cam', cam, { roomID: 'r1' });
-		const deadline = Date.now() + 30000;
-		let reached = false, x;
-		while (Date.now() < deadline) {
-			x = e._publishers.get('alice-cam');
-			if (x && x.pc && x.pc.signalingState === 'have-local-offer' && !x.offered) { reached = true; break; }
-			await new Promise((res) => setTimeout(res, 5));
-		}
+	p.Eval(`(async () => {`+offerOut+`
 		window.dispatchEvent(new Event('online'));
 		const restarting = !!(x && x.restarting);
 		const outcome = await started;

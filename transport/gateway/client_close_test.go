@@ -8,7 +8,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/projections"
@@ -59,20 +58,7 @@ func TestAResumeStopsTheLastRequestsOfTheConnectionItReplaces(t *testing.T) {
 	estest.RunLive(t, h.log, h.live)
 	t.Cleanup(src.let)
 	alice := wire.Dial(t, addr)
-	tok := holdToken(t, h, "alice")
-	if f := alice.Do("m", protocol.OpSetRoomMode, protocol.SetRoomModeRequest{Mode: string(domain.MultiRoom)}); f.Code != 0 {
-		t.Fatalf("set_room_mode: %+v", f)
-	}
-	snap := alice.Login("r1", "alice", tok)
-	r2 := domain.RoomKey("dev", "r2")
-	src.armed.Store(&r2)
-	alice.Send("l2", protocol.OpLogin, protocol.LoginRequest{Room: "r2", User: protocol.User{ID: "alice", Name: "alice"},
-		Token: tok})
-	select {
-	case <-src.entered:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the login to r2 never reached the engine's load of r2")
-	}
+	tok, snap := loginHeldOnR2(t, h, src, alice)
 	alice.WS.CloseNow() // the login goes on as one of her last requests, held
 
 	again := wire.Dial(t, addr)

@@ -62,6 +62,28 @@ func startHoldNode(t *testing.T) (*handNode, *holdSource, string) {
 	return h, src, addr
 }
 
+// loginHeldOnR2 logs alice in to r1 (multi-room) on w, then sends a login
+// to r2 (a room no one is in yet, so the engine loads it cold) that src
+// holds before it appends anything; it returns her token and r1's snapshot.
+func loginHeldOnR2(t *testing.T, h *handNode, src *holdSource, w *wire.Conn) (string, protocol.RoomSnapshot) {
+	t.Helper()
+	tok := holdToken(t, h, "alice")
+	if f := w.Do("m", protocol.OpSetRoomMode, protocol.SetRoomModeRequest{Mode: string(domain.MultiRoom)}); f.Code != 0 {
+		t.Fatalf("set_room_mode: %+v", f)
+	}
+	snap := w.Login("r1", "alice", tok)
+	r2 := domain.RoomKey("dev", "r2")
+	src.armed.Store(&r2)
+	w.Send("l2", protocol.OpLogin, protocol.LoginRequest{Room: "r2", User: protocol.User{ID: "alice", Name: "alice"},
+		Token: tok})
+	select {
+	case <-src.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the login to r2 never reached the engine's load of r2")
+	}
+	return tok, snap
+}
+
 func holdToken(t *testing.T, h *handNode, user string) string {
 	t.Helper()
 	tok, err := h.signer.Mint(auth.Claims{App: "dev", User: user, AllRooms: true, Publish: true,
@@ -87,23 +109,7 @@ func TestAResumeWaitsForTheCommandItsOldConnectionWasRunning(t *testing.T) {
 
 	alice := wire.Dial(t, proxy.Addr())
 	sid := domain.SessionID(alice.Hello.Session)
-	tok := holdToken(t, h, "alice")
-	if f := alice.Do("m", protocol.OpSetRoomMode, protocol.SetRoomModeRequest{Mode: string(domain.MultiRoom)}); f.Code != 0 {
-		t.Fatalf("set_room_mode: %+v", f)
-	}
-	snap := alice.Login("r1", "alice", tok)
-
-	// The login to r2 (a room no one is in yet, so the engine loads it
-	// cold) is held before it appends anything.
-	r2 := domain.RoomKey("dev", "r2")
-	src.armed.Store(&r2)
-	alice.Send("l2", protocol.OpLogin, protocol.LoginRequest{Room: "r2", User: protocol.User{ID: "alice", Name: "alice"},
-		Token: tok})
-	select {
-	case <-src.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the login to r2 never reached the engine's load of r2")
-	}
+	tok, snap := loginHeldOnR2(t, h, src, alice)
 
 	// The network drops alice (the server's old socket stays open: it
 	// neither hears nor reaches her), and she resumes on a new connection.
