@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -97,6 +98,29 @@ func TestOpenFailsWithoutJetStream(t *testing.T) {
 	if err == nil {
 		l.Close()
 		t.Fatal("Open succeeded with a file as DataDir")
+	}
+}
+
+// An external NATS server without JetStream answers every JetStream request
+// with "no responders", as a cluster still electing its leaders does for a
+// moment. Open retries it for the start budget, then gives up saying what
+// it most likely means; it used to end on the bare "no responders
+// available", which did not name JetStream.
+func TestOpenOnAServerWithoutJetStreamSaysSo(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(30 * time.Second) {
+		t.Fatal("the server did not start")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second) // the start budget, shortened
+	defer cancel()
+	_, err = Open(ctx, Config{URL: srv.ClientURL(), Logger: testLogger(t)})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "is JetStream enabled on the server") {
+		t.Fatalf("Open on a server without JetStream: %v, want ErrUnavailable asking whether JetStream is enabled", err)
 	}
 }
 

@@ -247,24 +247,36 @@ func (l *Log) retry(ctx context.Context, what string, op func(ctx context.Contex
 		if !errors.Is(cerr, ErrUnavailable) && !startupTransient(err) {
 			return cerr
 		}
+		gaveUp := func() error {
+			return fmt.Errorf("%w: %s: gave up after %d attempts in %v%s: %w", ErrUnavailable, what, attempt,
+				time.Since(start).Round(time.Millisecond), noJetStream(err), err)
+		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %s: gave up after %d attempts in %v: %w", ErrUnavailable, what, attempt,
-				time.Since(start).Round(time.Millisecond), err)
+			return gaveUp()
 		}
 		// Full backoff with jitter: nodes started together do not retry in
 		// step.
 		wait := base/2 + rand.N(base/2+1)
-		l.log.Warn("waiting for JetStream", "op", what, "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "err", err)
+		l.log.Warn("waiting for JetStream"+noJetStream(err), "op", what, "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "err", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w: %s: gave up after %d attempts in %v: %w", ErrUnavailable, what, attempt,
-				time.Since(start).Round(time.Millisecond), err)
+			return gaveUp()
 		case <-t.C:
 		}
 		base = min(2*base, openBackoffMax)
 	}
+}
+
+// noJetStream says what "no responders" means at start-up: a cluster still
+// electing its leaders answers so for a moment, a server (or an account)
+// without JetStream for ever.
+func noJetStream(err error) string {
+	if errors.Is(err, nats.ErrNoResponders) {
+		return " (no JetStream answered: while a cluster starts, that passes; for longer, is JetStream enabled on the server, for this account?)"
+	}
+	return ""
 }
 
 // Connected reports whether the log's connection to NATS is up now (it
