@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -351,7 +350,7 @@ func TestAWaitingPlayersRequestsGoToTheNodeThatHoldsItAfterAResume(t *testing.T)
 				// The SDK checks its media after the resume on its own:
 				// the restart comes after that check, as a real one would.
 				waitFor(t, "node C to answer bob's media_check", func() bool {
-					return strings.Contains(scrape(t, nodeC), `roomlog_gateway_request_duration_seconds_count{op="media_check"} 1`)
+					return strings.Contains(clienttest.Metrics(t, nodeC), `roomlog_gateway_request_duration_seconds_count{op="media_check"} 1`)
 				})
 			}
 			if err := player.RestartICE(clienttest.Ctx(t)); err != nil {
@@ -359,21 +358,6 @@ func TestAWaitingPlayersRequestsGoToTheNodeThatHoldsItAfterAResume(t *testing.T)
 			}
 		})
 	}
-}
-
-// scrape reads node n's /metrics.
-func scrape(t *testing.T, n *node.Node) string {
-	t.Helper()
-	res, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // A multi-room session that leaves one room loses only that room's media.

@@ -275,8 +275,7 @@ func (c *Checkpointer) Sign(ctx context.Context) (Round, error) {
 	if errors.Is(err, eventstore.ErrRevisionMismatch) && c.rev == 0 {
 		if _, ok, gerr := c.cfg.Store.Get(ctx, RoundKey); gerr == nil && !ok {
 			// No round record, yet not a new key: it was deleted.
-			return Round{}, fmt.Errorf("%w: the round record was deleted; signing stops until bucket %s is removed "+
-				"(nats kv rm %[2]s, with the NATS password) and roomd restarted, to start over", ErrTampered, Bucket)
+			return Round{}, fmt.Errorf("%w: the round record was deleted; signing stops until then: %s", ErrTampered, startOver)
 		}
 	}
 	if errors.Is(err, eventstore.ErrRevisionMismatch) {
@@ -306,7 +305,7 @@ func (c *Checkpointer) load(ctx context.Context) error {
 			var r Round
 			if err := open(pub, e.Value, roundType, &r); err != nil {
 				return fmt.Errorf("checkpoint: the round record does not verify with this node's key (%w); "+
-					"was the key changed? Remove bucket %s (nats kv rm %[2]s, with the NATS password) and restart roomd to start over", err, Bucket)
+					"was the key changed? %s", err, startOver)
 			}
 			c.round, c.rev = r, e.Revision
 			continue
@@ -323,13 +322,15 @@ func (c *Checkpointer) load(ctx context.Context) error {
 		// would hide that some were removed (roomctl verify reports it
 		// only until then).
 		return fmt.Errorf("%w: round %d signed %d aggregates, the bucket holds %d valid heads: %d were removed or altered "+
-			"(roomctl verify -pubkey names them); signing stops until bucket %s is removed (nats kv rm %[6]s, with the NATS password) "+
-			"and roomd restarted, to start over",
-			ErrTampered, c.round.Round, c.round.Aggregates, len(c.known), c.round.Aggregates-len(c.known), Bucket)
+			"(roomctl verify -pubkey names them); signing stops until then: %s",
+			ErrTampered, c.round.Round, c.round.Aggregates, len(c.known), c.round.Aggregates-len(c.known), startOver)
 	}
 	c.loaded = true
 	return nil
 }
+
+// startOver is what a refusing signer tells the operator to do.
+const startOver = "remove bucket " + Bucket + " (nats kv rm " + Bucket + ", with the NATS password) and restart roomd to start over"
 
 // ErrTampered is returned by Sign when the bucket was changed behind the
 // signers' back: a Checkpointer never signs over it.

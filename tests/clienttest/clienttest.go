@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -117,6 +118,21 @@ func StartNode(t testing.TB, o NodeOptions) *node.Node {
 
 // URL is the WebSocket URL of a node or proxy listening on addr.
 func URL(addr string) string { return "ws://" + addr + "/ws" }
+
+// Metrics returns node n's /metrics as text.
+func Metrics(t testing.TB, n *node.Node) string {
+	t.Helper()
+	res, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
 
 // Token mints a client token for user, valid for an hour in every room of
 // App, with the right to publish.

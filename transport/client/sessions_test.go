@@ -3,8 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -406,28 +404,13 @@ func TestAQueryWhoseReplyWasLostIsAskedAgain(t *testing.T) {
 	}()
 	// The server has answered it (the reply is held by the proxy).
 	estest.Eventually(t, "the query answered by the server", func() bool {
-		return strings.Contains(scrape(t, n), `roomlog_gateway_request_duration_seconds_count{op="query_online_count"} 1`)
+		return strings.Contains(clienttest.Metrics(t, n), `roomlog_gateway_request_duration_seconds_count{op="query_online_count"} 1`)
 	})
 	p.Cut()
 	got := <-done
 	if got.err != nil || got.count != 1 {
 		t.Fatalf("query_online_count whose reply was lost with the connection: %d, %v; want 1", got.count, got.err)
 	}
-}
-
-// scrape returns the node's /metrics.
-func scrape(t *testing.T, n *node.Node) string {
-	t.Helper()
-	res, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // A member that logged in with UserStatusNotify false hears of no other
