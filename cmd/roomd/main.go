@@ -144,11 +144,41 @@ func main() {
 		os.Exit(2)
 	}
 	logger.Debug("garbage collector", "gogc", node.TuneGC())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopOnSignal(logger, os.Exit)
 	defer stop()
 	if err := run(ctx, o, logger, os.Stdout); err != nil {
 		logger.Error("roomd stopped", "err", err)
 		os.Exit(1)
+	}
+}
+
+// stopOnSignal returns a context cancelled by the first SIGINT or SIGTERM,
+// which starts a graceful shutdown. A second one, from an operator who will
+// not wait for the drain (a second Ctrl-C) or a supervisor that sends it
+// again, stops the process at once with exit status 1.
+func stopOnSignal(logger *slog.Logger, exit func(int)) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-signals:
+		case <-done:
+			return
+		}
+		cancel()
+		select {
+		case s := <-signals:
+			logger.Error("roomd stopped at once by a second signal, without draining", "signal", s.String())
+			exit(1)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(signals)
+		close(done)
+		cancel()
 	}
 }
 
@@ -283,6 +313,13 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 		cfg.Media.PortMin, cfg.Media.PortMax = uint16(lo), uint16(hi)
 	}
 	if o.natsURL == "" {
+		if o.role != "all" && o.natsListen == "off" {
+			// Its own log, which no other node can reach: a gateway whose
+			// clients' media no media node would ever see, or a media node
+			// no gateway would ever route to.
+			return node.Config{}, false, fmt.Errorf("-role %s needs a log it shares with the other nodes: "+
+				"-nats-url (the log's server), or a -nats-listen port for them to join", o.role)
+		}
 		cfg.Log.DataDir, cfg.Log.Sync = o.data, mode
 		if o.natsListen != "off" {
 			cfg.Log.Listen = o.natsListen

@@ -151,6 +151,14 @@ func TestMediaFlags(t *testing.T) {
 	if cfg, _, err := config(o, logger); err != nil || !cfg.NoMedia || cfg.NoGateway {
 		t.Errorf("-role gateway: media off %v, gateway off %v, %v", cfg.NoMedia, cfg.NoGateway, err)
 	}
+	// A gateway or media node alone on a log nobody else can reach would
+	// never see the other half of the media plane.
+	for _, role := range []string{"gateway", "media"} {
+		o, _ = parse([]string{"-data", t.TempDir(), "-role", role, "-nats-listen", "off"}, env(nil), io.Discard)
+		if _, _, err := config(o, logger); err == nil || !strings.Contains(err.Error(), "-nats-url") {
+			t.Errorf("-role %s -nats-listen off: %v, want a refusal naming -nats-url", role, err)
+		}
+	}
 	o, _ = parse([]string{"-data", t.TempDir(), "-media-ports", "9-1"}, env(nil), io.Discard)
 	if _, _, err := config(o, logger); err == nil {
 		t.Error("a reversed port range was accepted")
