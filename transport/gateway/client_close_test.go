@@ -51,7 +51,7 @@ func TestRequestsSentBeforeTheClientClosesAreCarriedOut(t *testing.T) {
 func TestAResumeStopsTheLastRequestsOfTheConnectionItReplaces(t *testing.T) {
 	var src *holdSource
 	h := newHandNodeOn(t, nil, func(l *projections.Live) engine.Source {
-		src = &holdSource{live: l, entered: make(chan struct{}), release: make(chan struct{})}
+		src = newHoldSource(l)
 		return src
 	})
 	addr := h.serve(t, gateway.Config{CommandTimeout: 5 * time.Minute}, src.let)

@@ -29,6 +29,7 @@ type handNode struct {
 	presence *presence.Presence
 	bus      *eventstore.Bus
 	signer   *auth.Signer
+	name     string // the node's name, in presence and on the bus
 }
 
 // newHandNode builds the parts; clock (may be nil) is the engine's,
@@ -42,9 +43,16 @@ func newHandNode(t *testing.T, clock *estest.Clock) *handNode {
 // through source(the projection) (nil: the projection itself).
 func newHandNodeOn(t *testing.T, clock *estest.Clock, source func(*projections.Live) engine.Source) *handNode {
 	t.Helper()
-	h := &handNode{log: estest.Open(t, nil), live: projections.NewLive(projections.NewModel())}
+	return buildHandNode(t, estest.Open(t, nil), "A", clock, source)
+}
+
+// buildHandNode is newHandNodeOn for a node named name on log.
+func buildHandNode(t *testing.T, log *eventstore.Log, name string, clock *estest.Clock,
+	source func(*projections.Live) engine.Source) *handNode {
+	t.Helper()
+	h := &handNode{log: log, live: projections.NewLive(projections.NewModel()), name: name}
 	var ec engine.Clock
-	pcfg := presence.Config{Timeout: 90 * time.Second, Node: "A", Logger: estest.Logger(t)}
+	pcfg := presence.Config{Timeout: 90 * time.Second, Node: name, Logger: estest.Logger(t)}
 	acfg := auth.Config{Secret: secret}
 	if clock != nil {
 		ec, pcfg.Clock, acfg.Clock, acfg.Leeway = clock, clock, clock.Now, 5*time.Second
@@ -84,7 +92,7 @@ func (h *handNode) serve(t *testing.T, gc gateway.Config, unblock func()) string
 	if gc.Presence == nil {
 		gc.Presence = h.presence
 	}
-	gc.Engine, gc.Live, gc.Log, gc.Signer, gc.Node = h.engine, h.live, h.log, h.signer, "A"
+	gc.Engine, gc.Live, gc.Log, gc.Signer, gc.Node = h.engine, h.live, h.log, h.signer, h.name
 	gc.Policy = func(domain.AppID) domain.Policy { return estest.Policy() }
 	gc.Logger = estest.Logger(t)
 	gw, err := gateway.New(gc)

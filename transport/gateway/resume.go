@@ -208,6 +208,7 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		}
 	}
 	rec, alive, err := srv.cfg.Presence.Lookup(ctx, sid)
+	prev := rec.Node // the node that heard from the session last
 	if err == nil && alive {
 		// A session is in at most its app's room limit; a client may also
 		// name rooms it is leaving (whose departure it has not read yet),
@@ -234,6 +235,10 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	// it stores is in the log read below.
 	if err := srv.stopOld(ctx, sid, c); err != nil {
 		return nil, protocol.ResumeReply{}, nil, err
+	}
+	// So may a connection of the node that last heard from it.
+	if prev != "" && prev != srv.node {
+		srv.releaseOn(ctx, prev, sid)
 	}
 	// The session as the log knows it: the log as it is now, folded, so
 	// that a resume right after a command (a login whose reply did not
@@ -356,6 +361,25 @@ func (srv *Server) stopOld(ctx context.Context, sid domain.SessionID, c *conn) e
 		return nil
 	case <-ctx.Done():
 		return domain.ErrUnavailable.With("the session's previous connection did not stop")
+	}
+}
+
+// releaseOn asks node to let go of session sid and waits, at most a
+// command's time, until the command its connection there was running has
+// ended. A node that is gone (no one answers) runs nothing of it; one that
+// does not answer in time is not waited for longer: the takeover notice
+// still closes its connection, as it did before this request existed.
+func (srv *Server) releaseOn(ctx context.Context, node string, sid domain.SessionID) {
+	rctx, cancel := context.WithTimeout(ctx, srv.cfg.CommandTimeout)
+	defer cancel()
+	answer, err := srv.cfg.Bus.Request(rctx, releaseSubject+"."+eventstore.Token(node), []byte(sid))
+	switch {
+	case errors.Is(err, eventstore.ErrNoResponders) || ctx.Err() != nil:
+	case err != nil:
+		srv.cfg.Logger.Warn("the session's previous node did not let go of it in time", "session", sid, "node", node, "err", err)
+	case string(answer) != "released":
+		srv.cfg.Logger.Warn("the session's previous node did not let go of it in time", "session", sid, "node", node,
+			"answer", string(answer))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/engine"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/projections"
@@ -30,6 +31,14 @@ type holdSource struct {
 	entered chan struct{}
 	release chan struct{}
 	once    sync.Once
+	// outcome gets how the held load ended: nil when it went on (its
+	// command then decides and appends), the context's error when the
+	// command was cancelled while held.
+	outcome chan error
+}
+
+func newHoldSource(l *projections.Live) *holdSource {
+	return &holdSource{live: l, entered: make(chan struct{}), release: make(chan struct{}), outcome: make(chan error, 1)}
 }
 
 // let lets the held load go on (once; later calls do nothing).
@@ -40,7 +49,9 @@ func (s *holdSource) State(ctx context.Context, k domain.Key, atLeast uint64) (a
 		close(s.entered)
 		select {
 		case <-s.release:
+			s.outcome <- nil
 		case <-ctx.Done():
+			s.outcome <- ctx.Err()
 			return nil, 0, false, ctx.Err()
 		}
 	}
@@ -51,9 +62,15 @@ func (s *holdSource) State(ctx context.Context, k domain.Key, atLeast uint64) (a
 // served, with its projection running.
 func startHoldNode(t *testing.T) (*handNode, *holdSource, string) {
 	t.Helper()
+	return startHoldNodeOn(t, estest.Open(t, nil))
+}
+
+// startHoldNodeOn is startHoldNode on log.
+func startHoldNodeOn(t *testing.T, log *eventstore.Log) (*handNode, *holdSource, string) {
+	t.Helper()
 	var src *holdSource
-	h := newHandNodeOn(t, nil, func(l *projections.Live) engine.Source {
-		src = &holdSource{live: l, entered: make(chan struct{}), release: make(chan struct{})}
+	h := buildHandNode(t, log, "A", nil, func(l *projections.Live) engine.Source {
+		src = newHoldSource(l)
 		return src
 	})
 	addr := h.serve(t, gateway.Config{}, src.let) // the gateway subscribes to the projection first

@@ -110,6 +110,12 @@ type Bus interface {
 	// Subscribe calls fn with each message on subject (wildcards allowed)
 	// until the returned function is called.
 	Subscribe(subject string, fn func(subject string, data []byte)) (func() error, error)
+	// Serve answers requests on subject with what fn returns, until the
+	// returned function is called.
+	Serve(subject string, fn func(ctx context.Context, data []byte) []byte) (func() error, error)
+	// Request sends data to a node serving subject and returns its answer
+	// (eventstore.ErrNoResponders when none does).
+	Request(ctx context.Context, subject string, data []byte) ([]byte, error)
 }
 
 // Presence is where sessions' heartbeats are kept (a *presence.Presence).
@@ -278,6 +284,12 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.unsubscribe = append(s.unsubscribe, unsub)
 	}
+	unserve, err := cfg.Bus.Serve(releaseSubject+"."+eventstore.Token(s.node), s.onRelease)
+	if err != nil {
+		s.unsubscribeAll()
+		return nil, err
+	}
+	s.unsubscribe = append(s.unsubscribe, unserve)
 	cfg.Live.Subscribe(s.hub.dispatch, projections.Named("gateway-hub"))
 	cfg.Live.Subscribe(s.onTimedOut, projections.Named("gateway-timeouts"))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -423,6 +435,10 @@ const (
 	// takeoverSubject.<session> tells every node that the session was
 	// resumed by the node the message names.
 	takeoverSubject = "takeover"
+	// releaseSubject.<node> asks that node to let go of a session (named by
+	// the request) that another node is resuming, and answers once the
+	// command its connection was running has ended.
+	releaseSubject = "release"
 )
 
 // unsubscribeAll drops the bus subscriptions. Shutdown may run twice at
@@ -448,19 +464,50 @@ func (s *Server) onTakeover(subject string, data []byte) {
 	if err != nil {
 		return
 	}
+	s.release(domain.SessionID(id))
+}
+
+// onRelease lets go of the session another node is resuming (the request
+// names it) and answers once the command its connection was running has
+// ended, so that the resuming node reads what that command stored.
+func (s *Server) onRelease(ctx context.Context, data []byte) []byte {
+	c := s.release(domain.SessionID(data))
+	if c == nil {
+		return []byte("released")
+	}
+	select {
+	case <-c.stopped:
+		return []byte("released")
+	case <-ctx.Done():
+		return []byte("still running")
+	}
+}
+
+// release takes session id off this node, closing its connection
+// (session_replaced), and returns the connection whose worker may still be
+// running one of its commands (nil if none).
+func (s *Server) release(id domain.SessionID) *conn {
 	s.mu.Lock()
-	sess := s.sessions[domain.SessionID(id)]
+	sess := s.sessions[id]
 	if sess != nil {
 		delete(s.sessions, sess.id)
 	}
 	s.mu.Unlock()
 	if sess == nil {
-		return
+		return nil
 	}
 	s.hub.forget(sess)
-	if c := sess.unhook(nil); c != nil {
-		c.replace()
+	c := sess.unhook(nil)
+	if c == nil {
+		// Unhooked already (its client went away): its worker may still
+		// be carrying out what the client sent, unless the connection went
+		// on to carry another session.
+		if c = sess.lastConn(); c == nil || c.sess.Load() != sess {
+			return nil
+		}
 	}
+	c.replace()
+	return c
 }
 
 // Sessions returns how many sessions are connected.
