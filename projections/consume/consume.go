@@ -96,6 +96,12 @@ type Parked struct {
 	Time    time.Time `json:"time"`
 }
 
+// ErrConsumerGone is returned by Run when its durable consumer was removed
+// on the server while it ran (by an operator, or by another consumer
+// started with the same name, which replaces it). Run saves what it handled
+// first: started again, it recreates the consumer at the saved cursor.
+var ErrConsumerGone = errors.New("consume: the durable consumer was removed on the server")
+
 // ErrCursorExpired is returned by Run when the events after Config.After
 // are no longer in the log.
 var ErrCursorExpired = errors.New("consume: the cursor fell off the log: events after it were removed by retention")
@@ -200,6 +206,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fail(err)
 	}
+	// A pull that nats.go gives up on (the durable consumer deleted on the
+	// server) ends delivery for good, while watermill's channel stays open:
+	// Run is told, instead of waiting forever.
+	gone := make(chan error, 1)
+	onPullError := func(_ jetstream.ConsumeContext, err error) {
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			select {
+			case gone <- err:
+			default:
+			}
+		}
+	}
 	// The subscriber drains the connection it is given when it closes.
 	sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
 		Conn:                nc,
@@ -208,7 +226,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		AckWaitTimeout:      c.cfg.AckWait,
 		ResourceInitializer: c.durable,
 		Unmarshaler:         unmarshaler{},
-		ConsumeOptions:      []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(4096)},
+		ConsumeOptions: []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(4096),
+			jetstream.ConsumeErrHandler(onPullError)},
 	})
 	if err != nil {
 		nc.Close()
@@ -242,6 +261,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(c.cfg.SaveInterval)
 	defer tick.Stop()
+	var delivered uint64 // the last delivery's consumer sequence
 	for {
 		select {
 		case <-ctx.Done():
@@ -250,6 +270,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if err := save(ctx); err != nil {
 				return fail(err)
 			}
+		case err := <-gone:
+			if serr := save(ctx); serr != nil {
+				return fail(serr)
+			}
+			return fmt.Errorf("%w (%s: %v); start it again to go on from %s", ErrConsumerGone, c.cfg.Name, err, last)
 		case m, ok := <-msgs:
 			if !ok {
 				if ctx.Err() != nil {
@@ -259,6 +284,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			rec := eventstore.Record{Subject: m.Metadata.Get(metaSubject), Data: m.Payload}
 			rec.Seq, _ = strconv.ParseUint(m.Metadata.Get(metaSeq), 10, 64)
+			// Every delivery, redeliveries included, takes the next
+			// consumer sequence: one skipped was sent and not received (a
+			// connection lost with it, and a pull made anew). The server
+			// sends it again only after AckWait, so what it held is read
+			// from the log now, in order, before this message.
+			dseq, _ := strconv.ParseUint(m.Metadata.Get(metaDelivery), 10, 64)
+			if dseq > delivered+1 {
+				n, err := c.fillGap(ctx, rec.Seq, &last)
+				pending += n
+				if err != nil {
+					m.Nack()
+					return fail(err)
+				}
+			}
+			delivered = max(delivered, dseq)
 			n, err := c.handle(ctx, rec, nil, &last)
 			if err != nil {
 				m.Nack()
@@ -273,6 +313,45 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// fillGap hands over the messages on the filter between the cursor and
+// stream sequence before (a live delivery), read from the log, and returns
+// how many events it handed over.
+func (c *Consumer) fillGap(ctx context.Context, before uint64, last *cursor.Cursor) (int, error) {
+	from := last.Seq + 1
+	if !last.Whole() {
+		from = max(last.Seq, 1)
+	}
+	if from >= before {
+		return 0, nil
+	}
+	// The leader's answer, as for the watermark: is anything there at all?
+	next, err := c.cfg.Log.LeaderNext(ctx, c.cfg.Filter, from)
+	if err != nil {
+		return 0, fmt.Errorf("consume: looking for messages missed before stream sequence %d: %w", before, err)
+	}
+	if next == 0 || next >= before {
+		return 0, nil
+	}
+	c.cfg.Logger.Info("consume: messages sent by the server were not received; reading them from the log",
+		"consumer", c.cfg.Name, "from", next, "before", before)
+	n := 0
+	_, err = c.cfg.Log.Read(ctx, []string{c.cfg.Filter}, next, func(rec eventstore.Record) error {
+		if rec.Seq >= before {
+			return errGapFilled
+		}
+		k, err := c.handle(ctx, rec, nil, last)
+		n += k
+		return err
+	})
+	if errors.Is(err, errGapFilled) {
+		err = nil
+	}
+	return n, err
+}
+
+// errGapFilled ends fillGap's read.
+var errGapFilled = errors.New("gap filled")
 
 // handle folds the events of one message (decoded already, or nil) after
 // the cursor, trying a failing message up to MaxAttempts times before it
@@ -461,8 +540,9 @@ func (c *Consumer) durable(ctx context.Context, js jetstream.JetStream, topic st
 
 // Metadata keys set by the unmarshaler.
 const (
-	metaSeq     = "roomlog_stream_seq"
-	metaSubject = "roomlog_subject"
+	metaSeq      = "roomlog_stream_seq"
+	metaSubject  = "roomlog_subject"
+	metaDelivery = "roomlog_consumer_seq"
 )
 
 // unmarshaler turns a JetStream message into a watermill message that
@@ -478,6 +558,7 @@ func (unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
 	m := message.NewMessage(seq, msg.Data())
 	m.Metadata.Set(metaSeq, seq)
 	m.Metadata.Set(metaSubject, msg.Subject())
+	m.Metadata.Set(metaDelivery, strconv.FormatUint(md.Sequence.Consumer, 10))
 	return m, nil
 }
 

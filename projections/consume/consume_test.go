@@ -167,6 +167,20 @@ func (a *recorder) last() (seen, saved cursor.Cursor, n int) {
 // ends it and returns what Run returned.
 func (a *recorder) run(t *testing.T, log *eventstore.Log, name string, after cursor.Cursor, ackWait time.Duration) (stop func() error) {
 	t.Helper()
+	return start(t, a.consumer(t, log, name, after, ackWait))
+}
+
+// handed returns the cursors handed over so far.
+func (a *recorder) handed() []cursor.Cursor {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]cursor.Cursor(nil), a.seen...)
+}
+
+// consumer is the consumer run runs.
+func (a *recorder) consumer(t *testing.T, log *eventstore.Log, name string, after cursor.Cursor,
+	ackWait time.Duration) *consume.Consumer {
+	t.Helper()
 	c, err := consume.New(consume.Config{Log: log, Name: name, After: after, SaveEvery: 1, AckWait: ackWait,
 		Logger: estest.Logger(t),
 		Handle: func(ctx context.Context, e cursor.Event) error {
@@ -191,7 +205,7 @@ func (a *recorder) run(t *testing.T, log *eventstore.Log, name string, after cur
 	if err != nil {
 		t.Fatal(err)
 	}
-	return start(t, c)
+	return c
 }
 
 // A consumer following the log live gets a burst of messages and is slow
@@ -203,28 +217,8 @@ func (a *recorder) run(t *testing.T, log *eventstore.Log, name string, after cur
 func TestRedeliveriesAreSkippedAndTheSavedCursorNeverMovesBack(t *testing.T) {
 	const ackWait = 2 * time.Second
 	log := estest.Open(t, nil)
-	nc, err := log.NewConn("info")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := func() *jetstream.ConsumerInfo {
-		ictx, icancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer icancel()
-		cons, err := js.Consumer(ictx, log.StreamName(), "slow")
-		if err != nil {
-			return nil
-		}
-		i, err := cons.Info(ictx)
-		if err != nil {
-			return nil
-		}
-		return i
-	}
+	js := jetStream(t, log)
+	info := func() *jetstream.ConsumerInfo { return consumerInfo(js, log.StreamName(), "slow") }
 
 	app := &recorder{block: make(chan struct{})}
 	stop := app.run(t, log, "slow", cursor.Cursor{}, ackWait)
