@@ -141,7 +141,7 @@ func (c *conn) resume(ctx context.Context, req protocol.Request) {
 		if st.Status != "left" {
 			continue
 		}
-		recs, ok, err := c.srv.untilDeparture(ctx, s, domain.RoomID(room), after[room])
+		recs, ok, err := c.srv.untilDeparture(ctx, s.app, s.id, domain.RoomID(room), after[room])
 		if err != nil {
 			c.replayFailed(ctx, s, room, err)
 			return
@@ -227,7 +227,11 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		return nil, protocol.ResumeReply{}, nil, domain.ErrUnavailable.With("presence: %v", err)
 	}
 	if !alive {
-		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("the session timed out; log in again")
+		refused := protocol.ErrResumeFailed.With("the session timed out; log in again")
+		if kicked := srv.kickedWhileAway(ctx, sid, r); len(kicked) > 0 {
+			refused = refused.WithData(protocol.ResumeRefused{Kicked: kicked})
+		}
+		return nil, protocol.ResumeReply{}, nil, refused
 	}
 	// A connection of this node may still carry the session, its worker
 	// running a command of it (a login whose reply the client never got):
@@ -510,23 +514,66 @@ func (srv *Server) readRoom(ctx context.Context, subject string, after, from uin
 // errEnough stops a read that has what it needs.
 var errEnough = errors.New("read enough")
 
-// untilDeparture reads what session s missed in room, a room it is no
-// longer in, after seq after: the records up to its own departure. ok is
-// false if the log holds no departure of s after that seq: s was not in the
-// room then, and nothing of it is its business.
-func (srv *Server) untilDeparture(ctx context.Context, s *session, room domain.RoomID, after uint64) (
-	recs []projections.Record, ok bool, err error) {
-	key := domain.RoomKey(s.app, room)
+// untilDeparture reads what session sid of app missed in room, a room it
+// is no longer in, after seq after: the records up to its own departure. ok
+// is false if the log holds no departure of sid after that seq: it was not
+// in the room then, and nothing of it is its business.
+func (srv *Server) untilDeparture(ctx context.Context, app domain.AppID, sid domain.SessionID, room domain.RoomID,
+	after uint64) (recs []projections.Record, ok bool, err error) {
+	key := domain.RoomKey(app, room)
 	subject := srv.cfg.Log.Subject(string(key.App), string(key.Kind), key.ID)
 	recs, _, err = srv.readRoom(ctx, subject, after, 0, func(rec projections.Record) bool {
 		for i := range rec.Events {
-			if e := &rec.Events[i]; e.Seq > after && departs(e, s.id) {
+			if e := &rec.Events[i]; e.Seq > after && departs(e, sid) {
 				ok = true
 			}
 		}
 		return ok
 	})
 	return recs, ok, err
+}
+
+// kickedWhileAway returns, of the rooms a resume names for session sid,
+// which timed out, those it was kicked out of after the seq the client got
+// there, each with the state the member was told: a kick is final, and a
+// client that logged in to such a room again would kick the session that
+// took its place. The app is the client's token's; without a token that
+// verifies, or naming more rooms than the app allows a session, nothing is
+// looked up.
+func (srv *Server) kickedWhileAway(ctx context.Context, sid domain.SessionID, r protocol.ResumeRequest) map[string]protocol.RoomStateChanged {
+	if r.Token == "" || len(r.Rooms) == 0 {
+		return nil
+	}
+	claims, err := srv.cfg.Signer.Verify(r.Token)
+	app := domain.AppID(claims.App)
+	if err != nil || len(r.Rooms) > 2*max(srv.cfg.Policy(app).MaxRooms, 1) {
+		return nil
+	}
+	var kicked map[string]protocol.RoomStateChanged
+	for room, after := range r.Rooms {
+		recs, ok, err := srv.untilDeparture(ctx, app, sid, domain.RoomID(room), after)
+		if err != nil {
+			srv.cfg.Logger.Warn("reading a timed-out session's departure failed", "session", sid, "room", room, "err", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		last := recs[len(recs)-1].Events
+		for i := range last {
+			d, isLeave := last[i].Data.(*domain.MemberLeftData)
+			if !isLeave || d.Session != sid || last[i].Seq <= after {
+				continue
+			}
+			if d.Reason == domain.ReasonKickedByBackend || d.Reason == domain.ReasonKickedDuplicateLogin {
+				if kicked == nil {
+					kicked = map[string]protocol.RoomStateChanged{}
+				}
+				kicked[room] = stateOf(d.Reason, d.BySession)
+			}
+		}
+	}
+	return kicked
 }
 
 // departs reports whether event e ends session sid's membership.

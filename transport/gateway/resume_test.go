@@ -148,14 +148,56 @@ func TestResumeAfterTheTimeoutIsRefused(t *testing.T) {
 		t.Fatalf("bob got %s, want alice DELETE", gone.Data)
 	}
 	again := wire.Dial(t, proxy.Addr())
-	again.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken, Rooms: map[string]uint64{"r1": 3}})
-	if f := again.Reply("r"); f.Code != protocol.ErrResumeFailed.Code {
-		t.Fatalf("resume after the timeout: %+v", f)
+	again.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: hello.ResumeToken, Rooms: map[string]uint64{"r1": 3},
+		Token: token(t, n, "alice")})
+	if f := again.Reply("r"); f.Code != protocol.ErrResumeFailed.Code || len(f.Data) != 0 {
+		t.Fatalf("resume after the timeout: %+v (a timeout is no kick: no data)", f)
 	}
 	again.Login("r1", "alice", token(t, n, "alice"))
 	back := bob.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
 	if !strings.Contains(string(back.Data), `"ADD"`) {
 		t.Fatalf("bob got %s, want alice ADD", back.Data)
+	}
+}
+
+// Alice's phone loses its network; she logs in to the same room from her
+// laptop, which kicks the phone's session out (duplicate login); then the
+// phone's session times out. When the phone comes back, its resume is
+// refused, and the refusal names r1 as a room it was kicked out of, with
+// the KickOut state it would have been told: a kick is final, and a phone
+// that logged in again would kick the laptop. Before, the refusal said
+// nothing, and the SDKs logged in to every room again.
+func TestAResumeRefusedAfterTheTimeoutNamesTheRoomsKickedOutOf(t *testing.T) {
+	clock := estest.NewClock(t0)
+	n := startClocked(t, clock, domain.DefaultPolicy(), gateway.Config{})
+	proxy := netcut.Start(t, n.HTTPAddr())
+	phone := wire.Dial(t, proxy.Addr())
+	snap := phone.Login("r1", "alice", token(t, n, "alice"))
+	waitTracked(t, n, 1)
+	proxy.Cut()
+
+	laptop := dial(t, n)
+	laptop.Login("r1", "alice", token(t, n, "alice"))
+	waitTracked(t, n, 2)
+	clock.Advance(89 * time.Second)
+	laptop.Do("hb", protocol.OpHeartbeat, nil) // the laptop is alive
+	waitTracked(t, n, 2)
+	clock.Advance(2 * time.Second) // the phone's 90 s are up
+	waitTracked(t, n, 1)
+
+	again := wire.Dial(t, proxy.Addr())
+	again.Send("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: phone.Hello.ResumeToken,
+		Rooms: map[string]uint64{"r1": snap.Seq}, Token: token(t, n, "alice")})
+	f := again.Reply("r")
+	var refused protocol.ResumeRefused
+	if f.Code != protocol.ErrResumeFailed.Code || json.Unmarshal(f.Data, &refused) != nil {
+		t.Fatalf("resume after a kick and the timeout: %+v", f)
+	}
+	k, ok := refused.Kicked["r1"]
+	if !ok || k.State != string(domain.StateKickOut) || k.Code != int(domain.ErrKickedDuplicate.Code) ||
+		k.By != laptop.Hello.Session {
+		t.Fatalf("the refusal's kicked rooms: %+v, want r1 KickOut %d by %s", refused.Kicked, domain.ErrKickedDuplicate.Code,
+			laptop.Hello.Session)
 	}
 }
 

@@ -96,6 +96,10 @@ func Examples() []Example {
 			Rooms: map[string]ResumedRoom{"class-1": {Status: "resumed", Seq: 12}, "group-2": {Status: "left", Seq: 5},
 				"group-7": {Status: "unknown"}}})},
 		{"resume: refused (the session timed out)", ReplyTo("25", nil, ErrResumeFailed.With("the session timed out; log in again"))},
+		{"resume: refused (the session timed out, kicked out of a room while away)", ReplyTo("25", nil,
+			ErrResumeFailed.With("the session timed out; log in again").WithData(ResumeRefused{Kicked: map[string]RoomStateChanged{
+				"class-1": {State: "KickOut", Code: 1002050, Reason: "kicked_duplicate_login", ZIMState: "Disconnected",
+					ZIMEvent: "KickedOutByOtherDevice", By: "01KAK3J7Q8ZX5V2B8T9W0N3E4W"}}}))},
 		{"a frame that is not JSON", ReplyTo("", nil, ErrMalformedRequest.With("unexpected end of JSON input"))},
 		{"an unknown operation", ReplyTo("26", nil, ErrUnknownOperation.With(`"teleport"`))},
 		{"room_state_changed (not a room event: no seq)", ev(EvRoomStateChanged, "class-1", 0, 0, 0,

@@ -340,6 +340,16 @@ type ResumeReply struct {
 	Rooms       map[string]ResumedRoom `json:"rooms"`
 }
 
+// ResumeRefused is the data of a resume_failed refusal for a session that
+// timed out.
+type ResumeRefused struct {
+	// Kicked names the rooms of the request the session was kicked out of
+	// while the client was away (a duplicate login, the backend), each with
+	// the state its member was told (KickOut). A kick is final: the client
+	// reports it and does not log in to those rooms again.
+	Kicked map[string]RoomStateChanged `json:"kicked,omitempty"`
+}
+
 // HeartbeatReply answers a heartbeat; it carries a fresh resume token once
 // the session's current one is half spent.
 type HeartbeatReply struct {
