@@ -19,7 +19,9 @@
 // A message whose events cannot be decoded, or that Handle keeps failing
 // on, is retried a bounded number of times, then reported (Config.Parked)
 // and parked: recorded in the consumer's parked records and skipped. It is
-// never retried forever.
+// never retried forever. An event of a type this build does not know (a
+// newer roomd wrote it) is not parked: Run stops before it, with an error
+// wrapping domain.ErrUnknownEventType, so that an upgraded consumer folds it.
 package consume
 
 import (
@@ -370,6 +372,13 @@ func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, events []d
 		}
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
+		}
+		if errors.Is(err, domain.ErrUnknownEventType) {
+			// Written by a newer roomd: skipping it would fold a different
+			// state than the log's, and parking it would lose it for good.
+			// The consumer stops before it; upgraded, it resumes there.
+			return 0, fmt.Errorf("consume: stream sequence %d (%s): %w; upgrade this consumer, which will resume there",
+				rec.Seq, rec.Subject, err)
 		}
 		if attempt == c.cfg.MaxAttempts {
 			p := Parked{Seq: rec.Seq, Subject: rec.Subject, Error: err.Error(), Tries: attempt, Time: time.Now().UTC()}

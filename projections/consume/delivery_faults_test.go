@@ -2,13 +2,17 @@ package consume_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
 
+	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/projections/consume"
@@ -153,4 +157,54 @@ func TestRunFailsWhenItsConsumerIsDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	exactlyOnce(t, log, app.handed())
+}
+
+// A newer roomd writes an event of a type this consumer does not know.
+// Skipping it would fold a different state than the log's; before, it was
+// tried, then parked and skipped, and lost for good to the application even
+// once upgraded. Run now stops before it, saying why, with nothing parked
+// and the saved cursor before it, so that an upgraded consumer folds it.
+func TestAnEventOfAnUnknownTypeStopsTheConsumerBeforeIt(t *testing.T) {
+	log := estest.Open(t, nil)
+	before, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 5, Seed: 61})
+	// A room message as roomd writes it, whose event's type is renamed.
+	var known eventstore.Record
+	errFound := errors.New("found")
+	if _, err := log.Read(estest.Ctx(t), []string{log.KindFilter("room")}, 1, func(rec eventstore.Record) error {
+		known = rec
+		return errFound
+	}); !errors.Is(err, errFound) {
+		t.Fatalf("reading a room message: %v", err)
+	}
+	var events []map[string]any
+	if err := json.Unmarshal(known.Data, &events); err != nil {
+		t.Fatal(err)
+	}
+	events[0]["type"] = "room.teleported"
+	future, _ := json.Marshal(events[:1])
+	ack, err := log.Append(estest.Ctx(t), eventstore.Message{Subject: log.Subject("future", "room", "r"),
+		MsgID: ulid.Make().String(), Data: future})
+	if err != nil {
+		t.Fatal(err)
+	}
+	estest.WriteRooms(t, log, estest.RoomsConfig{App: "after", Rooms: 1, Events: 5, Seed: 62})
+
+	app := &recorder{}
+	err = app.consumer(t, log, "old", cursor.Cursor{}, time.Minute).Run(estest.Ctx(t))
+	if !errors.Is(err, domain.ErrUnknownEventType) {
+		t.Fatalf("Run over an event of an unknown type: %v, want domain.ErrUnknownEventType", err)
+	}
+	if got := len(app.handed()); got != before {
+		t.Errorf("handed over %d events, want the %d before the unknown one", got, before)
+	}
+	if _, saved, _ := app.last(); !saved.Less(cursor.Cursor{Seq: ack.Seq}) {
+		t.Errorf("saved cursor %s is at or past the unknown event's message (stream sequence %d)", saved, ack.Seq)
+	}
+	parked, err := consume.ParkedRecords(estest.Ctx(t), log, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := parked.Get(estest.Ctx(t), strconv.FormatUint(ack.Seq, 10)); ok {
+		t.Error("the unknown event's message was parked")
+	}
 }
