@@ -43,14 +43,21 @@
 //     connection lives, and the last sequence of each room); each room
 //     resumed gets Reconnected (code 0), and the server replays what the
 //     client missed, in order; a room the session entered by a request
-//     whose reply was lost (the app got 1002051) is left again;
+//     whose reply was lost (the app got 1002051) is left again; a room the
+//     reply leaves out (the session is not in it) gets LoginFailed
+//     (1002002, reason not_resumed: enter it again), or Logout if the app
+//     was leaving it;
 //   - if the server cannot resume (the session timed out: resume_failed,
 //     1906010) or issues no resume token, the client adopts the new
 //     connection's session, restores its room mode and enters each room
 //     again as it originally did (ZEGO login, ZIM join; ZIM create and
 //     enter as enter, since the room may still exist; a switch as the room
 //     it left was entered), with the last token it knows (RenewToken's
-//     replaces the login's); the server sends Logining, then the users and
+//     replaces the login's, even while that call still waits for the
+//     connection; the resume carries it too); a room the app had left
+//     whose departure was lost with the old session is not entered again
+//     but gets the Logout the departure would have brought (code 0, reason
+//     logout, leave or switch); the server sends Logining, then the users and
 //     streams that left meanwhile (their departures went with the old
 //     session) get a DELETE as the reply arrives, then the server sends
 //     Logined and the rooms' current state, and other members see the user
@@ -229,6 +236,11 @@ type Client struct {
 	// token is the latest token the client sent (login or renew): rooms
 	// entered without one are re-entered with it.
 	token string
+	// renewing is the token of the latest RenewToken still in flight (""
+	// when none): newer than token, it is the one a reconnection resumes
+	// and re-enters rooms with, since the renew_token request itself waits
+	// for the restored connection.
+	renewing string
 	// rooms is every room the session is in, or on its way in or out of.
 	rooms     map[string]*roomTrack
 	nextOrder uint64
@@ -246,6 +258,12 @@ type roomTrack struct {
 	// leaving: the session asked to leave (logout, leave, the from room of a
 	// switch) and the departure event is on its way; never re-entered.
 	leaving bool
+	// exit is why the app is leaving the room (logout, leave or switch: the
+	// reason its departure carries), so that the app can be told Logout for
+	// it if the departure never comes (lost with a session that then timed
+	// out, or left out by a resume). Empty for a room the server said the
+	// session left (resume's left) without the app asking.
+	exit string
 	// relogin: the session the room was entered with is gone; the room is
 	// entered again on the next connection.
 	relogin bool

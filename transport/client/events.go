@@ -81,8 +81,9 @@ type Handlers struct {
 type StateInfo struct {
 	// Reason says why: logout, leave, switch, kicked_by_backend,
 	// kicked_duplicate_login, room_destroyed (the server's),
-	// connection_lost, resumed, reconnect_window_elapsed, relogin_failed
-	// (the SDK's). A session the server timed out is not told so by a
+	// connection_lost, resumed, reconnect_window_elapsed, relogin_failed,
+	// not_resumed (the SDK's; it also reports logout, leave and switch for
+	// a room left whose departure was lost with the connection). A session the server timed out is not told so by a
 	// state change: its connection is closed, and the SDK logs in again.
 	Reason string
 	// ZIMState and ZIMEvent are the ZIM view of the change (Connecting,

@@ -28,3 +28,12 @@ func TrackedMedia(c *Client) (publishers, players []string) {
 	}
 	return publishers, players
 }
+
+// RenewingToken returns the token of the RenewToken c has in flight ("" if
+// none), so that a test knows the call was made before it lets a
+// reconnection through.
+func RenewingToken(c *Client) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.renewing
+}

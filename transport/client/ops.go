@@ -139,7 +139,7 @@ func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOpt
 		e.op = protocol.OpJoinRoom
 	}
 	c.mu.Unlock()
-	return c.enter(ctx, protocol.OpSwitchRoom, to, req, e, func() { c.leaving(from) })
+	return c.enter(ctx, protocol.OpSwitchRoom, to, req, e, func() { c.leaving("switch", from) })
 }
 
 // CreateRoom creates a room and joins it (ZIM createRoom); it fails with
@@ -276,8 +276,16 @@ func (c *Client) QueryRoom(ctx context.Context, room string) (*RoomSnapshot, err
 
 // RenewToken replaces the session's token (ZEGO renewToken), typically from
 // OnRoomTokenWillExpire. The client also re-enters its rooms with it after a
-// reconnection.
+// reconnection. Called while the client is reconnecting, it waits for the
+// connection like any request, and that reconnection already uses the new
+// token: the resume carries it, and the rooms entered again on a new
+// session (the old one timed out) are entered with it, not with the token
+// that may have expired meanwhile. A token the server refuses (1002033)
+// is not kept.
 func (c *Client) RenewToken(ctx context.Context, token string) error {
+	c.mu.Lock()
+	c.renewing = token
+	c.mu.Unlock()
 	_, err := c.do(ctx, protocol.OpRenewToken, protocol.TokenRequest{Token: token}, func([]byte) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -287,7 +295,21 @@ func (c *Client) RenewToken(ctx context.Context, token string) error {
 		}
 		return nil
 	})
+	c.mu.Lock()
+	if c.renewing == token {
+		c.renewing = ""
+	}
+	c.mu.Unlock()
 	return err
+}
+
+// latestTokenLocked is the newest token the app gave: that of a RenewToken
+// in flight, else the last one sent; c.mu is held.
+func (c *Client) latestTokenLocked() string {
+	if c.renewing != "" {
+		return c.renewing
+	}
+	return c.token
 }
 
 // enter runs an operation that enters room. Its reply's snapshot starts the
@@ -330,17 +352,18 @@ func (c *Client) entered(room string, seq uint64, e entry) {
 		r = &roomTrack{order: c.nextOrder}
 		c.rooms[room] = r
 	}
-	r.seq, r.entry, r.leaving, r.relogin = seq, e, false, false
+	r.seq, r.entry, r.leaving, r.exit, r.relogin = seq, e, false, "", false
 }
 
-// leaving marks rooms the session asked to leave: their departure event is
-// on its way, and they are not re-entered if the connection is lost first.
-func (c *Client) leaving(rooms ...string) {
+// leaving marks rooms the session asked to leave, and why (logout, leave or
+// switch): their departure event is on its way, and they are not re-entered
+// if the connection is lost first.
+func (c *Client) leaving(why string, rooms ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, room := range rooms {
 		if r := c.rooms[room]; r != nil {
-			r.leaving = true
+			r.leaving, r.exit = true, why
 		}
 	}
 }
@@ -354,7 +377,11 @@ func (c *Client) leave(ctx context.Context, op protocol.Op, req any) ([]string, 
 				return fmt.Errorf("roomlog: %s: %w", op, err)
 			}
 		}
-		c.leaving(rep.Rooms...)
+		why := "leave" // leave_room, leave_all_rooms
+		if op == protocol.OpLogout {
+			why = "logout"
+		}
+		c.leaving(why, rep.Rooms...)
 		return nil
 	})
 	if err != nil {

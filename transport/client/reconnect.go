@@ -194,7 +194,9 @@ func (c *Client) request(l *link, op protocol.Op, payload any, hook func([]byte)
 // and re-logins. An error means l is unusable (try another connection).
 func (c *Client) restore(l *link) error {
 	c.mu.Lock()
-	token, appToken := c.resumeToken, c.token
+	// The newest app token: a RenewToken made while reconnecting waits for
+	// this connection, yet its token must serve the resume already.
+	token, appToken := c.resumeToken, c.latestTokenLocked()
 	seqs := map[string]uint64{}
 	var quiet []string
 	for name, r := range c.rooms {
@@ -285,7 +287,8 @@ func (c *Client) resumed(data []byte, sent map[string]uint64) ([]string, error) 
 		}
 	}
 	slices.Sort(strays)
-	var back []string
+	var back, forgotten []string
+	exits := map[string]string{}
 	for name := range sent {
 		r := c.rooms[name]
 		if r == nil {
@@ -301,10 +304,16 @@ func (c *Client) resumed(data []byte, sent map[string]uint64) ([]string, error) 
 			// room's tracking; until then the room is not re-entered.
 			r.leaving = true
 		default:
-			// The server does not know the session in this room: nothing
-			// more will come for it.
+			// The server does not know the session in this room (it was
+			// not in it at the seq named, nor is now): nothing more will
+			// come for it, not even a departure. The app, told
+			// Reconnecting, gets the room's final state below.
 			c.log.Warn("roomlog: resume says nothing of a room; forgetting it", "room", name, "status", st.Status)
 			delete(c.rooms, name)
+			forgotten = append(forgotten, name)
+			if r.leaving {
+				exits[name] = exitReason(r)
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -312,7 +321,37 @@ func (c *Client) resumed(data []byte, sent map[string]uint64) ([]string, error) 
 	for _, room := range back {
 		c.state(room, StateReconnected, 0, StateInfo{Reason: "resumed", ZIMState: "Connected", ZIMEvent: "Success"})
 	}
+	slices.Sort(forgotten)
+	for _, room := range forgotten {
+		if why, ok := exits[room]; ok {
+			// The app asked to leave it, and the session is out of it: the
+			// Logout its departure would have brought.
+			c.loggedOut(room, why)
+			continue
+		}
+		// The session could not be brought back into the room: as for a
+		// re-login the server refuses, the app must enter it again.
+		c.state(room, StateLoginFailed, domain.ErrNotInRoom.Code, StateInfo{Reason: "not_resumed",
+			ZIMState: "Disconnected", ZIMEvent: "LoginFailed"})
+	}
 	return strays, nil
+}
+
+// exitReason is the reason of the Logout a room being left gets when its
+// departure never comes: why the app left it, or logout when the server
+// said the session left it (resume's left) and that departure was lost too.
+func exitReason(r *roomTrack) string {
+	if r.exit != "" {
+		return r.exit
+	}
+	return "logout"
+}
+
+// loggedOut tells the app that the session is out of a room it was leaving
+// whose departure event will never come: Logout, code 0, with why it left
+// (logout, leave, switch), as the departure would have said.
+func (c *Client) loggedOut(room, why string) {
+	c.state(room, StateLogout, 0, StateInfo{Reason: why, ZIMState: "Disconnected", ZIMEvent: "Success"})
 }
 
 // dropStrays logs the session out of rooms it entered without the client
@@ -337,18 +376,30 @@ func (c *Client) dropStrays(l *link, rooms []string) error {
 }
 
 // adopt makes l's session the client's: the old one is gone, so every room
-// the client meant to stay in must be entered again.
+// the client meant to stay in must be entered again. The rooms being left
+// are not: their departures went with the old session (which timed out and
+// left them), so the app is told Logout for them here.
 func (c *Client) adopt(h protocol.Hello) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.session, c.resumeToken = h.Session, h.ResumeToken
 	c.modeApplied = false
+	type leftRoom struct {
+		name, why string
+		order     uint64
+	}
+	var left []leftRoom
 	for name, r := range c.rooms {
 		if r.leaving {
 			delete(c.rooms, name)
+			left = append(left, leftRoom{name, exitReason(r), r.order})
 			continue
 		}
 		r.relogin, r.seq = true, 0
+	}
+	c.mu.Unlock()
+	slices.SortFunc(left, func(a, b leftRoom) int { return cmp.Compare(a.order, b.order) })
+	for _, r := range left {
+		c.loggedOut(r.name, r.why)
 	}
 }
 
@@ -392,6 +443,11 @@ func (c *Client) relogin(l *link) error {
 			return nil
 		}
 		e := next.entry
+		if c.renewing != "" {
+			// A RenewToken made while reconnecting: its token is newer than
+			// the one the room was entered with, which may have expired.
+			e.token = c.renewing
+		}
 		delete(c.loginFailed, name)
 		c.mu.Unlock()
 

@@ -77,7 +77,7 @@ export type ZegoBarrageMessageInfo = ZegoBroadcastMessageInfo;
 
 /** What a room state change carries besides the reason and the code. */
 export interface RoomStateExtendedData {
-  /** Why: logout, switch, kicked_by_backend, room_destroyed, connection_lost, resumed, ... */
+  /** Why: logout, leave, switch, kicked_by_backend, room_destroyed, connection_lost, resumed, relogin_failed, not_resumed, ... */
   reason: string;
   /** ZIM's view: Connecting, Connected, Disconnected. */
   zimState: string;
@@ -255,7 +255,11 @@ export declare class RoomlogEngine {
   sendCustomCommand(roomID: string, command: string | object, toUserList?: Array<string | ZegoUser>): Promise<ServerResponse>;
   setRoomExtraInfo(roomID: string, key: string, value: string): Promise<ServerResponse>;
   setStreamExtraInfo(streamID: string, extraInfo: string): Promise<ServerResponse>;
-  /** The token is the session's: roomID (ZEGO's) changes nothing. */
+  /**
+   * The token is the session's: roomID (ZEGO's) changes nothing. Called while
+   * reconnecting, it resolves once the connection is back, and that
+   * reconnection already resumes, and enters rooms again, with the new token.
+   */
   renewToken(token: string, roomID?: string): Promise<true>;
 
   startPublishingStream(streamID: string, localStream: MediaStream, option?: PublishOption): Promise<true>;

@@ -104,6 +104,9 @@ function endedError(entry) {
 // media_peer_not_found and media_node_unreachable: the media connection a
 // media_check asked after (after a resume) is gone.
 const GONE = new Set([1907003, 1907002]);
+// not_in_room: the server's code for a session that is not in the room, the
+// LOGIN_FAILED of a room a resume leaves out (_resumed).
+const NOT_IN_ROOM = 1002002;
 const TRANSIENT = new Set([1906098, 1906099, 1002053, 1906005, 1906008, 1906006]);
 
 const isLocal = (e) => !(e instanceof RoomlogError) || e.local;
@@ -385,6 +388,10 @@ export class RoomlogEngine {
     this._modeApplied = false;
     this._user = null; // {userID, userName}, from loginRoom or ZIM login
     this._token = '';
+    // The token of the latest renewToken still in flight ('' if none): newer
+    // than _token, it is the one a reconnection resumes and enters rooms
+    // again with (see renewToken).
+    this._renewing = '';
     // room -> {seq, entry, order, leaving, relogin, exit, exiting, unsure}:
     // see _entered and _leave.
     this._rooms = new Map();
@@ -627,13 +634,23 @@ export class RoomlogEngine {
 
   /**
    * ZEGO renewToken: replaces the session's token (from tokenWillExpire).
-   * The token is the session's, so roomID (ZEGO's) changes nothing.
+   * The token is the session's, so roomID (ZEGO's) changes nothing. Called
+   * while reconnecting, the request waits for the connection, but that
+   * reconnection already uses the token: the resume carries it, and rooms
+   * entered again on a new session are entered with it, not with the token
+   * that may have expired meanwhile (_restore, _relogin). A token the server
+   * refuses is not kept.
    */
   async renewToken(token, roomID) {
-    await this._do('renew_token', { token }, () => {
-      this._token = token;
-      for (const r of this._rooms.values()) r.entry.token = token;
-    });
+    this._renewing = token;
+    try {
+      await this._do('renew_token', { token }, () => {
+        this._token = token;
+        for (const r of this._rooms.values()) r.entry.token = token;
+      });
+    } finally {
+      if (this._renewing === token) this._renewing = '';
+    }
     return true;
   }
 
@@ -1447,7 +1464,7 @@ export class RoomlogEngine {
     if (this._resumeToken) {
       try {
         // The session's token goes with it: the resumed session keeps it.
-        const req = { resume_token: this._resumeToken, rooms: seqs, token: this._token || undefined };
+        const req = { resume_token: this._resumeToken, rooms: seqs, token: this._renewing || this._token || undefined };
         await this._request(link, 'resume', req, (data) => {
           strays = this._resumed(data, seqs);
         });
@@ -1526,6 +1543,7 @@ export class RoomlogEngine {
       .filter((name) => rooms[name].status === 'unknown' && !this._rooms.has(name))
       .sort();
     const back = [];
+    const forgotten = []; // [room, why the app was leaving it ('' if it was not)]
     for (const name of Object.keys(sent)) {
       const r = this._rooms.get(name);
       if (!r) continue;
@@ -1538,12 +1556,31 @@ export class RoomlogEngine {
       } else if (st === 'left') {
         r.leaving = true; // the departure is among the missed events
       } else {
+        // The server does not know the session in this room (it was not in
+        // it at the seq named, nor is now): nothing more comes for it, not
+        // even a departure. The app, told RECONNECTING, gets its final
+        // state below.
         this._log('warn', 'resume says nothing of a room; forgetting it', name, st);
         this._rooms.delete(name);
+        forgotten.push([name, r.leaving || r.exit ? r.exit || 'logout' : '']);
       }
     }
     for (const room of back.sort()) {
       this._state(room, 'Reconnected', 0, { reason: 'resumed', zimState: 'Connected', zimEvent: 'Success', bySession: '' });
+    }
+    forgotten.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    for (const [room, exit] of forgotten) {
+      if (exit) {
+        // The app asked to leave it, and the session is out of it: the
+        // LOGOUT its departure would have brought.
+        this._roomEnded(room, 0);
+        this._state(room, 'Logout', 0, { reason: exit, zimState: 'Disconnected', zimEvent: 'Success', bySession: '' });
+      } else {
+        // The session could not be brought back into the room: as for a
+        // re-login the server refuses, the app must enter it again.
+        this._roomEnded(room, NOT_IN_ROOM);
+        this._state(room, 'LoginFailed', NOT_IN_ROOM, { reason: 'not_resumed', zimState: 'Disconnected', zimEvent: 'LoginFailed', bySession: '' });
+      }
     }
     return strays;
   }
@@ -1600,7 +1637,9 @@ export class RoomlogEngine {
       let next = null;
       for (const [n, r] of this._rooms) if (r.relogin && (!next || r.order < next.order)) [name, next] = [n, r];
       if (!next) return;
-      const e = next.entry;
+      // A renewToken made while reconnecting: its token is newer than the
+      // one the room was entered with, which may have expired.
+      const e = this._renewing ? { ...next.entry, token: this._renewing } : next.entry;
       this._loginFailed.delete(name);
       try {
         await this._request(link, e.op, entryRequest(e, name), (data) => {
