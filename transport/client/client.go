@@ -70,7 +70,9 @@
 // by their context and Options.RequestTimeout. A request whose reply was
 // lost with the connection fails with code 1002051 (it may or may not have
 // taken effect). A room the user was kicked out of (KickOut) is not
-// re-entered, and a connection the server closed with session_replaced
+// re-entered, even one its session was kicked out of while the client was
+// away and that the server names when it refuses a resume after the
+// timeout (the app then gets the KickOut it missed), and a connection the server closed with session_replaced
 // (1906009, the session was resumed elsewhere) is not reconnected at all.
 //
 // # Room state

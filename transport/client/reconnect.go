@@ -212,6 +212,7 @@ func (c *Client) restore(l *link) error {
 
 	resumed := false
 	var strays []string
+	var kicked map[string]protocol.RoomStateChanged
 	if token != "" {
 		_, err := c.request(l, protocol.OpResume, protocol.ResumeRequest{ResumeToken: token, Rooms: seqs, Quiet: quiet, Token: appToken},
 			func(data []byte) (err error) { strays, err = c.resumed(data, seqs); return err })
@@ -223,12 +224,17 @@ func (c *Client) restore(l *link) error {
 		default:
 			// resume_failed (the session timed out server-side, or its
 			// token expired), or a server that cannot resume: start over
-			// on the new session.
+			// on the new session, except in the rooms the refusal says the
+			// old session was kicked out of.
 			c.log.Info("roomlog: the session cannot be resumed; logging in again", "err", err)
+			var refused protocol.ResumeRefused
+			if e, ok := err.(*Error); ok && len(e.Data) > 0 && json.Unmarshal(e.Data, &refused) == nil {
+				kicked = refused.Kicked
+			}
 		}
 	}
 	if !resumed {
-		c.adopt(l.hello)
+		c.adopt(l.hello, kicked)
 		c.endMedia(domain.ErrTimeout, "ended")
 	}
 	if err := c.dropStrays(l, strays); err != nil {
@@ -378,27 +384,40 @@ func (c *Client) dropStrays(l *link, rooms []string) error {
 // adopt makes l's session the client's: the old one is gone, so every room
 // the client meant to stay in must be entered again. The rooms being left
 // are not: their departures went with the old session (which timed out and
-// left them), so the app is told Logout for them here.
-func (c *Client) adopt(h protocol.Hello) {
+// left them), so the app is told Logout for them here. Nor are the rooms
+// the old session was kicked out of while the client was away (kicked, from
+// the resume's refusal): a kick is final, and entering again would kick the
+// session that took the room; the app is told the KickOut it missed.
+func (c *Client) adopt(h protocol.Hello, kicked map[string]protocol.RoomStateChanged) {
 	c.mu.Lock()
 	c.session, c.resumeToken = h.Session, h.ResumeToken
 	c.modeApplied = false
-	type leftRoom struct {
+	type endedRoom struct {
 		name, why string
 		order     uint64
+		kick      *protocol.RoomStateChanged
 	}
-	var left []leftRoom
+	var ended []endedRoom
 	for name, r := range c.rooms {
-		if r.leaving {
+		switch k, isKicked := kicked[name]; {
+		case r.leaving:
 			delete(c.rooms, name)
-			left = append(left, leftRoom{name, exitReason(r), r.order})
-			continue
+			ended = append(ended, endedRoom{name: name, why: exitReason(r), order: r.order})
+		case isKicked && k.State == string(StateKickOut):
+			delete(c.rooms, name)
+			ended = append(ended, endedRoom{name: name, order: r.order, kick: &k})
+		default:
+			r.relogin, r.seq = true, 0
 		}
-		r.relogin, r.seq = true, 0
 	}
 	c.mu.Unlock()
-	slices.SortFunc(left, func(a, b leftRoom) int { return cmp.Compare(a.order, b.order) })
-	for _, r := range left {
+	slices.SortFunc(ended, func(a, b endedRoom) int { return cmp.Compare(a.order, b.order) })
+	for _, r := range ended {
+		if k := r.kick; k != nil {
+			c.state(r.name, StateKickOut, domain.Code(k.Code), StateInfo{Reason: k.Reason, ZIMState: k.ZIMState,
+				ZIMEvent: k.ZIMEvent, BySession: k.By})
+			continue
+		}
 		c.loggedOut(r.name, r.why)
 	}
 }

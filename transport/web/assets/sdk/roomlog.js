@@ -1461,6 +1461,7 @@ export class RoomlogEngine {
     for (const [name, r] of this._rooms) if (!r.relogin) seqs[name] = r.seq;
     let resumed = false;
     let strays = [];
+    let kicked = {};
     if (this._resumeToken) {
       try {
         // The session's token goes with it: the resumed session keeps it.
@@ -1472,11 +1473,13 @@ export class RoomlogEngine {
       } catch (e) {
         if (isLocal(e) || TRANSIENT.has(e.code)) throw e;
         // resume_failed: the session timed out server-side. Start over on
-        // the new connection's session.
+        // the new connection's session, except in the rooms the refusal
+        // says the old session was kicked out of.
         this._log('info', 'the session cannot be resumed; logging in again', e.message);
+        kicked = (e.data && e.data.kicked) || {};
       }
     }
-    if (!resumed) this._adopt(link.hello);
+    if (!resumed) this._adopt(link.hello, kicked);
     // Rooms the session entered by a request whose reply was lost with the
     // connection: the app was told it failed, so leave them.
     for (const room of strays) {
@@ -1585,7 +1588,7 @@ export class RoomlogEngine {
     return strays;
   }
 
-  _adopt(hello) {
+  _adopt(hello, kicked) {
     // The old session timed out: its streams and plays ended with it.
     // A publish or play still waiting to be sent goes on the new session.
     for (const [id, p] of [...this._publishers]) if (!p.pending) this._endPublisher(id, p, ErrorCodes.TIMEOUT[0], 'ended');
@@ -1597,16 +1600,24 @@ export class RoomlogEngine {
     // Rooms the app left, or asked to leave (the reply may have been lost),
     // are not entered again. Their departure was lost with the old session
     // (which timed out, and left them): the app is told here.
-    const left = [];
+    // Nor are the rooms the old session was kicked out of while the engine
+    // was away (kicked, from the resume's refusal): a kick is final, and
+    // entering again would kick the session that took the room. The app
+    // is told the KickOut it missed.
+    const ended = [];
     for (const [name, r] of [...this._rooms]) {
+      const k = kicked && Object.prototype.hasOwnProperty.call(kicked, name) ? kicked[name] : null;
       if (r.leaving || r.exit) {
         this._rooms.delete(name);
-        left.push([name, r.exit || 'logout']);
+        ended.push([name, 0, 'Logout', { reason: r.exit || 'logout', zimState: 'Disconnected', zimEvent: 'Success', bySession: '' }]);
+      } else if (k && k.state === 'KickOut') {
+        this._rooms.delete(name);
+        ended.push([name, k.code, 'KickOut', { reason: k.reason || '', zimState: k.zim_state || '', zimEvent: k.zim_event || '', bySession: k.by_session || '' }]);
       } else Object.assign(r, { relogin: true, seq: 0 });
     }
-    for (const [room, reason] of left) {
-      this._roomEnded(room, 0);
-      this._state(room, 'Logout', 0, { reason, zimState: 'Disconnected', zimEvent: 'Success', bySession: '' });
+    for (const [room, code, state, extended] of ended) {
+      this._roomEnded(room, code);
+      this._state(room, state, code, extended);
     }
   }
 
