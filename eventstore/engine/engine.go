@@ -321,17 +321,24 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 }
 
 // stateRefusals are the refusals decided from state that other writers
-// change: members, claims, streams, versions. Any of them may come from a
-// cache another node has moved past (a session that logged in through one
-// node and, after that node died, goes on through another that had cached
-// its room from before), so the engine confirms them against the log before
-// returning them. Refusals of the arguments themselves are not rechecked.
+// change: members, claims, streams, versions, and the limits on what a
+// room or member holds (attributes, member attributes, extra info keys,
+// streams published and played). Any of them may come from a cache another
+// node has moved past (a session that logged in through one node and, after
+// that node died, goes on through another that had cached its room from
+// before; a member whose attributes went when it left through another
+// node), so the engine confirms them against the log before returning them:
+// a refusal appends nothing, so nothing else would refresh that cache.
+// Refusals of the arguments alone are not rechecked; the limit codes also
+// cover a key that is too long, which costs such a refusal one look at the
+// log.
 var stateRefusals = []*domain.Error{
 	domain.ErrRoomFull, domain.ErrVersionConflict, domain.ErrAttributeOwned, domain.ErrUserNotInRoom,
 	domain.ErrNotInRoom, domain.ErrNotLoggedIn, domain.ErrSessionNotOpen, domain.ErrTooManyRooms,
 	domain.ErrRoomNotExist, domain.ErrRoomAlreadyExists, domain.ErrAlreadyInRoom, domain.ErrAlreadyInAnotherRoom,
 	domain.ErrStreamIDInUse, domain.ErrStreamNotFound, domain.ErrNotStreamPublisher, domain.ErrPublishNotAllowed,
-	domain.ErrPlayRoomRequired,
+	domain.ErrPlayRoomRequired, domain.ErrAttributesInvalid, domain.ErrMemberAttrsInvalid, domain.ErrExtraInfoInvalid,
+	domain.ErrTooManyStreams, domain.ErrTooManyPlays,
 }
 
 // noop reports a decision that appends nothing and sends nothing, unless

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/roomlog/roomlog/domain"
@@ -111,5 +112,82 @@ func TestAJoinRefusedAfterAConflictGivesItsClaimBack(t *testing.T) {
 	estest.Sync(t, log, l)
 	if cl, ok := estest.Session(l, "s1").Claims["r1"]; ok {
 		t.Fatalf("refused join left session s1 claiming r1 (claim %d), a room it is not in", cl.Seq)
+	}
+}
+
+// Limits on what a room or member holds are decided from state other nodes
+// change: a refusal from a cache that missed a change that freed room must
+// be confirmed against the log, or it repeats for as long as nothing else
+// refreshes that cache (a refusal appends nothing). Before, each of these
+// writes was refused, with a limit code, on every try.
+
+// u2, on node B, leaves r1: the keys it owned with deleteAfterOwnerLeft go,
+// and the room has room for more attributes. u1, on node A, whose cache
+// still has the room full, sets one key.
+func TestAnAttributeLimitIsRecheckedOnAStaleCache(t *testing.T) {
+	log := estest.Open(t, nil)
+	a := estest.Engine(t, log, nil, nil)
+	b := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, a, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, b, estest.Login("s2", "u2", "r1"))
+	mine, theirs := map[string]string{}, map[string]string{}
+	for i := range 5 {
+		theirs[fmt.Sprint("b", i)] = "v"
+	}
+	for i := range 15 {
+		mine[fmt.Sprint("a", i)] = "v"
+	}
+	estest.Exec(t, b, domain.SetRoomAttributes{Session: "s2", Room: "r1", Set: theirs, DeleteAfterOwnerLeft: true})
+	estest.Exec(t, a, domain.SetRoomAttributes{Session: "s1", Room: "r1", Set: mine}) // A: 20 keys, fresh
+	estest.Exec(t, b, domain.LeaveRoom{Session: "s2", Room: "r1"})                    // 15 keys left in the log
+	// Tried three times: a refusal changes nothing, so nothing refreshes
+	// node A's view of the room.
+	for try := 1; try <= 3; try++ {
+		_, err := a.Execute(estest.Ctx(t), domain.Meta{App: estest.App},
+			domain.SetRoomAttributes{Session: "s1", Room: "r1", Set: map[string]string{"new": "v"}})
+		if err != nil {
+			t.Errorf("try %d: the room holds 15 attributes of 20, yet a 16th is refused: %v", try, err)
+		}
+	}
+}
+
+// A media node dies; a surviving node stops its streams. The publisher,
+// still on node A, publishes a new stream on another media node.
+func TestAStreamLimitIsRecheckedOnAStaleCache(t *testing.T) {
+	log := estest.Open(t, nil)
+	a := estest.Engine(t, log, nil, nil)
+	b := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, a, estest.Login("s1", "u1", "r1"))
+	most := domain.DefaultLimits().StreamsPerMember
+	for i := range most {
+		estest.Exec(t, a, domain.PublishStream{Session: "s1", Room: "r1", Stream: domain.StreamID(fmt.Sprint("st", i)), Node: "m1"})
+	}
+	estest.Exec(t, b, domain.StopNodeStreams{Room: "r1", Node: "m1"})
+	_, err := a.Execute(estest.Ctx(t), domain.Meta{App: estest.App},
+		domain.PublishStream{Session: "s1", Room: "r1", Stream: "fresh", Node: "m2"})
+	if err != nil {
+		t.Fatalf("the member publishes nothing, yet a new stream is refused: %v", err)
+	}
+}
+
+// u2, on node B, deletes one of u3's member attributes; u1, on node A,
+// whose cache still has u3 at the limit, sets one more.
+func TestAMemberAttributeLimitIsRecheckedOnAStaleCache(t *testing.T) {
+	log := estest.Open(t, nil)
+	a := estest.Engine(t, log, nil, nil)
+	b := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, a, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, b, estest.Login("s2", "u2", "r1"))
+	estest.Exec(t, a, estest.Login("s3", "u3", "r1"))
+	set := map[string]string{}
+	for i := range domain.DefaultLimits().MemberAttributeKeys {
+		set[fmt.Sprint("k", i)] = "v"
+	}
+	estest.Exec(t, a, domain.SetMemberAttributes{Session: "s1", Room: "r1", Users: []domain.UserID{"u3"}, Set: set})
+	estest.Exec(t, b, domain.SetMemberAttributes{Session: "s2", Room: "r1", Users: []domain.UserID{"u3"}, Delete: []string{"k0"}})
+	_, err := a.Execute(estest.Ctx(t), domain.Meta{App: estest.App},
+		domain.SetMemberAttributes{Session: "s1", Room: "r1", Users: []domain.UserID{"u3"}, Set: map[string]string{"new": "v"}})
+	if err != nil {
+		t.Fatalf("u3 has 29 attributes of 30, yet a 30th is refused: %v", err)
 	}
 }
