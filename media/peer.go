@@ -18,7 +18,9 @@ import (
 // peer is one peer connection: a publisher's (it sends one stream) or a
 // player's (it receives one).
 type peer struct {
-	key    peerKey
+	key peerKey
+	// id is the peer's identity among this node's (StateEvent.Peer).
+	id     string
 	sfu    *SFU
 	pc     *webrtc.PeerConnection
 	router *router
@@ -230,7 +232,7 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 		p.mu.Lock()
 		st := p.state
 		p.mu.Unlock()
-		return Answer{Node: s.cfg.Node, State: st}, nil
+		return Answer{Node: s.cfg.Node, Peer: p.id, State: st}, nil
 	case OpCandidate:
 		p := s.peer(k)
 		if p == nil {
@@ -345,6 +347,7 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 		pc.Close()
 		return Answer{}, refused
 	}
+	p.id = s.mintPeerLocked()
 	s.peers[k] = p
 	s.all[p] = struct{}{}
 	s.sessions[sk]++
@@ -478,7 +481,7 @@ func (p *peer) answer(ctx context.Context) (Answer, error) {
 	case <-ctx.Done():
 		return Answer{}, domain.ErrTimeout.With("ICE gathering did not complete in time")
 	}
-	return Answer{SDP: p.pc.LocalDescription().SDP, Node: p.sfu.cfg.Node}, nil
+	return Answer{SDP: p.pc.LocalDescription().SDP, Node: p.sfu.cfg.Node, Peer: p.id}, nil
 }
 
 // otherConnection reports whether offer comes from another peer connection
@@ -728,7 +731,7 @@ func (p *peer) setState(st State, code domain.Code, reason string) {
 	p.state = st
 	p.mu.Unlock()
 	p.sfu.notes.push(StateEvent{App: p.key.app, Session: p.key.session, Stream: p.key.stream, Kind: p.key.kind,
-		State: st, Code: code, Reason: reason, Node: p.sfu.cfg.Node})
+		State: st, Code: code, Reason: reason, Node: p.sfu.cfg.Node, Peer: p.id})
 }
 
 // notifier delivers state events in order from one goroutine.

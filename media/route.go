@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -44,7 +45,8 @@ type RouterConfig struct {
 // stream: the node recorded with the stream's publish; for a stream not
 // published yet, this node's SFU (or a live one). A request on an open
 // connection goes to the node that answered its offer, when the signal names
-// it (Signal.Node). It is what a gateway uses.
+// it (Signal.Node); so does a later offer while the stream has no host. It
+// is what a gateway uses.
 type Router struct{ cfg RouterConfig }
 
 // NewRouter returns a router.
@@ -64,14 +66,36 @@ func (r *Router) Host(app domain.AppID, stream domain.StreamID) string {
 	return r.cfg.Nodes.Pick(string(app) + "/" + string(stream))
 }
 
+// reaches reports whether node is this node's SFU or, as far as this node
+// knows, a live media node.
+func (r *Router) reaches(node string) bool {
+	if r.cfg.Local != nil && node == r.cfg.Local.Node() {
+		return true
+	}
+	if r.cfg.Bus == nil {
+		return false
+	}
+	return r.cfg.Nodes == nil || slices.Contains(r.cfg.Nodes.Alive(), node)
+}
+
 // Signal serves sig on the node that hosts its stream.
 func (r *Router) Signal(ctx context.Context, sig Signal) (Answer, error) {
 	if err := r.cfg.Live.WaitFor(ctx, sig.After); err != nil {
 		return Answer{}, domain.ErrTimeout.With("the log did not catch up in time")
 	}
 	node, _ := HostOf(r.cfg.Live, sig.App, sig.Stream)
-	if sig.Op != OpOffer && sig.Node != "" {
+	switch {
+	case sig.Node == "":
+	case sig.Op != OpOffer:
 		node = sig.Node // where the connection was opened, wherever the stream is now
+	case node == "" && r.reaches(sig.Node):
+		// A later offer of the connection, while the stream has no host:
+		// the node holding the connection renegotiates it (the same peer
+		// connection: an ICE restart) or replaces it (a new one). Once the
+		// stream is hosted elsewhere, the peer there is being moved to the
+		// host, and the offer goes to the host; so it does when the node
+		// holding it is gone.
+		node = sig.Node
 	}
 	if node == "" {
 		node = r.Host(sig.App, sig.Stream)

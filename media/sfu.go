@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -129,6 +130,8 @@ type SFU struct {
 	sessions map[sessionKey]int // peers per session
 	routers  map[routeKey]*router
 	closed   bool
+	// lastPeer is the last peer identity minted (Peer).
+	lastPeer uint64
 
 	// checks holds what the fold changed since the last check.
 	checkMu sync.Mutex
@@ -195,6 +198,20 @@ func New(cfg Config) (*SFU, error) {
 
 // Node returns the node's name.
 func (s *SFU) Node() string { return s.cfg.Node }
+
+// mintPeerLocked returns a new peer identity (StateEvent.Peer), under s.mu:
+// larger than every earlier one of this node, and, as it starts from the
+// clock, than those of the node's earlier runs (a restarted node keeps its
+// name), so that a late event of a peer gone with them cannot pass for a
+// peer of this run.
+func (s *SFU) mintPeerLocked() string {
+	id := uint64(time.Now().UnixNano())
+	if id <= s.lastPeer {
+		id = s.lastPeer + 1
+	}
+	s.lastPeer = id
+	return strconv.FormatUint(id, 36)
+}
 
 func (s *SFU) buildAPI() error {
 	me := &webrtc.MediaEngine{}

@@ -67,11 +67,16 @@ type Signal struct {
 	// before the request is authorized: the session's own commands (its
 	// publish or play) are visible to it.
 	After uint64 `json:"after,omitempty"`
-	// Node, for the operations on an open connection (OpCheck, OpClose,
-	// OpCandidate, OpRestart), is the media node that answered its offer:
-	// the request goes there rather than to the stream's host (a player
-	// waiting for its stream to come back holds its peer on the node it
-	// played from, wherever the stream was or will be).
+	// Node is the media node that answered the connection's offer, where
+	// the gateway knows one. The operations on an open connection (OpCheck,
+	// OpClose, OpCandidate, OpRestart) go there rather than to the stream's
+	// host (a player waiting for its stream to come back holds its peer on
+	// the node it played from, wherever the stream was or will be). So does
+	// a later OpOffer while the stream has no host (a second offer of the
+	// same peer connection renegotiates it, as an ICE restart does; one of
+	// a new connection replaces the peer there): once the stream is hosted
+	// elsewhere, the peer is being moved there, and the offer goes to the
+	// host.
 	Node string `json:"node,omitempty"`
 }
 
@@ -82,6 +87,12 @@ type Answer struct {
 	SDP string `json:"sdp,omitempty"`
 	// Node is the media node that answered.
 	Node string `json:"node,omitempty"`
+	// Peer is the identity of the peer connection that answered (OpOffer,
+	// OpRestart, OpCheck): see StateEvent.Peer. An offer that renegotiates
+	// a peer answers with its identity; one that opens a new peer (a first
+	// offer, or one from a new connection, which replaces the old peer)
+	// with a new one.
+	Peer string `json:"peer,omitempty"`
 	// State is the peer connection's state (OpCheck).
 	State State `json:"state,omitempty"`
 	// Error is set when the signal was refused.
@@ -147,4 +158,15 @@ type StateEvent struct {
 	Reason string `json:"reason,omitempty"`
 	// Node is the media node the connection was on.
 	Node string `json:"node,omitempty"`
+	// Peer identifies the peer connection the event is about, among the
+	// peers of Node: the node mints it when it opens the peer, and names it
+	// in the answer to the offer (Answer.Peer) and in every state event of
+	// that peer. A session's later offer may replace the peer with a new
+	// one (another identity) before an event of the old one reaches the
+	// gateway: state events travel on the bus, answers by request/reply,
+	// and nothing orders the two. The gateway tells the session only of
+	// the peer its connection has now, by this identity. Empty from a node
+	// that mints none (an older version, or the node that tells of a dead
+	// node's streams, which knows no peers of it).
+	Peer string `json:"peer,omitempty"`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"sync"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/media"
@@ -77,13 +78,15 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, ok
 		return nil, true, domain.ErrMediaUnavailable.With("this server runs no media plane")
 	}
 	mc := mediaConn{sig.Stream, sig.Kind}
+	if sig.Node == "" {
+		// Its offer's node: a player waiting for its stream to come back
+		// holds its peer there, wherever the stream is hosted next; a later
+		// offer renegotiates or replaces it there while the stream has no
+		// host (the router decides).
+		sig.Node = s.mediaConns.node(mc)
+	}
 	s.mu.Lock()
 	sig.App, sig.Session = s.app, s.id
-	if sig.Op != media.OpOffer && sig.Node == "" {
-		// Its offer's node: a player waiting for its stream to come back
-		// holds its peer there, wherever the stream is hosted next.
-		sig.Node = s.mediaAt[mc]
-	}
 	rooms := make([]domain.RoomID, 0, len(s.rooms))
 	for r := range s.rooms {
 		rooms = append(rooms, r)
@@ -101,11 +104,14 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, ok
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
 	defer cancel()
+	if sig.Op == media.OpOffer {
+		s.mediaConns.offering(mc)
+	}
 	a, err := s.srv.cfg.Media.Signal(ctx, sig)
+	s.noteMedia(mc, sig.Op, a, err)
 	if err != nil {
 		return nil, true, err
 	}
-	s.noteMedia(mc, sig.Op, a.Node)
 	switch sig.Op {
 	case media.OpOffer, media.OpRestart:
 		return protocol.MediaAnswer{SDP: a.SDP, Node: a.Node}, true, nil
@@ -121,46 +127,137 @@ type mediaConn struct {
 	kind   media.Kind
 }
 
-// noteMedia remembers which node answered the offer of a media connection
-// (or, after a resume through another node, a media_check that found it),
-// and forgets it when the connection is closed.
-func (s *session) noteMedia(mc mediaConn, op media.SignalOp, node string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// mediaPeer is the peer that serves a media connection: the media node that
+// answered its offer (or, after a resume through another node, a
+// media_check that found it), and the peer's identity there
+// (media.StateEvent.Peer; "" from a node that mints none).
+type mediaPeer struct {
+	node string
+	peer string
+}
+
+// maxHeldMediaEvents bounds the state events held back for one connection
+// while its offer is answered.
+const maxHeldMediaEvents = 32
+
+// mediaBook is what a gateway knows of a session's media connections. A
+// connection's later requests go to the node of its peer; its state events
+// reach the session only while they are about that peer. A media node's
+// state events travel on the bus and its answers by request/reply, and
+// nothing orders the two: an event of a peer that an offer replaced may
+// come after the answer that names the new one, and the new peer's first
+// events may come before it. So an event about another peer than the
+// connection's is dropped, and one that comes while an offer of its
+// connection is being answered is held back until the answer says which
+// peer the connection has.
+type mediaBook struct {
+	// mu guards the book, and orders the state events sent to the
+	// session: it is held while they are queued. session.mu is taken under
+	// it (to queue them), never the other way round.
+	mu sync.Mutex
+	at map[mediaConn]mediaPeer
+	// held has an entry for each connection whose offer is being
+	// answered: the state events that wait for its answer.
+	held map[mediaConn][]media.StateEvent
+}
+
+// node is the media node of connection mc ("" if not known).
+func (b *mediaBook) node(mc mediaConn) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.at[mc].node
+}
+
+// offering notes that an offer of mc is being answered.
+func (b *mediaBook) offering(mc mediaConn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held == nil {
+		b.held = map[mediaConn][]media.StateEvent{}
+	}
+	if _, ok := b.held[mc]; !ok {
+		b.held[mc] = nil
+	}
+}
+
+// deliverLocked reports whether the session is told of state event e, and
+// forgets the connection that e ends, under b.mu.
+func (b *mediaBook) deliverLocked(e media.StateEvent) bool {
+	mc := mediaConn{e.Stream, e.Kind}
+	cur, known := b.at[mc]
+	ending := e.State == media.NoPublish || e.State == media.NoPlay
 	switch {
-	case op == media.OpClose:
-		delete(s.mediaAt, mc)
-	case (op == media.OpOffer || op == media.OpRestart || op == media.OpCheck) && node != "":
-		if s.mediaAt == nil {
-			s.mediaAt = map[mediaConn]string{}
+	case e.Peer == "" || (known && cur.peer == ""):
+		// No identity to go by (a node that mints none, or the node that
+		// tells of a dead node's streams): the node alone decides.
+		if ending && known && cur.node == e.Node {
+			delete(b.at, mc)
 		}
-		s.mediaAt[mc] = node
+		return true
+	case known && cur == mediaPeer{e.Node, e.Peer}:
+		if ending {
+			delete(b.at, mc)
+		}
+		return true
+	}
+	if held, ok := b.held[mc]; ok {
+		// The offer being answered may open the peer e is about, or
+		// replace it: its answer decides.
+		if len(held) < maxHeldMediaEvents {
+			b.held[mc] = append(held, e)
+		}
+		return false
+	}
+	// About a peer the connection no longer has (an offer replaced it), or,
+	// with nothing known of the connection (it was closed; or the session
+	// was resumed through this node and has not checked it yet), told.
+	return !known
+}
+
+// noteMedia records what a signal's answer a (or its error) says of media
+// connection mc: the node and peer that answered its offer, ICE restart or
+// media_check; a close forgets it. The state events held back while an
+// offer was answered are told now, if they are about the peer it has.
+func (s *session) noteMedia(mc mediaConn, op media.SignalOp, a media.Answer, err error) {
+	b := &s.mediaConns
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var held []media.StateEvent
+	if op == media.OpOffer {
+		held = b.held[mc]
+		delete(b.held, mc)
+	}
+	if err == nil {
+		switch {
+		case op == media.OpClose:
+			delete(b.at, mc)
+		case (op == media.OpOffer || op == media.OpRestart || op == media.OpCheck) && a.Node != "":
+			if b.at == nil {
+				b.at = map[mediaConn]mediaPeer{}
+			}
+			b.at[mc] = mediaPeer{a.Node, a.Peer}
+		}
+	}
+	for _, e := range held {
+		if b.deliverLocked(e) {
+			s.send(mediaStateFrame(e), false)
+		}
 	}
 }
 
 // keepMedia carries over where the media connections of old, the session
 // as this node held it before a resume, were answered.
 func (s *session) keepMedia(old *session) {
-	old.mu.Lock()
-	at := maps.Clone(old.mediaAt)
-	old.mu.Unlock()
-	s.mu.Lock()
-	s.mediaAt = at
-	s.mu.Unlock()
-}
-
-// forgetMedia forgets a media connection that its node ended, unless a
-// later offer opened it on another node.
-func (s *session) forgetMedia(mc mediaConn, node string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mediaAt[mc] == node {
-		delete(s.mediaAt, mc)
-	}
+	old.mediaConns.mu.Lock()
+	at := maps.Clone(old.mediaConns.at)
+	old.mediaConns.mu.Unlock()
+	s.mediaConns.mu.Lock()
+	s.mediaConns.at = at
+	s.mediaConns.mu.Unlock()
 }
 
 // onMediaState delivers a media node's state change to the session, if it
-// is on this node.
+// is on this node and the change is about the peer its connection has.
 func (s *Server) onMediaState(_ string, data []byte) {
 	var e media.StateEvent
 	if err := json.Unmarshal(data, &e); err != nil {
@@ -179,13 +276,20 @@ func (s *Server) onMediaState(_ string, data []byte) {
 	if app != e.App {
 		return
 	}
-	if e.State == media.NoPublish || e.State == media.NoPlay {
-		sess.forgetMedia(mediaConn{e.Stream, e.Kind}, e.Node)
+	b := &sess.mediaConns
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.deliverLocked(e) {
+		sess.send(mediaStateFrame(e), false)
 	}
+}
+
+// mediaStateFrame is the event that tells a client of e.
+func mediaStateFrame(e media.StateEvent) []byte {
 	name := protocol.EvPublisherStateUpdate
 	if e.Kind == media.Play {
 		name = protocol.EvPlayerStateUpdate
 	}
-	sess.send(eventFrame(name, "", protocol.MediaStateUpdate{Stream: string(e.Stream), State: string(e.State),
-		Code: int(e.Code), Reason: e.Reason}), false)
+	return eventFrame(name, "", protocol.MediaStateUpdate{Stream: string(e.Stream), State: string(e.State),
+		Code: int(e.Code), Reason: e.Reason})
 }

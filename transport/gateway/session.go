@@ -45,9 +45,10 @@ type session struct {
 	// fresh marks a session this node minted for a new connection, with
 	// nothing in the log yet, until its app is known (its first token).
 	fresh bool
-	// mediaAt is the media node that answered each of the session's open
-	// media connections: where their later requests go.
-	mediaAt map[mediaConn]string
+	// mediaConns is what the gateway knows of the session's media
+	// connections: the node and peer that answered each (media.go). It
+	// has its own lock.
+	mediaConns mediaBook
 
 	// forgotten: the hub let the session go (its connection ended, or
 	// another took it over); under the hub's lock. A command of it still
