@@ -104,6 +104,9 @@ type SwitchRoom struct {
 	Grant   Grant
 	Create  CreatePolicy
 	Config  RoomConfig
+	// Quiet is ZEGO's isUserStatusNotify = false for To (see JoinRoom);
+	// nil: as the member was in From.
+	Quiet *bool
 }
 
 // PublishStream starts publishing a stream in a room (the session's only

@@ -450,8 +450,12 @@ func (x *decision) switchRoom(c SwitchRoom) error {
 			x.releaseStreams(stopped, ReasonSwitch)
 			return err
 		}
+		quiet := mFrom.Quiet
+		if c.Quiet != nil {
+			quiet = *c.Quiet
+		}
 		x.enter(to, c.To, joiner{session: c.Session, user: user, role: c.Role,
-			canPublish: c.Grant.CanPublish, claim: claim, via: ViaSwitch, name: c.ToName, config: c.Config})
+			canPublish: c.Grant.CanPublish, claim: claim, via: ViaSwitch, name: c.ToName, config: c.Config, quiet: quiet})
 	}
 	x.releaseStreams(stopped, ReasonSwitch)
 	x.out.Rooms = []RoomID{c.From, c.To}

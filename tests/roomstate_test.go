@@ -406,3 +406,40 @@ func TestUserStatusNotifyOff(t *testing.T) {
 		}
 	}
 }
+
+// ZEGO's switchRoom takes a room config with isUserStatusNotify. A member
+// that logged in with notification off and switches rooms stays quiet in
+// the new room unless the switch says otherwise; before, the switch took
+// no such option and the member was told of every user of the new room.
+func TestUserStatusNotifyOffLastsAcrossASwitch(t *testing.T) {
+	t.Parallel()
+	n := clienttest.StartNode(t, fastNode(t, nil))
+	off, on := false, true
+	quiet := newPerson(t, n, n.HTTPAddr(), "quiet", "quiet", false)
+	loud := newPerson(t, n, n.HTTPAddr(), "loud", "loud", false)
+	bob := newPerson(t, n, n.HTTPAddr(), "bob", "bob", false)
+	for _, p := range []*person{quiet, loud} {
+		if _, err := p.c.LoginRoom(clienttest.Ctx(t), "hall", p.user, client.LoginOptions{Token: p.token(),
+			UserStatusNotify: &off}); err != nil {
+			t.Fatal(err)
+		}
+		p.waitState("hall", client.StateLogined)
+	}
+	if _, err := quiet.c.SwitchRoom(clienttest.Ctx(t), "hall", "stage", client.SwitchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loud.c.SwitchRoom(clienttest.Ctx(t), "hall", "stage", client.SwitchOptions{UserStatusNotify: &on}); err != nil {
+		t.Fatal(err)
+	}
+	quiet.waitState("stage", client.StateLogined)
+	mark := len(quiet.seen)
+	bob.login("stage", "")
+	loud.waitUsers("stage", client.UpdateAdd, "bob") // asked to be told again
+	bob.broadcast("stage", "after bob")
+	quiet.waitBroadcast("stage", "after bob")
+	for _, e := range quiet.since(mark) {
+		if e.Kind == "user" || e.Kind == "joined" {
+			t.Fatalf("the member that switched quietly was told of users in the new room: %v", e)
+		}
+	}
+}

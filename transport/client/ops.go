@@ -54,6 +54,9 @@ type SwitchOptions struct {
 	CreateIfMissing *bool
 	// History asks for the new room's last messages in the snapshot.
 	History int
+	// UserStatusNotify is ZEGO's isUserStatusNotify for the new room (see
+	// LoginOptions); nil: as the session was in the room it leaves.
+	UserStatusNotify *bool
 }
 
 // RoomOptions are the optional parts of CreateRoom, EnterRoom and JoinRoom.
@@ -127,11 +130,17 @@ func (c *Client) LogoutAllRooms(ctx context.Context) ([]string, error) {
 // switchRoom): from gets Logout, to gets Logining and Logined.
 func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOptions) (*RoomSnapshot, error) {
 	req := protocol.SwitchRoomRequest{From: from, To: to, Token: opts.Token, Role: opts.Role, ToName: opts.ToName,
-		Config: opts.Config, CreateIfMissing: opts.CreateIfMissing, History: opts.History}
+		Config: opts.Config, CreateIfMissing: opts.CreateIfMissing, History: opts.History,
+		UserStatusNotify: opts.UserStatusNotify}
 	// The target is re-entered the way the session entered rooms before
 	// (ZEGO login or ZIM enter/join), so a new session gets the same mode.
 	c.mu.Lock()
 	e := entry{op: protocol.OpEnterRoom, name: opts.ToName, token: opts.Token, role: opts.Role, config: opts.Config}
+	if opts.UserStatusNotify != nil {
+		e.quiet = !*opts.UserStatusNotify
+	} else if r := c.rooms[from]; r != nil {
+		e.quiet = r.entry.quiet // the server keeps the member's flag too
+	}
 	if r := c.rooms[from]; r != nil && r.entry.op == protocol.OpLogin && c.user != nil {
 		u := *c.user
 		e.op, e.user, e.name, e.config = protocol.OpLogin, &u, "", nil

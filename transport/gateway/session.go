@@ -913,8 +913,14 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 			u = domain.User{ID: st.User, Name: st.UserName}
 		}
 	}
+	var quiet *bool
+	if r.UserStatusNotify != nil {
+		q := !*r.UserStatusNotify
+		quiet = &q
+	}
 	return s.join(ctx, req, to, claims, u, domain.SwitchRoom{Session: s.id, From: domain.RoomID(r.From), To: to,
-		ToName: r.ToName, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config)}, r.History)
+		ToName: r.ToName, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config), Quiet: quiet},
+		r.History)
 }
 
 // leave logs out of one room (or all): the departure's state change reaches

@@ -87,6 +87,9 @@ type SwitchRoomRequest struct {
 	CreateIfMissing *bool `json:"create_if_missing,omitempty"`
 	// History asks for To's last messages with the snapshot, as login's.
 	History int `json:"history,omitempty"`
+	// UserStatusNotify is ZEGO's isUserStatusNotify for To, as login's;
+	// absent: as the session was in From.
+	UserStatusNotify *bool `json:"user_status_notify,omitempty"`
 }
 
 // CreateRoomRequest is ZIM createRoom (fails if the room exists) and
