@@ -264,6 +264,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	tick := time.NewTicker(c.cfg.SaveInterval)
 	defer tick.Stop()
 	var delivered uint64 // the last delivery's consumer sequence
+	gap := false         // a delivery was skipped and not yet made good
 	for {
 		select {
 		case <-ctx.Done():
@@ -290,17 +291,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// consumer sequence: one skipped was sent and not received (a
 			// connection lost with it, and a pull made anew). The server
 			// sends it again only after AckWait, so what it held is read
-			// from the log now, in order, before this message.
+			// from the log, in order, before the next message past the
+			// cursor (this one, unless it is a redelivery of one handled).
 			dseq, _ := strconv.ParseUint(m.Metadata.Get(metaDelivery), 10, 64)
-			if dseq > delivered+1 {
+			gap = gap || dseq > delivered+1
+			delivered = max(delivered, dseq)
+			if gap && last.Less(cursor.Cursor{Seq: rec.Seq}) {
 				n, err := c.fillGap(ctx, rec.Seq, &last)
 				pending += n
 				if err != nil {
 					m.Nack()
 					return fail(err)
 				}
+				gap = false
 			}
-			delivered = max(delivered, dseq)
 			n, err := c.handle(ctx, rec, nil, &last)
 			if err != nil {
 				m.Nack()
