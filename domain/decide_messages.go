@@ -92,10 +92,10 @@ func (x *decision) customCommand(c SendCustomCommand) error {
 func (x *decision) setExtraInfo(c SetRoomExtraInfo) error {
 	l := x.pol.Limits
 	if c.Key == "" || len(c.Key) >= l.ExtraInfoKeyBytes {
-		return ErrExtraInfoInvalid.With("key must be 1 to %d bytes", l.ExtraInfoKeyBytes-1)
+		return ErrExtraInfoInvalid.With("key must be 1 to %d bytes", l.ExtraInfoKeyBytes-1).OfArguments()
 	}
 	if len(c.Value) >= l.ExtraInfoValueBytes {
-		return ErrExtraInfoInvalid.With("value must be shorter than %d bytes", l.ExtraInfoValueBytes)
+		return ErrExtraInfoInvalid.With("value must be shorter than %d bytes", l.ExtraInfoValueBytes).OfArguments()
 	}
 	r, m, err := x.sender(c.Session, c.Room)
 	if err != nil {

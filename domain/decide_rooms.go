@@ -50,9 +50,9 @@ func (x *decision) checkAttributes(attrs map[string]string) error {
 		v := attrs[k]
 		switch {
 		case k == "" || len(k) > l.AttributeKeyBytes:
-			return ErrAttributesInvalid.With("key %q must be 1 to %d bytes", k, l.AttributeKeyBytes)
+			return ErrAttributesInvalid.With("key %q must be 1 to %d bytes", k, l.AttributeKeyBytes).OfArguments()
 		case len(v) > l.AttributeValueBytes:
-			return ErrAttributesInvalid.With("value of %q is %d bytes, at most %d", k, len(v), l.AttributeValueBytes)
+			return ErrAttributesInvalid.With("value of %q is %d bytes, at most %d", k, len(v), l.AttributeValueBytes).OfArguments()
 		}
 		total += len(k) + len(v)
 	}

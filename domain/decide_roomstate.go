@@ -106,7 +106,7 @@ func (x *decision) setAttributes(c SetRoomAttributes) error {
 		return invalid("%d expected versions, at most %d", len(c.Expect), l.AttributeKeys)
 	}
 	if len(c.Delete) > l.AttributeKeys {
-		return ErrAttributesInvalid.With("%d keys to delete, at most %d", len(c.Delete), l.AttributeKeys)
+		return ErrAttributesInvalid.With("%d keys to delete, at most %d", len(c.Delete), l.AttributeKeys).OfArguments()
 	}
 	r, m, err := x.sender(c.Session, c.Room)
 	if err != nil {
@@ -201,14 +201,14 @@ func (x *decision) setMemberAttributes(c SetMemberAttributes) error {
 		return invalid("%d users, 1 to %d allowed", len(c.Users), l.MemberAttributeUsers)
 	}
 	if len(c.Set) > l.MemberAttributeKeys || len(c.Delete) > l.MemberAttributeKeys {
-		return ErrMemberAttrsInvalid.With("at most %d keys per member", l.MemberAttributeKeys)
+		return ErrMemberAttrsInvalid.With("at most %d keys per member", l.MemberAttributeKeys).OfArguments()
 	}
 	for _, k := range sortedKeys(c.Set) {
 		switch v := c.Set[k]; {
 		case k == "" || len(k) > l.MemberAttributeKeyBytes:
-			return ErrMemberAttrsInvalid.With("key %q must be 1 to %d bytes", k, l.MemberAttributeKeyBytes)
+			return ErrMemberAttrsInvalid.With("key %q must be 1 to %d bytes", k, l.MemberAttributeKeyBytes).OfArguments()
 		case len(v) > l.MemberAttributeValueBytes:
-			return ErrMemberAttrsInvalid.With("value of %q is %d bytes, at most %d", k, len(v), l.MemberAttributeValueBytes)
+			return ErrMemberAttrsInvalid.With("value of %q is %d bytes, at most %d", k, len(v), l.MemberAttributeValueBytes).OfArguments()
 		}
 	}
 	var users []UserID

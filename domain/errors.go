@@ -23,6 +23,9 @@ type Error struct {
 	// values behind a version conflict, the keys a partial write skipped); a
 	// protocol reply carries it as its data.
 	Data any
+	// args marks an occurrence decided from the command's arguments alone
+	// (OfArguments).
+	args bool
 }
 
 func (e *Error) Error() string {
@@ -51,6 +54,20 @@ func (e *Error) WithData(data any) *Error {
 	c.Data = data
 	return &c
 }
+
+// OfArguments returns a copy of e marked as decided from the command's
+// arguments alone (a key too long): no change of state by another writer
+// could have let it pass, so the engine does not look at the log again
+// before it answers, as it does for a code that is also decided from state
+// (a limit on what a room holds).
+func (e *Error) OfArguments() *Error {
+	c := *e
+	c.args = true
+	return &c
+}
+
+// FromArguments reports whether e was decided from the arguments alone.
+func (e *Error) FromArguments() bool { return e.args }
 
 func newError(code Code, name, msg string) *Error {
 	return &Error{Code: code, Name: name, Message: msg}

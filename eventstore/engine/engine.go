@@ -329,9 +329,9 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 // before; a member whose attributes went when it left through another
 // node), so the engine confirms them against the log before returning them:
 // a refusal appends nothing, so nothing else would refresh that cache.
-// Refusals of the arguments alone are not rechecked; the limit codes also
-// cover a key that is too long, which costs such a refusal one look at the
-// log.
+// Refusals of the arguments alone are not rechecked: codes such as the
+// limits' that the domain also decides from the arguments (a key too long)
+// are marked so there (domain.Error.OfArguments).
 var stateRefusals = []*domain.Error{
 	domain.ErrRoomFull, domain.ErrVersionConflict, domain.ErrAttributeOwned, domain.ErrUserNotInRoom,
 	domain.ErrNotInRoom, domain.ErrNotLoggedIn, domain.ErrSessionNotOpen, domain.ErrTooManyRooms,
@@ -349,6 +349,9 @@ func noop(d domain.Decision) bool {
 
 // recheckable reports refusals decided from state other writers change.
 func recheckable(err error) bool {
+	if de := (*domain.Error)(nil); errors.As(err, &de) && de.FromArguments() {
+		return false
+	}
 	for _, r := range stateRefusals {
 		if errors.Is(err, r) {
 			return true

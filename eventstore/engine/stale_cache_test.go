@@ -1,8 +1,12 @@
 package engine_test
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore/estest"
@@ -189,5 +193,38 @@ func TestAMemberAttributeLimitIsRecheckedOnAStaleCache(t *testing.T) {
 		domain.SetMemberAttributes{Session: "s1", Room: "r1", Users: []domain.UserID{"u3"}, Set: map[string]string{"new": "v"}})
 	if err != nil {
 		t.Fatalf("u3 has 29 attributes of 30, yet a 30th is refused: %v", err)
+	}
+}
+
+// The limit codes are also decided from the arguments alone (a key too
+// long). Rechecking those against the log, as the first version of the
+// limits' recheck did, cost a leader round trip per refusal while the
+// room's lock was held: a client sending a bad key over and over slowed
+// every write to the room. They are marked as the arguments' and answered
+// at once.
+func TestAnArgumentRefusalDoesNotLookAtTheLog(t *testing.T) {
+	log := estest.Open(t, nil)
+	a := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, a, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, a, domain.SetRoomAttributes{Session: "s1", Room: "r1", Set: map[string]string{"k": "v"}}) // cache warm
+	requests := func() int64 {
+		v, err := log.Server().Varz(&server.VarzOptions{}) // every request to the server counts
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.InMsgs
+	}
+	before := requests()
+	const tries = 50
+	bad := strings.Repeat("k", 4096)
+	for range tries {
+		_, err := a.Execute(estest.Ctx(t), domain.Meta{App: estest.App},
+			domain.SetRoomAttributes{Session: "s1", Room: "r1", Set: map[string]string{bad: "v"}})
+		if !errors.Is(err, domain.ErrAttributesInvalid) {
+			t.Fatalf("a key of %d bytes: %v", len(bad), err)
+		}
+	}
+	if n := requests() - before; n > 0 {
+		t.Errorf("%d refusals of a key too long (the argument alone) sent %d requests to the NATS server", tries, n)
 	}
 }
