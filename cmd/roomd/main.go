@@ -121,6 +121,9 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 			}
 		}
 	})
+	if o.natsListen == "" {
+		o.natsListen = "off" // -nats-listen= : no port either
+	}
 	return o, errors.Join(errs...)
 }
 

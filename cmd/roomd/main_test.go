@@ -154,9 +154,11 @@ func TestMediaFlags(t *testing.T) {
 	// A gateway or media node alone on a log nobody else can reach would
 	// never see the other half of the media plane.
 	for _, role := range []string{"gateway", "media"} {
-		o, _ = parse([]string{"-data", t.TempDir(), "-role", role, "-nats-listen", "off"}, env(nil), io.Discard)
-		if _, _, err := config(o, logger); err == nil || !strings.Contains(err.Error(), "-nats-url") {
-			t.Errorf("-role %s -nats-listen off: %v, want a refusal naming -nats-url", role, err)
+		for _, off := range []string{"-nats-listen=off", "-nats-listen="} {
+			o, _ = parse([]string{"-data", t.TempDir(), "-role", role, off}, env(nil), io.Discard)
+			if _, _, err := config(o, logger); err == nil || !strings.Contains(err.Error(), "-nats-url") {
+				t.Errorf("-role %s %s: %v, want a refusal naming -nats-url", role, off, err)
+			}
 		}
 	}
 	o, _ = parse([]string{"-data", t.TempDir(), "-media-ports", "9-1"}, env(nil), io.Discard)

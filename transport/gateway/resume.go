@@ -189,10 +189,15 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		return nil, protocol.ResumeReply{}, nil, err
 	}
 	fresh.mu.Lock()
-	used := fresh.bound || fresh.app != ""
+	used, refused := fresh.bound || fresh.app != "", fresh.resumeRefused
 	fresh.mu.Unlock()
 	if used {
 		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("resume must come before any login on a connection")
+	}
+	if refused {
+		// Each refusal of a timed-out session may read the log for its
+		// kicks: once a connection.
+		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("a resume was refused on this connection already; log in")
 	}
 	if srv.cfg.Presence == nil {
 		return nil, protocol.ResumeReply{}, nil, protocol.ErrResumeFailed.With("this node does not keep sessions across connections")
@@ -227,8 +232,17 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		return nil, protocol.ResumeReply{}, nil, domain.ErrUnavailable.With("presence: %v", err)
 	}
 	if !alive {
+		fresh.mu.Lock()
+		fresh.resumeRefused = true
+		fresh.mu.Unlock()
 		refused := protocol.ErrResumeFailed.With("the session timed out; log in again")
-		if kicked := srv.kickedWhileAway(ctx, sid, r); len(kicked) > 0 {
+		kicked, err := srv.kickedWhileAway(ctx, sid, r)
+		if err != nil {
+			// Unanswered, the client would log in to a room it was kicked
+			// out of: it tries again on another connection instead.
+			return nil, protocol.ResumeReply{}, nil, domain.ErrUnavailable.With("the log: %v", err)
+		}
+		if len(kicked) > 0 {
 			refused = refused.WithData(protocol.ResumeRefused{Kicked: kicked})
 		}
 		return nil, protocol.ResumeReply{}, nil, refused
@@ -368,13 +382,15 @@ func (srv *Server) stopOld(ctx context.Context, sid domain.SessionID, c *conn) e
 	}
 }
 
-// releaseOn asks node to let go of session sid and waits, at most a
-// command's time, until the command its connection there was running has
-// ended. A node that is gone (no one answers) runs nothing of it; one that
-// does not answer in time is not waited for longer: the takeover notice
-// still closes its connection, as it did before this request existed.
+// releaseOn asks node to let go of session sid and waits, at most
+// releaseWait, until the command its connection there was running has
+// ended (cancelled by the release, it ends at once). A node that is gone
+// (no one answers) runs nothing of it; one that does not answer in time (a
+// frozen host whose connection the NATS server has not yet timed out) is
+// not waited for longer: the takeover notice still closes its connection,
+// as it did before this request existed.
 func (srv *Server) releaseOn(ctx context.Context, node string, sid domain.SessionID) {
-	rctx, cancel := context.WithTimeout(ctx, srv.cfg.CommandTimeout)
+	rctx, cancel := context.WithTimeout(ctx, min(srv.cfg.CommandTimeout, releaseWait))
 	defer cancel()
 	answer, err := srv.cfg.Bus.Request(rctx, releaseSubject+"."+eventstore.Token(node), []byte(sid))
 	switch {
@@ -537,44 +553,66 @@ func (srv *Server) untilDeparture(ctx context.Context, app domain.AppID, sid dom
 // which timed out, those it was kicked out of after the seq the client got
 // there, each with the state the member was told: a kick is final, and a
 // client that logged in to such a room again would kick the session that
-// took its place. The app is the client's token's; without a token that
-// verifies, or naming more rooms than the app allows a session, nothing is
-// looked up.
-func (srv *Server) kickedWhileAway(ctx context.Context, sid domain.SessionID, r protocol.ResumeRequest) map[string]protocol.RoomStateChanged {
+// took its place.
+//
+// What a client can make the server read is bounded: nothing without an
+// app token that verifies and whose app and user are the session's, as the
+// log has it (a connection's own new session, or another user's, reads
+// nothing); at most twice the app's room limit of rooms, each read for at
+// most maxKickScan records after the client's seq (a departure further on
+// is not looked for); and one refusal per connection (reattach).
+func (srv *Server) kickedWhileAway(ctx context.Context, sid domain.SessionID, r protocol.ResumeRequest) (
+	map[string]protocol.RoomStateChanged, error) {
 	if r.Token == "" || len(r.Rooms) == 0 {
-		return nil
+		return nil, nil
 	}
 	claims, err := srv.cfg.Signer.Verify(r.Token)
 	app := domain.AppID(claims.App)
 	if err != nil || len(r.Rooms) > 2*max(srv.cfg.Policy(app).MaxRooms, 1) {
-		return nil
+		return nil, nil
+	}
+	st, err := srv.sessionState(ctx, domain.SessionKey(app, sid))
+	if err != nil {
+		return nil, err
+	}
+	if st == nil || !st.Opened || st.User != domain.UserID(claims.User) {
+		return nil, nil
 	}
 	var kicked map[string]protocol.RoomStateChanged
 	for room, after := range r.Rooms {
-		recs, ok, err := srv.untilDeparture(ctx, app, sid, domain.RoomID(room), after)
-		if err != nil {
-			srv.cfg.Logger.Warn("reading a timed-out session's departure failed", "session", sid, "room", room, "err", err)
-			continue
-		}
-		if !ok {
-			continue
-		}
-		last := recs[len(recs)-1].Events
-		for i := range last {
-			d, isLeave := last[i].Data.(*domain.MemberLeftData)
-			if !isLeave || d.Session != sid || last[i].Seq <= after {
-				continue
-			}
-			if d.Reason == domain.ReasonKickedByBackend || d.Reason == domain.ReasonKickedDuplicateLogin {
-				if kicked == nil {
-					kicked = map[string]protocol.RoomStateChanged{}
+		key := domain.RoomKey(app, domain.RoomID(room))
+		subject := srv.cfg.Log.Subject(string(key.App), string(key.Kind), key.ID)
+		var left *domain.MemberLeftData
+		read := 0
+		_, _, err := srv.readRoom(ctx, subject, after, 0, func(rec projections.Record) bool {
+			read++
+			for i := range rec.Events {
+				if e := &rec.Events[i]; e.Seq > after && departs(e, sid) {
+					left, _ = e.Data.(*domain.MemberLeftData) // nil: the room was destroyed
+					return true
 				}
-				kicked[room] = stateOf(d.Reason, d.BySession)
 			}
+			return read >= maxKickScan
+		})
+		if err != nil {
+			return nil, err
+		}
+		if left != nil && (left.Reason == domain.ReasonKickedByBackend || left.Reason == domain.ReasonKickedDuplicateLogin) {
+			if kicked == nil {
+				kicked = map[string]protocol.RoomStateChanged{}
+			}
+			kicked[room] = stateOf(left.Reason, left.BySession)
 		}
 	}
-	return kicked
+	return kicked, nil
 }
+
+// releaseWait bounds how long a resume waits for the session's previous
+// node to let go of it.
+const releaseWait = 2 * time.Second
+
+// maxKickScan bounds the records of one room kickedWhileAway reads.
+const maxKickScan = 2000
 
 // departs reports whether event e ends session sid's membership.
 func departs(e *domain.Event, sid domain.SessionID) bool {

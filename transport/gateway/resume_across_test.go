@@ -1,11 +1,14 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/tests/netcut"
@@ -88,4 +91,47 @@ func TestAResumeOnAnotherNodeWaitsForTheCommandRunningThere(t *testing.T) {
 	bob.Login("r2", "bob", holdToken(t, b, "bob"))
 	bob.Do("b", protocol.OpBroadcast, protocol.MessageRequest{Room: "r2", Message: "to r2"})
 	again.Until(func(f protocol.Frame) bool { return f.Room == "r2" && f.Event == protocol.EvBroadcastMessage })
+}
+
+// wedgedBus is a node's bus whose release requests are never answered: the
+// node's NATS connection is up (the server still routes release.A to it)
+// but the node does not answer (a frozen host whose TCP connection the NATS
+// server has not yet timed out).
+type wedgedBus struct{ *eventstore.Bus }
+
+func (b wedgedBus) Serve(subject string, fn func(ctx context.Context, data []byte) []byte) (func() error, error) {
+	if strings.HasPrefix(subject, "release.") {
+		fn = func(ctx context.Context, _ []byte) []byte { <-ctx.Done(); return nil }
+	}
+	return b.Bus.Serve(subject, fn)
+}
+
+// A resume of a session whose previous node does not answer the release
+// waits for it a moment (releaseWait, 2 s), not a command's time: the first
+// version of the release made every such resume wait the whole
+// CommandTimeout (10 s by default, 30 s here), most of the SDKs' request
+// timeout, in exactly the failover resumes exist for.
+func TestAResumeAwayFromANodeThatDoesNotAnswerIsNotHeldUp(t *testing.T) {
+	shared, joined := estest.Shared(t)
+	a := buildHandNode(t, shared, "A", nil, nil)
+	addrA := a.serve(t, gateway.Config{Bus: wedgedBus{a.bus}}, nil)
+	estest.RunLive(t, a.log, a.live)
+	b := buildHandNode(t, joined, "B", nil, nil)
+	const commandTimeout = 30 * time.Second
+	addrB := b.serve(t, gateway.Config{CommandTimeout: commandTimeout}, nil)
+	estest.RunLive(t, b.log, b.live)
+
+	proxy := netcut.Start(t, addrA)
+	alice := wire.Dial(t, proxy.Addr())
+	tok := holdToken(t, a, "alice")
+	snap := alice.Login("r1", "alice", tok)
+	proxy.Drop()
+	again := wire.Dial(t, addrB)
+	start := time.Now()
+	reply := again.Do("r", protocol.OpResume, protocol.ResumeRequest{ResumeToken: alice.Hello.ResumeToken, Token: tok,
+		Rooms: map[string]uint64{"r1": snap.Seq}})
+	if took := time.Since(start); took > commandTimeout/2 {
+		t.Errorf("the resume on B took %v (reply code %d): it waited a command's time for a node that does not answer",
+			took, reply.Code)
+	}
 }

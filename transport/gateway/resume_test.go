@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -198,6 +200,51 @@ func TestAResumeRefusedAfterTheTimeoutNamesTheRoomsKickedOutOf(t *testing.T) {
 		k.By != laptop.Hello.Session {
 		t.Fatalf("the refusal's kicked rooms: %+v, want r1 KickOut %d by %s", refused.Kicked, domain.ErrKickedDuplicate.Code,
 			laptop.Hello.Session)
+	}
+}
+
+// What a refused resume may make the server read for its kicks is bounded.
+// A connection that never logged in names its own new session (no one's in
+// the log) with an app token and ten rooms at seq 0: the first version read
+// each room's whole history, as often as the client asked on one
+// connection (600 JetStream requests for 20 refusals). Now the session must
+// be in the log with the token's app and user, and a connection gets one
+// such refusal.
+func TestARefusedResumeReadsNoRoomsForASessionItDoesNotOwn(t *testing.T) {
+	n := startNode(t, gateway.Config{})
+	for i := range 10 {
+		w := dial(t, n)
+		w.Login(fmt.Sprint("r", i), fmt.Sprint("u", i), token(t, n, fmt.Sprint("u", i)))
+		w.Do("m", protocol.OpBroadcast, protocol.MessageRequest{Room: fmt.Sprint("r", i), Message: "x"})
+	}
+	api := func() uint64 {
+		jsz, err := n.Log.Server().Jsz(&server.JSzOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jsz.API.Total
+	}
+	rooms := map[string]uint64{}
+	for i := range 10 { // twice the default room limit
+		rooms[fmt.Sprint("r", i)] = 0
+	}
+	mallory := dial(t, n) // never logs in: its hello names a session no one knows
+	again := dial(t, n)
+	before := api()
+	again.Send("r1", protocol.OpResume, protocol.ResumeRequest{ResumeToken: mallory.Hello.ResumeToken,
+		Token: token(t, n, "mallory"), Rooms: rooms})
+	if f := again.Reply("r1"); f.Code != protocol.ErrResumeFailed.Code || len(f.Data) != 0 {
+		t.Fatalf("resume of a session no one knows: %+v", f)
+	}
+	// Reading the session's own record takes a few requests; ten rooms'
+	// histories take tens.
+	if calls := api() - before; calls > 5 {
+		t.Errorf("a resume of a session no one knows made %d JetStream API requests: it read the rooms it named", calls)
+	}
+	again.Send("r2", protocol.OpResume, protocol.ResumeRequest{ResumeToken: mallory.Hello.ResumeToken,
+		Token: token(t, n, "mallory"), Rooms: rooms})
+	if f := again.Reply("r2"); f.Code != protocol.ErrResumeFailed.Code || !strings.Contains(f.Message, "already") {
+		t.Errorf("a second resume on the connection: %+v, want a refusal without a look", f)
 	}
 }
 

@@ -23,14 +23,17 @@ type session struct {
 	id  domain.SessionID
 	srv *Server
 
-	mu     sync.Mutex
-	app    domain.AppID
-	user   domain.User // bound by the first successful login
-	bound  bool
-	mode   domain.RoomMode
-	claims *auth.Claims // the current token's
-	expiry engine.Timer // warns before the token expires
-	rooms  map[domain.RoomID]bool
+	mu    sync.Mutex
+	app   domain.AppID
+	user  domain.User // bound by the first successful login
+	bound bool
+	// resumeRefused is set on a connection's new session once a resume of
+	// a timed-out session was refused on it: it may not try again.
+	resumeRefused bool
+	mode          domain.RoomMode
+	claims        *auth.Claims // the current token's
+	expiry        engine.Timer // warns before the token expires
+	rooms         map[domain.RoomID]bool
 	// quiet holds the rooms the session asked not to be told of other
 	// users in (ZEGO isUserStatusNotify = false).
 	quiet map[domain.RoomID]bool
