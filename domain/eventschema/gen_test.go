@@ -624,6 +624,15 @@ In Go with nats.go's jetstream package:
         md, _ := m.Metadata() // md.Sequence.Stream: the cursor's first half
     })
 
+An ordered consumer (above) delivers in log order and starts itself over at
+any gap. A durable consumer does not: a message sent to a client whose
+connection then broke is sent again only after the consumer's ack wait,
+after the messages that follow it. A reader that needs log order can watch
+` + "`md.Sequence.Consumer`" + `, which every delivery (redeliveries included) takes
+in turn: a skipped number is a delivery that never arrived, and reading the
+log from the last stream sequence handled fills it. ` + "`projections/consume`" + `
+(roomstats) does exactly that.
+
 ## Versioning
 
 - A field is only ever **added**, as optional: old events lack it, and a
