@@ -41,28 +41,20 @@ func (l *Log) ReadSubjectBackward(ctx context.Context, subject string, before ui
 		defer cancel()
 	}
 	op := "read back " + subject
-	inbox := l.nc.NewInbox()
-	sub, err := l.nc.SubscribeSync(inbox)
-	if err != nil {
-		return 0, classify(op, err)
-	}
-	defer sub.Unsubscribe()
-	api := "$JS.API.DIRECT.GET." + l.cfg.Stream
 	var oldest uint64
 	upTo := uint64(0) // the stream's last
 	if before > 0 {
 		upTo = before - 1
 	}
 	for {
-		req, _ := json.Marshal(directLast{MultiLast: []string{subject}, UpTo: upTo})
-		if err := l.nc.PublishRequest(api, inbox, req); err != nil {
-			return oldest, classify(op, err)
-		}
+		// Each round trip waits readAttempt at most and is asked again, on
+		// an inbox of its own, as a forward read's are.
 		var rec Record
-		found := false
-		if _, err := l.readBatch(ctx, sub, func(r Record) error {
-			rec, found = r, true
-			return nil
+		var found bool
+		if err := l.retryRead(ctx, op, func(ctx context.Context) error {
+			var err error
+			rec, found, err = l.lastBelow(ctx, subject, upTo)
+			return err
 		}); err != nil {
 			return oldest, err
 		}
@@ -76,4 +68,26 @@ func (l *Log) ReadSubjectBackward(ctx context.Context, subject string, before ui
 		}
 		upTo = rec.Seq - 1
 	}
+}
+
+// lastBelow asks for subject's last record at or below upTo (0: the
+// stream's last) with one multi-last direct get, on an inbox of its own (so
+// that a late answer to an earlier attempt is never taken for this one's).
+func (l *Log) lastBelow(ctx context.Context, subject string, upTo uint64) (rec Record, found bool, err error) {
+	op := "read back " + subject
+	inbox := l.nc.NewInbox()
+	sub, err := l.nc.SubscribeSync(inbox)
+	if err != nil {
+		return Record{}, false, classify(op, err)
+	}
+	defer sub.Unsubscribe()
+	req, _ := json.Marshal(directLast{MultiLast: []string{subject}, UpTo: upTo})
+	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+l.cfg.Stream, inbox, req); err != nil {
+		return Record{}, false, classify(op, err)
+	}
+	_, err = l.readBatch(ctx, sub, func(r Record) error {
+		rec, found = r, true
+		return nil
+	})
+	return rec, found, err
 }

@@ -92,30 +92,47 @@ func TestClusterNodesStartedTogetherAllComeUp(t *testing.T) {
 // The answer to a batched direct get is lost (the server's side of the
 // connection goes silent, then the connection breaks). The read asks again
 // on the new connection after its per-request timeout instead of waiting out
-// the caller's whole budget (a command's 10 s).
+// the caller's whole budget (a command's 10 s). So does a backward read (a
+// room's history pages, a login's last messages), which used to wait out
+// the budget and fail ("direct get: context deadline exceeded").
 func TestReadSubjectRetriesALostReply(t *testing.T) {
-	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
-	subject := server.Subject("a", "room", "r")
-	for i := range 3 {
-		if _, err := server.Append(estest.Ctx(t), eventstore.Message{Subject: subject, MsgID: fmt.Sprint(i), Expected: uint64(i), Data: []byte("x")}); err != nil {
-			t.Fatal(err)
-		}
+	reads := map[string]func(ctx context.Context, l *eventstore.Log, subject string) (int, uint64, error){
+		"forward": func(ctx context.Context, l *eventstore.Log, subject string) (int, uint64, error) {
+			var got int
+			last, err := l.ReadSubject(ctx, subject, 1, func(eventstore.Record) error { got++; return nil })
+			return got, last, err
+		},
+		"backward": func(ctx context.Context, l *eventstore.Log, subject string) (int, uint64, error) {
+			var got int
+			oldest, err := l.ReadSubjectBackward(ctx, subject, 0, func(eventstore.Record) (bool, error) { got++; return true, nil })
+			return got, 4 - oldest, err // the oldest of 3 is 1: 3, as forward's last
+		},
 	}
-	proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
-	reader := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), Password: estest.Password, ReadOnly: true,
-		Logger: estest.Logger(t)})
+	for name, read := range reads {
+		t.Run(name, func(t *testing.T) {
+			server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
+			subject := server.Subject("a", "room", "r")
+			for i := range 3 {
+				if _, err := server.Append(estest.Ctx(t), eventstore.Message{Subject: subject, MsgID: fmt.Sprint(i), Expected: uint64(i), Data: []byte("x")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
+			reader := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), Password: estest.Password, ReadOnly: true,
+				Logger: estest.Logger(t)})
 
-	proxy.MuteServer()
-	time.AfterFunc(200*time.Millisecond, proxy.Cut)
-	ctx, cancel := context.WithTimeout(estest.Ctx(t), 8*time.Second)
-	defer cancel()
-	var got int
-	last, err := reader.ReadSubject(ctx, subject, 1, func(eventstore.Record) error { got++; return nil })
-	if err != nil || got != 3 || last != 3 {
-		t.Fatalf("read after a lost reply: %d records, last %d, err %v", got, last, err)
-	}
-	if reader.ReadRetries() == 0 {
-		t.Fatal("the read was not retried")
+			proxy.MuteServer()
+			time.AfterFunc(200*time.Millisecond, proxy.Cut)
+			ctx, cancel := context.WithTimeout(estest.Ctx(t), 8*time.Second)
+			defer cancel()
+			got, last, err := read(ctx, reader, subject)
+			if err != nil || got != 3 || last != 3 {
+				t.Fatalf("%s read after a lost reply: %d records, err %v", name, got, err)
+			}
+			if reader.ReadRetries() == 0 {
+				t.Fatal("the read was not retried")
+			}
+		})
 	}
 }
 

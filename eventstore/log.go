@@ -149,7 +149,8 @@ func (p *PendingAck) Wait(ctx context.Context) (Ack, error) {
 	case err := <-p.f.Err():
 		p.err = appendErr(p.m, err)
 	case <-ctx.Done():
-		return Ack{}, classify("wait for append to "+p.m.Subject, ctx.Err())
+		// Cancelled or out of time alike, the append may still land.
+		return Ack{}, fmt.Errorf("%w: wait for append to %s: %w", ErrUnavailable, p.m.Subject, ctx.Err())
 	}
 	p.done = true
 	return p.ack, p.err

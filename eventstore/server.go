@@ -293,6 +293,9 @@ func (c Config) validate() error {
 	if strings.ContainsAny(c.User, " \t\r\n:@/") {
 		bad("User %q: want no whitespace, ':', '@' or '/'", c.User)
 	}
+	if c.User == ownerUser {
+		bad("User %q is the embedded server's owner, kept for the process that embeds it", c.User)
+	}
 	if c.ConnectTimeout < 0 {
 		bad("ConnectTimeout %v is negative", c.ConnectTimeout)
 	}
