@@ -22,7 +22,17 @@ type Meta struct {
 	// it, so the log stores a step of one request once, however many
 	// commands try it within the stream's duplicate window.
 	Request string
+	// Stored lists the aggregates an earlier attempt of this command
+	// stored a step to, before a later step of it met another writer and
+	// the command is decided again (the engine sets it): a decision that
+	// finds what its own step did there goes on from it rather than
+	// refusing (a leave whose room step landed releases the claim).
+	Stored []Key
 }
+
+// stored reports whether an earlier attempt of the command stored a step
+// to k.
+func (m Meta) stored(k Key) bool { return slices.Contains(m.Stored, k) }
 
 // Command is a request to change something. Its name is used in logs and
 // metrics only.

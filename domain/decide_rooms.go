@@ -333,9 +333,14 @@ func (x *decision) leave(c LeaveRoom) error {
 	}
 	var left []gone
 	var streams []Key
+	var ours []RoomID // departures an earlier attempt of this command stored
 	for _, id := range rooms {
 		r := x.room(id)
 		m, ok := r.MemberBySession(s.User, c.Session)
+		if !ok && s.Opened && x.m.stored(x.roomKey(id)) {
+			ours = append(ours, id)
+			continue
+		}
 		if !ok || !s.Opened {
 			if c.Room != "" {
 				return ErrNotInRoom
@@ -354,6 +359,10 @@ func (x *decision) leave(c LeaveRoom) error {
 		m := r.Members[s.User]
 		stopped = append(stopped, x.removeMember(r, g.room, m, MemberLeftData{Reason: c.Reason}, true)...)
 		x.out.Rooms = append(x.out.Rooms, g.room)
+	}
+	for _, id := range ours {
+		x.out.Rooms = append(x.out.Rooms, id)
+		left = append(left, gone{room: id})
 	}
 	for _, g := range left {
 		if cl, ok := s.Claims[g.room]; ok {

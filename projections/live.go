@@ -656,7 +656,7 @@ func ReadState(ctx context.Context, log *eventstore.Log, k domain.Key) (state an
 	_, err = log.Read(ctx, []string{log.Subject(string(k.App), string(k.Kind), k.ID)}, 1, func(raw eventstore.Record) error {
 		rec, err := Decode(raw)
 		if err != nil {
-			return err
+			return nil // passed over, as the fold passes over it
 		}
 		for i := range rec.Events {
 			e := &rec.Events[i]
@@ -695,7 +695,7 @@ func ReadConnection(ctx context.Context, log *eventstore.Log, app domain.AppID, 
 	_, err = log.Read(ctx, []string{log.Subject(string(app), string(domain.KindRoom), string(room))}, 1, func(raw eventstore.Record) error {
 		rec, err := Decode(raw)
 		if err != nil {
-			return err
+			return nil // passed over, as the fold passes over it
 		}
 		for i := range rec.Events {
 			e := &rec.Events[i]

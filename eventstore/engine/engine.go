@@ -243,6 +243,13 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 			}
 			slept = false
 		}
+		// What earlier attempts stored, so that the decision goes on from it.
+		m.Stored = m.Stored[:0]
+		for _, a := range res.Appended {
+			if !slices.Contains(m.Stored, a.Key) {
+				m.Stored = append(m.Stored, a.Key)
+			}
+		}
 		d, derr, need := e.decide(ctx, entries, m, cmd, now)
 		if derr != nil && need == nil {
 			if IsInternal(derr) {
