@@ -137,12 +137,19 @@ func (h *hub) enter(s *session, key domain.Key, r *domain.Room, at uint64, hold 
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.live.Read(func(m *projections.Model) {
-		a := m.App(key.App)
-		if a == nil {
-			return
+		var live *domain.Room
+		if a := m.App(key.App); a != nil {
+			live = a.Rooms[domain.RoomID(key.ID)]
 		}
-		if live := a.Rooms[domain.RoomID(key.ID)]; live != nil && (r == nil || live.Seq > r.Seq) {
+		switch {
+		case live != nil && (r == nil || live.Seq > r.Seq):
 			r, at = live.Clone(), m.Cursor
+		case live == nil && r != nil && m.Cursor >= at:
+			// Folded past s's command, the projection no longer holds the
+			// room: it ended since (destroyed through another node, whose
+			// event the hub has sent to its members already). The engine's
+			// copy is older than that.
+			r, at = &domain.Room{}, m.Cursor
 		}
 	})
 	if r == nil {
