@@ -459,7 +459,7 @@ func (x *decision) switchRoom(c SwitchRoom) error {
 			x.releaseStreams(stopped, ReasonSwitch)
 			return err
 		}
-		quiet := mFrom.Quiet
+		quiet := inFrom && mFrom.Quiet // not in From: a retry after its step landed
 		if c.Quiet != nil {
 			quiet = *c.Quiet
 		}

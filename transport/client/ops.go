@@ -138,8 +138,12 @@ func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOpt
 	e := entry{op: protocol.OpEnterRoom, name: opts.ToName, token: opts.Token, role: opts.Role, config: opts.Config}
 	if opts.UserStatusNotify != nil {
 		e.quiet = !*opts.UserStatusNotify
-	} else if r := c.rooms[from]; r != nil {
-		e.quiet = r.entry.quiet // the server keeps the member's flag too
+	} else if r := c.rooms[from]; r != nil && r.entry.quiet {
+		// The server keeps the member's flag too; said explicitly, it
+		// also holds for a switch decided again after its From step.
+		e.quiet = true
+		off := false
+		req.UserStatusNotify = &off
 	}
 	if r := c.rooms[from]; r != nil && r.entry.op == protocol.OpLogin && c.user != nil {
 		u := *c.user
