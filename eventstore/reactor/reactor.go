@@ -4,7 +4,8 @@
 // rooms. It reads the room events through a durable JetStream consumer
 // (watermill-nats) shared by every node, so each event is handled by one
 // node, and a follow-up that a crashed node did not finish is redelivered to
-// another.
+// another. A consumer removed on the server while the reactor runs is
+// recreated, from just after the last acknowledgement floor the reactor saw.
 package reactor
 
 import (
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -49,16 +51,28 @@ type Config struct {
 	Consumer string
 	// Timeout bounds one follow-up command. Default 10 s.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// RecreateFor bounds how long the reactor tries to recreate its
+	// durable consumer once it is gone from the server (an operator
+	// removed it, or the whole stream went): Run then returns an error,
+	// which makes the node unready. Default 1 min.
+	RecreateFor time.Duration
+	Logger      *slog.Logger
 }
 
 // Reactor runs follow-ups from a durable consumer of the room events.
 type Reactor struct {
-	cfg    Config
-	router *message.Router
-	sub    *wmjs.Subscriber
-	nc     *nats.Conn // the subscriber's own connection
-	gate   *deliveryGate
+	cfg  Config
+	wlog watermill.LoggerAdapter
+	// first is the subscriber New prepares; Run builds another each time
+	// the consumer has to be recreated.
+	first   *generation
+	running chan struct{}
+	// floor is the highest acknowledgement floor (a stream sequence) seen
+	// on the shared consumer: every room event up to it had its follow-ups
+	// done, by one node or another.
+	floor atomic.Uint64
+	// recreated counts the subscribers built after the consumer was gone.
+	recreated atomic.Uint64
 	// retries counts deliveries whose follow-ups failed (redelivered later).
 	retries atomic.Uint64
 	// malformed counts the messages passed over because they could not be
@@ -66,9 +80,54 @@ type Reactor struct {
 	malformed atomic.Uint64
 }
 
+// generation is one subscriber, on a connection of its own, and the router
+// that runs the follow-ups of what it receives.
+type generation struct {
+	nc       *nats.Conn
+	sub      *wmjs.Subscriber
+	router   *message.Router
+	gate     *deliveryGate
+	consumer atomic.Pointer[jetstream.Consumer] // set when the router subscribes
+	created  time.Time                          // when the server created it
+	bindErr  error                              // or why it could not
+	// lost hears that nats.go stopped pulling for good (the consumer was
+	// deleted on the server); check, that a pull went unanswered (is the
+	// consumer still there?).
+	lost  chan error
+	check chan error
+
+	started time.Time
+	cancel  context.CancelFunc // the router's context
+	done    chan struct{}      // closed when the router's Run returned err
+	err     error
+}
+
+// How the reactor watches and recreates its consumer.
+const (
+	// checkEvery is how often the consumer's information is read: its
+	// acknowledgement floor (where a recreated consumer starts), and that
+	// it is still there (should the deletion notice have been missed).
+	checkEvery = 5 * time.Second
+	// The wait before recreating the consumer grows from minBackoff to
+	// maxBackoff while attempts fail or recreated consumers soon go again,
+	// and is back to minBackoff after one that lasted stableAfter. Even the
+	// first waits: the server tells pulls of a removal, and frees the
+	// name, before it removes the consumer's folder, which a consumer of
+	// the same name created meanwhile shares (nats-server 2.15: it loses
+	// its files, and a later update of it fails).
+	minBackoff  = 100 * time.Millisecond
+	maxBackoff  = 5 * time.Second
+	stableAfter = time.Minute
+)
+
 // Malformed returns how many log messages the reactor passed over because
 // they could not be decoded.
 func (r *Reactor) Malformed() uint64 { return r.malformed.Load() }
+
+// Recreated returns how many times the reactor subscribed again after its
+// durable consumer was gone from the server, recreating it (or binding the
+// one another node recreated).
+func (r *Reactor) Recreated() uint64 { return r.recreated.Load() }
 
 // New validates cfg and prepares the reactor.
 func New(cfg Config) (*Reactor, error) {
@@ -88,60 +147,169 @@ func New(cfg Config) (*Reactor, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	if cfg.RecreateFor == 0 {
+		cfg.RecreateFor = time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	r := &Reactor{cfg: cfg, running: make(chan struct{})}
 	// Watermill logs every message at info: keep that at debug.
-	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{
+	r.wlog = watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{
 		slog.LevelInfo: slog.LevelDebug,
 	})
-	// The subscriber drains the connection it is given when it closes, so
-	// it gets its own.
-	nc, err := cfg.Log.NewConn("roomlog-reactor")
+	var err error
+	if r.first, err = r.newGeneration(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// newGeneration prepares a subscriber, on a connection of its own (the
+// subscriber drains the connection it is given when it closes), and its
+// router.
+func (r *Reactor) newGeneration() (*generation, error) {
+	nc, err := r.cfg.Log.NewConn("roomlog-reactor")
 	if err != nil {
 		return nil, fmt.Errorf("reactor: %w", err)
 	}
-	gate := newDeliveryGate()
-	stream := cfg.Log.StreamName()
-	filter := cfg.Log.KindFilter(string(domain.KindRoom))
+	g := &generation{nc: nc, gate: newDeliveryGate(), lost: make(chan error, 1), check: make(chan error, 1)}
+	// A pull that nats.go gives up on ends delivery for good, while
+	// watermill's channel stays open: Run is told, instead of waiting for
+	// ever. A pull request to a consumer that is not there (removed while
+	// this connection was down, or while the request was on its way) is
+	// answered "no responders", and nats.go pulls again only once it
+	// misses heartbeats (30 s): Run looks whether the consumer is there.
+	onPullError := func(_ jetstream.ConsumeContext, err error) {
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound),
+			errors.Is(err, jetstream.ErrBadRequest), errors.Is(err, jetstream.ErrConnectionClosed):
+			select {
+			case g.lost <- err:
+			default:
+			}
+		case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoHeartbeat):
+			select {
+			case g.check <- err:
+			default:
+			}
+		}
+	}
 	sub, err := wmjs.NewSubscriber(wmjs.SubscriberConfig{
 		Conn:           nc,
-		Logger:         wlog,
-		AckWaitTimeout: cfg.Timeout + 5*time.Second,
+		Logger:         r.wlog,
+		AckWaitTimeout: r.cfg.Timeout + 5*time.Second,
 		NakDelay:       wmjs.NewStaticDelay(time.Second),
-		Unmarshaler:    recordUnmarshaler{gate: gate},
+		Unmarshaler:    recordUnmarshaler{gate: g.gate},
 		ResourceInitializer: func(ctx context.Context, js jetstream.JetStream, _ string) (jetstream.Consumer,
 			func(context.Context, watermill.LoggerAdapter), error) {
-			// A durable consumer: it survives restarts and is shared by
-			// every node (watermill's own grouped consumer is not durable).
-			c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-				Durable:        cfg.Consumer,
-				FilterSubjects: []string{filter},
-				AckPolicy:      jetstream.AckExplicitPolicy,
-				AckWait:        cfg.Timeout + 5*time.Second,
-				DeliverPolicy:  jetstream.DeliverAllPolicy,
-				MaxAckPending:  256,
-			})
-			return c, nil, err
+			c, err := r.bind(ctx, js)
+			if err != nil {
+				g.bindErr = fmt.Errorf("binding consumer %s: %w", r.cfg.Consumer, err)
+				return nil, nil, err
+			}
+			g.created = c.CachedInfo().Created
+			g.consumer.Store(&c)
+			return c, nil, nil
 		},
+		ConsumeOptions: []jetstream.PullConsumeOpt{jetstream.ConsumeErrHandler(onPullError)},
 	})
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("reactor: %w", err)
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.Timeout}, wlog)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.Timeout}, r.wlog)
 	if err != nil {
 		sub.Close()
 		return nil, fmt.Errorf("reactor: %w", err)
 	}
-	r := &Reactor{cfg: cfg, router: router, sub: sub, nc: nc, gate: gate}
-	router.AddConsumerHandler("followups", cfg.Consumer, sub, r.handle)
-	return r, nil
+	router.AddConsumerHandler("followups", r.cfg.Consumer, sub, func(msg *message.Message) error {
+		return r.handle(g.gate, msg)
+	})
+	g.sub, g.router = sub, router
+	return g, nil
 }
 
-// Run handles events until ctx is done, then stops and returns nil.
+// bind returns the shared durable consumer (watermill's own grouped
+// consumer is not durable), creating it if the server has none: from the
+// start of the log the first time, and once it was removed, from just after
+// the highest acknowledgement floor the reactor saw (everything up to it was
+// done; in doubt, from the start again: follow-ups are idempotent). One
+// that is there keeps where it started, which the server cannot change
+// (another node may have recreated it from what it saw), and is updated to
+// this version's other settings if they differ.
+func (r *Reactor) bind(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	stream := r.cfg.Log.StreamName()
+	want := jetstream.ConsumerConfig{
+		Durable:        r.cfg.Consumer,
+		FilterSubjects: []string{r.cfg.Log.KindFilter(string(domain.KindRoom))},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        r.cfg.Timeout + 5*time.Second,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		MaxAckPending:  256,
+	}
+	for range 3 {
+		c, err := js.Consumer(ctx, stream, r.cfg.Consumer)
+		switch {
+		case err == nil:
+			have, cfg := c.CachedInfo().Config, want
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+			if !sameSettings(have, cfg) {
+				c, err = js.CreateOrUpdateConsumer(ctx, stream, cfg)
+			}
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			cfg := want
+			if f := r.floor.Load(); f > 0 {
+				cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, f+1
+			}
+			c, err = js.CreateConsumer(ctx, stream, cfg)
+			if errors.Is(err, jetstream.ErrConsumerExists) {
+				continue // another node created it first: that one is used
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.noteFloor(c.CachedInfo())
+		return c, nil
+	}
+	return nil, fmt.Errorf("reactor: consumer %s kept changing while it was bound", r.cfg.Consumer)
+}
+
+// sameSettings reports whether a consumer's configuration on the server
+// has the settings bind sets. Updating one that has is not only useless: a
+// consumer recreated while the server was removing the one before may have
+// lost its folder, and its update fails.
+func sameSettings(have, want jetstream.ConsumerConfig) bool {
+	filters := have.FilterSubjects
+	if have.FilterSubject != "" {
+		filters = append([]string{have.FilterSubject}, filters...)
+	}
+	return slices.Equal(filters, want.FilterSubjects) && have.AckPolicy == want.AckPolicy &&
+		have.AckWait == want.AckWait && have.MaxAckPending == want.MaxAckPending
+}
+
+// noteFloor keeps the consumer's acknowledgement floor, if higher.
+func (r *Reactor) noteFloor(info *jetstream.ConsumerInfo) {
+	if info == nil {
+		return
+	}
+	for {
+		old := r.floor.Load()
+		if info.AckFloor.Stream <= old || r.floor.CompareAndSwap(old, info.AckFloor.Stream) {
+			return
+		}
+	}
+}
+
+// Run handles events until ctx is done, then stops and returns nil. If the
+// consumer is gone from the server, Run recreates it and goes on, and
+// returns an error if that fails for Config.RecreateFor.
 //
-// The stop is ordered, to work around watermill-nats (v2.1.3): it closes
+// Each subscriber, the first and any Run builds to recreate the consumer,
+// is stopped in order, to work around watermill-nats (v2.1.3): it closes
 // its output channel when the subscriber closes, while a delivery may be
 // about to send on it, and the send panics ("send on closed channel") and
 // takes the node down; nats.go even runs deliveries already buffered after
@@ -152,35 +320,189 @@ func New(cfg Config) (*Reactor, error) {
 // find the subscriber closed and discard their message, which stays
 // unacknowledged for the next reactor.
 func (r *Reactor) Run(ctx context.Context) error {
-	routerCtx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- r.router.Run(routerCtx) }()
-	select {
-	case err := <-done: // the router failed on its own
-		r.sub.Close()
+	g := r.first
+	g.start()
+	if err := r.waitRunning(ctx, g); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
-	case <-ctx.Done():
 	}
-	if err := r.drain(); err != nil {
-		r.cfg.Logger.Warn("reactor: draining its connection", "err", err)
+	close(r.running)
+	delay := minBackoff
+	for {
+		gone, err := r.follow(ctx, g)
+		if gone == nil {
+			return err
+		}
+		if time.Since(g.started) >= stableAfter {
+			delay = minBackoff
+		}
+		if g, err = r.recreate(ctx, gone, &delay); g == nil {
+			return err
+		}
 	}
-	if !r.gate.stop(r.cfg.Timeout + 5*time.Second) {
-		r.cfg.Logger.Warn("reactor: deliveries still under way at shutdown")
-	}
-	r.sub.Close() // its connection is closed already: nothing left to drain
-	r.gate.release()
-	cancel()
-	<-done
-	return nil
 }
 
-// drain drains the subscriber's connection and waits until it is closed.
-func (r *Reactor) drain() error {
+// start runs g's router.
+func (g *generation) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.started, g.cancel, g.done = time.Now(), cancel, make(chan struct{})
+	go func() {
+		g.err = g.router.Run(ctx)
+		if g.err == nil && ctx.Err() == nil {
+			g.err = errors.New("reactor: the router stopped on its own")
+		}
+		close(g.done)
+	}()
+}
+
+// waitRunning waits until g's router runs, and returns nil then; if it
+// fails (the consumer could not be bound), or ctx ends, g is stopped.
+func (r *Reactor) waitRunning(ctx context.Context, g *generation) error {
+	select {
+	case <-g.router.Running():
+		return nil
+	case <-g.done:
+		g.sub.Close()
+		if g.bindErr != nil {
+			return g.bindErr // without watermill's stack trace
+		}
+		return g.err
+	case <-ctx.Done():
+		r.stop(g)
+		return ctx.Err()
+	}
+}
+
+// follow watches g while it runs. It returns nil, nil when ctx is done,
+// and an error if the router failed; when the consumer is gone from the
+// server, or g's pull waits for nothing, it returns why. g is stopped in
+// every case.
+func (r *Reactor) follow(ctx context.Context, g *generation) (gone, err error) {
+	tick := time.NewTicker(checkEvery)
+	defer tick.Stop()
+	for {
+		var pullErr error
+		select {
+		case <-ctx.Done():
+			r.stop(g)
+			return nil, nil
+		case <-g.done: // the router failed on its own
+			g.sub.Close()
+			return nil, g.err
+		case gone := <-g.lost:
+			r.stop(g)
+			return gone, nil
+		case <-tick.C:
+		case pullErr = <-g.check:
+		}
+		ictx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+		info, err := (*g.consumer.Load()).Info(ictx)
+		cancel()
+		switch {
+		case err == nil && !info.Created.Equal(g.created):
+			// Removed and recreated (by another node, say) since g bound
+			// it: g's pull may wait on the one removed, with no word of it
+			// (the server sends "consumer deleted" only to the pull
+			// requests it holds at that moment), until nats.go misses
+			// heartbeats (30 s).
+			r.stop(g)
+			return errReplaced, nil
+		case err == nil && errors.Is(pullErr, nats.ErrNoResponders):
+			// There again: g's pull, unanswered, waits for heartbeats.
+			r.stop(g)
+			return errUnanswered, nil
+		case err == nil:
+			r.noteFloor(info)
+		case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+			r.stop(g)
+			return err, nil
+		}
+		// Otherwise the server does not answer now: the next check tells.
+	}
+}
+
+// Why follow stops a subscriber whose consumer is there.
+var (
+	errReplaced   = errors.New("the consumer was removed and recreated on the server (by another node?)")
+	errUnanswered = errors.New("a pull request went unanswered while the consumer was missing for a moment")
+)
+
+// recreate builds a subscriber whose consumer is recreated (or bound, if
+// another node recreated it), trying again with a growing delay, up to
+// Config.RecreateFor. It returns nil and no error if ctx ends first.
+func (r *Reactor) recreate(ctx context.Context, gone error, delay *time.Duration) (*generation, error) {
+	lostAt := time.Now()
+	from := "the start of the log"
+	if f := r.floor.Load(); f > 0 {
+		from = "stream sequence " + strconv.FormatUint(f+1, 10)
+	}
+	if errors.Is(gone, errReplaced) || errors.Is(gone, errUnanswered) {
+		r.cfg.Logger.Warn("reactor: its pull may wait on a durable consumer that is gone; subscribing again",
+			"consumer", r.cfg.Consumer, "err", gone)
+	} else {
+		r.cfg.Logger.Warn("reactor: its durable consumer is gone from the server (removed?); recreating it: "+
+			"follow-ups wait until then", "consumer", r.cfg.Consumer, "err", gone, "from", from)
+	}
+	for attempt := 1; ; attempt++ {
+		t := time.NewTimer(*delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil
+		case <-t.C:
+		}
+		*delay = min(2**delay, maxBackoff)
+		g, err := r.newGeneration()
+		if err == nil {
+			g.start()
+			err = r.waitRunning(ctx, g)
+		}
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		if err == nil {
+			r.recreated.Add(1)
+			cfg := (*g.consumer.Load()).CachedInfo().Config
+			start := "the start of the log"
+			if cfg.DeliverPolicy == jetstream.DeliverByStartSequencePolicy {
+				start = "stream sequence " + strconv.FormatUint(cfg.OptStartSeq, 10)
+			}
+			r.cfg.Logger.Warn("reactor: its durable consumer is back; follow-ups go on", "consumer", r.cfg.Consumer,
+				"from", start, "after", time.Since(lostAt).Round(time.Millisecond), "attempts", attempt)
+			return g, nil
+		}
+		if time.Since(lostAt) >= r.cfg.RecreateFor {
+			return nil, fmt.Errorf("reactor: its durable consumer %s is gone from the server and could not be "+
+				"recreated for %v (%d attempts; no follow-up runs on this node until it restarts): %w",
+				r.cfg.Consumer, r.cfg.RecreateFor, attempt, err)
+		}
+		r.cfg.Logger.Warn("reactor: recreating its durable consumer failed; trying again", "consumer", r.cfg.Consumer,
+			"attempt", attempt, "in", *delay, "err", err)
+	}
+}
+
+// stop stops g in the order Run's comment explains.
+func (r *Reactor) stop(g *generation) {
+	if err := r.drain(g.nc); err != nil {
+		r.cfg.Logger.Warn("reactor: draining its connection", "err", err)
+	}
+	if !g.gate.stop(r.cfg.Timeout + 5*time.Second) {
+		r.cfg.Logger.Warn("reactor: deliveries still under way at shutdown")
+	}
+	g.sub.Close() // its connection is closed already: nothing left to drain
+	g.gate.release()
+	g.cancel()
+	<-g.done
+}
+
+// drain drains a subscriber's connection and waits until it is closed.
+func (r *Reactor) drain(nc *nats.Conn) error {
 	closed := make(chan struct{})
-	r.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := r.nc.Drain(); err != nil {
-		if r.nc.IsClosed() {
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		if nc.IsClosed() {
 			return nil
 		}
 		return err
@@ -189,19 +511,19 @@ func (r *Reactor) drain() error {
 	case <-closed:
 		return nil
 	case <-time.After(r.cfg.Timeout + 5*time.Second):
-		r.nc.Close()
+		nc.Close()
 		return errors.New("drain did not finish in time")
 	}
 }
 
 // Running is closed once the reactor is consuming.
-func (r *Reactor) Running() chan struct{} { return r.router.Running() }
+func (r *Reactor) Running() chan struct{} { return r.running }
 
 // handle runs the follow-ups of one log message. A follow-up that the domain
 // refuses is done (it found nothing to do or a newer state); a log that cannot
 // be reached makes the message come back later.
-func (r *Reactor) handle(msg *message.Message) error {
-	err := r.handleOnce(msg)
+func (r *Reactor) handle(gate *deliveryGate, msg *message.Message) error {
+	err := r.handleOnce(gate, msg)
 	if err != nil {
 		r.retries.Add(1)
 	}
@@ -212,10 +534,10 @@ func (r *Reactor) handle(msg *message.Message) error {
 // delivered again.
 func (r *Reactor) Retries() uint64 { return r.retries.Load() }
 
-func (r *Reactor) handleOnce(msg *message.Message) error {
+func (r *Reactor) handleOnce(gate *deliveryGate, msg *message.Message) error {
 	// The delivery ends when watermill-nats ends the message's context,
 	// after the message is acknowledged (or not).
-	context.AfterFunc(msg.Context(), r.gate.leave)
+	context.AfterFunc(msg.Context(), gate.leave)
 	events, err := domain.DecodeEvents(msg.Payload)
 	if err != nil {
 		// Not written by an engine: nothing follows from it. Left
