@@ -486,6 +486,9 @@ func (x *decision) kickUser(c KickUser) error {
 	}
 	r := x.room(c.Room)
 	m, ok := r.Members[c.User]
+	if !ok && x.m.stored(x.roomKey(c.Room)) {
+		return nil // an earlier attempt removed the member; the reactor released the rest
+	}
 	if !ok {
 		return ErrUserNotInRoom
 	}

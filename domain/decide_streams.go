@@ -1,5 +1,7 @@
 package domain
 
+import "errors"
+
 // soleRoom returns the room a single-room session is in, by its claim.
 func soleRoom(s *Session) (RoomID, bool) {
 	if len(s.Claims) != 1 {
@@ -136,6 +138,17 @@ func (x *decision) stopPublishing(c StopPublishing) error {
 		return err
 	}
 	e, _, st, err := x.publisherRoom(c.Session, c.Stream)
+	if errors.Is(err, ErrStreamNotFound) {
+		// An earlier attempt stored the room's step, and the reactor,
+		// following it, released the registry before this command's own
+		// step: the stop took effect.
+		for _, k := range x.m.Stored {
+			if k.Kind == KindRoom {
+				x.out.Rooms = []RoomID{RoomID(k.ID)}
+				return nil
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -226,5 +227,50 @@ func TestAnArgumentRefusalDoesNotLookAtTheLog(t *testing.T) {
 	}
 	if n := requests() - before; n > 0 {
 		t.Errorf("%d refusals of a key too long (the argument alone) sent %d requests to the NATS server", tries, n)
+	}
+}
+
+// The reactor follows a command's first step before the command's own
+// later step lands: a stop_publish's room step (stream_stopped) lands, the
+// reactor's follow-up releases the stream ID first, and the command's own
+// release conflicts. Decided again, the command found the stream gone and
+// refused with stream_not_found a stop that had taken effect (seen 1 run in
+// 5 of TestAWaitingPlayersRequestsGoToTheNodeThatHoldsItAfterAResume). A
+// backend kick met the same with the session's claim: user_not_in_room for
+// a kick that was done. Both now see their own earlier step
+// (domain.Meta.Stored) and succeed.
+func TestACommandWhoseLaterStepTheReactorDidFirstSucceeds(t *testing.T) {
+	cases := map[string]struct {
+		cmd func() domain.Command
+		// followUp is what the reactor runs once the room step is stored.
+		followUp domain.Command
+	}{
+		"stop_publish": {
+			cmd:      func() domain.Command { return domain.StopPublishing{Session: "s1", Stream: "cam"} },
+			followUp: domain.ReleaseStreamClaim{Stream: "cam", Claim: 1, Reason: domain.ReasonStopped},
+		},
+		"kick": {
+			cmd:      func() domain.Command { return domain.KickUser{Room: "r1", User: "u1"} },
+			followUp: domain.ReleaseRoomClaim{Session: "s1", Room: "r1", Claim: 2, Reason: domain.ReasonKickedByBackend},
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			log := estest.Open(t, nil)
+			a := estest.Engine(t, log, nil, nil)
+			reactor := estest.Engine(t, log, nil, nil)
+			estest.Exec(t, a, estest.Login("s1", "u1", "r1"))
+			estest.Exec(t, a, estest.Login("s2", "u2", "r1")) // keeps r1 alive
+			estest.Exec(t, a, domain.PublishStream{Session: "s1", Room: "r1", Stream: "cam"})
+			var once sync.Once
+			a.SetStepStored(func(k domain.Key) {
+				if k.Kind == domain.KindRoom {
+					once.Do(func() { estest.Exec(t, reactor, c.followUp) })
+				}
+			})
+			if _, err := a.Execute(estest.Ctx(t), domain.Meta{App: estest.App}, c.cmd()); err != nil {
+				t.Fatalf("%s, whose later step the reactor did first: %v", name, err)
+			}
+		})
 	}
 }
