@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -423,4 +424,42 @@ func TestEveryNodesReactorGoesOnAfterTheSharedConsumerIsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	estest.Eventually(t, "node A alone runs a follow-up", destroy(a))
+}
+
+// watchers counts watermill routers' watchAllHandlersStopped goroutines:
+// one per router that is running, none once every router stopped.
+func watchers() int {
+	buf := make([]byte, 1<<22)
+	n := runtime.Stack(buf, true)
+	return strings.Count(string(buf[:n]), "(*Router).watchAllHandlersStopped.func1(")
+}
+
+// Each failed attempt to recreate the consumer (the stream is gone) built a
+// router whose Run failed in Subscribe: watermill's AddHandler had counted
+// the handler, its goroutine never started, and the router's
+// watchAllHandlersStopped goroutine waited for ever (one left per attempt,
+// some 17 a minute of outage). A recreation now binds the consumer first
+// and builds a router only on a bound one.
+func TestFailedRecreationsLeaveNoRouterBehind(t *testing.T) {
+	before := watchers()
+	log := estest.Open(t, nil)
+	e := estest.Engine(t, log, nil, nil)
+	_, stop, done := startReactor(t, reactor.Config{Engine: e, Log: log, RecreateFor: 3 * time.Second})
+	if err := jetStreamOf(t, log).DeleteStream(estest.Ctx(t), log.StreamName()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return within 60 s of the stream's removal")
+	}
+	err := stop()
+	t.Logf("Run: %v", err)
+	deadline := time.Now().Add(30 * time.Second)
+	for watchers() > before && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := watchers() - before; n > 0 {
+		t.Fatalf("%d watermill router goroutines left after Run returned (one per failed recreation)", n)
+	}
 }

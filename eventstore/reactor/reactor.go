@@ -159,20 +159,24 @@ func New(cfg Config) (*Reactor, error) {
 		slog.LevelInfo: slog.LevelDebug,
 	})
 	var err error
-	if r.first, err = r.newGeneration(); err != nil {
+	nc, err := cfg.Log.NewConn("roomlog-reactor")
+	if err != nil {
+		return nil, fmt.Errorf("reactor: %w", err)
+	}
+	if r.first, err = r.newGeneration(nc, nil); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-// newGeneration prepares a subscriber, on a connection of its own (the
-// subscriber drains the connection it is given when it closes), and its
-// router.
-func (r *Reactor) newGeneration() (*generation, error) {
-	nc, err := r.cfg.Log.NewConn("roomlog-reactor")
-	if err != nil {
-		return nil, fmt.Errorf("reactor: %w", err)
-	}
+// newGeneration prepares a subscriber on nc, a connection of its own (the
+// subscriber drains the connection it is given when it closes; it is closed
+// if this fails), and its router. bound, if not nil, is the consumer already
+// bound (a recreation binds first: a router whose subscription fails leaves
+// a goroutine of watermill's waiting for ever); else the subscription binds
+// it.
+func (r *Reactor) newGeneration(nc *nats.Conn, bound jetstream.Consumer) (*generation, error) {
+	var err error
 	g := &generation{nc: nc, gate: newDeliveryGate(), lost: make(chan error, 1), check: make(chan error, 1)}
 	// A pull that nats.go gives up on ends delivery for good, while
 	// watermill's channel stays open: Run is told, instead of waiting for
@@ -203,7 +207,10 @@ func (r *Reactor) newGeneration() (*generation, error) {
 		Unmarshaler:    recordUnmarshaler{gate: g.gate},
 		ResourceInitializer: func(ctx context.Context, js jetstream.JetStream, _ string) (jetstream.Consumer,
 			func(context.Context, watermill.LoggerAdapter), error) {
-			c, err := r.bind(ctx, js)
+			c, err := bound, error(nil)
+			if c == nil {
+				c, err = r.bind(ctx, js)
+			}
 			if err != nil {
 				g.bindErr = fmt.Errorf("binding consumer %s: %w", r.cfg.Consumer, err)
 				return nil, nil, err
@@ -454,7 +461,7 @@ func (r *Reactor) recreate(ctx context.Context, gone error, delay *time.Duration
 		case <-t.C:
 		}
 		*delay = min(2**delay, maxBackoff)
-		g, err := r.newGeneration()
+		g, err := r.rebind(ctx)
 		if err == nil {
 			g.start()
 			err = r.waitRunning(ctx, g)
@@ -481,6 +488,24 @@ func (r *Reactor) recreate(ctx context.Context, gone error, delay *time.Duration
 		r.cfg.Logger.Warn("reactor: recreating its durable consumer failed; trying again", "consumer", r.cfg.Consumer,
 			"attempt", attempt, "in", *delay, "err", err)
 	}
+}
+
+// rebind binds the consumer (recreating it if it is gone) on a new
+// connection, and prepares a generation on it.
+func (r *Reactor) rebind(ctx context.Context) (*generation, error) {
+	nc, err := r.cfg.Log.NewConn("roomlog-reactor")
+	if err != nil {
+		return nil, fmt.Errorf("reactor: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		var c jetstream.Consumer
+		if c, err = r.bind(ctx, js); err == nil {
+			return r.newGeneration(nc, c)
+		}
+	}
+	nc.Close()
+	return nil, fmt.Errorf("binding consumer %s: %w", r.cfg.Consumer, err)
 }
 
 // stop stops g in the order Run's comment explains.
