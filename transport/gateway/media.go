@@ -190,7 +190,13 @@ func (b *mediaBook) deliverLocked(e media.StateEvent) bool {
 	case e.Peer == "" || (known && cur.peer == ""):
 		// No identity to go by (a node that mints none, or the node that
 		// tells of a dead node's streams): the node alone decides.
-		if ending && known && cur.node == e.Node {
+		if !known {
+			return true
+		}
+		if cur.node != e.Node {
+			return false // about a peer on another node, which an offer replaced
+		}
+		if ending {
 			delete(b.at, mc)
 		}
 		return true

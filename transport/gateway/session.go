@@ -916,11 +916,14 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 			u = domain.User{ID: st.User, Name: st.UserName}
 		}
 	}
-	var quiet *bool
+	// As the member is in from, unless the request says: said here, it
+	// also holds for a switch decided again after its from step (the
+	// member is gone from there then).
+	q := s.isQuiet(domain.RoomID(r.From))
 	if r.UserStatusNotify != nil {
-		q := !*r.UserStatusNotify
-		quiet = &q
+		q = !*r.UserStatusNotify
 	}
+	quiet := &q
 	return s.join(ctx, req, to, claims, u, domain.SwitchRoom{Session: s.id, From: domain.RoomID(r.From), To: to,
 		ToName: r.ToName, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config), Quiet: quiet},
 		r.History)
