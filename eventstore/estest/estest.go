@@ -102,3 +102,20 @@ func Purge(tb testing.TB, log *eventstore.Log, seq uint64) {
 		tb.Fatalf("purge the log before %d: %v", seq, err)
 	}
 }
+
+// JetStream returns JetStream on a connection of the test's own to log's
+// server (closed when the test ends), for what a test does behind the log's
+// back: look at a consumer, remove one.
+func JetStream(tb testing.TB, log *eventstore.Log) jetstream.JetStream {
+	tb.Helper()
+	nc, err := log.NewConn("test")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return js
+}

@@ -22,26 +22,10 @@ import (
 
 const consumerName = "reactor-followups-v1"
 
-// jetStreamOf returns JetStream on a connection of the test's own to the
-// log's server.
-func jetStreamOf(t *testing.T, log *eventstore.Log) jetstream.JetStream {
-	t.Helper()
-	nc, err := log.NewConn("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 // streamOf returns the log's stream.
 func streamOf(t *testing.T, log *eventstore.Log) jetstream.Stream {
 	t.Helper()
-	s, err := jetStreamOf(t, log).Stream(estest.Ctx(t), log.StreamName())
+	s, err := estest.JetStream(t, log).Stream(estest.Ctx(t), log.StreamName())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +256,7 @@ func TestReactorGivesUpWhenItsConsumerCannotBeRecreated(t *testing.T) {
 	logger, lines := estest.Capture(t)
 	_, stop, done := startReactor(t, reactor.Config{Engine: e, Log: log, Logger: logger,
 		RecreateFor: 2 * time.Second})
-	if err := jetStreamOf(t, log).DeleteStream(estest.Ctx(t), log.StreamName()); err != nil {
+	if err := estest.JetStream(t, log).DeleteStream(estest.Ctx(t), log.StreamName()); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -445,7 +429,7 @@ func TestFailedRecreationsLeaveNoRouterBehind(t *testing.T) {
 	log := estest.Open(t, nil)
 	e := estest.Engine(t, log, nil, nil)
 	_, stop, done := startReactor(t, reactor.Config{Engine: e, Log: log, RecreateFor: 3 * time.Second})
-	if err := jetStreamOf(t, log).DeleteStream(estest.Ctx(t), log.StreamName()); err != nil {
+	if err := estest.JetStream(t, log).DeleteStream(estest.Ctx(t), log.StreamName()); err != nil {
 		t.Fatal(err)
 	}
 	select {

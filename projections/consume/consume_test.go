@@ -217,7 +217,7 @@ func (a *recorder) consumer(t *testing.T, log *eventstore.Log, name string, afte
 func TestRedeliveriesAreSkippedAndTheSavedCursorNeverMovesBack(t *testing.T) {
 	const ackWait = 2 * time.Second
 	log := estest.Open(t, nil)
-	js := jetStream(t, log)
+	js := estest.JetStream(t, log)
 	info := func() *jetstream.ConsumerInfo { return consumerInfo(js, log.StreamName(), "slow") }
 
 	app := &recorder{block: make(chan struct{})}

@@ -60,20 +60,6 @@ func consumerInfo(js jetstream.JetStream, stream, name string) *jetstream.Consum
 	return i
 }
 
-func jetStream(t *testing.T, log *eventstore.Log) jetstream.JetStream {
-	t.Helper()
-	nc, err := log.NewConn("test-admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 // A consumer follows the log live over TCP. What the server sends it is
 // lost for a moment (a network blip), then the connection breaks and
 // nats.go reconnects by itself. The server counts the lost messages as
@@ -88,7 +74,7 @@ func TestMessagesLostInAReconnectAreReadFromTheLog(t *testing.T) {
 	proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
 	client := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), Password: estest.Password, BindStream: true,
 		Logger: estest.Logger(t)})
-	js := jetStream(t, server)
+	js := estest.JetStream(t, server)
 	info := func() *jetstream.ConsumerInfo { return consumerInfo(js, server.StreamName(), "blip") }
 
 	// AckWait is long enough that no lost message is redelivered before the
@@ -127,7 +113,7 @@ func TestMessagesLostInAReconnectAreReadFromTheLog(t *testing.T) {
 // cursor it hands over the rest, each event once.
 func TestRunFailsWhenItsConsumerIsDeleted(t *testing.T) {
 	log := estest.Open(t, nil)
-	js := jetStream(t, log)
+	js := estest.JetStream(t, log)
 	app := &recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -222,7 +208,7 @@ func TestALossNoticedOnARedeliveryIsStillReadFromTheLog(t *testing.T) {
 	proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
 	client := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), Password: estest.Password, BindStream: true,
 		Logger: estest.Logger(t)})
-	js := jetStream(t, server)
+	js := estest.JetStream(t, server)
 	info := func() *jetstream.ConsumerInfo { return consumerInfo(js, server.StreamName(), "mixed") }
 
 	app := &recorder{block: make(chan struct{})}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
 
@@ -53,33 +54,33 @@ func stateInfo(e Event) (reason, zimState, zimEvent string) {
 func TestSDKARoomAResumeLeavesOutGetsAFinalState(t *testing.T) {
 	n := startNode(t, nil)
 	p := openHarness(t, n)
-	g := startScripted(t)
-	p.newEngine("b", g.url(), nil)
+	g := clienttest.StartScripted(t, "127.0.0.1:*")
+	p.newEngine("b", g.URL(), nil)
 	bob := user{"bob", "Bob"}
 
 	p.start("r1", "b", "loginRoom", "r1", "tok", bob)
-	c1 := g.next(t)
-	c1.hello("s1", "rt-s1")
+	c1 := g.Next(t)
+	c1.Hello("s1", "rt-s1")
 	for i, room := range []string{"r1", "r2", "r3"} {
 		if i > 0 {
 			p.start(room, "b", "loginRoom", room, "tok", bob)
 		}
-		c1.serveEntry(c1.req(protocol.OpLogin), room, uint64(3+i))
+		c1.ServeEntry(c1.Req(protocol.OpLogin), room, uint64(3+i))
 		if r := p.outcome(room); !r.OK {
 			t.Fatalf("loginRoom(%s): %+v", room, r)
 		}
 	}
 	p.start("logout", "b", "logoutRoom", "r3")
-	c1.reply(c1.req(protocol.OpLogout).ID, protocol.RoomsReply{Rooms: []string{"r3"}})
+	c1.Reply(c1.Req(protocol.OpLogout).ID, protocol.RoomsReply{Rooms: []string{"r3"}})
 	if r := p.outcome("logout"); !r.OK {
 		t.Fatalf("logoutRoom(r3): %+v", r)
 	}
 	mark := p.Len()
-	c1.ws.CloseNow() // before r3's departure
+	c1.Drop() // before r3's departure
 
-	c2 := g.next(t)
-	c2.hello("s1b", "rt-s1b")
-	rs := c2.req(protocol.OpResume)
+	c2 := g.Next(t)
+	c2.Hello("s1b", "rt-s1b")
+	rs := c2.Req(protocol.OpResume)
 	var sent protocol.ResumeRequest
 	if err := json.Unmarshal(rs.Data, &sent); err != nil {
 		t.Fatal(err)
@@ -87,7 +88,7 @@ func TestSDKARoomAResumeLeavesOutGetsAFinalState(t *testing.T) {
 	if got := slices.Sorted(maps.Keys(sent.Rooms)); !slices.Equal(got, []string{"r1", "r2", "r3"}) {
 		t.Fatalf("the resume named %v, want r1, r2, r3", got)
 	}
-	c2.reply(rs.ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt2",
+	c2.Reply(rs.ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt2",
 		Rooms: map[string]protocol.ResumedRoom{"r1": {Status: "resumed", Seq: 3}}}) // nothing of r2 and r3
 
 	p.WaitState(mark, "b", "r1", "RECONNECTED")

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/transport/client"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
@@ -14,22 +15,22 @@ import (
 // leaveScripted makes a leave r1 the way how says (LogoutRoom, LeaveRoom,
 // or SwitchRoom to r2), served by c: the reply comes, the departure (a room
 // event) does not yet.
-func leaveScripted(t *testing.T, a *client.Client, c *scriptedConn, how string) {
+func leaveScripted(t *testing.T, a *client.Client, c *clienttest.ScriptedConn, how string) {
 	t.Helper()
 	errc := make(chan error, 1)
 	switch how {
 	case "logout":
 		go func() { errc <- a.LogoutRoom(ctx(t), "r1") }()
-		c.reply(c.req(protocol.OpLogout).ID, protocol.RoomsReply{Rooms: []string{"r1"}})
+		c.Reply(c.Req(protocol.OpLogout).ID, protocol.RoomsReply{Rooms: []string{"r1"}})
 	case "leave":
 		go func() { errc <- a.LeaveRoom(ctx(t), "r1") }()
-		c.reply(c.req(protocol.OpLeaveRoom).ID, protocol.RoomsReply{Rooms: []string{"r1"}})
+		c.Reply(c.Req(protocol.OpLeaveRoom).ID, protocol.RoomsReply{Rooms: []string{"r1"}})
 	case "switch":
 		go func() {
 			_, err := a.SwitchRoom(ctx(t), "r1", "r2", client.SwitchOptions{})
 			errc <- err
 		}()
-		c.serveEntry(c.req(protocol.OpSwitchRoom), "r2", 9)
+		c.ServeEntry(c.Req(protocol.OpSwitchRoom), "r2", 9)
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -45,20 +46,20 @@ func leaveScripted(t *testing.T, a *client.Client, c *scriptedConn, how string) 
 func TestALeaveWhoseDepartureWasLostWithItsSessionIsReported(t *testing.T) {
 	for _, how := range []string{"logout", "leave", "switch"} {
 		t.Run(how, func(t *testing.T) {
-			g := startScripted(t)
+			g := clienttest.StartScripted(t)
 			r := newRec(t, "alice")
 			r.AllowReconnects()
 			a, c1 := dialScripted(t, g, r, "s1")
 			scriptedLogin(t, c1, a, "r1", 5)
 			leaveScripted(t, a, c1, how)
 			settle(t, a, c1, r) // what came so far
-			c1.ws.CloseNow()
+			c1.Drop()
 
-			c2 := g.next(t)
-			c2.hello("s2", "rt-s2")
-			c2.refuse(c2.req(protocol.OpResume).ID, protocol.ErrResumeFailed) // the session timed out
+			c2 := g.Next(t)
+			c2.Hello("s2", "rt-s2")
+			c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed) // the session timed out
 			if how == "switch" {
-				c2.serveEntry(c2.req(protocol.OpLogin), "r2", 9) // r2, not r1, is entered again
+				c2.ServeEntry(c2.Req(protocol.OpLogin), "r2", 9) // r2, not r1, is entered again
 			}
 			// settle fails the test if the client sends anything else first
 			// (a login into r1).
@@ -93,7 +94,7 @@ func TestALeaveWhoseDepartureWasLostWithItsSessionIsReported(t *testing.T) {
 // have brought. The client forgets both: the next resume names neither.
 // Both used to be forgotten silently, r2 left in Reconnecting for good.
 func TestARoomAResumeLeavesOutGetsAFinalState(t *testing.T) {
-	g := startScripted(t)
+	g := clienttest.StartScripted(t)
 	r := newRec(t, "alice")
 	r.AllowReconnects()
 	a, c1 := dialScripted(t, g, r, "s1")
@@ -102,15 +103,15 @@ func TestARoomAResumeLeavesOutGetsAFinalState(t *testing.T) {
 	scriptedLogin(t, c1, a, "r3", 7)
 	errc := make(chan error, 1)
 	go func() { errc <- a.LogoutRoom(ctx(t), "r3") }()
-	c1.reply(c1.req(protocol.OpLogout).ID, protocol.RoomsReply{Rooms: []string{"r3"}})
+	c1.Reply(c1.Req(protocol.OpLogout).ID, protocol.RoomsReply{Rooms: []string{"r3"}})
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	c1.ws.CloseNow() // before r3's departure
+	c1.Drop() // before r3's departure
 
-	c2 := g.next(t)
-	c2.hello("s1b", "rt-s1b")
-	rs := c2.req(protocol.OpResume)
+	c2 := g.Next(t)
+	c2.Hello("s1b", "rt-s1b")
+	rs := c2.Req(protocol.OpResume)
 	var sent protocol.ResumeRequest
 	if err := json.Unmarshal(rs.Data, &sent); err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func TestARoomAResumeLeavesOutGetsAFinalState(t *testing.T) {
 	if got := slices.Sorted(maps.Keys(sent.Rooms)); !slices.Equal(got, []string{"r1", "r2", "r3"}) {
 		t.Fatalf("the resume named %v, want r1, r2, r3", got)
 	}
-	c2.reply(rs.ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt2",
+	c2.Reply(rs.ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt2",
 		Rooms: map[string]protocol.ResumedRoom{"r1": {Status: "resumed", Seq: 5}}}) // nothing of r2 and r3
 	seen := settle(t, a, c2, r)
 	last := finalStates(seen)
@@ -137,10 +138,10 @@ func TestARoomAResumeLeavesOutGetsAFinalState(t *testing.T) {
 
 	// The client forgot r2 and r3: the next resume names r1 alone, and only
 	// r1 is told Reconnecting.
-	c2.ws.CloseNow()
-	c3 := g.next(t)
-	c3.hello("s1c", "rt-s1c")
-	rs = c3.req(protocol.OpResume)
+	c2.Drop()
+	c3 := g.Next(t)
+	c3.Hello("s1c", "rt-s1c")
+	rs = c3.Req(protocol.OpResume)
 	sent = protocol.ResumeRequest{}
 	if err := json.Unmarshal(rs.Data, &sent); err != nil {
 		t.Fatal(err)
@@ -148,7 +149,7 @@ func TestARoomAResumeLeavesOutGetsAFinalState(t *testing.T) {
 	if got := slices.Sorted(maps.Keys(sent.Rooms)); !slices.Equal(got, []string{"r1"}) {
 		t.Errorf("the next resume named %v, want r1 alone", got)
 	}
-	c3.reply(rs.ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt3",
+	c3.Reply(rs.ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt3",
 		Rooms: map[string]protocol.ResumedRoom{"r1": {Status: "resumed", Seq: 5}}})
 	for _, e := range settle(t, a, c3, r) {
 		if e.Kind == "state" && e.Room != "r1" {

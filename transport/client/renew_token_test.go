@@ -36,17 +36,17 @@ func TestATokenRenewedWhileReconnectingGoesWithTheResumeAndTheRelogins(t *testin
 	for _, resumed := range []bool{true, false} {
 		name := map[bool]string{true: "resumed", false: "timed out"}[resumed]
 		t.Run(name, func(t *testing.T) {
-			g := startScripted(t)
+			g := clienttest.StartScripted(t)
 			r := newRec(t, "alice")
 			r.AllowReconnects()
 			a, c1 := dialScripted(t, g, r, "s1")
 			scriptedLogin(t, c1, a, "r1", 5) // with "tok"
-			c1.ws.CloseNow()
+			c1.Drop()
 
-			c2 := g.next(t) // the client waits for its hello
+			c2 := g.Next(t) // the client waits for its hello
 			errc := renewWhileReconnecting(t, a, "fresh")
-			c2.hello("s1b", "rt-s1b")
-			rs := c2.req(protocol.OpResume)
+			c2.Hello("s1b", "rt-s1b")
+			rs := c2.Req(protocol.OpResume)
 			var res protocol.ResumeRequest
 			if err := json.Unmarshal(rs.Data, &res); err != nil {
 				t.Fatal(err)
@@ -55,11 +55,11 @@ func TestATokenRenewedWhileReconnectingGoesWithTheResumeAndTheRelogins(t *testin
 				t.Errorf("the resume carried token %q, want the one renewed meanwhile, %q", res.Token, "fresh")
 			}
 			if resumed {
-				c2.reply(rs.ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt2",
+				c2.Reply(rs.ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt2",
 					Rooms: map[string]protocol.ResumedRoom{"r1": {Status: "resumed", Seq: 5}}})
 			} else {
-				c2.refuse(rs.ID, protocol.ErrResumeFailed)
-				lr := c2.req(protocol.OpLogin)
+				c2.Refuse(rs.ID, protocol.ErrResumeFailed)
+				lr := c2.Req(protocol.OpLogin)
 				var login protocol.LoginRequest
 				if err := json.Unmarshal(lr.Data, &login); err != nil {
 					t.Fatal(err)
@@ -67,10 +67,10 @@ func TestATokenRenewedWhileReconnectingGoesWithTheResumeAndTheRelogins(t *testin
 				if login.Token != "fresh" {
 					t.Errorf("r1 was entered again with token %q, want the one renewed meanwhile, %q", login.Token, "fresh")
 				}
-				c2.serveEntry(lr, "r1", 6)
+				c2.ServeEntry(lr, "r1", 6)
 			}
-			rt := c2.req(protocol.OpRenewToken)
-			c2.reply(rt.ID, nil)
+			rt := c2.Req(protocol.OpRenewToken)
+			c2.Reply(rt.ID, nil)
 			if err := <-errc; err != nil {
 				t.Errorf("RenewToken: %v", err)
 			}
