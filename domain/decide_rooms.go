@@ -1,5 +1,7 @@
 package domain
 
+import "slices"
+
 func (x *decision) setRoomMode(c SetRoomMode) error {
 	if err := errorsJoinArgs(ValidateSessionID(c.Session), validMode(c.Mode)); err != nil {
 		return err
@@ -485,10 +487,13 @@ func (x *decision) kickUser(c KickUser) error {
 		return err
 	}
 	r := x.room(c.Room)
-	m, ok := r.Members[c.User]
-	if !ok && x.m.stored(x.roomKey(c.Room)) {
-		return nil // an earlier attempt removed the member; the reactor released the rest
+	if x.m.stored(x.roomKey(c.Room)) {
+		// An earlier attempt removed the member (its only room step); the
+		// reactor releases the rest. A member of that name now is a later
+		// login, which this kick must not take.
+		return nil
 	}
+	m, ok := r.Members[c.User]
 	if !ok {
 		return ErrUserNotInRoom
 	}
@@ -571,6 +576,14 @@ func (x *decision) timeoutSession(c TimeoutSession) error {
 	}
 	s := x.session(c.Session)
 	if len(s.Claims) == 0 {
+		if slices.ContainsFunc(x.m.Stored, func(k Key) bool { return k.Kind == KindRoom }) &&
+			!x.m.stored(sk) {
+			// An earlier attempt removed the session from its rooms, and the
+			// reactor released the claims before this command's own step:
+			// the timeout is still recorded (nodes close its connection on
+			// it).
+			x.emit(sk, &SessionTimedOutData{LastSeen: c.LastSeen.UTC()})
+		}
 		return nil
 	}
 	released, stopped, err := x.evict(s, c.Session, MemberLeftData{Reason: ReasonHeartbeatTimeout}, "")

@@ -1,7 +1,5 @@
 package domain
 
-import "errors"
-
 // soleRoom returns the room a single-room session is in, by its claim.
 func soleRoom(s *Session) (RoomID, bool) {
 	if len(s.Claims) != 1 {
@@ -137,18 +135,17 @@ func (x *decision) stopPublishing(c StopPublishing) error {
 	if err := errorsJoinArgs(ValidateSessionID(c.Session), ValidateStreamID(c.Stream)); err != nil {
 		return err
 	}
-	e, _, st, err := x.publisherRoom(c.Session, c.Stream)
-	if errors.Is(err, ErrStreamNotFound) {
-		// An earlier attempt stored the room's step, and the reactor,
-		// following it, released the registry before this command's own
-		// step: the stop took effect.
-		for _, k := range x.m.Stored {
-			if k.Kind == KindRoom {
-				x.out.Rooms = []RoomID{RoomID(k.ID)}
-				return nil
-			}
+	for _, k := range x.m.Stored {
+		if k.Kind == KindRoom {
+			// An earlier attempt stored the room's step (its only one, the
+			// stop itself), and the reactor, following it, releases the
+			// registry: the stop took effect, whatever the registry says
+			// now (another publish may have taken the ID since).
+			x.out.Rooms = []RoomID{RoomID(k.ID)}
+			return nil
 		}
 	}
+	e, _, st, err := x.publisherRoom(c.Session, c.Stream)
 	if err != nil {
 		return err
 	}

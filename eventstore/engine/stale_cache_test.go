@@ -274,3 +274,105 @@ func TestACommandWhoseLaterStepTheReactorDidFirstSucceeds(t *testing.T) {
 		})
 	}
 }
+
+// A heartbeat timeout is rooms → session (session.timed_out) → streams.
+// Its room step lands; the reactor follows member_left(heartbeat_timeout)
+// with ReleaseRoomClaim and releases s1's only claim before the timeout's
+// own session step, which conflicts. Decided again, the timeout found no
+// claims and returned nil having appended no session.timed_out: the gateway
+// (Server.onTimedOut) never closed the session's socket, whose own
+// departure frame is unsent by design, and presence forgot the record
+// after the "success". It now records the timeout.
+func TestATimeoutWhoseReleaseTheReactorDidFirstStillRecordsTheTimeout(t *testing.T) {
+	log := estest.Open(t, nil)
+	a := estest.Engine(t, log, nil, nil)
+	reactor := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, a, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, a, estest.Login("s2", "u2", "r1")) // keeps r1 alive
+	var once sync.Once
+	a.SetStepStored(func(k domain.Key) {
+		if k.Kind == domain.KindRoom {
+			once.Do(func() {
+				estest.Exec(t, reactor, domain.ReleaseRoomClaim{Session: "s1", Room: "r1", Claim: 2,
+					Reason: domain.ReasonHeartbeatTimeout})
+			})
+		}
+	})
+	res, err := a.Execute(estest.Ctx(t), domain.Meta{App: estest.App}, domain.TimeoutSession{Session: "s1", LastSeen: a.Now()})
+	if err != nil {
+		t.Fatalf("timeout: %v", err)
+	}
+	for _, ap := range res.Appended {
+		for _, e := range ap.Events {
+			if _, ok := e.Data.(*domain.SessionTimedOutData); ok {
+				return
+			}
+		}
+	}
+	var got []string
+	for _, ap := range res.Appended {
+		for _, e := range ap.Events {
+			got = append(got, ap.Key.String()+":"+string(e.Type))
+		}
+	}
+	t.Fatalf("timeout succeeded but appended no session.timed_out (appended %v)", got)
+}
+
+// stop_publish's room step lands; the reactor releases "cam" and another
+// member (s2) publishes the same stream ID before the stop's own release.
+// Decided again, the stop found cam claimed by s2 and refused with
+// not_stream_publisher a stop that took effect (the first version of the
+// fix looked at stream_not_found only).
+func TestAStopWhoseStreamIDAnotherMemberTookMeanwhileSucceeds(t *testing.T) {
+	log := estest.Open(t, nil)
+	a := estest.Engine(t, log, nil, nil)
+	reactor := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, a, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, a, estest.Login("s2", "u2", "r1"))
+	estest.Exec(t, a, domain.PublishStream{Session: "s1", Room: "r1", Stream: "cam"})
+	var once sync.Once
+	a.SetStepStored(func(k domain.Key) {
+		if k.Kind == domain.KindRoom {
+			once.Do(func() {
+				estest.Exec(t, reactor, domain.ReleaseStreamClaim{Stream: "cam", Claim: 1, Reason: domain.ReasonStopped})
+				estest.Exec(t, reactor, domain.PublishStream{Session: "s2", Room: "r1", Stream: "cam"})
+			})
+		}
+	})
+	_, err := a.Execute(estest.Ctx(t), domain.Meta{App: estest.App}, domain.StopPublishing{Session: "s1", Stream: "cam"})
+	if err != nil {
+		t.Fatalf("stop_publish whose room step landed: %v (is not_stream_publisher: %v)", err,
+			errors.Is(err, domain.ErrNotStreamPublisher))
+	}
+}
+
+// A backend kick's room step lands; the reactor releases s1's claim and u1
+// logs in again (a new session, s3) before the kick's own release. Decided
+// again, the kick found u1 a member (s3) and kicked that login too: one
+// admin kick removed two logins, the second made after the kick took
+// effect.
+func TestAKickDecidedAgainDoesNotKickALaterLogin(t *testing.T) {
+	log := estest.Open(t, nil)
+	l := estest.Live(t, log)
+	a := estest.Engine(t, log, nil, nil)
+	reactor := estest.Engine(t, log, nil, nil)
+	estest.Exec(t, a, estest.Login("s1", "u1", "r1"))
+	estest.Exec(t, a, estest.Login("s2", "u2", "r1"))
+	var once sync.Once
+	a.SetStepStored(func(k domain.Key) {
+		if k.Kind == domain.KindRoom {
+			once.Do(func() {
+				estest.Exec(t, reactor, domain.ReleaseRoomClaim{Session: "s1", Room: "r1", Claim: 2,
+					Reason: domain.ReasonKickedByBackend})
+				estest.Exec(t, reactor, estest.Login("s3", "u1", "r1"))
+			})
+		}
+	})
+	if _, err := a.Execute(estest.Ctx(t), domain.Meta{App: estest.App}, domain.KickUser{Room: "r1", User: "u1"}); err != nil {
+		t.Fatalf("kick: %v", err)
+	}
+	estest.Sync(t, log, l)
+	if _, in := estest.Room(l, "r1").MemberBySession("u1", "s3"); !in {
+		t.Fatalf("u1's login s3, made after the kick had removed s1, was kicked by the same kick")
+	}
+}

@@ -916,14 +916,18 @@ func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, er
 			u = domain.User{ID: st.User, Name: st.UserName}
 		}
 	}
-	// As the member is in from, unless the request says: said here, it
-	// also holds for a switch decided again after its from step (the
-	// member is gone from there then).
-	q := s.isQuiet(domain.RoomID(r.From))
+	// As the member is in from (the domain reads it from the log), unless
+	// the request says. A member this node knows to be quiet there is said
+	// so here: it also holds for a switch decided again after its from
+	// step, when the member is gone from there.
+	var quiet *bool
 	if r.UserStatusNotify != nil {
-		q = !*r.UserStatusNotify
+		q := !*r.UserStatusNotify
+		quiet = &q
+	} else if s.isQuiet(domain.RoomID(r.From)) {
+		q := true
+		quiet = &q
 	}
-	quiet := &q
 	return s.join(ctx, req, to, claims, u, domain.SwitchRoom{Session: s.id, From: domain.RoomID(r.From), To: to,
 		ToName: r.ToName, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config), Quiet: quiet},
 		r.History)
