@@ -172,9 +172,11 @@ func TestKilledTwentyTimesItCountsEveryEventOnce(t *testing.T) {
 	go func() {
 		events, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Events: total, Seed: seed, Pace: func(n int) {
 			if n == poisonAt {
-				// A message no decoder reads: reported and parked, never retried forever.
+				// A message no decoder reads: reported and parked, never retried
+				// forever. (An event of a type the consumer does not know, a
+				// newer roomd's, stops it instead: consume's own tests.)
 				_, err := log.Append(context.Background(), eventstore.Message{Subject: log.Subject("app", "room", "junk"),
-					MsgID: ulid.Make().String(), Data: []byte(`[{"type":"room.teleported"}]`)})
+					MsgID: ulid.Make().String(), Data: []byte(`{"not":"an array of events"}`)})
 				if err != nil {
 					t.Error(err)
 				}
@@ -285,7 +287,7 @@ func TestKilledTwentyTimesItCountsEveryEventOnce(t *testing.T) {
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	recs.Watch(wctx, cancel, func(e eventstore.Entry) {
-		if strings.Contains(string(e.Value), "unknown event type") {
+		if strings.Contains(string(e.Value), "malformed event message") {
 			n++
 		}
 	})
