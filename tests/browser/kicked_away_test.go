@@ -28,6 +28,9 @@ func TestSDKAKickedSessionThatTimedOutDoesNotTakeTheRoomBack(t *testing.T) {
 	p.newEngine("laptop", clienttest.URL(n.HTTPAddr()), nil)
 	alice := user{"alice", "Alice"}
 	p.Must("phone", "loginRoom", "r1", clienttest.Token(t, n, "alice"), alice)
+	// Logined comes after the login's reply: wait for it, or it may be
+	// taken below for the state after the reconnection.
+	p.WaitState(0, "phone", "r1", "LOGINED")
 	mark := p.Len()
 	proxy.Refuse(true)
 	proxy.Cut()

@@ -37,6 +37,10 @@ func TestSDKATokenRenewedWhileReconnectingEntersTheRoomsAgain(t *testing.T) {
 	p.newEngine("b", clienttest.URL(proxy.Addr()), nil)
 	p.Must("b", "loginRoom", "r1", bobToken(t, n, 30*time.Second), user{"bob", "Bob"})
 	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
+	// Logined comes after a login's reply: wait for it, or b's may be taken
+	// below for the state after the reconnection.
+	p.WaitState(0, "b", "r1", "LOGINED")
+	p.WaitState(0, "a", "r1", "LOGINED")
 	session := p.session("b")
 	mark := p.Len()
 
