@@ -69,6 +69,9 @@ func TestSDKARoomAResumeLeavesOutGetsAFinalState(t *testing.T) {
 		if r := p.outcome(room); !r.OK {
 			t.Fatalf("loginRoom(%s): %+v", room, r)
 		}
+		// Logined comes after the reply: recorded before the mark below,
+		// it is not taken for a room's state after the reconnection.
+		p.WaitState(0, "b", room, "LOGINED")
 	}
 	p.start("logout", "b", "logoutRoom", "r3")
 	c1.Reply(c1.Req(protocol.OpLogout).ID, protocol.RoomsReply{Rooms: []string{"r3"}})
