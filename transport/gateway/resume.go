@@ -303,6 +303,8 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	old := srv.sessions[sid]
 	srv.sessions[sid] = s
 	delete(srv.sessions, fresh.id)
+	away := srv.awayMedia[sid]
+	delete(srv.awayMedia, sid)
 	srv.mu.Unlock()
 	if old != nil {
 		srv.hub.forget(old)
@@ -319,6 +321,11 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		// Its waiting players' later requests still go where their peers
 		// are (a resume through another node learns it from media_check).
 		s.keepMedia(old)
+	} else if away != nil {
+		// Its connection went first (detach): the same, kept from then.
+		s.mediaConns.mu.Lock()
+		s.mediaConns.at = away
+		s.mediaConns.mu.Unlock()
 	}
 	tok, err := srv.mintResume(s)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -209,9 +210,14 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[domain.SessionID]*session
-	conns    map[*conn]struct{}
-	closing  bool
-	wg       sync.WaitGroup
+	// awayMedia keeps, for a session whose connection went, where its
+	// media connections' peers are, for a resume on this node: a player
+	// waiting for its stream holds its peer on the node it played from.
+	// It goes when the session resumes (here or elsewhere) or times out.
+	awayMedia map[domain.SessionID]map[mediaConn]mediaPeer
+	conns     map[*conn]struct{}
+	closing   bool
+	wg        sync.WaitGroup
 
 	unsubscribe []func() error // from the bus
 	node        string
@@ -376,6 +382,7 @@ func (s *Server) onTimedOut(rec projections.Record) {
 		}
 		s.mu.Lock()
 		sess := s.sessions[domain.SessionID(e.AggregateID)]
+		delete(s.awayMedia, domain.SessionID(e.AggregateID))
 		s.mu.Unlock()
 		if sess == nil {
 			continue
@@ -414,9 +421,18 @@ func (s *Server) detach(c *conn) {
 	app, bound, seen := sess.app, sess.bound, sess.lastSeen
 	sess.mu.Unlock()
 	s.hub.forget(sess)
+	sess.mediaConns.mu.Lock()
+	at := maps.Clone(sess.mediaConns.at)
+	sess.mediaConns.mu.Unlock()
 	s.mu.Lock()
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
+		if len(at) > 0 {
+			if s.awayMedia == nil {
+				s.awayMedia = map[domain.SessionID]map[mediaConn]mediaPeer{}
+			}
+			s.awayMedia[sess.id] = at
+		}
 	}
 	s.mu.Unlock()
 	if bound && s.cfg.Presence != nil {
@@ -488,6 +504,7 @@ func (s *Server) onRelease(ctx context.Context, data []byte) []byte {
 // running one of its commands (nil if none).
 func (s *Server) release(id domain.SessionID) *conn {
 	s.mu.Lock()
+	delete(s.awayMedia, id)
 	sess := s.sessions[id]
 	if sess != nil {
 		delete(s.sessions, sess.id)
