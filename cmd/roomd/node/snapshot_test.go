@@ -71,6 +71,11 @@ func TestAQuietNodeSavesItsProjectionByTimeAndAtShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What shutdown saves is what was folded: the fold is asynchronous, and
+	// on a loaded machine it may not have reached the log's end yet.
+	if err := n.Live.WaitFor(estest.Ctx(t), last); err != nil {
+		t.Fatal(err)
+	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
