@@ -34,6 +34,17 @@ type Meta struct {
 // to k.
 func (m Meta) stored(k Key) bool { return slices.Contains(m.Stored, k) }
 
+// storedRoom returns a room an earlier attempt of the command stored a step
+// to, if any.
+func (m Meta) storedRoom() (RoomID, bool) {
+	for _, k := range m.Stored {
+		if k.Kind == KindRoom {
+			return RoomID(k.ID), true
+		}
+	}
+	return "", false
+}
+
 // Command is a request to change something. Its name is used in logs and
 // metrics only.
 type Command interface {

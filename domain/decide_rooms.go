@@ -1,7 +1,5 @@
 package domain
 
-import "slices"
-
 func (x *decision) setRoomMode(c SetRoomMode) error {
 	if err := errorsJoinArgs(ValidateSessionID(c.Session), validMode(c.Mode)); err != nil {
 		return err
@@ -576,8 +574,7 @@ func (x *decision) timeoutSession(c TimeoutSession) error {
 	}
 	s := x.session(c.Session)
 	if len(s.Claims) == 0 {
-		if slices.ContainsFunc(x.m.Stored, func(k Key) bool { return k.Kind == KindRoom }) &&
-			!x.m.stored(sk) {
+		if _, left := x.m.storedRoom(); left && !x.m.stored(sk) {
 			// An earlier attempt removed the session from its rooms, and the
 			// reactor released the claims before this command's own step:
 			// the timeout is still recorded (nodes close its connection on

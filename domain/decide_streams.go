@@ -135,15 +135,13 @@ func (x *decision) stopPublishing(c StopPublishing) error {
 	if err := errorsJoinArgs(ValidateSessionID(c.Session), ValidateStreamID(c.Stream)); err != nil {
 		return err
 	}
-	for _, k := range x.m.Stored {
-		if k.Kind == KindRoom {
-			// An earlier attempt stored the room's step (its only one, the
-			// stop itself), and the reactor, following it, releases the
-			// registry: the stop took effect, whatever the registry says
-			// now (another publish may have taken the ID since).
-			x.out.Rooms = []RoomID{RoomID(k.ID)}
-			return nil
-		}
+	if room, ok := x.m.storedRoom(); ok {
+		// An earlier attempt stored the room's step (its only one, the
+		// stop itself), and the reactor, following it, releases the
+		// registry: the stop took effect, whatever the registry says now
+		// (another publish may have taken the ID since).
+		x.out.Rooms = []RoomID{room}
+		return nil
 	}
 	e, _, st, err := x.publisherRoom(c.Session, c.Stream)
 	if err != nil {

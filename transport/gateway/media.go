@@ -251,15 +251,19 @@ func (s *session) noteMedia(mc mediaConn, op media.SignalOp, a media.Answer, err
 	}
 }
 
-// keepMedia carries over where the media connections of old, the session
-// as this node held it before a resume, were answered.
-func (s *session) keepMedia(old *session) {
-	old.mediaConns.mu.Lock()
-	at := maps.Clone(old.mediaConns.at)
-	old.mediaConns.mu.Unlock()
-	s.mediaConns.mu.Lock()
-	s.mediaConns.at = at
-	s.mediaConns.mu.Unlock()
+// peers returns a copy of where the book's connections are answered, to
+// carry over to the session's next connection on this node (setPeers).
+func (b *mediaBook) peers() map[mediaConn]mediaPeer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.at)
+}
+
+// setPeers sets where the book's connections are answered.
+func (b *mediaBook) setPeers(at map[mediaConn]mediaPeer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.at = at
 }
 
 // onMediaState delivers a media node's state change to the session, if it

@@ -317,16 +317,14 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	}
 	c.sess.Store(s)
 	srv.keepToken(s, r.Token, old)
+	// Its waiting players' later requests still go where their peers are:
+	// as the session's connection here had them, or, if it went first
+	// (detach), as they were kept then (a resume through another node
+	// learns it from media_check).
 	if old != nil {
-		// Its waiting players' later requests still go where their peers
-		// are (a resume through another node learns it from media_check).
-		s.keepMedia(old)
-	} else if away != nil {
-		// Its connection went first (detach): the same, kept from then.
-		s.mediaConns.mu.Lock()
-		s.mediaConns.at = away
-		s.mediaConns.mu.Unlock()
+		away = old.mediaConns.peers()
 	}
+	s.mediaConns.setPeers(away)
 	tok, err := srv.mintResume(s)
 	if err != nil {
 		return nil, protocol.ResumeReply{}, nil, domain.ErrInternal.With("%v", err)
@@ -368,15 +366,7 @@ func (srv *Server) stopOld(ctx context.Context, sid domain.SessionID, c *conn) e
 	if old == nil {
 		return nil
 	}
-	oc := old.unhook(nil)
-	if oc == nil {
-		// Unhooked already, by a resume that then failed or was given
-		// up: its worker may still be finishing, unless the connection
-		// went on to carry another session.
-		if oc = old.lastConn(); oc != nil && oc.sess.Load() != old {
-			oc = nil
-		}
-	}
+	oc := old.takeConn()
 	if oc == nil || oc == c {
 		return nil
 	}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -421,9 +420,7 @@ func (s *Server) detach(c *conn) {
 	app, bound, seen := sess.app, sess.bound, sess.lastSeen
 	sess.mu.Unlock()
 	s.hub.forget(sess)
-	sess.mediaConns.mu.Lock()
-	at := maps.Clone(sess.mediaConns.at)
-	sess.mediaConns.mu.Unlock()
+	at := sess.mediaConns.peers()
 	s.mu.Lock()
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
@@ -514,16 +511,10 @@ func (s *Server) release(id domain.SessionID) *conn {
 		return nil
 	}
 	s.hub.forget(sess)
-	c := sess.unhook(nil)
-	if c == nil {
-		// Unhooked already (its client went away): its worker may still
-		// be carrying out what the client sent, unless the connection went
-		// on to carry another session.
-		if c = sess.lastConn(); c == nil || c.sess.Load() != sess {
-			return nil
-		}
+	c := sess.takeConn()
+	if c != nil {
+		c.replace()
 	}
-	c.replace()
 	return c
 }
 

@@ -83,6 +83,21 @@ func (s *session) unhook(c *conn) *conn {
 	return had
 }
 
+// takeConn unhooks the session from its connection and returns the
+// connection whose worker may still be running one of its commands: the one
+// it carried, or, if unhooked already (its client went away, or a resume
+// that then failed took it), the last one, unless that went on to carry
+// another session. nil if none.
+func (s *session) takeConn() *conn {
+	if c := s.unhook(nil); c != nil {
+		return c
+	}
+	if c := s.lastConn(); c != nil && c.sess.Load() == s {
+		return c
+	}
+	return nil
+}
+
 // lastConn is the connection the session was last unhooked from (nil if
 // none): a resume waits for its worker too.
 func (s *session) lastConn() *conn {
