@@ -287,6 +287,9 @@ type entry struct {
 	// quiet: a login with UserStatusNotify false, kept on a re-login and
 	// named in a resume.
 	quiet bool
+	// capacity: a login's MaxMemberCount (config holds enter's), asked for
+	// again by a re-login, which may create the room again.
+	capacity int
 }
 
 // Dial connects to the gateway at url (ws://host/ws or wss://host/ws),

@@ -36,7 +36,8 @@ type LoginOptions struct {
 	// snapshot's Messages, as of its seq.
 	History int
 	// MaxMemberCount is ZEGO's maxMemberCount: the capacity of the room if
-	// this login creates it (0: none).
+	// this login creates it (0: none). A re-login after a timeout asks for
+	// it again, in case the room ended meanwhile.
 	MaxMemberCount int
 	// UserStatusNotify is ZEGO's isUserStatusNotify: false stops
 	// OnRoomUserUpdate for this room. Default true.
@@ -103,7 +104,7 @@ func (c *Client) SetRoomMode(ctx context.Context, mode RoomMode) error {
 // LoginFailed with the code (1002033 for a bad token).
 func (c *Client) LoginRoom(ctx context.Context, room string, user User, opts LoginOptions) (*RoomSnapshot, error) {
 	e := entry{op: protocol.OpLogin, user: &user, token: opts.Token, role: opts.Role,
-		quiet: opts.UserStatusNotify != nil && !*opts.UserStatusNotify}
+		quiet: opts.UserStatusNotify != nil && !*opts.UserStatusNotify, capacity: opts.MaxMemberCount}
 	return c.enter(ctx, protocol.OpLogin, room, protocol.LoginRequest{Room: room, User: user, Token: opts.Token,
 		Role: opts.Role, History: opts.History, MaxMemberCount: opts.MaxMemberCount,
 		UserStatusNotify: opts.UserStatusNotify}, e, nil)
@@ -148,6 +149,9 @@ func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOpt
 	if r := c.rooms[from]; r != nil && r.entry.op == protocol.OpLogin && c.user != nil {
 		u := *c.user
 		e.op, e.user, e.name, e.config = protocol.OpLogin, &u, "", nil
+		if opts.Config != nil {
+			e.capacity = opts.Config.MaxMemberCount
+		}
 	} else if opts.CreateIfMissing != nil && !*opts.CreateIfMissing {
 		e.op = protocol.OpJoinRoom
 	}

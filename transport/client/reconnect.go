@@ -509,7 +509,7 @@ func (e entry) request(room string) any {
 		if e.user != nil {
 			u = *e.user
 		}
-		r := protocol.LoginRequest{Room: room, User: u, Token: e.token, Role: e.role}
+		r := protocol.LoginRequest{Room: room, User: u, Token: e.token, Role: e.role, MaxMemberCount: e.capacity}
 		if e.quiet {
 			off := false
 			r.UserStatusNotify = &off

@@ -466,3 +466,39 @@ func TestAQuietMemberStaysQuietAcrossAReloginAndAResume(t *testing.T) {
 	p.Refuse(false)
 	quietUntil("the kick, replayed", func(e ev) bool { return e.Kind == "state" && e.Room == "r1" && e.State == client.StateKickOut })
 }
+
+// A room logged into with MaxMemberCount that ends while the client is
+// away past the timeout is created again by the re-login with the same
+// capacity: one more member than it allows is refused with room_full.
+// Before, the re-login asked for none and the room took anyone.
+func TestAReloginCreatesTheRoomAgainWithItsCapacity(t *testing.T) {
+	t.Parallel()
+	n, clock, p := awayNode(t)
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
+	if _, err := a.LoginRoom(ctx(t), "pair", clienttest.User("alice"), client.LoginOptions{Token: token(t, n, "alice"),
+		MaxMemberCount: 2}); err != nil {
+		t.Fatal(err)
+	}
+	ra.WaitState("pair", client.StateLogined)
+	b := dial(t, wsURL(n), rb, nil)
+	login(t, n, b, rb, "pair", "bob")
+
+	// Alice times out and bob leaves: the room ends. Alice comes back and
+	// creates it again.
+	timeOut(t, clock, p, ra, b, rb, "pair", "alice")
+	if err := b.LogoutRoom(ctx(t), "pair"); err != nil {
+		t.Fatal(err)
+	}
+	p.Refuse(false)
+	ra.WaitFor("Logined in pair again", func(e ev) bool {
+		return e.Kind == "state" && e.Room == "pair" && e.State == client.StateLogined
+	})
+	rc, rd := newRec(t, "carol"), newRec(t, "dave")
+	login(t, n, dial(t, wsURL(n), rc, nil), rc, "pair", "carol")
+	d := dial(t, wsURL(n), rd, nil)
+	if _, err := d.LoginRoom(ctx(t), "pair", clienttest.User("dave"), client.LoginOptions{Token: token(t, n, "dave")}); !errors.Is(err, domain.ErrRoomFull) {
+		t.Fatalf("a third member of the room alice created again for two: %v, want room_full", err)
+	}
+}
