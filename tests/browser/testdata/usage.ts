@@ -7,8 +7,8 @@ export async function zegoMultiRoom(token: string, userID: string, remoteVideo: 
   const zg = new ZegoExpressEngine(1234567, 'ws://127.0.0.1:7070/ws');
   zg.enableMultiRoom(true);
   await zg.loginRoom('first', token, { userID: 'zegoUser' });
-  await zg.loginRoom('second', token, { userID: 'zegoUser' });
-  await zg.switchRoom('first', 'third', { token });
+  await zg.loginRoom('second', token, { userID: 'zegoUser' }, { isUserStatusNotify: false, maxMemberCount: 50 });
+  await zg.switchRoom('first', 'third', { token, userUpdate: true });
 
   const localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
   await zg.startPublishingStream(userID, localStream, { roomID: 'second' });

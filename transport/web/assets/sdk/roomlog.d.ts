@@ -187,10 +187,24 @@ export interface RoomlogOptions {
 }
 
 export interface LoginConfig {
-  /** Accepted for ZEGO compatibility; user updates are always sent. */
+  /**
+   * ZEGO's isUserStatusNotify: false, and the room sends this session no
+   * other users' roomUserUpdate (nor ZIM's roomMemberJoined / Left), live,
+   * replayed after a reconnection, or after a switchRoom that does not say.
+   * Default true (unlike ZEGO's).
+   */
+  isUserStatusNotify?: boolean;
+  /** ZEGO Web's name for isUserStatusNotify; false turns the updates off. */
   userUpdate?: boolean;
+  /** The capacity of a room this call creates (1002034 past it); 0: none. An existing room's is kept. */
+  maxMemberCount?: number;
   /** 'anchor' (default) may publish; 'audience' only plays. */
   role?: 'anchor' | 'audience';
+}
+
+export interface SwitchRoomConfig extends LoginConfig {
+  /** A newer token for the session (it covers every room). */
+  token?: string;
 }
 
 export interface PublishOption {
@@ -232,7 +246,7 @@ export declare class RoomlogEngine {
 
   loginRoom(roomID: string, token: string, user: ZegoUser, config?: LoginConfig): Promise<true>;
   logoutRoom(roomID?: string): Promise<string[]>;
-  switchRoom(fromRoomID: string, toRoomID: string, config?: { token?: string; role?: 'anchor' | 'audience' }): Promise<true>;
+  switchRoom(fromRoomID: string, toRoomID: string, config?: SwitchRoomConfig): Promise<true>;
   switchRoom(
     fromRoomID: string,
     toRoomInfo: ZIMRoomInfo,

@@ -485,8 +485,10 @@ export class RoomlogEngine {
    */
   async loginRoom(roomID, token, user, config = {}) {
     if (!roomID || !user || !user.userID) throw localError('INVALID_ARGUMENT', 'loginRoom needs a room ID and a user', 'login');
-    const entry = { op: 'login', user: { userID: user.userID, userName: user.userName || '' }, token, role: config.role };
-    await this._enter('login', roomID, { room: roomID, user: wireUser(entry.user), token, role: config.role }, entry);
+    const c = config || {};
+    const { quiet, maxMemberCount } = roomConfig(c, 'login');
+    const entry = { op: 'login', user: { userID: user.userID, userName: user.userName || '' }, token, role: c.role, quiet, maxMemberCount };
+    await this._enter('login', roomID, entryRequest(entry, roomID), entry);
     return true;
   }
 
@@ -514,13 +516,22 @@ export class RoomlogEngine {
       entry = { op: create ? 'enter_room' : 'join_room', name: to.roomName, config: wireConfig(zimConfig), token: this._token };
     } else {
       const c = configOrCreate || {};
-      Object.assign(req, { token: c.token, role: c.role });
-      entry = { op: 'enter_room', token: c.token, role: c.role };
+      const { quiet, maxMemberCount } = roomConfig(c, 'switch_room');
+      Object.assign(req, { token: c.token, role: c.role, config: maxMemberCount ? { max_member_count: maxMemberCount } : undefined });
+      if (quiet !== undefined) req.user_status_notify = !quiet;
+      entry = { op: 'enter_room', token: c.token, role: c.role, quiet, maxMemberCount };
     }
     // The target is entered again, after a reconnection, the way the session
     // entered rooms before (ZEGO login, ZIM enter or join).
     const from = this._rooms.get(fromRoomID);
     if (from && from.entry.op === 'login' && this._user) entry = { ...entry, op: 'login', user: this._user, name: '', config: undefined };
+    // A member is as quiet in the target as it was in fromRoomID unless the
+    // config says (the server keeps the flag too; said explicitly, it also
+    // holds for a switch decided again after its first step).
+    if (entry.quiet === undefined) {
+      entry.quiet = !!(from && from.entry.quiet);
+      if (entry.quiet) req.user_status_notify = false;
+    }
     let snap;
     try {
       snap = await this._enter('switch_room', toID, req, entry, () => this._leaving([fromRoomID], 'switch'));
@@ -1465,7 +1476,11 @@ export class RoomlogEngine {
     if (this._resumeToken) {
       try {
         // The session's token goes with it: the resumed session keeps it.
-        const req = { resume_token: this._resumeToken, rooms: seqs, token: this._renewing || this._token || undefined };
+        // Quiet rooms are named: a room the session was removed from while
+        // away is replayed without user updates (the server no longer knows
+        // the flag of a member that is gone).
+        const quiet = Object.keys(seqs).filter((name) => this._rooms.get(name).entry.quiet);
+        const req = { resume_token: this._resumeToken, rooms: seqs, quiet: quiet.length ? quiet : undefined, token: this._renewing || this._token || undefined };
         await this._request(link, 'resume', req, (data) => {
           strays = this._resumed(data, seqs);
         });
@@ -1690,12 +1705,34 @@ function attributeInfos(d) {
   return infos;
 }
 
-// entryRequest is the request that enters room again as e entered it.
+// roomConfig reads ZEGO's room config (loginRoom, switchRoom): quiet is
+// true when the app turned user updates off (isUserStatusNotify, or the Web
+// SDK's userUpdate, false), false when it turned them on, undefined when it
+// said nothing (roomlog's default: on); maxMemberCount is the capacity of a
+// room the call creates (0: none).
+function roomConfig(c, op) {
+  const flags = [c.isUserStatusNotify, c.userUpdate].filter((v) => v !== undefined && v !== null);
+  for (const v of flags) if (typeof v !== 'boolean') throw localError('INVALID_ARGUMENT', 'isUserStatusNotify and userUpdate are booleans', op);
+  const quiet = flags.length ? flags.includes(false) : undefined;
+  const max = c.maxMemberCount === undefined || c.maxMemberCount === null ? 0 : c.maxMemberCount;
+  if (!Number.isSafeInteger(max) || max < 0) throw localError('INVALID_ARGUMENT', 'maxMemberCount is a whole number of members, 0 for none', op);
+  return { quiet, maxMemberCount: max };
+}
+
+// entryRequest is the request that enters room again as e entered it (and,
+// for loginRoom, the first time).
 function entryRequest(e, room) {
   const token = e.token || undefined;
   switch (e.op) {
     case 'login':
-      return { room, user: wireUser(e.user), token, role: e.role };
+      return {
+        room,
+        user: wireUser(e.user),
+        token,
+        role: e.role,
+        max_member_count: e.maxMemberCount || undefined,
+        user_status_notify: e.quiet ? false : undefined,
+      };
     case 'join_room':
       return { room, user: wireUser(e.user), token, role: e.role };
     default:
