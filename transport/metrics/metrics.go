@@ -33,9 +33,23 @@ type Config struct {
 	LastSeq func(context.Context) (uint64, error)
 	// Gateway returns the gateway's figures.
 	Gateway func() GatewayStats
-	// ReactorRetries returns how many log messages the reactor failed to
-	// follow up and will retry.
-	ReactorRetries func() uint64
+	// Reactor returns the reactor's counters.
+	Reactor func() ReactorStats
+}
+
+// ReactorStats is what the reactor counts (its Retries, Recreated and
+// Malformed, copied so that this package does not import the reactor).
+type ReactorStats struct {
+	// Retries: log messages whose follow-ups failed and are delivered
+	// again.
+	Retries uint64
+	// Recreated: times its durable consumer was gone from the server and
+	// the reactor subscribed again (recreating it or binding the one
+	// another node recreated).
+	Recreated uint64
+	// Malformed: log messages passed over because they could not be
+	// decoded (no engine wrote them: run roomctl verify).
+	Malformed uint64
 }
 
 // GatewayStats is what the gateway reports (gateway.Stats, copied so that
@@ -138,9 +152,20 @@ func New(cfg Config) (*Metrics, error) {
 				Help: "Barrage messages not sent to a client whose queue was half full."}, g(func(s GatewayStats) float64 { return float64(s.DroppedBarrage) })),
 		)
 	}
-	if cfg.ReactorRetries != nil {
-		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "roomlog_reactor_retries_total",
-			Help: "Log messages whose follow-ups failed and are delivered again."}, func() float64 { return float64(cfg.ReactorRetries()) }))
+	if cfg.Reactor != nil {
+		r := func(f func(ReactorStats) uint64) func() float64 {
+			return func() float64 { return float64(f(cfg.Reactor())) }
+		}
+		cs = append(cs,
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "roomlog_reactor_retries_total",
+				Help: "Log messages whose follow-ups failed and are delivered again."}, r(func(s ReactorStats) uint64 { return s.Retries })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "roomlog_reactor_consumer_recreated_total",
+				Help: "Times the reactor's durable consumer was gone from the server and the reactor subscribed again."},
+				r(func(s ReactorStats) uint64 { return s.Recreated })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "roomlog_reactor_malformed_total",
+				Help: "Log messages the reactor passed over because they could not be decoded (run roomctl verify)."},
+				r(func(s ReactorStats) uint64 { return s.Malformed })),
+		)
 	}
 	for _, c := range cs {
 		if err := m.reg.Register(c); err != nil {

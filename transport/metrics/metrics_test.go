@@ -75,6 +75,7 @@ func TestMetricsServeTheNamedSeriesAndTheyMove(t *testing.T) {
 		`roomlog_projection_lag_messages`, `roomlog_gateway_connections`, `roomlog_gateway_sessions`,
 		`roomlog_gateway_queued_frames`, `roomlog_gateway_slow_consumer_disconnects_total`,
 		`roomlog_gateway_dropped_barrage_total`, `roomlog_reactor_retries_total`,
+		`roomlog_reactor_consumer_recreated_total`, `roomlog_reactor_malformed_total`,
 		`roomlog_append_duration_seconds_count`, `roomlog_fold_duration_seconds_count`,
 		`roomlog_command_duration_seconds_count`, `roomlog_events_folded_total{type="session.timed_out"}`,
 		`roomlog_subscriber_queue_depth{subscriber="gateway-hub"}`, `roomlog_subscriber_queue_depth{subscriber="timekeeper"}`,
@@ -166,4 +167,29 @@ func TestPprofOnlyWhenAskedFor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An operator who removes the reactor's durable consumer (or a JetStream
+// that loses it) sees the reactor subscribe again in
+// roomlog_reactor_consumer_recreated_total. Before, only the reactor's own
+// Recreated knew.
+func TestTheReactorsRecreationsAreCounted(t *testing.T) {
+	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir()},
+		Policy: domain.Config{Default: domain.DefaultPolicy()}, Secret: secret, HTTPListen: "127.0.0.1:0", Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	const name = `roomlog_reactor_consumer_recreated_total`
+	if got, ok := scrape(t, n.HTTPAddr())[name]; !ok || got != 0 {
+		t.Fatalf("%s before anything happened: %v (served: %t), want 0", name, got, ok)
+	}
+	stream, err := estest.JetStream(t, n.Log).Stream(estest.Ctx(t), n.Log.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteConsumer(estest.Ctx(t), "reactor-followups-v1"); err != nil {
+		t.Fatal(err)
+	}
+	estest.Eventually(t, name+" at 1", func() bool { return scrape(t, n.HTTPAddr())[name] == 1 })
 }

@@ -229,11 +229,11 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 			return metrics.GatewayStats{Connections: st.Connections, Sessions: st.Sessions, QueuedFrames: st.QueuedFrames,
 				SlowConsumers: st.SlowConsumers, DroppedBarrage: st.DroppedBarrage}
 		},
-		ReactorRetries: func() uint64 {
+		Reactor: func() metrics.ReactorStats {
 			if n.reactor == nil {
-				return 0
+				return metrics.ReactorStats{}
 			}
-			return n.reactor.Retries()
+			return metrics.ReactorStats{Retries: n.reactor.Retries(), Recreated: n.reactor.Recreated(), Malformed: n.reactor.Malformed()}
 		}})
 	if err != nil {
 		return err
