@@ -53,8 +53,7 @@ type options struct {
 	open, updateStream                                                                         bool
 	heartbeat, heartbeatTimeout                                                                time.Duration
 	shutdownGrace                                                                              time.Duration
-	logFormat                                                                                  string
-	pprof                                                                                      bool
+	logFormat, pprof                                                                           string
 	// media plane
 	mediaIPs, mediaNAT, mediaICE, mediaPorts string
 	mediaUDPPort                             int
@@ -90,7 +89,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for clients to go")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", `"text" (key=value lines) or "json" (one JSON object a line)`)
-	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the -http listener (keep that listener private)")
+	fs.StringVar(&o.pprof, "pprof", "", "serve Go's profiler under /debug/pprof/ on a listener of its own at this address, e.g. 127.0.0.1:6060 (none: off; keep it private: it shows the process's flags)")
 	fs.StringVar(&o.checkpointKey, "checkpoint-key", "", "Ed25519 private key (PEM, PKCS #8) that signs the log's chain heads "+
 		"(development: generated as <data>/checkpoint.key; otherwise none: history is not signed)")
 	fs.DurationVar(&o.retention, "retention", 0, "remove history older than this (0: keep it forever); see docs/architecture.md, Retention")
@@ -256,7 +255,7 @@ func config(o options, logger *slog.Logger) (node.Config, bool, error) {
 	if len(origins) == 0 && dev {
 		origins = []string{"localhost:*", "127.0.0.1:*"}
 	}
-	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http, Pprof: o.pprof,
+	cfg := node.Config{Policy: policies, Logger: logger, Secret: secret, HTTPListen: o.http, PprofListen: o.pprof,
 		Log: eventstore.Config{URL: o.natsURL, Replicas: o.replicas, Password: o.natsPassword, MaxAge: retention(o.retention),
 			UpdateStream: o.updateStream},
 		Gateway: gateway.Config{OriginPatterns: origins, HeartbeatInterval: o.heartbeat, HeartbeatTimeout: o.heartbeatTimeout},

@@ -120,12 +120,12 @@ func TestLogFormat(t *testing.T) {
 	if _, err := newLogger(io.Discard, "xml", slog.LevelInfo); err == nil {
 		t.Error("-log-format xml was accepted")
 	}
-	o, err := parse([]string{"-data", t.TempDir(), "-log-format", "json", "-pprof"}, env(nil), io.Discard)
-	if err != nil || o.logFormat != "json" || !o.pprof {
+	o, err := parse([]string{"-data", t.TempDir(), "-log-format", "json", "-pprof", "127.0.0.1:6060"}, env(nil), io.Discard)
+	if err != nil || o.logFormat != "json" || o.pprof != "127.0.0.1:6060" {
 		t.Fatalf("flags: %+v, %v", o, err)
 	}
 	cfg, _, err := config(o, logger)
-	if err != nil || !cfg.Pprof {
+	if err != nil || cfg.PprofListen != "127.0.0.1:6060" {
 		t.Fatalf("-pprof did not reach the node's config: %v", err)
 	}
 }

@@ -31,14 +31,18 @@ const loadPassword = "roomload-nats-password"
 
 // startNode starts a whole roomd node in this process, on loopback, its
 // NATS server also listening on natsListen ("": in-process only), with
-// Go's profiler on its HTTP listener if pprof is set.
+// Go's profiler on a loopback listener of its own if pprof is set.
 func startNode(ctx context.Context, mode eventstore.SyncMode, natsListen string, pprof bool) (*node.Node, func(), error) {
+	pprofListen := ""
+	if pprof {
+		pprofListen = "127.0.0.1:0"
+	}
 	dir, err := os.MkdirTemp("", "roomload-node-*")
 	if err != nil {
 		return nil, nil, err
 	}
 	n, err := node.Start(ctx, node.Config{Log: eventstore.Config{DataDir: dir, Sync: mode, Listen: natsListen, Password: loadPassword},
-		Secret: loadSecret, Policy: domain.Config{Default: loadgen.Policy()}, HTTPListen: "127.0.0.1:0", Pprof: pprof,
+		Secret: loadSecret, Policy: domain.Config{Default: loadgen.Policy()}, HTTPListen: "127.0.0.1:0", PprofListen: pprofListen,
 		SnapshotEvery: -1, Gateway: gateway.Config{RequestsPerSecond: 1e6, RequestBurst: 1e6, QueueSize: 8192},
 		Logger: quiet()})
 	if err != nil {
@@ -85,7 +89,7 @@ func clientProcsFlag(fs *flag.FlagSet) *int {
 func serveNode(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve-node", flag.ExitOnError)
 	sync := fs.String("sync", "interval", "durability: interval or always")
-	pprof := fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on the node's HTTP listener")
+	pprof := fs.Bool("pprof", false, "serve Go's profiler under /debug/pprof/ on a loopback listener (its address ends the ready line)")
 	fs.Parse(args)
 	mode, err := eventstore.ParseSyncMode(*sync)
 	if err != nil {
@@ -96,7 +100,7 @@ func serveNode(ctx context.Context, args []string) error {
 		return err
 	}
 	defer done()
-	fmt.Printf("ready %s %s\n", n.HTTPAddr(), n.Log.ClientURL())
+	fmt.Printf("ready %s %s %s\n", n.HTTPAddr(), n.Log.ClientURL(), n.PprofAddr())
 	io.Copy(io.Discard, os.Stdin)
 	return nil
 }
@@ -160,7 +164,7 @@ func login(ctx context.Context, args []string) error {
 	}
 	defer stop()
 	if *pprof {
-		fmt.Fprintf(os.Stderr, "node profiler: http://%s/debug/pprof/\n", addrs[0])
+		fmt.Fprintf(os.Stderr, "node profiler: http://%s/debug/pprof/\n", addrs[2])
 	}
 	runtime.GOMAXPROCS(*procs)
 	// The raw baseline publishes from this process to the node's JetStream,

@@ -87,8 +87,11 @@ type Config struct {
 	// (defaults 2 s and 10 s).
 	MediaNodeBeat, MediaNodeTimeout time.Duration
 	Logger                          *slog.Logger
-	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP listener.
-	Pprof bool
+	// PprofListen serves net/http/pprof under /debug/pprof/ on a listener
+	// of its own at this address ("": off). Never on the HTTP listener,
+	// which clients reach: a profile shows the process's insides, and
+	// /debug/pprof/cmdline its flags, -secret included.
+	PprofListen string
 	// ReadyGrace is how long /readyz keeps answering "ready" while the log
 	// does not answer or the node reconnects to NATS (default
 	// DefaultReadyGrace).
@@ -127,6 +130,8 @@ type Node struct {
 	httpSrv   *http.Server
 	fresh     freshConns
 	httpAddr  string
+	pprofSrv  *http.Server
+	pprofAddr string
 	decider   *domain.Decider
 
 	cancel context.CancelFunc
@@ -420,12 +425,10 @@ func (n *Node) startHTTP(node string) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "alive") })
 	mux.HandleFunc("GET /readyz", n.ready)
 	mux.Handle("GET /metrics", n.Metrics.Handler())
-	if n.cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if n.cfg.PprofListen != "" {
+		if err := n.servePprof(); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", n.cfg.HTTPListen)
 	if err != nil {
@@ -439,6 +442,29 @@ func (n *Node) startHTTP(node string) error {
 	n.httpSrv.RegisterOnShutdown(n.fresh.closeAll)
 	n.goRun("http", func() error {
 		if err := n.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return nil
+}
+
+// servePprof serves Go's profiler on PprofListen until the node stops.
+func (n *Node) servePprof() error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", n.cfg.PprofListen)
+	if err != nil {
+		return fmt.Errorf("pprof: %w", err)
+	}
+	n.pprofAddr = ln.Addr().String()
+	n.pprofSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.goRun("pprof", func() error {
+		if err := n.pprofSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
@@ -594,6 +620,10 @@ func (f *freshConns) closeAll() {
 // HTTPAddr returns the address the HTTP listener is bound to.
 func (n *Node) HTTPAddr() string { return n.httpAddr }
 
+// PprofAddr is the address Go's profiler is served on ("" without
+// PprofListen).
+func (n *Node) PprofAddr() string { return n.pprofAddr }
+
 // Close stops the node: it stops accepting connections, tells clients why
 // they are closed, stops its background work and closes the log.
 func (n *Node) Close() error {
@@ -613,6 +643,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			n.Gateway.Shutdown(sctx)
 		}
 		cancel()
+	}
+	if n.pprofSrv != nil {
+		n.pprofSrv.Close() // a profile being taken ends with it
 	}
 	if n.cancel != nil {
 		n.cancel()
