@@ -32,6 +32,12 @@ func (f *adminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.app, "app", "dev", "app ID")
 }
 
+// adminClient follows no redirect: Go's client turns a DELETE or POST
+// that meets a 301, 302 or 303 into a GET, so a destroy or kick sent
+// through a front that redirects (to https, say) would read the room and
+// be reported done. A redirect is an error that names where it points.
+var adminClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 // call signs a short-lived admin token and calls the admin API.
 func (f *adminFlags) call(ctx context.Context, method, path string, body any, out io.Writer) error {
 	base, err := baseURL(f.http)
@@ -69,11 +75,14 @@ func (f *adminFlags) call(ctx context.Context, method, path string, body any, ou
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := adminClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer res.Body.Close()
+	if loc := res.Header.Get("Location"); res.StatusCode/100 == 3 {
+		return exitError{1, fmt.Sprintf("%s answered %s, to %q: give roomd's own address as -http", base, res.Status, loc)}
+	}
 	b, _ := io.ReadAll(res.Body)
 	if res.StatusCode != http.StatusOK {
 		var e struct {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -76,4 +78,38 @@ func kickDestroyAndRooms(t *testing.T, room string) {
 	if _, code := roomctl(t, "kick", "-http", n.HTTPAddr(), "-room", "x", "-user", "y"); code != 2 {
 		t.Errorf("kick without a secret: exit %d, want 2", code)
 	}
+}
+
+// A front that redirects with 301 (the usual "return 301 https://$host$request_uri"
+// of a proxy that moved roomd to https) made Go's HTTP client follow it
+// with GET instead of DELETE: "roomctl destroy" fetched the room, printed
+// its detail and exited 0, and the room was not destroyed. A change must
+// never be reported done when it was not made: roomctl follows no
+// redirect, and says where it pointed.
+func TestADestroyThroughARedirectIsNotReportedDone(t *testing.T) {
+	n := adminNode(t)
+	tok, _ := n.Signer.Mint(auth.Claims{App: "dev", User: "alice", AllRooms: true, ExpiresAt: time.Now().Add(time.Hour)})
+	wire.Dial(t, n.HTTPAddr()).Login("lobby", "alice", tok)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://"+n.HTTPAddr()+r.URL.RequestURI(), http.StatusMovedPermanently)
+	}))
+	defer front.Close()
+
+	out, errOut, code := roomctl2(t, "destroy", "-room", "lobby", "-reason", "class over",
+		"-http", front.URL, "-secret", adminSecret, "-app", "dev")
+	after, _, _ := roomctl2(t, "rooms", "-room", "lobby", "-http", n.HTTPAddr(), "-secret", adminSecret, "-app", "dev")
+	if code == 0 && strings.Contains(after, `"id": "lobby"`) {
+		t.Errorf("destroy exited 0 but the room still exists; destroy printed:\n%s%s", firstLines(out, 4), errOut)
+	}
+	if code != 1 || !strings.Contains(errOut, "301") || !strings.Contains(errOut, n.HTTPAddr()) {
+		t.Errorf("destroy through a redirect: exit %d, %q; want exit 1 naming the redirect and where it points", code, errOut)
+	}
+}
+
+func firstLines(s string, k int) string {
+	ls := strings.SplitN(s, "\n", k+1)
+	if len(ls) > k {
+		ls = ls[:k]
+	}
+	return strings.Join(ls, "\n") + "\n..."
 }

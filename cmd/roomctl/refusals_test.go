@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/tests/wire"
 	"github.com/roomlog/roomlog/transport/auth"
+	"github.com/roomlog/roomlog/transport/protocol"
 )
 
 // roomctl2 runs roomctl and returns stdout and stderr apart.
@@ -153,5 +156,24 @@ func TestAdminCommandsTakeAURLOrAHostPort(t *testing.T) {
 		if out, errOut, code := roomctl2(t, "rooms", "-http", addr, "-secret", secret); code != 2 || !strings.Contains(errOut, "-http") {
 			t.Errorf("rooms -http %s: exit %d, stdout %q, stderr %q; want exit 2 naming -http", addr, code, out, errOut)
 		}
+	}
+}
+
+// docs/admin.md: roomctl token refuses IDs no login could use. An app ID
+// over 64 bytes (domain.MaxAppIDBytes) can log in nowhere; its token was
+// printed with exit 0.
+func TestTokenRefusesAnAppIDNoLoginCanUse(t *testing.T) {
+	n := adminNode(t)
+	app := strings.Repeat("a", domain.MaxAppIDBytes+1)
+	out, errOut, code := roomctl2(t, "token", "-secret", adminSecret, "-app", app, "-user", "alice")
+	if code != 2 || !strings.Contains(errOut, "app ID") {
+		t.Errorf("token -app <%d bytes>: exit %d, %q; want exit 2 naming the app ID", len(app), code, errOut)
+	}
+	if code == 0 {
+		w := wire.Dial(t, n.HTTPAddr())
+		w.Send("1", protocol.OpLogin, protocol.LoginRequest{Room: "lobby", User: protocol.User{ID: "alice", Name: "alice"},
+			Token: strings.TrimSpace(out)})
+		f := w.Reply("1")
+		t.Errorf("token -app <%d bytes>: exit 0 (stderr %q), and a login with it fails: code %d %s", len(app), errOut, f.Code, f.Message)
 	}
 }

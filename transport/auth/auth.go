@@ -97,6 +97,9 @@ func (c Claims) problems() []string {
 	var p []string
 	if c.App == "" {
 		p = append(p, "no app")
+	} else if err := domain.ValidateAppID(domain.AppID(c.App)); err != nil {
+		// Every login with it would be refused.
+		p = append(p, err.Error())
 	}
 	if c.User == "" {
 		p = append(p, "no user (sub)")
