@@ -6,6 +6,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,10 +199,26 @@ func decodeBody(r *http.Request, v any) error {
 	if len(b) > maxBody {
 		return protocol.ErrMalformedRequest.With("the body is over %d bytes", maxBody)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := strictUnmarshal(b, v); err != nil {
 		return protocol.ErrMalformedRequest.With("%v", err)
 	}
 	return protocol.CheckText(b)
+}
+
+// strictUnmarshal is json.Unmarshal refusing fields v does not have: a
+// misspelt field must not be dropped silently, least of all one whose
+// absence widens what the call does ("room" for "rooms" in a token
+// request would grant every room).
+func strictUnmarshal(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
 }
 
 // maxBody is the largest admin request body: a token request for as many
@@ -269,7 +286,7 @@ func (r *TokenRequest) UnmarshalJSON(b []byte) error {
 		plain
 		Rooms json.RawMessage `json:"rooms"`
 	}
-	if err := json.Unmarshal(b, &p); err != nil {
+	if err := strictUnmarshal(b, &p); err != nil {
 		return err
 	}
 	*r = TokenRequest(p.plain)
@@ -304,7 +321,9 @@ func (a *API) issueToken(_ http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	c := auth.Claims{App: r.PathValue("app"), User: req.User, Name: req.Name, Rooms: req.Rooms,
 		AllRooms: len(req.Rooms) == 0 || slices.Equal(req.Rooms, []string{"*"}), Publish: req.Publish == nil || *req.Publish,
-		IssuedAt: a.cfg.Clock.Now(), ExpiresAt: a.cfg.Clock.Now().Add(time.Duration(req.TTLSeconds) * time.Second)}
+		IssuedAt: a.cfg.Clock.Now(),
+		// A token's exp has whole seconds: the reply says when it expires.
+		ExpiresAt: a.cfg.Clock.Now().Add(time.Duration(req.TTLSeconds) * time.Second).Truncate(time.Second)}
 	if c.AllRooms {
 		c.Rooms = nil
 	}

@@ -195,3 +195,41 @@ func TestARefusedRequestIsLoggedWithItsAdminSubject(t *testing.T) {
 		t.Errorf("the refused kick by billing-service is not in the log at the default level; log:\n%s", buf.String())
 	}
 }
+
+// A misspelt field is refused, not dropped: "room" for "rooms" in a token
+// request used to issue a token for every room (rooms left out), and a
+// misspelt reason was dropped from the kick or destroy it explained.
+// Trailing data after the body is refused too.
+func TestBodiesWithUnknownFieldsAreRefused(t *testing.T) {
+	n := start(t)
+	adm := admin_(t, n)
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/tokens", `{"user":"alice","room":["class-1"]}`},
+		{"POST", "/tokens", `{"user":"alice","rooms":["class-1"]} {"rooms":"*"}`},
+		{"POST", "/rooms/class-1/kick", `{"user":"alice","resaon":"spam"}`},
+		{"DELETE", "/rooms/class-1", `{"why":"class over"}`},
+	} {
+		var e errBody
+		if code := rawCall(t, n, adm, c.method, c.path, []byte(c.body), &e); code != 400 || e.Code != protocol.ErrMalformedRequest.Code {
+			t.Errorf("%s %s %s: HTTP %d %+v, want 400 malformed_request", c.method, c.path, c.body, code, e)
+		}
+	}
+}
+
+// docs/admin.md, POST /tokens: expires_at is when the token expires. A
+// token's exp has whole seconds; the reply gave the time before it was
+// cut, up to a second after the token had expired (and with nanoseconds).
+func TestATokenRepliesItsOwnExpiry(t *testing.T) {
+	n := start(t)
+	var tr admin.TokenReply
+	if code := call(t, n, admin_(t, n), "POST", "/tokens", admin.TokenRequest{User: "alice", TTLSeconds: 600}, &tr); code != 200 {
+		t.Fatalf("issue a token: HTTP %d", code)
+	}
+	c, err := n.Signer.Verify(tr.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tr.ExpiresAt.Equal(c.ExpiresAt) {
+		t.Errorf("expires_at %s, but the token expires at %s", tr.ExpiresAt.Format(time.RFC3339Nano), c.ExpiresAt.Format(time.RFC3339Nano))
+	}
+}
