@@ -11,6 +11,7 @@ import (
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/eventstore/presence"
 	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/tests/wire"
 	"github.com/roomlog/roomlog/transport/auth"
@@ -45,7 +46,9 @@ type pausableNode struct {
 	signer *auth.Signer
 	bus    *hookedBus
 	live   *projections.Live
-	gate   atomic.Pointer[chan struct{}]
+	// presence is the node's (serve gives it to the gateway).
+	presence *presence.Presence
+	gate     atomic.Pointer[chan struct{}]
 }
 
 // pause stops the projection before the next record it would fold.
@@ -74,7 +77,7 @@ func (n *pausableNode) token(t *testing.T, user string) string {
 func startPausableNode(t *testing.T, gc gateway.Config) *pausableNode {
 	t.Helper()
 	h := newHandNode(t, nil)
-	n := &pausableNode{signer: h.signer, bus: &hookedBus{Bus: h.bus}, live: h.live, log: h.log}
+	n := &pausableNode{signer: h.signer, bus: &hookedBus{Bus: h.bus}, live: h.live, log: h.log, presence: h.presence}
 	// The projection, fed record by record through the gate.
 	fctx, fcancel := context.WithCancel(context.Background())
 	folded := make(chan struct{})

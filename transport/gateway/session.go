@@ -27,6 +27,10 @@ type session struct {
 	app   domain.AppID
 	user  domain.User // bound by the first successful login
 	bound bool
+	// unsure: a login of the unbound session may have been stored (the
+	// log did not answer in time): its presence record is kept for good,
+	// so that it times out of whatever room that login entered.
+	unsure bool
 	// resumeRefused is set on a connection's new session once a resume of
 	// a timed-out session was refused on it: it may not try again.
 	resumeRefused bool
@@ -532,8 +536,15 @@ func (s *session) join(ctx context.Context, req protocol.Request, room domain.Ro
 		// neither resumable nor timed out later. One whose login may have
 		// been stored (the log did not answer in time) keeps its record,
 		// so that it times out, leaving whatever room the login entered,
-		// rather than stay there with nothing to time it out.
-		if err != nil && !uncertain(err) {
+		// rather than stay there with nothing to time it out; a later
+		// login refused for good does not change that.
+		s.mu.Lock()
+		if err != nil && uncertain(err) {
+			s.unsure = true
+		}
+		forget := err != nil && !s.unsure
+		s.mu.Unlock()
+		if forget {
 			s.forget(ctx)
 		}
 	}

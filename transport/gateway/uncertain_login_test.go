@@ -68,3 +68,45 @@ func TestASwitchAfterAnUncertainFirstLoginIsNotRefused(t *testing.T) {
 			sw.Message)
 	}
 }
+
+// A session's first login that timed out (the engine waited for a
+// projection that was stalled) may have been stored after all: its
+// presence record is kept so that it times out of the room. Before, a
+// later login refused for good (a room that does not exist) forgot that
+// record: the session, in r0 in the log, had nothing left that would ever
+// time it out once its client went, a ghost for good. The login stored
+// after all is written here by another node's engine.
+func TestARefusedLoginAfterAnUncertainOneKeepsTheSessionsPresence(t *testing.T) {
+	// The login waits for the stalled projection for 3 s; the rest, with
+	// it running, never comes near that.
+	n := startPausableNode(t, gateway.Config{CommandTimeout: 3 * time.Second})
+	n.pause()
+	other := estest.Engine(t, n.log, nil, nil)
+	if _, err := other.Execute(estest.Ctx(t), domain.Meta{App: "dev"}, estest.Login("sb", "bob", "r0")); err != nil {
+		t.Fatal(err)
+	}
+	alice := wire.Dial(t, n.addr)
+	sid := domain.SessionID(alice.Hello.Session)
+	tok := n.token(t, "alice")
+	// The room is not folded yet: the login waits for it, and times out.
+	alice.Send("l", protocol.OpLogin, protocol.LoginRequest{Room: "r0", User: protocol.User{ID: "alice", Name: "alice"}, Token: tok})
+	if f := alice.Reply("l"); f.Code != domain.ErrTimeout.Code {
+		t.Fatalf("a login with the projection stalled: %d %s, want %d", f.Code, f.Error, domain.ErrTimeout.Code)
+	}
+	n.unpause()
+	login := domain.JoinRoom{Session: sid, User: domain.User{ID: "alice", Name: "alice"}, Mode: domain.SingleRoom,
+		Room: "r0", Role: domain.Anchor, Grant: domain.Grant{User: "alice", AllRooms: true, CanPublish: true},
+		Create: domain.CreateIfMissing, Via: domain.ViaLogin}
+	if _, err := other.Execute(estest.Ctx(t), domain.Meta{App: "dev"}, login); err != nil {
+		t.Fatal(err)
+	}
+
+	alice.Send("j", protocol.OpJoinRoom, protocol.JoinRoomRequest{Room: "nowhere", User: &protocol.User{ID: "alice", Name: "alice"}, Token: tok})
+	if f := alice.Reply("j"); f.Code != domain.ErrRoomNotExist.Code {
+		t.Fatalf("join_room of a room that does not exist: %d %s", f.Code, f.Error)
+	}
+	if _, alive, err := n.presence.Lookup(estest.Ctx(t), sid); err != nil || !alive {
+		t.Fatalf("after a refused login, the presence record of a session whose earlier login may be stored: alive %v (%v); "+
+			"want it kept, so that the session times out of r0", alive, err)
+	}
+}
