@@ -216,3 +216,67 @@ func twoBuses(t *testing.T) (a, b *Bus) {
 	}
 	return open("a"), open("b")
 }
+
+// A bucket opened with MarkerTTL keeps a deleted record's marker for that
+// long: a watcher sees the deletion, and then the bucket holds nothing of
+// the key. A bucket an earlier version made without it is made to allow
+// expiring markers when opened with MarkerTTL (and a deletion at a stale
+// revision is still refused).
+func TestRecordsDeletionMarkersExpire(t *testing.T) {
+	l := openEmbedded(t, nil)
+	ctx := testCtx(t)
+	if _, err := l.OpenRecords(ctx, RecordsConfig{Bucket: "old", MarkerTTL: time.Millisecond}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("a MarkerTTL under a second: %v", err)
+	}
+	if _, err := l.OpenRecords(ctx, RecordsConfig{Bucket: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.OpenRecords(ctx, RecordsConfig{Bucket: "old", MarkerTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	deleted := make(chan string, 1)
+	go r.Watch(wctx, func() {}, func(e Entry) {
+		if e.Deleted {
+			deleted <- e.Key
+		}
+	})
+	rev, err := r.Put(ctx, "k", []byte("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Delete(ctx, "k", rev+1); !errors.Is(err, ErrRevisionMismatch) {
+		t.Fatalf("Delete at a wrong revision: %v", err)
+	}
+	if err := r.Delete(ctx, "k", rev); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case k := <-deleted:
+		if k != "k" {
+			t.Fatalf("the watch saw %q deleted, want k", k)
+		}
+	case <-ctx.Done():
+		t.Fatal("the watch never saw the deletion")
+	}
+	s, err := l.js.Stream(ctx, "KV_old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the bucket still holds %d messages: the deletion's marker never expired", info.State.Msgs)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

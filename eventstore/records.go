@@ -16,9 +16,10 @@ import (
 // the last heartbeat of each session. Every write returns the key's new
 // revision, and Update and Delete can be made conditional on it.
 type Records struct {
-	kv     jetstream.KeyValue
-	log    *Log
-	bucket string
+	kv        jetstream.KeyValue
+	log       *Log
+	bucket    string
+	markerTTL time.Duration
 }
 
 // RecordsConfig configures OpenRecords.
@@ -30,6 +31,12 @@ type RecordsConfig struct {
 	// Replicas is the replication factor of a bucket OpenRecords creates
 	// (default 1); an existing bucket keeps its own.
 	Replicas int
+	// MarkerTTL, if set (at least a second), is how long the marker a
+	// Delete leaves is kept: watchers see the deletion, and then it goes.
+	// Without it every key ever deleted leaves a marker for good, which
+	// a bucket of short-lived keys (a session's presence) must not. An
+	// existing bucket is made to allow it.
+	MarkerTTL time.Duration
 }
 
 // Record errors.
@@ -50,10 +57,14 @@ type Entry struct {
 
 // OpenRecords opens the bucket, creating it if it does not exist (unless the
 // log is read-only). An existing bucket is used as it is: its settings are
-// never changed.
+// never changed, except that one opened with MarkerTTL is made to allow
+// markers that expire.
 func (l *Log) OpenRecords(ctx context.Context, cfg RecordsConfig) (*Records, error) {
 	if cfg.Bucket == "" {
 		return nil, fmt.Errorf("%w: records: Bucket is required", ErrInvalidConfig)
+	}
+	if cfg.MarkerTTL != 0 && cfg.MarkerTTL < time.Second {
+		return nil, fmt.Errorf("%w: records: MarkerTTL %v is under a second", ErrInvalidConfig, cfg.MarkerTTL)
 	}
 	var kv jetstream.KeyValue
 	err := l.openBucket(ctx, "records "+cfg.Bucket, jetstream.ErrBucketNotFound, func(ctx context.Context) (err error) {
@@ -61,13 +72,38 @@ func (l *Log) OpenRecords(ctx context.Context, cfg RecordsConfig) (*Records, err
 		return err
 	}, func(ctx context.Context) (err error) {
 		kv, err = l.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cfg.Bucket, History: 1,
-			Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1), Description: cfg.Description})
+			Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1), Description: cfg.Description,
+			LimitMarkerTTL: cfg.MarkerTTL})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Records{kv: kv, log: l, bucket: cfg.Bucket}, nil
+	if cfg.MarkerTTL > 0 && !l.cfg.ReadOnly {
+		if err := l.allowMarkerTTL(ctx, "KV_"+cfg.Bucket); err != nil {
+			return nil, err
+		}
+	}
+	return &Records{kv: kv, log: l, bucket: cfg.Bucket, markerTTL: cfg.MarkerTTL}, nil
+}
+
+// allowMarkerTTL lets the messages of a bucket's stream (one an earlier
+// version created) carry a time to live, which its delete markers then do.
+func (l *Log) allowMarkerTTL(ctx context.Context, stream string) error {
+	return l.retry(ctx, "allow expiring markers in "+stream, func(ctx context.Context) error {
+		s, err := l.js.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		sc := s.CachedInfo().Config
+		if sc.AllowMsgTTL {
+			return nil
+		}
+		l.log.Info("letting the deletion markers of " + stream + " expire")
+		sc.AllowMsgTTL = true
+		_, err = l.js.UpdateStream(ctx, sc)
+		return err
+	})
 }
 
 // Get returns the record of key; ok is false if there is none.
@@ -99,15 +135,23 @@ func (r *Records) Update(ctx context.Context, key string, value []byte, rev uint
 	return nrev, classify("update record", err)
 }
 
-// Delete removes the record of key. With rev > 0 it does so only if the
-// record's revision is still rev, and fails with ErrRevisionMismatch
-// otherwise. Deleting a key that has no record succeeds.
+// Delete removes the record of key, leaving a marker (that expires after
+// MarkerTTL, if the bucket was opened with one). With rev > 0 it does so
+// only if the record's revision is still rev, and fails with
+// ErrRevisionMismatch otherwise. Deleting a key that has no record
+// succeeds.
 func (r *Records) Delete(ctx context.Context, key string, rev uint64) error {
 	var opts []jetstream.KVDeleteOpt
 	if rev > 0 {
 		opts = append(opts, jetstream.LastRevision(rev))
 	}
-	err := r.kv.Delete(ctx, key, opts...)
+	var err error
+	if r.markerTTL > 0 {
+		// A purge leaves one marker, which expires.
+		err = r.kv.Purge(ctx, key, append(opts, jetstream.PurgeTTL(r.markerTTL))...)
+	} else {
+		err = r.kv.Delete(ctx, key, opts...)
+	}
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("%w: %s", ErrRevisionMismatch, key)
 	}

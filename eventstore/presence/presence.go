@@ -72,13 +72,21 @@ type Config struct {
 // DefaultBucket is the bucket roomd keeps presence records in.
 const DefaultBucket = "roomlog-presence"
 
+// MarkerTTL is how long the bucket keeps the marker of a session's record
+// deleted (timed out, or forgotten): long enough for every node's watch to
+// see it, and then it goes, so that the bucket holds only live sessions.
+const MarkerTTL = 15 * time.Minute
+
 // Presence tracks sessions' heartbeats and times silent sessions out. It is
 // safe for concurrent use.
 type Presence struct {
 	cfg Config
 
-	mu      sync.Mutex
-	timers  map[string]engine.Timer
+	mu sync.Mutex
+	// timers holds each tracked session's timeout; n tells a timer that
+	// fired from one set after it.
+	timers  map[string]timeout
+	n       uint64
 	stopped bool
 	ready   chan struct{}
 }
@@ -124,7 +132,13 @@ func New(cfg Config) (*Presence, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Presence{cfg: cfg, timers: map[string]engine.Timer{}, ready: make(chan struct{})}, nil
+	return &Presence{cfg: cfg, timers: map[string]timeout{}, ready: make(chan struct{})}, nil
+}
+
+// timeout is a session's timer, the n-th set.
+type timeout struct {
+	t engine.Timer
+	n uint64
 }
 
 // key is a session's key. Session IDs are ULIDs made by the server, unique
@@ -287,7 +301,7 @@ func (p *Presence) stop() {
 	defer p.mu.Unlock()
 	p.stopped = true
 	for k, t := range p.timers {
-		t.Stop()
+		t.t.Stop()
 		delete(p.timers, k)
 	}
 }
@@ -295,8 +309,8 @@ func (p *Presence) stop() {
 func (p *Presence) observe(e eventstore.Entry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t := p.timers[e.Key]; t != nil {
-		t.Stop()
+	if t, ok := p.timers[e.Key]; ok {
+		t.t.Stop()
 		delete(p.timers, e.Key)
 	}
 	if p.stopped || e.Deleted {
@@ -318,10 +332,12 @@ func (p *Presence) observe(e eventstore.Entry) {
 
 // schedule sets the timer of key, in place of any it had; p.mu is held.
 func (p *Presence) schedule(key string, r Record, rev uint64, d time.Duration) {
-	if t := p.timers[key]; t != nil {
-		t.Stop() // else it would fire untracked, after Run too
+	if t, ok := p.timers[key]; ok {
+		t.t.Stop() // else it would fire untracked, after Run too
 	}
-	p.timers[key] = p.cfg.Clock.AfterFunc(d, func() { p.fire(key, r, rev) })
+	p.n++
+	n := p.n
+	p.timers[key] = timeout{p.cfg.Clock.AfterFunc(d, func() { p.fire(key, r, rev, n) }), n}
 }
 
 // fire times a silent session out, if it is still silent, then forgets it.
@@ -330,13 +346,22 @@ func (p *Presence) schedule(key string, r Record, rev uint64, d time.Duration) {
 // before (the mark fails: heard from) or finds it marked and fails; then it
 // records the timeout. A node that dies in between leaves the mark to the
 // others (the watch hands them the marked record), or to its next start.
-func (p *Presence) fire(key string, r Record, rev uint64) {
+func (p *Presence) fire(key string, r Record, rev, n uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	e, ok, err := p.cfg.Records.Get(ctx, key)
 	switch {
 	case err == nil && !ok:
-		return // another node did it
+		// Another node did it. Its deletion is usually watched, and the
+		// timer dropped then; one that went by while the watch was being
+		// set up again, its marker expired since, is not: drop the timer
+		// here, unless a newer one was set meanwhile.
+		p.mu.Lock()
+		if t, ok := p.timers[key]; ok && t.n == n {
+			delete(p.timers, key)
+		}
+		p.mu.Unlock()
+		return
 	case err == nil && e.Revision != rev:
 		return // heard from since: the watch has rescheduled it
 	}
@@ -363,7 +388,7 @@ func (p *Presence) fire(key string, r Record, rev uint64) {
 	if err != nil {
 		p.cfg.Logger.Warn("recording a heartbeat timeout failed; will retry", "session", r.Session, "err", err)
 		p.mu.Lock()
-		if !p.stopped && p.timers[key] != nil {
+		if t, ok := p.timers[key]; ok && !p.stopped && t.n == n {
 			p.schedule(key, r, rev, p.cfg.Retry)
 		}
 		p.mu.Unlock()

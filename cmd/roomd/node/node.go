@@ -270,8 +270,10 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 		timeout = 90 * time.Second
 	}
 	node := n.Engine.NewID(n.cfg.Clock.Now()).String()
+	// A session's record goes when it times out or leaves for good, and
+	// session IDs are never reused: the marker each leaves must go too.
 	records, err := n.Log.OpenRecords(ctx, eventstore.RecordsConfig{Bucket: presence.DefaultBucket, Replicas: replicas,
-		Description: "roomlog session presence: last heartbeat per session"})
+		Description: "roomlog session presence: last heartbeat per session", MarkerTTL: presence.MarkerTTL})
 	if err != nil {
 		return err
 	}
