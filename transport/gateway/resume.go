@@ -303,7 +303,7 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	old := srv.sessions[sid]
 	srv.sessions[sid] = s
 	delete(srv.sessions, fresh.id)
-	away := srv.awayMedia[sid]
+	away := srv.awayMedia[sid].peers
 	delete(srv.awayMedia, sid)
 	srv.mu.Unlock()
 	if old != nil {

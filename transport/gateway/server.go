@@ -212,8 +212,9 @@ type Server struct {
 	// awayMedia keeps, for a session whose connection went, where its
 	// media connections' peers are, for a resume on this node: a player
 	// waiting for its stream holds its peer on the node it played from.
-	// It goes when the session resumes (here or elsewhere) or times out.
-	awayMedia map[domain.SessionID]map[mediaConn]mediaPeer
+	// It goes when the session resumes (here or elsewhere), times out, or
+	// can no longer be resumed (sweepAway).
+	awayMedia map[domain.SessionID]awayPeers
 	conns     map[*conn]struct{}
 	closing   bool
 	wg        sync.WaitGroup
@@ -313,6 +314,30 @@ func (s *Server) tick(ctx context.Context) {
 			return
 		case <-t.C:
 			s.hub.onlineCounts(ctx)
+			s.sweepAway()
+		}
+	}
+}
+
+// awayPeers is what awayMedia keeps of a session: its media peers, and
+// when its connection went.
+type awayPeers struct {
+	peers map[mediaConn]mediaPeer
+	since time.Time
+}
+
+// sweepAway drops what awayMedia keeps of sessions away for longer than
+// any resume can come: twice the heartbeat timeout, after which presence
+// has timed the session out (the recorded timeout drops it at once, in
+// onTimedOut) or, for a session in no room any more (kicked while away,
+// its rooms destroyed), forgotten it with no event to say so.
+func (s *Server) sweepAway() {
+	cutoff := s.cfg.Clock.Now().Add(-2 * s.cfg.HeartbeatTimeout)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, a := range s.awayMedia {
+		if a.since.Before(cutoff) {
+			delete(s.awayMedia, id)
 		}
 	}
 }
@@ -426,9 +451,9 @@ func (s *Server) detach(c *conn) {
 		delete(s.sessions, sess.id)
 		if len(at) > 0 {
 			if s.awayMedia == nil {
-				s.awayMedia = map[domain.SessionID]map[mediaConn]mediaPeer{}
+				s.awayMedia = map[domain.SessionID]awayPeers{}
 			}
-			s.awayMedia[sess.id] = at
+			s.awayMedia[sess.id] = awayPeers{at, s.cfg.Clock.Now()}
 		}
 	}
 	s.mu.Unlock()
