@@ -108,10 +108,12 @@ func TestARetentionBelowTheDuplicateWindowIsRefused(t *testing.T) {
 
 // -shutdown-grace is "how long shutdown waits for clients to go", however
 // long: a request in flight for 11 s is answered before roomd exits with a
-// grace of 30 s (node.Shutdown once capped every grace at 10 s).
+// grace of 30 s (node.Shutdown once capped every grace at 10 s). The
+// request is a CPU profile, on the profiler's listener, which shuts down
+// within the same grace as the clients' one.
 func TestAShutdownGraceAbove10sIsHonoured(t *testing.T) {
-	addr := freeAddr(t)
-	o, err := parse([]string{"-data", t.TempDir(), "-nats-listen", "off", "-no-media", "-http", addr, "-pprof",
+	addr, pprofAddr := freeAddr(t), freeAddr(t)
+	o, err := parse([]string{"-data", t.TempDir(), "-nats-listen", "off", "-no-media", "-http", addr, "-pprof", pprofAddr,
 		"-shutdown-grace", "30s"}, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +127,7 @@ func TestAShutdownGraceAbove10sIsHonoured(t *testing.T) {
 	// What the client got: the whole profile, or why not.
 	answered := make(chan error, 1)
 	go func() {
-		res, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=11")
+		res, err := http.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=11")
 		if err == nil {
 			var n int64
 			n, err = io.Copy(io.Discard, res.Body)

@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -143,29 +142,6 @@ func TestMetricsServeTheNamedSeriesAndTheyMove(t *testing.T) {
 				after[`roomlog_live_sessions`], after[`roomlog_live_rooms`])
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// Profiling is off unless asked for.
-func TestPprofOnlyWhenAskedFor(t *testing.T) {
-	for _, on := range []bool{false, true} {
-		t.Run(fmt.Sprint("pprof ", on), func(t *testing.T) {
-			n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir()},
-				Policy: domain.Config{Default: domain.DefaultPolicy()}, Secret: secret, HTTPListen: "127.0.0.1:0",
-				Logger: estest.Logger(t), Pprof: on})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { n.Close() })
-			resp, err := http.Get("http://" + n.HTTPAddr() + "/debug/pprof/goroutine?debug=1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if got := resp.StatusCode == http.StatusOK; got != on {
-				t.Errorf("pprof %v: /debug/pprof/goroutine answered %s", on, resp.Status)
-			}
-		})
 	}
 }
 

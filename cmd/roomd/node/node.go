@@ -323,6 +323,11 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 			return err
 		}
 	}
+	if n.cfg.PprofListen != "" {
+		if err := n.servePprof(); err != nil {
+			return err
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.goRun("projection", func() error { return n.Live.Run(runCtx, n.Log, n.filters()) })
@@ -427,11 +432,6 @@ func (n *Node) startHTTP(node string) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "alive") })
 	mux.HandleFunc("GET /readyz", n.ready)
 	mux.Handle("GET /metrics", n.Metrics.Handler())
-	if n.cfg.PprofListen != "" {
-		if err := n.servePprof(); err != nil {
-			return err
-		}
-	}
 	ln, err := net.Listen("tcp", n.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http: %w", err)
@@ -635,20 +635,25 @@ func (n *Node) Close() error {
 // Shutdown is Close bounded by ctx for the connections to drain (10 s if
 // ctx has no deadline).
 func (n *Node) Shutdown(ctx context.Context) error {
+	sctx, cancel := ctx, context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		sctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	}
+	pprofDone := make(chan struct{})
+	if n.pprofSrv != nil {
+		// A profile being taken is answered, within the same grace.
+		go func() { n.pprofSrv.Shutdown(sctx); close(pprofDone) }()
+	} else {
+		close(pprofDone)
+	}
 	if n.httpSrv != nil {
-		sctx, cancel := ctx, context.CancelFunc(func() {})
-		if _, ok := ctx.Deadline(); !ok {
-			sctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		}
 		n.httpSrv.Shutdown(sctx)
 		if n.Gateway != nil {
 			n.Gateway.Shutdown(sctx)
 		}
-		cancel()
 	}
-	if n.pprofSrv != nil {
-		n.pprofSrv.Close() // a profile being taken ends with it
-	}
+	<-pprofDone
+	cancel()
 	if n.cancel != nil {
 		n.cancel()
 	}

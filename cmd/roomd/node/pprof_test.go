@@ -56,3 +56,21 @@ func TestTheProfilerIsNotServedToClients(t *testing.T) {
 		t.Errorf("the profiler still listens on %s after the node closed", addr)
 	}
 }
+
+// Profiling is off unless asked for: no listener of its own, nothing on
+// the HTTP listener.
+func TestTheProfilerIsOffUnlessAskedFor(t *testing.T) {
+	n, err := node.Start(estest.Ctx(t), node.Config{Log: eventstore.Config{DataDir: t.TempDir()},
+		Policy: domain.Config{Default: domain.DefaultPolicy()}, Secret: []byte("0123456789abcdef0123456789abcdef"),
+		HTTPListen: "127.0.0.1:0", Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.PprofAddr() != "" {
+		t.Errorf("a profiler at %s, not asked for", n.PprofAddr())
+	}
+	if code, _ := get(t, "http://"+n.HTTPAddr()+"/debug/pprof/goroutine?debug=1"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/goroutine answered %d, want 404", code)
+	}
+}
