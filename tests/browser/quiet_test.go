@@ -116,3 +116,64 @@ func TestSDKQuietMemberHearsOfNoOtherUsers(t *testing.T) {
 	}
 	p.noGaps()
 }
+
+// A ZEGO switchRoom out of a room entered with ZIM's calls, quietly and
+// with a capacity: after a re-login on a new session (past the timeout,
+// the room having ended meanwhile), the member is still quiet and the room
+// created again has the same capacity. The target is entered again as a
+// ZIM enter, which used to send neither (nor could the protocol's
+// enter_room and join_room say quiet).
+func TestSDKZEGOSwitchFromAZIMRoomKeepsItsConfigAcrossARelogin(t *testing.T) {
+	n := startNode(t, func(o *clienttest.NodeOptions) {
+		// 5 s: the live sessions heartbeat through Chromium and a -race
+		// server on a loaded machine.
+		o.Gateway.HeartbeatInterval, o.Gateway.HeartbeatTimeout = 250*time.Millisecond, 5*time.Second
+	})
+	proxy := netcut.Start(t, n.HTTPAddr())
+	p := openHarness(t, n)
+	ws := clienttest.URL(n.HTTPAddr())
+	p.newEngine("a", ws, nil)
+	p.newEngine("c", ws, nil)
+	p.newEngine("b", clienttest.URL(proxy.Addr()), nil)
+	tokA, tokB, tokC := clienttest.Token(t, n, "alice"), clienttest.Token(t, n, "bob"), clienttest.Token(t, n, "carol")
+	alice, bob, carol := user{"alice", "Alice"}, user{"bob", "Bob"}, user{"carol", "Carol"}
+
+	// Bob enters z1 with ZIM's calls, then ZEGO-switches to q2, quietly,
+	// creating it for two.
+	p.Must("b", "login", bob, tokB)
+	p.Must("b", "enterRoom", map[string]string{"roomID": "z1"})
+	p.Must("b", "switchRoom", "z1", "q2", map[string]any{"isUserStatusNotify": false, "maxMemberCount": 2})
+	p.Must("a", "loginRoom", "q2", tokA, alice)
+	if r := p.Run("c", "loginRoom", "q2", tokC, carol); r.OK || r.Code != 1002034 {
+		t.Errorf("before the cut, a third login into q2: %+v, want 1002034", r)
+	}
+	p.Must("a", "sendBroadcastMessage", "q2", "before")
+	p.Wait(0, `e => e.who === 'b' && e.event === 'IMRecvBroadcastMessage' && e.args[1][0].message === 'before'`)
+	if got := p.userUpdatesOf(0, "b", "q2"); len(got) > 0 {
+		t.Fatalf("quiet before the cut already broken: %+v", got)
+	}
+
+	// Bob's connection drops past the timeout; q2 ends once alice leaves.
+	mark := p.Len()
+	session := p.session("b")
+	proxy.Refuse(true)
+	proxy.Cut()
+	p.WaitState(mark, "b", "q2", "RECONNECTING")
+	p.Wait(mark, `e => e.who === 'a' && e.event === 'roomUserUpdate' && e.args[0] === 'q2' && e.args[1] === 'DELETE' && e.args[2][0].userID === 'bob'`)
+	p.Must("a", "logoutRoom", "q2")
+	proxy.Refuse(false)
+	p.WaitState(mark, "b", "q2", "LOGINED")
+	if got := p.session("b"); got == session || got == "" {
+		t.Fatalf("bob's session is %q after the timeout, want a new one", got)
+	}
+
+	p.Must("a", "loginRoom", "q2", tokA, alice)
+	p.Must("a", "sendBroadcastMessage", "q2", "after")
+	p.Wait(mark, `e => e.who === 'b' && e.event === 'IMRecvBroadcastMessage' && e.args[1][0].message === 'after'`)
+	if got := p.userUpdatesOf(mark, "b", "q2"); len(got) > 0 {
+		t.Errorf("after the re-login, the member quiet in q2 heard of other users: %+v", got)
+	}
+	if r := p.Run("c", "loginRoom", "q2", tokC, carol); r.OK || r.Code != 1002034 {
+		t.Errorf("after the re-login re-created q2, a third login: %+v, want 1002034 room_full", r)
+	}
+}

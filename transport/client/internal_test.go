@@ -124,6 +124,14 @@ func TestReentryRequests(t *testing.T) {
 		{entry{op: protocol.OpJoinRoom, token: "t"}, protocol.JoinRoomRequest{Room: "r", Token: "t"}},
 		{entry{op: protocol.OpEnterRoom, user: &u, name: "Room", token: "t", config: cfg},
 			protocol.CreateRoomRequest{Room: RoomInfo{ID: "r", Name: "Room"}, User: &u, Token: "t", Config: cfg}},
+		// Quiet (a switch out of a quiet room keeps the flag) and the
+		// capacity, whichever way the room was entered.
+		{entry{op: protocol.OpLogin, user: &u, token: "t", quiet: true, capacity: 2},
+			protocol.LoginRequest{Room: "r", User: u, Token: "t", MaxMemberCount: 2, UserStatusNotify: new(false)}},
+		{entry{op: protocol.OpJoinRoom, token: "t", quiet: true},
+			protocol.JoinRoomRequest{Room: "r", Token: "t", UserStatusNotify: new(false)}},
+		{entry{op: protocol.OpEnterRoom, token: "t", config: cfg, quiet: true},
+			protocol.CreateRoomRequest{Room: RoomInfo{ID: "r"}, Token: "t", Config: cfg, UserStatusNotify: new(false)}},
 	} {
 		got, _ := json.Marshal(tc.e.request("r"))
 		want, _ := json.Marshal(tc.want)

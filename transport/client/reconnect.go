@@ -501,24 +501,26 @@ func (c *Client) relogin(l *link) error {
 	}
 }
 
-// request is the request that enters room again as e entered it.
+// request is the request that enters room again as e entered it: as quiet
+// as it was, whichever way it entered (a switch keeps the flag of the room
+// it left).
 func (e entry) request(room string) any {
+	var notify *bool
+	if e.quiet {
+		notify = new(false)
+	}
 	switch e.op {
 	case protocol.OpLogin:
 		var u User
 		if e.user != nil {
 			u = *e.user
 		}
-		r := protocol.LoginRequest{Room: room, User: u, Token: e.token, Role: e.role, MaxMemberCount: e.capacity}
-		if e.quiet {
-			off := false
-			r.UserStatusNotify = &off
-		}
-		return r
+		return protocol.LoginRequest{Room: room, User: u, Token: e.token, Role: e.role, MaxMemberCount: e.capacity,
+			UserStatusNotify: notify}
 	case protocol.OpJoinRoom:
-		return protocol.JoinRoomRequest{Room: room, User: e.user, Token: e.token, Role: e.role}
+		return protocol.JoinRoomRequest{Room: room, User: e.user, Token: e.token, Role: e.role, UserStatusNotify: notify}
 	default:
 		return protocol.CreateRoomRequest{Room: RoomInfo{ID: room, Name: e.name}, User: e.user, Token: e.token,
-			Role: e.role, Config: e.config}
+			Role: e.role, Config: e.config, UserStatusNotify: notify}
 	}
 }

@@ -865,8 +865,8 @@ func (s *session) createRoom(ctx context.Context, req protocol.Request) (any, er
 		return nil, err
 	}
 	return s.join(ctx, req, room, claims, u, domain.JoinRoom{Session: s.id, User: u, Mode: s.zimMode(), Room: room,
-		RoomName: r.Room.Name, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config), Via: via},
-		r.History)
+		RoomName: r.Room.Name, Role: rl, Grant: claims.Grant(), Create: create, Config: roomConfig(r.Config), Via: via,
+		Quiet: r.UserStatusNotify != nil && !*r.UserStatusNotify}, r.History)
 }
 
 // zimMode is the mode of a session that uses ZIM operations: ZIM sessions
@@ -897,7 +897,8 @@ func (s *session) joinRoom(ctx context.Context, req protocol.Request) (any, erro
 		return nil, err
 	}
 	return s.join(ctx, req, room, claims, u, domain.JoinRoom{Session: s.id, User: u, Mode: s.zimMode(), Room: room,
-		Role: rl, Grant: claims.Grant(), Create: domain.CreateNever, Via: domain.ViaJoin}, r.History)
+		Role: rl, Grant: claims.Grant(), Create: domain.CreateNever, Via: domain.ViaJoin,
+		Quiet: r.UserStatusNotify != nil && !*r.UserStatusNotify}, r.History)
 }
 
 func (s *session) switchRoom(ctx context.Context, req protocol.Request) (any, error) {

@@ -102,6 +102,9 @@ type CreateRoomRequest struct {
 	Config *RoomConfig `json:"config,omitempty"`
 	// History asks for the room's last messages with the snapshot.
 	History int `json:"history,omitempty"`
+	// UserStatusNotify is login's (ZEGO isUserStatusNotify; ZIM has none):
+	// an SDK entering again a room the session was quiet in says so.
+	UserStatusNotify *bool `json:"user_status_notify,omitempty"`
 }
 
 // JoinRoomRequest is ZIM joinRoom: the room must exist.
@@ -111,6 +114,8 @@ type JoinRoomRequest struct {
 	Token   string `json:"token,omitempty"`
 	Role    string `json:"role,omitempty"`
 	History int    `json:"history,omitempty"`
+	// UserStatusNotify is create_room's.
+	UserStatusNotify *bool `json:"user_status_notify,omitempty"`
 }
 
 // RoomRequest names one room (ZIM leaveRoom, query_room).

@@ -519,7 +519,10 @@ export class RoomlogEngine {
       const { quiet, maxMemberCount } = roomConfig(c, 'switch_room');
       Object.assign(req, { token: c.token, role: c.role, config: maxMemberCount ? { max_member_count: maxMemberCount } : undefined });
       if (quiet !== undefined) req.user_status_notify = !quiet;
-      entry = { op: 'enter_room', token: c.token, role: c.role, quiet, maxMemberCount };
+      // Entered again as a ZIM enter (below: as a login) with the same
+      // capacity, if the room it was entered from was.
+      const config = maxMemberCount ? { max_member_count: maxMemberCount } : undefined;
+      entry = { op: 'enter_room', token: c.token, role: c.role, quiet, maxMemberCount, config };
     }
     // The target is entered again, after a reconnection, the way the session
     // entered rooms before (ZEGO login, ZIM enter or join).
@@ -1734,9 +1737,16 @@ function entryRequest(e, room) {
         user_status_notify: e.quiet ? false : undefined,
       };
     case 'join_room':
-      return { room, user: wireUser(e.user), token, role: e.role };
+      return { room, user: wireUser(e.user), token, role: e.role, user_status_notify: e.quiet ? false : undefined };
     default:
-      return { room: { id: room, name: e.name || undefined }, user: wireUser(e.user), token, role: e.role, config: e.config };
+      return {
+        room: { id: room, name: e.name || undefined },
+        user: wireUser(e.user),
+        token,
+        role: e.role,
+        config: e.config,
+        user_status_notify: e.quiet ? false : undefined,
+      };
   }
 }
 
