@@ -247,6 +247,14 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 		}
 		return nil, protocol.ResumeReply{}, nil, refused
 	}
+	// Revived, the session has a whole timeout again: what this node keeps
+	// of its media peers too, should this resume fail later on.
+	srv.mu.Lock()
+	if a, ok := srv.awayMedia[sid]; ok {
+		a.since = srv.cfg.Clock.Now()
+		srv.awayMedia[sid] = a
+	}
+	srv.mu.Unlock()
 	// A connection of this node may still carry the session, its worker
 	// running a command of it (a login whose reply the client never got):
 	// take the session off it and let that command end first, so that what
