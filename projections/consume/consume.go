@@ -29,12 +29,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmjs "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomlog/roomlog/domain"
@@ -113,6 +116,16 @@ type Consumer struct {
 	cfg     Config
 	records *eventstore.Records
 	from    cursor.Cursor // where the subscription starts
+
+	// js asks the server about the stream and the durable consumer, on a
+	// connection of Run's own.
+	js jetstream.JetStream
+
+	mu sync.Mutex
+	// created is when Run's durable consumer was created: another of the
+	// same name (the first removed, or replaced by another run) was
+	// created at another time.
+	created time.Time
 }
 
 // New validates cfg and returns a Consumer.
@@ -152,6 +165,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	inc, err := c.cfg.Log.NewConn("consume-info-" + c.cfg.Name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer inc.Close()
+	if c.js, err = jetstream.New(inc); err != nil {
+		return err
+	}
 	last := c.cfg.After
 	saved := last
 	pending := 0
@@ -175,9 +199,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// fail is what Run returns for err: once ctx is done, whatever failed
 	// failed because Run was stopped (a Handle, a save or the subscription
 	// cut short), and stopping is clean: save what was handled, return nil.
+	// Otherwise what was handled is saved too, so that started again the
+	// consumer goes on from there (Save is called when Run ends).
 	fail := func(err error) error {
 		if ctx.Err() != nil {
 			return stop()
+		}
+		if serr := stop(); serr != nil && !errors.Is(err, serr) {
+			return errors.Join(err, serr)
 		}
 		return err
 	}
@@ -210,12 +239,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	// A pull that nats.go gives up on (the durable consumer deleted on the
 	// server) ends delivery for good, while watermill's channel stays open:
-	// Run is told, instead of waiting forever.
+	// Run is told, instead of waiting forever. A consumer deleted while the
+	// connection was down sends no such word: nats.go pulls again from
+	// nothing, and says only that no one responds or that heartbeats
+	// stopped. Run then asks the server whether its consumer is still
+	// there (as it does every SaveInterval: one replaced by another of the
+	// same name, pulled from after a reconnection, says nothing at all).
 	gone := make(chan error, 1)
+	suspect := make(chan struct{}, 1)
 	onPullError := func(_ jetstream.ConsumeContext, err error) {
-		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound):
 			select {
 			case gone <- err:
+			default:
+			}
+		case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat):
+			select {
+			case suspect <- struct{}{}:
 			default:
 			}
 		}
@@ -265,19 +306,45 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer tick.Stop()
 	var delivered uint64 // the last delivery's consumer sequence
 	gap := false         // a delivery was skipped and not yet made good
+	consumerGone := func(why error) error {
+		if serr := save(ctx); serr != nil {
+			return fail(serr)
+		}
+		return fmt.Errorf("%w (%s: %v); start it again to go on from %s", ErrConsumerGone, c.cfg.Name, why, last)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return stop()
 		case <-tick.C:
+			if why := c.replaced(ctx); why != nil {
+				return consumerGone(why)
+			}
+			if gap {
+				// Nothing delivered since deliveries were skipped (another
+				// consumer of the name took them): what they held is read
+				// from the log now, not at the next delivery, which may
+				// never come.
+				end, err := c.cfg.Log.LastSeq(ctx)
+				if err == nil {
+					var n int
+					n, err = c.fillGap(ctx, end+1, &last)
+					pending += n
+				}
+				if err != nil {
+					return fail(err)
+				}
+				gap = false
+			}
 			if err := save(ctx); err != nil {
 				return fail(err)
 			}
-		case err := <-gone:
-			if serr := save(ctx); serr != nil {
-				return fail(serr)
+		case <-suspect:
+			if why := c.replaced(ctx); why != nil {
+				return consumerGone(why)
 			}
-			return fmt.Errorf("%w (%s: %v); start it again to go on from %s", ErrConsumerGone, c.cfg.Name, err, last)
+		case err := <-gone:
+			return consumerGone(err)
 		case m, ok := <-msgs:
 			if !ok {
 				if ctx.Err() != nil {
@@ -294,6 +361,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// from the log, in order, before the next message past the
 			// cursor (this one, unless it is a redelivery of one handled).
 			dseq, _ := strconv.ParseUint(m.Metadata.Get(metaDelivery), 10, 64)
+			if dseq <= delivered {
+				// Consumer sequences only grow: this delivery is another
+				// consumer's, of the same name, that replaced Run's.
+				m.Nack()
+				if why := c.replaced(ctx); why != nil {
+					return consumerGone(why)
+				}
+				return consumerGone(fmt.Errorf("consumer sequence %d after %d: replaced", dseq, delivered))
+			}
 			gap = gap || dseq > delivered+1
 			delivered = max(delivered, dseq)
 			if gap && last.Less(cursor.Cursor{Seq: rec.Seq}) {
@@ -419,7 +495,7 @@ func (c *Consumer) fold(ctx context.Context, rec eventstore.Record, events []dom
 		if !last.Less(cur) {
 			continue
 		}
-		if err := c.cfg.Handle(ctx, cursor.Event{Cursor: cur, Event: &events[i], Record: &rec}); err != nil {
+		if err := c.handleOne(ctx, cursor.Event{Cursor: cur, Event: &events[i], Record: &rec}); err != nil {
 			return n, err
 		}
 		*last = cur
@@ -431,6 +507,44 @@ func (c *Consumer) fold(ctx context.Context, rec eventstore.Record, events []dom
 		*last = cursor.End(rec.Seq)
 	}
 	return n, nil
+}
+
+// handleOne calls Handle, making a panic in it an error: the message is
+// tried again and, if it keeps panicking, parked, rather than the panic
+// taking the process down (and again on every start, at the same message).
+func (c *Consumer) handleOne(ctx context.Context, e cursor.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("consume: Handle panicked at %s: %v\n%s", e.Cursor, p, debug.Stack())
+		}
+	}()
+	return c.cfg.Handle(ctx, e)
+}
+
+// replaced returns why Run's durable consumer is no longer on the server
+// (removed, or another of the same name in its place), or nil if it is, or
+// if the server does not say.
+func (c *Consumer) replaced(ctx context.Context) error {
+	c.mu.Lock()
+	created := c.created
+	c.mu.Unlock()
+	if created.IsZero() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cons, err := c.js.Consumer(ctx, c.cfg.Log.StreamName(), c.cfg.Name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	if err != nil {
+		return nil // the server is not answering: nothing is known
+	}
+	switch info := cons.CachedInfo(); {
+	case !info.Created.Equal(created):
+		return fmt.Errorf("another consumer of the same name, created at %s, replaced it", info.Created.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 func (c *Consumer) park(ctx context.Context, p Parked) error {
@@ -452,7 +566,7 @@ func (c *Consumer) expired(ctx context.Context, after cursor.Cursor) (cursor.Cur
 	if after.Seq == 0 {
 		return after, nil
 	}
-	first, err := streamStart(ctx, c.cfg.Log)
+	first, err := c.streamStart(ctx)
 	// The first message the consumer still needs: the next one, or its
 	// cursor's own message if events of it are left to handle. An empty
 	// log starts past its last message, so everything removed counts.
@@ -503,17 +617,8 @@ func (c *Consumer) watermark(ctx context.Context, last cursor.Cursor) cursor.Cur
 
 // streamStart returns the log's first kept stream sequence (past the last
 // one when retention or a purge removed them all).
-func streamStart(ctx context.Context, log *eventstore.Log) (uint64, error) {
-	nc, err := log.NewConn("consume-info")
-	if err != nil {
-		return 0, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return 0, err
-	}
-	s, err := js.Stream(ctx, log.StreamName())
+func (c *Consumer) streamStart(ctx context.Context) (uint64, error) {
+	s, err := c.js.Stream(ctx, c.cfg.Log.StreamName())
 	if err != nil {
 		return 0, err
 	}
@@ -548,6 +653,11 @@ func (c *Consumer) durable(ctx context.Context, js jetstream.JetStream, topic st
 		AckWait:       c.cfg.AckWait,
 		MaxAckPending: 16384,
 	})
+	if err == nil {
+		c.mu.Lock()
+		c.created = cons.CachedInfo().Created
+		c.mu.Unlock()
+	}
 	return cons, nil, err
 }
 

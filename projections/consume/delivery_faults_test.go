@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,4 +248,204 @@ func TestALossNoticedOnARedeliveryIsStillReadFromTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	exactlyOnce(t, server, app.handed())
+}
+
+// The durable consumer is removed on the server while the consumer's
+// connection is down (the server's "409 Consumer Deleted" to the pending
+// pull never reaches it). nats.go reconnects by itself and pulls again from
+// a consumer that is not there, saying only that no one responds. Run
+// returns ErrConsumerGone, as when it hears of the removal: before, it
+// waited for good, delivering nothing.
+func TestRunFailsWhenItsConsumerIsDeletedWhileDisconnected(t *testing.T) {
+	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
+	proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
+	client := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), Password: estest.Password, BindStream: true,
+		Logger: estest.Logger(t)})
+	js := estest.JetStream(t, server)
+	info := func() *jetstream.ConsumerInfo { return consumerInfo(js, server.StreamName(), "gone2") }
+
+	app := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- app.consumer(t, client, "gone2", cursor.Cursor{}, time.Minute).Run(ctx) }()
+	waitFor(t, "the durable consumer", func() bool { return info() != nil })
+	first, _ := estest.WriteRooms(t, server, estest.RoomsConfig{App: "a", Rooms: 1, Events: 5, Seed: 41})
+	waitFor(t, "the first events", func() bool { return len(app.handed()) >= first })
+
+	proxy.MuteServer()
+	if err := js.DeleteConsumer(estest.Ctx(t), server.StreamName(), "gone2"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the 409 is sent into the void
+	proxy.Cut()
+	waitFor(t, "the client reconnected", client.Connected)
+	more, _ := estest.WriteRooms(t, server, estest.RoomsConfig{App: "b", Rooms: 1, Events: 5, Seed: 42})
+	select {
+	case err := <-done:
+		if !errors.Is(err, consume.ErrConsumerGone) {
+			t.Fatalf("Run after its consumer was deleted: %v, want ErrConsumerGone", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("60 s after its durable consumer was deleted (while disconnected), Run neither returned ErrConsumerGone "+
+			"nor delivered the new events (%d of %d handed over; consumer on server: %v)",
+			len(app.handed()), first+more, info() != nil)
+	}
+}
+
+// A second consumer with the same name replaces the first one's durable
+// while the first one's connection is down. Reconnected, the first one
+// pulled from the second one's durable without a word: the two split the
+// messages, each handing over only part of the log. Now the first returns
+// ErrConsumerGone (its consumer is not the one it created), and the second
+// reads from the log what the first took, even with nothing delivered
+// after it.
+func TestRunFailsWhenItsConsumerIsReplacedWhileDisconnected(t *testing.T) {
+	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
+	proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
+	client := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), Password: estest.Password, BindStream: true,
+		Logger: estest.Logger(t)})
+	js := estest.JetStream(t, server)
+	info := func() *jetstream.ConsumerInfo { return consumerInfo(js, server.StreamName(), "twin") }
+
+	a := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.consumer(t, client, "twin", cursor.Cursor{}, time.Minute).Run(ctx) }()
+	waitFor(t, "the durable consumer", func() bool { return info() != nil })
+	first, _ := estest.WriteRooms(t, server, estest.RoomsConfig{App: "a", Rooms: 1, Events: 5, Seed: 41})
+	waitFor(t, "the first events", func() bool { return len(a.handed()) >= first })
+
+	proxy.MuteServer()
+	b := &recorder{}
+	stopB := start(t, b.consumer(t, server, "twin", cursor.Cursor{}, time.Minute)) // replaces A's durable
+	waitFor(t, "B's catch-up", func() bool { return len(b.handed()) >= first })
+	proxy.Cut()
+	waitFor(t, "A reconnected", client.Connected)
+	time.Sleep(2 * time.Second) // A's new pull reaches the server
+	more, _ := estest.WriteRooms(t, server, estest.RoomsConfig{App: "b", Rooms: 4, Events: 200, Seed: 42})
+	select {
+	case err := <-done:
+		if !errors.Is(err, consume.ErrConsumerGone) {
+			t.Fatalf("A after its durable was replaced: %v, want ErrConsumerGone", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("A's durable was replaced by B while A was disconnected: 30 s on, A still runs, without an error, and handed "+
+			"over %d of the %d events; B handed over %d", len(a.handed()), first+more, len(b.handed()))
+	}
+	waitFor(t, "B handing over every event", func() bool { return len(b.handed()) == first+more })
+	if err := stopB(); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOnce(t, server, b.handed())
+}
+
+// A Handle that panics on one event (a poison message that trips a bug in
+// the application's fold) is one that fails: the message is tried again,
+// then parked after MaxAttempts, and the rest handed over. Before, the
+// panic left Run (on the caller's goroutine: roomstats' main): the process
+// died, started again at the saved cursor, met the same message and died
+// again, and the message was never parked.
+func TestAPanickingHandleIsTriedAgainThenParked(t *testing.T) {
+	log := estest.Open(t, nil)
+	estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 10, Seed: 71})
+	var mu sync.Mutex
+	var parked []consume.Parked
+	n := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := consume.New(consume.Config{Log: log, Name: "panicky", MaxAttempts: 2, Logger: estest.Logger(t),
+		Handle: func(_ context.Context, e cursor.Event) error {
+			mu.Lock()
+			n++
+			k := n
+			mu.Unlock()
+			if e.Cursor.Seq == 3 {
+				panic(fmt.Sprintf("the application's fold has a bug (event %s, call %d)", e.Cursor, k))
+			}
+			return nil
+		},
+		Save: func(context.Context, cursor.Cursor) error { return nil },
+		Parked: func(p consume.Parked) {
+			mu.Lock()
+			parked = append(parked, p)
+			mu.Unlock()
+			cancel() // Run then saves and returns nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		err      error
+		panicked any
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{panicked: p}
+			}
+		}()
+		done <- result{err: c.Run(ctx)}
+	}()
+	r := <-done
+	mu.Lock()
+	defer mu.Unlock()
+	if r.panicked != nil || len(parked) != 1 {
+		t.Fatalf("a Handle panicking on stream sequence 3: Run panicked with %v (returned %v); parked %v, want the message parked "+
+			"after 2 attempts and the rest handed over", r.panicked, r.err, parked)
+	}
+}
+
+// Config.Save "is called every SaveEvery events, every SaveInterval, and
+// when Run ends", and a consumer stopped by an event of an unknown type
+// "resumes there" once upgraded. Run stopped at the unknown event having
+// handed over the events before it, and returned without saving them: the
+// next run handed them over again.
+func TestRunEndingWithAnErrorSavesWhatItHandled(t *testing.T) {
+	log := estest.Open(t, nil)
+	before, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 5, Seed: 61})
+	var known eventstore.Record
+	errFound := errors.New("found")
+	if _, err := log.Read(estest.Ctx(t), []string{log.KindFilter("room")}, 1, func(rec eventstore.Record) error {
+		known = rec
+		return errFound
+	}); !errors.Is(err, errFound) {
+		t.Fatalf("reading a room message: %v", err)
+	}
+	var events []map[string]any
+	if err := json.Unmarshal(known.Data, &events); err != nil {
+		t.Fatal(err)
+	}
+	events[0]["type"] = "room.teleported"
+	future, _ := json.Marshal(events[:1])
+	if _, err := log.Append(estest.Ctx(t), eventstore.Message{Subject: log.Subject("future", "room", "r"),
+		MsgID: ulid.Make().String(), Data: future}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var handed int
+	var saves []cursor.Cursor
+	c, err := consume.New(consume.Config{Log: log, Name: "old", Logger: estest.Logger(t),
+		Handle: func(context.Context, cursor.Event) error { mu.Lock(); handed++; mu.Unlock(); return nil },
+		Save: func(_ context.Context, c cursor.Cursor) error {
+			mu.Lock()
+			saves = append(saves, c)
+			mu.Unlock()
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Run(estest.Ctx(t))
+	if !errors.Is(err, domain.ErrUnknownEventType) {
+		t.Fatalf("Run: %v, want domain.ErrUnknownEventType", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if handed != before || len(saves) == 0 {
+		t.Fatalf("Run ended (%v) after handing over %d events (%d before the unknown one); Save was called %d times %v, "+
+			"want once, at the end", err, handed, before, len(saves), saves)
+	}
 }
