@@ -121,11 +121,17 @@ type Consumer struct {
 	// connection of Run's own.
 	js jetstream.JetStream
 
+	// first is the log's first kept stream sequence, as asked at firstAt
+	// (Run's goroutine only).
+	first   uint64
+	firstAt time.Time
+
 	mu sync.Mutex
 	// created is when Run's durable consumer was created: another of the
 	// same name (the first removed, or replaced by another run) was
 	// created at another time.
 	created time.Time
+	gate    *gatedConsumer
 }
 
 // New validates cfg and returns a Consumer.
@@ -180,16 +186,32 @@ func (c *Consumer) Run(ctx context.Context) error {
 	saved := last
 	pending := 0
 	lastSave := time.Now()
-	save := func(ctx context.Context) error {
-		last = c.watermark(ctx, last)
+	// store saves the cursor as it is.
+	store := func(ctx context.Context) error {
 		if last == saved {
 			return nil
 		}
 		if err := c.cfg.Save(ctx, last); err != nil {
-			return fmt.Errorf("consume: save at %s: %w", last, err)
+			return &saveError{fmt.Errorf("consume: save at %s: %w", last, err)}
 		}
 		saved, pending, lastSave = last, 0, time.Now()
 		return nil
+	}
+	// save moves the cursor on past the messages of other subjects that
+	// follow (the watermark), and saves it. Retention may have removed
+	// messages the consumer had not reached yet (it ran at the edge of the
+	// max age, or a Handle blocked for that long): then, as at the start,
+	// it fails with ErrCursorExpired (or, with Expired, logs the gap and
+	// goes on), before the watermark would pass the hole unseen.
+	save := func(ctx context.Context) error {
+		l, err := c.expired(ctx, last)
+		if errors.Is(err, ErrCursorExpired) {
+			return err
+		}
+		if err == nil {
+			last = c.watermark(ctx, l)
+		}
+		return store(ctx)
 	}
 	stop := func() error {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -199,13 +221,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// fail is what Run returns for err: once ctx is done, whatever failed
 	// failed because Run was stopped (a Handle, a save or the subscription
 	// cut short), and stopping is clean: save what was handled, return nil.
-	// Otherwise what was handled is saved too, so that started again the
-	// consumer goes on from there (Save is called when Run ends).
+	// Otherwise what was handled is saved as it is (Save is called when Run
+	// ends), so that started again the consumer goes on from there: not
+	// moved on, and not again if saving is what failed.
 	fail := func(err error) error {
 		if ctx.Err() != nil {
 			return stop()
 		}
-		if serr := stop(); serr != nil && !errors.Is(err, serr) {
+		var se *saveError
+		if errors.As(err, &se) || errors.Is(err, ErrCursorExpired) {
+			return err
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		if serr := store(sctx); serr != nil {
 			return errors.Join(err, serr)
 		}
 		return err
@@ -282,9 +311,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// the subscription ends, while the NATS callback may be sending a
 	// message into it: a "send on closed channel" panic, in a goroutine of
 	// its own, would take the process down whenever Run is stopped with
-	// messages arriving. A receiver that is always there, and Close (which
-	// marks the subscriber closed before it ends the subscription), leave
-	// no sender waiting at the close.
+	// messages arriving. So the callbacks are gated (gatedConsumer): the
+	// gate is shut and those in flight are waited for, their messages
+	// taken by a receiver that is always there, before the close.
 	subCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var msgs <-chan *message.Message
 	defer func() {
@@ -294,6 +323,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 					m.Nack()
 				}
 			}()
+		}
+		c.mu.Lock()
+		gate := c.gate
+		c.mu.Unlock()
+		if gate != nil {
+			gate.shut()
 		}
 		sub.Close()
 		cancel()
@@ -305,7 +340,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	tick := time.NewTicker(c.cfg.SaveInterval)
 	defer tick.Stop()
 	var delivered uint64 // the last delivery's consumer sequence
-	gap := false         // a delivery was skipped and not yet made good
+	var deliveredAtTick uint64
+	gap := false // a delivery was skipped and not yet made good
 	consumerGone := func(why error) error {
 		if serr := save(ctx); serr != nil {
 			return fail(serr)
@@ -317,14 +353,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return stop()
 		case <-tick.C:
-			if why := c.replaced(ctx); why != nil {
+			sent, why := c.replaced(ctx)
+			if why != nil {
 				return consumerGone(why)
 			}
+			// The server delivered more than Run got, and Run got nothing
+			// for a whole tick: another run of the same name took them
+			// (each counts as delivered once).
+			if sent > delivered && delivered == deliveredAtTick {
+				gap = true
+			}
+			deliveredAtTick = delivered
 			if gap {
-				// Nothing delivered since deliveries were skipped (another
-				// consumer of the name took them): what they held is read
-				// from the log now, not at the next delivery, which may
-				// never come.
+				// What the skipped deliveries held is read from the log
+				// now, not at the next delivery, which may never come.
 				end, err := c.cfg.Log.LastSeq(ctx)
 				if err == nil {
 					var n int
@@ -340,7 +382,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				return fail(err)
 			}
 		case <-suspect:
-			if why := c.replaced(ctx); why != nil {
+			if _, why := c.replaced(ctx); why != nil {
 				return consumerGone(why)
 			}
 		case err := <-gone:
@@ -365,7 +407,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				// Consumer sequences only grow: this delivery is another
 				// consumer's, of the same name, that replaced Run's.
 				m.Nack()
-				if why := c.replaced(ctx); why != nil {
+				if _, why := c.replaced(ctx); why != nil {
 					return consumerGone(why)
 				}
 				return consumerGone(fmt.Errorf("consumer sequence %d after %d: replaced", dseq, delivered))
@@ -444,6 +486,9 @@ func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, events []d
 	if !last.Less(cursor.End(rec.Seq)) {
 		return 0, nil
 	}
+	if err := c.overtaken(ctx, rec.Seq, last); err != nil {
+		return 0, err
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		var n int
@@ -509,6 +554,12 @@ func (c *Consumer) fold(ctx context.Context, rec eventstore.Record, events []dom
 	return n, nil
 }
 
+// saveError is a failed Save.
+type saveError struct{ err error }
+
+func (e *saveError) Error() string { return e.err.Error() }
+func (e *saveError) Unwrap() error { return e.err }
+
 // handleOne calls Handle, making a panic in it an error: the message is
 // tried again and, if it keeps panicking, parked, rather than the panic
 // taking the process down (and again on every start, at the same message).
@@ -521,30 +572,31 @@ func (c *Consumer) handleOne(ctx context.Context, e cursor.Event) (err error) {
 	return c.cfg.Handle(ctx, e)
 }
 
-// replaced returns why Run's durable consumer is no longer on the server
-// (removed, or another of the same name in its place), or nil if it is, or
-// if the server does not say.
-func (c *Consumer) replaced(ctx context.Context) error {
+// replaced returns the last consumer sequence the server delivered, to
+// whomever pulled (0 if not known), and why Run's durable consumer is no
+// longer on the server (removed, or another of the same name in its
+// place): nil if it is, or if the server does not say.
+func (c *Consumer) replaced(ctx context.Context) (sent uint64, gone error) {
 	c.mu.Lock()
 	created := c.created
 	c.mu.Unlock()
 	if created.IsZero() {
-		return nil
+		return 0, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	cons, err := c.js.Consumer(ctx, c.cfg.Log.StreamName(), c.cfg.Name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return err
+		return 0, err
 	}
 	if err != nil {
-		return nil // the server is not answering: nothing is known
+		return 0, nil // the server is not answering: nothing is known
 	}
-	switch info := cons.CachedInfo(); {
-	case !info.Created.Equal(created):
-		return fmt.Errorf("another consumer of the same name, created at %s, replaced it", info.Created.Format(time.RFC3339Nano))
+	info := cons.CachedInfo()
+	if !info.Created.Equal(created) {
+		return 0, fmt.Errorf("another consumer of the same name, created at %s, replaced it", info.Created.Format(time.RFC3339Nano))
 	}
-	return nil
+	return info.Delivered.Consumer, nil
 }
 
 func (c *Consumer) park(ctx context.Context, p Parked) error {
@@ -583,6 +635,42 @@ func (c *Consumer) expired(ctx context.Context, after cursor.Cursor) (cursor.Cur
 	c.cfg.Logger.Warn("consume: events removed by retention were never seen", "consumer", c.cfg.Name,
 		"after", after.String(), "first_kept", first)
 	return cursor.End(first - 1), nil
+}
+
+// overtaken checks, before the message at stream sequence seq is handled,
+// that retention has not removed messages between the cursor and it (the
+// consumer ran at the edge of the max age, or a Handle blocked for that
+// long): JetStream delivers what is left without a word, and once they are
+// gone nothing tells whether they were on the filter. As at the start, it
+// then fails with ErrCursorExpired, or with Expired logs the gap and moves
+// the cursor to it. The log's start is asked at most once a SaveInterval:
+// a removal within the last one can go unseen.
+func (c *Consumer) overtaken(ctx context.Context, seq uint64, last *cursor.Cursor) error {
+	need := last.Seq + 1
+	if !last.Whole() {
+		need = last.Seq
+	}
+	if last.Seq == 0 || seq <= need {
+		return nil
+	}
+	if time.Since(c.firstAt) > c.cfg.SaveInterval {
+		first, err := c.streamStart(ctx)
+		if err != nil {
+			return nil // the log does not say: the next message asks again
+		}
+		c.first, c.firstAt = first, time.Now()
+	}
+	if c.first <= need {
+		return nil
+	}
+	l, err := c.expired(ctx, *last)
+	if err == nil {
+		*last = l
+	}
+	if errors.Is(err, ErrCursorExpired) {
+		return err
+	}
+	return nil
 }
 
 // watermark moves a cursor past a finished message on past the messages of
@@ -653,12 +741,57 @@ func (c *Consumer) durable(ctx context.Context, js jetstream.JetStream, topic st
 		AckWait:       c.cfg.AckWait,
 		MaxAckPending: 16384,
 	})
-	if err == nil {
-		c.mu.Lock()
-		c.created = cons.CachedInfo().Created
-		c.mu.Unlock()
+	if err != nil {
+		return nil, nil, err
 	}
-	return cons, nil, err
+	gate := &gatedConsumer{Consumer: cons}
+	c.mu.Lock()
+	c.created, c.gate = cons.CachedInfo().Created, gate
+	c.mu.Unlock()
+	return gate, nil, nil
+}
+
+// gatedConsumer is a pull consumer whose message callbacks (watermill's,
+// which send into its output channel) can be stopped and waited for, so
+// that the channel is never closed while one sends.
+type gatedConsumer struct {
+	jetstream.Consumer
+
+	mu     sync.RWMutex
+	closed bool
+	cc     jetstream.ConsumeContext
+	calls  sync.WaitGroup
+}
+
+func (g *gatedConsumer) Consume(h jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+	cc, err := g.Consumer.Consume(func(m jetstream.Msg) {
+		g.mu.RLock()
+		if g.closed {
+			g.mu.RUnlock()
+			return // not acknowledged: delivered again to the next run
+		}
+		g.calls.Add(1)
+		g.mu.RUnlock()
+		defer g.calls.Done()
+		h(m)
+	}, opts...)
+	g.mu.Lock()
+	g.cc = cc
+	g.mu.Unlock()
+	return cc, err
+}
+
+// shut stops delivery and waits for the callbacks in flight to end (what
+// they send must be received meanwhile).
+func (g *gatedConsumer) shut() {
+	g.mu.Lock()
+	g.closed = true
+	cc := g.cc
+	g.mu.Unlock()
+	if cc != nil {
+		cc.Stop()
+	}
+	g.calls.Wait()
 }
 
 // Metadata keys set by the unmarshaler.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,5 +209,140 @@ func TestACaughtUpConsumerOfALogThatWasEmptiedHasNotExpired(t *testing.T) {
 	}
 	if err != nil || len(again) != 0 {
 		t.Fatalf("Run: %v, %d events", err, len(again))
+	}
+}
+
+// A Run that fails with ErrCursorExpired saves nothing past the removed
+// messages: started again from what it saved, it fails the same way. (A
+// first version of saving before returning an error moved the cursor over
+// the hole, and the second start went on without a word.)
+func TestAnExpiredCursorIsNotSavedPastTheHole(t *testing.T) {
+	log := estest.Open(t, nil)
+	_, messages := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 2, Events: 30, Seed: 7})
+	if messages < 12 {
+		t.Fatalf("only %d messages", messages)
+	}
+	s, done := rawStream(t, log)
+	defer done()
+	if err := s.Purge(estest.Ctx(t), jetstream.WithPurgeSequence(10)); err != nil { // keeps 10..
+		t.Fatal(err)
+	}
+	run := func(after cursor.Cursor) (error, []cursor.Cursor, int) {
+		var mu sync.Mutex
+		var saves []cursor.Cursor
+		handed := 0
+		c, err := consume.New(consume.Config{Log: log, Name: "expiry2", After: after, Logger: estest.Logger(t),
+			Handle: func(context.Context, cursor.Event) error { mu.Lock(); handed++; mu.Unlock(); return nil },
+			Save: func(_ context.Context, c cursor.Cursor) error {
+				mu.Lock()
+				saves = append(saves, c)
+				mu.Unlock()
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = c.Run(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		return err, saves, handed
+	}
+	after := cursor.End(5)
+	err, saves, _ := run(after)
+	if !errors.Is(err, consume.ErrCursorExpired) {
+		t.Fatalf("first run: %v, want ErrCursorExpired", err)
+	}
+	if len(saves) > 0 {
+		after = saves[len(saves)-1]
+	}
+	err, _, handed := run(after)
+	if !errors.Is(err, consume.ErrCursorExpired) {
+		t.Fatalf("Run returned ErrCursorExpired for cursor 5 (messages 6..9 removed) and saved %v; started again from "+
+			"the saved cursor %s it returned %v and handed over %d events: messages 6..9 lost without ErrCursorExpired",
+			saves, after, err, handed)
+	}
+}
+
+// A Save that keeps failing: Run returns the save's error, once, and does
+// not try to save again on its way out.
+func TestAFailingSaveIsReportedOnce(t *testing.T) {
+	log := estest.Open(t, nil)
+	estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 5, Seed: 3})
+	var mu sync.Mutex
+	calls := 0
+	c, err := consume.New(consume.Config{Log: log, Name: "savefail", SaveInterval: 100 * time.Millisecond,
+		Logger: estest.Logger(t),
+		Handle: func(context.Context, cursor.Event) error { return nil },
+		Save: func(context.Context, cursor.Cursor) error {
+			mu.Lock()
+			calls++
+			mu.Unlock()
+			return errors.New("disk full")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = c.Run(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	if err == nil || strings.Count(err.Error(), "disk full") != 1 {
+		t.Fatalf("Run with a Save that fails: %q (Save called %d times), want the failure reported once", err, calls)
+	}
+}
+
+// Retention removes messages a running consumer has not reached yet (its
+// Handle blocked for that long): at its next save Run fails with
+// ErrCursorExpired, as a start would, and what it saved is before the hole.
+// Before, the watermark moved the cursor over the hole: the removed events
+// were skipped without a word, then and at every later start.
+func TestRetentionOvertakingARunningConsumerIsSeen(t *testing.T) {
+	log := estest.Open(t, nil)
+	// More than a read buffers ahead of a blocked Handle.
+	_, messages := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 5, Events: 20000, Seed: 9})
+	blocked, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var saves []cursor.Cursor
+	c, err := consume.New(consume.Config{Log: log, Name: "overtaken", SaveInterval: 100 * time.Millisecond,
+		Logger: estest.Logger(t),
+		Handle: func(_ context.Context, e cursor.Event) error {
+			if e.Cursor.Seq == 1 && e.Cursor.Index == 0 {
+				close(blocked)
+				<-release
+			}
+			return nil
+		},
+		Save: func(_ context.Context, c cursor.Cursor) error {
+			mu.Lock()
+			saves = append(saves, c)
+			mu.Unlock()
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(estest.Ctx(t)) }()
+	<-blocked
+	s, closeStream := rawStream(t, log)
+	defer closeStream()
+	keep := uint64(messages - 1000)
+	if err := s.Purge(estest.Ctx(t), jetstream.WithPurgeSequence(keep)); err != nil {
+		t.Fatal(err)
+	}
+	// Blocked for longer than a SaveInterval: what the consumer knew of
+	// the log's start is old by then (it asks at most once an interval).
+	time.Sleep(300 * time.Millisecond)
+	close(release)
+	if err := <-done; !errors.Is(err, consume.ErrCursorExpired) {
+		t.Fatalf("Run with messages up to %d removed while its Handle blocked: %v, want ErrCursorExpired", keep-1, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := len(saves); n > 0 && !saves[n-1].Less(cursor.Cursor{Seq: keep - 1}) {
+		t.Fatalf("saved %s, past the removed messages (up to %d)", saves[n-1], keep-1)
 	}
 }
