@@ -16,16 +16,7 @@ import (
 // presence.MarkerTTL.
 func openWithMarkers(t *testing.T, log *eventstore.Log, e presence.Executor, clock *estest.Clock) *presence.Presence {
 	t.Helper()
-	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket, MarkerTTL: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := presence.New(presence.Config{Records: records, Engine: e, Clock: clock, Timeout: 90 * time.Second,
-		Logger: estest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return openMarked(t, log, e, clock, time.Second)
 }
 
 // bucketMessages is how many messages the presence bucket's stream holds.

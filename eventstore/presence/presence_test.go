@@ -13,7 +13,14 @@ import (
 
 func open(t *testing.T, log *eventstore.Log, e presence.Executor, clock *estest.Clock) *presence.Presence {
 	t.Helper()
-	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket})
+	return openMarked(t, log, e, clock, 0)
+}
+
+// openMarked is open with a bucket whose deletion markers expire after
+// markerTTL (0: never).
+func openMarked(t *testing.T, log *eventstore.Log, e presence.Executor, clock *estest.Clock, markerTTL time.Duration) *presence.Presence {
+	t.Helper()
+	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: presence.DefaultBucket, MarkerTTL: markerTTL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -250,6 +250,39 @@ func TestALossNoticedOnARedeliveryIsStillReadFromTheLog(t *testing.T) {
 	exactlyOnce(t, server, app.handed())
 }
 
+// behindProxy is a consumer's Run (its recorder app, its outcome done) on
+// a log it reaches through a proxy the test can cut, once it has handed
+// over the first events written.
+type behindProxy struct {
+	server, client *eventstore.Log
+	proxy          *netcut.Proxy
+	js             jetstream.JetStream
+	info           func() *jetstream.ConsumerInfo
+	app            *recorder
+	done           chan error
+	first          int
+}
+
+// runBehindProxy starts consumer name behind a proxy and writes its first
+// events.
+func runBehindProxy(t *testing.T, name string) behindProxy {
+	t.Helper()
+	r := behindProxy{app: &recorder{}, done: make(chan error, 1)}
+	r.server = estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
+	r.proxy = netcut.Start(t, strings.TrimPrefix(r.server.ClientURL(), "nats://"))
+	r.client = estest.Must(t, eventstore.Config{URL: "nats://" + r.proxy.Addr(), Password: estest.Password, BindStream: true,
+		Logger: estest.Logger(t)})
+	r.js = estest.JetStream(t, r.server)
+	r.info = func() *jetstream.ConsumerInfo { return consumerInfo(r.js, r.server.StreamName(), name) }
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { r.done <- r.app.consumer(t, r.client, name, cursor.Cursor{}, time.Minute).Run(ctx) }()
+	waitFor(t, "the durable consumer", func() bool { return r.info() != nil })
+	r.first, _ = estest.WriteRooms(t, r.server, estest.RoomsConfig{App: "a", Rooms: 1, Events: 5, Seed: 41})
+	waitFor(t, "the first events", func() bool { return len(r.app.handed()) >= r.first })
+	return r
+}
+
 // The durable consumer is removed on the server while the consumer's
 // connection is down (the server's "409 Consumer Deleted" to the pending
 // pull never reaches it). nats.go reconnects by itself and pulls again from
@@ -257,21 +290,8 @@ func TestALossNoticedOnARedeliveryIsStillReadFromTheLog(t *testing.T) {
 // returns ErrConsumerGone, as when it hears of the removal: before, it
 // waited for good, delivering nothing.
 func TestRunFailsWhenItsConsumerIsDeletedWhileDisconnected(t *testing.T) {
-	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
-	proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
-	client := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), Password: estest.Password, BindStream: true,
-		Logger: estest.Logger(t)})
-	js := estest.JetStream(t, server)
-	info := func() *jetstream.ConsumerInfo { return consumerInfo(js, server.StreamName(), "gone2") }
-
-	app := &recorder{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- app.consumer(t, client, "gone2", cursor.Cursor{}, time.Minute).Run(ctx) }()
-	waitFor(t, "the durable consumer", func() bool { return info() != nil })
-	first, _ := estest.WriteRooms(t, server, estest.RoomsConfig{App: "a", Rooms: 1, Events: 5, Seed: 41})
-	waitFor(t, "the first events", func() bool { return len(app.handed()) >= first })
+	r := runBehindProxy(t, "gone2")
+	server, proxy, client, js, info, app, done, first := r.server, r.proxy, r.client, r.js, r.info, r.app, r.done, r.first
 
 	proxy.MuteServer()
 	if err := js.DeleteConsumer(estest.Ctx(t), server.StreamName(), "gone2"); err != nil {
@@ -301,21 +321,8 @@ func TestRunFailsWhenItsConsumerIsDeletedWhileDisconnected(t *testing.T) {
 // reads from the log what the first took, even with nothing delivered
 // after it.
 func TestRunFailsWhenItsConsumerIsReplacedWhileDisconnected(t *testing.T) {
-	server := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
-	proxy := netcut.Start(t, strings.TrimPrefix(server.ClientURL(), "nats://"))
-	client := estest.Must(t, eventstore.Config{URL: "nats://" + proxy.Addr(), Password: estest.Password, BindStream: true,
-		Logger: estest.Logger(t)})
-	js := estest.JetStream(t, server)
-	info := func() *jetstream.ConsumerInfo { return consumerInfo(js, server.StreamName(), "twin") }
-
-	a := &recorder{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.consumer(t, client, "twin", cursor.Cursor{}, time.Minute).Run(ctx) }()
-	waitFor(t, "the durable consumer", func() bool { return info() != nil })
-	first, _ := estest.WriteRooms(t, server, estest.RoomsConfig{App: "a", Rooms: 1, Events: 5, Seed: 41})
-	waitFor(t, "the first events", func() bool { return len(a.handed()) >= first })
+	r := runBehindProxy(t, "twin")
+	server, proxy, client, a, done, first := r.server, r.proxy, r.client, r.app, r.done, r.first
 
 	proxy.MuteServer()
 	b := &recorder{}
