@@ -177,3 +177,23 @@ func TestARequestWithoutABearerTokenIsLogged(t *testing.T) {
 		t.Errorf("%d of 2 requests without a bearer token logged with address and reason; log:\n%s", len(lines), buf.String())
 	}
 }
+
+// The Bearer scheme's name is case-insensitive (RFC 9110, section 11.1): a
+// client writing "bearer" is let in. Before, it was refused as having no
+// bearer token.
+func TestTheBearerSchemeIsCaseInsensitive(t *testing.T) {
+	n := start(t)
+	tok := admin_(t, n)
+	for _, scheme := range []string{"bearer", "BEARER", "Bearer"} {
+		req, _ := http.NewRequest("GET", "http://"+n.HTTPAddr()+"/admin/v1/apps/dev/rooms", nil)
+		req.Header.Set("Authorization", scheme+" "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("Authorization %q with an admin token: HTTP %d", scheme, res.StatusCode)
+		}
+	}
+}
