@@ -254,12 +254,8 @@ func (c *Checkpointer) Sign(ctx context.Context) (Round, error) {
 	}
 	next.Cursor = max(last, c.round.Cursor)
 	for _, k := range order {
-		value, err := sign(c.cfg.Key, heads[k])
-		if err != nil {
-			return Round{}, err
-		}
 		hk := headKey(k)
-		if _, err := c.cfg.Store.Put(ctx, hk, value); err != nil {
+		if err := c.storeHead(ctx, hk, heads[k]); err != nil {
 			return Round{}, fmt.Errorf("checkpoint: store %s: %w", k, err)
 		}
 		c.known[hk] = true
@@ -280,7 +276,8 @@ func (c *Checkpointer) Sign(ctx context.Context) (Round, error) {
 	}
 	if errors.Is(err, eventstore.ErrRevisionMismatch) {
 		// Another node signed a round meanwhile: take its state. The heads
-		// stored above are valid signatures all the same.
+		// stored above are valid signatures all the same, and none went
+		// back over a later one the other stored (storeHead).
 		c.loaded = false
 		return Round{}, fmt.Errorf("checkpoint: another signer stored a round meanwhile: %w", err)
 	}
@@ -290,6 +287,40 @@ func (c *Checkpointer) Sign(ctx context.Context) (Round, error) {
 	c.round, c.rev = next, rev
 	c.cfg.Logger.Debug("checkpoint round signed", "round", next.Round, "cursor", next.Cursor, "signed", len(order))
 	return next, nil
+}
+
+// storeHead stores h under hk unless the bucket holds a head of the
+// aggregate at or past it: signers racing (several nodes sign) must never
+// take a signed head back, or the removal of the events between the two
+// would go unseen. Compare-and-set on the record's revision.
+func (c *Checkpointer) storeHead(ctx context.Context, hk string, h Head) error {
+	pub := c.cfg.Key.Public().(ed25519.PublicKey)
+	value, err := sign(c.cfg.Key, h)
+	if err != nil {
+		return err
+	}
+	for {
+		e, ok, err := c.cfg.Store.Get(ctx, hk)
+		if err != nil {
+			return err
+		}
+		var rev uint64
+		if ok {
+			var cur Head
+			if open(pub, e.Value, headType, &cur) == nil && cur.Key() == h.Key() && cur.Seq >= h.Seq {
+				return nil
+			}
+			rev = e.Revision
+		}
+		// Revision 0: only if the key has no record yet.
+		_, err = c.cfg.Store.Update(ctx, hk, value, rev)
+		if !errors.Is(err, eventstore.ErrRevisionMismatch) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 }
 
 // load reads the bucket: the last round and the aggregates it knows.
