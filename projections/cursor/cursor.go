@@ -99,6 +99,7 @@ type Event struct {
 // Read calls fn for every event matching filters after cursor after (the
 // zero Cursor: from the beginning), up to the end of the log as of the
 // call, and returns the cursor of the last event delivered (after, if none).
+// Events carry the Prev they were stored with.
 // An error from fn stops the read and is returned unchanged.
 func Read(ctx context.Context, log *eventstore.Log, filters []string, after Cursor, fn func(Event) error) (Cursor, error) {
 	last := after
@@ -119,7 +120,9 @@ func start(c Cursor) uint64 { return max(c.Seq, 1) }
 
 func each(after Cursor, last *Cursor, fn func(Event) error) func(eventstore.Record) error {
 	return func(rec eventstore.Record) error {
-		events, err := domain.DecodeEvents(rec.Data)
+		// With each event's prev, as stored: what a reader prints or
+		// exports must keep the hash links.
+		events, _, err := domain.DecodeHashed(rec.Data)
 		if err != nil {
 			c := End(rec.Seq)
 			if !after.Less(c) {

@@ -114,6 +114,7 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 	r := &domain.Room{}
 	prev := ""
 	subject := log.Subject(string(app), string(domain.KindRoom), string(id))
+	key := domain.RoomKey(app, id)
 	err := cursor.ReadDecoded(ctx, log, []string{subject}, 1, true, func(d *cursor.Decoded) error {
 		rec := &d.Record
 		if progress != nil {
@@ -133,6 +134,9 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 			e := &events[i]
 			if until.past(e) {
 				return errStop
+			}
+			if err := misplaced(rec.Seq, e, key); err != nil {
+				return err
 			}
 			if e.Prev != prev {
 				return brokenLink(rec.Seq, e, prev)
@@ -167,6 +171,7 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.RoomID, afterSeq uint64, since time.Time,
 	limit int) (entries []Entry, more bool, err error) {
 	subject := log.Subject(string(app), string(domain.KindRoom), string(id))
+	key := domain.RoomKey(app, id)
 	pred := func(rec eventstore.Record) (bool, error) {
 		events, err := domain.DecodeEvents(rec.Data)
 		if err != nil {
@@ -201,6 +206,9 @@ func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.
 				more = true // the next page checks it
 				return errStop
 			}
+			if err := misplaced(rec.Seq, e, key); err != nil {
+				return err
+			}
 			if !anchored {
 				// The first kept message of a history retention cut:
 				// nothing before it to check its first link against.
@@ -220,6 +228,18 @@ func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.
 		return nil, false, err
 	}
 	return entries, more, nil
+}
+
+// misplaced is the error for event e of the message at stream sequence
+// seq if it is not an event of aggregate want, whose subject held it: its
+// chain may be whole (another room's history copied there by someone
+// holding the NATS password), but it is not this room's.
+func misplaced(seq uint64, e *domain.Event, want domain.Key) error {
+	if e.Key() == want {
+		return nil
+	}
+	return fmt.Errorf("stream sequence %d: %w: an event of %s stored on the subject of %s (roomctl verify names what was changed)",
+		seq, domain.ErrBrokenChain, e.Key(), want)
 }
 
 // brokenLink is the error for event e of the message at stream sequence
