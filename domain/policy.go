@@ -1,8 +1,12 @@
 package domain
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"strings"
+
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // Limits are the per-app size and rate limits (SEMANTICS.md section 3 and
@@ -124,6 +128,32 @@ func (p Policy) Validate() error {
 		errs = append(errs, fmt.Errorf("max_destroy_delay_s must not be negative, got %d", l.MaxDestroyDelaySeconds))
 	}
 	return errors.Join(errs...)
+}
+
+// ParseAppPolicies reads per-app policies, as roomd's -apps file holds
+// them: {"app-id": {"multi_room": true, "max_rooms": 5, "limits": {...}}};
+// missing fields keep def's. A key no policy has (a misspelling) is
+// refused, naming the app and the key, rather than leaving the default in
+// force.
+func ParseAppPolicies(b []byte, def Policy) (map[AppID]Policy, error) {
+	var raw map[AppID]jsonv1.RawMessage
+	if err := jsonv1.Unmarshal(b, &raw); err != nil {
+		return nil, err
+	}
+	apps := map[AppID]Policy{}
+	for app, r := range raw {
+		p := def
+		dec := jsonv1.NewDecoder(bytes.NewReader(r))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			if k, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				return nil, fmt.Errorf("app %q: unknown key %s (the keys are listed in README, Per-app policies)", app, k)
+			}
+			return nil, fmt.Errorf("app %q: %w", app, err)
+		}
+		apps[app] = p
+	}
+	return apps, nil
 }
 
 // Config configures a Decider.

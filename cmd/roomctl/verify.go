@@ -53,20 +53,39 @@ func verifyLog(ctx context.Context, args []string, out io.Writer) error {
 	lf.register(fs)
 	multi := fs.Bool("multi-room", true, "the apps allow multi-room sessions (as the node was configured)")
 	maxRooms := fs.Int("max-rooms", 5, "rooms a multi-room session may be in (as the node was configured)")
+	apps := fs.String("apps", "", "roomd's JSON file of per-app policies (its -apps): each app is checked against its own")
 	pubkey := fs.String("pubkey", os.Getenv("ROOMLOG_CHECKPOINT_PUBKEY"),
 		"roomd's checkpoint public key (a PEM file, or base64): check the log against the signed heads (ROOMLOG_CHECKPOINT_PUBKEY)")
 	minRound := fs.Uint64("min-round", 0, "fail unless the checkpoints reach at least this round (one you saw before)")
 	if err := parseFlags(fs, args, out); err != nil {
 		return err
 	}
+	if *minRound > 0 && *pubkey == "" {
+		return exitError{2, "verify: -min-round needs -pubkey (or ROOMLOG_CHECKPOINT_PUBKEY): without it no round is checked"}
+	}
+	p := domain.DefaultPolicy()
+	p.MultiRoom, p.MaxRooms = *multi, *maxRooms
+	perApp := map[domain.AppID]domain.Policy{}
+	if *apps != "" {
+		b, err := os.ReadFile(*apps)
+		if err != nil {
+			return exitError{2, "verify: -apps: " + err.Error()}
+		}
+		if perApp, err = domain.ParseAppPolicies(b, p); err != nil {
+			return exitError{2, fmt.Sprintf("verify: -apps %s: %v", *apps, err)}
+		}
+	}
 	log, err := lf.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer log.Close()
-	p := domain.DefaultPolicy()
-	p.MultiRoom, p.MaxRooms = *multi, *maxRooms
-	a := audit.New(log.Prefix(), func(domain.AppID) domain.Policy { return p })
+	a := audit.New(log.Prefix(), func(app domain.AppID) domain.Policy {
+		if ap, ok := perApp[app]; ok {
+			return ap
+		}
+		return p
+	})
 	var problems []string
 	var signed checkpoint.Signed
 	if *pubkey != "" {

@@ -14,7 +14,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -378,31 +377,16 @@ func splitList(s string) []string {
 	return out
 }
 
-// loadApps reads per-app policies: {"app-id": {"multi_room": true,
-// "max_rooms": 5, "limits": {...}}}; missing fields keep the defaults. A
-// key no policy has (a misspelling) is refused with the file, the app and
-// the key named, rather than leaving the default in force.
+// loadApps reads per-app policies from the file at path (see
+// domain.ParseAppPolicies).
 func loadApps(path string, def domain.Policy) (map[domain.AppID]domain.Policy, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("-apps: %w", err)
 	}
-	var raw map[domain.AppID]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
+	apps, err := domain.ParseAppPolicies(b, def)
+	if err != nil {
 		return nil, fmt.Errorf("-apps %s: %w", path, err)
-	}
-	apps := map[domain.AppID]domain.Policy{}
-	for app, r := range raw {
-		p := def
-		dec := json.NewDecoder(strings.NewReader(string(r)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&p); err != nil {
-			if k, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-				return nil, fmt.Errorf("-apps %s: app %q: unknown key %s (the keys are listed in README, Per-app policies)", path, app, k)
-			}
-			return nil, fmt.Errorf("-apps %s: app %q: %w", path, app, err)
-		}
-		apps[app] = p
 	}
 	return apps, nil
 }

@@ -260,9 +260,11 @@ func short(hash string) string {
 	return hash
 }
 
+// limit is how many rooms session s may be in: a multi-room session's
+// app's MaxRooms, if the app allows multi-room sessions at all.
 func (a *Auditor) limit(s sessKey) int {
-	if a.mode[s] == domain.MultiRoom {
-		return a.policy(s.app).MaxRooms
+	if p := a.policy(s.app); a.mode[s] == domain.MultiRoom && p.MultiRoom {
+		return p.MaxRooms
 	}
 	return 1
 }
