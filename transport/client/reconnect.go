@@ -461,24 +461,37 @@ func (c *Client) relogin(l *link) error {
 			c.mu.Unlock()
 			return nil
 		}
-		e := next.entry
-		if c.renewing != "" {
-			// A RenewToken made while reconnecting: its token is newer than
-			// the one the room was entered with, which may have expired.
-			e.token = c.renewing
+		// The latest token first (a RenewToken made while reconnecting,
+		// else the last one sent: the session's), which the one the room
+		// was entered with may have expired before; then, if refused, the
+		// room's own (a token naming rooms may not name this one).
+		tokens := []string{c.latestTokenLocked()}
+		if own := next.entry.token; own != "" && own != tokens[0] {
+			tokens = append(tokens, own)
 		}
 		delete(c.loginFailed, name)
 		c.mu.Unlock()
 
-		_, err := c.request(l, e.op, e.request(name), func(data []byte) error {
-			var snap RoomSnapshot
-			if err := json.Unmarshal(data, &snap); err != nil {
-				return fmt.Errorf("roomlog: %s: %w", e.op, err)
+		var err error
+		for i, tok := range tokens {
+			e := next.entry
+			if tok != "" {
+				e.token = tok
 			}
-			c.vanished(name, &snap)
-			c.entered(name, snap.Seq, e)
-			return nil
-		})
+			_, err = c.request(l, e.op, e.request(name), func(data []byte) error {
+				var snap RoomSnapshot
+				if err := json.Unmarshal(data, &snap); err != nil {
+					return fmt.Errorf("roomlog: %s: %w", e.op, err)
+				}
+				c.vanished(name, &snap)
+				c.entered(name, snap.Seq, e)
+				return nil
+			})
+			var ce *Error
+			if i+1 == len(tokens) || !errors.As(err, &ce) || ce.Code != domain.ErrTokenInvalid.Code {
+				break
+			}
+		}
 		if err == nil {
 			continue
 		}

@@ -117,3 +117,38 @@ func TestATokenRenewedWhileReconnectingEntersTheRoomsAgain(t *testing.T) {
 	}
 	rb.WaitUsers("r1", client.UpdateAdd, "alice")
 }
+
+// The rooms are entered again after a timeout with the client's latest
+// token: alice logged into r1 with a short-lived token, then into r2 with
+// a fresh one (the session's from then on). Her session times out while
+// she is away, past r1's token's expiry; r1 used to be entered again with
+// its own expired token and lost (LoginFailed 1002033).
+func TestAReloginUsesTheLatestToken(t *testing.T) {
+	t.Parallel()
+	n, clock, p := awayNode(t)
+	ra, rb := newRec(t, "alice"), newRec(t, "bob")
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, fastRetry)
+	if err := a.SetRoomMode(ctx(t), client.MultiRoom); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.LoginRoom(ctx(t), "r1", clienttest.User("alice"), client.LoginOptions{Token: tokenFor(t, n, "alice", 30*time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.LoginRoom(ctx(t), "r2", clienttest.User("alice"), client.LoginOptions{Token: tokenFor(t, n, "alice", time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	b := dial(t, wsURL(n), rb, nil)
+	login(t, n, b, rb, "r1", "bob")
+
+	timeOut(t, clock, p, ra, b, rb, "r1", "alice") // 61 s: r1's token has expired
+	p.Refuse(false)
+	for _, room := range []string{"r1", "r2"} {
+		e := ra.WaitFor(room+" entered again or not", func(e ev) bool {
+			return e.Kind == "state" && e.Room == room && (e.State == client.StateLogined || e.State == client.StateLoginFailed)
+		})
+		if e.State != client.StateLogined {
+			t.Errorf("%s after the re-login: %v, want Logined with the latest token", room, e)
+		}
+	}
+}

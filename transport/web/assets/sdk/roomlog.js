@@ -107,6 +107,8 @@ const GONE = new Set([1907003, 1907002]);
 // not_in_room: the server's code for a session that is not in the room, the
 // LOGIN_FAILED of a room a resume leaves out (_resumed).
 const NOT_IN_ROOM = 1002002;
+// TOKEN_INVALID: a re-login tries the room's own token after the latest.
+const TOKEN_INVALID = 1002033;
 const TRANSIENT = new Set([1906098, 1906099, 1002053, 1906005, 1906008, 1906006]);
 
 const isLocal = (e) => !(e instanceof RoomlogError) || e.local;
@@ -1193,7 +1195,9 @@ export class RoomlogEngine {
           // the reconnect window or destroyEngine, the call fails as others.
           throw lost && this._reconnecting && !this._stopErr ? lost : e;
         });
-        if (lost || this._adopts !== adopts) {
+        // Left already: by the session that timed out (a new one was
+        // adopted), or not entered again by the re-logins (_relogin).
+        if (lost || this._adopts !== adopts || (tracks.length && tracks.every((r) => r.left))) {
           const still = names.some((name) => {
             const r = this._rooms.get(name);
             return r && !r.leaving;
@@ -1666,22 +1670,39 @@ export class RoomlogEngine {
       let next = null;
       for (const [n, r] of this._rooms) if (r.relogin && (!next || r.order < next.order)) [name, next] = [n, r];
       if (!next) return;
-      // A renewToken made while reconnecting: its token is newer than the
-      // one the room was entered with, which may have expired.
-      const e = this._renewing ? { ...next.entry, token: this._renewing } : next.entry;
+      if (next.exit) {
+        // The app asked to leave it meanwhile (logoutRoom, leaveRoom, ...,
+        // while an earlier room was entered again): it is not entered
+        // again, and the leave is done (_leave sees it left).
+        this._rooms.delete(name);
+        next.left = true;
+        this._roomEnded(name, 0);
+        this._state(name, 'Logout', 0, { reason: next.exit, zimState: 'Disconnected', zimEvent: 'Success', bySession: '' });
+        continue;
+      }
       this._loginFailed.delete(name);
-      try {
-        await this._request(link, e.op, entryRequest(e, name), (data) => {
-          this._vanished(name, next, toSnapshot(data));
-          this._entered(name, data.seq, e);
-        });
-      } catch (err) {
-        if (isLocal(err)) throw err;
-        if (this._rooms.get(name) === next) this._rooms.delete(name);
-        this._log('warn', 'cannot enter a room again after reconnecting', name, err.message);
-        if (!this._loginFailed.has(name)) {
-          this._state(name, 'LoginFailed', err.code, { reason: 'relogin_failed', zimState: 'Disconnected', zimEvent: 'LoginFailed', bySession: '' });
+      // The engine's latest token first (a renewToken made while
+      // reconnecting, else the last one given to any call: the session's),
+      // then, if refused, the one the room was entered with (a token
+      // naming rooms may not name this one).
+      const tokens = [...new Set([this._renewing, this._token, next.entry.token].filter(Boolean))];
+      for (let i = 0; ; i++) {
+        const e = tokens.length ? { ...next.entry, token: tokens[i] } : next.entry;
+        try {
+          await this._request(link, e.op, entryRequest(e, name), (data) => {
+            this._vanished(name, next, toSnapshot(data));
+            this._entered(name, data.seq, e);
+          });
+        } catch (err) {
+          if (isLocal(err)) throw err;
+          if (err.code === TOKEN_INVALID && i + 1 < tokens.length && this._rooms.get(name) === next) continue;
+          if (this._rooms.get(name) === next) this._rooms.delete(name);
+          this._log('warn', 'cannot enter a room again after reconnecting', name, err.message);
+          if (!this._loginFailed.has(name)) {
+            this._state(name, 'LoginFailed', err.code, { reason: 'relogin_failed', zimState: 'Disconnected', zimEvent: 'LoginFailed', bySession: '' });
+          }
         }
+        break;
       }
     }
   }

@@ -1,0 +1,117 @@
+package browser
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/clienttest"
+	"github.com/roomlog/roomlog/tests/netcut"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// docs/sdk-js.md: "The rooms are entered again with the engine's latest
+// token", and loginRoom's token becomes the engine's current one. bob logs
+// into r1 with a short-lived token, then into r2 with a fresh one (the
+// session's token from then on: the one token_will_expire warns about).
+// His session times out while he is away; the re-login of r1 used r1's
+// first token, expired meanwhile, and r1 was lost (LOGIN_FAILED 1002033).
+// It now uses the latest.
+func TestSDKReloginUsesTheEnginesLatestToken(t *testing.T) {
+	clock := estest.NewClock(time.Now())
+	n := startNode(t, func(o *clienttest.NodeOptions) {
+		o.Clock = clock
+		o.Gateway.HeartbeatTimeout = time.Minute
+	})
+	proxy := netcut.Start(t, n.HTTPAddr())
+	p := openHarness(t, n)
+	p.newEngine("a", clienttest.URL(n.HTTPAddr()), nil)
+	p.newEngine("b", clienttest.URL(proxy.Addr()), nil)
+	p.Eval(`T.engines.b.enableMultiRoom(true)`, nil)
+	p.Must("b", "loginRoom", "r1", bobToken(t, n, 30*time.Second), user{"bob", "Bob"})
+	p.Must("b", "loginRoom", "r2", bobToken(t, n, time.Hour), user{"bob", "Bob"})
+	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
+	p.WaitState(0, "b", "r1", "LOGINED")
+	p.WaitState(0, "b", "r2", "LOGINED")
+	session := p.session("b")
+	mark := p.Len()
+
+	proxy.Refuse(true)
+	proxy.Cut()
+	p.WaitState(mark, "b", "r1", "RECONNECTING")
+	clock.Advance(59 * time.Second)
+	p.Must("a", "queryRoom", "r1")
+	clock.Advance(2 * time.Second)
+	p.Wait(mark, `e => e.who === 'a' && e.event === 'roomUserUpdate' && e.args[1] === 'DELETE' && e.args[2][0].userID === 'bob'`)
+	proxy.Refuse(false)
+
+	for _, room := range []string{"r2", "r1"} {
+		e := p.Wait(mark, `e => e.who === 'b' && e.event === 'roomStateChanged' && e.args[0] === '`+room+`' && (e.args[1] === 'LOGINED' || e.args[1] === 'LOGIN_FAILED')`)
+		if e.Str(1) != "LOGINED" {
+			t.Errorf("%s after the re-login: %s; want LOGINED with the engine's latest token", room, e.Args)
+		}
+	}
+	if got := p.session("b"); got == session {
+		t.Errorf("the session was resumed; the test meant it to time out")
+	}
+}
+
+// docs/sdk-js.md: "a room the app asked to leave (logoutRoom, leaveRoom,
+// ...) is never entered again by a re-login". bob's session timed out; the
+// engine logs into r1 and r2 again on a new session, one after the other.
+// While r1's re-login is on its way, the app logs out of r2. The engine
+// logged into r2 all the same (the others saw bob come back), and only
+// afterwards sent the logout. Now r2 is not entered again: it gets LOGOUT
+// and the logout resolves. The scripted gateway makes the order certain.
+func TestSDKALogoutDuringTheReloginsIsNotUndone(t *testing.T) {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	g := clienttest.StartScripted(t, "127.0.0.1:*")
+	p.newEngine("b", g.URL(), nil)
+	// Record what the page's WebSockets send.
+	p.Eval(`(() => { const send = WebSocket.prototype.send; T.sent = [];
+		WebSocket.prototype.send = function (d) { T.sent.push(JSON.parse(d)); return send.call(this, d); }; return true; })()`, nil)
+	bob := user{"bob", "Bob"}
+	p.start("r1", "b", "loginRoom", "r1", "tok", bob)
+	c1 := g.Next(t)
+	c1.Hello("s1", "rt-s1")
+	c1.ServeEntry(c1.Req(protocol.OpLogin), "r1", 3)
+	if r := p.outcome("r1"); !r.OK {
+		t.Fatalf("loginRoom(r1): %+v", r)
+	}
+	p.start("r2", "b", "loginRoom", "r2", "tok", bob)
+	c1.ServeEntry(c1.Req(protocol.OpLogin), "r2", 4)
+	if r := p.outcome("r2"); !r.OK {
+		t.Fatalf("loginRoom(r2): %+v", r)
+	}
+	p.WaitState(0, "b", "r2", "LOGINED")
+	mark := p.Len()
+	c1.Drop()
+
+	c2 := g.Next(t)
+	c2.Hello("s2", "rt-s2")
+	c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
+	relogin := c2.Req(protocol.OpLogin) // r1's, first
+	// The app leaves r2 now, while r1 is being entered again.
+	p.start("out", "b", "logoutRoom", "r2")
+	var sentAt int
+	p.Eval(`T.sent.length`, &sentAt)
+	c2.ServeEntry(relogin, "r1", 1)
+	p.WaitState(mark, "b", "r1", "LOGINED")
+	time.Sleep(time.Second)
+	var sent []protocol.Request
+	p.Eval(fmt.Sprintf(`T.sent.slice(%d)`, sentAt), &sent)
+	for _, r := range sent {
+		if r.Op == protocol.OpLogin && strings.Contains(string(r.Data), `"r2"`) {
+			t.Errorf("the engine logged into r2 again after the app asked to leave it: %s %s", r.Op, r.Data)
+		}
+	}
+	if r := p.outcome("out"); !r.OK || string(r.Value) != `["r2"]` {
+		t.Errorf("logoutRoom(r2) during the re-logins: %+v, want [\"r2\"]", r)
+	}
+	if got := p.statesIn(mark, "b", "r2"); len(got) == 0 || got[len(got)-1] != "LOGOUT" {
+		t.Errorf("r2's states since the drop: %v, want LOGOUT last", got)
+	}
+}
