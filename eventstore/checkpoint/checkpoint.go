@@ -317,6 +317,13 @@ func (c *Checkpointer) storeHead(ctx context.Context, hk string, h Head) error {
 		if !errors.Is(err, eventstore.ErrRevisionMismatch) {
 			return err
 		}
+		if !ok {
+			if _, again, gerr := c.cfg.Store.Get(ctx, hk); gerr == nil && !again {
+				// No record, yet not a new key: it was deleted, as a
+				// round's can be (Sign).
+				return fmt.Errorf("%w: the head record %s was deleted; signing stops until then: %s", ErrTampered, hk, startOver)
+			}
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

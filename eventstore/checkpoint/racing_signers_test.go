@@ -3,8 +3,10 @@ package checkpoint_test
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 
@@ -123,5 +125,37 @@ func TestALosingSignerNeverTakesASignedHeadBack(t *testing.T) {
 	if head.Seq != 5 || len(a2.Violations()) == 0 {
 		t.Fatalf("round %d signed r1 at seq 5, but the bucket's head of r1 is seq %d (round %d), and an audit of the log "+
 			"without r1's seqs 4..5 finds nothing: violations %q", r2.Round, head.Seq, head.Round, a2.Violations())
+	}
+}
+
+// A head record deleted from the bucket while a signer runs (it has loaded
+// the bucket already): the next round that signs that aggregate finds no
+// record, yet cannot create one (the key has a delete marker). The first
+// version of the compare-and-set looped there for as long as its context
+// lasted (roomd's: until shutdown), holding the signer; it now refuses at
+// once with ErrTampered, as for a deleted round record.
+func TestASignerOverADeletedHeadStopsAtOnce(t *testing.T) {
+	log, store, key := bucket(t)
+	c := signer(t, log, store, key)
+	h := appendEvents(t, log, "r1", 1, "", 2)
+	if _, err := c.Sign(estest.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	k := "head.room." + eventstore.Token("app") + "." + eventstore.Token("r1")
+	e, ok, err := store.Get(estest.Ctx(t), k)
+	if err != nil || !ok {
+		t.Fatalf("r1's head: %v %v", ok, err)
+	}
+	if err := store.Delete(estest.Ctx(t), k, e.Revision); err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, log, "r1", 3, h, 1)
+	ctx, cancel := context.WithTimeout(estest.Ctx(t), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	r, err := c.Sign(ctx)
+	if ctx.Err() != nil || !errors.Is(err, checkpoint.ErrTampered) {
+		t.Fatalf("Sign over a deleted head record, after %v: round %+v, err %v; want ErrTampered at once",
+			time.Since(start).Round(time.Millisecond), r, err)
 	}
 }
