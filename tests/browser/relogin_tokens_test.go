@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/tests/netcut"
@@ -113,5 +114,58 @@ func TestSDKALogoutDuringTheReloginsIsNotUndone(t *testing.T) {
 	}
 	if got := p.statesIn(mark, "b", "r2"); len(got) == 0 || got[len(got)-1] != "LOGOUT" {
 		t.Errorf("r2's states since the drop: %v, want LOGOUT last", got)
+	}
+}
+
+// A room the app asks to leave while its own re-login (with the latest
+// token) is on its way, refused with 1002033: it is not tried again with
+// its own token (the first version of the fallback did, entering the room
+// the app had left), it gets LOGOUT, and the logout resolves.
+func TestSDKALogoutDuringARefusedReloginIsNotUndone(t *testing.T) {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	g := clienttest.StartScripted(t, "127.0.0.1:*")
+	p.newEngine("b", g.URL(), nil)
+	bob := user{"bob", "Bob"}
+	p.start("r1", "b", "loginRoom", "r1", "tok-r1", bob)
+	c1 := g.Next(t)
+	c1.Hello("s1", "rt-s1")
+	c1.ServeEntry(c1.Req(protocol.OpLogin), "r1", 3)
+	if r := p.outcome("r1"); !r.OK {
+		t.Fatalf("loginRoom(r1): %+v", r)
+	}
+	p.start("r2", "b", "loginRoom", "r2", "tok-latest", bob)
+	c1.ServeEntry(c1.Req(protocol.OpLogin), "r2", 4)
+	if r := p.outcome("r2"); !r.OK {
+		t.Fatalf("loginRoom(r2): %+v", r)
+	}
+	p.WaitState(0, "b", "r2", "LOGINED")
+	mark := p.Len()
+	c1.Drop()
+
+	c2 := g.Next(t)
+	c2.Hello("s2", "rt-s2")
+	c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
+	first := c2.Req(protocol.OpLogin) // r1's, with the latest token
+	if !strings.Contains(string(first.Data), `"r1"`) || !strings.Contains(string(first.Data), "tok-latest") {
+		t.Fatalf("first re-login: %s, want r1 with the latest token", first.Data)
+	}
+	// The app leaves r1 while its re-login is on its way.
+	p.start("out", "b", "logoutRoom", "r1")
+	p.Eval(`true`, nil) // the call has run
+	c2.Refuse(first.ID, domain.ErrTokenInvalid)
+	next := c2.Req(protocol.OpLogin)
+	if strings.Contains(string(next.Data), `"r1"`) {
+		t.Errorf("after logoutRoom(r1), the engine logged into r1 again with its own token: %s", next.Data)
+		c2.ServeEntry(next, "r1", 1)
+		next = c2.Req(protocol.OpLogin)
+	}
+	c2.ServeEntry(next, "r2", 1)
+	p.WaitState(mark, "b", "r2", "LOGINED")
+	if r := p.outcome("out"); !r.OK || string(r.Value) != `["r1"]` {
+		t.Errorf("logoutRoom(r1) during its refused re-login: %+v, want [\"r1\"]", r)
+	}
+	if got := p.statesIn(mark, "b", "r1"); len(got) == 0 || got[len(got)-1] != "LOGOUT" {
+		t.Errorf("r1's states since the drop: %v, want LOGOUT last", got)
 	}
 }

@@ -1674,10 +1674,7 @@ export class RoomlogEngine {
         // The app asked to leave it meanwhile (logoutRoom, leaveRoom, ...,
         // while an earlier room was entered again): it is not entered
         // again, and the leave is done (_leave sees it left).
-        this._rooms.delete(name);
-        next.left = true;
-        this._roomEnded(name, 0);
-        this._state(name, 'Logout', 0, { reason: next.exit, zimState: 'Disconnected', zimEvent: 'Success', bySession: '' });
+        this._dropLeft(name, next);
         continue;
       }
       this._loginFailed.delete(name);
@@ -1695,6 +1692,11 @@ export class RoomlogEngine {
           });
         } catch (err) {
           if (isLocal(err)) throw err;
+          if (next.exit && this._rooms.get(name) === next) {
+            // Left while this attempt was refused: not tried again.
+            this._dropLeft(name, next);
+            break;
+          }
           if (err.code === TOKEN_INVALID && i + 1 < tokens.length && this._rooms.get(name) === next) continue;
           if (this._rooms.get(name) === next) this._rooms.delete(name);
           this._log('warn', 'cannot enter a room again after reconnecting', name, err.message);
@@ -1705,6 +1707,16 @@ export class RoomlogEngine {
         break;
       }
     }
+  }
+
+  // _dropLeft forgets room name (entry r), which the app asked to leave
+  // while its session was lost and the rooms were being entered again: the
+  // app is told Logout, and the leave is done (_leave sees r.left).
+  _dropLeft(name, r) {
+    this._rooms.delete(name);
+    r.left = true;
+    this._roomEnded(name, 0);
+    this._state(name, 'Logout', 0, { reason: r.exit, zimState: 'Disconnected', zimEvent: 'Success', bySession: '' });
   }
 }
 
