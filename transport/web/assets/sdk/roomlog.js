@@ -1692,8 +1692,10 @@ export class RoomlogEngine {
           });
         } catch (err) {
           if (isLocal(err)) throw err;
-          if (next.exit && this._rooms.get(name) === next) {
-            // Left while this attempt was refused: not tried again.
+          if (next.exit && this._rooms.get(name) === next && !TRANSIENT.has(err.code)) {
+            // Left while this attempt was refused for good: not tried
+            // again. (One whose outcome is unknown (a timeout) may have
+            // entered the room: it fails as below, and the leave is sent.)
             this._dropLeft(name, next);
             break;
           }
