@@ -147,15 +147,11 @@ func TestRunFailsWhenItsConsumerIsDeleted(t *testing.T) {
 	exactlyOnce(t, log, app.handed())
 }
 
-// A newer roomd writes an event of a type this consumer does not know.
-// Skipping it would fold a different state than the log's; before, it was
-// tried, then parked and skipped, and lost for good to the application even
-// once upgraded. Run now stops before it, saying why, with nothing parked
-// and the saved cursor before it, so that an upgraded consumer folds it.
-func TestAnEventOfAnUnknownTypeStopsTheConsumerBeforeIt(t *testing.T) {
-	log := estest.Open(t, nil)
-	before, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 5, Seed: 61})
-	// A room message as roomd writes it, whose event's type is renamed.
+// appendUnknownType appends to log a room message as roomd writes it (a
+// copy of its first), whose event's type no version knows: as a newer
+// roomd would write one.
+func appendUnknownType(t *testing.T, log *eventstore.Log) (eventstore.Ack, error) {
+	t.Helper()
 	var known eventstore.Record
 	errFound := errors.New("found")
 	if _, err := log.Read(estest.Ctx(t), []string{log.KindFilter("room")}, 1, func(rec eventstore.Record) error {
@@ -170,8 +166,19 @@ func TestAnEventOfAnUnknownTypeStopsTheConsumerBeforeIt(t *testing.T) {
 	}
 	events[0]["type"] = "room.teleported"
 	future, _ := json.Marshal(events[:1])
-	ack, err := log.Append(estest.Ctx(t), eventstore.Message{Subject: log.Subject("future", "room", "r"),
+	return log.Append(estest.Ctx(t), eventstore.Message{Subject: log.Subject("future", "room", "r"),
 		MsgID: ulid.Make().String(), Data: future})
+}
+
+// A newer roomd writes an event of a type this consumer does not know.
+// Skipping it would fold a different state than the log's; before, it was
+// tried, then parked and skipped, and lost for good to the application even
+// once upgraded. Run now stops before it, saying why, with nothing parked
+// and the saved cursor before it, so that an upgraded consumer folds it.
+func TestAnEventOfAnUnknownTypeStopsTheConsumerBeforeIt(t *testing.T) {
+	log := estest.Open(t, nil)
+	before, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 5, Seed: 61})
+	ack, err := appendUnknownType(t, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,22 +420,7 @@ func TestAPanickingHandleIsTriedAgainThenParked(t *testing.T) {
 func TestRunEndingWithAnErrorSavesWhatItHandled(t *testing.T) {
 	log := estest.Open(t, nil)
 	before, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 5, Seed: 61})
-	var known eventstore.Record
-	errFound := errors.New("found")
-	if _, err := log.Read(estest.Ctx(t), []string{log.KindFilter("room")}, 1, func(rec eventstore.Record) error {
-		known = rec
-		return errFound
-	}); !errors.Is(err, errFound) {
-		t.Fatalf("reading a room message: %v", err)
-	}
-	var events []map[string]any
-	if err := json.Unmarshal(known.Data, &events); err != nil {
-		t.Fatal(err)
-	}
-	events[0]["type"] = "room.teleported"
-	future, _ := json.Marshal(events[:1])
-	if _, err := log.Append(estest.Ctx(t), eventstore.Message{Subject: log.Subject("future", "room", "r"),
-		MsgID: ulid.Make().String(), Data: future}); err != nil {
+	if _, err := appendUnknownType(t, log); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex

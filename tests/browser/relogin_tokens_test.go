@@ -59,6 +59,41 @@ func TestSDKReloginUsesTheEnginesLatestToken(t *testing.T) {
 	}
 }
 
+// reloggingIn logs engine b (bob) into r1 with token tok1 and r2 with
+// tok2 through a scripted gateway, drops the connection, refuses the
+// resume on the next one, and returns that connection with b's first
+// re-login on it (r1's), and the page's event count at the drop. What the
+// page's WebSockets send is recorded in T.sent.
+func reloggingIn(t *testing.T, tok1, tok2 string) (*Page, *clienttest.ScriptedConn, protocol.Request, int) {
+	t.Helper()
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	g := clienttest.StartScripted(t, "127.0.0.1:*")
+	p.newEngine("b", g.URL(), nil)
+	p.Eval(`(() => { const send = WebSocket.prototype.send; T.sent = [];
+		WebSocket.prototype.send = function (d) { T.sent.push(JSON.parse(d)); return send.call(this, d); }; return true; })()`, nil)
+	bob := user{"bob", "Bob"}
+	p.start("r1", "b", "loginRoom", "r1", tok1, bob)
+	c1 := g.Next(t)
+	c1.Hello("s1", "rt-s1")
+	c1.ServeEntry(c1.Req(protocol.OpLogin), "r1", 3)
+	if r := p.outcome("r1"); !r.OK {
+		t.Fatalf("loginRoom(r1): %+v", r)
+	}
+	p.start("r2", "b", "loginRoom", "r2", tok2, bob)
+	c1.ServeEntry(c1.Req(protocol.OpLogin), "r2", 4)
+	if r := p.outcome("r2"); !r.OK {
+		t.Fatalf("loginRoom(r2): %+v", r)
+	}
+	p.WaitState(0, "b", "r2", "LOGINED")
+	mark := p.Len()
+	c1.Drop()
+	c2 := g.Next(t)
+	c2.Hello("s2", "rt-s2")
+	c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
+	return p, c2, c2.Req(protocol.OpLogin), mark
+}
+
 // docs/sdk-js.md: "a room the app asked to leave (logoutRoom, leaveRoom,
 // ...) is never entered again by a re-login". bob's session timed out; the
 // engine logs into r1 and r2 again on a new session, one after the other.
@@ -67,34 +102,7 @@ func TestSDKReloginUsesTheEnginesLatestToken(t *testing.T) {
 // afterwards sent the logout. Now r2 is not entered again: it gets LOGOUT
 // and the logout resolves. The scripted gateway makes the order certain.
 func TestSDKALogoutDuringTheReloginsIsNotUndone(t *testing.T) {
-	n := startNode(t, nil)
-	p := openHarness(t, n)
-	g := clienttest.StartScripted(t, "127.0.0.1:*")
-	p.newEngine("b", g.URL(), nil)
-	// Record what the page's WebSockets send.
-	p.Eval(`(() => { const send = WebSocket.prototype.send; T.sent = [];
-		WebSocket.prototype.send = function (d) { T.sent.push(JSON.parse(d)); return send.call(this, d); }; return true; })()`, nil)
-	bob := user{"bob", "Bob"}
-	p.start("r1", "b", "loginRoom", "r1", "tok", bob)
-	c1 := g.Next(t)
-	c1.Hello("s1", "rt-s1")
-	c1.ServeEntry(c1.Req(protocol.OpLogin), "r1", 3)
-	if r := p.outcome("r1"); !r.OK {
-		t.Fatalf("loginRoom(r1): %+v", r)
-	}
-	p.start("r2", "b", "loginRoom", "r2", "tok", bob)
-	c1.ServeEntry(c1.Req(protocol.OpLogin), "r2", 4)
-	if r := p.outcome("r2"); !r.OK {
-		t.Fatalf("loginRoom(r2): %+v", r)
-	}
-	p.WaitState(0, "b", "r2", "LOGINED")
-	mark := p.Len()
-	c1.Drop()
-
-	c2 := g.Next(t)
-	c2.Hello("s2", "rt-s2")
-	c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
-	relogin := c2.Req(protocol.OpLogin) // r1's, first
+	p, c2, relogin, mark := reloggingIn(t, "tok", "tok") // r1's re-login, first
 	// The app leaves r2 now, while r1 is being entered again.
 	p.start("out", "b", "logoutRoom", "r2")
 	var sentAt int
@@ -122,31 +130,7 @@ func TestSDKALogoutDuringTheReloginsIsNotUndone(t *testing.T) {
 // its own token (the first version of the fallback did, entering the room
 // the app had left), it gets LOGOUT, and the logout resolves.
 func TestSDKALogoutDuringARefusedReloginIsNotUndone(t *testing.T) {
-	n := startNode(t, nil)
-	p := openHarness(t, n)
-	g := clienttest.StartScripted(t, "127.0.0.1:*")
-	p.newEngine("b", g.URL(), nil)
-	bob := user{"bob", "Bob"}
-	p.start("r1", "b", "loginRoom", "r1", "tok-r1", bob)
-	c1 := g.Next(t)
-	c1.Hello("s1", "rt-s1")
-	c1.ServeEntry(c1.Req(protocol.OpLogin), "r1", 3)
-	if r := p.outcome("r1"); !r.OK {
-		t.Fatalf("loginRoom(r1): %+v", r)
-	}
-	p.start("r2", "b", "loginRoom", "r2", "tok-latest", bob)
-	c1.ServeEntry(c1.Req(protocol.OpLogin), "r2", 4)
-	if r := p.outcome("r2"); !r.OK {
-		t.Fatalf("loginRoom(r2): %+v", r)
-	}
-	p.WaitState(0, "b", "r2", "LOGINED")
-	mark := p.Len()
-	c1.Drop()
-
-	c2 := g.Next(t)
-	c2.Hello("s2", "rt-s2")
-	c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
-	first := c2.Req(protocol.OpLogin) // r1's, with the latest token
+	p, c2, first, mark := reloggingIn(t, "tok-r1", "tok-latest") // r1's, with the latest token
 	if !strings.Contains(string(first.Data), `"r1"`) || !strings.Contains(string(first.Data), "tok-latest") {
 		t.Fatalf("first re-login: %s, want r1 with the latest token", first.Data)
 	}
@@ -178,31 +162,7 @@ func TestSDKALogoutDuringARefusedReloginIsNotUndone(t *testing.T) {
 // the leave resolved without a request: the session could stay in the room
 // the app had left.)
 func TestSDKALogoutDuringAnUncertainReloginIsStillSent(t *testing.T) {
-	n := startNode(t, nil)
-	p := openHarness(t, n)
-	g := clienttest.StartScripted(t, "127.0.0.1:*")
-	p.newEngine("b", g.URL(), nil)
-	bob := user{"bob", "Bob"}
-	p.start("r1", "b", "loginRoom", "r1", "tok-r1", bob)
-	c1 := g.Next(t)
-	c1.Hello("s1", "rt-s1")
-	c1.ServeEntry(c1.Req(protocol.OpLogin), "r1", 3)
-	if r := p.outcome("r1"); !r.OK {
-		t.Fatalf("loginRoom(r1): %+v", r)
-	}
-	p.start("r2", "b", "loginRoom", "r2", "tok-latest", bob)
-	c1.ServeEntry(c1.Req(protocol.OpLogin), "r2", 4)
-	if r := p.outcome("r2"); !r.OK {
-		t.Fatalf("loginRoom(r2): %+v", r)
-	}
-	p.WaitState(0, "b", "r2", "LOGINED")
-	mark := p.Len()
-	c1.Drop()
-
-	c2 := g.Next(t)
-	c2.Hello("s2", "rt-s2")
-	c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
-	first := c2.Req(protocol.OpLogin)
+	p, c2, first, mark := reloggingIn(t, "tok-r1", "tok-latest")
 	if !strings.Contains(string(first.Data), `"r1"`) {
 		t.Fatalf("first re-login: %s, want r1", first.Data)
 	}
