@@ -407,10 +407,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 				// Consumer sequences only grow: this delivery is another
 				// consumer's, of the same name, that replaced Run's.
 				m.Nack()
-				if _, why := c.replaced(ctx); why != nil {
-					return consumerGone(why)
+				_, why := c.replaced(ctx)
+				if why == nil {
+					why = fmt.Errorf("consumer sequence %d after %d: replaced", dseq, delivered)
 				}
-				return consumerGone(fmt.Errorf("consumer sequence %d after %d: replaced", dseq, delivered))
+				return consumerGone(why)
 			}
 			gap = gap || dseq > delivered+1
 			delivered = max(delivered, dseq)
@@ -619,22 +620,34 @@ func (c *Consumer) expired(ctx context.Context, after cursor.Cursor) (cursor.Cur
 		return after, nil
 	}
 	first, err := c.streamStart(ctx)
-	// The first message the consumer still needs: the next one, or its
-	// cursor's own message if events of it are left to handle. An empty
-	// log starts past its last message, so everything removed counts.
-	need := after.Seq + 1
-	if !after.Whole() {
-		need = after.Seq
-	}
-	if err != nil || first <= need {
+	if err != nil {
 		return after, err
 	}
+	return c.expiredAt(after, first)
+}
+
+// expiredAt is expired for a log that starts at stream sequence first.
+func (c *Consumer) expiredAt(after cursor.Cursor, first uint64) (cursor.Cursor, error) {
+	if first <= need(after) {
+		return after, nil
+	}
 	if !c.cfg.Expired {
-		return after, fmt.Errorf("%w (saved cursor %s, the log now starts at stream sequence %d)", ErrCursorExpired, after, first)
+		return after, fmt.Errorf("%w (cursor %s, the log now starts at stream sequence %d)", ErrCursorExpired, after, first)
 	}
 	c.cfg.Logger.Warn("consume: events removed by retention were never seen", "consumer", c.cfg.Name,
 		"after", after.String(), "first_kept", first)
 	return cursor.End(first - 1), nil
+}
+
+// need is the first message a consumer at cursor after still needs: the
+// next one, or the cursor's own message if events of it are left to
+// handle. An empty log starts past its last message, so everything removed
+// counts.
+func need(after cursor.Cursor) uint64 {
+	if !after.Whole() {
+		return after.Seq
+	}
+	return after.Seq + 1
 }
 
 // overtaken checks, before the message at stream sequence seq is handled,
@@ -646,11 +659,7 @@ func (c *Consumer) expired(ctx context.Context, after cursor.Cursor) (cursor.Cur
 // the cursor to it. The log's start is asked at most once a SaveInterval:
 // a removal within the last one can go unseen.
 func (c *Consumer) overtaken(ctx context.Context, seq uint64, last *cursor.Cursor) error {
-	need := last.Seq + 1
-	if !last.Whole() {
-		need = last.Seq
-	}
-	if last.Seq == 0 || seq <= need {
+	if last.Seq == 0 || seq <= need(*last) {
 		return nil
 	}
 	if time.Since(c.firstAt) > c.cfg.SaveInterval {
@@ -660,17 +669,9 @@ func (c *Consumer) overtaken(ctx context.Context, seq uint64, last *cursor.Curso
 		}
 		c.first, c.firstAt = first, time.Now()
 	}
-	if c.first <= need {
-		return nil
-	}
-	l, err := c.expired(ctx, *last)
-	if err == nil {
-		*last = l
-	}
-	if errors.Is(err, ErrCursorExpired) {
-		return err
-	}
-	return nil
+	l, err := c.expiredAt(*last, c.first)
+	*last = l
+	return err
 }
 
 // watermark moves a cursor past a finished message on past the messages of

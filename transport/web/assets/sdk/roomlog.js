@@ -519,11 +519,12 @@ export class RoomlogEngine {
     } else {
       const c = configOrCreate || {};
       const { quiet, maxMemberCount } = roomConfig(c, 'switch_room');
-      Object.assign(req, { token: c.token, role: c.role, config: maxMemberCount ? { max_member_count: maxMemberCount } : undefined });
-      if (quiet !== undefined) req.user_status_notify = !quiet;
-      // Entered again as a ZIM enter (below: as a login) with the same
-      // capacity, if the room it was entered from was.
+      // The capacity goes as the room config; the entry keeps it, so that
+      // the room is entered again (as a ZIM enter, or below as a login)
+      // with it.
       const config = maxMemberCount ? { max_member_count: maxMemberCount } : undefined;
+      Object.assign(req, { token: c.token, role: c.role, config });
+      if (quiet !== undefined) req.user_status_notify = !quiet;
       entry = { op: 'enter_room', token: c.token, role: c.role, quiet, maxMemberCount, config };
     }
     // The target is entered again, after a reconnection, the way the session
