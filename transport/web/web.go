@@ -134,6 +134,12 @@ func (s *Server) devToken(w http.ResponseWriter, r *http.Request) {
 	exp := s.cfg.Clock().Add(s.cfg.TokenTTL)
 	tok, err := s.cfg.Signer.Mint(auth.Claims{App: s.cfg.App, User: req.User, Name: req.Name, AllRooms: true,
 		Publish: true, ExpiresAt: exp})
+	if errors.Is(err, domain.ErrInvalidArgument) {
+		// The claims were refused (a name over the limit, not UTF-8): the
+		// asker's to fix, and every login with them would be refused too.
+		writeError(w, http.StatusBadRequest, domain.ErrInvalidArgument, err.Error())
+		return
+	}
 	if err != nil {
 		s.cfg.Logger.Error("web: cannot mint a development token", "err", err)
 		writeError(w, http.StatusInternalServerError, domain.ErrInternal, "")

@@ -86,7 +86,8 @@ func TestDevTokensOnlyInDevelopment(t *testing.T) {
 	if c.App != "dev" || c.User != "alice" || !c.AllRooms || !c.Publish || time.Until(c.ExpiresAt) < 23*time.Hour {
 		t.Errorf("development token claims %+v", c)
 	}
-	for _, body := range []string{`{"user":""}`, `{"user":"a b"}`, `not json`, `{"user":"` + strings.Repeat("x", 65) + `"}`} {
+	for _, body := range []string{`{"user":""}`, `{"user":"a b"}`, `not json`, `{"user":"` + strings.Repeat("x", 65) + `"}`,
+		`{"user":"alice","name":"` + strings.Repeat("x", 257) + `"}`} {
 		res, err := http.Post(dev.URL+"/dev/token", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
