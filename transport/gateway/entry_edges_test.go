@@ -60,6 +60,54 @@ func TestALogoutThenALoginKeepsTheLogout(t *testing.T) {
 	}
 }
 
+// A logout followed at once by a login to another room (single-room mode:
+// ZEGO's way of changing rooms without switchRoom) tells the session it left
+// the old room before it tells it that it is in the new one, as a switch does
+// (TestASwitchSaysLogoutBeforeTheNewRoom). The order depends on timing, so
+// the test runs many rounds: before the fix, a few of every 100 got Logined
+// first.
+func TestALogoutThenALoginElsewhereSaysLogoutFirst(t *testing.T) {
+	n := startNode(t, gateway.Config{RequestsPerSecond: 10000, RequestBurst: 10000})
+	alice := dial(t, n)
+	tok := token(t, n, "alice")
+	// bob keeps both rooms alive, so that entering has members to report.
+	bob := dial(t, n)
+	bob.Do("mode", protocol.OpSetRoomMode, protocol.SetRoomModeRequest{Mode: "multi"})
+	bob.Login("ra", "bob", token(t, n, "bob"))
+	bob.Login("rb", "bob", token(t, n, "bob"))
+	from := "ra"
+	alice.Login(from, "alice", tok)
+	alice.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomStateChanged && f.Room == from })
+	const rounds = 150
+	bad := 0
+	for i := range rounds {
+		to := map[string]string{"ra": "rb", "rb": "ra"}[from]
+		alice.Send(fmt.Sprint("out-", i), protocol.OpLogout, protocol.LogoutRequest{Room: from})
+		alice.Send(fmt.Sprint("in-", i), protocol.OpLogin, protocol.LoginRequest{Room: to,
+			User: protocol.User{ID: "alice", Name: "alice"}, Token: tok})
+		var seen []string
+		for !slices.Contains(seen, "Logout "+from) || !slices.Contains(seen, "Logined "+to) {
+			f := alice.Next()
+			if f.Type == protocol.TypeReply && f.Code != 0 {
+				t.Fatalf("%s: %+v", f.ID, f)
+			}
+			if f.Event == protocol.EvRoomStateChanged {
+				var sc protocol.RoomStateChanged
+				json.Unmarshal(f.Data, &sc)
+				seen = append(seen, sc.State+" "+f.Room)
+			}
+		}
+		if slices.Index(seen, "Logined "+to) < slices.Index(seen, "Logout "+from) {
+			bad++
+			t.Logf("round %d, %s to %s: %q", i, from, to, seen)
+		}
+		from = to
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d logout-then-login rounds said Logined in the new room before Logout in the old one", bad, rounds)
+	}
+}
+
 // quietAliceAway logs alice into r1 with user_status_notify false through
 // a proxy, then cuts her connection and waits until the node has let it go;
 // it returns her hello (its resume token) and her login's snapshot.

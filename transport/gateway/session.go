@@ -627,7 +627,8 @@ func zimFailure(err error) string {
 // the engine left it after res. It waits for the projection to fold res
 // only for a room the engine no longer caches, and for what res did to
 // other rooms: a switch's Logout from the old room, which the hub sends as
-// the projection folds it, must come before the new room's Logined.
+// the projection folds it, must come before the new room's Logined, as must
+// the Logout of a room the session left just before this entry.
 //
 // With history > 0 the reply carries the room's last messages as of the
 // snapshot's seq, read from the log while the room's later events wait.
@@ -646,9 +647,25 @@ func (s *session) enter(ctx context.Context, reqID string, room domain.RoomID, r
 	// Back in a room whose departure (a logout just before, a kick) has not
 	// reached the session yet: that departure, and everything before this
 	// entry, must be sent first, or the new membership would swallow it.
+	// Out of another room whose departure has not reached it (a logout, then
+	// at once a login elsewhere: ZEGO's way of changing rooms without a
+	// switch): that Logout comes first too, as a switch's does.
 	s.mu.Lock()
 	stale := s.rooms[room]
+	others := make([]domain.RoomID, 0, len(s.rooms))
+	for o := range s.rooms {
+		if o != room {
+			others = append(others, o)
+		}
+	}
+	user := s.user.ID
 	s.mu.Unlock()
+	for _, o := range others {
+		k := s.roomKey(o)
+		if in, known := s.srv.cfg.Engine.Member(k, user, s.id); known && !in {
+			wait = max(wait, s.srv.cfg.Engine.Cursor(k))
+		}
+	}
 	for _, a := range res.Appended {
 		if a.Key == key && stale {
 			wait = max(wait, a.Seq-1)
