@@ -34,11 +34,17 @@ var ErrAheadOfLog = errors.New("projections: the model is ahead of the log")
 // for good) and differ from every node that folds the log as it is.
 var ErrBehindLog = errors.New("projections: the log no longer holds the records after the model's cursor")
 
+// ErrNotOfLog is Rebuild's error for a model (a snapshot) folded from
+// another log: the record at its cursor is not the one it folded there (the
+// stream was recreated, or another log restored in its place, and has grown
+// past the snapshot's cursor since).
+var ErrNotOfLog = errors.New("projections: the model was not folded from this log")
+
 // Rebuild folds every record after m's cursor, up to the log's end at the
 // time of the call, into m. Records are decoded on all cores while they are
 // folded in order on one. A record that cannot be decoded is skipped and
 // counted in m.Skipped (see Model.Skip). A model that does not meet the log
-// (ErrAheadOfLog, ErrBehindLog) is left as it is.
+// (ErrAheadOfLog, ErrBehindLog, ErrNotOfLog) is left as it is.
 func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Model) error {
 	if m.Cursor > 0 {
 		first, last, err := log.Span(ctx)
@@ -50,6 +56,9 @@ func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Mode
 			return fmt.Errorf("%w: the model is at %d, the log ends at %d", ErrAheadOfLog, m.Cursor, last)
 		case m.Cursor+1 < first:
 			return fmt.Errorf("%w: the model is at %d, the log starts at %d", ErrBehindLog, m.Cursor, first)
+		}
+		if err := checkHead(ctx, log, m, first); err != nil {
+			return err
 		}
 	}
 	const batch = 512
@@ -116,6 +125,27 @@ func Rebuild(ctx context.Context, log *eventstore.Log, filters []string, m *Mode
 	wg.Wait()
 	<-folded
 	return readErr
+}
+
+// checkHead makes sure the record at m's cursor is the one m folded there.
+// It cannot tell for a model whose last record was skipped or that predates
+// Head, nor once retention or a purge removed that record.
+func checkHead(ctx context.Context, log *eventstore.Log, m *Model, first uint64) error {
+	if m.Head.IsZero() || m.Cursor < first {
+		return nil
+	}
+	raw, ok, err := log.Get(ctx, log.Prefix()+".>", m.Cursor)
+	if err != nil {
+		return err
+	}
+	if !ok || raw.Seq != m.Cursor {
+		return nil // removed (a purge of that subject): nothing to compare
+	}
+	rec, err := Decode(raw)
+	if err != nil || len(rec.Events) == 0 || rec.Events[len(rec.Events)-1].ID != m.Head {
+		return fmt.Errorf("%w: the record at %d is not event %s", ErrNotOfLog, m.Cursor, m.Head)
+	}
+	return nil
 }
 
 // Live is a model kept up to date from the log, safe for concurrent readers.

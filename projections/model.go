@@ -61,8 +61,11 @@ type App struct {
 // Live wraps it for that.
 type Model struct {
 	// Cursor is the stream sequence of the last record applied.
-	Cursor uint64                `json:"cursor"`
-	Apps   map[domain.AppID]*App `json:"apps,omitempty"`
+	Cursor uint64 `json:"cursor"`
+	// Head is the ID of the last event of the record at Cursor (zero after
+	// Skip): what ties a snapshot to the log it was folded from (Rebuild).
+	Head domain.EventID        `json:"head,omitzero"`
+	Apps map[domain.AppID]*App `json:"apps,omitempty"`
 	// Skipped counts the records passed over because they could not be
 	// decoded (see Skip).
 	Skipped Skipped `json:"skipped,omitzero"`
@@ -121,6 +124,10 @@ func (m *Model) Apply(rec Record) bool {
 		}
 	}
 	m.Cursor = rec.Seq
+	m.Head = domain.EventID{}
+	if n := len(rec.Events); n > 0 {
+		m.Head = rec.Events[n-1].ID
+	}
 	return true
 }
 
@@ -152,7 +159,7 @@ func (m *Model) Skip(seq uint64) bool {
 	if seq <= m.Cursor {
 		return false
 	}
-	m.Cursor = seq
+	m.Cursor, m.Head = seq, domain.EventID{}
 	m.Skipped.Count++
 	m.Skipped.Last = seq
 	return true
@@ -359,7 +366,7 @@ func Unmarshal(b []byte) (*Model, error) {
 // Clone returns a deep copy of the model: folding into one never changes
 // the other. It is what a snapshot serializes, away from the fold.
 func (m *Model) Clone() *Model {
-	c := &Model{Cursor: m.Cursor, Skipped: m.Skipped, Apps: make(map[domain.AppID]*App, len(m.Apps))}
+	c := &Model{Cursor: m.Cursor, Head: m.Head, Skipped: m.Skipped, Apps: make(map[domain.AppID]*App, len(m.Apps))}
 	for id, a := range m.Apps {
 		ca := &App{Rooms: make(map[domain.RoomID]*domain.Room, len(a.Rooms)),
 			Sessions:    make(map[domain.SessionID]*domain.Session, len(a.Sessions)),

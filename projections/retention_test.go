@@ -82,6 +82,40 @@ func TestASnapshotThatMeetsTheLogsStartIsUsed(t *testing.T) {
 }
 
 // snapshot takes a snapshot of the live model.
+// The stream was recreated (or another log restored in its place) while the
+// snapshots bucket was kept, and the new log has grown past the snapshot's
+// cursor by the time the node starts: the snapshot is another log's, and
+// folding this log onto it would serve that log's rooms and members. Rebuild
+// must refuse it.
+func TestASnapshotOfAnotherLogIsNotUsed(t *testing.T) {
+	old := newRig(t, multiPolicy())
+	old.must(login("s1", "u1", "r1"), login("s2", "u2", "r2"))
+	snap := old.snapshot()
+
+	fresh := newRig(t, multiPolicy())
+	fresh.must(login("s7", "u7", "r7"), login("s8", "u8", "r7"), login("s9", "u9", "r8"))
+	if last := fresh.lastSeq(); last <= snap.Cursor {
+		t.Fatalf("setup: the new log ends at %d, not past the snapshot's cursor %d", last, snap.Cursor)
+	}
+	m := fresh.restore(snap)
+	err := projections.Rebuild(estest.Ctx(t), fresh.log, everything(fresh.log), m)
+	if !errors.Is(err, projections.ErrNotOfLog) {
+		t.Fatalf("Rebuild of another log's snapshot (at %d) returned %v, want ErrNotOfLog; the model holds room r1 "+
+			"of the other log: %v", snap.Cursor, err, m.App(app) != nil && m.App(app).Rooms["r1"] != nil)
+	}
+
+	// Its own log's snapshot is used.
+	own := fresh.snapshot()
+	fresh.must(login("s10", "u10", "r7"))
+	m = fresh.restore(own)
+	if err := projections.Rebuild(estest.Ctx(t), fresh.log, everything(fresh.log), m); err != nil {
+		t.Fatalf("Rebuild of the log's own snapshot: %v", err)
+	}
+	if got, want := hashOf(t, m), fresh.liveHash(); got != want {
+		t.Error("the log's own snapshot, folded on, differs from the live model")
+	}
+}
+
 func (r *rig) snapshot() projections.Snapshot {
 	r.t.Helper()
 	snap, err := r.live.Snapshot("proj.rooms.v3")

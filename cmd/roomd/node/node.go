@@ -205,10 +205,12 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 	}
 	fromSnapshot := model.Cursor
 	err = projections.Rebuild(ctx, n.Log, n.filters(), model)
-	if errors.Is(err, projections.ErrAheadOfLog) || errors.Is(err, projections.ErrBehindLog) {
-		// The stream was recreated and the snapshots bucket kept, or
-		// retention removed records the snapshot had not folded (the node
-		// was stopped longer than the log's max age).
+	if errors.Is(err, projections.ErrAheadOfLog) || errors.Is(err, projections.ErrBehindLog) ||
+		errors.Is(err, projections.ErrNotOfLog) {
+		// The stream was recreated (or another restored in its place) and
+		// the snapshots bucket kept, or retention removed records the
+		// snapshot had not folded (the node was stopped longer than the
+		// log's max age).
 		n.cfg.Logger.Warn("snapshot does not meet the log; rebuilding from the beginning", "err", err)
 		model, fromSnapshot = projections.NewModel(), 0
 		err = projections.Rebuild(ctx, n.Log, n.filters(), model)
