@@ -357,7 +357,8 @@ func (d *downTrack) write(u *upTrack, hdr *rtp.Header, payload []byte) {
 		d.mime, d.lastPT, d.perMs = mime, uint8(c.PayloadType), max(c.ClockRate/1000, 1)
 	}
 	h := *hdr
-	if !d.started || h.SSRC != d.src {
+	fresh := !d.started || h.SSRC != d.src
+	if fresh {
 		// A new source (the first, or a new publisher of the stream):
 		// continue the player's sequence and time line after the last
 		// packet sent.
@@ -373,7 +374,16 @@ func (d *downTrack) write(u *upTrack, hdr *rtp.Header, payload []byte) {
 	h.SequenceNumber += d.seqOff
 	h.Timestamp += d.tsOff
 	h.SSRC, h.PayloadType = uint32(d.ssrc), d.lastPT
-	d.lastSeq, d.lastTS, d.lastAt = h.SequenceNumber, h.Timestamp, time.Now()
+	// The line goes on from the newest packet sent, not from a late one (a
+	// retransmission the player asked for, or one reordered on the way):
+	// a new source after it would reuse what the player already has.
+	if fresh || int16(h.SequenceNumber-d.lastSeq) > 0 {
+		d.lastSeq = h.SequenceNumber
+	}
+	if fresh || int32(h.Timestamp-d.lastTS) > 0 {
+		d.lastTS = h.Timestamp
+	}
+	d.lastAt = time.Now()
 	if !d.fired {
 		d.fired = true
 		d.onFirst()

@@ -176,3 +176,49 @@ func TestANewPublishersAudioFollowsOnOnTheAudioClock(t *testing.T) {
 		t.Fatalf("the audio time line moved %d ticks across a ten-second gap, want 480,000 (48 kHz)", jump)
 	}
 }
+
+// A publisher retransmits a packet a player NACKed (or one arrives late):
+// it is forwarded after newer ones. If the stream's publisher then changes,
+// the new publisher's packets go on after the newest sequence number and
+// timestamp the player has seen, not after the late packet's: else the
+// player would receive sequence numbers (and timestamps) it already had, and
+// its jitter buffer would drop the new publisher's first packets (its
+// keyframe) as duplicates or stale.
+func TestANewPublisherFollowsTheNewestPacketNotALateOne(t *testing.T) {
+	old, next := testTrack(t, 1), testTrack(t, 1)
+	rec := &recorder{}
+	d := testPlayer(1, rec)
+	old.attach(d)
+	for seq := uint16(1); seq <= 10; seq++ {
+		p := packet(7, seq)
+		p.Timestamp = uint32(seq) * 3000
+		old.forward(p)
+	}
+	late := packet(7, 5) // a retransmission of packet 5
+	late.Timestamp = 5 * 3000
+	old.forward(late)
+	rec.wait(t, 11)
+	old.detach(d)
+	next.attach(d)
+	first := packet(9, 40000)
+	first.Timestamp = 123456
+	next.forward(first)
+	rec.wait(t, 12)
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var maxSeq uint16
+	var maxTS uint32
+	for _, h := range rec.got[:11] {
+		maxSeq, maxTS = max(maxSeq, h.SequenceNumber), max(maxTS, h.Timestamp)
+	}
+	got := rec.got[11]
+	if got.SequenceNumber <= maxSeq {
+		t.Fatalf("the new publisher's first packet has sequence number %d, but the player already received up to %d",
+			got.SequenceNumber, maxSeq)
+	}
+	if got.Timestamp <= maxTS {
+		t.Fatalf("the new publisher's first packet has timestamp %d, but the player already received up to %d",
+			got.Timestamp, maxTS)
+	}
+}
