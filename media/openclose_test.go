@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -133,5 +134,32 @@ func TestAPublisherEndedWhileItsOfferIsAnsweredLeavesTheRouter(t *testing.T) {
 					pub, ups, s.Stats())
 			}
 		})
+	}
+}
+
+// A media_check that arrives while the connection's offer is still being
+// answered (a client that resumed at that moment) gets the requesting state
+// the offer is in, one of the four documented, not an empty one.
+func TestACheckWhileTheOfferIsAnsweredSaysRequesting(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", nil)
+	w.aliceCamToBob()
+	var got []State
+	s.beforeRoute = func(p *peer) {
+		a, err := s.Handle(context.Background(), Signal{App: app, Session: p.key.session, Stream: "cam",
+			Kind: p.key.kind, Op: OpCheck})
+		if err != nil {
+			t.Errorf("check during the %s offer: %v", p.key.kind, err)
+		}
+		got = append(got, a.State)
+	}
+	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := playMedia(t, s, "s-bob", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []State{PublishRequesting, PlayRequesting}; !slices.Equal(got, want) {
+		t.Errorf("checks while the offers were answered said %q, want %q", got, want)
 	}
 }

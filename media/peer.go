@@ -232,6 +232,11 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 		p.mu.Lock()
 		st := p.state
 		p.mu.Unlock()
+		if st == "" {
+			// Its offer is still being answered: requesting, as its first
+			// state event will say.
+			st = map[Kind]State{Publish: PublishRequesting, Play: PlayRequesting}[k.kind]
+		}
 		return Answer{Node: s.cfg.Node, Peer: p.id, State: st}, nil
 	case OpCandidate:
 		p := s.peer(k)
