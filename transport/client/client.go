@@ -62,7 +62,14 @@
 //     session) get a DELETE as the reply arrives, then the server sends
 //     Logined and the rooms' current state, and other members see the user
 //     ADDed again. A room whose re-login is refused gets LoginFailed with
-//     the code;
+//     the code. A room the app asks to leave (LogoutRoom, LeaveRoom,
+//     LogoutAllRooms, LeaveAllRooms) before that leave's reply came, while
+//     the client is away or the rooms are being entered again, is not
+//     entered again either (nor tried again with another token): it gets
+//     Logout (code 0, reason logout or leave) and the leave returns without
+//     a request, unless the room's re-login was on its way and entered it,
+//     or got an answer after which it may have (1002053 and the other
+//     transient codes): then the leave is sent;
 //   - if the window runs out, every room gets ReconnectFailed (1002053) and
 //     every method returns an error with code 1002053: dial again and log in.
 //
@@ -264,11 +271,23 @@ type roomTrack struct {
 	// reason its departure carries), so that the app can be told Logout for
 	// it if the departure never comes (lost with a session that then timed
 	// out, or left out by a resume). Empty for a room the server said the
-	// session left (resume's left) without the app asking.
-	exit string
+	// session left (resume's left) without the app asking. A leave sets it
+	// as it starts, before its reply (exiting counts the leaves in flight):
+	// a room whose session is lost meanwhile is not entered again on a new
+	// one (see relogin).
+	exit    string
+	exiting int
+	// left: the room was dropped while the app was leaving it (relogin did
+	// not enter it again on a new session, or a resume left it out): the
+	// leaves waiting for it are done without a request.
+	left bool
 	// relogin: the session the room was entered with is gone; the room is
 	// entered again on the next connection.
 	relogin bool
+	// inside: a resume said the session is in the room while it still had
+	// to be entered again (a re-login whose reply was lost): a leave asked
+	// for meanwhile must reach the server, so the room is not dropped.
+	inside bool
 	// users and streams are the other users and streams the app was told of
 	// (ADD, not yet DELETE), so that a re-login tells it of those that left
 	// with the lost session (vanished).
@@ -414,10 +433,20 @@ func reachesState(op protocol.Op) bool {
 // the session was lost too (a re-login on a new one), a request that does
 // something (a message, a publish) is not sent again and fails as lost
 // (1002051: it may or may not have taken effect), while a logout or leave
-// is sent again on the new session, whose re-logins would otherwise undo it.
+// is sent again on the new session, unless it became moot there (the
+// re-logins did not enter the rooms it leaves: see leave).
 // A query carries no key: one whose reply was lost is simply asked again. A
 // request whose ctx is done is never sent.
 func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(data []byte) error) ([]byte, error) {
+	return c.doUnless(ctx, op, payload, hook, nil)
+}
+
+// doUnless is do for a request that can become moot while it waits for a
+// connection: moot, if not nil, is asked each time a connection is there to
+// send it on, and once it says true the request is not sent and doUnless
+// returns no data and no error (hook does not run).
+func (c *Client) doUnless(ctx context.Context, op protocol.Op, payload any, hook func(data []byte) error,
+	moot func() bool) ([]byte, error) {
 	expired := make(chan struct{})
 	t := c.clock.AfterFunc(c.opts.RequestTimeout, func() { close(expired) })
 	defer t.Stop()
@@ -442,6 +471,9 @@ func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(
 		}
 		if l != nil && sentOn != "" && session != sentOn && !reachesState(op) {
 			return nil, lost // the new session knows nothing of its key
+		}
+		if l != nil && moot != nil && moot() {
+			return nil, nil
 		}
 		if l != nil {
 			data, err := l.roundTrip(ctx, expired, op, payload, key, hook)

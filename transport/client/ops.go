@@ -118,13 +118,13 @@ func (c *Client) LogoutRoom(ctx context.Context, room string) error {
 	if room == "" {
 		return localError(protocol.OpLogout, domain.ErrInvalidArgument, "no room: use LogoutAllRooms")
 	}
-	_, err := c.leave(ctx, protocol.OpLogout, protocol.LogoutRequest{Room: room})
+	_, err := c.leave(ctx, protocol.OpLogout, protocol.LogoutRequest{Room: room}, room)
 	return err
 }
 
 // LogoutAllRooms leaves every room (ZEGO logoutRoom()) and returns their IDs.
 func (c *Client) LogoutAllRooms(ctx context.Context) ([]string, error) {
-	return c.leave(ctx, protocol.OpLogout, nil)
+	return c.leave(ctx, protocol.OpLogout, nil, "")
 }
 
 // SwitchRoom leaves from and logs into to as one step (ZEGO and ZIM
@@ -189,14 +189,14 @@ func (c *Client) JoinRoom(ctx context.Context, room string, opts RoomOptions) (*
 
 // LeaveRoom leaves one room (ZIM leaveRoom).
 func (c *Client) LeaveRoom(ctx context.Context, room string) error {
-	_, err := c.leave(ctx, protocol.OpLeaveRoom, protocol.RoomRequest{Room: room})
+	_, err := c.leave(ctx, protocol.OpLeaveRoom, protocol.RoomRequest{Room: room}, room)
 	return err
 }
 
 // LeaveAllRooms leaves every room this session is in (ZIM leaveAllRoom) and
 // returns their IDs; the user's other sessions are not affected.
 func (c *Client) LeaveAllRooms(ctx context.Context) ([]string, error) {
-	return c.leave(ctx, protocol.OpLeaveAllRooms, nil)
+	return c.leave(ctx, protocol.OpLeaveAllRooms, nil, "")
 }
 
 // StartPublishingStream publishes a stream (ZEGO startPublishingStream) and
@@ -369,7 +369,7 @@ func (c *Client) entered(room string, seq uint64, e entry) {
 		r = &roomTrack{order: c.nextOrder}
 		c.rooms[room] = r
 	}
-	r.seq, r.entry, r.leaving, r.exit, r.relogin = seq, e, false, "", false
+	r.seq, r.entry, r.leaving, r.exit, r.relogin, r.inside = seq, e, false, "", false, false
 }
 
 // leaving marks rooms the session asked to leave, and why (logout, leave or
@@ -385,26 +385,102 @@ func (c *Client) leaving(why string, rooms ...string) {
 	}
 }
 
-// leave runs logout or leave_room / leave_all_rooms and returns the rooms left.
-func (c *Client) leave(ctx context.Context, op protocol.Op, req any) ([]string, error) {
+// leave runs logout or leave_room / leave_all_rooms and returns the rooms
+// left: room, or every room if req is nil. Until its outcome is known the
+// rooms it leaves are marked (exiting): should their session be lost
+// meanwhile, the re-logins on a new session do not enter them again but tell
+// the app Logout (relogin), and the leave is then done without a request.
+func (c *Client) leave(ctx context.Context, op protocol.Op, req any, room string) ([]string, error) {
+	why := "leave" // leave_room, leave_all_rooms
+	if op == protocol.OpLogout {
+		why = "logout"
+	}
+	marks := c.exiting(why, req == nil, room)
 	var rep protocol.RoomsReply
-	_, err := c.do(ctx, op, req, func(data []byte) error {
+	_, err := c.doUnless(ctx, op, req, func(data []byte) error {
 		if len(data) > 0 {
 			if err := json.Unmarshal(data, &rep); err != nil {
 				return fmt.Errorf("roomlog: %s: %w", op, err)
 			}
 		}
-		why := "leave" // leave_room, leave_all_rooms
-		if op == protocol.OpLogout {
-			why = "logout"
-		}
 		c.leaving(why, rep.Rooms...)
 		return nil
-	})
+	}, func() bool { return c.allLeft(marks) })
+	dropped := c.exited(marks, err)
 	if err != nil {
 		return nil, err
 	}
-	return slices.Clip(rep.Rooms), nil
+	rooms := slices.Clip(rep.Rooms)
+	for _, name := range dropped {
+		if !slices.Contains(rooms, name) {
+			rooms = append(rooms, name)
+		}
+	}
+	return rooms, nil
+}
+
+// exitMark is a room a leave in flight leaves, as tracked when it began.
+type exitMark struct {
+	name string
+	r    *roomTrack
+}
+
+// exiting marks the rooms a leave is about to leave (room, or every room the
+// session means to stay in if all) with why, and counts the leave, until
+// exited; it returns them.
+func (c *Client) exiting(why string, all bool, room string) []exitMark {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	names := []string{room}
+	if all {
+		names = c.activeRoomsLocked()
+	}
+	var marks []exitMark
+	for _, name := range names {
+		if r := c.rooms[name]; r != nil {
+			if !r.leaving {
+				r.exit = why
+			}
+			r.exiting++
+			marks = append(marks, exitMark{name, r})
+		}
+	}
+	return marks
+}
+
+// allLeft reports whether every room of marks (there are some) was dropped
+// while being left (roomTrack.left): the leave that marked them is done.
+func (c *Client) allLeft(marks []exitMark) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range marks {
+		if !m.r.left {
+			return false
+		}
+	}
+	return len(marks) > 0
+}
+
+// exited ends a leave's marks once its outcome (err) is known, and returns
+// the rooms among them that were dropped (roomTrack.left). A room the leave did not leave
+// (it was refused, never sent, or the reply names other rooms) is no longer
+// being left, unless another leave of it is in flight. One whose reply was
+// lost with the connection keeps its mark: the session may be out of it, as
+// a resume tells (resumed), and a new session is.
+func (c *Client) exited(marks []exitMark, err error) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var dropped []string
+	for _, m := range marks {
+		m.r.exiting--
+		switch {
+		case m.r.left:
+			dropped = append(dropped, m.name)
+		case !isConnLost(err) && m.r.exiting == 0 && !m.r.leaving:
+			m.r.exit = ""
+		}
+	}
+	return dropped
 }
 
 func (c *Client) streamOp(ctx context.Context, op protocol.Op, req any) (string, error) {

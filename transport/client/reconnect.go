@@ -293,6 +293,13 @@ func (c *Client) resumed(data []byte, sent map[string]uint64) ([]string, error) 
 		}
 	}
 	slices.Sort(strays)
+	for name, r := range c.rooms {
+		if r.relogin {
+			// Its re-login's reply was lost, if it was sent: whether the
+			// session is in the room, only this reply says.
+			r.inside = rep.Rooms[name].Status == resumeUnknown
+		}
+	}
 	var back, forgotten []string
 	exits := map[string]string{}
 	for name := range sent {
@@ -304,6 +311,11 @@ func (c *Client) resumed(data []byte, sent map[string]uint64) ([]string, error) 
 		case resumeResumed:
 			if !r.leaving {
 				back = append(back, name)
+				if r.exiting == 0 {
+					// The session is still in the room: a leave whose reply
+					// was lost did not take effect.
+					r.exit = ""
+				}
 			}
 		case resumeLeft:
 			// The departure event is among the missed events and ends the
@@ -317,8 +329,10 @@ func (c *Client) resumed(data []byte, sent map[string]uint64) ([]string, error) 
 			c.log.Warn("roomlog: resume says nothing of a room; forgetting it", "room", name, "status", st.Status)
 			delete(c.rooms, name)
 			forgotten = append(forgotten, name)
-			if r.leaving {
+			if r.leaving || r.exit != "" {
+				// Left, or being left: a leave waiting for it is done.
 				exits[name] = exitReason(r)
+				r.left = true
 			}
 		}
 	}
@@ -407,7 +421,7 @@ func (c *Client) adopt(h protocol.Hello, kicked map[string]protocol.RoomStateCha
 			delete(c.rooms, name)
 			ended = append(ended, endedRoom{name: name, order: r.order, kick: &k})
 		default:
-			r.relogin, r.seq = true, 0
+			r.relogin, r.seq, r.inside = true, 0, false
 		}
 	}
 	c.mu.Unlock()
@@ -446,7 +460,8 @@ func (c *Client) restoreMode(l *link) error {
 
 // relogin enters again, on l, every room whose session was lost. A room
 // the server refuses gets LoginFailed and is forgotten; a connection
-// failure aborts (the rooms left are entered on the next connection).
+// failure aborts (the rooms left are entered on the next connection). A
+// room the app asked to leave meanwhile is not entered (dropLeftLocked).
 func (c *Client) relogin(l *link) error {
 	for {
 		c.mu.Lock()
@@ -461,6 +476,15 @@ func (c *Client) relogin(l *link) error {
 			c.mu.Unlock()
 			return nil
 		}
+		if next.exit != "" && !next.inside {
+			// The app asked to leave it (LogoutRoom, LeaveRoom, ..., while
+			// away or while an earlier room was entered again): it is not
+			// entered again, and the leave is done.
+			why := c.dropLeftLocked(name, next)
+			c.mu.Unlock()
+			c.loggedOut(name, why)
+			continue
+		}
 		// The latest token first (a RenewToken made while reconnecting,
 		// else the last one sent: the session's), which the one the room
 		// was entered with may have expired before; then, if refused, the
@@ -473,6 +497,7 @@ func (c *Client) relogin(l *link) error {
 		c.mu.Unlock()
 
 		var err error
+		dropped := false
 		for i, tok := range tokens {
 			e := next.entry
 			if tok != "" {
@@ -487,12 +512,29 @@ func (c *Client) relogin(l *link) error {
 				c.entered(name, snap.Seq, e)
 				return nil
 			})
+			if err != nil && !isLocal(err) && !transient(err) {
+				// Refused for good: if the app asked to leave the room while
+				// this attempt was on its way, it is not tried again (with
+				// the room's own token). After an answer that leaves the
+				// outcome open (transient), the login may have been stored:
+				// the room fails as below, and the leave is sent.
+				c.mu.Lock()
+				why := ""
+				if next.exit != "" && !next.inside && c.rooms[name] == next {
+					why = c.dropLeftLocked(name, next)
+				}
+				c.mu.Unlock()
+				if dropped = why != ""; dropped {
+					c.loggedOut(name, why)
+					break
+				}
+			}
 			var ce *Error
 			if i+1 == len(tokens) || !errors.As(err, &ce) || ce.Code != domain.ErrTokenInvalid.Code {
 				break
 			}
 		}
-		if err == nil {
+		if err == nil || dropped {
 			continue
 		}
 		if isLocal(err) {
@@ -512,6 +554,16 @@ func (c *Client) relogin(l *link) error {
 				ZIMEvent: "LoginFailed"})
 		}
 	}
+}
+
+// dropLeftLocked forgets room name (track r), which the app asked to leave
+// while its session was lost and the rooms were being entered again: the
+// leaves waiting for it are done (r.left). It returns why the app left it,
+// for the Logout the caller tells it; c.mu is held.
+func (c *Client) dropLeftLocked(name string, r *roomTrack) string {
+	delete(c.rooms, name)
+	r.left = true
+	return r.exit
 }
 
 // request is the request that enters room again as e entered it: as quiet
