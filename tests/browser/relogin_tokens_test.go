@@ -182,3 +182,64 @@ func TestSDKALogoutDuringAnUncertainReloginIsStillSent(t *testing.T) {
 		t.Errorf("logoutRoom(r1): %+v", r)
 	}
 }
+
+// A logoutRoom made while the room's own login is on its way, whose reply is
+// then lost with the connection; the session times out meanwhile. The room
+// is not entered again on the new session: the login's reply (which came
+// after the logout was sent) cleared the leave's mark, and the re-login
+// entered the room the app had left before the logout was sent again (the
+// others saw the user come back). It now gets LOGOUT and the call resolves.
+func TestSDKALogoutOfARoomBeingEnteredIsNotUndone(t *testing.T) {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	g := clienttest.StartScripted(t, "127.0.0.1:*")
+	p.newEngine("b", g.URL(), nil)
+	p.Eval(`T.engines.b.enableMultiRoom(true)`, nil)
+	p.Eval(`(() => { const send = WebSocket.prototype.send; T.sent = [];
+		WebSocket.prototype.send = function (d) { T.sent.push(JSON.parse(d)); return send.call(this, d); }; return true; })()`, nil)
+	bob := user{"bob", "Bob"}
+	p.start("r1", "b", "loginRoom", "r1", "tok", bob)
+	c1 := g.Next(t)
+	c1.Hello("s1", "rt-s1")
+	c1.Reply(c1.Req(protocol.OpSetRoomMode).ID, nil) // multi-room mode, asked before the first entry
+	c1.ServeEntry(c1.Req(protocol.OpLogin), "r1", 3)
+	if r := p.outcome("r1"); !r.OK {
+		t.Fatalf("loginRoom(r1): %+v", r)
+	}
+	// loginRoom(r2), then at once logoutRoom(r2): both are sent, in turn.
+	p.start("in", "b", "loginRoom", "r2", "tok", bob)
+	login := c1.Req(protocol.OpLogin)
+	p.start("out", "b", "logoutRoom", "r2")
+	c1.Req(protocol.OpLogout) // sent; its reply will be lost
+	c1.ServeEntry(login, "r2", 4)
+	if r := p.outcome("in"); !r.OK {
+		t.Fatalf("loginRoom(r2): %+v", r)
+	}
+	mark := p.Len()
+	var sentAt int
+	p.Eval(`T.sent.length`, &sentAt)
+	c1.Drop()
+	c2 := g.Next(t)
+	c2.Hello("s2", "rt-s2")
+	c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
+	c2.Reply(c2.Req(protocol.OpSetRoomMode).ID, nil)
+	relogin := c2.Req(protocol.OpLogin)
+	if !strings.Contains(string(relogin.Data), `"r1"`) {
+		t.Errorf("first re-login: %s, want r1's (r2 was left)", relogin.Data)
+	}
+	c2.ServeEntry(relogin, "r1", 1)
+	p.WaitState(mark, "b", "r1", "LOGINED")
+	if r := p.outcome("out"); !r.OK {
+		t.Errorf("logoutRoom(r2): %+v", r)
+	}
+	var sent []protocol.Request
+	p.Eval(fmt.Sprintf(`T.sent.slice(%d)`, sentAt), &sent)
+	for _, r := range sent {
+		if r.Op == protocol.OpLogin && strings.Contains(string(r.Data), `"r2"`) {
+			t.Errorf("the engine logged into r2 again after the app asked to leave it: %s %s", r.Op, r.Data)
+		}
+	}
+	if got := p.statesIn(mark, "b", "r2"); len(got) == 0 || got[len(got)-1] != "LOGOUT" {
+		t.Errorf("r2's states since the drop: %v, want LOGOUT last", got)
+	}
+}

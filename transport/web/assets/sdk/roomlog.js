@@ -402,7 +402,7 @@ export class RoomlogEngine {
     this._keys = 0; // idempotency keys of the leaves
     this._loginFailed = new Set();
     this._entering = new Map(); // room -> requests entering it, in flight
-    this._leavingAll = new Set(); // leaves of every room in flight (see _leave)
+    this._leaves = new Set(); // leaves in flight (see _leave and _entered)
     this._onOnline = () => {
       if (this._wake) this._wake();
       this._restartAllIce();
@@ -1143,15 +1143,18 @@ export class RoomlogEngine {
       this._rooms.set(room, r);
     }
     Object.assign(r, { seq, entry, leaving: false, relogin: false, exit: '', unsure: false });
-    // A leave of every room sent while this entry was in flight left this
-    // room too (the server runs a connection's requests in turn): until its
-    // outcome is known, the room is being left.
-    for (const all of this._leavingAll) {
-      if (all.entering.has(room)) {
-        Object.assign(r, { exit: all.reason, exiting: (r.exiting || 0) + 1 });
-        all.tracks.push(r);
-        if (!all.names.includes(room)) all.names.push(room);
+    // A leave of this room, or of every room, sent while this entry was in
+    // flight left it (the server runs a connection's requests in turn):
+    // until its outcome is known, the room is being left, and a new session
+    // does not enter it again (_adopt).
+    for (const leave of this._leaves) {
+      if (!leave.entering.has(room)) continue;
+      r.exit = leave.reason;
+      if (!leave.tracks.includes(r)) {
+        r.exiting = (r.exiting || 0) + 1;
+        leave.tracks.push(r);
       }
+      if (!leave.names.includes(room)) leave.names.push(room);
     }
   }
 
@@ -1180,9 +1183,11 @@ export class RoomlogEngine {
     const names = req && req.room ? [req.room] : this._activeRooms();
     const tracks = names.map((name) => this._rooms.get(name)).filter(Boolean);
     for (const r of tracks) Object.assign(r, { exit: reason, exiting: (r.exiting || 0) + 1 });
-    // Leaving every room also leaves those being entered (see _entered).
-    const all = req && req.room ? null : { entering: new Set(this._entering.keys()), reason, tracks, names };
-    if (all) this._leavingAll.add(all);
+    // It also leaves the rooms it names that are being entered (see
+    // _entered): every such room for a leave of every room.
+    const entering = new Set([...this._entering.keys()].filter((name) => !(req && req.room) || name === req.room));
+    const leave = { entering, reason, tracks, names };
+    this._leaves.add(leave);
     const key = `leave-${++this._keys}`;
     const adopts = this._adopts;
     let left = [];
@@ -1229,7 +1234,7 @@ export class RoomlogEngine {
         }
       }
     } finally {
-      if (all) this._leavingAll.delete(all);
+      this._leaves.delete(leave);
       for (const r of tracks) {
         r.exiting--;
         // Refused, or never sent: the session is still in the room.
