@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/roomlog/roomlog/domain"
 )
 
@@ -93,6 +95,24 @@ func TestProtocolDocIsComplete(t *testing.T) {
 	}
 }
 
+// docs/protocol.md: a frame that is not one JSON object with an op gets
+// malformed_request. A request followed by a stray '}' or ']' is not; it
+// used to run (a broadcast was stored and sent to the room).
+func TestDataAfterTheRequestIsMalformed(t *testing.T) {
+	const req = `{"id":"x","op":"broadcast","data":{"room":"r1","message":"hi"}}`
+	for _, tail := range []string{"}", "]", "}}]]", " ]", `{"id":"y","op":"logout"}`, " x", "\n]"} {
+		r, err := ParseRequest([]byte(req + tail))
+		if code, _ := domain.CodeOf(err); code != ErrMalformedRequest.Code || r.ID != "x" {
+			t.Errorf("a request followed by %q: %+v, %v; want malformed_request answering id x", tail, r, err)
+		}
+	}
+	for _, tail := range []string{"", " ", "\n", "\r\n\t "} {
+		if _, err := ParseRequest([]byte(req + tail)); err != nil {
+			t.Errorf("a request followed by white space %q: %v", tail, err)
+		}
+	}
+}
+
 // FuzzRequest: whatever a client sends, decoding a request and its payload
 // either succeeds or fails with a coded error; it never panics.
 func FuzzRequest(f *testing.F) {
@@ -104,6 +124,7 @@ func FuzzRequest(f *testing.F) {
 	}
 	f.Add([]byte(`{"id":"1","op":`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"id":"1","op":"logout"}]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseRequest(b)
 		if err != nil {
@@ -119,6 +140,9 @@ func FuzzRequest(f *testing.F) {
 		}
 		if CheckText(b) != nil {
 			t.Fatalf("parsed a request whose text is not Unicode: %q", b)
+		}
+		if !jsontext.Value(b).IsValid(jsontext.AllowDuplicateNames(true)) {
+			t.Fatalf("parsed a frame that is not one JSON value: %q", b)
 		}
 		if r.Op == "" || len(r.ID) > MaxIDBytes {
 			t.Fatalf("parsed a request without op or with a long id: %+v", r)
