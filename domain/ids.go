@@ -86,16 +86,13 @@ func ValidateSessionID(id SessionID) error {
 }
 
 // ValidateUser reports whether u is a usable identity. The name may be empty
-// (then the user ID is shown) but is bounded.
+// (then the user ID is shown) but is otherwise held to what an ID is held to.
 func ValidateUser(u User) error {
 	if err := ValidateUserID(u.ID); err != nil {
 		return err
 	}
-	if len(u.Name) > MaxUserNameBytes {
-		return fmt.Errorf("user name is %d bytes, at most %d allowed", len(u.Name), MaxUserNameBytes)
+	if u.Name == "" {
+		return nil
 	}
-	if !utf8.ValidString(u.Name) {
-		return fmt.Errorf("user name is not valid UTF-8")
-	}
-	return nil
+	return checkID("user name", u.Name, MaxUserNameBytes)
 }

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -48,5 +49,31 @@ func TestARequestTheLogCannotServeIsLoggedWithItsSessionAndRequest(t *testing.T)
 	line := lines.Wait(t, "level=WARN", `msg="request failed"`, " session="+w.Hello.Session+" ", " request=lost ")
 	if !strings.Contains(line, " err=") || !strings.Contains(line, "unavailable") {
 		t.Fatalf("the log line does not say why: %s", line)
+	}
+}
+
+// docs/protocol.md: a user name (which may be empty) is UTF-8 text without
+// control characters, as IDs are. One with a control character is refused
+// with invalid_argument; it used to be accepted and shown to the room's
+// other members, NUL and escape sequences included.
+func TestAUserNameWithAControlCharacterIsRefused(t *testing.T) {
+	n := startNode(t, gateway.Config{})
+	bob := dial(t, n)
+	bob.Login("r1", "bob", token(t, n, "bob"))
+	for i, name := range []string{"Al\u0000ice", "Al\nice", "Al\u001b[2Jice", "Al\u0085ice"} {
+		user := fmt.Sprint("mallory", i)
+		m := dial(t, n)
+		m.Send("in", protocol.OpLogin, protocol.LoginRequest{Room: "r1", User: protocol.User{ID: user, Name: name},
+			Token: token(t, n, user)})
+		if f := m.Reply("in"); f.Code != domain.ErrInvalidArgument.Code {
+			t.Errorf("login with user name %q: %d %s %q, want 1906001 invalid_argument", name, f.Code, f.Error, f.Message)
+		}
+	}
+	// None of them reached bob: the next user update he gets is carol's.
+	carol := dial(t, n)
+	carol.Login("r1", "carol", token(t, n, "carol"))
+	upd := bob.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
+	if !strings.Contains(string(upd.Data), `"carol"`) {
+		t.Errorf("bob heard of another member first: %s", upd.Data)
 	}
 }
