@@ -1,7 +1,9 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +77,31 @@ func TestAUserNameWithAControlCharacterIsRefused(t *testing.T) {
 	upd := bob.Until(func(f protocol.Frame) bool { return f.Event == protocol.EvRoomUserUpdate })
 	if !strings.Contains(string(upd.Data), `"carol"`) {
 		t.Errorf("bob heard of another member first: %s", upd.Data)
+	}
+}
+
+// docs/protocol.md: history_page bounds the members a query_member_attributes
+// page returns, and the users it lists. A list was not bounded, and each
+// listed user was answered as often as listed: 7,000 copies of one member
+// with 30 attributes made a reply of over 16 MiB (the Go SDK's read limit)
+// from a 56 kB request.
+func TestQueryMemberAttributesListsAtMostAPageEachOnce(t *testing.T) {
+	n := startNode(t, gateway.Config{})
+	w := dial(t, n)
+	w.Login("r1", "alice", token(t, n, "alice"))
+	w.Do("set", protocol.OpSetMemberAttributes, protocol.MemberAttributesRequest{Room: "r1", Users: []string{"alice"},
+		Attributes: map[string]string{"k": "v"}})
+	users := slices.Repeat([]string{"alice", "nobody"}, 50)
+	w.Send("q100", protocol.OpQueryMemberAttributes, protocol.MemberAttributesQuery{Room: "r1", Users: users})
+	var page protocol.MemberAttributesPage
+	f := w.Reply("q100")
+	if json.Unmarshal(f.Data, &page); f.Code != 0 || len(page.Members) != 1 || page.Members[0].User != "alice" {
+		t.Errorf("query_member_attributes listing alice 50 times among 100 users: code %d, %d members; want alice once",
+			f.Code, len(page.Members))
+	}
+	w.Send("q101", protocol.OpQueryMemberAttributes, protocol.MemberAttributesQuery{Room: "r1",
+		Users: append(users, "alice")})
+	if f = w.Reply("q101"); f.Code != domain.ErrInvalidArgument.Code {
+		t.Errorf("query_member_attributes listing 101 users: %d %s, want 1906001 invalid_argument", f.Code, f.Error)
 	}
 }

@@ -132,11 +132,16 @@ func (s *session) doRoomState(ctx context.Context, req protocol.Request) (data a
 		if err != nil {
 			return nil, err, true
 		}
+		// Listed users are a page too: at most a page's members, each once.
+		if limit := s.pageLimit(); len(r.Users) > limit {
+			return nil, domain.ErrInvalidArgument.With("users: at most %d", limit), true
+		}
 		data, err := s.readRoom(ctx, domain.RoomID(r.Room), func(room *domain.Room) any {
 			rep := protocol.MemberAttributesPage{Members: []protocol.MemberAttributes{}}
 			if len(r.Users) > 0 {
-				for _, u := range r.Users {
-					if m, ok := room.Members[domain.UserID(u)]; ok {
+				for i, u := range r.Users {
+					m, ok := room.Members[domain.UserID(u)]
+					if ok && !slices.Contains(r.Users[:i], u) {
 						rep.Members = append(rep.Members, memberAttributes(m))
 					}
 				}
