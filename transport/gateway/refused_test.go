@@ -105,3 +105,23 @@ func TestQueryMemberAttributesListsAtMostAPageEachOnce(t *testing.T) {
 		t.Errorf("query_member_attributes listing 101 users: %d %s, want 1906001 invalid_argument", f.Code, f.Error)
 	}
 }
+
+// The queries are for members only: a session that is not a member of an
+// existing room gets not_logged_in (1902006), as one logged into another
+// room does. One that has not logged in anywhere yet was told the room does
+// not exist (1902002), which is false.
+func TestQueriesBeforeAnyLoginAreRefusedAsNotLoggedIn(t *testing.T) {
+	n := startNode(t, gateway.Config{})
+	bob := dial(t, n)
+	bob.Login("r1", "bob", token(t, n, "bob"))
+	fresh := dial(t, n)
+	for i, op := range []protocol.Op{protocol.OpQueryRoom, protocol.OpQueryOnlineCount, protocol.OpQueryMemberList,
+		protocol.OpQueryRoomAttributes, protocol.OpQueryMemberAttributes, protocol.OpQueryHistory} {
+		id := fmt.Sprint("q", i)
+		fresh.Send(id, op, protocol.RoomRequest{Room: "r1"})
+		if f := fresh.Reply(id); f.Code != domain.ErrNotLoggedIn.Code {
+			t.Errorf("%s of the existing room r1 before any login: %d %s %q, want 1902006 not_logged_in",
+				op, f.Code, f.Error, f.Message)
+		}
+	}
+}

@@ -256,6 +256,10 @@ func (s *session) readRoom(ctx context.Context, room domain.RoomID, read func(*d
 		return nil, err
 	}
 	key := s.roomKey(room)
+	if key.App == "" {
+		// No token yet, so no app whose room this could be: not a member.
+		return nil, domain.ErrNotLoggedIn.With("log in first")
+	}
 	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.CommandTimeout)
 	defer cancel()
 	if err := s.srv.cfg.Live.WaitFor(wctx, s.srv.cfg.Engine.Cursor(key)); err != nil {

@@ -1018,6 +1018,10 @@ func (s *session) queryRoom(ctx context.Context, room domain.RoomID) (any, error
 		return nil, err
 	}
 	key := s.roomKey(room)
+	if key.App == "" {
+		// No token yet, so no app whose room this could be: not a member.
+		return nil, domain.ErrNotLoggedIn.With("log in first")
+	}
 	// The projection answers; it must have folded what this node's engine
 	// has appended to the room (a login's reply does not wait for it), so
 	// that a client reads its own writes.
