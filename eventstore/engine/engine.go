@@ -626,7 +626,7 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 			return redecide, nil
 		}
 		if en == nil || en.head().Seq != st.Expect {
-			return allStored, fmt.Errorf("engine: step for %s decided on an aggregate that was not locked", st.Key)
+			return allStored, domain.ErrInternal.With("engine: step for %s decided on an aggregate that was not locked", st.Key)
 		}
 		events := st.Events // this call's own decision: stamp it in place
 		for i := range events {
@@ -674,7 +674,14 @@ func (e *Engine) appendSteps(ctx context.Context, entries []*entry, now time.Tim
 					// Ours after all: the acknowledgement of an earlier try was lost.
 					nth[st.Key]++
 					res.Appended = append(res.Appended, Appended{Key: st.Key, Seq: seq, Events: events})
+					wentOn := en.seq != seq // others wrote after it
 					finished(i, en)
+					if wentOn && i+1 < len(res.Steps) {
+						// The steps after it were decided on a head that is
+						// no longer the last (a switch's second step on the
+						// session): decide them again on what the log holds.
+						return redecide, nil
+					}
 					continue
 				}
 				return conflicted, nil

@@ -110,3 +110,61 @@ func TestALogSilentLongerThanAnElectionRefusesCommandsAtOnce(t *testing.T) {
 		t.Fatalf("the three rooms written to during the outage hold %d broadcasts, want 1 (the probe's)", got)
 	}
 }
+
+// A switch's first step (the session's claim on To) is stored, but its
+// acknowledgement is lost; meanwhile another node appends to the session (a
+// kick out of a third room releases that room's claim). The engine's resend
+// conflicts, its catch-up finds its own claim stored ("ours after all") and
+// also the other node's release. The switch then leaves From and goes on to
+// its second session step (releasing From), which was decided on the
+// session's head before the other node's release. Expected: the switch
+// completes (decided again), the session ends up in To only. It used to
+// fail with an uncoded error, out of From and not in To, keeping a claim on
+// To that nothing would release.
+func TestASwitchWhoseLostAckIsFoundAfterAnotherWriteCompletes(t *testing.T) {
+	embedded := estest.Open(t, func(c *eventstore.Config) { c.Listen, c.Password = "127.0.0.1:-1", estest.Password })
+	proxy := netcut.Start(t, strings.TrimPrefix(embedded.ClientURL(), "nats://"))
+	cfg := embedded.ClientConfig()
+	cfg.URL = "nats://" + proxy.Addr()
+	cfg.Logger = estest.Logger(t)
+	viaProxy := estest.Must(t, cfg)
+
+	a, b := newEngine(t, viaProxy, nil), newEngine(t, embedded, nil)
+	l := estest.Live(t, embedded)
+	exec(t, a, login("s1", "u1", "r1"))
+	exec(t, a, login("s1", "u1", "r3"))
+	exec(t, a, login("s9", "u9", "r2")) // a has every aggregate of the switch cached
+	sessionSubject := embedded.Subject(string(app), string(domain.KindSession), "s1")
+	before, _, err := embedded.Last(estest.Ctx(t), sessionSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.MuteServer()
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Execute(estest.Ctx(t), domain.Meta{App: app}, domain.SwitchRoom{Session: "s1", From: "r1", To: "r2",
+			Grant: domain.Grant{User: "u1", AllRooms: true, CanPublish: true}, Create: domain.CreateIfMissing})
+		done <- err
+	}()
+	estest.Eventually(t, "the switch's claim stored", func() bool {
+		last, ok, err := embedded.Last(estest.Ctx(t), sessionSubject)
+		return err == nil && ok && last.Seq > before.Seq
+	})
+	// Another node appends to the session while the switch waits for its ack.
+	exec(t, b, domain.KickUser{Room: "r3", User: "u1"})
+	proxy.Cut()
+
+	if err := <-done; err != nil {
+		t.Errorf("switch whose acknowledgement was lost: %v", err)
+	}
+	estest.Sync(t, embedded, l)
+	_, inR1 := estest.Room(l, "r1").MemberBySession("u1", "s1")
+	_, inR2 := estest.Room(l, "r2").MemberBySession("u1", "s1")
+	claims := estest.Session(l, "s1").Claims
+	t.Logf("in r1: %v, in r2: %v, session claims: %v", inR1, inR2, claims)
+	if inR1 || !inR2 {
+		t.Errorf("after the switch: in r1 %v, in r2 %v; want only r2", inR1, inR2)
+	}
+	membersHoldTheirClaims(t, l, "s1", "u1", "r2")
+}
