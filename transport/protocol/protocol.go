@@ -208,9 +208,9 @@ func ParseRequest(b []byte) (Request, error) {
 	if err := dec.Decode(&r); err != nil {
 		return Request{ID: PeekID(b)}, ErrMalformedRequest.With("%v", err)
 	}
-	// Only white space may follow (dec.More is false before a stray '}' or
-	// ']', which would let a frame that is not one JSON object run).
-	if len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
+	// Only JSON's white space may follow (dec.More is false before a stray
+	// '}' or ']', which would let a frame that is not one JSON object run).
+	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
 		return Request{ID: r.ID}, ErrMalformedRequest.With("data after the request")
 	}
 	switch {

@@ -100,7 +100,8 @@ func TestProtocolDocIsComplete(t *testing.T) {
 // used to run (a broadcast was stored and sent to the room).
 func TestDataAfterTheRequestIsMalformed(t *testing.T) {
 	const req = `{"id":"x","op":"broadcast","data":{"room":"r1","message":"hi"}}`
-	for _, tail := range []string{"}", "]", "}}]]", " ]", `{"id":"y","op":"logout"}`, " x", "\n]"} {
+	for _, tail := range []string{"}", "]", "}}]]", " ]", `{"id":"y","op":"logout"}`, " x", "\n]",
+		"\v", "\f", "\u0085", "\u00a0"} { // white space, but not JSON's
 		r, err := ParseRequest([]byte(req + tail))
 		if code, _ := domain.CodeOf(err); code != ErrMalformedRequest.Code || r.ID != "x" {
 			t.Errorf("a request followed by %q: %+v, %v; want malformed_request answering id x", tail, r, err)
