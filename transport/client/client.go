@@ -63,13 +63,14 @@
 //     Logined and the rooms' current state, and other members see the user
 //     ADDed again. A room whose re-login is refused gets LoginFailed with
 //     the code. A room the app asks to leave (LogoutRoom, LeaveRoom,
-//     LogoutAllRooms, LeaveAllRooms) before that leave's reply came, while
+//     LogoutAllRooms, LeaveAllRooms; a room still being entered included)
+//     whose leave had no reply before the session was lost, or made while
 //     the client is away or the rooms are being entered again, is not
 //     entered again either (nor tried again with another token): it gets
 //     Logout (code 0, reason logout or leave) and the leave returns without
-//     a request, unless the room's re-login was on its way and entered it,
-//     or got an answer after which it may have (1002053 and the other
-//     transient codes): then the leave is sent;
+//     a request, unless the room's re-login was already on its way and
+//     entered it, or got an answer after which it may have (1002053 and the
+//     other transient codes): then the leave is sent;
 //   - if the window runs out, every room gets ReconnectFailed (1002053) and
 //     every method returns an error with code 1002053: dial again and log in.
 //
@@ -253,6 +254,10 @@ type Client struct {
 	// rooms is every room the session is in, or on its way in or out of.
 	rooms     map[string]*roomTrack
 	nextOrder uint64
+	// entering counts, per room, the requests that enter it (an entry, a
+	// re-login) under way; leaves are the leaves under way (see leave).
+	entering map[string]int
+	leaves   map[*leaveMarks]struct{}
 	// loginFailed records the rooms for which the server sent LoginFailed
 	// since the flag was cleared, so that a failed re-login is reported once.
 	loginFailed map[string]bool
@@ -320,7 +325,8 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{url: url, opts: opts, log: opts.Logger, clock: opts.Clock, changed: make(chan struct{}),
-		rooms: map[string]*roomTrack{}, loginFailed: map[string]bool{}, keyPrefix: rand.Text()[:16]}
+		rooms: map[string]*roomTrack{}, entering: map[string]int{}, leaves: map[*leaveMarks]struct{}{},
+		loginFailed: map[string]bool{}, keyPrefix: rand.Text()[:16]}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.disp = newDispatcher()
 	dctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)

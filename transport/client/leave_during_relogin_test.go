@@ -370,3 +370,75 @@ func TestALogoutWhileAwayIsNotUndoneForTheOthers(t *testing.T) {
 		t.Errorf("alice is in r2 after her app logged out of it: %v", users)
 	}
 }
+
+// LoginRoom(r2), then at once LogoutRoom(r2), both sent in turn; the login's
+// reply comes, the logout's is lost with the connection, and the session
+// timed out meanwhile. r2 is not entered again on the new session (the
+// login's reply used to clear the leave's mark): it gets Logout, no login of
+// r2 is sent, and LogoutRoom returns. (As the browser SDK's
+// TestSDKALogoutOfARoomBeingEnteredIsNotUndone.)
+func TestALogoutOfARoomBeingEnteredIsNotUndone(t *testing.T) {
+	g := clienttest.StartScripted(t)
+	r := newRec(t, "alice")
+	r.AllowReconnects()
+	clock := estest.NewClock(time.Now())
+	dialed := make(chan *client.Client, 1)
+	go func() {
+		a, err := client.Dial(ctx(t), g.URL(), client.Options{Handlers: r.Handlers(), Logger: clienttest.Logger(t),
+			Clock: clienttest.ClientClock(clock), RequestTimeout: time.Hour})
+		if err != nil {
+			t.Error(err)
+		}
+		dialed <- a
+	}()
+	c1 := g.Next(t)
+	c1.Hello("s1", "rt-s1")
+	a := <-dialed
+	if a == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { a.Close() })
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.LoginRoom(ctx(t), "r1", clienttest.User("alice"), client.LoginOptions{Token: "tok"})
+		errc <- err
+	}()
+	c1.ServeEntry(c1.Req(protocol.OpLogin), "r1", 5)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// LoginRoom(r2), then at once LogoutRoom(r2).
+	go func() {
+		_, err := a.LoginRoom(ctx(t), "r2", clienttest.User("alice"), client.LoginOptions{Token: "tok"})
+		errc <- err
+	}()
+	in := c1.Req(protocol.OpLogin)
+	out := make(chan error, 1)
+	go func() { out <- a.LogoutRoom(ctx(t), "r2") }()
+	c1.Req(protocol.OpLogout) // sent; its reply will be lost
+	c1.ServeEntry(in, "r2", 6)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	settle(t, a, c1, r)
+	c1.Drop()
+	c2 := g.Next(t)
+	c2.Hello("s2", "rt-s2")
+	c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
+	first := c2.Req(protocol.OpLogin)
+	if !strings.Contains(string(first.Data), `"r1"`) {
+		t.Fatalf("first re-login: %s, want r1's", first.Data)
+	}
+	c2.ServeEntry(first, "r1", 1)
+	// settle fails the test if the client logs into r2 again.
+	seen := settle(t, a, c2, r)
+	select {
+	case err := <-out:
+		if err != nil {
+			t.Errorf("LogoutRoom(r2): %v", err)
+		}
+	case <-time.After(wait):
+		t.Error("LogoutRoom(r2) did not return")
+	}
+	loggedOutOnce(t, seen, "r2", "logout")
+}

@@ -333,6 +333,7 @@ func (c *Client) latestTokenLocked() string {
 // room's sequence check; this is recorded on the reader goroutine, before
 // the room's next event is read. also, if not nil, runs then too.
 func (c *Client) enter(ctx context.Context, op protocol.Op, room string, req any, e entry, also func()) (*RoomSnapshot, error) {
+	defer c.enteringRoom(room)()
 	var snap RoomSnapshot
 	_, err := c.do(ctx, op, req, func(data []byte) error {
 		if err := json.Unmarshal(data, &snap); err != nil {
@@ -370,6 +371,35 @@ func (c *Client) entered(room string, seq uint64, e entry) {
 		c.rooms[room] = r
 	}
 	r.seq, r.entry, r.leaving, r.exit, r.relogin, r.inside = seq, e, false, "", false, false
+	// A leave of this room, or of every room, made while this entry was on
+	// its way left it too (the server runs a connection's requests in
+	// turn): until its outcome is known, the room is being left, and a new
+	// session does not enter it again.
+	for lm := range c.leaves {
+		if !lm.entering[room] {
+			continue
+		}
+		r.exit = lm.why
+		if !slices.ContainsFunc(lm.marks, func(m exitMark) bool { return m.r == r }) {
+			r.exiting++
+			lm.marks = append(lm.marks, exitMark{room, r})
+		}
+	}
+}
+
+// enteringRoom counts a request that enters room as under way, until the
+// function it returns is called.
+func (c *Client) enteringRoom(room string) (done func()) {
+	c.mu.Lock()
+	c.entering[room]++
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		if c.entering[room]--; c.entering[room] <= 0 {
+			delete(c.entering, room)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // leaving marks rooms the session asked to leave, and why (logout, leave or
@@ -395,7 +425,7 @@ func (c *Client) leave(ctx context.Context, op protocol.Op, req any, room string
 	if op == protocol.OpLogout {
 		why = "logout"
 	}
-	marks := c.exiting(why, req == nil, room)
+	lm := c.exiting(why, req == nil, room)
 	var rep protocol.RoomsReply
 	_, err := c.doUnless(ctx, op, req, func(data []byte) error {
 		if len(data) > 0 {
@@ -405,8 +435,8 @@ func (c *Client) leave(ctx context.Context, op protocol.Op, req any, room string
 		}
 		c.leaving(why, rep.Rooms...)
 		return nil
-	}, func() bool { return c.allLeft(marks) })
-	dropped := c.exited(marks, err)
+	}, func() bool { return c.allLeft(lm) })
+	dropped := c.exited(lm, err)
 	if err != nil {
 		return nil, err
 	}
@@ -425,40 +455,55 @@ type exitMark struct {
 	r    *roomTrack
 }
 
+// leaveMarks is a leave under way: why, the rooms it marked, and the rooms
+// that were being entered when it was made (those it names), which it marks
+// once entered (see entered).
+type leaveMarks struct {
+	why      string
+	marks    []exitMark
+	entering map[string]bool
+}
+
 // exiting marks the rooms a leave is about to leave (room, or every room the
 // session means to stay in if all) with why, and counts the leave, until
 // exited; it returns them.
-func (c *Client) exiting(why string, all bool, room string) []exitMark {
+func (c *Client) exiting(why string, all bool, room string) *leaveMarks {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	names := []string{room}
 	if all {
 		names = c.activeRoomsLocked()
 	}
-	var marks []exitMark
+	lm := &leaveMarks{why: why, entering: map[string]bool{}}
 	for _, name := range names {
 		if r := c.rooms[name]; r != nil {
 			if !r.leaving {
 				r.exit = why
 			}
 			r.exiting++
-			marks = append(marks, exitMark{name, r})
+			lm.marks = append(lm.marks, exitMark{name, r})
 		}
 	}
-	return marks
+	for name := range c.entering {
+		if all || name == room {
+			lm.entering[name] = true
+		}
+	}
+	c.leaves[lm] = struct{}{}
+	return lm
 }
 
-// allLeft reports whether every room of marks (there are some) was dropped
-// while being left (roomTrack.left): the leave that marked them is done.
-func (c *Client) allLeft(marks []exitMark) bool {
+// allLeft reports whether every room lm marked (there are some) was dropped
+// while being left (roomTrack.left): the leave is done.
+func (c *Client) allLeft(lm *leaveMarks) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, m := range marks {
+	for _, m := range lm.marks {
 		if !m.r.left {
 			return false
 		}
 	}
-	return len(marks) > 0
+	return len(lm.marks) > 0
 }
 
 // exited ends a leave's marks once its outcome (err) is known, and returns
@@ -467,11 +512,12 @@ func (c *Client) allLeft(marks []exitMark) bool {
 // being left, unless another leave of it is in flight. One whose reply was
 // lost with the connection keeps its mark: the session may be out of it, as
 // a resume tells (resumed), and a new session is.
-func (c *Client) exited(marks []exitMark, err error) []string {
+func (c *Client) exited(lm *leaveMarks, err error) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.leaves, lm)
 	var dropped []string
-	for _, m := range marks {
+	for _, m := range lm.marks {
 		m.r.exiting--
 		switch {
 		case m.r.left:

@@ -498,6 +498,7 @@ func (c *Client) relogin(l *link) error {
 
 		var err error
 		dropped := false
+		done := c.enteringRoom(name)
 		for i, tok := range tokens {
 			e := next.entry
 			if tok != "" {
@@ -534,6 +535,7 @@ func (c *Client) relogin(l *link) error {
 				break
 			}
 		}
+		done()
 		if err == nil || dropped {
 			continue
 		}
