@@ -988,6 +988,10 @@ export class RoomlogEngine {
     const entry = entries.get(d.stream);
     if (!entry) return;
     const ended = d.state === 'NO_PUBLISH' || d.state === 'NO_PLAY';
+    // A start whose offer has not gone out has no connection the media node
+    // could end: the ending is an earlier connection's of the stream (one
+    // the app stopped just before starting again), and must not end this one.
+    if (ended && !entry.offered) return;
     if (ended && d.reason === 'moved' && kind === 'play') {
       // The stream is on another media node now: connect again there.
       this._mediaState(entry, 'PLAY_REQUESTING', d.code, d.reason);
