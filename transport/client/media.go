@@ -124,15 +124,21 @@ func (p *MediaPublisher) RestartICE(ctx context.Context) error {
 	return err
 }
 
-// Close closes the peer connection, telling the server first.
+// Close closes the peer connection, telling the server first, unless a
+// newer PublishMedia of the stream replaced it (the server's connection for
+// the stream is the newer one's then) or the server ended its media.
 func (p *MediaPublisher) Close(ctx context.Context) error {
 	p.c.mediaMu.Lock()
-	if p.c.publishers[p.stream] == p {
+	mine := p.c.publishers[p.stream] == p
+	if mine {
 		delete(p.c.publishers, p.stream)
 	}
 	p.c.mediaMu.Unlock()
-	_, err := p.c.do(ctx, protocol.OpMediaClose, protocol.MediaCloseRequest{Stream: p.stream,
-		Kind: protocol.MediaPublish}, nil)
+	var err error
+	if mine {
+		_, err = p.c.do(ctx, protocol.OpMediaClose, protocol.MediaCloseRequest{Stream: p.stream,
+			Kind: protocol.MediaPublish}, nil)
+	}
 	return errors.Join(err, p.pc.Close())
 }
 
@@ -257,18 +263,24 @@ func (p *MediaPlayer) RestartICE(ctx context.Context) error {
 	return err
 }
 
-// Close closes the peer connection, telling the server first.
+// Close closes the peer connection, telling the server first, unless a
+// newer PlayMedia of the stream replaced it or the server ended its media.
 func (p *MediaPlayer) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
 	pc := p.pc
 	p.mu.Unlock()
 	p.c.mediaMu.Lock()
-	if p.c.players[p.stream] == p {
+	mine := p.c.players[p.stream] == p
+	if mine {
 		delete(p.c.players, p.stream)
 	}
 	p.c.mediaMu.Unlock()
-	_, err := p.c.do(ctx, protocol.OpMediaClose, protocol.MediaCloseRequest{Stream: p.stream, Kind: protocol.MediaPlay}, nil)
+	var err error
+	if mine {
+		_, err = p.c.do(ctx, protocol.OpMediaClose, protocol.MediaCloseRequest{Stream: p.stream,
+			Kind: protocol.MediaPlay}, nil)
+	}
 	return errors.Join(err, pc.Close())
 }
 
@@ -299,26 +311,37 @@ func (p *MediaPlayer) moved() {
 		delete(p.c.players, p.stream)
 	}
 	p.c.mediaMu.Unlock()
+	if mine {
+		closeMedia(nil, map[string]*MediaPlayer{p.stream: p})
+	}
 	if h := &p.c.opts.Handlers; mine && h.OnPlayerStateUpdate != nil {
 		p.c.disp.push(func() { h.OnPlayerStateUpdate(p.stream, NoPlay, de.Code, "ended") })
 	}
 }
 
 // forgetMedia stops following the publisher or player of stream whose
-// media the server ended: a resume has nothing of it to check. A call whose
-// answer came before the ending (a logout racing the offer) is not
-// registered either: the app is told of the ending as for the others.
+// media the server ended, and closes its peer connection: a resume has
+// nothing of it to check. A call whose answer came before the ending (a
+// logout racing the offer) is not registered either: the app is told of
+// the ending as for the others.
 func (c *Client) forgetMedia(stream, kind string) {
+	var publishers map[string]*MediaPublisher
+	var players map[string]*MediaPlayer
 	c.mediaMu.Lock()
-	defer c.mediaMu.Unlock()
 	if kind == protocol.MediaPublish {
-		delete(c.publishers, stream)
-	} else {
+		if p := c.publishers[stream]; p != nil {
+			publishers = map[string]*MediaPublisher{stream: p}
+			delete(c.publishers, stream)
+		}
+	} else if p := c.players[stream]; p != nil {
+		players = map[string]*MediaPlayer{stream: p}
 		delete(c.players, stream)
 	}
 	if m := c.answeredLocked(stream, kind); m != nil {
 		m.forgotten = true
 	}
+	c.mediaMu.Unlock()
+	closeMedia(publishers, players)
 }
 
 // mediaCall is a PublishMedia or PlayMedia in flight: its peer connection
@@ -522,6 +545,9 @@ func (c *Client) checkMedia() {
 				delete(c.publishers, p.stream)
 			}
 			c.mediaMu.Unlock()
+			if mine {
+				closeMedia(map[string]*MediaPublisher{p.stream: p}, nil)
+			}
 			if mine && h.OnPublisherStateUpdate != nil {
 				c.disp.push(func() { h.OnPublisherStateUpdate(p.stream, NoPublish, why.Code, "gone") })
 			}

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"net"
 	"slices"
@@ -460,6 +461,153 @@ func TestReconnectFailedEndsTheMedia(t *testing.T) {
 			}
 			if pubs, plays := client.TrackedMedia(b); len(pubs)+len(plays) > 0 {
 				t.Errorf("after ReconnectFailed the client still follows publishers %v, players %v", pubs, plays)
+			}
+		})
+	}
+}
+
+// A second PublishMedia (a camera switch) or PlayMedia of the same stream
+// replaces the first one's connection on the media node. Closing the first
+// MediaPublisher / MediaPlayer afterwards (the app cleaning up the one it
+// replaced) leaves the second's media alone. Close used to send media_close
+// for the stream and kind, which the media node applied to the connection it
+// had then: the new one.
+func TestClosingReplacedMediaLeavesItsReplacement(t *testing.T) {
+	for _, kind := range []string{"publish", "play"} {
+		t.Run(kind, func(t *testing.T) {
+			n := startNode(t, gateway.Config{})
+			media := &reviewMedia{}
+			rb := newRec(t, "bob")
+			b := dial(t, wsURL(n), rb, media.handlers)
+			login(t, n, b, rb, "r1", "bob")
+			api := mediatest.API()
+			var first, second interface{ Close(context.Context) error }
+			var flowing client.MediaState
+			if kind == "publish" {
+				flowing = client.Publishing
+				if _, err := b.StartPublishingStream(ctx(t), "bob-cam", client.PublishOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				pub := func() *client.MediaPublisher {
+					video, audio := mediatest.Tracks("bob-cam")
+					p, err := b.PublishMedia(ctx(t), "bob-cam", []webrtc.TrackLocal{video, audio}, client.MediaOptions{API: api})
+					if err != nil {
+						t.Fatal(err)
+					}
+					sctx, cancel := context.WithCancel(context.Background())
+					t.Cleanup(func() { cancel(); p.PeerConnection().Close() })
+					mediatest.Send(sctx, video, audio, 10*time.Millisecond)
+					return p
+				}
+				p1 := pub()
+				if _, ok := media.waitState("bob-cam", flowing, wait); !ok {
+					t.Fatalf("first publisher never PUBLISHING: %+v", media.all())
+				}
+				first, second = p1, pub()
+			} else {
+				flowing = client.PlayRequesting // nobody publishes bob-cam: the player waits
+				if _, err := b.StartPlayingStream(ctx(t), "bob-cam", "r1"); err != nil {
+					t.Fatal(err)
+				}
+				play := func() *client.MediaPlayer {
+					p, err := b.PlayMedia(ctx(t), "bob-cam", nil, client.MediaOptions{API: api})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { p.PeerConnection().Close() })
+					return p
+				}
+				first = play()
+				if _, ok := media.waitState("bob-cam", flowing, wait); !ok {
+					t.Fatalf("first player never PLAY_REQUESTING: %+v", media.all())
+				}
+				second = play()
+			}
+			_ = second
+			// Let the replacement settle on the node.
+			for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+				st := n.SFU.Stats()
+				if (kind == "publish" && st.Publishers == 1) || (kind == "play" && st.Players == 1) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("SFU %+v", st)
+				}
+			}
+			time.Sleep(500 * time.Millisecond)
+			before := len(media.all())
+
+			// The app cleans up the connection it replaced.
+			if err := first.Close(ctx(t)); err != nil {
+				t.Logf("closing the first: %v", err)
+			}
+			time.Sleep(2 * time.Second)
+			st := n.SFU.Stats()
+			pubs, plays := client.TrackedMedia(b)
+			evs := media.all()[before:]
+			if (kind == "publish" && st.Publishers != 1) || (kind == "play" && st.Players != 1) {
+				t.Errorf("closing the superseded %s ended its replacement on the media node: SFU %+v; events after the Close %+v; tracked publishers %v players %v",
+					kind, st, evs, pubs, plays)
+			}
+			for _, e := range evs {
+				if e.state == client.NoPublish || e.state == client.NoPlay {
+					t.Errorf("closing the superseded %s reported %+v for the stream the app still %ss", kind, e, kind)
+				}
+			}
+		})
+	}
+}
+
+// The server ends a stream's media (stop_publish / stop_play: NO_PUBLISH /
+// NO_PLAY "ended"). The SDK stops following it and closes its peer
+// connection, as it does when it ends media itself (endMedia, dropMedia). It
+// used to leave it open: after Client.Close its ICE agent, DTLS transport
+// and goroutines lived on.
+func TestMediaEndedByTheServerClosesItsPeerConnection(t *testing.T) {
+	for _, kind := range []string{"publish", "play"} {
+		t.Run(kind, func(t *testing.T) {
+			n := startNode(t, gateway.Config{})
+			media := &reviewMedia{}
+			rb := newRec(t, "bob")
+			b := dial(t, wsURL(n), rb, media.handlers)
+			login(t, n, b, rb, "r1", "bob")
+			watch := &pcWatch{}
+			opts := client.MediaOptions{API: watch.api()}
+			no := client.NoPublish
+			if kind == "publish" {
+				if _, err := b.StartPublishingStream(ctx(t), "bob-cam", client.PublishOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				video, audio := mediatest.Tracks("bob-cam")
+				if _, err := b.PublishMedia(ctx(t), "bob-cam", []webrtc.TrackLocal{video, audio}, opts); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.StopPublishingStream(ctx(t), "bob-cam"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				no = client.NoPlay
+				if _, err := b.StartPlayingStream(ctx(t), "bob-cam", "r1"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := b.PlayMedia(ctx(t), "bob-cam", nil, opts); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.StopPlayingStream(ctx(t), "bob-cam", "r1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e, ok := media.waitState("bob-cam", no, wait)
+			if !ok {
+				t.Fatalf("no %s after the stop: %+v", no, media.all())
+			}
+			t.Logf("the app is told %+v", e)
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if opened, closed, ok := watch.allClosed(wait); !ok {
+				t.Errorf("after %s (%s %s) and Client.Close: %d peer connection(s) made by the SDK, %d closed",
+					no, e.reason, kind, opened, closed)
 			}
 		})
 	}
