@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/cmd/roomd/node"
+	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/tests/netcut"
 )
@@ -281,4 +282,41 @@ func statesSince(p *Page, who, event string, mark int) []map[string]any {
 	var out []map[string]any
 	p.Eval(fmt.Sprintf(`T.events.slice(%d).filter(e => e.who === %q && e.event === %q).map(e => e.args[0])`, mark, who, event), &out)
 	return out
+}
+
+// A startPlayingStream whose play the server took but whose connection
+// could not be set up (here the browser cannot make an offer) stops that
+// play: it used to stay in the room's log, counting against the member's
+// plays (1903007) with nothing behind it.
+func TestSDKAFailedStartPlayingStreamStopsItsPlay(t *testing.T) {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	p.newEngine("b", clienttest.URL(n.HTTPAddr()), nil)
+	p.Must("b", "loginRoom", "r1", clienttest.Token(t, n, "bob"), user{"bob", "Bob"})
+	var r Result
+	p.Eval(`(async () => {
+		const make = RTCPeerConnection.prototype.createOffer;
+		RTCPeerConnection.prototype.createOffer = () => Promise.reject(new Error('no offer today'));
+		try { return await T.play('b', 'alice-cam', { roomID: 'r1' }); }
+		finally { RTCPeerConnection.prototype.createOffer = make; }
+	})()`, &r)
+	if r.OK || r.Code != 1906093 {
+		t.Fatalf("startPlayingStream with no offer: %+v, want 1906093 media_failed", r)
+	}
+	playing := func() bool {
+		var in bool
+		n.Live.Read(func(m *projections.Model) {
+			if a := m.App(clienttest.App); a != nil && a.Rooms["r1"] != nil {
+				if mem := a.Rooms["r1"].Members["bob"]; mem != nil {
+					in = mem.Playing["alice-cam"]
+				}
+			}
+		})
+		return in
+	}
+	for deadline := time.Now().Add(10 * time.Second); playing(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bob still plays alice-cam in the room's state after the failed start")
+		}
+	}
 }

@@ -767,6 +767,9 @@ export class RoomlogEngine {
       this._closeSuperseded(old);
       if (tracked) {
         this._players.delete(streamID);
+        // Its play is in the room's log: stop it, or it would count against
+        // the member's plays (1903007) with nothing behind it.
+        if (!player.pending) this._do('stop_play', { stream: streamID, room: player.roomID || undefined }).catch(() => {});
         this._mediaState(player, 'NO_PLAY', e.code || 0, 'failed');
       }
       throw e;
