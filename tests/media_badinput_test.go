@@ -2,10 +2,15 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/pion/webrtc/v4"
 
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/media/mediatest"
 	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/tests/wire"
 	"github.com/roomlog/roomlog/transport/protocol"
@@ -63,5 +68,70 @@ func TestNoMediaNode(t *testing.T) {
 	c.Do("p", protocol.OpPublish, protocol.PublishRequest{Stream: "cam"})
 	if f := ask(c, "m", protocol.OpMediaOffer, protocol.MediaOfferRequest{Stream: "cam", Kind: "publish", SDP: "v=0"}); f.Code != domain.ErrMediaUnavailable.Code {
 		t.Errorf("an offer with no media node: %d %s", f.Code, f.Error)
+	}
+}
+
+// A media connection's state events come after its offer's reply: a client
+// learns of its connection from the answer, and one that heard of the
+// connection's ending first would lose it (the Go SDK registers media once
+// the answer comes). The events the gateway held while the offer was being
+// answered (PLAY_REQUESTING, most often, when the media node is another
+// node: its answer and its event race over NATS) used to go out before the
+// reply. The order depends on timing, so the test offers many times.
+func TestMediaStateEventsFollowTheOffersReply(t *testing.T) {
+	nodeA := clienttest.StartNode(t, clienttest.NodeOptions{NATSListen: "127.0.0.1:0"})
+	nodeB := clienttest.StartNode(t, clienttest.NodeOptions{Join: nodeA})
+	alice := wire.Dial(t, nodeA.HTTPAddr())
+	alice.Login("stage", "alice", clienttest.Token(t, nodeA, "alice"))
+	alice.Do("p", protocol.OpPublish, protocol.PublishRequest{Stream: "cam"}) // hosted on A
+	bob := wire.Dial(t, nodeB.HTTPAddr())
+	bob.Login("stage", "bob", clienttest.Token(t, nodeB, "bob"))
+	bob.Do("play", protocol.OpPlay, protocol.PlayRequest{Stream: "cam", Room: "stage"})
+	const rounds = 40
+	early := 0
+	for i := range rounds {
+		pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+			if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		offer, err := pc.CreateOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gathered := webrtc.GatheringCompletePromise(pc)
+		if err := pc.SetLocalDescription(offer); err != nil {
+			t.Fatal(err)
+		}
+		<-gathered
+		id := fmt.Sprint("offer-", i)
+		bob.Send(id, protocol.OpMediaOffer, protocol.MediaOfferRequest{Stream: "cam", Kind: "play",
+			SDP: pc.LocalDescription().SDP})
+		for {
+			f := bob.Next()
+			if f.Type == protocol.TypeReply && f.ID == id {
+				if f.Code != 0 {
+					t.Fatalf("offer %d: %d %s %s", i, f.Code, f.Error, f.Message)
+				}
+				break
+			}
+			if f.Event == protocol.EvPlayerStateUpdate {
+				early++
+				t.Logf("offer %d: %s before the reply", i, f.Data)
+			}
+		}
+		if early == 0 { // this connection's PLAY_REQUESTING, after the reply
+			bob.Until(func(f protocol.Frame) bool {
+				return f.Event == protocol.EvPlayerStateUpdate && strings.Contains(string(f.Data), "PLAY_REQUESTING")
+			})
+		}
+		pc.Close()
+	}
+	if early > 0 {
+		t.Errorf("%d state events of a player's connection came before its offer's reply (%d offers)", early, rounds)
 	}
 }

@@ -108,7 +108,15 @@ func (s *session) media(ctx context.Context, req protocol.Request) (data any, ok
 		s.mediaConns.offering(mc)
 	}
 	a, err := s.srv.cfg.Media.Signal(ctx, sig)
-	s.noteMedia(mc, sig.Op, a, err)
+	if sig.Op == media.OpOffer {
+		// The connection's state events held while its offer was answered
+		// (and those that come until its reply is sent) follow the reply:
+		// a client learns of its connection from the answer first, and
+		// one that heard of its ending before would lose it.
+		afterReply(ctx, func() { s.noteMedia(mc, sig.Op, a, err) })
+	} else {
+		s.noteMedia(mc, sig.Op, a, err)
+	}
 	if err != nil {
 		return nil, true, err
 	}
@@ -223,7 +231,8 @@ func (b *mediaBook) deliverLocked(e media.StateEvent) bool {
 // noteMedia records what a signal's answer a (or its error) says of media
 // connection mc: the node and peer that answered its offer, ICE restart or
 // media_check; a close forgets it. The state events held back while an
-// offer was answered are told now, if they are about the peer it has.
+// offer was answered are told now (after its reply), if they are about the
+// peer it has.
 func (s *session) noteMedia(mc mediaConn, op media.SignalOp, a media.Answer, err error) {
 	b := &s.mediaConns
 	b.mu.Lock()

@@ -201,12 +201,37 @@ func (s *session) handle(ctx context.Context, req protocol.Request) {
 
 // run runs one request and replies to it, and returns what it replied.
 func (s *session) run(ctx context.Context, req protocol.Request) (any, error) {
+	ctx, after := withAfterReply(ctx)
+	defer after()
 	data, err := s.do(ctx, req)
 	if errors.Is(err, errReplied) {
 		return nil, err
 	}
 	s.reply(req.ID, data, err)
 	return data, err
+}
+
+type afterReplyKey struct{}
+
+// withAfterReply gives ctx a slot for what must happen once the request's
+// reply is sent (see afterReply), and returns the function that runs it.
+func withAfterReply(ctx context.Context) (context.Context, func()) {
+	fn := new(func())
+	return context.WithValue(ctx, afterReplyKey{}, fn), func() {
+		if *fn != nil {
+			(*fn)()
+		}
+	}
+}
+
+// afterReply runs fn once the reply to ctx's request has been sent, or at
+// once if there is no such request.
+func afterReply(ctx context.Context, fn func()) {
+	if p, ok := ctx.Value(afterReplyKey{}).(*func()); ok && *p == nil {
+		*p = fn
+		return
+	}
+	fn()
 }
 
 func (s *session) reply(id string, data any, err error) {
