@@ -129,8 +129,7 @@ func replay(ctx context.Context, args []string, out, _ io.Writer) error {
 	var each func(timeline.Entry, *domain.Room) error
 	var before *domain.Room // the state at from, for -diff
 	listed := 0             // timeline entries printed
-	switch {
-	case *showTimeline:
+	if *showTimeline {
 		each = func(e timeline.Entry, _ *domain.Room) error {
 			if !start.IsEnd() && !reached(e, start) {
 				return nil
@@ -142,15 +141,13 @@ func replay(ctx context.Context, args []string, out, _ io.Writer) error {
 			_, err := fmt.Fprintf(out, "#%-5d %s  %s\n", e.Seq, e.Time.UTC().Format("2006-01-02 15:04:05.000"), e.Text)
 			return err
 		}
-	case *diffFrom != "":
-		each = func(e timeline.Entry, r *domain.Room) error {
-			if !from.After(e) {
-				before = r.Clone()
-			}
-			return nil
-		}
 	}
-	r, err := timeline.Replay(ctx, log, domain.AppID(*app), domain.RoomID(*room), until, each, bar.set)
+	var r *domain.Room
+	if *diffFrom != "" {
+		before, r, err = timeline.ReplayAt(ctx, log, domain.AppID(*app), domain.RoomID(*room), from, until, bar.set)
+	} else {
+		r, err = timeline.Replay(ctx, log, domain.AppID(*app), domain.RoomID(*room), until, each, bar.set)
+	}
 	bar.done()
 	if errors.Is(err, timeline.ErrNoHistory) {
 		if hasEvents && from.Seq != 0 {

@@ -111,6 +111,34 @@ var errStop = errors.New("stop")
 // pass over it; roomctl verify reports it.
 func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.RoomID, until Point,
 	fn func(Entry, *domain.Room) error, progress func(seq uint64)) (*domain.Room, error) {
+	return replay(ctx, log, app, id, until, nil, fn, progress)
+}
+
+// ReplayAt is Replay that also returns the state at point at (at or before
+// until; nil if the room had no event by then), for a diff between the two.
+// It copies the state once, where Replay's fn would have to copy it at
+// every event.
+func ReplayAt(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.RoomID, at, until Point,
+	progress func(seq uint64)) (atState, untilState *domain.Room, err error) {
+	seen := false // the first event past at
+	untilState, err = replay(ctx, log, app, id, until, func(e *domain.Event, r *domain.Room) {
+		if !seen && at.past(e) {
+			seen = true
+			if r.Seq > 0 {
+				atState = r.Clone()
+			}
+		}
+	}, nil, progress)
+	if err == nil && !seen {
+		atState = untilState.Clone() // no event between at and until
+	}
+	return atState, untilState, err
+}
+
+// replay is Replay, with pre (if not nil) called with each event and the
+// state just before it.
+func replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.RoomID, until Point,
+	pre func(*domain.Event, *domain.Room), fn func(Entry, *domain.Room) error, progress func(seq uint64)) (*domain.Room, error) {
 	r := &domain.Room{}
 	prev := ""
 	subject := log.Subject(string(app), string(domain.KindRoom), string(id))
@@ -140,6 +168,9 @@ func Replay(ctx context.Context, log *eventstore.Log, app domain.AppID, id domai
 			}
 			if e.Prev != prev {
 				return brokenLink(rec.Seq, e, prev)
+			}
+			if pre != nil {
+				pre(e, r)
 			}
 			r.Apply(e)
 			if fn != nil {

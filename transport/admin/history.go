@@ -42,10 +42,14 @@ func replayError(err error) error {
 }
 
 // readError maps an error reading a room's history: a broken chain is
-// final (HTTP 500, history_broken), anything else the log's unavailability.
+// final (HTTP 500, history_broken), a read that ran out of time a timeout
+// (504), anything else the log's unavailability (503).
 func readError(err error) error {
-	if errors.Is(err, domain.ErrBrokenChain) {
+	switch {
+	case errors.Is(err, domain.ErrBrokenChain):
 		return protocol.ErrHistoryBroken.With("%v", err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, domain.ErrTimeout):
+		return domain.ErrTimeout.With("reading the room's history: %v", err)
 	}
 	return domain.ErrUnavailable.With("%v", err)
 }
@@ -203,13 +207,7 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) (any, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 	defer cancel()
 	app, room := domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room"))
-	var before *domain.Room
-	after, err := timeline.Replay(ctx, a.cfg.Log, app, room, to, func(e timeline.Entry, st *domain.Room) error {
-		if !from.After(e) {
-			before = st.Clone()
-		}
-		return nil
-	}, nil)
+	before, after, err := timeline.ReplayAt(ctx, a.cfg.Log, app, room, from, to, nil)
 	if errors.Is(err, timeline.ErrNoHistory) && from.Seq != 0 && !to.Time.IsZero() {
 		// to is a time before the room's first event: a from sequence of
 		// a room that has events comes after it.
