@@ -320,3 +320,62 @@ func TestSDKAFailedStartPlayingStreamStopsItsPlay(t *testing.T) {
 		}
 	}
 }
+
+// A publisher is PUBLISHING; the app starts the stream ID again (a camera
+// switch). While the new start has not made its offer, the media node ends
+// the old connection (here the node shuts down). That ending does not end
+// the new start (TestSDKStopThenStartAgainSurvivesTheOldConnectionsEnding),
+// but the old connection is gone: when the new start then fails before its
+// offer, the old one is not put back (the app was told PUBLISHING again,
+// for a stream the server had no connection for, and never NO_PUBLISH).
+func TestSDKTheEndingOfATakenOverConnectionIsNotUndoneByAFailedStart(t *testing.T) {
+	n := startNode(t, nil)
+	p := openHarness(t, n)
+	p.newEngine("a", clienttest.URL(n.HTTPAddr()), nil)
+	p.Must("a", "loginRoom", "r1", clienttest.Token(t, n, "alice"), user{"alice", "Alice"})
+	if r := p.publishCamera("a", "alice-cam", "r1"); !r.OK {
+		t.Fatalf("publish: %+v", r)
+	}
+	p.Wait(0, `e => e.who === 'a' && e.event === 'publisherStateUpdate' && e.args[0].state === 'PUBLISHING'`)
+	// The browser cannot make the new connection's offer (as in
+	// TestSDKAFailedStartPlayingStreamStopsItsPlay), but only once the test
+	// opens the gate; media events that reach the engine are recorded.
+	p.Eval(`(() => {
+		T.gate = new Promise((r) => { T.openGate = r; });
+		const make = RTCPeerConnection.prototype.createOffer;
+		RTCPeerConnection.prototype.createOffer = function () {
+			return T.gate.then(() => { RTCPeerConnection.prototype.createOffer = make; throw new Error('no offer today'); });
+		};
+		const eng = T.engines.a, me = eng._mediaEvent.bind(eng);
+		T.seen = [];
+		eng._mediaEvent = (k, d) => { T.seen.push(d); return me(k, d); };
+		T.calls = T.calls || {};
+		T.calls.again = (async () => {
+			const cam = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: true });
+			return T.run('a', 'startPublishingStream', 'alice-cam', cam, { roomID: 'r1' });
+		})();
+		return true;
+	})()`, nil)
+	// The new start's publish was answered and it is making its offer.
+	p.Until(`(() => { const e = T.engines.a._publishers.get('alice-cam'); return e && e.old && !e.pending && e.pc && !e.offered; })()`, nil)
+	mark := p.Len()
+	n.SFU.Close() // the media node ends the old connection: NO_PUBLISH shutdown
+	p.Until(`T.seen.some((d) => d.state === 'NO_PUBLISH')`, nil)
+	p.Eval(`T.openGate(); true`, nil)
+	r := p.outcome("again")
+	t.Logf("the new start: %+v", r)
+	states := statesSince(p, "a", "publisherStateUpdate", mark)
+	t.Logf("publisher states since the node ended the connection: %v", states)
+	last := ""
+	if len(states) > 0 {
+		last, _ = states[len(states)-1]["state"].(string)
+	}
+	var tracked bool
+	p.Eval(`T.engines.a._publishers.has('alice-cam')`, &tracked)
+	if st := n.SFU.Stats(); st.Publishers != 0 {
+		t.Fatalf("SFU %+v", st)
+	}
+	if last != "NO_PUBLISH" || tracked {
+		t.Errorf("the media node ended alice-cam's connection, yet the app's last publisher state is %q (tracked %v): it never hears NO_PUBLISH", last, tracked)
+	}
+}

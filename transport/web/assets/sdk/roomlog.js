@@ -992,9 +992,17 @@ export class RoomlogEngine {
     if (!entry) return;
     const ended = d.state === 'NO_PUBLISH' || d.state === 'NO_PLAY';
     // A start whose offer has not gone out has no connection the media node
-    // could end: the ending is an earlier connection's of the stream (one
-    // the app stopped just before starting again), and must not end this one.
-    if (ended && !entry.offered) return;
+    // could end: the ending is an earlier connection's of the stream, and
+    // must not end this one. Either one the app stopped just before starting
+    // again, or the live one this start took over (a camera switch): that
+    // one is gone then, and is not put back should the start fail.
+    if (ended && !entry.offered) {
+      if (entry.old) {
+        this._closeSuperseded(entry.old);
+        entry.old = null;
+      }
+      return;
+    }
     if (ended && d.reason === 'moved' && kind === 'play') {
       // The stream is on another media node now: connect again there.
       this._mediaState(entry, 'PLAY_REQUESTING', d.code, d.reason);
