@@ -91,14 +91,18 @@ func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrt
 	call, ctx := c.beginMedia(ctx, stream, protocol.MediaPublish)
 	node, err := c.mediaOffer(ctx, protocol.OpMediaOffer, pc, stream, protocol.MediaPublish, nil, call)
 	p := &MediaPublisher{c: c, stream: stream, pc: pc, node: node}
-	if _, err := c.finishMedia(call, err, func() {
+	_, forgotten, err := c.finishMedia(call, err, func() {
 		if c.publishers == nil {
 			c.publishers = map[string]*MediaPublisher{}
 		}
 		c.publishers[stream] = p
-	}); err != nil {
+	})
+	if err != nil {
 		pc.Close()
 		return nil, err
+	}
+	if forgotten {
+		pc.Close() // its media ended as it was answered: the app was told
 	}
 	return p, nil
 }
@@ -168,7 +172,7 @@ func (c *Client) PlayMedia(ctx context.Context, stream string, onTrack func(*web
 	opts MediaOptions) (*MediaPlayer, error) {
 	p := &MediaPlayer{c: c, stream: stream, opts: opts, onTrack: onTrack}
 	call, ctx := c.beginMedia(ctx, stream, protocol.MediaPlay)
-	moved, err := c.finishMedia(call, p.connect(ctx, call), func() {
+	moved, forgotten, err := c.finishMedia(call, p.connect(ctx, call), func() {
 		if c.players == nil {
 			c.players = map[string]*MediaPlayer{}
 		}
@@ -179,6 +183,11 @@ func (c *Client) PlayMedia(ctx context.Context, stream string, onTrack func(*web
 			pc.Close()
 		}
 		return nil, err
+	}
+	if forgotten {
+		// Its media ended as it was answered (the app was told).
+		closeMedia(nil, map[string]*MediaPlayer{stream: p})
+		return p, nil
 	}
 	if moved {
 		// The stream moved while the answer was on its way: follow it, as
@@ -403,8 +412,10 @@ func (c *Client) beginMedia(ctx context.Context, stream, kind string) (*mediaCal
 // registers the media (register runs under c.mediaMu) unless the call
 // failed, was ended meanwhile or the client was closed, and returns the
 // call's error then; the caller closes the peer connection. moved says the
-// played stream moved while the answer was on its way.
-func (c *Client) finishMedia(m *mediaCall, err error, register func()) (moved bool, _ error) {
+// played stream moved while the answer was on its way; forgotten, that its
+// media ended once answered (the app was told): not registered, no error,
+// and the caller closes the peer connection too.
+func (c *Client) finishMedia(m *mediaCall, err error, register func()) (moved, forgotten bool, _ error) {
 	m.unhook()
 	c.mediaMu.Lock()
 	delete(c.offers, m)
@@ -418,10 +429,12 @@ func (c *Client) finishMedia(m *mediaCall, err error, register func()) (moved bo
 	case err == nil && !m.forgotten:
 		register()
 		moved = m.moved
+	case err == nil:
+		forgotten = true
 	}
 	c.mediaMu.Unlock()
 	m.cancel(nil)
-	return moved, err
+	return moved, forgotten, err
 }
 
 // answeredLocked returns the answered call in flight for stream and kind,

@@ -534,14 +534,14 @@ func TestClosingReplacedMediaLeavesItsReplacement(t *testing.T) {
 					t.Fatalf("SFU %+v", st)
 				}
 			}
-			time.Sleep(500 * time.Millisecond)
 			before := len(media.all())
 
 			// The app cleans up the connection it replaced.
+			// (It used to wait for its media_close's reply, by which time
+			// the node had closed the replacement.)
 			if err := first.Close(ctx(t)); err != nil {
 				t.Logf("closing the first: %v", err)
 			}
-			time.Sleep(2 * time.Second)
 			st := n.SFU.Stats()
 			pubs, plays := client.TrackedMedia(b)
 			evs := media.all()[before:]
@@ -610,5 +610,41 @@ func TestMediaEndedByTheServerClosesItsPeerConnection(t *testing.T) {
 					no, e.reason, kind, opened, closed)
 			}
 		})
+	}
+}
+
+// Media the server ended after answering the offer but before PublishMedia
+// registered it (a logout racing the offer) is not registered, and its peer
+// connection is closed: it used to stay open, past Client.Close, as media
+// the server ended after it registered did too
+// (TestMediaEndedByTheServerClosesItsPeerConnection).
+func TestAPublishEndedAsItWasAnsweredClosesItsConnection(t *testing.T) {
+	f := startInflight(t, "publish")
+	answered, release := f.holdAnswer(t)
+	done := f.call(t)
+	select {
+	case <-answered:
+	case <-time.After(wait):
+		t.Fatal("no answer")
+	}
+	if err := f.b.LogoutRoom(ctx(t), "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.media.waitState("bob-cam", client.NoPublish, wait); !ok {
+		t.Fatalf("the logout never ended bob-cam's media: %+v", f.media.all())
+	}
+	release()
+	o := f.result(t, done)
+	t.Logf("PublishMedia returned err %v", o.err)
+	if err := f.b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if opened, closed, ok := f.watch.allClosed(wait); !ok {
+		state := "none"
+		if o.pc != nil {
+			state = o.pc.ConnectionState().String()
+		}
+		t.Errorf("after NO_PUBLISH and Client.Close: %d peer connection(s) made by the SDK, %d closed (the returned one is %s)",
+			opened, closed, state)
 	}
 }

@@ -494,11 +494,18 @@ func (c *Client) relogin(l *link) error {
 			tokens = append(tokens, own)
 		}
 		delete(c.loginFailed, name)
+		c.entering[name]++ // before a leave made from now on can look (see entered)
 		c.mu.Unlock()
+		done := func() {
+			c.mu.Lock()
+			if c.entering[name]--; c.entering[name] <= 0 {
+				delete(c.entering, name)
+			}
+			c.mu.Unlock()
+		}
 
 		var err error
 		dropped := false
-		done := c.enteringRoom(name)
 		for i, tok := range tokens {
 			e := next.entry
 			if tok != "" {
