@@ -108,6 +108,11 @@ func (x *decision) setExtraInfo(c SetRoomExtraInfo) error {
 				WithData(VersionConflict{Current: []Current{{Key: c.Key, Value: cur.Value, Version: cur.Version, Exists: ok}}})
 		}
 	}
+	if cur, ok := r.ExtraInfo[c.Key]; ok && cur.Value == c.Value {
+		// Nothing changes: no update for the others, no new version (which
+		// would fail every other writer's expect), no rate slot used.
+		return nil
+	}
 	if _, ok := r.ExtraInfo[c.Key]; !ok && len(r.ExtraInfo) >= l.ExtraInfoKeys {
 		return ErrExtraInfoInvalid.With("at most %d keys per room", l.ExtraInfoKeys)
 	}

@@ -216,3 +216,21 @@ func TestCapacityRules(t *testing.T) {
 			}},
 	})
 }
+
+// protocol.md: room_extra_info_update comes when "a key changes", and a
+// write's version is "none if it changed nothing". Setting a key to the
+// value it already has changes nothing: no event for the other members, no
+// new version (which made every other writer's compare-and-set fail), no
+// rate-limit slot used, as for stream extra info and room attributes.
+func TestExtraInfoSetToItsValueChangesNothing(t *testing.T) {
+	two := []Command{login("s1", "u1", "r1"), login("s2", "u2", "r1")}
+	set := with(two, SetRoomExtraInfo{Session: "s1", Room: "r1", Key: "topic", Value: "maths"})
+	runRules(t, []rule{
+		{name: "given topic=maths, when its writer sets topic=maths again, then nothing is written",
+			given: set, when: SetRoomExtraInfo{Session: "s1", Room: "r1", Key: "topic", Value: "maths"}},
+		{name: "given topic=maths at version 4, when u1 rewrites the same value, then u2's write expecting 4 still succeeds",
+			given: with(set, SetRoomExtraInfo{Session: "s1", Room: "r1", Key: "topic", Value: "maths"}),
+			when:  SetRoomExtraInfo{Session: "s2", Room: "r1", Key: "topic", Value: "physics", Expect: ptr(uint64(4))},
+			then:  []ev{inRoom("r1", &ExtraInfoUpdatedData{Key: "topic", Value: "physics", By: "u2", ByName: "name-u2"})}},
+	})
+}
