@@ -69,7 +69,7 @@ func (x *decision) ownerLeft(r *Room, id RoomID, m *Member) {
 		}
 	}
 	if len(gone) > 0 {
-		x.emit(x.roomKey(id), &AttributesUpdatedData{Deleted: gone, By: m.User, OwnerLeft: true})
+		x.emit(x.roomKey(id), &AttributesUpdatedData{Deleted: gone, By: m.User, ByName: m.UserName, OwnerLeft: true})
 	}
 }
 
@@ -181,7 +181,8 @@ func (x *decision) setAttributes(c SetRoomAttributes) error {
 		set = nil
 	}
 	slices.Sort(deleted)
-	x.emit(rk, &AttributesUpdatedData{Set: set, Deleted: deleted, By: m.User, UpdateOwner: c.UpdateOwner && set != nil,
+	x.emit(rk, &AttributesUpdatedData{Set: set, Deleted: deleted, By: m.User, ByName: m.UserName,
+		UpdateOwner:          c.UpdateOwner && set != nil,
 		DeleteAfterOwnerLeft: c.DeleteAfterOwnerLeft && set != nil, Force: force, Batch: c.Batch})
 	if len(skipped) > 0 {
 		x.out.Partial = &Partial{Keys: skipped}

@@ -308,6 +308,8 @@ type AttributesUpdatedData struct {
 	Set     map[string]string `json:"set,omitempty"`
 	Deleted []string          `json:"deleted,omitempty"`
 	By      UserID            `json:"by"`
+	// ByName is the writer's name (added in v1.4: older events lack it).
+	ByName string `json:"by_name,omitempty"`
 	// The fields below were added in v1.2; older events lack them and fold
 	// as a plain write: the writer owns the keys it creates.
 	//

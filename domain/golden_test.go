@@ -48,7 +48,7 @@ func fixtures() []Event {
 		mk(room, 10, &CustomCommandSentData{From: "t1", FromName: "Teacher", Session: "s-t1", To: []UserID{"u1", "u2"},
 			Body: `{"mic":"off"}`}),
 		mk(room, 11, &ExtraInfoUpdatedData{Key: "topic", Value: "fractions", By: "t1", ByName: "Teacher"}),
-		mk(room, 12, &AttributesUpdatedData{Set: map[string]string{"slide": "4"}, Deleted: []string{"poll"}, By: "t1",
+		mk(room, 12, &AttributesUpdatedData{Set: map[string]string{"slide": "4"}, Deleted: []string{"poll"}, By: "t1", ByName: "Teacher",
 			UpdateOwner: true, DeleteAfterOwnerLeft: true, Force: true, Batch: true, OwnerLeft: true}),
 		mk(room, 12, &MemberAttributesUpdatedData{Members: []MemberAttributes{{User: "u1", Set: map[string]string{"seat": "3"},
 			Deleted: []string{"hand"}}}, By: "t1", ByName: "Teacher"}),

@@ -171,7 +171,7 @@ func TestZIMRoomRules(t *testing.T) {
 		{name: "setting and deleting attributes", policy: multi,
 			given: []Command{withAttrs(map[string]string{"a": "1", "b": "2"}, 0)},
 			when:  SetRoomAttributes{Session: "s1", Room: "r1", Set: map[string]string{"a": "1", "c": "3"}, Delete: []string{"b", "zz"}},
-			then:  []ev{inRoom("r1", &AttributesUpdatedData{Set: map[string]string{"c": "3"}, Deleted: []string{"b"}, By: "u1"})}},
+			then:  []ev{inRoom("r1", &AttributesUpdatedData{Set: map[string]string{"c": "3"}, Deleted: []string{"b"}, By: "u1", ByName: "name-u1"})}},
 		{name: "attributes may not grow past the limits (1902004)", policy: multi,
 			given: []Command{withAttrs(nil, 0)},
 			when:  SetRoomAttributes{Session: "s1", Room: "r1", Set: many}, err: ErrAttributesInvalid},

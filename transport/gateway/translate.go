@@ -181,7 +181,7 @@ func translate(e *domain.Event, cursor uint64) ([]*outFrame, error) {
 		if d.OwnerLeft {
 			to = audience{} // the owner has left: everyone else hears of it
 		}
-		by := user(d.By, "")
+		by := user(d.By, d.ByName)
 		err = add(name, to, protocol.RoomAttributesUpdate{Set: d.Set, Deleted: d.Deleted, By: &by, OwnerLeft: d.OwnerLeft})
 	case *domain.MemberAttributesUpdatedData:
 		err = add(protocol.EvRoomMemberAttributesUpdate, audience{exceptUser: d.By}, memberAttributesUpdate(d))
