@@ -99,13 +99,14 @@ func (x *decision) join(c JoinRoom) error {
 		}
 		return nil // already in the room: logging in again changes nothing
 	}
-	if err := x.checkCreate(r, c.Create); err != nil {
+	live := x.alive(r)
+	if err := x.checkCreate(live, c.Create); err != nil {
 		return x.refuseJoin(s, c.Session, c.Room, err)
 	}
-	if err := checkCapacity(r, c.User.ID); err != nil {
+	if err := checkCapacity(live, c.User.ID); err != nil {
 		return x.refuseJoin(s, c.Session, c.Room, err)
 	}
-	claim, err := x.claimRoom(s, c.Session, c.User, mode, c.Room, r, "")
+	claim, err := x.claimRoom(s, c.Session, c.User, mode, c.Room, live, "")
 	if err != nil {
 		return err
 	}
@@ -134,6 +135,25 @@ func (x *decision) checkIdentity(s *Session, u User, mode RoomMode) (RoomMode, e
 		return "", ErrMultiRoomNotAllowed
 	}
 	return mode, nil
+}
+
+// expired reports whether room r is past its destroy delay (empty, and its
+// deadline passed) with its destruction not recorded yet: the timekeeper's
+// ExpireRoom is on its way (a timer's lag, a retry, a node restarting). Only
+// a member who joins within the delay keeps a room alive (SEMANTICS.md
+// section 4), so an entry after it finds no room, and enter records the
+// destruction first.
+func (x *decision) expired(r *Room) bool {
+	at, due := r.DestroyAt()
+	return due && len(r.Members) == 0 && !x.now.Before(at)
+}
+
+// alive returns r, or no room in its place if r expired.
+func (x *decision) alive(r *Room) *Room {
+	if x.expired(r) {
+		return &Room{}
+	}
+	return r
 }
 
 func (x *decision) checkCreate(r *Room, p CreatePolicy) error {
@@ -237,6 +257,10 @@ type joiner struct {
 // session's other rooms and claims) belong to KickSession.
 func (x *decision) enter(r *Room, id RoomID, j joiner) {
 	rk := x.roomKey(id)
+	if x.expired(r) {
+		x.emit(rk, &RoomDestroyedData{Reason: DestroyEmpty})
+		r = &Room{}
+	}
 	if !r.Exists {
 		attrs := j.config.Attributes
 		if len(attrs) == 0 {
@@ -406,6 +430,8 @@ func (x *decision) switchRoom(c SwitchRoom) error {
 	if !s.Opened {
 		return ErrNotInRoom
 	}
+	toRoom := to // to as enter finds it (it records an expired one's end)
+	to = x.alive(to)
 	user := User{ID: s.User, Name: s.UserName}
 	if !c.Grant.allows(user, c.To, x.now) {
 		return ErrTokenInvalid
@@ -463,7 +489,7 @@ func (x *decision) switchRoom(c SwitchRoom) error {
 		if c.Quiet != nil {
 			quiet = *c.Quiet
 		}
-		x.enter(to, c.To, joiner{session: c.Session, user: user, role: c.Role,
+		x.enter(toRoom, c.To, joiner{session: c.Session, user: user, role: c.Role,
 			canPublish: c.Grant.CanPublish, claim: claim, via: ViaSwitch, name: c.ToName, config: c.Config, quiet: quiet})
 	}
 	x.releaseStreams(stopped, ReasonSwitch)

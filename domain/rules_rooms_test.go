@@ -299,3 +299,38 @@ func TestKickAndTimeoutRules(t *testing.T) {
 		{name: "a timeout of a session in no room records nothing", when: TimeoutSession{Session: "s1"}},
 	})
 }
+
+// SEMANTICS.md section 4: a room whose last member left is destroyed after
+// its destroy delay; only a member who joins within the delay keeps it
+// alive. Past the deadline, before the timekeeper's ExpireRoom is recorded
+// (a timer's lag, a retry, a node restarting), the room used to be joined
+// as it was, old attributes included, and a createRoom refused (1902003).
+// An entry now finds no room: joinRoom fails, and an entry that creates
+// records the old room's end first, in the same step.
+func TestARoomPastItsDestroyDelayIsNotEntered(t *testing.T) {
+	multi := ptr(multiPolicy())
+	create := zim("s1", "u1", "r1", ViaCreate)
+	create.Config = RoomConfig{Attributes: map[string]string{"seat": "u1"}, DestroyDelay: 10}
+	emptied := []Command{create, LeaveRoom{Session: "s1", Room: "r1"}}
+	recreate := zim("s2", "u2", "r1", ViaCreate)
+	runRules(t, []rule{
+		{name: "joinRoom within the delay keeps the room", policy: multi, given: emptied, advance: 9 * time.Second,
+			when: zim("s2", "u2", "r1", ViaJoin),
+			then: []ev{
+				inSession("s2", opened("u2", MultiRoom)),
+				inSession("s2", &RoomClaimedData{Room: "r1", Command: "cmd-0003"}),
+				inRoom("r1", joined("u2", "s2", 2, ViaJoin)),
+			}},
+		{name: "joinRoom past the delay fails (1902002)", policy: multi, given: emptied, advance: 11 * time.Second,
+			when: zim("s2", "u2", "r1", ViaJoin), err: ErrRoomNotExist},
+		{name: "createRoom past the delay ends the old room and creates a new one", policy: multi, given: emptied,
+			advance: 11 * time.Second, when: recreate,
+			then: []ev{
+				inSession("s2", opened("u2", MultiRoom)),
+				inSession("s2", &RoomClaimedData{Room: "r1", Command: "cmd-0003"}),
+				inRoom("r1", &RoomDestroyedData{Reason: DestroyEmpty}),
+				inRoom("r1", &RoomCreatedData{By: "u2", Session: "s2", Via: ViaCreate}),
+				inRoom("r1", joined("u2", "s2", 2, ViaCreate)),
+			}},
+	})
+}
