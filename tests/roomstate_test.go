@@ -443,3 +443,30 @@ func TestUserStatusNotifyOffLastsAcrossASwitch(t *testing.T) {
 		}
 	}
 }
+
+// A compare-and-set loop feeds SetRoomExtraInfoIf's returned version into
+// its next write. A write of the value the key already has writes nothing
+// (no version in the reply): the SDK returns the version the key is still
+// at, not 0, which the next write would take for "only if it does not
+// exist" and be refused although nobody else wrote the key.
+func TestExtraInfoIfOfTheSameValueKeepsAUsableVersion(t *testing.T) {
+	n := clienttest.StartNode(t, fastNode(t, nil))
+	alice := newPerson(t, n, n.HTTPAddr(), "alice", "alice", false)
+	alice.login("r", "")
+	ctx := clienttest.Ctx(t)
+	v1, err := alice.c.SetRoomExtraInfoIf(ctx, "r", "topic", "maths", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := alice.c.SetRoomExtraInfoIf(ctx, "r", "topic", "maths", v1) // same value
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2 == 0 {
+		t.Errorf("writing the value the key has at version %d returned version 0", v1)
+	}
+	if _, err := alice.c.SetRoomExtraInfoIf(ctx, "r", "topic", "physics", v2); err != nil {
+		cur, _ := client.VersionConflict(err)
+		t.Errorf("the next compare-and-set with the returned version: %v (current %+v)", err, cur)
+	}
+}

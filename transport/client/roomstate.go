@@ -113,11 +113,15 @@ func (b *AttributesBatch) End(ctx context.Context) (WriteResult, error) {
 }
 
 // SetRoomExtraInfoIf sets one room extra info key only if it is still at
-// version (0: only if it does not exist), and returns its new version. A
+// version (0: only if it does not exist), and returns its new version (still
+// version if the key already had that value: nothing was written). A
 // changed key fails with 1905005 (see VersionConflict).
 func (c *Client) SetRoomExtraInfoIf(ctx context.Context, room, key, value string, version uint64) (uint64, error) {
 	res, err := c.write(ctx, protocol.OpSetRoomExtraInfo, protocol.RoomExtraInfoRequest{Room: room, Key: key,
 		Value: value, Expect: &version})
+	if err == nil && res.Version == 0 {
+		return version, nil
+	}
 	return res.Version, err
 }
 
