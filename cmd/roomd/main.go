@@ -77,7 +77,7 @@ func parse(args []string, getenv func(string) string, errOut io.Writer) (options
 	fs.StringVar(&o.sync, "sync", "interval", `durability of the embedded store: "interval" (fsync every 2 min) or "always"`)
 	fs.IntVar(&o.replicas, "replicas", 0, "stream replicas in an external cluster (3 for an R3 cluster; 0: the existing stream's, 1 for a new one)")
 	fs.BoolVar(&o.updateStream, "update-stream", false, "change an existing stream whose settings (-replicas ...) differ from this node's, instead of refusing to start")
-	fs.StringVar(&o.http, "http", "127.0.0.1:7070", "address of the WebSocket gateway (/ws), the admin API (/admin/v1/) and /healthz, /readyz")
+	fs.StringVar(&o.http, "http", "127.0.0.1:7070", "address of the WebSocket gateway (/ws), the admin API (/admin/v1/), /metrics and /healthz, /readyz")
 	fs.StringVar(&o.secret, "secret", "", "secret signing tokens, at least 32 bytes (none: development mode)")
 	fs.StringVar(&o.origins, "origins", "", "browser origins allowed to connect, comma separated host patterns (development: localhost:*,127.0.0.1:*)")
 	fs.StringVar(&o.multiRoom, "multi-room", "", "allow multi-room sessions (default: true in development, false otherwise)")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/roomlog/roomlog/domain"
 )
@@ -36,7 +37,7 @@ func Diff(a, b *domain.Room) []Change {
 	}
 	switch {
 	case !a.Exists && b.Exists:
-		add("room", "", "added", "the room was created (seq %d)", b.Seq)
+		add("room", "", "added", "the room was created (at %s)", b.CreatedAt.UTC().Format(time.RFC3339Nano))
 	case a.Exists && !b.Exists:
 		add("room", "", "removed", "the room was destroyed")
 	case a.Exists && b.Exists && a.CreatedAt != b.CreatedAt:

@@ -74,3 +74,15 @@ func seqOf(r *domain.Room) any {
 	}
 	return r.Seq
 }
+
+// A diff from before a room's creation says when it was created. It named
+// the end point's sequence as the creation's ("created (seq 11)" for a room
+// created at seq 1).
+func TestADiffFromBeforeTheCreationSaysWhenItWasCreated(t *testing.T) {
+	created := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	changes := Diff(nil, &domain.Room{Exists: true, CreatedAt: created})
+	if len(changes) == 0 || changes[0].Op != "added" || changes[0].What != "room" ||
+		changes[0].Text != "the room was created (at 2026-12-01T10:00:00Z)" {
+		t.Errorf("diff from before the room's creation: %+v", changes)
+	}
+}

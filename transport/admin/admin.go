@@ -341,6 +341,9 @@ func (a *API) issueToken(_ http.ResponseWriter, r *http.Request) (any, error) {
 	// token does (a backend's selection holding a room called "*" must not
 	// grant every room).
 	tok, err := a.cfg.Signer.Mint(c)
+	if errors.Is(err, domain.ErrInvalidArgument) {
+		return nil, err // the claims' problems, said once
+	}
 	if err != nil {
 		return nil, domain.ErrInvalidArgument.With("%v", err)
 	}

@@ -180,6 +180,17 @@ func TestAdminIssuesClientTokens(t *testing.T) {
 	if err != nil || c.User != "carol" || c.App != "dev" || c.AllRooms || len(c.Rooms) != 1 || !c.Publish {
 		t.Fatalf("issued token: %+v %v", c, err)
 	}
+	// Claims every login would refuse are refused, and said once (the
+	// message used to repeat "an argument is missing or malformed").
+	var e struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if code := call(t, n, admin_(t, n), "POST", "/tokens", admin.TokenRequest{User: strings.Repeat("u", 65),
+		TTLSeconds: 600}, &e); code != 400 || e.Code != 1906001 || strings.Count(e.Message, "missing or malformed") != 1 ||
+		!strings.Contains(e.Message, "65 bytes") {
+		t.Errorf("a token for a 65-byte user ID: %d %+v", code, e)
+	}
 	w := wire.Dial(t, n.HTTPAddr())
 	w.Login("r1", "carol", tr.Token)
 	w.Send("2", protocol.OpLogin, protocol.LoginRequest{Room: "r2", User: protocol.User{ID: "carol", Name: "carol"}})

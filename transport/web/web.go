@@ -68,7 +68,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	sdk, _ := fs.Sub(assets, "assets/sdk")
 	demo, _ := fs.Sub(assets, "assets/demo")
-	s.mux.Handle("GET /sdk/", http.StripPrefix("/sdk/", static(sdk)))
+	s.mux.Handle("GET /sdk/", http.StripPrefix("/sdk/", public(static(sdk))))
 	s.mux.Handle("GET /demo/", http.StripPrefix("/demo/", static(demo)))
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
@@ -92,6 +92,17 @@ func static(fsys fs.FS) http.Handler {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		}
 		files.ServeHTTP(w, r)
+	})
+}
+
+// public lets pages of any origin load the files (an app's page, served
+// from its own site, imports the SDK from its roomd: a module script from
+// another origin needs CORS). They are public code, fetched without
+// credentials; who may connect is the WebSocket's -origins to decide.
+func public(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -158,3 +158,28 @@ func TestSDKCodesAreDocumented(t *testing.T) {
 		t.Error("no SDK code of the reserved range 1906090-1906097 found")
 	}
 }
+
+// docs/sdk-js.md: an app imports the SDK from its roomd, from a page of its
+// own site. A module script from another origin loads only with CORS: the
+// SDK's files allow every origin (they are public code; the WebSocket's
+// origins decide who connects). Without the header Chromium refused the
+// import ("Failed to fetch dynamically imported module").
+func TestTheSDKLoadsFromAnyOrigin(t *testing.T) {
+	srv, _ := serve(t, web.Config{})
+	for _, path := range []string{"/sdk/roomlog.js", "/sdk/roomlog.d.ts"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req.Header.Set("Origin", "https://app.example")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || res.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("GET %s from another origin: %d, Access-Control-Allow-Origin %q", path, res.StatusCode,
+				res.Header.Get("Access-Control-Allow-Origin"))
+		}
+	}
+	if res, _ := get(t, srv.URL+"/"); res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("the demo page allows other origins too")
+	}
+}
