@@ -52,6 +52,21 @@ func pump(clock *estest.Clock) (stop func()) {
 	return func() { close(done) }
 }
 
+// dialClocked dials alice, on a clock of the test's (requests never time
+// out on it), through a scripted gateway that says hello on session s1; it
+// returns that first connection.
+func dialClocked(t *testing.T) (*client.Client, *rec, *estest.Clock, *clienttest.ScriptedGateway,
+	*clienttest.ScriptedConn) {
+	t.Helper()
+	g := clienttest.StartScripted(t)
+	r := newRec(t, "alice")
+	r.AllowReconnects()
+	clock := estest.NewClock(time.Now())
+	a, c1 := dialScriptedWith(t, g, "s1", client.Options{Handlers: r.Handlers(), Logger: clienttest.Logger(t),
+		Clock: clienttest.ClientClock(clock), RequestTimeout: time.Hour})
+	return a, r, clock, g, c1
+}
+
 // reloggingIn dials alice, on a clock of the test's, through a scripted
 // gateway, logs her into r1 with token tok1 and r2 with tok2 (the latest,
 // the session's from then on), drops the connection and refuses the resume
@@ -60,26 +75,7 @@ func pump(clock *estest.Clock) (stop func()) {
 func reloggingIn(t *testing.T, tok1, tok2 string) (*client.Client, *rec, *estest.Clock, *clienttest.ScriptedGateway,
 	*clienttest.ScriptedConn, protocol.Request) {
 	t.Helper()
-	g := clienttest.StartScripted(t)
-	r := newRec(t, "alice")
-	r.AllowReconnects()
-	clock := estest.NewClock(time.Now())
-	dialed := make(chan *client.Client, 1)
-	go func() {
-		a, err := client.Dial(ctx(t), g.URL(), client.Options{Handlers: r.Handlers(), Logger: clienttest.Logger(t),
-			Clock: clienttest.ClientClock(clock), RequestTimeout: time.Hour})
-		if err != nil {
-			t.Error(err)
-		}
-		dialed <- a
-	}()
-	c1 := g.Next(t)
-	c1.Hello("s1", "rt-s1")
-	a := <-dialed
-	if a == nil {
-		t.FailNow()
-	}
-	t.Cleanup(func() { a.Close() })
+	a, r, clock, g, c1 := dialClocked(t)
 	for i, room := range []string{"r1", "r2"} {
 		errc := make(chan error, 1)
 		go func() {
@@ -378,26 +374,7 @@ func TestALogoutWhileAwayIsNotUndoneForTheOthers(t *testing.T) {
 // r2 is sent, and LogoutRoom returns. (As the browser SDK's
 // TestSDKALogoutOfARoomBeingEnteredIsNotUndone.)
 func TestALogoutOfARoomBeingEnteredIsNotUndone(t *testing.T) {
-	g := clienttest.StartScripted(t)
-	r := newRec(t, "alice")
-	r.AllowReconnects()
-	clock := estest.NewClock(time.Now())
-	dialed := make(chan *client.Client, 1)
-	go func() {
-		a, err := client.Dial(ctx(t), g.URL(), client.Options{Handlers: r.Handlers(), Logger: clienttest.Logger(t),
-			Clock: clienttest.ClientClock(clock), RequestTimeout: time.Hour})
-		if err != nil {
-			t.Error(err)
-		}
-		dialed <- a
-	}()
-	c1 := g.Next(t)
-	c1.Hello("s1", "rt-s1")
-	a := <-dialed
-	if a == nil {
-		t.FailNow()
-	}
-	t.Cleanup(func() { a.Close() })
+	a, r, _, g, c1 := dialClocked(t)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := a.LoginRoom(ctx(t), "r1", clienttest.User("alice"), client.LoginOptions{Token: "tok"})

@@ -18,10 +18,17 @@ import (
 // client and its connection.
 func dialScripted(t *testing.T, g *clienttest.ScriptedGateway, r *rec, session string) (*client.Client, *clienttest.ScriptedConn) {
 	t.Helper()
+	return dialScriptedWith(t, g, session, client.Options{Handlers: r.Handlers(), Logger: clienttest.Logger(t),
+		BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond})
+}
+
+// dialScriptedWith is dialScripted with the client's options.
+func dialScriptedWith(t *testing.T, g *clienttest.ScriptedGateway, session string, opts client.Options) (*client.Client,
+	*clienttest.ScriptedConn) {
+	t.Helper()
 	dialed := make(chan *client.Client, 1)
 	go func() {
-		a, err := client.Dial(ctx(t), g.URL(), client.Options{Handlers: r.Handlers(), Logger: clienttest.Logger(t),
-			BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond})
+		a, err := client.Dial(ctx(t), g.URL(), opts)
 		if err != nil {
 			t.Error(err)
 		}
