@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,8 @@ import (
 )
 
 // maxRemembered bounds the outcomes a node remembers by idempotency key;
-// past it the oldest are forgotten first.
+// past it the session that holds the most loses its oldest first, so that a
+// client sending keys as fast as it may cannot push out everyone else's.
 const maxRemembered = 100_000
 
 // outcome is the outcome of a request that carried an idempotency key; done
@@ -41,8 +43,14 @@ type replyKey struct {
 // arrives while the original still runs waits for it.
 type replies struct {
 	mu    sync.Mutex
+	limit int // maxRemembered, unless a test says
 	byKey map[replyKey]*outcome
-	order []*outcome // oldest first
+	order []*outcome // oldest first; those forgotten early stay until they expire
+	// bySession holds each session's remembered outcomes, oldest first;
+	// biggest is the session that held the most when it last grew (a
+	// rescan finds the largest once it has none left).
+	bySession map[domain.SessionID][]*outcome
+	biggest   domain.SessionID
 }
 
 // start looks key up for session: it returns the remembered outcome (whose
@@ -55,18 +63,69 @@ func (r *replies) start(session domain.SessionID, key string, op protocol.Op, no
 	id := replyKey{session, key}
 	if o, ok := r.byKey[id]; ok && o.op == op {
 		return o, true
+	} else if ok {
+		// The key named another operation: this one takes its place.
+		delete(r.byKey, id)
+		r.bySession[session] = slices.DeleteFunc(r.bySession[session], func(x *outcome) bool { return x == o })
+		r.dropLocked(session, 0)
 	}
 	if r.byKey == nil {
-		r.byKey = map[replyKey]*outcome{}
+		r.byKey, r.bySession = map[replyKey]*outcome{}, map[domain.SessionID][]*outcome{}
 	}
-	for len(r.order) >= maxRemembered {
-		delete(r.byKey, r.order[0].id)
-		r.order = r.order[1:]
+	limit := r.limit
+	if limit == 0 {
+		limit = maxRemembered
+	}
+	for len(r.byKey) >= limit && len(r.bySession) > 0 {
+		if len(r.bySession[r.biggest]) == 0 {
+			r.biggest = r.largestLocked()
+		}
+		r.forgetLocked(r.biggest)
+	}
+	if len(r.order) >= 2*limit {
+		// Compact the outcomes forgotten early away.
+		r.order = slices.DeleteFunc(r.order, func(o *outcome) bool { return r.byKey[o.id] != o })
 	}
 	o := &outcome{id: id, op: op, at: now, done: make(chan struct{})}
 	r.byKey[id] = o
 	r.order = append(r.order, o)
+	r.bySession[session] = append(r.bySession[session], o)
+	if len(r.bySession[session]) > len(r.bySession[r.biggest]) {
+		r.biggest = session
+	}
 	return o, false
+}
+
+// largestLocked returns the session that holds the most outcomes.
+func (r *replies) largestLocked() domain.SessionID {
+	var most domain.SessionID
+	n := -1
+	for s, os := range r.bySession {
+		if len(os) > n {
+			most, n = s, len(os)
+		}
+	}
+	return most
+}
+
+// forgetLocked forgets session's oldest remembered outcome. (bySession
+// holds exactly the outcomes byKey does.)
+func (r *replies) forgetLocked(session domain.SessionID) {
+	if os := r.bySession[session]; len(os) > 0 {
+		if r.byKey[os[0].id] == os[0] {
+			delete(r.byKey, os[0].id)
+		}
+		r.dropLocked(session, 1)
+	}
+}
+
+// dropLocked removes the n oldest of session's list.
+func (r *replies) dropLocked(session domain.SessionID, n int) {
+	if os := r.bySession[session][n:]; len(os) > 0 {
+		r.bySession[session] = os
+	} else {
+		delete(r.bySession, session)
+	}
 }
 
 // finish records o's outcome and wakes the repeats waiting for it. An
@@ -79,6 +138,8 @@ func (r *replies) finish(o *outcome, data any, err error) {
 	o.keep = err == nil || !engine.IsInternal(err)
 	if !o.keep && r.byKey[o.id] == o {
 		delete(r.byKey, o.id)
+		r.bySession[o.id.session] = slices.DeleteFunc(r.bySession[o.id.session], func(x *outcome) bool { return x == o })
+		r.dropLocked(o.id.session, 0)
 	}
 	r.mu.Unlock()
 	close(o.done)
@@ -97,10 +158,16 @@ func (o *outcome) wait(ctx context.Context) (data any, err error, ok bool) {
 
 // expireLocked forgets what is older than the idempotency window.
 func (r *replies) expireLocked(now time.Time) {
+	old := func(o *outcome) bool { return now.Sub(o.at) > protocol.IdempotencyWindow }
 	n := 0
-	for n < len(r.order) && now.Sub(r.order[n].at) > protocol.IdempotencyWindow {
-		if r.byKey[r.order[n].id] == r.order[n] {
-			delete(r.byKey, r.order[n].id)
+	for n < len(r.order) && old(r.order[n]) {
+		o := r.order[n]
+		if r.byKey[o.id] == o {
+			delete(r.byKey, o.id)
+			k := 0
+			for l := r.bySession[o.id.session]; k < len(l) && old(l[k]); k++ {
+			}
+			r.dropLocked(o.id.session, k)
 		}
 		n++
 	}
