@@ -64,10 +64,7 @@ func (r *replies) start(session domain.SessionID, key string, op protocol.Op, no
 	if o, ok := r.byKey[id]; ok && o.op == op {
 		return o, true
 	} else if ok {
-		// The key named another operation: this one takes its place.
-		delete(r.byKey, id)
-		r.bySession[session] = slices.DeleteFunc(r.bySession[session], func(x *outcome) bool { return x == o })
-		r.dropLocked(session, 0)
+		r.removeLocked(o) // the key named another operation: this one takes its place
 	}
 	if r.byKey == nil {
 		r.byKey, r.bySession = map[replyKey]*outcome{}, map[domain.SessionID][]*outcome{}
@@ -76,14 +73,19 @@ func (r *replies) start(session domain.SessionID, key string, op protocol.Op, no
 	if limit == 0 {
 		limit = maxRemembered
 	}
-	for len(r.byKey) >= limit && len(r.bySession) > 0 {
+	for len(r.byKey) >= limit {
 		if len(r.bySession[r.biggest]) == 0 {
 			r.biggest = r.largestLocked()
 		}
-		r.forgetLocked(r.biggest)
+		if b := r.bySession[r.biggest]; len(b)*len(r.bySession) > len(r.byKey) {
+			// A session holding more than its share loses its oldest.
+			r.removeLocked(b[0])
+		} else {
+			r.forgetOldestLocked()
+		}
 	}
 	if len(r.order) >= 2*limit {
-		// Compact the outcomes forgotten early away.
+		// Compact the outcomes removed early away.
 		r.order = slices.DeleteFunc(r.order, func(o *outcome) bool { return r.byKey[o.id] != o })
 	}
 	o := &outcome{id: id, op: op, at: now, done: make(chan struct{})}
@@ -108,23 +110,49 @@ func (r *replies) largestLocked() domain.SessionID {
 	return most
 }
 
-// forgetLocked forgets session's oldest remembered outcome. (bySession
-// holds exactly the outcomes byKey does.)
-func (r *replies) forgetLocked(session domain.SessionID) {
-	if os := r.bySession[session]; len(os) > 0 {
-		if r.byKey[os[0].id] == os[0] {
-			delete(r.byKey, os[0].id)
+// forgetOldestLocked forgets the oldest outcome remembered.
+func (r *replies) forgetOldestLocked() {
+	for len(r.order) > 0 {
+		o := r.order[0]
+		r.order[0] = nil
+		r.order = r.order[1:]
+		if r.byKey[o.id] == o {
+			r.removeLocked(o)
+			return
 		}
-		r.dropLocked(session, 1)
 	}
 }
 
-// dropLocked removes the n oldest of session's list.
-func (r *replies) dropLocked(session domain.SessionID, n int) {
-	if os := r.bySession[session][n:]; len(os) > 0 {
-		r.bySession[session] = os
+// removeLocked forgets o: byKey and its session's list hold the same
+// outcomes. o is most often the oldest of its session's (forgotten, or
+// expired) or its newest (not definite, or replaced).
+func (r *replies) removeLocked(o *outcome) {
+	if r.byKey[o.id] == o {
+		delete(r.byKey, o.id)
+	}
+	l := r.bySession[o.id.session]
+	i := len(l) - 1
+	switch {
+	case len(l) > 0 && l[0] == o:
+		i = 0
+	default:
+		for i >= 0 && l[i] != o {
+			i--
+		}
+	}
+	if i < 0 {
+		return
+	}
+	if i == 0 {
+		l[0] = nil // what the list no longer holds is released
+		l = l[1:]
 	} else {
-		delete(r.bySession, session)
+		l = slices.Delete(l, i, i+1)
+	}
+	if len(l) == 0 {
+		delete(r.bySession, o.id.session)
+	} else {
+		r.bySession[o.id.session] = l
 	}
 }
 
@@ -137,9 +165,7 @@ func (r *replies) finish(o *outcome, data any, err error) {
 	o.data, o.err = data, err
 	o.keep = err == nil || !engine.IsInternal(err)
 	if !o.keep && r.byKey[o.id] == o {
-		delete(r.byKey, o.id)
-		r.bySession[o.id.session] = slices.DeleteFunc(r.bySession[o.id.session], func(x *outcome) bool { return x == o })
-		r.dropLocked(o.id.session, 0)
+		r.removeLocked(o)
 	}
 	r.mu.Unlock()
 	close(o.done)
@@ -158,20 +184,14 @@ func (o *outcome) wait(ctx context.Context) (data any, err error, ok bool) {
 
 // expireLocked forgets what is older than the idempotency window.
 func (r *replies) expireLocked(now time.Time) {
-	old := func(o *outcome) bool { return now.Sub(o.at) > protocol.IdempotencyWindow }
-	n := 0
-	for n < len(r.order) && old(r.order[n]) {
-		o := r.order[n]
+	for len(r.order) > 0 && now.Sub(r.order[0].at) > protocol.IdempotencyWindow {
+		o := r.order[0]
+		r.order[0] = nil
+		r.order = r.order[1:]
 		if r.byKey[o.id] == o {
-			delete(r.byKey, o.id)
-			k := 0
-			for l := r.bySession[o.id.session]; k < len(l) && old(l[k]); k++ {
-			}
-			r.dropLocked(o.id.session, k)
+			r.removeLocked(o)
 		}
-		n++
 	}
-	r.order = r.order[n:]
 }
 
 // checkIdempotencyKey refuses a key the protocol does not accept.
