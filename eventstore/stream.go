@@ -213,6 +213,14 @@ func startupTransient(err error) bool {
 	return errors.As(err, &api) && api.ErrorCode == codeNoPeers
 }
 
+// Transient reports whether err, from a JetStream request, may go away by
+// waiting: the log did not answer (in time), or a cluster is still electing
+// the leaders it needs. What a node starting with its cluster waits for
+// (see retry), whatever the request.
+func Transient(err error) bool {
+	return errors.Is(classify("", err), ErrUnavailable) || startupTransient(err)
+}
+
 // permanentError marks an error that retry must not retry.
 type permanentError struct{ error }
 

@@ -329,14 +329,34 @@ func (r *Reactor) noteFloor(info *jetstream.ConsumerInfo) {
 func (r *Reactor) Run(ctx context.Context) error {
 	g := r.first
 	g.start()
-	if err := r.waitRunning(ctx, g); err != nil {
-		if ctx.Err() != nil {
-			return nil
+	delay := minBackoff
+	for err := r.waitRunning(ctx, g); err != nil; err = r.waitRunning(ctx, g) {
+		// Binding the consumer failed. A cluster restarting elects its
+		// consumers' leaders after its streams': wait for it as the log
+		// waits for its stream, saying so, rather than stop (the node would
+		// never be up).
+		for {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !eventstore.Transient(err) {
+				return err
+			}
+			r.cfg.Logger.Warn("waiting for JetStream", "op", "bind consumer "+r.cfg.Consumer, "retry_in", delay, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, maxBackoff)
+			if g, err = r.rebind(ctx); err == nil {
+				break
+			}
 		}
-		return err
+		g.start()
 	}
 	close(r.running)
-	delay := minBackoff
+	delay = minBackoff
 	for {
 		gone, err := r.follow(ctx, g)
 		if gone == nil {
@@ -372,6 +392,7 @@ func (r *Reactor) waitRunning(ctx context.Context, g *generation) error {
 		return nil
 	case <-g.done:
 		g.sub.Close()
+		g.nc.Close()
 		if g.bindErr != nil {
 			return g.bindErr // without watermill's stack trace
 		}
