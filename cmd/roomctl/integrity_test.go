@@ -142,15 +142,7 @@ func TestReplayRefusesAnotherRoomsEventsCopiedOntoItsSubject(t *testing.T) {
 func TestVerifyMultiRoomFalseLimitsEverySessionToOneRoom(t *testing.T) {
 	dir, _ := history(t, false) // written with multi-room sessions allowed
 	ctx := context.Background()
-	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: dir, Logger: estest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := domain.DefaultPolicy()
-	p.MultiRoom = true
-	d, _ := domain.NewDecider(domain.Config{Default: p})
-	clock := estest.NewClock(time.Date(2026, 11, 21, 13, 0, 0, 0, time.UTC))
-	e, _ := engine.New(engine.Config{Log: log, Decider: d, Clock: clock.Now, Logger: estest.Logger(t)})
+	log, e := writer(t, dir, estest.NewClock(time.Date(2026, 11, 21, 13, 0, 0, 0, time.UTC)))
 	// s1 (teacher, multi-room mode, in "class 1.A") enters a second room.
 	if _, err := e.Execute(ctx, domain.Meta{App: "dev"}, domain.JoinRoom{Session: "s1",
 		User: domain.User{ID: "teacher", Name: "teacher"}, Mode: domain.MultiRoom, Room: "class 2.B",

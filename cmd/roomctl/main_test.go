@@ -18,21 +18,32 @@ import (
 	"github.com/roomlog/roomlog/eventstore/estest"
 )
 
-// history writes a small history into a fresh data folder and closes it, as
-// a stopped roomd leaves it.
-func history(t *testing.T, tamper bool) (dir string, mid time.Time) {
+// writer opens the log in data folder dir and an engine writing to it on
+// clock, with multi-room sessions allowed.
+func writer(t *testing.T, dir string, clock *estest.Clock) (*eventstore.Log, *engine.Engine) {
 	t.Helper()
-	dir = t.TempDir()
-	ctx := context.Background()
-	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: dir, Logger: estest.Logger(t)})
+	log, err := eventstore.Open(context.Background(), eventstore.Config{DataDir: dir, Logger: estest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := domain.DefaultPolicy()
 	p.MultiRoom = true
 	d, _ := domain.NewDecider(domain.Config{Default: p})
+	e, err := engine.New(engine.Config{Log: log, Decider: d, Clock: clock.Now, Logger: estest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log, e
+}
+
+// history writes a small history into a fresh data folder and closes it, as
+// a stopped roomd leaves it.
+func history(t *testing.T, tamper bool) (dir string, mid time.Time) {
+	t.Helper()
+	dir = t.TempDir()
+	ctx := context.Background()
 	clock := estest.NewClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	e, _ := engine.New(engine.Config{Log: log, Decider: d, Clock: clock.Now, Logger: estest.Logger(t)})
+	log, e := writer(t, dir, clock)
 	do := func(c domain.Command) {
 		if _, err := e.Execute(ctx, domain.Meta{App: "dev"}, c); err != nil {
 			t.Fatal(err)
@@ -193,15 +204,8 @@ func (w *failAfter) Write(p []byte) (int, error) {
 func TestTailResumedAfterEveryEventSeesEachOnce(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	log, err := eventstore.Open(ctx, eventstore.Config{DataDir: dir, Logger: estest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := domain.DefaultPolicy()
-	p.MultiRoom = true
-	d, _ := domain.NewDecider(domain.Config{Default: p})
 	clock := estest.NewClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	e, _ := engine.New(engine.Config{Log: log, Decider: d, Clock: clock.Now, Logger: estest.Logger(t)})
+	log, e := writer(t, dir, clock)
 	var do func(meta domain.Meta, c domain.Command)
 	do = func(meta domain.Meta, c domain.Command) {
 		res, err := e.Execute(ctx, meta, c)
