@@ -69,6 +69,31 @@ func EncodeEvents(prev string, events []Event) (body []byte, head string, err er
 	return buf.Bytes(), prev, nil
 }
 
+// EventBytes returns how many bytes e takes in a stored message, its Prev
+// hash and the comma before it included: what it costs a step against the
+// log's message limit. e itself is not changed.
+func EventBytes(e *Event) (int, error) {
+	c := *e
+	c.Prev = zeroHash
+	var buf bytes.Buffer
+	if err := appendEvent(&buf, &c); err != nil {
+		return 0, err
+	}
+	return buf.Len() + 1, nil
+}
+
+// jsonBytes is how many bytes v takes as stored (0 if it cannot be).
+func jsonBytes(v any) int {
+	b, err := jsonv2.Marshal(v, storedFormat)
+	if err != nil {
+		return 0
+	}
+	return len(b)
+}
+
+// zeroHash is as long as every Prev but a new aggregate's first event's.
+var zeroHash = strings.Repeat("0", sha256.Size*2)
+
 // storedFormat makes go-json-experiment/json write payloads byte for byte as
 // encoding/json did when the first events were stored (HTML-safe escaping,
 // omitempty on zero values): the log's one JSON library, for writing and

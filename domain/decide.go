@@ -2,8 +2,8 @@ package domain
 
 import (
 	"errors"
-
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -202,6 +202,9 @@ type decision struct {
 	// next holds, per aggregate touched (a handful), the sequence and time
 	// of the last event emitted for it.
 	next []nextHead
+	// cut makes the next event start a step of its own, even for the
+	// aggregate of the last step (see cutStep).
+	cut bool
 }
 
 type nextHead struct {
@@ -243,7 +246,8 @@ func mapKeys[T any](ids []T, f func(T) Key) []Key {
 }
 
 // emit appends an event for aggregate k, to the current step if the last step
-// is for k, else to a new step. It returns the event's sequence number.
+// is for k (and not cut), else to a new step. It returns the event's sequence
+// number.
 func (x *decision) emit(k Key, p Payload) uint64 {
 	var h *Head
 	for i := range x.next {
@@ -257,7 +261,8 @@ func (x *decision) emit(k Key, p Payload) uint64 {
 		h = &x.next[len(x.next)-1].head
 	}
 	steps := x.out.Steps
-	if len(steps) == 0 || steps[len(steps)-1].Key != k {
+	if len(steps) == 0 || steps[len(steps)-1].Key != k || x.cut {
+		x.cut = false
 		if x.out.Steps == nil {
 			x.out.Steps = make([]Step, 0, 2)
 		}
@@ -278,6 +283,24 @@ func (x *decision) emit(k Key, p Payload) uint64 {
 		Seq: h.Seq, Time: at, Correlation: x.m.Correlation, Causation: x.causation(), Data: p,
 	})
 	return h.Seq
+}
+
+// cutStep ends the current step: the next event goes in a new one, a message
+// of its own, even if it is for the same aggregate. The engine appends the
+// steps in order, each expecting the one before it.
+func (x *decision) cutStep() { x.cut = true }
+
+// eventBytes returns what an event of payload p for aggregate k will take in
+// its step's message (see EventBytes).
+func (x *decision) eventBytes(k Key, p Payload) int {
+	e := Event{Type: p.EventType(), App: k.App, Aggregate: k.Kind, AggregateID: k.ID, Seq: math.MaxUint64,
+		Time: x.at(k), Correlation: x.m.Correlation, Causation: x.causation(), Data: p}
+	n, err := EventBytes(&e)
+	if err != nil {
+		// The engine's encoding of it will fail and say why.
+		return 0
+	}
+	return n
 }
 
 // causation is what the events of this decision were caused by: the

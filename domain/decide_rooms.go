@@ -1,5 +1,7 @@
 package domain
 
+import "slices"
+
 func (x *decision) setRoomMode(c SetRoomMode) error {
 	if err := errorsJoinArgs(ValidateSessionID(c.Session), validMode(c.Mode)); err != nil {
 		return err
@@ -288,23 +290,33 @@ func (x *decision) enter(r *Room, id RoomID, j joiner) {
 // streams it stopped, for their registry releases.
 func (x *decision) removeMember(r *Room, id RoomID, m *Member, left MemberLeftData, mayDestroy bool) []StreamClaim {
 	rk := x.roomKey(id)
-	var stopped []StreamClaim
+	stops, gone, stopped := departure(r, m, left)
+	for _, p := range stops {
+		x.emit(rk, p)
+	}
+	x.ownerLeft(r, id, m)
+	x.emit(rk, gone)
+	if mayDestroy && len(r.Members) == 1 && r.DestroyDelay == 0 && r.Exists {
+		x.emit(rk, &RoomDestroyedData{Reason: DestroyEmpty})
+	}
+	return stopped
+}
+
+// departure returns the events of member m's departure from room r: its
+// streams' stops, then its member_left (left says why and who caused it; the
+// member's own fields are filled in here), and the streams it stops.
+func departure(r *Room, m *Member, left MemberLeftData) (stops []Payload, gone *MemberLeftData, stopped []StreamClaim) {
 	for _, sid := range sortedKeys(m.Publishing) {
 		st, ok := r.Streams[sid]
 		if !ok {
 			continue
 		}
-		x.emit(rk, &StreamStoppedData{Stream: sid, User: m.User, UserName: m.UserName, Session: m.Session, Claim: st.Claim,
-			Reason: left.Reason})
+		stops = append(stops, &StreamStoppedData{Stream: sid, User: m.User, UserName: m.UserName, Session: m.Session,
+			Claim: st.Claim, Reason: left.Reason})
 		stopped = append(stopped, StreamClaim{Stream: sid, User: m.User, Session: m.Session, Claim: st.Claim})
 	}
-	x.ownerLeft(r, id, m)
 	left.User, left.UserName, left.Session, left.Claim = m.User, m.UserName, m.Session, m.Claim
-	x.emit(rk, &left)
-	if mayDestroy && len(r.Members) == 1 && r.DestroyDelay == 0 && r.Exists {
-		x.emit(rk, &RoomDestroyedData{Reason: DestroyEmpty})
-	}
-	return stopped
+	return stops, &left, stopped
 }
 
 // releaseStreams emits the registry releases of stopped streams. The caller
@@ -555,7 +567,17 @@ func (x *decision) destroyRoom(c DestroyRoom) error {
 	return nil
 }
 
+// emitDestroyed ends room r with a room.destroyed that lists its members and
+// streams, so that consumers release their claims without folding.
+//
+// A room too large for that list to fit one log message (about 12,000
+// members under the default 1 MiB) is emptied first: members leave in user
+// order, each with its streams' stream_stopped and a member_left of reason
+// room_destroyed, in steps of as many as fit one message, until the rest fit
+// the room.destroyed. Every step leaves a valid room with fewer members, so
+// a destroy cut short (its node died) leaves a room that a retry destroys.
 func (x *decision) emitDestroyed(r *Room, id RoomID, reason DestroyReason, detail string) {
+	rk := x.roomKey(id)
 	d := &RoomDestroyedData{Reason: reason, Detail: detail}
 	for _, u := range sortedKeys(r.Members) {
 		m := r.Members[u]
@@ -565,7 +587,52 @@ func (x *decision) emitDestroyed(r *Room, id RoomID, reason DestroyReason, detai
 		st := r.Streams[sid]
 		d.Streams = append(d.Streams, StreamClaim{Stream: sid, User: st.User, Session: st.Session, Claim: st.Claim})
 	}
-	x.emit(x.roomKey(id), d)
+	over := x.eventBytes(rk, d) - x.d.stepBytes
+	if over <= 0 {
+		x.emit(rk, d)
+		return
+	}
+	// How many members must leave before the rest fit.
+	n := 0
+	for ; over > 0 && n < len(d.Members); n++ {
+		over -= listedBytes(r, r.Members[d.Members[n].User])
+	}
+	leaving := map[SessionID]bool{}
+	step := 0
+	for _, mc := range d.Members[:n] {
+		m := r.Members[mc.User]
+		leaving[m.Session] = true
+		stops, gone, _ := departure(r, m, MemberLeftData{Reason: ReasonRoomDestroyed})
+		size := x.eventBytes(rk, gone)
+		for _, p := range stops {
+			size += x.eventBytes(rk, p)
+		}
+		if step > 0 && step+size > x.d.stepBytes {
+			x.cutStep()
+			step = 0
+		}
+		for _, p := range stops {
+			x.emit(rk, p)
+		}
+		x.emit(rk, gone)
+		step += size
+	}
+	d.Members = d.Members[n:]
+	d.Streams = slices.DeleteFunc(d.Streams, func(s StreamClaim) bool { return leaving[s.Session] })
+	x.cutStep()
+	x.emit(rk, d)
+}
+
+// listedBytes is what member m and its streams take in a room.destroyed's
+// lists.
+func listedBytes(r *Room, m *Member) int {
+	n := jsonBytes(MemberClaim{User: m.User, Session: m.Session, Claim: m.Claim}) + 1
+	for sid := range m.Publishing {
+		if st, ok := r.Streams[sid]; ok {
+			n += jsonBytes(StreamClaim{Stream: sid, User: st.User, Session: st.Session, Claim: st.Claim}) + 1
+		}
+	}
+	return n
 }
 
 // expireRoom destroys an empty room whose destroy delay has run out.

@@ -351,6 +351,10 @@ type ClaimVoidedData struct {
 
 // RoomDestroyedData records the end of a room. The members and streams it
 // had are listed, so that consumers release what they hold without folding.
+// A room too large for one event (more than about 12,000 members) first
+// sends members away with member_left events of reason room_destroyed (and
+// stream_stopped for their streams), in messages of their own just before
+// this one, which lists the rest.
 type RoomDestroyedData struct {
 	Reason  DestroyReason `json:"reason"`
 	Members []MemberClaim `json:"members,omitempty"`

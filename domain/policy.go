@@ -162,13 +162,33 @@ type Config struct {
 	Default Policy
 	// Apps overrides the policy per app.
 	Apps map[AppID]Policy
+	// MaxMessageBytes is the largest message the log stores
+	// (eventstore.Config.MaxMsgSize; 0: DefaultMaxMessageBytes). Every step
+	// of a decision is kept to it, with room for the message's headers: a
+	// room too large to be destroyed in one event is emptied in several
+	// steps first. At least MinMaxMessageBytes.
+	MaxMessageBytes int
 }
+
+// DefaultMaxMessageBytes is the log's default message limit (1 MiB), and
+// MinMaxMessageBytes the least a Decider accepts: one member's departure,
+// its eight streams' stops included, must fit one message.
+const (
+	DefaultMaxMessageBytes = 1 << 20
+	MinMaxMessageBytes     = 64 << 10
+	// messageHeadroom is left in each message for its headers (Msg-Id,
+	// expected sequence) and for what a step's size estimate cannot know
+	// exactly (its events' sequence numbers and times).
+	messageHeadroom = 8 << 10
+)
 
 // Decider decides commands under per-app policies. It holds configuration
 // only; its methods are pure functions of their arguments.
 type Decider struct {
 	def  Policy
 	apps map[AppID]Policy
+	// stepBytes is the most a step's events may take.
+	stepBytes int
 }
 
 // NewDecider validates cfg and returns a Decider.
@@ -187,10 +207,17 @@ func NewDecider(cfg Config) (*Decider, error) {
 		}
 		apps[app] = p
 	}
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.MaxMessageBytes < MinMaxMessageBytes {
+		errs = append(errs, fmt.Errorf("max message bytes is %d, at least %d needed", cfg.MaxMessageBytes,
+			MinMaxMessageBytes))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Decider{def: cfg.Default, apps: apps}, nil
+	return &Decider{def: cfg.Default, apps: apps, stepBytes: cfg.MaxMessageBytes - messageHeadroom}, nil
 }
 
 // Policy returns the policy of app.

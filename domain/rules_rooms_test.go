@@ -2,6 +2,8 @@ package domain
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -333,4 +335,114 @@ func TestARoomPastItsDestroyDelayIsNotEntered(t *testing.T) {
 				inRoom("r1", joined("u2", "s2", 2, ViaCreate)),
 			}},
 	})
+}
+
+// A room whose room.destroyed would not fit one log message (the default
+// 1 MiB holds about 12,000 members) is emptied in steps first: each step one
+// message, each member and stream released exactly once, the room gone at
+// the end.
+func TestARoomTooLargeForOneEventIsDestroyedInSteps(t *testing.T) {
+	d, err := NewDecider(Config{Default: multiPolicy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const members = 20_000
+	room := &Room{Head: Head{Seq: 3, Time: t0}, Exists: true, Members: map[UserID]*Member{},
+		Streams: map[StreamID]*Stream{}}
+	bySession := map[SessionID]*Member{}
+	for i := range members {
+		m := &Member{User: UserID(fmt.Sprintf("user-%059d", i)), UserName: strings.Repeat("<ü>", 20),
+			Session: SessionID(fmt.Sprintf("session-%056d", i)), Claim: uint64(i%7 + 1), JoinedAt: t0}
+		if i%50 == 0 { // every 50th member publishes two streams
+			m.Publishing = map[StreamID]bool{}
+			for j := range 2 {
+				sid := StreamID(fmt.Sprintf("stream-%d-%s", j, strings.Repeat("s", 170)+string(m.User)))
+				m.Publishing[sid] = true
+				room.Streams[sid] = &Stream{ID: sid, User: m.User, UserName: m.UserName, Session: m.Session,
+					Claim: uint64(j + 1)}
+			}
+		}
+		room.Members[m.User] = m
+		bySession[m.Session] = m
+	}
+	v := NewView()
+	v.Rooms["big"] = room
+	dec, err := d.Decide(v, Meta{App: "app", ID: "cmd-1", Correlation: "cmd-1"},
+		DestroyRoom{Room: "big", Detail: "over"}, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dec.Steps) < 3 {
+		t.Fatalf("%d steps, want the room emptied in steps before its room.destroyed", len(dec.Steps))
+	}
+
+	folded := &Room{}
+	*folded = *room
+	folded.Members, folded.Streams = maps.Clone(room.Members), maps.Clone(room.Streams)
+	released := map[string]int{} // by claim holder: "session:<id>" and "stream:<id>"
+	expect := room.Seq
+	for i, st := range dec.Steps {
+		if st.Key != RoomKey("app", "big") || st.Expect != expect {
+			t.Fatalf("step %d is for %v expecting %d, want the room expecting %d", i, st.Key, st.Expect, expect)
+		}
+		expect += uint64(len(st.Events))
+		body, _, err := EncodeEvents(zeroHash, slices.Clone(st.Events))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(body) > DefaultMaxMessageBytes-messageHeadroom {
+			t.Fatalf("step %d of %d is %d bytes, more than a 1 MiB message takes", i, len(dec.Steps), len(body))
+		}
+		last := i == len(dec.Steps)-1
+		for j := range st.Events {
+			e := &st.Events[j]
+			switch p := e.Data.(type) {
+			case *MemberLeftData:
+				if last || p.Reason != ReasonRoomDestroyed {
+					t.Fatalf("step %d: %s left with reason %q", i, p.User, p.Reason)
+				}
+			case *StreamStoppedData:
+				if last || p.Reason != ReasonRoomDestroyed {
+					t.Fatalf("step %d: %s stopped with reason %q", i, p.Stream, p.Reason)
+				}
+			case *RoomDestroyedData:
+				if !last || j != len(st.Events)-1 || p.Detail != "over" || p.Reason != DestroyBackend {
+					t.Fatalf("step %d event %d: %+v, want the destroy's last event", i, j, p)
+				}
+			default:
+				t.Fatalf("step %d: unexpected %s", i, e.Type)
+			}
+			for _, f := range FollowUps(e) {
+				switch c := f.Command.(type) {
+				case ReleaseRoomClaim:
+					if m := bySession[c.Session]; m == nil || m.Claim != c.Claim {
+						t.Fatalf("release of a claim nobody held: %+v", c)
+					}
+					released["session:"+string(c.Session)]++
+				case ReleaseStreamClaim:
+					if s := room.Streams[c.Stream]; s == nil || s.Claim != c.Claim {
+						t.Fatalf("release of a claim nobody held: %+v", c)
+					}
+					released["stream:"+string(c.Stream)]++
+				}
+			}
+			folded.Apply(e)
+		}
+		if !last && (!folded.Exists || len(folded.Members) == 0) {
+			t.Fatalf("after step %d the room exists %v with %d members, want a room still being emptied",
+				i, folded.Exists, len(folded.Members))
+		}
+	}
+	if folded.Exists || len(folded.Members) != 0 || len(folded.Streams) != 0 {
+		t.Fatalf("after the destroy the room exists %v with %d members and %d streams", folded.Exists,
+			len(folded.Members), len(folded.Streams))
+	}
+	if len(released) != members+2*members/50 {
+		t.Fatalf("%d claims released, want %d", len(released), members+2*members/50)
+	}
+	for who, n := range released {
+		if n != 1 {
+			t.Fatalf("%s released %d times", who, n)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/transport/admin"
@@ -292,6 +294,126 @@ func waitDeadlines(t *testing.T, n *node.Node, want int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// A room too large for its destroy to be one event (here a log whose
+// messages hold 64 KiB, about 400 such members; by default 1 MiB, about
+// 12,000) is destroyed all the same: its members are sent away in steps of
+// one message each, every one told the room is gone and none told of the
+// others' departures, and every claim is released.
+func TestTheBackendDestroysARoomTooLargeForOneEvent(t *testing.T) {
+	t.Parallel()
+	n := clienttest.StartNode(t, clienttest.NodeOptions{Edit: func(c *node.Config) {
+		c.Log.MaxMsgSize = domain.MinMaxMessageBytes
+	}})
+	addr := n.HTTPAddr()
+	// Members leave in user order: the first is sent away in the first
+	// step, the last is listed by the room.destroyed.
+	first := newPerson(t, n, addr, "aaa-first", "first", false)
+	last := newPerson(t, n, addr, "zzz-last", "last", false)
+	first.login("hall", "")
+	last.login("hall", "")
+	first.publish("first-cam", "hall")
+	last.waitStreams("hall", client.UpdateAdd, "first-cam")
+	const others = 600
+	for i := range others {
+		u, s := domain.UserID(fmt.Sprintf("mmm-%060d", i)), domain.SessionID(fmt.Sprintf("session-%056d", i))
+		if _, err := execute(t, n.Engine, clienttest.App, domain.JoinRoom{Session: s, User: domain.User{ID: u},
+			Mode: domain.SingleRoom, Room: "hall", Role: domain.Audience, Grant: domain.Grant{User: u, AllRooms: true},
+			Create: domain.CreateIfMissing, Via: domain.ViaLogin}); err != nil {
+			t.Fatalf("member %d joins: %v", i, err)
+		}
+	}
+
+	var done admin.Done
+	if code := adminCall(t, n, "DELETE", roomPath("hall"), admin.DestroyRequest{Reason: "closing"}, &done); code != http.StatusOK || done.Seq == 0 {
+		t.Fatalf("destroy: %d %+v", code, done)
+	}
+	for _, p := range []*person{first, last} {
+		e := p.waitFor("the room's end", func(e clienttest.Event) bool { return e.Kind == "state" && e.Room == "hall" })
+		if e.State != client.StateLogout || e.Code != domain.ErrRoomNotExist.Code || e.Info.Reason != "room_destroyed" {
+			t.Errorf("%s was told %v", p.rec.Name(), e)
+		}
+	}
+	for _, e := range last.seen {
+		if (e.Kind == "user" || e.Kind == "stream") && e.Type == client.UpdateDelete || e.Kind == "left" {
+			t.Errorf("the last member was told of a departure before the room's end: %v", e)
+		}
+	}
+	var code int
+	if code = adminCall(t, n, "GET", roomPath("hall"), nil, nil); code != http.StatusNotFound {
+		t.Errorf("the destroyed room as the backend sees it: %d", code)
+	}
+
+	// The log: members sent away in several messages, then the room.destroyed.
+	steps, left := map[uint64]bool{}, 0
+	events := roomEvents(t, n, "hall")
+	for _, e := range events {
+		if d, ok := e.Data.(*domain.MemberLeftData); ok && d.Reason == domain.ReasonRoomDestroyed {
+			left++
+			steps[e.Seq] = true
+		}
+	}
+	if end, ok := events[len(events)-1].Data.(*domain.RoomDestroyedData); !ok || end.Detail != "closing" ||
+		left == 0 || left+len(end.Members) != others+2 || end.Members[len(end.Members)-1].User != "zzz-last" {
+		t.Fatalf("the room's history ends with %d members sent away and %+v", left, events[len(events)-1].Data)
+	}
+	// Every claim the room held is released.
+	deadline := time.Now().Add(clienttest.Wait)
+	for {
+		held := heldClaims(t, n)
+		if len(held) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d claims still held %v after the destroy, e.g. %v", len(held), clienttest.Wait, held[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// heldClaims lists the claims the node's log has sessions and streams still
+// holding, folded as an auditor would.
+func heldClaims(t *testing.T, n *node.Node) []string {
+	t.Helper()
+	sessions, streams := map[string]*domain.Session{}, map[string]*domain.StreamEntry{}
+	_, err := n.Log.Read(estest.Ctx(t), allFilter(n.Log), 1, func(rec eventstore.Record) error {
+		events, err := domain.DecodeEvents(rec.Data)
+		if err != nil {
+			return err
+		}
+		for i := range events {
+			e := &events[i]
+			switch e.Aggregate {
+			case domain.KindSession:
+				if sessions[e.AggregateID] == nil {
+					sessions[e.AggregateID] = &domain.Session{}
+				}
+				sessions[e.AggregateID].Apply(e)
+			case domain.KindStream:
+				if streams[e.AggregateID] == nil {
+					streams[e.AggregateID] = &domain.StreamEntry{}
+				}
+				streams[e.AggregateID].Apply(e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for id, s := range sessions {
+		for room := range s.Claims {
+			held = append(held, "session "+id+" in "+string(room))
+		}
+	}
+	for id, s := range streams {
+		if s.Claimed {
+			held = append(held, "stream "+id)
+		}
+	}
+	return held
 }
 
 // The backend destroys a room (admin API): every member is disconnected

@@ -139,8 +139,13 @@ func translate(e *domain.Event, cursor uint64) ([]*outFrame, error) {
 		// still has one, is closed with heartbeat_timeout, and a departure
 		// read before that close would race it. The client logs in again
 		// when it comes back (its resume is refused), whichever it saw.
+		//
+		// Members sent away by the destroy of a room too large for one
+		// event are not announced to the others: they are all about to
+		// hear the room is gone, as they would of the one event.
 		if err = add(protocol.EvRoomStateChanged, audience{onlySession: d.Session, leaves: true,
-			unsent: d.Reason == domain.ReasonHeartbeatTimeout}, stateOf(d.Reason, d.BySession)); err == nil {
+			unsent: d.Reason == domain.ReasonHeartbeatTimeout}, stateOf(d.Reason, d.BySession)); err == nil &&
+			d.Reason != domain.ReasonRoomDestroyed {
 			err = add(protocol.EvRoomUserUpdate, audience{exceptSession: d.Session, users: true},
 				protocol.UserUpdate{UpdateType: "DELETE", Users: []protocol.User{user(d.User, d.UserName)}})
 		}
@@ -151,6 +156,9 @@ func translate(e *domain.Event, cursor uint64) ([]*outFrame, error) {
 			protocol.StreamUpdate{UpdateType: "ADD", Streams: []protocol.Stream{{Stream: string(d.Stream),
 				User: user(d.User, d.UserName), ExtraInfo: d.ExtraInfo}}})
 	case *domain.StreamStoppedData:
+		if d.Reason == domain.ReasonRoomDestroyed {
+			break // as for member_left above
+		}
 		err = add(protocol.EvRoomStreamUpdate, audience{exceptSession: d.Session},
 			protocol.StreamUpdate{UpdateType: "DELETE", Streams: []protocol.Stream{{Stream: string(d.Stream),
 				User: user(d.User, d.UserName)}}})

@@ -6,6 +6,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -161,6 +162,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.ReadyGrace <= 0 {
 		cfg.ReadyGrace = DefaultReadyGrace
+	}
+	if cfg.Policy.MaxMessageBytes == 0 {
+		// Each step of a decision is one of the log's messages.
+		cfg.Policy.MaxMessageBytes = int(cmp.Or(cfg.Log.MaxMsgSize, eventstore.DefaultMaxMsgSize))
 	}
 	decider, err := domain.NewDecider(cfg.Policy)
 	if err != nil {
