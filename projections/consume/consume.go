@@ -16,10 +16,12 @@
 // the same checkpoints), then follows the log through the watermill
 // subscription from the cursor it reached.
 //
-// A message whose events cannot be decoded, or that Handle keeps failing
-// on, is retried a bounded number of times, then reported (Config.Parked)
-// and parked: recorded in the consumer's parked records and skipped. It is
-// never retried forever. An event of a type this build does not know (a
+// A message whose events cannot be decoded, or on which Handle panics, is
+// retried a bounded number of times (Config.MaxAttempts), then reported
+// (Config.Parked) and parked: recorded in the consumer's parked records and
+// skipped. A message Handle returns an error on is retried for longer, at
+// least Config.RetryFor (an outage of the application's own store shorter
+// than that loses nothing), then parked. It is never retried forever. An event of a type this build does not know (a
 // newer roomd wrote it) is not parked: Run stops before it, with an error
 // wrapping domain.ErrUnknownEventType, so that an upgraded consumer folds it.
 package consume
@@ -76,6 +78,13 @@ type Config struct {
 	// MaxAttempts is how many times a message is tried before it is
 	// parked (default 5).
 	MaxAttempts int
+	// RetryFor is how long a message Handle returns an error on is tried
+	// again, waiting from 20 ms up to 2 s between tries, before it is
+	// parked (default 1 minute; at least MaxAttempts tries either way): the
+	// event may be fine and the application's store down. Messages that
+	// cannot be decoded, and those Handle panics on, are parked after
+	// MaxAttempts tries.
+	RetryFor time.Duration
 	// AckWait is how long the server waits for a delivered message to be
 	// acknowledged before it delivers it again (default 1 min). A Handle
 	// slower than that gets the message, and those delivered after it,
@@ -150,6 +159,9 @@ func New(cfg Config) (*Consumer, error) {
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = time.Minute
 	}
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = time.Minute
@@ -479,8 +491,8 @@ func (c *Consumer) fillGap(ctx context.Context, before uint64, last *cursor.Curs
 var errGapFilled = errors.New("gap filled")
 
 // handle folds the events of one message (decoded already, or nil) after
-// the cursor, trying a failing message up to MaxAttempts times before it
-// parks it. It returns how many events it handed over. The cursor only
+// the cursor, trying a failing message up to MaxAttempts times, or for
+// RetryFor if Handle returned the error, before it parks it. It returns how many events it handed over. The cursor only
 // ever moves forward: a message wholly at or before it (delivered again
 // once its AckWait passed, after the cursor went past it) is skipped.
 func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, events []domain.Event, last *cursor.Cursor) (int, error) {
@@ -491,6 +503,7 @@ func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, events []d
 		return 0, err
 	}
 	var err error
+	began := time.Now()
 	for attempt := 1; ; attempt++ {
 		var n int
 		if n, err = c.fold(ctx, rec, events, last); err == nil {
@@ -506,7 +519,7 @@ func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, events []d
 			return 0, fmt.Errorf("consume: stream sequence %d (%s): %w; upgrade this consumer, which will resume there",
 				rec.Seq, rec.Subject, err)
 		}
-		if attempt == c.cfg.MaxAttempts {
+		if attempt >= c.cfg.MaxAttempts && (!errors.Is(err, errHandle) || time.Since(began) >= c.cfg.RetryFor) {
 			p := Parked{Seq: rec.Seq, Subject: rec.Subject, Error: err.Error(), Tries: attempt, Time: time.Now().UTC()}
 			c.cfg.Logger.Error("consume: message parked after repeated failures", "consumer", c.cfg.Name,
 				"stream_seq", rec.Seq, "subject", rec.Subject, "attempts", attempt, "err", err)
@@ -523,10 +536,19 @@ func (c *Consumer) handle(ctx context.Context, rec eventstore.Record, events []d
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		case <-time.After(retryWait(attempt)):
 		}
 	}
 }
+
+// retryWait is how long handle waits after the attempt-th failed try: 20 ms,
+// doubling up to 2 s.
+func retryWait(attempt int) time.Duration {
+	return min(20*time.Millisecond<<min(attempt-1, 7), 2*time.Second)
+}
+
+// errHandle marks an error Handle returned (not a panic): one that may pass.
+var errHandle = errors.New("consume: Handle failed")
 
 func (c *Consumer) fold(ctx context.Context, rec eventstore.Record, events []domain.Event, last *cursor.Cursor) (int, error) {
 	if events == nil {
@@ -570,7 +592,10 @@ func (c *Consumer) handleOne(ctx context.Context, e cursor.Event) (err error) {
 			err = fmt.Errorf("consume: Handle panicked at %s: %v\n%s", e.Cursor, p, debug.Stack())
 		}
 	}()
-	return c.cfg.Handle(ctx, e)
+	if err := c.cfg.Handle(ctx, e); err != nil {
+		return fmt.Errorf("%w at %s: %w", errHandle, e.Cursor, err)
+	}
+	return nil
 }
 
 // replaced returns the last consumer sequence the server delivered, to
