@@ -12,11 +12,13 @@ import (
 	"github.com/roomlog/roomlog/eventstore"
 )
 
-// entry is one aggregate's cached state. mu is held by the one command that
-// is deciding or appending for it; everything below it is guarded by mu.
+// entry is one aggregate's cached state. Its lock (sem) is held by the one
+// command that is deciding or appending for it; everything below it is
+// guarded by the lock. It is a channel, not a sync.Mutex, so that a command
+// waiting for it can give up when its own time runs out.
 type entry struct {
 	key domain.Key
-	mu  sync.Mutex
+	sem chan struct{}
 	// subj is the aggregate's log subject, computed once.
 	subj string
 
@@ -304,7 +306,7 @@ func (c *cache) get(k domain.Key, create bool) *entry {
 	case !create:
 		return nil
 	default:
-		e = &entry{key: k, shard: s}
+		e = &entry{key: k, shard: s, sem: make(chan struct{}, 1)}
 		e.reset()
 		e.elem = s.lru.PushFront(e)
 		s.entries[k] = e
@@ -330,3 +332,18 @@ func (s *cacheShard) evictLocked() {
 		el = prev
 	}
 }
+
+// lock takes the entry's lock, waiting as long as it takes.
+func (en *entry) lock() { en.sem <- struct{}{} }
+
+// lockCtx takes the entry's lock, or returns ctx's error if ctx ends first.
+func (en *entry) lockCtx(ctx context.Context) error {
+	select {
+	case en.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (en *entry) unlock() { <-en.sem }

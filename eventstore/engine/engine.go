@@ -232,7 +232,10 @@ func (e *Engine) execute(ctx context.Context, m domain.Meta, cmd domain.Command)
 		if err := ctx.Err(); err != nil {
 			return res, wrapCtx(err)
 		}
-		entries := e.lock(keys)
+		entries, err := e.lock(ctx, keys)
+		if err != nil {
+			return res, wrapCtx(err)
+		}
 		if slept {
 			// Other writers went on while this one backed off: fold what
 			// they appended, or the retry is decided on a stale state and
@@ -494,16 +497,33 @@ func (e *Engine) refresh(ctx context.Context, entries []*entry) error {
 }
 
 // lock acquires and locks the entries of keys in a global order (sorted by
-// key), so that two commands can never wait for each other.
-func (e *Engine) lock(keys []domain.Key) []*entry {
+// key), so that two commands can never wait for each other. A command whose
+// context ends while it waits (another command holds an aggregate through
+// a stalled append) gives up with the context's error, holding nothing.
+func (e *Engine) lock(ctx context.Context, keys []domain.Key) ([]*entry, error) {
 	entries := make([]*entry, len(keys))
 	for i, k := range keys {
 		entries[i] = e.cache.acquire(k)
 	}
-	for _, en := range entries {
-		en.mu.Lock()
+	for i, en := range entries {
+		err := en.lockCtx(ctx)
+		if err == nil {
+			err = ctx.Err() // both were ready: a command out of time goes no further
+			if err != nil {
+				en.unlock()
+			}
+		}
+		if err != nil {
+			for _, held := range entries[:i] {
+				held.unlock()
+			}
+			for _, en := range entries {
+				e.cache.release(en)
+			}
+			return nil, err
+		}
 	}
-	return entries
+	return entries, nil
 }
 
 func (e *Engine) unlock(entries []*entry) {
@@ -511,7 +531,7 @@ func (e *Engine) unlock(entries []*entry) {
 		if en == nil { // let go already
 			continue
 		}
-		en.mu.Unlock()
+		en.unlock()
 		e.cache.release(en)
 	}
 }
@@ -980,8 +1000,8 @@ func (e *Engine) Cursor(k domain.Key) uint64 {
 		return 0
 	}
 	defer e.cache.release(en)
-	en.mu.Lock()
-	defer en.mu.Unlock()
+	en.lock()
+	defer en.unlock()
 	return en.seq
 }
 
@@ -1016,8 +1036,8 @@ func (e *Engine) readRoom(k domain.Key, fn func(r *domain.Room, seq uint64)) boo
 		return false
 	}
 	defer e.cache.release(en)
-	en.mu.Lock()
-	defer en.mu.Unlock()
+	en.lock()
+	defer en.unlock()
 	if !en.loaded {
 		return false
 	}
@@ -1033,8 +1053,8 @@ func (e *Engine) readRoom(k domain.Key, fn func(r *domain.Room, seq uint64)) boo
 func (e *Engine) Fresh(k domain.Key) {
 	en := e.cache.acquire(k)
 	defer e.cache.release(en)
-	en.mu.Lock()
-	defer en.mu.Unlock()
+	en.lock()
+	defer en.unlock()
 	if !en.loaded {
 		en.reset()
 		en.loaded = true
