@@ -584,6 +584,12 @@ func (r *Reactor) handleOnce(gate *deliveryGate, msg *message.Message) error {
 	// The delivery ends when watermill-nats ends the message's context,
 	// after the message is acknowledged (or not).
 	context.AfterFunc(msg.Context(), gate.leave)
+	if why := msg.Metadata.Get(metaUnreadable); why != "" {
+		r.malformed.Add(1)
+		r.cfg.Logger.Error("reactor skipped a message that is not a delivery of the log", "subject",
+			msg.Metadata.Get("subject"), "err", why)
+		return nil
+	}
 	events, err := domain.DecodeEvents(msg.Payload)
 	if err != nil {
 		// Not written by an engine: nothing follows from it. Left
@@ -613,6 +619,9 @@ func (r *Reactor) handleOnce(gate *deliveryGate, msg *message.Message) error {
 	return nil
 }
 
+// metaUnreadable marks a message whose JetStream metadata could not be read.
+const metaUnreadable = "unreadable"
+
 // recordUnmarshaler keeps the stream sequence with each message. It is the
 // first step of each delivery, so it is where the gate stands.
 type recordUnmarshaler struct{ gate *deliveryGate }
@@ -621,7 +630,14 @@ func (u recordUnmarshaler) Unmarshal(m jetstream.Msg) (*message.Message, error) 
 	u.gate.enter()
 	md, err := m.Metadata()
 	if err != nil {
-		return nil, err
+		// Not a delivery of the stream (no JetStream reply subject). An
+		// error here would take the process down: watermill-nats logs it
+		// and uses the nil message. It goes on, marked, and handle passes
+		// it over (and so the gate counts it out).
+		wm := message.NewMessage(watermill.NewUUID(), m.Data())
+		wm.Metadata.Set(metaUnreadable, err.Error())
+		wm.Metadata.Set("subject", m.Subject())
+		return wm, nil
 	}
 	wm := message.NewMessage(strconv.FormatUint(md.Sequence.Stream, 10), m.Data())
 	wm.Metadata.Set("seq", strconv.FormatUint(md.Sequence.Stream, 10))

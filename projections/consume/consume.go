@@ -406,6 +406,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 				}
 				return errors.New("consume: the subscription ended")
 			}
+			if why := m.Metadata.Get(metaUnreadable); why != "" {
+				c.cfg.Logger.Error("consume: skipped a message that is not a delivery of the log", "consumer",
+					c.cfg.Name, "subject", m.Metadata.Get(metaSubject), "err", why)
+				m.Ack()
+				continue
+			}
 			rec := eventstore.Record{Subject: m.Metadata.Get(metaSubject), Data: m.Payload}
 			rec.Seq, _ = strconv.ParseUint(m.Metadata.Get(metaSeq), 10, 64)
 			// Every delivery, redeliveries included, takes the next
@@ -825,6 +831,8 @@ const (
 	metaSeq      = "roomlog_stream_seq"
 	metaSubject  = "roomlog_subject"
 	metaDelivery = "roomlog_consumer_seq"
+	// metaUnreadable holds why a message's metadata could not be read.
+	metaUnreadable = "roomlog_unreadable"
 )
 
 // unmarshaler turns a JetStream message into a watermill message that
@@ -834,7 +842,14 @@ type unmarshaler struct{}
 func (unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
 	md, err := msg.Metadata()
 	if err != nil {
-		return nil, err
+		// Not a delivery of the stream (no JetStream reply subject). An
+		// error here would take the process down: watermill-nats logs it
+		// and uses the nil message. It goes on, marked, and Run passes it
+		// over.
+		m := message.NewMessage(watermill.NewUUID(), msg.Data())
+		m.Metadata.Set(metaUnreadable, err.Error())
+		m.Metadata.Set(metaSubject, msg.Subject())
+		return m, nil
 	}
 	seq := strconv.FormatUint(md.Sequence.Stream, 10)
 	m := message.NewMessage(seq, msg.Data())

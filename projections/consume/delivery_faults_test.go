@@ -563,3 +563,48 @@ func TestAHandleThatKeepsFailingIsParkedAfterRetryFor(t *testing.T) {
 		t.Errorf("parked %+v, want stream sequence 2 after at least 3 tries, with Handle's error", p)
 	}
 }
+
+// A message on the consumer's pull inbox that is not a delivery of the log
+// (no JetStream reply subject, so no metadata) is passed over: the events
+// before and after it are handed over, in order, and Run goes on. Before,
+// watermill-nats used the nil message the unmarshaler returned with its
+// error: the process panicked.
+func TestAMessageThatIsNotADeliveryIsPassedOver(t *testing.T) {
+	if !estest.InChild(t) {
+		return
+	}
+	log := estest.Open(t, nil)
+	var mu sync.Mutex
+	var seen []cursor.Cursor
+	c, err := consume.New(consume.Config{Log: log, Name: "intruded", Logger: estest.Logger(t),
+		Handle: func(_ context.Context, e cursor.Event) error {
+			mu.Lock()
+			seen = append(seen, e.Cursor)
+			mu.Unlock()
+			return nil
+		},
+		Save: func(context.Context, cursor.Cursor) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := start(t, c)
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	before, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "a1", Rooms: 2, Events: 20, Seed: 1})
+	waitFor(t, "the events before", func() bool { return count() >= before })
+	estest.SendToPullInbox(t, log, "consume-intruded", []byte("not a JetStream delivery"))
+	after, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "a2", Rooms: 2, Events: 20, Seed: 2})
+	waitFor(t, "the events after", func() bool { return count() >= before+after })
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != before+after {
+		t.Errorf("handed over %d events, want %d", len(seen), before+after)
+	}
+	for i := 1; i < len(seen); i++ {
+		if !seen[i-1].Less(seen[i]) {
+			t.Fatalf("event %d at %s after %s: out of order or repeated", i, seen[i], seen[i-1])
+		}
+	}
+}
