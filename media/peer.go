@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -189,6 +190,39 @@ func (r *router) addPlayer(p *peer, downs map[webrtc.RTPCodecType]*downTrack) bo
 		}
 	}
 	return true
+}
+
+// downsOf returns a copy of player p's tracks.
+func (r *router) downsOf(p *peer) map[webrtc.RTPCodecType]*downTrack {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(p.downs)
+}
+
+// addDowns adds tracks of new kinds to player p (a renegotiation), fed by
+// the stream's tracks of those kinds. They carry media at once if the
+// player is connected already.
+func (r *router) addDowns(p *peer, downs map[webrtc.RTPCodecType]*downTrack) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.players[p] {
+		return // closed meanwhile
+	}
+	all := maps.Clone(p.downs)
+	if all == nil {
+		all = map[webrtc.RTPCodecType]*downTrack{}
+	}
+	p.mu.Lock()
+	connected := p.connected
+	p.mu.Unlock()
+	for kind, d := range downs {
+		all[kind] = d
+		d.live.Store(connected)
+		if u := r.ups[kind]; u != nil {
+			u.attach(d)
+		}
+	}
+	p.downs = all
 }
 
 func (r *router) removePlayer(p *peer) {
@@ -393,7 +427,10 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 		return Answer{}, badOffer(k.kind).With("%v", err)
 	}
 	if k.kind == Play {
-		downs, err := p.addDownTracks()
+		downs, err := p.addDownTracks(nil)
+		if err == nil && len(downs) == 0 {
+			err = ErrPlayBadOffer.With("the offer receives neither audio nor video")
+		}
 		if err != nil {
 			if p.isClosed() {
 				return Answer{}, ended(k.kind)
@@ -430,13 +467,13 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 	return ans, nil
 }
 
-// addDownTracks gives a player one track per kind its offer receives, and
-// returns them (the router makes them the player's).
-func (p *peer) addDownTracks() (map[webrtc.RTPCodecType]*downTrack, error) {
+// addDownTracks gives a player one track per kind its offer receives that
+// it has not (have), and reads what the player sends back on each.
+func (p *peer) addDownTracks(have map[webrtc.RTPCodecType]*downTrack) (map[webrtc.RTPCodecType]*downTrack, error) {
 	downs := map[webrtc.RTPCodecType]*downTrack{}
 	for _, tr := range p.pc.GetTransceivers() {
 		kind := tr.Kind()
-		if downs[kind] != nil || (kind != webrtc.RTPCodecTypeAudio && kind != webrtc.RTPCodecTypeVideo) {
+		if downs[kind] != nil || have[kind] != nil || (kind != webrtc.RTPCodecTypeAudio && kind != webrtc.RTPCodecTypeVideo) {
 			continue
 		}
 		d := newDownTrack(kind, string(p.key.stream), p.firstPacket)
@@ -446,9 +483,6 @@ func (p *peer) addDownTracks() (map[webrtc.RTPCodecType]*downTrack, error) {
 		}
 		downs[kind] = d
 		p.spawn(func() { p.readRTCP(sender) })
-	}
-	if len(downs) == 0 {
-		return nil, ErrPlayBadOffer.With("the offer receives neither audio nor video")
 	}
 	return downs, nil
 }
@@ -593,6 +627,18 @@ func (p *peer) renegotiate(ctx context.Context, sdp string) (Answer, error) {
 	defer p.opMu.Unlock()
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return Answer{}, badOffer(p.key.kind).With("%v", err)
+	}
+	if p.key.kind == Play {
+		// A player that now receives a kind it did not (audio, then
+		// video too) gets a track of it.
+		downs, err := p.addDownTracks(p.router.downsOf(p))
+		if err != nil {
+			return Answer{}, err
+		}
+		if len(downs) > 0 {
+			defer p.router.keyframe() // once the answer is out
+			p.router.addDowns(p, downs)
+		}
 	}
 	return p.answer(ctx)
 }

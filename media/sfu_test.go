@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/media/mediatest"
 )
 
 const (
@@ -259,6 +260,59 @@ func TestICERestart(t *testing.T) {
 	}
 	if !pl.sink.WaitMore(video, 20, long) {
 		t.Fatal("no video after the ICE restart")
+	}
+}
+
+// A player that first receives audio only, then renegotiates its peer
+// connection to receive video too, gets the stream's video as well. Before,
+// the renegotiation was answered with no track behind the new kind: no
+// video ever came.
+func TestARenegotiationThatAddsVideoToAnAudioPlayerBringsVideo(t *testing.T) {
+	w := newWorld(t)
+	s, st := startSFU(t, w, "n1", nil)
+	w.aliceCamToBob()
+	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	st.wait(t, "s-alice", "cam", Publishing)
+
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	sink := mediatest.NewSink()
+	pc.OnTrack(sink.OnTrack)
+	recv := webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}
+	if _, err := pc.AddTransceiverFromKind(audio, recv); err != nil {
+		t.Fatal(err)
+	}
+	signal := Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play}
+	if err := offer(t.Context(), s, pc, signal); err != nil {
+		t.Fatalf("the audio-only offer: %v", err)
+	}
+	if !sink.WaitMore(audio, 5, long) {
+		t.Fatal("no audio reached the audio-only player")
+	}
+	if sink.Count(video) != 0 {
+		t.Fatal("video reached a player that asked for audio only")
+	}
+
+	if _, err := pc.AddTransceiverFromKind(video, recv); err != nil {
+		t.Fatal(err)
+	}
+	if err := offer(t.Context(), s, pc, signal); err != nil {
+		t.Fatalf("the renegotiation adding video: %v", err)
+	}
+	if got := s.Stats(); got.Players != 1 {
+		t.Fatalf("stats %+v: the renegotiation should keep bob's one peer", got)
+	}
+	if !sink.WaitMore(video, 10, long) {
+		t.Fatalf("after a renegotiation adding video, the player received %d video packets (audio %d)",
+			sink.Count(video), sink.Count(audio))
+	}
+	if !sink.WaitMore(audio, 5, long) {
+		t.Fatal("audio stopped after the renegotiation")
 	}
 }
 
