@@ -46,6 +46,11 @@ type NodesConfig struct {
 	Live *projections.Live
 	// Notify tells a dead node's publishers and players (nil: dropped).
 	Notify func(StateEvent)
+	// Lost, if set, is called with each node found dead, on every node
+	// that watches: the media connections a node's gateway knows to be on
+	// it, and that no stream's stop tells of (a player waiting there for
+	// its stream), end there.
+	Lost func(node string)
 	// Self is this node's media node name: it beats while Run runs. Empty
 	// on a node without an SFU, which only watches.
 	Self string
@@ -231,6 +236,9 @@ func (n *Nodes) lost(node string, rev uint64) {
 		}
 	})
 	n.cfg.Logger.Warn("media: a media node is lost; stopping its streams", "node", node, "rooms", len(rooms))
+	if n.cfg.Lost != nil {
+		n.cfg.Lost(node)
+	}
 	done := true
 	for _, p := range rooms {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -3,10 +3,12 @@ package tests
 import (
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/roomlog/roomlog/cmd/roomd/node"
+	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/media/mediatest"
 	"github.com/roomlog/roomlog/tests/clienttest"
@@ -397,4 +399,53 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// A player waiting on a media node for its stream to be published again
+// (the publisher stopped; the play is still in the log) outlives that node:
+// the node dies (SIGKILL, a roomd process of its own) hosting no published
+// stream, so no stream's stop tells anyone. The gateway that knows bob's
+// connection is there moves it (1004005): the SDK offers again, to the
+// surviving media node, and when alice publishes again bob receives her
+// stream. Before, bob was told nothing and waited on a dead node for good.
+func TestAPlayerWaitingOnAMediaNodeThatDiesIsMoved(t *testing.T) {
+	// Real time: the timeout is generous enough that a stall on a loaded
+	// machine never declares the live media node dead before it is killed.
+	quick := func(c *node.Config) { c.MediaNodeBeat, c.MediaNodeTimeout = time.Second, 8*time.Second }
+	g := clienttest.StartNode(t, clienttest.NodeOptions{NATSListen: "127.0.0.1:0", Edit: func(c *node.Config) {
+		quick(c)
+		c.NoMedia = true
+	}})
+	lc := g.Log.ClientConfig()
+	m1 := startProcess(t, "media node m1", "-role", "media", "-nats-url", lc.URL, "-nats-password", estest.Password,
+		"-http", freePort(t), "-log-level", "warn")
+	waitFor(t, "the gateway to see m1", func() bool { return len(g.MediaNodes.Alive()) == 1 })
+	m1Name := g.MediaNodes.Alive()[0]
+
+	alice := dialMedia(t, g, clienttest.URL(g.HTTPAddr()), "alice", nil)
+	bob := dialMedia(t, g, clienttest.URL(g.HTTPAddr()), "bob", nil)
+	alice.login("stage")
+	bob.login("stage")
+	alice.publish("alice-cam", "stage")
+	_, sink := bob.play("alice-cam", "stage")
+	if err := alice.c.StopPublishingStream(clienttest.Ctx(t), "alice-cam"); err != nil {
+		t.Fatal(err)
+	}
+	stopped(t, "bob", sink)
+	bob.states.wait(t, "alice-cam", client.PlayRequesting)
+
+	m2 := clienttest.StartNode(t, clienttest.NodeOptions{Join: g, Edit: func(c *node.Config) {
+		quick(c)
+		c.NoGateway = true
+	}})
+	waitFor(t, "the gateway to see m2", func() bool { return len(g.MediaNodes.Alive()) == 2 })
+	if err := m1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if e := bob.states.wait(t, "alice-cam", client.NoPlay); e.Code != domain.ErrMediaPlayMoved.Code {
+		t.Fatalf("bob's player on the dead node m1 (%s) ended with %+v, want play_media_moved", m1Name, e)
+	}
+	waitFor(t, "bob's player to wait on m2", func() bool { return m2.SFU.Stats().Players == 1 })
+	alice.publish("alice-cam", "stage")
+	flowing(t, "bob, after alice published again on m2", sink)
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"slices"
 	"sync"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/media"
+	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
 
@@ -301,6 +303,65 @@ func (s *Server) onMediaState(_ string, data []byte) {
 	if b.deliverLocked(e) {
 		sess.send(mediaStateFrame(e), false)
 	}
+}
+
+// MediaNodeLost ends the media connections of this node's sessions that
+// media node `node`, now dead, answered, and that nobody else tells of: a
+// player waiting there for its stream to be published (again) is moved
+// (1004005: it offers again, to a live node), a publisher whose stream the
+// log does not place on the node has lost its media (1003004, node_lost).
+// The connections of the streams the log places on the node are told by the
+// node that stops those streams (media.Nodes).
+func (s *Server) MediaNodeLost(node string) {
+	s.mu.Lock()
+	sessions := slices.Collect(maps.Values(s.sessions))
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.mu.Lock()
+		app := sess.app
+		sess.mu.Unlock()
+		b := &sess.mediaConns
+		var there []mediaConn
+		for mc, at := range b.peers() {
+			if at.node == node && !s.hostedOn(app, mc.stream, node) {
+				there = append(there, mc)
+			}
+		}
+		b.mu.Lock()
+		for _, mc := range there {
+			at, ok := b.at[mc]
+			if !ok || at.node != node {
+				continue // ended, or offered again elsewhere, meanwhile
+			}
+			e := media.StateEvent{App: app, Session: sess.id, Stream: mc.stream, Kind: mc.kind, State: media.NoPlay,
+				Code: media.ErrPlayMoved.Code, Reason: "moved", Node: at.node, Peer: at.peer}
+			if mc.kind == media.Publish {
+				e.State, e.Code, e.Reason = media.NoPublish, media.ErrPublishNodeLost.Code, "node_lost"
+			}
+			if b.deliverLocked(e) {
+				sess.send(mediaStateFrame(e), false)
+			}
+		}
+		b.mu.Unlock()
+	}
+}
+
+// hostedOn reports whether the log places app's stream on media node node.
+func (s *Server) hostedOn(app domain.AppID, stream domain.StreamID, node string) bool {
+	hosted := false
+	s.cfg.Live.Read(func(m *projections.Model) {
+		a := m.App(app)
+		if a == nil {
+			return
+		}
+		if e := a.Streams[stream]; e != nil && e.Claimed {
+			if r := a.Rooms[e.Room]; r != nil {
+				st := r.Streams[stream]
+				hosted = st != nil && st.Node == node
+			}
+		}
+	})
+	return hosted
 }
 
 // mediaStateFrame is the event that tells a client of e.

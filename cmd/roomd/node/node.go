@@ -318,7 +318,12 @@ func (n *Node) start(ctx context.Context, decider *domain.Decider) error {
 		return err
 	}
 	nc := media.NodesConfig{Records: nodeRecords, Engine: n.Engine, Live: n.Live, Beat: n.cfg.MediaNodeBeat,
-		Timeout: n.cfg.MediaNodeTimeout, Logger: n.cfg.Logger, Notify: n.publishMediaState}
+		Timeout: n.cfg.MediaNodeTimeout, Logger: n.cfg.Logger, Notify: n.publishMediaState,
+		Lost: func(node string) {
+			if n.Gateway != nil { // set before the watch starts
+				n.Gateway.MediaNodeLost(node)
+			}
+		}}
 	if n.SFU != nil {
 		nc.Self = n.SFU.Node()
 	}
