@@ -418,7 +418,7 @@ func TestAPlayerWaitingOnAMediaNodeThatDiesIsMoved(t *testing.T) {
 	}})
 	lc := g.Log.ClientConfig()
 	m1 := startProcess(t, "media node m1", "-role", "media", "-nats-url", lc.URL, "-nats-password", estest.Password,
-		"-http", freePort(t), "-log-level", "warn")
+		"-data", t.TempDir(), "-http", freePort(t), "-log-level", "warn")
 	waitFor(t, "the gateway to see m1", func() bool { return len(g.MediaNodes.Alive()) == 1 })
 	m1Name := g.MediaNodes.Alive()[0]
 
