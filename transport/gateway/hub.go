@@ -79,6 +79,7 @@ func (h *hub) dispatch(rec projections.Record) {
 	if len(members) == 0 {
 		return
 	}
+	var bySession map[domain.SessionID]*session
 	for i := range rec.Events {
 		e := &rec.Events[i]
 		switch e.Data.(type) {
@@ -90,19 +91,37 @@ func (h *hub) dispatch(rec projections.Record) {
 			h.logger.Error("cannot translate an event", "type", e.Type, "err", err)
 			continue
 		}
+		send := func(s *session, m *membership, f *outFrame) {
+			if e.Seq <= m.last || !s.hears(domain.RoomID(key.ID), f) {
+				return
+			}
+			if !f.to.unsent {
+				m.deliver(s, f, e.Seq)
+			}
+			m.last = e.Seq
+			if f.to.leaves {
+				delete(members, s)
+				s.leftRoom(domain.RoomID(key.ID))
+			}
+		}
 		for _, f := range frames {
+			if id := f.to.onlySession; id != "" {
+				// One session's own frame: found, not searched for
+				// (a large room destroyed in steps sends thousands
+				// in one record).
+				if bySession == nil {
+					bySession = make(map[domain.SessionID]*session, len(members))
+					for s := range members {
+						bySession[s.id] = s
+					}
+				}
+				if s := bySession[id]; s != nil && members[s] != nil {
+					send(s, members[s], f)
+				}
+				continue
+			}
 			for s, m := range members {
-				if e.Seq <= m.last || !s.hears(domain.RoomID(key.ID), f) {
-					continue
-				}
-				if !f.to.unsent {
-					m.deliver(s, f, e.Seq)
-				}
-				m.last = e.Seq
-				if f.to.leaves {
-					delete(members, s)
-					s.leftRoom(domain.RoomID(key.ID))
-				}
+				send(s, m, f)
 			}
 		}
 	}
