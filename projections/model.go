@@ -289,8 +289,7 @@ func connectionChanges(e *domain.Event, r *domain.Room, set func(domain.SessionI
 		set(d.Session, at(LeftConnection(d.Reason, d.BySession)))
 	case *domain.RoomDestroyedData:
 		for _, m := range r.Members {
-			set(m.Session, at(Connection{State: domain.StateLogout, Code: domain.ErrRoomNotExist.Code,
-				Reason: domain.ReasonRoomDestroyed}))
+			set(m.Session, at(LeftConnection(domain.ReasonRoomDestroyed, "")))
 		}
 	}
 }
@@ -306,6 +305,8 @@ func LeftConnection(reason domain.Reason, by domain.SessionID) Connection {
 		c.State, c.Code, c.By = domain.StateKickOut, domain.ErrKickedDuplicate.Code, by
 	case domain.ReasonHeartbeatTimeout:
 		c.Code = domain.ErrTimeout.Code
+	case domain.ReasonRoomDestroyed: // the room.destroyed's members, and those sent away before it
+		c.Code = domain.ErrRoomNotExist.Code
 	}
 	return c
 }

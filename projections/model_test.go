@@ -1453,3 +1453,13 @@ func TestASessionThatComesBackKnowsItsUser(t *testing.T) {
 		}
 	})
 }
+
+// A member sent away by the destroy of a room too large for one event
+// (member_left, reason room_destroyed) reads back as one the room.destroyed
+// lists: Logout 1902002. Before, its code was 0.
+func TestAMemberSentAwayByADestroyReadsAsDestroyed(t *testing.T) {
+	got := projections.LeftConnection(domain.ReasonRoomDestroyed, "")
+	if got.State != domain.StateLogout || got.Code != domain.ErrRoomNotExist.Code || got.Reason != domain.ReasonRoomDestroyed {
+		t.Errorf("left with reason room_destroyed: %+v, want Logout 1902002 room_destroyed", got)
+	}
+}
