@@ -598,6 +598,7 @@ func (x *decision) emitDestroyed(r *Room, id RoomID, reason DestroyReason, detai
 		over -= listedBytes(r, r.Members[d.Members[n].User])
 	}
 	leaving := map[SessionID]bool{}
+	x.cutStep() // nothing else in the departures' steps, whatever came before
 	step := 0
 	for _, mc := range d.Members[:n] {
 		m := r.Members[mc.User]

@@ -171,15 +171,16 @@ type Config struct {
 }
 
 // DefaultMaxMessageBytes is the log's default message limit (1 MiB), and
-// MinMaxMessageBytes the least a Decider accepts: one member's departure,
-// its eight streams' stops included, must fit one message.
+// MinMaxMessageBytes the least a Decider accepts: a room's attributes and
+// extra info, and a member's departure with its streams' stops, must each
+// fit one message.
 const (
 	DefaultMaxMessageBytes = 1 << 20
-	MinMaxMessageBytes     = 64 << 10
+	MinMaxMessageBytes     = 16 << 10
 	// messageHeadroom is left in each message for its headers (Msg-Id,
-	// expected sequence) and for what a step's size estimate cannot know
-	// exactly (its events' sequence numbers and times).
-	messageHeadroom = 8 << 10
+	// expected sequence: well under 1 KiB); the size of a step's events is
+	// known to the byte, their sequence numbers counted at 20 digits.
+	messageHeadroom = 2 << 10
 )
 
 // Decider decides commands under per-app policies. It holds configuration

@@ -697,6 +697,17 @@ func drain(nc *nats.Conn, timeout time.Duration) error {
 // (for consumers built on NewConn).
 func (l *Log) StreamName() string { return l.cfg.Stream }
 
+// MaxMsgSize returns the largest message an append may carry: the
+// configured MaxMsgSize, or the server's max_payload where that is smaller
+// (an external server's).
+func (l *Log) MaxMsgSize() int {
+	n := int64(l.cfg.MaxMsgSize)
+	if mp := l.nc.MaxPayload(); mp > 0 && mp < n {
+		n = mp
+	}
+	return int(n)
+}
+
 // Prefix returns the subject prefix.
 func (l *Log) Prefix() string { return l.prefix }
 

@@ -304,7 +304,7 @@ func waitDeadlines(t *testing.T, n *node.Node, want int) {
 func TestTheBackendDestroysARoomTooLargeForOneEvent(t *testing.T) {
 	t.Parallel()
 	n := clienttest.StartNode(t, clienttest.NodeOptions{Edit: func(c *node.Config) {
-		c.Log.MaxMsgSize = domain.MinMaxMessageBytes
+		c.Log.MaxMsgSize = 64 << 10
 	}})
 	addr := n.HTTPAddr()
 	// Members leave in user order: the first is sent away in the first

@@ -6,7 +6,6 @@
 package node
 
 import (
-	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -163,12 +162,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.ReadyGrace <= 0 {
 		cfg.ReadyGrace = DefaultReadyGrace
 	}
-	if cfg.Policy.MaxMessageBytes == 0 {
-		// Each step of a decision is one of the log's messages.
-		cfg.Policy.MaxMessageBytes = int(cmp.Or(cfg.Log.MaxMsgSize, eventstore.DefaultMaxMsgSize))
-	}
-	decider, err := domain.NewDecider(cfg.Policy)
-	if err != nil {
+	// The policies are checked before anything starts; the decider is
+	// made once the log says how large its messages may be.
+	if _, err := domain.NewDecider(cfg.Policy); err != nil {
 		return nil, err
 	}
 	if cfg.Log.Logger == nil {
@@ -176,6 +172,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	log, err := eventstore.Open(ctx, cfg.Log)
 	if err != nil {
+		return nil, err
+	}
+	if cfg.Policy.MaxMessageBytes == 0 {
+		// Each step of a decision is one of the log's messages.
+		cfg.Policy.MaxMessageBytes = log.MaxMsgSize()
+	}
+	decider, err := domain.NewDecider(cfg.Policy)
+	if err != nil {
+		log.Close()
 		return nil, err
 	}
 	n := &Node{cfg: cfg, Log: log, decider: decider}
