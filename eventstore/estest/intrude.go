@@ -3,8 +3,10 @@ package estest
 import (
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -59,16 +61,28 @@ func InChild(t *testing.T) bool {
 	if os.Getenv(env) == t.Name() {
 		return true
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	// -test.run matches each level of a subtest's name on its own.
+	parts := strings.Split(t.Name(), "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	args := []string{"-test.run=" + strings.Join(parts, "/"), "-test.count=1", "-test.v"}
+	if d, ok := t.Deadline(); ok {
+		args = append(args, "-test.timeout="+time.Until(d).String())
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), env+"="+t.Name())
 	out, err := cmd.CombinedOutput()
+	text := string(out)
 	if err != nil {
-		text := string(out)
 		i := strings.Index(text, "panic:")
 		if i < 0 {
 			i = max(0, len(text)-3000)
 		}
 		t.Fatalf("the test's process failed (%v):\n%s", err, text[i:min(len(text), i+3000)])
+	}
+	if !strings.Contains(text, "--- PASS: "+t.Name()+" ") {
+		t.Fatalf("the test's process did not run it:\n%s", text[max(0, len(text)-3000):])
 	}
 	return false
 }
