@@ -241,12 +241,18 @@ type KickUser struct {
 	Room   RoomID
 	User   UserID
 	Detail string
+	// Admin is the subject of the admin token that asked, recorded with
+	// the departure ("" if not from the admin API).
+	Admin string
 }
 
 // DestroyRoom ends a room now (admin API).
 type DestroyRoom struct {
 	Room   RoomID
 	Detail string
+	// Admin is the subject of the admin token that asked, recorded with
+	// the destroy ("" if not from the admin API).
+	Admin string
 }
 
 // ExpireRoom destroys an empty room whose destroy delay has run out; it does

@@ -513,7 +513,7 @@ func (x *decision) switchRoom(c SwitchRoom) error {
 //
 // Steps: room → session (release) → stream registry releases.
 func (x *decision) kickUser(c KickUser) error {
-	if err := errorsJoinArgs(ValidateRoomID(c.Room), ValidateUserID(c.User)); err != nil {
+	if err := errorsJoinArgs(ValidateRoomID(c.Room), ValidateUserID(c.User), ValidateAdmin(c.Admin)); err != nil {
 		return err
 	}
 	if len(c.Detail) > x.pol.Limits.MessageBytes {
@@ -538,7 +538,8 @@ func (x *decision) kickUser(c KickUser) error {
 		return err
 	}
 	s := x.session(m.Session)
-	stopped := x.removeMember(r, c.Room, m, MemberLeftData{Reason: ReasonKickedByBackend, Detail: c.Detail}, true)
+	stopped := x.removeMember(r, c.Room, m, MemberLeftData{Reason: ReasonKickedByBackend, Detail: c.Detail,
+		Admin: c.Admin}, true)
 	if cl, ok := s.Claims[c.Room]; ok && cl.Seq == m.Claim {
 		x.emit(x.sessionKey(m.Session), &RoomReleasedData{Room: c.Room, Claim: cl.Seq, Reason: ReasonKickedByBackend})
 	}
@@ -550,7 +551,7 @@ func (x *decision) kickUser(c KickUser) error {
 // streams' registry entries are released by the reactor from the event,
 // which lists them: a room may have thousands of members.
 func (x *decision) destroyRoom(c DestroyRoom) error {
-	if err := checkArg(ValidateRoomID(c.Room)); err != nil {
+	if err := errorsJoinArgs(ValidateRoomID(c.Room), ValidateAdmin(c.Admin)); err != nil {
 		return err
 	}
 	if len(c.Detail) > x.pol.Limits.MessageBytes {
@@ -563,12 +564,13 @@ func (x *decision) destroyRoom(c DestroyRoom) error {
 	if !r.Exists {
 		return ErrRoomNotExist
 	}
-	x.emitDestroyed(r, c.Room, DestroyBackend, c.Detail)
+	x.emitDestroyed(r, c.Room, DestroyBackend, c.Detail, c.Admin)
 	return nil
 }
 
 // emitDestroyed ends room r with a room.destroyed that lists its members and
-// streams, so that consumers release their claims without folding.
+// streams, so that consumers release their claims without folding, and the
+// admin subject that asked ("" for none).
 //
 // A room too large for that list to fit one log message (about 12,000
 // members under the default 1 MiB) is emptied first: members leave in user
@@ -576,9 +578,9 @@ func (x *decision) destroyRoom(c DestroyRoom) error {
 // room_destroyed, in steps of as many as fit one message, until the rest fit
 // the room.destroyed. Every step leaves a valid room with fewer members, so
 // a destroy cut short (its node died) leaves a room that a retry destroys.
-func (x *decision) emitDestroyed(r *Room, id RoomID, reason DestroyReason, detail string) {
+func (x *decision) emitDestroyed(r *Room, id RoomID, reason DestroyReason, detail, admin string) {
 	rk := x.roomKey(id)
-	d := &RoomDestroyedData{Reason: reason, Detail: detail}
+	d := &RoomDestroyedData{Reason: reason, Detail: detail, Admin: admin}
 	for _, u := range sortedKeys(r.Members) {
 		m := r.Members[u]
 		d.Members = append(d.Members, MemberClaim{User: m.User, Session: m.Session, Claim: m.Claim})
@@ -603,7 +605,7 @@ func (x *decision) emitDestroyed(r *Room, id RoomID, reason DestroyReason, detai
 	for _, mc := range d.Members[:n] {
 		m := r.Members[mc.User]
 		leaving[m.Session] = true
-		stops, gone, _ := departure(r, m, MemberLeftData{Reason: ReasonRoomDestroyed})
+		stops, gone, _ := departure(r, m, MemberLeftData{Reason: ReasonRoomDestroyed, Admin: admin})
 		size := x.eventBytes(rk, gone)
 		for _, p := range stops {
 			size += x.eventBytes(rk, p)
@@ -649,7 +651,7 @@ func (x *decision) expireRoom(c ExpireRoom) error {
 	if !due || x.now.Before(at) || len(r.Members) > 0 {
 		return nil
 	}
-	x.emitDestroyed(r, c.Room, DestroyEmpty, "")
+	x.emitDestroyed(r, c.Room, DestroyEmpty, "", "")
 	return nil
 }
 

@@ -217,6 +217,9 @@ type MemberLeftData struct {
 	BySession SessionID `json:"by_session,omitempty"`
 	// Detail is free text from the backend for a kick.
 	Detail string `json:"detail,omitempty"`
+	// Admin is the subject of the admin token whose kick or destroy sent
+	// the member away (added in v1.5: older events lack it).
+	Admin string `json:"admin,omitempty"`
 	// KickedAt is the time of the duplicate login that took the member out
 	// of this room, when that login was in another room (added in v1.3:
 	// older events lack it). The follow-up that finishes the kick leaves
@@ -360,6 +363,9 @@ type RoomDestroyedData struct {
 	Members []MemberClaim `json:"members,omitempty"`
 	Streams []StreamClaim `json:"streams,omitempty"`
 	Detail  string        `json:"detail,omitempty"`
+	// Admin is the subject of the admin token that destroyed the room
+	// (added in v1.5: older events lack it; none for a room that emptied).
+	Admin string `json:"admin,omitempty"`
 }
 
 // MemberClaim is a member and the claim it joined with.

@@ -53,7 +53,7 @@ func fixtures() []Event {
 		mk(room, 12, &MemberAttributesUpdatedData{Members: []MemberAttributes{{User: "u1", Set: map[string]string{"seat": "3"},
 			Deleted: []string{"hand"}}}, By: "t1", ByName: "Teacher"}),
 		mk(room, 13, &ClaimVoidedData{Registry: KindSession, ID: "s-u9", Claim: 7}),
-		mk(room, 14, &RoomDestroyedData{Reason: DestroyBackend, Detail: "class over",
+		mk(room, 14, &RoomDestroyedData{Reason: DestroyBackend, Detail: "class over", Admin: "ops@school.example",
 			Members: []MemberClaim{{User: "t1", Session: "s-t1", Claim: 2}},
 			Streams: []StreamClaim{{Stream: "teacher-main", User: "t1", Session: "s-t1", Claim: 1}}}),
 		mk(sess, 1, &SessionOpenedData{User: "t1", UserName: "Teacher", Mode: MultiRoom}),

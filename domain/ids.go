@@ -45,6 +45,9 @@ const (
 	MaxUserNameBytes = 256
 	MaxStreamIDBytes = 256
 	MaxSessionBytes  = 64
+	// MaxAdminBytes bounds the admin subject recorded with what an admin
+	// asked for (an admin token's subject).
+	MaxAdminBytes = 128
 )
 
 // checkID reports whether id is acceptable as an identifier: non-empty, valid
@@ -64,6 +67,15 @@ func checkID(what, id string, max int) error {
 		}
 	}
 	return nil
+}
+
+// ValidateAdmin reports whether admin is a usable admin subject ("" for
+// none: a command not from the admin API).
+func ValidateAdmin(admin string) error {
+	if admin == "" {
+		return nil
+	}
+	return checkID("admin subject", admin, MaxAdminBytes)
 }
 
 // ValidateAppID reports whether app is a usable app ID.

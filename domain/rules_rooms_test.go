@@ -222,8 +222,8 @@ func TestZIMRoomRules(t *testing.T) {
 		{name: "the backend destroys a room; the event lists what it held", policy: multi,
 			given: []Command{zim("s1", "u1", "r1", ViaEnter), zim("s2", "u2", "r1", ViaEnter),
 				PublishStream{Session: "s2", Stream: "st", Room: "r1"}},
-			when: DestroyRoom{Room: "r1", Detail: "class over"},
-			then: []ev{inRoom("r1", &RoomDestroyedData{Reason: DestroyBackend, Detail: "class over",
+			when: DestroyRoom{Room: "r1", Detail: "class over", Admin: "ops"},
+			then: []ev{inRoom("r1", &RoomDestroyedData{Reason: DestroyBackend, Detail: "class over", Admin: "ops",
 				Members: []MemberClaim{{User: "u1", Session: "s1", Claim: 2}, {User: "u2", Session: "s2", Claim: 2}},
 				Streams: []StreamClaim{{Stream: "st", User: "u2", Session: "s2", Claim: 1}}})}},
 		{name: "destroying a room that does not exist (1902002)", when: DestroyRoom{Room: "r1"}, err: ErrRoomNotExist},
@@ -252,10 +252,11 @@ func TestKickAndTimeoutRules(t *testing.T) {
 	runRules(t, []rule{
 		{name: "the backend kicks a user (1002055): streams stop, the member leaves, the slot is freed",
 			given: []Command{login("s1", "u1", "r1"), login("s2", "u2", "r1"), PublishStream{Session: "s1", Stream: "st"}},
-			when:  KickUser{Room: "r1", User: "u1", Detail: "spam"},
+			when:  KickUser{Room: "r1", User: "u1", Detail: "spam", Admin: "ops"},
 			then: []ev{
 				inRoom("r1", &StreamStoppedData{Stream: "st", User: "u1", UserName: "name-u1", Session: "s1", Claim: 1, Reason: ReasonKickedByBackend}),
-				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonKickedByBackend, Detail: "spam"}),
+				inRoom("r1", &MemberLeftData{User: "u1", UserName: "name-u1", Session: "s1", Claim: 2, Reason: ReasonKickedByBackend, Detail: "spam",
+					Admin: "ops"}),
 				inSession("s1", &RoomReleasedData{Room: "r1", Claim: 2, Reason: ReasonKickedByBackend}),
 				inStream("st", &StreamReleasedData{Claim: 1, Reason: ReasonKickedByBackend}),
 			}},
@@ -368,7 +369,7 @@ func TestARoomTooLargeForOneEventIsDestroyedInSteps(t *testing.T) {
 	v := NewView()
 	v.Rooms["big"] = room
 	dec, err := d.Decide(v, Meta{App: "app", ID: "cmd-1", Correlation: "cmd-1"},
-		DestroyRoom{Room: "big", Detail: "over"}, t0.Add(time.Minute))
+		DestroyRoom{Room: "big", Detail: "over", Admin: "ops"}, t0.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +399,7 @@ func TestARoomTooLargeForOneEventIsDestroyedInSteps(t *testing.T) {
 			e := &st.Events[j]
 			switch p := e.Data.(type) {
 			case *MemberLeftData:
-				if last || p.Reason != ReasonRoomDestroyed {
+				if last || p.Reason != ReasonRoomDestroyed || p.Admin != "ops" {
 					t.Fatalf("step %d: %s left with reason %q", i, p.User, p.Reason)
 				}
 			case *StreamStoppedData:
@@ -406,7 +407,7 @@ func TestARoomTooLargeForOneEventIsDestroyedInSteps(t *testing.T) {
 					t.Fatalf("step %d: %s stopped with reason %q", i, p.Stream, p.Reason)
 				}
 			case *RoomDestroyedData:
-				if !last || j != len(st.Events)-1 || p.Detail != "over" || p.Reason != DestroyBackend {
+				if !last || j != len(st.Events)-1 || p.Detail != "over" || p.Reason != DestroyBackend || p.Admin != "ops" {
 					t.Fatalf("step %d event %d: %+v, want the destroy's last event", i, j, p)
 				}
 			default:
@@ -445,4 +446,16 @@ func TestARoomTooLargeForOneEventIsDestroyedInSteps(t *testing.T) {
 			t.Fatalf("%s released %d times", who, n)
 		}
 	}
+}
+
+// The admin subject a kick or destroy records is held to what IDs are held
+// to: one longer than 128 bytes, or with a control character, is refused.
+func TestAnAdminSubjectIsChecked(t *testing.T) {
+	long := strings.Repeat("a", MaxAdminBytes+1)
+	runRules(t, []rule{
+		{name: "a kick by a subject too long", given: []Command{login("s1", "u1", "r1")},
+			when: KickUser{Room: "r1", User: "u1", Admin: long}, err: ErrInvalidArgument},
+		{name: "a destroy by a subject with a control character", given: []Command{login("s1", "u1", "r1")},
+			when: DestroyRoom{Room: "r1", Admin: "ops\x1b[2J"}, err: ErrInvalidArgument},
+	})
 }

@@ -70,6 +70,14 @@ func TestBackendKick(t *testing.T) {
 	}
 	bob.waitStreams("stage", client.UpdateDelete, "alice-cam")
 	bob.waitUsers("stage", client.UpdateDelete, "alice")
+	// The log says which admin asked: the subject of its token.
+	kick := findEvent(t, n, "stage", func(e domain.Event) bool {
+		d, ok := e.Data.(*domain.MemberLeftData)
+		return ok && d.User == "alice"
+	}).Data.(*domain.MemberLeftData)
+	if kick.Reason != domain.ReasonKickedByBackend || kick.Detail != "spam" || kick.Admin != "scenario" {
+		t.Errorf("the kick as the log has it: %+v, want kicked_by_backend, spam, by admin scenario", kick)
+	}
 	bobAfterKick := len(bob.seen)
 	var refused adminError
 	if code := adminCall(t, n, "POST", roomPath("stage")+"/kick", admin.KickRequest{User: "alice"}, &refused); code != http.StatusNotFound ||

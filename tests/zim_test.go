@@ -457,6 +457,10 @@ func TestZIMBackendDestroysARoom(t *testing.T) {
 			t.Errorf("%s sends to the destroyed room: %v", p.rec.Name(), err)
 		}
 	}
+	end := findEvent(t, n, "debate", func(e domain.Event) bool { return e.Type == domain.RoomDestroyed })
+	if d := end.Data.(*domain.RoomDestroyedData); d.Detail != "motion carried" || d.Admin != "scenario" {
+		t.Errorf("the destroy as the log has it: %+v, want the reason and admin scenario", d)
+	}
 	alice.broadcast("lounge", "still here")
 	if q, err := alice.c.QueryRoom(clienttest.Ctx(t), "lounge"); err != nil || !slices.Equal(userIDs(q.Users), []string{"alice"}) {
 		t.Errorf("alice's other room after the destroy: %+v, %v", q, err)

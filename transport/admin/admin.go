@@ -121,6 +121,7 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request) (any, error)) ht
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody+1)
+		r = r.WithContext(context.WithValue(r.Context(), adminKey{}, who))
 		v, err := h(w, r)
 		if err != nil {
 			a.refused(r, who, err)
@@ -130,6 +131,16 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request) (any, error)) ht
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)
 	}
+}
+
+// adminKey holds, in a request's context, the subject of its admin token.
+type adminKey struct{}
+
+// adminOf returns the subject of r's admin token, recorded with the changes
+// it asks for.
+func adminOf(r *http.Request) string {
+	who, _ := r.Context().Value(adminKey{}).(string)
+	return who
 }
 
 // refused logs a refused request with the admin subject that sent it. The
@@ -517,7 +528,7 @@ func (a *API) kick(_ http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	res, err := a.exec(r, domain.KickUser{Room: domain.RoomID(r.PathValue("room")), User: domain.UserID(req.User),
-		Detail: req.Reason})
+		Detail: req.Reason, Admin: adminOf(r)})
 	if err != nil {
 		return nil, err
 	}
@@ -534,7 +545,8 @@ func (a *API) destroy(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
-	res, err := a.exec(r, domain.DestroyRoom{Room: domain.RoomID(r.PathValue("room")), Detail: req.Reason})
+	res, err := a.exec(r, domain.DestroyRoom{Room: domain.RoomID(r.PathValue("room")), Detail: req.Reason,
+		Admin: adminOf(r)})
 	if err != nil {
 		return nil, err
 	}
