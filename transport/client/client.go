@@ -141,6 +141,12 @@ type Options struct {
 	// ReadLimit is the largest frame accepted from the server (default
 	// 16 MiB: a room snapshot lists every member).
 	ReadLimit int64
+	// ICEDisconnectedGrace is how long a publisher's or player's ICE may
+	// stay disconnected before the client restarts it (default 3 s, as the
+	// browser SDK). A failed ICE is restarted at once; restarts that do
+	// not bring the connection back are spaced as reconnection attempts
+	// (BackoffMin doubling to BackoffMax). See MediaPlayer.RestartICE.
+	ICEDisconnectedGrace time.Duration
 	// Clock is the time source (default the real clock); see Clock.
 	Clock Clock
 	// Handlers are the callbacks; nil ones are skipped.
@@ -158,6 +164,7 @@ func (o *Options) setDefaults() {
 	defd(&o.ReconnectWindow, 20*time.Minute)
 	defd(&o.BackoffMin, 250*time.Millisecond)
 	defd(&o.BackoffMax, 10*time.Second)
+	defd(&o.ICEDisconnectedGrace, 3*time.Second)
 	if o.ReadLimit == 0 {
 		o.ReadLimit = 16 << 20
 	}
@@ -173,7 +180,8 @@ func (o *Options) setDefaults() {
 func (o *Options) validate() error {
 	var errs []error
 	for name, d := range map[string]time.Duration{"DialTimeout": o.DialTimeout, "RequestTimeout": o.RequestTimeout,
-		"ReconnectWindow": o.ReconnectWindow, "BackoffMin": o.BackoffMin, "BackoffMax": o.BackoffMax} {
+		"ReconnectWindow": o.ReconnectWindow, "BackoffMin": o.BackoffMin, "BackoffMax": o.BackoffMax,
+		"ICEDisconnectedGrace": o.ICEDisconnectedGrace} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("client: %s must not be negative, got %v", name, d))
 		}

@@ -60,11 +60,19 @@ type MediaPublisher struct {
 	stream string
 	pc     *webrtc.PeerConnection
 	node   string // the media node that answered its offer
+	ice    *iceWatch
 }
 
 // PublishMedia sends tracks (audio and/or video) as stream's media. Publish
 // the stream first (StartPublishingStream). State changes arrive at
 // Handlers.OnPublisherStateUpdate.
+//
+// When the connection's ICE fails, or stays disconnected for
+// Options.ICEDisconnectedGrace, the publisher restarts ICE by itself (see
+// RestartICE). If the server answers that the connection is gone (1907003
+// media_peer_not_found, 1907002 media_node_unreachable), its media has
+// ended: OnPublisherStateUpdate gets NO_PUBLISH with that code and reason
+// "gone", as after a resume that finds the connection gone.
 //
 // If the session ends while the offer is in flight (the client had to log
 // in again on a new session), the call fails with code 1002053, as
@@ -88,9 +96,12 @@ func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrt
 		}
 		go drainRTCP(sender)
 	}
+	p := &MediaPublisher{c: c, stream: stream, pc: pc}
+	p.ice = &iceWatch{c: c, stream: stream, kind: protocol.MediaPublish, current: p.current, gone: p.gone}
+	p.ice.watch(pc)
 	call, ctx := c.beginMedia(ctx, stream, protocol.MediaPublish)
 	node, err := c.mediaOffer(ctx, protocol.OpMediaOffer, pc, stream, protocol.MediaPublish, nil, call)
-	p := &MediaPublisher{c: c, stream: stream, pc: pc, node: node}
+	p.node = node
 	_, forgotten, err := c.finishMedia(call, err, func() {
 		if c.publishers == nil {
 			c.publishers = map[string]*MediaPublisher{}
@@ -102,9 +113,44 @@ func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrt
 		return nil, err
 	}
 	if forgotten {
+		p.ice.stop()
 		pc.Close() // its media ended as it was answered: the app was told
+		return p, nil
 	}
+	// A state it reached before it was registered went unheeded.
+	p.ice.changed(pc, pc.ICEConnectionState())
 	return p, nil
+}
+
+// current returns the publisher's peer connection while it is the
+// client's publisher of its stream, else nil.
+func (p *MediaPublisher) current() *webrtc.PeerConnection {
+	p.c.mediaMu.Lock()
+	defer p.c.mediaMu.Unlock()
+	if p.c.publishers[p.stream] != p {
+		return nil
+	}
+	return p.pc
+}
+
+// gone ends the publisher whose connection the media node no longer has
+// (why: media_peer_not_found or media_node_unreachable), telling the app,
+// unless it was ended or replaced meanwhile.
+func (p *MediaPublisher) gone(why *domain.Error) {
+	c := p.c
+	c.mediaMu.Lock()
+	mine := c.publishers[p.stream] == p
+	if mine {
+		delete(c.publishers, p.stream)
+	}
+	c.mediaMu.Unlock()
+	if !mine {
+		return
+	}
+	closeMedia(map[string]*MediaPublisher{p.stream: p}, nil)
+	if h := &c.opts.Handlers; h.OnPublisherStateUpdate != nil {
+		c.disp.push(func() { h.OnPublisherStateUpdate(p.stream, NoPublish, why.Code, "gone") })
+	}
 }
 
 // drainRTCP reads a sender's RTCP, so that its interceptors (NACK
@@ -121,11 +167,12 @@ func drainRTCP(s *webrtc.RTPSender) {
 func (p *MediaPublisher) PeerConnection() *webrtc.PeerConnection { return p.pc }
 
 // RestartICE renegotiates the connection with fresh ICE credentials (after
-// a network change).
+// a network change). The publisher does so by itself when its ICE fails or
+// stays disconnected; an app that learns of a network change sooner may
+// call it. It waits for an offer of the publisher that is out (a restart
+// the publisher is making).
 func (p *MediaPublisher) RestartICE(ctx context.Context) error {
-	_, err := p.c.mediaOffer(ctx, protocol.OpMediaICERestart, p.pc, p.stream, protocol.MediaPublish,
-		&webrtc.OfferOptions{ICERestart: true}, nil)
-	return err
+	return p.ice.restartByHand(ctx, func() *webrtc.PeerConnection { return p.pc })
 }
 
 // Close closes the peer connection, telling the server first, unless a
@@ -138,6 +185,7 @@ func (p *MediaPublisher) Close(ctx context.Context) error {
 		delete(p.c.publishers, p.stream)
 	}
 	p.c.mediaMu.Unlock()
+	p.ice.stop()
 	var err error
 	if mine {
 		_, err = p.c.do(ctx, protocol.OpMediaClose, protocol.MediaCloseRequest{Stream: p.stream,
@@ -152,6 +200,7 @@ type MediaPlayer struct {
 	stream  string
 	opts    MediaOptions
 	onTrack func(*webrtc.TrackRemote, *webrtc.RTPReceiver)
+	ice     *iceWatch
 
 	mu     sync.Mutex
 	pc     *webrtc.PeerConnection
@@ -164,6 +213,11 @@ type MediaPlayer struct {
 // (StartPlayingStream). State changes arrive at Handlers.OnPlayerStateUpdate.
 // When the server says the stream moved to another media node
 // (play_media_moved, 1004005), the player connects again by itself.
+// When the connection's ICE fails, or stays disconnected for
+// Options.ICEDisconnectedGrace, it restarts ICE by itself (see RestartICE);
+// if the server answers that the connection is gone (1907003
+// media_peer_not_found, 1907002 media_node_unreachable), it connects again
+// too, as after a resume that finds the connection gone.
 //
 // As with PublishMedia, a call in flight when the session ends fails with
 // code 1002053, one in flight when Close is called with ErrClosed, and its
@@ -171,6 +225,8 @@ type MediaPlayer struct {
 func (c *Client) PlayMedia(ctx context.Context, stream string, onTrack func(*webrtc.TrackRemote, *webrtc.RTPReceiver),
 	opts MediaOptions) (*MediaPlayer, error) {
 	p := &MediaPlayer{c: c, stream: stream, opts: opts, onTrack: onTrack}
+	p.ice = &iceWatch{c: c, stream: stream, kind: protocol.MediaPlay, current: p.current,
+		gone: func(*domain.Error) { p.moved() }}
 	call, ctx := c.beginMedia(ctx, stream, protocol.MediaPlay)
 	moved, forgotten, err := c.finishMedia(call, p.connect(ctx, call), func() {
 		if c.players == nil {
@@ -193,8 +249,27 @@ func (c *Client) PlayMedia(ctx context.Context, stream string, onTrack func(*web
 		// The stream moved while the answer was on its way: follow it, as
 		// mediaEvent does for a registered player.
 		go p.moved()
+		return p, nil
+	}
+	// A state it reached before it was registered went unheeded.
+	if pc := p.current(); pc != nil {
+		p.ice.changed(pc, pc.ICEConnectionState())
 	}
 	return p, nil
+}
+
+// current returns the player's peer connection while it is the client's
+// player of its stream and not closed, else nil.
+func (p *MediaPlayer) current() *webrtc.PeerConnection {
+	p.c.mediaMu.Lock()
+	mine := p.c.players[p.stream] == p
+	p.c.mediaMu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !mine || p.closed {
+		return nil
+	}
+	return p.pc
 }
 
 // errPlayerClosed fails the connection of a player closed meanwhile (by the
@@ -203,8 +278,10 @@ var errPlayerClosed = errors.New("roomlog: the player was closed")
 
 // connect makes a new peer connection for the player and has it answered;
 // call is the PlayMedia in flight (nil when a registered player connects
-// again).
+// again). No ICE restart crosses its offer.
 func (p *MediaPlayer) connect(ctx context.Context, call *mediaCall) error {
+	p.ice.offerMu.Lock()
+	defer p.ice.offerMu.Unlock()
 	api, err := p.opts.api()
 	if err != nil {
 		return err
@@ -223,6 +300,7 @@ func (p *MediaPlayer) connect(ctx context.Context, call *mediaCall) error {
 	if p.onTrack != nil {
 		pc.OnTrack(p.onTrack)
 	}
+	p.ice.watch(pc)
 	// A player closed meanwhile (Close, or endMedia while moved was on its
 	// way here) closed the connection it saw: a new one would be left open.
 	p.mu.Lock()
@@ -265,11 +343,13 @@ func (p *MediaPlayer) PeerConnection() *webrtc.PeerConnection {
 	return p.pc
 }
 
-// RestartICE renegotiates the connection with fresh ICE credentials.
+// RestartICE renegotiates the connection with fresh ICE credentials (after
+// a network change). The player does so by itself when its ICE fails or
+// stays disconnected; an app that learns of a network change sooner may
+// call it. It waits for an offer of the player that is out (a restart the
+// player is making, or its connecting again).
 func (p *MediaPlayer) RestartICE(ctx context.Context) error {
-	_, err := p.c.mediaOffer(ctx, protocol.OpMediaICERestart, p.PeerConnection(), p.stream, protocol.MediaPlay,
-		&webrtc.OfferOptions{ICERestart: true}, nil)
-	return err
+	return p.ice.restartByHand(ctx, p.PeerConnection)
 }
 
 // Close closes the peer connection, telling the server first, unless a
@@ -285,6 +365,7 @@ func (p *MediaPlayer) Close(ctx context.Context) error {
 		delete(p.c.players, p.stream)
 	}
 	p.c.mediaMu.Unlock()
+	p.ice.stop()
 	var err error
 	if mine {
 		_, err = p.c.do(ctx, protocol.OpMediaClose, protocol.MediaCloseRequest{Stream: p.stream,
@@ -504,9 +585,11 @@ func (c *Client) dropMedia() {
 func closeMedia(publishers map[string]*MediaPublisher, players map[string]*MediaPlayer) {
 	var pcs []*webrtc.PeerConnection
 	for _, p := range publishers {
+		p.ice.stop()
 		pcs = append(pcs, p.pc)
 	}
 	for _, p := range players {
+		p.ice.stop()
 		p.mu.Lock()
 		p.closed = true
 		pcs = append(pcs, p.pc)
@@ -528,7 +611,9 @@ func closeMedia(publishers map[string]*MediaPublisher, players map[string]*Media
 // connection was down are lost. A player whose connection is gone (its
 // stream moved to another media node meanwhile, or its node died) connects
 // again; a publisher whose connection is gone gets NO_PUBLISH with the
-// code. It runs once the connection is installed, each check apart, so that
+// code. A connection still there whose ICE is down restarts ICE at once:
+// the network change that broke the WebSocket may have broken it too. It
+// runs once the connection is installed, each check apart, so that
 // a media node that does not answer holds up nothing else.
 func (c *Client) checkMedia() {
 	c.mediaMu.Lock()
@@ -542,27 +627,17 @@ func (c *Client) checkMedia() {
 		go func() {
 			if c.peerGone(p.stream, protocol.MediaPlay, node) != nil {
 				p.moved()
+			} else {
+				p.ice.kick()
 			}
 		}()
 	}
-	h := &c.opts.Handlers
 	for _, p := range publishers {
 		go func() {
-			why := c.peerGone(p.stream, protocol.MediaPublish, p.node)
-			if why == nil {
-				return
-			}
-			c.mediaMu.Lock()
-			mine := c.publishers[p.stream] == p
-			if mine {
-				delete(c.publishers, p.stream)
-			}
-			c.mediaMu.Unlock()
-			if mine {
-				closeMedia(map[string]*MediaPublisher{p.stream: p}, nil)
-			}
-			if mine && h.OnPublisherStateUpdate != nil {
-				c.disp.push(func() { h.OnPublisherStateUpdate(p.stream, NoPublish, why.Code, "gone") })
+			if why := c.peerGone(p.stream, protocol.MediaPublish, p.node); why != nil {
+				p.gone(why)
+			} else {
+				p.ice.kick()
 			}
 		}()
 	}
@@ -590,9 +665,10 @@ func (c *Client) peerGone(stream, kind, node string) *domain.Error {
 // mediaOffer makes pc's offer (waiting for its ICE candidates), sends it
 // and applies the server's answer; call, if not nil, is the PublishMedia or
 // PlayMedia the offer is for (it is marked answered when the answer comes).
-// It returns the media node that answered.
+// It returns the media node that answered. An ICE restart that fails once
+// its offer is set rolls it back, so that the connection can offer again.
 func (c *Client) mediaOffer(ctx context.Context, op protocol.Op, pc *webrtc.PeerConnection, stream, kind string,
-	o *webrtc.OfferOptions, call *mediaCall) (string, error) {
+	o *webrtc.OfferOptions, call *mediaCall) (_ string, err error) {
 	offer, err := pc.CreateOffer(o)
 	if err != nil {
 		return "", err
@@ -600,6 +676,13 @@ func (c *Client) mediaOffer(ctx context.Context, op protocol.Op, pc *webrtc.Peer
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return "", err
+	}
+	if op == protocol.OpMediaICERestart {
+		defer func() {
+			if err != nil && pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+				_ = pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback})
+			}
+		}()
 	}
 	select {
 	case <-gathered:

@@ -1,0 +1,318 @@
+package client_test
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/transport/v5/vnet"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/media/mediatest"
+	"github.com/roomlog/roomlog/tests/clienttest"
+	"github.com/roomlog/roomlog/transport/client"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// The Go SDK restarts ICE by itself, against a scripted gateway whose media
+// node is a Pion peer connection of the test, on a virtual network whose
+// path between the app and that "media node" the test cuts.
+
+// icePath is a virtual network with the app at 10.0.0.2 and the media node
+// at 10.0.0.1; cut breaks the path between them.
+type icePath struct {
+	app, sfu *vnet.Net
+	cut      atomic.Bool
+}
+
+func newICEPath(t *testing.T) *icePath {
+	t.Helper()
+	router, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.0.0.0/24", LoggerFactory: logging.NewDefaultLoggerFactory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &icePath{}
+	for _, n := range []struct {
+		net **vnet.Net
+		ip  string
+	}{{&p.sfu, "10.0.0.1"}, {&p.app, "10.0.0.2"}} {
+		if *n.net, err = vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{n.ip}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := router.AddNet(*n.net); err != nil {
+			t.Fatal(err)
+		}
+	}
+	router.AddChunkFilter(func(vnet.Chunk) bool { return !p.cut.Load() })
+	if err := router.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { router.Stop() })
+	return p
+}
+
+// appAPI is the app's: quick ICE timeouts (disconnected after 1 s, failed
+// after failed more; 0: never), so that a cut shows soon.
+func (p *icePath) appAPI(failed time.Duration) *webrtc.API {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		panic(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
+		panic(err)
+	}
+	var se webrtc.SettingEngine
+	se.SetNet(p.app)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(time.Second, failed, 200*time.Millisecond)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+}
+
+// sfu is the test's media node: it answers the offers the scripted gateway
+// gets, one peer connection per stream, renegotiated by an ICE restart.
+type sfu struct {
+	t   *testing.T
+	api *webrtc.API
+	mu  sync.Mutex
+	pcs []*webrtc.PeerConnection
+}
+
+func (p *icePath) node(t *testing.T) *sfu {
+	s := &sfu{t: t, api: mediatest.APIOn(p.sfu)}
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, pc := range s.pcs {
+			pc.Close()
+		}
+	})
+	return s
+}
+
+// answer answers the offer of r (a media_offer or media_ice_restart) on c:
+// with a new peer connection if fresh, else with the last one.
+func (s *sfu) answer(c *clienttest.ScriptedConn, r protocol.Request, fresh bool) {
+	s.t.Helper()
+	var req protocol.MediaOfferRequest
+	if err := r.Decode(&req); err != nil {
+		s.t.Fatal(err)
+	}
+	s.mu.Lock()
+	if fresh {
+		pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			s.mu.Unlock()
+			s.t.Fatal(err)
+		}
+		s.pcs = append(s.pcs, pc)
+	}
+	pc := s.pcs[len(s.pcs)-1]
+	s.mu.Unlock()
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: req.SDP}); err != nil {
+		s.t.Fatal(err)
+	}
+	a, err := pc.CreateAnswer(nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(a); err != nil {
+		s.t.Fatal(err)
+	}
+	<-gathered
+	c.Reply(r.ID, protocol.MediaAnswer{SDP: pc.LocalDescription().SDP, Node: "n1"})
+}
+
+// ufrag is the ICE username fragment of an offer.
+func ufrag(t *testing.T, r protocol.Request) string {
+	t.Helper()
+	var req protocol.MediaOfferRequest
+	if err := r.Decode(&req); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(req.SDP, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "a=ice-ufrag:"); ok {
+			return v
+		}
+	}
+	t.Fatal("an offer without ice-ufrag")
+	return ""
+}
+
+// iceState waits until pc's ICE connection state is st.
+func iceState(t *testing.T, what string, pc func() *webrtc.PeerConnection, st webrtc.ICEConnectionState) {
+	t.Helper()
+	for deadline := time.Now().Add(clienttest.Wait); pc().ICEConnectionState() != st; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: ICE is %s, not %s", what, pc().ICEConnectionState(), st)
+		}
+	}
+}
+
+// iceClient dials a client on a clock the test moves to the scripted
+// gateway g.
+func iceClient(t *testing.T, g *clienttest.ScriptedGateway, m *reviewMedia) (*client.Client, *clienttest.ScriptedConn,
+	*estest.Clock) {
+	t.Helper()
+	clock := estest.NewClock(time.Now())
+	o := client.Options{Handlers: newRec(t, "alice").Handlers(), Logger: clienttest.Logger(t),
+		Clock: clienttest.ClientClock(clock)}
+	m.handlers(&o)
+	a, c := dialScriptedWith(t, g, "s1", o)
+	return a, c, clock
+}
+
+// playOn has a play stream through c, answered by s, and waits until its
+// ICE is connected.
+func playOn(t *testing.T, a *client.Client, c *clienttest.ScriptedConn, s *sfu, api *webrtc.API) (*client.MediaPlayer,
+	protocol.Request) {
+	t.Helper()
+	type played struct {
+		p   *client.MediaPlayer
+		err error
+	}
+	done := make(chan played, 1)
+	go func() {
+		p, err := a.PlayMedia(ctx(t), "cam", nil, client.MediaOptions{API: api})
+		done <- played{p, err}
+	}()
+	offer := c.Req(protocol.OpMediaOffer)
+	s.answer(c, offer, true)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	iceState(t, "the player's connection", r.p.PeerConnection, webrtc.ICEConnectionStateConnected)
+	return r.p, offer
+}
+
+// marker has the client send a query_room and checks that it is the next
+// request c gets: no other request (an ICE restart) came before it.
+func marker(t *testing.T, a *client.Client, c *clienttest.ScriptedConn) {
+	t.Helper()
+	go a.QueryRoom(ctx(t), "marker") //nolint:errcheck
+	c.Refuse(c.Req(protocol.OpQueryRoom).ID, domain.ErrNotInRoom)
+}
+
+// A connection that stays disconnected is restarted once
+// ICEDisconnectedGrace has passed on the client's clock, not sooner; one
+// that comes back within it is not restarted. The restart brings the
+// connection back once the path is.
+func TestICERestartAfterTheDisconnectedGrace(t *testing.T) {
+	path := newICEPath(t)
+	s := path.node(t)
+	m := &reviewMedia{}
+	a, c, clock := iceClient(t, clienttest.StartScripted(t), m)
+	// Its ICE never fails: it stays disconnected while the path is cut.
+	p, offer := playOn(t, a, c, s, path.appAPI(0))
+	first := p.PeerConnection()
+
+	// A disconnection that heals within the grace period: no restart.
+	path.cut.Store(true)
+	iceState(t, "the cut", p.PeerConnection, webrtc.ICEConnectionStateDisconnected)
+	path.cut.Store(false)
+	iceState(t, "the path back", p.PeerConnection, webrtc.ICEConnectionStateConnected)
+	clock.Advance(time.Minute)
+	marker(t, a, c)
+
+	// One that lasts: the restart comes at the end of the grace period.
+	path.cut.Store(true)
+	iceState(t, "the second cut", p.PeerConnection, webrtc.ICEConnectionStateDisconnected)
+	clock.Advance(3*time.Second - time.Millisecond)
+	marker(t, a, c)
+	clock.Advance(time.Millisecond)
+	restart := c.Req(protocol.OpMediaICERestart)
+	if ufrag(t, restart) == ufrag(t, offer) {
+		t.Error("the ICE restart's offer has the first offer's credentials")
+	}
+	path.cut.Store(false)
+	s.answer(c, restart, false)
+	iceState(t, "the restarted connection", p.PeerConnection, webrtc.ICEConnectionStateConnected)
+	if p.PeerConnection() != first {
+		t.Error("the player made a new connection rather than restart ICE")
+	}
+	if evs := m.all(); len(evs) != 0 {
+		t.Errorf("the app was told %+v", evs)
+	}
+}
+
+// A player whose ICE failed restarts it at once; told that the media node
+// no longer has its connection (media_peer_not_found), it plays again with
+// a new one, and the app is told no ending.
+func TestICERestartRefusedPlaysAgain(t *testing.T) {
+	path := newICEPath(t)
+	s := path.node(t)
+	m := &reviewMedia{}
+	a, c, _ := iceClient(t, clienttest.StartScripted(t), m)
+	p, _ := playOn(t, a, c, s, path.appAPI(2*time.Second))
+	first := p.PeerConnection()
+
+	path.cut.Store(true)
+	c.Refuse(c.Req(protocol.OpMediaICERestart).ID, domain.ErrMediaPeerNotFound)
+	again := c.Req(protocol.OpMediaOffer)
+	path.cut.Store(false)
+	s.answer(c, again, true)
+	iceState(t, "the new connection", p.PeerConnection, webrtc.ICEConnectionStateConnected)
+	if p.PeerConnection() == first {
+		t.Error("the player kept its connection")
+	}
+	if st := first.ConnectionState(); st != webrtc.PeerConnectionStateClosed {
+		t.Errorf("the first connection is %s, not closed", st)
+	}
+	if evs := m.all(); len(evs) != 0 {
+		t.Errorf("the app was told %+v", evs)
+	}
+}
+
+// A publisher whose ICE failed restarts it at once; told that the media
+// node is gone (media_node_unreachable), its media has ended: the app gets
+// NO_PUBLISH with the code, reason "gone", and the connection is closed.
+func TestICERestartRefusedEndsThePublisher(t *testing.T) {
+	path := newICEPath(t)
+	s := path.node(t)
+	m := &reviewMedia{}
+	a, c, _ := iceClient(t, clienttest.StartScripted(t), m)
+	type published struct {
+		p   *client.MediaPublisher
+		err error
+	}
+	done := make(chan published, 1)
+	go func() {
+		v, au := mediatest.Tracks("cam")
+		p, err := a.PublishMedia(ctx(t), "cam", []webrtc.TrackLocal{v, au},
+			client.MediaOptions{API: path.appAPI(2 * time.Second)})
+		done <- published{p, err}
+	}()
+	s.answer(c, c.Req(protocol.OpMediaOffer), true)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	pc := r.p.PeerConnection()
+	iceState(t, "the publisher's connection", r.p.PeerConnection, webrtc.ICEConnectionStateConnected)
+
+	path.cut.Store(true)
+	c.Refuse(c.Req(protocol.OpMediaICERestart).ID, domain.ErrMediaNodeUnreachable)
+	e, ok := m.waitState("cam", client.NoPublish, clienttest.Wait)
+	if !ok {
+		t.Fatalf("no NO_PUBLISH; got %+v", m.all())
+	}
+	if !e.publisher || e.code != domain.ErrMediaNodeUnreachable.Code || e.reason != "gone" {
+		t.Errorf("got %+v, want NO_PUBLISH %d gone", e, domain.ErrMediaNodeUnreachable.Code)
+	}
+	iceState(t, "the ended publisher", r.p.PeerConnection, webrtc.ICEConnectionStateClosed)
+	if pc.ConnectionState() != webrtc.PeerConnectionStateClosed {
+		t.Errorf("the publisher's connection is %s", pc.ConnectionState())
+	}
+	// Nothing more is asked of the server.
+	marker(t, a, c)
+}
