@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/logging"
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
@@ -20,21 +19,7 @@ import (
 // publisher, NACKs (the SFU asks, the publisher's responder resends) bring
 // the lost packets to the player anyway.
 func TestNACKRecoversLoss(t *testing.T) {
-	router, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.0.0.0/24", LoggerFactory: logging.NewDefaultLoggerFactory()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nets := map[string]*vnet.Net{}
-	for name, ip := range map[string]string{"sfu": "10.0.0.1", "pub": "10.0.0.2", "play": "10.0.0.3"} {
-		n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := router.AddNet(n); err != nil {
-			t.Fatal(err)
-		}
-		nets[name] = n
-	}
+	router, nets := mediatest.VNet(t, map[string]string{"sfu": "10.0.0.1", "pub": "10.0.0.2", "play": "10.0.0.3"})
 	var lossy atomic.Bool
 	var seen, dropped atomic.Int64
 	router.AddChunkFilter(func(c vnet.Chunk) bool {
@@ -51,7 +36,6 @@ func TestNACKRecoversLoss(t *testing.T) {
 	if err := router.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer router.Stop()
 
 	w := newWorld(t)
 	s, _ := startSFU(t, w, "n1", func(c *Config) { c.Net, c.IPs = nets["sfu"], []string{"0.0.0.0"} })

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
-	"github.com/pion/logging"
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
 
@@ -18,26 +15,6 @@ import (
 	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/transport/client"
 )
-
-// quickICEAPI is mediatest.APIOn(n) with short ICE timeouts, so that a
-// connection fails soon after its path breaks (a browser's does within
-// seconds too).
-func quickICEAPI(n *vnet.Net) *webrtc.API {
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		panic(err)
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
-		panic(err)
-	}
-	var se webrtc.SettingEngine
-	se.SetNet(n)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetICETimeouts(2*time.Second, 4*time.Second, 500*time.Millisecond)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
-}
 
 // The path between a Go SDK player, or publisher, and its media node
 // breaks long enough for its ICE to fail, then comes back. The media node
@@ -58,21 +35,7 @@ func TestGoSDKPublisherRestartsICEAfterItsConnectionFailed(t *testing.T) {
 // bob's player until its peer connection fails, restores it, and expects
 // bob's media back.
 func iceFailsAndComesBack(t *testing.T, publisher bool) {
-	router, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.0.0.0/24", LoggerFactory: logging.NewDefaultLoggerFactory()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nets := map[string]*vnet.Net{}
-	for name, ip := range map[string]string{"sfu": "10.0.0.1", "pub": "10.0.0.2", "play": "10.0.0.3"} {
-		n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := router.AddNet(n); err != nil {
-			t.Fatal(err)
-		}
-		nets[name] = n
-	}
+	router, nets := mediatest.VNet(t, map[string]string{"sfu": "10.0.0.1", "pub": "10.0.0.2", "play": "10.0.0.3"})
 	victim := net.ParseIP("10.0.0.3")
 	if publisher {
 		victim = net.ParseIP("10.0.0.2")
@@ -88,7 +51,6 @@ func iceFailsAndComesBack(t *testing.T, publisher bool) {
 	if err := router.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { router.Stop() })
 
 	n := clienttest.StartNode(t, clienttest.NodeOptions{Edit: func(c *node.Config) {
 		c.Media.Net, c.Media.IPs = nets["sfu"], []string{"0.0.0.0"}
@@ -105,9 +67,9 @@ func iceFailsAndComesBack(t *testing.T, publisher bool) {
 
 	pubAPI, playAPI := mediatest.APIOn(nets["pub"]), mediatest.APIOn(nets["play"])
 	if publisher {
-		pubAPI = quickICEAPI(nets["pub"])
+		pubAPI = mediatest.APIWith(nets["pub"], mediatest.QuickICE(2*time.Second, 4*time.Second))
 	} else {
-		playAPI = quickICEAPI(nets["play"])
+		playAPI = mediatest.APIWith(nets["play"], mediatest.QuickICE(2*time.Second, 4*time.Second))
 	}
 	if _, err := alice.c.StartPublishingStream(ctx, "alice-cam", client.PublishOptions{Room: "stage"}); err != nil {
 		t.Fatal(err)

@@ -9,12 +9,15 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/logging"
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -24,7 +27,18 @@ import (
 func API() *webrtc.API { return APIOn(nil) }
 
 // APIOn is API on network n (a vnet.Net; nil: the host's loopback).
-func APIOn(n transport.Net) *webrtc.API {
+func APIOn(n transport.Net) *webrtc.API { return APIWith(n, nil) }
+
+// QuickICE has a peer's ICE report disconnected after disconnected without
+// an answer from the other side and failed failed later (0: never), as a
+// browser does within seconds, so that a broken path shows soon.
+func QuickICE(disconnected, failed time.Duration) func(*webrtc.SettingEngine) {
+	return func(se *webrtc.SettingEngine) { se.SetICETimeouts(disconnected, failed, disconnected/5) }
+}
+
+// APIWith is APIOn with the settings edit makes (nil: none), such as
+// QuickICE.
+func APIWith(n transport.Net, edit func(*webrtc.SettingEngine)) *webrtc.API {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		panic(err)
@@ -42,6 +56,9 @@ func APIOn(n transport.Net) *webrtc.API {
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if edit != nil {
+		edit(&se)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }
 
@@ -192,4 +209,28 @@ func (s *Sink) Stopped(kind webrtc.RTPCodecType, quiet, d time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// VNet is a Pion virtual network (10.0.0.0/24) with one net per name, at
+// the addresses given: {"sfu": "10.0.0.1", ...}. Add the router's chunk
+// filters, then Start it; it is stopped when the test ends.
+func VNet(tb testing.TB, ips map[string]string) (*vnet.Router, map[string]*vnet.Net) {
+	tb.Helper()
+	router, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.0.0.0/24", LoggerFactory: logging.NewDefaultLoggerFactory()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	nets := map[string]*vnet.Net{}
+	for name, ip := range ips {
+		n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := router.AddNet(n); err != nil {
+			tb.Fatal(err)
+		}
+		nets[name] = n
+	}
+	tb.Cleanup(func() { router.Stop() })
+	return router, nets
 }

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
-	"github.com/pion/logging"
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
 
@@ -34,47 +31,19 @@ type icePath struct {
 
 func newICEPath(t *testing.T) *icePath {
 	t.Helper()
-	router, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.0.0.0/24", LoggerFactory: logging.NewDefaultLoggerFactory()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &icePath{}
-	for _, n := range []struct {
-		net **vnet.Net
-		ip  string
-	}{{&p.sfu, "10.0.0.1"}, {&p.app, "10.0.0.2"}} {
-		if *n.net, err = vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{n.ip}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := router.AddNet(*n.net); err != nil {
-			t.Fatal(err)
-		}
-	}
+	router, nets := mediatest.VNet(t, map[string]string{"sfu": "10.0.0.1", "app": "10.0.0.2"})
+	p := &icePath{sfu: nets["sfu"], app: nets["app"]}
 	router.AddChunkFilter(func(vnet.Chunk) bool { return !p.cut.Load() })
 	if err := router.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { router.Stop() })
 	return p
 }
 
 // appAPI is the app's: quick ICE timeouts (disconnected after 1 s, failed
 // after failed more; 0: never), so that a cut shows soon.
 func (p *icePath) appAPI(failed time.Duration) *webrtc.API {
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		panic(err)
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
-		panic(err)
-	}
-	var se webrtc.SettingEngine
-	se.SetNet(p.app)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetICETimeouts(time.Second, failed, 200*time.Millisecond)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	return mediatest.APIWith(p.app, mediatest.QuickICE(time.Second, failed))
 }
 
 // sfu is the test's media node: it answers the offers the scripted gateway
