@@ -29,30 +29,60 @@ func (s *sink) count() int {
 	return len(s.seen)
 }
 
-func (s *sink) run(t *testing.T, log *eventstore.Log, after cursor.Cursor) (stop func()) {
+// consumer makes a consumer of log, configured by cfg, that folds into s
+// every event fail (if set) has no error for, saves the cursor in s, and
+// lists in s what it parks.
+func (s *sink) consumer(t *testing.T, log *eventstore.Log, cfg consume.Config,
+	fail func(cursor.Event) error) *consume.Consumer {
 	t.Helper()
-	c, err := consume.New(consume.Config{Log: log, Name: "test", After: after, MaxAttempts: 3, SaveEvery: 1,
-		Logger: estest.Logger(t),
-		Handle: func(_ context.Context, e cursor.Event) error {
-			s.mu.Lock()
-			s.seen = append(s.seen, e.Cursor)
-			s.mu.Unlock()
-			return nil
-		},
-		Save: func(_ context.Context, c cursor.Cursor) error {
-			s.mu.Lock()
-			s.saved = c
-			s.mu.Unlock()
-			return nil
-		},
-		Parked: func(p consume.Parked) {
-			s.mu.Lock()
-			s.parked = append(s.parked, p)
-			s.mu.Unlock()
-		}})
+	cfg.Log = log
+	if cfg.Logger == nil {
+		cfg.Logger = estest.Logger(t)
+	}
+	cfg.Handle = func(_ context.Context, e cursor.Event) error {
+		if fail != nil {
+			if err := fail(e); err != nil {
+				return err
+			}
+		}
+		s.mu.Lock()
+		s.seen = append(s.seen, e.Cursor)
+		s.mu.Unlock()
+		return nil
+	}
+	cfg.Save = func(_ context.Context, c cursor.Cursor) error {
+		s.mu.Lock()
+		s.saved = c
+		s.mu.Unlock()
+		return nil
+	}
+	cfg.Parked = func(p consume.Parked) {
+		s.mu.Lock()
+		s.parked = append(s.parked, p)
+		s.mu.Unlock()
+	}
+	c, err := consume.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// inOrder fails the test unless s folded each event once, in log order.
+func (s *sink) inOrder(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 1; i < len(s.seen); i++ {
+		if !s.seen[i-1].Less(s.seen[i]) {
+			t.Fatalf("event %d at %s after %s: out of order or repeated", i, s.seen[i], s.seen[i-1])
+		}
+	}
+}
+
+func (s *sink) run(t *testing.T, log *eventstore.Log, after cursor.Cursor) (stop func()) {
+	t.Helper()
+	c := s.consumer(t, log, consume.Config{Name: "test", After: after, MaxAttempts: 3, SaveEvery: 1}, nil)
 	halt := start(t, c)
 	return func() {
 		if err := halt(); err != nil {

@@ -459,35 +459,17 @@ func TestRunEndingWithAnErrorSavesWhatItHandled(t *testing.T) {
 func TestAnOutageOfTheApplicationsStoreLosesNoEvent(t *testing.T) {
 	log := estest.Open(t, nil)
 	var down atomic.Bool
-	var mu sync.Mutex
-	var seen []cursor.Cursor
-	var parked []consume.Parked
 	var failures atomic.Int64
-	c, err := consume.New(consume.Config{Log: log, Name: "outage", Logger: estest.Logger(t),
-		Handle: func(_ context.Context, e cursor.Event) error {
-			if down.Load() {
-				failures.Add(1)
-				return errors.New("the application's store is down")
-			}
-			mu.Lock()
-			seen = append(seen, e.Cursor)
-			mu.Unlock()
-			return nil
-		},
-		Save: func(context.Context, cursor.Cursor) error { return nil },
-		Parked: func(p consume.Parked) {
-			mu.Lock()
-			parked = append(parked, p)
-			mu.Unlock()
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := start(t, c)
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
-
+	var s sink
+	stop := start(t, s.consumer(t, log, consume.Config{Name: "outage"}, func(cursor.Event) error {
+		if down.Load() {
+			failures.Add(1)
+			return errors.New("the application's store is down")
+		}
+		return nil
+	}))
 	before, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "a1", Rooms: 3, Events: 40, Seed: 1})
-	waitFor(t, "the events before the outage", func() bool { return count() >= before })
+	waitFor(t, "the events before the outage", func() bool { return s.count() >= before })
 
 	down.Store(true)
 	during, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "a2", Rooms: 3, Events: 40, Seed: 2})
@@ -496,26 +478,20 @@ func TestAnOutageOfTheApplicationsStoreLosesNoEvent(t *testing.T) {
 	after, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "a3", Rooms: 3, Events: 40, Seed: 3})
 	total := before + during + after
 
-	waitFor(t, "every event", func() bool { return count() >= total })
+	waitFor(t, "every event", func() bool { return s.count() >= total })
 	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if failures.Load() == 0 {
 		t.Fatal("Handle never failed: the outage tested nothing")
 	}
-	for i := 1; i < len(seen); i++ {
-		if !seen[i-1].Less(seen[i]) {
-			t.Fatalf("event %d at %s after %s: out of order or repeated", i, seen[i], seen[i-1])
-		}
-	}
-	if len(parked) > 0 {
+	s.inOrder(t)
+	if len(s.parked) > 0 {
 		t.Errorf("%d messages parked during a 1 s outage of the application's store (first: stream seq %d after %d tries: %s); "+
-			"their events are never handed over", len(parked), parked[0].Seq, parked[0].Tries, parked[0].Error)
+			"their events are never handed over", len(s.parked), s.parked[0].Seq, s.parked[0].Tries, s.parked[0].Error)
 	}
-	if len(seen) != total {
-		t.Errorf("handed over %d events of %d: %d lost", len(seen), total, total-len(seen))
+	if n := s.count(); n != total {
+		t.Errorf("handed over %d events of %d: %d lost", n, total, total-n)
 	}
 }
 
@@ -524,42 +500,24 @@ func TestAnOutageOfTheApplicationsStoreLosesNoEvent(t *testing.T) {
 // events after it are handed over.
 func TestAHandleThatKeepsFailingIsParkedAfterRetryFor(t *testing.T) {
 	log := estest.Open(t, nil)
-	var mu sync.Mutex
-	var seen []cursor.Cursor
-	var parked []consume.Parked
-	c, err := consume.New(consume.Config{Log: log, Name: "failing", MaxAttempts: 3, RetryFor: 300 * time.Millisecond,
-		Logger: estest.Logger(t),
-		Handle: func(_ context.Context, e cursor.Event) error {
+	var s sink
+	stop := start(t, s.consumer(t, log, consume.Config{Name: "failing", MaxAttempts: 3, RetryFor: 300 * time.Millisecond},
+		func(e cursor.Event) error {
 			if e.Cursor.Seq == 2 {
 				return errors.New("no place for this one")
 			}
-			mu.Lock()
-			seen = append(seen, e.Cursor)
-			mu.Unlock()
 			return nil
-		},
-		Save: func(context.Context, cursor.Cursor) error { return nil },
-		Parked: func(p consume.Parked) {
-			mu.Lock()
-			parked = append(parked, p)
-			mu.Unlock()
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := start(t, c)
+		}))
 	_, messages := estest.WriteRooms(t, log, estest.RoomsConfig{App: "a1", Rooms: 1, Events: 5, Seed: 1})
 	waitFor(t, "the events after the failing one", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(parked) == 1 && len(seen) > 0 && seen[len(seen)-1].Seq == uint64(messages)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.parked) == 1 && len(s.seen) > 0 && s.seen[len(s.seen)-1].Seq == uint64(messages)
 	})
 	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if p := parked[0]; p.Seq != 2 || p.Tries < 3 || !strings.Contains(p.Error, "no place for this one") {
+	if p := s.parked[0]; p.Seq != 2 || p.Tries < 3 || !strings.Contains(p.Error, "no place for this one") {
 		t.Errorf("parked %+v, want stream sequence 2 after at least 3 tries, with Handle's error", p)
 	}
 }
@@ -574,37 +532,18 @@ func TestAMessageThatIsNotADeliveryIsPassedOver(t *testing.T) {
 		return
 	}
 	log := estest.Open(t, nil)
-	var mu sync.Mutex
-	var seen []cursor.Cursor
-	c, err := consume.New(consume.Config{Log: log, Name: "intruded", Logger: estest.Logger(t),
-		Handle: func(_ context.Context, e cursor.Event) error {
-			mu.Lock()
-			seen = append(seen, e.Cursor)
-			mu.Unlock()
-			return nil
-		},
-		Save: func(context.Context, cursor.Cursor) error { return nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := start(t, c)
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	var s sink
+	stop := start(t, s.consumer(t, log, consume.Config{Name: "intruded"}, nil))
 	before, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "a1", Rooms: 2, Events: 20, Seed: 1})
-	waitFor(t, "the events before", func() bool { return count() >= before })
+	waitFor(t, "the events before", func() bool { return s.count() >= before })
 	estest.SendToPullInbox(t, log, "consume-intruded", []byte("not a JetStream delivery"))
 	after, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "a2", Rooms: 2, Events: 20, Seed: 2})
-	waitFor(t, "the events after", func() bool { return count() >= before+after })
+	waitFor(t, "the events after", func() bool { return s.count() >= before+after })
 	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != before+after {
-		t.Errorf("handed over %d events, want %d", len(seen), before+after)
+	if n := s.count(); n != before+after {
+		t.Errorf("handed over %d events, want %d", n, before+after)
 	}
-	for i := 1; i < len(seen); i++ {
-		if !seen[i-1].Less(seen[i]) {
-			t.Fatalf("event %d at %s after %s: out of order or repeated", i, seen[i], seen[i-1])
-		}
-	}
+	s.inOrder(t)
 }
