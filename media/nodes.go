@@ -149,7 +149,16 @@ func (n *Nodes) observe(e eventstore.Entry) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if e.Deleted {
-		n.forgetLocked(e.Key)
+		// Only a node that found it dead deletes a node's record (lost):
+		// this node's connections there end too, if its own timer has
+		// not said so yet.
+		if gone := n.forgetLocked(e.Key); gone != "" && n.cfg.Lost != nil && gone != n.cfg.Self {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.cfg.Lost(gone)
+			}()
+		}
 		return
 	}
 	var r nodeRecord
@@ -170,7 +179,9 @@ func (n *Nodes) observe(e eventstore.Entry) {
 	n.timers[r.Node] = time.AfterFunc(n.cfg.Timeout, func() { n.lost(r.Node, rev) })
 }
 
-func (n *Nodes) forgetLocked(key string) {
+// forgetLocked forgets the node whose record key names, and returns it ("":
+// none was alive here).
+func (n *Nodes) forgetLocked(key string) (gone string) {
 	for node := range n.alive {
 		if nodeKey(node) == key {
 			delete(n.alive, node)
@@ -178,8 +189,10 @@ func (n *Nodes) forgetLocked(key string) {
 				t.Stop()
 				delete(n.timers, node)
 			}
+			gone = node
 		}
 	}
+	return gone
 }
 
 // Alive lists the live media nodes, sorted.

@@ -2,7 +2,10 @@ package media
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,5 +68,62 @@ func TestAMediaNodeWhoseFirstBeatFailsBeatsOnceTheLogAnswers(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("the node watcher stopped: %v", err)
 	default:
+	}
+}
+
+// A media node dies. Every node that watches ends its own sessions'
+// connections there (NodesConfig.Lost): the one that finds it dead first,
+// which stops the dead node's streams and deletes its record, and the
+// others, which learn of the death from that delete before their own timer
+// fires. Before, the delete stopped their timers and they never called
+// Lost: their waiting players stayed on the dead node.
+func TestEveryWatcherEndsItsConnectionsOnADeadNode(t *testing.T) {
+	log := estest.Open(t, nil)
+	watch := func(lost *atomic.Int32) *Nodes {
+		records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: NodesBucket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Timers of an hour: which node finds m-dead dead first is the
+		// test's choice.
+		nodes, err := NewNodes(NodesConfig{Records: records, Engine: estest.Engine(t, log, nil, nil),
+			Live: projections.NewLive(projections.NewModel()), Timeout: time.Hour, Logger: estest.Logger(t),
+			Lost: func(node string) {
+				if node == "m-dead" {
+					lost.Add(1)
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- nodes.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+		return nodes
+	}
+	var first, other atomic.Int32
+	finder, watcher := watch(&first), watch(&other)
+	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: NodesBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(nodeRecord{Node: "m-dead", At: time.Now()})
+	rev, err := records.Put(estest.Ctx(t), nodeKey("m-dead"), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	estest.Eventually(t, "both watchers seeing m-dead's beat", func() bool {
+		return slices.Contains(finder.Alive(), "m-dead") && slices.Contains(watcher.Alive(), "m-dead")
+	})
+	finder.lost("m-dead", rev) // its timer fired
+	estest.Eventually(t, "both watchers ending their connections on m-dead", func() bool {
+		return first.Load() >= 1 && other.Load() >= 1
+	})
+	if slices.Contains(watcher.Alive(), "m-dead") {
+		t.Error("the other watcher still lists m-dead alive")
 	}
 }
