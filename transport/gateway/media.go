@@ -169,6 +169,11 @@ type mediaBook struct {
 	// held has an entry for each connection whose offer is being
 	// answered: the state events that wait for its answer.
 	held map[mediaConn][]media.StateEvent
+	// lost names, per connection ended because its media node died
+	// (MediaNodeLost), that node: the node that stops the dead node's
+	// streams tells of it too, later, and that is not told again. It
+	// goes once the connection's next offer is answered.
+	lost map[mediaConn]string
 }
 
 // node is the media node of connection mc ("" if not known).
@@ -194,6 +199,9 @@ func (b *mediaBook) offering(mc mediaConn) {
 // forgets the connection that e ends, under b.mu.
 func (b *mediaBook) deliverLocked(e media.StateEvent) bool {
 	mc := mediaConn{e.Stream, e.Kind}
+	if node, ok := b.lost[mc]; ok && node == e.Node {
+		return false // ended already when its node was found dead
+	}
 	cur, known := b.at[mc]
 	ending := e.State == media.NoPublish || e.State == media.NoPlay
 	switch {
@@ -248,11 +256,15 @@ func (s *session) noteMedia(mc mediaConn, op media.SignalOp, a media.Answer, err
 		switch {
 		case op == media.OpClose:
 			delete(b.at, mc)
+			delete(b.lost, mc)
 		case (op == media.OpOffer || op == media.OpRestart || op == media.OpCheck) && a.Node != "":
 			if b.at == nil {
 				b.at = map[mediaConn]mediaPeer{}
 			}
 			b.at[mc] = mediaPeer{a.Node, a.Peer}
+			if b.lost[mc] != a.Node {
+				delete(b.lost, mc)
+			}
 		}
 	}
 	for _, e := range held {
@@ -338,12 +350,26 @@ func (s *Server) MediaNodeLost(node string) {
 			if mc.kind == media.Publish {
 				e.State, e.Code, e.Reason = media.NoPublish, media.ErrPublishNodeLost.Code, "node_lost"
 			}
-			if b.deliverLocked(e) {
+			if b.endLostLocked(mc, e) {
 				sess.send(mediaStateFrame(e), false)
 			}
 		}
 		b.mu.Unlock()
 	}
+}
+
+// endLostLocked reports whether the session is told of e, the end of
+// connection mc whose media node died, and if so marks the connection so
+// that the node's death is not told of it twice.
+func (b *mediaBook) endLostLocked(mc mediaConn, e media.StateEvent) bool {
+	if !b.deliverLocked(e) {
+		return false
+	}
+	if b.lost == nil {
+		b.lost = map[mediaConn]string{}
+	}
+	b.lost[mc] = e.Node
+	return true
 }
 
 // hostedOn reports whether the log places app's stream on media node node.

@@ -27,3 +27,35 @@ func TestAnEventWithoutIdentityAboutAnotherNodeIsNotSent(t *testing.T) {
 		t.Fatalf("the connection's record changed: %+v", b.at[mc])
 	}
 }
+
+// Node A died while bob played cam there. His gateway moved him
+// (MediaNodeLost: its projection no longer placed cam on A, the node that
+// stopped A's streams having stored the stop); that node's own NO_PLAY
+// node_lost for cam then comes on the bus. Bob is told once: the second
+// would end the player the SDK is connecting again. Once his next offer is
+// answered by node B, events of B reach him again, and A's still do not.
+func TestAConnectionMovedOffADeadNodeIsNotToldOfItAgain(t *testing.T) {
+	mc := mediaConn{"cam", media.Play}
+	s := &session{}
+	b := &s.mediaConns
+	b.at = map[mediaConn]mediaPeer{mc: {node: "A", peer: "p1"}}
+	moved := media.StateEvent{App: "app", Session: "s-bob", Stream: "cam", Kind: media.Play, State: media.NoPlay,
+		Code: media.ErrPlayMoved.Code, Reason: "moved", Node: "A", Peer: "p1"}
+	lost := media.StateEvent{App: "app", Session: "s-bob", Stream: "cam", Kind: media.Play, State: media.NoPlay,
+		Code: media.ErrPlayNodeLost.Code, Reason: "node_lost", Node: "A"}
+	b.mu.Lock()
+	first, second := b.endLostLocked(mc, moved), b.deliverLocked(lost)
+	b.mu.Unlock()
+	if !first || second {
+		t.Fatalf("moved told %v, then node_lost told %v: want moved only", first, second)
+	}
+	s.noteMedia(mc, media.OpOffer, media.Answer{Node: "B", Peer: "p2"}, nil)
+	playing := media.StateEvent{App: "app", Session: "s-bob", Stream: "cam", Kind: media.Play, State: media.Playing,
+		Node: "B", Peer: "p2"}
+	b.mu.Lock()
+	late, onB := b.deliverLocked(lost), b.deliverLocked(playing)
+	b.mu.Unlock()
+	if late || !onB {
+		t.Fatalf("after the offer answered by B: A's node_lost told %v, B's PLAYING told %v", late, onB)
+	}
+}
