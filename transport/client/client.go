@@ -215,6 +215,11 @@ type Client struct {
 	mediaMu    sync.Mutex
 	players    map[string]*MediaPlayer
 	publishers map[string]*MediaPublisher
+	// goneTold holds the streams whose publisher the client ended itself,
+	// telling the app (a restart refused: the connection is gone): the
+	// server's own ending of that connection, which may follow, is not
+	// told again.
+	goneTold map[string]bool
 	// offers are the PublishMedia and PlayMedia calls in flight, whose media
 	// is not registered yet (see mediaCall).
 	offers map[*mediaCall]struct{}

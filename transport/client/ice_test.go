@@ -285,3 +285,49 @@ func TestICERestartRefusedEndsThePublisher(t *testing.T) {
 	// Nothing more is asked of the server.
 	marker(t, a, c)
 }
+
+// Both ends' ICE time out together: the media node closes the publisher's
+// peer (NO_PUBLISH failed, 1003003, on the bus) while the SDK's automatic
+// restart reaches it and is refused (media_peer_not_found). The reply and
+// the event travel apart; when the reply comes first the app hears of the
+// ending once ("gone"), not again when the server's "failed" follows. The
+// first version of the automatic restarts told it twice.
+func TestARefusedRestartThenTheServersEndingIsToldOnce(t *testing.T) {
+	path := newICEPath(t)
+	s := path.node(t)
+	m := &reviewMedia{}
+	a, c, _ := iceClient(t, clienttest.StartScripted(t), m)
+	done := make(chan *client.MediaPublisher, 1)
+	go func() {
+		v, au := mediatest.Tracks("cam")
+		p, err := a.PublishMedia(ctx(t), "cam", []webrtc.TrackLocal{v, au},
+			client.MediaOptions{API: path.appAPI(2 * time.Second)})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- p
+	}()
+	s.answer(c, c.Req(protocol.OpMediaOffer), true)
+	p := <-done
+	iceState(t, "the publisher's connection", p.PeerConnection, webrtc.ICEConnectionStateConnected)
+
+	path.cut.Store(true)
+	c.Refuse(c.Req(protocol.OpMediaICERestart).ID, domain.ErrMediaPeerNotFound)
+	if e, ok := m.waitState("cam", client.NoPublish, 30*time.Second); !ok || e.reason != "gone" {
+		t.Fatalf("the refused restart ended the publisher with %+v (told %v), want NO_PUBLISH gone", e, ok)
+	}
+	// The server's own ending of the connection, later on its way.
+	c.Event(protocol.EvPublisherStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "cam", State: "NO_PUBLISH",
+		Code: int(domain.ErrMediaPublishConnectionFailed.Code), Reason: "failed"})
+	marker(t, a, c)
+	time.Sleep(300 * time.Millisecond) // the callbacks of what came before the marker's reply
+	n := 0
+	for _, e := range m.all() {
+		if e.publisher && e.state == client.NoPublish {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the app heard NO_PUBLISH %d times: %+v", n, m.all())
+	}
+}

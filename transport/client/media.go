@@ -96,6 +96,9 @@ func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrt
 		}
 		go drainRTCP(sender)
 	}
+	c.mediaMu.Lock()
+	delete(c.goneTold, stream) // a new publisher's endings are told
+	c.mediaMu.Unlock()
 	p := &MediaPublisher{c: c, stream: stream, pc: pc}
 	p.ice = &iceWatch{c: c, stream: stream, kind: protocol.MediaPublish, current: p.current, gone: p.gone}
 	p.ice.watch(pc)
@@ -142,6 +145,10 @@ func (p *MediaPublisher) gone(why *domain.Error) {
 	mine := c.publishers[p.stream] == p
 	if mine {
 		delete(c.publishers, p.stream)
+		if c.goneTold == nil {
+			c.goneTold = map[string]bool{}
+		}
+		c.goneTold[p.stream] = true
 	}
 	c.mediaMu.Unlock()
 	if !mine {
@@ -727,6 +734,13 @@ func (c *Client) mediaEvent(f *protocol.Frame) bool {
 	st, code := MediaState(d.State), domain.Code(d.Code)
 	if f.Event == protocol.EvPublisherStateUpdate {
 		if st == NoPublish {
+			c.mediaMu.Lock()
+			told := c.goneTold[d.Stream] && c.publishers[d.Stream] == nil
+			delete(c.goneTold, d.Stream)
+			c.mediaMu.Unlock()
+			if told {
+				return true // the client told the app of this ending already
+			}
 			c.forgetMedia(d.Stream, protocol.MediaPublish)
 		}
 		if h.OnPublisherStateUpdate != nil {
