@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -136,10 +138,26 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request) (any, error)) ht
 // adminKey holds, in a request's context, the subject of its admin token.
 type adminKey struct{}
 
-// adminOf returns the subject of r's admin token, recorded with the changes
-// it asks for.
+// adminOf returns the subject of r's admin token as the log records it with
+// the changes it asks for: a subject no longer minted (over
+// domain.MaxAdminBytes, or with control characters, from a token of an
+// older roomd) is recorded cut short, its control characters replaced, and
+// still works.
 func adminOf(r *http.Request) string {
 	who, _ := r.Context().Value(adminKey{}).(string)
+	if domain.ValidateAdmin(who) == nil {
+		return who
+	}
+	who = strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) {
+			return utf8.RuneError
+		}
+		return c
+	}, strings.ToValidUTF8(who, string(utf8.RuneError)))
+	for len(who) > domain.MaxAdminBytes {
+		_, size := utf8.DecodeLastRuneInString(who)
+		who = who[:len(who)-size]
+	}
 	return who
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -249,5 +251,46 @@ func TestRoomDetailShowsRoomState(t *testing.T) {
 	}
 	if len(d.Members) != 2 || d.Members[1].User != "bob" || d.Members[1].Attributes["seat"] != "2" {
 		t.Fatalf("members: %+v", d.Members)
+	}
+}
+
+// An admin token whose subject roomd no longer mints (longer than
+// 128 bytes, with a control character: minted by an older roomd) still
+// kicks: the log records its subject cut to 128 bytes, the control
+// character replaced, rather than the kick being refused.
+func TestAnOlderAdminTokensLongSubjectIsRecordedCutShort(t *testing.T) {
+	n := start(t)
+	subject := "svc\x07" + strings.Repeat("é", 150)
+	if _, err := n.Signer.MintAdmin(subject, time.Minute); err == nil {
+		t.Error("MintAdmin minted a subject the log cannot record")
+	}
+	old, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Issuer: auth.Issuer, Subject: subject,
+		Audience: jwt.ClaimStrings{auth.AudienceAdmin}, IssuedAt: jwt.NewNumericDate(time.Now()),
+		ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Minute))}).SignedString([]byte("admin-test-secret-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := wire.Dial(t, n.HTTPAddr())
+	alice.Login("r1", "alice", clientToken(t, n, "alice"))
+	wire.Dial(t, n.HTTPAddr()).Login("r1", "bob", clientToken(t, n, "bob"))
+	var done admin.Done
+	if code := call(t, n, old, "POST", "/rooms/r1/kick", admin.KickRequest{User: "alice"}, &done); code != 200 {
+		t.Fatalf("kick with the older token: %d", code)
+	}
+	var left *domain.MemberLeftData
+	if _, err := n.Log.Read(estest.Ctx(t), []string{n.Log.Subject("dev", "room", "r1")}, 1, func(rec eventstore.Record) error {
+		events, err := domain.DecodeEvents(rec.Data)
+		for i := range events {
+			if d, ok := events[i].Data.(*domain.MemberLeftData); ok {
+				left = d
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := "svc\uFFFD" + strings.Repeat("é", 61) // 3 + 3 + 122 bytes
+	if left == nil || left.Admin != want {
+		t.Fatalf("the kick as the log has it: %+v, want admin %q", left, want)
 	}
 }

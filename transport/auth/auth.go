@@ -264,6 +264,8 @@ func (s *Signer) MintAdmin(subject string, ttl time.Duration) (string, error) {
 	var p []string
 	if subject == "" {
 		p = append(p, "no subject")
+	} else if err := domain.ValidateAdmin(subject); err != nil {
+		p = append(p, err.Error()) // the log records it with what the admin does
 	}
 	if ttl < time.Second {
 		// Shorter would truncate to an already expired token.
