@@ -47,9 +47,10 @@ type NodesConfig struct {
 	// Notify tells a dead node's publishers and players (nil: dropped).
 	Notify func(StateEvent)
 	// Lost, if set, is called with each node found dead, on every node
-	// that watches: the media connections a node's gateway knows to be on
-	// it, and that no stream's stop tells of (a player waiting there for
-	// its stream), end there.
+	// that watches (by its own timer, or when another deletes the node's
+	// record): the media connections a node's gateway knows to be on it
+	// end there, those no stream's stop tells of too (a player waiting
+	// there for its stream).
 	Lost func(node string)
 	// Self is this node's media node name: it beats while Run runs. Empty
 	// on a node without an SFU, which only watches.
@@ -265,7 +266,13 @@ func (n *Nodes) lost(node string, rev uint64) {
 		n.tell(p.app, node, res)
 	}
 	if done {
-		_ = n.cfg.Records.Delete(ctx, nodeKey(node), rev)
+		if n.cfg.Records.Delete(ctx, nodeKey(node), rev) == nil {
+			n.mu.Lock()
+			if n.alive[node] == rev {
+				n.forgetLocked(nodeKey(node)) // its delete, coming back, is news to no one here
+			}
+			n.mu.Unlock()
+		}
 	} else {
 		n.mu.Lock()
 		if n.alive[node] == rev {

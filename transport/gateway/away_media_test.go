@@ -17,7 +17,7 @@ import (
 func TestAwayMediaGoesWhenNoResumeCanCome(t *testing.T) {
 	clock := estest.NewClock(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
 	s := &Server{cfg: Config{Clock: clock, HeartbeatTimeout: 90 * time.Second}}
-	peers := map[mediaConn]mediaPeer{{"cam", media.Publish}: {node: "M", peer: "p1"}}
+	peers := mediaCarry{at: map[mediaConn]mediaPeer{{"cam", media.Publish}: {node: "M", peer: "p1"}}}
 	s.awayMedia = map[domain.SessionID]awayPeers{"kicked-while-away": {peers, clock.Now()}}
 	clock.Advance(100 * time.Second)
 	s.awayMedia["away-a-while"] = awayPeers{peers, clock.Now()}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/media"
-	"github.com/roomlog/roomlog/projections"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
 
@@ -169,11 +168,12 @@ type mediaBook struct {
 	// held has an entry for each connection whose offer is being
 	// answered: the state events that wait for its answer.
 	held map[mediaConn][]media.StateEvent
-	// lost names, per connection ended because its media node died
-	// (MediaNodeLost), that node: the node that stops the dead node's
-	// streams tells of it too, later, and that is not told again. It
-	// goes once the connection's next offer is answered.
-	lost map[mediaConn]string
+	// lost holds, per connection ended because its media node died
+	// (MediaNodeLost), the peer it had there: the node that stops the dead
+	// node's streams may tell of it too, later, and events of that node
+	// about that peer (or about no peer) are not told again. It goes when
+	// the connection is closed or answered elsewhere.
+	lost map[mediaConn]mediaPeer
 }
 
 // node is the media node of connection mc ("" if not known).
@@ -199,7 +199,7 @@ func (b *mediaBook) offering(mc mediaConn) {
 // forgets the connection that e ends, under b.mu.
 func (b *mediaBook) deliverLocked(e media.StateEvent) bool {
 	mc := mediaConn{e.Stream, e.Kind}
-	if node, ok := b.lost[mc]; ok && node == e.Node {
+	if m, ok := b.lost[mc]; ok && m.node == e.Node && (e.Peer == "" || e.Peer == m.peer) {
 		return false // ended already when its node was found dead
 	}
 	cur, known := b.at[mc]
@@ -262,7 +262,7 @@ func (s *session) noteMedia(mc mediaConn, op media.SignalOp, a media.Answer, err
 				b.at = map[mediaConn]mediaPeer{}
 			}
 			b.at[mc] = mediaPeer{a.Node, a.Peer}
-			if b.lost[mc] != a.Node {
+			if b.lost[mc].node != a.Node {
 				delete(b.lost, mc)
 			}
 		}
@@ -274,19 +274,28 @@ func (s *session) noteMedia(mc mediaConn, op media.SignalOp, a media.Answer, err
 	}
 }
 
-// peers returns a copy of where the book's connections are answered, to
-// carry over to the session's next connection on this node (setPeers).
-func (b *mediaBook) peers() map[mediaConn]mediaPeer {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return maps.Clone(b.at)
+// mediaCarry is what a session's next connection on this node takes over
+// of its book: where its connections are answered, and the peers of those
+// that ended because their node died (mediaBook.lost).
+type mediaCarry struct {
+	at, lost map[mediaConn]mediaPeer
 }
 
-// setPeers sets where the book's connections are answered.
-func (b *mediaBook) setPeers(at map[mediaConn]mediaPeer) {
+func (c mediaCarry) empty() bool { return len(c.at) == 0 && len(c.lost) == 0 }
+
+// carry returns a copy of what the session's next connection on this node
+// takes over (takeOver).
+func (b *mediaBook) carry() mediaCarry {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.at = at
+	return mediaCarry{at: maps.Clone(b.at), lost: maps.Clone(b.lost)}
+}
+
+// takeOver sets the book to what a connection of the session had.
+func (b *mediaBook) takeOver(c mediaCarry) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.at, b.lost = c.at, c.lost
 }
 
 // onMediaState delivers a media node's state change to the session, if it
@@ -318,12 +327,11 @@ func (s *Server) onMediaState(_ string, data []byte) {
 }
 
 // MediaNodeLost ends the media connections of this node's sessions that
-// media node `node`, now dead, answered, and that nobody else tells of: a
-// player waiting there for its stream to be published (again) is moved
-// (1004005: it offers again, to a live node), a publisher whose stream the
-// log does not place on the node has lost its media (1003004, node_lost).
-// The connections of the streams the log places on the node are told by the
-// node that stops those streams (media.Nodes).
+// media node `node`, now dead, answered: NO_PUBLISH 1003004 / NO_PLAY
+// 1004004, reason node_lost, as the node that stops the dead node's streams
+// tells their publishers and players (media.Nodes), whichever comes first,
+// once. Only this gateway knows of some of them: a player waiting there for
+// its stream to be published again, whose stream the log places nowhere.
 func (s *Server) MediaNodeLost(node string) {
 	s.mu.Lock()
 	sessions := slices.Collect(maps.Values(s.sessions))
@@ -333,22 +341,15 @@ func (s *Server) MediaNodeLost(node string) {
 		app := sess.app
 		sess.mu.Unlock()
 		b := &sess.mediaConns
-		var there []mediaConn
-		for mc, at := range b.peers() {
-			if at.node == node && !s.hostedOn(app, mc.stream, node) {
-				there = append(there, mc)
-			}
-		}
 		b.mu.Lock()
-		for _, mc := range there {
-			at, ok := b.at[mc]
-			if !ok || at.node != node {
-				continue // ended, or offered again elsewhere, meanwhile
+		for mc, at := range b.at {
+			if at.node != node {
+				continue
 			}
 			e := media.StateEvent{App: app, Session: sess.id, Stream: mc.stream, Kind: mc.kind, State: media.NoPlay,
-				Code: media.ErrPlayMoved.Code, Reason: "moved", Node: at.node, Peer: at.peer}
+				Code: media.ErrPlayNodeLost.Code, Reason: "node_lost", Node: at.node, Peer: at.peer}
 			if mc.kind == media.Publish {
-				e.State, e.Code, e.Reason = media.NoPublish, media.ErrPublishNodeLost.Code, "node_lost"
+				e.State, e.Code = media.NoPublish, media.ErrPublishNodeLost.Code
 			}
 			if b.endLostLocked(mc, e) {
 				sess.send(mediaStateFrame(e), false)
@@ -366,28 +367,10 @@ func (b *mediaBook) endLostLocked(mc mediaConn, e media.StateEvent) bool {
 		return false
 	}
 	if b.lost == nil {
-		b.lost = map[mediaConn]string{}
+		b.lost = map[mediaConn]mediaPeer{}
 	}
-	b.lost[mc] = e.Node
+	b.lost[mc] = mediaPeer{e.Node, e.Peer}
 	return true
-}
-
-// hostedOn reports whether the log places app's stream on media node node.
-func (s *Server) hostedOn(app domain.AppID, stream domain.StreamID, node string) bool {
-	hosted := false
-	s.cfg.Live.Read(func(m *projections.Model) {
-		a := m.App(app)
-		if a == nil {
-			return
-		}
-		if e := a.Streams[stream]; e != nil && e.Claimed {
-			if r := a.Rooms[e.Room]; r != nil {
-				st := r.Streams[stream]
-				hosted = st != nil && st.Node == node
-			}
-		}
-	})
-	return hosted
 }
 
 // mediaStateFrame is the event that tells a client of e.

@@ -311,7 +311,7 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	old := srv.sessions[sid]
 	srv.sessions[sid] = s
 	delete(srv.sessions, fresh.id)
-	away := srv.awayMedia[sid].peers
+	away := srv.awayMedia[sid].media
 	delete(srv.awayMedia, sid)
 	srv.mu.Unlock()
 	if old != nil {
@@ -330,9 +330,9 @@ func (srv *Server) reattach(ctx context.Context, c *conn, fresh *session, req pr
 	// (detach), as they were kept then (a resume through another node
 	// learns it from media_check).
 	if old != nil {
-		away = old.mediaConns.peers()
+		away = old.mediaConns.carry()
 	}
-	s.mediaConns.setPeers(away)
+	s.mediaConns.takeOver(away)
 	tok, err := srv.mintResume(s)
 	if err != nil {
 		return nil, protocol.ResumeReply{}, nil, domain.ErrInternal.With("%v", err)

@@ -319,10 +319,10 @@ func (s *Server) tick(ctx context.Context) {
 	}
 }
 
-// awayPeers is what awayMedia keeps of a session: its media peers, and
-// when its connection went.
+// awayPeers is what awayMedia keeps of a session: its media book, and when
+// its connection went.
 type awayPeers struct {
-	peers map[mediaConn]mediaPeer
+	media mediaCarry
 	since time.Time
 }
 
@@ -445,11 +445,11 @@ func (s *Server) detach(c *conn) {
 	app, bound, seen := sess.app, sess.bound, sess.lastSeen
 	sess.mu.Unlock()
 	s.hub.forget(sess)
-	at := sess.mediaConns.peers()
+	at := sess.mediaConns.carry()
 	s.mu.Lock()
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
-		if len(at) > 0 {
+		if !at.empty() {
 			if s.awayMedia == nil {
 				s.awayMedia = map[domain.SessionID]awayPeers{}
 			}
