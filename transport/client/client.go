@@ -218,7 +218,7 @@ type Client struct {
 	// goneTold holds the streams whose publisher the client ended itself,
 	// telling the app (a restart refused: the connection is gone): the
 	// server's own ending of that connection, which may follow, is not
-	// told again.
+	// told again (until the answer to a new PublishMedia of the stream).
 	goneTold map[string]bool
 	// offers are the PublishMedia and PlayMedia calls in flight, whose media
 	// is not registered yet (see mediaCall).

@@ -331,3 +331,54 @@ func TestARefusedRestartThenTheServersEndingIsToldOnce(t *testing.T) {
 		t.Fatalf("the app heard NO_PUBLISH %d times: %+v", n, m.all())
 	}
 }
+
+// As TestARefusedRestartThenTheServersEndingIsToldOnce, but the app, told
+// NO_PUBLISH gone, publishes the stream again at once; the server's late
+// NO_PUBLISH failed of the old connection arrives while the new offer is in
+// flight. It is not told either (the first version forgot what it had told
+// as soon as the new PublishMedia began).
+func TestAnEndingToldBeforeARepublishIsNotToldAgain(t *testing.T) {
+	path := newICEPath(t)
+	s := path.node(t)
+	m := &reviewMedia{}
+	a, c, _ := iceClient(t, clienttest.StartScripted(t), m)
+	done := make(chan *client.MediaPublisher, 1)
+	publish := func() {
+		v, au := mediatest.Tracks("cam")
+		p, err := a.PublishMedia(ctx(t), "cam", []webrtc.TrackLocal{v, au},
+			client.MediaOptions{API: path.appAPI(2 * time.Second)})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- p
+	}
+	go publish()
+	s.answer(c, c.Req(protocol.OpMediaOffer), true)
+	p := <-done
+	iceState(t, "the publisher's connection", p.PeerConnection, webrtc.ICEConnectionStateConnected)
+
+	path.cut.Store(true)
+	c.Refuse(c.Req(protocol.OpMediaICERestart).ID, domain.ErrMediaPeerNotFound)
+	if e, ok := m.waitState("cam", client.NoPublish, 30*time.Second); !ok || e.reason != "gone" {
+		t.Fatalf("the refused restart ended the publisher with %+v (told %v), want NO_PUBLISH gone", e, ok)
+	}
+	path.cut.Store(false)
+	go publish() // the app publishes again at once
+	offer := c.Req(protocol.OpMediaOffer)
+	// The server's own ending of the OLD connection, arriving now.
+	c.Event(protocol.EvPublisherStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "cam", State: "NO_PUBLISH",
+		Code: int(domain.ErrMediaPublishConnectionFailed.Code), Reason: "failed"})
+	s.answer(c, offer, true)
+	<-done
+	marker(t, a, c)
+	time.Sleep(300 * time.Millisecond)
+	n := 0
+	for _, e := range m.all() {
+		if e.publisher && e.state == client.NoPublish {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the app heard NO_PUBLISH %d times: %+v", n, m.all())
+	}
+}

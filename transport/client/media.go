@@ -96,9 +96,6 @@ func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrt
 		}
 		go drainRTCP(sender)
 	}
-	c.mediaMu.Lock()
-	delete(c.goneTold, stream) // a new publisher's endings are told
-	c.mediaMu.Unlock()
 	p := &MediaPublisher{c: c, stream: stream, pc: pc}
 	p.ice = &iceWatch{c: c, stream: stream, kind: protocol.MediaPublish, current: p.current, gone: p.gone}
 	p.ice.watch(pc)
@@ -703,6 +700,11 @@ func (c *Client) mediaOffer(ctx context.Context, op protocol.Op, pc *webrtc.Peer
 		answered = func([]byte) error {
 			c.mediaMu.Lock()
 			call.answered = true
+			if kind == protocol.MediaPublish {
+				// The endings from here on are the new connection's; those
+				// before (an ended one's, on its way) were told already.
+				delete(c.goneTold, stream)
+			}
 			c.mediaMu.Unlock()
 			return nil
 		}
