@@ -242,6 +242,75 @@ func TestICERestartRefusedPlaysAgain(t *testing.T) {
 	}
 }
 
+// published is the outcome of a PublishMedia.
+type published struct {
+	p   *client.MediaPublisher
+	err error
+}
+
+// publish starts a's PublishMedia of cam over api; its outcome comes on
+// the channel.
+func publish(t *testing.T, a *client.Client, api *webrtc.API) <-chan published {
+	done := make(chan published, 1)
+	go func() {
+		v, au := mediatest.Tracks("cam")
+		p, err := a.PublishMedia(ctx(t), "cam", []webrtc.TrackLocal{v, au}, client.MediaOptions{API: api})
+		done <- published{p, err}
+	}()
+	return done
+}
+
+// publishOn publishes cam, answered by s, and returns the publisher once
+// its connection is up.
+func publishOn(t *testing.T, a *client.Client, c *clienttest.ScriptedConn, s *sfu, api *webrtc.API) *client.MediaPublisher {
+	t.Helper()
+	done := publish(t, a, api)
+	s.answer(c, c.Req(protocol.OpMediaOffer), true)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	iceState(t, "the publisher's connection", r.p.PeerConnection, webrtc.ICEConnectionStateConnected)
+	return r.p
+}
+
+// refusedAsGone cuts the path until the publisher restarts ICE, refuses the
+// restart with why, and returns the ending the app is told.
+func refusedAsGone(t *testing.T, path *icePath, c *clienttest.ScriptedConn, m *reviewMedia, why *domain.Error) reviewMediaEvent {
+	t.Helper()
+	path.cut.Store(true)
+	c.Refuse(c.Req(protocol.OpMediaICERestart).ID, why)
+	e, ok := m.waitState("cam", client.NoPublish, clienttest.Wait)
+	if !ok {
+		t.Fatalf("no NO_PUBLISH; got %+v", m.all())
+	}
+	return e
+}
+
+// serverFailed is the media node's own ending of the publisher's
+// connection.
+func serverFailed(c *clienttest.ScriptedConn) {
+	c.Event(protocol.EvPublisherStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "cam", State: "NO_PUBLISH",
+		Code: int(domain.ErrMediaPublishConnectionFailed.Code), Reason: "failed"})
+}
+
+// toldOnce checks that the app heard of the publisher's ending once, after
+// the callbacks of everything before a marker.
+func toldOnce(t *testing.T, a *client.Client, c *clienttest.ScriptedConn, m *reviewMedia) {
+	t.Helper()
+	marker(t, a, c)
+	time.Sleep(300 * time.Millisecond) // the callbacks of what came before the marker's reply
+	n := 0
+	for _, e := range m.all() {
+		if e.publisher && e.state == client.NoPublish {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the app heard NO_PUBLISH %d times: %+v", n, m.all())
+	}
+}
+
 // A publisher whose ICE failed restarts it at once; told that the media
 // node is gone (media_node_unreachable), its media has ended: the app gets
 // NO_PUBLISH with the code, reason "gone", and the connection is closed.
@@ -250,35 +319,13 @@ func TestICERestartRefusedEndsThePublisher(t *testing.T) {
 	s := path.node(t)
 	m := &reviewMedia{}
 	a, c, _ := iceClient(t, clienttest.StartScripted(t), m)
-	type published struct {
-		p   *client.MediaPublisher
-		err error
-	}
-	done := make(chan published, 1)
-	go func() {
-		v, au := mediatest.Tracks("cam")
-		p, err := a.PublishMedia(ctx(t), "cam", []webrtc.TrackLocal{v, au},
-			client.MediaOptions{API: path.appAPI(2 * time.Second)})
-		done <- published{p, err}
-	}()
-	s.answer(c, c.Req(protocol.OpMediaOffer), true)
-	r := <-done
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	pc := r.p.PeerConnection()
-	iceState(t, "the publisher's connection", r.p.PeerConnection, webrtc.ICEConnectionStateConnected)
-
-	path.cut.Store(true)
-	c.Refuse(c.Req(protocol.OpMediaICERestart).ID, domain.ErrMediaNodeUnreachable)
-	e, ok := m.waitState("cam", client.NoPublish, clienttest.Wait)
-	if !ok {
-		t.Fatalf("no NO_PUBLISH; got %+v", m.all())
-	}
+	p := publishOn(t, a, c, s, path.appAPI(2*time.Second))
+	pc := p.PeerConnection()
+	e := refusedAsGone(t, path, c, m, domain.ErrMediaNodeUnreachable)
 	if !e.publisher || e.code != domain.ErrMediaNodeUnreachable.Code || e.reason != "gone" {
 		t.Errorf("got %+v, want NO_PUBLISH %d gone", e, domain.ErrMediaNodeUnreachable.Code)
 	}
-	iceState(t, "the ended publisher", r.p.PeerConnection, webrtc.ICEConnectionStateClosed)
+	iceState(t, "the ended publisher", p.PeerConnection, webrtc.ICEConnectionStateClosed)
 	if pc.ConnectionState() != webrtc.PeerConnectionStateClosed {
 		t.Errorf("the publisher's connection is %s", pc.ConnectionState())
 	}
@@ -297,39 +344,12 @@ func TestARefusedRestartThenTheServersEndingIsToldOnce(t *testing.T) {
 	s := path.node(t)
 	m := &reviewMedia{}
 	a, c, _ := iceClient(t, clienttest.StartScripted(t), m)
-	done := make(chan *client.MediaPublisher, 1)
-	go func() {
-		v, au := mediatest.Tracks("cam")
-		p, err := a.PublishMedia(ctx(t), "cam", []webrtc.TrackLocal{v, au},
-			client.MediaOptions{API: path.appAPI(2 * time.Second)})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- p
-	}()
-	s.answer(c, c.Req(protocol.OpMediaOffer), true)
-	p := <-done
-	iceState(t, "the publisher's connection", p.PeerConnection, webrtc.ICEConnectionStateConnected)
-
-	path.cut.Store(true)
-	c.Refuse(c.Req(protocol.OpMediaICERestart).ID, domain.ErrMediaPeerNotFound)
-	if e, ok := m.waitState("cam", client.NoPublish, 30*time.Second); !ok || e.reason != "gone" {
-		t.Fatalf("the refused restart ended the publisher with %+v (told %v), want NO_PUBLISH gone", e, ok)
+	publishOn(t, a, c, s, path.appAPI(2*time.Second))
+	if e := refusedAsGone(t, path, c, m, domain.ErrMediaPeerNotFound); e.reason != "gone" {
+		t.Fatalf("the refused restart ended the publisher with %+v, want NO_PUBLISH gone", e)
 	}
-	// The server's own ending of the connection, later on its way.
-	c.Event(protocol.EvPublisherStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "cam", State: "NO_PUBLISH",
-		Code: int(domain.ErrMediaPublishConnectionFailed.Code), Reason: "failed"})
-	marker(t, a, c)
-	time.Sleep(300 * time.Millisecond) // the callbacks of what came before the marker's reply
-	n := 0
-	for _, e := range m.all() {
-		if e.publisher && e.state == client.NoPublish {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Fatalf("the app heard NO_PUBLISH %d times: %+v", n, m.all())
-	}
+	serverFailed(c) // later on its way
+	toldOnce(t, a, c, m)
 }
 
 // As TestARefusedRestartThenTheServersEndingIsToldOnce, but the app, told
@@ -342,43 +362,18 @@ func TestAnEndingToldBeforeARepublishIsNotToldAgain(t *testing.T) {
 	s := path.node(t)
 	m := &reviewMedia{}
 	a, c, _ := iceClient(t, clienttest.StartScripted(t), m)
-	done := make(chan *client.MediaPublisher, 1)
-	publish := func() {
-		v, au := mediatest.Tracks("cam")
-		p, err := a.PublishMedia(ctx(t), "cam", []webrtc.TrackLocal{v, au},
-			client.MediaOptions{API: path.appAPI(2 * time.Second)})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- p
-	}
-	go publish()
-	s.answer(c, c.Req(protocol.OpMediaOffer), true)
-	p := <-done
-	iceState(t, "the publisher's connection", p.PeerConnection, webrtc.ICEConnectionStateConnected)
-
-	path.cut.Store(true)
-	c.Refuse(c.Req(protocol.OpMediaICERestart).ID, domain.ErrMediaPeerNotFound)
-	if e, ok := m.waitState("cam", client.NoPublish, 30*time.Second); !ok || e.reason != "gone" {
-		t.Fatalf("the refused restart ended the publisher with %+v (told %v), want NO_PUBLISH gone", e, ok)
+	api := path.appAPI(2 * time.Second)
+	publishOn(t, a, c, s, api)
+	if e := refusedAsGone(t, path, c, m, domain.ErrMediaPeerNotFound); e.reason != "gone" {
+		t.Fatalf("the refused restart ended the publisher with %+v, want NO_PUBLISH gone", e)
 	}
 	path.cut.Store(false)
-	go publish() // the app publishes again at once
+	done := publish(t, a, api) // the app publishes again at once
 	offer := c.Req(protocol.OpMediaOffer)
-	// The server's own ending of the OLD connection, arriving now.
-	c.Event(protocol.EvPublisherStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "cam", State: "NO_PUBLISH",
-		Code: int(domain.ErrMediaPublishConnectionFailed.Code), Reason: "failed"})
+	serverFailed(c) // of the old connection, arriving now
 	s.answer(c, offer, true)
-	<-done
-	marker(t, a, c)
-	time.Sleep(300 * time.Millisecond)
-	n := 0
-	for _, e := range m.all() {
-		if e.publisher && e.state == client.NoPublish {
-			n++
-		}
+	if r := <-done; r.err != nil {
+		t.Fatal(r.err)
 	}
-	if n != 1 {
-		t.Fatalf("the app heard NO_PUBLISH %d times: %+v", n, m.all())
-	}
+	toldOnce(t, a, c, m)
 }
