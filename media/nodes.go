@@ -73,8 +73,11 @@ type Nodes struct {
 	mu     sync.Mutex
 	alive  map[string]uint64 // node → revision of its last beat
 	timers map[string]*time.Timer
-	ctx    context.Context
-	wg     sync.WaitGroup
+	// told holds the nodes this node found dead itself (lost ran, Lost
+	// called): the deletion of their record, whoever's, is no news.
+	told map[string]bool
+	ctx  context.Context
+	wg   sync.WaitGroup
 }
 
 type nodeRecord struct {
@@ -96,7 +99,7 @@ func NewNodes(cfg NodesConfig) (*Nodes, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Nodes{cfg: cfg, alive: map[string]uint64{}, timers: map[string]*time.Timer{}}, nil
+	return &Nodes{cfg: cfg, alive: map[string]uint64{}, timers: map[string]*time.Timer{}, told: map[string]bool{}}, nil
 }
 
 func nodeKey(node string) string { return eventstore.Token(node) }
@@ -153,7 +156,12 @@ func (n *Nodes) observe(e eventstore.Entry) {
 		// Only a node that found it dead deletes a node's record (lost):
 		// this node's connections there end too, if its own timer has
 		// not said so yet.
-		if gone := n.forgetLocked(e.Key); gone != "" && n.cfg.Lost != nil && gone != n.cfg.Self {
+		gone := n.forgetLocked(e.Key)
+		if n.told[gone] {
+			delete(n.told, gone)
+			return
+		}
+		if gone != "" && n.cfg.Lost != nil && gone != n.cfg.Self {
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()
@@ -170,6 +178,7 @@ func (n *Nodes) observe(e eventstore.Entry) {
 		return // the same beat again (the watch was set up anew): its timer runs on
 	}
 	n.alive[r.Node] = e.Revision
+	delete(n.told, r.Node) // alive again
 	if t := n.timers[r.Node]; t != nil {
 		t.Stop()
 	}
@@ -230,6 +239,8 @@ func (n *Nodes) lost(node string, rev uint64) {
 		return // it beat again meanwhile, or we are stopping
 	}
 	n.wg.Add(1)
+	first := !n.told[node]
+	n.told[node] = true
 	n.mu.Unlock()
 	defer n.wg.Done()
 	type place struct {
@@ -250,7 +261,7 @@ func (n *Nodes) lost(node string, rev uint64) {
 		}
 	})
 	n.cfg.Logger.Warn("media: a media node is lost; stopping its streams", "node", node, "rooms", len(rooms))
-	if n.cfg.Lost != nil {
+	if n.cfg.Lost != nil && first {
 		n.cfg.Lost(node)
 	}
 	done := true
@@ -266,13 +277,7 @@ func (n *Nodes) lost(node string, rev uint64) {
 		n.tell(p.app, node, res)
 	}
 	if done {
-		if n.cfg.Records.Delete(ctx, nodeKey(node), rev) == nil {
-			n.mu.Lock()
-			if n.alive[node] == rev {
-				n.forgetLocked(nodeKey(node)) // its delete, coming back, is news to no one here
-			}
-			n.mu.Unlock()
-		}
+		_ = n.cfg.Records.Delete(ctx, nodeKey(node), rev)
 	} else {
 		n.mu.Lock()
 		if n.alive[node] == rev {

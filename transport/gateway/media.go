@@ -199,7 +199,8 @@ func (b *mediaBook) offering(mc mediaConn) {
 // forgets the connection that e ends, under b.mu.
 func (b *mediaBook) deliverLocked(e media.StateEvent) bool {
 	mc := mediaConn{e.Stream, e.Kind}
-	if m, ok := b.lost[mc]; ok && m.node == e.Node && (e.Peer == "" || e.Peer == m.peer) {
+	if m, ok := b.lost[mc]; ok && m.node == e.Node &&
+		(m.peer != "" && e.Peer == m.peer || e.Peer == "" && e.Reason == reasonNodeLost) {
 		return false // ended already when its node was found dead
 	}
 	cur, known := b.at[mc]
@@ -215,12 +216,12 @@ func (b *mediaBook) deliverLocked(e media.StateEvent) bool {
 			return false // about a peer on another node, which an offer replaced
 		}
 		if ending {
-			delete(b.at, mc)
+			b.endLocked(mc, cur, e)
 		}
 		return true
 	case known && cur == mediaPeer{e.Node, e.Peer}:
 		if ending {
-			delete(b.at, mc)
+			b.endLocked(mc, cur, e)
 		}
 		return true
 	}
@@ -262,7 +263,10 @@ func (s *session) noteMedia(mc mediaConn, op media.SignalOp, a media.Answer, err
 				b.at = map[mediaConn]mediaPeer{}
 			}
 			b.at[mc] = mediaPeer{a.Node, a.Peer}
-			if b.lost[mc].node != a.Node {
+			if m := b.lost[mc]; m.node != a.Node || a.Peer == "" || a.Peer == m.peer {
+				// Answered elsewhere, or by a node that mints no peers, or
+				// the connection lives on (its node was wrongly found
+				// dead): the mark would swallow what it says next.
 				delete(b.lost, mc)
 			}
 		}
@@ -347,11 +351,11 @@ func (s *Server) MediaNodeLost(node string) {
 				continue
 			}
 			e := media.StateEvent{App: app, Session: sess.id, Stream: mc.stream, Kind: mc.kind, State: media.NoPlay,
-				Code: media.ErrPlayNodeLost.Code, Reason: "node_lost", Node: at.node, Peer: at.peer}
+				Code: media.ErrPlayNodeLost.Code, Reason: reasonNodeLost, Node: at.node, Peer: at.peer}
 			if mc.kind == media.Publish {
 				e.State, e.Code = media.NoPublish, media.ErrPublishNodeLost.Code
 			}
-			if b.endLostLocked(mc, e) {
+			if b.deliverLocked(e) { // marks it: see endLocked
 				sess.send(mediaStateFrame(e), false)
 			}
 		}
@@ -359,19 +363,23 @@ func (s *Server) MediaNodeLost(node string) {
 	}
 }
 
-// endLostLocked reports whether the session is told of e, the end of
-// connection mc whose media node died, and if so marks the connection so
-// that the node's death is not told of it twice.
-func (b *mediaBook) endLostLocked(mc mediaConn, e media.StateEvent) bool {
-	if !b.deliverLocked(e) {
-		return false
+// endLocked forgets connection mc, which had peer cur, as ending e says. An
+// ending because its node died (node_lost) is marked: the gateway and the
+// node that stops the dead node's streams both tell of it, and whichever
+// comes second is not told.
+func (b *mediaBook) endLocked(mc mediaConn, cur mediaPeer, e media.StateEvent) {
+	delete(b.at, mc)
+	if e.Reason != reasonNodeLost {
+		return
 	}
 	if b.lost == nil {
 		b.lost = map[mediaConn]mediaPeer{}
 	}
-	b.lost[mc] = mediaPeer{e.Node, e.Peer}
-	return true
+	b.lost[mc] = cur
 }
+
+// reasonNodeLost is the reason of the endings of a dead node's connections.
+const reasonNodeLost = "node_lost"
 
 // mediaStateFrame is the event that tells a client of e.
 func mediaStateFrame(e media.StateEvent) []byte {

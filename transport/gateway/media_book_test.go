@@ -3,6 +3,7 @@ package gateway
 import (
 	"testing"
 
+	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/media"
 )
 
@@ -39,7 +40,7 @@ func TestAConnectionEndedOnADeadNodeIsNotToldOfItAgain(t *testing.T) {
 	b := &s.mediaConns
 	b.at = map[mediaConn]mediaPeer{mc: {node: "A", peer: "p1"}}
 	b.mu.Lock()
-	first, second := b.endLostLocked(mc, nodeLost("A", "p1")), b.deliverLocked(nodeLost("A", ""))
+	first, second := b.deliverLocked(nodeLost("A", "p1")), b.deliverLocked(nodeLost("A", ""))
 	b.mu.Unlock()
 	if !first || second {
 		t.Fatalf("the gateway's node_lost told %v, then the stopping node's told %v: want the first only", first, second)
@@ -65,7 +66,7 @@ func TestANewPeerOnANodeFoundDeadIsToldItsEvents(t *testing.T) {
 	b := &s.mediaConns
 	b.at = map[mediaConn]mediaPeer{mc: {node: "A", peer: "p1"}}
 	b.mu.Lock()
-	b.endLostLocked(mc, nodeLost("A", "p1"))
+	b.deliverLocked(nodeLost("A", "p1"))
 	b.mu.Unlock()
 	s.noteMedia(mc, media.OpOffer, media.Answer{Node: "A", Peer: "p2"}, nil)
 	playing := media.StateEvent{App: "app", Session: "s-bob", Stream: "cam", Kind: media.Play, State: media.Playing,
@@ -89,7 +90,7 @@ func TestAResumeKeepsWhatADeadNodeEnded(t *testing.T) {
 	old := &session{}
 	old.mediaConns.at = map[mediaConn]mediaPeer{mc: {node: "A", peer: "p1"}}
 	old.mediaConns.mu.Lock()
-	old.mediaConns.endLostLocked(mc, nodeLost("A", "p1"))
+	old.mediaConns.deliverLocked(nodeLost("A", "p1"))
 	old.mediaConns.mu.Unlock()
 	s := &session{}
 	s.mediaConns.takeOver(old.mediaConns.carry())
@@ -106,4 +107,82 @@ func TestAResumeKeepsWhatADeadNodeEnded(t *testing.T) {
 func nodeLost(node, peer string) media.StateEvent {
 	return media.StateEvent{App: "app", Session: "s-bob", Stream: "cam", Kind: media.Play, State: media.NoPlay,
 		Code: media.ErrPlayNodeLost.Code, Reason: "node_lost", Node: node, Peer: peer}
+}
+
+// serverWith is a gateway with one session, sess.
+func serverWith(sess *session) *Server {
+	s := &Server{sessions: map[domain.SessionID]*session{sess.id: sess}}
+	sess.srv = s
+	return s
+}
+
+// bobEvent is a state event of bob's cam from node about peer.
+func bobEvent(node, peer string, st media.State, reason string) media.StateEvent {
+	return media.StateEvent{App: "app", Session: "s-bob", Stream: "cam", Kind: media.Play, State: st,
+		Reason: reason, Node: node, Peer: peer}
+}
+
+// A node of an earlier version (it mints no peer identity) is found dead
+// but lives on (or restarts under its name). Bob's connection there is
+// ended by MediaNodeLost; his next offer is answered by A again: the new
+// connection's events reach him (the first mark, {A, ""}, swallowed them).
+func TestANewConnectionOnANodeWithoutIdentitiesFoundDeadIsTold(t *testing.T) {
+	mc := mediaConn{"cam", media.Play}
+	sess := newSession(nil, "s-bob")
+	sess.app = "app"
+	sess.mediaConns.at = map[mediaConn]mediaPeer{mc: {node: "A"}}
+	srv := serverWith(sess)
+	srv.MediaNodeLost("A")
+	sess.noteMedia(mc, media.OpOffer, media.Answer{Node: "A"}, nil)
+	b := &sess.mediaConns
+	b.mu.Lock()
+	p := b.deliverLocked(bobEvent("A", "", media.Playing, ""))
+	e := b.deliverLocked(bobEvent("A", "", media.NoPlay, "ended"))
+	b.mu.Unlock()
+	if !p || !e {
+		t.Errorf("new connection on identity-less node A: PLAYING told %v, NO_PLAY told %v; want both told", p, e)
+	}
+}
+
+// A media_check (after a resume) answered by A with the very peer p1
+// MediaNodeLost ended: A was wrongly found dead and the connection lives, so
+// its later genuine NO_PLAY reaches bob (the first mark swallowed it).
+func TestAConnectionANodeFoundDeadStillHasIsToldItsEnding(t *testing.T) {
+	mc := mediaConn{"cam", media.Play}
+	sess := newSession(nil, "s-bob")
+	sess.app = "app"
+	sess.mediaConns.at = map[mediaConn]mediaPeer{mc: {node: "A", peer: "p1"}}
+	srv := serverWith(sess)
+	srv.MediaNodeLost("A")
+	sess.noteMedia(mc, media.OpCheck, media.Answer{Node: "A", Peer: "p1", State: media.Playing}, nil)
+	b := &sess.mediaConns
+	b.mu.Lock()
+	e := b.deliverLocked(bobEvent("A", "p1", media.NoPlay, "ended"))
+	b.mu.Unlock()
+	if !e {
+		t.Errorf("after media_check answered {A,p1}: A's NO_PLAY of p1 not told")
+	}
+}
+
+// The stopping node's node_lost comes first (no peer), then MediaNodeLost
+// (finds nothing), then A, found dead but alive, ends p1 itself: bob is told
+// once, as with the other order (the first mark was set by MediaNodeLost
+// only).
+func TestANodeLostWordFirstIsNotFollowedByTheNodesOwnEnding(t *testing.T) {
+	mc := mediaConn{"cam", media.Play}
+	sess := newSession(nil, "s-bob")
+	sess.app = "app"
+	sess.mediaConns.at = map[mediaConn]mediaPeer{mc: {node: "A", peer: "p1"}}
+	srv := serverWith(sess)
+	b := &sess.mediaConns
+	b.mu.Lock()
+	first := b.deliverLocked(nodeLost("A", ""))
+	b.mu.Unlock()
+	srv.MediaNodeLost("A")
+	b.mu.Lock()
+	second := b.deliverLocked(bobEvent("A", "p1", media.NoPlay, "ended"))
+	b.mu.Unlock()
+	if !first || second {
+		t.Errorf("stopping node's node_lost told %v, then A's own NO_PLAY of p1 told %v: want first only", first, second)
+	}
 }
