@@ -16,7 +16,9 @@ import (
 // SendToPullInbox publishes data, with no reply subject, to the pull inbox
 // of log's connection named conn (a watermill subscriber's): a message that
 // reaches the subscriber as a delivery but has no JetStream metadata. It
-// waits for the inbox to exist.
+// waits for the inbox to exist: a subscription to one exact _INBOX subject
+// (the connection's request inbox, _INBOX.<id>.*, is not one, and may be
+// there first).
 func SendToPullInbox(t *testing.T, log *eventstore.Log, conn string, data []byte) {
 	t.Helper()
 	var inbox string
@@ -30,7 +32,7 @@ func SendToPullInbox(t *testing.T, log *eventstore.Log, conn string, data []byte
 				continue
 			}
 			for _, s := range c.SubsDetail {
-				if strings.HasPrefix(s.Subject, "_INBOX.") {
+				if strings.HasPrefix(s.Subject, "_INBOX.") && !strings.ContainsAny(s.Subject, "*>") {
 					inbox = s.Subject
 				}
 			}
