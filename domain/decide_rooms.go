@@ -373,9 +373,19 @@ func (x *decision) leave(c LeaveRoom) error {
 	for _, id := range rooms {
 		r := x.room(id)
 		m, ok := r.MemberBySession(s.User, c.Session)
-		if !ok && s.Opened && x.m.stored(x.roomKey(id)) {
-			ours = append(ours, id)
-			continue
+		if s.Opened && x.m.stored(x.roomKey(id)) {
+			// An earlier attempt stored this departure. A claim a newer
+			// command took since (the session logged in again through
+			// another node, after the departure) is not this one's to undo:
+			// releasing it would leave the session in a room it holds no
+			// claim on.
+			if cl, has := s.Claims[id]; has && x.newer(cl.Command) {
+				continue
+			}
+			if !ok {
+				ours = append(ours, id)
+				continue
+			}
 		}
 		if !ok || !s.Opened {
 			if c.Room != "" {

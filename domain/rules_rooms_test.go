@@ -459,3 +459,30 @@ func TestAnAdminSubjectIsChecked(t *testing.T) {
 			when: DestroyRoom{Room: "r1", Admin: "ops\x1b[2J"}, err: ErrInvalidArgument},
 	})
 }
+
+// A logout whose room step was stored, decided again after a conflict on
+// the session, must not undo a login of the same session into the room
+// that a newer command stored in between (through another node): before,
+// it released the new claim (its room view stale) or removed the new
+// membership, and the race test's auditor found the session in more rooms
+// than it may be.
+func TestALogoutDecidedAgainLeavesANewerLoginAlone(t *testing.T) {
+	w := newWorld(t, multiPolicy())
+	w.must(zim("s1", "u1", "r1", ViaEnter), zim("s2", "u2", "r1", ViaJoin), zim("s1", "u1", "r2", ViaEnter))
+	logout := w.meta()
+	if _, err := w.tryMeta(logout, LeaveRoom{Session: "s1", Room: "r1", Reason: ReasonLogout}); err != nil {
+		t.Fatal(err)
+	}
+	w.must(zim("s1", "u1", "r1", ViaJoin)) // a newer login, through another node
+	logout.Stored = []Key{RoomKey(w.app, "r1")}
+	d, err := w.tryMeta(logout, LeaveRoom{Session: "s1", Room: "r1", Reason: ReasonLogout})
+	if err != nil {
+		t.Fatalf("the logout decided again: %v", err)
+	}
+	if len(d.Steps) != 0 {
+		t.Fatalf("the logout decided again undoes the newer login: %+v", d.Steps)
+	}
+	if _, in := w.room("r1").MemberBySession("u1", "s1"); !in {
+		t.Fatal("s1 is no longer in r1")
+	}
+}
