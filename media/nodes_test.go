@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,8 +75,10 @@ func TestAMediaNodeWhoseFirstBeatFailsBeatsOnceTheLogAnswers(t *testing.T) {
 // deadNodeWatcher runs a media node watcher on log's bucket that counts its
 // Lost calls for m-dead in lost; wrap, if set, wraps its bucket. Its own
 // timer never fires (an hour): which watcher finds m-dead dead, and when,
-// is the test's choice (lost).
-func deadNodeWatcher(t *testing.T, log *eventstore.Log, lost *atomic.Int32, wrap func(Records) Records) *Nodes {
+// is the test's choice (lost). stop ends it, once every Lost call it
+// started has returned.
+func deadNodeWatcher(t *testing.T, log *eventstore.Log, lost *atomic.Int32, wrap func(Records) Records) (
+	nodes *Nodes, stop func()) {
 	t.Helper()
 	var records Records
 	records, err := log.OpenRecords(estest.Ctx(t), eventstore.RecordsConfig{Bucket: NodesBucket})
@@ -85,7 +88,7 @@ func deadNodeWatcher(t *testing.T, log *eventstore.Log, lost *atomic.Int32, wrap
 	if wrap != nil {
 		records = wrap(records)
 	}
-	nodes, err := NewNodes(NodesConfig{Records: records, Engine: estest.Engine(t, log, nil, nil),
+	nodes, err = NewNodes(NodesConfig{Records: records, Engine: estest.Engine(t, log, nil, nil),
 		Live: projections.NewLive(projections.NewModel()), Timeout: time.Hour, Logger: estest.Logger(t),
 		Lost: func(node string) {
 			if node == "m-dead" {
@@ -98,11 +101,15 @@ func deadNodeWatcher(t *testing.T, log *eventstore.Log, lost *atomic.Int32, wrap
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- nodes.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return nodes
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done // Run waits for the Lost calls it started
+		})
+	}
+	t.Cleanup(stop)
+	return nodes, stop
 }
 
 // beatOnce stores m-dead's one and only beat and waits until every watcher
@@ -129,6 +136,21 @@ func beatOnce(t *testing.T, log *eventstore.Log, watchers ...*Nodes) uint64 {
 	return rev
 }
 
+// forgotten waits until every watcher has heard m-dead's record was
+// deleted: the Lost calls that word starts are then under way, and a
+// watcher's stop waits for them.
+func forgotten(t *testing.T, watchers ...*Nodes) {
+	t.Helper()
+	estest.Eventually(t, "every watcher forgetting m-dead", func() bool {
+		for _, w := range watchers {
+			if slices.Contains(w.Alive(), "m-dead") {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // A media node dies. Every node that watches ends its own sessions'
 // connections there (NodesConfig.Lost), once: the one that finds it dead
 // first, which stops the dead node's streams and deletes its record, and
@@ -138,16 +160,13 @@ func beatOnce(t *testing.T, log *eventstore.Log, watchers ...*Nodes) uint64 {
 func TestEveryWatcherEndsItsConnectionsOnADeadNode(t *testing.T) {
 	log := estest.Open(t, nil)
 	var first, other atomic.Int32
-	finder, watcher := deadNodeWatcher(t, log, &first, nil), deadNodeWatcher(t, log, &other, nil)
+	finder, stopFinder := deadNodeWatcher(t, log, &first, nil)
+	watcher, stopWatcher := deadNodeWatcher(t, log, &other, nil)
 	rev := beatOnce(t, log, finder, watcher)
 	finder.lost("m-dead", rev) // its timer fired
-	estest.Eventually(t, "both watchers ending their connections on m-dead", func() bool {
-		return first.Load() >= 1 && other.Load() >= 1
-	})
-	estest.Eventually(t, "both watchers forgetting m-dead", func() bool {
-		return !slices.Contains(watcher.Alive(), "m-dead") && !slices.Contains(finder.Alive(), "m-dead")
-	})
-	time.Sleep(200 * time.Millisecond) // anything late
+	forgotten(t, finder, watcher)
+	stopFinder()
+	stopWatcher()
 	if first.Load() != 1 || other.Load() != 1 {
 		t.Errorf("Lost calls: finder %d, other %d; want once each", first.Load(), other.Load())
 	}
@@ -171,9 +190,10 @@ func TestAWatcherThatFoundANodeDeadEndsItsConnectionsOnce(t *testing.T) {
 	t.Run("its own delete heard first", func(t *testing.T) {
 		log := estest.Open(t, nil)
 		var n atomic.Int32
-		finder := deadNodeWatcher(t, log, &n, func(r Records) Records { return slowDelete{r} })
+		finder, stop := deadNodeWatcher(t, log, &n, func(r Records) Records { return slowDelete{r} })
 		finder.lost("m-dead", beatOnce(t, log, finder))
-		time.Sleep(300 * time.Millisecond) // anything late
+		forgotten(t, finder)
+		stop()
 		if n.Load() != 1 {
 			t.Errorf("the finder called Lost %d times, want once", n.Load())
 		}
@@ -181,11 +201,14 @@ func TestAWatcherThatFoundANodeDeadEndsItsConnectionsOnce(t *testing.T) {
 	t.Run("two finders", func(t *testing.T) {
 		log := estest.Open(t, nil)
 		var a, b atomic.Int32
-		na, nb := deadNodeWatcher(t, log, &a, nil), deadNodeWatcher(t, log, &b, nil)
+		na, stopA := deadNodeWatcher(t, log, &a, nil)
+		nb, stopB := deadNodeWatcher(t, log, &b, nil)
 		rev := beatOnce(t, log, na, nb)
 		na.lost("m-dead", rev)
-		nb.lost("m-dead", rev)             // its own timer, about the same time
-		time.Sleep(300 * time.Millisecond) // anything late
+		nb.lost("m-dead", rev) // its own timer, about the same time
+		forgotten(t, na, nb)
+		stopA()
+		stopB()
 		if a.Load() != 1 || b.Load() != 1 {
 			t.Errorf("Lost calls: %d and %d, want once each", a.Load(), b.Load())
 		}

@@ -294,12 +294,16 @@ func serverFailed(c *clienttest.ScriptedConn) {
 		Code: int(domain.ErrMediaPublishConnectionFailed.Code), Reason: "failed"})
 }
 
-// toldOnce checks that the app heard of the publisher's ending once, after
-// the callbacks of everything before a marker.
+// toldOnce checks that the app heard of the publisher's ending once. It
+// waits for the callback of a state event sent after everything else: the
+// client hands callbacks over in the order their frames came.
 func toldOnce(t *testing.T, a *client.Client, c *clienttest.ScriptedConn, m *reviewMedia) {
 	t.Helper()
-	marker(t, a, c)
-	time.Sleep(300 * time.Millisecond) // the callbacks of what came before the marker's reply
+	marker(t, a, c) // no request of the client's came before it
+	c.Event(protocol.EvPlayerStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "last", State: "PLAYING"})
+	if _, ok := m.waitState("last", client.Playing, clienttest.Wait); !ok {
+		t.Fatal("the last state event's callback never came")
+	}
 	n := 0
 	for _, e := range m.all() {
 		if e.publisher && e.state == client.NoPublish {
