@@ -42,7 +42,8 @@ Follows every room's events from a roomd's NATS port and serves analytics:
   /            a page with plots (no external resources)
 
 The state is saved with its cursor in -state; a restarted roomstats resumes
-exactly after it. A message it cannot read is retried -max-attempts times,
+exactly after it. It keeps the last -keep of the log's time (per-minute
+figures, rooms that have had no member since); the totals count everything. A message it cannot read is retried -max-attempts times,
 then reported and parked (kept in the bucket roomlog-parked-<name>).
 
 flags:
@@ -98,6 +99,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	saveEvery := fs.Int("save-every", 10_000, "save the state at least every this many events")
 	maxAttempts := fs.Int("max-attempts", 5, "tries of a message that fails before it is parked")
 	expired := fs.Bool("skip-expired", false, "if retention removed events after the saved cursor, carry on from the first kept one")
+	keep := fs.Duration("keep", stats.DefaultKeep,
+		"how far back, in the log's time, to keep per-minute figures and rooms that have had no member since (0: everything)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -133,12 +136,16 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if *saveEvery <= 0 || *maxAttempts <= 0 {
 		return bad("-save-every (%d) and -max-attempts (%d) must be positive", *saveEvery, *maxAttempts)
 	}
+	if *keep < 0 || (*keep > 0 && *keep < time.Minute) {
+		return bad("-keep (%v) must be 0 or at least a minute", *keep)
+	}
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level}))
 
 	st, err := load(*statePath)
 	if err != nil {
 		return err
 	}
+	st.Keep = *keep
 	srv := &server{stats: st}
 	// roomstats binds to the stream as roomd made it, and never creates or
 	// changes it (it only keeps its consumer and parked bucket).

@@ -116,7 +116,7 @@ func canonical(t *testing.T, st *stats.Stats) string {
 // roomstats -h prints the help asked for on stdout and exits 0, with nothing
 // on stderr; a bad flag exits 2 with the error and the usage on stderr.
 func TestHelpIsAnAnswerNotAnError(t *testing.T) {
-	flags := []string{"nats", "nats-password", "name", "state", "http", "save-every", "max-attempts", "skip-expired", "log-level"}
+	flags := []string{"nats", "nats-password", "name", "state", "http", "save-every", "max-attempts", "skip-expired", "keep", "log-level"}
 	for _, h := range []string{"-h", "-help", "--help"} {
 		var out, errOut bytes.Buffer
 		code := exitCode(run(context.Background(), []string{h}, &out, &errOut), &errOut)
@@ -133,7 +133,7 @@ func TestHelpIsAnAnswerNotAnError(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{{"-no-such-flag"}, {"-http", "off", "stray"}, {"-log-level", "bogus"},
-		{"-save-every", "0"}, {"-max-attempts", "-1"}} {
+		{"-save-every", "0"}, {"-max-attempts", "-1"}, {"-keep", "30s"}, {"-keep", "-1h"}} {
 		var out, errOut bytes.Buffer
 		code := exitCode(run(context.Background(), args, &out, &errOut), &errOut)
 		if code != 2 || out.Len() != 0 || !strings.HasPrefix(errOut.String(), "roomstats: ") ||

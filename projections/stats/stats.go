@@ -6,6 +6,12 @@
 // A Stats is a pure fold keyed by cursor: Apply ignores an event at or
 // before the cursor it has reached, so a consumer that restarts from the
 // state it saved (cursor included) neither loses nor double-counts.
+//
+// Its size follows the log's recent past, not its whole history: per-minute
+// figures older than Keep, and rooms without members whose last event is
+// older than Keep, are dropped as the log's time moves on (event time, not
+// the clock: a replay drops the same). The totals (events, leaves by reason,
+// durations, streams published) count everything.
 package stats
 
 import (
@@ -18,6 +24,10 @@ import (
 	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/projections/cursor"
 )
+
+// DefaultKeep is how long New's stats keep per-minute figures and rooms that
+// have gone quiet.
+const DefaultKeep = 7 * 24 * time.Hour
 
 // DurationBuckets are the upper bounds, in seconds, of the session duration
 // histogram (time in one room, from join to leave).
@@ -44,12 +54,21 @@ type Stats struct {
 	// StreamsPublished counts streams published, in every room.
 	StreamsPublished uint64 `json:"streams_published"`
 
+	// Keep is how far back, in the log's time, per-minute figures are kept
+	// (Minutes, Room.Concurrent), and how long a room without members is
+	// kept after its last event; 0 keeps everything. It is not saved with
+	// the state: the consumer sets it.
+	Keep time.Duration `json:"-"`
+
 	// The room and minute of the last event: most events follow one of
 	// the same room or minute, and a map lookup with a built key costs
 	// more than the fold itself.
 	lastRoom   *Room
 	lastMinute *Minute
 	lastMin    int64
+	// newest is the latest minute an event fell in; pruned the newest
+	// minute when old figures were last dropped.
+	newest, pruned int64
 }
 
 // Room is one room's figures.
@@ -66,6 +85,8 @@ type Room struct {
 	Leaves     uint64        `json:"leaves"`
 	Messages   uint64        `json:"messages"`
 	Streams    uint64        `json:"streams_published"`
+	// Last is the minute of the room's last event.
+	Last int64 `json:"last_minute"`
 }
 
 // Minute is the log's figures for one minute.
@@ -91,18 +112,35 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 	}
 	rooms := make(map[string]*Room, len(s.Rooms))
 	for _, r := range s.Rooms {
-		if r != nil {
-			rooms[Key(r.App, r.Room)] = r
+		if r == nil {
+			continue
 		}
+		if r.Members == nil {
+			r.Members = map[domain.UserID]time.Time{}
+		}
+		if r.Concurrent == nil {
+			r.Concurrent = map[int64]int{}
+		}
+		if r.Last == 0 { // saved before Last: its latest minute on record
+			for m := range r.Concurrent {
+				r.Last = max(r.Last, m)
+			}
+		}
+		rooms[Key(r.App, r.Room)] = r
 	}
 	s.Rooms, s.lastRoom, s.lastMinute = rooms, nil, nil
+	s.newest = 0
+	for m := range s.Minutes {
+		s.newest = max(s.newest, m)
+	}
+	s.pruned = s.newest
 	return nil
 }
 
-// New returns empty stats.
+// New returns empty stats that keep DefaultKeep of the past.
 func New() *Stats {
 	return &Stats{Rooms: map[string]*Room{}, Minutes: map[int64]*Minute{}, Leaves: map[domain.Reason]uint64{},
-		Durations: make([]uint64, len(DurationBuckets)+1)}
+		Durations: make([]uint64, len(DurationBuckets)+1), Keep: DefaultKeep}
 }
 
 // Apply folds one event, unless its cursor is at or before the one the
@@ -126,6 +164,11 @@ func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
 		s.lastRoom = r
 	}
 	minute := e.Time.Unix() / 60
+	r.Last = max(r.Last, minute)
+	if minute > s.newest {
+		s.newest = minute
+		s.prune()
+	}
 	m := s.lastMinute
 	if m == nil || minute != s.lastMin {
 		if m = s.Minutes[minute]; m == nil {
@@ -155,6 +198,37 @@ func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
 		s.StreamsPublished++
 	}
 	return true
+}
+
+// prune drops the figures older than Keep before the newest minute: the
+// minutes, each room's concurrent users per minute, and the rooms without
+// members whose last event is that old. It walks everything, so it runs
+// once every eighth of Keep of the log's time: the stats hold at most
+// Keep and an eighth of it.
+func (s *Stats) prune() {
+	keep := int64(s.Keep / time.Minute)
+	if keep <= 0 || s.newest-s.pruned < max(keep/8, 1) {
+		return
+	}
+	s.pruned = s.newest
+	cutoff := s.newest - keep
+	for m := range s.Minutes {
+		if m < cutoff {
+			delete(s.Minutes, m)
+		}
+	}
+	for key, r := range s.Rooms {
+		if len(r.Members) == 0 && r.Last < cutoff {
+			delete(s.Rooms, key)
+			continue
+		}
+		for m := range r.Concurrent {
+			if m < cutoff {
+				delete(r.Concurrent, m)
+			}
+		}
+	}
+	s.lastRoom, s.lastMinute = nil, nil
 }
 
 func (s *Stats) leave(r *Room, m *Minute, minute int64, u domain.UserID, reason domain.Reason, at time.Time) {

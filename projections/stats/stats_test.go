@@ -155,3 +155,116 @@ func TestStateSavedWithOldRoomKeysLoads(t *testing.T) {
 		t.Errorf("saved and loaded again:\n%s\nwant\n%s", b2, b)
 	}
 }
+
+// churn folds days of short-lived rooms into s from seq on: every hour
+// twenty rooms are created, two members each join, talk and leave, and the
+// room is destroyed. One member stays in room "lobby" all along.
+func churn(s *Stats, start time.Time, from, days int, seq *uint64) {
+	ev := func(room string, at time.Time, p domain.Payload) {
+		*seq++
+		s.Apply(cursor.Cursor{Seq: *seq}, &domain.Event{Type: p.EventType(), App: "app", Aggregate: domain.KindRoom,
+			AggregateID: room, Seq: *seq, Time: at, Data: p})
+	}
+	for h := from * 24; h < (from+days)*24; h++ {
+		at := start.Add(time.Duration(h) * time.Hour)
+		if h == 0 {
+			ev("lobby", at, &domain.MemberJoinedData{User: "host", Session: "sh"})
+		}
+		for i := range 20 {
+			room := "r" + strconv.Itoa(h) + "-" + strconv.Itoa(i)
+			t := at.Add(time.Duration(i) * time.Minute)
+			ev(room, t, &domain.MemberJoinedData{User: "a", Session: "sa"})
+			ev(room, t.Add(time.Second), &domain.MemberJoinedData{User: "b", Session: "sb"})
+			ev(room, t.Add(2*time.Second), &domain.BroadcastSentData{From: "a", Body: "hi"})
+			ev(room, t.Add(3*time.Minute), &domain.MemberLeftData{User: "a", Session: "sa", Reason: domain.ReasonLogout})
+			ev(room, t.Add(4*time.Minute), &domain.RoomDestroyedData{Reason: domain.DestroyEmpty})
+		}
+		ev("lobby", at.Add(30*time.Minute), &domain.BroadcastSentData{From: "host", Body: "still here"})
+	}
+}
+
+// An analytics consumer runs for months: its state must follow the log's
+// recent past, not its whole history. Thirty days of churn (14,400 rooms,
+// each created and destroyed within minutes) leave the stats no larger than
+// ten days did: rooms and minutes older than Keep are gone, while the totals
+// count every event and the room that still has a member is kept.
+func TestStatsStayFlatOverWeeksOfChurn(t *testing.T) {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s := New()
+	var seq uint64
+	size := func() int {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b)
+	}
+	churn(s, start, 0, 10, &seq)
+	rooms10, minutes10, size10 := len(s.Rooms), len(s.Minutes), size()
+	churn(s, start, 10, 20, &seq)
+	rooms30, minutes30, size30 := len(s.Rooms), len(s.Minutes), size()
+	t.Logf("after 10 days: %d rooms, %d minutes, %d bytes; after 30: %d rooms, %d minutes, %d bytes",
+		rooms10, minutes10, size10, rooms30, minutes30, size30)
+
+	// Keep (7 days) and an eighth of it, at 20 rooms an hour, plus the lobby.
+	keptHours := int((DefaultKeep + DefaultKeep/8) / time.Hour)
+	if most := 20*(keptHours+1) + 1; rooms30 > most {
+		t.Errorf("30 days of churn left %d rooms, want at most %d (7 days and 3 hours of them)", rooms30, most)
+	}
+	if most := int((DefaultKeep+DefaultKeep/8)/time.Minute) + 60; minutes30 > most {
+		t.Errorf("30 days of churn left %d minutes, want at most %d", minutes30, most)
+	}
+	if size30 > size10*11/10 {
+		t.Errorf("the state grew from %d bytes after 10 days to %d after 30", size10, size30)
+	}
+	lobby := s.Rooms[Key("app", "lobby")]
+	if lobby == nil || len(lobby.Members) != 1 || lobby.Messages != 30*24 {
+		t.Fatalf("the lobby, with its host in it all along: %+v", lobby)
+	}
+	if _, ok := lobby.Concurrent[start.Unix()/60]; ok {
+		t.Errorf("the lobby still has its first minute's figure %v", lobby.Concurrent)
+	}
+	if old := s.Rooms[Key("app", "r0-0")]; old != nil {
+		t.Errorf("the first hour's room is still there: %+v", old)
+	}
+	if recent := s.Rooms[Key("app", "r719-19")]; recent == nil || recent.Joins != 2 || recent.Messages != 1 {
+		t.Errorf("the last hour's room: %+v", recent)
+	}
+	rooms := uint64(30 * 24 * 20)
+	if s.Events != seq || s.Leaves[domain.ReasonLogout] != rooms || s.Leaves[domain.ReasonRoomDestroyed] != rooms {
+		t.Errorf("totals: %d events of %d, leaves %v; want every room's two leaves counted", s.Events, seq, s.Leaves)
+	}
+	var n uint64
+	for _, c := range s.Durations {
+		n += c
+	}
+	if n != 2*rooms {
+		t.Errorf("durations count %d leaves, want %d", n, 2*rooms)
+	}
+
+	// Saved and loaded, it goes on dropping: another 10 days keep it flat.
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = New()
+	if err := json.Unmarshal(b, s); err != nil {
+		t.Fatal(err)
+	}
+	churn(s, start, 30, 10, &seq)
+	if got := size(); got > size10*11/10 {
+		t.Errorf("loaded and folded 10 more days, the state is %d bytes, against %d after the first 10", got, size10)
+	}
+}
+
+// Keep 0 keeps everything (an operator who moves the history elsewhere
+// before it grows).
+func TestKeepZeroKeepsEverything(t *testing.T) {
+	s := New()
+	s.Keep = 0
+	var seq uint64
+	churn(s, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), 0, 10, &seq)
+	if want := 10*24*20 + 1; len(s.Rooms) != want {
+		t.Errorf("%d rooms, want all %d", len(s.Rooms), want)
+	}
+}
