@@ -431,10 +431,23 @@ func (c *conn) room(n int) bool {
 }
 
 func (c *conn) writer(ctx context.Context) {
+	// One timer bounds every write by WriteTimeout, armed before each and
+	// stopped after it, and the connection's context ends a write once, for
+	// the writer's life: given a context per write, the WebSocket library
+	// registers a callback on it, and with the context's own timer that was
+	// 11% of what a node allocated under a login burst. A write that outlasts
+	// either fails: its connection is closed under it.
+	deadline := time.AfterFunc(time.Hour, func() { c.ws.CloseNow() })
+	deadline.Stop()
+	defer deadline.Stop()
+	defer context.AfterFunc(ctx, func() { c.ws.CloseNow() })()
 	write := func(b []byte) error {
-		wctx, cancel := context.WithTimeout(ctx, c.srv.cfg.WriteTimeout)
-		defer cancel()
-		return c.ws.Write(wctx, websocket.MessageText, b)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		deadline.Reset(c.srv.cfg.WriteTimeout)
+		defer deadline.Stop()
+		return c.ws.Write(context.Background(), websocket.MessageText, b)
 	}
 	for {
 		select {
