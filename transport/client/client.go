@@ -128,7 +128,8 @@ type Options struct {
 	DialTimeout time.Duration
 	// RequestTimeout bounds every request, waiting for a connection
 	// included; past it the request fails with code 1002053
-	// (domain.ErrTimeout). Default 15 s.
+	// (domain.ErrTimeout), or 1002051 if it was sent and its reply lost
+	// with the connection (it may have taken effect). Default 15 s.
 	RequestTimeout time.Duration
 	// ReconnectWindow is how long the client tries to restore a lost
 	// connection before it gives up with ReconnectFailed (default 20 min,
@@ -295,6 +296,11 @@ type roomTrack struct {
 	// one (see relogin).
 	exit    string
 	exiting int
+	// unsure: a leave of the room was sent and its reply lost with the
+	// connection: whether the session is still in the room is unknown until
+	// a resume says so (or a new session is adopted, which is in none), so
+	// exit stays set even if a later leave fails (see exited).
+	unsure bool
 	// left: the room was dropped while the app was leaving it (relogin did
 	// not enter it again on a new session, or a resume left it out): the
 	// leaves waiting for it are done without a request.
@@ -521,6 +527,9 @@ func (c *Client) doUnless(ctx context.Context, op protocol.Op, payload any, hook
 			}
 			return nil, fmt.Errorf("roomlog: %s: %w", op, ctx.Err())
 		case <-expired:
+			if lost != nil {
+				return nil, lost // sent once: it may have taken effect
+			}
 			return nil, localError(op, domain.ErrTimeout, "no connection within %v", c.opts.RequestTimeout)
 		}
 	}

@@ -210,12 +210,21 @@ func (l *link) roundTrip(ctx context.Context, expired <-chan struct{}, op protoc
 	case r := <-cl.done:
 		return r.data, r.err
 	case <-ctx.Done():
-		l.abandon(id)
-		return nil, fmt.Errorf("roomlog: %s: %w", op, ctx.Err())
 	case <-expired:
-		l.abandon(id)
-		return nil, localError(op, domain.ErrTimeout, "no reply within %v", l.c.opts.RequestTimeout)
 	}
+	// An outcome that is there already (the reply, or the connection's
+	// loss, which says the request may have taken effect) wins over the
+	// caller's giving up at the same moment.
+	select {
+	case r := <-cl.done:
+		return r.data, r.err
+	default:
+	}
+	l.abandon(id)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("roomlog: %s: %w", op, err)
+	}
+	return nil, localError(op, domain.ErrTimeout, "no reply within %v", l.c.opts.RequestTimeout)
 }
 
 // abandon forgets a request whose caller stopped waiting, unless its reply

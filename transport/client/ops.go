@@ -370,7 +370,7 @@ func (c *Client) entered(room string, seq uint64, e entry) {
 		r = &roomTrack{order: c.nextOrder}
 		c.rooms[room] = r
 	}
-	r.seq, r.entry, r.leaving, r.exit, r.relogin, r.inside = seq, e, false, "", false, false
+	r.seq, r.entry, r.leaving, r.exit, r.relogin, r.inside, r.unsure = seq, e, false, "", false, false, false
 	// A leave of this room, or of every room, made while this entry was on
 	// its way left it too (the server runs a connection's requests in
 	// turn): until its outcome is known, the room is being left, and a new
@@ -509,9 +509,10 @@ func (c *Client) allLeft(lm *leaveMarks) bool {
 // exited ends a leave's marks once its outcome (err) is known, and returns
 // the rooms among them that were dropped (roomTrack.left). A room the leave did not leave
 // (it was refused, never sent, or the reply names other rooms) is no longer
-// being left, unless another leave of it is in flight. One whose reply was
-// lost with the connection keeps its mark: the session may be out of it, as
-// a resume tells (resumed), and a new session is.
+// being left, unless another leave of it is in flight or an earlier one's
+// reply was lost (unsure). One whose reply was lost with the connection
+// keeps its mark, and marks the room unsure: the session may be out of it,
+// as a resume tells (resumed), and a new session is.
 func (c *Client) exited(lm *leaveMarks, err error) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -522,7 +523,9 @@ func (c *Client) exited(lm *leaveMarks, err error) []string {
 		switch {
 		case m.r.left:
 			dropped = append(dropped, m.name)
-		case !isConnLost(err) && m.r.exiting == 0 && !m.r.leaving:
+		case isConnLost(err):
+			m.r.unsure = true
+		case m.r.exiting == 0 && !m.r.leaving && !m.r.unsure:
 			m.r.exit = ""
 		}
 	}

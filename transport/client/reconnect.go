@@ -311,9 +311,10 @@ func (c *Client) resumed(data []byte, sent map[string]uint64) ([]string, error) 
 		case resumeResumed:
 			if !r.leaving {
 				back = append(back, name)
+				// The session is still in the room: a leave whose reply was
+				// lost did not take effect (one still waiting is sent again).
+				r.unsure = false
 				if r.exiting == 0 {
-					// The session is still in the room: a leave whose reply
-					// was lost did not take effect.
 					r.exit = ""
 				}
 			}

@@ -1,0 +1,227 @@
+package client_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore/estest"
+	"github.com/roomlog/roomlog/tests/clienttest"
+	"github.com/roomlog/roomlog/transport/client"
+	"github.com/roomlog/roomlog/transport/protocol"
+)
+
+// A leave whose reply was lost keeps its rooms marked until the server says
+// where the session is: the re-logins on a new session do not enter them
+// again. (leave_during_relogin_test.go covers the leaves made while away or
+// during the re-logins; these, the marks that were cleared too early.) Two
+// ways the mark used to go, as the browser SDK's notes warn:
+//   - the client was still reconnecting when the leave's request timeout
+//     came: the leave failed with 1002053, as if it had never been sent, and
+//     its mark was cleared;
+//   - the app tried the leave again while away and that try failed before it
+//     was sent: it cleared the mark the lost one had kept.
+// Either way the room was entered again after the session timed out, and
+// the others saw the user come back to the room the app had left.
+
+// leaveOp is the request a leave made the way how says sends.
+func leaveOp(how string) protocol.Op {
+	if how == "leave" {
+		return protocol.OpLeaveRoom
+	}
+	return protocol.OpLogout
+}
+
+// startLeave makes the app leave r1 the way how says (logout: LogoutRoom,
+// leave: LeaveRoom, logout_all: LogoutAllRooms), in the background.
+func startLeave(ctx context.Context, a *client.Client, how string) <-chan leaveResult {
+	done := make(chan leaveResult, 1)
+	go func() {
+		var res leaveResult
+		switch how {
+		case "logout":
+			res.err = a.LogoutRoom(ctx, "r1")
+		case "leave":
+			res.err = a.LeaveRoom(ctx, "r1")
+		case "logout_all":
+			res.rooms, res.err = a.LogoutAllRooms(ctx)
+		}
+		done <- res
+	}()
+	return done
+}
+
+// alice is in r1 and r2, on a scripted gateway, on a clock of the test's
+// (requests time out after an hour of it). The app leaves r1 (or every
+// room); the request goes out and the connection drops before its reply.
+// The client dials again and the gateway holds that connection (no hello
+// yet): the client is away. Then either
+//   - times_out: the leave's request timeout comes: it fails as lost
+//     (1002051: it may have taken effect), not as a timeout (1002053), and
+//     keeps its mark; or
+//   - retried: the app gives up on the leave (its context ends: 1002051)
+//     and tries again, and that try times out before it can be sent.
+//
+// The session timed out meanwhile: the resume is refused. The client must
+// not log into the room(s) left (settle fails the test if it sends any
+// other request than the one it expects), and each gets Logout.
+func TestALostLeaveKeepsItsMarkWhileAway(t *testing.T) {
+	for _, way := range []string{"times_out", "retried"} {
+		for _, how := range []string{"logout", "leave", "logout_all"} {
+			t.Run(way+"/"+how, func(t *testing.T) {
+				g := clienttest.StartScripted(t)
+				r := newRec(t, "alice")
+				r.AllowReconnects()
+				clock := estest.NewClock(time.Now())
+				a, c1 := dialScriptedWith(t, g, "s1", client.Options{Handlers: r.Handlers(),
+					Logger: clienttest.Logger(t), Clock: clienttest.ClientClock(clock), RequestTimeout: time.Hour,
+					ReconnectWindow: 24 * time.Hour})
+				scriptedLogin(t, c1, a, "r1", 5)
+				scriptedLogin(t, c1, a, "r2", 6)
+				settle(t, a, c1, r)
+
+				lctx, giveUp := context.WithCancel(ctx(t))
+				defer giveUp()
+				done := startLeave(lctx, a, how)
+				c1.Req(leaveOp(how)) // sent; its reply is lost
+				c1.Drop()
+				r.WaitState("r2", client.StateReconnecting) // the client knows the reply is lost
+				c2 := g.Next(t)                             // and dials again: held, no hello yet
+
+				if way == "times_out" {
+					clock.Advance(time.Hour + time.Second)
+				} else {
+					giveUp()
+				}
+				first := result(t, done)
+				if code, _ := domain.CodeOf(first.err); code != domain.ErrReconnecting.Code {
+					t.Errorf("the %s whose reply was lost, still away when it gave up: %v (code %d), want 1002051 "+
+						"(it may have taken effect)", how, first.err, code)
+				}
+				if way == "retried" {
+					// The app tries again; the client is still away, and
+					// this try times out before it can be sent.
+					waitPending(t, clock, 0)
+					again := startLeave(ctx(t), a, how)
+					waitPending(t, clock, 1) // its timeout: it was made
+					clock.Advance(time.Hour + time.Second)
+					if res := result(t, again); res.err == nil {
+						t.Errorf("the %s tried again while away returned no error", how)
+					}
+				}
+
+				// The old session timed out.
+				c2.Hello("s2", "rt-s2")
+				c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
+				if how != "logout_all" {
+					in := c2.Req(protocol.OpLogin)
+					if strings.Contains(string(in.Data), `"r1"`) {
+						t.Errorf("the client logged into r1 again after the app's %s of it: %s", how, in.Data)
+						c2.ServeEntry(in, "r1", 1)
+						in = c2.Req(protocol.OpLogin)
+					}
+					c2.ServeEntry(in, "r2", 1)
+				}
+				seen := settle(t, a, c2, r)
+				why := "logout"
+				if how == "leave" {
+					why = "leave"
+				}
+				loggedOutOnce(t, seen, "r1", why)
+				if how == "logout_all" {
+					loggedOutOnce(t, seen, "r2", why)
+				} else if last := finalStates(seen)["r2"]; last.State != client.StateLogined {
+					t.Errorf("r2 ended in %v, want Logined", last)
+				}
+			})
+		}
+	}
+}
+
+// What the others see, on a real node (as the browser SDK's
+// TestRetriedLogoutThatTimesOutKeepsTheLostOnesMark): alice and bob are in
+// r1 and r2. alice's app logs out of r1; the logout takes effect (bob sees
+// her go) but its reply is lost, and her client is still away when the
+// logout's request timeout comes: LogoutRoom fails with 1002051. The app
+// tries again, and that try fails too (its context is done before the
+// network is back). alice's session then times out. When she is back, the
+// client enters r2 again, not r1: r1 gets Logout, and bob never sees her
+// come back to r1 (he used to see her ADDed there).
+func TestALostLogoutRetriedWhileAwayIsNotUndoneForTheOthers(t *testing.T) {
+	t.Parallel()
+	n, serverClock, p := awayNode(t)
+	clock := estest.NewClock(time.Now()) // alice's
+	ra, rb, rc := newRec(t, "alice"), newRec(t, "bob"), newRec(t, "carol")
+	ra.AllowReconnects()
+	a := dial(t, clienttest.URL(p.Addr()), ra, func(o *client.Options) {
+		fastRetry(o)
+		o.Clock = clienttest.ClientClock(clock)
+		o.RequestTimeout = time.Minute
+	})
+	b := dial(t, wsURL(n), rb, nil)
+	for _, c := range []*client.Client{a, b} {
+		if err := c.SetRoomMode(ctx(t), client.MultiRoom); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login(t, n, a, ra, "r1", "alice")
+	login(t, n, a, ra, "r2", "alice")
+	login(t, n, b, rb, "r1", "bob")
+	login(t, n, b, rb, "r2", "bob")
+
+	p.MuteServer()
+	done := startLeave(ctx(t), a, "logout")
+	rb.WaitUsers("r1", client.UpdateDelete, "alice") // the logout took effect
+	timeOut(t, serverClock, p, ra, b, rb, "r2", "alice")
+	clock.Advance(time.Minute + time.Second) // LogoutRoom's timeout, still away
+	first := result(t, done)
+	if code, _ := domain.CodeOf(first.err); code != domain.ErrReconnecting.Code {
+		t.Errorf("LogoutRoom(r1), its reply lost, still away at its timeout: %v (code %d), want 1002051", first.err, code)
+	}
+	// The app tries again; it gives up before the network is back.
+	gone, cancel := context.WithCancel(ctx(t))
+	cancel()
+	if err := a.LogoutRoom(gone, "r1"); err == nil {
+		t.Errorf("LogoutRoom(r1) with a done context returned no error")
+	}
+
+	p.Refuse(false)
+	var r1 []ev
+	r2 := ra.PumpUntil(clock, "r2 entered again", func(e ev) bool {
+		if e.Kind == "state" && e.Room == "r1" && e.State != client.StateReconnecting {
+			r1 = append(r1, e)
+		}
+		return e.Kind == "state" && e.Room == "r2" && (e.State == client.StateLogined || e.State == client.StateLoginFailed)
+	})
+	if r2.State != client.StateLogined {
+		t.Errorf("r2 after the timeout: %v, want Logined", r2)
+	}
+	// r1 comes first in the re-logins: what it got is all there is.
+	loggedOutOnce(t, r1, "r1", "logout")
+
+	// carol's message in r1 comes after whatever alice's client did there.
+	c := dial(t, wsURL(n), rc, nil)
+	login(t, n, c, rc, "r1", "carol")
+	if _, err := c.SendBroadcastMessage(ctx(t), "r1", "marker"); err != nil {
+		t.Fatal(err)
+	}
+	var back []string
+	rb.WaitFor("carol's message", func(e ev) bool {
+		if e.Kind == "user" && e.Room == "r1" && e.Type == client.UpdateAdd && clienttest.HasUser(e.Users, "alice") {
+			back = append(back, e.String())
+		}
+		return e.Kind == "broadcast" && e.Room == "r1" && e.Msgs[0].Message == "marker"
+	})
+	if len(back) > 0 {
+		t.Errorf("alice's app logged out of r1 (twice); after her session timed out bob saw her come back: %v", back)
+	}
+	users, _, err := b.QueryRoomMemberList(ctx(t), "r1", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clienttest.HasUser(users, "alice") {
+		t.Errorf("alice is in r1 after her app logged out of it: %v", users)
+	}
+}
