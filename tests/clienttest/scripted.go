@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,30 @@ func (c *ScriptedConn) Req(op protocol.Op) protocol.Request {
 	case <-time.After(Wait):
 		c.t.Fatalf("scripted gateway: no %s request", op)
 		return protocol.Request{}
+	}
+}
+
+// ReqSkipping is Req that first passes over, unanswered, the requests whose
+// op is one of skip: those a client may or may not send meanwhile, such as
+// the ICE candidates a browser trickles (media_candidate) when gathering
+// outlasts its wait.
+func (c *ScriptedConn) ReqSkipping(op protocol.Op, skip ...protocol.Op) protocol.Request {
+	c.t.Helper()
+	deadline := time.After(Wait)
+	for {
+		select {
+		case r := <-c.reqs:
+			if r.Op == op {
+				return r
+			}
+			if !slices.Contains(skip, r.Op) {
+				c.t.Fatalf("scripted gateway got %s, want %s", r.Op, op)
+			}
+			c.t.Logf("scripted gateway: passing over a %s", r.Op)
+		case <-deadline:
+			c.t.Fatalf("scripted gateway: no %s request", op)
+			return protocol.Request{}
+		}
 	}
 }
 

@@ -102,7 +102,8 @@ function endedError(entry) {
 // session up (unavailable, internal_error, timeout, too_many_requests,
 // shutting_down, slow_consumer).
 // media_peer_not_found and media_node_unreachable: the media connection a
-// media_check asked after (after a resume) is gone.
+// media_check asked after (after a resume), or an ICE restart was for, is
+// gone (_mediaGone).
 const GONE = new Set([1907003, 1907002]);
 // not_in_room: the server's code for a session that is not in the room, the
 // LOGIN_FAILED of a room a resume leaves out (_resumed).
@@ -327,6 +328,9 @@ function dial(url, timeoutMs, engine) {
   });
 }
 
+// mediaKey names a stream's publisher ('publish') or player ('play').
+const mediaKey = (kind, streamID) => `${kind} ${streamID}`;
+
 // gathered resolves when pc has gathered its ICE candidates, or after ms.
 function gathered(pc, ms) {
   return new Promise((resolve) => {
@@ -412,6 +416,11 @@ export class RoomlogEngine {
     // roomID, mediaStream, state, pc} (see startPublishingStream).
     this._publishers = new Map();
     this._players = new Map();
+    // The media connections the SDK found gone and told the app of itself
+    // (_mediaGone), as mediaKey(kind, streamID), until the media node's own
+    // ending of the connection arrives or the stream's next offer is
+    // answered (_mediaEvent, _offer).
+    this._goneTold = new Set();
   }
 
   /** The ID of the session the engine speaks for ('' before connecting). */
@@ -891,7 +900,11 @@ export class RoomlogEngine {
     await gathered(pc, 1000);
     if (this._replacedPeer(entry, pc)) return;
     entry.offered = true;
-    const d = await this._do(op, { stream: entry.streamID, kind: entry.kind, sdp: pc.localDescription.sdp });
+    // A new connection's answer, as it arrives (before the frames after it):
+    // the endings from here on are the new connection's, those before (of
+    // one found gone, on their way) were told already.
+    const answered = op === 'media_offer' ? () => this._goneTold.delete(mediaKey(entry.kind, entry.streamID)) : undefined;
+    const d = await this._do(op, { stream: entry.streamID, kind: entry.kind, sdp: pc.localDescription.sdp }, answered);
     if (this._replacedPeer(entry, pc)) return;
     if (d.node) entry.node = d.node; // where a check after a resume goes
     try {
@@ -922,6 +935,9 @@ export class RoomlogEngine {
     else if (st === 'disconnected') entry.iceTimer = setTimeout(() => this._restartIce(entry), 3000);
   }
 
+  // _restartIce restarts the ICE of entry's connection. One the server
+  // refuses because the media node no longer has the connection (GONE) is
+  // handled as a media_check after a resume that finds it gone (_mediaGone).
   _restartIce(entry) {
     const pc = entry.pc;
     // Not while an offer is out (a start's first, or a move's): its answer
@@ -932,7 +948,12 @@ export class RoomlogEngine {
     entry.restarting = true;
     this._log('info', 'restarting ICE', entry.kind, entry.streamID, pc.iceConnectionState);
     this._offer(entry, pc, 'media_ice_restart')
-      .catch((e) => this._log('warn', 'ICE restart failed', entry.streamID, e.message))
+      .catch((e) => {
+        if (GONE.has(e.code)) {
+          this._log('info', 'the media connection is gone', entry.kind, entry.streamID, e.message);
+          this._mediaGone(entry, pc, e.code);
+        } else this._log('warn', 'ICE restart failed', entry.streamID, e.message);
+      })
       .finally(() => {
         entry.restarting = false;
       });
@@ -978,6 +999,27 @@ export class RoomlogEngine {
     this._mediaState(pub, 'NO_PUBLISH', code, reason);
   }
 
+  // _mediaGone handles entry's connection pc, which the media node no longer
+  // has (code: 1907003 media_peer_not_found, 1907002 media_node_unreachable),
+  // as a media_check after a resume or a refused ICE restart found, unless
+  // pc is no longer entry's connection or entry no longer the stream's: a
+  // player connects again (PLAY_REQUESTING, reason 'gone'); a publisher's
+  // media has ended (NO_PUBLISH, reason 'gone'). The media node's own ending
+  // of pc may still be on its way: it is not told again (_mediaEvent).
+  _mediaGone(entry, pc, code) {
+    const id = entry.streamID;
+    const entries = entry.kind === 'publish' ? this._publishers : this._players;
+    if (!pc || entry.pc !== pc || entries.get(id) !== entry) return;
+    this._goneTold.add(mediaKey(entry.kind, id));
+    if (entry.kind === 'publish') {
+      this._endPublisher(id, entry, code, 'gone');
+      return;
+    }
+    clearTimeout(entry.iceTimer);
+    this._mediaState(entry, 'PLAY_REQUESTING', code, 'gone');
+    this._connectPeer(entry).catch((e) => this._endPlayer(id, entry, e.code || 0, 'failed'));
+  }
+
   // The media of a room the session left ends with it.
   _roomEnded(room, code) {
     for (const [id, p] of [...this._players]) if (p.roomID === room) this._endPlayer(id, p, code, 'ended');
@@ -989,8 +1031,16 @@ export class RoomlogEngine {
   _mediaEvent(kind, d) {
     const entries = kind === 'publish' ? this._publishers : this._players;
     const entry = entries.get(d.stream);
-    if (!entry) return;
     const ended = d.state === 'NO_PUBLISH' || d.state === 'NO_PLAY';
+    // The ending of a connection the SDK found gone, and told the app of
+    // (_mediaGone), arriving before the stream's next offer was answered:
+    // the app heard of it once, and a publisher it published again right
+    // after, or a player connecting again, goes on.
+    if (ended && this._goneTold.delete(mediaKey(kind, d.stream))) {
+      this._log('debug', 'the ending of a media connection found gone', kind, d.stream, d.reason);
+      return;
+    }
+    if (!entry) return;
     // A start whose offer has not gone out has no connection the media node
     // could end: the ending is an earlier connection's of the stream, and
     // must not end this one. Either one the app stopped just before starting
@@ -1549,9 +1599,10 @@ export class RoomlogEngine {
   // down are lost. A player whose connection is gone (its stream moved to
   // another media node meanwhile, or its node died) connects again; a
   // publisher whose connection is gone ends with the code (1907003 or
-  // 1907002). Each check goes to the node that answered the offer.
+  // 1907002), as after a refused ICE restart (_mediaGone). Each check goes
+  // to the node that answered the offer.
   _checkMedia() {
-    const gone = async (entry) => {
+    const check = async (entry) => {
       try {
         await this._do('media_check', { stream: entry.streamID, kind: entry.kind, node: entry.node || undefined });
         return 0;
@@ -1561,20 +1612,11 @@ export class RoomlogEngine {
         return 0;
       }
     };
-    for (const [id, p] of [...this._players]) {
+    for (const p of [...this._players.values(), ...this._publishers.values()]) {
       if (!p.pc) continue;
       const pc = p.pc;
-      gone(p).then((code) => {
-        if (!code || this._players.get(id) !== p || p.pc !== pc) return;
-        this._mediaState(p, 'PLAY_REQUESTING', code, 'gone');
-        this._connectPeer(p).catch((e) => this._endPlayer(id, p, e.code || 0, 'failed'));
-      });
-    }
-    for (const [id, p] of [...this._publishers]) {
-      if (!p.pc) continue;
-      const pc = p.pc;
-      gone(p).then((code) => {
-        if (code && p.pc === pc) this._endPublisher(id, p, code, 'gone');
+      check(p).then((code) => {
+        if (code) this._mediaGone(p, pc, code);
       });
     }
   }
@@ -1634,6 +1676,8 @@ export class RoomlogEngine {
   _adopt(hello, kicked) {
     // The old session timed out: its streams and plays ended with it.
     // A publish or play still waiting to be sent goes on the new session.
+    // No ending of the old session's connections comes to the new one.
+    this._goneTold.clear();
     for (const [id, p] of [...this._publishers]) if (!p.pending) this._endPublisher(id, p, ErrorCodes.TIMEOUT[0], 'ended');
     for (const [id, p] of [...this._players]) if (!p.pending) this._endPlayer(id, p, ErrorCodes.TIMEOUT[0], 'ended');
     this._session = hello.session;
