@@ -192,7 +192,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 td{padding:2px 8px}.k{color:#666}</style></head><body>
 <h1>roomstats</h1>
 <p><span class="k">cursor</span> {{.Cursor}} · <span class="k">room events</span> {{.Events}} ·
-<span class="k">rooms</span> {{.Rooms}} · <span class="k">streams published</span> {{.Streams}} ·
+<span class="k">rooms kept</span> {{.Rooms}} · <span class="k">streams published</span> {{.Streams}} ·
 <span class="k">parked messages</span> {{.Parked}} · <a href="/metrics">metrics</a> · <a href="/stats.json">JSON</a></p>
 <p class="k">{{.From}} — {{.To}}</p>
 <h2>Messages per minute</h2>

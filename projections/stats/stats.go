@@ -54,6 +54,16 @@ type Stats struct {
 	// StreamsPublished counts streams published, in every room.
 	StreamsPublished uint64 `json:"streams_published"`
 
+	// Now is the log's time as the stats see it (a minute: Unix time /
+	// 60): the latest event's, except that one event moves it at most an
+	// eighth of Keep ahead, so that a single event stamped far ahead (a
+	// node's clock gone wrong) cannot drop the last week's figures at once.
+	// Pruned is the Now at which old figures were last dropped. Both are
+	// saved, so a consumer restarted from its state drops what one that
+	// never stopped would.
+	Now    int64 `json:"now_minute,omitempty"`
+	Pruned int64 `json:"pruned_minute,omitempty"`
+
 	// Keep is how far back, in the log's time, per-minute figures are kept
 	// (Minutes, Room.Concurrent), and how long a room without members is
 	// kept after its last event; 0 keeps everything. It is not saved with
@@ -66,9 +76,6 @@ type Stats struct {
 	lastRoom   *Room
 	lastMinute *Minute
 	lastMin    int64
-	// newest is the latest minute an event fell in; pruned the newest
-	// minute when old figures were last dropped.
-	newest, pruned int64
 }
 
 // Room is one room's figures.
@@ -129,11 +136,12 @@ func (s *Stats) UnmarshalJSON(b []byte) error {
 		rooms[Key(r.App, r.Room)] = r
 	}
 	s.Rooms, s.lastRoom, s.lastMinute = rooms, nil, nil
-	s.newest = 0
-	for m := range s.Minutes {
-		s.newest = max(s.newest, m)
+	if s.Now == 0 { // saved before Now: its latest minute on record
+		for m := range s.Minutes {
+			s.Now = max(s.Now, m)
+		}
+		s.Pruned = s.Now
 	}
-	s.pruned = s.newest
 	return nil
 }
 
@@ -165,8 +173,12 @@ func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
 	}
 	minute := e.Time.Unix() / 60
 	r.Last = max(r.Last, minute)
-	if minute > s.newest {
-		s.newest = minute
+	if minute > s.Now {
+		if step := s.step(); s.Now != 0 && step > 0 {
+			s.Now = min(minute, s.Now+step)
+		} else {
+			s.Now = minute
+		}
 		s.prune()
 	}
 	m := s.lastMinute
@@ -200,18 +212,26 @@ func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
 	return true
 }
 
-// prune drops the figures older than Keep before the newest minute: the
-// minutes, each room's concurrent users per minute, and the rooms without
-// members whose last event is that old. It walks everything, so it runs
-// once every eighth of Keep of the log's time: the stats hold at most
-// Keep and an eighth of it.
-func (s *Stats) prune() {
+// step is an eighth of Keep, in minutes (0: Keep is 0, nothing is dropped).
+func (s *Stats) step() int64 {
 	keep := int64(s.Keep / time.Minute)
-	if keep <= 0 || s.newest-s.pruned < max(keep/8, 1) {
+	if keep <= 0 {
+		return 0
+	}
+	return max(keep/8, 1)
+}
+
+// prune drops the figures older than Keep before Now: the minutes, each
+// room's concurrent users per minute, and the rooms without members whose
+// last event is that old. It walks everything, so it runs once every step
+// of the log's time: the stats hold at most Keep and an eighth of it.
+func (s *Stats) prune() {
+	step := s.step()
+	if step == 0 || s.Now-s.Pruned < step {
 		return
 	}
-	s.pruned = s.newest
-	cutoff := s.newest - keep
+	s.Pruned = s.Now
+	cutoff := s.Now - int64(s.Keep/time.Minute)
 	for m := range s.Minutes {
 		if m < cutoff {
 			delete(s.Minutes, m)
