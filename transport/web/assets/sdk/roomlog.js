@@ -331,6 +331,10 @@ function dial(url, timeoutMs, engine) {
 // mediaKey names a stream's publisher ('publish') or player ('play').
 const mediaKey = (kind, streamID) => `${kind} ${streamID}`;
 
+// iceDown reports whether pc's ICE lost its path (a restart may bring it
+// back).
+const iceDown = (pc) => pc.iceConnectionState === 'failed' || pc.iceConnectionState === 'disconnected';
+
 // gathered resolves when pc has gathered its ICE candidates, or after ms.
 function gathered(pc, ms) {
   return new Promise((resolve) => {
@@ -798,7 +802,7 @@ export class RoomlogEngine {
     const cur = entries.get(streamID);
     if (!cur) return null;
     cur.superseded = true;
-    clearTimeout(cur.iceTimer);
+    this._cancelIce(cur);
     if (!cur.starting) return cur.pc ? cur : null;
     const old = cur.old;
     cur.old = null;
@@ -926,33 +930,88 @@ export class RoomlogEngine {
   }
 
   // _iceChanged restarts ICE when the path broke (a network change): at once
-  // if it failed, after a grace period if it is only disconnected.
+  // if it failed, after a grace period if it is only disconnected. A
+  // restart that did not bring the connection back (it failed again) is
+  // followed by the next one only after a backoff (backoffMin doubling to
+  // backoffMax, as reconnections), until the connection is up again
+  // (entry.iceTries counts the restarts since then), as the Go SDK does
+  // (transport/client/ice.go).
   _iceChanged(entry, pc) {
     if (entry.pc !== pc) return;
-    clearTimeout(entry.iceTimer);
     const st = pc.iceConnectionState;
-    if (st === 'failed') this._restartIce(entry);
-    else if (st === 'disconnected') entry.iceTimer = setTimeout(() => this._restartIce(entry), 3000);
+    if (st === 'connected' || st === 'completed') {
+      this._cancelIce(entry);
+      entry.iceTries = 0;
+    } else if (st === 'failed') {
+      this._cancelIce(entry);
+      if (!entry.iceTries) this._restartIce(entry);
+      else this._scheduleIce(entry, pc, this._backoff(entry.iceTries));
+    } else if (st === 'disconnected') {
+      this._cancelIce(entry);
+      this._scheduleIce(entry, pc, 3000);
+    } else if (st === 'closed') this._cancelIce(entry);
+  }
+
+  // _scheduleIce has the ICE of entry's connection pc restarted in ms,
+  // unless cancelled (_cancelIce) meanwhile, or pc is no longer entry's
+  // connection or came back by then.
+  _scheduleIce(entry, pc, ms) {
+    const timer = setTimeout(() => {
+      if (entry.iceTimer !== timer) return;
+      entry.iceTimer = null;
+      if (entry.pc === pc && iceDown(pc)) this._restartIce(entry);
+    }, ms);
+    entry.iceTimer = timer;
+  }
+
+  // _cancelIce cancels entry's restart scheduled, if any.
+  _cancelIce(entry) {
+    clearTimeout(entry.iceTimer);
+    entry.iceTimer = null;
   }
 
   // _restartIce restarts the ICE of entry's connection. One the server
   // refuses because the media node no longer has the connection (GONE) is
   // handled as a media_check after a resume that finds it gone (_mediaGone).
+  // One that fails otherwise (a transient server error, a timeout, the reply
+  // lost with the WebSocket, an answer that does not apply) rolls its offer
+  // back, so that the connection can offer again, and is tried again after
+  // a backoff while the connection is still down: its ICE state says nothing
+  // more while it stays so.
   _restartIce(entry) {
     const pc = entry.pc;
-    // Not while an offer is out (a start's first, or a move's): its answer
-    // sets the path up, and a second offer crossing it would leave the two
-    // sides with different ICE credentials.
-    if (!pc || entry.restarting || entry.superseded || pc.signalingState !== 'stable') return;
+    if (!pc || entry.superseded || this._closed) return;
     if (pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed') return;
+    // Not while an offer is out (a start's first, a move's, or a restart):
+    // its answer sets the path up, and a second offer crossing it would
+    // leave the two sides with different ICE credentials. If that answer
+    // does not bring the path back, try again later.
+    if (entry.restarting || pc.signalingState !== 'stable') {
+      if (!entry.iceTimer && iceDown(pc)) this._scheduleIce(entry, pc, this._backoff(Math.max(entry.iceTries || 0, 1)));
+      return;
+    }
     entry.restarting = true;
+    entry.iceTries = (entry.iceTries || 0) + 1;
     this._log('info', 'restarting ICE', entry.kind, entry.streamID, pc.iceConnectionState);
     this._offer(entry, pc, 'media_ice_restart')
-      .catch((e) => {
+      .catch(async (e) => {
         if (GONE.has(e.code)) {
           this._log('info', 'the media connection is gone', entry.kind, entry.streamID, e.message);
           this._mediaGone(entry, pc, e.code);
-        } else this._log('warn', 'ICE restart failed', entry.streamID, e.message);
+          return;
+        }
+        this._log('warn', 'ICE restart failed', entry.streamID, e.message);
+        if (entry.pc !== pc) return; // closed, ended or replaced meanwhile
+        if (pc.signalingState === 'have-local-offer') {
+          try {
+            await pc.setLocalDescription({ type: 'rollback' });
+          } catch (err) {
+            this._log('warn', 'cannot roll the ICE restart back', entry.streamID, err.message);
+          }
+        }
+        if (entry.pc !== pc || entry.superseded || this._closed || !iceDown(pc)) return;
+        this._cancelIce(entry);
+        this._scheduleIce(entry, pc, this._backoff(entry.iceTries));
       })
       .finally(() => {
         entry.restarting = false;
@@ -969,7 +1028,7 @@ export class RoomlogEngine {
     if (!entry || !entry.pc) return;
     const pc = entry.pc;
     entry.pc = null;
-    clearTimeout(entry.iceTimer);
+    this._cancelIce(entry);
     if (tell) this._do('media_close', { stream: entry.streamID, kind: entry.kind }).catch(() => {});
     const cancel = offerCancels.get(pc);
     if (cancel) cancel();
@@ -1015,7 +1074,7 @@ export class RoomlogEngine {
       this._endPublisher(id, entry, code, 'gone');
       return;
     }
-    clearTimeout(entry.iceTimer);
+    this._cancelIce(entry);
     this._mediaState(entry, 'PLAY_REQUESTING', code, 'gone');
     this._connectPeer(entry).catch((e) => this._endPlayer(id, entry, e.code || 0, 'failed'));
   }
