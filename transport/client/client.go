@@ -216,11 +216,15 @@ type Client struct {
 	mediaMu    sync.Mutex
 	players    map[string]*MediaPlayer
 	publishers map[string]*MediaPublisher
-	// goneTold holds the streams whose publisher the client ended itself,
-	// telling the app (a restart refused: the connection is gone): the
-	// server's own ending of that connection, which may follow, is not
-	// told again (until the answer to a new PublishMedia of the stream).
-	goneTold map[string]bool
+	// goneTold holds the publishers and players whose connection the
+	// client found gone (an ICE restart refused, a check after a resume)
+	// and told the app of itself: a publisher it ended (NO_PUBLISH gone), a
+	// player it connects again. The server's own ending of that connection
+	// (NO_PUBLISH / NO_PLAY), which may still be on its way, is neither told
+	// again nor ends the player's new connection or a new PublishMedia of
+	// the stream: until the answer to the stream's next offer (mediaOffer),
+	// or the session's end (endMedia).
+	goneTold map[mediaKey]bool
 	// offers are the PublishMedia and PlayMedia calls in flight, whose media
 	// is not registered yet (see mediaCall).
 	offers map[*mediaCall]struct{}

@@ -54,6 +54,20 @@ func (o MediaOptions) api() (*webrtc.API, error) {
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg)), nil
 }
 
+// mediaKey names the publisher (kind protocol.MediaPublish) or player
+// (protocol.MediaPlay) of a stream.
+type mediaKey struct{ stream, kind string }
+
+// markGoneLocked records that the client told the app itself of the end of
+// stream's kind connection, found gone (see Client.goneTold); c.mediaMu is
+// held.
+func (c *Client) markGoneLocked(stream, kind string) {
+	if c.goneTold == nil {
+		c.goneTold = map[mediaKey]bool{}
+	}
+	c.goneTold[mediaKey{stream, kind}] = true
+}
+
 // MediaPublisher is the peer connection that sends one published stream.
 type MediaPublisher struct {
 	c      *Client
@@ -142,10 +156,7 @@ func (p *MediaPublisher) gone(why *domain.Error) {
 	mine := c.publishers[p.stream] == p
 	if mine {
 		delete(c.publishers, p.stream)
-		if c.goneTold == nil {
-			c.goneTold = map[string]bool{}
-		}
-		c.goneTold[p.stream] = true
+		c.markGoneLocked(p.stream, protocol.MediaPublish)
 	}
 	c.mediaMu.Unlock()
 	if !mine {
@@ -221,7 +232,9 @@ type MediaPlayer struct {
 // Options.ICEDisconnectedGrace, it restarts ICE by itself (see RestartICE);
 // if the server answers that the connection is gone (1907003
 // media_peer_not_found, 1907002 media_node_unreachable), it connects again
-// too, as after a resume that finds the connection gone.
+// too, as after a resume that finds the connection gone. The media node's
+// own ending of the connection found gone (NO_PLAY, "failed" say), which may
+// still be on its way, is not told, and does not end the player.
 //
 // As with PublishMedia, a call in flight when the session ends fails with
 // code 1002053, one in flight when Close is called with ErrClosed, and its
@@ -229,8 +242,7 @@ type MediaPlayer struct {
 func (c *Client) PlayMedia(ctx context.Context, stream string, onTrack func(*webrtc.TrackRemote, *webrtc.RTPReceiver),
 	opts MediaOptions) (*MediaPlayer, error) {
 	p := &MediaPlayer{c: c, stream: stream, opts: opts, onTrack: onTrack}
-	p.ice = &iceWatch{c: c, stream: stream, kind: protocol.MediaPlay, current: p.current,
-		gone: func(*domain.Error) { p.moved() }}
+	p.ice = &iceWatch{c: c, stream: stream, kind: protocol.MediaPlay, current: p.current, gone: p.gone}
 	call, ctx := c.beginMedia(ctx, stream, protocol.MediaPlay)
 	moved, forgotten, err := c.finishMedia(call, p.connect(ctx, call), func() {
 		if c.players == nil {
@@ -376,6 +388,25 @@ func (p *MediaPlayer) Close(ctx context.Context) error {
 			Kind: protocol.MediaPlay}, nil)
 	}
 	return errors.Join(err, pc.Close())
+}
+
+// gone connects the player again, as the media node no longer has its
+// connection (why: media_peer_not_found or media_node_unreachable; an ICE
+// restart refused, a check after a resume), unless it was closed or
+// replaced meanwhile. The media node's own ending of the old connection,
+// which may still be on its way, neither ends the player nor is told
+// (goneTold).
+func (p *MediaPlayer) gone(*domain.Error) {
+	c := p.c
+	c.mediaMu.Lock()
+	mine := c.players[p.stream] == p
+	if mine {
+		c.markGoneLocked(p.stream, protocol.MediaPlay)
+	}
+	c.mediaMu.Unlock()
+	if mine {
+		p.moved()
+	}
 }
 
 // moved connects the player again: its stream is on another media node now.
@@ -551,6 +582,7 @@ func (c *Client) endMedia(why *domain.Error, reason string) {
 	c.mediaMu.Lock()
 	publishers, players, offers := c.publishers, c.players, c.offers
 	c.publishers, c.players, c.offers = nil, nil, nil
+	c.goneTold = nil // no ending of the old session's connections comes to the new one
 	for m := range offers {
 		if m.ended == nil {
 			m.ended = errMediaEnded(why, m.kind)
@@ -629,8 +661,8 @@ func (c *Client) checkMedia() {
 		node := p.node
 		p.mu.Unlock()
 		go func() {
-			if c.peerGone(p.stream, protocol.MediaPlay, node) != nil {
-				p.moved()
+			if why := c.peerGone(p.stream, protocol.MediaPlay, node); why != nil {
+				p.gone(why)
 			} else {
 				p.ice.kick()
 			}
@@ -694,17 +726,18 @@ func (c *Client) mediaOffer(ctx context.Context, op protocol.Op, pc *webrtc.Peer
 		return "", ctx.Err()
 	}
 	var answered func([]byte) error
-	if call != nil {
+	if op == protocol.OpMediaOffer {
 		// On the reader goroutine, before the frames that follow the answer
 		// (a NO_PUBLISH the server sent after it) are handled.
 		answered = func([]byte) error {
 			c.mediaMu.Lock()
-			call.answered = true
-			if kind == protocol.MediaPublish {
-				// The endings from here on are the new connection's; those
-				// before (an ended one's, on its way) were told already.
-				delete(c.goneTold, stream)
+			if call != nil {
+				call.answered = true
 			}
+			// A new connection's: the endings from here on are its own;
+			// those before (of one found gone, on their way) were told
+			// already.
+			delete(c.goneTold, mediaKey{stream, kind})
 			c.mediaMu.Unlock()
 			return nil
 		}
@@ -734,15 +767,29 @@ func (c *Client) mediaEvent(f *protocol.Frame) bool {
 	}
 	h := &c.opts.Handlers
 	st, code := MediaState(d.State), domain.Code(d.Code)
+	kind := protocol.MediaPlay
 	if f.Event == protocol.EvPublisherStateUpdate {
+		kind = protocol.MediaPublish
+	}
+	// The ending of a connection the client found gone, and told the app of
+	// (a publisher it ended, a player it connects again), arriving before
+	// the stream's next offer was answered: the app heard of it once, and a
+	// publisher published again right after, or the player connecting
+	// again, goes on. Before the other guards, as the browser SDK's.
+	if st == NoPublish || st == NoPlay {
+		k := mediaKey{d.Stream, kind}
+		c.mediaMu.Lock()
+		told := c.goneTold[k]
+		delete(c.goneTold, k)
+		c.mediaMu.Unlock()
+		if told {
+			c.log.Debug("roomlog: the ending of a media connection found gone", "stream", d.Stream, "kind", kind,
+				"reason", d.Reason)
+			return true
+		}
+	}
+	if kind == protocol.MediaPublish {
 		if st == NoPublish {
-			c.mediaMu.Lock()
-			told := c.goneTold[d.Stream] && c.publishers[d.Stream] == nil
-			delete(c.goneTold, d.Stream)
-			c.mediaMu.Unlock()
-			if told {
-				return true // the client told the app of this ending already
-			}
 			c.forgetMedia(d.Stream, protocol.MediaPublish)
 		}
 		if h.OnPublisherStateUpdate != nil {
