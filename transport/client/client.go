@@ -272,6 +272,9 @@ type Client struct {
 	// rooms is every room the session is in, or on its way in or out of.
 	rooms     map[string]*roomTrack
 	nextOrder uint64
+	// resumes counts the resumes the server accepted (see
+	// roomTrack.confirmed).
+	resumes uint64
 	// entering counts, per room, the requests that enter it (an entry, a
 	// re-login) under way; leaves are the leaves under way (see leave).
 	entering map[string]int
@@ -305,6 +308,10 @@ type roomTrack struct {
 	// a resume says so (or a new session is adopted, which is in none), so
 	// exit stays set even if a later leave fails (see exited).
 	unsure bool
+	// confirmed is the resumes count of the last resume that said the
+	// session is still in the room: a leave's reply lost on a connection
+	// before that one leaves no doubt (see exited).
+	confirmed uint64
 	// left: the room was dropped while the app was leaving it (relogin did
 	// not enter it again on a new session, or a resume left it out): the
 	// leaves waiting for it are done without a request.
@@ -485,6 +492,7 @@ func (c *Client) doUnless(ctx context.Context, op protocol.Op, payload any, hook
 	}
 	var sentOn string // the session a lost attempt went to
 	var lost error
+	var resumes uint64 // c.resumes when the attempt was sent
 	for {
 		if err := ctx.Err(); err != nil {
 			if lost != nil {
@@ -494,6 +502,7 @@ func (c *Client) doUnless(ctx context.Context, op protocol.Op, payload any, hook
 		}
 		c.mu.Lock()
 		l, changed, stopErr, session := c.link, c.changed, c.stopErr, c.session
+		resumes = c.resumes
 		c.mu.Unlock()
 		if stopErr != nil {
 			return nil, stopErr
@@ -506,6 +515,10 @@ func (c *Client) doUnless(ctx context.Context, op protocol.Op, payload any, hook
 		}
 		if l != nil {
 			data, err := l.roundTrip(ctx, expired, op, payload, key, hook)
+			var e *Error
+			if errors.As(err, &e) && e.lost {
+				e.resumes = resumes
+			}
 			switch {
 			case err == errNotSent:
 				// The link died before the request left: wait for the next.

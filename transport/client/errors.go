@@ -31,8 +31,10 @@ type Error struct {
 	// local marks errors the SDK made up rather than received: the
 	// reconnection logic retries those but not the server's refusals.
 	local bool
-	// lost marks a request sent on a connection lost before its reply.
-	lost bool
+	// lost marks a request sent on a connection lost before its reply;
+	// resumes is the client's count of resumes when it was sent.
+	lost    bool
+	resumes uint64
 }
 
 func (e *Error) Error() string {
@@ -100,6 +102,14 @@ func errConnLost(op protocol.Op) *Error {
 func isConnLost(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.lost
+}
+
+// lostAfter reports whether err, errConnLost's, is of an attempt sent
+// after (or at) the resume numbered resumes: one before was answered by
+// that resume.
+func lostAfter(err error, resumes uint64) bool {
+	var e *Error
+	return errors.As(err, &e) && e.resumes >= resumes
 }
 
 // errNotSent is returned by a link that died before the request left: the

@@ -225,3 +225,68 @@ func TestALostLogoutRetriedWhileAwayIsNotUndoneForTheOthers(t *testing.T) {
 		t.Errorf("alice is in r1 after her app logged out of it: %v", users)
 	}
 }
+
+// A leave whose reply was lost, then a resume that says the session is
+// still in the room (r1 resumed, Reconnected told), and only then, before
+// the leave could be sent again, its request timeout (the client is held
+// between the resume reply and the link's install, here by a stray room's
+// logout). The leave did not take effect and is not sent again: the room
+// is not being left. At the next session loss r1 is entered again. Found
+// by the second reader: the lost leave marked r1 unsure after the resume,
+// and r1 got Logout on the new session though no leave went to it after
+// the resume.
+func TestALeaveLostBeforeAResumeThatKeptTheRoomLeavesNoMark(t *testing.T) {
+	g := clienttest.StartScripted(t)
+	r := newRec(t, "alice")
+	r.AllowReconnects()
+	clock := estest.NewClock(time.Now())
+	a, c1 := dialScriptedWith(t, g, "s1", client.Options{Handlers: r.Handlers(),
+		Logger: clienttest.Logger(t), Clock: clienttest.ClientClock(clock), RequestTimeout: time.Hour,
+		ReconnectWindow: 24 * time.Hour})
+	scriptedLogin(t, c1, a, "r1", 5)
+	scriptedLogin(t, c1, a, "r2", 6)
+	settle(t, a, c1, r)
+
+	done := startLeave(ctx(t), a, "logout")
+	c1.Req(protocol.OpLogout) // sent; its reply is lost
+	c1.Drop()
+	r.WaitState("r2", client.StateReconnecting)
+	c2 := g.Next(t)
+	clock.Advance(59 * time.Minute) // most of the leave's timeout, away
+
+	c2.Hello("s1", "rt-s1b")
+	rs := c2.Req(protocol.OpResume)
+	c2.Reply(rs.ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt2", Rooms: map[string]protocol.ResumedRoom{
+		"r1": {Status: "resumed", Seq: 5}, "r2": {Status: "resumed", Seq: 6}, "stray": {Status: "unknown"}}})
+	stray := c2.Req(protocol.OpLogout) // dropStrays: resumed() has run
+	clock.Advance(2 * time.Minute)     // the leave's timeout, not the stray logout's
+	first := result(t, done)
+	code, _ := domain.CodeOf(first.err)
+	t.Logf("the leave returned %v (code %d)", first.err, code)
+	c2.Reply(stray.ID, protocol.RoomsReply{Rooms: []string{"stray"}})
+	settle(t, a, c2, r)
+
+	// The session is lost later (timed out): a new one enters the rooms again.
+	c2.Drop()
+	c3 := g.Next(t)
+	c3.Hello("s2", "rt-s2")
+	c3.Refuse(c3.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
+	rooms := map[string]bool{}
+	for range 2 {
+		in := c3.Req(protocol.OpLogin)
+		var req protocol.LoginRequest
+		if err := in.Decode(&req); err != nil {
+			t.Fatal(err)
+		}
+		rooms[req.Room] = true
+		c3.ServeEntry(in, req.Room, 1)
+		if req.Room == "r2" && !rooms["r1"] {
+			break // r1 comes first: it was not entered again
+		}
+	}
+	seen := settle(t, a, c3, r)
+	if !rooms["r1"] {
+		t.Errorf("r1, which the resume said the session was in (Reconnected) and which no leave went to after it, "+
+			"was not entered again on the new session; told %v", statesOf(seen, "r1"))
+	}
+}

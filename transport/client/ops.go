@@ -512,7 +512,10 @@ func (c *Client) allLeft(lm *leaveMarks) bool {
 // being left, unless another leave of it is in flight or an earlier one's
 // reply was lost (unsure). One whose reply was lost with the connection
 // keeps its mark, and marks the room unsure: the session may be out of it,
-// as a resume tells (resumed), and a new session is.
+// as a resume tells (resumed), and a new session is. Unless a resume said
+// the session is still in the room after the lost attempt was sent (its
+// reply came too late to be sent again): then the leave did not take
+// effect, as for a refused one.
 func (c *Client) exited(lm *leaveMarks, err error) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -523,7 +526,7 @@ func (c *Client) exited(lm *leaveMarks, err error) []string {
 		switch {
 		case m.r.left:
 			dropped = append(dropped, m.name)
-		case isConnLost(err):
+		case isConnLost(err) && lostAfter(err, m.r.confirmed):
 			m.r.unsure = true
 		case m.r.exiting == 0 && !m.r.leaving && !m.r.unsure:
 			m.r.exit = ""

@@ -277,6 +277,7 @@ func (c *Client) resumed(data []byte, sent map[string]uint64) ([]string, error) 
 		return nil, fmt.Errorf("roomlog: resume: %w", err)
 	}
 	c.mu.Lock()
+	c.resumes++
 	if rep.Session != "" {
 		c.session = rep.Session
 	}
@@ -313,7 +314,7 @@ func (c *Client) resumed(data []byte, sent map[string]uint64) ([]string, error) 
 				back = append(back, name)
 				// The session is still in the room: a leave whose reply was
 				// lost did not take effect (one still waiting is sent again).
-				r.unsure = false
+				r.unsure, r.confirmed = false, c.resumes
 				if r.exiting == 0 {
 					r.exit = ""
 				}
