@@ -170,7 +170,10 @@ func (p *Page) Eval(js string, out any) {
 }
 
 func (p *Page) try(js string, out any) error {
-	raw, err := chromedp.Run(p.timeout(30*time.Second), chromedp.Evaluate[[]byte](js, chromedp.EvalAwaitPromise))
+	// Longer than the waits the page runs itself (clienttest.Wait), so
+	// that a wait that fails says why, with the events it saw, rather than
+	// "context deadline exceeded".
+	raw, err := chromedp.Run(p.timeout(clienttest.Wait+15*time.Second), chromedp.Evaluate[[]byte](js, chromedp.EvalAwaitPromise))
 	if err != nil {
 		return err
 	}
