@@ -436,8 +436,13 @@ func (c *conn) writer(ctx context.Context) {
 	// the writer's life: given a context per write, the WebSocket library
 	// registers a callback on it, and with the context's own timer that was
 	// 11% of what a node allocated under a login burst. A write that outlasts
-	// either fails: its connection is closed under it.
-	deadline := time.AfterFunc(time.Hour, func() { c.ws.CloseNow() })
+	// either fails: its connection is closed under it. timedOut tells a
+	// client too slow to take a write from one that went away during it.
+	var timedOut atomic.Bool
+	deadline := time.AfterFunc(time.Hour, func() {
+		timedOut.Store(true)
+		c.ws.CloseNow()
+	})
 	deadline.Stop()
 	defer deadline.Stop()
 	defer context.AfterFunc(ctx, func() { c.ws.CloseNow() })()
@@ -455,14 +460,23 @@ func (c *conn) writer(ctx context.Context) {
 		default:
 			if b, ok := c.out.pop(); ok {
 				if !c.room(len(b)) {
-					// The client stopped reading: drop it, with the room
-					// kept for telling it why.
-					c.close(protocol.ErrSlowConsumer.With("its socket took nothing for %v", c.srv.cfg.WriteTimeout))
+					select {
+					case <-c.done: // closed meanwhile, for its own reason
+					default:
+						// The client stopped reading: drop it, with the
+						// room kept for telling it why.
+						c.srv.stats.slowConsumers.Add(1)
+						c.close(protocol.ErrSlowConsumer.With("its socket took nothing for %v", c.srv.cfg.WriteTimeout))
+					}
 					continue
 				}
 				if err := write(b); err != nil {
-					c.srv.stats.slowConsumers.Add(1)
-					c.close(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
+					if timedOut.Load() {
+						c.srv.stats.slowConsumers.Add(1)
+						c.close(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
+					} else {
+						c.close(nil) // the client went away, or the connection ended, during the write
+					}
 					c.ws.CloseNow()
 					return
 				}
