@@ -167,22 +167,7 @@ func (p *Page) lastThing(c *clienttest.ScriptedConn, event string, mark int) []m
 // node's own NO_PLAY of the old connection arrives while the new offer is
 // out.
 func TestSDKARefusedICERestartPlaysAgain(t *testing.T) {
-	p, c, s := scriptedAlice(t)
-	p.start("play", "a", "startPlayingStream", "cam", map[string]string{"roomID": "r1"})
-	c.Reply(mediaReq(c, protocol.OpPlay).ID, protocol.StreamReply{Room: "r1"})
-	offer := mediaReq(c, protocol.OpMediaOffer)
-	first := s.answer(c, offer)
-	if r := p.outcome("play"); !r.OK {
-		t.Fatalf("startPlayingStream: %+v", r)
-	}
-	p.iceUp("_players", true)
-	mark := p.Len()
-
-	first.Close() // the media node forgets the connection
-	restart := mediaReq(c, protocol.OpMediaICERestart)
-	if offerUfrag(t, restart) == offerUfrag(t, offer) {
-		t.Error("the ICE restart's offer has the first offer's credentials")
-	}
+	p, c, s, _, restart, mark := playingThenCut(t)
 	c.Refuse(restart.ID, domain.ErrMediaPeerNotFound)
 	again := mediaReq(c, protocol.OpMediaOffer) // plays again
 	// The media node's own ending of the old connection, on its way.
@@ -209,6 +194,31 @@ func TestSDKARefusedICERestartPlaysAgain(t *testing.T) {
 	if st := p.entryState("a", "player", "cam"); st != "PLAY_REQUESTING" {
 		t.Errorf("a's player of cam is %s, want PLAY_REQUESTING (until the media node says PLAYING)", st)
 	}
+}
+
+// playingThenCut has alice's page play cam, answered by s through c, until
+// its ICE is connected; then the media node's side of the connection goes
+// (closed), and the SDK restarts ICE. It returns the first offer, the ICE
+// restart, and the index of the events from before the cut.
+func playingThenCut(t *testing.T) (p *Page, c *clienttest.ScriptedConn, s *pionNode, offer, restart protocol.Request, mark int) {
+	t.Helper()
+	p, c, s = scriptedAlice(t)
+	p.start("play", "a", "startPlayingStream", "cam", map[string]string{"roomID": "r1"})
+	c.Reply(mediaReq(c, protocol.OpPlay).ID, protocol.StreamReply{Room: "r1"})
+	offer = mediaReq(c, protocol.OpMediaOffer)
+	first := s.answer(c, offer)
+	if r := p.outcome("play"); !r.OK {
+		t.Fatalf("startPlayingStream: %+v", r)
+	}
+	p.iceUp("_players", true)
+	mark = p.Len()
+
+	first.Close()
+	restart = mediaReq(c, protocol.OpMediaICERestart)
+	if offerUfrag(t, restart) == offerUfrag(t, offer) {
+		t.Error("the ICE restart's offer has the first offer's credentials")
+	}
+	return p, c, s, offer, restart, mark
 }
 
 // refusedPublisher publishes alice's camera as cam through c, answered by

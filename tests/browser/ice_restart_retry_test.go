@@ -25,19 +25,7 @@ import (
 // restart, answered, brings the same connection back (ICE connected), and
 // the app is told nothing.
 func TestSDKATransientlyRefusedICERestartIsTriedAgain(t *testing.T) {
-	p, c, s := scriptedAlice(t)
-	p.start("play", "a", "startPlayingStream", "cam", map[string]string{"roomID": "r1"})
-	c.Reply(mediaReq(c, protocol.OpPlay).ID, protocol.StreamReply{Room: "r1"})
-	offer := mediaReq(c, protocol.OpMediaOffer)
-	first := s.answer(c, offer)
-	if r := p.outcome("play"); !r.OK {
-		t.Fatalf("startPlayingStream: %+v", r)
-	}
-	p.iceUp("_players", true)
-	mark := p.Len()
-
-	first.Close() // the media node's side of the path is gone
-	restart := mediaReq(c, protocol.OpMediaICERestart)
+	p, c, s, offer, restart, mark := playingThenCut(t)
 	refused := time.Now()
 	c.Refuse(restart.ID, domain.ErrUnavailable)
 	again := mediaReq(c, protocol.OpMediaICERestart) // the SDK before never sent it

@@ -3,7 +3,6 @@ package client_test
 import (
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -21,16 +20,8 @@ import (
 // new offer) and tell the app NO_PLAY, as the browser SDK no longer did
 // (its _goneTold covers players).
 func TestALateEndingOfAPlayerFoundGoneEndsNothing(t *testing.T) {
-	path := newICEPath(t)
-	s := path.node(t)
-	m := &reviewMedia{}
-	a, c, _ := iceClient(t, clienttest.StartScripted(t), m)
-	p, _ := playOn(t, a, c, s, path.appAPI(2*time.Second))
-	first := p.PeerConnection()
-
-	path.cut.Store(true)
-	c.Refuse(c.Req(protocol.OpMediaICERestart).ID, domain.ErrMediaPeerNotFound)
-	again := c.Req(protocol.OpMediaOffer) // plays again
+	g := refusedPlayer(t)
+	path, s, m, a, c, p, first, again := g.path, g.s, g.m, g.a, g.c, g.p, g.first, g.again
 	// The media node's ending of the old connection, on its way.
 	c.Event(protocol.EvPlayerStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "cam", State: "NO_PLAY",
 		Code: int(domain.ErrMediaPlayConnectionFailed.Code), Reason: "failed"})

@@ -218,16 +218,8 @@ func TestICERestartAfterTheDisconnectedGrace(t *testing.T) {
 // no longer has its connection (media_peer_not_found), it plays again with
 // a new one, and the app is told no ending.
 func TestICERestartRefusedPlaysAgain(t *testing.T) {
-	path := newICEPath(t)
-	s := path.node(t)
-	m := &reviewMedia{}
-	a, c, _ := iceClient(t, clienttest.StartScripted(t), m)
-	p, _ := playOn(t, a, c, s, path.appAPI(2*time.Second))
-	first := p.PeerConnection()
-
-	path.cut.Store(true)
-	c.Refuse(c.Req(protocol.OpMediaICERestart).ID, domain.ErrMediaPeerNotFound)
-	again := c.Req(protocol.OpMediaOffer)
+	g := refusedPlayer(t)
+	path, s, c, p, first, again, m := g.path, g.s, g.c, g.p, g.first, g.again, g.m
 	path.cut.Store(false)
 	s.answer(c, again, true)
 	iceState(t, "the new connection", p.PeerConnection, webrtc.ICEConnectionStateConnected)
@@ -240,6 +232,36 @@ func TestICERestartRefusedPlaysAgain(t *testing.T) {
 	if evs := m.all(); len(evs) != 0 {
 		t.Errorf("the app was told %+v", evs)
 	}
+}
+
+// refused is a player whose ICE restart was refused as gone: its client
+// plays again (again, its new offer, not answered yet).
+type refused struct {
+	path  *icePath
+	s     *sfu
+	m     *reviewMedia
+	a     *client.Client
+	c     *clienttest.ScriptedConn
+	p     *client.MediaPlayer
+	first *webrtc.PeerConnection
+	again protocol.Request
+}
+
+// refusedPlayer plays cam, answered by a media node on a virtual network,
+// cuts the path until the client restarts ICE, and refuses the restart
+// with media_peer_not_found; the path stays cut.
+func refusedPlayer(t *testing.T) refused {
+	t.Helper()
+	g := refused{path: newICEPath(t), m: &reviewMedia{}}
+	g.s = g.path.node(t)
+	g.a, g.c, _ = iceClient(t, clienttest.StartScripted(t), g.m)
+	g.p, _ = playOn(t, g.a, g.c, g.s, g.path.appAPI(2*time.Second))
+	g.first = g.p.PeerConnection()
+
+	g.path.cut.Store(true)
+	g.c.Refuse(g.c.Req(protocol.OpMediaICERestart).ID, domain.ErrMediaPeerNotFound)
+	g.again = g.c.Req(protocol.OpMediaOffer) // plays again
+	return g
 }
 
 // published is the outcome of a PublishMedia.

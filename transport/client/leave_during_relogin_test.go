@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomlog/roomlog/cmd/roomd/node"
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/tests/clienttest"
@@ -342,28 +343,36 @@ func TestALogoutWhileAwayIsNotUndoneForTheOthers(t *testing.T) {
 	})
 	loggedOutOnce(t, r2, "r2", "logout")
 
-	// carol's message in r2 comes after whatever alice's client did there.
+	notBack(t, n, b, rb, rc, "r2", "alice's app logged out of r2 while she was away")
+}
+
+// notBack checks that bob (b, recording in rb) never saw alice come back to
+// room after what her app did there (did): carol (recording in rc) logs
+// into room and broadcasts a marker, which comes to bob after whatever
+// alice's client did there; alice is not in room's member list either.
+func notBack(t *testing.T, n *node.Node, b *client.Client, rb, rc *rec, room, did string) {
+	t.Helper()
 	c := dial(t, wsURL(n), rc, nil)
-	login(t, n, c, rc, "r2", "carol")
-	if _, err := c.SendBroadcastMessage(ctx(t), "r2", "marker"); err != nil {
+	login(t, n, c, rc, room, "carol")
+	if _, err := c.SendBroadcastMessage(ctx(t), room, "marker"); err != nil {
 		t.Fatal(err)
 	}
 	var back []string
 	rb.WaitFor("carol's message", func(e ev) bool {
-		if e.Kind == "user" && e.Room == "r2" && e.Type == client.UpdateAdd && clienttest.HasUser(e.Users, "alice") {
+		if e.Kind == "user" && e.Room == room && e.Type == client.UpdateAdd && clienttest.HasUser(e.Users, "alice") {
 			back = append(back, e.String())
 		}
-		return e.Kind == "broadcast" && e.Room == "r2" && e.Msgs[0].Message == "marker"
+		return e.Kind == "broadcast" && e.Room == room && e.Msgs[0].Message == "marker"
 	})
 	if len(back) > 0 {
-		t.Errorf("alice's app logged out of r2 while she was away; bob then saw her come back: %v", back)
+		t.Errorf("%s; bob then saw her come back to %s: %v", did, room, back)
 	}
-	users, _, err := b.QueryRoomMemberList(ctx(t), "r2", "", 100)
+	users, _, err := b.QueryRoomMemberList(ctx(t), room, "", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if clienttest.HasUser(users, "alice") {
-		t.Errorf("alice is in r2 after her app logged out of it: %v", users)
+		t.Errorf("alice is in %s after her app logged out of it: %v", room, users)
 	}
 }
 

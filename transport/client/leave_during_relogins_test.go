@@ -71,16 +71,7 @@ func TestALostLeaveKeepsItsMarkWhileAway(t *testing.T) {
 	for _, way := range []string{"times_out", "retried"} {
 		for _, how := range []string{"logout", "leave", "logout_all"} {
 			t.Run(way+"/"+how, func(t *testing.T) {
-				g := clienttest.StartScripted(t)
-				r := newRec(t, "alice")
-				r.AllowReconnects()
-				clock := estest.NewClock(time.Now())
-				a, c1 := dialScriptedWith(t, g, "s1", client.Options{Handlers: r.Handlers(),
-					Logger: clienttest.Logger(t), Clock: clienttest.ClientClock(clock), RequestTimeout: time.Hour,
-					ReconnectWindow: 24 * time.Hour})
-				scriptedLogin(t, c1, a, "r1", 5)
-				scriptedLogin(t, c1, a, "r2", 6)
-				settle(t, a, c1, r)
+				g, r, clock, a, c1 := inTwoRooms(t)
 
 				lctx, giveUp := context.WithCancel(ctx(t))
 				defer giveUp()
@@ -201,29 +192,7 @@ func TestALostLogoutRetriedWhileAwayIsNotUndoneForTheOthers(t *testing.T) {
 	// r1 comes first in the re-logins: what it got is all there is.
 	loggedOutOnce(t, r1, "r1", "logout")
 
-	// carol's message in r1 comes after whatever alice's client did there.
-	c := dial(t, wsURL(n), rc, nil)
-	login(t, n, c, rc, "r1", "carol")
-	if _, err := c.SendBroadcastMessage(ctx(t), "r1", "marker"); err != nil {
-		t.Fatal(err)
-	}
-	var back []string
-	rb.WaitFor("carol's message", func(e ev) bool {
-		if e.Kind == "user" && e.Room == "r1" && e.Type == client.UpdateAdd && clienttest.HasUser(e.Users, "alice") {
-			back = append(back, e.String())
-		}
-		return e.Kind == "broadcast" && e.Room == "r1" && e.Msgs[0].Message == "marker"
-	})
-	if len(back) > 0 {
-		t.Errorf("alice's app logged out of r1 (twice); after her session timed out bob saw her come back: %v", back)
-	}
-	users, _, err := b.QueryRoomMemberList(ctx(t), "r1", "", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if clienttest.HasUser(users, "alice") {
-		t.Errorf("alice is in r1 after her app logged out of it: %v", users)
-	}
+	notBack(t, n, b, rb, rc, "r1", "alice's app logged out of r1 (twice), and her session timed out")
 }
 
 // A leave whose reply was lost, then a resume that says the session is
@@ -236,16 +205,7 @@ func TestALostLogoutRetriedWhileAwayIsNotUndoneForTheOthers(t *testing.T) {
 // and r1 got Logout on the new session though no leave went to it after
 // the resume.
 func TestALeaveLostBeforeAResumeThatKeptTheRoomLeavesNoMark(t *testing.T) {
-	g := clienttest.StartScripted(t)
-	r := newRec(t, "alice")
-	r.AllowReconnects()
-	clock := estest.NewClock(time.Now())
-	a, c1 := dialScriptedWith(t, g, "s1", client.Options{Handlers: r.Handlers(),
-		Logger: clienttest.Logger(t), Clock: clienttest.ClientClock(clock), RequestTimeout: time.Hour,
-		ReconnectWindow: 24 * time.Hour})
-	scriptedLogin(t, c1, a, "r1", 5)
-	scriptedLogin(t, c1, a, "r2", 6)
-	settle(t, a, c1, r)
+	g, r, clock, a, c1 := inTwoRooms(t)
 
 	done := startLeave(ctx(t), a, "logout")
 	c1.Req(protocol.OpLogout) // sent; its reply is lost
@@ -289,4 +249,22 @@ func TestALeaveLostBeforeAResumeThatKeptTheRoomLeavesNoMark(t *testing.T) {
 		t.Errorf("r1, which the resume said the session was in (Reconnected) and which no leave went to after it, "+
 			"was not entered again on the new session; told %v", statesOf(seen, "r1"))
 	}
+}
+
+// inTwoRooms has alice's client, on a fake clock with an hour's request
+// timeout, in r1 (seq 5) and r2 (seq 6) through the scripted gateway g on
+// its connection c1 (session s1).
+func inTwoRooms(t *testing.T) (*clienttest.ScriptedGateway, *rec, *estest.Clock, *client.Client, *clienttest.ScriptedConn) {
+	t.Helper()
+	g := clienttest.StartScripted(t)
+	r := newRec(t, "alice")
+	r.AllowReconnects()
+	clock := estest.NewClock(time.Now())
+	a, c1 := dialScriptedWith(t, g, "s1", client.Options{Handlers: r.Handlers(),
+		Logger: clienttest.Logger(t), Clock: clienttest.ClientClock(clock), RequestTimeout: time.Hour,
+		ReconnectWindow: 24 * time.Hour})
+	scriptedLogin(t, c1, a, "r1", 5)
+	scriptedLogin(t, c1, a, "r2", 6)
+	settle(t, a, c1, r)
+	return g, r, clock, a, c1
 }
