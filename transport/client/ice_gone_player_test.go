@@ -51,3 +51,68 @@ func TestALateEndingOfAPlayerFoundGoneEndsNothing(t *testing.T) {
 	}
 	marker(t, a, c) // nothing more was asked of the server
 }
+
+// A connection found gone after the stream's next answer came, but before
+// that new media was registered, must not hide the new connection's own
+// ending: the app switches camera (a second PublishMedia of cam) while the
+// client is away; the check after the resume finds the first connection
+// gone while the second is held between its answer and its registration
+// (the answer hook), so the first publisher is ended and marked. The server
+// later ends the second publisher (NO_PUBLISH): the app is told, and the
+// client no longer follows it. Found by the second reader: the mark
+// outlived the answer that should have cleared it, and swallowed the
+// ending.
+func TestAGoneMarkDoesNotHideTheNextPublishersEnding(t *testing.T) {
+	path := newICEPath(t)
+	s := path.node(t)
+	m := &reviewMedia{}
+	g := clienttest.StartScripted(t)
+	a, c, _ := iceClient(t, g, m)
+	api := path.appAPI(0)
+	publishOn(t, a, c, s, api) // the first camera, answered by n1
+
+	answered := make(chan struct{})
+	release := make(chan struct{})
+	client.OnMediaAnswered(a, func(stream, kind string) {
+		close(answered)
+		<-release
+	})
+	done := publish(t, a, api) // the second camera
+	s.answer(c, c.Req(protocol.OpMediaOffer), true)
+	<-answered
+
+	c.Drop()
+	c2 := g.Next(t)
+	c2.Hello("s1", "rt-s1b")
+	c2.Reply(c2.Req(protocol.OpResume).ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt-s1c"})
+	c2.Refuse(c2.Req(protocol.OpMediaCheck).ID, domain.ErrMediaPeerNotFound) // the first camera's
+	if _, ok := m.waitState("cam", client.NoPublish, clienttest.Wait); !ok {
+		t.Fatalf("the first publisher, found gone, was not ended: %+v", m.all())
+	}
+	close(release)
+	if r := <-done; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if pubs, _ := client.TrackedMedia(a); !slices.Contains(pubs, "cam") {
+		t.Fatalf("the second publisher is not followed: %v", pubs)
+	}
+
+	// The server ends the second publisher's media.
+	c2.Event(protocol.EvPublisherStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "cam", State: "NO_PUBLISH",
+		Code: int(domain.ErrMediaPublishConnectionFailed.Code), Reason: "failed"})
+	c2.Event(protocol.EvPlayerStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "last", State: "PLAYING"})
+	if _, ok := m.waitState("last", client.Playing, clienttest.Wait); !ok {
+		t.Fatal("the last state event's callback never came")
+	}
+	n := 0
+	for _, e := range m.all() {
+		if e.publisher && e.stream == "cam" && e.state == client.NoPublish {
+			n++
+		}
+	}
+	pubs, _ := client.TrackedMedia(a)
+	if n != 2 || slices.Contains(pubs, "cam") {
+		t.Errorf("the second publisher's ending: the app heard NO_PUBLISH %d times (want 2: the first's gone, the "+
+			"second's failed); the client still follows %v", n, pubs)
+	}
+}

@@ -121,6 +121,9 @@ func (c *Client) PublishMedia(ctx context.Context, stream string, tracks []webrt
 			c.publishers = map[string]*MediaPublisher{}
 		}
 		c.publishers[stream] = p
+		// An earlier connection found gone since this one's answer: the
+		// endings from here on are this one's.
+		delete(c.goneTold, mediaKey{stream, protocol.MediaPublish})
 	})
 	if err != nil {
 		pc.Close()
@@ -249,6 +252,7 @@ func (c *Client) PlayMedia(ctx context.Context, stream string, onTrack func(*web
 			c.players = map[string]*MediaPlayer{}
 		}
 		c.players[stream] = p
+		delete(c.goneTold, mediaKey{stream, protocol.MediaPlay}) // as a publisher's
 	})
 	if err != nil {
 		if pc := p.PeerConnection(); pc != nil {
