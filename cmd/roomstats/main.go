@@ -161,7 +161,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		MaxAttempts: *maxAttempts, Expired: *expired, Logger: logger,
 		Handle: func(_ context.Context, e cursor.Event) error {
 			srv.mu.Lock()
-			srv.stats.Apply(e.Cursor, e.Event)
+			srv.stats.Fold(e)
 			srv.mu.Unlock()
 			return nil
 		},

@@ -67,7 +67,7 @@ func readDirect(t *testing.T, log *eventstore.Log) *stats.Stats {
 			return nil
 		}
 		for i := range events {
-			st.Apply(cursor.Cursor{Seq: rec.Seq, Index: i}, &events[i])
+			st.Fold(cursor.Event{Cursor: cursor.Cursor{Seq: rec.Seq, Index: i}, Event: &events[i], Record: &rec})
 		}
 		return nil
 	})

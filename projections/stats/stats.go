@@ -9,9 +9,10 @@
 //
 // Its size follows the log's recent past, not its whole history: per-minute
 // figures older than Keep, and rooms without members whose last event is
-// older than Keep, are dropped as the log's time moves on (event time, not
-// the clock: a replay drops the same). The totals (events, leaves by reason,
-// durations, streams published) count everything.
+// older than Keep, are dropped as the log's time moves on (the messages'
+// storage times, not the consumer's clock: a replay drops the same). The
+// totals (events, leaves by reason, durations, streams published) count
+// everything.
 package stats
 
 import (
@@ -55,9 +56,10 @@ type Stats struct {
 	StreamsPublished uint64 `json:"streams_published"`
 
 	// Now is the log's time as the stats see it (a minute: Unix time /
-	// 60): the latest event's, except that one event moves it at most an
-	// eighth of Keep ahead, so that a single event stamped far ahead (a
-	// node's clock gone wrong) cannot drop the last week's figures at once.
+	// 60): the latest storage time of a message folded (Fold), or, for
+	// events folded without their record (Apply), the latest event's own
+	// time, which one event moves at most an eighth of Keep ahead, so that
+	// an event stamped far ahead cannot drop the last week at once.
 	// Pruned is the Now at which old figures were last dropped. Both are
 	// saved, so a consumer restarted from its state drops what one that
 	// never stopped would.
@@ -152,8 +154,27 @@ func New() *Stats {
 }
 
 // Apply folds one event, unless its cursor is at or before the one the
-// stats reached (a redelivery): it reports whether it counted.
+// stats reached (a redelivery): it reports whether it counted. The event's
+// own time, the writing node's clock, is the stats' time: prefer Fold for
+// events read from the log.
 func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
+	return s.apply(c, e, time.Time{})
+}
+
+// Fold is Apply for an event read from the log (a consumer's, or
+// cursor.Read's): the log's own time, the message's storage timestamp (the
+// stream's one clock), is the stats' Now, whatever the clocks of the nodes
+// that wrote the events; an event stamped more than a minute after it was
+// stored (its node's clock ahead) counts at the time it was stored.
+func (s *Stats) Fold(ev cursor.Event) bool {
+	var stored time.Time
+	if ev.Record != nil {
+		stored = ev.Record.Time
+	}
+	return s.apply(ev.Cursor, ev.Event, stored)
+}
+
+func (s *Stats) apply(c cursor.Cursor, e *domain.Event, stored time.Time) bool {
 	if !s.Cursor.Less(c) {
 		return false
 	}
@@ -171,15 +192,16 @@ func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
 		}
 		s.lastRoom = r
 	}
-	minute := e.Time.Unix() / 60
+	at := e.Time
+	if !stored.IsZero() && at.Sub(stored) > time.Minute {
+		at = stored
+	}
+	minute := at.Unix() / 60
 	r.Last = max(r.Last, minute)
-	if minute > s.Now {
-		if step := s.step(); s.Now != 0 && step > 0 {
-			s.Now = min(minute, s.Now+step)
-		} else {
-			s.Now = minute
-		}
-		s.prune()
+	if stored.IsZero() {
+		s.advance(minute, true)
+	} else {
+		s.advance(stored.Unix()/60, false)
 	}
 	m := s.lastMinute
 	if m == nil || minute != s.lastMin {
@@ -191,16 +213,16 @@ func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
 	}
 	switch d := e.Data.(type) {
 	case *domain.MemberJoinedData:
-		r.Members[d.User] = e.Time
+		r.Members[d.User] = at
 		r.Joins++
 		m.Joins++
 		r.Peak = max(r.Peak, len(r.Members))
 		r.Concurrent[minute] = max(r.Concurrent[minute], len(r.Members))
 	case *domain.MemberLeftData:
-		s.leave(r, m, minute, d.User, d.Reason, e.Time)
+		s.leave(r, m, minute, d.User, d.Reason, at)
 	case *domain.RoomDestroyedData:
 		for _, u := range slices.Sorted(maps.Keys(r.Members)) {
-			s.leave(r, m, minute, u, domain.ReasonRoomDestroyed, e.Time)
+			s.leave(r, m, minute, u, domain.ReasonRoomDestroyed, at)
 		}
 	case *domain.BroadcastSentData, *domain.CustomCommandSentData:
 		r.Messages++
@@ -210,6 +232,21 @@ func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
 		s.StreamsPublished++
 	}
 	return true
+}
+
+// advance moves Now to minute if it is later, at most a step at once if
+// capped (the minute is an event's own time, a node's clock), and drops
+// what is then older than Keep.
+func (s *Stats) advance(minute int64, capped bool) {
+	if minute <= s.Now {
+		return
+	}
+	if step := s.step(); capped && s.Now != 0 && step > 0 {
+		s.Now = min(minute, s.Now+step)
+	} else {
+		s.Now = minute
+	}
+	s.prune()
 }
 
 // step is an eighth of Keep, in minutes (0: Keep is 0, nothing is dropped).

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/eventstore"
 	"github.com/roomlog/roomlog/projections/cursor"
 )
 
@@ -156,14 +157,20 @@ func TestStateSavedWithOldRoomKeysLoads(t *testing.T) {
 	}
 }
 
-// churn folds days of short-lived rooms into s from seq on: every hour
+// stored is e as read from the log: message seq, stored at at.
+func stored(seq uint64, at time.Time, e *domain.Event) cursor.Event {
+	return cursor.Event{Cursor: cursor.Cursor{Seq: seq}, Event: e, Record: &eventstore.Record{Seq: seq, Time: at}}
+}
+
+// churn folds (Fold, each event stored when stamped) days of short-lived
+// rooms into s from seq on: every hour
 // twenty rooms are created, two members each join, talk and leave, and the
 // room is destroyed. One member stays in room "lobby" all along.
 func churn(s *Stats, start time.Time, from, days int, seq *uint64) {
 	ev := func(room string, at time.Time, p domain.Payload) {
 		*seq++
-		s.Apply(cursor.Cursor{Seq: *seq}, &domain.Event{Type: p.EventType(), App: "app", Aggregate: domain.KindRoom,
-			AggregateID: room, Seq: *seq, Time: at, Data: p})
+		s.Fold(stored(*seq, at, &domain.Event{Type: p.EventType(), App: "app", Aggregate: domain.KindRoom,
+			AggregateID: room, Seq: *seq, Time: at, Data: p}))
 	}
 	for h := from * 24; h < (from+days)*24; h++ {
 		at := start.Add(time.Duration(h) * time.Hour)
@@ -319,5 +326,44 @@ func TestOneEventStampedFarAheadDoesNotDropTheWeek(t *testing.T) {
 	// The stats' time caught up with the skewed stamp by an eighth of Keep.
 	if got, want := s.Now, (start.Add(2*24*time.Hour).Unix()/60)+int64(DefaultKeep/time.Minute/8); got > want {
 		t.Errorf("Now is %d, more than an eighth of Keep past the last event before the skewed one (%d)", got, want)
+	}
+}
+
+// A node whose clock is a month ahead writes every event of its own so.
+// Folded with their records (as roomstats does), the stats' time is the
+// log's own (the messages' storage times): nine such events leave the
+// week, the room that ended an hour before them included, and count in the
+// minute they were stored in, not a month ahead (the page's range would
+// span the month). Found by the second reader: with only the events' own
+// times, eight of them moved Now a whole Keep ahead and dropped the week.
+func TestASkewedNodesEventsCountInTheLogsTime(t *testing.T) {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var seq uint64
+	s := New()
+	churn(s, start, 0, 2, &seq)
+	now := start.Add(48 * time.Hour)
+	for i := range 9 { // a user joining and chatting through the skewed node
+		seq++
+		var p domain.Payload = &domain.BroadcastSentData{From: "z", Body: "hi"}
+		if i == 0 {
+			p = &domain.MemberJoinedData{User: "z", Session: "sz"}
+		}
+		s.Fold(stored(seq, now.Add(time.Duration(i)*time.Second), &domain.Event{Type: p.EventType(), App: "app",
+			Aggregate: domain.KindRoom, AggregateID: "skewed", Time: now.Add(32*24*time.Hour + time.Duration(i)*time.Second), Data: p}))
+	}
+	if s.Rooms[Key("app", "r47-19")] == nil {
+		t.Errorf("9 events from a node whose clock is a month ahead dropped the room that ended an hour before them; "+
+			"%d rooms and %d minutes left", len(s.Rooms), len(s.Minutes))
+	}
+	var hi int64
+	for m := range s.Minutes {
+		hi = max(hi, m)
+	}
+	if want := now.Unix() / 60; hi != want || s.Now != want {
+		t.Errorf("the latest minute is %v and Now %v after the skewed events, want both %v (when they were stored)",
+			time.Unix(hi*60, 0).UTC(), time.Unix(s.Now*60, 0).UTC(), now)
+	}
+	if r := s.Rooms[Key("app", "skewed")]; r == nil || r.Messages != 8 || r.Members["z"] != now {
+		t.Errorf("the skewed node's room: %+v, want 8 messages and z joined at %v", r, now)
 	}
 }
