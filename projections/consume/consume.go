@@ -414,6 +414,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			rec := eventstore.Record{Subject: m.Metadata.Get(metaSubject), Data: m.Payload}
 			rec.Seq, _ = strconv.ParseUint(m.Metadata.Get(metaSeq), 10, 64)
+			if ns, err := strconv.ParseInt(m.Metadata.Get(metaStored), 10, 64); err == nil {
+				rec.Time = time.Unix(0, ns).UTC()
+			}
 			// Every delivery, redeliveries included, takes the next
 			// consumer sequence: one skipped was sent and not received (a
 			// connection lost with it, and a pull made anew). The server
@@ -831,6 +834,7 @@ const (
 	metaSeq      = "roomlog_stream_seq"
 	metaSubject  = "roomlog_subject"
 	metaDelivery = "roomlog_consumer_seq"
+	metaStored   = "roomlog_stored_unix_nano"
 	// metaUnreadable holds why a message's metadata could not be read.
 	metaUnreadable = "roomlog_unreadable"
 )
@@ -856,6 +860,7 @@ func (unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
 	m.Metadata.Set(metaSeq, seq)
 	m.Metadata.Set(metaSubject, msg.Subject())
 	m.Metadata.Set(metaDelivery, strconv.FormatUint(md.Sequence.Consumer, 10))
+	m.Metadata.Set(metaStored, strconv.FormatInt(md.Timestamp.UnixNano(), 10))
 	return m, nil
 }
 

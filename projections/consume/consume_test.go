@@ -372,3 +372,41 @@ func TestSaveIntervalIsHonouredDuringTheCatchUp(t *testing.T) {
 		prev = at
 	}
 }
+
+// Every event handed over carries its message's storage time (the log's
+// own clock, which stats.Fold keeps time by), the same whether it was read
+// in the catch-up or delivered live. Found by the second reader: live
+// deliveries came without it (Record.Time zero), so roomstats kept time by
+// the writing nodes' clocks for them, and by the log's for the catch-up.
+func TestEveryEventCarriesItsStorageTime(t *testing.T) {
+	log := estest.Open(t, nil)
+	first, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 5, Seed: 1})
+	var mu sync.Mutex
+	stored := map[uint64]time.Time{}
+	var s sink
+	stop := start(t, s.consumer(t, log, consume.Config{Name: "times"}, func(e cursor.Event) error {
+		mu.Lock()
+		stored[e.Record.Seq] = e.Record.Time
+		mu.Unlock()
+		return nil
+	}))
+	waitFor(t, "the catch-up", func() bool { return s.count() >= first })
+	live, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "live", Rooms: 1, Events: 5, Seed: 2})
+	waitFor(t, "the live events", func() bool { return s.count() >= first+live })
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	n := 0
+	if _, err := log.Read(estest.Ctx(t), nil, 1, func(rec eventstore.Record) error {
+		n++
+		if got := stored[rec.Seq]; !got.Equal(rec.Time) {
+			t.Errorf("message %d was handed over with storage time %v, the log has %v", rec.Seq, got, rec.Time)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(stored) || n == 0 {
+		t.Errorf("%d messages in the log, %d handed over", n, len(stored))
+	}
+}

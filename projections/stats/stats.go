@@ -58,8 +58,9 @@ type Stats struct {
 	// Now is the log's time as the stats see it (a minute: Unix time /
 	// 60): the latest storage time of a message folded (Fold), or, for
 	// events folded without their record (Apply), the latest event's own
-	// time, which one event moves at most an eighth of Keep ahead, so that
-	// an event stamped far ahead cannot drop the last week at once.
+	// time. One message moves it at most an eighth of Keep ahead, so that
+	// one stamped far ahead (a clock gone wrong) cannot drop the last week
+	// at once.
 	// Pruned is the Now at which old figures were last dropped. Both are
 	// saved, so a consumer restarted from its state drops what one that
 	// never stopped would.
@@ -199,9 +200,9 @@ func (s *Stats) apply(c cursor.Cursor, e *domain.Event, stored time.Time) bool {
 	minute := at.Unix() / 60
 	r.Last = max(r.Last, minute)
 	if stored.IsZero() {
-		s.advance(minute, true)
+		s.advance(minute)
 	} else {
-		s.advance(stored.Unix()/60, false)
+		s.advance(stored.Unix() / 60)
 	}
 	m := s.lastMinute
 	if m == nil || minute != s.lastMin {
@@ -234,14 +235,14 @@ func (s *Stats) apply(c cursor.Cursor, e *domain.Event, stored time.Time) bool {
 	return true
 }
 
-// advance moves Now to minute if it is later, at most a step at once if
-// capped (the minute is an event's own time, a node's clock), and drops
-// what is then older than Keep.
-func (s *Stats) advance(minute int64, capped bool) {
+// advance moves Now to minute if it is later, at most a step at once (a
+// clock gone wrong, a node's or a stream leader's, may put minute far
+// ahead), and drops what is then older than Keep.
+func (s *Stats) advance(minute int64) {
 	if minute <= s.Now {
 		return
 	}
-	if step := s.step(); capped && s.Now != 0 && step > 0 {
+	if step := s.step(); s.Now != 0 && step > 0 {
 		s.Now = min(minute, s.Now+step)
 	} else {
 		s.Now = minute
@@ -299,7 +300,9 @@ func (s *Stats) leave(r *Room, m *Minute, minute int64, u domain.UserID, reason 
 	r.Leaves++
 	m.Leaves++
 	s.Leaves[reason]++
-	d := at.Sub(joined).Seconds()
+	// A join stamped after its leave (clocks that disagree: nodes', or a
+	// join saved before Fold counted the stored time) stayed no time.
+	d := max(at.Sub(joined).Seconds(), 0)
 	s.DurationSum += d
 	i, _ := slices.BinarySearch(DurationBuckets, d)
 	s.Durations[i]++

@@ -367,3 +367,54 @@ func TestASkewedNodesEventsCountInTheLogsTime(t *testing.T) {
 		t.Errorf("the skewed node's room: %+v, want 8 messages and z joined at %v", r, now)
 	}
 }
+
+// On a JetStream cluster each stream leader stamps messages with its own
+// clock, and a leader change moves the stamps to another server's. One
+// message stored by a leader whose clock is a month ahead moves the stats'
+// time an eighth of Keep at most: the week stays. Found by the second
+// reader: storage times moved Now uncapped, and the week was dropped.
+func TestOneMessageStoredFarAheadDoesNotDropTheWeek(t *testing.T) {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var seq uint64
+	s := New()
+	churn(s, start, 0, 2, &seq)
+	now := start.Add(48 * time.Hour)
+	seq++
+	p := &domain.BroadcastSentData{From: "z", Body: "hi"}
+	s.Fold(cursor.Event{Cursor: cursor.Cursor{Seq: seq},
+		Event:  &domain.Event{Type: p.EventType(), App: "app", Aggregate: domain.KindRoom, AggregateID: "lobby", Time: now, Data: p},
+		Record: &eventstore.Record{Seq: seq, Time: now.Add(32 * 24 * time.Hour)}})
+	if s.Rooms[Key("app", "r47-19")] == nil || len(s.Minutes) < 100 {
+		t.Errorf("one message stored by a leader whose clock is a month ahead dropped the week: %d rooms, %d minutes "+
+			"left, Now %v", len(s.Rooms), len(s.Minutes), time.Unix(s.Now*60, 0).UTC())
+	}
+}
+
+// A state saved before Fold holds join times as the events stamped them (a
+// node a month ahead: a join a month ahead). After the upgrade the leave,
+// stamped by the same node, counts at its storage time: the stay counts as
+// none, not a month negative. Found by the second reader.
+func TestAJoinStampedAfterItsLeaveCountsNoNegativeStay(t *testing.T) {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	skew := 30 * 24 * time.Hour
+	old := New()
+	j := &domain.MemberJoinedData{User: "z", Session: "sz"}
+	old.Apply(cursor.Cursor{Seq: 1}, &domain.Event{Type: j.EventType(), App: "app", Aggregate: domain.KindRoom,
+		AggregateID: "r", Time: start.Add(skew), Data: j})
+	b, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New()
+	if err := json.Unmarshal(b, s); err != nil {
+		t.Fatal(err)
+	}
+	l := &domain.MemberLeftData{User: "z", Session: "sz", Reason: domain.ReasonLogout}
+	s.Fold(cursor.Event{Cursor: cursor.Cursor{Seq: 2},
+		Event: &domain.Event{Type: l.EventType(), App: "app", Aggregate: domain.KindRoom, AggregateID: "r",
+			Time: start.Add(skew + 10*time.Minute), Data: l},
+		Record: &eventstore.Record{Seq: 2, Time: start.Add(10 * time.Minute)}})
+	if s.DurationSum < 0 {
+		t.Errorf("a stay of 10 minutes (join saved before the upgrade) counted %v s", s.DurationSum)
+	}
+}
