@@ -167,8 +167,7 @@ func (c *conn) enqueue(b []byte, droppable bool) {
 	}
 	switch queued, full := c.out.push(b, droppable); {
 	case full:
-		c.srv.stats.slowConsumers.Add(1)
-		c.close(protocol.ErrSlowConsumer.With("%d frames queued", c.out.limit))
+		c.slow(protocol.ErrSlowConsumer.With("%d frames queued", c.out.limit))
 	case !queued:
 		c.dropped.Add(1)
 		c.srv.stats.droppedBarrage.Add(1)
@@ -194,14 +193,24 @@ func (c *conn) enqueueWait(ctx context.Context, b []byte) error {
 
 // close ends the connection for reason (nil: the client went away). The
 // reason is sent as a last frame when the writer can still send it.
-func (c *conn) close(reason *domain.Error) {
+func (c *conn) close(reason *domain.Error) (closed bool) {
 	c.once.Do(func() {
 		c.reasonMu.Lock()
 		c.reason = reason
 		c.reasonMu.Unlock()
 		close(c.done)
 		c.closeOpen()
+		closed = true
 	})
+	return closed
+}
+
+// slow closes the connection as a slow consumer (why), and counts it,
+// unless it was closed already, for whatever reason.
+func (c *conn) slow(why *domain.Error) {
+	if c.close(why) {
+		c.srv.stats.slowConsumers.Add(1)
+	}
 }
 
 // replace closes the connection of a session taken over by a resume, here
@@ -436,11 +445,11 @@ func (c *conn) writer(ctx context.Context) {
 	// the writer's life: given a context per write, the WebSocket library
 	// registers a callback on it, and with the context's own timer that was
 	// 11% of what a node allocated under a login burst. A write that outlasts
-	// either fails: its connection is closed under it. timedOut tells a
-	// client too slow to take a write from one that went away during it.
-	var timedOut atomic.Bool
+	// either fails: its connection is closed under it, as a slow consumer
+	// if the timer fired (recorded first: closing the socket also ends the
+	// reader, which closes the connection as a client that left).
 	deadline := time.AfterFunc(time.Hour, func() {
-		timedOut.Store(true)
+		c.slow(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
 		c.ws.CloseNow()
 	})
 	deadline.Stop()
@@ -460,23 +469,16 @@ func (c *conn) writer(ctx context.Context) {
 		default:
 			if b, ok := c.out.pop(); ok {
 				if !c.room(len(b)) {
-					select {
-					case <-c.done: // closed meanwhile, for its own reason
-					default:
-						// The client stopped reading: drop it, with the
-						// room kept for telling it why.
-						c.srv.stats.slowConsumers.Add(1)
-						c.close(protocol.ErrSlowConsumer.With("its socket took nothing for %v", c.srv.cfg.WriteTimeout))
-					}
+					// The client stopped reading (unless the connection
+					// was closed meanwhile): drop it, with the room kept
+					// for telling it why.
+					c.slow(protocol.ErrSlowConsumer.With("its socket took nothing for %v", c.srv.cfg.WriteTimeout))
 					continue
 				}
 				if err := write(b); err != nil {
-					if timedOut.Load() {
-						c.srv.stats.slowConsumers.Add(1)
-						c.close(protocol.ErrSlowConsumer.With("a write did not finish in %v", c.srv.cfg.WriteTimeout))
-					} else {
-						c.close(nil) // the client went away, or the connection ended, during the write
-					}
+					// Timed out (the timer closed it as a slow consumer),
+					// or the client went away, or the connection ended.
+					c.close(nil)
 					c.ws.CloseNow()
 					return
 				}

@@ -167,3 +167,86 @@ func TestAClientGoneMidWriteIsNotASlowConsumer(t *testing.T) {
 		t.Errorf("%d slow consumers counted, want 0", n)
 	}
 }
+
+// A connection closed for another reason (here the node's shutdown, as
+// Server.Shutdown closes each connection) while the writer is blocked in a
+// write to a client that stopped reading: the write then times out, and
+// nothing is counted as a slow consumer; the connection stays closed as
+// shutting_down. Found by the second reader.
+func TestAConnectionClosedForAnotherReasonIsNotCountedSlow(t *testing.T) {
+	c, _ := stalledConn(t, Config{QueueSize: 4096, WriteTimeout: 300 * time.Millisecond}, false)
+	done := runWriter(c, context.Background())
+	blocked(t, c)
+	c.close(protocol.ErrShuttingDown)
+	c.stopWork()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the writer still runs 30 s after its connection was closed")
+	}
+	if why := c.why(); !errors.Is(why, protocol.ErrShuttingDown) {
+		t.Fatalf("closed for %v, want shutting_down", why)
+	}
+	if n := c.srv.stats.slowConsumers.Load(); n != 0 {
+		t.Errorf("a connection closed as shutting_down counted as %d slow consumer(s)", n)
+	}
+}
+
+// In a served connection (its reader running), a write that times out ends
+// it as a slow consumer, every time: closing the socket also ends the
+// reader's Read, and serve then closes the connection as a client that
+// left (no reason), racing the writer. Found by the second reader: in 5 of
+// 8 runs the reader won, and the client's last requests ran instead of
+// being cancelled.
+func TestAWriteTimeoutInAServedConnectionEndsItAsSlowConsumer(t *testing.T) {
+	const runs = 8
+	nilReasons := 0
+	for i := range runs {
+		c, _ := stalledConn(t, Config{QueueSize: 4096, WriteTimeout: 200 * time.Millisecond}, false)
+		c.sess.Store(newSession(c.srv, "s-review"))
+		done := make(chan struct{})
+		go func() { defer close(done); c.serve(context.Background()) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("run %d: serve still runs 30 s after its client stopped reading", i)
+		}
+		if c.srv.stats.slowConsumers.Load() != 1 {
+			t.Fatalf("run %d: %d slow consumers counted, want 1", i, c.srv.stats.slowConsumers.Load())
+		}
+		if why := c.why(); why == nil {
+			nilReasons++
+		} else if !errors.Is(why, protocol.ErrSlowConsumer) {
+			t.Fatalf("run %d: closed for %v", i, why)
+		}
+	}
+	if nilReasons > 0 {
+		t.Errorf("%d of %d connections dropped for a write timeout (each counted as a slow consumer) ended "+
+			"with no reason, as a client that left: their last requests ran", nilReasons, runs)
+	}
+}
+
+// One slow client is counted once. Its writer is blocked in a write (a
+// socket not asked for room, or a frame larger than its buffer); the hub's
+// next frame finds the queue full, and enqueue closes it as a slow
+// consumer; then the blocked write times out. Found by the second reader:
+// it was counted twice.
+func TestASlowConsumerIsCountedOnce(t *testing.T) {
+	c, _ := stalledConn(t, Config{QueueSize: 4096, WriteTimeout: 300 * time.Millisecond}, false)
+	done := runWriter(c, context.Background())
+	blocked(t, c)
+	for c.out.len() < c.out.limit { // refill what the writer took
+		if queued, _ := c.out.push([]byte(`"x"`), false); !queued {
+			break
+		}
+	}
+	c.enqueue([]byte(`"x"`), false) // the hub's next frame: the queue is full
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the writer still runs 30 s after its client stopped reading")
+	}
+	if n := c.srv.stats.slowConsumers.Load(); n != 1 {
+		t.Errorf("one slow client counted %d times (why: %v)", n, c.why())
+	}
+}
