@@ -62,6 +62,24 @@ func APIWith(n transport.Net, edit func(*webrtc.SettingEngine)) *webrtc.API {
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }
 
+// Answer answers offer (an SDP) with pc, as a media node does, and returns
+// the answer once pc has gathered its candidates.
+func Answer(pc *webrtc.PeerConnection, offer string) (string, error) {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", err
+	}
+	a, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(a); err != nil {
+		return "", err
+	}
+	<-gathered
+	return pc.LocalDescription().SDP, nil
+}
+
 // Tracks returns a VP8 video track and an Opus audio track for stream.
 func Tracks(stream string) (video, audio *webrtc.TrackLocalStaticRTP) {
 	var err error

@@ -86,19 +86,11 @@ func (s *sfu) answer(c *clienttest.ScriptedConn, r protocol.Request, fresh bool)
 	}
 	pc := s.pcs[len(s.pcs)-1]
 	s.mu.Unlock()
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: req.SDP}); err != nil {
-		s.t.Fatal(err)
-	}
-	a, err := pc.CreateAnswer(nil)
+	sdp, err := mediatest.Answer(pc, req.SDP)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(a); err != nil {
-		s.t.Fatal(err)
-	}
-	<-gathered
-	c.Reply(r.ID, protocol.MediaAnswer{SDP: pc.LocalDescription().SDP, Node: "n1"})
+	c.Reply(r.ID, protocol.MediaAnswer{SDP: sdp, Node: "n1"})
 }
 
 // ufrag is the ICE username fragment of an offer.
