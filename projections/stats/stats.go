@@ -56,11 +56,12 @@ type Stats struct {
 	StreamsPublished uint64 `json:"streams_published"`
 
 	// Now is the log's time as the stats see it (a minute: Unix time /
-	// 60): the latest storage time of a message folded (Fold), or, for
-	// events folded without their record (Apply), the latest event's own
-	// time. One message moves it at most an eighth of Keep ahead, so that
-	// one stamped far ahead (a clock gone wrong) cannot drop the last week
-	// at once.
+	// 60). Folded with their records (Fold), it is the latest time two
+	// clocks agree on, the stream leader's that stored a message and the
+	// node's that wrote its event (the earlier of the storage time and a
+	// minute past the event's), so that neither clock alone, far ahead,
+	// can drop the last week. Folded without (Apply), it is the latest
+	// event's own time, which one event moves at most an eighth of Keep.
 	// Pruned is the Now at which old figures were last dropped. Both are
 	// saved, so a consumer restarted from its state drops what one that
 	// never stopped would.
@@ -163,10 +164,10 @@ func (s *Stats) Apply(c cursor.Cursor, e *domain.Event) bool {
 }
 
 // Fold is Apply for an event read from the log (a consumer's, or
-// cursor.Read's): the log's own time, the message's storage timestamp (the
-// stream's one clock), is the stats' Now, whatever the clocks of the nodes
-// that wrote the events; an event stamped more than a minute after it was
-// stored (its node's clock ahead) counts at the time it was stored.
+// cursor.Read's): the message's storage timestamp keeps the stats' time
+// with the event's own (see Now), and an event stamped more than a minute
+// after it was stored (its node's clock ahead) counts at the time it was
+// stored.
 func (s *Stats) Fold(ev cursor.Event) bool {
 	var stored time.Time
 	if ev.Record != nil {
@@ -200,9 +201,12 @@ func (s *Stats) apply(c cursor.Cursor, e *domain.Event, stored time.Time) bool {
 	minute := at.Unix() / 60
 	r.Last = max(r.Last, minute)
 	if stored.IsZero() {
-		s.advance(minute)
+		s.advance(minute, true)
 	} else {
-		s.advance(stored.Unix() / 60)
+		// The log's time as two clocks agree: the stream leader's that
+		// stored the message, and the writing node's, give or take a
+		// minute. Either clock alone ahead moves Now no further.
+		s.advance(min(stored.Unix(), e.Time.Add(time.Minute).Unix())/60, false)
 	}
 	m := s.lastMinute
 	if m == nil || minute != s.lastMin {
@@ -235,14 +239,14 @@ func (s *Stats) apply(c cursor.Cursor, e *domain.Event, stored time.Time) bool {
 	return true
 }
 
-// advance moves Now to minute if it is later, at most a step at once (a
-// clock gone wrong, a node's or a stream leader's, may put minute far
+// advance moves Now to minute if it is later, at most a step at once if
+// capped (minute is an event's own time: one node's clock, which may be far
 // ahead), and drops what is then older than Keep.
-func (s *Stats) advance(minute int64) {
+func (s *Stats) advance(minute int64, capped bool) {
 	if minute <= s.Now {
 		return
 	}
-	if step := s.step(); s.Now != 0 && step > 0 {
+	if step := s.step(); capped && s.Now != 0 && step > 0 {
 		s.Now = min(minute, s.Now+step)
 	} else {
 		s.Now = minute

@@ -418,3 +418,79 @@ func TestAJoinStampedAfterItsLeaveCountsNoNegativeStay(t *testing.T) {
 		t.Errorf("a stay of 10 minutes (join saved before the upgrade) counted %v s", s.DurationSum)
 	}
 }
+
+// A stream leader whose clock is a month ahead stamps every message it
+// stores. Ten of them, their events stamped right by the writing node, do
+// not drop the week: the stats' time is what both clocks agree on. Found by
+// the second reader: with a cap of an eighth of Keep per message, eight of
+// them (milliseconds on a busy log) moved it the whole week.
+func TestASkewedLeadersMessagesDoNotDropTheWeek(t *testing.T) {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var seq uint64
+	s := New()
+	churn(s, start, 0, 2, &seq)
+	now := start.Add(48 * time.Hour)
+	rooms, minutes := len(s.Rooms), len(s.Minutes)
+	for i := range 10 { // ten messages in the same second, under the skewed leader
+		seq++
+		p := &domain.BroadcastSentData{From: "z", Body: "hi " + strconv.Itoa(i)}
+		s.Fold(cursor.Event{Cursor: cursor.Cursor{Seq: seq},
+			Event:  &domain.Event{Type: p.EventType(), App: "app", Aggregate: domain.KindRoom, AggregateID: "lobby", Time: now, Data: p},
+			Record: &eventstore.Record{Seq: seq, Time: now.Add(32 * 24 * time.Hour)}})
+	}
+	if s.Rooms[Key("app", "r47-19")] == nil || len(s.Minutes) < 100 {
+		t.Errorf("ten messages stored by a leader whose clock is a month ahead dropped the week: %d of %d rooms, "+
+			"%d of %d minutes left, Now %v", len(s.Rooms), rooms, len(s.Minutes), minutes, time.Unix(s.Now*60, 0).UTC())
+	}
+}
+
+// A quiet log, one message a day: the stats' time keeps up with the log's,
+// and a room quiet for 15 days is dropped. Found by the second reader: with
+// a cap per message, Now fell 3 h further behind every day.
+func TestAQuietLogsTimeKeepsUp(t *testing.T) {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s := New()
+	var seq uint64
+	const days = 60
+	for d := range days {
+		seq++
+		at := start.Add(time.Duration(d) * 24 * time.Hour)
+		p := &domain.BroadcastSentData{From: "z", Body: "daily"}
+		room := "day" + strconv.Itoa(d)
+		s.Fold(cursor.Event{Cursor: cursor.Cursor{Seq: seq},
+			Event:  &domain.Event{Type: p.EventType(), App: "app", Aggregate: domain.KindRoom, AggregateID: room, Time: at, Data: p},
+			Record: &eventstore.Record{Seq: seq, Time: at}})
+	}
+	last := start.Add((days - 1) * 24 * time.Hour)
+	lag := last.Sub(time.Unix(s.Now*60, 0))
+	if lag > s.Keep/8 {
+		t.Errorf("after %d daily messages the stats' time is %v behind the log's last storage time", days, lag)
+	}
+	old := "day" + strconv.Itoa(days-1-15)
+	if s.Rooms[Key("app", domain.RoomID(old))] != nil {
+		t.Errorf("room %s, quiet for 15 days (Keep %v), is still held; %d rooms held", old, s.Keep, len(s.Rooms))
+	}
+}
+
+// After a month without a message, the first message drops what the month
+// made older than Keep (with a cap per message, it took eight).
+func TestTheFirstMessageAfterAQuietMonthDropsTheOldWeek(t *testing.T) {
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var seq uint64
+	s := New()
+	churn(s, start, 0, 2, &seq)
+	later := start.Add(32 * 24 * time.Hour)
+	n := 0
+	for s.Rooms[Key("app", "r47-19")] != nil && n < 100 {
+		n++
+		seq++
+		p := &domain.BroadcastSentData{From: "z", Body: "back"}
+		s.Fold(cursor.Event{Cursor: cursor.Cursor{Seq: seq},
+			Event:  &domain.Event{Type: p.EventType(), App: "app", Aggregate: domain.KindRoom, AggregateID: "lobby", Time: later, Data: p},
+			Record: &eventstore.Record{Seq: seq, Time: later}})
+	}
+	if n > 1 {
+		t.Errorf("after a quiet month it took %d messages to drop rooms a month old (Now %v behind)", n,
+			later.Sub(time.Unix(s.Now*60, 0)))
+	}
+}
