@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -415,8 +416,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			rec := eventstore.Record{Subject: m.Metadata.Get(metaSubject), Data: m.Payload}
 			rec.Seq, _ = strconv.ParseUint(m.Metadata.Get(metaSeq), 10, 64)
 			if ns, err := strconv.ParseInt(m.Metadata.Get(metaStored), 10, 64); err == nil {
-				rec.Time = time.Unix(0, ns).UTC()
+				rec.Time = time.Unix(0, ns)
 			}
+			rec.Header = recordHeader(m.Metadata)
+			rec.MsgID = rec.Header.Get(jetstream.MsgIDHeader)
 			// Every delivery, redeliveries included, takes the next
 			// consumer sequence: one skipped was sent and not received (a
 			// connection lost with it, and a pull made anew). The server
@@ -835,6 +838,9 @@ const (
 	metaSubject  = "roomlog_subject"
 	metaDelivery = "roomlog_consumer_seq"
 	metaStored   = "roomlog_stored_unix_nano"
+	// metaHeader prefixes each of the message's stored headers (its
+	// values joined by newlines, which headers cannot hold).
+	metaHeader = "roomlog_header_"
 	// metaUnreadable holds why a message's metadata could not be read.
 	metaUnreadable = "roomlog_unreadable"
 )
@@ -861,7 +867,22 @@ func (unmarshaler) Unmarshal(msg jetstream.Msg) (*message.Message, error) {
 	m.Metadata.Set(metaSubject, msg.Subject())
 	m.Metadata.Set(metaDelivery, strconv.FormatUint(md.Sequence.Consumer, 10))
 	m.Metadata.Set(metaStored, strconv.FormatInt(md.Timestamp.UnixNano(), 10))
+	for k, vs := range msg.Headers() {
+		m.Metadata.Set(metaHeader+k, strings.Join(vs, "\n"))
+	}
 	return m, nil
+}
+
+// recordHeader returns the stored headers the unmarshaler put in md, as
+// Log.Read hands them over.
+func recordHeader(md message.Metadata) nats.Header {
+	h := nats.Header{}
+	for k, v := range md {
+		if name, ok := strings.CutPrefix(k, metaHeader); ok {
+			h[name] = strings.Split(v, "\n")
+		}
+	}
+	return h
 }
 
 // quietLogger maps watermill's per-message info lines to debug.

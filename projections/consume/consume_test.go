@@ -2,6 +2,7 @@ package consume_test
 
 import (
 	"context"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -408,5 +409,39 @@ func TestEveryEventCarriesItsStorageTime(t *testing.T) {
 	}
 	if n != len(stored) || n == 0 {
 		t.Errorf("%d messages in the log, %d handed over", n, len(stored))
+	}
+}
+
+// A live delivery's record carries the message's ID and stored headers, as
+// eventstore.Record documents ("the same whichever way the record was
+// read") and as the catch-up's does. Found by the second reader: live
+// records came with Subject, Seq, Time and Data only.
+func TestLiveRecordsCarryTheMessagesIDAndHeaders(t *testing.T) {
+	log := estest.Open(t, nil)
+	first, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 3, Seed: 1})
+	var mu sync.Mutex
+	got := map[uint64]eventstore.Record{}
+	var s sink
+	stop := start(t, s.consumer(t, log, consume.Config{Name: "zzrec"}, func(e cursor.Event) error {
+		mu.Lock()
+		got[e.Record.Seq] = *e.Record
+		mu.Unlock()
+		return nil
+	}))
+	waitFor(t, "the catch-up", func() bool { return s.count() >= first })
+	live, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "live", Rooms: 1, Events: 3, Seed: 2})
+	waitFor(t, "the live events", func() bool { return s.count() >= first+live })
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if _, err := log.Read(estest.Ctx(t), nil, 1, func(rec eventstore.Record) error {
+		h := got[rec.Seq]
+		if h.MsgID != rec.MsgID || rec.MsgID == "" || !reflect.DeepEqual(h.Header, rec.Header) {
+			t.Errorf("message %d handed over with MsgID %q and headers %v; the log has %q and %v",
+				rec.Seq, h.MsgID, h.Header, rec.MsgID, rec.Header)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
