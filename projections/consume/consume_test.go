@@ -1,6 +1,7 @@
 package consume_test
 
 import (
+	"bytes"
 	"context"
 	"reflect"
 	"sync"
@@ -374,20 +375,22 @@ func TestSaveIntervalIsHonouredDuringTheCatchUp(t *testing.T) {
 	}
 }
 
-// Every event handed over carries its message's storage time (the log's
-// own clock, which stats.Fold keeps time by), the same whether it was read
-// in the catch-up or delivered live. Found by the second reader: live
-// deliveries came without it (Record.Time zero), so roomstats kept time by
-// the writing nodes' clocks for them, and by the log's for the catch-up.
-func TestEveryEventCarriesItsStorageTime(t *testing.T) {
+// Every event is handed over with its message's record as the log has it
+// (eventstore.Record: "the same whichever way the record was read"),
+// whether it was read in the catch-up or delivered live: its storage time
+// (the log's own clock, which stats.Fold keeps time by), ID and headers.
+// Found by the second reader: live records came with Subject, Seq and Data
+// only, so roomstats kept time by the writing nodes' clocks for them, and
+// by the log's for the catch-up.
+func TestEveryRecordIsHandedOverAsTheLogHasIt(t *testing.T) {
 	log := estest.Open(t, nil)
 	first, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 5, Seed: 1})
 	var mu sync.Mutex
-	stored := map[uint64]time.Time{}
+	got := map[uint64]eventstore.Record{}
 	var s sink
-	stop := start(t, s.consumer(t, log, consume.Config{Name: "times"}, func(e cursor.Event) error {
+	stop := start(t, s.consumer(t, log, consume.Config{Name: "records"}, func(e cursor.Event) error {
 		mu.Lock()
-		stored[e.Record.Seq] = e.Record.Time
+		got[e.Record.Seq] = *e.Record
 		mu.Unlock()
 		return nil
 	}))
@@ -400,48 +403,17 @@ func TestEveryEventCarriesItsStorageTime(t *testing.T) {
 	n := 0
 	if _, err := log.Read(estest.Ctx(t), nil, 1, func(rec eventstore.Record) error {
 		n++
-		if got := stored[rec.Seq]; !got.Equal(rec.Time) {
-			t.Errorf("message %d was handed over with storage time %v, the log has %v", rec.Seq, got, rec.Time)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if n != len(stored) || n == 0 {
-		t.Errorf("%d messages in the log, %d handed over", n, len(stored))
-	}
-}
-
-// A live delivery's record carries the message's ID and stored headers, as
-// eventstore.Record documents ("the same whichever way the record was
-// read") and as the catch-up's does. Found by the second reader: live
-// records came with Subject, Seq, Time and Data only.
-func TestLiveRecordsCarryTheMessagesIDAndHeaders(t *testing.T) {
-	log := estest.Open(t, nil)
-	first, _ := estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 1, Events: 3, Seed: 1})
-	var mu sync.Mutex
-	got := map[uint64]eventstore.Record{}
-	var s sink
-	stop := start(t, s.consumer(t, log, consume.Config{Name: "zzrec"}, func(e cursor.Event) error {
-		mu.Lock()
-		got[e.Record.Seq] = *e.Record
-		mu.Unlock()
-		return nil
-	}))
-	waitFor(t, "the catch-up", func() bool { return s.count() >= first })
-	live, _ := estest.WriteRooms(t, log, estest.RoomsConfig{App: "live", Rooms: 1, Events: 3, Seed: 2})
-	waitFor(t, "the live events", func() bool { return s.count() >= first+live })
-	if err := stop(); err != nil {
-		t.Errorf("Run: %v", err)
-	}
-	if _, err := log.Read(estest.Ctx(t), nil, 1, func(rec eventstore.Record) error {
 		h := got[rec.Seq]
-		if h.MsgID != rec.MsgID || rec.MsgID == "" || !reflect.DeepEqual(h.Header, rec.Header) {
-			t.Errorf("message %d handed over with MsgID %q and headers %v; the log has %q and %v",
-				rec.Seq, h.MsgID, h.Header, rec.MsgID, rec.Header)
+		if !h.Time.Equal(rec.Time) || h.MsgID != rec.MsgID || rec.MsgID == "" || !reflect.DeepEqual(h.Header, rec.Header) ||
+			h.Subject != rec.Subject || !bytes.Equal(h.Data, rec.Data) {
+			t.Errorf("message %d handed over stored at %v, ID %q, headers %v, subject %q; the log has %v, %q, %v, %q",
+				rec.Seq, h.Time, h.MsgID, h.Header, h.Subject, rec.Time, rec.MsgID, rec.Header, rec.Subject)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if n != len(got) || n == 0 {
+		t.Errorf("%d messages in the log, %d handed over", n, len(got))
 	}
 }
