@@ -3,11 +3,7 @@ package browser
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
-	"sync"
 	"testing"
-
-	"github.com/pion/webrtc/v4"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/media/mediatest"
@@ -27,66 +23,6 @@ import (
 // media node forgot the connection); Chrome's ICE hears nothing more, goes
 // disconnected and then the SDK restarts ICE, which the test refuses.
 
-// pionNode is the test's media node: it answers the page's offers with Pion
-// peer connections on loopback, one per offer.
-type pionNode struct {
-	t   *testing.T
-	api *webrtc.API
-	mu  sync.Mutex
-	pcs []*webrtc.PeerConnection
-}
-
-func newPionNode(t *testing.T) *pionNode {
-	s := &pionNode{t: t, api: mediatest.API()}
-	t.Cleanup(func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, pc := range s.pcs {
-			pc.Close()
-		}
-	})
-	return s
-}
-
-// answer answers the media_offer r on c with a new peer connection, which
-// it returns.
-func (s *pionNode) answer(c *clienttest.ScriptedConn, r protocol.Request) *webrtc.PeerConnection {
-	s.t.Helper()
-	var req protocol.MediaOfferRequest
-	if err := r.Decode(&req); err != nil {
-		s.t.Fatal(err)
-	}
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.mu.Lock()
-	s.pcs = append(s.pcs, pc)
-	s.mu.Unlock()
-	sdp, err := mediatest.Answer(pc, req.SDP)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	c.Reply(r.ID, protocol.MediaAnswer{SDP: sdp, Node: "n1"})
-	return pc
-}
-
-// offerUfrag is the ICE username fragment of a media offer.
-func offerUfrag(t *testing.T, r protocol.Request) string {
-	t.Helper()
-	var req protocol.MediaOfferRequest
-	if err := r.Decode(&req); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(req.SDP, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "a=ice-ufrag:"); ok {
-			return v
-		}
-	}
-	t.Fatal("an offer without ice-ufrag")
-	return ""
-}
-
 // mediaReq is the next request of c other than the ICE candidates the
 // browser trickles (an ICE restart's offer goes out before its candidates
 // are gathered, and they follow it): the test's media node has no use for
@@ -98,7 +34,7 @@ func mediaReq(c *clienttest.ScriptedConn, op protocol.Op) protocol.Request {
 // scriptedAlice opens a page whose engine a, alice, is logged in to r1
 // through a scripted gateway, and returns the page, the gateway's
 // connection and the test's media node.
-func scriptedAlice(t *testing.T) (*Page, *clienttest.ScriptedConn, *pionNode) {
+func scriptedAlice(t *testing.T) (*Page, *clienttest.ScriptedConn, *clienttest.MediaNode) {
 	t.Helper()
 	p := openHarness(t, startNode(t, nil)) // the node serves the page and the SDK
 	g := clienttest.StartScripted(t, "127.0.0.1:*")
@@ -110,7 +46,7 @@ func scriptedAlice(t *testing.T) (*Page, *clienttest.ScriptedConn, *pionNode) {
 	if r := p.outcome("login"); !r.OK {
 		t.Fatalf("loginRoom: %+v", r)
 	}
-	return p, c, newPionNode(t)
+	return p, c, clienttest.NewMediaNode(t, mediatest.API())
 }
 
 // iceUp waits until the page's connection of the engine's entry (_players
@@ -165,7 +101,7 @@ func TestSDKARefusedICERestartPlaysAgain(t *testing.T) {
 	// The media node's own ending of the old connection, on its way.
 	c.Event(protocol.EvPlayerStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "cam", State: "NO_PLAY",
 		Code: int(domain.ErrMediaPlayConnectionFailed.Code), Reason: "failed"})
-	s.answer(c, again)
+	s.Answer(c, again, true)
 	p.Until(`!T.engines.a._players.has('cam') || T.engines.a._players.get('cam').pc !== T.first`, nil)
 	if st := p.entryState("a", "player", "cam"); st == "untracked" {
 		t.Fatalf("the player ended; the app was told %+v", p.lastThing(c, "playerStateUpdate", mark))
@@ -192,13 +128,13 @@ func TestSDKARefusedICERestartPlaysAgain(t *testing.T) {
 // its ICE is connected; then the media node's side of the connection goes
 // (closed), and the SDK restarts ICE. It returns the first offer, the ICE
 // restart, and the index of the events from before the cut.
-func playingThenCut(t *testing.T) (p *Page, c *clienttest.ScriptedConn, s *pionNode, offer, restart protocol.Request, mark int) {
+func playingThenCut(t *testing.T) (p *Page, c *clienttest.ScriptedConn, s *clienttest.MediaNode, offer, restart protocol.Request, mark int) {
 	t.Helper()
 	p, c, s = scriptedAlice(t)
 	p.start("play", "a", "startPlayingStream", "cam", map[string]string{"roomID": "r1"})
 	c.Reply(mediaReq(c, protocol.OpPlay).ID, protocol.StreamReply{Room: "r1"})
 	offer = mediaReq(c, protocol.OpMediaOffer)
-	first := s.answer(c, offer)
+	first := s.Answer(c, offer, true)
 	if r := p.outcome("play"); !r.OK {
 		t.Fatalf("startPlayingStream: %+v", r)
 	}
@@ -207,7 +143,7 @@ func playingThenCut(t *testing.T) (p *Page, c *clienttest.ScriptedConn, s *pionN
 
 	first.Close()
 	restart = mediaReq(c, protocol.OpMediaICERestart)
-	if offerUfrag(t, restart) == offerUfrag(t, offer) {
+	if clienttest.OfferUfrag(t, restart) == clienttest.OfferUfrag(t, offer) {
 		t.Error("the ICE restart's offer has the first offer's credentials")
 	}
 	return p, c, s, offer, restart, mark
@@ -217,11 +153,11 @@ func playingThenCut(t *testing.T) (p *Page, c *clienttest.ScriptedConn, s *pionN
 // s, and has the media node forget its connection; it refuses the SDK's ICE
 // restart with why and returns the index of the events from before the
 // refusal.
-func refusedPublisher(t *testing.T, p *Page, c *clienttest.ScriptedConn, s *pionNode, why *domain.Error) int {
+func refusedPublisher(t *testing.T, p *Page, c *clienttest.ScriptedConn, s *clienttest.MediaNode, why *domain.Error) int {
 	t.Helper()
 	p.Eval(`T.calls = T.calls || {}; T.calls.publish = T.publishCamera('a', 'cam', 'r1'); true`, nil)
 	c.Reply(mediaReq(c, protocol.OpPublish).ID, protocol.StreamReply{Room: "r1"})
-	first := s.answer(c, mediaReq(c, protocol.OpMediaOffer))
+	first := s.Answer(c, mediaReq(c, protocol.OpMediaOffer), true)
 	if r := p.outcome("publish"); !r.OK {
 		t.Fatalf("startPublishingStream: %+v", r)
 	}
@@ -289,7 +225,7 @@ func TestSDKAnEndingToldBeforeARepublishIsNotToldAgain(t *testing.T) {
 	c.Reply(mediaReq(c, protocol.OpPublish).ID, protocol.StreamReply{Room: "r1"})
 	offer := mediaReq(c, protocol.OpMediaOffer)
 	theServersEnding(c) // of the old connection, arriving now
-	s.answer(c, offer)
+	s.Answer(c, offer, true)
 	if r := p.outcome("again"); !r.OK {
 		t.Fatalf("startPublishingStream again, right after NO_PUBLISH gone: %+v", r)
 	}

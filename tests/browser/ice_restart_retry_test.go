@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/roomlog/roomlog/domain"
+	"github.com/roomlog/roomlog/tests/clienttest"
 	"github.com/roomlog/roomlog/transport/protocol"
 )
 
@@ -37,10 +38,10 @@ func TestSDKATransientlyRefusedICERestartIsTriedAgain(t *testing.T) {
 	if d := time.Since(refused); d < time.Duration(least)*time.Millisecond/2 {
 		t.Errorf("the restart was tried again %s after the refusal, sooner than the backoff (backoffMin %d ms)", d, least)
 	}
-	if offerUfrag(t, again) == offerUfrag(t, offer) || offerUfrag(t, again) == offerUfrag(t, restart) {
+	if clienttest.OfferUfrag(t, again) == clienttest.OfferUfrag(t, offer) || clienttest.OfferUfrag(t, again) == clienttest.OfferUfrag(t, restart) {
 		t.Error("the second ICE restart's offer reuses earlier credentials")
 	}
-	s.answer(c, again)
+	s.Answer(c, again, true)
 	p.iceUp("_players", false)
 	var same bool
 	p.Eval(`T.engines.a._players.get('cam').pc === T.first`, &same)

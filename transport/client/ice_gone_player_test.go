@@ -26,7 +26,7 @@ func TestALateEndingOfAPlayerFoundGoneEndsNothing(t *testing.T) {
 	c.Event(protocol.EvPlayerStateUpdate, "", 0, 0, protocol.MediaStateUpdate{Stream: "cam", State: "NO_PLAY",
 		Code: int(domain.ErrMediaPlayConnectionFailed.Code), Reason: "failed"})
 	path.cut.Store(false)
-	s.answer(c, again, true)
+	s.Answer(c, again, true)
 
 	// The client hands callbacks over in the order their frames came: once
 	// that of a state event sent last has come, the ending's would have.
@@ -78,7 +78,7 @@ func TestAGoneMarkDoesNotHideTheNextPublishersEnding(t *testing.T) {
 		<-release
 	})
 	done := publish(t, a, api) // the second camera
-	s.answer(c, c.Req(protocol.OpMediaOffer), true)
+	s.Answer(c, c.Req(protocol.OpMediaOffer), true)
 	<-answered
 
 	c.Drop()

@@ -1,8 +1,6 @@
 package client_test
 
 import (
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,67 +44,11 @@ func (p *icePath) appAPI(failed time.Duration) *webrtc.API {
 	return mediatest.APIWith(p.app, mediatest.QuickICE(time.Second, failed))
 }
 
-// sfu is the test's media node: it answers the offers the scripted gateway
-// gets, one peer connection per stream, renegotiated by an ICE restart.
-type sfu struct {
-	t   *testing.T
-	api *webrtc.API
-	mu  sync.Mutex
-	pcs []*webrtc.PeerConnection
-}
-
-func (p *icePath) node(t *testing.T) *sfu {
-	s := &sfu{t: t, api: mediatest.APIOn(p.sfu)}
-	t.Cleanup(func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, pc := range s.pcs {
-			pc.Close()
-		}
-	})
-	return s
-}
-
-// answer answers the offer of r (a media_offer or media_ice_restart) on c:
-// with a new peer connection if fresh, else with the last one.
-func (s *sfu) answer(c *clienttest.ScriptedConn, r protocol.Request, fresh bool) {
-	s.t.Helper()
-	var req protocol.MediaOfferRequest
-	if err := r.Decode(&req); err != nil {
-		s.t.Fatal(err)
-	}
-	s.mu.Lock()
-	if fresh {
-		pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			s.mu.Unlock()
-			s.t.Fatal(err)
-		}
-		s.pcs = append(s.pcs, pc)
-	}
-	pc := s.pcs[len(s.pcs)-1]
-	s.mu.Unlock()
-	sdp, err := mediatest.Answer(pc, req.SDP)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	c.Reply(r.ID, protocol.MediaAnswer{SDP: sdp, Node: "n1"})
-}
-
-// ufrag is the ICE username fragment of an offer.
-func ufrag(t *testing.T, r protocol.Request) string {
-	t.Helper()
-	var req protocol.MediaOfferRequest
-	if err := r.Decode(&req); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(req.SDP, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "a=ice-ufrag:"); ok {
-			return v
-		}
-	}
-	t.Fatal("an offer without ice-ufrag")
-	return ""
+// node is the test's media node beyond the path: it answers the offers the
+// scripted gateway gets, one peer connection per stream, renegotiated by an
+// ICE restart.
+func (p *icePath) node(t *testing.T) *clienttest.MediaNode {
+	return clienttest.NewMediaNode(t, mediatest.APIOn(p.sfu))
 }
 
 // iceState waits until pc's ICE connection state is st.
@@ -134,7 +76,7 @@ func iceClient(t *testing.T, g *clienttest.ScriptedGateway, m *reviewMedia) (*cl
 
 // playOn has a play stream through c, answered by s, and waits until its
 // ICE is connected.
-func playOn(t *testing.T, a *client.Client, c *clienttest.ScriptedConn, s *sfu, api *webrtc.API) (*client.MediaPlayer,
+func playOn(t *testing.T, a *client.Client, c *clienttest.ScriptedConn, s *clienttest.MediaNode, api *webrtc.API) (*client.MediaPlayer,
 	protocol.Request) {
 	t.Helper()
 	type played struct {
@@ -147,7 +89,7 @@ func playOn(t *testing.T, a *client.Client, c *clienttest.ScriptedConn, s *sfu, 
 		done <- played{p, err}
 	}()
 	offer := c.Req(protocol.OpMediaOffer)
-	s.answer(c, offer, true)
+	s.Answer(c, offer, true)
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -192,11 +134,11 @@ func TestICERestartAfterTheDisconnectedGrace(t *testing.T) {
 	marker(t, a, c)
 	clock.Advance(time.Millisecond)
 	restart := c.Req(protocol.OpMediaICERestart)
-	if ufrag(t, restart) == ufrag(t, offer) {
+	if clienttest.OfferUfrag(t, restart) == clienttest.OfferUfrag(t, offer) {
 		t.Error("the ICE restart's offer has the first offer's credentials")
 	}
 	path.cut.Store(false)
-	s.answer(c, restart, false)
+	s.Answer(c, restart, false)
 	iceState(t, "the restarted connection", p.PeerConnection, webrtc.ICEConnectionStateConnected)
 	if p.PeerConnection() != first {
 		t.Error("the player made a new connection rather than restart ICE")
@@ -213,7 +155,7 @@ func TestICERestartRefusedPlaysAgain(t *testing.T) {
 	g := refusedPlayer(t)
 	path, s, c, p, first, again, m := g.path, g.s, g.c, g.p, g.first, g.again, g.m
 	path.cut.Store(false)
-	s.answer(c, again, true)
+	s.Answer(c, again, true)
 	iceState(t, "the new connection", p.PeerConnection, webrtc.ICEConnectionStateConnected)
 	if p.PeerConnection() == first {
 		t.Error("the player kept its connection")
@@ -230,7 +172,7 @@ func TestICERestartRefusedPlaysAgain(t *testing.T) {
 // plays again (again, its new offer, not answered yet).
 type refused struct {
 	path  *icePath
-	s     *sfu
+	s     *clienttest.MediaNode
 	m     *reviewMedia
 	a     *client.Client
 	c     *clienttest.ScriptedConn
@@ -276,10 +218,10 @@ func publish(t *testing.T, a *client.Client, api *webrtc.API) <-chan published {
 
 // publishOn publishes cam, answered by s, and returns the publisher once
 // its connection is up.
-func publishOn(t *testing.T, a *client.Client, c *clienttest.ScriptedConn, s *sfu, api *webrtc.API) *client.MediaPublisher {
+func publishOn(t *testing.T, a *client.Client, c *clienttest.ScriptedConn, s *clienttest.MediaNode, api *webrtc.API) *client.MediaPublisher {
 	t.Helper()
 	done := publish(t, a, api)
-	s.answer(c, c.Req(protocol.OpMediaOffer), true)
+	s.Answer(c, c.Req(protocol.OpMediaOffer), true)
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -389,7 +331,7 @@ func TestAnEndingToldBeforeARepublishIsNotToldAgain(t *testing.T) {
 	done := publish(t, a, api) // the app publishes again at once
 	offer := c.Req(protocol.OpMediaOffer)
 	serverFailed(c) // of the old connection, arriving now
-	s.answer(c, offer, true)
+	s.Answer(c, offer, true)
 	if r := <-done; r.err != nil {
 		t.Fatal(r.err)
 	}
