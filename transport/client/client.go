@@ -70,7 +70,11 @@
 //     Logout (code 0, reason logout or leave) and the leave returns without
 //     a request, unless the room's re-login was already on its way and
 //     entered it, or got an answer after which it may have (1002053 and the
-//     other transient codes): then the leave is sent;
+//     other transient codes): then the leave is sent; likewise the room a
+//     SwitchRoom leaves, when the switch's reply was lost (the app got
+//     1002051, or had stopped waiting): it gets Logout (reason switch), as
+//     the switch may have taken effect, unless a resume says the session is
+//     still in it;
 //   - if the window runs out, every room gets ReconnectFailed (1002053) and
 //     every method returns an error with code 1002053: dial again and log in.
 //
@@ -303,8 +307,8 @@ type roomTrack struct {
 	// one (see relogin).
 	exit    string
 	exiting int
-	// unsure: a leave of the room was sent and its reply lost with the
-	// connection: whether the session is still in the room is unknown until
+	// unsure: a leave of the room (or a switch from it) was sent and its
+	// reply lost with the connection: whether the session is still in the room is unknown until
 	// a resume says so (or a new session is adopted, which is in none), so
 	// exit stays set even if a later leave fails (see exited).
 	unsure bool
@@ -474,15 +478,29 @@ func reachesState(op protocol.Op) bool {
 // A query carries no key: one whose reply was lost is simply asked again. A
 // request whose ctx is done is never sent.
 func (c *Client) do(ctx context.Context, op protocol.Op, payload any, hook func(data []byte) error) ([]byte, error) {
-	return c.doUnless(ctx, op, payload, hook, nil)
+	return c.doWith(ctx, op, payload, hooks{reply: hook})
 }
 
-// doUnless is do for a request that can become moot while it waits for a
-// connection: moot, if not nil, is asked each time a connection is there to
-// send it on, and once it says true the request is not sent and doUnless
-// returns no data and no error (hook does not run).
-func (c *Client) doUnless(ctx context.Context, op protocol.Op, payload any, hook func(data []byte) error,
-	moot func() bool) ([]byte, error) {
+// hooks are what a request's outcome changes in what the client tracks,
+// beyond its reply's data.
+type hooks struct {
+	// reply, if not nil, runs on the reader goroutine when the reply
+	// succeeds (see do).
+	reply func(data []byte) error
+	// lost, if not nil, runs when the connection is lost after the request
+	// was sent and before its reply, even if the caller stopped waiting:
+	// the request may have taken effect. It runs as the connection is
+	// found dead, before the client reconnects, so before any resume or
+	// re-login can look at what it marks.
+	lost func()
+	// moot, if not nil, is asked each time a connection is there to send
+	// the request on: once it says true the request is not sent, and
+	// doWith returns no data and no error (reply does not run).
+	moot func() bool
+}
+
+// doWith is do with the hooks h.
+func (c *Client) doWith(ctx context.Context, op protocol.Op, payload any, h hooks) ([]byte, error) {
 	expired := make(chan struct{})
 	t := c.clock.AfterFunc(c.opts.RequestTimeout, func() { close(expired) })
 	defer t.Stop()
@@ -510,11 +528,11 @@ func (c *Client) doUnless(ctx context.Context, op protocol.Op, payload any, hook
 		if l != nil && sentOn != "" && session != sentOn && !reachesState(op) {
 			return nil, lost // the new session knows nothing of its key
 		}
-		if l != nil && moot != nil && moot() {
+		if l != nil && h.moot != nil && h.moot() {
 			return nil, nil
 		}
 		if l != nil {
-			data, err := l.roundTrip(ctx, expired, op, payload, key, hook)
+			data, err := l.roundTrip(ctx, expired, op, payload, key, h)
 			var e *Error
 			if errors.As(err, &e) && e.lost {
 				e.resumes = resumes

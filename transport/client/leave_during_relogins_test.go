@@ -2,6 +2,8 @@ package client_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -267,4 +269,115 @@ func inTwoRooms(t *testing.T) (*clienttest.ScriptedGateway, *rec, *estest.Clock,
 	scriptedLogin(t, c1, a, "r2", 6)
 	settle(t, a, c1, r)
 	return g, r, clock, a, c1
+}
+
+// A SwitchRoom whose reply was lost leaves its from room as a lost leave
+// does (the browser SDK's switchRoom marks it too): the switch may have
+// taken effect, so if the session then times out, r1 is not entered again
+// on the new one but gets Logout (reason switch), and r3 is not entered
+// either (the client never heard it was). Two ways:
+//   - lost: the connection drops while the switch waits for its reply; it
+//     fails with 1002051 (it may have taken effect);
+//   - given_up: the app stopped waiting for the reply (its context ended)
+//     before the connection dropped.
+//
+// Either way the client used to enter r1 again: the others saw the user
+// come back to the room the app had switched away from.
+func TestALostSwitchDoesNotEnterItsFromRoomAgain(t *testing.T) {
+	for _, way := range []string{"lost", "given_up"} {
+		t.Run(way, func(t *testing.T) {
+			g, r, _, a, c1 := inTwoRooms(t)
+			sctx, giveUp := context.WithCancel(ctx(t))
+			defer giveUp()
+			done := startSwitch(sctx, a, "r1", "r3")
+			c1.Req(protocol.OpSwitchRoom) // sent; its reply is lost
+			want := domain.ErrReconnecting.Code
+			if way == "given_up" {
+				giveUp()
+				if err := result(t, done).err; !errors.Is(err, context.Canceled) {
+					t.Errorf("the switch given up: %v, want the context's end", err)
+				}
+			}
+			c1.Drop()
+			r.WaitState("r2", client.StateReconnecting)
+			if way == "lost" {
+				if code, _ := domain.CodeOf(result(t, done).err); code != want {
+					t.Errorf("the switch whose reply was lost: code %d, want %d (it may have taken effect)", code, want)
+				}
+			}
+
+			c2 := g.Next(t)
+			c2.Hello("s2", "rt-s2")
+			c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed) // the session timed out
+			in := c2.Req(protocol.OpLogin)
+			var req protocol.LoginRequest
+			if err := in.Decode(&req); err != nil {
+				t.Fatal(err)
+			}
+			if req.Room != "r2" {
+				t.Errorf("the client logged into %s again on the new session, after the app's switch from r1 to r3 "+
+					"whose reply was lost; want r2 alone", req.Room)
+				c2.ServeEntry(in, req.Room, 1)
+				in = c2.Req(protocol.OpLogin)
+			}
+			c2.ServeEntry(in, "r2", 1)
+			seen := settle(t, a, c2, r)
+			loggedOutOnce(t, seen, "r1", "switch")
+			if got := statesOf(seen, "r3"); len(got) != 0 {
+				t.Errorf("r3, never entered as far as the client knows, was told %v", got)
+			}
+			if last := finalStates(seen)["r2"]; last.State != client.StateLogined {
+				t.Errorf("r2 ended in %v, want Logined", last)
+			}
+		})
+	}
+}
+
+// The other side of the mark: a SwitchRoom whose reply was lost, then a
+// resume that says the session is still in r1 (the switch did not take
+// effect). r1 was not left: at the next session loss it is entered again.
+func TestALostSwitchAResumeSaysDidNotTakeEffectLeavesNoMark(t *testing.T) {
+	g, r, _, a, c1 := inTwoRooms(t)
+	done := startSwitch(ctx(t), a, "r1", "r3")
+	c1.Req(protocol.OpSwitchRoom)
+	c1.Drop()
+	if code, _ := domain.CodeOf(result(t, done).err); code != domain.ErrReconnecting.Code {
+		t.Errorf("the switch whose reply was lost: code %d, want 1002051", code)
+	}
+	c2 := g.Next(t)
+	c2.Hello("s1", "rt-s1b")
+	c2.Reply(c2.Req(protocol.OpResume).ID, protocol.ResumeReply{Session: "s1", ResumeToken: "rt2",
+		Rooms: map[string]protocol.ResumedRoom{"r1": {Status: "resumed", Seq: 5}, "r2": {Status: "resumed", Seq: 6}}})
+	settle(t, a, c2, r)
+
+	c2.Drop()
+	c3 := g.Next(t)
+	c3.Hello("s2", "rt-s2")
+	c3.Refuse(c3.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
+	var rooms []string
+	for range 2 {
+		in := c3.Req(protocol.OpLogin)
+		var req protocol.LoginRequest
+		if err := in.Decode(&req); err != nil {
+			t.Fatal(err)
+		}
+		rooms = append(rooms, req.Room)
+		c3.ServeEntry(in, req.Room, 1)
+	}
+	seen := settle(t, a, c3, r)
+	if !slices.Equal(rooms, []string{"r1", "r2"}) {
+		t.Errorf("the new session entered %v, want r1 and r2: the resume said the switch from r1 did not take effect; "+
+			"r1 was told %v", rooms, statesOf(seen, "r1"))
+	}
+}
+
+// startSwitch makes the app switch from one room to another in the
+// background.
+func startSwitch(ctx context.Context, a *client.Client, from, to string) <-chan leaveResult {
+	done := make(chan leaveResult, 1)
+	go func() {
+		_, err := a.SwitchRoom(ctx, from, to, client.SwitchOptions{})
+		done <- leaveResult{err: err}
+	}()
+	return done
 }

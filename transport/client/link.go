@@ -49,6 +49,7 @@ type call struct {
 	op   protocol.Op
 	done chan result // buffered: a late reply never blocks the reader
 	hook func(data []byte) error
+	lost func() // see hooks.lost
 }
 
 type result struct {
@@ -141,6 +142,8 @@ func (l *link) kill(why error) bool {
 		err := error(errConnLost(call.op))
 		if why == ErrClosed {
 			err = ErrClosed
+		} else if call.lost != nil {
+			call.lost()
 		}
 		call.done <- result{err: err}
 	}
@@ -184,7 +187,7 @@ func (l *link) write(req protocol.Request) error {
 // roundTrip sends a request on this link and waits for its reply, for ctx
 // to end, or for expired to close (the request timeout).
 func (l *link) roundTrip(ctx context.Context, expired <-chan struct{}, op protocol.Op, payload any, key string,
-	hook func([]byte) error) ([]byte, error) {
+	h hooks) ([]byte, error) {
 	var data json.RawMessage
 	if payload != nil {
 		b, err := json.Marshal(payload)
@@ -194,7 +197,7 @@ func (l *link) roundTrip(ctx context.Context, expired <-chan struct{}, op protoc
 		data = b
 	}
 	id := strconv.FormatUint(l.c.ids.Add(1), 10)
-	cl := &call{op: op, done: make(chan result, 1), hook: hook}
+	cl := &call{op: op, done: make(chan result, 1), hook: h.reply, lost: h.lost}
 	l.mu.Lock()
 	if l.dead {
 		l.mu.Unlock()
@@ -227,13 +230,14 @@ func (l *link) roundTrip(ctx context.Context, expired <-chan struct{}, op protoc
 	return nil, localError(op, domain.ErrTimeout, "no reply within %v", l.c.opts.RequestTimeout)
 }
 
-// abandon forgets a request whose caller stopped waiting, unless its reply
-// changes what the client tracks (entering a room): then the reply is still
+// abandon forgets a request whose caller stopped waiting, unless its
+// outcome changes what the client tracks (entering a room, or a room a lost
+// switch may have left): then the reply, or the connection's loss, is still
 // handled when it comes, so that the client follows the server.
 func (l *link) abandon(id string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if cl := l.pending[id]; cl != nil && cl.hook == nil {
+	if cl := l.pending[id]; cl != nil && cl.hook == nil && cl.lost == nil {
 		delete(l.pending, id)
 	}
 }

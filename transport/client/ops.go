@@ -107,7 +107,7 @@ func (c *Client) LoginRoom(ctx context.Context, room string, user User, opts Log
 		quiet: opts.UserStatusNotify != nil && !*opts.UserStatusNotify, capacity: opts.MaxMemberCount}
 	return c.enter(ctx, protocol.OpLogin, room, protocol.LoginRequest{Room: room, User: user, Token: opts.Token,
 		Role: opts.Role, History: opts.History, MaxMemberCount: opts.MaxMemberCount,
-		UserStatusNotify: opts.UserStatusNotify}, e, nil)
+		UserStatusNotify: opts.UserStatusNotify}, e, hooks{})
 }
 
 // LogoutRoom leaves one room (ZEGO logoutRoom(roomID)): the client gets
@@ -128,7 +128,11 @@ func (c *Client) LogoutAllRooms(ctx context.Context) ([]string, error) {
 }
 
 // SwitchRoom leaves from and logs into to as one step (ZEGO and ZIM
-// switchRoom): from gets Logout, to gets Logining and Logined.
+// switchRoom): from gets Logout, to gets Logining and Logined. If the
+// connection is lost before its reply, it fails with 1002051 (it may have
+// taken effect) and is not sent again: a resume says where the session is
+// (from resumed or left; to, if entered, is left again), and a new session
+// enters neither (from gets Logout, reason switch).
 func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOptions) (*RoomSnapshot, error) {
 	req := protocol.SwitchRoomRequest{From: from, To: to, Token: opts.Token, Role: opts.Role, ToName: opts.ToName,
 		Config: opts.Config, CreateIfMissing: opts.CreateIfMissing, History: opts.History,
@@ -136,6 +140,7 @@ func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOpt
 	// The target is re-entered the way the session entered rooms before
 	// (ZEGO login or ZIM enter/join), so a new session gets the same mode.
 	c.mu.Lock()
+	left := c.rooms[from]
 	e := entry{op: protocol.OpEnterRoom, name: opts.ToName, token: opts.Token, role: opts.Role, config: opts.Config}
 	if opts.UserStatusNotify != nil {
 		e.quiet = !*opts.UserStatusNotify
@@ -156,7 +161,10 @@ func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOpt
 		e.op = protocol.OpJoinRoom
 	}
 	c.mu.Unlock()
-	return c.enter(ctx, protocol.OpSwitchRoom, to, req, e, func() { c.leaving("switch", from) })
+	return c.enter(ctx, protocol.OpSwitchRoom, to, req, e, hooks{
+		reply: func([]byte) error { c.leaving("switch", from); return nil },
+		lost:  func() { c.switchLost(from, left) },
+	})
 }
 
 // CreateRoom creates a room and joins it (ZIM createRoom); it fails with
@@ -176,7 +184,7 @@ func (c *Client) createRoom(ctx context.Context, op protocol.Op, room RoomInfo, 
 	e := entry{op: protocol.OpEnterRoom, user: opts.User, name: room.Name, token: opts.Token, role: opts.Role,
 		config: opts.Config}
 	return c.enter(ctx, op, room.ID, protocol.CreateRoomRequest{Room: room, User: opts.User, Token: opts.Token,
-		Role: opts.Role, Config: opts.Config, History: opts.History}, e, nil)
+		Role: opts.Role, Config: opts.Config, History: opts.History}, e, hooks{})
 }
 
 // JoinRoom joins a room that exists (ZIM joinRoom); 1902002 otherwise.
@@ -184,7 +192,7 @@ func (c *Client) createRoom(ctx context.Context, op protocol.Op, room RoomInfo, 
 func (c *Client) JoinRoom(ctx context.Context, room string, opts RoomOptions) (*RoomSnapshot, error) {
 	e := entry{op: protocol.OpJoinRoom, user: opts.User, token: opts.Token, role: opts.Role}
 	return c.enter(ctx, protocol.OpJoinRoom, room, protocol.JoinRoomRequest{Room: room, User: opts.User,
-		Token: opts.Token, Role: opts.Role, History: opts.History}, e, nil)
+		Token: opts.Token, Role: opts.Role, History: opts.History}, e, hooks{})
 }
 
 // LeaveRoom leaves one room (ZIM leaveRoom).
@@ -331,20 +339,23 @@ func (c *Client) latestTokenLocked() string {
 
 // enter runs an operation that enters room. Its reply's snapshot starts the
 // room's sequence check; this is recorded on the reader goroutine, before
-// the room's next event is read. also, if not nil, runs then too.
-func (c *Client) enter(ctx context.Context, op protocol.Op, room string, req any, e entry, also func()) (*RoomSnapshot, error) {
+// the room's next event is read. also.reply, if not nil, runs then too (its
+// data is the snapshot), and also.lost if the reply is lost.
+func (c *Client) enter(ctx context.Context, op protocol.Op, room string, req any, e entry, also hooks) (*RoomSnapshot, error) {
 	defer c.enteringRoom(room)()
 	var snap RoomSnapshot
-	_, err := c.do(ctx, op, req, func(data []byte) error {
+	_, err := c.doWith(ctx, op, req, hooks{reply: func(data []byte) error {
 		if err := json.Unmarshal(data, &snap); err != nil {
 			return fmt.Errorf("roomlog: %s: the reply is not a room snapshot: %w", op, err)
 		}
-		if also != nil {
-			also()
+		if also.reply != nil {
+			if err := also.reply(data); err != nil {
+				return err
+			}
 		}
 		c.entered(room, snap.Seq, e)
 		return nil
-	})
+	}, lost: also.lost})
 	if err != nil {
 		return nil, err
 	}
@@ -415,6 +426,23 @@ func (c *Client) leaving(why string, rooms ...string) {
 	}
 }
 
+// switchLost marks from, the room a switch leaves (tracked as r when the
+// switch was made), once the switch's reply is lost with the connection:
+// the switch may have taken effect, so from is marked as a lost leave's
+// rooms are (see exited). A new session does not enter it again (it gets
+// Logout, reason switch); a resume says whether the session is still in it.
+func (c *Client) switchLost(from string, r *roomTrack) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r == nil || c.rooms[from] != r || r.leaving {
+		return
+	}
+	if r.exit == "" {
+		r.exit = "switch"
+	}
+	r.unsure = true
+}
+
 // leave runs logout or leave_room / leave_all_rooms and returns the rooms
 // left: room, or every room if req is nil. Until its outcome is known the
 // rooms it leaves are marked (exiting): should their session be lost
@@ -427,7 +455,7 @@ func (c *Client) leave(ctx context.Context, op protocol.Op, req any, room string
 	}
 	lm := c.exiting(why, req == nil, room)
 	var rep protocol.RoomsReply
-	_, err := c.doUnless(ctx, op, req, func(data []byte) error {
+	_, err := c.doWith(ctx, op, req, hooks{reply: func(data []byte) error {
 		if len(data) > 0 {
 			if err := json.Unmarshal(data, &rep); err != nil {
 				return fmt.Errorf("roomlog: %s: %w", op, err)
@@ -435,7 +463,7 @@ func (c *Client) leave(ctx context.Context, op protocol.Op, req any, room string
 		}
 		c.leaving(why, rep.Rooms...)
 		return nil
-	}, func() bool { return c.allLeft(lm) })
+	}, moot: func() bool { return c.allLeft(lm) }})
 	dropped := c.exited(lm, err)
 	if err != nil {
 		return nil, err

@@ -187,7 +187,7 @@ func (c *Client) request(l *link, op protocol.Op, payload any, hook func([]byte)
 	expired := make(chan struct{})
 	t := c.clock.AfterFunc(c.opts.RequestTimeout, func() { close(expired) })
 	defer t.Stop()
-	return l.roundTrip(c.ctx, expired, op, payload, "", hook)
+	return l.roundTrip(c.ctx, expired, op, payload, "", hooks{reply: hook})
 }
 
 // restore brings the session back on l: resume first, else a new session
