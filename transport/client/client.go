@@ -64,7 +64,8 @@
 //     ADDed again. A room whose re-login is refused gets LoginFailed with
 //     the code. A room the app asks to leave (LogoutRoom, LeaveRoom,
 //     LogoutAllRooms, LeaveAllRooms; a room still being entered included)
-//     whose leave had no reply before the session was lost, or made while
+//     whose leave had no reply before the session was lost (even if the
+//     app had stopped waiting for it: it may have taken effect), or made while
 //     the client is away or the rooms are being entered again, is not
 //     entered again either (nor tried again with another token): it gets
 //     Logout (code 0, reason logout or leave) and the leave returns without

@@ -64,13 +64,16 @@ func startLeave(ctx context.Context, a *client.Client, how string) <-chan leaveR
 //     (1002051: it may have taken effect), not as a timeout (1002053), and
 //     keeps its mark; or
 //   - retried: the app gives up on the leave (its context ends: 1002051)
-//     and tries again, and that try times out before it can be sent.
+//     and tries again, and that try times out before it can be sent;
+//   - given_up: the app gave up on the leave (its context ended) before
+//     the connection dropped: the leave fails with the context's error, and
+//     may have taken effect all the same (its mark used to be cleared then).
 //
 // The session timed out meanwhile: the resume is refused. The client must
 // not log into the room(s) left (settle fails the test if it sends any
 // other request than the one it expects), and each gets Logout.
 func TestALostLeaveKeepsItsMarkWhileAway(t *testing.T) {
-	for _, way := range []string{"times_out", "retried"} {
+	for _, way := range []string{"times_out", "retried", "given_up"} {
 		for _, how := range []string{"logout", "leave", "logout_all"} {
 			t.Run(way+"/"+how, func(t *testing.T) {
 				g, r, clock, a, c1 := inTwoRooms(t)
@@ -79,19 +82,28 @@ func TestALostLeaveKeepsItsMarkWhileAway(t *testing.T) {
 				defer giveUp()
 				done := startLeave(lctx, a, how)
 				c1.Req(leaveOp(how)) // sent; its reply is lost
+				if way == "given_up" {
+					giveUp()
+					if err := result(t, done).err; !errors.Is(err, context.Canceled) {
+						t.Errorf("the %s given up while its reply was awaited: %v, want the context's end", how, err)
+					}
+				}
 				c1.Drop()
 				r.WaitState("r2", client.StateReconnecting) // the client knows the reply is lost
 				c2 := g.Next(t)                             // and dials again: held, no hello yet
 
-				if way == "times_out" {
+				switch way {
+				case "times_out":
 					clock.Advance(time.Hour + time.Second)
-				} else {
+				case "retried":
 					giveUp()
 				}
-				first := result(t, done)
-				if code, _ := domain.CodeOf(first.err); code != domain.ErrReconnecting.Code {
-					t.Errorf("the %s whose reply was lost, still away when it gave up: %v (code %d), want 1002051 "+
-						"(it may have taken effect)", how, first.err, code)
+				if way != "given_up" {
+					first := result(t, done)
+					if code, _ := domain.CodeOf(first.err); code != domain.ErrReconnecting.Code {
+						t.Errorf("the %s whose reply was lost, still away when it gave up: %v (code %d), want 1002051 "+
+							"(it may have taken effect)", how, first.err, code)
+					}
 				}
 				if way == "retried" {
 					// The app tries again; the client is still away, and

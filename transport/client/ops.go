@@ -463,7 +463,7 @@ func (c *Client) leave(ctx context.Context, op protocol.Op, req any, room string
 		}
 		c.leaving(why, rep.Rooms...)
 		return nil
-	}, moot: func() bool { return c.allLeft(lm) }})
+	}, lost: func() { c.leaveLost(lm) }, moot: func() bool { return c.allLeft(lm) }})
 	dropped := c.exited(lm, err)
 	if err != nil {
 		return nil, err
@@ -475,6 +475,23 @@ func (c *Client) leave(ctx context.Context, op protocol.Op, req any, room string
 		}
 	}
 	return rooms, nil
+}
+
+// leaveLost marks the rooms of lm, a leave sent whose reply was lost with
+// the connection, unsure (see exited), when the connection is found dead:
+// also those of a leave whose caller stopped waiting for its reply, which
+// may have taken effect all the same.
+func (c *Client) leaveLost(lm *leaveMarks) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range lm.marks {
+		if r := m.r; c.rooms[m.name] == r && !r.leaving && !r.left {
+			if r.exit == "" {
+				r.exit = lm.why
+			}
+			r.unsure = true
+		}
+	}
 }
 
 // exitMark is a room a leave in flight leaves, as tracked when it began.
