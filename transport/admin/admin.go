@@ -6,7 +6,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,9 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/roomlog/roomlog/domain"
 	"github.com/roomlog/roomlog/eventstore"
@@ -239,25 +241,25 @@ func decodeBody(r *http.Request, v any) error {
 		return protocol.ErrMalformedRequest.With("the body is over %d bytes", maxBody)
 	}
 	if err := strictUnmarshal(b, v); err != nil {
+		// The decoder refuses text that is not valid Unicode too: in a body
+		// that is JSON apart from that, it is invalid_argument.
+		if terr := protocol.CheckText(b); terr != nil &&
+			jsontext.Value(b).IsValid(jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true)) {
+			return terr
+		}
 		return protocol.ErrMalformedRequest.With("%v", err)
 	}
-	return protocol.CheckText(b)
+	return nil
 }
 
-// strictUnmarshal is json.Unmarshal refusing fields v does not have: a
-// misspelt field must not be dropped silently, least of all one whose
-// absence widens what the call does ("room" for "rooms" in a token
-// request would grant every room).
+// strictUnmarshal decodes one JSON object into v, refusing what
+// encoding/json lets by. A misspelt field must not be dropped silently,
+// least of all one whose absence widens what the call does ("room" for
+// "rooms" in a token request would grant every room); nor may a field named
+// in another case ("User", which encoding/json takes for "user"), or given
+// twice (the last one won), replace the documented one.
 func strictUnmarshal(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return err
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
+	return jsonv2.Unmarshal(b, v, jsonv2.RejectUnknownMembers(true))
 }
 
 // maxBody is the largest admin request body: a token request for as many

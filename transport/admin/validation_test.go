@@ -199,7 +199,10 @@ func TestARefusedRequestIsLoggedWithItsAdminSubject(t *testing.T) {
 // A misspelt field is refused, not dropped: "room" for "rooms" in a token
 // request used to issue a token for every room (rooms left out), and a
 // misspelt reason was dropped from the kick or destroy it explained.
-// Trailing data after the body is refused too.
+// Trailing data after the body is refused too. So are a field named in
+// another case and a field given twice: encoding/json took "USER" for
+// "user" and kept the last, so {"user":"bob","USER":"mallory"} issued a
+// token for mallory, and a kick of bob with "User":"alice" kicked alice.
 func TestBodiesWithUnknownFieldsAreRefused(t *testing.T) {
 	n := start(t)
 	adm := admin_(t, n)
@@ -208,6 +211,12 @@ func TestBodiesWithUnknownFieldsAreRefused(t *testing.T) {
 		{"POST", "/tokens", `{"user":"alice","rooms":["class-1"]} {"rooms":"*"}`},
 		{"POST", "/rooms/class-1/kick", `{"user":"alice","resaon":"spam"}`},
 		{"DELETE", "/rooms/class-1", `{"why":"class over"}`},
+		{"POST", "/tokens", `{"user":"bob","USER":"mallory"}`},
+		{"POST", "/tokens", `{"User":"bob"}`},
+		{"POST", "/tokens", `{"user":"alice","rooms":["class-1"],"Rooms":["*"]}`},
+		{"POST", "/tokens", `{"user":"bob","user":"mallory"}`},
+		{"POST", "/rooms/class-1/kick", `{"user":"bob","User":"alice"}`},
+		{"DELETE", "/rooms/class-1", `{"Reason":"class over"}`},
 	} {
 		var e errBody
 		if code := rawCall(t, n, adm, c.method, c.path, []byte(c.body), &e); code != 400 || e.Code != protocol.ErrMalformedRequest.Code {
