@@ -265,6 +265,22 @@ func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.
 // seq if it is not an event of aggregate want, whose subject held it: its
 // chain may be whole (another room's history copied there by someone
 // holding the NATS password), but it is not this room's.
+// LastSeq returns the room sequence of a room's last event; ok is false
+// when the log holds no event of the room. Messages not written by an
+// engine are passed over, as Page does.
+func LastSeq(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.RoomID) (seq uint64, ok bool, err error) {
+	subject := log.Subject(string(app), string(domain.KindRoom), string(id))
+	_, err = log.ReadSubjectBackward(ctx, subject, 0, func(rec eventstore.Record) (bool, error) {
+		events, err := domain.DecodeEvents(rec.Data)
+		if err != nil || len(events) == 0 {
+			return true, nil
+		}
+		seq, ok = events[len(events)-1].Seq, true
+		return false, nil
+	})
+	return seq, ok, err
+}
+
 func misplaced(seq uint64, e *domain.Event, want domain.Key) error {
 	if e.Key() == want {
 		return nil

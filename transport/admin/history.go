@@ -111,6 +111,18 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, readError(err)
 	}
+	if len(entries) == 0 && afterSeq > 0 {
+		// The end of paging (after_seq the last event's), or a sequence
+		// the room never reached: one of the cursor's stream sequence,
+		// say, which the page shows beside it.
+		last, _, err := timeline.LastSeq(ctx, a.cfg.Log, domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room")))
+		if err != nil {
+			return nil, readError(err)
+		}
+		if afterSeq > last {
+			return nil, pastEnd(r, afterSeq, last)
+		}
+	}
 	page := HistoryPage{Events: entries, Next: afterSeq, More: more}
 	if page.Events == nil {
 		page.Events = []timeline.Entry{}

@@ -15,6 +15,7 @@ import (
 	"github.com/roomlog/roomlog/eventstore/checkpoint"
 	"github.com/roomlog/roomlog/eventstore/estest"
 	"github.com/roomlog/roomlog/transport/admin"
+	"github.com/roomlog/roomlog/transport/protocol"
 )
 
 // chat writes a room's history through the node's engine: a join, then n
@@ -115,6 +116,20 @@ func TestAdminHistoryPagesAndStateAt(t *testing.T) {
 	}
 	if code := call(t, n, adm, "GET", "/rooms/class%201.A/history?limit=0", nil, &e); code != 400 || e.Code != domain.ErrInvalidArgument.Code {
 		t.Errorf("limit 0: HTTP %d %+v", code, e)
+	}
+	// After the last event: the end of paging. Past it: not found, as for
+	// /state and /diff (an after_seq of 999 used to get an empty last page,
+	// telling a backend that passed a wrong sequence, such as a cursor's
+	// stream sequence, that the history was over).
+	if code := call(t, n, adm, "GET", "/rooms/class%201.A/history?after_seq=9", nil, &page); code != 200 ||
+		len(page.Events) != 0 || page.More || page.Next != 9 {
+		t.Errorf("history after the last event (9): HTTP %d %+v, want an empty last page", code, page)
+	}
+	e = errBody{}
+	if code := call(t, n, adm, "GET", "/rooms/class%201.A/history?after_seq=999", nil, &e); code != http.StatusNotFound ||
+		e.Code != protocol.ErrNotFound.Code || !strings.Contains(e.Message, "last event is seq 9") {
+		t.Errorf("history after seq 999 of a room whose last event is seq 9: HTTP %d %+v, want 404 not_found naming seq 9",
+			code, e)
 	}
 
 	// A checkpoint on demand signs every head now.
