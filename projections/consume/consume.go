@@ -121,6 +121,12 @@ var ErrConsumerGone = errors.New("consume: the durable consumer was removed on t
 // are no longer in the log.
 var ErrCursorExpired = errors.New("consume: the cursor fell off the log: events after it were removed by retention")
 
+// ErrCursorAhead is returned by Run when Config.After is past the log's
+// last message: the cursor is not of this log (the log was reset, or the
+// saved state is another deployment's). Taken as it is, the consumer would
+// skip every event appended until the log grew past it.
+var ErrCursorAhead = errors.New("consume: the cursor is past the log's end: it is not of this log")
+
 // Consumer delivers room events to an application.
 type Consumer struct {
 	cfg     Config
@@ -242,7 +248,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return stop()
 		}
 		var se *saveError
-		if errors.As(err, &se) || errors.Is(err, ErrCursorExpired) {
+		if errors.As(err, &se) || errors.Is(err, ErrCursorExpired) || errors.Is(err, ErrCursorAhead) {
 			return err
 		}
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -251,6 +257,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return errors.Join(err, serr)
 		}
 		return err
+	}
+	if err := c.ahead(ctx, last); err != nil {
+		return fail(err)
 	}
 	if last, err = c.expired(ctx, last); err != nil {
 		return fail(err)
@@ -739,6 +748,20 @@ func (c *Consumer) watermark(ctx context.Context, last cursor.Cursor) cursor.Cur
 		return last
 	}
 	return cursor.End(end)
+}
+
+// ahead fails with ErrCursorAhead when the cursor after names a message
+// past the log's last (whatever Config.Expired says: no event was removed,
+// the cursor is another log's).
+func (c *Consumer) ahead(ctx context.Context, after cursor.Cursor) error {
+	s, err := c.js.Stream(ctx, c.cfg.Log.StreamName())
+	if err != nil {
+		return err
+	}
+	if last := s.CachedInfo().State.LastSeq; after.Seq > last {
+		return fmt.Errorf("%w (cursor %s, the log's last message is stream sequence %d)", ErrCursorAhead, after, last)
+	}
+	return nil
 }
 
 // streamStart returns the log's first kept stream sequence (past the last

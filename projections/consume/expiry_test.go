@@ -346,3 +346,26 @@ func TestRetentionOvertakingARunningConsumerIsSeen(t *testing.T) {
 		t.Fatalf("saved %s, past the removed messages (up to %d)", saves[n-1], keep-1)
 	}
 }
+
+// A saved cursor past the log's last message is not of this log (the log
+// was reset, or the state file is another deployment's). Run used to take
+// it as it was: the durable consumer started at that stream sequence, and
+// every event appended until the log grew past it was skipped without a
+// word. It now fails with ErrCursorAhead, whatever Expired says (no event
+// was removed). A cursor at the last message is the end, not ahead.
+func TestACursorPastTheLogsEndIsRefused(t *testing.T) {
+	log := estest.Open(t, nil)
+	estest.WriteRooms(t, log, estest.RoomsConfig{Rooms: 2, Events: 10, Seed: 1})
+	last, err := log.LastSeq(estest.Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err, seen := runFor(t, log, cursor.End(last+1000), 30*time.Second) // Run returns early: generous for a loaded machine
+	if !errors.Is(err, consume.ErrCursorAhead) || !strings.Contains(err.Error(), cursor.End(last+1000).String()) {
+		t.Errorf("cursor %d on a log whose last message is %d: Run returned %v (handled %d events), want ErrCursorAhead "+
+			"naming the cursor", last+1000, last, err, len(seen))
+	}
+	if err, _ := runFor(t, log, cursor.End(last), time.Second); err != nil {
+		t.Errorf("cursor at the log's last message (%d): Run returned %v, want it to run until stopped", last, err)
+	}
+}
