@@ -254,3 +254,99 @@ func TestTrickledCandidates(t *testing.T) {
 		t.Fatal("no video over trickled candidates")
 	}
 }
+
+// A client's ICE candidates are bounded per connection and ICE restart
+// (Config.MaxRemoteCandidates): the node sends connectivity checks to every
+// address one names, and used to take as many as a client sent, trickled
+// or in its offers. Past the bound a trickled candidate is refused with
+// media_bad_signal (1907005) and an offer with bad_offer; the connection
+// keeps its media, an ICE restart starts the count afresh, and a candidate
+// given again counts once.
+func TestAClientsICECandidatesAreBounded(t *testing.T) {
+	const most = 6
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", func(c *Config) { c.MaxRemoteCandidates = most })
+	w.aliceCamToBob()
+	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := playMedia(t, s, "s-bob", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pl.sink.WaitMore(video, 10, long) {
+		t.Fatal("no video reached the player")
+	}
+	sig := Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpCandidate}
+	_, inLocal := offerICE(pl.pc.LocalDescription().SDP)
+	if len(inLocal) == 0 || len(inLocal) >= most {
+		t.Fatalf("the player's offer carried %d candidates, want 1 to %d", len(inLocal), most-1)
+	}
+	trickle := func(i int) error {
+		c := sig
+		c.Candidate = fmt.Sprintf("candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host", 9000+i, 40000+i)
+		_, err := s.Handle(t.Context(), c)
+		return err
+	}
+	taken := len(inLocal)
+	for i := 0; taken < most; i++ {
+		if err := trickle(i); err != nil {
+			t.Fatalf("candidate %d of at most %d: %v", taken+1, most, err)
+		}
+		taken++
+	}
+	if err := trickle(0); err != nil {
+		t.Errorf("a candidate given again: %v", err)
+	}
+	err = trickle(most)
+	if code, _ := domain.CodeOf(err); code != ErrBadSignal.Code || !strings.Contains(err.Error(), "ICE candidates") {
+		t.Fatalf("candidate %d of at most %d: %v, want media_bad_signal (1907005) saying why", most+1, most, err)
+	}
+	n := pl.sink.Count(video)
+	if !pl.sink.WaitMore(video, n+10, long) {
+		t.Fatal("no video after a refused candidate")
+	}
+
+	// An ICE restart: new credentials, a new count.
+	o, err := pl.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pl.pc)
+	if err := pl.pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	restart := pl.pc.LocalDescription().SDP
+	a, err := s.Handle(t.Context(), Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpRestart, SDP: restart})
+	if err != nil {
+		t.Fatalf("the ICE restart: %v", err)
+	}
+	if err := pl.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
+		t.Fatal(err)
+	}
+	if err := trickle(most + 1); err != nil {
+		t.Errorf("a candidate after the ICE restart: %v", err)
+	}
+
+	// An offer with more candidates than that is a bad offer; the
+	// connection is kept.
+	ufrag, _ := offerICE(restart)
+	var more strings.Builder
+	for line := range strings.Lines(restart) {
+		more.WriteString(line)
+		if strings.HasPrefix(line, "a=ice-ufrag:") {
+			for i := range most + 1 {
+				fmt.Fprintf(&more, "a=candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host\r\n", 7000+i, 50000+i)
+			}
+		}
+	}
+	_, err = s.Handle(t.Context(), Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpOffer, SDP: more.String()})
+	if code, _ := domain.CodeOf(err); code != ErrPlayBadOffer.Code {
+		t.Errorf("an offer (ufrag %s) with %d candidates more, bound %d: %v, want bad offer", ufrag, most+1, most, err)
+	}
+	n = pl.sink.Count(video)
+	if !pl.sink.WaitMore(video, n+10, long) {
+		t.Fatal("no video after a refused offer")
+	}
+}

@@ -30,6 +30,8 @@ type peer struct {
 
 	// opMu serializes the signalling of this peer (offers, candidates).
 	opMu sync.Mutex
+	// remote is the client's ICE candidates taken so far (under opMu).
+	remote remoteICE
 
 	mu        sync.Mutex
 	state     State
@@ -282,10 +284,15 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 		}
 		p.opMu.Lock()
 		defer p.opMu.Unlock()
+		taken, err := p.remote.admit(p.remote.ufrag, []string{sig.Candidate}, s.cfg.MaxRemoteCandidates)
+		if err != nil {
+			return Answer{}, ErrBadSignal.With("%v", err)
+		}
 		if err := p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: sig.Candidate, SDPMid: sig.SDPMid,
 			SDPMLineIndex: sig.SDPMLineIndex}); err != nil {
 			return Answer{}, ErrBadSignal.With("candidate: %v", err)
 		}
+		p.remote = taken
 		return Answer{Node: s.cfg.Node}, nil
 	}
 	if err := checkOffer(sig.Kind, sig.SDP); err != nil {
@@ -411,6 +418,13 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 	if s.beforeRoute != nil {
 		s.beforeRoute(p)
 	}
+	ufrag, cands := offerICE(sdp)
+	taken, err := p.remote.admit(ufrag, cands, s.cfg.MaxRemoteCandidates)
+	if err != nil {
+		p.close(nil, "refused")
+		return Answer{}, badOffer(k.kind).With("%v", err)
+	}
+	p.remote = taken
 	pc.OnConnectionStateChange(p.onState)
 	if k.kind == Publish {
 		// Before the answer: its tracks may arrive as soon as it connects.
@@ -523,6 +537,51 @@ func (p *peer) answer(ctx context.Context) (Answer, error) {
 	return Answer{SDP: p.pc.LocalDescription().SDP, Node: p.sfu.cfg.Node, Peer: p.id}, nil
 }
 
+// remoteICE is the client's ICE candidates of one peer connection's
+// current ICE credentials (ufrag): each one makes the node send
+// connectivity checks to the address it names, so they are held under
+// Config.MaxRemoteCandidates. An ICE restart (new credentials) starts
+// afresh, as the ICE agent does; the same candidate given again (in a
+// later offer, or trickled and then in an offer) counts once.
+type remoteICE struct {
+	ufrag string
+	seen  map[string]struct{}
+}
+
+// admit returns r with cands, of the ICE credentials ufrag, taken; an
+// error, and r unchanged, if that would make more than most.
+func (r remoteICE) admit(ufrag string, cands []string, most int) (remoteICE, error) {
+	next := remoteICE{ufrag: ufrag, seen: map[string]struct{}{}}
+	if ufrag == r.ufrag {
+		for c := range r.seen {
+			next.seen[c] = struct{}{}
+		}
+	}
+	for _, c := range cands {
+		if c = strings.TrimPrefix(strings.TrimSpace(c), "a="); c != "" {
+			next.seen[c] = struct{}{}
+		}
+	}
+	if len(next.seen) > most {
+		return r, fmt.Errorf("more than %d ICE candidates for one connection (per ICE restart)", most)
+	}
+	return next, nil
+}
+
+// offerICE reads an offer's ICE credentials (its first ice-ufrag: a
+// bundled offer has one) and its candidates.
+func offerICE(sdp string) (ufrag string, cands []string) {
+	for line := range strings.Lines(sdp) {
+		line = strings.TrimSpace(line)
+		if u, ok := strings.CutPrefix(line, "a=ice-ufrag:"); ok && ufrag == "" {
+			ufrag = u
+		} else if strings.HasPrefix(line, "a=candidate:") {
+			cands = append(cands, line)
+		}
+	}
+	return ufrag, cands
+}
+
 // otherConnection reports whether offer comes from another peer connection
 // than the one p was negotiated with: its DTLS fingerprints differ.
 func (p *peer) otherConnection(offer string) bool {
@@ -625,9 +684,15 @@ func (p *peer) renegotiate(ctx context.Context, sdp string) (Answer, error) {
 	}
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
+	ufrag, cands := offerICE(sdp)
+	taken, err := p.remote.admit(ufrag, cands, p.sfu.cfg.MaxRemoteCandidates)
+	if err != nil {
+		return Answer{}, badOffer(p.key.kind).With("%v", err)
+	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return Answer{}, badOffer(p.key.kind).With("%v", err)
 	}
+	p.remote = taken
 	if p.key.kind == Play {
 		// A player that now receives a kind it did not (audio, then
 		// video too) gets a track of it.

@@ -70,6 +70,12 @@ type Config struct {
 	SweepInterval time.Duration
 	// MaxPeersPerSession bounds one session's peer connections (default 32).
 	MaxPeersPerSession int
+	// MaxRemoteCandidates bounds the client's ICE candidates of one peer
+	// connection, in its offers and trickled, per ICE restart (default 50).
+	// The node sends connectivity checks to every address a candidate
+	// names: unbounded, a client could have it send them anywhere (RFC
+	// 8445, 6.1.2.5, bounds a checklist to 100 pairs by default).
+	MaxRemoteCandidates int
 	// Net, if set, is the network the peer connections use instead of
 	// the host's (tests run the SFU on a virtual network with loss).
 	Net transport.Net
@@ -99,6 +105,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxPeersPerSession <= 0 {
 		c.MaxPeersPerSession = 32
+	}
+	if c.MaxRemoteCandidates <= 0 {
+		c.MaxRemoteCandidates = 50
 	}
 	if c.NACKBuffer == 0 {
 		c.NACKBuffer = 256
