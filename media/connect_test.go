@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -382,4 +383,44 @@ func TestAnOfferGoingTheWrongWayIsRefused(t *testing.T) {
 	if st := s.Stats(); st.Publishers != 0 || st.Players != 0 {
 		t.Fatalf("after the refusals the node holds %+v", st)
 	}
+}
+
+// A simulcast offer (one video section, several encodings) is refused with
+// publish_media_bad_offer naming simulcast. It used to be answered: each
+// layer arrived as a track of its own and replaced the one before as the
+// stream's video, so players got whichever layer came last, and the node
+// read the others for nothing.
+func TestASimulcastOfferIsRefused(t *testing.T) {
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", nil)
+	w.join("r1", "alice", "s-alice")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var sender *webrtc.RTPSender
+	for _, rid := range []string{"h", "l"} {
+		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
+			"video", "cam", webrtc.WithRTPStreamID(rid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sender == nil {
+			if sender, err = pc.AddTrack(tr); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := sender.AddEncoding(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = offer(context.Background(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish})
+	if code, _ := domain.CodeOf(err); code != ErrPublishBadOffer.Code || !strings.Contains(err.Error(), "simulcast") {
+		t.Fatalf("a simulcast offer: %v, want %s naming simulcast", err, ErrPublishBadOffer.Name)
+	}
+	if st := s.Stats(); st.Publishers != 0 {
+		t.Fatalf("after the refusal the node holds %+v", st)
+	}
+	pliPublisher(t, s, "s-alice", "cam") // the same session with one encoding is served
 }

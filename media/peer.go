@@ -625,6 +625,11 @@ func checkOffer(kind Kind, offer string) error {
 			}
 		case line == "a=sendrecv" || line == "a=sendonly" || line == "a=recvonly" || line == "a=inactive":
 			dir = line[2:]
+		case strings.HasPrefix(line, "a=simulcast:"):
+			// Each layer would arrive as a track of its own, and replace
+			// the one before as the stream's video: players would get
+			// whichever came last, and the node read the others for nothing.
+			return errors.New("simulcast is not supported: offer one encoding of each kind")
 		}
 	}
 	end()
