@@ -279,22 +279,14 @@ func TestNewConnectionReplacesAStaleOne(t *testing.T) {
 // each; every track costs the node a goroutine) is refused with a coded
 // error, and the node goes on serving others.
 func TestAnOfferWithTwoVideoTracksIsRefused(t *testing.T) {
-	w := newWorld(t)
-	s, _ := startSFU(t, w, "n1", nil)
-	w.join("r1", "alice", "s-alice")
-	w.publish("r1", "alice", "s-alice", "cam", "n1")
-	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
+	s, pc := aliceMayPublish(t)
 	for range 2 {
 		vt, _ := mediatest.Tracks("cam")
 		if _, err := pc.AddTrack(vt); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err = offer(context.Background(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish})
+	err := offer(context.Background(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish})
 	if code, _ := domain.CodeOf(err); code != ErrPublishBadOffer.Code {
 		t.Fatalf("an offer of two video tracks: %v, want %s", err, ErrPublishBadOffer.Name)
 	}
@@ -309,15 +301,7 @@ func TestAnOfferWithTwoVideoTracksIsRefused(t *testing.T) {
 // rejected, which the client cannot apply, and failed 20 s later as
 // connection_failed.
 func TestAnOfferWithNoCodecTheNodeForwardsIsRefused(t *testing.T) {
-	w := newWorld(t)
-	s, _ := startSFU(t, w, "n1", nil)
-	w.join("r1", "alice", "s-alice")
-	w.publish("r1", "alice", "s-alice", "cam", "n1")
-	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
+	s, pc := aliceMayPublish(t)
 	vp9, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000}, "video", "cam")
 	if err != nil {
 		t.Fatal(err)
@@ -391,15 +375,7 @@ func TestAnOfferGoingTheWrongWayIsRefused(t *testing.T) {
 // stream's video, so players got whichever layer came last, and the node
 // read the others for nothing.
 func TestASimulcastOfferIsRefused(t *testing.T) {
-	w := newWorld(t)
-	s, _ := startSFU(t, w, "n1", nil)
-	w.join("r1", "alice", "s-alice")
-	w.publish("r1", "alice", "s-alice", "cam", "n1")
-	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
+	s, pc := aliceMayPublish(t)
 	var sender *webrtc.RTPSender
 	for _, rid := range []string{"h", "l"} {
 		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
@@ -415,7 +391,7 @@ func TestASimulcastOfferIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err = offer(context.Background(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish})
+	err := offer(context.Background(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish})
 	if code, _ := domain.CodeOf(err); code != ErrPublishBadOffer.Code || !strings.Contains(err.Error(), "simulcast") {
 		t.Fatalf("a simulcast offer: %v, want %s naming simulcast", err, ErrPublishBadOffer.Name)
 	}
@@ -423,4 +399,21 @@ func TestASimulcastOfferIsRefused(t *testing.T) {
 		t.Fatalf("after the refusal the node holds %+v", st)
 	}
 	pliPublisher(t, s, "s-alice", "cam") // the same session with one encoding is served
+}
+
+// aliceMayPublish starts a media node n1 at which alice (session s-alice)
+// publishes cam, as the log says, and returns it with a bare peer
+// connection for her offer.
+func aliceMayPublish(t *testing.T) (*SFU, *webrtc.PeerConnection) {
+	t.Helper()
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", nil)
+	w.join("r1", "alice", "s-alice")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return s, pc
 }

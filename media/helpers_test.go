@@ -163,7 +163,13 @@ func (c *client) close() {
 
 // offer sends pc's offer to the SFU and applies its answer.
 func offer(ctx context.Context, s *SFU, pc *webrtc.PeerConnection, sig Signal) error {
-	o, err := pc.CreateOffer(nil)
+	return offerWith(ctx, s, pc, sig, nil)
+}
+
+// offerWith is offer with the offer's options (an ICE restart); sig.Op, if
+// set, is the request's op (OpRestart), else OpOffer.
+func offerWith(ctx context.Context, s *SFU, pc *webrtc.PeerConnection, sig Signal, opts *webrtc.OfferOptions) error {
+	o, err := pc.CreateOffer(opts)
 	if err != nil {
 		return err
 	}
@@ -172,7 +178,10 @@ func offer(ctx context.Context, s *SFU, pc *webrtc.PeerConnection, sig Signal) e
 		return err
 	}
 	<-gathered
-	sig.Op, sig.SDP = OpOffer, pc.LocalDescription().SDP
+	if sig.Op == "" {
+		sig.Op = OpOffer
+	}
+	sig.SDP = pc.LocalDescription().SDP
 	a, err := s.Handle(ctx, sig)
 	if err != nil {
 		return err

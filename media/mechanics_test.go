@@ -308,23 +308,12 @@ func TestAClientsICECandidatesAreBounded(t *testing.T) {
 	}
 
 	// An ICE restart: new credentials, a new count.
-	o, err := pl.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pl.pc)
-	if err := pl.pc.SetLocalDescription(o); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	restart := pl.pc.LocalDescription().SDP
-	a, err := s.Handle(t.Context(), Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpRestart, SDP: restart})
-	if err != nil {
+	sig.Op = OpRestart
+	if err := offerWith(t.Context(), s, pl.pc, sig, &webrtc.OfferOptions{ICERestart: true}); err != nil {
 		t.Fatalf("the ICE restart: %v", err)
 	}
-	if err := pl.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
-		t.Fatal(err)
-	}
+	restart := pl.pc.LocalDescription().SDP
+	sig.Op = OpCandidate
 	if err := trickle(most + 1); err != nil {
 		t.Errorf("a candidate after the ICE restart: %v", err)
 	}

@@ -241,21 +241,8 @@ func openFiles(t *testing.T) int {
 // An ICE restart renegotiates the same peer connection; media keeps flowing.
 func TestICERestart(t *testing.T) {
 	_, s, _, _, pl := setup(t)
-	o, err := pl.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pl.pc)
-	if err := pl.pc.SetLocalDescription(o); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	a, err := s.Handle(t.Context(), Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpOffer,
-		SDP: pl.pc.LocalDescription().SDP})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pl.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
+	restart := &webrtc.OfferOptions{ICERestart: true}
+	if err := offerWith(t.Context(), s, pl.pc, Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play}, restart); err != nil {
 		t.Fatal(err)
 	}
 	if !pl.sink.WaitMore(video, 20, long) {
