@@ -264,19 +264,7 @@ func TestTrickledCandidates(t *testing.T) {
 // given again counts once.
 func TestAClientsICECandidatesAreBounded(t *testing.T) {
 	const most = 6
-	w := newWorld(t)
-	s, _ := startSFU(t, w, "n1", func(c *Config) { c.MaxRemoteCandidates = most })
-	w.aliceCamToBob()
-	if _, err := publishMedia(t, s, "s-alice", "cam"); err != nil {
-		t.Fatal(err)
-	}
-	pl, err := playMedia(t, s, "s-bob", "cam")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !pl.sink.WaitMore(video, 10, long) {
-		t.Fatal("no video reached the player")
-	}
+	_, s, _, _, pl, _ := setupEdited(t, func(c *Config) { c.MaxRemoteCandidates = most })
 	sig := Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpCandidate}
 	_, inLocal := offerICE(pl.pc.LocalDescription().SDP)
 	if len(inLocal) == 0 || len(inLocal) >= most {
@@ -298,7 +286,7 @@ func TestAClientsICECandidatesAreBounded(t *testing.T) {
 	if err := trickle(0); err != nil {
 		t.Errorf("a candidate given again: %v", err)
 	}
-	err = trickle(most)
+	err := trickle(most)
 	if code, _ := domain.CodeOf(err); code != ErrBadSignal.Code || !strings.Contains(err.Error(), "ICE candidates") {
 		t.Fatalf("candidate %d of at most %d: %v, want media_bad_signal (1907005) saying why", most+1, most, err)
 	}

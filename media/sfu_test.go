@@ -83,8 +83,14 @@ func setup(t *testing.T) (*world, *SFU, *states, *client, *client) {
 // peer existed.
 func setupCounted(t *testing.T) (*world, *SFU, *states, *client, *client, int) {
 	t.Helper()
+	return setupEdited(t, nil)
+}
+
+// setupEdited is setupCounted on a node whose Config edit changes.
+func setupEdited(t *testing.T, edit func(*Config)) (*world, *SFU, *states, *client, *client, int) {
+	t.Helper()
 	w := newWorld(t)
-	s, st := startSFU(t, w, "n1", nil)
+	s, st := startSFU(t, w, "n1", edit)
 	w.aliceCamToBob()
 	time.Sleep(50 * time.Millisecond)
 	base := runtimeGoroutines()
