@@ -255,38 +255,43 @@ func TestTrickledCandidates(t *testing.T) {
 	}
 }
 
-// A client's ICE candidates are bounded per connection and ICE restart
-// (Config.MaxRemoteCandidates): the node sends connectivity checks to every
-// address one names, and used to take as many as a client sent, trickled
-// or in its offers. Past the bound a trickled candidate is refused with
-// media_bad_signal (1907005) and an offer with bad_offer; the connection
-// keeps its media, an ICE restart starts the count afresh, and a candidate
-// given again counts once.
+// A client's ICE candidates are bounded per connection
+// (Config.MaxRemoteCandidates at once, then one a second): the node sends
+// connectivity checks to every address one names, and used to take as many
+// as a client sent, trickled or in its offers. Past the budget a trickled
+// candidate is refused with media_bad_signal (1907005) and an offer with
+// the bad-offer code; the connection keeps its media, and a candidate it
+// has, given again, is free. The clock stands still here: the budget's
+// growth is TestTheCandidateBudget's.
 func TestAClientsICECandidatesAreBounded(t *testing.T) {
 	const most = 6
-	_, s, _, _, pl, _ := setupEdited(t, func(c *Config) { c.MaxRemoteCandidates = most })
+	now := time.Now()
+	_, s, _, _, pl, _ := setupEdited(t, func(c *Config) {
+		c.MaxRemoteCandidates = most
+		c.Now = func() time.Time { return now }
+	})
 	sig := Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpCandidate}
-	_, inLocal := offerICE(pl.pc.LocalDescription().SDP)
-	if len(inLocal) == 0 || len(inLocal) >= most {
-		t.Fatalf("the player's offer carried %d candidates, want 1 to %d", len(inLocal), most-1)
+	_, inOffer := offerICE(pl.pc.LocalDescription().SDP)
+	if len(inOffer) == 0 || len(inOffer) >= most {
+		t.Fatalf("the player's offer carried %d candidates, want 1 to %d", len(inOffer), most-1)
 	}
-	trickle := func(i int) error {
+	trickle := func(i int, ext string) error {
 		c := sig
-		c.Candidate = fmt.Sprintf("candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host", 9000+i, 40000+i)
+		c.Candidate = fmt.Sprintf("candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host%s", 9000+i, 40000+i, ext)
 		_, err := s.Handle(t.Context(), c)
 		return err
 	}
-	taken := len(inLocal)
-	for i := 0; taken < most; i++ {
-		if err := trickle(i); err != nil {
+	i := 0
+	for taken := len(inOffer); taken < most; taken++ {
+		if err := trickle(i, ""); err != nil {
 			t.Fatalf("candidate %d of at most %d: %v", taken+1, most, err)
 		}
-		taken++
+		i++
 	}
-	if err := trickle(0); err != nil {
-		t.Errorf("a candidate given again: %v", err)
+	if err := trickle(0, " generation 0 ufrag abcd network-id 1"); err != nil {
+		t.Errorf("a candidate the connection has, given again (as Chrome trickles it): %v", err)
 	}
-	err := trickle(most)
+	err := trickle(i, "")
 	if code, _ := domain.CodeOf(err); code != ErrBadSignal.Code || !strings.Contains(err.Error(), "ICE candidates") {
 		t.Fatalf("candidate %d of at most %d: %v, want media_bad_signal (1907005) saying why", most+1, most, err)
 	}
@@ -295,35 +300,68 @@ func TestAClientsICECandidatesAreBounded(t *testing.T) {
 		t.Fatal("no video after a refused candidate")
 	}
 
-	// An ICE restart: new credentials, a new count.
-	sig.Op = OpRestart
-	if err := offerWith(t.Context(), s, pl.pc, sig, &webrtc.OfferOptions{ICERestart: true}); err != nil {
-		t.Fatalf("the ICE restart: %v", err)
-	}
-	restart := pl.pc.LocalDescription().SDP
-	sig.Op = OpCandidate
-	if err := trickle(most + 1); err != nil {
-		t.Errorf("a candidate after the ICE restart: %v", err)
-	}
-
-	// An offer with more candidates than that is a bad offer; the
-	// connection is kept.
-	ufrag, _ := offerICE(restart)
+	// An offer that brings a new candidate, over the budget: a bad offer;
+	// the connection is kept.
 	var more strings.Builder
-	for line := range strings.Lines(restart) {
+	for line := range strings.Lines(pl.pc.LocalDescription().SDP) {
 		more.WriteString(line)
 		if strings.HasPrefix(line, "a=ice-ufrag:") {
-			for i := range most + 1 {
-				fmt.Fprintf(&more, "a=candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host\r\n", 7000+i, 50000+i)
-			}
+			more.WriteString("a=candidate:7000 1 udp 2130706431 127.0.0.1 50000 typ host\r\n")
 		}
 	}
 	_, err = s.Handle(t.Context(), Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpOffer, SDP: more.String()})
-	if code, _ := domain.CodeOf(err); code != ErrPlayBadOffer.Code {
-		t.Errorf("an offer (ufrag %s) with %d candidates more, bound %d: %v, want bad offer", ufrag, most+1, most, err)
+	if code, _ := domain.CodeOf(err); code != ErrPlayBadOffer.Code || !strings.Contains(err.Error(), "ICE candidates") {
+		t.Errorf("an offer with a candidate over the budget: %v, want the bad-offer code saying why", err)
 	}
 	n = pl.sink.Count(video)
 	if !pl.sink.WaitMore(video, n+10, long) {
 		t.Fatal("no video after a refused offer")
+	}
+}
+
+// The candidate budget (remoteICE.admit): most new candidates at once, one
+// more each second after, never more than most in hand; an ICE restart
+// (new credentials) forgets the candidates, not the budget spent; a
+// candidate is its transport address, whatever its line's extensions
+// (Chrome trickles "ufrag X" and leaves it out of its SDP).
+func TestTheCandidateBudget(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	cand := func(port int, ext string) string {
+		return fmt.Sprintf("candidate:1467250027 1 udp 2122260223 192.168.0.196 %d typ host%s", port, ext)
+	}
+	var r remoteICE
+	var err error
+	var four []string
+	for p := range 4 {
+		four = append(four, cand(40000+p, ""))
+	}
+	if r, err = r.admit(t0, "u1", four, 4); err != nil {
+		t.Fatalf("4 candidates, budget 4: %v", err)
+	}
+	if r, err = r.admit(t0, "u1", []string{"a=" + cand(40000, " generation 0 network-id 1")}, 4); err != nil {
+		t.Errorf("a candidate it has, in an offer's form: %v", err)
+	}
+	if _, err = r.admit(t0.Add(999*time.Millisecond), "u1", []string{cand(41000, "")}, 4); err == nil {
+		t.Error("a 5th candidate within the second: taken")
+	}
+	if r, err = r.admit(t0.Add(time.Second), "u1", []string{cand(41000, "")}, 4); err != nil {
+		t.Errorf("a 5th candidate a second later: %v", err)
+	}
+	// An ICE restart: new credentials; the old candidates are forgotten
+	// (given again, they count), and the budget has grown by 2 in 2 s.
+	if r, err = r.admit(t0.Add(3*time.Second), "u2", []string{cand(40000, ""), cand(40001, "")}, 4); err != nil {
+		t.Errorf("2 candidates after an ICE restart, 2 s on: %v", err)
+	}
+	if _, err = r.admit(t0.Add(3*time.Second), "u2", []string{cand(42000, "")}, 4); err == nil {
+		t.Error("a 3rd candidate after the restart, budget spent: taken")
+	}
+	// Idle for a minute: the budget is full again, not more.
+	if _, err = r.admit(t0.Add(time.Minute), "u2", []string{cand(43000, ""), cand(43001, ""), cand(43002, ""),
+		cand(43003, ""), cand(43004, "")}, 4); err == nil {
+		t.Error("5 candidates at once after a minute, budget 4: taken")
+	}
+	if _, err = r.admit(t0.Add(time.Minute), "u2", []string{cand(43000, ""), cand(43001, ""), cand(43002, ""),
+		cand(43003, "")}, 4); err != nil {
+		t.Errorf("4 candidates at once after a minute, budget 4: %v", err)
 	}
 }

@@ -284,7 +284,7 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 		}
 		p.opMu.Lock()
 		defer p.opMu.Unlock()
-		taken, err := p.remote.admit(p.remote.ufrag, []string{sig.Candidate}, s.cfg.MaxRemoteCandidates)
+		taken, err := p.remote.admit(s.cfg.Now(), p.remote.ufrag, []string{sig.Candidate}, s.cfg.MaxRemoteCandidates)
 		if err != nil {
 			return Answer{}, ErrBadSignal.With("%v", err)
 		}
@@ -419,7 +419,7 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 		s.beforeRoute(p)
 	}
 	ufrag, cands := offerICE(sdp)
-	taken, err := p.remote.admit(ufrag, cands, s.cfg.MaxRemoteCandidates)
+	taken, err := p.remote.admit(s.cfg.Now(), ufrag, cands, s.cfg.MaxRemoteCandidates)
 	if err != nil {
 		p.close(nil, "refused")
 		return Answer{}, badOffer(k.kind).With("%v", err)
@@ -537,35 +537,63 @@ func (p *peer) answer(ctx context.Context) (Answer, error) {
 	return Answer{SDP: p.pc.LocalDescription().SDP, Node: p.sfu.cfg.Node, Peer: p.id}, nil
 }
 
-// remoteICE is the client's ICE candidates of one peer connection's
-// current ICE credentials (ufrag): each one makes the node send
-// connectivity checks to the address it names, so they are held under
-// Config.MaxRemoteCandidates. An ICE restart (new credentials) starts
-// afresh, as the ICE agent does; the same candidate given again (in a
-// later offer, or trickled and then in an offer) counts once.
+// remoteICE is what a peer connection took of the client's ICE
+// candidates. Each one makes the node send connectivity checks to the
+// address it names, so a connection has a budget of them: it takes
+// Config.MaxRemoteCandidates new ones at once, then one more a second
+// (ICE restarts, which gather anew, included). A candidate it has (the
+// same transport address, trickled or in an offer, whatever extensions the
+// line carries) is free; what it has is forgotten at an ICE restart (new
+// credentials), as the ICE agent forgets it.
 type remoteICE struct {
-	ufrag string
-	seen  map[string]struct{}
+	ufrag  string
+	seen   map[string]struct{}
+	tokens float64   // new candidates it may take now
+	at     time.Time // when tokens was counted
 }
 
-// admit returns r with cands, of the ICE credentials ufrag, taken; an
-// error, and r unchanged, if that would make more than most.
-func (r remoteICE) admit(ufrag string, cands []string, most int) (remoteICE, error) {
-	next := remoteICE{ufrag: ufrag, seen: map[string]struct{}{}}
+// remoteRefill is how often a connection's candidate budget grows by one.
+const remoteRefill = time.Second
+
+// admit returns r with cands, of the ICE credentials ufrag, taken at now;
+// an error, and r unchanged, if they are more new ones than the budget
+// (most at once) allows.
+func (r remoteICE) admit(now time.Time, ufrag string, cands []string, most int) (remoteICE, error) {
+	next := remoteICE{ufrag: ufrag, seen: map[string]struct{}{}, tokens: float64(most), at: now}
+	if !r.at.IsZero() {
+		next.tokens = min(float64(most), r.tokens+float64(now.Sub(r.at))/float64(remoteRefill))
+	}
 	if ufrag == r.ufrag {
 		for c := range r.seen {
 			next.seen[c] = struct{}{}
 		}
 	}
+	fresh := 0
 	for _, c := range cands {
-		if c = strings.TrimPrefix(strings.TrimSpace(c), "a="); c != "" {
-			next.seen[c] = struct{}{}
+		k := candidateKey(c)
+		if _, ok := next.seen[k]; k != "" && !ok {
+			next.seen[k] = struct{}{}
+			fresh++
 		}
 	}
-	if len(next.seen) > most {
-		return r, fmt.Errorf("more than %d ICE candidates for one connection (per ICE restart)", most)
+	if float64(fresh) > next.tokens {
+		return r, fmt.Errorf("more ICE candidates than a connection may give (%d at once, then one a second)", most)
 	}
+	next.tokens -= float64(fresh)
 	return next, nil
+}
+
+// candidateKey names the transport address an ICE candidate line
+// ("candidate:..." or "a=candidate:...") gives: component, transport,
+// address and port; the whole line if it cannot be read (the ICE agent
+// refuses it then).
+func candidateKey(line string) string {
+	line = strings.TrimPrefix(strings.TrimSpace(line), "a=")
+	f := strings.Fields(line)
+	if len(f) < 6 || !strings.HasPrefix(f[0], "candidate:") {
+		return line
+	}
+	return f[1] + " " + strings.ToLower(f[2]) + " " + strings.ToLower(f[4]) + " " + f[5]
 }
 
 // offerICE reads an offer's ICE credentials (its first ice-ufrag: a
@@ -690,7 +718,7 @@ func (p *peer) renegotiate(ctx context.Context, sdp string) (Answer, error) {
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
 	ufrag, cands := offerICE(sdp)
-	taken, err := p.remote.admit(ufrag, cands, p.sfu.cfg.MaxRemoteCandidates)
+	taken, err := p.remote.admit(p.sfu.cfg.Now(), ufrag, cands, p.sfu.cfg.MaxRemoteCandidates)
 	if err != nil {
 		return Answer{}, badOffer(p.key.kind).With("%v", err)
 	}

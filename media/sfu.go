@@ -70,11 +70,12 @@ type Config struct {
 	SweepInterval time.Duration
 	// MaxPeersPerSession bounds one session's peer connections (default 32).
 	MaxPeersPerSession int
-	// MaxRemoteCandidates bounds the client's ICE candidates of one peer
-	// connection, in its offers and trickled, per ICE restart (default 50).
-	// The node sends connectivity checks to every address a candidate
-	// names: unbounded, a client could have it send them anywhere (RFC
-	// 8445, 6.1.2.5, bounds a checklist to 100 pairs by default).
+	// MaxRemoteCandidates is how many new ICE candidates of the client one
+	// peer connection takes at once, in its offers and trickled; then one
+	// more a second (default 100). The node sends connectivity checks to
+	// every address a candidate names: unbounded, a client could have it
+	// send them anywhere, at any rate (RFC 8445, 6.1.2.5, bounds a
+	// checklist to 100 pairs by default).
 	MaxRemoteCandidates int
 	// Net, if set, is the network the peer connections use instead of
 	// the host's (tests run the SFU on a virtual network with loss).
@@ -82,6 +83,8 @@ type Config struct {
 	// NACKBuffer is how many packets each sent track keeps for
 	// retransmission (default 256; Pion's 1,024 costs ≈ 1.5 MiB a player).
 	NACKBuffer uint16
+	// Now is the clock of the candidate budget (default time.Now).
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -107,7 +110,10 @@ func (c *Config) setDefaults() {
 		c.MaxPeersPerSession = 32
 	}
 	if c.MaxRemoteCandidates <= 0 {
-		c.MaxRemoteCandidates = 50
+		c.MaxRemoteCandidates = 100
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.NACKBuffer == 0 {
 		c.NACKBuffer = 256
