@@ -261,10 +261,6 @@ func Page(ctx context.Context, log *eventstore.Log, app domain.AppID, id domain.
 	return entries, more, nil
 }
 
-// misplaced is the error for event e of the message at stream sequence
-// seq if it is not an event of aggregate want, whose subject held it: its
-// chain may be whole (another room's history copied there by someone
-// holding the NATS password), but it is not this room's.
 // LastSeq returns the room sequence of a room's last event; ok is false
 // when the log holds no event of the room. Messages not written by an
 // engine are passed over, as Page does.
@@ -281,6 +277,10 @@ func LastSeq(ctx context.Context, log *eventstore.Log, app domain.AppID, id doma
 	return seq, ok, err
 }
 
+// misplaced is the error for event e of the message at stream sequence
+// seq if it is not an event of aggregate want, whose subject held it: its
+// chain may be whole (another room's history copied there by someone
+// holding the NATS password), but it is not this room's.
 func misplaced(seq uint64, e *domain.Event, want domain.Key) error {
 	if e.Key() == want {
 		return nil

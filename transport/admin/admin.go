@@ -9,11 +9,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -259,7 +261,54 @@ func decodeBody(r *http.Request, v any) error {
 // in another case ("User", which encoding/json takes for "user"), or given
 // twice (the last one won), replace the documented one.
 func strictUnmarshal(b []byte, v any) error {
-	return jsonv2.Unmarshal(b, v, jsonv2.RejectUnknownMembers(true))
+	err := jsonv2.Unmarshal(b, v, jsonv2.RejectUnknownMembers(true))
+	var be *bodyError
+	var se *jsonv2.SemanticError
+	var syn *jsontext.SyntacticError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &be):
+		return be // from a request's own UnmarshalJSON
+	case errors.Is(err, jsontext.ErrDuplicateName) && errors.As(err, &syn):
+		return &bodyError{fmt.Sprintf("field %q given twice", syn.JSONPointer.LastToken())}
+	case !errors.As(err, &se):
+		return err // the JSON text itself: the decoder says where
+	case errors.Is(se.Err, jsonv2.ErrUnknownName):
+		return &bodyError{fmt.Sprintf("unknown field %q", se.JSONPointer.LastToken())}
+	case se.JSONPointer == "":
+		return &bodyError{"the body is not one JSON object"}
+	}
+	return &bodyError{fmt.Sprintf("field %q: want %s, not a JSON %s", strings.TrimPrefix(string(se.JSONPointer), "/"),
+		jsonKindOf(se.GoType), se.JSONKind)}
+}
+
+// bodyError says what is wrong with a request body in the API's terms,
+// not the decoder's (its Go types).
+type bodyError struct{ msg string }
+
+func (e *bodyError) Error() string { return e.msg }
+
+// jsonKindOf names the JSON a field of Go type t takes.
+func jsonKindOf(t reflect.Type) string {
+	if t == nil {
+		return "another kind"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
+		reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 // maxBody is the largest admin request body: a token request for as many

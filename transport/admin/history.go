@@ -114,12 +114,14 @@ func (a *API) history(w http.ResponseWriter, r *http.Request) (any, error) {
 	if len(entries) == 0 && afterSeq > 0 {
 		// The end of paging (after_seq the last event's), or a sequence
 		// the room never reached: one of the cursor's stream sequence,
-		// say, which the page shows beside it.
-		last, _, err := timeline.LastSeq(ctx, a.cfg.Log, domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room")))
+		// say, which the page shows beside it. A room with no event kept
+		// (none ever, or retention removed them all) has no end to be
+		// past: an empty page, as for any page of it.
+		last, ok, err := timeline.LastSeq(ctx, a.cfg.Log, domain.AppID(r.PathValue("app")), domain.RoomID(r.PathValue("room")))
 		if err != nil {
 			return nil, readError(err)
 		}
-		if afterSeq > last {
+		if ok && afterSeq > last {
 			return nil, pastEnd(r, afterSeq, last)
 		}
 	}

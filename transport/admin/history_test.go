@@ -155,3 +155,20 @@ func TestAdminHistoryPagesAndStateAt(t *testing.T) {
 		t.Fatalf("after the on-demand checkpoint: round %+v, head %+v, problems %q", s.Round, h, s.Problems)
 	}
 }
+
+// A room with no event kept has no end to page past: /history after any
+// sequence is an empty last page, whether the room never existed or
+// retention removed every message of it (a room idle for the max age) and
+// a backend that had paged to its end (seq 9) polls again. Found by the
+// second reader: the past-the-end check took such a room's end for seq 0
+// and answered 404, "its last event is seq 0".
+func TestHistoryOfARoomWithNoEventKeptIsAnEmptyPage(t *testing.T) {
+	n, adm := historyNode(t)
+	estest.Purge(t, n.Log, 0) // retention removed every message of the log
+	for _, path := range []string{"/rooms/class%201.A/history?after_seq=9", "/rooms/nowhere/history?after_seq=5"} {
+		var page admin.HistoryPage
+		if code := call(t, n, adm, "GET", path, nil, &page); code != 200 || len(page.Events) != 0 || page.More {
+			t.Errorf("GET %s: HTTP %d %+v, want an empty last page", path, code, page)
+		}
+	}
+}

@@ -206,21 +206,24 @@ func TestARefusedRequestIsLoggedWithItsAdminSubject(t *testing.T) {
 func TestBodiesWithUnknownFieldsAreRefused(t *testing.T) {
 	n := start(t)
 	adm := admin_(t, n)
-	for _, c := range []struct{ method, path, body string }{
-		{"POST", "/tokens", `{"user":"alice","room":["class-1"]}`},
-		{"POST", "/tokens", `{"user":"alice","rooms":["class-1"]} {"rooms":"*"}`},
-		{"POST", "/rooms/class-1/kick", `{"user":"alice","resaon":"spam"}`},
-		{"DELETE", "/rooms/class-1", `{"why":"class over"}`},
-		{"POST", "/tokens", `{"user":"bob","USER":"mallory"}`},
-		{"POST", "/tokens", `{"User":"bob"}`},
-		{"POST", "/tokens", `{"user":"alice","rooms":["class-1"],"Rooms":["*"]}`},
-		{"POST", "/tokens", `{"user":"bob","user":"mallory"}`},
-		{"POST", "/rooms/class-1/kick", `{"user":"bob","User":"alice"}`},
-		{"DELETE", "/rooms/class-1", `{"Reason":"class over"}`},
+	for _, c := range []struct{ method, path, body, says string }{
+		{"POST", "/tokens", `{"user":"alice","room":["class-1"]}`, `unknown field "room"`},
+		{"POST", "/tokens", `{"user":"alice","rooms":["class-1"]} {"rooms":"*"}`, "after top-level value"},
+		{"POST", "/rooms/class-1/kick", `{"user":"alice","resaon":"spam"}`, `unknown field "resaon"`},
+		{"DELETE", "/rooms/class-1", `{"why":"class over"}`, `unknown field "why"`},
+		{"POST", "/tokens", `{"user":"bob","USER":"mallory"}`, `unknown field "USER"`},
+		{"POST", "/tokens", `{"User":"bob"}`, `unknown field "User"`},
+		{"POST", "/tokens", `{"user":"alice","rooms":["class-1"],"Rooms":["*"]}`, `unknown field "Rooms"`},
+		{"POST", "/tokens", `{"user":"bob","user":"mallory"}`, `field "user" given twice`},
+		{"POST", "/rooms/class-1/kick", `{"user":"bob","User":"alice"}`, `unknown field "User"`},
+		{"DELETE", "/rooms/class-1", `{"Reason":"class over"}`, `unknown field "Reason"`},
+		{"POST", "/tokens", `{"user":"alice","ttl_seconds":"600"}`, `field "ttl_seconds": want a whole number, not a JSON string`},
+		{"POST", "/tokens", `["alice"]`, "not one JSON object"},
 	} {
 		var e errBody
-		if code := rawCall(t, n, adm, c.method, c.path, []byte(c.body), &e); code != 400 || e.Code != protocol.ErrMalformedRequest.Code {
-			t.Errorf("%s %s %s: HTTP %d %+v, want 400 malformed_request", c.method, c.path, c.body, code, e)
+		if code := rawCall(t, n, adm, c.method, c.path, []byte(c.body), &e); code != 400 || e.Code != protocol.ErrMalformedRequest.Code ||
+			!strings.Contains(e.Message, c.says) {
+			t.Errorf("%s %s %s: HTTP %d %+v, want 400 malformed_request saying %s", c.method, c.path, c.body, code, e, c.says)
 		}
 	}
 }
