@@ -383,6 +383,96 @@ func TestALostSwitchAResumeSaysDidNotTakeEffectLeavesNoMark(t *testing.T) {
 	}
 }
 
+// A SwitchRoom made while its from room is still being entered (the app's
+// LoginRoom(r4) is on its way). The login is answered (r4 entered), then
+// the switch's reply is lost and the session times out. The switch may
+// have taken effect (the server runs a connection's requests in turn: the
+// login, then the switch), so r4 is not entered again on the new session:
+// it gets Logout (reason switch), as r1 does in
+// TestALostSwitchDoesNotEnterItsFromRoomAgain. Found by the second reader:
+// the room was looked up when the switch was made, when it was not tracked
+// yet.
+func TestALostSwitchFromARoomBeingEnteredDoesNotEnterItAgain(t *testing.T) {
+	g, r, _, a, c1 := inTwoRooms(t)
+	loginErr := make(chan error, 1)
+	go func() {
+		_, err := a.LoginRoom(ctx(t), "r4", client.User{ID: "alice", Name: "Alice"}, client.LoginOptions{Token: "tok"})
+		loginErr <- err
+	}()
+	login := c1.Req(protocol.OpLogin) // r4 being entered
+	done := startSwitch(ctx(t), a, "r4", "r3")
+	c1.Req(protocol.OpSwitchRoom) // sent after the login: the server would run it after
+	c1.ServeEntry(login, "r4", 1) // r4 entered
+	if err := <-loginErr; err != nil {
+		t.Fatal(err)
+	}
+	c1.Drop() // the switch's reply is lost
+	r.WaitState("r2", client.StateReconnecting)
+	if code, _ := domain.CodeOf(result(t, done).err); code != domain.ErrReconnecting.Code {
+		t.Errorf("the switch whose reply was lost: code %d, want 1002051", code)
+	}
+
+	c2 := g.Next(t)
+	c2.Hello("s2", "rt-s2")
+	c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed) // the session timed out
+	// r1 and r2 are entered again; r4 would come after them.
+	for _, want := range []string{"r1", "r2"} {
+		in := c2.Req(protocol.OpLogin)
+		var req protocol.LoginRequest
+		if err := in.Decode(&req); err != nil {
+			t.Fatal(err)
+		}
+		if req.Room != want {
+			t.Fatalf("re-login into %s, want %s", req.Room, want)
+		}
+		c2.ServeEntry(in, req.Room, 1)
+	}
+	// r4 is not entered again: the next request is settle's query (settle
+	// fails on a login).
+	seen := settle(t, a, c2, r)
+	loggedOutOnce(t, seen, "r4", "switch")
+}
+
+// A SwitchRoom that the server refuses for certain (its target is a room the
+// session is in, with no leave of it under way: already_in_room; or the
+// target is the from room itself: invalid_argument) leaves no mark when its
+// reply is lost: after a session timeout r1 is entered again. Found by the
+// second reader: r1 got Logout (reason switch), though the app never left
+// it.
+func TestALostSwitchTheServerMustRefuseLeavesNoMark(t *testing.T) {
+	for _, to := range []string{"r2", "r1"} {
+		t.Run("to_"+to, func(t *testing.T) {
+			g, r, _, a, c1 := inTwoRooms(t)
+			done := startSwitch(ctx(t), a, "r1", to)
+			c1.Req(protocol.OpSwitchRoom)
+			c1.Drop()
+			r.WaitState("r2", client.StateReconnecting)
+			if code, _ := domain.CodeOf(result(t, done).err); code != domain.ErrReconnecting.Code {
+				t.Errorf("the switch whose reply was lost: code %d, want 1002051", code)
+			}
+			c2 := g.Next(t)
+			c2.Hello("s2", "rt-s2")
+			c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed)
+			in := c2.Req(protocol.OpLogin)
+			var req protocol.LoginRequest
+			if err := in.Decode(&req); err != nil {
+				t.Fatal(err)
+			}
+			first := req.Room
+			c2.ServeEntry(in, req.Room, 1)
+			if first == "r1" {
+				in = c2.Req(protocol.OpLogin)
+				c2.ServeEntry(in, "r2", 1)
+			}
+			seen := settle(t, a, c2, r)
+			if first != "r1" {
+				t.Errorf("SwitchRoom(r1, %s), which the server refuses (already_in_room, or a switch to itself), lost with "+
+					"the connection: r1 was not entered again on the new session; it was told %v", to, statesOf(seen, "r1"))
+			}
+		})
+	}
+}
+
 // startSwitch makes the app switch from one room to another in the
 // background.
 func startSwitch(ctx context.Context, a *client.Client, from, to string) <-chan leaveResult {

@@ -140,7 +140,6 @@ func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOpt
 	// The target is re-entered the way the session entered rooms before
 	// (ZEGO login or ZIM enter/join), so a new session gets the same mode.
 	c.mu.Lock()
-	left := c.rooms[from]
 	e := entry{op: protocol.OpEnterRoom, name: opts.ToName, token: opts.Token, role: opts.Role, config: opts.Config}
 	if opts.UserStatusNotify != nil {
 		e.quiet = !*opts.UserStatusNotify
@@ -163,7 +162,7 @@ func (c *Client) SwitchRoom(ctx context.Context, from, to string, opts SwitchOpt
 	c.mu.Unlock()
 	return c.enter(ctx, protocol.OpSwitchRoom, to, req, e, hooks{
 		reply: func([]byte) error { c.leaving("switch", from); return nil },
-		lost:  func() { c.switchLost(from, left) },
+		lost:  func() { c.switchLost(from, to) },
 	})
 }
 
@@ -426,15 +425,24 @@ func (c *Client) leaving(why string, rooms ...string) {
 	}
 }
 
-// switchLost marks from, the room a switch leaves (tracked as r when the
-// switch was made), once the switch's reply is lost with the connection:
-// the switch may have taken effect, so from is marked as a lost leave's
-// rooms are (see exited). A new session does not enter it again (it gets
-// Logout, reason switch); a resume says whether the session is still in it.
-func (c *Client) switchLost(from string, r *roomTrack) {
+// switchLost marks from, the room a switch to to leaves, once the switch's
+// reply is lost with the connection: the switch may have taken effect, so
+// from is marked as a lost leave's rooms are (see exited). A new session
+// does not enter it again (it gets Logout, reason switch); a resume says
+// whether the session is still in it. The room is the one tracked now: the
+// server ran the switch after every request whose reply came before it (a
+// login into from made just before the switch included), and before any
+// other. Not marked: a switch the server refuses for certain, to from
+// itself, or to a room the session is in with no leave of it under way
+// (already_in_room).
+func (c *Client) switchLost(from, to string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if r == nil || c.rooms[from] != r || r.leaving {
+	if t := c.rooms[to]; from == to || t != nil && !t.leaving && t.exiting == 0 {
+		return
+	}
+	r := c.rooms[from]
+	if r == nil || r.leaving {
 		return
 	}
 	if r.exit == "" {
