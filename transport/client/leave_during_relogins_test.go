@@ -37,7 +37,8 @@ func leaveOp(how string) protocol.Op {
 }
 
 // startLeave makes the app leave r1 the way how says (logout: LogoutRoom,
-// leave: LeaveRoom, logout_all: LogoutAllRooms), in the background.
+// leave: LeaveRoom, logout_all: LogoutAllRooms; leave_r2: LogoutRoom of
+// r2), in the background.
 func startLeave(ctx context.Context, a *client.Client, how string) <-chan leaveResult {
 	done := make(chan leaveResult, 1)
 	go func() {
@@ -45,6 +46,8 @@ func startLeave(ctx context.Context, a *client.Client, how string) <-chan leaveR
 		switch how {
 		case "logout":
 			res.err = a.LogoutRoom(ctx, "r1")
+		case "leave_r2":
+			res.err = a.LogoutRoom(ctx, "r2")
 		case "leave":
 			res.err = a.LeaveRoom(ctx, "r1")
 		case "logout_all":
@@ -468,6 +471,65 @@ func TestALostSwitchTheServerMustRefuseLeavesNoMark(t *testing.T) {
 			if first != "r1" {
 				t.Errorf("SwitchRoom(r1, %s), which the server refuses (already_in_room, or a switch to itself), lost with "+
 					"the connection: r1 was not entered again on the new session; it was told %v", to, statesOf(seen, "r1"))
+			}
+		})
+	}
+}
+
+// A lost SwitchRoom(r1, r2) made while in r2, and a lost LogoutRoom(r2):
+// whether the switch may have taken effect depends on which the server ran
+// first, which is the order they were sent in, then the session times out.
+//   - leave_after: the logout was sent after the switch. The server refused
+//     the switch (already in r2), then ran the logout: the session is in r1
+//     alone, and r1 is entered again.
+//   - given_up_before: the logout was sent before the switch, and the app
+//     stopped waiting for it. The server may have run the logout, then the
+//     switch: r1 is not entered again (Logout, reason switch).
+//
+// Found by the second reader: the switch looked at the leaves of r2 under
+// way when the connection was found dead (one sent after it counted; one
+// given up did not), not at those sent before it.
+func TestALostSwitchAndALostLeaveOfItsTargetGoInTheOrderSent(t *testing.T) {
+	for _, way := range []string{"leave_after", "given_up_before"} {
+		t.Run(way, func(t *testing.T) {
+			g, r, _, a, c1 := inTwoRooms(t)
+			if way == "given_up_before" {
+				lctx, giveUp := context.WithCancel(ctx(t))
+				done := startLeave(lctx, a, "leave_r2")
+				c1.Req(protocol.OpLogout)
+				giveUp()
+				if err := result(t, done).err; !errors.Is(err, context.Canceled) {
+					t.Fatalf("the logout given up: %v", err)
+				}
+			}
+			switched := startSwitch(ctx(t), a, "r1", "r2")
+			c1.Req(protocol.OpSwitchRoom)
+			if way == "leave_after" {
+				startLeave(ctx(t), a, "leave_r2")
+				c1.Req(protocol.OpLogout)
+			}
+			c1.Drop() // every reply is lost
+			r.WaitState("r1", client.StateReconnecting)
+			result(t, switched)
+
+			c2 := g.Next(t)
+			c2.Hello("s2", "rt-s2")
+			c2.Refuse(c2.Req(protocol.OpResume).ID, protocol.ErrResumeFailed) // the session timed out
+			if way == "leave_after" {
+				in := c2.Req(protocol.OpLogin)
+				var req protocol.LoginRequest
+				if err := in.Decode(&req); err != nil || req.Room != "r1" {
+					t.Fatalf("re-login into %q (%v), want r1: the switch from it was refused", req.Room, err)
+				}
+				c2.ServeEntry(in, "r1", 1)
+			}
+			// settle fails on any other request (a login).
+			seen := settle(t, a, c2, r)
+			loggedOutOnce(t, seen, "r2", "logout")
+			if way == "given_up_before" {
+				loggedOutOnce(t, seen, "r1", "switch")
+			} else if last := finalStates(seen)["r1"]; last.State != client.StateLogined {
+				t.Errorf("r1 ended in %v, want Logined", last)
 			}
 		})
 	}

@@ -1,10 +1,13 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,6 +53,7 @@ type call struct {
 	done chan result // buffered: a late reply never blocks the reader
 	hook func(data []byte) error
 	lost func() // see hooks.lost
+	seq  uint64 // the order it was sent in (its id's number)
 }
 
 type result struct {
@@ -138,7 +142,11 @@ func (l *link) kill(why error) bool {
 	l.mu.Unlock()
 	l.cancel()
 	l.ws.CloseNow()
-	for _, call := range pending {
+	// In the order the requests were sent, which is the order the server
+	// ran them in: a lost request's hook may depend on what the lost ones
+	// before it may have done (see switchLost).
+	calls := slices.SortedFunc(maps.Values(pending), func(a, b *call) int { return cmp.Compare(a.seq, b.seq) })
+	for _, call := range calls {
 		err := error(errConnLost(call.op))
 		if why == ErrClosed {
 			err = ErrClosed
@@ -196,8 +204,9 @@ func (l *link) roundTrip(ctx context.Context, expired <-chan struct{}, op protoc
 		}
 		data = b
 	}
-	id := strconv.FormatUint(l.c.ids.Add(1), 10)
-	cl := &call{op: op, done: make(chan result, 1), hook: h.reply, lost: h.lost}
+	seq := l.c.ids.Add(1)
+	id := strconv.FormatUint(seq, 10)
+	cl := &call{op: op, done: make(chan result, 1), hook: h.reply, lost: h.lost, seq: seq}
 	l.mu.Lock()
 	if l.dead {
 		l.mu.Unlock()

@@ -433,12 +433,14 @@ func (c *Client) leaving(why string, rooms ...string) {
 // server ran the switch after every request whose reply came before it (a
 // login into from made just before the switch included), and before any
 // other. Not marked: a switch the server refuses for certain, to from
-// itself, or to a room the session is in with no leave of it under way
-// (already_in_room).
+// itself, or to a room the session is in (already_in_room), unless a leave
+// of it may have run before the switch: one whose reply came (leaving), or
+// one lost (unsure), whose lost hook, the link runs those in the order the
+// requests were sent, has run before this one.
 func (c *Client) switchLost(from, to string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t := c.rooms[to]; from == to || t != nil && !t.leaving && t.exiting == 0 {
+	if t := c.rooms[to]; from == to || t != nil && !t.leaving && !t.unsure {
 		return
 	}
 	r := c.rooms[from]
