@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -279,8 +280,34 @@ func strictUnmarshal(b []byte, v any) error {
 	case se.JSONPointer == "":
 		return &bodyError{"the body is not one JSON object"}
 	}
-	return &bodyError{fmt.Sprintf("field %q: want %s, not a JSON %s", strings.TrimPrefix(string(se.JSONPointer), "/"),
-		jsonKindOf(se.GoType), se.JSONKind)}
+	field := strings.TrimPrefix(string(se.JSONPointer), "/")
+	if errors.Is(se.Err, strconv.ErrRange) {
+		return &bodyError{fmt.Sprintf("field %q: out of range", field)}
+	}
+	want, got := jsonKindOf(se.GoType), jsonKindName(se.JSONKind)
+	if want == "a whole number" && got == "a number" {
+		return &bodyError{fmt.Sprintf("field %q: want a whole number", field)}
+	}
+	return &bodyError{fmt.Sprintf("field %q: want %s, not %s", field, want, got)}
+}
+
+// jsonKindName names a JSON kind as a reader would.
+func jsonKindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "true or false"
+	case 'n':
+		return "null"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "that"
 }
 
 // bodyError says what is wrong with a request body in the API's terms,
@@ -381,7 +408,9 @@ func (r *TokenRequest) UnmarshalJSON(b []byte) error {
 	}
 	*r = TokenRequest(p.plain)
 	if r.roomsNull = string(p.Rooms) == "null"; len(p.Rooms) > 0 && !r.roomsNull {
-		return json.Unmarshal(p.Rooms, &r.Rooms)
+		if jsonv2.Unmarshal(p.Rooms, &r.Rooms) != nil {
+			return &bodyError{`field "rooms": want an array of room IDs (strings)`}
+		}
 	}
 	return nil
 }

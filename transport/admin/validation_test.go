@@ -217,7 +217,13 @@ func TestBodiesWithUnknownFieldsAreRefused(t *testing.T) {
 		{"POST", "/tokens", `{"user":"bob","user":"mallory"}`, `field "user" given twice`},
 		{"POST", "/rooms/class-1/kick", `{"user":"bob","User":"alice"}`, `unknown field "User"`},
 		{"DELETE", "/rooms/class-1", `{"Reason":"class over"}`, `unknown field "Reason"`},
-		{"POST", "/tokens", `{"user":"alice","ttl_seconds":"600"}`, `field "ttl_seconds": want a whole number, not a JSON string`},
+		{"POST", "/tokens", `{"user":"alice","ttl_seconds":"600"}`, `field "ttl_seconds": want a whole number, not a string`},
+		{"POST", "/tokens", `{"user":"alice","ttl_seconds":1.5}`, `field "ttl_seconds": want a whole number`},
+		{"POST", "/tokens", `{"user":"alice","ttl_seconds":99999999999999999999}`, `field "ttl_seconds": out of range`},
+		{"POST", "/tokens", `{"user":"alice","name":{}}`, `field "name": want a string, not an object`},
+		{"POST", "/tokens", `{"user":"alice","rooms":"*"}`, `field "rooms": want an array of room IDs`},
+		{"POST", "/tokens", `{"user":"alice","rooms":[1]}`, `field "rooms": want an array of room IDs`},
+		{"POST", "/rooms/class-1/kick", `{"user":"alice","reason":["x"]}`, `field "reason": want a string, not an array`},
 		{"POST", "/tokens", `["alice"]`, "not one JSON object"},
 	} {
 		var e errBody
