@@ -265,11 +265,7 @@ func TestTrickledCandidates(t *testing.T) {
 // growth is TestTheCandidateBudget's.
 func TestAClientsICECandidatesAreBounded(t *testing.T) {
 	const most = 6
-	now := time.Now()
-	_, s, _, _, pl, _ := setupEdited(t, func(c *Config) {
-		c.MaxRemoteCandidates = most
-		c.Now = func() time.Time { return now }
-	})
+	s, pl, _ := budgeted(t, most)
 	sig := Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpCandidate}
 	_, inOffer := offerICE(pl.pc.LocalDescription().SDP)
 	if len(inOffer) == 0 || len(inOffer) >= most {
@@ -319,49 +315,160 @@ func TestAClientsICECandidatesAreBounded(t *testing.T) {
 	}
 }
 
-// The candidate budget (remoteICE.admit): most new candidates at once, one
-// more each second after, never more than most in hand; an ICE restart
-// (new credentials) forgets the candidates, not the budget spent; a
-// candidate is its transport address, whatever its line's extensions
-// (Chrome trickles "ufrag X" and leaves it out of its SDP).
+// The candidate budget (candidateBudget.take): most new candidates at
+// once, one more each second after, never more than most in hand; steps
+// add up exactly (it counted in float seconds: ten steps of 100 ms fell
+// short of one); a clock that goes back adds nothing and takes nothing
+// (the credit went negative, and even nothing new was refused).
 func TestTheCandidateBudget(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
-	cand := func(port int, ext string) string {
-		return fmt.Sprintf("candidate:1467250027 1 udp 2122260223 192.168.0.196 %d typ host%s", port, ext)
-	}
-	var r remoteICE
-	var err error
-	var four []string
-	for p := range 4 {
-		four = append(four, cand(40000+p, ""))
-	}
-	if r, err = r.admit(t0, "u1", four, 4); err != nil {
+	var b candidateBudget
+	if err := b.take(t0, 4, 4); err != nil {
 		t.Fatalf("4 candidates, budget 4: %v", err)
 	}
-	if r, err = r.admit(t0, "u1", []string{"a=" + cand(40000, " generation 0 network-id 1")}, 4); err != nil {
-		t.Errorf("a candidate it has, in an offer's form: %v", err)
-	}
-	if _, err = r.admit(t0.Add(999*time.Millisecond), "u1", []string{cand(41000, "")}, 4); err == nil {
+	if err := b.take(t0.Add(999*time.Millisecond), 1, 4); err == nil {
 		t.Error("a 5th candidate within the second: taken")
 	}
-	if r, err = r.admit(t0.Add(time.Second), "u1", []string{cand(41000, "")}, 4); err != nil {
-		t.Errorf("a 5th candidate a second later: %v", err)
+	for i := 1; i <= 10; i++ { // nothing new, every 100 ms
+		if err := b.take(t0.Add(time.Duration(i)*100*time.Millisecond), 0, 4); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// An ICE restart: new credentials; the old candidates are forgotten
-	// (given again, they count), and the budget has grown by 2 in 2 s.
-	if r, err = r.admit(t0.Add(3*time.Second), "u2", []string{cand(40000, ""), cand(40001, "")}, 4); err != nil {
-		t.Errorf("2 candidates after an ICE restart, 2 s on: %v", err)
+	if err := b.take(t0.Add(time.Second), 1, 4); err != nil {
+		t.Errorf("a 5th candidate a second later, in steps: %v", err)
 	}
-	if _, err = r.admit(t0.Add(3*time.Second), "u2", []string{cand(42000, "")}, 4); err == nil {
-		t.Error("a 3rd candidate after the restart, budget spent: taken")
+	if err := b.take(t0.Add(-5*time.Minute), 0, 4); err != nil {
+		t.Errorf("nothing new after the clock went back: %v", err)
+	}
+	if err := b.take(t0.Add(-5*time.Minute+1500*time.Millisecond), 1, 4); err != nil {
+		t.Errorf("a candidate 1.5 s after the clock went back: %v", err)
 	}
 	// Idle for a minute: the budget is full again, not more.
-	if _, err = r.admit(t0.Add(time.Minute), "u2", []string{cand(43000, ""), cand(43001, ""), cand(43002, ""),
-		cand(43003, ""), cand(43004, "")}, 4); err == nil {
+	later := t0.Add(time.Minute)
+	if !b.full(later, 4) {
+		t.Error("after a minute idle the budget is not full")
+	}
+	if err := b.take(later, 5, 4); err == nil {
 		t.Error("5 candidates at once after a minute, budget 4: taken")
 	}
-	if _, err = r.admit(t0.Add(time.Minute), "u2", []string{cand(43000, ""), cand(43001, ""), cand(43002, ""),
-		cand(43003, "")}, 4); err != nil {
+	if err := b.take(later, 4, 4); err != nil {
 		t.Errorf("4 candidates at once after a minute, budget 4: %v", err)
 	}
+}
+
+// A candidate is its transport address: Chrome's trickled line ("ufrag X"
+// and the rest) and its SDP line are one; an ICE restart's credentials
+// forget what the connection had.
+func TestACandidateIsItsTransportAddress(t *testing.T) {
+	trickled := "candidate:1467250027 1 udp 2122260223 192.168.0.196 46243 typ host generation 0 ufrag QNvE network-id 1 network-cost 10"
+	inOffer := "a=candidate:1467250027 1 UDP 2122260223 192.168.0.196 46243 typ host generation 0 network-id 1 network-cost 10"
+	r, fresh := remoteICE{}.with("QNvE", []string{trickled})
+	if fresh != 1 {
+		t.Fatalf("the first candidate: %d new", fresh)
+	}
+	if _, fresh = r.with("QNvE", []string{inOffer}); fresh != 0 {
+		t.Errorf("the same candidate in an offer: %d new, want 0", fresh)
+	}
+	if _, fresh = r.with("GNSr", []string{inOffer}); fresh != 1 {
+		t.Errorf("the same candidate after an ICE restart: %d new, want 1", fresh)
+	}
+	if !otherUfrag(strings.Replace(trickled, "QNvE", "GNSr", 1), "QNvE") || otherUfrag(trickled, "QNvE") ||
+		otherUfrag("candidate:1 1 udp 1 127.0.0.1 9 typ host", "QNvE") {
+		t.Error("otherUfrag reads a candidate's ufrag wrong")
+	}
+}
+
+// An ICE restart as roomlog.js makes it in Chrome: the new credentials'
+// candidates are trickled (each with "ufrag NEW") before the restart's
+// offer, which then carries them too. They are the restart's, not the
+// connection's yet (the ICE agent drops them): they cost nothing until
+// the offer brings them, once. Found by the second reader: each restart
+// cost its candidates twice, and restarts were refused long before the
+// budget said.
+func TestAChromeICERestartPaysForItsCandidatesOnce(t *testing.T) {
+	const most = 8
+	s, pl, _ := budgeted(t, most)
+	_, inOffer := offerICE(pl.pc.LocalDescription().SDP)
+	sig := Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play}
+	spent := len(inOffer)
+	for restart := 1; ; restart++ {
+		o, err := pl.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gathered := webrtc.GatheringCompletePromise(pl.pc)
+		if err := pl.pc.SetLocalDescription(o); err != nil {
+			t.Fatal(err)
+		}
+		<-gathered
+		sdp := pl.pc.LocalDescription().SDP
+		ufrag, cands := offerICE(sdp)
+		for _, c := range cands {
+			cs := sig
+			cs.Op, cs.Candidate = OpCandidate, strings.TrimPrefix(c, "a=")+" generation 0 ufrag "+ufrag+" network-id 1"
+			if _, err := s.Handle(t.Context(), cs); err != nil {
+				t.Fatalf("a candidate of the coming restart: %v", err)
+			}
+		}
+		rs := sig
+		rs.Op, rs.SDP = OpRestart, sdp
+		a, err := s.Handle(t.Context(), rs)
+		if spent+len(cands) > most {
+			if err == nil {
+				t.Errorf("restart %d: %d candidates on %d left of %d: taken", restart, len(cands), most-spent, most)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("restart %d: %d candidates on %d left of %d: %v", restart, len(cands), most-spent, most, err)
+		}
+		spent += len(cands)
+		if err := pl.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The budget is the stream's (of the session and kind), not one
+// connection's: an offer from a new connection replacing the old one has
+// what the old one left. Found by the second reader: each new connection
+// came with a full budget, so a client changing its offer's fingerprint
+// got most candidates per offer, at any rate.
+func TestANewConnectionHasWhatTheOldOneLeftOfTheBudget(t *testing.T) {
+	const most = 2
+	s, pl, now := budgeted(t, most)
+	_, inOffer := offerICE(pl.pc.LocalDescription().SDP)
+	if len(inOffer) > most {
+		t.Fatalf("the first offer carried %d candidates, budget %d", len(inOffer), most)
+	}
+	for i := 0; len(inOffer)+i < most; i++ {
+		c := Signal{App: app, Session: "s-bob", Stream: "cam", Kind: Play, Op: OpCandidate,
+			Candidate: fmt.Sprintf("candidate:%d 1 udp 2130706431 127.0.0.1 %d typ host", 9000+i, 40000+i)}
+		if _, err := s.Handle(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The clock stands still: the budget is spent. A new connection's
+	// offer, whose candidates are new, is refused.
+	_, err := playMedia(t, s, "s-bob", "cam")
+	if code, _ := domain.CodeOf(err); code != ErrPlayBadOffer.Code || !strings.Contains(err.Error(), "ICE candidates") {
+		t.Errorf("a new connection's offer on a spent budget: %v, want the bad-offer code saying why", err)
+	}
+	// A minute on, it has its budget back.
+	*now = now.Add(time.Minute)
+	if _, err := playMedia(t, s, "s-bob", "cam"); err != nil {
+		t.Errorf("a new connection's offer a minute later: %v", err)
+	}
+}
+
+// budgeted is setup on a node whose candidate budget is most, on a clock
+// that stands still unless the test moves it (*now).
+func budgeted(t *testing.T, most int) (*SFU, *client, *time.Time) {
+	t.Helper()
+	now := time.Now()
+	_, s, _, _, pl, _ := setupEdited(t, func(c *Config) {
+		c.MaxRemoteCandidates = most
+		c.Now = func() time.Time { return now }
+	})
+	return s, pl, &now
 }

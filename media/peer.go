@@ -284,8 +284,11 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 		}
 		p.opMu.Lock()
 		defer p.opMu.Unlock()
-		taken, err := p.remote.admit(s.cfg.Now(), p.remote.ufrag, []string{sig.Candidate}, s.cfg.MaxRemoteCandidates)
-		if err != nil {
+		if otherUfrag(sig.Candidate, p.remote.ufrag) {
+			return Answer{Node: s.cfg.Node}, nil
+		}
+		taken, fresh := p.remote.with(p.remote.ufrag, []string{sig.Candidate})
+		if err := s.spend(k, fresh); err != nil {
 			return Answer{}, ErrBadSignal.With("%v", err)
 		}
 		if err := p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: sig.Candidate, SDPMid: sig.SDPMid,
@@ -418,9 +421,8 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 	if s.beforeRoute != nil {
 		s.beforeRoute(p)
 	}
-	ufrag, cands := offerICE(sdp)
-	taken, err := p.remote.admit(s.cfg.Now(), ufrag, cands, s.cfg.MaxRemoteCandidates)
-	if err != nil {
+	taken, fresh := p.remote.with(offerICE(sdp))
+	if err := s.spend(k, fresh); err != nil {
 		p.close(nil, "refused")
 		return Answer{}, badOffer(k.kind).With("%v", err)
 	}
@@ -537,38 +539,25 @@ func (p *peer) answer(ctx context.Context) (Answer, error) {
 	return Answer{SDP: p.pc.LocalDescription().SDP, Node: p.sfu.cfg.Node, Peer: p.id}, nil
 }
 
-// remoteICE is what a peer connection took of the client's ICE
-// candidates. Each one makes the node send connectivity checks to the
-// address it names, so a connection has a budget of them: it takes
-// Config.MaxRemoteCandidates new ones at once, then one more a second
-// (ICE restarts, which gather anew, included). A candidate it has (the
-// same transport address, trickled or in an offer, whatever extensions the
-// line carries) is free; what it has is forgotten at an ICE restart (new
-// credentials), as the ICE agent forgets it.
+// remoteICE is the client's ICE candidates a peer connection has, of its
+// current ICE credentials (ufrag): a candidate is its transport address, so
+// the same one trickled and then in an offer (whatever extensions its line
+// carries) is one. They are forgotten at an ICE restart (new credentials),
+// as the ICE agent forgets them. What new ones cost is the SFU's (spend).
 type remoteICE struct {
-	ufrag  string
-	seen   map[string]struct{}
-	tokens float64   // new candidates it may take now
-	at     time.Time // when tokens was counted
+	ufrag string
+	seen  map[string]struct{}
 }
 
-// remoteRefill is how often a connection's candidate budget grows by one.
-const remoteRefill = time.Second
-
-// admit returns r with cands, of the ICE credentials ufrag, taken at now;
-// an error, and r unchanged, if they are more new ones than the budget
-// (most at once) allows.
-func (r remoteICE) admit(now time.Time, ufrag string, cands []string, most int) (remoteICE, error) {
-	next := remoteICE{ufrag: ufrag, seen: map[string]struct{}{}, tokens: float64(most), at: now}
-	if !r.at.IsZero() {
-		next.tokens = min(float64(most), r.tokens+float64(now.Sub(r.at))/float64(remoteRefill))
-	}
+// with returns r with cands, of the ICE credentials ufrag, and how many of
+// them are new.
+func (r remoteICE) with(ufrag string, cands []string) (next remoteICE, fresh int) {
+	next = remoteICE{ufrag: ufrag, seen: map[string]struct{}{}}
 	if ufrag == r.ufrag {
 		for c := range r.seen {
 			next.seen[c] = struct{}{}
 		}
 	}
-	fresh := 0
 	for _, c := range cands {
 		k := candidateKey(c)
 		if _, ok := next.seen[k]; k != "" && !ok {
@@ -576,11 +565,87 @@ func (r remoteICE) admit(now time.Time, ufrag string, cands []string, most int) 
 			fresh++
 		}
 	}
-	if float64(fresh) > next.tokens {
-		return r, fmt.Errorf("more ICE candidates than a connection may give (%d at once, then one a second)", most)
+	return next, fresh
+}
+
+// otherUfrag reports whether a trickled candidate line names ICE
+// credentials (its "ufrag" extension, which browsers add) other than ufrag:
+// one of an ICE restart whose offer is still on its way, which the ICE
+// agent would drop. The restart's offer brings it again.
+func otherUfrag(line, ufrag string) bool {
+	f := strings.Fields(line)
+	for i := 6; i+1 < len(f); i++ {
+		if f[i] == "ufrag" {
+			return ufrag != "" && f[i+1] != ufrag
+		}
 	}
-	next.tokens -= float64(fresh)
-	return next, nil
+	return false
+}
+
+// candidateBudget is what one stream's connection of a session (a peerKey:
+// the budget outlives a connection replaced or closed and offered again)
+// may still take of new ICE candidates: credit, in time, that a new
+// candidate costs remoteRefill of, and that grows with the clock up to
+// Config.MaxRemoteCandidates candidates' worth.
+type candidateBudget struct {
+	credit time.Duration
+	at     time.Time // when credit was counted
+}
+
+// remoteRefill is what a new candidate costs: a connection takes one more
+// a second once it has spent its budget.
+const remoteRefill = time.Second
+
+// take spends n new candidates at now from a budget of at most most; an
+// error, and nothing spent, if the credit is short. A clock that went back
+// adds nothing.
+func (b *candidateBudget) take(now time.Time, n, most int) error {
+	full := time.Duration(most) * remoteRefill
+	if b.at.IsZero() {
+		b.credit = full
+	} else if d := now.Sub(b.at); d > 0 {
+		b.credit = min(full, b.credit+d)
+	}
+	b.at = now
+	cost := time.Duration(n) * remoteRefill
+	if cost > b.credit {
+		return fmt.Errorf("more ICE candidates than a connection may give (%d at once, then one a second)", most)
+	}
+	b.credit -= cost
+	return nil
+}
+
+// full reports whether the budget has grown back to most by now: it is as
+// good as none.
+func (b *candidateBudget) full(now time.Time, most int) bool {
+	return b.credit+max(now.Sub(b.at), 0) >= time.Duration(most)*remoteRefill
+}
+
+// spend takes n new ICE candidates of connection k from its budget.
+func (s *SFU) spend(k peerKey, n int) error {
+	if n == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.budgets[k]
+	if b == nil {
+		b = &candidateBudget{}
+		s.budgets[k] = b
+	}
+	return b.take(s.cfg.Now(), n, s.cfg.MaxRemoteCandidates)
+}
+
+// pruneBudgets forgets the candidate budgets that have grown back full.
+func (s *SFU) pruneBudgets() {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, b := range s.budgets {
+		if b.full(now, s.cfg.MaxRemoteCandidates) {
+			delete(s.budgets, k)
+		}
+	}
 }
 
 // candidateKey names the transport address an ICE candidate line
@@ -717,9 +782,8 @@ func (p *peer) renegotiate(ctx context.Context, sdp string) (Answer, error) {
 	}
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
-	ufrag, cands := offerICE(sdp)
-	taken, err := p.remote.admit(p.sfu.cfg.Now(), ufrag, cands, p.sfu.cfg.MaxRemoteCandidates)
-	if err != nil {
+	taken, fresh := p.remote.with(offerICE(sdp))
+	if err := p.sfu.spend(p.key, fresh); err != nil {
 		return Answer{}, badOffer(p.key.kind).With("%v", err)
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {

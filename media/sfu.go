@@ -72,7 +72,9 @@ type Config struct {
 	MaxPeersPerSession int
 	// MaxRemoteCandidates is how many new ICE candidates of the client one
 	// peer connection takes at once, in its offers and trickled; then one
-	// more a second (default 100). The node sends connectivity checks to
+	// more a second (default 100). The budget is the stream's, of the
+	// session and kind: a connection that replaces another, or is offered
+	// again after a close, has what was left. The node sends connectivity checks to
 	// every address a candidate names: unbounded, a client could have it
 	// send them anywhere, at any rate (RFC 8445, 6.1.2.5, bounds a
 	// checklist to 100 pairs by default).
@@ -142,7 +144,8 @@ type SFU struct {
 
 	mu       sync.Mutex
 	peers    map[peerKey]*peer
-	sessions map[sessionKey]int // peers per session
+	budgets  map[peerKey]*candidateBudget // spent, not yet grown back
+	sessions map[sessionKey]int           // peers per session
 	routers  map[routeKey]*router
 	closed   bool
 	// lastPeer is the last peer identity minted (Peer).
@@ -202,7 +205,8 @@ func New(cfg Config) (*SFU, error) {
 			}
 		}
 	}
-	s := &SFU{cfg: cfg, peers: map[peerKey]*peer{}, sessions: map[sessionKey]int{}, routers: map[routeKey]*router{},
+	s := &SFU{cfg: cfg, peers: map[peerKey]*peer{}, budgets: map[peerKey]*candidateBudget{},
+		sessions: map[sessionKey]int{}, routers: map[routeKey]*router{},
 		all: map[*peer]struct{}{}, kick: make(chan struct{}, 1), notes: newNotifier(cfg.Notify)}
 	if err := s.buildAPI(); err != nil {
 		return nil, err
@@ -328,6 +332,7 @@ func (s *SFU) Run(ctx context.Context) error {
 			s.enforce(c)
 		case <-sweep.C:
 			s.enforce(checkSet{all: true})
+			s.pruneBudgets()
 		}
 	}
 }
