@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -532,6 +533,41 @@ func TestALostSwitchAndALostLeaveOfItsTargetGoInTheOrderSent(t *testing.T) {
 				t.Errorf("r1 ended in %v, want Logined", last)
 			}
 		})
+	}
+}
+
+// Requests reach the server in the order they are numbered, even when two
+// goroutines make them at once: the link runs the lost hooks of a dead
+// connection in that order, taking it for the order the server ran them in
+// (TestALostSwitchAndALostLeaveOfItsTargetGoInTheOrderSent). Found by the
+// second reader: the number was taken before the frame was written, with
+// nothing ordering the writes, and about one pair in a thousand reached
+// the server the other way round.
+func TestRequestsReachTheServerInTheOrderTheyAreNumbered(t *testing.T) {
+	g := clienttest.StartScripted(t)
+	r := newRec(t, "alice")
+	a, c1 := dialScripted(t, g, r, "s1")
+	for i := range 3000 {
+		gate := make(chan struct{})
+		done := make(chan struct{}, 2)
+		for range 2 {
+			go func() {
+				<-gate
+				a.QueryRoom(ctx(t), "r") //nolint:errcheck
+				done <- struct{}{}
+			}()
+		}
+		close(gate)
+		first, second := c1.Req(protocol.OpQueryRoom), c1.Req(protocol.OpQueryRoom)
+		c1.Refuse(first.ID, domain.ErrNotInRoom)
+		c1.Refuse(second.ID, domain.ErrNotInRoom)
+		<-done
+		<-done
+		f, _ := strconv.ParseUint(first.ID, 10, 64)
+		s, _ := strconv.ParseUint(second.ID, 10, 64)
+		if f > s {
+			t.Fatalf("pair %d: the server got request %s before request %s", i, first.ID, second.ID)
+		}
 	}
 }
 

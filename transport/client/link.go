@@ -39,6 +39,10 @@ type link struct {
 	// connection (session_replaced); this link's loss is final.
 	replaced atomic.Bool
 
+	// sendMu keeps requests' numbering (call.seq) in the order their
+	// frames are written, which is the order the server runs them in.
+	sendMu sync.Mutex
+
 	mu      sync.Mutex
 	pending map[string]*call
 	dead    bool
@@ -53,7 +57,7 @@ type call struct {
 	done chan result // buffered: a late reply never blocks the reader
 	hook func(data []byte) error
 	lost func() // see hooks.lost
-	seq  uint64 // the order it was sent in (its id's number)
+	seq  uint64 // the order it was written in (its id's number; see sendMu)
 }
 
 type result struct {
@@ -204,17 +208,21 @@ func (l *link) roundTrip(ctx context.Context, expired <-chan struct{}, op protoc
 		}
 		data = b
 	}
+	l.sendMu.Lock()
 	seq := l.c.ids.Add(1)
 	id := strconv.FormatUint(seq, 10)
 	cl := &call{op: op, done: make(chan result, 1), hook: h.reply, lost: h.lost, seq: seq}
 	l.mu.Lock()
 	if l.dead {
 		l.mu.Unlock()
+		l.sendMu.Unlock()
 		return nil, errNotSent
 	}
 	l.pending[id] = cl
 	l.mu.Unlock()
-	if err := l.write(protocol.Request{ID: id, Op: op, Data: data, IdempotencyKey: key}); err != nil {
+	err := l.write(protocol.Request{ID: id, Op: op, Data: data, IdempotencyKey: key})
+	l.sendMu.Unlock()
+	if err != nil {
 		l.c.lost(l, fmt.Errorf("write: %w", err))
 		// kill failed the call; fall through to collect that result.
 	}
