@@ -279,7 +279,7 @@ func TestNewConnectionReplacesAStaleOne(t *testing.T) {
 // each; every track costs the node a goroutine) is refused with a coded
 // error, and the node goes on serving others.
 func TestAnOfferWithTwoVideoTracksIsRefused(t *testing.T) {
-	s, pc := aliceMayPublish(t)
+	s, pc := aliceMayPublish(t, nil)
 	for range 2 {
 		vt, _ := mediatest.Tracks("cam")
 		if _, err := pc.AddTrack(vt); err != nil {
@@ -299,23 +299,39 @@ func TestAnOfferWithTwoVideoTracksIsRefused(t *testing.T) {
 // An offer with no codec the node forwards (VP9 video only) is refused at
 // once with publish_media_bad_offer, rather than answered with every section
 // rejected, which the client cannot apply, and failed 20 s later as
-// connection_failed.
+// connection_failed. Refused offers cost nothing of the stream's ICE
+// candidate budget (a budget of 4 here, on a clock that stands still, and
+// five offers refused): the second reader found they spent it, so that a
+// client trying again was soon refused for its candidates, not its codecs.
 func TestAnOfferWithNoCodecTheNodeForwardsIsRefused(t *testing.T) {
-	s, pc := aliceMayPublish(t)
-	vp9, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000}, "video", "cam")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pc.AddTrack(vp9); err != nil {
-		t.Fatal(err)
-	}
-	onlyVP9(t, pc)
-	err = offer(context.Background(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish})
-	if code, _ := domain.CodeOf(err); code != ErrPublishBadOffer.Code {
-		t.Fatalf("a VP9-only offer: %v, want %s", err, ErrPublishBadOffer.Name)
+	now := time.Now()
+	s, pc := aliceMayPublish(t, func(c *Config) {
+		c.MaxRemoteCandidates = 4
+		c.Now = func() time.Time { return now }
+	})
+	for try := range 5 {
+		if try > 0 {
+			var err error
+			if pc, err = mediatest.API().NewPeerConnection(webrtc.Configuration{}); err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+		}
+		vp9, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000}, "video", "cam")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.AddTrack(vp9); err != nil {
+			t.Fatal(err)
+		}
+		onlyVP9(t, pc)
+		err = offer(context.Background(), s, pc, Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish})
+		if code, _ := domain.CodeOf(err); code != ErrPublishBadOffer.Code || strings.Contains(err.Error(), "ICE candidates") {
+			t.Fatalf("VP9-only offer %d: %v, want %s for its codecs", try+1, err, ErrPublishBadOffer.Name)
+		}
 	}
 	if st := s.Stats(); st.Publishers != 0 {
-		t.Fatalf("after the refusal the node holds %+v", st)
+		t.Fatalf("after the refusals the node holds %+v", st)
 	}
 	pliPublisher(t, s, "s-alice", "cam") // the same session with VP8 is served
 }
@@ -375,7 +391,7 @@ func TestAnOfferGoingTheWrongWayIsRefused(t *testing.T) {
 // stream's video, so players got whichever layer came last, and the node
 // read the others for nothing.
 func TestASimulcastOfferIsRefused(t *testing.T) {
-	s, pc := aliceMayPublish(t)
+	s, pc := aliceMayPublish(t, nil)
 	var sender *webrtc.RTPSender
 	for _, rid := range []string{"h", "l"} {
 		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
@@ -401,13 +417,13 @@ func TestASimulcastOfferIsRefused(t *testing.T) {
 	pliPublisher(t, s, "s-alice", "cam") // the same session with one encoding is served
 }
 
-// aliceMayPublish starts a media node n1 at which alice (session s-alice)
-// publishes cam, as the log says, and returns it with a bare peer
-// connection for her offer.
-func aliceMayPublish(t *testing.T) (*SFU, *webrtc.PeerConnection) {
+// aliceMayPublish starts a media node n1 (its Config as edit says) at which
+// alice (session s-alice) publishes cam, as the log says, and returns it
+// with a bare peer connection for her offer.
+func aliceMayPublish(t *testing.T, edit func(*Config)) (*SFU, *webrtc.PeerConnection) {
 	t.Helper()
 	w := newWorld(t)
-	s, _ := startSFU(t, w, "n1", nil)
+	s, _ := startSFU(t, w, "n1", edit)
 	w.join("r1", "alice", "s-alice")
 	w.publish("r1", "alice", "s-alice", "cam", "n1")
 	pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})

@@ -288,11 +288,13 @@ func (s *SFU) Handle(ctx context.Context, sig Signal) (Answer, error) {
 			return Answer{Node: s.cfg.Node}, nil
 		}
 		taken, fresh := p.remote.with(p.remote.ufrag, []string{sig.Candidate})
-		if err := s.spend(k, fresh); err != nil {
+		undo, err := s.spend(k, fresh)
+		if err != nil {
 			return Answer{}, ErrBadSignal.With("%v", err)
 		}
 		if err := p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: sig.Candidate, SDPMid: sig.SDPMid,
 			SDPMLineIndex: sig.SDPMLineIndex}); err != nil {
+			undo()
 			return Answer{}, ErrBadSignal.With("candidate: %v", err)
 		}
 		p.remote = taken
@@ -422,10 +424,17 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 		s.beforeRoute(p)
 	}
 	taken, fresh := p.remote.with(offerICE(sdp))
-	if err := s.spend(k, fresh); err != nil {
+	undo, err := s.spend(k, fresh)
+	if err != nil {
 		p.close(nil, "refused")
 		return Answer{}, badOffer(k.kind).With("%v", err)
 	}
+	answered := false
+	defer func() {
+		if !answered {
+			undo() // refused, or ended: its connection is closed
+		}
+	}()
 	p.remote = taken
 	pc.OnConnectionStateChange(p.onState)
 	if k.kind == Publish {
@@ -475,6 +484,7 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 	if closed {
 		return Answer{}, ended(k.kind) // the fold ended it while it was being answered
 	}
+	answered = true
 	if k.kind == Publish {
 		p.setState(PublishRequesting, 0, "")
 	} else {
@@ -621,10 +631,13 @@ func (b *candidateBudget) full(now time.Time, most int) bool {
 	return b.credit+max(now.Sub(b.at), 0) >= time.Duration(most)*remoteRefill
 }
 
-// spend takes n new ICE candidates of connection k from its budget.
-func (s *SFU) spend(k peerKey, n int) error {
+// spend takes n new ICE candidates of connection k from its budget, and
+// returns what gives them back: for candidates the step that takes them
+// refused (an offer that cannot be used, a candidate the ICE agent cannot
+// read), which cost the node nothing.
+func (s *SFU) spend(k peerKey, n int) (undo func(), err error) {
 	if n == 0 {
-		return nil
+		return func() {}, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -633,7 +646,14 @@ func (s *SFU) spend(k peerKey, n int) error {
 		b = &candidateBudget{}
 		s.budgets[k] = b
 	}
-	return b.take(s.cfg.Now(), n, s.cfg.MaxRemoteCandidates)
+	if err := b.take(s.cfg.Now(), n, s.cfg.MaxRemoteCandidates); err != nil {
+		return nil, err
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		b.credit = min(time.Duration(s.cfg.MaxRemoteCandidates)*remoteRefill, b.credit+time.Duration(n)*remoteRefill)
+	}, nil
 }
 
 // pruneBudgets forgets the candidate budgets that have grown back full.
@@ -783,10 +803,12 @@ func (p *peer) renegotiate(ctx context.Context, sdp string) (Answer, error) {
 	p.opMu.Lock()
 	defer p.opMu.Unlock()
 	taken, fresh := p.remote.with(offerICE(sdp))
-	if err := p.sfu.spend(p.key, fresh); err != nil {
+	undo, err := p.sfu.spend(p.key, fresh)
+	if err != nil {
 		return Answer{}, badOffer(p.key.kind).With("%v", err)
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		undo()
 		return Answer{}, badOffer(p.key.kind).With("%v", err)
 	}
 	p.remote = taken
