@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -458,6 +459,120 @@ func TestANewConnectionHasWhatTheOldOneLeftOfTheBudget(t *testing.T) {
 	*now = now.Add(time.Minute)
 	if _, err := playMedia(t, s, "s-bob", "cam"); err != nil {
 		t.Errorf("a new connection's offer a minute later: %v", err)
+	}
+}
+
+// A refused offer's candidates are given back, but no more than its spend
+// took: when another spend of the same key came in between, later on the
+// clock, that one's refill was cut at the budget's size, and adding the
+// refused offer's back on top would give more than a budget that never saw
+// it. Found by the second reader: the undo added them to the credit as it
+// stood.
+func TestAnUndoGivesBackNoMoreThanItsSpendTook(t *testing.T) {
+	now := time.Now()
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", func(c *Config) {
+		c.MaxRemoteCandidates = 4
+		c.Now = func() time.Time { return now }
+	})
+	k := peerKey{app: app, session: "s-alice", stream: "cam", kind: Publish}
+
+	undoA, err := s.spend(k, 4) // an offer, later refused (or ended)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Second)
+	if _, err := s.spend(k, 2); err != nil { // another connection of the key
+		t.Fatal(err)
+	}
+	undoA()
+
+	// What the budget would hold had the refused offer never come: 4 - 2.
+	var ref candidateBudget
+	if err := ref.take(now, 2, 4); err != nil {
+		t.Fatal(err)
+	}
+	refErr := ref.take(now, 4, 4)
+	_, gotErr := s.spend(k, 4)
+	if (refErr == nil) != (gotErr == nil) {
+		t.Fatalf("4 more candidates: without the refused offer %v, after its undo %v: the undo over-credited", refErr, gotErr)
+	}
+}
+
+// A connection closed while its offer is being answered keeps what its
+// candidates cost: SetRemoteDescription gave them to the ICE agent and
+// SetLocalDescription started it (a close leaves the peer connection open
+// until the answer is done). Found by the second reader: it was refunded,
+// and the client's next connection of the stream, at the same instant, took
+// as many new candidates again, past the budget.
+func TestAConnectionClosedWhileAnsweredKeepsWhatItsCandidatesCost(t *testing.T) {
+	now := time.Now()
+	mk := func() (*webrtc.PeerConnection, string) {
+		pc, err := mediatest.API().NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		video, audio := mediatest.Tracks("cam")
+		for _, tr := range []webrtc.TrackLocal{video, audio} {
+			if _, err := pc.AddTrack(tr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o, err := pc.CreateOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := webrtc.GatheringCompletePromise(pc)
+		if err := pc.SetLocalDescription(o); err != nil {
+			t.Fatal(err)
+		}
+		<-g
+		return pc, pc.LocalDescription().SDP
+	}
+	_, sdpA := mk()
+	_, candsA := offerICE(sdpA)
+	if len(candsA) == 0 {
+		t.Fatal("no candidates in the offer")
+	}
+	w := newWorld(t)
+	s, _ := startSFU(t, w, "n1", func(c *Config) {
+		c.MaxRemoteCandidates = len(candsA)
+		c.Now = func() time.Time { return now }
+	})
+	w.join("r1", "alice", "s-alice")
+	w.publish("r1", "alice", "s-alice", "cam", "n1")
+	sig := Signal{App: app, Session: "s-alice", Stream: "cam", Kind: Publish, Op: OpOffer}
+
+	first := true
+	s.beforeRoute = func(p *peer) {
+		if !first {
+			return
+		}
+		first = false
+		// The client's media_close comes as the node answers (gathering).
+		p.pc.OnICEGatheringStateChange(func(st webrtc.ICEGatheringState) {
+			if st == webrtc.ICEGatheringStateGathering {
+				c := sig
+				c.Op = OpClose
+				s.Handle(context.Background(), c) //nolint:errcheck
+			}
+		})
+	}
+	a := sig
+	a.SDP = sdpA
+	if _, errA := s.Handle(t.Context(), a); !errors.Is(errA, ErrNotPublishing) {
+		t.Fatalf("offer A, closed while answered: %v, want %s", errA, ErrNotPublishing.Name)
+	}
+
+	_, sdpB := mk()
+	_, candsB := offerICE(sdpB)
+	b := sig
+	b.SDP = sdpB
+	_, errB := s.Handle(t.Context(), b)
+	if errB == nil || !strings.Contains(errB.Error(), "ICE candidates") {
+		t.Fatalf("offer B (%d new candidates, same instant, budget %d already handed to A's ICE agent): %v, want refused for its candidates",
+			len(candsB), len(candsA), errB)
 	}
 }
 

@@ -424,17 +424,14 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 		s.beforeRoute(p)
 	}
 	taken, fresh := p.remote.with(offerICE(sdp))
+	// An offer refused below gives its candidates back; one ended by the
+	// fold or a close meanwhile does not: its answer may be under way, the
+	// ICE agent running.
 	undo, err := s.spend(k, fresh)
 	if err != nil {
 		p.close(nil, "refused")
 		return Answer{}, badOffer(k.kind).With("%v", err)
 	}
-	answered := false
-	defer func() {
-		if !answered {
-			undo() // refused, or ended: its connection is closed
-		}
-	}()
 	p.remote = taken
 	pc.OnConnectionStateChange(p.onState)
 	if k.kind == Publish {
@@ -449,6 +446,7 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 			return Answer{}, ended(k.kind) // not the offer's fault
 		}
 		p.close(nil, "refused")
+		undo()
 		return Answer{}, badOffer(k.kind).With("%v", err)
 	}
 	if k.kind == Play {
@@ -461,6 +459,7 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 				return Answer{}, ended(k.kind)
 			}
 			p.close(nil, "refused")
+			undo()
 			return Answer{}, err
 		}
 		if !r.addPlayer(p, downs) {
@@ -473,6 +472,7 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 			return Answer{}, ended(k.kind)
 		}
 		p.close(nil, "refused")
+		undo()
 		return Answer{}, err
 	}
 	p.mu.Lock()
@@ -484,7 +484,6 @@ func (s *SFU) open(ctx context.Context, k peerKey, sdp string) (Answer, error) {
 	if closed {
 		return Answer{}, ended(k.kind) // the fold ended it while it was being answered
 	}
-	answered = true
 	if k.kind == Publish {
 		p.setState(PublishRequesting, 0, "")
 	} else {
@@ -600,6 +599,7 @@ func otherUfrag(line, ufrag string) bool {
 type candidateBudget struct {
 	credit time.Duration
 	at     time.Time // when credit was counted
+	takes  uint64    // how many takes counted it (see SFU.spend's undo)
 }
 
 // remoteRefill is what a new candidate costs: a connection takes one more
@@ -617,6 +617,7 @@ func (b *candidateBudget) take(now time.Time, n, most int) error {
 		b.credit = min(full, b.credit+d)
 	}
 	b.at = now
+	b.takes++
 	cost := time.Duration(n) * remoteRefill
 	if cost > b.credit {
 		return fmt.Errorf("more ICE candidates than a connection may give (%d at once, then one a second)", most)
@@ -634,7 +635,9 @@ func (b *candidateBudget) full(now time.Time, most int) bool {
 // spend takes n new ICE candidates of connection k from its budget, and
 // returns what gives them back: for candidates the step that takes them
 // refused (an offer that cannot be used, a candidate the ICE agent cannot
-// read), which cost the node nothing.
+// read), which cost the node nothing. It gives back only while no other
+// spend of k came after (that one's refill may have been cut at the
+// budget's size: adding n then would give more than was taken).
 func (s *SFU) spend(k peerKey, n int) (undo func(), err error) {
 	if n == 0 {
 		return func() {}, nil
@@ -649,10 +652,14 @@ func (s *SFU) spend(k peerKey, n int) (undo func(), err error) {
 	if err := b.take(s.cfg.Now(), n, s.cfg.MaxRemoteCandidates); err != nil {
 		return nil, err
 	}
+	takes := b.takes
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		b.credit = min(time.Duration(s.cfg.MaxRemoteCandidates)*remoteRefill, b.credit+time.Duration(n)*remoteRefill)
+		if b.takes == takes && s.budgets[k] == b {
+			b.credit += time.Duration(n) * remoteRefill
+			b.takes++ // once
+		}
 	}, nil
 }
 
