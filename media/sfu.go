@@ -74,9 +74,9 @@ type Config struct {
 	// peer connection takes at once, in its offers and trickled; then one
 	// more a second (default 100). The budget is the stream's, of the
 	// session and kind: a connection that replaces another, or is offered
-	// again after a close, has what was left. The node sends connectivity checks to
-	// every address a candidate names: unbounded, a client could have it
-	// send them anywhere, at any rate (RFC 8445, 6.1.2.5, bounds a
+	// again after a close, has what was left. The node sends connectivity
+	// checks to every address a candidate names: unbounded, a client could
+	// have it send them anywhere, at any rate (RFC 8445, 6.1.2.5, bounds a
 	// checklist to 100 pairs by default).
 	MaxRemoteCandidates int
 	// Net, if set, is the network the peer connections use instead of

@@ -65,8 +65,8 @@
 //     the code. A room the app asks to leave (LogoutRoom, LeaveRoom,
 //     LogoutAllRooms, LeaveAllRooms; a room still being entered included)
 //     whose leave had no reply before the session was lost (even if the
-//     app had stopped waiting for it: it may have taken effect), or made while
-//     the client is away or the rooms are being entered again, is not
+//     app had stopped waiting for it: it may have taken effect), or made
+//     while the client is away or the rooms are being entered again, is not
 //     entered again either (nor tried again with another token): it gets
 //     Logout (code 0, reason logout or leave) and the leave returns without
 //     a request, unless the room's re-login was already on its way and
@@ -309,9 +309,10 @@ type roomTrack struct {
 	exit    string
 	exiting int
 	// unsure: a leave of the room (or a switch from it) was sent and its
-	// reply lost with the connection: whether the session is still in the room is unknown until
-	// a resume says so (or a new session is adopted, which is in none), so
-	// exit stays set even if a later leave fails (see exited).
+	// reply lost with the connection: whether the session is still in the
+	// room is unknown until a resume says so (or a new session is adopted,
+	// which is in none), so exit stays set even if a later leave fails (see
+	// exited).
 	unsure bool
 	// confirmed is the resumes count of the last resume that said the
 	// session is still in the room: a leave's reply lost on a connection

@@ -429,28 +429,26 @@ func (c *Client) leaving(why string, rooms ...string) {
 // reply is lost with the connection: the switch may have taken effect, so
 // from is marked as a lost leave's rooms are (see exited). A new session
 // does not enter it again (it gets Logout, reason switch); a resume says
-// whether the session is still in it. The room is the one tracked now: the
-// server ran the switch after every request whose reply came before it (a
-// login into from made just before the switch included), and before any
-// other. Not marked: a switch the server refuses for certain, to from
-// itself, or to a room the session is in (already_in_room), unless a leave
-// of it may have run before the switch: one whose reply came (leaving), or
-// one lost (unsure), whose lost hook, the link runs those in the order the
-// requests were sent, has run before this one.
+// whether the session is still in it.
+//
+// The room is the one tracked now: the server ran the switch after every
+// request whose reply came before it (a login into from made just before
+// the switch included), and before any other. Not marked: a switch the
+// server refuses for certain, to from itself, or to a room the session is
+// in (already_in_room), unless a leave of that room may have run before the
+// switch: one whose reply came (leaving), or one lost (unsure). The link
+// runs the lost hooks in the order the requests were sent, so a lost leave
+// sent before the switch has marked its room by now, and one sent after
+// has not.
 func (c *Client) switchLost(from, to string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t := c.rooms[to]; from == to || t != nil && !t.leaving && !t.unsure {
 		return
 	}
-	r := c.rooms[from]
-	if r == nil || r.leaving {
-		return
+	if r := c.rooms[from]; r != nil && !r.leaving {
+		r.lostLeave("switch")
 	}
-	if r.exit == "" {
-		r.exit = "switch"
-	}
-	r.unsure = true
 }
 
 // leave runs logout or leave_room / leave_all_rooms and returns the rooms
@@ -496,12 +494,19 @@ func (c *Client) leaveLost(lm *leaveMarks) {
 	defer c.mu.Unlock()
 	for _, m := range lm.marks {
 		if r := m.r; c.rooms[m.name] == r && !r.leaving && !r.left {
-			if r.exit == "" {
-				r.exit = lm.why
-			}
-			r.unsure = true
+			r.lostLeave(lm.why)
 		}
 	}
+}
+
+// lostLeave marks r as left by a request (a leave, or a switch from it,
+// why) whose reply was lost: unsure until a resume says where the session
+// is; c.mu is held.
+func (r *roomTrack) lostLeave(why string) {
+	if r.exit == "" {
+		r.exit = why
+	}
+	r.unsure = true
 }
 
 // exitMark is a room a leave in flight leaves, as tracked when it began.
